@@ -1,0 +1,110 @@
+"""Cached logits: ``<dir>/<member>/<dataset>.safetensors`` plus ``<dir>/<member>/meta.json``.
+
+Each safetensors file holds ``logits`` (N x C, float) and ``targets`` (N, int64, -1 where
+unlabelled). ``meta.json`` holds the member's model name, MACs and params (batch 1, at the
+input size), the number of classes and the SHA-256 of its checkpoint. Loading never unpickles
+and checks everything a downstream computation relies on.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+
+from artifacts.atomic import write_json, write_with
+
+
+@dataclass
+class CachedLogits:
+    """Logits and targets of one member on one dataset."""
+
+    logits: torch.Tensor
+    targets: torch.Tensor
+
+
+def file_sha256(path: str | Path) -> str:
+    """Hex SHA-256 of a file's bytes."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def check_logits(logits: torch.Tensor, targets: torch.Tensor, where: str) -> None:
+    """Raise ValueError naming ``where`` unless logits are finite N x C and targets fit them."""
+    if logits.ndim != 2:
+        raise ValueError(f"{where}: logits must be N x C, got shape {tuple(logits.shape)}")
+    if targets.shape != (logits.shape[0],):
+        raise ValueError(
+            f"{where}: targets must have shape ({logits.shape[0]},), got {tuple(targets.shape)}"
+        )
+    bad = ~torch.isfinite(logits)
+    if bad.any():
+        row = int(torch.nonzero(bad)[0, 0])
+        raise ValueError(
+            f"{where}: logits contain {int(bad.sum())} NaN/Inf values (first in row {row})"
+        )
+    if targets.numel() and (targets.min() < -1 or targets.max() >= logits.shape[1]):
+        raise ValueError(
+            f"{where}: targets must be -1 (unlabelled) or in [0, {logits.shape[1] - 1}], "
+            f"found values in [{int(targets.min())}, {int(targets.max())}]"
+        )
+
+
+def save_cached_logits(
+    directory: str | Path, member: str, dataset: str, logits: torch.Tensor, targets: torch.Tensor
+) -> Path:
+    """Write ``<directory>/<member>/<dataset>.safetensors`` atomically; return its path."""
+    path = Path(directory) / member / f"{dataset}.safetensors"
+    check_logits(logits, targets, str(path))
+    tensors = {"logits": logits.float().contiguous(), "targets": targets.long().contiguous()}
+    write_with(path, lambda tmp: save_file(tensors, str(tmp)))
+    return path
+
+
+def load_cached_logits(directory: str | Path, member: str, dataset: str) -> CachedLogits:
+    """Read and check one cached-logits file (never unpickles)."""
+    path = Path(directory) / member / f"{dataset}.safetensors"
+    if not path.is_file():
+        raise FileNotFoundError(
+            f"cached logits not found: {path} (expected <dir>/<member>/<dataset>.safetensors)"
+        )
+    try:
+        tensors = load_file(str(path))
+    except (SafetensorError, OSError, ValueError) as err:
+        raise ValueError(f"{path}: not a readable safetensors file ({err})") from None
+    for key in ("logits", "targets"):
+        if key not in tensors:
+            raise ValueError(f"{path}: missing tensor {key!r} (found {sorted(tensors)})")
+    logits, targets = tensors["logits"].float(), tensors["targets"].long()
+    check_logits(logits, targets, str(path))
+    return CachedLogits(logits, targets)
+
+
+def save_member_meta(directory: str | Path, member: str, meta: dict) -> Path:
+    """Write ``<directory>/<member>/meta.json`` atomically."""
+    path = Path(directory) / member / "meta.json"
+    write_json(path, meta)
+    return path
+
+
+def load_member_meta(directory: str | Path, member: str) -> dict:
+    """Read ``<directory>/<member>/meta.json`` and check its required fields."""
+    path = Path(directory) / member / "meta.json"
+    if not path.is_file():
+        raise FileNotFoundError(f"member metadata not found: {path}")
+    try:
+        meta = json.loads(path.read_text())
+    except json.JSONDecodeError as err:
+        raise ValueError(f"{path}: not valid JSON ({err})") from None
+    for key in ("model_name", "macs", "params", "num_classes"):
+        if key not in meta:
+            raise ValueError(f"{path}: missing field {key!r}")
+    return meta

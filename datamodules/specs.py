@@ -1,0 +1,84 @@
+"""Named datasets with explicit roles, as given in a config.
+
+Roles: ``heldout`` (calibration split, labelled), ``id`` (in-distribution test set), ``shift``
+(a corrupted copy of the test set, labelled) and ``ood`` (out-of-distribution, unlabelled:
+targets are -1). Roles come from the config, never from dataloader order.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+ROLES: tuple[str, ...] = ("heldout", "id", "shift", "ood")
+SOURCES: tuple[str, ...] = ("heldout", "test", "photo_patches", "uniform_noise")
+
+
+@dataclass(frozen=True)
+class DatasetSpec:
+    """One evaluation dataset.
+
+    Attributes:
+        name: unique name, used in file names and metric keys.
+        role: one of :data:`ROLES`.
+        source: where the images come from: ``heldout`` or ``test`` split, or an OOD
+            generator (``photo_patches``, ``uniform_noise``).
+        corruption: optional corruption applied to the source (see ``corruptions``).
+        severity: corruption severity, 1-5.
+        size: number of images for generated OOD sources.
+    """
+
+    name: str
+    role: str
+    source: str
+    corruption: str | None = None
+    severity: int = 3
+    size: int = 500
+
+
+def parse_dataset_specs(entries: list[dict]) -> list[DatasetSpec]:
+    """Validate the ``datasets`` entries of a config and return them as specs.
+
+    Raises:
+        ValueError: naming the entry and field, for an unknown role, source or field, a
+            duplicate name, or a list without exactly one ``heldout`` and one ``id`` dataset.
+    """
+    from datamodules.corruptions import CORRUPTIONS
+
+    specs: list[DatasetSpec] = []
+    seen: set[str] = set()
+    fields = set(DatasetSpec.__dataclass_fields__)
+    for i, entry in enumerate(entries):
+        where = f"datasets[{i}]"
+        if not isinstance(entry, dict):
+            raise ValueError(f"{where}: expected a mapping with name, role, source; got {entry!r}")
+        unknown = set(entry) - fields
+        if unknown:
+            raise ValueError(f"{where}: unknown field(s) {sorted(unknown)}; expected {sorted(fields)}")
+        for key in ("name", "role", "source"):
+            if key not in entry:
+                raise ValueError(f"{where}: missing field {key!r}")
+        spec = DatasetSpec(**entry)
+        if spec.role not in ROLES:
+            raise ValueError(
+                f"{where} ({spec.name!r}): role {spec.role!r} is not one of {list(ROLES)}"
+            )
+        if spec.source not in SOURCES:
+            raise ValueError(
+                f"{where} ({spec.name!r}): source {spec.source!r} is not one of {list(SOURCES)}"
+            )
+        if spec.corruption is not None and spec.corruption not in CORRUPTIONS:
+            raise ValueError(
+                f"{where} ({spec.name!r}): corruption {spec.corruption!r} is not one of "
+                f"{sorted(CORRUPTIONS)}"
+            )
+        if not 1 <= int(spec.severity) <= 5:
+            raise ValueError(f"{where} ({spec.name!r}): severity must be 1-5, got {spec.severity}")
+        if spec.name in seen:
+            raise ValueError(f"{where}: two datasets are named {spec.name!r}; names must be unique")
+        seen.add(spec.name)
+        specs.append(spec)
+    for role in ("heldout", "id"):
+        count = sum(s.role == role for s in specs)
+        if count != 1:
+            raise ValueError(f"datasets: expected exactly one dataset with role {role!r}, found {count}")
+    return specs

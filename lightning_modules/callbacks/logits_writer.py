@@ -1,0 +1,70 @@
+"""Writes a member's predictions as cached logits (safetensors layout of DESIGN.md)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+import torch.distributed as dist
+from lightning.pytorch.callbacks import BasePredictionWriter
+
+from artifacts.cached_logits import file_sha256, save_cached_logits, save_member_meta
+from lightning_modules.complexity import count_macs_params
+
+
+class CachedLogitsWriter(BasePredictionWriter):
+    """Collects ``predict`` outputs per dataloader and writes one file per dataset.
+
+    Rows are put back in dataset order by sample index, so the files are the same for any
+    number of processes. Dataset names come from the datamodule's ``eval_names``.
+
+    Args:
+        logits_dir: root of the cache; files go to ``<logits_dir>/<member>/``.
+        member: member name (folder name), e.g. ``m0``.
+        checkpoint: the checkpoint the logits come from (its SHA-256 goes to meta.json).
+    """
+
+    def __init__(self, logits_dir: str, member: str, checkpoint: str | None = None):
+        super().__init__(write_interval="batch")
+        self.logits_dir, self.member, self.checkpoint = Path(logits_dir), member, checkpoint
+        self._parts: dict[int, list[dict]] = {}
+
+    def write_on_batch_end(
+        self, trainer, pl_module, prediction, batch_indices, batch, batch_idx, dataloader_idx=0
+    ):
+        self._parts.setdefault(dataloader_idx, []).append(
+            {k: v.detach().cpu() for k, v in prediction.items()}
+        )
+
+    def on_predict_epoch_end(self, trainer, pl_module) -> None:
+        names = trainer.datamodule.eval_names
+        gathered = self._parts
+        if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
+            everyone = [None] * dist.get_world_size()
+            dist.all_gather_object(everyone, self._parts)
+            gathered = {}
+            for parts in everyone:
+                for idx, items in parts.items():
+                    gathered.setdefault(idx, []).extend(items)
+        self._parts = {}
+        if not trainer.is_global_zero:
+            return
+        for idx, items in sorted(gathered.items()):
+            index = torch.cat([p["index"] for p in items])
+            order = torch.argsort(index)
+            logits = torch.cat([p["logits"] for p in items])[order]
+            targets = torch.cat([p["targets"] for p in items])[order]
+            save_cached_logits(self.logits_dir, self.member, names[idx], logits, targets)
+        x = trainer.datamodule.eval_sets[names[0]][0][0]
+        macs, params = count_macs_params(pl_module.model, tuple(x.shape))
+        meta = {
+            "model_name": pl_module.hparams.model_name,
+            "num_classes": pl_module.hparams.num_classes,
+            "input_shape": list(x.shape),
+            "macs": macs,
+            "params": params,
+            "checkpoint": str(self.checkpoint) if self.checkpoint else None,
+            "checkpoint_sha256": file_sha256(self.checkpoint) if self.checkpoint else None,
+            "datasets": [names[i] for i in sorted(gathered)],
+        }
+        save_member_meta(self.logits_dir, self.member, meta)

@@ -1,0 +1,118 @@
+"""One ensemble member: any timm classifier trained with cross-entropy."""
+
+from __future__ import annotations
+
+import inspect
+import math
+from pathlib import Path
+
+import timm
+import torch
+import torch.nn.functional as F
+from lightning.pytorch import LightningModule
+
+
+class MemberModule(LightningModule):
+    """A timm model trained as one member of a deep ensemble (one seed per member).
+
+    Args:
+        model_name: any ``timm.create_model`` name, e.g. ``resnet10t``.
+        num_classes: number of classes C.
+        in_chans: input channels.
+        pretrained: load timm's pretrained weights (needs network access to the hub).
+        lr: peak learning rate of SGD with Nesterov momentum 0.9.
+        weight_decay: L2 weight decay.
+        warmup_epochs: linear warm-up length (epochs, may be fractional), then cosine to 0.
+        label_smoothing: cross-entropy label smoothing.
+    """
+
+    def __init__(
+        self,
+        model_name: str = "resnet10t",
+        num_classes: int = 10,
+        in_chans: int = 1,
+        pretrained: bool = False,
+        lr: float = 0.05,
+        weight_decay: float = 5e-4,
+        warmup_epochs: float = 1.0,
+        label_smoothing: float = 0.0,
+    ):
+        super().__init__()
+        self.save_hyperparameters()
+        try:
+            self.model = timm.create_model(
+                model_name, pretrained=pretrained, num_classes=num_classes, in_chans=in_chans
+            )
+        except RuntimeError as err:
+            raise ValueError(f"timm cannot create model {model_name!r}: {err}") from None
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.model(x)
+
+    def _step(self, batch, stage: str) -> torch.Tensor:
+        x, y, _ = batch
+        logits = self(x)
+        loss = F.cross_entropy(logits, y, label_smoothing=self.hparams.label_smoothing)
+        acc = (logits.argmax(-1) == y).float().mean()
+        on_step = stage == "train"
+        self.log(f"{stage}/loss", loss, prog_bar=True, on_step=on_step, on_epoch=True, sync_dist=not on_step)
+        self.log(f"{stage}/acc", acc, prog_bar=True, on_step=on_step, on_epoch=True, sync_dist=not on_step)
+        return loss
+
+    def training_step(self, batch, batch_idx: int) -> torch.Tensor:
+        return self._step(batch, "train")
+
+    def validation_step(self, batch, batch_idx: int) -> None:
+        self._step(batch, "val")
+
+    def predict_step(self, batch, batch_idx: int, dataloader_idx: int = 0) -> dict:
+        x, y, index = batch
+        return {"logits": self(x).float(), "targets": y, "index": index}
+
+    def configure_optimizers(self):
+        opt = torch.optim.SGD(
+            self.parameters(),
+            lr=self.hparams.lr,
+            momentum=0.9,
+            nesterov=True,
+            weight_decay=self.hparams.weight_decay,
+        )
+        total = max(int(self.trainer.estimated_stepping_batches), 1)
+        epochs = max(self.trainer.max_epochs or 1, 1)
+        warmup = min(int(total * self.hparams.warmup_epochs / epochs), total - 1)
+
+        def factor(step: int) -> float:
+            if step < warmup:
+                return (step + 1) / (warmup + 1)
+            progress = (step - warmup) / max(total - warmup, 1)
+            return 0.5 * (1 + math.cos(math.pi * min(progress, 1.0)))
+
+        sched = torch.optim.lr_scheduler.LambdaLR(opt, factor)
+        return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
+
+
+def load_member(path: str | Path) -> MemberModule:
+    """Load a member from a Lightning checkpoint without unpickling arbitrary objects.
+
+    Raises:
+        FileNotFoundError: naming the path, when the checkpoint does not exist.
+        ValueError: when the file is not a member checkpoint or its weights do not fit.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"member checkpoint not found: {path}")
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # noqa: BLE001 - any unreadable file is the same user error
+        raise ValueError(f"{path}: not a readable checkpoint ({type(err).__name__}: {err})") from None
+    if not isinstance(ckpt, dict) or "state_dict" not in ckpt or "hyper_parameters" not in ckpt:
+        raise ValueError(f"{path}: not a MemberModule checkpoint (no state_dict/hyper_parameters)")
+    accepted = set(inspect.signature(MemberModule.__init__).parameters) - {"self"}
+    hparams = {k: v for k, v in ckpt["hyper_parameters"].items() if k in accepted}
+    hparams["pretrained"] = False  # the checkpoint carries the weights
+    member = MemberModule(**hparams)
+    try:
+        member.load_state_dict(ckpt["state_dict"])
+    except RuntimeError as err:
+        raise ValueError(f"{path}: weights do not fit {hparams.get('model_name')!r}: {err}") from None
+    return member.eval()

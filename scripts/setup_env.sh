@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# Create .venv and install the requirements and this project (editable). Idempotent: a second
+# run with unchanged requirement files does nothing.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PYTHON="${PYTHON:-python3}"
+if [ ! -x .venv/bin/python ]; then
+  echo "[setup] creating .venv with $($PYTHON --version)"
+  "$PYTHON" -m venv .venv
+fi
+stamp=.venv/.requirements.sha256
+want=$(cat requirements.txt requirements-dev.txt pyproject.toml | sha256sum | cut -d' ' -f1)
+if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
+  echo "[setup] installing requirements into .venv (first time: a few minutes)"
+  .venv/bin/python -m pip install --quiet -r requirements.txt -r requirements-dev.txt
+  .venv/bin/python -m pip install --quiet --no-deps -e .
+  echo "$want" > "$stamp"
+else
+  echo "[setup] .venv is up to date"
+fi

@@ -1,0 +1,11 @@
+"""Train one ensemble member (``fit``) or cache its logits (``predict``).
+
+    python scripts/train_member.py fit --config configs/quickstart/member.yaml --seed_everything 0
+    python scripts/train_member.py predict --config configs/quickstart/member.yaml \
+        --ckpt_path CKPT --cache.logits_dir DIR --cache.member m0
+"""
+
+from lightning_modules.cli import MemberCLI
+
+if __name__ == "__main__":
+    MemberCLI()

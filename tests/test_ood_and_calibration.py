@@ -1,0 +1,72 @@
+"""OOD and calibration metrics against scikit-learn and brute force."""
+
+import numpy as np
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from sklearn.metrics import average_precision_score, roc_auc_score
+
+from uncertainty.calibration import (
+    accuracy,
+    brier_score,
+    expected_calibration_error,
+    negative_log_likelihood,
+)
+from uncertainty.ood import aupr, auroc, fpr_at_tpr
+
+scores = st.lists(st.integers(0, 8).map(lambda v: v / 8), min_size=1, max_size=40)
+
+
+@settings(max_examples=150, deadline=None)
+@given(scores, scores)
+def test_auroc_and_aupr_match_sklearn(id_list, ood_list):
+    id_conf, ood_conf = torch.tensor(id_list), torch.tensor(ood_list)
+    y = np.r_[np.zeros(len(id_list)), np.ones(len(ood_list))]
+    s = -np.r_[id_list, ood_list]
+    assert auroc(id_conf, ood_conf) == pytest.approx(roc_auc_score(y, s))
+    assert aupr(id_conf, ood_conf) == pytest.approx(average_precision_score(y, s))
+
+
+@settings(max_examples=150, deadline=None)
+@given(scores, scores, st.sampled_from([0.5, 0.9, 0.95, 1.0]))
+def test_fpr_matches_brute_force(id_list, ood_list, p):
+    # brute force: the largest threshold among ID values accepting >= p of ID
+    ids = np.array(id_list)
+    t = max(v for v in ids if (ids >= v).mean() >= p - 1e-12)
+    expected = (np.array(ood_list) >= t).mean()
+    assert fpr_at_tpr(torch.tensor(id_list), torch.tensor(ood_list), p) == pytest.approx(expected)
+
+
+def test_perfect_separation():
+    assert auroc(torch.tensor([0.9, 0.8]), torch.tensor([0.1, 0.2])) == 1.0
+    assert fpr_at_tpr(torch.tensor([0.9, 0.8]), torch.tensor([0.1, 0.2])) == 0.0
+
+
+def brute_ece(probs, targets, bins=15):
+    conf, pred = probs.max(1), probs.argmax(1)
+    total = 0.0
+    for b in range(bins):
+        lo, hi = b / bins, (b + 1) / bins
+        m = (conf > lo) & (conf <= hi) if b else (conf >= 0) & (conf <= hi)
+        if m.any():
+            total += m.mean() * abs((pred[m] == targets[m]).mean() - conf[m].mean())
+    return total
+
+
+def test_calibration_metrics_match_brute_force():
+    rng = np.random.default_rng(0)
+    logits = rng.normal(size=(300, 5)) * 3
+    probs = np.exp(logits) / np.exp(logits).sum(1, keepdims=True)
+    targets = rng.integers(0, 5, size=300)
+    p, t = torch.tensor(probs), torch.tensor(targets)
+    assert expected_calibration_error(p, t) == pytest.approx(brute_ece(probs, targets))
+    assert negative_log_likelihood(p, t) == pytest.approx(-np.log(probs[np.arange(300), targets]).mean())
+    onehot = np.eye(5)[targets]
+    assert brier_score(p, t) == pytest.approx(((probs - onehot) ** 2).sum(1).mean())
+    assert accuracy(p, t) == pytest.approx((probs.argmax(1) == targets).mean())
+
+
+def test_perfectly_calibrated_confident_model_has_zero_ece():
+    probs = torch.eye(4)
+    assert expected_calibration_error(probs, torch.arange(4)) == 0.0

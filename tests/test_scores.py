@@ -1,0 +1,39 @@
+"""Confidence scores of members and ensembles."""
+
+import pytest
+import torch
+
+from uncertainty.scores import EnsembleState, confidence_from_logits
+
+
+def test_single_model_scores():
+    logits = torch.tensor([[2.0, 0.0, -1.0]])
+    p = logits.softmax(-1)
+    assert confidence_from_logits(logits, "msp").item() == pytest.approx(p.max().item())
+    assert confidence_from_logits(logits, "entropy").item() == pytest.approx(
+        (p * p.log()).sum().item()
+    )
+    assert confidence_from_logits(logits, "max_logit").item() == 2.0
+    assert confidence_from_logits(logits, "energy").item() == pytest.approx(
+        torch.logsumexp(logits, -1).item()
+    )
+
+
+def test_ensemble_scores_follow_design():
+    a, b = torch.randn(6, 4), torch.randn(6, 4) * 2
+    state = EnsembleState.from_logits(a).add(b)
+    probs = (a.softmax(-1) + b.softmax(-1)) / 2
+    torch.testing.assert_close(state.probs, probs)
+    torch.testing.assert_close(state.confidence("msp"), probs.max(-1).values)
+    torch.testing.assert_close(state.confidence("entropy"), (probs * probs.log()).sum(-1))
+    torch.testing.assert_close(
+        state.confidence("max_logit"), (a.max(-1).values + b.max(-1).values) / 2
+    )
+    torch.testing.assert_close(
+        state.confidence("energy"), (torch.logsumexp(a, -1) + torch.logsumexp(b, -1)) / 2
+    )
+
+
+def test_unknown_score_is_named():
+    with pytest.raises(ValueError, match="'margin'"):
+        confidence_from_logits(torch.zeros(1, 2), "margin")

@@ -1,0 +1,89 @@
+"""The paper's window rule and the single-threshold rule on hand-made held-out scores."""
+
+import pytest
+import torch
+
+from cascade.calibration import fit_policies, fit_window_stage
+from uncertainty.selective import UnreachableTargetError
+from uncertainty.targets import parse_target
+
+
+def heldout(n=100):
+    # confidences 0.01 .. 1.00; the 30 least confident samples are wrong, the rest right
+    conf = torch.arange(1, n + 1, dtype=torch.float64) / n
+    correct = torch.arange(n) >= 30
+    return conf, correct
+
+
+def test_window_for_cov_target():
+    conf, correct = heldout()
+    # risk <= 5% first fails when accepting the 4th wrong sample: accept k samples with
+    # errors max(0, k - 70); largest k with (k - 70) / k <= 0.05 is k = 73 -> tau = 0.28
+    stage = fit_window_stage(conf, correct, parse_target("cov@5"), 0.1)
+    assert stage["tau"] == pytest.approx(0.28)
+    assert stage["q"] == pytest.approx(0.28)
+    assert stage["lower"] == pytest.approx(torch.quantile(conf, 0.18).item())
+    assert stage["upper"] == pytest.approx(torch.quantile(conf, 0.38).item())
+    inside = (conf >= stage["lower"]) & (conf <= stage["upper"])
+    assert inside.float().mean().item() == pytest.approx(0.2, abs=0.011)
+
+
+def test_window_for_risk_and_fpr_targets():
+    conf, correct = heldout()
+    risk = fit_window_stage(conf, correct, parse_target("risk@80"), 0.05)
+    assert risk["tau"] == pytest.approx(0.21)  # 80 samples accepted
+    fpr = fit_window_stage(conf, correct, parse_target("fpr@95"), 0.1)
+    assert fpr["tau"] == pytest.approx(0.06)  # accepts 95 of 100
+    assert fpr["lower"] is None  # q - w < 0: the window is open below
+    assert fpr["upper"] == pytest.approx(torch.quantile(conf, fpr["q"] + 0.1).item())
+
+
+def test_fit_policies_builds_all_four():
+    conf, correct = heldout()
+    policies = fit_policies(
+        ["single", "ensemble", "single_threshold", "window"], [conf], [correct], "cov@5", 0.1, 0.2
+    )
+    x = torch.tensor([0.05, 0.25, 0.5])
+    assert policies["single"].passes(0, x).tolist() == [False, False, False]
+    assert policies["ensemble"].passes(0, x).tolist() == [True, True, True]
+    t = policies["single_threshold"].bounds[0, 1].item()
+    assert t == pytest.approx(torch.quantile(conf, 0.2).item())
+    assert policies["single_threshold"].passes(0, x).tolist() == [True, False, False]
+    assert policies["window"].passes(0, x).tolist() == [False, True, False]
+    assert policies["window"].setting == "cov@5,w=0.1"
+
+
+def test_policies_round_trip_through_json_dict():
+    from cascade.policies import IntervalPolicy
+
+    conf, correct = heldout()
+    for policy in fit_policies(["single", "ensemble", "window"], [conf], [correct]).values():
+        back = IntervalPolicy.from_dict(policy.to_dict())
+        assert torch.equal(back.bounds, policy.bounds)
+        assert back.passes(0, conf).tolist() == policy.passes(0, conf).tolist()
+
+
+@pytest.mark.parametrize("width", [0, -0.1, 0.51, 1.0])
+def test_width_outside_range_is_refused(width):
+    conf, correct = heldout()
+    with pytest.raises(ValueError, match=r"\(0, 0.5\]"):
+        fit_policies(["window"], [conf], [correct], width=width)
+
+
+def test_unreachable_risk_names_lowest_reachable_risk():
+    conf = torch.linspace(0, 1, 50)
+    correct = torch.arange(50) % 2 == 0  # the most confident sample is wrong
+    correct[-1] = False
+    with pytest.raises(UnreachableTargetError, match=r"'held'.*lowest reachable risk is 0\.5000"):
+        fit_policies(["window"], [conf], [correct], target="cov@1", heldout_name="held")
+
+
+def test_empty_heldout_is_refused():
+    with pytest.raises(ValueError, match="held-out split is empty"):
+        fit_policies(["window"], [torch.empty(0)], [torch.empty(0, dtype=torch.bool)])
+
+
+@pytest.mark.parametrize("bad", ["cov5", "cov@0", "acc@5", "fpr@150"])
+def test_bad_target_is_refused(bad):
+    with pytest.raises(ValueError, match="target"):
+        parse_target(bad)

@@ -1,0 +1,72 @@
+"""Out-of-distribution detection metrics.
+
+OOD samples are the positive class and the OOD score is ``-confidence``. All metrics are
+tie-aware (tied scores count half in AUROC and form one threshold in AUPR and FPR).
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+
+def _labels_and_scores(id_conf: torch.Tensor, ood_conf: torch.Tensor):
+    if id_conf.numel() == 0 or ood_conf.numel() == 0:
+        raise ValueError("OOD metrics need at least one ID and one OOD sample")
+    scores = -torch.cat([id_conf.flatten(), ood_conf.flatten()]).double()
+    labels = torch.cat([torch.zeros(id_conf.numel()), torch.ones(ood_conf.numel())]).double()
+    return scores, labels
+
+
+def auroc(id_conf: torch.Tensor, ood_conf: torch.Tensor) -> float:
+    """Area under the ROC curve for separating OOD (positive) from ID by ``-confidence``.
+
+    Equals P(score_ood > score_id) + 0.5 P(score_ood = score_id) (Mann-Whitney U).
+    """
+    scores, labels = _labels_and_scores(id_conf, ood_conf)
+    uniq, inverse, counts = torch.unique(scores, return_inverse=True, return_counts=True)
+    # average rank (1-based) of every distinct value
+    ends = torch.cumsum(counts, 0).double()
+    avg_rank = ends - (counts.double() - 1) / 2
+    ranks = avg_rank[inverse]
+    n_pos = float(labels.sum())
+    n_neg = labels.numel() - n_pos
+    u = float(ranks[labels == 1].sum()) - n_pos * (n_pos + 1) / 2
+    return u / (n_pos * n_neg)
+
+
+def aupr(id_conf: torch.Tensor, ood_conf: torch.Tensor) -> float:
+    """Average precision with OOD as the positive class: sum_n (R_n - R_{n-1}) P_n.
+
+    Thresholds are the distinct OOD scores, from the highest down (as scikit-learn's
+    ``average_precision_score``).
+    """
+    scores, labels = _labels_and_scores(id_conf, ood_conf)
+    order = torch.argsort(scores, descending=True, stable=True)
+    s, y = scores[order], labels[order]
+    last = torch.ones_like(s, dtype=torch.bool)
+    last[:-1] = s[1:] != s[:-1]
+    tp = torch.cumsum(y, 0)[last]
+    n_pred = (torch.nonzero(last).flatten() + 1).double()
+    precision = tp / n_pred
+    recall = tp / y.sum()
+    recall_prev = torch.cat([recall.new_zeros(1), recall[:-1]])
+    return float(((recall - recall_prev) * precision).sum())
+
+
+def id_acceptance_threshold(id_conf: torch.Tensor, tpr: float) -> float:
+    """The largest confidence threshold that accepts (conf >= t) at least ``tpr`` of ID."""
+    if not 0 < tpr <= 1:
+        raise ValueError(f"ID acceptance rate must be in (0, 1], got {tpr}")
+    conf = torch.sort(id_conf.flatten().double(), descending=True).values
+    k = max(1, math.ceil(tpr * conf.numel() - 1e-9))
+    return float(conf[k - 1])
+
+
+def fpr_at_tpr(id_conf: torch.Tensor, ood_conf: torch.Tensor, tpr: float = 0.95) -> float:
+    """fpr@p: fraction of OOD samples accepted at the threshold accepting ``tpr`` of ID."""
+    if ood_conf.numel() == 0:
+        raise ValueError("fpr_at_tpr needs at least one OOD sample")
+    t = id_acceptance_threshold(id_conf, tpr)
+    return float((ood_conf.double() >= t).double().mean())

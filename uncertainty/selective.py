@@ -1,0 +1,108 @@
+"""Selective classification: tie-aware risk-coverage curves and their summaries.
+
+A selective classifier accepts the samples whose confidence is >= a threshold t. With N
+samples, coverage(t) = |{conf >= t}| / N and selective risk(t) = errors among the accepted /
+number accepted. Curves are tie-aware: there is one point per distinct confidence value, at the
+coverage reached when every sample with that confidence is accepted, so the result does not
+depend on the order of tied samples.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+
+class UnreachableTargetError(ValueError):
+    """Raised when no threshold reaches the requested selective risk."""
+
+
+@dataclass(frozen=True)
+class RiskCoverageCurve:
+    """Points of a tie-aware risk-coverage curve, ordered by increasing coverage.
+
+    Attributes:
+        coverage: fraction of samples accepted at each point, in (0, 1].
+        risk: selective risk (error fraction among accepted samples) at each point.
+        threshold: the confidence threshold of each point (accept confidence >= threshold).
+        count: number of samples accepted at each point.
+    """
+
+    coverage: torch.Tensor
+    risk: torch.Tensor
+    threshold: torch.Tensor
+    count: torch.Tensor
+
+
+def risk_coverage_curve(confidence: torch.Tensor, correct: torch.Tensor) -> RiskCoverageCurve:
+    """Tie-aware risk-coverage curve of ``confidence`` (N) against ``correct`` (N, bool)."""
+    if confidence.numel() == 0:
+        raise ValueError("risk_coverage_curve needs at least one sample")
+    conf = confidence.detach().double().flatten()
+    order = torch.argsort(conf, descending=True, stable=True)
+    conf_sorted = conf[order]
+    errors = (~correct.flatten().bool())[order].double()
+    cum_errors = torch.cumsum(errors, dim=0)
+    # last index of every group of equal confidence
+    last = torch.ones_like(conf_sorted, dtype=torch.bool)
+    last[:-1] = conf_sorted[1:] != conf_sorted[:-1]
+    idx = torch.nonzero(last).flatten()
+    count = idx + 1
+    n = conf.numel()
+    return RiskCoverageCurve(
+        coverage=count.double() / n,
+        risk=cum_errors[idx] / count.double(),
+        threshold=conf_sorted[idx],
+        count=count,
+    )
+
+
+def aurc(confidence: torch.Tensor, correct: torch.Tensor) -> float:
+    """Area under the risk-coverage curve.
+
+    Trapezoid rule over the tie-aware points, with the curve extended flat from its first point
+    down to coverage 0 so that AURC is the integral over the whole of [0, 1] (a constant score
+    gives AURC = overall error rate).
+    """
+    curve = risk_coverage_curve(confidence, correct)
+    cov = torch.cat([curve.coverage.new_zeros(1), curve.coverage])
+    risk = torch.cat([curve.risk[:1], curve.risk])
+    return float(torch.trapezoid(risk, cov))
+
+
+def coverage_at_risk(
+    confidence: torch.Tensor, correct: torch.Tensor, max_risk: float
+) -> tuple[float, float]:
+    """cov@r: the largest coverage whose selective risk is <= ``max_risk``.
+
+    Returns:
+        (coverage, threshold): the coverage and the confidence threshold that achieves it.
+
+    Raises:
+        UnreachableTargetError: when every point's risk exceeds ``max_risk``; the message gives
+            the lowest reachable risk.
+    """
+    curve = risk_coverage_curve(confidence, correct)
+    ok = curve.risk <= max_risk + 1e-12
+    if not bool(ok.any()):
+        best = int(torch.argmin(curve.risk))
+        raise UnreachableTargetError(
+            f"no threshold reaches selective risk <= {max_risk:g}; the lowest reachable risk is "
+            f"{float(curve.risk[best]):.4f} (at coverage {float(curve.coverage[best]):.4f})"
+        )
+    j = int(torch.nonzero(ok).flatten()[-1])
+    return float(curve.coverage[j]), float(curve.threshold[j])
+
+
+def risk_at_coverage(
+    confidence: torch.Tensor, correct: torch.Tensor, min_coverage: float
+) -> tuple[float, float]:
+    """risk@c: the risk at the first curve point (most confident first) with coverage >= c.
+
+    Returns:
+        (risk, threshold): that point's selective risk and confidence threshold.
+    """
+    curve = risk_coverage_curve(confidence, correct)
+    j = int(torch.nonzero(curve.coverage >= min_coverage - 1e-12).flatten()[0])
+    return float(curve.risk[j]), float(curve.threshold[j])

@@ -1,0 +1,61 @@
+"""Operating targets of uncertainty tasks and the thresholds that reach them.
+
+A target is written ``task@value`` with the value in percent:
+
+- ``cov@R``: selective classification at selective risk R% (threshold of cov@r);
+- ``risk@C``: selective classification at coverage C% (threshold of risk@c);
+- ``fpr@P``: OOD detection at the threshold accepting P% of ID samples.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+import torch
+
+from uncertainty.ood import id_acceptance_threshold
+from uncertainty.selective import coverage_at_risk, risk_at_coverage
+
+_TARGET = re.compile(r"^(cov|risk|fpr)@(\d+(?:\.\d+)?)$")
+
+
+@dataclass(frozen=True)
+class Target:
+    """A parsed operating target: ``task`` in {cov, risk, fpr}, ``value`` as a fraction."""
+
+    task: str
+    value: float
+
+    @property
+    def name(self) -> str:
+        """The target's canonical name, e.g. ``cov@5``."""
+        return f"{self.task}@{self.value * 100:g}"
+
+
+def parse_target(text: str) -> Target:
+    """Parse ``cov@R``, ``risk@C`` or ``fpr@P`` (percent, 0 < value < 100 or = 100 for c, p)."""
+    m = _TARGET.match(str(text).strip())
+    if m is None:
+        raise ValueError(
+            f"target {text!r} is not understood; expected cov@R, risk@C or fpr@P with a "
+            "percentage, e.g. cov@5, risk@80, fpr@95"
+        )
+    task, value = m.group(1), float(m.group(2)) / 100
+    if not 0 < value <= 1 or (task == "cov" and value >= 1):
+        raise ValueError(f"target {text!r}: the percentage must lie in (0, 100)")
+    return Target(task, value)
+
+
+def target_threshold(confidence: torch.Tensor, correct: torch.Tensor, target: Target) -> float:
+    """The confidence threshold tau at which ``target`` is met (accept confidence >= tau).
+
+    ``cov@r`` uses the threshold of the largest coverage with risk <= r, ``risk@c`` the
+    threshold of the first point reaching coverage c, ``fpr@p`` the largest threshold that
+    accepts a fraction p of the (in-distribution) samples; ``correct`` is ignored for ``fpr``.
+    """
+    if target.task == "cov":
+        return coverage_at_risk(confidence, correct, target.value)[1]
+    if target.task == "risk":
+        return risk_at_coverage(confidence, correct, target.value)[1]
+    return id_acceptance_threshold(confidence, target.value)
