@@ -73,7 +73,11 @@ class CascadeModule(LightningModule):
         results_dir: str | None = "outputs/cascade",
     ):
         super().__init__()
-        self.save_hyperparameters()
+        # results_dir is where this run writes, not part of the model: LightningCLI would
+        # otherwise take it from a restored checkpoint and overwrite that run's results
+        self.save_hyperparameters(ignore=["results_dir"])
+        self.results_dir = results_dir
+        self.member_paths = list(members)
         if len(members) < 1:
             raise ValueError("CascadeModule needs at least one member checkpoint")
         self.policy_names = check_policies(
@@ -179,22 +183,22 @@ class CascadeModule(LightningModule):
             self.log(key, row["value"], add_dataloader_idx=False, rank_zero_only=True)
 
     def on_test_end(self) -> None:
-        if self.hparams.results_dir is None:
+        if self.results_dir is None:
             return
         # every rank takes part in saving; the checkpoint carries members and fitted window
-        self.trainer.save_checkpoint(Path(self.hparams.results_dir) / "cascade.ckpt")
+        self.trainer.save_checkpoint(Path(self.results_dir) / "cascade.ckpt")
         if not self.trainer.is_global_zero:
             return
         from artifacts.results import write_results
 
         write_results(
-            self.hparams.results_dir,
+            self.results_dir,
             self.result_rows,
             policies={p.name: p.to_dict() for p in self.policies()},
             members=[
                 {"checkpoint": path, "macs": macs, "params": params}
                 for path, macs, params in zip(
-                    self.hparams.members, self.stage_macs, self.member_params
+                    self.member_paths, self.stage_macs, self.member_params
                 )
             ],
             curves=self.curves,

@@ -12,7 +12,20 @@ from lightning_modules.cascade import CascadeModule
 from lightning_modules.member import MemberModule
 
 
-class MemberCLI(LightningCLI):
+class SafeLoadingCLI(LightningCLI):
+    """A LightningCLI whose ``--ckpt_path`` loads with ``weights_only=True`` unless told otherwise.
+
+    Lightning otherwise unpickles the checkpoint file, which can run arbitrary code.
+    """
+
+    def _prepare_subcommand_kwargs(self, subcommand: str) -> dict:
+        kwargs = super()._prepare_subcommand_kwargs(subcommand)
+        if kwargs.get("weights_only") is None and "weights_only" in kwargs:
+            kwargs["weights_only"] = True
+        return kwargs
+
+
+class MemberCLI(SafeLoadingCLI):
     """``fit`` trains one member; ``predict`` writes its cached logits.
 
     Extra arguments: ``--checkpoint.*`` (a ``ModelCheckpoint`` that keeps ``last.ckpt`` and the
@@ -50,7 +63,7 @@ class MemberCLI(LightningCLI):
         )
 
 
-class CascadeCLI(LightningCLI):
+class CascadeCLI(SafeLoadingCLI):
     """``test`` calibrates the window on the held-out split and evaluates the cascade.
 
     ``--calibration.*`` configures the ``WindowCalibration`` callback (target, width, ...).

@@ -20,7 +20,7 @@ def shrink_data_config(path: Path, **overrides) -> Path:
     """Write a copy of the quick-start data config with small OOD sets and a capped train set."""
     cfg = yaml.safe_load((QUICKSTART / "data.yaml").read_text())
     args = cfg["init_args"]
-    args.update({"train_limit": 256, "batch_size": 64})
+    args.update({"batch_size": 64})
     for entry in args["datasets"]:
         if entry["role"] == "ood":
             entry["size"] = 120
@@ -64,7 +64,7 @@ def cascade_args(data_cfg: Path, members: list[str], results: Path, *extra: str)
 
 @pytest.fixture(scope="session")
 def tiny_members(tmp_path_factory) -> dict:
-    """Two resnet10t members trained for 2 epochs on 256 digits, with cached logits."""
+    """Two resnet10t members trained for 2 epochs on the digits, with cached logits."""
     from lightning_modules.cli import MemberCLI
 
     out = tmp_path_factory.mktemp("members")

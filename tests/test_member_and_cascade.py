@@ -1,0 +1,127 @@
+"""Integration: members trained through LightningCLI, cached logits, the online cascade."""
+
+import json
+
+import pytest
+import torch
+
+from artifacts.cached_logits import load_cached_logits, load_member_meta
+from artifacts.results import read_metrics_csv
+from cascade.offline import evaluate_cached_logits
+from cascade.policies import IntervalPolicy
+from lightning_modules.cli import CascadeCLI
+from lightning_modules.member import load_member
+from tests.conftest import cascade_args
+
+
+def test_member_checkpoint_and_cached_logits(tiny_members):
+    member = load_member(tiny_members["ckpts"][0])
+    assert member.hparams.model_name == "resnet10t"
+    meta = load_member_meta(tiny_members["logits_dir"], "m0")
+    assert meta["macs"] > 1e6 and meta["params"] > 1e5
+    assert meta["input_shape"] == [1, 32, 32]
+    test = load_cached_logits(tiny_members["logits_dir"], "m0", "digits_test")
+    ood = load_cached_logits(tiny_members["logits_dir"], "m0", "photo_patches")
+    assert test.logits.shape == (450, 10) and test.targets.min() >= 0
+    assert ood.targets.eq(-1).all()
+    # the cached logits are the member's own outputs on the same images
+    from datamodules.digits import DigitsDataModule
+
+    dm = DigitsDataModule(train_limit=256)
+    dm.setup()
+    x = torch.stack([dm.eval_sets["digits_test"][i][0] for i in range(8)])
+    with torch.no_grad():
+        torch.testing.assert_close(member(x), test.logits[:8], rtol=1e-4, atol=1e-4)
+    # members differ (seeds differ)
+    other = load_cached_logits(tiny_members["logits_dir"], "m1", "digits_test")
+    assert not torch.allclose(test.logits, other.logits)
+
+
+@pytest.fixture(scope="module")
+def cascade_run(tiny_members, tmp_path_factory):
+    results = tmp_path_factory.mktemp("cascade")
+    cli = CascadeCLI(args=cascade_args(tiny_members["data_cfg"], tiny_members["ckpts"], results))
+    return cli, results
+
+
+def test_cascade_writes_tidy_results(cascade_run):
+    cli, results = cascade_run
+    rows = read_metrics_csv(results / "metrics.csv")
+    assert set(rows[0]) == {"dataset", "role", "policy", "setting", "score", "metric", "value"}
+    assert {r["policy"] for r in rows} == {"single", "ensemble", "single_threshold", "window"}
+    assert {r["role"] for r in rows} == {"heldout", "id", "shift", "ood"}
+    metrics = {r["metric"] for r in rows}
+    for m in ("acc", "nll", "ece", "brier", "aurc", "cov@5", "risk@80", "auroc", "aupr",
+              "fpr@95", "expected_macs", "exit_frac@1", "exit_frac@2"):
+        assert m in metrics
+    for r in rows:
+        if r["metric"] != "expected_macs" and r["metric"] != "nll":
+            assert 0 <= r["value"] <= 1, r
+    summary = json.loads((results / "summary.json").read_text())
+    assert summary["metrics"]["digits_test"]["ensemble"]["exit_frac@2"] == 1.0
+    for f in ("risk_coverage.png", "macs_vs_cov5.png", "window.json", "cascade.ckpt"):
+        assert (results / f).stat().st_size > 0
+    logged = cli.trainer.callback_metrics
+    assert "id/digits_test/window/aurc" in logged
+    assert "ood/photo_patches/window/fpr@95" in logged
+
+
+def test_window_cascade_uses_the_second_member_only_inside_the_window(tiny_members, tmp_path):
+    # policies without the full ensemble: the second member must only see passed samples
+    CascadeCLI(
+        args=cascade_args(
+            tiny_members["data_cfg"], tiny_members["ckpts"], tmp_path,
+            "--model.policies=[single, window]",
+        )
+    )
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    window = summary["metrics"]["digits_test"]["window"]
+    calls = summary["member_calls"]["digits_test"]
+    assert calls[0] == 450
+    assert calls[1] == round(window["exit_frac@2"] * 450)
+    assert 0 < calls[1] < 450
+    macs = [m["macs"] for m in summary["members"]]
+    assert window["expected_macs"] == pytest.approx(macs[0] + window["exit_frac@2"] * macs[1])
+    fitted = IntervalPolicy.from_dict(summary["policies"]["window"])
+    stage = summary["policies"]["window"]["stages"][0]
+    assert stage["target"] == "cov@5"
+    assert fitted.bounds[0, 0] <= stage["tau"] <= fitted.bounds[0, 1]
+
+
+def test_online_cascade_equals_offline_evaluation_of_cached_logits(tiny_members, cascade_run):
+    cli, results = cascade_run
+    online = read_metrics_csv(results / "metrics.csv")
+    roles = cli.datamodule.roles
+    offline, _ = evaluate_cached_logits(
+        tiny_members["logits_dir"], ["m0", "m1"], roles,
+        ["single", "ensemble", "single_threshold", "window"], "msp", "cov@5", 0.1, 0.2,
+    )
+    key = lambda r: (r["dataset"], r["policy"], r["metric"])  # noqa: E731
+    off = {key(r): r["value"] for r in offline}
+    assert set(off) == {key(r) for r in online}
+    for r in online:
+        assert r["value"] == pytest.approx(off[key(r)], rel=1e-5, abs=1e-6), key(r)
+
+
+def test_cascade_checkpoint_carries_the_window(tiny_members, cascade_run, tmp_path):
+    cli, results = cascade_run
+    from lightning_modules.cascade import CascadeModule
+
+    ckpt = torch.load(results / "cascade.ckpt", map_location="cpu", weights_only=True)
+    bounds = ckpt["state_dict"]["policy_bounds"]
+    assert torch.equal(bounds, cli.model.policy_bounds.cpu())
+    assert bool(ckpt["state_dict"]["calibrated"])
+    # a run restored from the checkpoint keeps the window and gives the same results
+    again = tmp_path / "again"
+    CascadeCLI(
+        args=cascade_args(
+            tiny_members["data_cfg"], tiny_members["ckpts"], again,
+            f"--ckpt_path={results / 'cascade.ckpt'}",
+        )
+    )
+    assert not (again / "window.json").exists()  # not recalibrated
+    first = {(r["dataset"], r["policy"], r["metric"]): r["value"]
+             for r in read_metrics_csv(results / "metrics.csv")}
+    for r in read_metrics_csv(again / "metrics.csv"):
+        assert r["value"] == pytest.approx(first[(r["dataset"], r["policy"], r["metric"])])
+    assert isinstance(cli.model, CascadeModule)
