@@ -59,9 +59,7 @@ def format_table(rows: list[dict], stage_macs: list[float] | None = None) -> str
         head = f"{dataset} ({role})"
         lines.append(f"{head:<28}" + "".join(f"{c:>9}" for c in cols) + f"{'cost':>9}")
         for policy, values in per_policy.items():
-            cells = "".join(
-                f"{values[c]:>9.4f}" if c in values else f"{'-':>9}" for c in cols
-            )
+            cells = "".join(f"{values[c]:>9.4f}" if c in values else f"{'-':>9}" for c in cols)
             cost = values.get("expected_macs", float("nan")) / unit
             lines.append(f"  {policy:<26}{cells}{cost:>9.3f}")
         lines.append("")

@@ -106,7 +106,7 @@ def fit_policies(
             )
         else:
             stages = []
-            for k, (c, ok) in enumerate(zip(stage_confidence, stage_correct)):
+            for k, (c, ok) in enumerate(zip(stage_confidence, stage_correct, strict=True)):
                 try:
                     stages.append(fit_window_stage(c, ok, parsed, width))
                 except UnreachableTargetError as err:

@@ -20,10 +20,10 @@ def load_ensemble_logits(
 ) -> tuple[list[torch.Tensor], torch.Tensor]:
     """Per-member logits of one dataset and its targets, checked for consistency."""
     loaded = [load_cached_logits(logits_dir, m, dataset) for m in members]
-    classes = {m: c.logits.shape[1] for m, c in zip(members, loaded)}
+    classes = {m: c.logits.shape[1] for m, c in zip(members, loaded, strict=True)}
     if len(set(classes.values())) != 1:
         raise ValueError(f"dataset {dataset!r}: members have different class counts {classes}")
-    for m, c in zip(members[1:], loaded[1:]):
+    for m, c in zip(members[1:], loaded[1:], strict=True):
         if not torch.equal(c.targets, loaded[0].targets):
             raise ValueError(
                 f"dataset {dataset!r}: targets of member {m!r} differ from {members[0]!r}; "

@@ -41,7 +41,11 @@ def contrast(images: torch.Tensor, severity: int, seed: int) -> torch.Tensor:
     return ((images - mean) * c + mean).clamp(0, 1)
 
 
-CORRUPTIONS = {"gaussian_noise": gaussian_noise, "gaussian_blur": gaussian_blur, "contrast": contrast}
+CORRUPTIONS = {
+    "gaussian_noise": gaussian_noise,
+    "gaussian_blur": gaussian_blur,
+    "contrast": contrast,
+}
 
 
 def corrupt(images: torch.Tensor, name: str, severity: int, seed: int) -> torch.Tensor:

@@ -88,7 +88,10 @@ class DigitsDataModule(LightningDataModule):
         self.specs: list[DatasetSpec] = parse_dataset_specs(
             DEFAULT_DATASETS if datasets is None else datasets
         )
-        for name, frac in (("test_fraction", test_fraction), ("heldout_fraction", heldout_fraction)):
+        for name, frac in (
+            ("test_fraction", test_fraction),
+            ("heldout_fraction", heldout_fraction),
+        ):
             if not 0 < frac < 1:
                 raise ValueError(f"{name} must be in (0, 1), got {frac}")
         self.eval_sets: dict[str, Dataset] = {}

@@ -53,7 +53,9 @@ def parse_dataset_specs(entries: list[dict]) -> list[DatasetSpec]:
             raise ValueError(f"{where}: expected a mapping with name, role, source; got {entry!r}")
         unknown = set(entry) - fields
         if unknown:
-            raise ValueError(f"{where}: unknown field(s) {sorted(unknown)}; expected {sorted(fields)}")
+            raise ValueError(
+                f"{where}: unknown field(s) {sorted(unknown)}; expected {sorted(fields)}"
+            )
         for key in ("name", "role", "source"):
             if key not in entry:
                 raise ValueError(f"{where}: missing field {key!r}")
@@ -80,5 +82,7 @@ def parse_dataset_specs(entries: list[dict]) -> list[DatasetSpec]:
     for role in ("heldout", "id"):
         count = sum(s.role == role for s in specs)
         if count != 1:
-            raise ValueError(f"datasets: expected exactly one dataset with role {role!r}, found {count}")
+            raise ValueError(
+                f"datasets: expected exactly one dataset with role {role!r}, found {count}"
+            )
     return specs

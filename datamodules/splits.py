@@ -5,9 +5,7 @@ from __future__ import annotations
 import torch
 
 
-def stratified_split(
-    labels: torch.Tensor, fractions: list[float], seed: int
-) -> list[torch.Tensor]:
+def stratified_split(labels: torch.Tensor, fractions: list[float], seed: int) -> list[torch.Tensor]:
     """Split sample indices into parts with the given fractions, class by class.
 
     Each class's indices are shuffled with a generator seeded by ``seed`` and cut at the

@@ -36,6 +36,8 @@ class StageRunner:
         missing = index[~self.done[k][index]]
         if missing.numel():
             logits = self.members[k](self.x[missing.to(self.x.device)]).float().cpu()
+            if not torch.isfinite(logits).all():
+                raise ValueError(f"member {k} produced NaN or Inf logits")
             if k not in self.cache:
                 self.cache[k] = torch.empty(n, logits.shape[-1])
             self.cache[k][missing] = logits
@@ -88,11 +90,12 @@ class CascadeModule(LightningModule):
         self.members = torch.nn.ModuleList([load_member(p).model for p in members])
         classes = {m.num_classes for m in self.members}
         if len(classes) != 1:
-            found = {p: m.num_classes for p, m in zip(members, self.members)}
+            found = {p: m.num_classes for p, m in zip(members, self.members, strict=True)}
             raise ValueError(f"members have different class counts: {found}")
         m = len(members)
         self.register_buffer(
-            "policy_bounds", torch.zeros(len(self.policy_names), max(m - 1, 0), 2, dtype=torch.float64)
+            "policy_bounds",
+            torch.zeros(len(self.policy_names), max(m - 1, 0), 2, dtype=torch.float64),
         )
         self.register_buffer("calibrated", torch.tensor(False))
         self.policy_details: dict[str, dict] = {}
@@ -186,7 +189,7 @@ class CascadeModule(LightningModule):
         if self.results_dir is None:
             return
         # every rank takes part in saving; the checkpoint carries members and fitted window
-        self.trainer.save_checkpoint(Path(self.results_dir) / "cascade.ckpt")
+        self.trainer.save_checkpoint(Path(self.results_dir) / "cascade.ckpt", weights_only=False)
         if not self.trainer.is_global_zero:
             return
         from artifacts.results import write_results
@@ -198,7 +201,7 @@ class CascadeModule(LightningModule):
             members=[
                 {"checkpoint": path, "macs": macs, "params": params}
                 for path, macs, params in zip(
-                    self.member_paths, self.stage_macs, self.member_params
+                    self.member_paths, self.stage_macs, self.member_params, strict=True
                 )
             ],
             curves=self.curves,

@@ -55,8 +55,22 @@ class MemberModule(LightningModule):
         loss = F.cross_entropy(logits, y, label_smoothing=self.hparams.label_smoothing)
         acc = (logits.argmax(-1) == y).float().mean()
         on_step = stage == "train"
-        self.log(f"{stage}/loss", loss, prog_bar=True, on_step=on_step, on_epoch=True, sync_dist=not on_step)
-        self.log(f"{stage}/acc", acc, prog_bar=True, on_step=on_step, on_epoch=True, sync_dist=not on_step)
+        self.log(
+            f"{stage}/loss",
+            loss,
+            prog_bar=True,
+            on_step=on_step,
+            on_epoch=True,
+            sync_dist=not on_step,
+        )
+        self.log(
+            f"{stage}/acc",
+            acc,
+            prog_bar=True,
+            on_step=on_step,
+            on_epoch=True,
+            sync_dist=not on_step,
+        )
         return loss
 
     def training_step(self, batch, batch_idx: int) -> torch.Tensor:
@@ -104,7 +118,9 @@ def load_member(path: str | Path) -> MemberModule:
     try:
         ckpt = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:  # noqa: BLE001 - any unreadable file is the same user error
-        raise ValueError(f"{path}: not a readable checkpoint ({type(err).__name__}: {err})") from None
+        raise ValueError(
+            f"{path}: not a readable checkpoint ({type(err).__name__}: {err})"
+        ) from None
     if not isinstance(ckpt, dict) or "state_dict" not in ckpt or "hyper_parameters" not in ckpt:
         raise ValueError(f"{path}: not a MemberModule checkpoint (no state_dict/hyper_parameters)")
     accepted = set(inspect.signature(MemberModule.__init__).parameters) - {"self"}
@@ -114,5 +130,7 @@ def load_member(path: str | Path) -> MemberModule:
     try:
         member.load_state_dict(ckpt["state_dict"])
     except RuntimeError as err:
-        raise ValueError(f"{path}: weights do not fit {hparams.get('model_name')!r}: {err}") from None
+        raise ValueError(
+            f"{path}: weights do not fit {hparams.get('model_name')!r}: {err}"
+        ) from None
     return member.eval()

@@ -23,7 +23,13 @@ import yaml
 from lightning_modules.cli import CascadeCLI, MemberCLI
 
 PIPELINE_KEYS = {
-    "experiment", "out", "seeds", "member_config", "cascade_config", "logger", "wandb_project",
+    "experiment",
+    "out",
+    "seeds",
+    "member_config",
+    "cascade_config",
+    "logger",
+    "wandb_project",
 }
 
 
@@ -35,7 +41,9 @@ def load_pipeline_config(path: str) -> dict:
     cfg = yaml.safe_load(p.read_text()) or {}
     unknown = set(cfg) - PIPELINE_KEYS
     if unknown:
-        raise ValueError(f"{p}: unknown field(s) {sorted(unknown)}; expected {sorted(PIPELINE_KEYS)}")
+        raise ValueError(
+            f"{p}: unknown field(s) {sorted(unknown)}; expected {sorted(PIPELINE_KEYS)}"
+        )
     for key in ("out", "seeds", "member_config", "cascade_config"):
         if key not in cfg:
             raise ValueError(f"{p}: missing field {key!r}")
@@ -67,6 +75,15 @@ def logger_args(cfg: dict, save_dir: Path, name: str, job_type: str) -> list[str
     ]
 
 
+def finish_wandb(cli) -> None:
+    """Close the stage's wandb run, so the next stage (same process) starts its own run."""
+    from lightning.pytorch.loggers import WandbLogger
+
+    for logger in cli.trainer.loggers:
+        if isinstance(logger, WandbLogger):
+            logger.experiment.finish()
+
+
 def run(cfg: dict, extra_member_args: list[str] = (), extra_cascade_args: list[str] = ()) -> Path:
     """Run the three stages; returns the output folder."""
     out = Path(cfg["out"])
@@ -75,7 +92,7 @@ def run(cfg: dict, extra_member_args: list[str] = (), extra_cascade_args: list[s
     for i, seed in enumerate(cfg["seeds"]):
         name, member_dir = f"m{i}", out / "members" / f"m{i}"
         print(f"\n=== [1/3] training member {name} (seed {seed}) ===", flush=True)
-        MemberCLI(
+        cli = MemberCLI(
             args=[
                 "fit",
                 f"--config={cfg['member_config']}",
@@ -86,6 +103,7 @@ def run(cfg: dict, extra_member_args: list[str] = (), extra_cascade_args: list[s
                 *extra_member_args,
             ]
         )
+        finish_wandb(cli)
         checkpoints.append(str(member_dir / "checkpoints" / "last.ckpt"))
     for i, ckpt in enumerate(checkpoints):
         print(f"\n=== [2/3] caching logits of m{i} ===", flush=True)
@@ -104,7 +122,7 @@ def run(cfg: dict, extra_member_args: list[str] = (), extra_cascade_args: list[s
             ]
         )
     print("\n=== [3/3] window calibration + cascade evaluation ===", flush=True)
-    CascadeCLI(
+    cli = CascadeCLI(
         args=[
             "test",
             f"--config={cfg['cascade_config']}",
@@ -116,6 +134,7 @@ def run(cfg: dict, extra_member_args: list[str] = (), extra_cascade_args: list[s
             *extra_cascade_args,
         ]
     )
+    finish_wandb(cli)
     print(f"\nPipeline finished in {time.time() - start:.0f} s; outputs in {out}/", flush=True)
     return out
 

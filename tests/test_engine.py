@@ -43,7 +43,9 @@ def test_later_members_run_only_on_passed_samples():
     logits = make_logits()
     conf1 = logits[0].softmax(-1).max(-1).values
     lo, hi = conf1.quantile(0.3).item(), conf1.quantile(0.6).item()
-    policy = IntervalPolicy("window", torch.tensor([[lo, hi], [-math.inf, math.inf]], dtype=torch.float64))
+    policy = IntervalPolicy(
+        "window", torch.tensor([[lo, hi], [-math.inf, math.inf]], dtype=torch.float64)
+    )
     source = RecordingSource(logits)
     result = run_cascade(source, 200, policy, "msp")
     passed = ((conf1 >= lo) & (conf1 <= hi)).nonzero().flatten().tolist()

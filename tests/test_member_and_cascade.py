@@ -51,8 +51,21 @@ def test_cascade_writes_tidy_results(cascade_run):
     assert {r["policy"] for r in rows} == {"single", "ensemble", "single_threshold", "window"}
     assert {r["role"] for r in rows} == {"heldout", "id", "shift", "ood"}
     metrics = {r["metric"] for r in rows}
-    for m in ("acc", "nll", "ece", "brier", "aurc", "cov@5", "risk@80", "auroc", "aupr",
-              "fpr@95", "expected_macs", "exit_frac@1", "exit_frac@2"):
+    for m in (
+        "acc",
+        "nll",
+        "ece",
+        "brier",
+        "aurc",
+        "cov@5",
+        "risk@80",
+        "auroc",
+        "aupr",
+        "fpr@95",
+        "expected_macs",
+        "exit_frac@1",
+        "exit_frac@2",
+    ):
         assert m in metrics
     for r in rows:
         if r["metric"] != "expected_macs" and r["metric"] != "nll":
@@ -70,7 +83,9 @@ def test_window_cascade_uses_the_second_member_only_inside_the_window(tiny_membe
     # policies without the full ensemble: the second member must only see passed samples
     CascadeCLI(
         args=cascade_args(
-            tiny_members["data_cfg"], tiny_members["ckpts"], tmp_path,
+            tiny_members["data_cfg"],
+            tiny_members["ckpts"],
+            tmp_path,
             "--model.policies=[single, window]",
         )
     )
@@ -93,8 +108,14 @@ def test_online_cascade_equals_offline_evaluation_of_cached_logits(tiny_members,
     online = read_metrics_csv(results / "metrics.csv")
     roles = cli.datamodule.roles
     offline, _ = evaluate_cached_logits(
-        tiny_members["logits_dir"], ["m0", "m1"], roles,
-        ["single", "ensemble", "single_threshold", "window"], "msp", "cov@5", 0.1, 0.2,
+        tiny_members["logits_dir"],
+        ["m0", "m1"],
+        roles,
+        ["single", "ensemble", "single_threshold", "window"],
+        "msp",
+        "cov@5",
+        0.1,
+        0.2,
     )
     key = lambda r: (r["dataset"], r["policy"], r["metric"])  # noqa: E731
     off = {key(r): r["value"] for r in offline}
@@ -115,13 +136,17 @@ def test_cascade_checkpoint_carries_the_window(tiny_members, cascade_run, tmp_pa
     again = tmp_path / "again"
     CascadeCLI(
         args=cascade_args(
-            tiny_members["data_cfg"], tiny_members["ckpts"], again,
+            tiny_members["data_cfg"],
+            tiny_members["ckpts"],
+            again,
             f"--ckpt_path={results / 'cascade.ckpt'}",
         )
     )
     assert not (again / "window.json").exists()  # not recalibrated
-    first = {(r["dataset"], r["policy"], r["metric"]): r["value"]
-             for r in read_metrics_csv(results / "metrics.csv")}
+    first = {
+        (r["dataset"], r["policy"], r["metric"]): r["value"]
+        for r in read_metrics_csv(results / "metrics.csv")
+    }
     for r in read_metrics_csv(again / "metrics.csv"):
         assert r["value"] == pytest.approx(first[(r["dataset"], r["policy"], r["metric"])])
     assert isinstance(cli.model, CascadeModule)

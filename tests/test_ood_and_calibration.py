@@ -61,7 +61,9 @@ def test_calibration_metrics_match_brute_force():
     targets = rng.integers(0, 5, size=300)
     p, t = torch.tensor(probs), torch.tensor(targets)
     assert expected_calibration_error(p, t) == pytest.approx(brute_ece(probs, targets))
-    assert negative_log_likelihood(p, t) == pytest.approx(-np.log(probs[np.arange(300), targets]).mean())
+    assert negative_log_likelihood(p, t) == pytest.approx(
+        -np.log(probs[np.arange(300), targets]).mean()
+    )
     onehot = np.eye(5)[targets]
     assert brier_score(p, t) == pytest.approx(((probs - onehot) ** 2).sum(1).mean())
     assert accuracy(p, t) == pytest.approx((probs.argmax(1) == targets).mean())

@@ -1,0 +1,155 @@
+"""Bad input gives a clear error that names what is wrong, and leaves outputs untouched."""
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+from artifacts.cached_logits import load_cached_logits, save_cached_logits, save_member_meta
+from cascade.offline import evaluate_cached_logits
+from datamodules.digits import DigitsDataModule
+from lightning_modules.cascade import CascadeModule
+from lightning_modules.cli import CascadeCLI, MemberCLI
+from lightning_modules.member import MemberModule
+from tests.conftest import QUICKSTART, cascade_args
+
+
+def save_untrained_member(path: Path, num_classes: int = 10, seed: int = 0) -> str:
+    torch.manual_seed(seed)
+    member = MemberModule(num_classes=num_classes)
+    torch.save({"state_dict": member.state_dict(), "hyper_parameters": dict(member.hparams)}, path)
+    return str(path)
+
+
+def test_nan_logits_are_refused_on_write_and_read(tmp_path):
+    logits = torch.randn(4, 3)
+    logits[2, 1] = float("nan")
+    with pytest.raises(ValueError, match=r"NaN/Inf.*row 2"):
+        save_cached_logits(tmp_path, "m0", "test", logits, torch.zeros(4, dtype=torch.long))
+    assert not (tmp_path / "m0" / "test.safetensors").exists()
+    # a file written by someone else with Inf in it is refused on load
+    from safetensors.torch import save_file
+
+    (tmp_path / "m1").mkdir()
+    bad = torch.randn(4, 3)
+    bad[0, 0] = float("inf")
+    save_file(
+        {"logits": bad, "targets": torch.zeros(4, dtype=torch.long)},
+        str(tmp_path / "m1" / "test.safetensors"),
+    )
+    with pytest.raises(ValueError, match=r"m1/test.safetensors.*NaN/Inf"):
+        load_cached_logits(tmp_path, "m1", "test")
+
+
+def test_truncated_and_missing_logits_files(tmp_path):
+    path = save_cached_logits(tmp_path, "m0", "test", torch.randn(5, 3), torch.arange(5) % 3)
+    path.write_bytes(path.read_bytes()[:40])
+    with pytest.raises(ValueError, match="not a readable safetensors file"):
+        load_cached_logits(tmp_path, "m0", "test")
+    with pytest.raises(FileNotFoundError, match="m0/other.safetensors"):
+        load_cached_logits(tmp_path, "m0", "other")
+
+
+def test_labels_out_of_range_are_refused(tmp_path):
+    with pytest.raises(ValueError, match=r"targets must be -1.*\[0, 2\]"):
+        save_cached_logits(tmp_path, "m0", "test", torch.randn(3, 3), torch.tensor([0, 1, 7]))
+
+
+def test_members_with_different_class_counts(tmp_path):
+    ten = save_untrained_member(tmp_path / "a.ckpt", 10)
+    five = save_untrained_member(tmp_path / "b.ckpt", 5)
+    with pytest.raises(ValueError, match="different class counts"):
+        CascadeModule(members=[ten, five])
+    # and offline, on cached logits
+    for member, c in (("m0", 10), ("m1", 5)):
+        for ds in ("held", "test"):
+            save_cached_logits(
+                tmp_path / "logits", member, ds, torch.randn(6, c), torch.arange(6) % 5
+            )
+        save_member_meta(
+            tmp_path / "logits",
+            member,
+            {"model_name": "x", "macs": 1, "params": 1, "num_classes": c},
+        )
+    with pytest.raises(ValueError, match=r"'held'.*different class counts"):
+        evaluate_cached_logits(
+            tmp_path / "logits", ["m0", "m1"], {"held": "heldout", "test": "id"}, ["window"]
+        )
+
+
+def test_missing_member_checkpoint_is_named(tmp_path):
+    missing = tmp_path / "nope" / "last.ckpt"
+    with pytest.raises(FileNotFoundError, match=str(missing)):
+        CascadeModule(members=[str(missing)])
+    with pytest.raises(FileNotFoundError, match=str(missing)):
+        MemberCLI(
+            args=[
+                "predict",
+                f"--config={QUICKSTART / 'member.yaml'}",
+                f"--ckpt_path={missing}",
+                f"--cache.logits_dir={tmp_path}",
+                "--trainer.logger=false",
+                f"--trainer.default_root_dir={tmp_path}",
+            ]
+        )
+
+
+def test_unknown_role_and_duplicate_names():
+    with pytest.raises(ValueError, match=r"datasets\[1\] \('t'\): role 'test' is not one of"):
+        DigitsDataModule(
+            datasets=[
+                {"name": "h", "role": "heldout", "source": "heldout"},
+                {"name": "t", "role": "test", "source": "test"},
+            ]
+        )
+    with pytest.raises(ValueError, match="two datasets are named 'h'"):
+        DigitsDataModule(
+            datasets=[
+                {"name": "h", "role": "heldout", "source": "heldout"},
+                {"name": "h", "role": "id", "source": "test"},
+            ]
+        )
+    with pytest.raises(ValueError, match="role 'bogus'"):
+        evaluate_cached_logits("unused", ["m0"], {"h": "heldout", "t": "bogus"}, ["window"])
+
+
+def test_empty_heldout_split_is_named():
+    dm = DigitsDataModule(heldout_fraction=0.001)
+    with pytest.raises(ValueError, match="heldout split is empty.*heldout_fraction=0.001"):
+        dm.setup()
+
+
+@pytest.mark.parametrize("width", ["0", "0.7", "-0.1"])
+def test_window_width_outside_range(tmp_path, width):
+    member = save_untrained_member(tmp_path / "a.ckpt")
+    with pytest.raises(ValueError, match=r"window width w must be in \(0, 0.5\]"):
+        CascadeCLI(
+            args=cascade_args(
+                QUICKSTART / "data.yaml", [member], tmp_path, f"--calibration.width={width}"
+            )
+        )
+
+
+def test_unreachable_target_names_lowest_risk_and_keeps_old_results(tmp_path):
+    # untrained members: the most confident held-out samples are mostly wrong
+    members = [save_untrained_member(tmp_path / f"m{i}.ckpt", seed=i) for i in range(2)]
+    results = tmp_path / "results"
+    results.mkdir()
+    (results / "metrics.csv").write_text("previous results\n")
+    (results / "window.json").write_text('{"previous": true}\n')
+    with pytest.raises(
+        ValueError,
+        match=r"cov@0.1 on held-out split 'digits_heldout'.*"
+        r"lowest reachable risk is 0\.\d+",
+    ):
+        CascadeCLI(
+            args=cascade_args(
+                QUICKSTART / "data.yaml", members, results, "--calibration.target=cov@0.1"
+            )
+        )
+    assert (results / "metrics.csv").read_text() == "previous results\n"
+    assert json.loads((results / "window.json").read_text()) == {"previous": True}
+    for name in ("summary.json", "cascade.ckpt", "risk_coverage.png", "macs_vs_cov5.png"):
+        assert not (results / name).exists()
+    assert not list(results.glob(".*"))  # no temporary files left behind

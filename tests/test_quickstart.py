@@ -1,0 +1,109 @@
+"""The quick start end to end, and the same pipeline logging to wandb offline."""
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from artifacts.results import read_metrics_csv
+from tests.conftest import ROOT
+
+
+def run_pipeline(tmp_path, *args, timeout=900):
+    env = {**os.environ, "WANDB_MODE": "offline", "PYTHONPATH": str(ROOT)}
+    proc = subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "scripts" / "run_pipeline.py"),
+            "--config",
+            str(ROOT / "configs" / "quickstart" / "pipeline.yaml"),
+            *args,
+        ],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    return proc
+
+
+@pytest.mark.slow
+def test_quickstart_pipeline_end_to_end(tmp_path):
+    out = tmp_path / "quickstart"
+    proc = run_pipeline(tmp_path, "--out", str(out))
+    for i in (0, 1):
+        assert (out / "members" / f"m{i}" / "checkpoints" / "last.ckpt").is_file()
+        assert (out / "logits" / f"m{i}" / "digits_test.safetensors").is_file()
+        assert (out / "logits" / f"m{i}" / "meta.json").is_file()
+    for name in (
+        "metrics.csv",
+        "summary.json",
+        "window.json",
+        "cascade.ckpt",
+        "risk_coverage.png",
+        "macs_vs_cov5.png",
+    ):
+        assert (out / name).stat().st_size > 0, name
+    rows = read_metrics_csv(out / "metrics.csv")
+    by = {(r["dataset"], r["policy"], r["metric"]): r["value"] for r in rows}
+    roles = {r["dataset"]: r["role"] for r in rows}
+    assert sorted(set(roles.values())) == ["heldout", "id", "ood", "shift"]
+    assert sum(r == "shift" for r in roles.values()) >= 2
+    for policy in ("single", "ensemble", "single_threshold", "window"):
+        for metric in (
+            "acc",
+            "nll",
+            "ece",
+            "aurc",
+            "cov@5",
+            "risk@80",
+            "expected_macs",
+            "exit_frac@1",
+            "exit_frac@2",
+        ):
+            assert ("digits_test", policy, metric) in by
+        assert ("photo_patches", policy, "auroc") in by
+        assert ("photo_patches", policy, "fpr@95") in by
+    # members learned, and the window passes about 2w = 20% of ID samples on
+    assert by[("digits_test", "single", "acc")] > 0.9
+    assert 0.05 < by[("digits_test", "window", "exit_frac@2")] < 0.4
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["policies"]["window"]["setting"] == "cov@5,w=0.1"
+    assert "Results written to:" in proc.stdout and "digits_test (id)" in proc.stdout
+
+
+@pytest.mark.slow
+def test_pipeline_logs_to_wandb_offline(tmp_path):
+    out = tmp_path / "wandb_run"
+    run_pipeline(
+        tmp_path, "--out", str(out), "--logger", "wandb", "--member-arg=--trainer.max_epochs=1"
+    )
+    runs = sorted((out / "wandb").glob("offline-run-*"))
+    assert len(runs) == 3  # two members and the cascade evaluation
+    records = []
+    for run in runs:
+        proc = subprocess.run(
+            [
+                os.path.join(os.path.dirname(sys.executable), "wandb"),
+                "leet",
+                "inspect",
+                "--json",
+                str(run),
+            ],
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert proc.returncode == 0, proc.stderr
+        records.append(proc.stdout)
+    text = "\n".join(records)
+    assert "train/loss" in text and "val/acc" in text
+    assert "id/digits_test/window/cov@5" in text
+    assert "ood/photo_patches/window/fpr@95" in text
+    # runs are grouped per experiment, with a job type per stage
+    assert text.count('"run_group":"quickstart"') >= 3
+    assert '"job_type":"member"' in text and '"job_type":"evaluate"' in text
