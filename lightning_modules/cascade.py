@@ -14,6 +14,7 @@ from lightning_modules.complexity import count_macs_params
 from lightning_modules.member import load_member
 from lightning_modules.metrics import CascadeOutputs
 from uncertainty.scores import check_score
+from uncertainty.selective import risk_coverage_curve
 
 
 class StageRunner:
@@ -61,8 +62,9 @@ class CascadeModule(LightningModule):
         score: confidence score used for exiting and for the metrics.
         risks: risks r (fractions) reported as ``cov@r``.
         coverages: coverages c (fractions) reported as ``risk@c``.
-        results_dir: where ``metrics.csv``, ``summary.json`` and plots go (rank 0); None
-            writes nothing.
+        results_dir: where ``metrics.csv``, ``summary.json``, plots and ``cascade.ckpt`` go
+            (files by rank 0); None writes nothing. ``summary.json``'s ``member_calls`` counts,
+            per dataset, the samples each member processed, summed over processes.
     """
 
     def __init__(
@@ -159,12 +161,15 @@ class CascadeModule(LightningModule):
         runner = StageRunner(self.members, x, self.member_calls[name])
         for policy in self.policies():
             result = run_cascade(runner, x.shape[0], policy, self.score)
-            self.outputs[f"{name}/{policy.name}"].update(result, y.cpu())
+            self.outputs[f"{name}/{policy.name}"].update(result, y)
 
     def on_test_epoch_end(self) -> None:
-        from uncertainty.selective import risk_coverage_curve
-
         dm = self.trainer.datamodule
+        for name, calls in self.member_calls.items():  # summed over processes
+            total = self.trainer.strategy.reduce(
+                torch.tensor(calls, dtype=torch.float64, device=self.device), reduce_op="sum"
+            )
+            self.member_calls[name] = [int(c) for c in total.tolist()]
         roles = dm.roles
         self.result_rows = []
         for policy in self.policies():

@@ -25,10 +25,11 @@ class CascadeOutputs(Metric):
             self.add_state(name, default=[], dist_reduce_fx="cat")
 
     def update(self, result: CascadeResult, targets: torch.Tensor) -> None:
-        self.probs.append(result.probs.float())
-        self.confidence.append(result.confidence.double())
-        self.exit_stage.append(result.exit_stage.long())
-        self.targets.append(targets.long())
+        # states live on the metric's device, as the process group's all-gather needs
+        self.probs.append(result.probs.float().to(self.device))
+        self.confidence.append(result.confidence.double().to(self.device))
+        self.exit_stage.append(result.exit_stage.long().to(self.device))
+        self.targets.append(targets.long().to(self.device))
 
     def compute(self) -> tuple[CascadeResult, torch.Tensor]:
         result = CascadeResult(

@@ -1,5 +1,6 @@
 """DDP on CPU: 2 gloo processes give exactly the metrics of one process, with no padding."""
 
+import json
 import os
 import subprocess
 import sys
@@ -13,7 +14,7 @@ from tests.conftest import ROOT, cascade_args
 @pytest.mark.ddp
 @pytest.mark.slow
 def test_two_process_test_metrics_equal_single_process(tiny_members, tmp_path):
-    runs = {}
+    runs, calls = {}, {}
     for name, extra in {
         "single": ["--trainer.devices=1"],
         "ddp": ["--trainer.strategy=ddp", "--trainer.devices=2", "--trainer.accelerator=cpu"],
@@ -34,7 +35,10 @@ def test_two_process_test_metrics_equal_single_process(tiny_members, tmp_path):
             (r["dataset"], r["policy"], r["metric"]): r["value"]
             for r in read_metrics_csv(out / "metrics.csv")
         }
+        calls[name] = json.loads((out / "summary.json").read_text())["member_calls"]
     assert runs["single"].keys() == runs["ddp"].keys()
     # the held-out split has 269 samples: a padding sampler would duplicate one of them
     for key, value in runs["single"].items():
         assert runs["ddp"][key] == pytest.approx(value, rel=1e-6, abs=1e-9), key
+    # the members processed the same samples in total, counted over both processes
+    assert calls["ddp"] == calls["single"]
