@@ -1,25 +1,35 @@
-"""Fitting cascade policies on a held-out split (the paper's window rule).
+"""Fitting cascade policies on a held-out split (the paper's window rule and baselines).
 
 Window rule for stage k, on held-out confidences s (of the ensemble of the first k + 1
 members) and their correctness:
 
 1. tau = the threshold of the target task (``cov@r``, ``risk@c`` or ``fpr@p``) on (s, correct);
-2. q = F(tau), the empirical CDF of s at tau (fraction of held-out scores <= tau);
-3. window = [Q(q - w), Q(q + w)] with Q the linear-interpolated quantile function of s; where
-   q - w <= 0 (q + w >= 1) the lower (upper) end is open, so that a window reaching the end of
-   the held-out range also covers test scores beyond it.
+2. q = the position of tau among the held-out scores, and the window = a band of quantiles of
+   s of width 2w around q (``standard`` and ``paper`` definitions differ in the details, see
+   ``uncertainty.definitions``).
 
-About 2w of in-distribution samples fall in the window, so the expected cost is about
-(1 + 2w) member-costs for M = 2.
+``window_adjusted`` keeps tau but derives q and the window from the scores of an unlabelled
+test mixture (ID + OOD), for deployment under distribution shift. ``single_threshold`` passes
+the ``pass_fraction`` least confident held-out samples; ``random`` passes a random
+``random_fraction`` (default 2w, the window's expected share).
 """
 
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import torch
 
-from cascade.policies import IntervalPolicy, check_policies, ensemble_policy, single_policy
+from cascade.policies import (
+    CascadePolicy,
+    IntervalPolicy,
+    RandomPolicy,
+    check_policies,
+    ensemble_policy,
+    single_policy,
+)
+from uncertainty.definitions import get_definitions
 from uncertainty.selective import UnreachableTargetError
 from uncertainty.targets import Target, parse_target, target_threshold
 
@@ -31,49 +41,95 @@ def check_width(width: float) -> float:
     return float(width)
 
 
-def check_pass_fraction(fraction: float) -> float:
-    """Validate the single-threshold pass fraction in (0, 1)."""
+def check_fraction(fraction: float, what: str) -> float:
+    """Validate a pass fraction in (0, 1)."""
     if not (isinstance(fraction, (int, float)) and 0 < fraction < 1):
-        raise ValueError(f"single_threshold pass fraction must be in (0, 1), got {fraction!r}")
+        raise ValueError(f"{what} must be in (0, 1), got {fraction!r}")
     return float(fraction)
 
 
-def _check_heldout(confidence: torch.Tensor, what: str) -> torch.Tensor:
+@dataclass
+class PolicySettings:
+    """How the policies are fitted.
+
+    Attributes:
+        target: operating target of the window, e.g. ``cov@5``, ``risk@80``, ``fpr@95``.
+        width: window half-width w in quantiles, in (0, 0.5].
+        pass_fraction: fraction of least confident samples ``single_threshold`` passes on.
+        random_fraction: fraction ``random`` passes on (None: 2w).
+        seed: seed of the random policy.
+        definitions: ``standard`` or ``paper``.
+    """
+
+    target: str = "cov@5"
+    width: float = 0.1
+    pass_fraction: float = 0.2
+    random_fraction: float | None = None
+    seed: int = 0
+    definitions: str = "standard"
+
+    def __post_init__(self):
+        parse_target(self.target)
+        check_width(self.width)
+        check_fraction(self.pass_fraction, "single_threshold pass fraction")
+        if self.random_fraction is not None:
+            check_fraction(self.random_fraction, "random pass fraction")
+        get_definitions(self.definitions)
+
+
+def _check_scores(confidence: torch.Tensor, what: str) -> torch.Tensor:
     if confidence.numel() == 0:
         raise ValueError(f"{what}: the held-out split is empty; the policies cannot be fitted")
     if not torch.isfinite(confidence).all():
-        raise ValueError(f"{what}: held-out confidences contain NaN or Inf")
+        raise ValueError(f"{what}: confidences contain NaN or Inf")
     return confidence.double().flatten()
 
 
 def fit_window_stage(
-    confidence: torch.Tensor, correct: torch.Tensor, target: Target, width: float
+    confidence: torch.Tensor,
+    correct: torch.Tensor,
+    target: Target,
+    width: float,
+    definitions="standard",
+    window_scores: torch.Tensor | None = None,
 ) -> dict:
-    """Fit one stage's window; returns tau, q, lower and upper (None for an open end)."""
-    conf = _check_heldout(confidence, "window calibration")
-    tau = target_threshold(conf, correct, target)
-    q = float((conf <= tau).double().mean())
-    lo_q, hi_q = q - width, q + width
-    lower = None if lo_q <= 0 else float(torch.quantile(conf, lo_q))
-    upper = None if hi_q >= 1 else float(torch.quantile(conf, hi_q))
-    return {"tau": tau, "q": q, "lower": lower, "upper": upper}
+    """Fit one stage's window: tau on (confidence, correct), the band on ``window_scores``.
+
+    Returns:
+        {tau, q, lower, upper}; lower/upper are None for an open end.
+    """
+    defs = get_definitions(definitions)
+    conf = _check_scores(confidence, "window calibration")
+    tau = target_threshold(conf, correct, target, defs)
+    band_scores = conf if window_scores is None else _check_scores(window_scores, "test mixture")
+    band = defs.window(band_scores, tau, width)
+    open_end = {"lower": -math.inf, "upper": math.inf}
+    return {
+        "tau": tau,
+        "q": band["q"],
+        **{k: None if band[k] == open_end[k] else band[k] for k in ("lower", "upper")},
+    }
 
 
-def fit_threshold_stage(confidence: torch.Tensor, pass_fraction: float) -> dict:
-    """Single threshold t = Q(pass_fraction): samples with confidence <= t are passed on."""
-    conf = _check_heldout(confidence, "single_threshold calibration")
-    return {"threshold": float(torch.quantile(conf, pass_fraction))}
+def _bounds_of(stages: list[dict]) -> torch.Tensor:
+    rows = [
+        [
+            -math.inf if s["lower"] is None else s["lower"],
+            math.inf if s["upper"] is None else s["upper"],
+        ]
+        for s in stages
+    ]
+    return torch.tensor(rows, dtype=torch.float64).reshape(len(stages), 2)
 
 
 def fit_policies(
     names: list[str],
     stage_confidence: list[torch.Tensor],
     stage_correct: list[torch.Tensor],
-    target: str = "cov@5",
-    width: float = 0.1,
-    pass_fraction: float = 0.2,
+    settings: PolicySettings | None = None,
+    mixture_confidence: list[torch.Tensor] | None = None,
     heldout_name: str = "heldout",
-) -> dict[str, IntervalPolicy]:
+) -> dict[str, CascadePolicy]:
     """Fit every named policy for a cascade of ``len(stage_confidence) + 1`` members.
 
     Args:
@@ -81,53 +137,54 @@ def fit_policies(
         stage_confidence: for k = 0..M-2, held-out confidences of the ensemble of the first
             k + 1 members (N each).
         stage_correct: matching correctness of that ensemble's prediction (N each, bool).
-        target: operating target of the window, e.g. ``cov@5``, ``risk@80``, ``fpr@95``.
-        width: window half-width w in quantiles, in (0, 0.5].
-        pass_fraction: fraction of least confident held-out samples the single-threshold
-            policy passes on.
+        settings: target, width, fractions, seed and definitions.
+        mixture_confidence: per stage, confidences on the unlabelled test mixture (needed by
+            ``window_adjusted`` only).
         heldout_name: name of the held-out dataset, used in error messages.
     """
     check_policies(names)
-    parsed = parse_target(target)
-    width = check_width(width)
-    pass_fraction = check_pass_fraction(pass_fraction)
+    settings = settings or PolicySettings()
+    target = parse_target(settings.target)
     m = len(stage_confidence) + 1
-    policies: dict[str, IntervalPolicy] = {}
+    for c in stage_confidence:
+        _check_scores(c, f"held-out split {heldout_name!r}")
+    policies: dict[str, CascadePolicy] = {}
     for name in names:
         if name == "single":
             policies[name] = single_policy(m)
         elif name == "ensemble":
             policies[name] = ensemble_policy(m)
+        elif name == "random":
+            fraction = settings.random_fraction or 2 * settings.width
+            policies[name] = RandomPolicy(m, min(fraction, 1.0), settings.seed)
         elif name == "single_threshold":
-            stages = [fit_threshold_stage(c, pass_fraction) for c in stage_confidence]
-            bounds = [[-math.inf, s["threshold"]] for s in stages]
+            stages = [
+                {"lower": None, "upper": float(torch.quantile(c.double(), settings.pass_fraction))}
+                for c in stage_confidence
+            ]
             policies[name] = IntervalPolicy(
-                name, _bounds(bounds, m), f"pass={pass_fraction:g}", stages
+                name, _bounds_of(stages), f"pass={settings.pass_fraction:g}", stages
             )
         else:
+            if name == "window_adjusted" and mixture_confidence is None:
+                raise ValueError("window_adjusted needs the scores of an unlabelled test mixture")
             stages = []
-            for k, (c, ok) in enumerate(zip(stage_confidence, stage_correct, strict=True)):
+            for k, conf in enumerate(stage_confidence):
+                # the paper's code finds tau with stage-1 correctness at every stage
+                correct = stage_correct[0 if settings.definitions == "paper" else k]
+                band = None if name == "window" else mixture_confidence[k]
                 try:
-                    stages.append(fit_window_stage(c, ok, parsed, width))
+                    stage = fit_window_stage(
+                        conf, correct, target, settings.width, settings.definitions, band
+                    )
                 except UnreachableTargetError as err:
                     raise UnreachableTargetError(
-                        f"window target {parsed.name} on held-out split {heldout_name!r} "
+                        f"window target {target.name} on held-out split {heldout_name!r} "
                         f"(stage {k + 1}): {err}"
                     ) from None
-            bounds = [
-                [
-                    -math.inf if s["lower"] is None else s["lower"],
-                    math.inf if s["upper"] is None else s["upper"],
-                ]
-                for s in stages
-            ]
-            for s in stages:
-                s.update(target=parsed.name, width=width)
-            policies[name] = IntervalPolicy(
-                name, _bounds(bounds, m), f"{parsed.name},w={width:g}", stages
-            )
+                stages.append({**stage, "target": target.name, "width": settings.width})
+            setting = f"{target.name},w={settings.width:g}"
+            if settings.definitions != "standard":
+                setting += f",{settings.definitions}"
+            policies[name] = IntervalPolicy(name, _bounds_of(stages), setting, stages)
     return policies
-
-
-def _bounds(rows: list[list[float]], m: int) -> torch.Tensor:
-    return torch.tensor(rows, dtype=torch.float64).reshape(m - 1, 2)

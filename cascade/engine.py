@@ -12,11 +12,13 @@ from dataclasses import dataclass
 
 import torch
 
-from cascade.policies import IntervalPolicy
+from cascade.policies import CascadePolicy
+from cascade.stage_scores import Temperatures
 from uncertainty.scores import EnsembleState
 
-StageSource = Callable[[int, torch.Tensor], torch.Tensor]
-"""(stage k, LongTensor of sample positions) -> logits of member k for those samples."""
+StageSource = Callable[[int, torch.Tensor], "torch.Tensor | EnsembleState"]
+"""(stage k, LongTensor of sample positions) -> member k's logits for those samples, or its
+one-member ``EnsembleState`` (precomputed softmax statistics, as the offline driver passes)."""
 
 
 @dataclass
@@ -35,13 +37,31 @@ class CascadeResult:
 
 
 def run_cascade(
-    source: StageSource, num_samples: int, policy: IntervalPolicy, score: str
+    source: StageSource,
+    num_samples: int,
+    policy: CascadePolicy,
+    score: str,
+    sample_ids: torch.Tensor | None = None,
+    temperatures: Temperatures | None = None,
 ) -> CascadeResult:
-    """Run ``policy`` over ``num_samples`` samples, calling members only where needed."""
+    """Run ``policy`` over ``num_samples`` samples, calling members only where needed.
+
+    ``sample_ids`` are the samples' dataset indices (default 0..N-1); only the random policy
+    uses them, so that online batches and offline arrays pass the same samples.
+    ``temperatures`` (optional) scale member logits and ensemble probabilities.
+    """
+    if temperatures is not None:
+        raw = source
+        source = lambda k, idx: temperatures.scale(k, raw(k, idx))  # noqa: E731
     index = torch.arange(num_samples)
-    logits = source(0, index)
-    state = EnsembleState.from_logits(logits)
-    probs = torch.empty(num_samples, logits.shape[-1], dtype=torch.float32)
+    ids = torch.arange(num_samples) if sample_ids is None else sample_ids.cpu().long()
+    first = source(0, index)
+    state = (
+        first
+        if isinstance(first, EnsembleState)
+        else EnsembleState.from_logits(first, temperatures.ensembles if temperatures else None)
+    )
+    probs = torch.empty(num_samples, state.prob_sum.shape[-1], dtype=torch.float32)
     confidence = torch.empty(num_samples, dtype=torch.float64)
     exit_stage = torch.empty(num_samples, dtype=torch.long)
     for k in range(policy.num_stages):
@@ -49,7 +69,7 @@ def run_cascade(
         if k == policy.num_stages - 1:
             passed = torch.zeros_like(conf, dtype=torch.bool)
         else:
-            passed = policy.passes(k, conf)
+            passed = policy.passes(k, conf, ids[index])
         leaving = ~passed
         where = index[leaving]
         probs[where] = state.probs[leaving].to(probs.device, torch.float32)

@@ -3,8 +3,10 @@
 Row fields: ``dataset``, ``role``, ``policy``, ``setting``, ``score``, ``metric``, ``value``.
 Labelled datasets (roles heldout, id, shift) get ``acc``, ``nll``, ``ece``, ``brier``, ``aurc``,
 ``cov@R`` for each risk R and ``risk@C`` for each coverage C; OOD datasets get ``auroc``,
-``aupr`` and ``fpr@95`` against the ID dataset under the same policy; every dataset gets
-``expected_macs`` and ``exit_frac@k`` for k = 1..M. Values are fractions, MACs are MACs.
+``aupr`` and ``fpr@P`` against the ID dataset under the same policy, and the SCOD metrics of
+the ID + OOD mixture (``scod_aurc``, ``scod_risk@C``); every dataset gets ``expected_macs`` and
+``exit_frac@k`` for k = 1..M. Values are fractions, MACs are MACs. ``aurc``, ``cov@R``,
+``risk@C`` and ``fpr@P`` follow the chosen definitions (standard or paper).
 """
 
 from __future__ import annotations
@@ -15,15 +17,17 @@ import torch
 
 from cascade.cost import exit_fractions, expected_macs
 from cascade.engine import CascadeResult
-from cascade.policies import IntervalPolicy
+from cascade.policies import CascadePolicy
 from uncertainty.calibration import (
     accuracy,
     brier_score,
     expected_calibration_error,
     negative_log_likelihood,
 )
-from uncertainty.ood import aupr, auroc, fpr_at_tpr
-from uncertainty.selective import UnreachableTargetError, aurc, coverage_at_risk, risk_at_coverage
+from uncertainty.definitions import get_definitions
+from uncertainty.ood import aupr, auroc
+from uncertainty.scod import scod_aurc, scod_mixture, scod_risk_at_coverage
+from uncertainty.selective import UnreachableTargetError
 
 ROW_FIELDS = ("dataset", "role", "policy", "setting", "score", "metric", "value")
 
@@ -36,11 +40,19 @@ class MetricSettings:
         risks: selective risks r for ``cov@r`` (fractions).
         coverages: coverages c for ``risk@c`` (fractions).
         ood_tpr: ID acceptance rate p for ``fpr@p``.
+        definitions: ``standard`` or ``paper``.
+        scod_ratio: OOD : ID mixing ratio of SCOD.
+        scod_beta: cost of an accepted OOD sample in SCOD.
+        scod_seed: seed of the SCOD subsampling.
     """
 
     risks: tuple[float, ...] = (0.05,)
     coverages: tuple[float, ...] = (0.8,)
     ood_tpr: float = 0.95
+    definitions: str = "standard"
+    scod_ratio: float = 1.0
+    scod_beta: float = 1.0
+    scod_seed: int = 0
 
 
 def _pct(x: float) -> str:
@@ -51,6 +63,7 @@ def labelled_metrics(
     result: CascadeResult, targets: torch.Tensor, settings: MetricSettings
 ) -> dict[str, float]:
     """Accuracy, calibration and selective-classification metrics of a labelled dataset."""
+    defs = get_definitions(settings.definitions)
     probs, conf = result.probs, result.confidence
     correct = probs.argmax(dim=-1) == targets
     out = {
@@ -58,28 +71,41 @@ def labelled_metrics(
         "nll": negative_log_likelihood(probs, targets),
         "ece": expected_calibration_error(probs, targets),
         "brier": brier_score(probs, targets),
-        "aurc": aurc(conf, correct),
+        "aurc": defs.aurc(conf, correct),
     }
     for r in settings.risks:
         try:
-            out[f"cov@{_pct(r)}"] = coverage_at_risk(conf, correct, r)[0]
+            out[f"cov@{_pct(r)}"] = defs.coverage_at_risk(conf, correct, r)[0]
         except UnreachableTargetError:
             out[f"cov@{_pct(r)}"] = 0.0  # no coverage keeps the risk that low
     for c in settings.coverages:
-        out[f"risk@{_pct(c)}"] = risk_at_coverage(conf, correct, c)[0]
+        out[f"risk@{_pct(c)}"] = defs.risk_at_coverage(conf, correct, c)[0]
     return out
 
 
 def ood_metrics(
-    id_result: CascadeResult, ood_result: CascadeResult, settings: MetricSettings
+    id_result: CascadeResult,
+    id_targets: torch.Tensor,
+    ood_result: CascadeResult,
+    settings: MetricSettings,
 ) -> dict[str, float]:
-    """OOD detection metrics (OOD positive, score = -confidence)."""
+    """OOD detection (OOD positive, score = -confidence) and SCOD metrics of one OOD set."""
+    defs = get_definitions(settings.definitions)
     id_conf, ood_conf = id_result.confidence, ood_result.confidence
-    return {
+    out = {
         "auroc": auroc(id_conf, ood_conf),
         "aupr": aupr(id_conf, ood_conf),
-        f"fpr@{_pct(settings.ood_tpr)}": fpr_at_tpr(id_conf, ood_conf, settings.ood_tpr),
+        f"fpr@{_pct(settings.ood_tpr)}": defs.fpr(id_conf, ood_conf, settings.ood_tpr),
     }
+    keep_id, keep_ood = scod_mixture(
+        id_conf.numel(), ood_conf.numel(), settings.scod_ratio, settings.scod_seed
+    )
+    correct = (id_result.probs.argmax(dim=-1) == id_targets)[keep_id]
+    args = (id_conf[keep_id], correct, ood_conf[keep_ood])
+    out["scod_aurc"] = scod_aurc(*args, beta=settings.scod_beta)
+    for c in settings.coverages:
+        out[f"scod_risk@{_pct(c)}"] = scod_risk_at_coverage(*args, c, beta=settings.scod_beta)
+    return out
 
 
 def cost_metrics(result: CascadeResult, stage_macs: list[float]) -> dict[str, float]:
@@ -91,7 +117,7 @@ def cost_metrics(result: CascadeResult, stage_macs: list[float]) -> dict[str, fl
 
 
 def policy_rows(
-    policy: IntervalPolicy,
+    policy: CascadePolicy,
     score: str,
     results: dict[str, CascadeResult],
     targets: dict[str, torch.Tensor],
@@ -106,7 +132,7 @@ def policy_rows(
     for name, role in roles.items():
         result = results[name]
         values = (
-            ood_metrics(results[id_name], result, settings)
+            ood_metrics(results[id_name], targets[id_name], result, settings)
             if role == "ood"
             else labelled_metrics(result, targets[name], settings)
         )

@@ -1,14 +1,18 @@
-"""Cascade policies as per-stage confidence intervals.
+"""Cascade policies: which samples stage k passes on to member k + 1.
 
-A cascade of M members has M - 1 decisions. At stage k (0-based) a sample whose confidence
-(the score of the ensemble of the first k + 1 members) lies in ``[lower_k, upper_k]`` is passed
-on to member k + 1; every other sample exits with the current prediction and score. Every
-policy of the framework is such an interval per stage:
+A cascade of M members has M - 1 decisions. At stage k (0-based) a policy looks at each
+sample's confidence (the score of the ensemble of the first k + 1 members) and passes it on or
+lets it exit with the current prediction and score. Interval policies pass a sample when
+``lower_k <= confidence <= upper_k``:
 
 - ``single``: an empty interval (nothing is passed on; the first member alone);
 - ``ensemble``: (-inf, inf) (everything reaches the last member; the full ensemble);
 - ``single_threshold``: (-inf, t] (exit when confidence > t);
-- ``window``: [Q(q - w), Q(q + w)] around the operating threshold tau (see calibration).
+- ``window``: the paper's window around the operating threshold tau (see calibration);
+- ``window_adjusted``: the same tau, window re-derived on an unlabelled test mixture.
+
+``random`` (a sanity baseline) passes a fixed fraction of samples chosen by a hash of the
+sample's dataset index, so online and offline runs pass the same samples.
 """
 
 from __future__ import annotations
@@ -18,7 +22,14 @@ from dataclasses import dataclass, field
 
 import torch
 
-POLICIES: tuple[str, ...] = ("single", "ensemble", "single_threshold", "window")
+INTERVAL_POLICIES: tuple[str, ...] = (
+    "single",
+    "ensemble",
+    "single_threshold",
+    "window",
+    "window_adjusted",
+)
+POLICIES: tuple[str, ...] = (*INTERVAL_POLICIES, "random")
 
 
 def check_policies(names: list[str]) -> list[str]:
@@ -36,7 +47,7 @@ class IntervalPolicy:
     """A cascade policy: pass a sample on at stage k when lower_k <= confidence <= upper_k.
 
     Attributes:
-        name: policy name (``single``, ``ensemble``, ``single_threshold``, ``window``).
+        name: policy name (one of :data:`INTERVAL_POLICIES`).
         bounds: (M - 1) x 2 float64 tensor of [lower, upper] per stage; +-inf for open ends.
         setting: short description of the fitted setting, e.g. ``cov@5,w=0.1``.
         details: per-stage fitted quantities (tau, q, ...) for reports and window.json.
@@ -52,7 +63,9 @@ class IntervalPolicy:
         """Number of members the policy can use (M)."""
         return self.bounds.shape[0] + 1
 
-    def passes(self, stage: int, confidence: torch.Tensor) -> torch.Tensor:
+    def passes(
+        self, stage: int, confidence: torch.Tensor, sample_ids: torch.Tensor | None = None
+    ) -> torch.Tensor:
         """Boolean mask of the samples that stage ``stage`` (0-based) passes on."""
         lower, upper = self.bounds[stage].tolist()
         conf = confidence.double()
@@ -71,13 +84,66 @@ class IntervalPolicy:
             "stages": self.details,
         }
 
-    @classmethod
-    def from_dict(cls, data: dict) -> IntervalPolicy:
-        """Inverse of :meth:`to_dict`."""
-        bounds = torch.tensor(
-            [[float(lo), float(hi)] for lo, hi in data["bounds"]], dtype=torch.float64
-        ).reshape(-1, 2)
-        return cls(data["name"], bounds, data.get("setting", ""), list(data.get("stages", [])))
+
+def _uniform_hash(ids: torch.Tensor, seed: int, stage: int) -> torch.Tensor:
+    """A deterministic uniform number in [0, 1) per (sample id, seed, stage); 32-bit mixing."""
+    m = 2**32
+    x = (ids.long() * 2654435761 + seed * 40503 + stage * 97 + 12345) % m
+    for _ in range(2):
+        x = (((x >> 16) ^ x) * 0x45D9F3B) % m
+    x = (x >> 16) ^ x
+    return x.double() / m
+
+
+@dataclass
+class RandomPolicy:
+    """Pass a fixed fraction of samples at every stage, chosen by a hash of the sample id.
+
+    Attributes:
+        num_stages: M.
+        fraction: probability that a sample is passed on at each stage.
+        seed: hash seed.
+    """
+
+    num_stages: int
+    fraction: float
+    seed: int = 0
+    name: str = "random"
+
+    @property
+    def setting(self) -> str:
+        return f"pass={self.fraction:g},seed={self.seed}"
+
+    def passes(
+        self, stage: int, confidence: torch.Tensor, sample_ids: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        if sample_ids is None:
+            raise ValueError("the random policy needs the samples' dataset indices")
+        return _uniform_hash(sample_ids.cpu(), self.seed, stage) < self.fraction
+
+    def to_dict(self) -> dict:
+        return {
+            "name": self.name,
+            "setting": self.setting,
+            "num_stages": self.num_stages,
+            "fraction": self.fraction,
+            "seed": self.seed,
+        }
+
+
+CascadePolicy = IntervalPolicy | RandomPolicy
+
+
+def policy_from_dict(data: dict) -> CascadePolicy:
+    """Inverse of ``to_dict`` for every policy."""
+    if data["name"] == "random":
+        return RandomPolicy(int(data["num_stages"]), float(data["fraction"]), int(data["seed"]))
+    bounds = torch.tensor(
+        [[float(lo), float(hi)] for lo, hi in data["bounds"]], dtype=torch.float64
+    ).reshape(-1, 2)
+    return IntervalPolicy(
+        data["name"], bounds, data.get("setting", ""), list(data.get("stages", []))
+    )
 
 
 def single_policy(num_stages: int) -> IntervalPolicy:

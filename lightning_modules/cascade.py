@@ -9,10 +9,12 @@ from lightning.pytorch import LightningModule
 
 from cascade.engine import run_cascade
 from cascade.evaluation import MetricSettings, policy_rows
-from cascade.policies import IntervalPolicy, check_policies
+from cascade.policies import CascadePolicy, IntervalPolicy, check_policies, policy_from_dict
+from cascade.stage_scores import Temperatures
 from lightning_modules.complexity import count_macs_params
 from lightning_modules.member import load_member
 from lightning_modules.metrics import CascadeOutputs
+from uncertainty.definitions import get_definitions
 from uncertainty.scores import check_score
 from uncertainty.selective import risk_coverage_curve
 
@@ -58,10 +60,14 @@ class CascadeModule(LightningModule):
     Args:
         members: member checkpoint paths, in cascade order.
         policies: policy names to compare (``single``, ``ensemble``, ``single_threshold``,
-            ``window``).
+            ``window``, ``window_adjusted``, ``random``).
         score: confidence score used for exiting and for the metrics.
         risks: risks r (fractions) reported as ``cov@r``.
-        coverages: coverages c (fractions) reported as ``risk@c``.
+        coverages: coverages c (fractions) reported as ``risk@c`` and ``scod_risk@c``.
+        definitions: ``standard`` or ``paper`` (the reference code's rules) for the window
+            and the metrics.
+        scod_ratio: OOD : ID mixing ratio of the SCOD metrics.
+        scod_beta: cost of an accepted OOD sample in SCOD.
         results_dir: where ``metrics.csv``, ``summary.json``, plots and ``cascade.ckpt`` go
             (files by rank 0); None writes nothing. ``summary.json``'s ``member_calls`` counts,
             per dataset, the samples each member processed, summed over processes.
@@ -74,6 +80,9 @@ class CascadeModule(LightningModule):
         score: str = "msp",
         risks: list[float] | None = None,
         coverages: list[float] | None = None,
+        definitions: str = "standard",
+        scod_ratio: float = 1.0,
+        scod_beta: float = 1.0,
         results_dir: str | None = "outputs/cascade",
     ):
         super().__init__()
@@ -88,7 +97,14 @@ class CascadeModule(LightningModule):
             policies or ["single", "ensemble", "single_threshold", "window"]
         )
         self.score = check_score(score)
-        self.settings = MetricSettings(tuple(risks or [0.05]), tuple(coverages or [0.8]))
+        self.definitions = get_definitions(definitions).name
+        self.settings = MetricSettings(
+            tuple(risks or [0.05]),
+            tuple(coverages or [0.8]),
+            definitions=self.definitions,
+            scod_ratio=scod_ratio,
+            scod_beta=scod_beta,
+        )
         self.members = torch.nn.ModuleList([load_member(p).model for p in members])
         classes = {m.num_classes for m in self.members}
         if len(classes) != 1:
@@ -100,6 +116,9 @@ class CascadeModule(LightningModule):
             torch.zeros(len(self.policy_names), max(m - 1, 0), 2, dtype=torch.float64),
         )
         self.register_buffer("calibrated", torch.tensor(False))
+        # temperature of member k, and of the ensemble of the first k + 1 members (1 = none)
+        self.register_buffer("member_temperature", torch.ones(m, dtype=torch.float64))
+        self.register_buffer("ensemble_temperature", torch.ones(m, dtype=torch.float64))
         self.policy_details: dict[str, dict] = {}
         self.stage_macs: list[float] | None = None
         self.member_params: list[int] | None = None
@@ -111,29 +130,54 @@ class CascadeModule(LightningModule):
     def num_stages(self) -> int:
         return len(self.members)
 
-    def set_policies(self, policies: dict[str, IntervalPolicy]) -> None:
-        """Install fitted policies (as buffers, so checkpoints carry them)."""
+    def set_policies(
+        self, policies: dict[str, CascadePolicy], temperatures: Temperatures | None = None
+    ) -> None:
+        """Install fitted policies and temperatures (as buffers, so checkpoints carry them)."""
         for i, name in enumerate(self.policy_names):
-            self.policy_bounds[i] = policies[name].bounds.to(self.policy_bounds)
-            self.policy_details[name] = policies[name].to_dict()
+            policy = policies[name]
+            if isinstance(policy, IntervalPolicy):
+                self.policy_bounds[i] = policy.bounds.to(self.policy_bounds)
+            else:
+                self.policy_bounds[i] = float("nan")
+            self.policy_details[name] = policy.to_dict()
+        self.member_temperature.fill_(1.0)
+        self.ensemble_temperature.fill_(1.0)
+        if temperatures is not None:
+            self.member_temperature.copy_(torch.tensor(temperatures.members))
+            for k, t in temperatures.ensembles.items():
+                self.ensemble_temperature[k - 1] = t
         self.calibrated.fill_(True)
 
-    def policies(self) -> list[IntervalPolicy]:
+    def temperatures(self) -> Temperatures | None:
+        """The installed temperatures, or None when none was fitted."""
+        if bool((self.member_temperature == 1).all() and (self.ensemble_temperature == 1).all()):
+            return None
+        ens = {k + 1: float(t) for k, t in enumerate(self.ensemble_temperature.tolist()) if k}
+        return Temperatures([float(t) for t in self.member_temperature.tolist()], ens)
+
+    def policies(self) -> list[CascadePolicy]:
         """The installed policies, in configured order."""
         if not bool(self.calibrated):
             raise RuntimeError(
                 "the cascade policies are not calibrated: add the WindowCalibration callback "
                 "or load a calibrated cascade checkpoint"
             )
-        return [
-            IntervalPolicy(
-                name,
-                self.policy_bounds[i].cpu(),
-                self.policy_details.get(name, {}).get("setting", ""),
-                self.policy_details.get(name, {}).get("stages", []),
-            )
-            for i, name in enumerate(self.policy_names)
-        ]
+        out = []
+        for i, name in enumerate(self.policy_names):
+            details = self.policy_details.get(name, {"name": name})
+            if name == "random":
+                out.append(policy_from_dict(details))
+            else:  # the buffers are the source of truth for interval bounds
+                out.append(
+                    IntervalPolicy(
+                        name,
+                        self.policy_bounds[i].cpu(),
+                        details.get("setting", ""),
+                        details.get("stages", []),
+                    )
+                )
+        return out
 
     def on_save_checkpoint(self, checkpoint: dict) -> None:
         checkpoint["cascade_policies"] = self.policy_details
@@ -152,15 +196,16 @@ class CascadeModule(LightningModule):
         return self.members[0](x)
 
     def test_step(self, batch, batch_idx: int, dataloader_idx: int = 0) -> None:
-        x, y, _ = batch
+        x, y, sample_ids = batch
         name = self.trainer.datamodule.eval_names[dataloader_idx]
         if self.stage_macs is None:
             counts = [count_macs_params(m, tuple(x.shape[1:])) for m in self.members]
             self.stage_macs = [float(c[0]) for c in counts]
             self.member_params = [c[1] for c in counts]
         runner = StageRunner(self.members, x, self.member_calls[name])
+        temperatures = self.temperatures()
         for policy in self.policies():
-            result = run_cascade(runner, x.shape[0], policy, self.score)
+            result = run_cascade(runner, x.shape[0], policy, self.score, sample_ids, temperatures)
             self.outputs[f"{name}/{policy.name}"].update(result, y)
 
     def on_test_epoch_end(self) -> None:
@@ -210,5 +255,10 @@ class CascadeModule(LightningModule):
                 )
             ],
             curves=self.curves,
-            extra={"member_calls": self.member_calls, "score": self.score},
+            extra={
+                "member_calls": self.member_calls,
+                "score": self.score,
+                "definitions": self.definitions,
+                "temperatures": (t.to_dict() if (t := self.temperatures()) else None),
+            },
         )

@@ -72,10 +72,15 @@ def test_members_with_different_class_counts(tmp_path):
             member,
             {"model_name": "x", "macs": 1, "params": 1, "num_classes": c},
         )
+    roles = {"held": "heldout", "test": "id"}
+    with pytest.raises(ValueError, match=r"different class counts in meta.json.*'m1': 5"):
+        evaluate_cached_logits(tmp_path / "logits", ["m0", "m1"], roles, ["window"])
+    # meta.json agreeing but the logits not: the dataset is named
+    save_member_meta(
+        tmp_path / "logits", "m1", {"model_name": "x", "macs": 1, "params": 1, "num_classes": 10}
+    )
     with pytest.raises(ValueError, match=r"'held'.*different class counts"):
-        evaluate_cached_logits(
-            tmp_path / "logits", ["m0", "m1"], {"held": "heldout", "test": "id"}, ["window"]
-        )
+        evaluate_cached_logits(tmp_path / "logits", ["m0", "m1"], roles, ["window"])
 
 
 def test_missing_member_checkpoint_is_named(tmp_path):

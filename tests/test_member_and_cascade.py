@@ -7,8 +7,9 @@ import torch
 
 from artifacts.cached_logits import load_cached_logits, load_member_meta
 from artifacts.results import read_metrics_csv
+from cascade.calibration import PolicySettings
 from cascade.offline import evaluate_cached_logits
-from cascade.policies import IntervalPolicy
+from cascade.policies import policy_from_dict
 from lightning_modules.cli import CascadeCLI
 from lightning_modules.member import load_member
 from tests.conftest import cascade_args
@@ -98,7 +99,7 @@ def test_window_cascade_uses_the_second_member_only_inside_the_window(tiny_membe
     assert 0 < calls[1] < 450
     macs = [m["macs"] for m in summary["members"]]
     assert window["expected_macs"] == pytest.approx(macs[0] + window["exit_frac@2"] * macs[1])
-    fitted = IntervalPolicy.from_dict(summary["policies"]["window"])
+    fitted = policy_from_dict(summary["policies"]["window"])
     stage = summary["policies"]["window"]["stages"][0]
     assert stage["target"] == "cov@5"
     assert fitted.bounds[0, 0] <= stage["tau"] <= fitted.bounds[0, 1]
@@ -114,9 +115,7 @@ def test_online_cascade_equals_offline_evaluation_of_cached_logits(tiny_members,
         roles,
         ["single", "ensemble", "single_threshold", "window"],
         "msp",
-        "cov@5",
-        0.1,
-        0.2,
+        PolicySettings("cov@5", 0.1, 0.2),
     )
     key = lambda r: (r["dataset"], r["policy"], r["metric"])  # noqa: E731
     off = {key(r): r["value"] for r in offline}

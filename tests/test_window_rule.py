@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from cascade.calibration import fit_policies, fit_window_stage
+from cascade.calibration import PolicySettings, fit_policies, fit_window_stage
 from uncertainty.selective import UnreachableTargetError
 from uncertainty.targets import parse_target
 
@@ -34,14 +34,18 @@ def test_window_for_risk_and_fpr_targets():
     assert risk["tau"] == pytest.approx(0.21)  # 80 samples accepted
     fpr = fit_window_stage(conf, correct, parse_target("fpr@95"), 0.1)
     assert fpr["tau"] == pytest.approx(0.06)  # accepts 95 of 100
-    assert fpr["lower"] is None  # q - w < 0: the window is open below
-    assert fpr["upper"] == pytest.approx(torch.quantile(conf, fpr["q"] + 0.1).item())
+    # q - w < 0: the band [q - w, q + w] is shifted to [0, 2w] and open below
+    assert fpr["lower"] is None
+    assert fpr["upper"] == pytest.approx(torch.quantile(conf, 0.2).item())
 
 
 def test_fit_policies_builds_all_four():
     conf, correct = heldout()
     policies = fit_policies(
-        ["single", "ensemble", "single_threshold", "window"], [conf], [correct], "cov@5", 0.1, 0.2
+        ["single", "ensemble", "single_threshold", "window"],
+        [conf],
+        [correct],
+        PolicySettings("cov@5", 0.1, 0.2),
     )
     x = torch.tensor([0.05, 0.25, 0.5])
     assert policies["single"].passes(0, x).tolist() == [False, False, False]
@@ -54,20 +58,21 @@ def test_fit_policies_builds_all_four():
 
 
 def test_policies_round_trip_through_json_dict():
-    from cascade.policies import IntervalPolicy
+    from cascade.policies import policy_from_dict
 
     conf, correct = heldout()
-    for policy in fit_policies(["single", "ensemble", "window"], [conf], [correct]).values():
-        back = IntervalPolicy.from_dict(policy.to_dict())
-        assert torch.equal(back.bounds, policy.bounds)
-        assert back.passes(0, conf).tolist() == policy.passes(0, conf).tolist()
+    names = ["single", "ensemble", "window", "random"]
+    for policy in fit_policies(names, [conf], [correct]).values():
+        back = policy_from_dict(policy.to_dict())
+        ids = torch.arange(conf.numel())
+        assert back.passes(0, conf, ids).tolist() == policy.passes(0, conf, ids).tolist()
 
 
 @pytest.mark.parametrize("width", [0, -0.1, 0.51, 1.0])
 def test_width_outside_range_is_refused(width):
     conf, correct = heldout()
     with pytest.raises(ValueError, match=r"\(0, 0.5\]"):
-        fit_policies(["window"], [conf], [correct], width=width)
+        PolicySettings(width=width)
 
 
 def test_unreachable_risk_names_lowest_reachable_risk():
@@ -75,7 +80,7 @@ def test_unreachable_risk_names_lowest_reachable_risk():
     correct = torch.arange(50) % 2 == 0  # the most confident sample is wrong
     correct[-1] = False
     with pytest.raises(UnreachableTargetError, match=r"'held'.*lowest reachable risk is 0\.5000"):
-        fit_policies(["window"], [conf], [correct], target="cov@1", heldout_name="held")
+        fit_policies(["window"], [conf], [correct], PolicySettings("cov@1"), heldout_name="held")
 
 
 def test_empty_heldout_is_refused():

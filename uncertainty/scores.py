@@ -6,6 +6,8 @@ Definitions (C classes, logits z, softmax probabilities p):
 - ``entropy``: negative Shannon entropy, sum_c p_c log p_c (nats).
 - ``max_logit``: max_c z_c.
 - ``energy``: negative energy, logsumexp_c z_c.
+- ``mutual_information``: negative ensemble disagreement, -(H(mean_m p_m) - mean_m H(p_m)),
+  the mutual information between prediction and member (nats); 0 for a single model.
 
 For an ensemble of members, ``msp`` and ``entropy`` are recomputed from the averaged member
 probabilities, while ``max_logit`` and ``energy`` are the average of the members' scores.
@@ -13,11 +15,13 @@ probabilities, while ``max_logit`` and ``energy`` are the average of the members
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 
-SCORES: tuple[str, ...] = ("msp", "entropy", "max_logit", "energy")
+from uncertainty.temperature import scale_probs
+
+SCORES: tuple[str, ...] = ("msp", "entropy", "max_logit", "energy", "mutual_information")
 
 
 def check_score(score: str) -> str:
@@ -40,6 +44,8 @@ def confidence_from_logits(logits: torch.Tensor, score: str) -> torch.Tensor:
     """Confidence of a single model's N x C logits for one of :data:`SCORES`."""
     check_score(score)
     logits = logits.float()
+    if score == "mutual_information":
+        return torch.zeros(logits.shape[0])
     if score == "max_logit":
         return logits.max(dim=-1).values
     if score == "energy":
@@ -55,44 +61,62 @@ class EnsembleState:
         prob_sum: N x C sum of member softmax probabilities.
         max_logit_sum: N sum of member max logits.
         logsumexp_sum: N sum of member logsumexp of logits.
+        neg_entropy_sum: N sum of member negative entropies (nats).
         count: number of members added.
+        temperatures: optional ensemble temperature per member count k >= 2, applied to the
+            averaged probabilities (``probs``, and so ``msp`` and ``entropy``).
     """
 
     prob_sum: torch.Tensor
     max_logit_sum: torch.Tensor
     logsumexp_sum: torch.Tensor
+    neg_entropy_sum: torch.Tensor
     count: int = 1
+    temperatures: dict[int, float] = field(default_factory=dict)
 
     @classmethod
-    def from_logits(cls, logits: torch.Tensor) -> EnsembleState:
+    def from_logits(
+        cls, logits: torch.Tensor, temperatures: dict[int, float] | None = None
+    ) -> EnsembleState:
         """State of a single member from its N x C logits."""
         logits = logits.float()
+        probs = logits.softmax(dim=-1)
         return cls(
-            prob_sum=logits.softmax(dim=-1),
+            prob_sum=probs,
             max_logit_sum=logits.max(dim=-1).values,
             logsumexp_sum=torch.logsumexp(logits, dim=-1),
+            neg_entropy_sum=confidence_from_probs(probs, "entropy"),
+            temperatures=dict(temperatures or {}),
         )
 
-    def add(self, logits: torch.Tensor) -> EnsembleState:
-        """State after adding one more member's logits for the same samples."""
-        other = EnsembleState.from_logits(logits)
+    def add(self, member: torch.Tensor | EnsembleState) -> EnsembleState:
+        """State after adding one more member (its logits, or its one-member state)."""
+        other = member if isinstance(member, EnsembleState) else EnsembleState.from_logits(member)
         return EnsembleState(
             self.prob_sum + other.prob_sum,
             self.max_logit_sum + other.max_logit_sum,
             self.logsumexp_sum + other.logsumexp_sum,
+            self.neg_entropy_sum + other.neg_entropy_sum,
             self.count + 1,
+            self.temperatures,
         )
 
     def select(self, index: torch.Tensor) -> EnsembleState:
         """State of a subset of the samples (boolean mask or integer index)."""
         return EnsembleState(
-            self.prob_sum[index], self.max_logit_sum[index], self.logsumexp_sum[index], self.count
+            self.prob_sum[index],
+            self.max_logit_sum[index],
+            self.logsumexp_sum[index],
+            self.neg_entropy_sum[index],
+            self.count,
+            self.temperatures,
         )
 
     @property
     def probs(self) -> torch.Tensor:
-        """N x C averaged member probabilities."""
-        return self.prob_sum / self.count
+        """N x C averaged member probabilities (temperature-scaled if a T is set)."""
+        probs = self.prob_sum / self.count
+        return scale_probs(probs, self.temperatures.get(self.count, 1.0))
 
     def confidence(self, score: str) -> torch.Tensor:
         """Ensemble confidence for one of :data:`SCORES` (see module docstring)."""
@@ -101,4 +125,9 @@ class EnsembleState:
             return self.max_logit_sum / self.count
         if score == "energy":
             return self.logsumexp_sum / self.count
+        if score == "mutual_information":
+            # -(H(mean p) - mean H(p_m)) = (-H(mean p)) - mean(-H(p_m))
+            mean = self.prob_sum / self.count
+            mi = self.neg_entropy_sum / self.count - confidence_from_probs(mean, "entropy")
+            return -mi.clamp_min(0)
         return confidence_from_probs(self.probs, score)

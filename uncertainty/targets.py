@@ -14,9 +14,6 @@ from dataclasses import dataclass
 
 import torch
 
-from uncertainty.ood import id_acceptance_threshold
-from uncertainty.selective import coverage_at_risk, risk_at_coverage
-
 _TARGET = re.compile(r"^(cov|risk|fpr)@(\d+(?:\.\d+)?)$")
 
 
@@ -47,15 +44,22 @@ def parse_target(text: str) -> Target:
     return Target(task, value)
 
 
-def target_threshold(confidence: torch.Tensor, correct: torch.Tensor, target: Target) -> float:
+def target_threshold(
+    confidence: torch.Tensor, correct: torch.Tensor, target: Target, definitions="standard"
+) -> float:
     """The confidence threshold tau at which ``target`` is met (accept confidence >= tau).
 
-    ``cov@r`` uses the threshold of the largest coverage with risk <= r, ``risk@c`` the
-    threshold of the first point reaching coverage c, ``fpr@p`` the largest threshold that
-    accepts a fraction p of the (in-distribution) samples; ``correct`` is ignored for ``fpr``.
+    With the standard definitions, ``cov@r`` uses the threshold of the largest coverage with
+    risk <= r, ``risk@c`` the threshold of the first point reaching coverage c, ``fpr@p`` the
+    largest threshold that accepts a fraction p of the (in-distribution) samples; ``correct``
+    is ignored for ``fpr``. ``definitions="paper"`` uses the reference code's rules instead
+    (see ``uncertainty.paper_definitions``).
     """
+    from uncertainty.definitions import get_definitions
+
+    defs = get_definitions(definitions)
     if target.task == "cov":
-        return coverage_at_risk(confidence, correct, target.value)[1]
+        return defs.coverage_at_risk(confidence, correct, target.value)[1]
     if target.task == "risk":
-        return risk_at_coverage(confidence, correct, target.value)[1]
-    return id_acceptance_threshold(confidence, target.value)
+        return defs.risk_at_coverage(confidence, correct, target.value)[1]
+    return defs.fpr_threshold(confidence, target.value)

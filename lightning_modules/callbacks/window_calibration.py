@@ -7,12 +7,12 @@ from pathlib import Path
 import torch
 from lightning.pytorch import Callback
 from lightning.pytorch.utilities import rank_zero_info
-from torch.utils.data import DataLoader
+from torch.utils.data import ConcatDataset, DataLoader, Dataset, Subset
 
 from artifacts.atomic import write_json
-from cascade.calibration import check_pass_fraction, check_width, fit_policies
-from uncertainty.scores import EnsembleState
-from uncertainty.targets import parse_target
+from cascade.calibration import PolicySettings, fit_policies
+from cascade.stage_scores import fit_temperatures, stage_confidences
+from uncertainty.scod import scod_mixture
 
 
 class WindowCalibration(Callback):
@@ -20,15 +20,23 @@ class WindowCalibration(Callback):
 
     For stage k (k = 1..M-1) it scores the held-out samples with the ensemble of the first k
     members, finds the operating threshold tau of ``target`` (``cov@r``, ``risk@c`` or
-    ``fpr@p``), and sets the window [Q(q - w), Q(q + w)] around q = F(tau) (see
-    ``cascade.calibration``); the single-threshold policy passes the ``pass_fraction`` least
-    confident samples. The fitted policies go into the module's buffers (so its checkpoints
-    carry them) and, on rank 0, to ``window_json``.
+    ``fpr@p``), and sets the window of quantiles of width 2w around tau (see
+    ``cascade.calibration``; the module's ``definitions`` choose standard or paper rules). The
+    single-threshold policy passes the ``pass_fraction`` least confident samples; the random
+    policy ``random_fraction`` (default 2w); ``window_adjusted`` re-derives the window on an
+    unlabelled mixture of the ID test set and the OOD sets (``mixture_ratio`` OOD : ID). With
+    ``temperature_scaling`` it first fits a temperature per member and per ensemble size.
+    The fitted policies go into the module's buffers (so its checkpoints carry them) and, on
+    rank 0, to ``window_json``.
 
     Args:
         target: operating target, e.g. ``cov@5`` (default), ``risk@80``, ``fpr@95``.
         width: window half-width w in quantiles, in (0, 0.5].
         pass_fraction: fraction passed on by the single-threshold policy.
+        random_fraction: fraction passed on by the random policy (None: 2w).
+        seed: seed of the random policy and of the test-mixture subsampling.
+        mixture_ratio: OOD : ID ratio of the test mixture of ``window_adjusted``.
+        temperature_scaling: fit temperatures on the held-out split first.
         window_json: path of the JSON file with tau, q and the bounds; None writes none.
         recalibrate: fit again even if the module is already calibrated (e.g. loaded from a
             calibrated cascade checkpoint).
@@ -39,37 +47,46 @@ class WindowCalibration(Callback):
         target: str = "cov@5",
         width: float = 0.1,
         pass_fraction: float = 0.2,
+        random_fraction: float | None = None,
+        seed: int = 0,
+        mixture_ratio: float = 1.0,
+        temperature_scaling: bool = False,
         window_json: str | None = "outputs/cascade/window.json",
         recalibrate: bool = False,
     ):
         super().__init__()
-        self.target = parse_target(target).name
-        self.width = check_width(width)
-        self.pass_fraction = check_pass_fraction(pass_fraction)
+        # validated here, where the values enter
+        PolicySettings(target, width, pass_fraction, random_fraction, seed)
+        if mixture_ratio <= 0:
+            raise ValueError(f"mixture_ratio must be > 0, got {mixture_ratio}")
+        self.target, self.width, self.pass_fraction = target, width, pass_fraction
+        self.random_fraction, self.seed, self.mixture_ratio = random_fraction, seed, mixture_ratio
+        self.temperature_scaling = temperature_scaling
         self.window_json = window_json
         self.recalibrate = recalibrate
         self.fitted: dict = {}
 
     @torch.no_grad()
-    def heldout_stage_scores(self, pl_module, loader: DataLoader):
-        """Held-out confidences and correctness of the ensembles of the first 1..M-1 members."""
+    def member_logits(self, pl_module, dataset: Dataset, batch_size: int):
+        """Every member's logits on ``dataset`` (whole dataset on every rank), and targets."""
         per_member, targets = [[] for _ in pl_module.members], []
-        for x, y, _ in loader:
+        for x, y, _ in DataLoader(dataset, batch_size=batch_size, shuffle=False):
             x = x.to(pl_module.device)
             for k, member in enumerate(pl_module.members):
                 per_member[k].append(member(x).float().cpu())
             targets.append(y)
-        if not targets:
-            raise ValueError("window calibration: the held-out split is empty")
-        y = torch.cat(targets)
-        logits = [torch.cat(chunks) for chunks in per_member]
-        confidences, correct = [], []
-        state = EnsembleState.from_logits(logits[0])
-        for k in range(len(logits) - 1):
-            confidences.append(state.confidence(pl_module.score))
-            correct.append(state.probs.argmax(-1) == y)
-            state = state.add(logits[k + 1])
-        return confidences, correct
+        return [torch.cat(chunks) for chunks in per_member], torch.cat(targets)
+
+    def test_mixture(self, dm) -> Dataset:
+        """ID test set + pooled OOD sets, subsampled to ``mixture_ratio`` with ``seed``."""
+        roles = dm.roles
+        id_set = dm.eval_sets[next(n for n, r in roles.items() if r == "id")]
+        oods = [dm.eval_sets[n] for n, r in roles.items() if r == "ood"]
+        if not oods:
+            raise ValueError("window_adjusted needs at least one dataset with role 'ood'")
+        pooled = ConcatDataset(oods)
+        keep_id, keep_ood = scod_mixture(len(id_set), len(pooled), self.mixture_ratio, self.seed)
+        return ConcatDataset([Subset(id_set, keep_id.tolist()), Subset(pooled, keep_ood.tolist())])
 
     def on_test_start(self, trainer, pl_module) -> None:
         if bool(pl_module.calibrated) and not self.recalibrate:
@@ -79,30 +96,40 @@ class WindowCalibration(Callback):
         heldout = dm.eval_sets[dm.heldout_name]
         if len(heldout) == 0:
             raise ValueError(f"window calibration: the held-out split {dm.heldout_name!r} is empty")
-        # every rank scores the whole held-out split, so every rank fits the same policies
-        loader = DataLoader(heldout, batch_size=dm.hparams.batch_size, shuffle=False)
+        settings = PolicySettings(
+            self.target,
+            self.width,
+            self.pass_fraction,
+            self.random_fraction,
+            self.seed,
+            pl_module.definitions,
+        )
+        batch = dm.hparams.batch_size
         was_training = pl_module.training
         pl_module.eval()
+        # every rank scores the whole held-out split, so every rank fits the same policies
         with torch.inference_mode(False), torch.no_grad():
-            confidences, correct = self.heldout_stage_scores(pl_module, loader)
+            logits, targets = self.member_logits(pl_module, heldout, batch)
+            temperatures = fit_temperatures(logits, targets) if self.temperature_scaling else None
+            conf, correct = stage_confidences(logits, pl_module.score, targets, temperatures)
+            mixture = None
+            if "window_adjusted" in pl_module.policy_names:
+                mix_logits, _ = self.member_logits(pl_module, self.test_mixture(dm), batch)
+                mixture, _ = stage_confidences(mix_logits, pl_module.score, None, temperatures)
         pl_module.train(was_training)
         policies = fit_policies(
-            pl_module.policy_names,
-            confidences,
-            correct,
-            target=self.target,
-            width=self.width,
-            pass_fraction=self.pass_fraction,
-            heldout_name=dm.heldout_name,
+            pl_module.policy_names, conf, correct, settings, mixture, dm.heldout_name
         )
-        pl_module.set_policies(policies)
+        pl_module.set_policies(policies, temperatures)
         self.fitted = {
             "heldout": dm.heldout_name,
             "heldout_size": len(heldout),
             "score": pl_module.score,
+            "definitions": pl_module.definitions,
             "target": self.target,
             "width": self.width,
             "pass_fraction": self.pass_fraction,
+            "temperatures": temperatures.to_dict() if temperatures else None,
             "policies": {name: p.to_dict() for name, p in policies.items()},
         }
         if self.window_json and trainer.is_global_zero:

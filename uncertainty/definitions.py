@@ -1,0 +1,98 @@
+"""The two sets of metric and window definitions: ``standard`` (default) and ``paper``.
+
+``standard`` follows DESIGN.md (tie-aware curves; see ``uncertainty.selective``); ``paper``
+reproduces the reference code's choices (see ``uncertainty.paper_definitions``). Everything
+that depends on the choice goes through a :class:`Definitions` object, so the window rule and
+the metrics always agree.
+
+Standard window: q = F(tau), the empirical CDF of held-out scores at tau; the window is the
+band of quantile width 2w centred on q, shifted to stay inside [0, 1]: [q - w, q + w], or
+[0, 2w] when q < w, or [1 - 2w, 1] when q > 1 - w. Bounds are linear-interpolated quantiles,
+and an end at quantile 0 or 1 is open (-inf / +inf). So about 2w of ID samples are always
+passed on (cost about 1 + 2w members for M = 2), w = 0.5 is the full ensemble and w -> 0 the
+single model.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+
+from uncertainty import paper_definitions as paper
+from uncertainty.ood import id_acceptance_threshold
+from uncertainty.selective import aurc, coverage_at_risk, risk_at_coverage
+
+DEFINITION_NAMES: tuple[str, ...] = ("standard", "paper")
+
+
+def standard_window(confidence: torch.Tensor, tau: float, width: float) -> dict:
+    """q, and the shifted band of quantile width 2w around it (see module docstring)."""
+    conf = confidence.double().flatten()
+    q = float((conf <= tau).double().mean())
+    lo_q, hi_q = q - width, q + width
+    if lo_q < 0:
+        lo_q, hi_q = 0.0, 2 * width
+    elif hi_q > 1:
+        lo_q, hi_q = 1 - 2 * width, 1.0
+    lower = float("-inf") if lo_q <= 0 else float(torch.quantile(conf, lo_q))
+    upper = float("inf") if hi_q >= 1 else float(torch.quantile(conf, hi_q))
+    return {"q": q, "lower": lower, "upper": upper}
+
+
+@dataclass(frozen=True)
+class Definitions:
+    """One consistent set of definitions.
+
+    Attributes:
+        name: ``standard`` or ``paper``.
+        aurc: (confidence, correct) -> AURC.
+        coverage_at_risk: (confidence, correct, r) -> (coverage, threshold).
+        risk_at_coverage: (confidence, correct, c) -> (risk, threshold).
+        fpr_threshold: (ID confidence, p) -> threshold accepting a fraction p of ID.
+        window: (held-out confidence, tau, w) -> {q, lower, upper}.
+    """
+
+    name: str
+    aurc: Callable
+    coverage_at_risk: Callable
+    risk_at_coverage: Callable
+    fpr_threshold: Callable
+    window: Callable
+
+    def fpr(self, id_conf: torch.Tensor, ood_conf: torch.Tensor, tpr: float) -> float:
+        """Fraction of OOD samples accepted at the threshold accepting ``tpr`` of ID."""
+        if ood_conf.numel() == 0:
+            raise ValueError("fpr needs at least one OOD sample")
+        t = self.fpr_threshold(id_conf, tpr)
+        return float((ood_conf.double() >= t).double().mean())
+
+
+DEFINITIONS: dict[str, Definitions] = {
+    "standard": Definitions(
+        "standard",
+        aurc,
+        coverage_at_risk,
+        risk_at_coverage,
+        id_acceptance_threshold,
+        standard_window,
+    ),
+    "paper": Definitions(
+        "paper",
+        paper.paper_aurc,
+        paper.paper_coverage_at_risk,
+        paper.paper_risk_at_coverage,
+        paper.paper_fpr_threshold,
+        paper.paper_window,
+    ),
+}
+
+
+def get_definitions(name: str | Definitions) -> Definitions:
+    """The named definitions (``standard`` or ``paper``), with a clear error otherwise."""
+    if isinstance(name, Definitions):
+        return name
+    if name not in DEFINITIONS:
+        raise ValueError(f"unknown definitions {name!r}; expected one of {list(DEFINITIONS)}")
+    return DEFINITIONS[name]
