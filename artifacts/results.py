@@ -19,8 +19,8 @@ import torch
 
 from cascade.evaluation import ROW_FIELDS
 
-LABELLED_COLUMNS = ("acc", "nll", "ece", "aurc", "cov@5", "risk@80")
-OOD_COLUMNS = ("auroc", "aupr", "fpr@95")
+LABELLED_LEAD = ("acc", "nll", "ece", "aurc")
+OOD_LEAD = ("auroc", "aupr")
 
 
 def metrics_csv_text(rows: list[dict]) -> str:
@@ -39,12 +39,31 @@ def read_metrics_csv(path: str | Path) -> list[dict]:
         return [{**r, "value": float(r["value"])} for r in csv.DictReader(f)]
 
 
+def policy_labels(rows: list[dict]) -> dict[tuple[str, str], str]:
+    """(policy, setting) -> label: the policy name, with the setting when a sweep gives it
+    several settings (e.g. ``window[cov@5,w=0.2]``)."""
+    settings: dict[str, set] = {}
+    for r in rows:
+        settings.setdefault(r["policy"], set()).add(r["setting"])
+    return {(p, s): p if len(ss) == 1 else f"{p}[{s}]" for p, ss in settings.items() for s in ss}
+
+
 def nested_metrics(rows: list[dict]) -> dict:
-    """{dataset: {policy: {metric: value}}} view of the rows."""
+    """{dataset: {policy label: {metric: value}}} view of the rows."""
+    labels = policy_labels(rows)
     out: dict = {}
     for r in rows:
-        out.setdefault(r["dataset"], {}).setdefault(r["policy"], {})[r["metric"]] = r["value"]
+        label = labels[(r["policy"], r["setting"])]
+        out.setdefault(r["dataset"], {}).setdefault(label, {})[r["metric"]] = r["value"]
     return out
+
+
+def _columns(values: dict, role: str) -> list[str]:
+    if role == "ood":
+        lead, tail = OOD_LEAD, [m for m in values if m.startswith(("fpr@", "scod_"))]
+    else:
+        lead, tail = LABELLED_LEAD, [m for m in values if m.startswith(("cov@", "risk@"))]
+    return [m for m in lead if m in values] + tail
 
 
 def format_table(rows: list[dict], stage_macs: list[float] | None = None) -> str:
@@ -55,13 +74,14 @@ def format_table(rows: list[dict], stage_macs: list[float] | None = None) -> str
     lines = []
     for dataset, per_policy in nested.items():
         role = roles[dataset]
-        cols = OOD_COLUMNS if role == "ood" else LABELLED_COLUMNS
+        cols = _columns(next(iter(per_policy.values())), role)
+        width = max(28, *(len(p) + 4 for p in per_policy))
         head = f"{dataset} ({role})"
-        lines.append(f"{head:<28}" + "".join(f"{c:>9}" for c in cols) + f"{'cost':>9}")
+        lines.append(f"{head:<{width}}" + "".join(f"{c:>10}" for c in cols) + f"{'cost':>10}")
         for policy, values in per_policy.items():
-            cells = "".join(f"{values[c]:>9.4f}" if c in values else f"{'-':>9}" for c in cols)
+            cells = "".join(f"{values[c]:>10.4f}" if c in values else f"{'-':>10}" for c in cols)
             cost = values.get("expected_macs", float("nan")) / unit
-            lines.append(f"  {policy:<26}{cells}{cost:>9.3f}")
+            lines.append(f"  {policy:<{width - 2}}{cells}{cost:>10.3f}")
         lines.append("")
     lines.append("cost = expected MACs per sample in units of the first member's MACs")
     return "\n".join(lines)
@@ -102,6 +122,7 @@ def write_results(
     members: list[dict],
     curves: dict | None = None,
     extra: dict | None = None,
+    quiet: bool = False,
 ) -> list[Path]:
     """Write metrics.csv, summary.json and plots into ``results_dir``; print the table.
 
@@ -130,8 +151,9 @@ def write_results(
             written.append(results_dir / name)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
-    print(format_table(rows, [m["macs"] for m in members]))
-    print("\nResults written to:")
-    for path in written:
-        print(f"  {path}")
+    if not quiet:
+        print(format_table(rows, [m["macs"] for m in members]))
+        print("\nResults written to:")
+        for path in written:
+            print(f"  {path}")
     return written

@@ -59,7 +59,9 @@ def run_cascade(
     state = (
         first
         if isinstance(first, EnsembleState)
-        else EnsembleState.from_logits(first, temperatures.ensembles if temperatures else None)
+        else EnsembleState.from_logits(
+            first, temperatures.ensembles if temperatures else None, score
+        )
     )
     probs = torch.empty(num_samples, state.prob_sum.shape[-1], dtype=torch.float32)
     confidence = torch.empty(num_samples, dtype=torch.float64)
@@ -71,6 +73,10 @@ def run_cascade(
         else:
             passed = policy.passes(k, conf, ids[index])
         leaving = ~passed
+        if index.numel() == num_samples and bool(leaving.all()):  # everyone exits here
+            return CascadeResult(
+                state.probs.float(), conf.double(), torch.full((num_samples,), k + 1)
+            )
         where = index[leaving]
         probs[where] = state.probs[leaving].to(probs.device, torch.float32)
         confidence[where] = conf[leaving].double()

@@ -17,10 +17,10 @@ from cascade.calibration import PolicySettings, fit_policies
 from cascade.engine import run_cascade
 from cascade.evaluation import MetricSettings, policy_rows
 from cascade.policies import CascadePolicy
-from cascade.stage_scores import Temperatures, fit_temperatures, stage_confidences
+from cascade.stage_scores import Temperatures, fit_temperatures, member_states, stage_confidences
 from datamodules.specs import ROLES
 from uncertainty.scod import scod_mixture
-from uncertainty.scores import EnsembleState
+from uncertainty.scores import EnsembleState, check_score
 
 
 @dataclass
@@ -78,7 +78,7 @@ def load_experiment(
     return data, [float(meta["macs"]) for meta in metas]
 
 
-def test_mixture_logits(
+def mixture_logits(
     data: dict[str, EnsembleLogits], roles: dict[str, str], ratio: float = 1.0, seed: int = 0
 ) -> list[torch.Tensor]:
     """Per member, logits of the unlabelled test mixture: ID test + pooled OOD sets at ``ratio``."""
@@ -96,16 +96,105 @@ def test_mixture_logits(
     ]
 
 
-def _member_states(
-    logits: list[torch.Tensor], temperatures: Temperatures | None
-) -> list[EnsembleState]:
-    return [
-        EnsembleState.from_logits(
-            z if temperatures is None else temperatures.scale(k, z),
-            temperatures.ensembles if temperatures else None,
+@dataclass
+class PreparedExperiment:
+    """Everything a sweep shares: logits, softmax statistics and held-out stage scores.
+
+    Attributes:
+        data: logits per dataset; roles: dataset -> role; stage_macs: MACs per member;
+        score: the confidence score; temperatures: fitted temperatures or None;
+        states: per dataset, every member's one-member ``EnsembleState``;
+        heldout_confidence, heldout_correct: held-out scores of the ensembles of the first
+        1..M-1 members.
+    """
+
+    data: dict[str, EnsembleLogits]
+    roles: dict[str, str]
+    stage_macs: list[float]
+    score: str
+    temperatures: Temperatures | None
+    states: dict[str, list[EnsembleState]]
+    heldout_confidence: list[torch.Tensor]
+    heldout_correct: list[torch.Tensor]
+    mixture_ratio: float = 1.0
+    _mixture: dict = None
+
+    @property
+    def heldout(self) -> str:
+        return next(n for n, r in self.roles.items() if r == "heldout")
+
+    def mixture_confidence(self, seed: int) -> list[torch.Tensor]:
+        """Stage scores on the unlabelled test mixture (ID + pooled OOD), cached per seed."""
+        self._mixture = self._mixture or {}
+        if seed not in self._mixture:
+            mix = mixture_logits(self.data, self.roles, self.mixture_ratio, seed)
+            self._mixture[seed] = stage_confidences(mix, self.score, None, self.temperatures)[0]
+        return self._mixture[seed]
+
+
+def prepare_experiment(
+    data: dict[str, EnsembleLogits],
+    roles: dict[str, str],
+    stage_macs: list[float],
+    score: str = "msp",
+    temperature_scaling: bool = False,
+    mixture_ratio: float = 1.0,
+) -> PreparedExperiment:
+    """Compute what every policy setting shares (once per sweep)."""
+    check_roles(roles)
+    check_score(score)
+    heldout = next(n for n, r in roles.items() if r == "heldout")
+    held = data[heldout]
+    temperatures = fit_temperatures(held.logits, held.targets) if temperature_scaling else None
+    states = {name: member_states(d.logits, temperatures, score) for name, d in data.items()}
+    confidence, correct = stage_confidences(states[heldout], score, held.targets)
+    return PreparedExperiment(
+        data, roles, stage_macs, score, temperatures, states, confidence, correct, mixture_ratio
+    )
+
+
+def evaluate_policies(
+    prepared: PreparedExperiment,
+    policies: list[str],
+    policy_settings: PolicySettings | None = None,
+    metric_settings: MetricSettings | None = None,
+) -> tuple[list[dict], dict[str, CascadePolicy]]:
+    """Fit the policies on the held-out dataset and evaluate every dataset."""
+    policy_settings = policy_settings or PolicySettings()
+    mixture = None
+    if "window_adjusted" in policies:
+        mixture = prepared.mixture_confidence(policy_settings.seed)
+    fitted = fit_policies(
+        policies,
+        prepared.heldout_confidence,
+        prepared.heldout_correct,
+        policy_settings,
+        mixture,
+        heldout_name=prepared.heldout,
+    )
+    targets = {name: d.targets for name, d in prepared.data.items()}
+    rows = []
+    for policy in fitted.values():
+        results = {}
+        for name, d in prepared.data.items():
+            states = prepared.states[name]
+
+            def source(k, idx, states=states, n=d.num_samples):
+                return states[k] if idx.numel() == n else states[k].select(idx)
+
+            results[name] = run_cascade(source, d.num_samples, policy, prepared.score)
+        rows.extend(
+            policy_rows(
+                policy,
+                prepared.score,
+                results,
+                targets,
+                prepared.roles,
+                prepared.stage_macs,
+                metric_settings,
+            )
         )
-        for k, z in enumerate(logits)
-    ]
+    return rows, fitted
 
 
 def evaluate_experiment(
@@ -118,41 +207,14 @@ def evaluate_experiment(
     metric_settings: MetricSettings | None = None,
     temperature_scaling: bool = False,
 ) -> tuple[list[dict], dict[str, CascadePolicy], Temperatures | None]:
-    """Fit the policies on the held-out dataset and evaluate every dataset.
+    """Prepare and evaluate in one call.
 
     Returns:
         (tidy metric rows, fitted policies by name, fitted temperatures or None).
     """
-    check_roles(roles)
-    policy_settings = policy_settings or PolicySettings()
-    heldout = next(n for n, r in roles.items() if r == "heldout")
-    held = data[heldout]
-    temperatures = fit_temperatures(held.logits, held.targets) if temperature_scaling else None
-    confidences, correct = stage_confidences(held.logits, score, held.targets, temperatures)
-    mixture = None
-    if "window_adjusted" in policies:
-        mix = test_mixture_logits(data, roles, seed=policy_settings.seed)
-        mixture, _ = stage_confidences(mix, score, None, temperatures)
-    fitted = fit_policies(
-        policies, confidences, correct, policy_settings, mixture, heldout_name=heldout
-    )
-    states = {name: _member_states(d.logits, temperatures) for name, d in data.items()}
-    rows = []
-    for policy in fitted.values():
-        results = {
-            name: run_cascade(
-                lambda k, idx, st=states[name]: st[k].select(idx),
-                d.num_samples,
-                policy,
-                score,
-            )
-            for name, d in data.items()
-        }
-        targets = {name: d.targets for name, d in data.items()}
-        rows.extend(
-            policy_rows(policy, score, results, targets, roles, stage_macs, metric_settings)
-        )
-    return rows, fitted, temperatures
+    prepared = prepare_experiment(data, roles, stage_macs, score, temperature_scaling)
+    rows, fitted = evaluate_policies(prepared, policies, policy_settings, metric_settings)
+    return rows, fitted, prepared.temperatures
 
 
 def evaluate_cached_logits(

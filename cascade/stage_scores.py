@@ -54,31 +54,45 @@ def fit_temperatures(member_logits: list[torch.Tensor], targets: torch.Tensor) -
     return Temperatures(members, ensembles)
 
 
-def prefix_states(
-    member_logits: list[torch.Tensor], temperatures: Temperatures | None = None
+def member_states(
+    member_logits: list[torch.Tensor],
+    temperatures: Temperatures | None = None,
+    score: str | None = None,
 ) -> list[EnsembleState]:
-    """Ensemble states of the first 1, 2, ..., M members."""
-    scaled = [
-        z if temperatures is None else temperatures.scale(k, z) for k, z in enumerate(member_logits)
+    """One-member states (softmax statistics) of every member, temperature-scaled if given."""
+    temps = temperatures.ensembles if temperatures else None
+    return [
+        EnsembleState.from_logits(
+            z if temperatures is None else temperatures.scale(k, z), temps, score
+        )
+        for k, z in enumerate(member_logits)
     ]
-    temps = temperatures.ensembles if temperatures else {}
-    states = [EnsembleState.from_logits(scaled[0], temps)]
-    for z in scaled[1:]:
-        states.append(states[-1].add(z))
-    return states
+
+
+def prefix_states(states: list[EnsembleState]) -> list[EnsembleState]:
+    """Ensemble states of the first 1, 2, ..., M members, from one-member states."""
+    prefixes = [states[0]]
+    for state in states[1:]:
+        prefixes.append(prefixes[-1].add(state))
+    return prefixes
 
 
 def stage_confidences(
-    member_logits: list[torch.Tensor],
+    member_logits: list[torch.Tensor] | list[EnsembleState],
     score: str,
     targets: torch.Tensor | None = None,
     temperatures: Temperatures | None = None,
 ) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
     """(confidences, correctness) of the ensembles of the first 1..M-1 members.
 
-    Correctness is empty when ``targets`` is None (unlabelled data).
+    Takes the members' logits, or their one-member states (then ``temperatures`` must already
+    be applied). Correctness is empty when ``targets`` is None (unlabelled data).
     """
-    states = prefix_states(member_logits, temperatures)[:-1]
-    confidences = [s.confidence(score) for s in states]
-    correct = [] if targets is None else [s.probs.argmax(-1) == targets for s in states]
+    if isinstance(member_logits[0], EnsembleState):
+        states = list(member_logits)
+    else:
+        states = member_states(member_logits, temperatures, score)
+    prefixes = prefix_states(states)[:-1]
+    confidences = [s.confidence(score) for s in prefixes]
+    correct = [] if targets is None else [s.probs.argmax(-1) == targets for s in prefixes]
     return confidences, correct

@@ -57,70 +57,100 @@ def confidence_from_logits(logits: torch.Tensor, score: str) -> torch.Tensor:
 class EnsembleState:
     """Running sums over the members seen so far for a set of samples.
 
+    Per-sample sums that the chosen score does not need are left as None (``score`` given to
+    :meth:`from_logits`), which saves a pass over N x C values per member.
+
     Attributes:
         prob_sum: N x C sum of member softmax probabilities.
-        max_logit_sum: N sum of member max logits.
-        logsumexp_sum: N sum of member logsumexp of logits.
-        neg_entropy_sum: N sum of member negative entropies (nats).
+        max_logit_sum: N sum of member max logits (or None).
+        logsumexp_sum: N sum of member logsumexp of logits (or None).
+        neg_entropy_sum: N sum of member negative entropies in nats (or None).
         count: number of members added.
         temperatures: optional ensemble temperature per member count k >= 2, applied to the
             averaged probabilities (``probs``, and so ``msp`` and ``entropy``).
+        score: the score the state was built for (None: every score).
     """
 
     prob_sum: torch.Tensor
-    max_logit_sum: torch.Tensor
-    logsumexp_sum: torch.Tensor
-    neg_entropy_sum: torch.Tensor
+    max_logit_sum: torch.Tensor | None
+    logsumexp_sum: torch.Tensor | None
+    neg_entropy_sum: torch.Tensor | None
     count: int = 1
     temperatures: dict[int, float] = field(default_factory=dict)
+    score: str | None = None
 
     @classmethod
     def from_logits(
-        cls, logits: torch.Tensor, temperatures: dict[int, float] | None = None
+        cls,
+        logits: torch.Tensor,
+        temperatures: dict[int, float] | None = None,
+        score: str | None = None,
     ) -> EnsembleState:
-        """State of a single member from its N x C logits."""
+        """State of a single member from its N x C logits (tracking what ``score`` needs)."""
+        if score is not None:
+            check_score(score)
         logits = logits.float()
         probs = logits.softmax(dim=-1)
+        need = {score} if score else {"max_logit", "energy", "mutual_information"}
         return cls(
             prob_sum=probs,
-            max_logit_sum=logits.max(dim=-1).values,
-            logsumexp_sum=torch.logsumexp(logits, dim=-1),
-            neg_entropy_sum=confidence_from_probs(probs, "entropy"),
+            max_logit_sum=logits.max(dim=-1).values if "max_logit" in need else None,
+            logsumexp_sum=torch.logsumexp(logits, dim=-1) if "energy" in need else None,
+            neg_entropy_sum=(
+                confidence_from_probs(probs, "entropy") if "mutual_information" in need else None
+            ),
             temperatures=dict(temperatures or {}),
+            score=score,
         )
 
     def add(self, member: torch.Tensor | EnsembleState) -> EnsembleState:
         """State after adding one more member (its logits, or its one-member state)."""
-        other = member if isinstance(member, EnsembleState) else EnsembleState.from_logits(member)
+        other = (
+            member
+            if isinstance(member, EnsembleState)
+            else EnsembleState.from_logits(member, score=self.score)
+        )
+
+        def plus(a, b):
+            return None if a is None or b is None else a + b
+
         return EnsembleState(
             self.prob_sum + other.prob_sum,
-            self.max_logit_sum + other.max_logit_sum,
-            self.logsumexp_sum + other.logsumexp_sum,
-            self.neg_entropy_sum + other.neg_entropy_sum,
+            plus(self.max_logit_sum, other.max_logit_sum),
+            plus(self.logsumexp_sum, other.logsumexp_sum),
+            plus(self.neg_entropy_sum, other.neg_entropy_sum),
             self.count + 1,
             self.temperatures,
+            self.score,
         )
 
     def select(self, index: torch.Tensor) -> EnsembleState:
         """State of a subset of the samples (boolean mask or integer index)."""
+
+        def pick(a):
+            return None if a is None else a[index]
+
         return EnsembleState(
             self.prob_sum[index],
-            self.max_logit_sum[index],
-            self.logsumexp_sum[index],
-            self.neg_entropy_sum[index],
+            pick(self.max_logit_sum),
+            pick(self.logsumexp_sum),
+            pick(self.neg_entropy_sum),
             self.count,
             self.temperatures,
+            self.score,
         )
 
     @property
     def probs(self) -> torch.Tensor:
         """N x C averaged member probabilities (temperature-scaled if a T is set)."""
-        probs = self.prob_sum / self.count
+        probs = self.prob_sum if self.count == 1 else self.prob_sum / self.count
         return scale_probs(probs, self.temperatures.get(self.count, 1.0))
 
     def confidence(self, score: str) -> torch.Tensor:
         """Ensemble confidence for one of :data:`SCORES` (see module docstring)."""
         check_score(score)
+        if self.score is not None and score != self.score and score not in ("msp", "entropy"):
+            raise ValueError(f"this ensemble state tracks {self.score!r}, not {score!r}")
         if score == "max_logit":
             return self.max_logit_sum / self.count
         if score == "energy":

@@ -1,0 +1,163 @@
+"""The offline evaluator command (``scripts/evaluate_logits.py``): cached logits in, results out.
+
+    python scripts/evaluate_logits.py --logits-dir DIR --members m0 m1 [m2 ...] \\
+      --heldout NAME --id NAME [--shift NAME ...] [--ood NAME ...] \\
+      --score {msp,entropy,max_logit,energy,mutual_information} --target {cov@R,risk@C,fpr@P} \\
+      --policies single,ensemble,single_threshold,window[,...] [--width 0.1 [0.2 ...]] \\
+      [--pass-fraction 0.2 [...]] [--definitions {standard,paper}] --out OUT
+
+Several ``--width`` (or ``--pass-fraction``) values sweep the window (single-threshold)
+policies, one set of rows per setting; ``single`` and ``ensemble`` are evaluated once. Writes
+OUT/metrics.csv (tidy) and OUT/summary.json, and prints a compact table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+
+from artifacts.results import write_results
+from cascade.calibration import PolicySettings
+from cascade.evaluation import MetricSettings
+from cascade.offline import evaluate_policies, load_experiment, prepare_experiment
+from cascade.policies import check_policies
+from uncertainty.definitions import DEFINITION_NAMES
+from uncertainty.scores import SCORES
+
+WIDTH_POLICIES = ("window", "window_adjusted", "random")
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--logits-dir", required=True, help="<dir>/<member>/<dataset>.safetensors")
+    p.add_argument("--members", nargs="+", required=True, help="member folders, cascade order")
+    p.add_argument("--heldout", required=True, help="held-out (calibration) dataset")
+    p.add_argument("--id", required=True, help="in-distribution test dataset")
+    p.add_argument("--shift", nargs="*", default=[], help="shifted (labelled) datasets")
+    p.add_argument("--ood", nargs="*", default=[], help="out-of-distribution datasets")
+    p.add_argument("--score", default="msp", choices=SCORES)
+    p.add_argument("--target", default="cov@5", help="cov@R, risk@C or fpr@P (percent)")
+    p.add_argument("--policies", default="single,ensemble,single_threshold,window")
+    p.add_argument("--width", type=float, nargs="+", default=[0.1], help="window half-width(s) w")
+    p.add_argument(
+        "--pass-fraction",
+        type=float,
+        nargs="+",
+        default=[0.2],
+        help="fraction(s) passed on by single_threshold",
+    )
+    p.add_argument("--random-fraction", type=float, default=None, help="random policy (default 2w)")
+    p.add_argument("--definitions", default="standard", choices=DEFINITION_NAMES)
+    p.add_argument(
+        "--risks", type=float, nargs="+", default=[0.05], help="cov@r reported, fractions"
+    )
+    p.add_argument(
+        "--coverages",
+        type=float,
+        nargs="+",
+        default=[0.8],
+        help="risk@c and scod_risk@c reported, fractions",
+    )
+    p.add_argument("--ood-tpr", type=float, default=0.95, help="fpr@p reported")
+    p.add_argument("--scod-ratio", type=float, default=1.0, help="OOD : ID ratio of SCOD")
+    p.add_argument("--scod-beta", type=float, default=1.0, help="cost of an accepted OOD sample")
+    p.add_argument("--seed", type=int, default=0, help="random policy and mixture subsampling")
+    p.add_argument(
+        "--temperature-scaling",
+        action="store_true",
+        help="fit temperatures per member and ensemble on the held-out split",
+    )
+    p.add_argument("--out", required=True, help="output folder")
+    p.add_argument("--quiet", action="store_true", help="do not print the table")
+    return p.parse_args(argv)
+
+
+def dataset_roles(args: argparse.Namespace) -> dict[str, str]:
+    """Dataset name -> role, refusing a name given twice."""
+    roles: dict[str, str] = {}
+    for role, names in (
+        ("heldout", [args.heldout]),
+        ("id", [args.id]),
+        ("shift", args.shift),
+        ("ood", args.ood),
+    ):
+        for name in names:
+            if name in roles:
+                raise ValueError(f"dataset {name!r} is given twice (as {roles[name]} and {role})")
+            roles[name] = role
+    return roles
+
+
+def run(args: argparse.Namespace) -> list[dict]:
+    """Load once, evaluate every setting of the sweep, write the results; returns the rows."""
+    policies = check_policies([p.strip() for p in args.policies.split(",") if p.strip()])
+    roles = dataset_roles(args)
+    metric_settings = MetricSettings(
+        tuple(args.risks),
+        tuple(args.coverages),
+        args.ood_tpr,
+        args.definitions,
+        args.scod_ratio,
+        args.scod_beta,
+        args.seed,
+    )
+    settings = [
+        PolicySettings(args.target, w, f, args.random_fraction, args.seed, args.definitions)
+        for w in args.width
+        for f in args.pass_fraction
+    ]  # all validated before any work
+    data, stage_macs = load_experiment(args.logits_dir, args.members, roles)
+    prepared = prepare_experiment(data, roles, stage_macs, args.score, args.temperature_scaling)
+    plan = [(settings[0], [p for p in policies if p in ("single", "ensemble")])]
+    plan += [
+        (s, [p for p in policies if p in WIDTH_POLICIES])
+        for s in settings
+        if s.pass_fraction == args.pass_fraction[0]
+    ]
+    plan += [
+        (s, [p for p in policies if p == "single_threshold"])
+        for s in settings
+        if s.width == args.width[0]
+    ]
+    rows, fitted_all = [], {}
+    for policy_settings, names in plan:
+        if not names:
+            continue
+        part, fitted = evaluate_policies(prepared, names, policy_settings, metric_settings)
+        rows.extend(part)
+        for p in fitted.values():
+            fitted_all[f"{p.name}[{p.setting}]" if p.setting else p.name] = p.to_dict()
+    write_results(
+        args.out,
+        rows,
+        policies=fitted_all,
+        members=[
+            {"member": m, "macs": macs} for m, macs in zip(args.members, stage_macs, strict=True)
+        ],
+        extra={
+            "score": args.score,
+            "target": args.target,
+            "definitions": args.definitions,
+            "temperatures": (prepared.temperatures.to_dict() if prepared.temperatures else None),
+        },
+        quiet=args.quiet,
+    )
+    return rows
+
+
+def main(argv: list[str] | None = None) -> int:
+    start = time.perf_counter()
+    args = parse_args(argv)
+    try:
+        run(args)
+    except (ValueError, FileNotFoundError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    if not args.quiet:
+        print(f"evaluated in {time.perf_counter() - start:.2f} s")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,14 @@
+"""Evaluate cascade policies offline, on cached logits (no model is run).
+
+    python scripts/evaluate_logits.py --logits-dir DIR --members m0 m1 \\
+      --heldout NAME --id NAME [--shift NAME ...] [--ood NAME ...] --out OUT
+
+See ``python scripts/evaluate_logits.py --help`` and the README for every option.
+"""
+
+import sys
+
+from cascade.offline_command import main
+
+if __name__ == "__main__":
+    sys.exit(main())

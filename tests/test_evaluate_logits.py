@@ -1,0 +1,105 @@
+"""The offline evaluator command on cached logits: outputs, sweeps, errors."""
+
+import json
+
+import pytest
+
+from artifacts.results import read_metrics_csv
+from cascade.offline_command import main
+
+
+def base_args(tiny_members, out):
+    return [
+        "--logits-dir", str(tiny_members["logits_dir"]), "--members", "m0", "m1",
+        "--heldout", "digits_heldout", "--id", "digits_test",
+        "--shift", "digits_noise", "digits_blur", "--ood", "photo_patches", "uniform_noise",
+        "--out", str(out), "--quiet",
+    ]  # fmt: skip
+
+
+def test_sweep_writes_one_row_set_per_setting(tiny_members, tmp_path):
+    args = base_args(tiny_members, tmp_path) + [
+        "--policies", "single,ensemble,single_threshold,window,window_adjusted,random",
+        "--width", "0.05", "0.1", "0.2", "--target", "risk@80", "--score", "energy",
+        "--coverages", "0.8", "0.9",
+    ]  # fmt: skip
+    assert main(args) == 0
+    rows = read_metrics_csv(tmp_path / "metrics.csv")
+    settings = {(r["policy"], r["setting"]) for r in rows}
+    assert {s for p, s in settings if p == "window"} == {
+        "risk@80,w=0.05",
+        "risk@80,w=0.1",
+        "risk@80,w=0.2",
+    }
+    assert len({s for p, s in settings if p == "single"}) == 1
+    metrics = {(r["role"], r["metric"]) for r in rows}
+    for m in (
+        "acc",
+        "nll",
+        "ece",
+        "brier",
+        "aurc",
+        "cov@5",
+        "risk@80",
+        "risk@90",
+        "expected_macs",
+        "exit_frac@1",
+        "exit_frac@2",
+    ):
+        assert ("id", m) in metrics and ("shift", m) in metrics
+    for m in ("auroc", "aupr", "fpr@95", "scod_aurc", "scod_risk@80", "expected_macs"):
+        assert ("ood", m) in metrics
+    assert {r["score"] for r in rows} == {"energy"}
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert "window[risk@80,w=0.2]" in summary["policies"]
+    # wider windows pass more samples on
+    cost = {
+        r["setting"]: r["value"]
+        for r in rows
+        if r["policy"] == "window"
+        and r["dataset"] == "digits_test"
+        and r["metric"] == "expected_macs"
+    }
+    assert cost["risk@80,w=0.05"] < cost["risk@80,w=0.1"] < cost["risk@80,w=0.2"]
+
+
+def test_paper_definitions_and_temperature_scaling_run(tiny_members, tmp_path):
+    args = base_args(tiny_members, tmp_path) + [
+        "--definitions", "paper", "--target", "risk@80", "--temperature-scaling",
+    ]  # fmt: skip
+    assert main(args) == 0
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert summary["definitions"] == "paper"
+    assert len(summary["temperatures"]["members"]) == 2
+
+
+@pytest.mark.parametrize(
+    "extra, message",
+    [
+        (["--shift", "digits_test"], "given twice"),
+        (["--policies", "single,oracle"], "unknown policy 'oracle'"),
+        (["--width", "0.7"], r"\(0, 0.5\]"),
+        (["--ood", "missing_set"], "missing_set.safetensors"),
+    ],
+)
+def test_bad_input_exits_with_a_clear_message(tiny_members, tmp_path, capsys, extra, message):
+    out = tmp_path / "out"
+    assert main(base_args(tiny_members, out) + extra) == 2
+    import re
+
+    assert re.search(message, capsys.readouterr().err)
+    assert not (out / "metrics.csv").exists()
+
+
+def test_truncated_logits_file_is_named(tiny_members, tmp_path, capsys):
+    import shutil
+
+    logits = tmp_path / "logits"
+    shutil.copytree(tiny_members["logits_dir"], logits)
+    victim = logits / "m1" / "digits_blur.safetensors"
+    victim.write_bytes(victim.read_bytes()[:100])
+    args = base_args(tiny_members, tmp_path / "out")
+    args[args.index("--logits-dir") + 1] = str(logits)
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert "m1/digits_blur.safetensors" in err and "not a readable safetensors file" in err
