@@ -11,6 +11,8 @@ import torch
 import torch.nn.functional as F
 from lightning.pytorch import LightningModule
 
+from lightning_modules.metrics import CalibrationMetrics, SelectiveClassificationMetrics
+
 
 class MemberModule(LightningModule):
     """A timm model trained as one member of a deep ensemble (one seed per member).
@@ -45,39 +47,40 @@ class MemberModule(LightningModule):
             )
         except RuntimeError as err:
             raise ValueError(f"timm cannot create model {model_name!r}: {err}") from None
+        # held-out uncertainty metrics during fit (DDP-safe torchmetrics wrappers)
+        self.val_sc = SelectiveClassificationMetrics(risks=(0.01, 0.05), coverages=(0.8,))
+        self.val_cal = CalibrationMetrics()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.model(x)
 
-    def _step(self, batch, stage: str) -> torch.Tensor:
+    def training_step(self, batch, batch_idx: int) -> torch.Tensor:
         x, y, _ = batch
         logits = self(x)
         loss = F.cross_entropy(logits, y, label_smoothing=self.hparams.label_smoothing)
         acc = (logits.argmax(-1) == y).float().mean()
-        on_step = stage == "train"
-        self.log(
-            f"{stage}/loss",
-            loss,
-            prog_bar=True,
-            on_step=on_step,
-            on_epoch=True,
-            sync_dist=not on_step,
-        )
-        self.log(
-            f"{stage}/acc",
-            acc,
-            prog_bar=True,
-            on_step=on_step,
-            on_epoch=True,
-            sync_dist=not on_step,
-        )
+        self.log("train/loss", loss, prog_bar=True, on_step=True, on_epoch=True)
+        self.log("train/acc", acc, prog_bar=True, on_step=True, on_epoch=True)
         return loss
 
-    def training_step(self, batch, batch_idx: int) -> torch.Tensor:
-        return self._step(batch, "train")
-
     def validation_step(self, batch, batch_idx: int) -> None:
-        self._step(batch, "val")
+        x, y, _ = batch
+        logits = self(x)
+        loss = F.cross_entropy(logits, y, label_smoothing=self.hparams.label_smoothing)
+        self.log("val/loss", loss, prog_bar=True, on_epoch=True, sync_dist=True)
+        probs = logits.float().softmax(-1)
+        conf, pred = probs.max(-1)
+        self.val_sc.update(conf, pred, y)
+        self.val_cal.update(probs, y)
+
+    def on_validation_epoch_end(self) -> None:
+        # the wrappers gather every process's samples; every rank computes the same values
+        values = {f"val/sc/{k}": v for k, v in self.val_sc.compute().items()}
+        values.update({f"val/cal/{k}": v for k, v in self.val_cal.compute().items()})
+        self.val_sc.reset()
+        self.val_cal.reset()
+        self.log("val/acc", values.pop("val/cal/acc"), prog_bar=True)
+        self.log_dict(values)
 
     def predict_step(self, batch, batch_idx: int, dataloader_idx: int = 0) -> dict:
         x, y, index = batch

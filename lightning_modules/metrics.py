@@ -1,4 +1,10 @@
-"""torchmetrics wrapper that gathers per-sample cascade outputs across processes."""
+"""torchmetrics wrappers around the pure metric functions, safe under DDP.
+
+Every state is a ``cat`` list of per-sample values, so under DDP ``compute()`` sees the samples
+of all processes and returns exactly what one process would (the evaluation sampler must not
+pad; see ``datamodules.samplers``). Every rank must call ``compute()``. States are O(N): no
+N x C tensor is kept except by :class:`CascadeOutputs`, which needs the probabilities.
+"""
 
 from __future__ import annotations
 
@@ -7,34 +13,162 @@ from torchmetrics import Metric
 from torchmetrics.utilities import dim_zero_cat
 
 from cascade.engine import CascadeResult
+from uncertainty.definitions import get_definitions
+from uncertainty.ood import aupr, auroc
+from uncertainty.scod import scod_aurc, scod_risk_at_coverage
+from uncertainty.selective import UnreachableTargetError
 
 
-class CascadeOutputs(Metric):
-    """Accumulates (probs, confidence, exit stage, target) of every sample seen.
+def _pct(x: float) -> str:
+    return f"{x * 100:g}"
 
-    States are ``cat`` lists, so under DDP ``compute()`` returns the outputs of all processes
-    and every metric computed from them equals a single-process run (the evaluation sampler
-    must not pad). Every rank must call ``compute()``.
-    """
 
+class _CatMetric(Metric):
+    """A metric whose states are ``cat`` lists of per-sample tensors named in ``STATES``."""
+
+    STATES: tuple[str, ...] = ()
     full_state_update = False
 
-    def __init__(self):
-        super().__init__()
-        for name in ("probs", "confidence", "exit_stage", "targets"):
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        for name in self.STATES:
             self.add_state(name, default=[], dist_reduce_fx="cat")
 
+    def _append(self, **values: torch.Tensor) -> None:
+        for name, value in values.items():
+            getattr(self, name).append(value.detach().to(self.device))
+
+    def _cat(self, name: str) -> torch.Tensor:
+        return dim_zero_cat(getattr(self, name)).cpu()
+
+
+class SelectiveClassificationMetrics(_CatMetric):
+    """AURC, ``cov@r`` and ``risk@c`` from confidences and correctness.
+
+    Args:
+        risks: risks r (fractions) for ``cov@r``; coverages: c for ``risk@c``;
+        definitions: ``standard`` or ``paper``.
+    """
+
+    STATES = ("confidence", "correct")
+
+    def __init__(self, risks=(0.05,), coverages=(0.8,), definitions="standard", **kwargs):
+        super().__init__(**kwargs)
+        self.risks, self.coverages = tuple(risks), tuple(coverages)
+        self.definitions = get_definitions(definitions)
+
+    def update(self, confidence: torch.Tensor, preds: torch.Tensor, targets: torch.Tensor) -> None:
+        self._append(confidence=confidence.double(), correct=preds == targets)
+
+    def compute(self) -> dict[str, float]:
+        conf, correct = self._cat("confidence"), self._cat("correct").bool()
+        out = {"aurc": self.definitions.aurc(conf, correct)}
+        for r in self.risks:
+            try:
+                out[f"cov@{_pct(r)}"] = self.definitions.coverage_at_risk(conf, correct, r)[0]
+            except UnreachableTargetError:
+                out[f"cov@{_pct(r)}"] = 0.0
+        for c in self.coverages:
+            out[f"risk@{_pct(c)}"] = self.definitions.risk_at_coverage(conf, correct, c)[0]
+        return out
+
+
+class CalibrationMetrics(_CatMetric):
+    """Accuracy, ECE (15 bins), NLL and Brier from N x C probabilities, kept as O(N) states."""
+
+    STATES = ("top_prob", "correct", "target_prob", "sum_sq")
+
+    def __init__(self, bins: int = 15, **kwargs):
+        super().__init__(**kwargs)
+        self.bins = bins
+
+    def update(self, probs: torch.Tensor, targets: torch.Tensor) -> None:
+        top, pred = probs.max(dim=-1)
+        target_prob = probs.gather(1, targets.long().view(-1, 1)).squeeze(1)
+        self._append(
+            top_prob=top.double(),
+            correct=pred == targets,
+            target_prob=target_prob.double(),
+            sum_sq=(probs * probs).sum(-1).double(),
+        )
+
+    def compute(self) -> dict[str, float]:
+        top, correct = self._cat("top_prob"), self._cat("correct").double()
+        p_t, sum_sq = self._cat("target_prob"), self._cat("sum_sq")
+        edges = torch.linspace(0, 1, self.bins + 1, dtype=torch.float64)
+        which = torch.bucketize(top, edges[1:-1])
+        acc_sum = torch.bincount(which, correct, minlength=self.bins)
+        conf_sum = torch.bincount(which, top, minlength=self.bins)
+        ece = ((acc_sum - conf_sum).abs().sum() / top.numel()).item()
+        return {
+            "acc": float(correct.mean()),
+            "ece": ece,
+            "nll": float(-torch.log(p_t.clamp_min(1e-12)).mean()),
+            "brier": float((sum_sq - 2 * p_t + 1).mean()),
+        }
+
+
+class OODDetectionMetrics(_CatMetric):
+    """AUROC, AUPR and ``fpr@p`` (OOD positive, score = -confidence)."""
+
+    STATES = ("confidence", "is_ood")
+
+    def __init__(self, tpr: float = 0.95, definitions="standard", **kwargs):
+        super().__init__(**kwargs)
+        self.tpr, self.definitions = tpr, get_definitions(definitions)
+
+    def update(self, confidence: torch.Tensor, is_ood: torch.Tensor) -> None:
+        self._append(confidence=confidence.double(), is_ood=is_ood.bool())
+
+    def compute(self) -> dict[str, float]:
+        conf, ood = self._cat("confidence"), self._cat("is_ood").bool()
+        id_conf, ood_conf = conf[~ood], conf[ood]
+        return {
+            "auroc": auroc(id_conf, ood_conf),
+            "aupr": aupr(id_conf, ood_conf),
+            f"fpr@{_pct(self.tpr)}": self.definitions.fpr(id_conf, ood_conf, self.tpr),
+        }
+
+
+class SCODMetrics(_CatMetric):
+    """SCOD AURC and risk@c of an (already mixed) ID + OOD set; ``correct`` ignored for OOD."""
+
+    STATES = ("confidence", "correct", "is_ood")
+
+    def __init__(self, coverages=(0.8,), beta: float = 1.0, **kwargs):
+        super().__init__(**kwargs)
+        self.coverages, self.beta = tuple(coverages), beta
+
+    def update(self, confidence: torch.Tensor, correct: torch.Tensor, is_ood: torch.Tensor) -> None:
+        self._append(confidence=confidence.double(), correct=correct.bool(), is_ood=is_ood.bool())
+
+    def compute(self) -> dict[str, float]:
+        conf, ood = self._cat("confidence"), self._cat("is_ood").bool()
+        args = (conf[~ood], self._cat("correct").bool()[~ood], conf[ood])
+        out = {"scod_aurc": scod_aurc(*args, beta=self.beta)}
+        for c in self.coverages:
+            out[f"scod_risk@{_pct(c)}"] = scod_risk_at_coverage(*args, c, beta=self.beta)
+        return out
+
+
+class CascadeOutputs(_CatMetric):
+    """Accumulates (probs, confidence, exit stage, target) of every sample seen, for the
+    cascade module, which turns them into every metric row at the end of ``test``."""
+
+    STATES = ("probs", "confidence", "exit_stage", "targets")
+
     def update(self, result: CascadeResult, targets: torch.Tensor) -> None:
-        # states live on the metric's device, as the process group's all-gather needs
-        self.probs.append(result.probs.float().to(self.device))
-        self.confidence.append(result.confidence.double().to(self.device))
-        self.exit_stage.append(result.exit_stage.long().to(self.device))
-        self.targets.append(targets.long().to(self.device))
+        self._append(
+            probs=result.probs.float(),
+            confidence=result.confidence.double(),
+            exit_stage=result.exit_stage.long(),
+            targets=targets.long(),
+        )
 
     def compute(self) -> tuple[CascadeResult, torch.Tensor]:
         result = CascadeResult(
-            probs=dim_zero_cat(self.probs).cpu(),
-            confidence=dim_zero_cat(self.confidence).cpu(),
-            exit_stage=dim_zero_cat(self.exit_stage).cpu(),
+            probs=self._cat("probs"),
+            confidence=self._cat("confidence"),
+            exit_stage=self._cat("exit_stage"),
         )
-        return result, dim_zero_cat(self.targets).cpu()
+        return result, self._cat("targets")

@@ -18,6 +18,18 @@ from tests.conftest import cascade_args
 def test_member_checkpoint_and_cached_logits(tiny_members):
     member = load_member(tiny_members["ckpts"][0])
     assert member.hparams.model_name == "resnet10t"
+    # held-out uncertainty metrics were logged during fit, once per epoch
+    (log,) = (tiny_members["dir"] / "m0").glob("version_*/metrics.csv")
+    header = log.read_text().splitlines()[0].split(",")
+    for key in (
+        "val/loss",
+        "val/acc",
+        "val/sc/aurc",
+        "val/sc/cov@5",
+        "val/cal/ece",
+        "train/loss_step",
+    ):
+        assert key in header, key
     meta = load_member_meta(tiny_members["logits_dir"], "m0")
     assert meta["macs"] > 1e6 and meta["params"] > 1e5
     assert meta["input_shape"] == [1, 32, 32]
@@ -150,3 +162,39 @@ def test_cascade_checkpoint_carries_the_window(tiny_members, cascade_run, tmp_pa
     for r in read_metrics_csv(again / "metrics.csv"):
         assert r["value"] == pytest.approx(first[(r["dataset"], r["policy"], r["metric"])])
     assert isinstance(cli.model, CascadeModule)
+
+
+@pytest.mark.parametrize(
+    "definitions, target",
+    [("standard", "cov@5"), ("paper", "risk@80")],
+)
+def test_three_stage_online_cascade_with_every_policy_equals_offline(
+    tiny_members, tmp_path, definitions, target
+):
+    """M = 3 (m0, m1, m0 again), every policy, temperature scaling, both definition sets."""
+    policies = ["single", "ensemble", "single_threshold", "window", "window_adjusted", "random"]
+    ckpts = [*tiny_members["ckpts"], tiny_members["ckpts"][0]]
+    cli = CascadeCLI(
+        args=cascade_args(
+            tiny_members["data_cfg"], ckpts, tmp_path,
+            f"--model.policies=[{', '.join(policies)}]",
+            f"--model.definitions={definitions}",
+            f"--calibration.target={target}",
+            "--calibration.temperature_scaling=true",
+        )
+    )  # fmt: skip
+    online = read_metrics_csv(tmp_path / "metrics.csv")
+    offline, fitted = evaluate_cached_logits(
+        tiny_members["logits_dir"], ["m0", "m1", "m0"], cli.datamodule.roles, policies, "msp",
+        PolicySettings(target, definitions=definitions), temperature_scaling=True,
+        metric_settings=cli.model.settings,
+    )  # fmt: skip
+    assert fitted["window"].bounds.shape == (2, 2)
+    key = lambda r: (r["dataset"], r["policy"], r["metric"])  # noqa: E731
+    off = {key(r): r["value"] for r in offline}
+    assert set(off) == {key(r) for r in online}
+    for r in online:
+        assert r["value"] == pytest.approx(off[key(r)], rel=1e-4, abs=1e-5), key(r)
+    window = json.loads((tmp_path / "window.json").read_text())
+    assert window["definitions"] == definitions
+    assert len(window["temperatures"]["members"]) == 3
