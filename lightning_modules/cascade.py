@@ -66,6 +66,7 @@ class CascadeModule(LightningModule):
         coverages: coverages c (fractions) reported as ``risk@c`` and ``scod_risk@c``.
         definitions: ``standard`` or ``paper`` (the reference code's rules) for the window
             and the metrics.
+        ood_tpr: ID acceptance rate p of ``fpr@p``.
         scod_ratio: OOD : ID mixing ratio of the SCOD metrics.
         scod_beta: cost of an accepted OOD sample in SCOD.
         results_dir: where ``metrics.csv``, ``summary.json``, plots and ``cascade.ckpt`` go
@@ -81,6 +82,7 @@ class CascadeModule(LightningModule):
         risks: list[float] | None = None,
         coverages: list[float] | None = None,
         definitions: str = "standard",
+        ood_tpr: float = 0.95,
         scod_ratio: float = 1.0,
         scod_beta: float = 1.0,
         results_dir: str | None = "outputs/cascade",
@@ -101,6 +103,7 @@ class CascadeModule(LightningModule):
         self.settings = MetricSettings(
             tuple(risks or [0.05]),
             tuple(coverages or [0.8]),
+            ood_tpr=ood_tpr,
             definitions=self.definitions,
             scod_ratio=scod_ratio,
             scod_beta=scod_beta,
@@ -206,7 +209,7 @@ class CascadeModule(LightningModule):
         temperatures = self.temperatures()
         for policy in self.policies():
             result = run_cascade(runner, x.shape[0], policy, self.score, sample_ids, temperatures)
-            self.outputs[f"{name}/{policy.name}"].update(result, y)
+            self.outputs[f"{name}/{policy.name}"].update(result, y, sample_ids)
 
     def on_test_epoch_end(self) -> None:
         dm = self.trainer.datamodule

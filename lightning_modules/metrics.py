@@ -153,22 +153,30 @@ class SCODMetrics(_CatMetric):
 
 class CascadeOutputs(_CatMetric):
     """Accumulates (probs, confidence, exit stage, target) of every sample seen, for the
-    cascade module, which turns them into every metric row at the end of ``test``."""
+    cascade module, which turns them into every metric row at the end of ``test``.
 
-    STATES = ("probs", "confidence", "exit_stage", "targets")
+    ``compute()`` returns the samples in dataset order (by sample index), whatever the number
+    of processes, so order-dependent steps (SCOD's seeded subsampling) match one process.
+    """
 
-    def update(self, result: CascadeResult, targets: torch.Tensor) -> None:
+    STATES = ("probs", "confidence", "exit_stage", "targets", "sample_ids")
+
+    def update(
+        self, result: CascadeResult, targets: torch.Tensor, sample_ids: torch.Tensor
+    ) -> None:
         self._append(
             probs=result.probs.float(),
             confidence=result.confidence.double(),
             exit_stage=result.exit_stage.long(),
             targets=targets.long(),
+            sample_ids=sample_ids.long(),
         )
 
     def compute(self) -> tuple[CascadeResult, torch.Tensor]:
+        order = torch.argsort(self._cat("sample_ids"))
         result = CascadeResult(
-            probs=self._cat("probs"),
-            confidence=self._cat("confidence"),
-            exit_stage=self._cat("exit_stage"),
+            probs=self._cat("probs")[order],
+            confidence=self._cat("confidence")[order],
+            exit_stage=self._cat("exit_stage")[order],
         )
-        return result, self._cat("targets")
+        return result, self._cat("targets")[order]
