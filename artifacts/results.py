@@ -23,10 +23,10 @@ LABELLED_LEAD = ("acc", "nll", "ece", "aurc")
 OOD_LEAD = ("auroc", "aupr")
 
 
-def metrics_csv_text(rows: list[dict]) -> str:
-    """The tidy table as CSV text."""
+def metrics_csv_text(rows: list[dict], fields: tuple[str, ...] = ROW_FIELDS) -> str:
+    """The tidy table as CSV text (``fields``: the columns, e.g. with a leading ``model``)."""
     buf = io.StringIO()
-    writer = csv.DictWriter(buf, fieldnames=ROW_FIELDS, lineterminator="\n")
+    writer = csv.DictWriter(buf, fieldnames=fields, lineterminator="\n")
     writer.writeheader()
     for row in rows:
         writer.writerow({**row, "value": repr(float(row["value"]))})

@@ -3,6 +3,8 @@
 - ``photo_patches``: grey-scale crops of the two photographs that ship with scikit-learn
   (``load_sample_images``: a temple in China and a flower), real natural-image content.
 - ``uniform_noise``: smoothed uniform noise.
+- ``digits``: scikit-learn's 1,797 handwritten digits, scaled to [0, 1] and resized (an OOD
+  set for letter datasets such as notMNIST); ``num`` is capped at 1,797.
 
 Both return float tensors in [0, 1] of shape (N, 1, size, size), deterministic in ``seed``.
 """
@@ -40,4 +42,12 @@ def uniform_noise(num: int, size: int, seed: int) -> torch.Tensor:
     return F.interpolate(coarse, size=(size, size), mode="bilinear", align_corners=False)
 
 
-OOD_SOURCES = {"photo_patches": photo_patches, "uniform_noise": uniform_noise}
+def digits(num: int, size: int, seed: int) -> torch.Tensor:
+    """The first ``num`` of scikit-learn's digits (all 1,797 at most), resized to ``size``."""
+    from sklearn.datasets import load_digits
+
+    images = torch.from_numpy(load_digits().images[:num]).float().div(16).unsqueeze(1)
+    return F.interpolate(images, size=(size, size), mode="bilinear").clamp(0, 1)
+
+
+OOD_SOURCES = {"photo_patches": photo_patches, "uniform_noise": uniform_noise, "digits": digits}

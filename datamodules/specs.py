@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 ROLES: tuple[str, ...] = ("heldout", "id", "shift", "ood")
-SOURCES: tuple[str, ...] = ("heldout", "test", "photo_patches", "uniform_noise")
+SOURCES: tuple[str, ...] = ("heldout", "test", "photo_patches", "uniform_noise", "digits")
 
 
 @dataclass(frozen=True)
@@ -21,7 +21,7 @@ class DatasetSpec:
         name: unique name, used in file names and metric keys.
         role: one of :data:`ROLES`.
         source: where the images come from: ``heldout`` or ``test`` split, or an OOD
-            generator (``photo_patches``, ``uniform_noise``).
+            generator (``photo_patches``, ``uniform_noise``, ``digits``).
         corruption: optional corruption applied to the source (see ``corruptions``).
         severity: corruption severity, 1-5.
         size: number of images for generated OOD sources.

@@ -104,7 +104,7 @@ class WindowCalibration(Callback):
             self.seed,
             pl_module.definitions,
         )
-        batch = dm.hparams.batch_size
+        batch = dm.batch_size
         was_training = pl_module.training
         pl_module.eval()
         # every rank scores the whole held-out split, so every rank fits the same policies

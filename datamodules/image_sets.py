@@ -1,0 +1,149 @@
+"""The shared part of the image datamodules: splits, named evaluation sets, dataloaders.
+
+A subclass says how to load its labelled images and split them (train / held-out / test);
+this class builds the configured evaluation datasets from them (the held-out and test splits,
+corrupted copies of them, generated OOD sets), normalises images on access, and serves
+unpadded evaluation dataloaders. Images are kept as float tensors in [0, 1], (N, 1, S, S).
+"""
+
+from __future__ import annotations
+
+import torch
+from lightning.pytorch import LightningDataModule
+from torch.utils.data import DataLoader, Dataset
+
+from datamodules.corruptions import corrupt
+from datamodules.ood import OOD_SOURCES
+from datamodules.samplers import UnpaddedDistributedSampler, distributed
+from datamodules.specs import DatasetSpec, parse_dataset_specs
+
+
+class IndexedImages(Dataset):
+    """(image, target, index) triples from tensors; images normalised on access."""
+
+    def __init__(self, images: torch.Tensor, targets: torch.Tensor, mean: float, std: float):
+        self.images, self.targets, self.mean, self.std = images, targets, mean, std
+
+    def __len__(self) -> int:
+        return self.images.shape[0]
+
+    def __getitem__(self, i: int):
+        return (self.images[i] - self.mean) / self.std, self.targets[i], i
+
+
+class ImageSetsDataModule(LightningDataModule):
+    """Base class: subclasses implement :meth:`load_splits`.
+
+    Args:
+        datasets: evaluation datasets, each a mapping with ``name``, ``role``
+            (heldout/id/shift/ood), ``source`` (heldout/test or an OOD generator) and
+            optionally ``corruption``, ``severity`` (1-5) and ``size`` (OOD images).
+        image_size: side of the square images given to the models, in pixels.
+        split_seed: seed of the stratified splits, corruptions and OOD generators.
+        batch_size: batch size of every dataloader.
+        num_workers: dataloader worker processes.
+        train_limit: optional cap on the number of training images (for quick tests).
+    """
+
+    num_classes = 10
+    in_chans = 1
+    mean, std = 0.5, 0.5
+
+    def __init__(
+        self,
+        datasets: list[dict],
+        image_size: int = 32,
+        split_seed: int = 0,
+        batch_size: int = 64,
+        num_workers: int = 0,
+        train_limit: int | None = None,
+    ):
+        super().__init__()
+        self.specs: list[DatasetSpec] = parse_dataset_specs(datasets)
+        self.image_size, self.split_seed = image_size, split_seed
+        self.batch_size, self.num_workers, self.train_limit = batch_size, num_workers, train_limit
+        self.eval_sets: dict[str, Dataset] = {}
+        self.train_set: Dataset | None = None
+
+    def load_splits(self) -> tuple[torch.Tensor, torch.Tensor, dict[str, torch.Tensor]]:
+        """(images in [0, 1] as N x 1 x S x S, int64 labels, {train, heldout, test: indices})."""
+        raise NotImplementedError
+
+    @property
+    def roles(self) -> dict[str, str]:
+        """Dataset name -> role, in config order."""
+        return {s.name: s.role for s in self.specs}
+
+    def setup(self, stage: str | None = None) -> None:
+        if self.train_set is not None:
+            return
+        images, labels, splits = self.load_splits()
+        for split, idx in splits.items():
+            if idx.numel() == 0:
+                raise ValueError(
+                    f"the {split} split is empty ({self._split_description()} of "
+                    f"{labels.numel()} images); choose fractions that leave samples in every split"
+                )
+        train_idx = splits["train"][: self.train_limit] if self.train_limit else splits["train"]
+        self.train_set = self._wrap(images[train_idx], labels[train_idx])
+        for spec in self.specs:
+            if spec.source in OOD_SOURCES:
+                x = OOD_SOURCES[spec.source](spec.size, self.image_size, self.split_seed + 7)
+                y = torch.full((x.shape[0],), -1, dtype=torch.long)
+            else:
+                x, y = images[splits[spec.source]], labels[splits[spec.source]]
+            if spec.corruption is not None:
+                x = corrupt(x, spec.corruption, int(spec.severity), self.split_seed)
+            self.eval_sets[spec.name] = self._wrap(x, y)
+
+    def _split_description(self) -> str:
+        return "the configured split fractions"
+
+    def _wrap(self, x: torch.Tensor, y: torch.Tensor) -> IndexedImages:
+        return IndexedImages(x, y, self.mean, self.std)
+
+    def _eval_loader(self, dataset: Dataset) -> DataLoader:
+        sampler = UnpaddedDistributedSampler(dataset) if distributed() else None
+        return DataLoader(
+            dataset,
+            batch_size=self.batch_size,
+            shuffle=False,
+            sampler=sampler,
+            num_workers=self.num_workers,
+        )
+
+    def train_dataloader(self) -> DataLoader:
+        return DataLoader(
+            self.train_set,
+            batch_size=self.batch_size,
+            shuffle=True,
+            drop_last=len(self.train_set) > self.batch_size,
+            num_workers=self.num_workers,
+        )
+
+    def val_dataloader(self) -> DataLoader:
+        """The held-out split, used for validation (checkpoint selection) during fit."""
+        return self.dataloader(self.heldout_name)
+
+    def dataloader(self, name: str) -> DataLoader:
+        """Unpadded evaluation dataloader of the dataset called ``name``."""
+        if name not in self.eval_sets:
+            raise KeyError(f"no dataset named {name!r}; configured: {list(self.roles)}")
+        return self._eval_loader(self.eval_sets[name])
+
+    @property
+    def heldout_name(self) -> str:
+        """Name of the dataset with role ``heldout``."""
+        return next(s.name for s in self.specs if s.role == "heldout")
+
+    @property
+    def eval_names(self) -> list[str]:
+        """Names of all evaluation datasets, in config order."""
+        return [s.name for s in self.specs]
+
+    def test_dataloader(self) -> list[DataLoader]:
+        """One dataloader per configured dataset, in config order (held-out included)."""
+        return [self.dataloader(n) for n in self.eval_names]
+
+    def predict_dataloader(self) -> list[DataLoader]:
+        return self.test_dataloader()

@@ -1,0 +1,45 @@
+"""The notMNIST benchmark's smoke run: 2 sizes, 1 epoch, tiny splits, every output written."""
+
+import csv
+import json
+import subprocess
+import sys
+
+import pytest
+
+from tests.conftest import ROOT
+
+NOTMNIST = ROOT.parent / "shared" / "data" / "notmnist"
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not NOTMNIST.is_dir(), reason="../shared/data/notmnist is not beside the repo")
+def test_benchmark_smoke_run(tmp_path):
+    out, work = tmp_path / "out", tmp_path / "work"
+    cmd = [sys.executable, "scripts/benchmark_notmnist.py", "--smoke",
+           "--sizes", "resnet10t", "resnet18", "--out", str(out), "--work", str(work)]  # fmt: skip
+    proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=1200)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    with open(out / "metrics.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert {r["model"] for r in rows} == {"resnet10t", "resnet18"}
+    assert {"single", "ensemble", "single_threshold", "random"} <= {r["policy"] for r in rows}
+    assert {r["score"] for r in rows} == {"msp", "energy"}
+    for name in (
+        "macs_vs_cov2.png",
+        "macs_vs_risk90.png",
+        "macs_vs_fpr95.png",
+        "exit_fractions.png",
+        "timing_cpu.csv",
+        "summary.json",
+    ):
+        assert (out / name).stat().st_size > 0, name
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["macs"]["resnet18"][0] > summary["macs"]["resnet10t"][0]
+    assert "ensemble AURC" in proc.stdout
+    # a second run reuses the members and the cached logits
+    proc = subprocess.run(cmd + ["--skip-timing"], cwd=ROOT, capture_output=True, text=True,
+                          timeout=600)  # fmt: skip
+    assert proc.returncode == 0
+    assert proc.stdout.count("cached checkpoint, not retrained") == 4
+    assert "caching logits" not in proc.stdout
