@@ -35,14 +35,18 @@ def _sync(device: torch.device) -> None:
 
 @torch.inference_mode()
 def cascade_forward(
-    members: list[torch.nn.Module], x: torch.Tensor, policy: CascadePolicy, score: str
+    members: list[torch.nn.Module],
+    x: torch.Tensor,
+    policy: CascadePolicy,
+    score: str,
+    sample_ids: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """Predicted classes of a batch, running member k + 1 only on the samples passed on."""
 
     def source(k: int, index: torch.Tensor) -> torch.Tensor:
         return members[k](x[index.to(x.device)]).float().cpu()
 
-    return run_cascade(source, x.shape[0], policy, score).probs.argmax(-1)
+    return run_cascade(source, x.shape[0], policy, score, sample_ids).probs.argmax(-1)
 
 
 def measure(
@@ -54,34 +58,41 @@ def measure(
     warmup: int = 20,
     batch_size: int = 256,
     device: str | torch.device = "cpu",
+    throughput_repeats: int = 3,
 ) -> Timing:
-    """Batch-1 latency over ``latency_samples`` images (after ``warmup``) and throughput over
-    all ``images`` in batches of ``batch_size``."""
+    """Batch-1 latency over ``latency_samples`` images (after ``warmup``; median and p90) and
+    throughput over all ``images`` in batches of ``batch_size`` (median of
+    ``throughput_repeats`` passes, after 3 warm-up batches)."""
     device = torch.device(device)
     members = [m.to(device).eval() for m in members]
     images = images.to(device)
     n = images.shape[0]
+    ids = torch.arange(n)
     for i in range(warmup):
-        cascade_forward(members, images[i % n : i % n + 1], policy, score)
+        cascade_forward(members, images[i % n : i % n + 1], policy, score, ids[i % n : i % n + 1])
     times = []
     for i in range(latency_samples):
-        x = images[i % n : i % n + 1]
+        x, sid = images[i % n : i % n + 1], ids[i % n : i % n + 1]
         _sync(device)
         t = time.perf_counter()
-        cascade_forward(members, x, policy, score)
+        cascade_forward(members, x, policy, score, sid)
         _sync(device)
         times.append(time.perf_counter() - t)
-    cascade_forward(members, images[:batch_size], policy, score)  # warm-up at full batch
-    _sync(device)
-    t = time.perf_counter()
-    for s in range(0, n, batch_size):
-        cascade_forward(members, images[s : s + batch_size], policy, score)
-    _sync(device)
-    elapsed = time.perf_counter() - t
+    for _ in range(3):  # warm-up at full batch (allocator, cuDNN algorithm choice)
+        cascade_forward(members, images[:batch_size], policy, score, ids[:batch_size])
+    rates = []
+    for _ in range(throughput_repeats):
+        _sync(device)
+        t = time.perf_counter()
+        for s in range(0, n, batch_size):
+            batch = slice(s, s + batch_size)
+            cascade_forward(members, images[batch], policy, score, ids[batch])
+        _sync(device)
+        rates.append(n / (time.perf_counter() - t))
     return Timing(
         latency_median=statistics.median(times),
         latency_p90=statistics.quantiles(times, n=10)[-1],
-        throughput=n / elapsed,
+        throughput=statistics.median(rates),
         latency_samples=latency_samples,
         throughput_batch=batch_size,
     )

@@ -66,22 +66,34 @@ def smoke_data_config(work: Path) -> Path:
 
 
 def train_and_cache(args, data_cfg: Path, work: Path) -> dict[str, list[str]]:
-    """Train (or reuse) every member and cache its logits; returns size -> member names."""
+    """Train (or reuse) every member and cache its logits; returns size -> member names.
+
+    The time left is estimated from the time spent so far per MAC of the members done
+    (training and caching cost grows with a member's MACs).
+    """
+    import timm
+
+    from lightning_modules.complexity import count_macs_params
+
+    weight = {
+        size: count_macs_params(timm.create_model(size, num_classes=10, in_chans=1), (1, 32, 32))[0]
+        for size in args.sizes
+    }
     jobs = [(size, seed) for size in args.sizes for seed in args.seeds]
-    start, done_cost, total_cost = time.time(), 0.0, None
+    start, done_weight = time.time(), 0.0
     members: dict[str, list[str]] = {}
     for i, (size, seed) in enumerate(jobs):
         name = f"{size}_s{seed}"
         members.setdefault(size, []).append(name)
         member_dir = work / "members" / name
         ckpt = member_dir / "checkpoints" / "last.ckpt"
+        left = sum(weight[s] for s, _ in jobs[i:])
+        eta = ""
+        if done_weight:
+            eta = f", about {(time.time() - start) / done_weight * left / 60:.0f} min left"
         if ckpt.is_file():
             log(f"member {i + 1}/{len(jobs)} {name}: cached checkpoint, not retrained")
         else:
-            elapsed = time.time() - start
-            eta = ""
-            if total_cost and done_cost:
-                eta = f", about {elapsed / done_cost * (total_cost - done_cost) / 60:.0f} min left"
             log(f"member {i + 1}/{len(jobs)} {name}: training{eta}")
             t = time.time()
             MemberCLI(
@@ -99,11 +111,8 @@ def train_and_cache(args, data_cfg: Path, work: Path) -> dict[str, list[str]]:
                     "--trainer.enable_model_summary=false",
                 ]
             )
-            cost = time.time() - t
-            done_cost += cost
-            # estimate of the rest, scaling this member's time by the jobs left
-            total_cost = done_cost + cost * (len(jobs) - i - 1)
-            log(f"member {name} trained in {cost / 60:.1f} min")
+            log(f"member {name} trained in {(time.time() - t) / 60:.1f} min")
+            done_weight += weight[size]
         meta = work / "logits" / name / "meta.json"
         if meta.is_file() and json.loads(meta.read_text()).get("checkpoint_sha256") == file_sha256(
             ckpt

@@ -43,3 +43,18 @@ def test_benchmark_smoke_run(tmp_path):
     assert proc.returncode == 0
     assert proc.stdout.count("cached checkpoint, not retrained") == 4
     assert "caching logits" not in proc.stdout
+
+
+def test_cascade_timing_script_writes_one_row_per_policy(tmp_path):
+    out = tmp_path / "timing.csv"
+    cmd = [sys.executable, "scripts/benchmark_cascade_timing.py", "--models", "resnet10t",
+           "--samples", "64", "--latency-samples", "10", "--batch-size", "32",
+           "--pass-fraction", "0.25", "--out", str(out)]  # fmt: skip
+    proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    with open(out) as f:
+        rows = list(csv.DictReader(f))
+    assert [r["policy"] for r in rows] == ["single", "ensemble", "cascade(pass=0.25)"]
+    for r in rows:
+        assert float(r["latency_median_ms"]) > 0 and float(r["throughput_img_s"]) > 0
+        assert float(r["latency_p90_ms"]) >= float(r["latency_median_ms"])
