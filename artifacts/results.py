@@ -77,9 +77,14 @@ def format_table(rows: list[dict], stage_macs: list[float] | None = None) -> str
         cols = _columns(next(iter(per_policy.values())), role)
         width = max(28, *(len(p) + 4 for p in per_policy))
         head = f"{dataset} ({role})"
-        lines.append(f"{head:<{width}}" + "".join(f"{c:>10}" for c in cols) + f"{'cost':>10}")
+        widths = [max(10, len(c) + 2) for c in cols]
+        header = "".join(f"{c:>{w}}" for c, w in zip(cols, widths, strict=True))
+        lines.append(f"{head:<{width}}{header}{'cost':>10}")
         for policy, values in per_policy.items():
-            cells = "".join(f"{values[c]:>10.4f}" if c in values else f"{'-':>10}" for c in cols)
+            cells = "".join(
+                f"{values[c]:>{w}.4f}" if c in values else f"{'-':>{w}}"
+                for c, w in zip(cols, widths, strict=True)
+            )
             cost = values.get("expected_macs", float("nan")) / unit
             lines.append(f"  {policy:<{width - 2}}{cells}{cost:>10.3f}")
         lines.append("")
