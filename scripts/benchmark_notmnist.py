@@ -307,8 +307,12 @@ def main(argv: list[str] | None = None) -> int:
     summary = {
         "sizes": sizes, "seeds": args.seeds, "epochs": args.epochs, "width": WIDTH,
         "macs": macs, "windows_cov2": {k: w.to_dict() for k, w in windows.items() if w},
-        "train_and_cache_s": round(train_s, 1), "evaluate_s": round(eval_s, 2),
-        "timing": timings, "machine": args.device_name,
+        # this run only: training is skipped for cached members, timing with --skip-timing
+        "this_run": {
+            "train_and_cache_s": round(train_s, 1), "evaluate_s": round(eval_s, 2),
+            "timing_file": f"timing_{args.device.split(':')[0]}.csv" if timings else None,
+            "machine": args.device_name,
+        },
     }  # fmt: skip
     write_json(args.out / "summary.json", summary)
     lines = check(rows, members)
