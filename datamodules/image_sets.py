@@ -8,13 +8,15 @@ unpadded evaluation dataloaders. Images are kept as float tensors in [0, 1], (N,
 
 from __future__ import annotations
 
+import os
+
 import torch
 from lightning.pytorch import LightningDataModule
 from torch.utils.data import DataLoader, Dataset
 
 from datamodules.corruptions import corrupt
 from datamodules.ood import OOD_SOURCES
-from datamodules.samplers import UnpaddedDistributedSampler, distributed
+from datamodules.samplers import ResumableShuffleSampler, UnpaddedDistributedSampler, distributed
 from datamodules.specs import DatasetSpec, parse_dataset_specs
 
 
@@ -64,6 +66,7 @@ class ImageSetsDataModule(LightningDataModule):
         self.batch_size, self.num_workers, self.train_limit = batch_size, num_workers, train_limit
         self.eval_sets: dict[str, Dataset] = {}
         self.train_set: Dataset | None = None
+        self._train_position: dict | None = None
 
     def load_splits(self) -> tuple[torch.Tensor, torch.Tensor, dict[str, torch.Tensor]]:
         """(images in [0, 1] as N x 1 x S x S, int64 labels, {train, heldout, test: indices})."""
@@ -113,13 +116,33 @@ class ImageSetsDataModule(LightningDataModule):
         )
 
     def train_dataloader(self) -> DataLoader:
+        """Shuffled in an order fixed by (member seed, epoch, rank); resumes mid-epoch."""
+        trainer = self.trainer
+        world, rank = (trainer.world_size, trainer.global_rank) if trainer else (1, 0)
+        seed = int(os.environ.get("PL_GLOBAL_SEED", 0))  # the member's --seed_everything
+        sampler = ResumableShuffleSampler(self.train_set, seed, num_replicas=world, rank=rank)
+        if self._train_position is not None:
+            sampler.resume_at(**self._train_position)
+            self._train_position = None
         return DataLoader(
             self.train_set,
             batch_size=self.batch_size,
-            shuffle=True,
-            drop_last=len(self.train_set) > self.batch_size,
+            sampler=sampler,
+            drop_last=len(self.train_set) > self.batch_size * world,
             num_workers=self.num_workers,
         )
+
+    def state_dict(self) -> dict:
+        """Where training is in the current epoch (saved in checkpoints, for exact resume)."""
+        trainer = self.trainer
+        if trainer is None or not trainer.training:
+            return {}
+        done = trainer.fit_loop.epoch_loop.batch_progress.current.processed
+        return {"epoch": trainer.current_epoch, "samples_done": done * self.batch_size}
+
+    def load_state_dict(self, state: dict) -> None:
+        if state:
+            self._train_position = {"epoch": state["epoch"], "samples_done": state["samples_done"]}
 
     def val_dataloader(self) -> DataLoader:
         """The held-out split, used for validation (checkpoint selection) during fit."""

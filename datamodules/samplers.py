@@ -29,3 +29,29 @@ class UnpaddedDistributedSampler(DistributedSampler):
 def distributed() -> bool:
     """True when a torch.distributed process group with more than one process is running."""
     return dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1
+
+
+class ResumableShuffleSampler(DistributedSampler):
+    """Training order that is a pure function of (seed, epoch, rank) and can resume mid-epoch.
+
+    The permutation of epoch e is ``torch.randperm`` under seed ``seed + e`` (as in
+    ``DistributedSampler``), sharded over ranks, so a restarted job sees exactly the order the
+    interrupted one would have seen. :meth:`resume_at` skips the samples this rank already
+    consumed in that epoch; it applies to one pass only. Being a ``DistributedSampler``, Lightning
+    keeps it under DDP instead of wrapping it.
+    """
+
+    def __init__(self, dataset: Dataset, seed: int, num_replicas: int = 1, rank: int = 0):
+        super().__init__(dataset, num_replicas=num_replicas, rank=rank, shuffle=True, seed=seed)
+        self._resume: tuple[int, int] | None = None
+
+    def resume_at(self, epoch: int, samples_done: int) -> None:
+        """Skip this rank's first ``samples_done`` samples when epoch ``epoch`` runs."""
+        self._resume = (epoch, samples_done)
+
+    def __iter__(self):
+        indices = list(super().__iter__())
+        if self._resume is not None and self._resume[0] == self.epoch:
+            indices = indices[self._resume[1] :]
+            self._resume = None
+        return iter(indices)

@@ -2,21 +2,53 @@
 
 from __future__ import annotations
 
+import os
+import warnings
 from pathlib import Path
 
 from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.cli import LightningCLI
 
-from lightning_modules.callbacks import CachedLogitsWriter, WindowCalibration
+from lightning_modules.callbacks import CachedLogitsWriter, PreemptionCheckpoint, WindowCalibration
 from lightning_modules.cascade import CascadeModule
 from lightning_modules.member import MemberModule
+
+# Our datamodules save and restore their position in the epoch (ImageSetsDataModule.state_dict),
+# so Lightning's warning about resuming mid-epoch with a non-resumable dataloader does not apply.
+warnings.filterwarnings("ignore", message="You're resuming from a checkpoint that ended before")
+
+
+def check_slurm_tasks(trainer) -> None:
+    """Refuse to start when srun launched a different number of processes than the Trainer uses.
+
+    Lightning checks ``--ntasks-per-node`` against ``devices`` only for multi-device strategies:
+    with ``devices=1`` every srun task would train the same member into the same files.
+    """
+    from lightning.fabric.plugins.environments import SLURMEnvironment
+
+    env = trainer._accelerator_connector.cluster_environment
+    if not isinstance(env, SLURMEnvironment) or "SLURM_NTASKS" not in os.environ:
+        return
+    ntasks, wanted = int(os.environ["SLURM_NTASKS"]), trainer.num_devices * trainer.num_nodes
+    if ntasks != wanted:
+        raise ValueError(
+            f"SLURM started {ntasks} task(s) but the Trainer runs devices x num_nodes = "
+            f"{trainer.num_devices} x {trainer.num_nodes} = {wanted} process(es); submit with "
+            f"--ntasks-per-node={trainer.num_devices} --nodes={trainer.num_nodes}, or set "
+            "--trainer.devices / --trainer.num_nodes to match"
+        )
 
 
 class SafeLoadingCLI(LightningCLI):
     """A LightningCLI whose ``--ckpt_path`` loads with ``weights_only=True`` unless told otherwise.
 
-    Lightning otherwise unpickles the checkpoint file, which can run arbitrary code.
+    Lightning otherwise unpickles the checkpoint file, which can run arbitrary code. Under
+    SLURM it also checks that srun started as many processes as the Trainer runs.
     """
+
+    def _run_subcommand(self, subcommand: str) -> None:
+        check_slurm_tasks(self.trainer)
+        super()._run_subcommand(subcommand)
 
     def _prepare_subcommand_kwargs(self, subcommand: str) -> dict:
         kwargs = super()._prepare_subcommand_kwargs(subcommand)
@@ -29,7 +61,9 @@ class MemberCLI(SafeLoadingCLI):
     """``fit`` trains one member; ``predict`` writes its cached logits.
 
     Extra arguments: ``--checkpoint.*`` (a ``ModelCheckpoint`` that keeps ``last.ckpt`` and the
-    best held-out loss) and, for ``predict``, ``--cache.logits_dir`` and ``--cache.member``.
+    best held-out loss), ``--preemption.*`` (``PreemptionCheckpoint``: on SIGUSR1, checkpoint at
+    the batch boundary and requeue) and, for ``predict``, ``--cache.logits_dir`` and
+    ``--cache.member``.
     """
 
     def __init__(self, *args, **kwargs):
@@ -38,6 +72,7 @@ class MemberCLI(SafeLoadingCLI):
 
     def add_arguments_to_parser(self, parser) -> None:
         parser.add_lightning_class_args(ModelCheckpoint, "checkpoint")
+        parser.add_lightning_class_args(PreemptionCheckpoint, "preemption")
         parser.set_defaults(
             {
                 "checkpoint.monitor": "val/loss",

@@ -1,0 +1,243 @@
+"""An experiment's stages: train a member (resumable), cache its logits, calibrate + evaluate.
+
+The same functions serve the one-process pipeline (``scripts/run_pipeline.py``) and the SLURM
+job scripts (one array task per member, then one evaluation job). Layout under ``out``:
+
+- ``members/m<i>/``: checkpoints (``last.ckpt``, ``best.ckpt``), ``hpc_ckpt_<n>.ckpt`` after a
+  preemption, ``finished.json`` once training completed, ``wandb_id`` for the member's run;
+- ``logits/m<i>/<dataset>.safetensors`` + ``meta.json``;
+- ``window.json``, ``metrics.csv``, ``summary.json``, plots and ``cascade.ckpt``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import time
+from pathlib import Path
+
+import yaml
+
+from artifacts.atomic import write_json, write_text
+from lightning_modules.callbacks.preemption import latest_checkpoint
+from lightning_modules.cli import CascadeCLI, MemberCLI
+
+PIPELINE_KEYS = {
+    "experiment",
+    "out",
+    "seeds",
+    "member_config",
+    "cascade_config",
+    "logger",
+    "wandb_project",
+}
+
+
+def load_pipeline_config(path: str | Path) -> dict:
+    """Read and check the experiment YAML (errors name the file and the field)."""
+    p = Path(path)
+    if not p.is_file():
+        raise FileNotFoundError(f"pipeline config not found: {p}")
+    cfg = yaml.safe_load(p.read_text()) or {}
+    unknown = set(cfg) - PIPELINE_KEYS
+    if unknown:
+        raise ValueError(
+            f"{p}: unknown field(s) {sorted(unknown)}; expected {sorted(PIPELINE_KEYS)}"
+        )
+    for key in ("out", "seeds", "member_config", "cascade_config"):
+        if key not in cfg:
+            raise ValueError(f"{p}: missing field {key!r}")
+    if not cfg["seeds"] or len(set(cfg["seeds"])) != len(cfg["seeds"]):
+        raise ValueError(f"{p}: seeds must be a non-empty list of distinct integers")
+    cfg.setdefault("experiment", p.parent.name)
+    cfg.setdefault("logger", "csv")
+    cfg.setdefault("wandb_project", "window-cascades")
+    if cfg["logger"] not in ("csv", "wandb"):
+        raise ValueError(f"{p}: logger must be 'csv' or 'wandb', got {cfg['logger']!r}")
+    return cfg
+
+
+def logger_args(
+    cfg: dict, save_dir: Path, name: str, job_type: str, run_id: str | None = None
+) -> list[str]:
+    """Trainer logger overrides: CSV under ``save_dir`` or a wandb run grouped per experiment.
+
+    ``run_id`` makes a restarted job continue the same wandb run (``resume="allow"``).
+    """
+    if cfg["logger"] == "csv":
+        return [
+            "--trainer.logger=lightning.pytorch.loggers.CSVLogger",
+            f"--trainer.logger.save_dir={save_dir}",
+            f"--trainer.logger.name={name}",
+        ]
+    args = [
+        "--trainer.logger=lightning.pytorch.loggers.WandbLogger",
+        f"--trainer.logger.save_dir={cfg['out']}",
+        f"--trainer.logger.project={cfg['wandb_project']}",
+        f"--trainer.logger.name={name}",
+        f"--trainer.logger.group={cfg['experiment']}",
+        f"--trainer.logger.job_type={job_type}",
+    ]
+    if run_id:
+        args += [f"--trainer.logger.id={run_id}", "--trainer.logger.resume=allow"]
+    return args
+
+
+def finish_wandb(cli) -> None:
+    """Close the stage's wandb run, so the next stage (same process) starts its own run."""
+    from lightning.pytorch.loggers import WandbLogger
+
+    for logger in cli.trainer.loggers:
+        if isinstance(logger, WandbLogger):
+            logger.experiment.finish()
+
+
+def member_dir(cfg: dict, index: int) -> Path:
+    return Path(cfg["out"]) / "members" / f"m{index}"
+
+
+def member_checkpoint(cfg: dict, index: int) -> Path:
+    """The checkpoint the cascade uses: the member's ``last.ckpt``."""
+    return member_dir(cfg, index) / "checkpoints" / "last.ckpt"
+
+
+def _wandb_run_id(folder: Path) -> str | None:
+    """A random wandb run id, kept in ``folder/wandb_id`` so a requeued job reuses it.
+
+    Only the global-rank-0 process (the one that logs) creates it; other ranks get ``None``.
+    """
+    path = folder / "wandb_id"
+    if path.is_file():
+        return path.read_text().strip()
+    if int(os.environ.get("SLURM_PROCID", os.environ.get("RANK", "0"))) != 0:
+        return None
+    run_id = secrets.token_hex(8)
+    write_text(path, run_id)
+    return run_id
+
+
+def train_member(cfg: dict, index: int, extra_args: list[str] = ()) -> Path:
+    """Train member ``index`` (seed ``seeds[index]``), resuming from its newest checkpoint.
+
+    A finished member (``finished.json``) is skipped; a preempted one continues from the newest
+    of ``hpc_ckpt_<n>.ckpt`` and ``last.ckpt``. Returns the member's ``last.ckpt``.
+    """
+    if not 0 <= index < len(cfg["seeds"]):
+        raise ValueError(f"member index {index} out of range: the config has seeds {cfg['seeds']}")
+    seed, folder = cfg["seeds"][index], member_dir(cfg, index)
+    last = member_checkpoint(cfg, index)
+    if (folder / "finished.json").is_file():
+        print(f"member m{index} already trained ({folder / 'finished.json'}); skipping", flush=True)
+        return last
+    resume = latest_checkpoint(folder, last)
+    print(f"\n=== training member m{index} (seed {seed})"
+          + (f", resuming from {resume}" if resume else "") + " ===", flush=True)  # fmt: skip
+    folder.mkdir(parents=True, exist_ok=True)
+    run_id = _wandb_run_id(folder) if cfg["logger"] == "wandb" else None
+    cli = MemberCLI(
+        args=[
+            "fit",
+            f"--config={cfg['member_config']}",
+            f"--seed_everything={seed}",
+            f"--trainer.default_root_dir={folder}",
+            f"--checkpoint.dirpath={folder / 'checkpoints'}",
+            *logger_args(cfg, folder.parent, f"m{index}-seed{seed}", "member", run_id),
+            *([f"--ckpt_path={resume}"] if resume else []),
+            *extra_args,
+        ]
+    )
+    finish_wandb(cli)
+    if cli.trainer.is_global_zero:
+        write_json(
+            folder / "finished.json",
+            {"seed": seed, "checkpoint": str(last), "global_step": cli.trainer.global_step,
+             "epochs": cli.trainer.current_epoch, "resumed_from": str(resume) if resume else None},
+        )  # fmt: skip
+    return last
+
+
+def cache_member_logits(cfg: dict, index: int, extra_args: list[str] = ()) -> Path:
+    """Write member ``index``'s logits on every configured dataset; returns the cache root."""
+    ckpt, logits = member_checkpoint(cfg, index), Path(cfg["out"]) / "logits"
+    print(f"\n=== caching logits of m{index} ===", flush=True)
+    MemberCLI(
+        args=[
+            "predict",
+            f"--config={cfg['member_config']}",
+            f"--ckpt_path={ckpt}",
+            f"--checkpoint.dirpath={ckpt.parent}",
+            f"--trainer.default_root_dir={logits / f'm{index}'}",
+            "--trainer.logger=false",
+            "--trainer.enable_progress_bar=false",
+            f"--cache.logits_dir={logits}",
+            f"--cache.member=m{index}",
+            *extra_args,
+        ]
+    )
+    return logits
+
+
+def evaluate(cfg: dict, extra_args: list[str] = ()) -> Path:
+    """Calibrate the window on the held-out split and evaluate the cascade of all members."""
+    out = Path(cfg["out"])
+    checkpoints = [member_checkpoint(cfg, i) for i in range(len(cfg["seeds"]))]
+    missing = [str(c) for c in checkpoints if not c.is_file()]
+    if missing:
+        raise FileNotFoundError(f"members not trained yet (missing {missing}); train them first")
+    print("\n=== window calibration + cascade evaluation ===", flush=True)
+    cli = CascadeCLI(
+        args=[
+            "test",
+            f"--config={cfg['cascade_config']}",
+            f"--model.members={json.dumps([str(c) for c in checkpoints])}",
+            f"--model.results_dir={out}",
+            f"--calibration.window_json={out / 'window.json'}",
+            *logger_args(cfg, out, "cascade", "evaluate"),
+            "--verbose=false",
+            *extra_args,
+        ]
+    )
+    finish_wandb(cli)
+    return out
+
+
+def process_index() -> int:
+    """This process's index among processes launched together (srun, torchrun), from the env."""
+    for var in ("SLURM_PROCID", "RANK"):
+        if var in os.environ:
+            return int(os.environ[var])
+    raise ValueError("--parallel-members needs $SLURM_PROCID (srun) or $RANK (torchrun)")
+
+
+def own_device_args() -> list[str]:
+    """Trainer overrides for a process that trains its own member alone on one device.
+
+    Lightning would otherwise read the launcher's variables and join all processes into one
+    DDP group. ``CUDA_VISIBLE_DEVICES`` is narrowed to this process's local GPU when the
+    launcher left it listing several (SLURM without ``--gpus-per-task``, torchrun).
+    """
+    visible = os.environ.get("CUDA_VISIBLE_DEVICES", "")
+    local = int(os.environ.get("SLURM_LOCALID", os.environ.get("LOCAL_RANK", "0")))
+    gpus = [g for g in visible.split(",") if g]
+    if len(gpus) > 1:
+        if local >= len(gpus):
+            raise ValueError(f"process {local} on this node has no GPU of its own ({visible=})")
+        os.environ["CUDA_VISIBLE_DEVICES"] = gpus[local]
+    return [
+        "--trainer.plugins=lightning.fabric.plugins.environments.LightningEnvironment",
+        "--trainer.devices=1",
+        "--trainer.num_nodes=1",
+        "--trainer.strategy=auto",
+    ]
+
+
+def run_all(cfg: dict, member_args: list[str] = (), cascade_args: list[str] = ()) -> Path:
+    """Every stage in this process: train and cache each member, then evaluate."""
+    start = time.time()
+    for i in range(len(cfg["seeds"])):
+        train_member(cfg, i, member_args)
+        cache_member_logits(cfg, i, member_args)
+    out = evaluate(cfg, cascade_args)
+    print(f"\nPipeline finished in {time.time() - start:.0f} s; outputs in {out}/", flush=True)
+    return out

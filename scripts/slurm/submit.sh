@@ -1,0 +1,72 @@
+#!/usr/bin/env bash
+# Submit a whole experiment to SLURM: the members (a job array, or one job with the members in
+# parallel), then calibration + cascade evaluation once all members succeeded
+# (--dependency=afterok). Prints the two job ids. Run it from the repository root.
+#
+#   bash scripts/slurm/submit.sh EXPERIMENT.yaml [options] [-- run_pipeline.py args]
+#
+# Options (all optional; defaults = the cluster's):
+#   --partition P  --account A  --qos Q   where the jobs run
+#   --time T        member time limit (e.g. 2-00:00:00); --eval-time T for the evaluation job
+#   --nodes N       nodes per member (DDP across nodes; sets --trainer.num_nodes)
+#   --gpus-per-node G   GPUs per member node: --gres=gpu:G, --ntasks-per-node=G, --trainer.devices=G
+#   --cpus-per-task C   --mem M
+#   --parallel-members  one job of <members> tasks, each training its own member on one device
+#   --out DIR       override the experiment's output folder; --logger csv|wandb likewise
+# Logs: <out>/slurm/members_<job>_<task>.out and <out>/slurm/evaluate_<job>.out.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+config=${1:?usage: submit.sh EXPERIMENT.yaml [options] [-- run_pipeline.py args]}
+shift
+[[ -f $config ]] || { echo "experiment config not found: $config" >&2; exit 2; }
+python=${PYTHON:-.venv/bin/python}
+common=() member=() evaluation=() pipeline=() nodes=1 gpus=0 parallel=0 out="" logger=""
+while (($#)); do
+  case $1 in
+    --partition|--account|--qos) common+=("$1=$2"); shift 2 ;;
+    --time) member+=("--time=$2"); shift 2 ;;
+    --eval-time) evaluation+=("--time=$2"); shift 2 ;;
+    --nodes) nodes=$2; shift 2 ;;
+    --gpus-per-node) gpus=$2; shift 2 ;;
+    --cpus-per-task|--mem) common+=("$1=$2"); shift 2 ;;
+    --parallel-members) parallel=1; shift ;;
+    --out) out=$2; pipeline+=(--out "$2"); shift 2 ;;
+    --logger) logger=$2; pipeline+=(--logger "$2"); shift 2 ;;
+    --) shift; pipeline+=("$@"); break ;;
+    *) echo "unknown option '$1' (see the header of $0)" >&2; exit 2 ;;
+  esac
+done
+# the experiment's output folder and member count, read (and checked) by the pipeline's loader
+read -r cfg_out members < <("$python" - "$config" <<'PY'
+import sys
+from lightning_modules.experiment import load_pipeline_config
+cfg = load_pipeline_config(sys.argv[1])
+print(cfg["out"], len(cfg["seeds"]))
+PY
+)
+[[ -n ${members:-} ]] || { echo "could not read $config (see the error above)" >&2; exit 2; }
+out=${out:-$cfg_out}
+logs=$out/slurm
+mkdir -p "$logs"
+if ((parallel)); then
+  tasks=(--ntasks="$members" --nodes="$nodes" --ntasks-per-node=$(((members + nodes - 1) / nodes)))
+  ((gpus > 0)) && tasks+=(--gpus-per-task=1)
+  member+=("${tasks[@]}" --export=ALL,MEMBERS_IN_PARALLEL=1 --output="$logs/members_%j.out")
+else
+  per_node=$((gpus > 0 ? gpus : 1))
+  member+=(--array="0-$((members - 1))" --nodes="$nodes" --ntasks-per-node="$per_node"
+           --output="$logs/members_%A_%a.out")
+  ((gpus > 0)) && member+=(--gres="gpu:$gpus")
+  pipeline+=("--member-arg=--trainer.num_nodes=$nodes")
+  ((gpus > 0)) && pipeline+=("--member-arg=--trainer.devices=$gpus")
+fi
+train=$(sbatch --parsable "${common[@]}" "${member[@]}" \
+  scripts/slurm/train_members.sbatch "$config" "${pipeline[@]}")
+train=${train%%;*}
+((gpus > 0)) && evaluation+=(--gres=gpu:1)
+evaluate=$(sbatch --parsable "${common[@]}" "${evaluation[@]}" \
+  --dependency="afterok:$train" --output="$logs/evaluate_%j.out" \
+  scripts/slurm/evaluate.sbatch "$config" "${pipeline[@]}")
+evaluate=${evaluate%%;*}
+echo "members: job $train ($members members)  evaluation: job $evaluate (after members succeed)"
+echo "logs: $logs/   results: $out/   watch: squeue -j $train,$evaluate"

@@ -1,0 +1,53 @@
+"""Preemption: a member stopped by SIGUSR1 mid-epoch resumes to the very same weights."""
+
+from __future__ import annotations
+
+import os
+import signal
+
+import pytest
+import torch
+from conftest import member_args, shrink_data_config
+from lightning.pytorch import Callback
+
+from lightning_modules.callbacks.preemption import PREEMPTED_EXIT_CODE, latest_checkpoint
+from lightning_modules.cli import MemberCLI
+
+
+class SignalAtStep(Callback):
+    """Sends SIGUSR1 to this process when training reaches ``step`` (as SLURM would)."""
+
+    def __init__(self, step: int):
+        self.step = step
+
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
+        if trainer.global_step == self.step:
+            os.kill(os.getpid(), signal.SIGUSR1)
+
+
+def weights(path) -> dict:
+    return torch.load(path, map_location="cpu", weights_only=True)["state_dict"]
+
+
+def test_resume_after_preemption_gives_the_uninterrupted_weights(tmp_path):
+    data_cfg = shrink_data_config(tmp_path / "data.yaml", train_limit=640)  # 10 batches/epoch
+    MemberCLI(args=member_args(data_cfg, tmp_path, "full", seed=3, epochs=2))
+
+    cli = MemberCLI(args=member_args(data_cfg, tmp_path, "cut", seed=3, epochs=2)[1:], run=False)
+    cli.trainer.callbacks.append(SignalAtStep(13))  # mid-way through the second epoch
+    with pytest.raises(SystemExit) as stop:
+        cli.trainer.fit(cli.model, datamodule=cli.datamodule)
+    assert stop.value.code == PREEMPTED_EXIT_CODE
+    run_dir = tmp_path / "cut"
+    hpc = latest_checkpoint(run_dir, run_dir / "checkpoints" / "last.ckpt")
+    assert hpc is not None and hpc.name == "hpc_ckpt_1.ckpt"
+    saved = torch.load(hpc, map_location="cpu", weights_only=True)
+    assert saved["global_step"] == 14  # the signalled batch finished before saving
+
+    resume = [*member_args(data_cfg, tmp_path, "cut", seed=3, epochs=2), f"--ckpt_path={hpc}"]
+    MemberCLI(args=resume)
+    full = weights(tmp_path / "full" / "checkpoints" / "last.ckpt")
+    resumed = weights(run_dir / "checkpoints" / "last.ckpt")
+    assert full.keys() == resumed.keys()
+    for key in full:
+        assert torch.equal(full[key], resumed[key]), key
