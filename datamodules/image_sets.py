@@ -73,6 +73,11 @@ class ImageSetsDataModule(LightningDataModule):
         raise NotImplementedError
 
     @property
+    def input_shape(self) -> tuple[int, int, int]:
+        """(channels, height, width) of one model input."""
+        return (self.in_chans, self.image_size, self.image_size)
+
+    @property
     def roles(self) -> dict[str, str]:
         """Dataset name -> role, in config order."""
         return {s.name: s.role for s in self.specs}

@@ -14,6 +14,7 @@ from cascade.stage_scores import Temperatures
 from lightning_modules.complexity import count_macs_params
 from lightning_modules.member import load_member
 from lightning_modules.metrics import CascadeOutputs
+from lightning_modules.wandb_report import log_cascade_report, wandb_runs
 from uncertainty.definitions import get_definitions
 from uncertainty.scores import check_score
 from uncertainty.selective import risk_coverage_curve
@@ -127,6 +128,7 @@ class CascadeModule(LightningModule):
         self.member_params: list[int] | None = None
         self.result_rows: list[dict] = []
         self.curves: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
+        self.exit_stages: dict[tuple[str, str], torch.Tensor] = {}
         self.outputs = torch.nn.ModuleDict()
 
     @property
@@ -226,6 +228,7 @@ class CascadeModule(LightningModule):
                 metric = self.outputs[f"{name}/{policy.name}"]
                 results[name], targets[name] = metric.compute()
                 metric.reset()
+                self.exit_stages[name, policy.name] = results[name].exit_stage.cpu()
             rows = policy_rows(
                 policy, self.score, results, targets, roles, self.stage_macs, self.settings
             )
@@ -239,6 +242,13 @@ class CascadeModule(LightningModule):
             self.log(key, row["value"], add_dataloader_idx=False, rank_zero_only=True)
 
     def on_test_end(self) -> None:
+        if self.trainer.is_global_zero:
+            for run in wandb_runs(self.trainer.loggers):
+                log_cascade_report(
+                    run, self.result_rows, self.curves, self.exit_stages,
+                    self.trainer.datamodule.roles, self.stage_macs, self.member_params,
+                    {p.name: p.to_dict() for p in self.policies()},
+                )  # fmt: skip
         if self.results_dir is None:
             return
         # every rank takes part in saving; the checkpoint carries members and fitted window

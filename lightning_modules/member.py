@@ -11,6 +11,7 @@ import torch
 import torch.nn.functional as F
 from lightning.pytorch import LightningModule
 
+from lightning_modules.complexity import count_macs_params
 from lightning_modules.metrics import CalibrationMetrics, SelectiveClassificationMetrics
 
 
@@ -50,6 +51,13 @@ class MemberModule(LightningModule):
         # held-out uncertainty metrics during fit (DDP-safe torchmetrics wrappers)
         self.val_sc = SelectiveClassificationMetrics(risks=(0.01, 0.05), coverages=(0.8,))
         self.val_cal = CalibrationMetrics()
+
+    def on_fit_start(self) -> None:
+        """Record the member's MACs (one sample) and parameter count with the run's config."""
+        shape = getattr(self.trainer.datamodule, "input_shape", None)
+        if shape is not None and self.logger is not None:
+            macs, params = count_macs_params(self.model, tuple(shape))
+            self.logger.log_hyperparams({"macs": macs, "params": params})
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.model(x)

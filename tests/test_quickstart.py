@@ -77,6 +77,7 @@ def test_quickstart_pipeline_end_to_end(tmp_path):
 
 
 @pytest.mark.slow
+@pytest.mark.wandb
 def test_pipeline_logs_to_wandb_offline(tmp_path):
     out = tmp_path / "wandb_run"
     run_pipeline(
