@@ -50,6 +50,7 @@ class ImageSetsDataModule(LightningDataModule):
     num_classes = 10
     in_chans = 1
     mean, std = 0.5, 0.5
+    reads_files = False  # True where datasets with source 'path' are supported
 
     def __init__(
         self,
@@ -62,6 +63,12 @@ class ImageSetsDataModule(LightningDataModule):
     ):
         super().__init__()
         self.specs: list[DatasetSpec] = parse_dataset_specs(datasets)
+        if not self.reads_files and any(s.source == "path" for s in self.specs):
+            name = next(s.name for s in self.specs if s.source == "path")
+            raise ValueError(
+                f"dataset {name!r}: source 'path' (files on disk) needs "
+                f"datamodules.ImageFilesDataModule, not {type(self).__name__}"
+            )
         self.image_size, self.split_seed = image_size, split_seed
         self.batch_size, self.num_workers, self.train_limit = batch_size, num_workers, train_limit
         self.eval_sets: dict[str, Dataset] = {}

@@ -45,6 +45,12 @@ class ResumableShuffleSampler(DistributedSampler):
         super().__init__(dataset, num_replicas=num_replicas, rank=rank, shuffle=True, seed=seed)
         self._resume: tuple[int, int] | None = None
 
+    def set_epoch(self, epoch: int) -> None:
+        """Lightning calls this each epoch; datasets with per-epoch augmentation follow it."""
+        super().set_epoch(epoch)
+        if hasattr(self.dataset, "set_epoch"):
+            self.dataset.set_epoch(epoch)
+
     def resume_at(self, epoch: int, samples_done: int) -> None:
         """Skip this rank's first ``samples_done`` samples when epoch ``epoch`` runs."""
         self._resume = (epoch, samples_done)

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 ROLES: tuple[str, ...] = ("heldout", "id", "shift", "ood")
-SOURCES: tuple[str, ...] = ("heldout", "test", "photo_patches", "uniform_noise", "digits")
+SOURCES: tuple[str, ...] = ("heldout", "test", "photo_patches", "uniform_noise", "digits", "path")
 
 
 @dataclass(frozen=True)
@@ -20,11 +20,13 @@ class DatasetSpec:
     Attributes:
         name: unique name, used in file names and metric keys.
         role: one of :data:`ROLES`.
-        source: where the images come from: ``heldout`` or ``test`` split, or an OOD
-            generator (``photo_patches``, ``uniform_noise``, ``digits``).
+        source: where the images come from: ``heldout`` or ``test`` split, an OOD
+            generator (``photo_patches``, ``uniform_noise``, ``digits``), or ``path``: files
+            in ``format`` at ``path`` (``ImageFilesDataModule`` only; see ``image_sources``).
         corruption: optional corruption applied to the source (see ``corruptions``).
         severity: corruption severity, 1-5.
         size: number of images for generated OOD sources.
+        path, format, split, labels: where and how to read a ``path`` source.
     """
 
     name: str
@@ -33,6 +35,10 @@ class DatasetSpec:
     corruption: str | None = None
     severity: int = 3
     size: int = 500
+    path: str | None = None
+    format: str | None = None
+    split: str | None = None
+    labels: str | None = None
 
 
 def parse_dataset_specs(entries: list[dict]) -> list[DatasetSpec]:
@@ -68,6 +74,8 @@ def parse_dataset_specs(entries: list[dict]) -> list[DatasetSpec]:
             raise ValueError(
                 f"{where} ({spec.name!r}): source {spec.source!r} is not one of {list(SOURCES)}"
             )
+        if spec.source == "path" and not (spec.path and spec.format):
+            raise ValueError(f"{where} ({spec.name!r}): source 'path' needs 'path' and 'format'")
         if spec.corruption is not None and spec.corruption not in CORRUPTIONS:
             raise ValueError(
                 f"{where} ({spec.name!r}): corruption {spec.corruption!r} is not one of "

@@ -1,0 +1,219 @@
+"""Image datasets on disk (ImageNet, CIFAR, image folders, HF datasets, IDX) for timm models.
+
+Preprocessing follows the model's timm data config (input size, crop fraction, interpolation,
+mean/std; each overridable): training uses RandomResizedCrop + horizontal flip (the paper's
+recipe), evaluation resizes to ``size / crop_pct`` and centre-crops ``size``. Corruptions are
+applied after cropping, before normalisation, deterministically per sample. Training
+augmentation is seeded per (member seed, epoch, sample), so a resumed job sees the very same
+crops. The held-out calibration split is carved from the training source by a fixed seeded
+permutation (``heldout_size`` images, e.g. 50,000 for ImageNet).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+
+import torch
+from torch.utils.data import Dataset
+from torchvision import transforms as T
+
+from datamodules.corruptions import corrupt
+from datamodules.image_sets import ImageSetsDataModule
+from datamodules.image_sources import LabelledImages, open_source
+from datamodules.ood import OOD_SOURCES
+
+INTERPOLATIONS = {"bicubic": T.InterpolationMode.BICUBIC, "bilinear": T.InterpolationMode.BILINEAR}
+
+
+def timm_data_config(model_name: str | None) -> dict:
+    """timm's preprocessing for ``model_name`` (input_size, crop_pct, interpolation, mean, std)."""
+    if model_name is None:
+        return {"input_size": (3, 224, 224), "crop_pct": 0.875, "interpolation": "bicubic",
+                "mean": (0.485, 0.456, 0.406), "std": (0.229, 0.224, 0.225)}  # fmt: skip
+    import timm.data
+    from timm.models import get_pretrained_cfg
+
+    cfg = get_pretrained_cfg(model_name)
+    if cfg is None:
+        raise ValueError(f"timm has no model {model_name!r} (data config)")
+    return timm.data.resolve_data_config(pretrained_cfg=cfg.to_dict())
+
+
+class TransformedImages(Dataset):
+    """(normalised image tensor, label, index) from a source, a subset and a transform."""
+
+    def __init__(self, source, indices, transform, mean, std, mode, corruption=None,
+                 severity=3, seed=0, labels=None, augment_seed=None):  # fmt: skip
+        self.source, self.indices, self.transform, self.mode = source, indices, transform, mode
+        self.mean = torch.tensor(mean).view(-1, 1, 1)
+        self.std = torch.tensor(std).view(-1, 1, 1)
+        self.corruption, self.severity, self.seed = corruption, severity, seed
+        self.labels, self.augment_seed, self.epoch = labels, augment_seed, 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        return len(self.indices)
+
+    def __getitem__(self, i: int):
+        img, y = self.source[self.indices[i]]
+        img = img.convert(self.mode)
+        if self.augment_seed is None:
+            x = self.transform(img)
+        else:  # the same crop for the same (seed, epoch, sample), whatever the worker
+            with torch.random.fork_rng(devices=[]):
+                torch.manual_seed(hash((self.augment_seed, self.epoch, int(i))) % 2**63)
+                x = self.transform(img)
+        if self.corruption is not None:
+            x = corrupt(x[None], self.corruption, self.severity, self.seed, first_index=i)[0]
+        y = self.labels[i] if self.labels is not None else y
+        return (x - self.mean) / self.std, y, i
+
+
+class GeneratedImages(Dataset):
+    """A generated OOD set (``datamodules.ood``), repeated to the model's channels."""
+
+    def __init__(self, images: torch.Tensor, chans: int, mean, std):
+        self.images = images.expand(-1, chans, -1, -1)
+        self.mean = torch.tensor(mean).view(-1, 1, 1)
+        self.std = torch.tensor(std).view(-1, 1, 1)
+
+    def __len__(self) -> int:
+        return self.images.shape[0]
+
+    def __getitem__(self, i: int):
+        return (self.images[i] - self.mean) / self.std, -1, i
+
+
+class ImageFilesDataModule(ImageSetsDataModule):
+    """Train / held-out / test splits and evaluation sets read from files, for timm models.
+
+    Args:
+        train: the training source, ``{format, path, split?, ...}`` (see ``image_sources``).
+        test: the ID test source (e.g. ImageNet ``val``).
+        datasets: evaluation sets (see ``ImageSetsDataModule``); ``source: path`` reads
+            ``format``/``path``/``split`` (ImageNet-C/-R, OpenImage-O, iNaturalist, Textures...).
+        num_classes: number of classes; the training source must have as many.
+        model_name: timm model whose data config sets the preprocessing (None: 224 px,
+            crop 0.875, bicubic, ImageNet mean/std).
+        input_size, crop_pct, interpolation, mean, std: overrides of that config.
+        in_chans: 3 (RGB) or 1 (grey).
+        heldout_size: images held out of ``train`` for calibration: a count, or a fraction < 1.
+        augment: ``rrc_flip`` (RandomResizedCrop + flip) or ``none`` (evaluation transform).
+        split_seed, batch_size, num_workers, train_limit: see ``ImageSetsDataModule``.
+    """
+
+    reads_files = True
+
+    def __init__(
+        self,
+        train: dict,
+        test: dict,
+        datasets: list[dict],
+        num_classes: int,
+        model_name: str | None = None,
+        input_size: int | None = None,
+        crop_pct: float | None = None,
+        interpolation: str | None = None,
+        mean: list[float] | None = None,
+        std: list[float] | None = None,
+        in_chans: int = 3,
+        heldout_size: float = 0.1,
+        augment: str = "rrc_flip",
+        split_seed: int = 0,
+        batch_size: int = 64,
+        num_workers: int = 4,
+        train_limit: int | None = None,
+    ):
+        cfg = timm_data_config(model_name)
+        size = input_size or cfg["input_size"][-1]
+        super().__init__(datasets, size, split_seed, batch_size, num_workers, train_limit)
+        self.save_hyperparameters()
+        if augment not in ("rrc_flip", "none"):
+            raise ValueError(f"augment must be 'rrc_flip' or 'none', got {augment!r}")
+        interp = interpolation or cfg["interpolation"]
+        if interp not in INTERPOLATIONS:
+            raise ValueError(f"interpolation must be one of {list(INTERPOLATIONS)}, got {interp!r}")
+        if in_chans not in (1, 3):
+            raise ValueError(f"in_chans must be 1 or 3, got {in_chans}")
+        self.num_classes, self.in_chans = num_classes, in_chans
+        self.train_source, self.test_source = train, test
+        self.heldout_size, self.augment = heldout_size, augment
+        self.crop_pct = crop_pct or cfg["crop_pct"]
+        self.norm_mean = list(mean or cfg["mean"])[:in_chans] if in_chans == 3 else [0.5]
+        self.norm_std = list(std or cfg["std"])[:in_chans] if in_chans == 3 else [0.5]
+        mode = INTERPOLATIONS[interp]
+        self.eval_transform = T.Compose([
+            T.Resize(math.floor(size / self.crop_pct), interpolation=mode),
+            T.CenterCrop(size), T.ToTensor(),
+        ])  # fmt: skip
+        self.train_transform = T.Compose([
+            T.RandomResizedCrop(size, interpolation=mode), T.RandomHorizontalFlip(), T.ToTensor(),
+        ]) if augment == "rrc_flip" else self.eval_transform  # fmt: skip
+
+    def _split_train(self, n: int) -> tuple[torch.Tensor, torch.Tensor]:
+        held = (
+            int(round(self.heldout_size * n)) if self.heldout_size < 1 else int(self.heldout_size)
+        )
+        if not 0 < held < n:
+            raise ValueError(
+                f"heldout_size={self.heldout_size} leaves no held-out or no training images "
+                f"out of the {n} in {self.train_source.get('path')}"
+            )
+        order = torch.randperm(n, generator=torch.Generator().manual_seed(self.split_seed))
+        return order[held:].sort().values, order[:held].sort().values
+
+    def _labels_for(self, source: LabelledImages, classes: list[str], role: str) -> list[int]:
+        if role == "ood":
+            return [-1] * len(source)
+        if not source.classes or source.classes == classes:
+            return list(source.labels)
+        index = {c: k for k, c in enumerate(classes)}
+        unknown = sorted(set(source.classes) - set(index))
+        if unknown:
+            raise ValueError(f"{source.where}: classes {unknown[:5]} are not training classes")
+        return [index[source.classes[y]] if y >= 0 else -1 for y in source.labels]
+
+    def setup(self, stage: str | None = None) -> None:
+        if self.train_set is not None:
+            return
+        train = open_source(self.train_source, "train")
+        if train.classes and len(train.classes) != self.num_classes:
+            raise ValueError(
+                f"{train.where}: {len(train.classes)} classes, but num_classes={self.num_classes}"
+            )
+        test = open_source(self.test_source, "val" if self.train_source["format"] == "imagenet"
+                           else "test")  # fmt: skip
+        train_idx, held_idx = self._split_train(len(train))
+        if self.train_limit:
+            train_idx = train_idx[: self.train_limit]
+        common = (self.norm_mean, self.norm_std, "RGB" if self.in_chans == 3 else "L")
+        seed = int(os.environ.get("PL_GLOBAL_SEED", 0))
+        self.train_set = TransformedImages(
+            train, train_idx.tolist(), self.train_transform, *common,
+            augment_seed=seed if self.augment != "none" else None,
+        )  # fmt: skip
+        splits = {"heldout": (train, held_idx.tolist()), "test": (test, list(range(len(test))))}
+        for spec in self.specs:
+            if spec.source in OOD_SOURCES:
+                x = OOD_SOURCES[spec.source](spec.size, self.image_size, self.split_seed + 7)
+                if spec.corruption is not None:
+                    x = corrupt(x, spec.corruption, int(spec.severity), self.split_seed)
+                self.eval_sets[spec.name] = GeneratedImages(x, self.in_chans, *common[:2])
+                continue
+            if spec.source == "path":
+                entry = {"format": spec.format, "path": spec.path, "labels": spec.labels}
+                if spec.split:
+                    entry["split"] = spec.split
+                source = open_source(entry, "test")
+                indices = list(range(len(source)))
+            else:
+                source, indices = splits[spec.source]
+            labels = self._labels_for(source, train.classes, spec.role)
+            self.eval_sets[spec.name] = TransformedImages(
+                source, indices, self.eval_transform, *common,
+                corruption=spec.corruption, severity=int(spec.severity), seed=self.split_seed,
+                labels=[labels[j] for j in indices],
+            )  # fmt: skip
