@@ -11,7 +11,7 @@ from lightning.pytorch.cli import LightningCLI
 
 from lightning_modules.callbacks import CachedLogitsWriter, PreemptionCheckpoint, WindowCalibration
 from lightning_modules.cascade import CascadeModule
-from lightning_modules.member import MemberModule
+from lightning_modules.member import MemberModule, read_member_checkpoint
 
 # Our datamodules save and restore their position in the epoch (ImageSetsDataModule.state_dict),
 # so Lightning's warning about resuming mid-epoch with a non-resumable dataloader does not apply.
@@ -85,6 +85,21 @@ class MemberCLI(SafeLoadingCLI):
         parser.link_arguments("data.in_chans", "model.in_chans", apply_on="instantiate")
         parser.add_argument("--cache.logits_dir", type=str | None, default=None)
         parser.add_argument("--cache.member", type=str, default="m0")
+
+    def _parse_ckpt_path(self) -> None:
+        """Check ``--ckpt_path`` before anything is built or written.
+
+        Lightning would otherwise load it here, failing with an unclear error when it is
+        corrupt, and for ``fit`` silently replace the configured architecture by the
+        checkpoint's. Resuming ``fit`` from a checkpoint of another architecture is refused.
+        """
+        subcommand = self.config.get("subcommand")
+        ckpt = self.config[subcommand].get("ckpt_path") if subcommand else None
+        if ckpt and ckpt not in ("last", "hpc", "best", "registry"):
+            config = self.config[subcommand]
+            expected = config.model.model_name if subcommand == "fit" else None
+            read_member_checkpoint(ckpt, expected)
+        super()._parse_ckpt_path()
 
     def before_predict(self) -> None:
         cache = self.config_init[self.subcommand]["cache"]

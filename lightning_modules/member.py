@@ -22,11 +22,16 @@ class MemberModule(LightningModule):
         model_name: any ``timm.create_model`` name, e.g. ``resnet10t``.
         num_classes: number of classes C.
         in_chans: input channels.
-        pretrained: load timm's pretrained weights (needs network access to the hub).
-        lr: peak learning rate of SGD with Nesterov momentum 0.9.
+        pretrained: load timm's pretrained weights (needs network access to the hub, or the
+            weights already in the Hugging Face cache).
+        lr: peak learning rate of SGD with momentum 0.9.
         weight_decay: L2 weight decay.
         warmup_epochs: linear warm-up length (epochs, may be fractional), then cosine to 0.
         label_smoothing: cross-entropy label smoothing.
+        nesterov: Nesterov momentum (the paper's recipe uses plain momentum).
+        channels_last: keep weights and inputs in channels-last memory format (faster
+            convolutions on GPUs with tensor cores, with ``precision: 16-mixed``/``bf16-mixed``).
+        compile: run the forward pass through ``torch.compile`` (checkpoints are unchanged).
     """
 
     def __init__(
@@ -39,15 +44,32 @@ class MemberModule(LightningModule):
         weight_decay: float = 5e-4,
         warmup_epochs: float = 1.0,
         label_smoothing: float = 0.0,
+        nesterov: bool = True,
+        channels_last: bool = False,
+        compile: bool = False,
     ):
         super().__init__()
         self.save_hyperparameters()
+        if not timm.is_model(model_name.split(".")[0]):  # "name" or "name.pretrained_tag"
+            raise ValueError(
+                f"timm has no model {model_name!r} (see timm.list_models(), e.g. 'resnet18')"
+            )
         try:
             self.model = timm.create_model(
                 model_name, pretrained=pretrained, num_classes=num_classes, in_chans=in_chans
             )
-        except RuntimeError as err:
-            raise ValueError(f"timm cannot create model {model_name!r}: {err}") from None
+        except Exception as err:  # noqa: BLE001 - hub, cache and network errors all land here
+            if not pretrained:
+                raise
+            raise RuntimeError(
+                f"could not load pretrained weights for {model_name!r} ({type(err).__name__}: "
+                f"{err}); they are downloaded from the Hugging Face hub: go online once (they "
+                "are cached under $HF_HOME) or set model.pretrained false"
+            ) from None
+        if channels_last:
+            self.model = self.model.to(memory_format=torch.channels_last)
+        # kept out of the module tree, so state_dict keys (and checkpoints) stay the same
+        self.__dict__["_compiled"] = torch.compile(self.model) if compile else None
         # held-out uncertainty metrics during fit (DDP-safe torchmetrics wrappers)
         self.val_sc = SelectiveClassificationMetrics(risks=(0.01, 0.05), coverages=(0.8,))
         self.val_cal = CalibrationMetrics()
@@ -60,7 +82,18 @@ class MemberModule(LightningModule):
             self.logger.log_hyperparams({"macs": macs, "params": params})
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.model(x)
+        if self.hparams.channels_last and x.ndim == 4:
+            x = x.contiguous(memory_format=torch.channels_last)
+        return (self._compiled or self.model)(x)
+
+    def on_load_checkpoint(self, checkpoint: dict) -> None:
+        """Refuse a checkpoint of another architecture with both names (not a key dump)."""
+        saved = checkpoint.get("hyper_parameters", {}).get("model_name")
+        if saved is not None and saved != self.hparams.model_name:
+            where = getattr(self._trainer, "ckpt_path", None) or "the checkpoint"
+            raise ValueError(
+                f"{where} holds a {saved!r} member; this run builds {self.hparams.model_name!r}"
+            )
 
     def training_step(self, batch, batch_idx: int) -> torch.Tensor:
         x, y, _ = batch
@@ -99,7 +132,7 @@ class MemberModule(LightningModule):
             self.parameters(),
             lr=self.hparams.lr,
             momentum=0.9,
-            nesterov=True,
+            nesterov=self.hparams.nesterov,
             weight_decay=self.hparams.weight_decay,
         )
         total = max(int(self.trainer.estimated_stepping_batches), 1)
@@ -116,12 +149,13 @@ class MemberModule(LightningModule):
         return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
 
 
-def load_member(path: str | Path) -> MemberModule:
-    """Load a member from a Lightning checkpoint without unpickling arbitrary objects.
+def read_member_checkpoint(path: str | Path, model_name: str | None = None) -> dict:
+    """Read a member checkpoint safely (``weights_only``) and check what it holds.
 
     Raises:
         FileNotFoundError: naming the path, when the checkpoint does not exist.
-        ValueError: when the file is not a member checkpoint or its weights do not fit.
+        ValueError: naming the path, when the file is unreadable (truncated, corrupt), not a
+            member checkpoint, or (with ``model_name``) of another architecture.
     """
     path = Path(path)
     if not path.is_file():
@@ -134,6 +168,21 @@ def load_member(path: str | Path) -> MemberModule:
         ) from None
     if not isinstance(ckpt, dict) or "state_dict" not in ckpt or "hyper_parameters" not in ckpt:
         raise ValueError(f"{path}: not a MemberModule checkpoint (no state_dict/hyper_parameters)")
+    saved = ckpt["hyper_parameters"].get("model_name")
+    if model_name is not None and saved != model_name:
+        raise ValueError(f"{path} holds a {saved!r} member; this run builds {model_name!r}")
+    return ckpt
+
+
+def load_member(path: str | Path) -> MemberModule:
+    """Load a member from a Lightning checkpoint without unpickling arbitrary objects.
+
+    Raises:
+        FileNotFoundError: naming the path, when the checkpoint does not exist.
+        ValueError: when the file is not a member checkpoint or its weights do not fit.
+    """
+    path = Path(path)
+    ckpt = read_member_checkpoint(path)
     accepted = set(inspect.signature(MemberModule.__init__).parameters) - {"self"}
     hparams = {k: v for k, v in ckpt["hyper_parameters"].items() if k in accepted}
     hparams["pretrained"] = False  # the checkpoint carries the weights
