@@ -31,6 +31,8 @@ PIPELINE_KEYS = {
     "cascade_config",
     "logger",
     "wandb_project",
+    "member_args",
+    "cascade_args",
 }
 
 
@@ -53,6 +55,10 @@ def load_pipeline_config(path: str | Path) -> dict:
     cfg.setdefault("experiment", p.parent.name)
     cfg.setdefault("logger", "csv")
     cfg.setdefault("wandb_project", "window-cascades")
+    for key in ("member_args", "cascade_args"):  # LightningCLI overrides, e.g. per model
+        cfg.setdefault(key, [])
+        if not isinstance(cfg[key], list) or not all(isinstance(a, str) for a in cfg[key]):
+            raise ValueError(f"{p}: {key} must be a list of strings such as '--trainer.devices=8'")
     if cfg["logger"] not in ("csv", "wandb"):
         raise ValueError(f"{p}: logger must be 'csv' or 'wandb', got {cfg['logger']!r}")
     return cfg
@@ -144,6 +150,7 @@ def train_member(cfg: dict, index: int, extra_args: list[str] = ()) -> Path:
             f"--checkpoint.dirpath={folder / 'checkpoints'}",
             *logger_args(cfg, folder.parent, f"m{index}-seed{seed}", "member", run_id),
             *([f"--ckpt_path={resume}"] if resume else []),
+            *cfg["member_args"],
             *extra_args,
         ]
     )
@@ -172,6 +179,7 @@ def cache_member_logits(cfg: dict, index: int, extra_args: list[str] = ()) -> Pa
             "--trainer.enable_progress_bar=false",
             f"--cache.logits_dir={logits}",
             f"--cache.member=m{index}",
+            *cfg["member_args"],
             *extra_args,
         ]
     )
@@ -195,6 +203,7 @@ def evaluate(cfg: dict, extra_args: list[str] = ()) -> Path:
             f"--calibration.window_json={out / 'window.json'}",
             *logger_args(cfg, out, "cascade", "evaluate"),
             "--verbose=false",
+            *cfg["cascade_args"],
             *extra_args,
         ]
     )
