@@ -108,26 +108,31 @@ def member_checkpoint(cfg: dict, index: int) -> Path:
     return member_dir(cfg, index) / "checkpoints" / "last.ckpt"
 
 
-def _wandb_run_id(folder: Path) -> str | None:
+def _wandb_run_id(folder: Path, sole_process: bool) -> str | None:
     """A random wandb run id, kept in ``folder/wandb_id`` so a requeued job reuses it.
 
-    Only the global-rank-0 process (the one that logs) creates it; other ranks get ``None``.
+    Only the process that logs creates it: global rank 0 of a DDP member, or every process
+    of a members-in-parallel launch (``sole_process``); other ranks get ``None``.
     """
     path = folder / "wandb_id"
     if path.is_file():
         return path.read_text().strip()
-    if int(os.environ.get("SLURM_PROCID", os.environ.get("RANK", "0"))) != 0:
+    rank = int(os.environ.get("SLURM_PROCID", os.environ.get("RANK", "0")))
+    if rank != 0 and not sole_process:
         return None
     run_id = secrets.token_hex(8)
     write_text(path, run_id)
     return run_id
 
 
-def train_member(cfg: dict, index: int, extra_args: list[str] = ()) -> Path:
+def train_member(
+    cfg: dict, index: int, extra_args: list[str] = (), sole_process: bool = False
+) -> Path:
     """Train member ``index`` (seed ``seeds[index]``), resuming from its newest checkpoint.
 
     A finished member (``finished.json``) is skipped; a preempted one continues from the newest
-    of ``hpc_ckpt_<n>.ckpt`` and ``last.ckpt``. Returns the member's ``last.ckpt``.
+    of ``hpc_ckpt_<n>.ckpt`` and ``last.ckpt``. ``sole_process``: this process trains the member
+    alone although a launcher started several (members in parallel). Returns ``last.ckpt``.
     """
     if not 0 <= index < len(cfg["seeds"]):
         raise ValueError(f"member index {index} out of range: the config has seeds {cfg['seeds']}")
@@ -140,7 +145,7 @@ def train_member(cfg: dict, index: int, extra_args: list[str] = ()) -> Path:
     print(f"\n=== training member m{index} (seed {seed})"
           + (f", resuming from {resume}" if resume else "") + " ===", flush=True)  # fmt: skip
     folder.mkdir(parents=True, exist_ok=True)
-    run_id = _wandb_run_id(folder) if cfg["logger"] == "wandb" else None
+    run_id = _wandb_run_id(folder, sole_process) if cfg["logger"] == "wandb" else None
     cli = MemberCLI(
         args=[
             "fit",

@@ -72,7 +72,7 @@ def main(argv: list[str] | None = None) -> None:
             index = int(os.environ["SLURM_ARRAY_TASK_ID"])
         else:
             parser.error("--stage member needs --member I, an array task or --parallel-members")
-        train_member(cfg, index, member_args)
+        train_member(cfg, index, member_args, sole_process=args.parallel_members)
         cache_member_logits(cfg, index, member_args)
     else:
         evaluate(cfg, args.cascade_arg)

@@ -130,7 +130,7 @@ def test_preempted_member_resumes_to_the_uninterrupted_weights(slurm, tmp_path):
 
 def test_members_in_parallel_train_one_member_per_task(slurm, tmp_path):
     data_cfg = shrink_data_config(tmp_path / "data.yaml", train_limit=320)  # 5 steps/epoch
-    config = experiment(tmp_path, "parallel", [3, 4])
+    config = experiment(tmp_path, "parallel", [3, 4], logger="wandb")
     train, evaluate = submit(slurm, config, "--parallel-members", "--", *stage_args(data_cfg, 1))
     wait_until_done(slurm, [train, evaluate])
     assert job_fields(slurm, train)[0]["NumTasks"] == "2"
@@ -139,6 +139,7 @@ def test_members_in_parallel_train_one_member_per_task(slurm, tmp_path):
         finished = json.loads((out / f"members/m{i}/finished.json").read_text())
         # each task trained its member alone on all 320 images (no DDP split: 5 steps, not 3)
         assert finished["seed"] == seed and finished["global_step"] == 5
+        assert (out / f"members/m{i}/wandb_id").is_file()  # each task logs its own run
     a, b = (
         torch.load(out / f"members/m{i}/checkpoints/last.ckpt", weights_only=True)["state_dict"]
         for i in (0, 1)
@@ -167,3 +168,19 @@ def test_wrong_task_count_fails_fast_with_a_clear_error(slurm, tmp_path, tasks, 
     assert proc.returncode != 0
     assert message in proc.stdout + proc.stderr
     assert not (tmp_path / "mismatch" / "members" / "m0" / "checkpoints").exists()
+
+
+def test_ddp_member_under_srun_splits_the_data_over_its_tasks(slurm, tmp_path):
+    data_cfg = shrink_data_config(tmp_path / "data.yaml", train_limit=256)  # 4 batches of 64
+    config = experiment(tmp_path, "ddp", [0])
+    ddp = ["--member-arg=--trainer.strategy=ddp", "--member-arg=--trainer.accelerator=cpu"]
+    train, evaluate = submit(
+        slurm, config, "--tasks-per-node", "2", "--", *stage_args(data_cfg, 1), *ddp
+    )
+    wait_until_done(slurm, [train, evaluate])
+    fields = job_fields(slurm, train)[0]
+    assert fields["JobState"] == "COMPLETED" and fields["NumTasks"] == "2", fields
+    finished = json.loads((tmp_path / "ddp/members/m0/finished.json").read_text())
+    assert finished["global_step"] == 2  # 256 images, 2 ranks x batch 64: 2 steps, not 4
+    assert job_fields(slurm, evaluate)[0]["JobState"] == "COMPLETED"
+    assert (tmp_path / "ddp" / "metrics.csv").is_file()

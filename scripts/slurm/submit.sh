@@ -10,6 +10,8 @@
 #   --time T        member time limit (e.g. 2-00:00:00); --eval-time T for the evaluation job
 #   --nodes N       nodes per member (DDP across nodes; sets --trainer.num_nodes)
 #   --gpus-per-node G   GPUs per member node: --gres=gpu:G, --ntasks-per-node=G, --trainer.devices=G
+#   --tasks-per-node T  DDP processes per member node without GPUs (CPU/gloo): --ntasks-per-node=T,
+#                   --trainer.devices=T (add --member-arg=--trainer.strategy=ddp after --)
 #   --cpus-per-task C   --mem M
 #   --parallel-members  one job of <members> tasks, each training its own member on one device
 #   --out DIR       override the experiment's output folder; --logger csv|wandb likewise
@@ -20,7 +22,7 @@ config=${1:?usage: submit.sh EXPERIMENT.yaml [options] [-- run_pipeline.py args]
 shift
 [[ -f $config ]] || { echo "experiment config not found: $config" >&2; exit 2; }
 python=${PYTHON:-.venv/bin/python}
-common=() member=() evaluation=() pipeline=() nodes=1 gpus=0 parallel=0 out="" logger=""
+common=() member=() evaluation=() pipeline=() nodes=1 gpus=0 tasks=0 parallel=0 out="" logger=""
 while (($#)); do
   case $1 in
     --partition|--account|--qos) common+=("$1=$2"); shift 2 ;;
@@ -28,6 +30,7 @@ while (($#)); do
     --eval-time) evaluation+=("--time=$2"); shift 2 ;;
     --nodes) nodes=$2; shift 2 ;;
     --gpus-per-node) gpus=$2; shift 2 ;;
+    --tasks-per-node) tasks=$2; shift 2 ;;
     --cpus-per-task|--mem) common+=("$1=$2"); shift 2 ;;
     --parallel-members) parallel=1; shift ;;
     --out) out=$2; pipeline+=(--out "$2"); shift 2 ;;
@@ -49,16 +52,16 @@ out=${out:-$cfg_out}
 logs=$out/slurm
 mkdir -p "$logs"
 if ((parallel)); then
-  tasks=(--ntasks="$members" --nodes="$nodes" --ntasks-per-node=$(((members + nodes - 1) / nodes)))
-  ((gpus > 0)) && tasks+=(--gpus-per-task=1)
-  member+=("${tasks[@]}" --export=ALL,MEMBERS_IN_PARALLEL=1 --output="$logs/members_%j.out")
+  launch=(--ntasks="$members" --nodes="$nodes" --ntasks-per-node=$(((members + nodes - 1) / nodes)))
+  ((gpus > 0)) && launch+=(--gpus-per-task=1)
+  member+=("${launch[@]}" --export=ALL,MEMBERS_IN_PARALLEL=1 --output="$logs/members_%j.out")
 else
-  per_node=$((gpus > 0 ? gpus : 1))
+  per_node=$((gpus > 0 ? gpus : (tasks > 0 ? tasks : 1)))
   member+=(--array="0-$((members - 1))" --nodes="$nodes" --ntasks-per-node="$per_node"
            --output="$logs/members_%A_%a.out")
   ((gpus > 0)) && member+=(--gres="gpu:$gpus")
   pipeline+=("--member-arg=--trainer.num_nodes=$nodes")
-  ((gpus > 0)) && pipeline+=("--member-arg=--trainer.devices=$gpus")
+  ((per_node > 1 || gpus > 0)) && pipeline+=("--member-arg=--trainer.devices=$per_node")
 fi
 train=$(sbatch --parsable "${common[@]}" "${member[@]}" \
   scripts/slurm/train_members.sbatch "$config" "${pipeline[@]}")
