@@ -39,7 +39,7 @@ from lightning_modules.cli import MemberCLI
 from lightning_modules.member import load_member
 from uncertainty.selective import UnreachableTargetError
 
-SIZES = ["resnet10t", "resnet18", "resnet34", "resnet50"]
+SIZES = ["resnet10t", "resnet18", "resnet34", "resnet50", "resnet101"]
 WIDTH = 0.1
 MSP_TARGETS = ["cov@1", "cov@2", "risk@90"]
 RISKS, COVERAGES = (0.01, 0.02, 0.05), (0.8, 0.9, 0.95)
