@@ -147,7 +147,7 @@ class ImageSetsDataModule(LightningDataModule):
     def state_dict(self) -> dict:
         """Where training is in the current epoch (saved in checkpoints, for exact resume)."""
         trainer = self.trainer
-        if trainer is None or not trainer.training:
+        if trainer is None or trainer.state.fn != "fit":  # also inside fit's validation
             return {}
         done = trainer.fit_loop.epoch_loop.batch_progress.current.processed
         return {"epoch": trainer.current_epoch, "samples_done": done * self.batch_size}

@@ -31,7 +31,8 @@ def weights(path) -> dict:
 
 def test_resume_after_preemption_gives_the_uninterrupted_weights(tmp_path):
     data_cfg = shrink_data_config(tmp_path / "data.yaml", train_limit=640)  # 10 batches/epoch
-    MemberCLI(args=member_args(data_cfg, tmp_path, "full", seed=3, epochs=2))
+    every_epoch = ["--checkpoint.save_top_k=-1", "--checkpoint.filename={epoch}"]
+    MemberCLI(args=[*member_args(data_cfg, tmp_path, "full", seed=3, epochs=2), *every_epoch])
 
     cli = MemberCLI(args=member_args(data_cfg, tmp_path, "cut", seed=3, epochs=2)[1:], run=False)
     cli.trainer.callbacks.append(SignalAtStep(13))  # mid-way through the second epoch
@@ -51,3 +52,11 @@ def test_resume_after_preemption_gives_the_uninterrupted_weights(tmp_path):
     assert full.keys() == resumed.keys()
     for key in full:
         assert torch.equal(full[key], resumed[key]), key
+
+    # a job killed without the signal restarts from the end-of-epoch checkpoint: same weights
+    epoch_end = tmp_path / "full" / "checkpoints" / "epoch=0.ckpt"
+    MemberCLI(args=[*member_args(data_cfg, tmp_path, "restart", seed=3, epochs=2),
+                    f"--ckpt_path={epoch_end}"])  # fmt: skip
+    restarted = weights(tmp_path / "restart" / "checkpoints" / "last.ckpt")
+    for key in full:
+        assert torch.equal(full[key], restarted[key]), key
