@@ -8,8 +8,9 @@ Formats (``format`` in a config; ``path`` is a folder unless said otherwise):
   folder with ``path/LOC_val_solution.csv`` (Kaggle's ``ImageId,PredictionString``).
 - ``cifar10`` / ``cifar100``: the binary versions (``data_batch_{1..5}.bin`` +
   ``test_batch.bin``; ``train.bin`` + ``test.bin``), never the pickled Python ones.
-- ``hf``: a Hugging Face ``datasets`` dataset: a hub name, a ``save_to_disk`` folder, or a
-  folder of parquet / arrow files; ``image`` and ``label`` columns (names configurable).
+- ``hf``: a Hugging Face ``datasets`` dataset: a hub name, a ``save_to_disk`` folder, a
+  folder of parquet / arrow files, or an image folder read by HF's ``imagefolder`` builder
+  (``<split>/<class>/<image>``); ``image`` and ``label`` columns (names configurable).
 - ``idx``: MNIST-format files: ``path`` is the images file, ``labels`` the labels file.
 
 Every reader returns a :class:`LabelledImages`: ``dataset[i]`` is (RGB or L PIL image, label).
@@ -154,9 +155,10 @@ def hf_images(
             files = sorted(str(p) for p in local.rglob(f"*{split}*.{kind}")) or sorted(
                 str(p) for p in local.rglob(f"*.{kind}")
             )
-            if not files:
-                raise _missing(local, "parquet or arrow files, or a save_to_disk folder")
-            data = datasets.load_dataset(kind, data_files=files, split="train")
+            if files:
+                data = datasets.load_dataset(kind, data_files=files, split="train")
+            else:  # HF's image-folder builder: <split>/<class>/<image>, labels from folders
+                data = datasets.load_dataset("imagefolder", data_dir=str(local), split=split)
         else:
             data = datasets.load_dataset(path, split=split)
     except (FileNotFoundError, ValueError) as err:

@@ -151,6 +151,15 @@ def test_hf_datasets_from_disk_and_parquet(tmp_path):
     check_module(module({**src, "split": "train"}, {**src, "split": "test"}), 12, 6)
 
 
+def test_hf_imagefolder_builder_on_a_local_folder(tmp_path):
+    write_folder(tmp_path / "train", 3, 6, 0)
+    write_folder(tmp_path / "test", 3, 2, 1)
+    src = {"format": "hf", "path": str(tmp_path)}
+    dm = module({**src, "split": "train"}, {**src, "split": "test"})
+    check_module(dm, 18, 6)
+    assert sorted(dm.eval_sets["test"][i][1] for i in range(6)) == [0, 0, 1, 1, 2, 2]
+
+
 def test_hf_hub_name_offline_is_a_clear_error(monkeypatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
