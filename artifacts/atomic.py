@@ -39,6 +39,18 @@ def write_json(path: str | Path, data) -> None:
     write_text(path, json.dumps(data, indent=2, sort_keys=False) + "\n")
 
 
+def write_csv(path: str | Path, rows: list[dict]) -> None:
+    """Atomically write flat dicts as CSV (columns from the first row)."""
+    import csv
+    import io
+
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=list(rows[0]), lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    write_text(path, buf.getvalue())
+
+
 def write_with(path: str | Path, writer: Callable[[Path], None]) -> None:
     """Atomically create ``path`` by calling ``writer(tmp_path)``."""
     with atomic_path(path) as tmp:

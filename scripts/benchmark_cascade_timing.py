@@ -12,12 +12,12 @@ run where trained checkpoints cannot travel. On CUDA the timings synchronise the
 from __future__ import annotations
 
 import argparse
-import csv
 import sys
 
 import timm
 import torch
 
+from artifacts.atomic import write_csv
 from cascade.policies import RandomPolicy, ensemble_policy, single_policy
 from cascade.timing import measure
 
@@ -62,10 +62,7 @@ def main(argv: list[str] | None = None) -> int:
                 "throughput_img_s": round(t.throughput, 1),
             })  # fmt: skip
             print(rows[-1], flush=True)
-    with open(args.out, "w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
-        writer.writeheader()
-        writer.writerows(rows)
+    write_csv(args.out, rows)
     return 0
 
 

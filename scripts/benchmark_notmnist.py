@@ -15,8 +15,6 @@ column), ``timing.csv``, ``summary.json`` and the plots into ``--out``.
 from __future__ import annotations
 
 import argparse
-import csv
-import io
 import json
 import platform
 import sys
@@ -26,7 +24,7 @@ from pathlib import Path
 import torch
 import yaml
 
-from artifacts.atomic import write_json, write_text
+from artifacts.atomic import write_csv, write_json, write_text
 from artifacts.cached_logits import file_sha256
 from artifacts.results import metrics_csv_text
 from artifacts.tradeoff_plots import exit_fraction_plot, tradeoff_plot
@@ -303,7 +301,7 @@ def main(argv: list[str] | None = None) -> int:
     timings = []
     if not args.skip_timing:
         timings = timing(members, windows, id_images(data_cfg, roles), args.work, args)
-        write_text(args.out / f"timing_{args.device.split(':')[0]}.csv", table_text(timings))
+        write_csv(args.out / f"timing_{args.device.split(':')[0]}.csv", timings)
     summary = {
         "sizes": sizes, "seeds": args.seeds, "epochs": args.epochs, "width": WIDTH,
         "macs": macs, "windows_cov2": {k: w.to_dict() for k, w in windows.items() if w},
@@ -322,15 +320,6 @@ def main(argv: list[str] | None = None) -> int:
         f"evaluation {eval_s:.1f} s); results in {args.out}/"
     )
     return 0
-
-
-def table_text(rows: list[dict]) -> str:
-    """CSV text of a list of flat dicts (columns from the first row)."""
-    buf = io.StringIO()
-    writer = csv.DictWriter(buf, fieldnames=list(rows[0]), lineterminator="\n")
-    writer.writeheader()
-    writer.writerows(rows)
-    return buf.getvalue()
 
 
 if __name__ == "__main__":

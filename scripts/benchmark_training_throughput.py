@@ -16,7 +16,6 @@ for a smoke check.
 from __future__ import annotations
 
 import argparse
-import csv
 import math
 import statistics
 import sys
@@ -29,6 +28,7 @@ import torch.nn.functional as F
 from lightning.pytorch import Callback, Trainer
 from torch.utils.data import DataLoader, Dataset
 
+from artifacts.atomic import write_csv
 from lightning_modules.member import MemberModule
 
 
@@ -155,11 +155,7 @@ def main(argv: list[str] | None = None) -> int:
             print(rows[-1], flush=True)
         ratio = rows[-1]["images_per_s"] / rows[-2]["images_per_s"]
         print(f"{model}: Lightning / plain throughput = {ratio:.3f}", flush=True)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    with open(args.out, "w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
-        writer.writeheader()
-        writer.writerows(rows)
+    write_csv(args.out, rows)
     return 0
 
 
