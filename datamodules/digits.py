@@ -42,7 +42,7 @@ class DigitsDataModule(ImageSetsDataModule):
         image_size: side of the upsampled square images, in pixels.
         test_fraction: fraction of all images in the ID test split.
         heldout_fraction: fraction of the remaining (training) images held out for calibration.
-        split_seed, batch_size, num_workers, train_limit: see :class:`ImageSetsDataModule`.
+        split_seed, batch_size, num_workers, train_limit, augment: see :class:`ImageSetsDataModule`.
     """
 
     def __init__(
@@ -55,10 +55,11 @@ class DigitsDataModule(ImageSetsDataModule):
         batch_size: int = 64,
         num_workers: int = 0,
         train_limit: int | None = None,
+        augment: str = "none",
     ):
         super().__init__(
             DEFAULT_DATASETS if datasets is None else datasets,
-            image_size, split_seed, batch_size, num_workers, train_limit,
+            image_size, split_seed, batch_size, num_workers, train_limit, augment,
         )  # fmt: skip
         self.save_hyperparameters()
         for name, frac in (

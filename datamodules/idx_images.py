@@ -25,7 +25,7 @@ class IDXDataModule(ImageSetsDataModule):
         num_classes: number of classes; every label must be below it.
         train_fraction: fraction of each class used for training.
         heldout_fraction: fraction of each class held out for calibration.
-        image_size, split_seed, batch_size, num_workers, train_limit: see the base class.
+        image_size, split_seed, batch_size, num_workers, train_limit, augment: see the base class.
     """
 
     def __init__(
@@ -41,8 +41,11 @@ class IDXDataModule(ImageSetsDataModule):
         batch_size: int = 64,
         num_workers: int = 0,
         train_limit: int | None = None,
+        augment: str = "none",
     ):
-        super().__init__(datasets, image_size, split_seed, batch_size, num_workers, train_limit)
+        super().__init__(
+            datasets, image_size, split_seed, batch_size, num_workers, train_limit, augment
+        )
         self.save_hyperparameters()
         for path in (images, labels):
             if not Path(path).is_file():

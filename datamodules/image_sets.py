@@ -14,6 +14,7 @@ import torch
 from lightning.pytorch import LightningDataModule
 from torch.utils.data import DataLoader, Dataset
 
+from datamodules.augment import AUGMENTATIONS, AugmentedImages
 from datamodules.corruptions import corrupt
 from datamodules.ood import OOD_SOURCES
 from datamodules.samplers import ResumableShuffleSampler, UnpaddedDistributedSampler, distributed
@@ -45,6 +46,8 @@ class ImageSetsDataModule(LightningDataModule):
         batch_size: batch size of every dataloader.
         num_workers: dataloader worker processes.
         train_limit: optional cap on the number of training images (for quick tests).
+        augment: training augmentation: ``none``, or ``affine`` (a random rotation, shift and
+            zoom per image, seeded by member seed, epoch and sample; see ``datamodules.augment``).
     """
 
     num_classes = 10
@@ -60,8 +63,12 @@ class ImageSetsDataModule(LightningDataModule):
         batch_size: int = 64,
         num_workers: int = 0,
         train_limit: int | None = None,
+        augment: str = "none",
     ):
         super().__init__()
+        if augment not in AUGMENTATIONS:
+            raise ValueError(f"augment must be one of {list(AUGMENTATIONS)}, got {augment!r}")
+        self.augment = augment
         self.specs: list[DatasetSpec] = parse_dataset_specs(datasets)
         if not self.reads_files and any(s.source == "path" for s in self.specs):
             name = next(s.name for s in self.specs if s.source == "path")
@@ -100,7 +107,13 @@ class ImageSetsDataModule(LightningDataModule):
                     f"{labels.numel()} images); choose fractions that leave samples in every split"
                 )
         train_idx = splits["train"][: self.train_limit] if self.train_limit else splits["train"]
-        self.train_set = self._wrap(images[train_idx], labels[train_idx])
+        if self.augment == "affine":
+            seed = int(os.environ.get("PL_GLOBAL_SEED", 0))  # the member's --seed_everything
+            self.train_set = AugmentedImages(
+                images[train_idx], labels[train_idx], self.mean, self.std, seed
+            )
+        else:
+            self.train_set = self._wrap(images[train_idx], labels[train_idx])
         for spec in self.specs:
             if spec.source in OOD_SOURCES:
                 x = OOD_SOURCES[spec.source](spec.size, self.image_size, self.split_seed + 7)
