@@ -37,7 +37,7 @@ from lightning_modules.cli import MemberCLI
 from lightning_modules.member import load_member
 from uncertainty.selective import UnreachableTargetError
 
-SIZES = ["resnet10t", "resnet18", "resnet34", "resnet50", "resnet101"]
+SIZES = ["resnet10t", "resnet18", "resnet34", "resnet101"]
 WIDTH = 0.1
 MSP_TARGETS = ["cov@1", "cov@2", "risk@90"]
 RISKS, COVERAGES = (0.01, 0.02, 0.05), (0.8, 0.9, 0.95)
@@ -250,7 +250,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--work", type=Path, default=Path("outputs/notmnist"))
     p.add_argument("--smoke", action="store_true", help="2 sizes, 1 epoch, tiny splits")
     p.add_argument("--skip-timing", action="store_true")
-    p.add_argument("--latency-samples", type=int, default=300)
+    p.add_argument("--latency-samples", type=int, default=200)
     p.add_argument("--device", default="cpu")
     args = p.parse_args(argv)
     if not Path("../shared/data/notmnist").is_dir():

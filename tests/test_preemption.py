@@ -30,7 +30,8 @@ def weights(path) -> dict:
 
 
 def test_resume_after_preemption_gives_the_uninterrupted_weights(tmp_path):
-    data_cfg = shrink_data_config(tmp_path / "data.yaml", train_limit=640)  # 10 batches/epoch
+    # 10 batches/epoch; augmented, so the warps too must be those of the uninterrupted run
+    data_cfg = shrink_data_config(tmp_path / "data.yaml", train_limit=640, augment="affine")
     every_epoch = ["--checkpoint.save_top_k=-1", "--checkpoint.filename={epoch}"]
     MemberCLI(args=[*member_args(data_cfg, tmp_path, "full", seed=3, epochs=2), *every_epoch])
 
