@@ -1,24 +1,23 @@
-"""Offline driver: the same policies and engine over cached logits (no model is run).
+"""Offline driver: the same policies and engine over in-memory logits (no model is run).
 
-Loading is separate from evaluating, so a sweep over widths, targets or definitions reads the
-logits once. Per member and dataset the softmax statistics are computed once and shared by
-every policy (the engine accepts them in place of logits).
+Loading (``artifacts.experiment_logits``) is separate from evaluating, so a sweep over widths,
+targets or definitions reads the logits once. Per member and dataset the softmax statistics
+are computed once and shared by every policy (the engine accepts them in place of logits).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 
 import torch
 
-from artifacts.cached_logits import load_cached_logits, load_member_meta
-from cascade.calibration import PolicySettings, fit_policies
 from cascade.engine import run_cascade
-from cascade.evaluation import MetricSettings, policy_rows
+from cascade.evaluation import policy_rows
+from cascade.metric_registry import MetricSettings
 from cascade.policies import CascadePolicy
+from cascade.policy_registry import FitInputs, PolicySettings, fit_policies, policy_entry
+from cascade.roles import DatasetRoles
 from cascade.stage_scores import Temperatures, fit_temperatures, member_states, stage_confidences
-from datamodules.specs import ROLES
 from uncertainty.scod import scod_mixture
 from uncertainty.scores import EnsembleState, check_score
 
@@ -35,55 +34,11 @@ class EnsembleLogits:
         return self.targets.numel()
 
 
-def check_roles(roles: dict[str, str]) -> None:
-    """Roles must be known, with exactly one ``heldout`` and one ``id`` dataset."""
-    for name, role in roles.items():
-        if role not in ROLES:
-            raise ValueError(f"dataset {name!r}: role {role!r} is not one of {list(ROLES)}")
-    for role in ("heldout", "id"):
-        count = sum(r == role for r in roles.values())
-        if count != 1:
-            raise ValueError(f"roles: expected exactly one {role!r} dataset, found {count}")
-
-
-def load_ensemble_logits(
-    logits_dir: str | Path, members: list[str], dataset: str
-) -> EnsembleLogits:
-    """Per-member logits of one dataset and its targets, checked for consistency."""
-    loaded = [load_cached_logits(logits_dir, m, dataset) for m in members]
-    classes = {m: c.logits.shape[1] for m, c in zip(members, loaded, strict=True)}
-    if len(set(classes.values())) != 1:
-        raise ValueError(f"dataset {dataset!r}: members have different class counts {classes}")
-    for m, c in zip(members[1:], loaded[1:], strict=True):
-        if not torch.equal(c.targets, loaded[0].targets):
-            raise ValueError(
-                f"dataset {dataset!r}: targets of member {m!r} differ from {members[0]!r}; "
-                "the cached logits were not made on the same samples"
-            )
-    return EnsembleLogits([c.logits for c in loaded], loaded[0].targets)
-
-
-def load_experiment(
-    logits_dir: str | Path, members: list[str], roles: dict[str, str]
-) -> tuple[dict[str, EnsembleLogits], list[float]]:
-    """All datasets' logits and the members' MACs (from meta.json)."""
-    check_roles(roles)
-    if not members:
-        raise ValueError("at least one member is needed")
-    metas = [load_member_meta(logits_dir, m) for m in members]
-    classes = {m: meta["num_classes"] for m, meta in zip(members, metas, strict=True)}
-    if len(set(classes.values())) != 1:
-        raise ValueError(f"members have different class counts in meta.json: {classes}")
-    data = {name: load_ensemble_logits(logits_dir, members, name) for name in roles}
-    return data, [float(meta["macs"]) for meta in metas]
-
-
 def mixture_logits(
-    data: dict[str, EnsembleLogits], roles: dict[str, str], ratio: float = 1.0, seed: int = 0
+    data: dict[str, EnsembleLogits], roles: DatasetRoles, ratio: float = 1.0, seed: int = 0
 ) -> list[torch.Tensor]:
     """Per member, logits of the unlabelled test mixture: ID test + pooled OOD sets at ``ratio``."""
-    id_name = next(n for n, r in roles.items() if r == "id")
-    oods = [n for n, r in roles.items() if r == "ood"]
+    id_name, oods = roles.id, roles.ood
     if not oods:
         raise ValueError("window_adjusted needs at least one dataset with role 'ood'")
     pooled = [
@@ -109,7 +64,7 @@ class PreparedExperiment:
     """
 
     data: dict[str, EnsembleLogits]
-    roles: dict[str, str]
+    roles: DatasetRoles
     stage_macs: list[float]
     score: str
     temperatures: Temperatures | None
@@ -118,10 +73,6 @@ class PreparedExperiment:
     heldout_correct: list[torch.Tensor]
     mixture_ratio: float = 1.0
     _mixture: dict = None
-
-    @property
-    def heldout(self) -> str:
-        return next(n for n, r in self.roles.items() if r == "heldout")
 
     def mixture_confidence(self, seed: int) -> list[torch.Tensor]:
         """Stage scores on the unlabelled test mixture (ID + pooled OOD), cached per seed."""
@@ -134,16 +85,16 @@ class PreparedExperiment:
 
 def prepare_experiment(
     data: dict[str, EnsembleLogits],
-    roles: dict[str, str],
+    roles: DatasetRoles,
     stage_macs: list[float],
     score: str = "msp",
     temperature_scaling: bool = False,
     mixture_ratio: float = 1.0,
 ) -> PreparedExperiment:
     """Compute what every policy setting shares (once per sweep)."""
-    check_roles(roles)
+    roles = DatasetRoles(roles)
     check_score(score)
-    heldout = next(n for n, r in roles.items() if r == "heldout")
+    heldout = roles.heldout
     held = data[heldout]
     temperatures = fit_temperatures(held.logits, held.targets) if temperature_scaling else None
     states = {name: member_states(d.logits, temperatures, score) for name, d in data.items()}
@@ -162,16 +113,12 @@ def evaluate_policies(
     """Fit the policies on the held-out dataset and evaluate every dataset."""
     policy_settings = policy_settings or PolicySettings()
     mixture = None
-    if "window_adjusted" in policies:
+    if any(policy_entry(p).needs_mixture for p in policies):
         mixture = prepared.mixture_confidence(policy_settings.seed)
-    fitted = fit_policies(
-        policies,
-        prepared.heldout_confidence,
-        prepared.heldout_correct,
-        policy_settings,
-        mixture,
-        heldout_name=prepared.heldout,
+    inputs = FitInputs(
+        prepared.heldout_confidence, prepared.heldout_correct, mixture, prepared.roles.heldout
     )
+    fitted = fit_policies(policies, inputs, policy_settings)
     targets = {name: d.targets for name, d in prepared.data.items()}
     rows = []
     for policy in fitted.values():
@@ -199,7 +146,7 @@ def evaluate_policies(
 
 def evaluate_experiment(
     data: dict[str, EnsembleLogits],
-    roles: dict[str, str],
+    roles: DatasetRoles,
     stage_macs: list[float],
     policies: list[str],
     score: str = "msp",
@@ -215,28 +162,3 @@ def evaluate_experiment(
     prepared = prepare_experiment(data, roles, stage_macs, score, temperature_scaling)
     rows, fitted = evaluate_policies(prepared, policies, policy_settings, metric_settings)
     return rows, fitted, prepared.temperatures
-
-
-def evaluate_cached_logits(
-    logits_dir: str | Path,
-    members: list[str],
-    roles: dict[str, str],
-    policies: list[str],
-    score: str = "msp",
-    policy_settings: PolicySettings | None = None,
-    metric_settings: MetricSettings | None = None,
-    temperature_scaling: bool = False,
-) -> tuple[list[dict], dict[str, CascadePolicy]]:
-    """Load the cached logits and evaluate (see :func:`evaluate_experiment`)."""
-    data, stage_macs = load_experiment(logits_dir, members, roles)
-    rows, fitted, _ = evaluate_experiment(
-        data,
-        roles,
-        stage_macs,
-        policies,
-        score,
-        policy_settings,
-        metric_settings,
-        temperature_scaling,
-    )
-    return rows, fitted

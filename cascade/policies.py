@@ -22,32 +22,13 @@ from dataclasses import dataclass, field
 
 import torch
 
-INTERVAL_POLICIES: tuple[str, ...] = (
-    "single",
-    "ensemble",
-    "single_threshold",
-    "window",
-    "window_adjusted",
-)
-POLICIES: tuple[str, ...] = (*INTERVAL_POLICIES, "random")
-
-
-def check_policies(names: list[str]) -> list[str]:
-    """Validate a list of policy names (known, no repeats) and return it."""
-    for name in names:
-        if name not in POLICIES:
-            raise ValueError(f"unknown policy {name!r}; expected one of {list(POLICIES)}")
-    if len(set(names)) != len(names):
-        raise ValueError(f"policies are listed twice: {names}")
-    return list(names)
-
 
 @dataclass
 class IntervalPolicy:
     """A cascade policy: pass a sample on at stage k when lower_k <= confidence <= upper_k.
 
     Attributes:
-        name: policy name (one of :data:`INTERVAL_POLICIES`).
+        name: policy name (see ``cascade.policy_registry``).
         bounds: (M - 1) x 2 float64 tensor of [lower, upper] per stage; +-inf for open ends.
         setting: short description of the fitted setting, e.g. ``cov@5,w=0.1``.
         details: per-stage fitted quantities (tau, q, ...) for reports and window.json.

@@ -21,7 +21,7 @@ from torchvision import transforms as T
 from datamodules.corruptions import corrupt
 from datamodules.image_sets import ImageSetsDataModule
 from datamodules.image_sources import LabelledImages, open_source
-from datamodules.ood import OOD_SOURCES
+from datamodules.ood_sets import OOD_SOURCES
 
 INTERPOLATIONS = {"bicubic": T.InterpolationMode.BICUBIC, "bilinear": T.InterpolationMode.BILINEAR}
 
@@ -73,7 +73,7 @@ class TransformedImages(Dataset):
 
 
 class GeneratedImages(Dataset):
-    """A generated OOD set (``datamodules.ood``), repeated to the model's channels."""
+    """A generated OOD set (``datamodules.ood_sets``), repeated to the model's channels."""
 
     def __init__(self, images: torch.Tensor, chans: int, mean, std):
         self.images = images.expand(-1, chans, -1, -1)
@@ -104,8 +104,6 @@ class ImageFilesDataModule(ImageSetsDataModule):
         augment: ``rrc_flip`` (RandomResizedCrop + flip) or ``none`` (evaluation transform).
         split_seed, batch_size, num_workers, train_limit: see ``ImageSetsDataModule``.
     """
-
-    reads_files = True
 
     def __init__(
         self,

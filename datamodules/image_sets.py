@@ -11,12 +11,16 @@ from __future__ import annotations
 import os
 
 import torch
+import torch.nn.functional as F
 from lightning.pytorch import LightningDataModule
 from torch.utils.data import DataLoader, Dataset
+from torchvision.transforms.functional import pil_to_tensor
 
+from cascade.roles import DatasetRoles
 from datamodules.augment import AUGMENTATIONS, AugmentedImages
 from datamodules.corruptions import corrupt
-from datamodules.ood import OOD_SOURCES
+from datamodules.image_sources import open_source
+from datamodules.ood_sets import OOD_SOURCES
 from datamodules.samplers import ResumableShuffleSampler, UnpaddedDistributedSampler, distributed
 from datamodules.specs import DatasetSpec, parse_dataset_specs
 
@@ -35,11 +39,13 @@ class IndexedImages(Dataset):
 
 
 class ImageSetsDataModule(LightningDataModule):
-    """Base class: subclasses implement :meth:`load_splits`.
+    """Base class: subclasses implement :meth:`load_splits`. Implements the data contract
+    (``datamodules.contract.CascadeDataModule``).
 
     Args:
         datasets: evaluation datasets, each a mapping with ``name``, ``role``
-            (heldout/id/shift/ood), ``source`` (heldout/test or an OOD generator) and
+            (heldout/id/shift/ood), ``source`` (heldout/test, an OOD generator, or ``path``:
+            files on disk in any ``image_sources`` format, read into this module's tensors) and
             optionally ``corruption``, ``severity`` (1-5) and ``size`` (OOD images).
         image_size: side of the square images given to the models, in pixels.
         split_seed: seed of the stratified splits, corruptions and OOD generators.
@@ -53,7 +59,6 @@ class ImageSetsDataModule(LightningDataModule):
     num_classes = 10
     in_chans = 1
     mean, std = 0.5, 0.5
-    reads_files = False  # True where datasets with source 'path' are supported
 
     def __init__(
         self,
@@ -70,12 +75,6 @@ class ImageSetsDataModule(LightningDataModule):
             raise ValueError(f"augment must be one of {list(AUGMENTATIONS)}, got {augment!r}")
         self.augment = augment
         self.specs: list[DatasetSpec] = parse_dataset_specs(datasets)
-        if not self.reads_files and any(s.source == "path" for s in self.specs):
-            name = next(s.name for s in self.specs if s.source == "path")
-            raise ValueError(
-                f"dataset {name!r}: source 'path' (files on disk) needs "
-                f"datamodules.ImageFilesDataModule, not {type(self).__name__}"
-            )
         self.image_size, self.split_seed = image_size, split_seed
         self.batch_size, self.num_workers, self.train_limit = batch_size, num_workers, train_limit
         self.eval_sets: dict[str, Dataset] = {}
@@ -92,9 +91,9 @@ class ImageSetsDataModule(LightningDataModule):
         return (self.in_chans, self.image_size, self.image_size)
 
     @property
-    def roles(self) -> dict[str, str]:
-        """Dataset name -> role, in config order."""
-        return {s.name: s.role for s in self.specs}
+    def roles(self) -> DatasetRoles:
+        """Dataset name -> role, in config order (the data contract's roles)."""
+        return DatasetRoles({s.name: s.role for s in self.specs})
 
     def setup(self, stage: str | None = None) -> None:
         if self.train_set is not None:
@@ -118,11 +117,38 @@ class ImageSetsDataModule(LightningDataModule):
             if spec.source in OOD_SOURCES:
                 x = OOD_SOURCES[spec.source](spec.size, self.image_size, self.split_seed + 7)
                 y = torch.full((x.shape[0],), -1, dtype=torch.long)
+            elif spec.source == "path":
+                x, y = self.read_path_source(spec)
             else:
                 x, y = images[splits[spec.source]], labels[splits[spec.source]]
             if spec.corruption is not None:
                 x = corrupt(x, spec.corruption, int(spec.severity), self.split_seed)
             self.eval_sets[spec.name] = self._wrap(x, y)
+
+    def read_path_source(self, spec: DatasetSpec) -> tuple[torch.Tensor, torch.Tensor]:
+        """Images of a ``source: path`` dataset (any format of ``image_sources``) as this
+        module's tensors: grey, scaled to [0, 1], resized bilinearly to ``image_size``, with
+        targets (-1 for an OOD set)."""
+        entry = {"format": spec.format, "path": spec.path, "labels": spec.labels}
+        if spec.split:
+            entry["split"] = spec.split
+        source = open_source(entry, "test")
+        size = (self.image_size, self.image_size)
+        images = []
+        for i in range(len(source)):
+            x = pil_to_tensor(source[i][0].convert("L")).float().div(255).unsqueeze(0)
+            if x.shape[-2:] != size:
+                x = F.interpolate(x, size=size, mode="bilinear").clamp(0, 1)
+            images.append(x[0])
+        y = torch.tensor(source.labels, dtype=torch.long)
+        if spec.role == "ood":
+            y = torch.full_like(y, -1)
+        elif y.numel() and (y.min() < 0 or y.max() >= self.num_classes):
+            raise ValueError(
+                f"{source.where}: labels must be in [0, {self.num_classes - 1}] for the "
+                f"{spec.role} dataset {spec.name!r}, found [{int(y.min())}, {int(y.max())}]"
+            )
+        return torch.stack(images), y
 
     def _split_description(self) -> str:
         return "the configured split fractions"
@@ -171,7 +197,7 @@ class ImageSetsDataModule(LightningDataModule):
 
     def val_dataloader(self) -> DataLoader:
         """The held-out split, used for validation (checkpoint selection) during fit."""
-        return self.dataloader(self.heldout_name)
+        return self.dataloader(self.roles.heldout)
 
     def dataloader(self, name: str) -> DataLoader:
         """Unpadded evaluation dataloader of the dataset called ``name``."""
@@ -179,19 +205,9 @@ class ImageSetsDataModule(LightningDataModule):
             raise KeyError(f"no dataset named {name!r}; configured: {list(self.roles)}")
         return self._eval_loader(self.eval_sets[name])
 
-    @property
-    def heldout_name(self) -> str:
-        """Name of the dataset with role ``heldout``."""
-        return next(s.name for s in self.specs if s.role == "heldout")
-
-    @property
-    def eval_names(self) -> list[str]:
-        """Names of all evaluation datasets, in config order."""
-        return [s.name for s in self.specs]
-
     def test_dataloader(self) -> list[DataLoader]:
         """One dataloader per configured dataset, in config order (held-out included)."""
-        return [self.dataloader(n) for n in self.eval_names]
+        return [self.dataloader(n) for n in self.roles]
 
     def predict_dataloader(self) -> list[DataLoader]:
         return self.test_dataloader()

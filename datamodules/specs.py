@@ -9,7 +9,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-ROLES: tuple[str, ...] = ("heldout", "id", "shift", "ood")
+from cascade.roles import ROLES, DatasetRoles
+
 SOURCES: tuple[str, ...] = ("heldout", "test", "photo_patches", "uniform_noise", "digits", "path")
 
 
@@ -22,7 +23,7 @@ class DatasetSpec:
         role: one of :data:`ROLES`.
         source: where the images come from: ``heldout`` or ``test`` split, an OOD
             generator (``photo_patches``, ``uniform_noise``, ``digits``), or ``path``: files
-            in ``format`` at ``path`` (``ImageFilesDataModule`` only; see ``image_sources``).
+            in ``format`` at ``path`` (any format of ``datamodules.image_sources``).
         corruption: optional corruption applied to the source (see ``corruptions``).
         severity: corruption severity, 1-5.
         size: number of images for generated OOD sources.
@@ -87,10 +88,8 @@ def parse_dataset_specs(entries: list[dict]) -> list[DatasetSpec]:
             raise ValueError(f"{where}: two datasets are named {spec.name!r}; names must be unique")
         seen.add(spec.name)
         specs.append(spec)
-    for role in ("heldout", "id"):
-        count = sum(s.role == role for s in specs)
-        if count != 1:
-            raise ValueError(
-                f"datasets: expected exactly one dataset with role {role!r}, found {count}"
-            )
+    try:
+        DatasetRoles({s.name: s.role for s in specs})
+    except ValueError as err:
+        raise ValueError(f"datasets: {err}") from None
     return specs

@@ -9,8 +9,13 @@ from pathlib import Path
 from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.cli import LightningCLI
 
-from lightning_modules.callbacks import CachedLogitsWriter, PreemptionCheckpoint, WindowCalibration
-from lightning_modules.cascade import CascadeModule
+from lightning_modules.callbacks import (
+    CachedLogitsWriter,
+    CascadeCalibration,
+    CascadeResultsWriter,
+    PreemptionCheckpoint,
+)
+from lightning_modules.cascade_module import CascadeModule
 from lightning_modules.member import MemberModule, read_member_checkpoint
 
 # Our datamodules save and restore their position in the epoch (ImageSetsDataModule.state_dict),
@@ -116,7 +121,8 @@ class MemberCLI(SafeLoadingCLI):
 class CascadeCLI(SafeLoadingCLI):
     """``test`` calibrates the window on the held-out split and evaluates the cascade.
 
-    ``--calibration.*`` configures the ``WindowCalibration`` callback (target, width, ...).
+    ``--calibration.*`` configures the ``CascadeCalibration`` callback (target, width, ...);
+    ``--results.dir`` is where ``CascadeResultsWriter`` writes metrics, plots and the checkpoint.
     """
 
     def __init__(self, *args, **kwargs):
@@ -124,4 +130,5 @@ class CascadeCLI(SafeLoadingCLI):
         super().__init__(CascadeModule, *args, subclass_mode_data=True, **kwargs)
 
     def add_arguments_to_parser(self, parser) -> None:
-        parser.add_lightning_class_args(WindowCalibration, "calibration")
+        parser.add_lightning_class_args(CascadeCalibration, "calibration")
+        parser.add_lightning_class_args(CascadeResultsWriter, "results")

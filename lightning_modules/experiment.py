@@ -204,7 +204,7 @@ def evaluate(cfg: dict, extra_args: list[str] = ()) -> Path:
             "test",
             f"--config={cfg['cascade_config']}",
             f"--model.members={json.dumps([str(c) for c in checkpoints])}",
-            f"--model.results_dir={out}",
+            f"--results.dir={out}",
             f"--calibration.window_json={out / 'window.json'}",
             *logger_args(cfg, out, "cascade", "evaluate"),
             "--verbose=false",

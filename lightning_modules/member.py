@@ -13,7 +13,7 @@ from lightning.pytorch import LightningModule
 
 import lightning_modules.timm_models  # noqa: F401 - registers mobilenetv2_130 with timm
 from lightning_modules.complexity import count_macs_params
-from lightning_modules.metrics import CalibrationMetrics, SelectiveClassificationMetrics
+from lightning_modules.metric_wrappers import CalibrationMetrics, SelectiveClassificationMetrics
 
 
 class MemberModule(LightningModule):

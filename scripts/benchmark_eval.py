@@ -21,7 +21,7 @@ from pathlib import Path
 import torch
 
 from artifacts.cached_logits import save_cached_logits, save_member_meta
-from cascade.offline_command import main as evaluate_main
+from artifacts.offline_command import main as evaluate_main
 
 SIZES = {"heldout": 10_000, "test": 20_000, "ood_a": 10_000, "ood_b": 6_000}
 CLASSES = 1000

@@ -28,10 +28,10 @@ from artifacts.atomic import write_csv, write_json, write_text
 from artifacts.cached_logits import file_sha256
 from artifacts.results import metrics_csv_text
 from artifacts.tradeoff_plots import exit_fraction_plot, tradeoff_plot
-from cascade.calibration import PolicySettings
 from cascade.evaluation import ROW_FIELDS, MetricSettings
 from cascade.offline import evaluate_policies, load_experiment, prepare_experiment
 from cascade.policies import ensemble_policy, single_policy
+from cascade.policy_registry import PolicySettings
 from cascade.timing import measure
 from lightning_modules.cli import MemberCLI
 from lightning_modules.member import load_member

@@ -8,7 +8,7 @@ See ``python scripts/evaluate_logits.py --help`` and the README for every option
 
 import sys
 
-from cascade.offline_command import main
+from artifacts.offline_command import main
 
 if __name__ == "__main__":
     sys.exit(main())

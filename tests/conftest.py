@@ -53,7 +53,7 @@ def cascade_args(data_cfg: Path, members: list[str], results: Path, *extra: str)
         f"--config={QUICKSTART / 'cascade.yaml'}",
         f"--data={data_cfg}",
         f"--model.members={json.dumps(members)}",
-        f"--model.results_dir={results}",
+        f"--results.dir={results}",
         f"--calibration.window_json={results / 'window.json'}",
         "--trainer.enable_progress_bar=false",
         f"--trainer.logger.save_dir={results}",

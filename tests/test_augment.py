@@ -55,7 +55,7 @@ def test_only_the_training_split_is_augmented(monkeypatch):
     plain.setup(), warped.setup()
     assert isinstance(warped.train_set, AugmentedImages) and warped.train_set.seed == 7
     assert not torch.equal(plain.train_set[0][0], warped.train_set[0][0])
-    for name in plain.eval_names:
+    for name in plain.roles:
         assert torch.equal(plain.eval_sets[name][0][0], warped.eval_sets[name][0][0]), name
 
 

@@ -7,9 +7,9 @@ import pytest
 import torch
 
 from artifacts.cached_logits import load_cached_logits, save_cached_logits, save_member_meta
-from cascade.offline import evaluate_cached_logits
+from artifacts.experiment_logits import evaluate_cached_logits
 from datamodules.digits import DigitsDataModule
-from lightning_modules.cascade import CascadeModule
+from lightning_modules.cascade_module import CascadeModule
 from lightning_modules.cli import CascadeCLI, MemberCLI
 from lightning_modules.member import MemberModule
 from tests.conftest import QUICKSTART, cascade_args

@@ -6,10 +6,11 @@ import pytest
 import torch
 
 from artifacts.cached_logits import load_cached_logits, load_member_meta
+from artifacts.experiment_logits import evaluate_cached_logits
 from artifacts.results import read_metrics_csv
-from cascade.calibration import PolicySettings
-from cascade.offline import evaluate_cached_logits
+from cascade.fitted import CHECKPOINT_KEY, FittedCascade
 from cascade.policies import policy_from_dict
+from cascade.policy_registry import PolicySettings
 from lightning_modules.cli import CascadeCLI
 from lightning_modules.member import load_member
 from tests.conftest import cascade_args
@@ -138,12 +139,13 @@ def test_online_cascade_equals_offline_evaluation_of_cached_logits(tiny_members,
 
 def test_cascade_checkpoint_carries_the_window(tiny_members, cascade_run, tmp_path):
     cli, results = cascade_run
-    from lightning_modules.cascade import CascadeModule
+    from lightning_modules.cascade_module import CascadeModule
 
     ckpt = torch.load(results / "cascade.ckpt", map_location="cpu", weights_only=True)
-    bounds = ckpt["state_dict"]["policy_bounds"]
-    assert torch.equal(bounds, cli.model.policy_bounds.cpu())
-    assert bool(ckpt["state_dict"]["calibrated"])
+    saved = FittedCascade.from_dict(ckpt[CHECKPOINT_KEY])
+    for name, policy in cli.model.fitted.policies.items():
+        assert saved.policies[name].to_dict() == policy.to_dict()
+    assert not any("policy" in k for k in ckpt["state_dict"])  # one home: the fitted value
     # a run restored from the checkpoint keeps the window and gives the same results
     again = tmp_path / "again"
     CascadeCLI(

@@ -7,20 +7,16 @@ import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
 
-from lightning_modules.metrics import (
+from lightning_modules.metric_wrappers import (
     CalibrationMetrics,
-    OODDetectionMetrics,
-    SCODMetrics,
     SelectiveClassificationMetrics,
 )
-from uncertainty.calibration import (
+from uncertainty.probability_metrics import (
     accuracy,
     brier_score,
     expected_calibration_error,
     negative_log_likelihood,
 )
-from uncertainty.ood import aupr, auroc, fpr_at_tpr
-from uncertainty.scod import scod_aurc
 from uncertainty.selective import aurc, coverage_at_risk, risk_at_coverage
 
 
@@ -38,19 +34,15 @@ def make_metrics():
     return {
         "sc": SelectiveClassificationMetrics(risks=(0.3,), coverages=(0.5,)),
         "cal": CalibrationMetrics(),
-        "ood": OODDetectionMetrics(),
-        "scod": SCODMetrics(coverages=(0.5,)),
     }
 
 
 def feed(metrics, probs, targets, is_ood, chunk=37):
     for s in range(0, probs.shape[0], chunk):
-        p, t, o = probs[s : s + chunk], targets[s : s + chunk], is_ood[s : s + chunk]
+        p, t = probs[s : s + chunk], targets[s : s + chunk]
         conf, pred = p.max(-1)
         metrics["sc"].update(conf, pred, t)
         metrics["cal"].update(p, t)
-        metrics["ood"].update(conf, o)
-        metrics["scod"].update(conf, pred == t, o)
     return {name: m.compute() for name, m in metrics.items()}
 
 
@@ -66,12 +58,6 @@ def test_wrappers_equal_pure_functions():
     assert out["cal"]["nll"] == pytest.approx(negative_log_likelihood(probs, targets))
     assert out["cal"]["brier"] == pytest.approx(brier_score(probs, targets))
     assert out["cal"]["acc"] == pytest.approx(accuracy(probs, targets))
-    assert out["ood"]["auroc"] == pytest.approx(auroc(conf[~is_ood], conf[is_ood]))
-    assert out["ood"]["aupr"] == pytest.approx(aupr(conf[~is_ood], conf[is_ood]))
-    assert out["ood"]["fpr@95"] == pytest.approx(fpr_at_tpr(conf[~is_ood], conf[is_ood]))
-    assert out["scod"]["scod_aurc"] == pytest.approx(
-        scod_aurc(conf[~is_ood], correct[~is_ood], conf[is_ood])
-    )
 
 
 def _worker(rank, world, port, queue):

@@ -7,13 +7,16 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from sklearn.metrics import average_precision_score, roc_auc_score
 
-from uncertainty.calibration import (
+from uncertainty.definitions import get_definitions
+from uncertainty.ood_detection import aupr, auroc
+from uncertainty.probability_metrics import (
     accuracy,
     brier_score,
     expected_calibration_error,
     negative_log_likelihood,
 )
-from uncertainty.ood import aupr, auroc, fpr_at_tpr
+
+fpr_at_tpr = get_definitions("standard").fpr
 
 scores = st.lists(st.integers(0, 8).map(lambda v: v / 8), min_size=1, max_size=40)
 
@@ -40,7 +43,7 @@ def test_fpr_matches_brute_force(id_list, ood_list, p):
 
 def test_perfect_separation():
     assert auroc(torch.tensor([0.9, 0.8]), torch.tensor([0.1, 0.2])) == 1.0
-    assert fpr_at_tpr(torch.tensor([0.9, 0.8]), torch.tensor([0.1, 0.2])) == 0.0
+    assert fpr_at_tpr(torch.tensor([0.9, 0.8]), torch.tensor([0.1, 0.2]), 0.95) == 0.0
 
 
 def brute_ece(probs, targets, bins=15):

@@ -5,9 +5,9 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from cascade.calibration import PolicySettings, fit_policies
 from cascade.engine import run_cascade
 from cascade.offline import EnsembleLogits, evaluate_experiment
+from cascade.policy_registry import FitInputs, PolicySettings, fit_policies
 from uncertainty.selective import UnreachableTargetError, coverage_at_risk
 
 ROLES = {"held": "heldout", "test": "id", "ood": "ood"}
@@ -105,7 +105,9 @@ def test_cov_at_risk_is_monotone_in_r(conf_list, rnd):
 def test_random_policy_passes_its_fraction_the_same_way_online_and_offline():
     data = synthetic(2, n=4000)
     policy = fit_policies(
-        ["random"], [torch.rand(10)], [torch.ones(10, dtype=torch.bool)], PolicySettings(width=0.15)
+        ["random"],
+        FitInputs([torch.rand(10)], [torch.ones(10, dtype=torch.bool)]),
+        PolicySettings(width=0.15),
     )["random"]
     assert policy.fraction == pytest.approx(0.3)
     logits = data["test"].logits

@@ -3,7 +3,8 @@
 import pytest
 import torch
 
-from cascade.calibration import PolicySettings, fit_policies, fit_window_stage
+from cascade.builtin_policies import fit_window_stage
+from cascade.policy_registry import FitInputs, PolicySettings, fit_policies
 from uncertainty.selective import UnreachableTargetError
 from uncertainty.targets import parse_target
 
@@ -43,8 +44,7 @@ def test_fit_policies_builds_all_four():
     conf, correct = heldout()
     policies = fit_policies(
         ["single", "ensemble", "single_threshold", "window"],
-        [conf],
-        [correct],
+        FitInputs([conf], [correct]),
         PolicySettings("cov@5", 0.1, 0.2),
     )
     x = torch.tensor([0.05, 0.25, 0.5])
@@ -62,7 +62,7 @@ def test_policies_round_trip_through_json_dict():
 
     conf, correct = heldout()
     names = ["single", "ensemble", "window", "random"]
-    for policy in fit_policies(names, [conf], [correct]).values():
+    for policy in fit_policies(names, FitInputs([conf], [correct])).values():
         back = policy_from_dict(policy.to_dict())
         ids = torch.arange(conf.numel())
         assert back.passes(0, conf, ids).tolist() == policy.passes(0, conf, ids).tolist()
@@ -80,12 +80,14 @@ def test_unreachable_risk_names_lowest_reachable_risk():
     correct = torch.arange(50) % 2 == 0  # the most confident sample is wrong
     correct[-1] = False
     with pytest.raises(UnreachableTargetError, match=r"'held'.*lowest reachable risk is 0\.5000"):
-        fit_policies(["window"], [conf], [correct], PolicySettings("cov@1"), heldout_name="held")
+        fit_policies(
+            ["window"], FitInputs([conf], [correct], None, "held"), PolicySettings("cov@1")
+        )
 
 
 def test_empty_heldout_is_refused():
     with pytest.raises(ValueError, match="held-out split is empty"):
-        fit_policies(["window"], [torch.empty(0)], [torch.empty(0, dtype=torch.bool)])
+        fit_policies(["window"], FitInputs([torch.empty(0)], [torch.empty(0, dtype=torch.bool)]))
 
 
 @pytest.mark.parametrize("bad", ["cov5", "cov@0", "acc@5", "fpr@150"])

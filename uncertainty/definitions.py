@@ -21,8 +21,13 @@ from dataclasses import dataclass
 import torch
 
 from uncertainty import paper_definitions as paper
-from uncertainty.ood import id_acceptance_threshold
-from uncertainty.selective import aurc, coverage_at_risk, risk_at_coverage
+from uncertainty.ood_detection import fpr_at_threshold, id_acceptance_threshold
+from uncertainty.selective import (
+    UnreachableTargetError,
+    aurc,
+    coverage_at_risk,
+    risk_at_coverage,
+)
 
 DEFINITION_NAMES: tuple[str, ...] = ("standard", "paper")
 
@@ -65,8 +70,16 @@ class Definitions:
         """Fraction of OOD samples accepted at the threshold accepting ``tpr`` of ID."""
         if ood_conf.numel() == 0:
             raise ValueError("fpr needs at least one OOD sample")
-        t = self.fpr_threshold(id_conf, tpr)
-        return float((ood_conf.double() >= t).double().mean())
+        return fpr_at_threshold(ood_conf, self.fpr_threshold(id_conf, tpr))
+
+    def coverage_at_risk_or_zero(
+        self, confidence: torch.Tensor, correct: torch.Tensor, max_risk: float
+    ) -> float:
+        """cov@r as reported: the coverage, or 0 when no coverage keeps the risk that low."""
+        try:
+            return self.coverage_at_risk(confidence, correct, max_risk)[0]
+        except UnreachableTargetError:
+            return 0.0
 
 
 DEFINITIONS: dict[str, Definitions] = {

@@ -1,7 +1,13 @@
-"""Callbacks: window calibration, the cached-logits writer, and preemption-safe checkpoints."""
+"""Callbacks: cascade calibration, the results and cached-logits writers, preemption."""
 
+from lightning_modules.callbacks.cascade_calibration import CascadeCalibration
 from lightning_modules.callbacks.logits_writer import CachedLogitsWriter
 from lightning_modules.callbacks.preemption import PreemptionCheckpoint
-from lightning_modules.callbacks.window_calibration import WindowCalibration
+from lightning_modules.callbacks.results_writer import CascadeResultsWriter
 
-__all__ = ["CachedLogitsWriter", "PreemptionCheckpoint", "WindowCalibration"]
+__all__ = [
+    "CachedLogitsWriter",
+    "CascadeCalibration",
+    "CascadeResultsWriter",
+    "PreemptionCheckpoint",
+]

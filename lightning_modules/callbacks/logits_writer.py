@@ -9,6 +9,7 @@ import torch.distributed as dist
 from lightning.pytorch.callbacks import BasePredictionWriter
 
 from artifacts.cached_logits import file_sha256, save_cached_logits, save_member_meta
+from datamodules.contract import cascade_datamodule
 from lightning_modules.complexity import count_macs_params
 
 
@@ -16,7 +17,7 @@ class CachedLogitsWriter(BasePredictionWriter):
     """Collects ``predict`` outputs per dataloader and writes one file per dataset.
 
     Rows are put back in dataset order by sample index, so the files are the same for any
-    number of processes. Dataset names come from the datamodule's ``eval_names``.
+    number of processes. Dataset names come from the datamodule's ``roles`` (data contract).
 
     Args:
         logits_dir: root of the cache; files go to ``<logits_dir>/<member>/``.
@@ -37,7 +38,7 @@ class CachedLogitsWriter(BasePredictionWriter):
         )
 
     def on_predict_epoch_end(self, trainer, pl_module) -> None:
-        names = trainer.datamodule.eval_names
+        names = list(cascade_datamodule(trainer).roles)
         gathered = self._parts
         if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
             everyone = [None] * dist.get_world_size()

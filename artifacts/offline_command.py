@@ -17,15 +17,14 @@ import argparse
 import sys
 import time
 
+from artifacts.experiment_logits import load_experiment
 from artifacts.results import write_results
-from cascade.calibration import PolicySettings
-from cascade.evaluation import MetricSettings
-from cascade.offline import evaluate_policies, load_experiment, prepare_experiment
-from cascade.policies import check_policies
+from cascade.metric_registry import MetricSettings
+from cascade.offline import evaluate_policies, prepare_experiment
+from cascade.policy_registry import PolicySettings, check_policies, policy_entry, policy_table
+from cascade.roles import DatasetRoles
 from uncertainty.definitions import DEFINITION_NAMES
 from uncertainty.scores import SCORES
-
-WIDTH_POLICIES = ("window", "window_adjusted", "random")
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -38,7 +37,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--ood", nargs="*", default=[], help="out-of-distribution datasets")
     p.add_argument("--score", default="msp", choices=SCORES)
     p.add_argument("--target", default="cov@5", help="cov@R, risk@C or fpr@P (percent)")
-    p.add_argument("--policies", default="single,ensemble,single_threshold,window")
+    p.add_argument(
+        "--policies",
+        default="single,ensemble,single_threshold,window",
+        help="comma-separated registered policies (--list-policies shows them)",
+    )
+    p.add_argument("--list-policies", action="store_true", help="print the policies and exit")
     p.add_argument("--width", type=float, nargs="+", default=[0.1], help="window half-width(s) w")
     p.add_argument(
         "--pass-fraction",
@@ -73,20 +77,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return p.parse_args(argv)
 
 
-def dataset_roles(args: argparse.Namespace) -> dict[str, str]:
+def dataset_roles(args: argparse.Namespace) -> DatasetRoles:
     """Dataset name -> role, refusing a name given twice."""
-    roles: dict[str, str] = {}
-    for role, names in (
-        ("heldout", [args.heldout]),
-        ("id", [args.id]),
-        ("shift", args.shift),
-        ("ood", args.ood),
-    ):
-        for name in names:
-            if name in roles:
-                raise ValueError(f"dataset {name!r} is given twice (as {roles[name]} and {role})")
-            roles[name] = role
-    return roles
+    pairs = [(args.heldout, "heldout"), (args.id, "id")]
+    pairs += [(n, "shift") for n in args.shift] + [(n, "ood") for n in args.ood]
+    return DatasetRoles.from_pairs(pairs)
 
 
 def run(args: argparse.Namespace) -> list[dict]:
@@ -109,17 +104,16 @@ def run(args: argparse.Namespace) -> list[dict]:
     ]  # all validated before any work
     data, stage_macs = load_experiment(args.logits_dir, args.members, roles)
     prepared = prepare_experiment(data, roles, stage_macs, args.score, args.temperature_scaling)
-    plan = [(settings[0], [p for p in policies if p in ("single", "ensemble")])]
-    plan += [
-        (s, [p for p in policies if p in WIDTH_POLICIES])
-        for s in settings
-        if s.pass_fraction == args.pass_fraction[0]
-    ]
-    plan += [
-        (s, [p for p in policies if p == "single_threshold"])
-        for s in settings
-        if s.width == args.width[0]
-    ]
+    swept_by = {p: policy_entry(p).sweep for p in policies}
+    # policies without a sweep once, then each swept family over its own values
+    plan = [(settings[0], [p for p in policies if swept_by[p] is None])]
+    for field, first in (("width", args.pass_fraction[0]), ("pass_fraction", args.width[0])):
+        other = "pass_fraction" if field == "width" else "width"
+        plan += [
+            (s, [p for p in policies if swept_by[p] == field])
+            for s in settings
+            if getattr(s, other) == first
+        ]
     rows, fitted_all = [], {}
     for policy_settings, names in plan:
         if not names:
@@ -148,6 +142,10 @@ def run(args: argparse.Namespace) -> list[dict]:
 
 def main(argv: list[str] | None = None) -> int:
     start = time.perf_counter()
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if "--list-policies" in argv:
+        print(policy_table())
+        return 0
     args = parse_args(argv)
     try:
         run(args)

@@ -13,14 +13,16 @@ from torchmetrics import Metric
 from torchmetrics.utilities import dim_zero_cat
 
 from cascade.engine import CascadeResult
+from cascade.metric_registry import percent_key
 from uncertainty.definitions import get_definitions
-from uncertainty.ood import aupr, auroc
-from uncertainty.scod import scod_aurc, scod_risk_at_coverage
-from uncertainty.selective import UnreachableTargetError
-
-
-def _pct(x: float) -> str:
-    return f"{x * 100:g}"
+from uncertainty.probability_metrics import (
+    brier_from_statistics,
+    calibration_error,
+    nll_from_target_probability,
+    squared_norm,
+    target_probability,
+    top_label,
+)
 
 
 class _CatMetric(Metric):
@@ -62,14 +64,12 @@ class SelectiveClassificationMetrics(_CatMetric):
 
     def compute(self) -> dict[str, float]:
         conf, correct = self._cat("confidence"), self._cat("correct").bool()
-        out = {"aurc": self.definitions.aurc(conf, correct)}
+        defs = self.definitions
+        out = {"aurc": defs.aurc(conf, correct)}
         for r in self.risks:
-            try:
-                out[f"cov@{_pct(r)}"] = self.definitions.coverage_at_risk(conf, correct, r)[0]
-            except UnreachableTargetError:
-                out[f"cov@{_pct(r)}"] = 0.0
+            out[percent_key("cov", r)] = defs.coverage_at_risk_or_zero(conf, correct, r)
         for c in self.coverages:
-            out[f"risk@{_pct(c)}"] = self.definitions.risk_at_coverage(conf, correct, c)[0]
+            out[percent_key("risk", c)] = defs.risk_at_coverage(conf, correct, c)[0]
         return out
 
 
@@ -83,72 +83,23 @@ class CalibrationMetrics(_CatMetric):
         self.bins = bins
 
     def update(self, probs: torch.Tensor, targets: torch.Tensor) -> None:
-        top, pred = probs.max(dim=-1)
-        target_prob = probs.gather(1, targets.long().view(-1, 1)).squeeze(1)
+        top, correct = top_label(probs, targets)
         self._append(
-            top_prob=top.double(),
-            correct=pred == targets,
-            target_prob=target_prob.double(),
-            sum_sq=(probs * probs).sum(-1).double(),
+            top_prob=top,
+            correct=correct,
+            target_prob=target_probability(probs, targets),
+            sum_sq=squared_norm(probs),
         )
 
     def compute(self) -> dict[str, float]:
-        top, correct = self._cat("top_prob"), self._cat("correct").double()
+        top, correct = self._cat("top_prob"), self._cat("correct")
         p_t, sum_sq = self._cat("target_prob"), self._cat("sum_sq")
-        edges = torch.linspace(0, 1, self.bins + 1, dtype=torch.float64)
-        which = torch.bucketize(top, edges[1:-1])
-        acc_sum = torch.bincount(which, correct, minlength=self.bins)
-        conf_sum = torch.bincount(which, top, minlength=self.bins)
-        ece = ((acc_sum - conf_sum).abs().sum() / top.numel()).item()
         return {
-            "acc": float(correct.mean()),
-            "ece": ece,
-            "nll": float(-torch.log(p_t.clamp_min(1e-12)).mean()),
-            "brier": float((sum_sq - 2 * p_t + 1).mean()),
+            "acc": float(correct.double().mean()),
+            "ece": calibration_error(top, correct, self.bins),
+            "nll": nll_from_target_probability(p_t),
+            "brier": brier_from_statistics(sum_sq, p_t),
         }
-
-
-class OODDetectionMetrics(_CatMetric):
-    """AUROC, AUPR and ``fpr@p`` (OOD positive, score = -confidence)."""
-
-    STATES = ("confidence", "is_ood")
-
-    def __init__(self, tpr: float = 0.95, definitions="standard", **kwargs):
-        super().__init__(**kwargs)
-        self.tpr, self.definitions = tpr, get_definitions(definitions)
-
-    def update(self, confidence: torch.Tensor, is_ood: torch.Tensor) -> None:
-        self._append(confidence=confidence.double(), is_ood=is_ood.bool())
-
-    def compute(self) -> dict[str, float]:
-        conf, ood = self._cat("confidence"), self._cat("is_ood").bool()
-        id_conf, ood_conf = conf[~ood], conf[ood]
-        return {
-            "auroc": auroc(id_conf, ood_conf),
-            "aupr": aupr(id_conf, ood_conf),
-            f"fpr@{_pct(self.tpr)}": self.definitions.fpr(id_conf, ood_conf, self.tpr),
-        }
-
-
-class SCODMetrics(_CatMetric):
-    """SCOD AURC and risk@c of an (already mixed) ID + OOD set; ``correct`` ignored for OOD."""
-
-    STATES = ("confidence", "correct", "is_ood")
-
-    def __init__(self, coverages=(0.8,), beta: float = 1.0, **kwargs):
-        super().__init__(**kwargs)
-        self.coverages, self.beta = tuple(coverages), beta
-
-    def update(self, confidence: torch.Tensor, correct: torch.Tensor, is_ood: torch.Tensor) -> None:
-        self._append(confidence=confidence.double(), correct=correct.bool(), is_ood=is_ood.bool())
-
-    def compute(self) -> dict[str, float]:
-        conf, ood = self._cat("confidence"), self._cat("is_ood").bool()
-        args = (conf[~ood], self._cat("correct").bool()[~ood], conf[ood])
-        out = {"scod_aurc": scod_aurc(*args, beta=self.beta)}
-        for c in self.coverages:
-            out[f"scod_risk@{_pct(c)}"] = scod_risk_at_coverage(*args, c, beta=self.beta)
-        return out
 
 
 class CascadeOutputs(_CatMetric):

@@ -64,9 +64,8 @@ def id_acceptance_threshold(id_conf: torch.Tensor, tpr: float) -> float:
     return float(conf[k - 1])
 
 
-def fpr_at_tpr(id_conf: torch.Tensor, ood_conf: torch.Tensor, tpr: float = 0.95) -> float:
-    """fpr@p: fraction of OOD samples accepted at the threshold accepting ``tpr`` of ID."""
+def fpr_at_threshold(ood_conf: torch.Tensor, threshold: float) -> float:
+    """Fraction of OOD samples accepted (confidence >= ``threshold``)."""
     if ood_conf.numel() == 0:
-        raise ValueError("fpr_at_tpr needs at least one OOD sample")
-    t = id_acceptance_threshold(id_conf, tpr)
-    return float((ood_conf.double() >= t).double().mean())
+        raise ValueError("fpr needs at least one OOD sample")
+    return float((ood_conf.double() >= threshold).double().mean())

@@ -1,4 +1,5 @@
-"""Learns the cascade policies (tau and the window bounds) on the held-out split."""
+"""Calibrates a cascade on the held-out split: every policy (tau and the window bounds) and,
+optionally, the temperatures."""
 
 from __future__ import annotations
 
@@ -10,24 +11,26 @@ from lightning.pytorch.utilities import rank_zero_info
 from torch.utils.data import ConcatDataset, DataLoader, Dataset, Subset
 
 from artifacts.atomic import write_json
-from cascade.calibration import PolicySettings, fit_policies
+from cascade.fitted import FittedCascade
+from cascade.policy_registry import FitInputs, PolicySettings, fit_policies, policy_entry
 from cascade.stage_scores import fit_temperatures, stage_confidences
+from datamodules.contract import cascade_datamodule
 from uncertainty.scod import scod_mixture
 
 
-class WindowCalibration(Callback):
+class CascadeCalibration(Callback):
     """Fits every policy of a ``CascadeModule`` on the held-out split before ``test``.
 
     For stage k (k = 1..M-1) it scores the held-out samples with the ensemble of the first k
     members, finds the operating threshold tau of ``target`` (``cov@r``, ``risk@c`` or
     ``fpr@p``), and sets the window of quantiles of width 2w around tau (see
-    ``cascade.calibration``; the module's ``definitions`` choose standard or paper rules). The
+    ``cascade.builtin_policies``; the module's ``definitions`` choose standard or paper rules). The
     single-threshold policy passes the ``pass_fraction`` least confident samples; the random
     policy ``random_fraction`` (default 2w); ``window_adjusted`` re-derives the window on an
     unlabelled mixture of the ID test set and the OOD sets (``mixture_ratio`` OOD : ID). With
     ``temperature_scaling`` it first fits a temperature per member and per ensemble size.
-    The fitted policies go into the module's buffers (so its checkpoints carry them) and, on
-    rank 0, to ``window_json``.
+    The fitted cascade (:class:`cascade.fitted.FittedCascade`) goes to the module (so its
+    checkpoints carry it) and, on rank 0, to ``window_json``.
 
     Args:
         target: operating target, e.g. ``cov@5`` (default), ``risk@80``, ``fpr@95``.
@@ -79,9 +82,8 @@ class WindowCalibration(Callback):
 
     def test_mixture(self, dm) -> Dataset:
         """ID test set + pooled OOD sets, subsampled to ``mixture_ratio`` with ``seed``."""
-        roles = dm.roles
-        id_set = dm.eval_sets[next(n for n, r in roles.items() if r == "id")]
-        oods = [dm.eval_sets[n] for n, r in roles.items() if r == "ood"]
+        id_set = dm.eval_sets[dm.roles.id]
+        oods = [dm.eval_sets[n] for n in dm.roles.ood]
         if not oods:
             raise ValueError("window_adjusted needs at least one dataset with role 'ood'")
         pooled = ConcatDataset(oods)
@@ -89,13 +91,14 @@ class WindowCalibration(Callback):
         return ConcatDataset([Subset(id_set, keep_id.tolist()), Subset(pooled, keep_ood.tolist())])
 
     def on_test_start(self, trainer, pl_module) -> None:
-        if bool(pl_module.calibrated) and not self.recalibrate:
-            rank_zero_info("WindowCalibration: module already calibrated, keeping its window")
+        if pl_module.fitted is not None and not self.recalibrate:
+            rank_zero_info("CascadeCalibration: module already calibrated, keeping its window")
             return
-        dm = trainer.datamodule
-        heldout = dm.eval_sets[dm.heldout_name]
+        dm = cascade_datamodule(trainer)
+        heldout_name = dm.roles.heldout
+        heldout = dm.eval_sets[heldout_name]
         if len(heldout) == 0:
-            raise ValueError(f"window calibration: the held-out split {dm.heldout_name!r} is empty")
+            raise ValueError(f"window calibration: the held-out split {heldout_name!r} is empty")
         settings = PolicySettings(
             self.target,
             self.width,
@@ -113,28 +116,26 @@ class WindowCalibration(Callback):
             temperatures = fit_temperatures(logits, targets) if self.temperature_scaling else None
             conf, correct = stage_confidences(logits, pl_module.score, targets, temperatures)
             mixture = None
-            if "window_adjusted" in pl_module.policy_names:
+            if any(policy_entry(p).needs_mixture for p in pl_module.policy_names):
                 mix_logits, _ = self.member_logits(pl_module, self.test_mixture(dm), batch)
                 mixture, _ = stage_confidences(mix_logits, pl_module.score, None, temperatures)
         pl_module.train(was_training)
-        policies = fit_policies(
-            pl_module.policy_names, conf, correct, settings, mixture, dm.heldout_name
-        )
-        pl_module.set_policies(policies, temperatures)
-        self.fitted = {
-            "heldout": dm.heldout_name,
+        inputs = FitInputs(conf, correct, mixture, heldout_name)
+        policies = fit_policies(pl_module.policy_names, inputs, settings)
+        info = {
+            "heldout": heldout_name,
             "heldout_size": len(heldout),
             "score": pl_module.score,
             "definitions": pl_module.definitions,
             "target": self.target,
             "width": self.width,
             "pass_fraction": self.pass_fraction,
-            "temperatures": temperatures.to_dict() if temperatures else None,
-            "policies": {name: p.to_dict() for name, p in policies.items()},
         }
+        pl_module.fitted = FittedCascade(policies, temperatures, info)
+        self.fitted = pl_module.fitted.to_dict()
         if self.window_json and trainer.is_global_zero:
             write_json(Path(self.window_json), self.fitted)
-            rank_zero_info(f"WindowCalibration: wrote {self.window_json}")
+            rank_zero_info(f"CascadeCalibration: wrote {self.window_json}")
 
     def state_dict(self) -> dict:
         return {"fitted": self.fitted}

@@ -1,0 +1,69 @@
+"""An experiment's cached logits: every member on every dataset, checked for consistency.
+
+Reads the layout of ``artifacts.cached_logits`` for a list of members (cascade order) and a
+:class:`cascade.roles.DatasetRoles`, and returns the in-memory form the offline driver
+(``cascade.offline``) evaluates.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+from artifacts.cached_logits import load_cached_logits, load_member_meta
+from cascade.metric_registry import MetricSettings
+from cascade.offline import EnsembleLogits, evaluate_experiment
+from cascade.policy_registry import PolicySettings
+from cascade.roles import DatasetRoles
+
+
+def load_ensemble_logits(
+    logits_dir: str | Path, members: list[str], dataset: str
+) -> EnsembleLogits:
+    """Per-member logits of one dataset and its targets, checked for consistency."""
+    loaded = [load_cached_logits(logits_dir, m, dataset) for m in members]
+    classes = {m: c.logits.shape[1] for m, c in zip(members, loaded, strict=True)}
+    if len(set(classes.values())) != 1:
+        raise ValueError(f"dataset {dataset!r}: members have different class counts {classes}")
+    for m, c in zip(members[1:], loaded[1:], strict=True):
+        if not torch.equal(c.targets, loaded[0].targets):
+            raise ValueError(
+                f"dataset {dataset!r}: targets of member {m!r} differ from {members[0]!r}; "
+                "the cached logits were not made on the same samples"
+            )
+    return EnsembleLogits([c.logits for c in loaded], loaded[0].targets)
+
+
+def load_experiment(
+    logits_dir: str | Path, members: list[str], roles: DatasetRoles
+) -> tuple[dict[str, EnsembleLogits], list[float]]:
+    """All datasets' logits and the members' MACs (from meta.json)."""
+    roles = DatasetRoles(roles)
+    if not members:
+        raise ValueError("at least one member is needed")
+    metas = [load_member_meta(logits_dir, m) for m in members]
+    classes = {m: meta["num_classes"] for m, meta in zip(members, metas, strict=True)}
+    if len(set(classes.values())) != 1:
+        raise ValueError(f"members have different class counts in meta.json: {classes}")
+    data = {name: load_ensemble_logits(logits_dir, members, name) for name in roles}
+    return data, [float(meta["macs"]) for meta in metas]
+
+
+def evaluate_cached_logits(
+    logits_dir: str | Path,
+    members: list[str],
+    roles: DatasetRoles,
+    policies: list[str],
+    score: str = "msp",
+    policy_settings: PolicySettings | None = None,
+    metric_settings: MetricSettings | None = None,
+    temperature_scaling: bool = False,
+) -> tuple[list[dict], dict]:
+    """Load the cached logits and evaluate (see :func:`cascade.offline.evaluate_experiment`)."""
+    data, stage_macs = load_experiment(logits_dir, members, roles)
+    rows, fitted, _ = evaluate_experiment(
+        data, DatasetRoles(roles), stage_macs, policies, score,
+        policy_settings, metric_settings, temperature_scaling,
+    )  # fmt: skip
+    return rows, fitted

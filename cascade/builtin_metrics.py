@@ -1,0 +1,111 @@
+"""The built-in metrics of DESIGN.md, each one function plus one registry entry.
+
+Labelled roles (heldout, id, shift): ``acc``, ``nll``, ``ece``, ``brier``, ``aurc``, ``cov@R``
+for each risk R, ``risk@C`` for each coverage C. OOD sets, against the ID set under the same
+policy: ``auroc``, ``aupr``, ``fpr@P``, and the SCOD metrics of the ID + OOD mixture
+(``scod_aurc``, ``scod_risk@C``). Every dataset: ``expected_macs`` and ``exit_frac@K``. Values
+are fractions; ``nll`` in nats; MACs in MACs. ``aurc``, ``cov@R``, ``risk@C`` and ``fpr@P``
+follow the chosen definitions (standard or paper).
+"""
+
+from __future__ import annotations
+
+from cascade.cost import exit_fractions, expected_macs
+from cascade.metric_registry import MetricInputs, percent_key, register_metric
+from cascade.roles import LABELLED_ROLES, ROLES
+from uncertainty.ood_detection import aupr, auroc
+from uncertainty.probability_metrics import (
+    brier_score,
+    expected_calibration_error,
+    negative_log_likelihood,
+)
+from uncertainty.scod import scod_aurc, scod_risk_at_coverage
+
+OOD = ("ood",)
+
+
+@register_metric("acc", True, LABELLED_ROLES, "fraction of samples whose arg-max is the target")
+def _acc(i: MetricInputs) -> dict[str, float]:
+    return {"acc": float(i.correct.double().mean())}
+
+
+@register_metric("nll", False, LABELLED_ROLES, "mean -log p(target), nats")
+def _nll(i: MetricInputs) -> dict[str, float]:
+    return {"nll": negative_log_likelihood(i.result.probs, i.targets)}
+
+
+@register_metric("ece", False, LABELLED_ROLES, "top-label ECE, 15 equal-width bins")
+def _ece(i: MetricInputs) -> dict[str, float]:
+    return {"ece": expected_calibration_error(i.result.probs, i.targets)}
+
+
+@register_metric("brier", False, LABELLED_ROLES, "mean sum_c (p_c - 1[c = y])^2")
+def _brier(i: MetricInputs) -> dict[str, float]:
+    return {"brier": brier_score(i.result.probs, i.targets)}
+
+
+@register_metric("aurc", False, LABELLED_ROLES, "area under the risk-coverage curve")
+def _aurc(i: MetricInputs) -> dict[str, float]:
+    return {"aurc": i.definitions.aurc(i.result.confidence, i.correct)}
+
+
+@register_metric(
+    "cov@R", True, LABELLED_ROLES, "largest coverage with selective risk <= R (0 if none)"
+)
+def _cov(i: MetricInputs) -> dict[str, float]:
+    conf, defs = i.result.confidence, i.definitions
+    return {
+        percent_key("cov", r): defs.coverage_at_risk_or_zero(conf, i.correct, r)
+        for r in i.settings.risks
+    }
+
+
+@register_metric("risk@C", False, LABELLED_ROLES, "selective risk at coverage C")
+def _risk(i: MetricInputs) -> dict[str, float]:
+    conf, defs = i.result.confidence, i.definitions
+    return {
+        percent_key("risk", c): defs.risk_at_coverage(conf, i.correct, c)[0]
+        for c in i.settings.coverages
+    }
+
+
+@register_metric("auroc", True, OOD, "AUROC of OOD (positive) vs ID by -confidence")
+def _auroc(i: MetricInputs) -> dict[str, float]:
+    return {"auroc": auroc(i.id_result.confidence, i.result.confidence)}
+
+
+@register_metric("aupr", True, OOD, "average precision, OOD positive")
+def _aupr(i: MetricInputs) -> dict[str, float]:
+    return {"aupr": aupr(i.id_result.confidence, i.result.confidence)}
+
+
+@register_metric("fpr@P", False, OOD, "fraction of OOD accepted at the threshold accepting P of ID")
+def _fpr(i: MetricInputs) -> dict[str, float]:
+    tpr = i.settings.ood_tpr
+    value = i.definitions.fpr(i.id_result.confidence, i.result.confidence, tpr)
+    return {percent_key("fpr", tpr): value}
+
+
+@register_metric("scod_aurc", False, OOD, "AURC of the ID + OOD mixture, accepted OOD = error")
+def _scod_aurc(i: MetricInputs) -> dict[str, float]:
+    return {"scod_aurc": scod_aurc(*i.scod, beta=i.settings.scod_beta)}
+
+
+@register_metric("scod_risk@C", False, OOD, "SCOD risk at ID coverage C")
+def _scod_risk(i: MetricInputs) -> dict[str, float]:
+    beta = i.settings.scod_beta
+    return {
+        percent_key("scod_risk", c): scod_risk_at_coverage(*i.scod, c, beta=beta)
+        for c in i.settings.coverages
+    }
+
+
+@register_metric("expected_macs", False, ROLES, "sum over stages of reach fraction x MACs")
+def _macs(i: MetricInputs) -> dict[str, float]:
+    return {"expected_macs": expected_macs(i.result.exit_stage, i.stage_macs)}
+
+
+@register_metric("exit_frac@K", False, ROLES, "fraction of samples leaving after stage K")
+def _exit(i: MetricInputs) -> dict[str, float]:
+    fractions = exit_fractions(i.result.exit_stage, len(i.stage_macs)).tolist()
+    return {f"exit_frac@{k + 1}": frac for k, frac in enumerate(fractions)}

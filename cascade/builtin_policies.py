@@ -1,0 +1,141 @@
+"""The built-in cascade policies, each one fit function plus one registry entry.
+
+Window rule for stage k, on held-out confidences s (of the ensemble of the first k + 1
+members) and their correctness:
+
+1. tau = the threshold of the target task (``cov@r``, ``risk@c`` or ``fpr@p``) on (s, correct);
+2. q = the position of tau among the held-out scores, and the window = a band of quantiles of
+   s of width 2w around q (``standard`` and ``paper`` definitions differ in the details, see
+   ``uncertainty.definitions``).
+
+``window_adjusted`` keeps tau but derives q and the window from the scores of an unlabelled
+test mixture (ID + OOD), for deployment under distribution shift. ``single_threshold`` passes
+the ``pass_fraction`` least confident held-out samples; ``random`` passes a random
+``random_fraction`` (default 2w, the window's expected share).
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+from cascade.policies import IntervalPolicy, RandomPolicy, ensemble_policy, single_policy
+from cascade.policy_registry import FitInputs, PolicySettings, _check_scores, register_policy
+from uncertainty.definitions import get_definitions
+from uncertainty.selective import UnreachableTargetError
+from uncertainty.targets import Target, parse_target, target_threshold
+
+
+def fit_window_stage(
+    confidence: torch.Tensor,
+    correct: torch.Tensor,
+    target: Target,
+    width: float,
+    definitions="standard",
+    window_scores: torch.Tensor | None = None,
+) -> dict:
+    """Fit one stage's window: tau on (confidence, correct), the band on ``window_scores``.
+
+    Returns:
+        {tau, q, lower, upper}; lower/upper are None for an open end.
+    """
+    defs = get_definitions(definitions)
+    conf = _check_scores(confidence, "window calibration")
+    tau = target_threshold(conf, correct, target, defs)
+    band_scores = conf if window_scores is None else _check_scores(window_scores, "test mixture")
+    band = defs.window(band_scores, tau, width)
+    open_end = {"lower": -math.inf, "upper": math.inf}
+    return {
+        "tau": tau,
+        "q": band["q"],
+        **{k: None if band[k] == open_end[k] else band[k] for k in ("lower", "upper")},
+    }
+
+
+def interval_policy(name: str, stages: list[dict], setting: str) -> IntervalPolicy:
+    """An interval policy from per-stage ``{lower, upper, ...}`` (None = open end)."""
+    rows = [
+        [
+            -math.inf if s["lower"] is None else s["lower"],
+            math.inf if s["upper"] is None else s["upper"],
+        ]
+        for s in stages
+    ]
+    bounds = torch.tensor(rows, dtype=torch.float64).reshape(len(stages), 2)
+    return IntervalPolicy(name, bounds, setting, stages)
+
+
+@register_policy("single", "nothing: member 1 alone (cost 1)")
+def fit_single(inputs: FitInputs, settings: PolicySettings) -> IntervalPolicy:
+    return single_policy(inputs.num_stages)
+
+
+@register_policy("ensemble", "everything: every member on every sample (cost M)")
+def fit_ensemble(inputs: FitInputs, settings: PolicySettings) -> IntervalPolicy:
+    return ensemble_policy(inputs.num_stages)
+
+
+@register_policy(
+    "single_threshold",
+    "the least confident `pass_fraction` of held-out scores (exit when confidence > t)",
+    sweep="pass_fraction",
+)
+def fit_single_threshold(inputs: FitInputs, settings: PolicySettings) -> IntervalPolicy:
+    stages = [
+        {"lower": None, "upper": float(torch.quantile(c.double(), settings.pass_fraction))}
+        for c in inputs.stage_confidence
+    ]
+    return interval_policy("single_threshold", stages, f"pass={settings.pass_fraction:g}")
+
+
+def _fit_window(name: str, inputs: FitInputs, settings: PolicySettings) -> IntervalPolicy:
+    target = parse_target(settings.target)
+    stages = []
+    for k, conf in enumerate(inputs.stage_confidence):
+        # the paper's code finds tau with stage-1 correctness at every stage
+        correct = inputs.stage_correct[0 if settings.definitions == "paper" else k]
+        band = None if name == "window" else inputs.mixture_confidence[k]
+        try:
+            stage = fit_window_stage(
+                conf, correct, target, settings.width, settings.definitions, band
+            )
+        except UnreachableTargetError as err:
+            raise UnreachableTargetError(
+                f"window target {target.name} on held-out split {inputs.heldout_name!r} "
+                f"(stage {k + 1}): {err}"
+            ) from None
+        stages.append({**stage, "target": target.name, "width": settings.width})
+    setting = f"{target.name},w={settings.width:g}"
+    if settings.definitions != "standard":
+        setting += f",{settings.definitions}"
+    return interval_policy(name, stages, setting)
+
+
+@register_policy(
+    "window",
+    "the paper's window: held-out quantiles [q - w, q + w] around the target's threshold tau",
+    sweep="width",
+)
+def fit_window(inputs: FitInputs, settings: PolicySettings) -> IntervalPolicy:
+    return _fit_window("window", inputs, settings)
+
+
+@register_policy(
+    "window_adjusted",
+    "the same tau, with q and the band taken on the unlabelled test mixture (ID + OOD, 1:1)",
+    sweep="width",
+    needs_mixture=True,
+)
+def fit_window_adjusted(inputs: FitInputs, settings: PolicySettings) -> IntervalPolicy:
+    return _fit_window("window_adjusted", inputs, settings)
+
+
+@register_policy(
+    "random",
+    "a random `random_fraction` (default 2w) of samples, by a hash of the dataset index",
+    sweep="width",
+)
+def fit_random(inputs: FitInputs, settings: PolicySettings) -> RandomPolicy:
+    fraction = settings.random_fraction or 2 * settings.width
+    return RandomPolicy(inputs.num_stages, min(fraction, 1.0), settings.seed)

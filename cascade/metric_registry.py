@@ -1,0 +1,154 @@
+"""The metric registry: every reported metric by name, with its direction and dataset roles.
+
+A metric entry computes one or several values (``cov@R`` gives one per risk R) for one dataset
+under one policy from :class:`MetricInputs`. Entries run in registration order, which is the
+order of the rows in ``metrics.csv``. Adding a metric::
+
+    @register_metric("my_metric", higher_is_better=False, roles=LABELLED_ROLES,
+                     description="one line with its definition")
+    def my_metric(inputs: MetricInputs) -> dict[str, float]:
+        return {"my_metric": ...}
+
+The functions behind the entries are the pure tensor functions of ``uncertainty/``; the
+torchmetrics wrappers (``lightning_modules/metric_wrappers.py``) call the same functions.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import cached_property
+
+import torch
+
+from cascade.engine import CascadeResult
+from uncertainty.definitions import Definitions, get_definitions
+from uncertainty.scod import scod_mixture
+
+
+def percent_key(prefix: str, fraction: float) -> str:
+    """A metric key with a percentage, e.g. ``percent_key("cov", 0.05) == "cov@5"``."""
+    return f"{prefix}@{fraction * 100:g}"
+
+
+@dataclass
+class MetricSettings:
+    """Which operating points to report.
+
+    Attributes:
+        risks: selective risks r for ``cov@r`` (fractions).
+        coverages: coverages c for ``risk@c`` (fractions).
+        ood_tpr: ID acceptance rate p for ``fpr@p``.
+        definitions: ``standard`` or ``paper``.
+        scod_ratio: OOD : ID mixing ratio of SCOD.
+        scod_beta: cost of an accepted OOD sample in SCOD.
+        scod_seed: seed of the SCOD subsampling.
+    """
+
+    risks: tuple[float, ...] = (0.05,)
+    coverages: tuple[float, ...] = (0.8,)
+    ood_tpr: float = 0.95
+    definitions: str = "standard"
+    scod_ratio: float = 1.0
+    scod_beta: float = 1.0
+    scod_seed: int = 0
+
+
+@dataclass
+class MetricInputs:
+    """What a metric may read: one dataset's cascade outputs under one policy.
+
+    Attributes:
+        result: the dataset's cascade outputs; targets: its targets (-1 when unlabelled);
+        id_result, id_targets: the ID test set's outputs under the same policy (OOD metrics);
+        stage_macs: MACs per member; settings: the operating points to report.
+    """
+
+    result: CascadeResult
+    targets: torch.Tensor
+    id_result: CascadeResult
+    id_targets: torch.Tensor
+    stage_macs: list[float]
+    settings: MetricSettings
+
+    @cached_property
+    def definitions(self) -> Definitions:
+        return get_definitions(self.settings.definitions)
+
+    @cached_property
+    def correct(self) -> torch.Tensor:
+        """Whether each sample's arg-max class is its target."""
+        return self.result.probs.argmax(dim=-1) == self.targets
+
+    @cached_property
+    def scod(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(ID confidence, ID correctness, OOD confidence) of the fixed-seed SCOD mixture."""
+        s, id_conf, ood_conf = self.settings, self.id_result.confidence, self.result.confidence
+        keep_id, keep_ood = scod_mixture(
+            id_conf.numel(), ood_conf.numel(), s.scod_ratio, s.scod_seed
+        )
+        correct = (self.id_result.probs.argmax(dim=-1) == self.id_targets)[keep_id]
+        return id_conf[keep_id], correct, ood_conf[keep_ood]
+
+
+@dataclass(frozen=True)
+class MetricEntry:
+    """One registered metric (family).
+
+    Attributes:
+        name: the metric's name; ``@R``/``@C``/``@P``/``@K`` stand for the reported points.
+        compute: MetricInputs -> {key: value}.
+        higher_is_better: direction of improvement.
+        roles: dataset roles the metric is reported for.
+        description: its definition in one line.
+    """
+
+    name: str
+    compute: Callable[[MetricInputs], dict[str, float]]
+    higher_is_better: bool
+    roles: tuple[str, ...]
+    description: str
+
+
+_REGISTRY: dict[str, MetricEntry] = {}
+
+
+def register_metric(
+    name: str, higher_is_better: bool, roles: tuple[str, ...], description: str
+) -> Callable:
+    """Decorator registering a metric function under ``name``."""
+
+    def add(compute: Callable) -> Callable:
+        if name in _REGISTRY:
+            raise ValueError(f"metric {name!r} is registered twice")
+        _REGISTRY[name] = MetricEntry(name, compute, higher_is_better, tuple(roles), description)
+        return compute
+
+    return add
+
+
+def metric_entries() -> dict[str, MetricEntry]:
+    """Every registered metric, in registration (= reporting) order."""
+    return dict(_REGISTRY)
+
+
+def metric_values(inputs: MetricInputs, role: str) -> dict[str, float]:
+    """Every registered metric that applies to ``role``, in order."""
+    out: dict[str, float] = {}
+    for entry in _REGISTRY.values():
+        if role in entry.roles:
+            out.update(entry.compute(inputs))
+    return out
+
+
+def higher_is_better(key: str) -> bool:
+    """Direction of a reported key such as ``cov@5`` (looked up by its family)."""
+    family = key.split("@")[0]
+    for entry in _REGISTRY.values():
+        if entry.name.split("@")[0] == family:
+            return entry.higher_is_better
+    raise ValueError(f"unknown metric {key!r}; registered: {list(_REGISTRY)}")
+
+
+# the built-in metrics register themselves (as the built-in policies do)
+from cascade import builtin_metrics  # noqa: E402, F401

@@ -1,0 +1,194 @@
+"""The policy registry: every cascade policy by name, as timm registers models.
+
+A policy is one entry: its name, a fit function and a one-line description. The fit function
+takes the held-out stage scores (:class:`FitInputs`) and the settings (:class:`PolicySettings`)
+and returns a fitted policy (:class:`cascade.policies.IntervalPolicy` or any object with
+``name``, ``setting``, ``num_stages``, ``passes`` and ``to_dict``). The online
+``CascadeModule``, the offline evaluator, their command-line help and the README's policy table
+all take the list from here. Adding a policy::
+
+    @register_policy("my_policy", "one line saying what it passes on", sweep="width")
+    def fit_my_policy(inputs: FitInputs, settings: PolicySettings) -> IntervalPolicy: ...
+
+``sweep`` names the :class:`PolicySettings` field whose values a sweep varies for this policy
+(``width`` or ``pass_fraction``); None: the policy is fitted once per run.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+
+from uncertainty.definitions import get_definitions
+from uncertainty.targets import parse_target
+
+
+def check_width(width: float) -> float:
+    """Validate a window half-width w in (0, 0.5]."""
+    if not (isinstance(width, (int, float)) and 0 < width <= 0.5):
+        raise ValueError(f"window width w must be in (0, 0.5], got {width!r}")
+    return float(width)
+
+
+def check_fraction(fraction: float, what: str) -> float:
+    """Validate a pass fraction in (0, 1)."""
+    if not (isinstance(fraction, (int, float)) and 0 < fraction < 1):
+        raise ValueError(f"{what} must be in (0, 1), got {fraction!r}")
+    return float(fraction)
+
+
+@dataclass
+class PolicySettings:
+    """How the policies are fitted.
+
+    Attributes:
+        target: operating target of the window, e.g. ``cov@5``, ``risk@80``, ``fpr@95``.
+        width: window half-width w in quantiles, in (0, 0.5].
+        pass_fraction: fraction of least confident samples ``single_threshold`` passes on.
+        random_fraction: fraction ``random`` passes on (None: 2w).
+        seed: seed of the random policy.
+        definitions: ``standard`` or ``paper``.
+    """
+
+    target: str = "cov@5"
+    width: float = 0.1
+    pass_fraction: float = 0.2
+    random_fraction: float | None = None
+    seed: int = 0
+    definitions: str = "standard"
+
+    def __post_init__(self):
+        parse_target(self.target)
+        check_width(self.width)
+        check_fraction(self.pass_fraction, "single_threshold pass fraction")
+        if self.random_fraction is not None:
+            check_fraction(self.random_fraction, "random pass fraction")
+        get_definitions(self.definitions)
+
+
+@dataclass
+class FitInputs:
+    """What a policy is fitted on, for a cascade of ``num_stages`` members.
+
+    Attributes:
+        stage_confidence: for k = 0..M-2, held-out confidences (float64, N) of the ensemble of
+            the first k + 1 members.
+        stage_correct: matching correctness of that ensemble's prediction (N each, bool).
+        mixture_confidence: per stage, confidences on the unlabelled test mixture (ID + OOD),
+            or None when no policy needs them.
+        heldout_name: name of the held-out dataset, for error messages.
+    """
+
+    stage_confidence: list[torch.Tensor]
+    stage_correct: list[torch.Tensor]
+    mixture_confidence: list[torch.Tensor] | None = None
+    heldout_name: str = "heldout"
+
+    @property
+    def num_stages(self) -> int:
+        """M, the number of members."""
+        return len(self.stage_confidence) + 1
+
+
+@dataclass(frozen=True)
+class PolicyEntry:
+    """One registered policy.
+
+    Attributes:
+        name: the policy's name (the ``policy`` column of ``metrics.csv``).
+        fit: (FitInputs, PolicySettings) -> fitted policy.
+        description: one line, for help texts and the README.
+        sweep: the PolicySettings field a sweep varies (``width``, ``pass_fraction``) or None.
+        needs_mixture: the fit reads ``FitInputs.mixture_confidence``.
+    """
+
+    name: str
+    fit: Callable
+    description: str
+    sweep: str | None = None
+    needs_mixture: bool = False
+
+
+_REGISTRY: dict[str, PolicyEntry] = {}
+
+
+def register_policy(
+    name: str, description: str, sweep: str | None = None, needs_mixture: bool = False
+) -> Callable:
+    """Decorator registering ``fit`` under ``name`` (refuses a name registered twice)."""
+    if sweep not in (None, "width", "pass_fraction"):
+        raise ValueError(f"policy {name!r}: sweep must be None, 'width' or 'pass_fraction'")
+
+    def add(fit: Callable) -> Callable:
+        if name in _REGISTRY:
+            raise ValueError(f"policy {name!r} is registered twice")
+        _REGISTRY[name] = PolicyEntry(name, fit, description, sweep, needs_mixture)
+        return fit
+
+    return add
+
+
+def policy_entries() -> dict[str, PolicyEntry]:
+    """Every registered policy, in registration order."""
+    return dict(_REGISTRY)
+
+
+def policy_names() -> tuple[str, ...]:
+    """Names of every registered policy."""
+    return tuple(_REGISTRY)
+
+
+def policy_entry(name: str) -> PolicyEntry:
+    """The entry of ``name``, with a clear error for an unknown name."""
+    if name not in _REGISTRY:
+        raise ValueError(f"unknown policy {name!r}; expected one of {list(_REGISTRY)}")
+    return _REGISTRY[name]
+
+
+def check_policies(names: list[str]) -> list[str]:
+    """Validate a list of policy names (known, no repeats) and return it."""
+    for name in names:
+        policy_entry(name)
+    if len(set(names)) != len(names):
+        raise ValueError(f"policies are listed twice: {names}")
+    return list(names)
+
+
+def policy_table() -> str:
+    """The registered policies as a Markdown table (name, what it passes on, swept by)."""
+    lines = ["| policy | what it passes on to the next member | swept by |", "| --- | --- | --- |"]
+    for e in _REGISTRY.values():
+        sweep = f"`{e.sweep}`" if e.sweep else "-"
+        lines.append(f"| `{e.name}` | {e.description} | {sweep} |")
+    return "\n".join(lines)
+
+
+def _check_scores(confidence: torch.Tensor, what: str) -> torch.Tensor:
+    if confidence.numel() == 0:
+        raise ValueError(f"{what}: the held-out split is empty; the policies cannot be fitted")
+    if not torch.isfinite(confidence).all():
+        raise ValueError(f"{what}: confidences contain NaN or Inf")
+    return confidence.double().flatten()
+
+
+def fit_policies(
+    names: list[str], inputs: FitInputs, settings: PolicySettings | None = None
+) -> dict:
+    """Fit every named policy on the held-out stage scores; returns name -> fitted policy."""
+    check_policies(names)
+    settings = settings or PolicySettings()
+    for c in inputs.stage_confidence:
+        _check_scores(c, f"held-out split {inputs.heldout_name!r}")
+    fitted = {}
+    for name in names:
+        entry = _REGISTRY[name]
+        if entry.needs_mixture and inputs.mixture_confidence is None:
+            raise ValueError(f"{name} needs the scores of an unlabelled test mixture")
+        fitted[name] = entry.fit(inputs, settings)
+    return fitted
+
+
+# the built-in policies register themselves (as timm's model files do)
+from cascade import builtin_policies  # noqa: E402, F401

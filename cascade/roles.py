@@ -1,0 +1,80 @@
+"""Dataset roles: which evaluation dataset is the held-out split, the ID test set, a shifted
+copy or an OOD set. One validated value that every driver uses.
+
+Roles come from the configuration (a data config's ``datasets`` or the offline evaluator's
+``--heldout/--id/--shift/--ood``), never from dataloader order:
+
+- ``heldout``: the calibration split (labelled); policies and temperatures are fitted on it;
+- ``id``: the in-distribution test set (labelled);
+- ``shift``: a shifted (e.g. corrupted) labelled set;
+- ``ood``: an out-of-distribution set (unlabelled: targets are -1).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+
+ROLES: tuple[str, ...] = ("heldout", "id", "shift", "ood")
+LABELLED_ROLES: tuple[str, ...] = ("heldout", "id", "shift")
+
+
+class DatasetRoles(Mapping[str, str]):
+    """An ordered, validated mapping dataset name -> role.
+
+    Exactly one ``heldout`` and one ``id`` dataset; every role one of :data:`ROLES`; names
+    unique (a mapping cannot repeat a key; :meth:`from_pairs` refuses a repeated name).
+
+    Raises:
+        ValueError: naming the dataset and role that are wrong.
+    """
+
+    def __init__(self, roles: Mapping[str, str]):
+        self._roles = dict(roles)
+        for name, role in self._roles.items():
+            if role not in ROLES:
+                raise ValueError(f"dataset {name!r}: role {role!r} is not one of {list(ROLES)}")
+        for role in ("heldout", "id"):
+            count = sum(r == role for r in self._roles.values())
+            if count != 1:
+                raise ValueError(f"roles: expected exactly one {role!r} dataset, found {count}")
+
+    @classmethod
+    def from_pairs(cls, pairs: list[tuple[str, str]]) -> DatasetRoles:
+        """Build from (name, role) pairs, refusing a name given twice."""
+        roles: dict[str, str] = {}
+        for name, role in pairs:
+            if name in roles:
+                raise ValueError(f"dataset {name!r} is given twice (as {roles[name]} and {role})")
+            roles[name] = role
+        return cls(roles)
+
+    def __getitem__(self, name: str) -> str:
+        return self._roles[name]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._roles)
+
+    def __len__(self) -> int:
+        return len(self._roles)
+
+    def __repr__(self) -> str:
+        return f"DatasetRoles({self._roles!r})"
+
+    def names(self, role: str) -> list[str]:
+        """Names of the datasets with ``role``, in configured order."""
+        return [n for n, r in self._roles.items() if r == role]
+
+    @property
+    def heldout(self) -> str:
+        """Name of the held-out (calibration) dataset."""
+        return self.names("heldout")[0]
+
+    @property
+    def id(self) -> str:
+        """Name of the in-distribution test dataset."""
+        return self.names("id")[0]
+
+    @property
+    def ood(self) -> list[str]:
+        """Names of the OOD datasets."""
+        return self.names("ood")

@@ -1,0 +1,66 @@
+"""The datamodule contract: what the cascade's callbacks and modules read from a datamodule.
+
+Bring your own datamodule: any ``LightningDataModule`` that also provides the members of
+:class:`CascadeDataModule` works with the member module (``fit`` reads the train and val
+dataloaders, ``predict`` the evaluation sets), the logits writer, the calibration callback and
+the cascade module. ``ImageSetsDataModule`` (and so every datamodule of this package)
+implements it.
+"""
+
+from __future__ import annotations
+
+from typing import Protocol, runtime_checkable
+
+from torch.utils.data import DataLoader, Dataset
+
+from cascade.roles import DatasetRoles
+
+REQUIRED = ("roles", "eval_sets", "batch_size", "input_shape", "dataloader", "test_dataloader")
+
+
+@runtime_checkable
+class CascadeDataModule(Protocol):
+    """What a datamodule must offer.
+
+    Attributes:
+        roles: every evaluation dataset's name and role (one held-out, one ID, any shift/OOD),
+            in the order of ``test_dataloader()`` and ``predict_dataloader()``.
+        eval_sets: name -> dataset of ``(image, target, index)`` triples; target -1 where
+            unlabelled; index = the sample's position in that dataset.
+        batch_size: batch size of the evaluation dataloaders.
+        input_shape: (channels, height, width) of one model input.
+    """
+
+    batch_size: int
+
+    @property
+    def roles(self) -> DatasetRoles: ...
+
+    @property
+    def eval_sets(self) -> dict[str, Dataset]: ...
+
+    @property
+    def input_shape(self) -> tuple[int, int, int]: ...
+
+    def dataloader(self, name: str) -> DataLoader:
+        """Unpadded, unshuffled evaluation dataloader of the dataset ``name``."""
+
+    def test_dataloader(self) -> list[DataLoader]:
+        """One evaluation dataloader per dataset, in ``roles`` order."""
+
+
+def cascade_datamodule(trainer) -> CascadeDataModule:
+    """The trainer's datamodule, checked against the contract (clear error where it enters)."""
+    dm = getattr(trainer, "datamodule", None)
+    missing = [name for name in REQUIRED if dm is None or not hasattr(dm, name)]
+    if missing:
+        raise TypeError(
+            f"the datamodule {type(dm).__name__} does not implement the cascade data contract "
+            f"(datamodules.contract.CascadeDataModule): missing {missing}"
+        )
+    if not isinstance(dm.roles, DatasetRoles):
+        raise TypeError(
+            f"{type(dm).__name__}.roles must be a cascade.roles.DatasetRoles, "
+            f"got {type(dm.roles).__name__}"
+        )
+    return dm

@@ -1,0 +1,176 @@
+"""The cascade module: online early-exit evaluation of an ensemble's members."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+from lightning.pytorch import LightningModule
+
+from cascade.engine import run_cascade
+from cascade.evaluation import policy_rows
+from cascade.fitted import CHECKPOINT_KEY, FittedCascade
+from cascade.member_runner import MemberRunner
+from cascade.metric_registry import MetricSettings
+from cascade.policy_registry import check_policies
+from datamodules.contract import cascade_datamodule
+from lightning_modules.complexity import count_macs_params
+from lightning_modules.member import load_member
+from lightning_modules.metric_wrappers import CascadeOutputs
+from uncertainty.definitions import get_definitions
+from uncertainty.scores import check_score
+from uncertainty.selective import risk_coverage_curve
+
+
+@dataclass
+class CascadeEvaluation:
+    """What one ``test`` run of the cascade produced (read by the results writer).
+
+    Attributes:
+        rows: the tidy metric rows; curves: policy -> (coverage, risk) on the ID set;
+        exit_stages: (dataset, policy) -> exit stage per sample; member_calls: dataset ->
+        samples each member processed (all processes); stage_macs, member_params: per member.
+    """
+
+    rows: list[dict] = field(default_factory=list)
+    curves: dict = field(default_factory=dict)
+    exit_stages: dict = field(default_factory=dict)
+    member_calls: dict = field(default_factory=dict)
+    stage_macs: list[float] | None = None
+    member_params: list[int] | None = None
+
+
+class CascadeModule(LightningModule):
+    """Evaluates cascade policies over an ensemble's members with real early exit.
+
+    The policies and temperatures are fitted by the ``CascadeCalibration`` callback and kept as
+    one value, :class:`cascade.fitted.FittedCascade` (``self.fitted``), which checkpoints carry.
+    In ``test`` every configured dataset is one dataloader; for each policy, member k + 1 runs
+    only on the samples that stage k passed on. The ``CascadeResultsWriter`` callback writes
+    what the run produced (``self.evaluation``).
+
+    Args:
+        members: member checkpoint paths, in cascade order.
+        policies: registered policy names to compare (``cascade.policy_registry``; e.g.
+            ``single``, ``ensemble``, ``single_threshold``, ``window``, ``window_adjusted``,
+            ``random``).
+        score: confidence score used for exiting and for the metrics.
+        risks: risks r (fractions) reported as ``cov@r``.
+        coverages: coverages c (fractions) reported as ``risk@c`` and ``scod_risk@c``.
+        definitions: ``standard`` or ``paper`` (the reference code's rules) for the window
+            and the metrics.
+        ood_tpr: ID acceptance rate p of ``fpr@p``.
+        scod_ratio: OOD : ID mixing ratio of the SCOD metrics.
+        scod_beta: cost of an accepted OOD sample in SCOD.
+    """
+
+    def __init__(
+        self,
+        members: list[str],
+        policies: list[str] | None = None,
+        score: str = "msp",
+        risks: list[float] | None = None,
+        coverages: list[float] | None = None,
+        definitions: str = "standard",
+        ood_tpr: float = 0.95,
+        scod_ratio: float = 1.0,
+        scod_beta: float = 1.0,
+    ):
+        super().__init__()
+        self.save_hyperparameters()
+        self.member_paths = list(members)
+        if len(members) < 1:
+            raise ValueError("CascadeModule needs at least one member checkpoint")
+        self.policy_names = check_policies(
+            policies or ["single", "ensemble", "single_threshold", "window"]
+        )
+        self.score = check_score(score)
+        self.definitions = get_definitions(definitions).name
+        self.settings = MetricSettings(
+            tuple(risks or [0.05]),
+            tuple(coverages or [0.8]),
+            ood_tpr=ood_tpr,
+            definitions=self.definitions,
+            scod_ratio=scod_ratio,
+            scod_beta=scod_beta,
+        )
+        self.members = torch.nn.ModuleList([load_member(p).model for p in members])
+        classes = {m.num_classes for m in self.members}
+        if len(classes) != 1:
+            found = {p: m.num_classes for p, m in zip(members, self.members, strict=True)}
+            raise ValueError(f"members have different class counts: {found}")
+        self.fitted: FittedCascade | None = None
+        self.evaluation = CascadeEvaluation()
+        self.outputs = torch.nn.ModuleDict()
+
+    @property
+    def num_stages(self) -> int:
+        return len(self.members)
+
+    def policies(self) -> list:
+        """The fitted policies, in configured order."""
+        if self.fitted is None:
+            raise RuntimeError(
+                "the cascade policies are not calibrated: add the CascadeCalibration callback "
+                "or load a calibrated cascade checkpoint"
+            )
+        return self.fitted.select(self.policy_names)
+
+    def on_save_checkpoint(self, checkpoint: dict) -> None:
+        if self.fitted is not None:
+            checkpoint[CHECKPOINT_KEY] = self.fitted.to_dict()
+
+    def on_load_checkpoint(self, checkpoint: dict) -> None:
+        data = checkpoint.get(CHECKPOINT_KEY)
+        self.fitted = FittedCascade.from_dict(data) if data else None
+
+    def setup(self, stage: str) -> None:
+        names = list(cascade_datamodule(self.trainer).roles)
+        for name in names:
+            for policy in self.policy_names:
+                self.outputs[f"{name}/{policy}"] = CascadeOutputs()
+        self.evaluation = CascadeEvaluation(member_calls={n: [0] * self.num_stages for n in names})
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.members[0](x)
+
+    def test_step(self, batch, batch_idx: int, dataloader_idx: int = 0) -> None:
+        x, y, sample_ids = batch
+        name = list(self.trainer.datamodule.roles)[dataloader_idx]
+        ev = self.evaluation
+        if ev.stage_macs is None:
+            counts = [count_macs_params(m, tuple(x.shape[1:])) for m in self.members]
+            ev.stage_macs = [float(c[0]) for c in counts]
+            ev.member_params = [c[1] for c in counts]
+        runner = MemberRunner(self.members, x, ev.member_calls[name])
+        temperatures = self.fitted.temperatures if self.fitted else None
+        for policy in self.policies():
+            result = run_cascade(runner, x.shape[0], policy, self.score, sample_ids, temperatures)
+            self.outputs[f"{name}/{policy.name}"].update(result, y, sample_ids)
+
+    def on_test_epoch_end(self) -> None:
+        roles, ev = self.trainer.datamodule.roles, self.evaluation
+        for name, calls in ev.member_calls.items():  # summed over processes
+            total = self.trainer.strategy.reduce(
+                torch.tensor(calls, dtype=torch.float64, device=self.device), reduce_op="sum"
+            )
+            ev.member_calls[name] = [int(c) for c in total.tolist()]
+        ev.rows = []
+        for policy in self.policies():
+            results, targets = {}, {}
+            for name in roles:
+                metric = self.outputs[f"{name}/{policy.name}"]
+                results[name], targets[name] = metric.compute()
+                metric.reset()
+                ev.exit_stages[name, policy.name] = results[name].exit_stage.cpu()
+            ev.rows.extend(
+                policy_rows(
+                    policy, self.score, results, targets, roles, ev.stage_macs, self.settings
+                )
+            )
+            correct = results[roles.id].probs.argmax(-1) == targets[roles.id]
+            curve = risk_coverage_curve(results[roles.id].confidence, correct)
+            ev.curves[policy.name] = (curve.coverage, curve.risk)
+        for row in ev.rows:
+            key = f"{row['role']}/{row['dataset']}/{row['policy']}/{row['metric']}"
+            self.log(key, row["value"], add_dataloader_idx=False, rank_zero_only=True)

@@ -1,0 +1,74 @@
+"""Accuracy and calibration metrics of N x C predicted probabilities against integer targets.
+
+Each metric is computed from O(N) per-sample statistics (top-label probability, correctness,
+probability of the target, sum of squared probabilities), so the torchmetrics wrappers, which
+keep only those statistics, call the very same functions.
+"""
+
+from __future__ import annotations
+
+import torch
+
+
+def top_label(probs: torch.Tensor, targets: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(top-label probability as float64, correctness as bool) per sample."""
+    conf, pred = probs.max(dim=-1)
+    return conf.double(), pred == targets
+
+
+def target_probability(probs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """p(target) per sample, float64."""
+    return probs.gather(1, targets.long().view(-1, 1)).squeeze(1).double()
+
+
+def squared_norm(probs: torch.Tensor) -> torch.Tensor:
+    """sum_c p_c^2 per sample, float64."""
+    return (probs * probs).sum(dim=-1).double()
+
+
+def calibration_error(top_prob: torch.Tensor, correct: torch.Tensor, bins: int = 15) -> float:
+    """ECE of the top label: sum_b |B_b|/N * |acc(B_b) - conf(B_b)|.
+
+    Bins are ``bins`` equal-width intervals (lo, hi] of the top-label probability over [0, 1]
+    (the first bin also holds 0).
+    """
+    conf, correct = top_prob.double(), correct.double()
+    edges = torch.linspace(0, 1, bins + 1, dtype=torch.float64)
+    which = torch.bucketize(conf, edges[1:-1], right=False)  # bucket b holds (e_b, e_{b+1}]
+    n = conf.numel()
+    ece = torch.zeros((), dtype=torch.float64)
+    for b in range(bins):
+        mask = which == b
+        if mask.any():
+            ece += mask.sum() / n * (correct[mask].mean() - conf[mask].mean()).abs()
+    return float(ece)
+
+
+def nll_from_target_probability(p_target: torch.Tensor) -> float:
+    """Mean of -log p(target) in nats (probabilities clamped at 1e-12)."""
+    return float(-torch.log(p_target.double().clamp_min(1e-12)).mean())
+
+
+def brier_from_statistics(sum_sq: torch.Tensor, p_target: torch.Tensor) -> float:
+    """Brier score sum_c (p_c - 1[c = target])^2 = sum_c p_c^2 - 2 p_target + 1, averaged."""
+    return float((sum_sq - 2 * p_target + 1).mean())
+
+
+def expected_calibration_error(probs: torch.Tensor, targets: torch.Tensor, bins: int = 15) -> float:
+    """ECE with ``bins`` equal-width bins of the top-label probability (see above)."""
+    return calibration_error(*top_label(probs, targets), bins)
+
+
+def negative_log_likelihood(probs: torch.Tensor, targets: torch.Tensor) -> float:
+    """Mean of -log p(target) in nats."""
+    return nll_from_target_probability(target_probability(probs, targets))
+
+
+def brier_score(probs: torch.Tensor, targets: torch.Tensor) -> float:
+    """Mean over samples of sum_c (p_c - 1[c = target])^2 (in [0, 2]); no N x C one-hot."""
+    return brier_from_statistics(squared_norm(probs), target_probability(probs, targets))
+
+
+def accuracy(probs: torch.Tensor, targets: torch.Tensor) -> float:
+    """Fraction of samples whose arg-max class equals the target."""
+    return float((probs.argmax(dim=-1) == targets).double().mean())
