@@ -11,7 +11,6 @@ job scripts (one array task per member, then one evaluation job). Layout under `
 
 from __future__ import annotations
 
-import json
 import os
 import secrets
 import time
@@ -21,7 +20,7 @@ import yaml
 
 from artifacts.atomic import write_json, write_text
 from lightning_modules.callbacks.preemption import latest_checkpoint
-from lightning_modules.cli import CascadeCLI, MemberCLI
+from lightning_modules.stages import cache_logits, csv_logger, evaluate_cascade, fit_member
 
 PIPELINE_KEYS = {
     "experiment",
@@ -72,11 +71,7 @@ def logger_args(
     ``run_id`` makes a restarted job continue the same wandb run (``resume="allow"``).
     """
     if cfg["logger"] == "csv":
-        return [
-            "--trainer.logger=lightning.pytorch.loggers.CSVLogger",
-            f"--trainer.logger.save_dir={save_dir}",
-            f"--trainer.logger.name={name}",
-        ]
+        return csv_logger(save_dir, name)
     args = [
         "--trainer.logger=lightning.pytorch.loggers.WandbLogger",
         f"--trainer.logger.save_dir={cfg['out']}",
@@ -146,18 +141,13 @@ def train_member(
           + (f", resuming from {resume}" if resume else "") + " ===", flush=True)  # fmt: skip
     folder.mkdir(parents=True, exist_ok=True)
     run_id = _wandb_run_id(folder, sole_process) if cfg["logger"] == "wandb" else None
-    cli = MemberCLI(
-        args=[
-            "fit",
-            f"--config={cfg['member_config']}",
-            f"--seed_everything={seed}",
-            f"--trainer.default_root_dir={folder}",
-            f"--checkpoint.dirpath={folder / 'checkpoints'}",
-            *logger_args(cfg, folder.parent, f"m{index}-seed{seed}", "member", run_id),
-            *([f"--ckpt_path={resume}"] if resume else []),
-            *cfg["member_args"],
-            *extra_args,
-        ]
+    cli = fit_member(
+        cfg["member_config"],
+        seed,
+        folder,
+        logger=logger_args(cfg, folder.parent, f"m{index}-seed{seed}", "member", run_id),
+        resume_from=resume,
+        overrides=[*cfg["member_args"], *extra_args],
     )
     finish_wandb(cli)
     if cli.trainer.is_global_zero:
@@ -173,20 +163,12 @@ def cache_member_logits(cfg: dict, index: int, extra_args: list[str] = ()) -> Pa
     """Write member ``index``'s logits on every configured dataset; returns the cache root."""
     ckpt, logits = member_checkpoint(cfg, index), Path(cfg["out"]) / "logits"
     print(f"\n=== caching logits of m{index} ===", flush=True)
-    MemberCLI(
-        args=[
-            "predict",
-            f"--config={cfg['member_config']}",
-            f"--ckpt_path={ckpt}",
-            f"--checkpoint.dirpath={ckpt.parent}",
-            f"--trainer.default_root_dir={logits / f'm{index}'}",
-            "--trainer.logger=false",
-            "--trainer.enable_progress_bar=false",
-            f"--cache.logits_dir={logits}",
-            f"--cache.member=m{index}",
-            *cfg["member_args"],
-            *extra_args,
-        ]
+    cache_logits(
+        cfg["member_config"],
+        ckpt,
+        logits,
+        f"m{index}",
+        overrides=[*cfg["member_args"], *extra_args],
     )
     return logits
 
@@ -199,18 +181,12 @@ def evaluate(cfg: dict, extra_args: list[str] = ()) -> Path:
     if missing:
         raise FileNotFoundError(f"members not trained yet (missing {missing}); train them first")
     print("\n=== window calibration + cascade evaluation ===", flush=True)
-    cli = CascadeCLI(
-        args=[
-            "test",
-            f"--config={cfg['cascade_config']}",
-            f"--model.members={json.dumps([str(c) for c in checkpoints])}",
-            f"--results.dir={out}",
-            f"--calibration.window_json={out / 'window.json'}",
-            *logger_args(cfg, out, "cascade", "evaluate"),
-            "--verbose=false",
-            *cfg["cascade_args"],
-            *extra_args,
-        ]
+    cli = evaluate_cascade(
+        cfg["cascade_config"],
+        checkpoints,
+        out,
+        logger=logger_args(cfg, out, "cascade", "evaluate"),
+        overrides=[*cfg["cascade_args"], *extra_args],
     )
     finish_wandb(cli)
     return out

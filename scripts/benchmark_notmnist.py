@@ -26,15 +26,18 @@ import yaml
 
 from artifacts.atomic import write_csv, write_json, write_text
 from artifacts.cached_logits import file_sha256
+from artifacts.experiment_logits import load_experiment
 from artifacts.results import metrics_csv_text
 from artifacts.tradeoff_plots import exit_fraction_plot, tradeoff_plot
-from cascade.evaluation import ROW_FIELDS, MetricSettings
-from cascade.offline import evaluate_policies, load_experiment, prepare_experiment
+from cascade.evaluation import ROW_FIELDS
+from cascade.metric_registry import MetricSettings
+from cascade.offline import evaluate_policies, prepare_experiment
 from cascade.policies import ensemble_policy, single_policy
 from cascade.policy_registry import PolicySettings
+from cascade.roles import DatasetRoles
 from cascade.timing import measure
-from lightning_modules.cli import MemberCLI
 from lightning_modules.member import load_member
+from lightning_modules.stages import cache_logits, fit_member
 from uncertainty.selective import UnreachableTargetError
 
 SIZES = ["resnet10t", "resnet18", "resnet34", "resnet101"]
@@ -48,12 +51,15 @@ def log(msg: str) -> None:
     print(f"[benchmark {time.strftime('%H:%M:%S')}] {msg}", flush=True)
 
 
-def smoke_data_config(work: Path) -> Path:
-    """The notMNIST data config shrunk for the smoke test: a few shift and OOD sets, small."""
-    cfg = yaml.safe_load((CONFIG / "data.yaml").read_text())
+def smoke_data_config(work: Path, base: Path) -> Path:
+    """The data config shrunk for the smoke test: a few shift and OOD sets (and every set read
+    from disk), small."""
+    cfg = yaml.safe_load(base.read_text())
     args = cfg["init_args"]
     keep = {"notmnist_heldout", "notmnist_test", "gaussian_noise_s3", "contrast_s2", "digits"}
-    args["datasets"] = [d for d in args["datasets"] if d["name"] in keep]
+    args["datasets"] = [
+        d for d in args["datasets"] if d["name"] in keep or d.get("source") == "path"
+    ]
     for d in args["datasets"]:
         if d["role"] == "ood":
             d["size"] = 300
@@ -94,21 +100,11 @@ def train_and_cache(args, data_cfg: Path, work: Path) -> dict[str, list[str]]:
         else:
             log(f"member {i + 1}/{len(jobs)} {name}: training{eta}")
             t = time.time()
-            MemberCLI(
-                args=[
-                    "fit",
-                    f"--config={CONFIG / 'member.yaml'}",
-                    f"--data={data_cfg}",
-                    f"--model.model_name={size}",
-                    f"--seed_everything={seed}",
-                    f"--trainer.max_epochs={args.epochs}",
-                    f"--trainer.default_root_dir={member_dir}",
-                    f"--trainer.logger.save_dir={work / 'members'}",
-                    f"--trainer.logger.name={name}",
-                    f"--checkpoint.dirpath={member_dir / 'checkpoints'}",
-                    "--trainer.enable_model_summary=false",
-                ]
-            )
+            fit_member(
+                CONFIG / "member.yaml", seed, member_dir, data_cfg,
+                overrides=[f"--model.model_name={size}", f"--trainer.max_epochs={args.epochs}",
+                           "--trainer.enable_model_summary=false"],
+            )  # fmt: skip
             log(f"member {name} trained in {(time.time() - t) / 60:.1f} min")
             done_weight += weight[size]
         meta = work / "logits" / name / "meta.json"
@@ -117,21 +113,10 @@ def train_and_cache(args, data_cfg: Path, work: Path) -> dict[str, list[str]]:
         ):
             continue
         log(f"caching logits of {name}")
-        MemberCLI(
-            args=[
-                "predict",
-                f"--config={CONFIG / 'member.yaml'}",
-                f"--data={data_cfg}",
-                f"--model.model_name={size}",
-                f"--ckpt_path={ckpt}",
-                f"--checkpoint.dirpath={ckpt.parent}",
-                f"--trainer.default_root_dir={member_dir}",
-                "--trainer.logger=false",
-                "--trainer.enable_progress_bar=false",
-                f"--cache.logits_dir={work / 'logits'}",
-                f"--cache.member={name}",
-            ]
-        )
+        cache_logits(
+            CONFIG / "member.yaml", ckpt, work / "logits", name, data_cfg,
+            overrides=[f"--model.model_name={size}"],
+        )  # fmt: skip
     return members
 
 
@@ -205,7 +190,7 @@ def id_images(data_cfg: Path, roles: dict[str, str]) -> torch.Tensor:
 
     dm = IDXDataModule(**yaml.safe_load(data_cfg.read_text())["init_args"])
     dm.setup()
-    ds = dm.eval_sets[next(n for n, r in roles.items() if r == "id")]
+    ds = dm.eval_sets[roles.id]
     return torch.stack([ds[i][0] for i in range(len(ds))])
 
 
@@ -252,6 +237,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--skip-timing", action="store_true")
     p.add_argument("--latency-samples", type=int, default=200)
     p.add_argument("--device", default="cpu")
+    p.add_argument(
+        "--data-config",
+        type=Path,
+        default=CONFIG / "data.yaml",
+        help="IDXDataModule config (e.g. with an extra MNIST OOD set read from IDX files)",
+    )
     args = p.parse_args(argv)
     if not Path("../shared/data/notmnist").is_dir():
         raise FileNotFoundError(
@@ -261,10 +252,10 @@ def main(argv: list[str] | None = None) -> int:
         args.epochs = yaml.safe_load((CONFIG / "member.yaml").read_text())["trainer"]["max_epochs"]
     args.work.mkdir(parents=True, exist_ok=True)
     args.out.mkdir(parents=True, exist_ok=True)
-    data_cfg = CONFIG / "data.yaml"
+    data_cfg = args.data_config
     if args.smoke:
         args.sizes, args.epochs, args.latency_samples = args.sizes[:2], 1, 20
-        data_cfg = smoke_data_config(args.work)
+        data_cfg = smoke_data_config(args.work, data_cfg)
     args.device_name = (
         torch.cuda.get_device_name() if args.device.startswith("cuda") else
         f"{platform.machine()} CPU x{torch.get_num_threads()} threads"
@@ -275,13 +266,12 @@ def main(argv: list[str] | None = None) -> int:
     from datamodules.specs import parse_dataset_specs
 
     specs = parse_dataset_specs(yaml.safe_load(data_cfg.read_text())["init_args"]["datasets"])
-    roles = {s.name: s.role for s in specs}
+    roles = DatasetRoles({s.name: s.role for s in specs})
     t = time.time()
     rows, windows, macs = evaluate(members, roles, args.work)
     eval_s = time.time() - t
     write_text(args.out / "metrics.csv", metrics_csv_text(rows, ("model", *ROW_FIELDS)))
-    ood = [n for n, r in roles.items() if r == "ood"]
-    id_name = next(n for n, r in roles.items() if r == "id")
+    ood, id_name = roles.ood, roles.id
     sizes = list(members)
     for metric, datasets, target, score, ylabel in (
         ("cov@2", [id_name], "cov@2", "msp", "coverage at 2% risk (ID)"),

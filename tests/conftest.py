@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 
@@ -12,12 +11,21 @@ import yaml
 os.environ.setdefault("WANDB_MODE", "offline")
 os.environ.setdefault("WANDB_SILENT", "true")
 
+from lightning_modules.cli import MemberCLI  # noqa: E402
+from lightning_modules.stages import (  # noqa: E402
+    cache_logits,
+    evaluate_cascade_args,
+    fit_member_args,
+)
+
 ROOT = Path(__file__).resolve().parents[1]
 QUICKSTART = ROOT / "configs" / "quickstart"
 
 
-def shrink_data_config(path: Path, **overrides) -> Path:
-    """Write a copy of the quick-start data config with small OOD sets and a capped train set."""
+QUIET = ["--trainer.enable_progress_bar=false", "--trainer.enable_model_summary=false"]
+
+
+def _shrink_data_config(path: Path, **overrides) -> Path:
     cfg = yaml.safe_load((QUICKSTART / "data.yaml").read_text())
     args = cfg["init_args"]
     args.update({"batch_size": 64})
@@ -29,62 +37,49 @@ def shrink_data_config(path: Path, **overrides) -> Path:
     return path
 
 
-def member_args(data_cfg: Path, out: Path, name: str, seed: int, epochs: int = 2) -> list[str]:
-    """LightningCLI args that train a tiny member from the quick-start member config."""
-    return [
-        "fit",
-        f"--config={QUICKSTART / 'member.yaml'}",
-        f"--data={data_cfg}",
-        f"--seed_everything={seed}",
-        f"--trainer.max_epochs={epochs}",
-        "--trainer.enable_progress_bar=false",
-        "--trainer.enable_model_summary=false",
-        f"--trainer.default_root_dir={out / name}",
-        f"--trainer.logger.save_dir={out}",
-        f"--trainer.logger.name={name}",
-        f"--checkpoint.dirpath={out / name / 'checkpoints'}",
-    ]
+@pytest.fixture(scope="session")
+def small_data_config():
+    """Writes a copy of the quick-start data config with small OOD sets (``**overrides`` of its
+    init_args, e.g. ``train_limit=128``) to a path; returns the path."""
+    return _shrink_data_config
 
 
-def cascade_args(data_cfg: Path, members: list[str], results: Path, *extra: str) -> list[str]:
-    """LightningCLI args of a cascade test run from the quick-start cascade config."""
-    return [
-        "test",
-        f"--config={QUICKSTART / 'cascade.yaml'}",
-        f"--data={data_cfg}",
-        f"--model.members={json.dumps(members)}",
-        f"--results.dir={results}",
-        f"--calibration.window_json={results / 'window.json'}",
-        "--trainer.enable_progress_bar=false",
-        f"--trainer.logger.save_dir={results}",
-        "--verbose=false",
-        *extra,
-    ]
+def _member_fit_args(data_cfg: Path, out: Path, name: str, seed: int, epochs: int = 2):
+    return fit_member_args(
+        QUICKSTART / "member.yaml", seed, out / name, data_cfg,
+        overrides=[f"--trainer.max_epochs={epochs}", *QUIET],
+    )  # fmt: skip
+
+
+@pytest.fixture(scope="session")
+def member_fit_args():
+    """LightningCLI ``fit`` args of a tiny member from the quick-start member config:
+    ``(data_cfg, out, name, seed, epochs=2)``, checkpoints in ``out/name/checkpoints``."""
+    return _member_fit_args
+
+
+def _cascade_test_args(data_cfg: Path, members: list[str], results: Path, *extra: str):
+    return evaluate_cascade_args(
+        QUICKSTART / "cascade.yaml", members, results, data_cfg,
+        overrides=["--trainer.enable_progress_bar=false", *extra],
+    )  # fmt: skip
+
+
+@pytest.fixture(scope="session")
+def cascade_test_args():
+    """LightningCLI ``test`` args of a cascade from the quick-start cascade config:
+    ``(data_cfg, member checkpoints, results dir, *extra)``."""
+    return _cascade_test_args
 
 
 @pytest.fixture(scope="session")
 def tiny_members(tmp_path_factory) -> dict:
     """Two resnet10t members trained for 2 epochs on the digits, with cached logits."""
-    from lightning_modules.cli import MemberCLI
-
     out = tmp_path_factory.mktemp("members")
-    data_cfg = shrink_data_config(out / "data.yaml")
+    data_cfg = _shrink_data_config(out / "data.yaml")
     ckpts = []
     for i, seed in enumerate((0, 1)):
-        MemberCLI(args=member_args(data_cfg, out, f"m{i}", seed))
+        MemberCLI(args=_member_fit_args(data_cfg, out, f"m{i}", seed))
         ckpts.append(str(out / f"m{i}" / "checkpoints" / "last.ckpt"))
-        MemberCLI(
-            args=[
-                "predict",
-                f"--config={QUICKSTART / 'member.yaml'}",
-                f"--data={data_cfg}",
-                f"--ckpt_path={ckpts[-1]}",
-                "--trainer.logger=false",
-                "--trainer.enable_progress_bar=false",
-                f"--trainer.default_root_dir={out / f'm{i}'}",
-                f"--checkpoint.dirpath={out / f'm{i}' / 'checkpoints'}",
-                f"--cache.logits_dir={out / 'logits'}",
-                f"--cache.member=m{i}",
-            ]
-        )
+        cache_logits(QUICKSTART / "member.yaml", ckpts[-1], out / "logits", f"m{i}", data_cfg)
     return {"dir": out, "data_cfg": data_cfg, "ckpts": ckpts, "logits_dir": out / "logits"}

@@ -10,9 +10,10 @@ from artifacts.cached_logits import load_cached_logits, save_cached_logits, save
 from artifacts.experiment_logits import evaluate_cached_logits
 from datamodules.digits import DigitsDataModule
 from lightning_modules.cascade_module import CascadeModule
-from lightning_modules.cli import CascadeCLI, MemberCLI
+from lightning_modules.cli import CascadeCLI
 from lightning_modules.member import MemberModule
-from tests.conftest import QUICKSTART, cascade_args
+from lightning_modules.stages import cache_logits
+from tests.conftest import QUICKSTART
 
 
 def save_untrained_member(path: Path, num_classes: int = 10, seed: int = 0) -> str:
@@ -88,16 +89,7 @@ def test_missing_member_checkpoint_is_named(tmp_path):
     with pytest.raises(FileNotFoundError, match=str(missing)):
         CascadeModule(members=[str(missing)])
     with pytest.raises(FileNotFoundError, match=str(missing)):
-        MemberCLI(
-            args=[
-                "predict",
-                f"--config={QUICKSTART / 'member.yaml'}",
-                f"--ckpt_path={missing}",
-                f"--cache.logits_dir={tmp_path}",
-                "--trainer.logger=false",
-                f"--trainer.default_root_dir={tmp_path}",
-            ]
-        )
+        cache_logits(QUICKSTART / "member.yaml", missing, tmp_path, "m0")
 
 
 def test_unknown_role_and_duplicate_names():
@@ -126,17 +118,17 @@ def test_empty_heldout_split_is_named():
 
 
 @pytest.mark.parametrize("width", ["0", "0.7", "-0.1"])
-def test_window_width_outside_range(tmp_path, width):
+def test_window_width_outside_range(tmp_path, width, cascade_test_args):
     member = save_untrained_member(tmp_path / "a.ckpt")
     with pytest.raises(ValueError, match=r"window width w must be in \(0, 0.5\]"):
         CascadeCLI(
-            args=cascade_args(
+            args=cascade_test_args(
                 QUICKSTART / "data.yaml", [member], tmp_path, f"--calibration.width={width}"
             )
         )
 
 
-def test_unreachable_target_names_lowest_risk_and_keeps_old_results(tmp_path):
+def test_unreachable_target_names_lowest_risk_and_keeps_old_results(tmp_path, cascade_test_args):
     # untrained members: the most confident held-out samples are mostly wrong
     members = [save_untrained_member(tmp_path / f"m{i}.ckpt", seed=i) for i in range(2)]
     results = tmp_path / "results"
@@ -149,7 +141,7 @@ def test_unreachable_target_names_lowest_risk_and_keeps_old_results(tmp_path):
         r"lowest reachable risk is 0\.\d+",
     ):
         CascadeCLI(
-            args=cascade_args(
+            args=cascade_test_args(
                 QUICKSTART / "data.yaml", members, results, "--calibration.target=cov@0.1"
             )
         )

@@ -8,19 +8,19 @@ import sys
 import pytest
 
 from artifacts.results import read_metrics_csv
-from tests.conftest import ROOT, cascade_args
+from tests.conftest import ROOT
 
 
 @pytest.mark.ddp
 @pytest.mark.slow
-def test_two_process_test_metrics_equal_single_process(tiny_members, tmp_path):
+def test_two_process_test_metrics_equal_single_process(tiny_members, tmp_path, cascade_test_args):
     runs, calls = {}, {}
     for name, extra in {
         "single": ["--trainer.devices=1"],
         "ddp": ["--trainer.strategy=ddp", "--trainer.devices=2", "--trainer.accelerator=cpu"],
     }.items():
         out = tmp_path / name
-        args = cascade_args(tiny_members["data_cfg"], tiny_members["ckpts"], out, *extra)
+        args = cascade_test_args(tiny_members["data_cfg"], tiny_members["ckpts"], out, *extra)
         env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
         proc = subprocess.run(
             [sys.executable, str(ROOT / "scripts" / "evaluate_cascade.py"), *args],
@@ -64,11 +64,12 @@ def test_resumable_sampler_shards_ranks_without_overlap_and_resumes():
 
 @pytest.mark.ddp
 @pytest.mark.slow
-def test_two_process_training_splits_the_data_and_finishes(tmp_path):
-    from tests.conftest import member_args, shrink_data_config
+def test_two_process_training_splits_the_data_and_finishes(
+    tmp_path, member_fit_args, small_data_config
+):
 
-    data_cfg = shrink_data_config(tmp_path / "data.yaml", train_limit=256)
-    args = member_args(data_cfg, tmp_path, "m0", seed=0, epochs=1)
+    data_cfg = small_data_config(tmp_path / "data.yaml", train_limit=256)
+    args = member_fit_args(data_cfg, tmp_path, "m0", seed=0, epochs=1)
     ddp = ["--trainer.strategy=ddp", "--trainer.devices=2", "--trainer.accelerator=cpu"]
     env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
     proc = subprocess.run(

@@ -73,3 +73,29 @@ def test_notmnist_loads_by_path_with_the_protocol_split():
     assert x.shape == (1, 32, 32) and 0 <= int(y) < 10
     counts = torch.bincount(dm.eval_sets["test"].targets, minlength=10)
     assert counts.eq(300).all()  # stratified
+
+
+def test_extra_ood_set_read_from_idx_files_gets_the_datamodules_preprocessing(tmp_path):
+    """A data config line `{source: path, format: idx, ...}` works in the in-memory datamodule
+    (e.g. MNIST as an extra OOD set of notMNIST), preprocessed exactly like its own images."""
+    gen = torch.Generator().manual_seed(0)
+    images = write_idx(tmp_path / "img", torch.randint(0, 256, (60, 28, 28), generator=gen))
+    labels = write_idx(tmp_path / "lab", torch.arange(60) % 10)
+    extra = write_idx(tmp_path / "mnist_img", torch.randint(0, 256, (7, 28, 28), generator=gen))
+    extra_labels = write_idx(tmp_path / "mnist_lab", torch.arange(7) % 10)
+    dm = IDXDataModule(
+        str(images), str(labels), image_size=32,
+        datasets=[{"name": "held", "role": "heldout", "source": "heldout"},
+                  {"name": "test", "role": "id", "source": "test"},
+                  {"name": "mnist", "role": "ood", "source": "path", "format": "idx",
+                   "path": str(extra), "labels": str(extra_labels)}],
+    )  # fmt: skip
+    dm.setup()
+    same = IDXDataModule(
+        str(extra), str(extra_labels), image_size=32,
+        datasets=[{"name": "held", "role": "heldout", "source": "heldout"},
+                  {"name": "test", "role": "id", "source": "test"}],
+    ).load_splits()[0]  # fmt: skip
+    assert torch.equal(dm.eval_sets["mnist"].images, same)
+    assert dm.eval_sets["mnist"].targets.eq(-1).all()
+    assert list(dm.roles) == ["held", "test", "mnist"] and dm.roles.ood == ["mnist"]

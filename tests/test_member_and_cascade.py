@@ -13,7 +13,6 @@ from cascade.policies import policy_from_dict
 from cascade.policy_registry import PolicySettings
 from lightning_modules.cli import CascadeCLI
 from lightning_modules.member import load_member
-from tests.conftest import cascade_args
 
 
 def test_member_checkpoint_and_cached_logits(tiny_members):
@@ -53,9 +52,11 @@ def test_member_checkpoint_and_cached_logits(tiny_members):
 
 
 @pytest.fixture(scope="module")
-def cascade_run(tiny_members, tmp_path_factory):
+def cascade_run(tiny_members, tmp_path_factory, cascade_test_args):
     results = tmp_path_factory.mktemp("cascade")
-    cli = CascadeCLI(args=cascade_args(tiny_members["data_cfg"], tiny_members["ckpts"], results))
+    cli = CascadeCLI(
+        args=cascade_test_args(tiny_members["data_cfg"], tiny_members["ckpts"], results)
+    )
     return cli, results
 
 
@@ -94,10 +95,12 @@ def test_cascade_writes_tidy_results(cascade_run):
     assert "ood/photo_patches/window/fpr@95" in logged
 
 
-def test_window_cascade_uses_the_second_member_only_inside_the_window(tiny_members, tmp_path):
+def test_window_cascade_uses_the_second_member_only_inside_the_window(
+    tiny_members, tmp_path, cascade_test_args
+):
     # policies without the full ensemble: the second member must only see passed samples
     CascadeCLI(
-        args=cascade_args(
+        args=cascade_test_args(
             tiny_members["data_cfg"],
             tiny_members["ckpts"],
             tmp_path,
@@ -137,7 +140,9 @@ def test_online_cascade_equals_offline_evaluation_of_cached_logits(tiny_members,
         assert r["value"] == pytest.approx(off[key(r)], rel=1e-5, abs=1e-6), key(r)
 
 
-def test_cascade_checkpoint_carries_the_window(tiny_members, cascade_run, tmp_path):
+def test_cascade_checkpoint_carries_the_window(
+    tiny_members, cascade_run, tmp_path, cascade_test_args
+):
     cli, results = cascade_run
     from lightning_modules.cascade_module import CascadeModule
 
@@ -149,7 +154,7 @@ def test_cascade_checkpoint_carries_the_window(tiny_members, cascade_run, tmp_pa
     # a run restored from the checkpoint keeps the window and gives the same results
     again = tmp_path / "again"
     CascadeCLI(
-        args=cascade_args(
+        args=cascade_test_args(
             tiny_members["data_cfg"],
             tiny_members["ckpts"],
             again,
@@ -171,13 +176,13 @@ def test_cascade_checkpoint_carries_the_window(tiny_members, cascade_run, tmp_pa
     [("standard", "cov@5"), ("paper", "risk@80")],
 )
 def test_three_stage_online_cascade_with_every_policy_equals_offline(
-    tiny_members, tmp_path, definitions, target
+    tiny_members, tmp_path, definitions, target, cascade_test_args
 ):
     """M = 3 (m0, m1, m0 again), every policy, temperature scaling, both definition sets."""
     policies = ["single", "ensemble", "single_threshold", "window", "window_adjusted", "random"]
     ckpts = [*tiny_members["ckpts"], tiny_members["ckpts"][0]]
     cli = CascadeCLI(
-        args=cascade_args(
+        args=cascade_test_args(
             tiny_members["data_cfg"], ckpts, tmp_path,
             f"--model.policies=[{', '.join(policies)}]",
             f"--model.definitions={definitions}",

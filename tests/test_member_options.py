@@ -6,7 +6,6 @@ import hashlib
 
 import pytest
 import torch
-from conftest import member_args, shrink_data_config
 
 from lightning_modules.cli import MemberCLI
 from lightning_modules.member import MemberModule
@@ -44,29 +43,29 @@ def folder_digest(folder) -> dict:
 
 
 @pytest.fixture(scope="module")
-def trained(tmp_path_factory):
+def trained(tmp_path_factory, member_fit_args, small_data_config):
     out = tmp_path_factory.mktemp("run")
-    data_cfg = shrink_data_config(out / "data.yaml", train_limit=128)
-    MemberCLI(args=member_args(data_cfg, out, "m0", seed=0, epochs=1))
+    data_cfg = small_data_config(out / "data.yaml", train_limit=128)
+    MemberCLI(args=member_fit_args(data_cfg, out, "m0", seed=0, epochs=1))
     return out, data_cfg
 
 
-def test_checkpoint_of_another_architecture_is_refused_with_both_names(trained):
+def test_checkpoint_of_another_architecture_is_refused_with_both_names(trained, member_fit_args):
     out, data_cfg = trained
     before = folder_digest(out / "m0")
-    args = [*member_args(data_cfg, out, "m0", seed=0, epochs=2), "--model.model_name=resnet18",
+    args = [*member_fit_args(data_cfg, out, "m0", seed=0, epochs=2), "--model.model_name=resnet18",
             f"--ckpt_path={out / 'm0' / 'checkpoints' / 'last.ckpt'}"]  # fmt: skip
     with pytest.raises(ValueError, match="holds a 'resnet10t' member; this run builds 'resnet18'"):
         MemberCLI(args=args)
     assert folder_digest(out / "m0") == before
 
 
-def test_corrupt_checkpoint_is_refused_without_touching_the_run_folder(trained):
+def test_corrupt_checkpoint_is_refused_without_touching_the_run_folder(trained, member_fit_args):
     out, data_cfg = trained
     bad = out / "m0" / "checkpoints" / "corrupt.ckpt"
     bad.write_bytes((out / "m0" / "checkpoints" / "last.ckpt").read_bytes()[:5000])
     before = folder_digest(out / "m0")
-    args = [*member_args(data_cfg, out, "m0", seed=0, epochs=2), f"--ckpt_path={bad}"]
+    args = [*member_fit_args(data_cfg, out, "m0", seed=0, epochs=2), f"--ckpt_path={bad}"]
     with pytest.raises(ValueError, match="corrupt.ckpt: not a readable checkpoint"):
         MemberCLI(args=args)
     assert folder_digest(out / "m0") == before

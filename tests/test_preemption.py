@@ -7,7 +7,6 @@ import signal
 
 import pytest
 import torch
-from conftest import member_args, shrink_data_config
 from lightning.pytorch import Callback
 
 from lightning_modules.callbacks.preemption import PREEMPTED_EXIT_CODE, latest_checkpoint
@@ -29,13 +28,17 @@ def weights(path) -> dict:
     return torch.load(path, map_location="cpu", weights_only=True)["state_dict"]
 
 
-def test_resume_after_preemption_gives_the_uninterrupted_weights(tmp_path):
+def test_resume_after_preemption_gives_the_uninterrupted_weights(
+    tmp_path, member_fit_args, small_data_config
+):
     # 10 batches/epoch; augmented, so the warps too must be those of the uninterrupted run
-    data_cfg = shrink_data_config(tmp_path / "data.yaml", train_limit=640, augment="affine")
+    data_cfg = small_data_config(tmp_path / "data.yaml", train_limit=640, augment="affine")
     every_epoch = ["--checkpoint.save_top_k=-1", "--checkpoint.filename={epoch}"]
-    MemberCLI(args=[*member_args(data_cfg, tmp_path, "full", seed=3, epochs=2), *every_epoch])
+    MemberCLI(args=[*member_fit_args(data_cfg, tmp_path, "full", seed=3, epochs=2), *every_epoch])
 
-    cli = MemberCLI(args=member_args(data_cfg, tmp_path, "cut", seed=3, epochs=2)[1:], run=False)
+    cli = MemberCLI(
+        args=member_fit_args(data_cfg, tmp_path, "cut", seed=3, epochs=2)[1:], run=False
+    )
     cli.trainer.callbacks.append(SignalAtStep(13))  # mid-way through the second epoch
     with pytest.raises(SystemExit) as stop:
         cli.trainer.fit(cli.model, datamodule=cli.datamodule)
@@ -46,7 +49,7 @@ def test_resume_after_preemption_gives_the_uninterrupted_weights(tmp_path):
     saved = torch.load(hpc, map_location="cpu", weights_only=True)
     assert saved["global_step"] == 14  # the signalled batch finished before saving
 
-    resume = [*member_args(data_cfg, tmp_path, "cut", seed=3, epochs=2), f"--ckpt_path={hpc}"]
+    resume = [*member_fit_args(data_cfg, tmp_path, "cut", seed=3, epochs=2), f"--ckpt_path={hpc}"]
     MemberCLI(args=resume)
     full = weights(tmp_path / "full" / "checkpoints" / "last.ckpt")
     resumed = weights(run_dir / "checkpoints" / "last.ckpt")
@@ -56,7 +59,7 @@ def test_resume_after_preemption_gives_the_uninterrupted_weights(tmp_path):
 
     # a job killed without the signal restarts from the end-of-epoch checkpoint: same weights
     epoch_end = tmp_path / "full" / "checkpoints" / "epoch=0.ckpt"
-    MemberCLI(args=[*member_args(data_cfg, tmp_path, "restart", seed=3, epochs=2),
+    MemberCLI(args=[*member_fit_args(data_cfg, tmp_path, "restart", seed=3, epochs=2),
                     f"--ckpt_path={epoch_end}"])  # fmt: skip
     restarted = weights(tmp_path / "restart" / "checkpoints" / "last.ckpt")
     for key in full:

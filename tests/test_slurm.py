@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import torch
 import yaml
-from conftest import QUICKSTART, shrink_data_config
+from conftest import QUICKSTART
 from slurm_cluster import (
     ROOT,
     job_fields,
@@ -64,8 +64,8 @@ def stage_args(data_cfg: Path, epochs: int) -> list[str]:
     ]
 
 
-def test_submit_chains_members_and_evaluation(slurm, tmp_path):
-    data_cfg = shrink_data_config(tmp_path / "data.yaml", train_limit=320)
+def test_submit_chains_members_and_evaluation(slurm, tmp_path, small_data_config):
+    data_cfg = small_data_config(tmp_path / "data.yaml", train_limit=320)
     config = experiment(tmp_path, "chain", [0, 1])
     train, evaluate = submit(slurm, config, "--time", "30", "--", *stage_args(data_cfg, 1))
     wait_until_done(slurm, [train, evaluate])
@@ -87,8 +87,8 @@ def test_submit_chains_members_and_evaluation(slurm, tmp_path):
     assert json.loads((out / "window.json").read_text())
 
 
-def test_preempted_member_resumes_to_the_uninterrupted_weights(slurm, tmp_path):
-    data_cfg = shrink_data_config(tmp_path / "data.yaml", train_limit=640)  # 10 steps/epoch
+def test_preempted_member_resumes_to_the_uninterrupted_weights(slurm, tmp_path, small_data_config):
+    data_cfg = small_data_config(tmp_path / "data.yaml", train_limit=640)  # 10 steps/epoch
     args = [f"--member-arg=--data={data_cfg}", "--member-arg=--trainer.max_epochs=3",
             "--member-arg=--trainer.enable_progress_bar=false"]  # fmt: skip
     jobs = {}
@@ -128,8 +128,8 @@ def test_preempted_member_resumes_to_the_uninterrupted_weights(slurm, tmp_path):
     assert len(runs) == 2 and all(r.name.endswith(run_id) for r in runs)
 
 
-def test_members_in_parallel_train_one_member_per_task(slurm, tmp_path):
-    data_cfg = shrink_data_config(tmp_path / "data.yaml", train_limit=320)  # 5 steps/epoch
+def test_members_in_parallel_train_one_member_per_task(slurm, tmp_path, small_data_config):
+    data_cfg = small_data_config(tmp_path / "data.yaml", train_limit=320)  # 5 steps/epoch
     config = experiment(tmp_path, "parallel", [3, 4], logger="wandb")
     train, evaluate = submit(slurm, config, "--parallel-members", "--", *stage_args(data_cfg, 1))
     wait_until_done(slurm, [train, evaluate])
@@ -155,8 +155,10 @@ def test_members_in_parallel_train_one_member_per_task(slurm, tmp_path):
         (["--ntasks=2"], "HINT: Use `--ntasks-per-node=2` instead"),
     ],
 )
-def test_wrong_task_count_fails_fast_with_a_clear_error(slurm, tmp_path, tasks, message):
-    data_cfg = shrink_data_config(tmp_path / "data.yaml", train_limit=128)
+def test_wrong_task_count_fails_fast_with_a_clear_error(
+    slurm, tmp_path, small_data_config, tasks, message
+):
+    data_cfg = small_data_config(tmp_path / "data.yaml", train_limit=128)
     config = experiment(tmp_path, "mismatch", [0])
     proc = subprocess.run(
         ["srun", *tasks, "--time=5", slurm["PYTHON"], "scripts/run_pipeline.py",
@@ -170,8 +172,8 @@ def test_wrong_task_count_fails_fast_with_a_clear_error(slurm, tmp_path, tasks, 
     assert not (tmp_path / "mismatch" / "members" / "m0" / "checkpoints").exists()
 
 
-def test_ddp_member_under_srun_splits_the_data_over_its_tasks(slurm, tmp_path):
-    data_cfg = shrink_data_config(tmp_path / "data.yaml", train_limit=256)  # 4 batches of 64
+def test_ddp_member_under_srun_splits_the_data_over_its_tasks(slurm, tmp_path, small_data_config):
+    data_cfg = small_data_config(tmp_path / "data.yaml", train_limit=256)  # 4 batches of 64
     config = experiment(tmp_path, "ddp", [0])
     ddp = ["--member-arg=--trainer.strategy=ddp", "--member-arg=--trainer.accelerator=cpu"]
     train, evaluate = submit(

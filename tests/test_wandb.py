@@ -8,7 +8,6 @@ import subprocess
 import sys
 
 import pytest
-from conftest import cascade_args, member_args
 
 from lightning_modules.cli import CascadeCLI, MemberCLI
 from lightning_modules.experiment import finish_wandb
@@ -38,10 +37,12 @@ def inspect(run_dir) -> str:
     return proc.stdout
 
 
-def test_cascade_run_logs_metrics_histograms_curves_and_tradeoffs(tiny_members, tmp_path):
+def test_cascade_run_logs_metrics_histograms_curves_and_tradeoffs(
+    tiny_members, tmp_path, cascade_test_args
+):
     cli = CascadeCLI(
         args=[
-            *cascade_args(tiny_members["data_cfg"], tiny_members["ckpts"], tmp_path),
+            *cascade_test_args(tiny_members["data_cfg"], tiny_members["ckpts"], tmp_path),
             *wandb_logger(tmp_path, "cascade", "evaluate"),
         ]
     )
@@ -72,11 +73,9 @@ def test_cascade_run_logs_metrics_histograms_curves_and_tradeoffs(tiny_members, 
     assert '"job_type":"evaluate"' in text.replace(" ", "")
 
 
-def test_member_run_logs_config_macs_and_params(tmp_path):
-    from conftest import shrink_data_config
-
-    data_cfg = shrink_data_config(tmp_path / "data.yaml", train_limit=128)
-    args = member_args(data_cfg, tmp_path, "m0", seed=0, epochs=1)
+def test_member_run_logs_config_macs_and_params(tmp_path, member_fit_args, small_data_config):
+    data_cfg = small_data_config(tmp_path / "data.yaml", train_limit=128)
+    args = member_fit_args(data_cfg, tmp_path, "m0", seed=0, epochs=1)
     args = [a for a in args if not a.startswith("--trainer.logger.")]
     finish_wandb(MemberCLI(args=[*args, *wandb_logger(tmp_path, "m0-seed0", "member")]))
     (run,) = (tmp_path / "wandb").glob("offline-run-*")

@@ -1,0 +1,80 @@
+"""The codebase's shape as users rely on it: outputs unchanged by restructuring, registries that
+take a new policy in one place, and an offline evaluator that loads only what it uses."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from artifacts.offline_command import main as evaluate_logits
+from cascade.offline import evaluate_experiment
+from cascade.policy_registry import _REGISTRY, policy_names, policy_table, register_policy
+from tests.conftest import ROOT
+from tests.regression_case import ARGS, write_case
+
+GOLDEN = ROOT / "tests" / "data"
+HEAVY = ("lightning", "torchmetrics", "wandb", "datasets", "timm", "matplotlib")
+
+
+def test_offline_outputs_match_the_golden_files_made_before_the_restructuring(tmp_path):
+    """metrics.csv (every row, in order) and summary.json of a fixed 3-member case with every
+    policy, a sweep and temperature scaling, as the previous layout wrote them."""
+    out = tmp_path / "out"
+    assert evaluate_logits(["--logits-dir", str(write_case(tmp_path / "logits")), *ARGS,
+                            "--out", str(out)]) == 0  # fmt: skip
+    assert (out / "metrics.csv").read_text() == (GOLDEN / "regression_metrics.csv").read_text()
+    assert json.loads((out / "summary.json").read_text()) == json.loads(
+        (GOLDEN / "regression_summary.json").read_text()
+    )
+
+
+def test_offline_evaluator_loads_no_training_or_logging_stack(tmp_path):
+    write_case(tmp_path / "logits")
+    cmd = [sys.executable, "-X", "importtime", "scripts/evaluate_logits.py", "--logits-dir",
+           str(tmp_path / "logits"), *ARGS, "--out", str(tmp_path / "out")]  # fmt: skip
+    proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    loaded = {
+        line.split("|")[-1].strip().split(".")[0]
+        for line in proc.stderr.splitlines()
+        if line.startswith("import time:") and "|" in line
+    }
+    assert "torch" in loaded and "safetensors" in loaded  # the parse really saw the imports
+    assert not loaded & set(HEAVY), sorted(loaded & set(HEAVY))
+
+
+def test_a_new_policy_is_one_function_and_one_registry_entry():
+    from cascade.builtin_policies import interval_policy
+
+    @register_policy("top_half", "the less confident half of held-out scores")
+    def fit_top_half(inputs, settings):
+        stages = [{"lower": None, "upper": float(c.median())} for c in inputs.stage_confidence]
+        return interval_policy("top_half", stages, "median")
+
+    try:
+        gen = torch.Generator().manual_seed(0)
+        from cascade.offline import EnsembleLogits
+
+        data = {
+            name: EnsembleLogits(
+                [torch.randn(200, 4, generator=gen) * 3 for _ in range(2)],
+                torch.randint(4, (200,), generator=gen),
+            )
+            for name in ("h", "t")
+        }
+        rows, fitted, _ = evaluate_experiment(
+            data, {"h": "heldout", "t": "id"}, [1.0, 1.0], ["single", "top_half"]
+        )
+        cost = {r["policy"]: r["value"] for r in rows if r["dataset"] == "h"
+                and r["metric"] == "expected_macs"}  # fmt: skip
+        assert cost["single"] == 1.0 and cost["top_half"] == pytest.approx(1.5)
+        assert "top_half" in policy_table() and fitted["top_half"].setting == "median"
+    finally:
+        del _REGISTRY["top_half"]
+    assert "top_half" not in policy_names()
+
+
+def test_readme_policy_table_is_the_registry():
+    assert policy_table() in (ROOT / "README.md").read_text()
