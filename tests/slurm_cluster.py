@@ -81,3 +81,26 @@ def wait_for(condition, what: str, timeout: float = 300) -> None:
             return
         time.sleep(1)
     raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+
+
+def start_requeued_job(env: dict, job: str) -> None:
+    """Start ``job`` now once it is back in the queue after a requeue (``Restarts=1``, PENDING).
+
+    Slurm holds a requeued job back (BeginTime = requeue + credential lifetime + 1 s) because
+    the node revoked the job's old launch credential when the requeue killed it, and slurmd
+    refuses any credential of that job id stamped (in whole seconds) no later than the revoke
+    (slurm_cred.c: ``cred->ctime <= j->revoked``); slurmctld then fails the job with "Killing
+    non-startable batch JobId=N: Job credential revoked". Skipping the hold with
+    ``StartTime=now`` is only safe once the clock has left the second of the revoke: the
+    revoke was stamped before the job showed up as requeued, so wait for the next second.
+    """
+
+    def requeued() -> bool:
+        fields = job_fields(env, job)[0]
+        return fields["Restarts"] == "1" and fields["JobState"] == "PENDING"
+
+    wait_for(requeued, f"job {job} to be requeued", timeout=120)
+    revoked_by = int(time.time())  # the revoke's time stamp is this second or earlier
+    while time.time() < revoked_by + 1.05:
+        time.sleep(0.05)
+    run(env, "scontrol", "update", f"JobId={job}", "StartTime=now")

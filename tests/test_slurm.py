@@ -15,6 +15,7 @@ from slurm_cluster import (
     job_fields,
     run,
     start_cluster,
+    start_requeued_job,
     stop_cluster,
     wait_for,
     wait_until_done,
@@ -101,14 +102,8 @@ def test_preempted_member_resumes_to_the_uninterrupted_weights(slurm, tmp_path, 
     cut = tmp_path / "cut" / "members" / "m0"
     wait_for(lambda: (cut / "checkpoints" / "last.ckpt").is_file(), "the first epoch of 'cut'")
     run(slurm, "scancel", "--signal=USR1", f"{jobs['cut']}_0")  # what --signal=USR1@90 sends
-
-    def requeued() -> bool:
-        fields = job_fields(slurm, f"{jobs['cut']}_0")[0]
-        return fields["Restarts"] == "1" and fields["JobState"] == "PENDING"
-
-    wait_for(requeued, "the preempted member to be requeued", timeout=120)
-    # Slurm holds requeued jobs back for a while; let it start now
-    run(slurm, "scontrol", "update", f"JobId={jobs['cut']}_0", "StartTime=now")
+    # Slurm holds requeued jobs back for a while; let it start now (once that is safe)
+    start_requeued_job(slurm, f"{jobs['cut']}_0")
     wait_until_done(slurm, list(jobs.values()))
     for job in jobs.values():
         assert job_fields(slurm, job)[0]["JobState"] == "COMPLETED"
