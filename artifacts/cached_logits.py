@@ -107,4 +107,10 @@ def load_member_meta(directory: str | Path, member: str) -> dict:
     for key in ("model_name", "macs", "params", "num_classes"):
         if key not in meta:
             raise ValueError(f"{path}: missing field {key!r}")
+    macs = meta["macs"]
+    if isinstance(macs, bool) or not isinstance(macs, (int, float)) or not macs > 0:
+        raise ValueError(
+            f"{path}: field 'macs' must be a positive number (MACs per sample, or 1 to count "
+            f"in member units), got {macs!r}"
+        )
     return meta

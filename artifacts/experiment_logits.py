@@ -15,7 +15,7 @@ from artifacts.cached_logits import load_cached_logits, load_member_meta
 from cascade.metric_registry import MetricSettings
 from cascade.offline import EnsembleLogits, evaluate_experiment
 from cascade.policy_registry import PolicySettings
-from cascade.roles import DatasetRoles
+from cascade.roles import LABELLED_ROLES, DatasetRoles
 
 
 def load_ensemble_logits(
@@ -42,12 +42,45 @@ def load_experiment(
     roles = DatasetRoles(roles)
     if not members:
         raise ValueError("at least one member is needed")
+    repeated = sorted({m for m in members if members.count(m) > 1})
+    if repeated:
+        raise ValueError(
+            f"member(s) {repeated} given twice: an ensemble of a model with itself is the single "
+            "model at a higher cost; give distinct members"
+        )
     metas = [load_member_meta(logits_dir, m) for m in members]
     classes = {m: meta["num_classes"] for m, meta in zip(members, metas, strict=True)}
     if len(set(classes.values())) != 1:
         raise ValueError(f"members have different class counts in meta.json: {classes}")
     data = {name: load_ensemble_logits(logits_dir, members, name) for name in roles}
+    check_labelled(data, roles)
+    check_distinct_members(data[roles.heldout].logits, members)
     return data, [float(meta["macs"]) for meta in metas]
+
+
+def check_labelled(data: dict[str, EnsembleLogits], roles: DatasetRoles) -> None:
+    """Refuse a dataset with unlabelled samples (target -1) in a labelled role."""
+    for name, role in roles.items():
+        if role in LABELLED_ROLES:
+            unlabelled = int((data[name].targets < 0).sum())
+            if unlabelled:
+                raise ValueError(
+                    f"dataset {name!r} has role {role!r} but {unlabelled} of its "
+                    f"{data[name].num_samples} samples are unlabelled (target -1); labelled roles "
+                    "(heldout, id, shift) need every target: give an unlabelled set as --ood"
+                )
+
+
+def check_distinct_members(heldout_logits: list[torch.Tensor], members: list[str]) -> None:
+    """Refuse two members whose held-out logits are identical (the same model twice)."""
+    for i in range(len(members)):
+        for j in range(i + 1, len(members)):
+            if torch.equal(heldout_logits[i], heldout_logits[j]):
+                raise ValueError(
+                    f"members {members[i]!r} and {members[j]!r} have identical held-out logits "
+                    "(the same model twice?): their ensemble is the single model at a higher "
+                    "cost; give distinct members"
+                )
 
 
 def evaluate_cached_logits(

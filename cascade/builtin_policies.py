@@ -89,8 +89,29 @@ def fit_single_threshold(inputs: FitInputs, settings: PolicySettings) -> Interva
     return interval_policy("single_threshold", stages, f"pass={settings.pass_fraction:g}")
 
 
+MIN_SAMPLES = 10
+
+
+def minimum_heldout(target: Target) -> int:
+    """The smallest held-out split on which ``target``'s threshold is resolved.
+
+    At least :data:`MIN_SAMPLES` held-out samples must lie beyond the target's operating point:
+    errors at risk r for ``cov@r`` (N r >= 10), samples outside coverage c or ID acceptance p
+    for ``risk@c`` / ``fpr@p`` (N (1 - c) >= 10). E.g. cov@5 needs 200, risk@80 50, fpr@95 200.
+    """
+    rate = target.value if target.task == "cov" else 1 - target.value
+    return math.ceil(MIN_SAMPLES / rate - 1e-9) if rate > 0 else 1
+
+
 def _fit_window(name: str, inputs: FitInputs, settings: PolicySettings) -> IntervalPolicy:
     target = parse_target(settings.target)
+    n, need = inputs.stage_confidence[0].numel(), minimum_heldout(target)
+    if n < need:
+        raise ValueError(
+            f"held-out split {inputs.heldout_name!r} has {n} samples; the {name} policy for "
+            f"target {target.name} needs at least {need} (so that {MIN_SAMPLES} samples lie "
+            "beyond its operating point): hold out more data"
+        )
     stages = []
     for k, conf in enumerate(inputs.stage_confidence):
         # the paper's code finds tau with stage-1 correctness at every stage

@@ -11,7 +11,7 @@ import torch
 
 from cascade.engine import CascadeResult
 from cascade.metric_registry import MetricInputs, MetricSettings, metric_values
-from cascade.roles import DatasetRoles
+from cascade.roles import LABELLED_ROLES, DatasetRoles
 
 ROW_FIELDS = ("dataset", "role", "policy", "setting", "score", "metric", "value")
 
@@ -31,6 +31,11 @@ def policy_rows(
     id_name = roles.id
     rows = []
     for name, role in roles.items():
+        if role in LABELLED_ROLES and bool((targets[name] < 0).any()):
+            raise ValueError(
+                f"dataset {name!r} has role {role!r} but unlabelled samples (target -1): "
+                "labelled roles (heldout, id, shift) need every target; make it an 'ood' set"
+            )
         inputs = MetricInputs(
             results[name], targets[name], results[id_name], targets[id_name], stage_macs, settings
         )

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import torch
 from lightning.pytorch import LightningModule
 
+from artifacts.cached_logits import file_sha256
 from cascade.engine import run_cascade
 from cascade.evaluation import policy_rows
 from cascade.fitted import CHECKPOINT_KEY, FittedCascade
@@ -38,6 +40,22 @@ class CascadeEvaluation:
     member_calls: dict = field(default_factory=dict)
     stage_macs: list[float] | None = None
     member_params: list[int] | None = None
+
+
+def check_distinct_checkpoints(paths: list[str]) -> None:
+    """Refuse the same member twice (same file content, by SHA-256): its ensemble with itself
+    is the single model at a higher cost."""
+    digests: dict[str, str] = {}
+    for path in paths:
+        if not Path(path).is_file():
+            continue  # load_member names the missing file
+        digest = file_sha256(path)
+        if digest in digests:
+            raise ValueError(
+                f"members {digests[digest]} and {path} are the same checkpoint (SHA-256 "
+                f"{digest[:12]}...): give distinct members"
+            )
+        digests[digest] = path
 
 
 class CascadeModule(LightningModule):
@@ -94,6 +112,7 @@ class CascadeModule(LightningModule):
             scod_ratio=scod_ratio,
             scod_beta=scod_beta,
         )
+        check_distinct_checkpoints(self.member_paths)
         self.members = torch.nn.ModuleList([load_member(p).model for p in members])
         classes = {m.num_classes for m in self.members}
         if len(classes) != 1:

@@ -137,12 +137,12 @@ def test_unreachable_target_names_lowest_risk_and_keeps_old_results(tmp_path, ca
     (results / "window.json").write_text('{"previous": true}\n')
     with pytest.raises(
         ValueError,
-        match=r"cov@0.1 on held-out split 'digits_heldout'.*"
+        match=r"cov@5 on held-out split 'digits_heldout'.*"
         r"lowest reachable risk is 0\.\d+",
     ):
         CascadeCLI(
             args=cascade_test_args(
-                QUICKSTART / "data.yaml", members, results, "--calibration.target=cov@0.1"
+                QUICKSTART / "data.yaml", members, results, "--calibration.target=cov@5"
             )
         )
     assert (results / "metrics.csv").read_text() == "previous results\n"
@@ -150,3 +150,13 @@ def test_unreachable_target_names_lowest_risk_and_keeps_old_results(tmp_path, ca
     for name in ("summary.json", "cascade.ckpt", "risk_coverage.png", "macs_vs_cov5.png"):
         assert not (results / name).exists()
     assert not list(results.glob(".*"))  # no temporary files left behind
+
+
+def test_the_same_member_twice_is_refused_online(tmp_path):
+    import shutil
+
+    first = save_untrained_member(tmp_path / "m0.ckpt")
+    shutil.copy(first, tmp_path / "copy.ckpt")
+    for members in ([first, first], [first, str(tmp_path / "copy.ckpt")]):
+        with pytest.raises(ValueError, match=r"are the same checkpoint \(SHA-256"):
+            CascadeModule(members=members)

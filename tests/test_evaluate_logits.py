@@ -80,6 +80,8 @@ def test_paper_definitions_and_temperature_scaling_run(tiny_members, tmp_path):
         (["--policies", "single,oracle"], "unknown policy 'oracle'"),
         (["--width", "0.7"], r"\(0, 0.5\]"),
         (["--ood", "missing_set"], "missing_set.safetensors"),
+        (["--members", "m0", "m0"], r"member\(s\) \['m0'\] given twice"),
+        (["--target", "cov@1"], r"'digits_heldout' has \d+ samples.*cov@1 needs at least 1000"),
     ],
 )
 def test_bad_input_exits_with_a_clear_message(tiny_members, tmp_path, capsys, extra, message):
@@ -103,3 +105,55 @@ def test_truncated_logits_file_is_named(tiny_members, tmp_path, capsys):
     assert main(args) == 2
     err = capsys.readouterr().err
     assert "m1/digits_blur.safetensors" in err and "not a readable safetensors file" in err
+
+
+def _copy_logits(tiny_members, tmp_path):
+    import shutil
+
+    logits = tmp_path / "logits"
+    shutil.copytree(tiny_members["logits_dir"], logits)
+    return logits
+
+
+def _args_on(logits, tiny_members, out):
+    args = base_args(tiny_members, out)
+    args[args.index("--logits-dir") + 1] = str(logits)
+    return args
+
+
+def test_identical_members_under_two_names_are_refused(tiny_members, tmp_path, capsys):
+    import shutil
+
+    logits = _copy_logits(tiny_members, tmp_path)
+    shutil.rmtree(logits / "m1")
+    shutil.copytree(logits / "m0", logits / "m1")
+    out = tmp_path / "out"
+    assert main(_args_on(logits, tiny_members, out)) == 2
+    assert "members 'm0' and 'm1' have identical held-out logits" in capsys.readouterr().err
+    assert not out.exists() or not any(out.iterdir())
+
+
+@pytest.mark.parametrize("macs", [0, -5, "many", True])
+def test_member_macs_must_be_positive_numbers(tiny_members, tmp_path, capsys, macs):
+    logits = _copy_logits(tiny_members, tmp_path)
+    meta = json.loads((logits / "m1" / "meta.json").read_text())
+    (logits / "m1" / "meta.json").write_text(json.dumps({**meta, "macs": macs}))
+    out = tmp_path / "out"
+    assert main(_args_on(logits, tiny_members, out)) == 2
+    err = capsys.readouterr().err
+    assert "m1/meta.json" in err and "'macs' must be a positive number" in err
+    assert not (out / "metrics.csv").exists() and not (out / "summary.json").exists()
+
+
+@pytest.mark.parametrize("role", ["--id", "--shift", "--heldout"])
+def test_unlabelled_set_in_a_labelled_role_is_named(tiny_members, tmp_path, capsys, role):
+    args = base_args(tiny_members, tmp_path / "out")
+    args.remove("photo_patches")  # the OOD set, now given in a labelled role
+    if role == "--shift":
+        args += ["--shift", "photo_patches"]
+    else:
+        args[args.index(role) + 1] = "photo_patches"
+        args += ["--shift", "digits_test"] if role == "--id" else ["--shift", "digits_heldout"]
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert "dataset 'photo_patches' has role" in err and "unlabelled (target -1)" in err

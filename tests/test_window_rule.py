@@ -10,9 +10,9 @@ from uncertainty.targets import parse_target
 
 
 def heldout(n=100):
-    # confidences 0.01 .. 1.00; the 30 least confident samples are wrong, the rest right
+    # confidences 1/n .. 1; the 30% least confident samples are wrong, the rest right
     conf = torch.arange(1, n + 1, dtype=torch.float64) / n
-    correct = torch.arange(n) >= 30
+    correct = torch.arange(n) >= 0.3 * n
     return conf, correct
 
 
@@ -41,7 +41,7 @@ def test_window_for_risk_and_fpr_targets():
 
 
 def test_fit_policies_builds_all_four():
-    conf, correct = heldout()
+    conf, correct = heldout(200)  # cov@5 needs at least 200 held-out samples
     policies = fit_policies(
         ["single", "ensemble", "single_threshold", "window"],
         FitInputs([conf], [correct]),
@@ -60,7 +60,7 @@ def test_fit_policies_builds_all_four():
 def test_policies_round_trip_through_json_dict():
     from cascade.policies import policy_from_dict
 
-    conf, correct = heldout()
+    conf, correct = heldout(200)
     names = ["single", "ensemble", "window", "random"]
     for policy in fit_policies(names, FitInputs([conf], [correct])).values():
         back = policy_from_dict(policy.to_dict())
@@ -76,8 +76,8 @@ def test_width_outside_range_is_refused(width):
 
 
 def test_unreachable_risk_names_lowest_reachable_risk():
-    conf = torch.linspace(0, 1, 50)
-    correct = torch.arange(50) % 2 == 0  # the most confident sample is wrong
+    conf = torch.linspace(0, 1, 1000)
+    correct = torch.arange(1000) % 2 == 0  # the most confident sample is wrong
     correct[-1] = False
     with pytest.raises(UnreachableTargetError, match=r"'held'.*lowest reachable risk is 0\.5000"):
         fit_policies(
@@ -94,3 +94,11 @@ def test_empty_heldout_is_refused():
 def test_bad_target_is_refused(bad):
     with pytest.raises(ValueError, match="target"):
         parse_target(bad)
+
+
+def test_heldout_split_too_small_for_the_target_states_the_minimum():
+    conf, correct = heldout(150)
+    with pytest.raises(ValueError, match=r"'held' has 150 samples.*cov@5 needs at least 200"):
+        fit_policies(["window"], FitInputs([conf], [correct], heldout_name="held"))
+    # a looser target needs fewer: risk@80 needs 50
+    fit_policies(["window"], FitInputs([conf], [correct]), PolicySettings("risk@80"))

@@ -113,6 +113,12 @@ class CascadeCalibration(Callback):
         # every rank scores the whole held-out split, so every rank fits the same policies
         with torch.inference_mode(False), torch.no_grad():
             logits, targets = self.member_logits(pl_module, heldout, batch)
+            if bool((targets < 0).any()):
+                raise ValueError(
+                    f"window calibration: the held-out split {heldout_name!r} has "
+                    f"{int((targets < 0).sum())} unlabelled samples (target -1); it must be "
+                    "labelled (source heldout, or a labelled dataset on disk)"
+                )
             temperatures = fit_temperatures(logits, targets) if self.temperature_scaling else None
             conf, correct = stage_confidences(logits, pl_module.score, targets, temperatures)
             mixture = None
