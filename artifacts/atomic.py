@@ -10,18 +10,27 @@ from contextlib import contextmanager
 from pathlib import Path
 
 
+def _current_umask() -> int:
+    umask = os.umask(0)
+    os.umask(umask)
+    return umask
+
+
 @contextmanager
 def atomic_path(path: str | Path):
-    """Yield a temporary path next to ``path``; rename it onto ``path`` only on success."""
+    """Yield a temporary path next to ``path``; rename it onto ``path`` only on success.
+
+    The file gets the permissions of a newly created file under the process umask (mkstemp's
+    0600, or those of a writer that recreates the file, would hide it from colleagues on a
+    shared cluster).
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     os.close(fd)
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(tmp, 0o666 & ~umask)  # mkstemp creates 0600; give the file normal permissions
     try:
         yield Path(tmp)
+        os.chmod(tmp, 0o666 & ~_current_umask())  # after the writer, which may recreate it
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):

@@ -66,6 +66,31 @@ def _columns(values: dict, role: str) -> list[str]:
     return [m for m in lead if m in values] + tail
 
 
+def identical_policies(rows: list[dict]) -> list[list[str]]:
+    """Groups of policy labels with identical values for every metric on every dataset (e.g.
+    the standard window and ``single_threshold`` when tau's quantile is below w: they fit the
+    same band)."""
+    labels = policy_labels(rows)
+    values: dict[str, list] = {}
+    for r in rows:
+        values.setdefault(labels[(r["policy"], r["setting"])], []).append(
+            (r["dataset"], r["metric"], r["value"])
+        )
+    groups: dict[tuple, list[str]] = {}
+    for label, vals in values.items():
+        groups.setdefault(tuple(sorted(vals)), []).append(label)
+    return [g for g in groups.values() if len(g) > 1]
+
+
+def _same_as(rows: list[dict]) -> dict[str, str]:
+    """label -> ' (= other, ...)' for policies that coincide with others."""
+    out = {}
+    for group in identical_policies(rows):
+        for label in group:
+            out[label] = f" (= {', '.join(g for g in group if g != label)})"
+    return out
+
+
 def format_table(rows: list[dict], stage_macs: list[float] | None = None) -> str:
     """A compact human-readable table: one line per dataset and policy."""
     nested = nested_metrics(rows)
@@ -89,6 +114,11 @@ def format_table(rows: list[dict], stage_macs: list[float] | None = None) -> str
             lines.append(f"  {policy:<{width - 2}}{cells}{cost:>10.3f}")
         lines.append("")
     lines.append("cost = expected MACs per sample in units of the first member's MACs")
+    for group in identical_policies(rows):
+        lines.append(
+            f"note: {' and '.join(group)} give identical results on every dataset "
+            "(they passed on the same samples, e.g. fitted the same band)"
+        )
     return "\n".join(lines)
 
 
@@ -98,9 +128,13 @@ def _plot_files(folder: Path, rows: list[dict], curves: dict, id_name: str) -> l
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    same = _same_as(rows)
+    styles = ["-", "--", ":", "-."]
     fig, ax = plt.subplots(figsize=(5, 4))
-    for policy, (coverage, risk) in curves.items():
-        ax.plot(torch.as_tensor(coverage), torch.as_tensor(risk), label=policy)
+    for i, (policy, (coverage, risk)) in enumerate(curves.items()):
+        # later lines thinner and dashed, so a line equal to an earlier one stays visible
+        ax.plot(torch.as_tensor(coverage), torch.as_tensor(risk), styles[i % 4],
+                linewidth=2.5 - 0.4 * min(i, 4), label=policy + same.get(policy, ""))  # fmt: skip
     ax.set(xlabel="coverage", ylabel="selective risk", title=f"Risk-coverage ({id_name})")
     ax.legend()
     fig.tight_layout()
@@ -108,10 +142,14 @@ def _plot_files(folder: Path, rows: list[dict], curves: dict, id_name: str) -> l
     plt.close(fig)
 
     nested = nested_metrics(rows)[id_name]
+    markers = ["o", "s", "^", "D", "v", "P"]
     fig, ax = plt.subplots(figsize=(5, 4))
-    for policy, values in nested.items():
+    for i, (policy, values) in enumerate(nested.items()):
         if "cov@5" in values:
-            ax.scatter(values["expected_macs"] / 1e6, values["cov@5"], label=policy, s=40)
+            # hollow markers of decreasing size: coinciding points stay distinguishable
+            ax.scatter(values["expected_macs"] / 1e6, values["cov@5"], s=140 - 20 * min(i, 5),
+                       marker=markers[i % 6], facecolors="none", edgecolors=f"C{i}",
+                       label=policy + same.get(policy, ""))  # fmt: skip
     ax.set(xlabel="expected MMACs per sample", ylabel="cov@5", title=f"Cost vs cov@5 ({id_name})")
     ax.legend()
     fig.tight_layout()

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import math
 import os
+from pathlib import Path
 
 import torch
 from torch.utils.data import Dataset
@@ -87,6 +88,18 @@ class GeneratedImages(Dataset):
         return (self.images[i] - self.mean) / self.std, -1, i
 
 
+def same_source(a: dict, a_split: str, b: dict, b_split: str) -> bool:
+    """Whether two source entries read the same images (format, path and, where the format has
+    splits, split; ``*_split`` are the defaults each entry is opened with)."""
+    if not (isinstance(a, dict) and isinstance(b, dict)) or a.get("format") != b.get("format"):
+        return False
+    if Path(str(a.get("path"))).resolve() != Path(str(b.get("path"))).resolve():
+        return False
+    return a.get("format") in ("image_folder", "idx") or a.get("split", a_split) == b.get(
+        "split", b_split
+    )
+
+
 class ImageFilesDataModule(ImageSetsDataModule):
     """Train / held-out / test splits and evaluation sets read from files, for timm models.
 
@@ -137,6 +150,13 @@ class ImageFilesDataModule(ImageSetsDataModule):
         if in_chans not in (1, 3):
             raise ValueError(f"in_chans must be 1 or 3, got {in_chans}")
         self.num_classes, self.in_chans = num_classes, in_chans
+        if same_source(
+            train, "train", test, "val" if train.get("format") == "imagenet" else "test"
+        ):
+            raise ValueError(
+                f"train and test read the same images ({test}): the test split would measure "
+                "the training data; point test at held-back images (e.g. ImageNet val)"
+            )
         self.train_source, self.test_source = train, test
         self.heldout_size, self.augment = heldout_size, augment
         self.crop_pct = crop_pct or cfg["crop_pct"]

@@ -231,7 +231,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--sizes", nargs="+", default=SIZES)
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
     p.add_argument("--epochs", type=int, default=None, help="default: the member config's")
-    p.add_argument("--out", type=Path, default=Path("benchmarks/notmnist"))
+    p.add_argument(
+        "--out",
+        type=Path,
+        default=Path("outputs/notmnist_benchmark"),
+        help="results folder (the published results are benchmarks/notmnist/)",
+    )
     p.add_argument("--work", type=Path, default=Path("outputs/notmnist"))
     p.add_argument("--smoke", action="store_true", help="2 sizes, 1 epoch, tiny splits")
     p.add_argument("--skip-timing", action="store_true")

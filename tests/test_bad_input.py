@@ -160,3 +160,16 @@ def test_the_same_member_twice_is_refused_online(tmp_path):
     for members in ([first, first], [first, str(tmp_path / "copy.ckpt")]):
         with pytest.raises(ValueError, match=r"are the same checkpoint \(SHA-256"):
             CascadeModule(members=members)
+
+
+def test_cached_logits_follow_the_umask_like_other_files(tmp_path):
+    import os
+
+    old = os.umask(0o022)
+    try:
+        path = save_cached_logits(tmp_path, "m0", "test", torch.randn(3, 2), torch.arange(3) % 2)
+        save_member_meta(tmp_path, "m0", {"model_name": "x"})
+    finally:
+        os.umask(old)
+    assert path.stat().st_mode & 0o777 == 0o644  # readable by colleagues on a shared cluster
+    assert (tmp_path / "m0" / "meta.json").stat().st_mode & 0o777 == 0o644

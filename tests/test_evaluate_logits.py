@@ -157,3 +157,19 @@ def test_unlabelled_set_in_a_labelled_role_is_named(tiny_members, tmp_path, caps
     assert main(args) == 2
     err = capsys.readouterr().err
     assert "dataset 'photo_patches' has role" in err and "unlabelled (target -1)" in err
+
+
+def test_policies_that_fit_the_same_band_are_named_in_the_table():
+    from artifacts.results import format_table, identical_policies
+
+    rows = [
+        {"dataset": d, "role": r, "policy": p, "setting": "", "score": "msp", "metric": m,
+         "value": v}
+        for d, r in (("t", "id"), ("o", "ood"))
+        for p, v in (("single", 0.1), ("single_threshold", 0.2), ("window", 0.2))
+        for m in ("acc", "expected_macs")
+    ]  # fmt: skip
+    assert identical_policies(rows) == [["single_threshold", "window"]]
+    assert "note: single_threshold and window give identical results" in format_table(rows)
+    rows[-1]["value"] = 0.3  # window differs on one value: no longer the same
+    assert identical_policies(rows) == []

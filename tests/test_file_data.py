@@ -73,9 +73,11 @@ def test_image_folders_with_an_unlabelled_ood_folder(tmp_path):
 
 def test_training_crops_are_seeded_per_epoch_and_sample(tmp_path, monkeypatch):
     write_folder(tmp_path / "train", 3, 4, 0)
+    write_folder(tmp_path / "test", 3, 2, 1)
     monkeypatch.setenv("PL_GLOBAL_SEED", "7")
     src = {"format": "image_folder", "path": str(tmp_path / "train")}
-    a, b = module(src, src), module(src, src)
+    test = {"format": "image_folder", "path": str(tmp_path / "test")}
+    a, b = module(src, test), module(src, test)
     assert torch.equal(a.train_set[0][0], b.train_set[0][0])
     a.train_set.set_epoch(1)
     assert not torch.equal(a.train_set[0][0], b.train_set[0][0])
@@ -179,11 +181,12 @@ def test_hf_hub_name_offline_is_a_clear_error(monkeypatch):
 def test_missing_dataset_path_names_the_path_and_the_layout(tmp_path, source, expected):
     missing = tmp_path / "nowhere"
     with pytest.raises(FileNotFoundError, match=expected) as err:
-        module({**source, "path": str(missing)}, {**source, "path": str(missing)})
+        module({**source, "path": str(missing)}, {**source, "path": str(tmp_path / "elsewhere")})
     assert str(missing) in str(err.value)
 
 
-def test_notmnist_idx_files_load_by_path():
+def test_notmnist_idx_files_load_by_path(tmp_path):
+    import shutil
     from pathlib import Path
 
     root = Path(__file__).resolve().parents[2] / "shared" / "data" / "notmnist"
@@ -191,9 +194,11 @@ def test_notmnist_idx_files_load_by_path():
         pytest.skip(f"{root} not present (the shared benchmark data sits beside the clone)")
     src = {"format": "idx", "path": str(root / "t10k-images-idx3-ubyte.gz"),
            "labels": str(root / "t10k-labels-idx1-ubyte.gz")}  # fmt: skip
-    dm = ImageFilesDataModule(train=src, test=src, datasets=EVAL[:2], num_classes=10,
-                              input_size=28, in_chans=1, heldout_size=2000,
-                              num_workers=0)  # fmt: skip
+    common = dict(datasets=EVAL[:2], num_classes=10, input_size=28, in_chans=1, num_workers=0)
+    with pytest.raises(ValueError, match="train and test read the same images"):
+        ImageFilesDataModule(train=src, test=src, heldout_size=2000, **common)
+    copy = {**src, "path": str(shutil.copy(src["path"], tmp_path / "images.gz"))}  # another file
+    dm = ImageFilesDataModule(train=src, test=copy, heldout_size=2000, **common)
     dm.setup("fit")
     assert len(dm.train_set) == 8000 and dm.eval_sets["test"][0][0].shape == (1, 28, 28)
 
