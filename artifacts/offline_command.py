@@ -19,6 +19,7 @@ import time
 
 from artifacts.experiment_logits import load_experiment
 from artifacts.results import write_results
+from artifacts.run_folder import check_output_folder, staged_run_folder
 from cascade.metric_registry import MetricSettings
 from cascade.offline import evaluate_policies, prepare_experiment
 from cascade.policy_registry import PolicySettings, check_policies, policy_entry, policy_table
@@ -72,7 +73,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         action="store_true",
         help="fit temperatures per member and ensemble on the held-out split",
     )
-    p.add_argument("--out", required=True, help="output folder")
+    p.add_argument("--out", required=True, help="output folder (new, empty, or an earlier run)")
+    p.add_argument(
+        "--overwrite", action="store_true", help="replace an earlier run in --out (as a whole)"
+    )
     p.add_argument("--quiet", action="store_true", help="do not print the table")
     return p.parse_args(argv)
 
@@ -102,6 +106,7 @@ def run(args: argparse.Namespace) -> list[dict]:
         for w in args.width
         for f in args.pass_fraction
     ]  # all validated before any work
+    check_output_folder(args.out, args.overwrite)
     data, stage_macs = load_experiment(args.logits_dir, args.members, roles)
     prepared = prepare_experiment(data, roles, stage_macs, args.score, args.temperature_scaling)
     swept_by = {p: policy_entry(p).sweep for p in policies}
@@ -122,21 +127,24 @@ def run(args: argparse.Namespace) -> list[dict]:
         rows.extend(part)
         for p in fitted.values():
             fitted_all[f"{p.name}[{p.setting}]" if p.setting else p.name] = p.to_dict()
-    write_results(
-        args.out,
-        rows,
-        policies=fitted_all,
-        members=[
-            {"member": m, "macs": macs} for m, macs in zip(args.members, stage_macs, strict=True)
-        ],
-        extra={
-            "score": args.score,
-            "target": args.target,
-            "definitions": args.definitions,
-            "temperatures": (prepared.temperatures.to_dict() if prepared.temperatures else None),
-        },
-        quiet=args.quiet,
-    )
+    with staged_run_folder(args.out) as staging:
+        write_results(
+            staging,
+            rows,
+            policies=fitted_all,
+            members=[
+                {"member": m, "macs": macs}
+                for m, macs in zip(args.members, stage_macs, strict=True)
+            ],
+            extra={
+                "score": args.score,
+                "target": args.target,
+                "definitions": args.definitions,
+                "temperatures": prepared.temperatures.to_dict() if prepared.temperatures else None,
+            },
+            quiet=args.quiet,
+            shown_dir=args.out,
+        )
     return rows
 
 
@@ -149,7 +157,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     try:
         run(args)
-    except (ValueError, FileNotFoundError) as err:
+    except (ValueError, FileNotFoundError, PermissionError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
     if not args.quiet:

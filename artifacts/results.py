@@ -166,8 +166,12 @@ def write_results(
     curves: dict | None = None,
     extra: dict | None = None,
     quiet: bool = False,
+    shown_dir: str | Path | None = None,
 ) -> list[Path]:
     """Write metrics.csv, summary.json and plots into ``results_dir``; print the table.
+
+    ``shown_dir``: the folder named in the printed list of files (where they will be, when
+    ``results_dir`` is a staging folder).
 
     Returns:
         The paths written.
@@ -198,5 +202,5 @@ def write_results(
         print(format_table(rows, [m["macs"] for m in members]))
         print("\nResults written to:")
         for path in written:
-            print(f"  {path}")
+            print(f"  {Path(shown_dir) / path.name if shown_dir else path}")
     return written

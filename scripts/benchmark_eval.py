@@ -63,7 +63,7 @@ def main() -> None:
     cli = [
         "--logits-dir", str(directory), "--members", "m0", "m1", "--heldout", "heldout",
         "--id", "test", "--ood", "ood_a", "ood_b", "--score", args.score, "--target", "cov@5",
-        "--policies", "single,ensemble,window", "--out", str(out), "--quiet",
+        "--policies", "single,ensemble,window", "--out", str(out), "--quiet", "--overwrite",
     ]  # fmt: skip
     times = []
     for _ in range(args.repeats):
