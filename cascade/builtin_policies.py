@@ -105,8 +105,9 @@ def minimum_heldout(target: Target) -> int:
 
 def _fit_window(name: str, inputs: FitInputs, settings: PolicySettings) -> IntervalPolicy:
     target = parse_target(settings.target)
-    n, need = inputs.stage_confidence[0].numel(), minimum_heldout(target)
-    if n < need:
+    n = inputs.stage_confidence[0].numel() if inputs.stage_confidence else 0
+    need = minimum_heldout(target)
+    if inputs.stage_confidence and n < need:  # (one member: nothing to fit)
         raise ValueError(
             f"held-out split {inputs.heldout_name!r} has {n} samples; the {name} policy for "
             f"target {target.name} needs at least {need} (so that {MIN_SAMPLES} samples lie "

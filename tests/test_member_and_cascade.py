@@ -13,6 +13,8 @@ from cascade.policies import policy_from_dict
 from cascade.policy_registry import PolicySettings
 from lightning_modules.cli import CascadeCLI
 from lightning_modules.member import load_member
+from lightning_modules.stages import cache_logits
+from tests.conftest import QUICKSTART
 
 
 def test_member_checkpoint_and_cached_logits(tiny_members):
@@ -178,21 +180,33 @@ def test_cascade_checkpoint_carries_the_window(
 def test_three_stage_online_cascade_with_every_policy_equals_offline(
     tiny_members, tmp_path, definitions, target, cascade_test_args
 ):
-    """M = 3 (m0, m1, m0 again), every policy, temperature scaling, both definition sets."""
+    """M = 3 (m0, m1, and m2 = m0 with a perturbed classifier), every policy, temperature
+    scaling, both definition sets."""
+    import shutil
+
     policies = ["single", "ensemble", "single_threshold", "window", "window_adjusted", "random"]
-    ckpts = [*tiny_members["ckpts"], tiny_members["ckpts"][0]]
+    ckpt = torch.load(tiny_members["ckpts"][0], map_location="cpu", weights_only=True)
+    gen = torch.Generator().manual_seed(2)
+    for key in [k for k in ckpt["state_dict"] if k.endswith("fc.weight")]:
+        w = ckpt["state_dict"][key]
+        ckpt["state_dict"][key] = w + 0.3 * w.std() * torch.randn(w.shape, generator=gen)
+    third = tmp_path / "m2.ckpt"
+    torch.save(ckpt, third)
+    logits = shutil.copytree(tiny_members["logits_dir"], tmp_path / "logits")
+    cache_logits(QUICKSTART / "member.yaml", third, logits, "m2", tiny_members["data_cfg"])
+    ckpts = [*tiny_members["ckpts"], str(third)]
     cli = CascadeCLI(
         args=cascade_test_args(
-            tiny_members["data_cfg"], ckpts, tmp_path,
+            tiny_members["data_cfg"], ckpts, tmp_path / "results",
             f"--model.policies=[{', '.join(policies)}]",
             f"--model.definitions={definitions}",
             f"--calibration.target={target}",
             "--calibration.temperature_scaling=true",
         )
     )  # fmt: skip
-    online = read_metrics_csv(tmp_path / "metrics.csv")
+    online = read_metrics_csv(tmp_path / "results" / "metrics.csv")
     offline, fitted = evaluate_cached_logits(
-        tiny_members["logits_dir"], ["m0", "m1", "m0"], cli.datamodule.roles, policies, "msp",
+        logits, ["m0", "m1", "m2"], cli.datamodule.roles, policies, "msp",
         PolicySettings(target, definitions=definitions), temperature_scaling=True,
         metric_settings=cli.model.settings,
     )  # fmt: skip
@@ -202,6 +216,6 @@ def test_three_stage_online_cascade_with_every_policy_equals_offline(
     assert set(off) == {key(r) for r in online}
     for r in online:
         assert r["value"] == pytest.approx(off[key(r)], rel=1e-4, abs=1e-5), key(r)
-    window = json.loads((tmp_path / "window.json").read_text())
+    window = json.loads((tmp_path / "results" / "window.json").read_text())
     assert window["definitions"] == definitions
     assert len(window["temperatures"]["members"]) == 3

@@ -102,3 +102,8 @@ def test_heldout_split_too_small_for_the_target_states_the_minimum():
         fit_policies(["window"], FitInputs([conf], [correct], heldout_name="held"))
     # a looser target needs fewer: risk@80 needs 50
     fit_policies(["window"], FitInputs([conf], [correct]), PolicySettings("risk@80"))
+
+
+def test_a_one_member_cascade_fits_every_policy_with_no_stage():
+    fitted = fit_policies(["single", "window", "single_threshold"], FitInputs([], []))
+    assert all(p.num_stages == 1 for p in fitted.values())
