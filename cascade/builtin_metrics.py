@@ -15,9 +15,9 @@ from cascade.metric_registry import MetricInputs, percent_key, register_metric
 from cascade.roles import LABELLED_ROLES, ROLES
 from uncertainty.ood_detection import aupr, auroc
 from uncertainty.probability_metrics import (
-    brier_score,
-    expected_calibration_error,
-    negative_log_likelihood,
+    brier_from_statistics,
+    calibration_error,
+    nll_from_target_probability,
 )
 from uncertainty.scod import scod_aurc, scod_risk_at_coverage
 
@@ -26,63 +26,63 @@ OOD = ("ood",)
 
 @register_metric("acc", True, LABELLED_ROLES, "fraction of samples whose arg-max is the target")
 def _acc(i: MetricInputs) -> dict[str, float]:
-    return {"acc": float(i.correct.double().mean())}
+    return {"acc": float(i.outputs.correct.double().mean())}
 
 
 @register_metric("nll", False, LABELLED_ROLES, "mean -log p(target), nats")
 def _nll(i: MetricInputs) -> dict[str, float]:
-    return {"nll": negative_log_likelihood(i.result.probs, i.targets)}
+    return {"nll": nll_from_target_probability(i.outputs.target_prob)}
 
 
 @register_metric("ece", False, LABELLED_ROLES, "top-label ECE, 15 equal-width bins")
 def _ece(i: MetricInputs) -> dict[str, float]:
-    return {"ece": expected_calibration_error(i.result.probs, i.targets)}
+    return {"ece": calibration_error(i.outputs.top_prob, i.outputs.correct)}
 
 
 @register_metric("brier", False, LABELLED_ROLES, "mean sum_c (p_c - 1[c = y])^2")
 def _brier(i: MetricInputs) -> dict[str, float]:
-    return {"brier": brier_score(i.result.probs, i.targets)}
+    return {"brier": brier_from_statistics(i.outputs.sum_sq, i.outputs.target_prob)}
 
 
 @register_metric("aurc", False, LABELLED_ROLES, "area under the risk-coverage curve")
 def _aurc(i: MetricInputs) -> dict[str, float]:
-    return {"aurc": i.definitions.aurc(i.result.confidence, i.correct)}
+    return {"aurc": i.definitions.aurc(i.outputs.confidence, i.outputs.correct)}
 
 
 @register_metric(
     "cov@R", True, LABELLED_ROLES, "largest coverage with selective risk <= R (0 if none)"
 )
 def _cov(i: MetricInputs) -> dict[str, float]:
-    conf, defs = i.result.confidence, i.definitions
+    conf, correct, defs = i.outputs.confidence, i.outputs.correct, i.definitions
     return {
-        percent_key("cov", r): defs.coverage_at_risk_or_zero(conf, i.correct, r)
+        percent_key("cov", r): defs.coverage_at_risk_or_zero(conf, correct, r)
         for r in i.settings.risks
     }
 
 
 @register_metric("risk@C", False, LABELLED_ROLES, "selective risk at coverage C")
 def _risk(i: MetricInputs) -> dict[str, float]:
-    conf, defs = i.result.confidence, i.definitions
+    conf, correct, defs = i.outputs.confidence, i.outputs.correct, i.definitions
     return {
-        percent_key("risk", c): defs.risk_at_coverage(conf, i.correct, c)[0]
+        percent_key("risk", c): defs.risk_at_coverage(conf, correct, c)[0]
         for c in i.settings.coverages
     }
 
 
 @register_metric("auroc", True, OOD, "AUROC of OOD (positive) vs ID by -confidence")
 def _auroc(i: MetricInputs) -> dict[str, float]:
-    return {"auroc": auroc(i.id_result.confidence, i.result.confidence)}
+    return {"auroc": auroc(i.id_outputs.confidence, i.outputs.confidence)}
 
 
 @register_metric("aupr", True, OOD, "average precision, OOD positive")
 def _aupr(i: MetricInputs) -> dict[str, float]:
-    return {"aupr": aupr(i.id_result.confidence, i.result.confidence)}
+    return {"aupr": aupr(i.id_outputs.confidence, i.outputs.confidence)}
 
 
 @register_metric("fpr@P", False, OOD, "fraction of OOD accepted at the threshold accepting P of ID")
 def _fpr(i: MetricInputs) -> dict[str, float]:
     tpr = i.settings.ood_tpr
-    value = i.definitions.fpr(i.id_result.confidence, i.result.confidence, tpr)
+    value = i.definitions.fpr(i.id_outputs.confidence, i.outputs.confidence, tpr)
     return {percent_key("fpr", tpr): value}
 
 
@@ -102,10 +102,10 @@ def _scod_risk(i: MetricInputs) -> dict[str, float]:
 
 @register_metric("expected_macs", False, ROLES, "sum over stages of reach fraction x MACs")
 def _macs(i: MetricInputs) -> dict[str, float]:
-    return {"expected_macs": expected_macs(i.result.exit_stage, i.stage_macs)}
+    return {"expected_macs": expected_macs(i.outputs.exit_stage, i.stage_macs)}
 
 
 @register_metric("exit_frac@K", False, ROLES, "fraction of samples leaving after stage K")
 def _exit(i: MetricInputs) -> dict[str, float]:
-    fractions = exit_fractions(i.result.exit_stage, len(i.stage_macs)).tolist()
+    fractions = exit_fractions(i.outputs.exit_stage, len(i.stage_macs)).tolist()
     return {f"exit_frac@{k + 1}": frac for k, frac in enumerate(fractions)}

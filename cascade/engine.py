@@ -86,3 +86,28 @@ def run_cascade(
         index = index[passed]
         state = state.select(passed).add(source(k + 1, index))
     return CascadeResult(probs, confidence, exit_stage)
+
+
+def exit_stages(
+    stage_confidence: list[torch.Tensor],
+    policy: CascadePolicy,
+    sample_ids: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """The exit stage (1-based) of every sample when every stage's confidence is already known
+    (cached logits): the decisions of :func:`run_cascade`, with no member or state in the loop.
+
+    Args:
+        stage_confidence: for k = 0..M-1, the confidence (N) of the ensemble of the first
+            k + 1 members (the last one is not needed: nothing passes on from stage M).
+    """
+    n = stage_confidence[0].numel()
+    ids = torch.arange(n) if sample_ids is None else sample_ids.cpu().long()
+    exit_stage = torch.full((n,), policy.num_stages, dtype=torch.long)
+    index = torch.arange(n)
+    for k in range(policy.num_stages - 1):
+        passed = policy.passes(k, stage_confidence[k][index], ids[index])
+        exit_stage[index[~passed]] = k + 1
+        index = index[passed]
+        if index.numel() == 0:
+            break
+    return exit_stage

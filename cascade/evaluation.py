@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import torch
 
-from cascade.engine import CascadeResult
 from cascade.metric_registry import MetricInputs, MetricSettings, metric_values
 from cascade.roles import LABELLED_ROLES, DatasetRoles
+from cascade.sample_outputs import SampleOutputs
 
 ROW_FIELDS = ("dataset", "role", "policy", "setting", "score", "metric", "value")
 
@@ -19,13 +19,14 @@ ROW_FIELDS = ("dataset", "role", "policy", "setting", "score", "metric", "value"
 def policy_rows(
     policy,
     score: str,
-    results: dict[str, CascadeResult],
+    outputs: dict[str, SampleOutputs],
     targets: dict[str, torch.Tensor],
     roles: DatasetRoles,
     stage_macs: list[float],
     settings: MetricSettings | None = None,
 ) -> list[dict]:
-    """All metric rows of one fitted policy over every dataset of ``roles``."""
+    """All metric rows of one fitted policy over every dataset of ``roles`` (``outputs``: each
+    dataset's per-sample outputs under the policy; ``targets``: its targets, -1 unlabelled)."""
     settings = settings or MetricSettings()
     roles = roles if isinstance(roles, DatasetRoles) else DatasetRoles(roles)
     id_name = roles.id
@@ -36,9 +37,7 @@ def policy_rows(
                 f"dataset {name!r} has role {role!r} but unlabelled samples (target -1): "
                 "labelled roles (heldout, id, shift) need every target; make it an 'ood' set"
             )
-        inputs = MetricInputs(
-            results[name], targets[name], results[id_name], targets[id_name], stage_macs, settings
-        )
+        inputs = MetricInputs(outputs[name], outputs[id_name], stage_macs, settings)
         for metric, value in metric_values(inputs, role).items():
             rows.append(
                 {

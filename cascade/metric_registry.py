@@ -21,7 +21,7 @@ from functools import cached_property
 
 import torch
 
-from cascade.engine import CascadeResult
+from cascade.sample_outputs import SampleOutputs
 from uncertainty.definitions import Definitions, get_definitions
 from uncertainty.scod import scod_mixture
 
@@ -56,18 +56,16 @@ class MetricSettings:
 
 @dataclass
 class MetricInputs:
-    """What a metric may read: one dataset's cascade outputs under one policy.
+    """What a metric may read: one dataset's per-sample cascade outputs under one policy.
 
     Attributes:
-        result: the dataset's cascade outputs; targets: its targets (-1 when unlabelled);
-        id_result, id_targets: the ID test set's outputs under the same policy (OOD metrics);
-        stage_macs: MACs per member; settings: the operating points to report.
+        outputs: the dataset's per-sample outputs; id_outputs: the ID test set's outputs under
+            the same policy (OOD metrics); stage_macs: MACs per member; settings: the
+            operating points to report.
     """
 
-    result: CascadeResult
-    targets: torch.Tensor
-    id_result: CascadeResult
-    id_targets: torch.Tensor
+    outputs: SampleOutputs
+    id_outputs: SampleOutputs
     stage_macs: list[float]
     settings: MetricSettings
 
@@ -76,19 +74,13 @@ class MetricInputs:
         return get_definitions(self.settings.definitions)
 
     @cached_property
-    def correct(self) -> torch.Tensor:
-        """Whether each sample's arg-max class is its target."""
-        return self.result.probs.argmax(dim=-1) == self.targets
-
-    @cached_property
     def scod(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """(ID confidence, ID correctness, OOD confidence) of the fixed-seed SCOD mixture."""
-        s, id_conf, ood_conf = self.settings, self.id_result.confidence, self.result.confidence
+        s, id_conf, ood_conf = self.settings, self.id_outputs.confidence, self.outputs.confidence
         keep_id, keep_ood = scod_mixture(
             id_conf.numel(), ood_conf.numel(), s.scod_ratio, s.scod_seed
         )
-        correct = (self.id_result.probs.argmax(dim=-1) == self.id_targets)[keep_id]
-        return id_conf[keep_id], correct, ood_conf[keep_ood]
+        return id_conf[keep_id], self.id_outputs.correct[keep_id], ood_conf[keep_ood]
 
 
 @dataclass(frozen=True)

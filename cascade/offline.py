@@ -1,8 +1,11 @@
-"""Offline driver: the same policies and engine over in-memory logits (no model is run).
+"""Offline driver: the same policies and decisions over in-memory logits (no model is run).
 
 Loading (``artifacts.experiment_logits``) is separate from evaluating, so a sweep over widths,
-targets or definitions reads the logits once. Per member and dataset the softmax statistics
-are computed once and shared by every policy (the engine accepts them in place of logits).
+targets or definitions reads the logits once. Per dataset, the per-sample outputs of every
+ensemble prefix (``SampleOutputs``: confidence, top probability, correctness, ...) are computed
+once; a policy then only decides exit stages from the prefixes' confidences
+(``cascade.engine.exit_stages``, the decisions ``run_cascade`` makes online) and gathers each
+sample's outputs at its exit stage, so each setting of a sweep costs O(N), not O(N x C).
 """
 
 from __future__ import annotations
@@ -11,13 +14,20 @@ from dataclasses import dataclass
 
 import torch
 
-from cascade.engine import run_cascade
+from cascade.engine import exit_stages
 from cascade.evaluation import policy_rows
 from cascade.metric_registry import MetricSettings
 from cascade.policies import CascadePolicy
 from cascade.policy_registry import FitInputs, PolicySettings, fit_policies, policy_entry
 from cascade.roles import DatasetRoles
-from cascade.stage_scores import Temperatures, fit_temperatures, member_states, stage_confidences
+from cascade.sample_outputs import SampleOutputs
+from cascade.stage_scores import (
+    Temperatures,
+    fit_temperatures,
+    member_states,
+    prefix_states,
+    stage_confidences,
+)
 from uncertainty.scod import scod_mixture
 from uncertainty.scores import EnsembleState, check_score
 
@@ -60,7 +70,9 @@ class PreparedExperiment:
         score: the confidence score; temperatures: fitted temperatures or None;
         states: per dataset, every member's one-member ``EnsembleState``;
         heldout_confidence, heldout_correct: held-out scores of the ensembles of the first
-        1..M-1 members.
+        1..M-1 members;
+        prefix_outputs: per dataset, the per-sample outputs of the ensembles of the first
+        1..M members.
     """
 
     data: dict[str, EnsembleLogits]
@@ -71,6 +83,7 @@ class PreparedExperiment:
     states: dict[str, list[EnsembleState]]
     heldout_confidence: list[torch.Tensor]
     heldout_correct: list[torch.Tensor]
+    prefix_outputs: dict[str, list[SampleOutputs]]
     mixture_ratio: float = 1.0
     _mixture: dict = None
 
@@ -99,9 +112,23 @@ def prepare_experiment(
     temperatures = fit_temperatures(held.logits, held.targets) if temperature_scaling else None
     states = {name: member_states(d.logits, temperatures, score) for name, d in data.items()}
     confidence, correct = stage_confidences(states[heldout], score, held.targets)
+    outputs = {name: prefix_outputs(states[name], score, d.targets) for name, d in data.items()}
     return PreparedExperiment(
-        data, roles, stage_macs, score, temperatures, states, confidence, correct, mixture_ratio
-    )
+        data, roles, stage_macs, score, temperatures, states, confidence, correct, outputs,
+        mixture_ratio,
+    )  # fmt: skip
+
+
+def prefix_outputs(
+    states: list[EnsembleState], score: str, targets: torch.Tensor
+) -> list[SampleOutputs]:
+    """Per-sample outputs of the ensembles of the first 1..M members (stage k exits)."""
+    out = []
+    for k, state in enumerate(prefix_states(states)):
+        exit_stage = torch.full((targets.numel(),), k + 1, dtype=torch.long)
+        conf = state.confidence(score)
+        out.append(SampleOutputs.from_probs(state.probs.float(), conf, exit_stage, targets))
+    return out
 
 
 def evaluate_policies(
@@ -123,13 +150,9 @@ def evaluate_policies(
     rows = []
     for policy in fitted.values():
         results = {}
-        for name, d in prepared.data.items():
-            states = prepared.states[name]
-
-            def source(k, idx, states=states, n=d.num_samples):
-                return states[k] if idx.numel() == n else states[k].select(idx)
-
-            results[name] = run_cascade(source, d.num_samples, policy, prepared.score)
+        for name, stages in prepared.prefix_outputs.items():
+            exits = exit_stages([s.confidence for s in stages], policy)
+            results[name] = SampleOutputs.by_exit_stage(stages, exits)
         rows.extend(
             policy_rows(
                 policy,

@@ -187,8 +187,8 @@ class CascadeModule(LightningModule):
                     policy, self.score, results, targets, roles, ev.stage_macs, self.settings
                 )
             )
-            correct = results[roles.id].probs.argmax(-1) == targets[roles.id]
-            curve = risk_coverage_curve(results[roles.id].confidence, correct)
+            ids = results[roles.id]
+            curve = risk_coverage_curve(ids.confidence, ids.correct)
             ev.curves[policy.name] = (curve.coverage, curve.risk)
         for row in ev.rows:
             key = f"{row['role']}/{row['dataset']}/{row['policy']}/{row['metric']}"

@@ -8,12 +8,15 @@ N x C tensor is kept except by :class:`CascadeOutputs`, which needs the probabil
 
 from __future__ import annotations
 
+from dataclasses import fields
+
 import torch
 from torchmetrics import Metric
 from torchmetrics.utilities import dim_zero_cat
 
 from cascade.engine import CascadeResult
 from cascade.metric_registry import percent_key
+from cascade.sample_outputs import SampleOutputs
 from uncertainty.definitions import get_definitions
 from uncertainty.probability_metrics import (
     brier_from_statistics,
@@ -103,31 +106,30 @@ class CalibrationMetrics(_CatMetric):
 
 
 class CascadeOutputs(_CatMetric):
-    """Accumulates (probs, confidence, exit stage, target) of every sample seen, for the
-    cascade module, which turns them into every metric row at the end of ``test``.
+    """Accumulates the per-sample outputs (``SampleOutputs``: O(N), no N x C probabilities) and
+    targets of every sample seen, for the cascade module, which turns them into every metric
+    row at the end of ``test``.
 
     ``compute()`` returns the samples in dataset order (by sample index), whatever the number
     of processes, so order-dependent steps (SCOD's seeded subsampling) match one process.
     """
 
-    STATES = ("probs", "confidence", "exit_stage", "targets", "sample_ids")
+    FIELDS = tuple(f.name for f in fields(SampleOutputs))
+    STATES = (*FIELDS, "targets", "sample_ids")
 
     def update(
         self, result: CascadeResult, targets: torch.Tensor, sample_ids: torch.Tensor
     ) -> None:
+        outputs = SampleOutputs.from_probs(
+            result.probs.float(), result.confidence, result.exit_stage, targets
+        )
         self._append(
-            probs=result.probs.float(),
-            confidence=result.confidence.double(),
-            exit_stage=result.exit_stage.long(),
+            **{name: getattr(outputs, name) for name in self.FIELDS},
             targets=targets.long(),
             sample_ids=sample_ids.long(),
         )
 
-    def compute(self) -> tuple[CascadeResult, torch.Tensor]:
+    def compute(self) -> tuple[SampleOutputs, torch.Tensor]:
         order = torch.argsort(self._cat("sample_ids"))
-        result = CascadeResult(
-            probs=self._cat("probs")[order],
-            confidence=self._cat("confidence")[order],
-            exit_stage=self._cat("exit_stage")[order],
-        )
-        return result, self._cat("targets")[order]
+        outputs = SampleOutputs(**{name: self._cat(name)[order] for name in self.FIELDS})
+        return outputs, self._cat("targets")[order]

@@ -68,3 +68,35 @@ def test_cost_and_exit_fractions():
     assert exit_fractions(exit_stage, 3).tolist() == [0.5, 0.25, 0.25]
     # all reach stage 1, half reach stage 2, a quarter reach stage 3
     assert expected_macs(exit_stage, [10.0, 20.0, 40.0]) == pytest.approx(10 + 10 + 10)
+
+
+@pytest.mark.parametrize("score", ["msp", "energy"])
+def test_decisions_from_known_stage_scores_equal_the_live_cascade(score):
+    """The offline fast path (exit stages from every prefix's confidence, outputs gathered by
+    exit stage) gives exactly the live engine's per-sample outputs, for every kind of policy."""
+    from cascade.engine import exit_stages
+    from cascade.offline import prefix_outputs
+    from cascade.policies import RandomPolicy
+    from cascade.sample_outputs import SampleOutputs
+    from cascade.stage_scores import member_states
+
+    logits = make_logits(m=3, n=300, c=6, seed=4)
+    targets = torch.randint(6, (300,), generator=torch.Generator().manual_seed(1))
+    states = member_states(logits, None, score)
+    stages = prefix_outputs(states, score, targets)
+    conf = [s.confidence for s in stages]
+    q = [float(torch.quantile(c, 0.3)) for c in conf[:2]]
+    policies = [
+        single_policy(3),
+        ensemble_policy(3),
+        IntervalPolicy("band", torch.tensor([[q[0] - 0.2, q[0] + 0.3], [-math.inf, q[1]]])),
+        RandomPolicy(3, 0.4, seed=2),
+    ]
+    for policy in policies:
+        live = run_cascade(lambda k, i: logits[k][i], 300, policy, score)
+        expected = SampleOutputs.from_probs(live.probs, live.confidence, live.exit_stage, targets)
+        exits = exit_stages(conf, policy)
+        assert torch.equal(exits, live.exit_stage), policy.name
+        got = SampleOutputs.by_exit_stage(stages, exits)
+        for name in ("confidence", "top_prob", "correct", "target_prob", "sum_sq"):
+            assert torch.equal(getattr(got, name), getattr(expected, name)), (policy.name, name)
