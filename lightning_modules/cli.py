@@ -45,11 +45,24 @@ def check_slurm_tasks(trainer) -> None:
 
 
 class SafeLoadingCLI(LightningCLI):
-    """A LightningCLI whose ``--ckpt_path`` loads with ``weights_only=True`` unless told otherwise.
+    """The one adapter over LightningCLI's private methods; the CLIs below use public hooks.
 
-    Lightning otherwise unpickles the checkpoint file, which can run arbitrary code. Under
-    SLURM it also checks that srun started as many processes as the Trainer runs.
+    - ``--ckpt_path`` loads with ``weights_only=True`` unless told otherwise (Lightning
+      otherwise unpickles the checkpoint file, which can run arbitrary code);
+    - ``--ckpt_path`` is checked by :meth:`check_checkpoint` before anything is built or
+      written (Lightning would load it first, with an unclear error when it is corrupt);
+    - under SLURM, srun must have started as many processes as the Trainer runs.
     """
+
+    def check_checkpoint(self, subcommand: str, ckpt_path: str) -> None:
+        """Hook: refuse ``ckpt_path`` for ``subcommand`` with a clear error (default: accept)."""
+
+    def _parse_ckpt_path(self) -> None:
+        subcommand = self.config.get("subcommand")
+        ckpt = self.config[subcommand].get("ckpt_path") if subcommand else None
+        if ckpt and ckpt not in ("last", "hpc", "best", "registry"):
+            self.check_checkpoint(subcommand, ckpt)
+        super()._parse_ckpt_path()
 
     def _run_subcommand(self, subcommand: str) -> None:
         check_slurm_tasks(self.trainer)
@@ -91,20 +104,12 @@ class MemberCLI(SafeLoadingCLI):
         parser.add_argument("--cache.logits_dir", type=str | None, default=None)
         parser.add_argument("--cache.member", type=str, default="m0")
 
-    def _parse_ckpt_path(self) -> None:
-        """Check ``--ckpt_path`` before anything is built or written.
-
-        Lightning would otherwise load it here, failing with an unclear error when it is
-        corrupt, and for ``fit`` silently replace the configured architecture by the
-        checkpoint's. Resuming ``fit`` from a checkpoint of another architecture is refused.
-        """
-        subcommand = self.config.get("subcommand")
-        ckpt = self.config[subcommand].get("ckpt_path") if subcommand else None
-        if ckpt and ckpt not in ("last", "hpc", "best", "registry"):
-            config = self.config[subcommand]
-            expected = config.model.model_name if subcommand == "fit" else None
-            read_member_checkpoint(ckpt, expected)
-        super()._parse_ckpt_path()
+    def check_checkpoint(self, subcommand: str, ckpt_path: str) -> None:
+        """A readable member checkpoint; for ``fit``, of the configured architecture (Lightning
+        would otherwise silently replace the configured architecture by the checkpoint's)."""
+        config = self.config[subcommand]
+        expected = config.model.model_name if subcommand == "fit" else None
+        read_member_checkpoint(ckpt_path, expected)
 
     def before_predict(self) -> None:
         cache = self.config_init[self.subcommand]["cache"]

@@ -15,14 +15,38 @@ NOTMNIST = ROOT.parent / "shared" / "data" / "notmnist"
 @pytest.mark.slow
 @pytest.mark.skipif(not NOTMNIST.is_dir(), reason="../shared/data/notmnist is not beside the repo")
 def test_benchmark_smoke_run(tmp_path):
+    """Also: a data config with an extra OOD set read from IDX files (as MNIST would be)."""
+    import gzip
+    import struct
+
+    import torch
+    import yaml
+
     out, work = tmp_path / "out", tmp_path / "work"
-    cmd = [sys.executable, "scripts/benchmark_notmnist.py", "--smoke",
-           "--sizes", "resnet10t", "resnet18", "--out", str(out), "--work", str(work)]  # fmt: skip
+    gen = torch.Generator().manual_seed(0)
+    extra = {}
+    for name, array in (("img", torch.randint(0, 256, (40, 28, 28), generator=gen)),
+                        ("lab", torch.arange(40) % 10)):  # fmt: skip
+        header = bytes([0, 0, 8, array.ndim]) + b"".join(struct.pack(">I", d) for d in array.shape)
+        extra[name] = tmp_path / f"mnist-{name}.gz"
+        extra[name].write_bytes(gzip.compress(header + array.to(torch.uint8).numpy().tobytes()))
+    cfg = yaml.safe_load((ROOT / "configs/notmnist/data.yaml").read_text())
+    for key in ("images", "labels"):  # relative to the repo root, where the script runs
+        cfg["init_args"][key] = str(ROOT / cfg["init_args"][key])
+    cfg["init_args"]["datasets"].append({"name": "mnist", "role": "ood", "source": "path",
+                                         "format": "idx", "path": str(extra["img"]),
+                                         "labels": str(extra["lab"])})  # fmt: skip
+    data_cfg = tmp_path / "data.yaml"
+    data_cfg.write_text(yaml.safe_dump(cfg))
+    cmd = [sys.executable, "scripts/benchmark_notmnist.py", "--smoke", "--data-config",
+           str(data_cfg), "--sizes", "resnet10t", "resnet18", "--out", str(out),
+           "--work", str(work)]  # fmt: skip
     proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=1200)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     with open(out / "metrics.csv") as f:
         rows = list(csv.DictReader(f))
     assert {r["model"] for r in rows} == {"resnet10t", "resnet18"}
+    assert {r["role"] for r in rows if r["dataset"] == "mnist"} == {"ood"}
     assert {"single", "ensemble", "single_threshold", "random"} <= {r["policy"] for r in rows}
     assert {r["score"] for r in rows} == {"msp", "energy"}
     for name in (
