@@ -47,9 +47,48 @@ def _files(folder: Path) -> list[Path]:
     return sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_EXTENSIONS)
 
 
-def _open(path: Path) -> Image.Image:
-    with Image.open(path) as img:
-        return img.convert("RGB")
+class UnreadableImageError(ValueError):
+    """An image file that cannot be decoded (named, with the count of others like it)."""
+
+
+SCAN_SECONDS = 30.0
+
+
+def _unreadable(path: Path) -> bool:
+    try:
+        with Image.open(path) as img:
+            img.load()
+        return False
+    except (OSError, SyntaxError, ValueError):
+        return True
+
+
+def _count_other_unreadable(path: Path, files: list[Path], budget: float = SCAN_SECONDS) -> str:
+    """How many of the dataset's other ``files`` fail to decode too (at most ``budget`` s)."""
+    import time
+
+    others = [p for p in files if p != path]
+    start, bad, seen = time.monotonic(), 0, 0
+    for p in others:
+        if time.monotonic() - start > budget:
+            return f"at least {bad} more among the first {seen} of {len(others)} other files"
+        bad += _unreadable(p)
+        seen += 1
+    if bad:
+        return f"{bad} more among the {len(others)} other files of this dataset"
+    return f"no other unreadable file among the {len(others)} of this dataset"
+
+
+def _open(path: Path, files: list[Path]) -> Image.Image:
+    """Decode ``path`` (one of ``files``, its dataset) as RGB; a clear error if it cannot be."""
+    try:
+        with Image.open(path) as img:
+            return img.convert("RGB")
+    except (OSError, SyntaxError, ValueError) as err:
+        raise UnreadableImageError(
+            f"unreadable image {path} ({type(err).__name__}: {err}); "
+            f"{_count_other_unreadable(path, files)}. Remove or replace it"
+        ) from None
 
 
 def _missing(path: Path, layout: str) -> FileNotFoundError:
@@ -74,7 +113,7 @@ def image_folder(path: str | Path) -> LabelledImages:
             labels += [k] * len(found)
     if not files:
         raise ValueError(f"{root}: no images ({sorted(IMAGE_EXTENSIONS)}) found; expected {layout}")
-    return LabelledImages(lambda i: _open(files[i]), labels, classes, str(root))
+    return LabelledImages(lambda i: _open(files[i], files), labels, classes, str(root))
 
 
 def imagenet(path: str | Path, split: str) -> LabelledImages:
@@ -107,7 +146,7 @@ def imagenet(path: str | Path, split: str) -> LabelledImages:
         labels = [index[wnid_of[p.stem]] for p in files]
     except KeyError as err:
         raise ValueError(f"{solution}: no known class for image {err.args[0]}") from None
-    return LabelledImages(lambda i: _open(files[i]), labels, classes, str(folder))
+    return LabelledImages(lambda i: _open(files[i], files), labels, classes, str(folder))
 
 
 def cifar(path: str | Path, split: str, variant: str) -> LabelledImages:

@@ -232,3 +232,17 @@ def test_member_trains_on_an_image_folder_through_the_cli(tmp_path):
     assert cli.model.model.num_classes == 3 and cli.model.hparams.in_chans == 3
     assert cli.trainer.global_step == 3  # 30 training images / batch 10
     assert (tmp_path / "ckpt" / "last.ckpt").is_file()
+
+
+def test_a_corrupt_image_is_named_with_the_count_of_others(tmp_path):
+    write_folder(tmp_path / "train", 3, 4, 0)
+    write_folder(tmp_path / "test", 3, 2, 1)
+    for name in ("class_1/0.png", "class_2/1.png"):  # truncated files
+        path = tmp_path / "test" / name
+        path.write_bytes(path.read_bytes()[:60])
+    dm = module({"format": "image_folder", "path": str(tmp_path / "train")},
+                {"format": "image_folder", "path": str(tmp_path / "test")})  # fmt: skip
+    first_bad = 2  # class_0 holds 2 images, then class_1/0.png
+    with pytest.raises(ValueError, match=r"unreadable image .*class_1/0\.png.*1 more among the 5"):
+        dm.eval_sets["test"][first_bad]
+    dm.eval_sets["test"][0]  # the readable ones still load
