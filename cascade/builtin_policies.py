@@ -21,7 +21,7 @@ import math
 import torch
 
 from cascade.policies import IntervalPolicy, RandomPolicy, ensemble_policy, single_policy
-from cascade.policy_registry import FitInputs, PolicySettings, _check_scores, register_policy
+from cascade.policy_registry import FitInputs, PolicySettings, check_scores, register_policy
 from uncertainty.definitions import get_definitions
 from uncertainty.selective import UnreachableTargetError
 from uncertainty.targets import Target, parse_target, target_threshold
@@ -41,9 +41,9 @@ def fit_window_stage(
         {tau, q, lower, upper}; lower/upper are None for an open end.
     """
     defs = get_definitions(definitions)
-    conf = _check_scores(confidence, "window calibration")
+    conf = check_scores(confidence, "window calibration")
     tau = target_threshold(conf, correct, target, defs)
-    band_scores = conf if window_scores is None else _check_scores(window_scores, "test mixture")
+    band_scores = conf if window_scores is None else check_scores(window_scores, "test mixture")
     band = defs.window(band_scores, tau, width)
     open_end = {"lower": -math.inf, "upper": math.inf}
     return {

@@ -130,6 +130,12 @@ def register_policy(
     return add
 
 
+def unregister_policy(name: str) -> None:
+    """Remove a registered policy (e.g. a plugin's, or one a test registered)."""
+    policy_entry(name)
+    del _REGISTRY[name]
+
+
 def policy_entries() -> dict[str, PolicyEntry]:
     """Every registered policy, in registration order."""
     return dict(_REGISTRY)
@@ -165,7 +171,8 @@ def policy_table() -> str:
     return "\n".join(lines)
 
 
-def _check_scores(confidence: torch.Tensor, what: str) -> torch.Tensor:
+def check_scores(confidence: torch.Tensor, what: str) -> torch.Tensor:
+    """Flat float64 scores, refusing an empty split or NaN/Inf (``what`` names the data)."""
     if confidence.numel() == 0:
         raise ValueError(f"{what}: the held-out split is empty; the policies cannot be fitted")
     if not torch.isfinite(confidence).all():
@@ -180,7 +187,7 @@ def fit_policies(
     check_policies(names)
     settings = settings or PolicySettings()
     for c in inputs.stage_confidence:
-        _check_scores(c, f"held-out split {inputs.heldout_name!r}")
+        check_scores(c, f"held-out split {inputs.heldout_name!r}")
     fitted = {}
     for name in names:
         entry = _REGISTRY[name]

@@ -9,8 +9,14 @@ import pytest
 import torch
 
 from artifacts.offline_command import main as evaluate_logits
+from cascade.metric_registry import higher_is_better
 from cascade.offline import evaluate_experiment
-from cascade.policy_registry import _REGISTRY, policy_names, policy_table, register_policy
+from cascade.policy_registry import (
+    policy_names,
+    policy_table,
+    register_policy,
+    unregister_policy,
+)
 from tests.conftest import ROOT
 from tests.regression_case import ARGS, write_case
 
@@ -72,9 +78,17 @@ def test_a_new_policy_is_one_function_and_one_registry_entry():
         assert cost["single"] == 1.0 and cost["top_half"] == pytest.approx(1.5)
         assert "top_half" in policy_table() and fitted["top_half"].setting == "median"
     finally:
-        del _REGISTRY["top_half"]
+        unregister_policy("top_half")
     assert "top_half" not in policy_names()
 
 
 def test_readme_policy_table_is_the_registry():
     assert policy_table() in (ROOT / "README.md").read_text()
+
+
+def test_metric_directions_come_from_the_registry():
+    assert higher_is_better("cov@5") and higher_is_better("auroc") and higher_is_better("acc")
+    assert not higher_is_better("risk@80") and not higher_is_better("fpr@95")
+    assert not higher_is_better("scod_risk@80") and not higher_is_better("aurc")
+    with pytest.raises(ValueError, match="unknown metric 'bogus'"):
+        higher_is_better("bogus")
