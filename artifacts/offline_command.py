@@ -2,13 +2,16 @@
 
     python scripts/evaluate_logits.py --logits-dir DIR --members m0 m1 [m2 ...] \\
       --heldout NAME --id NAME [--shift NAME ...] [--ood NAME ...] \\
-      --score {msp,entropy,max_logit,energy,mutual_information} --target {cov@R,risk@C,fpr@P} \\
+      --score {msp,entropy,max_logit,energy,mutual_information} [...] \\
+      --target {cov@R,risk@C,fpr@P} \\
       --policies single,ensemble,single_threshold,window[,...] [--width 0.1 [0.2 ...]] \\
       [--pass-fraction 0.2 [...]] [--definitions {standard,paper}] --out OUT
 
 Several ``--width`` (or ``--pass-fraction``) values sweep the window (single-threshold)
-policies, one set of rows per setting; ``single`` and ``ensemble`` are evaluated once. Writes
-OUT/metrics.csv (tidy) and OUT/summary.json, and prints a compact table.
+policies, one set of rows per setting; ``single`` and ``ensemble`` are evaluated once per
+score. Several ``--score`` values evaluate everything once per score (the logits are read
+once). Writes OUT/metrics.csv (tidy), OUT/summary.json and the plots of the online run
+(``risk_coverage.png``, ``macs_vs_cov<R>.png``) as one unit, and prints a compact table.
 """
 
 from __future__ import annotations
@@ -36,7 +39,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--id", required=True, help="in-distribution test dataset")
     p.add_argument("--shift", nargs="*", default=[], help="shifted (labelled) datasets")
     p.add_argument("--ood", nargs="*", default=[], help="out-of-distribution datasets")
-    p.add_argument("--score", default="msp", choices=SCORES)
+    p.add_argument(
+        "--score", nargs="+", default=["msp"], choices=SCORES, help="confidence score(s)"
+    )
     p.add_argument("--target", default="cov@5", help="cov@R, risk@C or fpr@P (percent)")
     p.add_argument(
         "--policies",
@@ -78,6 +83,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--overwrite", action="store_true", help="replace an earlier run in --out (as a whole)"
     )
     p.add_argument("--quiet", action="store_true", help="do not print the table")
+    p.add_argument("--no-plots", action="store_true", help="write no plots (faster)")
     return p.parse_args(argv)
 
 
@@ -88,9 +94,28 @@ def dataset_roles(args: argparse.Namespace) -> DatasetRoles:
     return DatasetRoles.from_pairs(pairs)
 
 
+def sweep_plan(
+    policies: list[str], settings: list[PolicySettings], args: argparse.Namespace
+) -> list[tuple[PolicySettings, list[str]]]:
+    """(settings, policies) pairs: the policies without a sweep once, then each swept family
+    over its own values (the other swept setting at its first value)."""
+    swept_by = {p: policy_entry(p).sweep for p in policies}
+    plan = [(settings[0], [p for p in policies if swept_by[p] is None])]
+    for field, first in (("width", args.pass_fraction[0]), ("pass_fraction", args.width[0])):
+        other = "pass_fraction" if field == "width" else "width"
+        plan += [
+            (s, [p for p in policies if swept_by[p] == field])
+            for s in settings
+            if getattr(s, other) == first
+        ]
+    return [(s, names) for s, names in plan if names]
+
+
 def run(args: argparse.Namespace) -> list[dict]:
     """Load once, evaluate every setting of the sweep, write the results; returns the rows."""
     policies = check_policies([p.strip() for p in args.policies.split(",") if p.strip()])
+    if len(set(args.score)) != len(args.score):
+        raise ValueError(f"--score {' '.join(args.score)}: a score is given twice")
     roles = dataset_roles(args)
     metric_settings = MetricSettings(
         tuple(args.risks),
@@ -108,25 +133,16 @@ def run(args: argparse.Namespace) -> list[dict]:
     ]  # all validated before any work
     check_output_folder(args.out, args.overwrite)
     data, stage_macs = load_experiment(args.logits_dir, args.members, roles)
-    prepared = prepare_experiment(data, roles, stage_macs, args.score, args.temperature_scaling)
-    swept_by = {p: policy_entry(p).sweep for p in policies}
-    # policies without a sweep once, then each swept family over its own values
-    plan = [(settings[0], [p for p in policies if swept_by[p] is None])]
-    for field, first in (("width", args.pass_fraction[0]), ("pass_fraction", args.width[0])):
-        other = "pass_fraction" if field == "width" else "width"
-        plan += [
-            (s, [p for p in policies if swept_by[p] == field])
-            for s in settings
-            if getattr(s, other) == first
-        ]
-    rows, fitted_all = [], {}
-    for policy_settings, names in plan:
-        if not names:
-            continue
-        part, fitted = evaluate_policies(prepared, names, policy_settings, metric_settings)
-        rows.extend(part)
-        for p in fitted.values():
-            fitted_all[f"{p.name}[{p.setting}]" if p.setting else p.name] = p.to_dict()
+    rows, fitted_all, curves, temperatures = [], {}, {}, None
+    for score in args.score:
+        prepared = prepare_experiment(data, roles, stage_macs, score, args.temperature_scaling)
+        temperatures = prepared.temperatures  # fitted on logits: the same for every score
+        for policy_settings, names in sweep_plan(policies, settings, args):
+            part, fitted = evaluate_policies(
+                prepared, names, policy_settings, metric_settings, None if args.no_plots else curves
+            )
+            rows.extend(part)
+            fitted_all.update({(p.name, p.setting, score): p.to_dict() for p in fitted.values()})
     with staged_run_folder(args.out) as staging:
         write_results(
             staging,
@@ -136,11 +152,12 @@ def run(args: argparse.Namespace) -> list[dict]:
                 {"member": m, "macs": macs}
                 for m, macs in zip(args.members, stage_macs, strict=True)
             ],
+            curves=curves or None,
             extra={
-                "score": args.score,
+                "score": args.score[0] if len(args.score) == 1 else args.score,
                 "target": args.target,
                 "definitions": args.definitions,
-                "temperatures": prepared.temperatures.to_dict() if prepared.temperatures else None,
+                "temperatures": temperatures.to_dict() if temperatures else None,
             },
             quiet=args.quiet,
             shown_dir=args.out,

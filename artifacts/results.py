@@ -39,13 +39,26 @@ def read_metrics_csv(path: str | Path) -> list[dict]:
         return [{**r, "value": float(r["value"])} for r in csv.DictReader(f)]
 
 
-def policy_labels(rows: list[dict]) -> dict[tuple[str, str], str]:
-    """(policy, setting) -> label: the policy name, with the setting when a sweep gives it
-    several settings (e.g. ``window[cov@5,w=0.2]``)."""
+def run_key(row: dict) -> tuple[str, str, str]:
+    """What one evaluated policy is: (policy, setting, score)."""
+    return row["policy"], row["setting"], row["score"]
+
+
+def policy_labels(rows: list[dict]) -> dict[tuple[str, str, str], str]:
+    """(policy, setting, score) -> label, the one key scheme of summary.json, tables and plots
+    (online and offline): the policy name, followed in brackets by what tells its rows apart,
+    the score when the rows have several scores and the setting when the policy has several
+    settings (``window``, ``window[cov@5,w=0.2]``, ``window[energy,cov@5,w=0.2]``)."""
+    scores = {r["score"] for r in rows}
     settings: dict[str, set] = {}
     for r in rows:
         settings.setdefault(r["policy"], set()).add(r["setting"])
-    return {(p, s): p if len(ss) == 1 else f"{p}[{s}]" for p, ss in settings.items() for s in ss}
+    labels = {}
+    for r in rows:
+        parts = [r["score"]] if len(scores) > 1 else []
+        parts += [r["setting"]] if len(settings[r["policy"]]) > 1 else []
+        labels[run_key(r)] = f"{r['policy']}[{','.join(parts)}]" if parts else r["policy"]
+    return labels
 
 
 def nested_metrics(rows: list[dict]) -> dict:
@@ -53,7 +66,7 @@ def nested_metrics(rows: list[dict]) -> dict:
     labels = policy_labels(rows)
     out: dict = {}
     for r in rows:
-        label = labels[(r["policy"], r["setting"])]
+        label = labels[run_key(r)]
         out.setdefault(r["dataset"], {}).setdefault(label, {})[r["metric"]] = r["value"]
     return out
 
@@ -73,9 +86,7 @@ def identical_policies(rows: list[dict]) -> list[list[str]]:
     labels = policy_labels(rows)
     values: dict[str, list] = {}
     for r in rows:
-        values.setdefault(labels[(r["policy"], r["setting"])], []).append(
-            (r["dataset"], r["metric"], r["value"])
-        )
+        values.setdefault(labels[run_key(r)], []).append((r["dataset"], r["metric"], r["value"]))
     groups: dict[tuple, list[str]] = {}
     for label, vals in values.items():
         groups.setdefault(tuple(sorted(vals)), []).append(label)
@@ -123,6 +134,8 @@ def format_table(rows: list[dict], stage_macs: list[float] | None = None) -> str
 
 
 def _plot_files(folder: Path, rows: list[dict], curves: dict, id_name: str) -> list[str]:
+    """risk_coverage.png (``curves``: label -> (coverage, risk) on the ID set) and
+    macs_vs_cov<R>.png (expected MACs vs the first cov@R metric, one marker per label)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -142,20 +155,23 @@ def _plot_files(folder: Path, rows: list[dict], curves: dict, id_name: str) -> l
     plt.close(fig)
 
     nested = nested_metrics(rows)[id_name]
+    cov = next((m for m in next(iter(nested.values())) if m.startswith("cov@")), None)
+    if cov is None:
+        return ["risk_coverage.png"]
     markers = ["o", "s", "^", "D", "v", "P"]
     fig, ax = plt.subplots(figsize=(5, 4))
     for i, (policy, values) in enumerate(nested.items()):
-        if "cov@5" in values:
-            # hollow markers of decreasing size: coinciding points stay distinguishable
-            ax.scatter(values["expected_macs"] / 1e6, values["cov@5"], s=140 - 20 * min(i, 5),
-                       marker=markers[i % 6], facecolors="none", edgecolors=f"C{i}",
-                       label=policy + same.get(policy, ""))  # fmt: skip
-    ax.set(xlabel="expected MMACs per sample", ylabel="cov@5", title=f"Cost vs cov@5 ({id_name})")
-    ax.legend()
+        # hollow markers of decreasing size: coinciding points stay distinguishable
+        ax.scatter(values["expected_macs"] / 1e6, values[cov], s=140 - 20 * min(i, 5),
+                   marker=markers[i % 6], facecolors="none", edgecolors=f"C{i % 10}",
+                   label=policy + same.get(policy, ""))  # fmt: skip
+    ax.set(xlabel="expected MMACs per sample", ylabel=cov, title=f"Cost vs {cov} ({id_name})")
+    ax.legend(fontsize="small")
     fig.tight_layout()
-    fig.savefig(folder / "macs_vs_cov5.png", dpi=120)
+    name = f"macs_vs_{cov.replace('@', '')}.png"
+    fig.savefig(folder / name, dpi=120)
     plt.close(fig)
-    return ["risk_coverage.png", "macs_vs_cov5.png"]
+    return ["risk_coverage.png", name]
 
 
 def write_results(
@@ -170,8 +186,13 @@ def write_results(
 ) -> list[Path]:
     """Write metrics.csv, summary.json and plots into ``results_dir``; print the table.
 
-    ``shown_dir``: the folder named in the printed list of files (where they will be, when
-    ``results_dir`` is a staging folder).
+    Args:
+        policies: the fitted policies' dicts by (policy, setting, score), as the rows name them;
+            summary.json keys them by their label (:func:`policy_labels`).
+        curves: (policy, setting, score) -> (coverage, risk) on the ID set, for the plots;
+            None draws none.
+        shown_dir: the folder named in the printed list of files (where they will be, when
+            ``results_dir`` is a staging folder).
 
     Returns:
         The paths written.
@@ -179,9 +200,10 @@ def write_results(
     results_dir = Path(results_dir)
     results_dir.mkdir(parents=True, exist_ok=True)
     id_name = next(r["dataset"] for r in rows if r["role"] == "id")
+    labels = policy_labels(rows)
     summary = {
         "members": members,
-        "policies": policies,
+        "policies": {labels[key]: value for key, value in policies.items()},
         "metrics": nested_metrics(rows),
         **(extra or {}),
     }
@@ -191,7 +213,8 @@ def write_results(
         (staging / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
         names = ["metrics.csv", "summary.json"]
         if curves:
-            names += _plot_files(staging, rows, curves, id_name)
+            labelled = {labels[key]: curve for key, curve in curves.items()}
+            names += _plot_files(staging, rows, labelled, id_name)
         written = []
         for name in names:
             os.replace(staging / name, results_dir / name)
@@ -201,6 +224,6 @@ def write_results(
     if not quiet:
         print(format_table(rows, [m["macs"] for m in members]))
         print("\nResults written to:")
-        for path in written:
+        for path in sorted(p for p in results_dir.iterdir() if not p.name.startswith(".")):
             print(f"  {Path(shown_dir) / path.name if shown_dir else path}")
     return written

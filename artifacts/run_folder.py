@@ -17,7 +17,14 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-RUN_FILES = ("metrics.csv", "summary.json", "deltas.csv", "report.md", "window.json")
+RUN_FILES = (
+    "metrics.csv",
+    "summary.json",
+    "deltas.csv",
+    "report.md",
+    "window.json",
+    "cascade.ckpt",
+)
 
 
 class OutputFolderError(ValueError):
@@ -28,8 +35,16 @@ def _is_run_output(path: Path) -> bool:
     return path.name in RUN_FILES or path.suffix == ".png"
 
 
-def check_output_folder(folder: str | Path, overwrite: bool, option: str = "--out") -> Path:
+def check_output_folder(
+    folder: str | Path,
+    overwrite: bool,
+    option: str = "--out",
+    overwrite_option: str = "--overwrite",
+) -> Path:
     """Validate ``folder`` before any work is done.
+
+    ``option`` / ``overwrite_option``: how the command names the folder and the flag that
+    allows replacing an earlier run (e.g. ``--results.dir`` / ``--results.overwrite true``).
 
     Raises:
         OutputFolderError: when it is a file, cannot be created or written, holds an earlier
@@ -41,7 +56,7 @@ def check_output_folder(folder: str | Path, overwrite: bool, option: str = "--ou
     parent = folder.resolve().parent
     if not parent.exists():
         try:
-            parent.mkdir(parents=True)
+            parent.mkdir(parents=True, exist_ok=True)
         except OSError as err:
             raise OutputFolderError(
                 f"{option} {folder}: cannot create {parent} ({err.strerror})"
@@ -59,7 +74,7 @@ def check_output_folder(folder: str | Path, overwrite: bool, option: str = "--ou
         if entries and not overwrite:
             raise OutputFolderError(
                 f"{option} {folder} holds an earlier run ({', '.join(p.name for p in entries[:4])}"
-                f"{', ...' if len(entries) > 4 else ''}); pass --overwrite to replace it"
+                f"{', ...' if len(entries) > 4 else ''}); pass {overwrite_option} to replace it"
             )
     return folder
 
@@ -76,6 +91,29 @@ def _exchange(a: Path, b: Path) -> bool:
     return ok
 
 
+def new_staging_folder(folder: str | Path) -> Path:
+    """An empty staging folder beside ``folder`` (same file system, mode from the umask)."""
+    folder = Path(folder)
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(dir=folder.parent, prefix=f".{folder.name}.staging-"))
+    os.chmod(staging, 0o777 & ~_umask())
+    return staging
+
+
+def swap_in(staging: Path, folder: str | Path) -> None:
+    """Make ``staging`` the new ``folder``; an earlier run there is replaced whole."""
+    folder = Path(folder)
+    if not folder.exists():
+        os.rename(staging, folder)
+    elif _exchange(staging, folder):
+        shutil.rmtree(staging)  # now holds the earlier run
+    else:
+        old = Path(tempfile.mkdtemp(dir=folder.parent, prefix=f".{folder.name}.old-"))
+        os.rename(folder, old / "run")
+        os.rename(staging, folder)
+        shutil.rmtree(old)
+
+
 @contextmanager
 def staged_run_folder(folder: str | Path) -> Iterator[Path]:
     """Yield a staging folder beside ``folder``; on success it becomes ``folder`` (an earlier
@@ -83,21 +121,10 @@ def staged_run_folder(folder: str | Path) -> Iterator[Path]:
 
     Call :func:`check_output_folder` first.
     """
-    folder = Path(folder)
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(dir=folder.parent, prefix=f".{folder.name}.staging-"))
-    os.chmod(staging, 0o777 & ~_umask())
+    staging = new_staging_folder(folder)
     try:
         yield staging
-        if not folder.exists():
-            os.rename(staging, folder)
-        elif _exchange(staging, folder):
-            shutil.rmtree(staging)  # now holds the earlier run
-        else:
-            old = Path(tempfile.mkdtemp(dir=folder.parent, prefix=f".{folder.name}.old-"))
-            os.rename(folder, old / "run")
-            os.rename(staging, folder)
-            shutil.rmtree(old)
+        swap_in(staging, folder)
     finally:
         if staging.exists():
             shutil.rmtree(staging, ignore_errors=True)

@@ -30,6 +30,7 @@ from cascade.stage_scores import (
 )
 from uncertainty.scod import scod_mixture
 from uncertainty.scores import EnsembleState, check_score
+from uncertainty.selective import risk_coverage_curve
 
 
 @dataclass
@@ -136,8 +137,14 @@ def evaluate_policies(
     policies: list[str],
     policy_settings: PolicySettings | None = None,
     metric_settings: MetricSettings | None = None,
+    id_curves: dict | None = None,
 ) -> tuple[list[dict], dict[str, CascadePolicy]]:
-    """Fit the policies on the held-out dataset and evaluate every dataset."""
+    """Fit the policies on the held-out dataset and evaluate every dataset.
+
+    Args:
+        id_curves: when given, filled with (policy, setting, score) -> (coverage, risk), the
+            risk-coverage curve of each policy's output on the ID set.
+    """
     policy_settings = policy_settings or PolicySettings()
     mixture = None
     if any(policy_entry(p).needs_mixture for p in policies):
@@ -153,6 +160,10 @@ def evaluate_policies(
         for name, stages in prepared.prefix_outputs.items():
             exits = exit_stages([s.confidence for s in stages], policy)
             results[name] = SampleOutputs.by_exit_stage(stages, exits)
+        if id_curves is not None:
+            ids = results[prepared.roles.id]
+            curve = risk_coverage_curve(ids.confidence, ids.correct)
+            id_curves[policy.name, policy.setting, prepared.score] = (curve.coverage, curve.risk)
         rows.extend(
             policy_rows(
                 policy,

@@ -6,7 +6,10 @@ job scripts (one array task per member, then one evaluation job). Layout under `
 - ``members/m<i>/``: checkpoints (``last.ckpt``, ``best.ckpt``), ``hpc_ckpt_<n>.ckpt`` after a
   preemption, ``finished.json`` once training completed, ``wandb_id`` for the member's run;
 - ``logits/m<i>/<dataset>.safetensors`` + ``meta.json``;
-- ``window.json``, ``metrics.csv``, ``summary.json``, plots and ``cascade.ckpt``.
+- ``results/``: ``window.json``, ``metrics.csv``, ``summary.json``, plots and ``cascade.ckpt``
+  (one unit: a new evaluation replaces it whole; ``--results.overwrite=true`` in
+  ``cascade_args`` or on the command line to replace an earlier one);
+- ``cascade/version_<n>/``: the evaluation's CSV logs.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ from pathlib import Path
 import yaml
 
 from artifacts.atomic import write_json, write_text
+from artifacts.run_folder import check_output_folder
 from lightning_modules.callbacks.preemption import latest_checkpoint
 from lightning_modules.stages import cache_logits, csv_logger, evaluate_cascade, fit_member
 
@@ -173,9 +177,21 @@ def cache_member_logits(cfg: dict, index: int, extra_args: list[str] = ()) -> Pa
     return logits
 
 
-def evaluate(cfg: dict, extra_args: list[str] = ()) -> Path:
-    """Calibrate the window on the held-out split and evaluate the cascade of all members."""
+def results_dir(cfg: dict) -> Path:
+    """The evaluation's run folder, ``<out>/results``."""
+    return Path(cfg["out"]) / "results"
+
+
+def check_results_dir(cfg: dict, overwrite: bool) -> Path:
+    """Refuse, before any work, an earlier evaluation in ``<out>/results`` unless ``overwrite``."""
+    return check_output_folder(results_dir(cfg), overwrite, "results folder", "--overwrite")
+
+
+def evaluate(cfg: dict, extra_args: list[str] = (), overwrite: bool = False) -> Path:
+    """Calibrate the window on the held-out split and evaluate the cascade of all members;
+    returns the results folder (``overwrite``: replace an earlier evaluation there)."""
     out = Path(cfg["out"])
+    check_results_dir(cfg, overwrite)
     checkpoints = [member_checkpoint(cfg, i) for i in range(len(cfg["seeds"]))]
     missing = [str(c) for c in checkpoints if not c.is_file()]
     if missing:
@@ -184,12 +200,16 @@ def evaluate(cfg: dict, extra_args: list[str] = ()) -> Path:
     cli = evaluate_cascade(
         cfg["cascade_config"],
         checkpoints,
-        out,
+        results_dir(cfg),
         logger=logger_args(cfg, out, "cascade", "evaluate"),
-        overrides=[*cfg["cascade_args"], *extra_args],
+        overrides=[
+            *(["--results.overwrite=true"] if overwrite else []),
+            *cfg["cascade_args"],
+            *extra_args,
+        ],
     )
     finish_wandb(cli)
-    return out
+    return results_dir(cfg)
 
 
 def process_index() -> int:
@@ -222,12 +242,20 @@ def own_device_args() -> list[str]:
     ]
 
 
-def run_all(cfg: dict, member_args: list[str] = (), cascade_args: list[str] = ()) -> Path:
-    """Every stage in this process: train and cache each member, then evaluate."""
+def run_all(
+    cfg: dict,
+    member_args: list[str] = (),
+    cascade_args: list[str] = (),
+    overwrite: bool = False,
+) -> Path:
+    """Every stage in this process: train and cache each member, then evaluate; returns the
+    results folder (an earlier evaluation there is refused before any training unless
+    ``overwrite``)."""
     start = time.time()
+    check_results_dir(cfg, overwrite)
     for i in range(len(cfg["seeds"])):
         train_member(cfg, i, member_args)
         cache_member_logits(cfg, i, member_args)
-    out = evaluate(cfg, cascade_args)
-    print(f"\nPipeline finished in {time.time() - start:.0f} s; outputs in {out}/", flush=True)
+    out = evaluate(cfg, cascade_args, overwrite)
+    print(f"\nPipeline finished in {time.time() - start:.0f} s; results in {out}/", flush=True)
     return out

@@ -118,9 +118,11 @@ def evaluate_cascade_args(
     logger: Sequence[str] | None = None,
     overrides: Sequence[str] = (),
 ) -> list[str]:
-    """``test`` arguments: calibrate on the held-out split, evaluate, write into
-    ``results_dir`` (``window.json``, ``metrics.csv``, ``summary.json``, plots,
-    ``cascade.ckpt``); logs with ``logger`` (default: CSV in ``results_dir/cascade``)."""
+    """``test`` arguments: calibrate on the held-out split, evaluate, write the run into
+    ``results_dir`` as one unit (``window.json``, ``metrics.csv``, ``summary.json``, plots,
+    ``cascade.ckpt``; an earlier run there is refused unless ``overrides`` has
+    ``--results.overwrite=true``); logs with ``logger`` (default: CSV in
+    ``results_dir/../logs/cascade``, outside the run's folder)."""
     results_dir = Path(results_dir)
     return [
         "test",
@@ -128,8 +130,7 @@ def evaluate_cascade_args(
         *([f"--data={data_config}"] if data_config else []),
         f"--model.members={json.dumps([str(c) for c in checkpoints])}",
         f"--results.dir={results_dir}",
-        f"--calibration.window_json={results_dir / 'window.json'}",
-        *(csv_logger(results_dir, "cascade") if logger is None else logger),
+        *(csv_logger(results_dir.parent / "logs", "cascade") if logger is None else logger),
         "--verbose=false",
         *overrides,
     ]

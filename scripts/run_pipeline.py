@@ -9,8 +9,10 @@ Stages (``--stage all`` runs them in order; the SLURM scripts run them as separa
 1. ``member``: train member i (seed ``seeds[i]``; resumes from its newest checkpoint, skipped
    when finished) -> ``<out>/members/m<i>/checkpoints/last.ckpt``, then cache its logits ->
    ``<out>/logits/m<i>/<dataset>.safetensors``;
-2. ``evaluate``: window calibration + cascade test -> ``<out>/window.json``, ``metrics.csv``,
-   ``summary.json``, plots, and ``cascade.ckpt`` (the members plus the fitted window).
+2. ``evaluate``: window calibration + cascade test -> ``<out>/results/``: ``window.json``,
+   ``metrics.csv``, ``summary.json``, plots, and ``cascade.ckpt`` (the members plus the fitted
+   window), written as one unit; an earlier evaluation there is refused (before any training)
+   unless ``--overwrite``.
 """
 
 from __future__ import annotations
@@ -53,6 +55,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--cascade-arg", action="append", default=[], help="extra LightningCLI arg for the cascade"
     )
+    parser.add_argument(
+        "--overwrite", action="store_true", help="replace an earlier evaluation in <out>/results"
+    )
     args = parser.parse_args(argv)
     cfg = load_pipeline_config(args.config)
     if args.out:
@@ -60,7 +65,7 @@ def main(argv: list[str] | None = None) -> None:
     if args.logger:
         cfg["logger"] = args.logger
     if args.stage == "all":
-        run_all(cfg, args.member_arg, args.cascade_arg)
+        run_all(cfg, args.member_arg, args.cascade_arg, args.overwrite)
     elif args.stage == "member":
         member_args = list(args.member_arg)
         if args.parallel_members:
@@ -75,7 +80,7 @@ def main(argv: list[str] | None = None) -> None:
         train_member(cfg, index, member_args, sole_process=args.parallel_members)
         cache_member_logits(cfg, index, member_args)
     else:
-        evaluate(cfg, args.cascade_arg)
+        evaluate(cfg, args.cascade_arg, args.overwrite)
 
 
 if __name__ == "__main__":

@@ -142,14 +142,18 @@ def test_unreachable_target_names_lowest_risk_and_keeps_old_results(tmp_path, ca
     ):
         CascadeCLI(
             args=cascade_test_args(
-                QUICKSTART / "data.yaml", members, results, "--calibration.target=cov@5"
-            )
+                QUICKSTART / "data.yaml",
+                members,
+                results,
+                "--calibration.target=cov@5",
+                "--results.overwrite=true",
+            )  # fmt: skip
         )
     assert (results / "metrics.csv").read_text() == "previous results\n"
     assert json.loads((results / "window.json").read_text()) == {"previous": True}
     for name in ("summary.json", "cascade.ckpt", "risk_coverage.png", "macs_vs_cov5.png"):
         assert not (results / name).exists()
-    assert not list(results.glob(".*"))  # no temporary files left behind
+    assert not list(results.glob(".*")) and not list(tmp_path.glob(".*"))  # no staging left
 
 
 def test_the_same_member_twice_is_refused_online(tmp_path):
@@ -173,3 +177,36 @@ def test_cached_logits_follow_the_umask_like_other_files(tmp_path):
         os.umask(old)
     assert path.stat().st_mode & 0o777 == 0o644  # readable by colleagues on a shared cluster
     assert (tmp_path / "m0" / "meta.json").stat().st_mode & 0o777 == 0o644
+
+
+def test_online_results_folder_is_one_unit(tiny_members, tmp_path, cascade_test_args):
+    from artifacts.run_folder import OutputFolderError
+
+    results = tmp_path / "results"
+    results.mkdir()
+    for name in ("metrics.csv", "summary.json", "window.json", "stale_plot.png"):
+        (results / name).write_text("earlier run\n")
+    args = lambda *extra: cascade_test_args(  # noqa: E731
+        tiny_members["data_cfg"], tiny_members["ckpts"], results, *extra
+    )
+    with pytest.raises(OutputFolderError, match=r"holds an earlier run.*--results.overwrite true"):
+        CascadeCLI(args=args())
+    assert (results / "metrics.csv").read_text() == "earlier run\n"
+    CascadeCLI(args=args("--results.overwrite=true"))
+    assert sorted(p.name for p in results.iterdir()) == [
+        "cascade.ckpt",
+        "macs_vs_cov5.png",
+        "metrics.csv",
+        "risk_coverage.png",
+        "summary.json",
+        "window.json",
+    ]  # fmt: skip  (the earlier run's stale plot is gone: replaced whole)
+    assert "window" in json.loads((results / "window.json").read_text())["policies"]
+    (tmp_path / "a_file").write_text("x")
+    with pytest.raises(OutputFolderError, match="is a file"):
+        CascadeCLI(args=cascade_test_args(tiny_members["data_cfg"], tiny_members["ckpts"],
+                                          tmp_path / "a_file"))  # fmt: skip
+    (results / "notes.txt").write_text("mine")
+    with pytest.raises(OutputFolderError, match=r"not results of an earlier run \(notes.txt\)"):
+        CascadeCLI(args=args("--results.overwrite=true"))
+    assert not list(tmp_path.glob(".*"))

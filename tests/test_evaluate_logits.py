@@ -63,6 +63,29 @@ def test_sweep_writes_one_row_set_per_setting(tiny_members, tmp_path):
     assert cost["risk@80,w=0.05"] < cost["risk@80,w=0.1"] < cost["risk@80,w=0.2"]
 
 
+def test_several_scores_in_one_call_with_the_plots_of_the_online_run(tiny_members, tmp_path):
+    args = base_args(tiny_members, tmp_path) + ["--score", "msp", "energy"]
+    assert main(args) == 0
+    rows = read_metrics_csv(tmp_path / "metrics.csv")
+    assert {r["score"] for r in rows} == {"msp", "energy"}
+    # each score on its own gives the same rows as in the combined call
+    alone = tmp_path / "energy_alone"
+    assert main(base_args(tiny_members, alone) + ["--score", "energy"]) == 0
+    energy = [r for r in rows if r["score"] == "energy"]
+    assert energy == read_metrics_csv(alone / "metrics.csv")
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert summary["score"] == ["msp", "energy"]
+    assert {"window[msp]", "window[energy]", "single[msp]"} <= set(summary["policies"])
+    assert summary["policies"]["window[energy]"] != summary["policies"]["window[msp]"]
+    assert "window[energy]" in summary["metrics"]["digits_test"]
+    for name in ("risk_coverage.png", "macs_vs_cov5.png"):
+        assert (tmp_path / name).stat().st_size > 1000
+    assert sorted(p.name for p in alone.iterdir()) == [
+        "macs_vs_cov5.png", "metrics.csv", "risk_coverage.png", "summary.json"
+    ]  # fmt: skip
+    assert main(base_args(tiny_members, tmp_path / "dup") + ["--score", "msp", "msp"]) == 2
+
+
 def test_paper_definitions_and_temperature_scaling_run(tiny_members, tmp_path):
     args = base_args(tiny_members, tmp_path) + [
         "--definitions", "paper", "--target", "risk@80", "--temperature-scaling",

@@ -55,7 +55,7 @@ def test_member_checkpoint_and_cached_logits(tiny_members):
 
 @pytest.fixture(scope="module")
 def cascade_run(tiny_members, tmp_path_factory, cascade_test_args):
-    results = tmp_path_factory.mktemp("cascade")
+    results = tmp_path_factory.mktemp("cascade") / "results"
     cli = CascadeCLI(
         args=cascade_test_args(tiny_members["data_cfg"], tiny_members["ckpts"], results)
     )
@@ -105,11 +105,11 @@ def test_window_cascade_uses_the_second_member_only_inside_the_window(
         args=cascade_test_args(
             tiny_members["data_cfg"],
             tiny_members["ckpts"],
-            tmp_path,
+            tmp_path / "results",
             "--model.policies=[single, window]",
         )
     )
-    summary = json.loads((tmp_path / "summary.json").read_text())
+    summary = json.loads((tmp_path / "results" / "summary.json").read_text())
     window = summary["metrics"]["digits_test"]["window"]
     calls = summary["member_calls"]["digits_test"]
     assert calls[0] == 450
@@ -142,6 +142,26 @@ def test_online_cascade_equals_offline_evaluation_of_cached_logits(tiny_members,
         assert r["value"] == pytest.approx(off[key(r)], rel=1e-5, abs=1e-6), key(r)
 
 
+def test_online_and_offline_results_use_one_key_scheme(tiny_members, cascade_run, tmp_path):
+    from artifacts.offline_command import main
+
+    cli, results = cascade_run
+    roles = cli.datamodule.roles
+    args = ["--logits-dir", str(tiny_members["logits_dir"]), "--members", "m0", "m1",
+            "--heldout", roles.heldout, "--id", roles.id, "--shift", *roles.names("shift"),
+            "--ood", *roles.ood, "--out", str(tmp_path / "off"), "--quiet"]  # fmt: skip
+    assert main(args) == 0
+    online = json.loads((results / "summary.json").read_text())
+    offline = json.loads((tmp_path / "off" / "summary.json").read_text())
+    assert set(online["policies"]) == set(offline["policies"]) == {
+        "single", "ensemble", "single_threshold", "window"
+    }  # fmt: skip
+    for name in roles:
+        assert set(online["metrics"][name]) == set(offline["metrics"][name])
+    for name in ("risk_coverage.png", "macs_vs_cov5.png", "metrics.csv", "summary.json"):
+        assert (tmp_path / "off" / name).is_file() and (results / name).is_file()
+
+
 def test_cascade_checkpoint_carries_the_window(
     tiny_members, cascade_run, tmp_path, cascade_test_args
 ):
@@ -163,7 +183,8 @@ def test_cascade_checkpoint_carries_the_window(
             f"--ckpt_path={results / 'cascade.ckpt'}",
         )
     )
-    assert not (again / "window.json").exists()  # not recalibrated
+    # not recalibrated: the run's window.json is the checkpoint's fitted cascade
+    assert json.loads((again / "window.json").read_text()) == ckpt[CHECKPOINT_KEY]
     first = {
         (r["dataset"], r["policy"], r["metric"]): r["value"]
         for r in read_metrics_csv(results / "metrics.csv")

@@ -82,10 +82,10 @@ def test_submit_chains_members_and_evaluation(slurm, tmp_path, small_data_config
     for i in (0, 1):
         assert (out / f"logits/m{i}/digits_test.safetensors").is_file()
         assert (out / f"slurm/members_{train}_{i}.out").is_file()
-    rows = (out / "metrics.csv").read_text().splitlines()
+    rows = (out / "results" / "metrics.csv").read_text().splitlines()
     assert any(r.startswith("digits_test,id,window,") and ",cov@5," in r for r in rows)
     assert "Results written to" in (out / f"slurm/evaluate_{evaluate}.out").read_text()
-    assert json.loads((out / "window.json").read_text())
+    assert json.loads((out / "results" / "window.json").read_text())
 
 
 def test_preempted_member_resumes_to_the_uninterrupted_weights(slurm, tmp_path, small_data_config):
@@ -180,4 +180,4 @@ def test_ddp_member_under_srun_splits_the_data_over_its_tasks(slurm, tmp_path, s
     finished = json.loads((tmp_path / "ddp/members/m0/finished.json").read_text())
     assert finished["global_step"] == 2  # 256 images, 2 ranks x batch 64: 2 steps, not 4
     assert job_fields(slurm, evaluate)[0]["JobState"] == "COMPLETED"
-    assert (tmp_path / "ddp" / "metrics.csv").is_file()
+    assert (tmp_path / "ddp" / "results" / "metrics.csv").is_file()

@@ -37,9 +37,11 @@ def test_offline_outputs_match_the_golden_files_made_before_the_restructuring(tm
 
 
 def test_offline_evaluator_loads_no_training_or_logging_stack(tmp_path):
+    """matplotlib is loaded only to draw the plots (--no-plots: not at all)."""
     write_case(tmp_path / "logits")
     cmd = [sys.executable, "-X", "importtime", "scripts/evaluate_logits.py", "--logits-dir",
-           str(tmp_path / "logits"), *ARGS, "--out", str(tmp_path / "out")]  # fmt: skip
+           str(tmp_path / "logits"), *ARGS, "--no-plots",
+           "--out", str(tmp_path / "out")]  # fmt: skip
     proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
     loaded = {

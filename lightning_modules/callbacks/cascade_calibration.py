@@ -30,7 +30,9 @@ class CascadeCalibration(Callback):
     unlabelled mixture of the ID test set and the OOD sets (``mixture_ratio`` OOD : ID). With
     ``temperature_scaling`` it first fits a temperature per member and per ensemble size.
     The fitted cascade (:class:`cascade.fitted.FittedCascade`) goes to the module (so its
-    checkpoints carry it) and, on rank 0, to ``window_json``.
+    checkpoints carry it); ``CascadeResultsWriter`` writes it into the run's folder as
+    ``window.json`` with the results. ``window_json`` writes an extra copy as soon as it is
+    fitted (before the evaluation).
 
     Args:
         target: operating target, e.g. ``cov@5`` (default), ``risk@80``, ``fpr@95``.
@@ -40,7 +42,8 @@ class CascadeCalibration(Callback):
         seed: seed of the random policy and of the test-mixture subsampling.
         mixture_ratio: OOD : ID ratio of the test mixture of ``window_adjusted``.
         temperature_scaling: fit temperatures on the held-out split first.
-        window_json: path of the JSON file with tau, q and the bounds; None writes none.
+        window_json: path of an extra copy of the fitted cascade (tau, q, bounds), written
+            right after calibration; None (default) writes none.
         recalibrate: fit again even if the module is already calibrated (e.g. loaded from a
             calibrated cascade checkpoint).
     """
@@ -54,7 +57,7 @@ class CascadeCalibration(Callback):
         seed: int = 0,
         mixture_ratio: float = 1.0,
         temperature_scaling: bool = False,
-        window_json: str | None = "outputs/cascade/window.json",
+        window_json: str | None = None,
         recalibrate: bool = False,
     ):
         super().__init__()

@@ -1,33 +1,49 @@
-"""Writes a cascade test run's results: metrics.csv, summary.json, plots, cascade.ckpt, wandb."""
+"""Writes a cascade test run's results as one unit: window.json, metrics.csv, summary.json,
+plots, cascade.ckpt (and the report to wandb)."""
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 from lightning.pytorch import Callback
 
+from artifacts.atomic import write_json
+from artifacts.run_folder import check_output_folder, new_staging_folder, swap_in
 from lightning_modules.wandb_report import log_cascade_report, wandb_runs
 
 
 class CascadeResultsWriter(Callback):
     """At the end of ``test``, writes what the ``CascadeModule`` evaluated.
 
-    Files (rank 0; written to a staging folder and moved into place): ``metrics.csv``,
-    ``summary.json`` (nested metrics, fitted policies, member MACs/params, ``member_calls``:
-    per dataset the samples each member processed, summed over processes), the plots, and
-    ``cascade.ckpt`` (the members plus the fitted cascade; every rank takes part in saving).
-    With a ``WandbLogger``, the same results go to the wandb run.
+    Files: ``window.json`` (the fitted cascade), ``metrics.csv``, ``summary.json`` (nested
+    metrics, fitted policies, member MACs/params, ``member_calls``: per dataset the samples
+    each member processed, summed over processes), the plots, and ``cascade.ckpt`` (the members
+    plus the fitted cascade; every rank takes part in saving). They are written into a staging
+    folder beside ``dir`` that then replaces ``dir`` whole, so ``dir`` holds this run or the
+    earlier one, never a mix. ``dir`` is checked when the run starts: an earlier run there is
+    refused unless ``overwrite``, a folder with other files always. With a ``WandbLogger``,
+    the same results go to the wandb run.
 
     Args:
-        dir: the results folder; None writes no files (wandb still gets the report).
+        dir: the results folder (only this run's files); None writes no files (wandb still
+            gets the report).
+        overwrite: replace an earlier run in ``dir``.
     """
 
-    def __init__(self, dir: str | None = "outputs/cascade"):
+    def __init__(self, dir: str | None = "outputs/cascade", overwrite: bool = False):
         super().__init__()
         self.dir = dir
+        self.overwrite = overwrite
+
+    def setup(self, trainer, pl_module, stage: str) -> None:
+        if self.dir is not None:  # before any work (every rank sees the same folder)
+            check_output_folder(
+                self.dir, self.overwrite, "--results.dir", "--results.overwrite true"
+            )
 
     def on_test_end(self, trainer, pl_module) -> None:
-        ev, fitted = pl_module.evaluation, pl_module.fitted
+        ev = pl_module.evaluation
         policies = {p.name: p.to_dict() for p in pl_module.policies()}
         if trainer.is_global_zero:
             for run in wandb_runs(trainer.loggers):
@@ -37,26 +53,40 @@ class CascadeResultsWriter(Callback):
                 )  # fmt: skip
         if self.dir is None:
             return
-        trainer.save_checkpoint(Path(self.dir) / "cascade.ckpt", weights_only=False)
-        if not trainer.is_global_zero:
-            return
+        staging = new_staging_folder(self.dir) if trainer.is_global_zero else None
+        staging = Path(trainer.strategy.broadcast(str(staging) if staging else None, src=0))
+        trainer.save_checkpoint(staging / "cascade.ckpt", weights_only=False)
+        if trainer.is_global_zero:
+            self._write(staging, trainer, pl_module, policies)
+        trainer.strategy.barrier("results_written")
+
+    def _write(self, staging: Path, trainer, pl_module, policies: dict) -> None:
         from artifacts.results import write_results
 
-        write_results(
-            self.dir,
-            ev.rows,
-            policies=policies,
-            members=[
-                {"checkpoint": path, "macs": macs, "params": params}
-                for path, macs, params in zip(
-                    pl_module.member_paths, ev.stage_macs, ev.member_params, strict=True
-                )
-            ],
-            curves=ev.curves,
-            extra={
-                "member_calls": ev.member_calls,
-                "score": pl_module.score,
-                "definitions": pl_module.definitions,
-                "temperatures": fitted.temperatures.to_dict() if fitted.temperatures else None,
-            },
-        )
+        ev, fitted, score = pl_module.evaluation, pl_module.fitted, pl_module.score
+        run_keys = {p.name: (p.name, p.setting, score) for p in pl_module.policies()}
+        try:
+            write_json(staging / "window.json", fitted.to_dict())
+            write_results(
+                staging,
+                ev.rows,
+                policies={run_keys[name]: value for name, value in policies.items()},
+                members=[
+                    {"checkpoint": path, "macs": macs, "params": params}
+                    for path, macs, params in zip(
+                        pl_module.member_paths, ev.stage_macs, ev.member_params, strict=True
+                    )
+                ],
+                curves={run_keys[name]: curve for name, curve in ev.curves.items()},
+                extra={
+                    "member_calls": ev.member_calls,
+                    "score": pl_module.score,
+                    "definitions": pl_module.definitions,
+                    "temperatures": fitted.temperatures.to_dict() if fitted.temperatures else None,
+                },
+                shown_dir=self.dir,
+            )
+            swap_in(staging, self.dir)
+        finally:
+            if staging.exists():
+                shutil.rmtree(staging, ignore_errors=True)
