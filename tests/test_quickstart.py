@@ -47,8 +47,8 @@ def test_quickstart_pipeline_end_to_end(tmp_path):
         "risk_coverage.png",
         "macs_vs_cov5.png",
     ):
-        assert (out / name).stat().st_size > 0, name
-    rows = read_metrics_csv(out / "metrics.csv")
+        assert (out / "results" / name).stat().st_size > 0, name
+    rows = read_metrics_csv(out / "results" / "metrics.csv")
     by = {(r["dataset"], r["policy"], r["metric"]): r["value"] for r in rows}
     roles = {r["dataset"]: r["role"] for r in rows}
     assert sorted(set(roles.values())) == ["heldout", "id", "ood", "shift"]
@@ -71,9 +71,23 @@ def test_quickstart_pipeline_end_to_end(tmp_path):
     # members learned, and the window passes about 2w = 20% of ID samples on
     assert by[("digits_test", "single", "acc")] > 0.9
     assert 0.05 < by[("digits_test", "window", "exit_frac@2")] < 0.4
-    summary = json.loads((out / "summary.json").read_text())
+    summary = json.loads((out / "results" / "summary.json").read_text())
     assert summary["policies"]["window"]["setting"] == "cov@5,w=0.1"
     assert "Results written to:" in proc.stdout and "digits_test (id)" in proc.stdout
+    # the README's quick-start table is this run's (within the cross-CPU tolerance)
+    check = subprocess.run(
+        [sys.executable, str(ROOT / "scripts" / "update_readme_table.py"), str(out / "results"),
+         "--check"], cwd=ROOT, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert check.returncode == 0, check.stdout + check.stderr
+    # a second run into the same folder is refused before any training, unless --overwrite
+    again = subprocess.run(
+        [sys.executable, str(ROOT / "scripts" / "run_pipeline.py"), "--config",
+         str(ROOT / "configs" / "quickstart" / "pipeline.yaml"), "--out", str(out)],
+        cwd=ROOT, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert again.returncode != 0 and "holds an earlier run" in again.stderr
+    assert "pass --overwrite" in again.stderr and "Epoch" not in again.stdout + again.stderr
 
 
 @pytest.mark.slow
