@@ -1,6 +1,21 @@
-"""Lightning modules: ensemble members (training) and the cascade (evaluation)."""
+"""Lightning modules: ensemble members (training) and the cascade (evaluation).
 
-from lightning_modules.cascade_module import CascadeModule
-from lightning_modules.member import MemberModule, load_member
+The names below are imported on first use, so ``lightning_modules.cli_entry`` can check a
+command's arguments before Lightning is imported.
+"""
+
+import importlib
+
+_LAZY = {
+    "CascadeModule": "lightning_modules.cascade_module",
+    "MemberModule": "lightning_modules.member",
+    "load_member": "lightning_modules.member",
+}
 
 __all__ = ["CascadeModule", "MemberModule", "load_member"]
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'lightning_modules' has no attribute {name!r}")

@@ -19,52 +19,10 @@ import secrets
 import time
 from pathlib import Path
 
-import yaml
-
 from artifacts.atomic import write_json, write_text
 from artifacts.run_folder import check_output_folder
 from lightning_modules.callbacks.preemption import latest_checkpoint
 from lightning_modules.stages import cache_logits, csv_logger, evaluate_cascade, fit_member
-
-PIPELINE_KEYS = {
-    "experiment",
-    "out",
-    "seeds",
-    "member_config",
-    "cascade_config",
-    "logger",
-    "wandb_project",
-    "member_args",
-    "cascade_args",
-}
-
-
-def load_pipeline_config(path: str | Path) -> dict:
-    """Read and check the experiment YAML (errors name the file and the field)."""
-    p = Path(path)
-    if not p.is_file():
-        raise FileNotFoundError(f"pipeline config not found: {p}")
-    cfg = yaml.safe_load(p.read_text()) or {}
-    unknown = set(cfg) - PIPELINE_KEYS
-    if unknown:
-        raise ValueError(
-            f"{p}: unknown field(s) {sorted(unknown)}; expected {sorted(PIPELINE_KEYS)}"
-        )
-    for key in ("out", "seeds", "member_config", "cascade_config"):
-        if key not in cfg:
-            raise ValueError(f"{p}: missing field {key!r}")
-    if not cfg["seeds"] or len(set(cfg["seeds"])) != len(cfg["seeds"]):
-        raise ValueError(f"{p}: seeds must be a non-empty list of distinct integers")
-    cfg.setdefault("experiment", p.parent.name)
-    cfg.setdefault("logger", "csv")
-    cfg.setdefault("wandb_project", "window-cascades")
-    for key in ("member_args", "cascade_args"):  # LightningCLI overrides, e.g. per model
-        cfg.setdefault(key, [])
-        if not isinstance(cfg[key], list) or not all(isinstance(a, str) for a in cfg[key]):
-            raise ValueError(f"{p}: {key} must be a list of strings such as '--trainer.devices=8'")
-    if cfg["logger"] not in ("csv", "wandb"):
-        raise ValueError(f"{p}: logger must be 'csv' or 'wandb', got {cfg['logger']!r}")
-    return cfg
 
 
 def logger_args(

@@ -4,7 +4,9 @@
         --model.members '[m0.ckpt, m1.ckpt]'
 """
 
-from lightning_modules.cli import CascadeCLI
+import sys
+
+from lightning_modules.cli_entry import CASCADE, run_command
 
 if __name__ == "__main__":
-    CascadeCLI()
+    sys.exit(run_command(CASCADE))

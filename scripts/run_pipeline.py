@@ -20,19 +20,22 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from pathlib import Path
 
-from lightning_modules.experiment import (
-    cache_member_logits,
-    evaluate,
-    load_pipeline_config,
-    own_device_args,
-    process_index,
-    run_all,
-    train_member,
+from artifacts.run_folder import check_output_folder
+from lightning_modules.cli_entry import (
+    CASCADE,
+    MEMBER,
+    USER_ERRORS,
+    precheck,
+    report_error,
 )
+from lightning_modules.pipeline_config import load_pipeline_config
 
 
-def main(argv: list[str] | None = None) -> None:
+def main(argv: list[str] | None = None) -> int:
+    """Run the requested stages; returns the exit status (2: an input error, printed as one
+    line; ``--traceback`` shows the traceback instead)."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--config", default="configs/quickstart/pipeline.yaml")
     parser.add_argument("--out", help="override the output folder")
@@ -58,12 +61,41 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--overwrite", action="store_true", help="replace an earlier evaluation in <out>/results"
     )
+    parser.add_argument("--traceback", action="store_true", help="full tracebacks on errors")
     args = parser.parse_args(argv)
+    try:
+        run(parser, args)
+    except USER_ERRORS as err:
+        return report_error(
+            err, args.traceback or os.environ.get("WINDOW_CASCADES_TRACEBACK") == "1"
+        )
+    return 0
+
+
+def run(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    """Check the experiment config (before the heavy imports), then run the stages."""
     cfg = load_pipeline_config(args.config)
     if args.out:
         cfg["out"] = args.out
     if args.logger:
         cfg["logger"] = args.logger
+    member_index_given = args.parallel_members or args.member is not None
+    if args.stage == "member" and not (member_index_given or "SLURM_ARRAY_TASK_ID" in os.environ):
+        raise ValueError("--stage member needs --member I, an array task or --parallel-members")
+    precheck(["fit", "--config", str(cfg["member_config"]), *args.member_arg], MEMBER)
+    precheck(["test", "--config", str(cfg["cascade_config"]), *args.cascade_arg], CASCADE)
+    if args.stage in ("all", "evaluate"):  # before any training
+        results = Path(cfg["out"]) / "results"
+        check_output_folder(results, args.overwrite, "results folder", "--overwrite")
+    from lightning_modules.experiment import (
+        cache_member_logits,
+        evaluate,
+        own_device_args,
+        process_index,
+        run_all,
+        train_member,
+    )
+
     if args.stage == "all":
         run_all(cfg, args.member_arg, args.cascade_arg, args.overwrite)
     elif args.stage == "member":
@@ -73,10 +105,8 @@ def main(argv: list[str] | None = None) -> None:
             member_args += own_device_args()
         elif args.member is not None:
             index = args.member
-        elif "SLURM_ARRAY_TASK_ID" in os.environ:
-            index = int(os.environ["SLURM_ARRAY_TASK_ID"])
         else:
-            parser.error("--stage member needs --member I, an array task or --parallel-members")
+            index = int(os.environ["SLURM_ARRAY_TASK_ID"])
         train_member(cfg, index, member_args, sole_process=args.parallel_members)
         cache_member_logits(cfg, index, member_args)
     else:

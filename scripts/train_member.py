@@ -5,7 +5,9 @@
         --ckpt_path CKPT --cache.logits_dir DIR --cache.member m0
 """
 
-from lightning_modules.cli import MemberCLI
+import sys
+
+from lightning_modules.cli_entry import MEMBER, run_command
 
 if __name__ == "__main__":
-    MemberCLI()
+    sys.exit(run_command(MEMBER))

@@ -1,0 +1,261 @@
+"""Entry points of the LightningCLI commands: arguments checked before the heavy imports, and
+errors caused by the user's input printed as one line.
+
+``scripts/train_member.py`` and ``scripts/evaluate_cascade.py`` call :func:`run_command`. It
+first checks, with the standard library and PyYAML only (well under a second), what can be
+checked without building the parser: the subcommand, that every config file exists and is
+valid YAML (the error names the file, line and column), that every top-level key and every key
+of this project's own classes (``model``, ``calibration``, ``results``, ``cache``,
+``preemption``; read from their source, not imported) is known, with the closest known key
+suggested. Then it imports Lightning and runs the CLI; an error caused by input (a bad value,
+a missing file, an output folder that cannot take the run) is printed as ``error: ...`` and the
+command exits with status 2. ``--traceback`` (or ``WINDOW_CASCADES_TRACEBACK=1``) shows the
+full traceback instead.
+"""
+
+from __future__ import annotations
+
+import ast
+import difflib
+import os
+import re
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+
+ROOT = Path(__file__).resolve().parent
+COMMON_KEYS = (
+    "config", "print_config", "seed_everything", "trainer", "model", "data", "optimizer",
+    "lr_scheduler", "ckpt_path", "weights_only",
+)  # fmt: skip
+SUBCOMMAND_KEYS = {"fit": (), "validate": ("verbose",), "test": ("verbose",),
+                   "predict": ("return_predictions",)}  # fmt: skip
+
+
+class InputError(ValueError):
+    """An argument or config file the command cannot use (the message says which and why)."""
+
+
+@dataclass(frozen=True)
+class CommandSpec:
+    """What :func:`precheck` knows of one command without importing it.
+
+    Attributes:
+        script: the script's name, as messages show it.
+        subcommands: the accepted subcommands.
+        groups: the extra top-level groups (``add_arguments_to_parser``).
+        class_keys: group -> (source file relative to this folder, class name) whose
+            ``__init__`` arguments are the group's keys.
+        fixed_keys: group -> its keys, for groups added argument by argument.
+        cli: ``module:class`` of the LightningCLI to run.
+    """
+
+    script: str
+    subcommands: tuple[str, ...]
+    groups: tuple[str, ...]
+    class_keys: dict[str, tuple[str, str]] = field(default_factory=dict)
+    fixed_keys: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    cli: str = ""
+
+    def top_keys(self, subcommand: str) -> set[str]:
+        return {*COMMON_KEYS, *SUBCOMMAND_KEYS.get(subcommand, ()), *self.groups}
+
+    def group_keys(self, group: str) -> set[str] | None:
+        """The keys of ``group``, or None where only the full parser knows them."""
+        if group in self.fixed_keys:
+            return set(self.fixed_keys[group])
+        if group in self.class_keys:
+            return set(init_arguments(ROOT / self.class_keys[group][0], self.class_keys[group][1]))
+        return None
+
+
+MEMBER = CommandSpec(
+    "train_member.py", ("fit", "validate", "test", "predict"),
+    ("checkpoint", "preemption", "cache"),
+    class_keys={"model": ("member.py", "MemberModule"),
+                "preemption": ("callbacks/preemption.py", "PreemptionCheckpoint")},
+    fixed_keys={"cache": ("logits_dir", "member")},
+    cli="lightning_modules.cli:MemberCLI",
+)  # fmt: skip
+CASCADE = CommandSpec(
+    "evaluate_cascade.py", ("test",), ("calibration", "results"),
+    class_keys={"model": ("cascade_module.py", "CascadeModule"),
+                "calibration": ("callbacks/cascade_calibration.py", "CascadeCalibration"),
+                "results": ("callbacks/results_writer.py", "CascadeResultsWriter")},
+    cli="lightning_modules.cli:CascadeCLI",
+)  # fmt: skip
+
+
+def init_arguments(source: Path, class_name: str) -> list[str]:
+    """Names of the ``__init__`` arguments of ``class_name`` in ``source`` (parsed, not run)."""
+    tree = ast.parse(source.read_text(), str(source))
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ClassDef) and node.name == class_name:
+            for item in node.body:
+                if isinstance(item, ast.FunctionDef) and item.name == "__init__":
+                    args = item.args.posonlyargs + item.args.args + item.args.kwonlyargs
+                    return [a.arg for a in args[1:]]
+    raise LookupError(f"{source}: no class {class_name} with an __init__")
+
+
+def _unknown(key: str, known: set[str], where: str) -> InputError:
+    close = difflib.get_close_matches(key, sorted(known), n=1)
+    hint = f" (did you mean {close[0]!r}?)" if close else ""
+    return InputError(f"{where}: unknown key {key!r}{hint}; known: {', '.join(sorted(known))}")
+
+
+def load_yaml_file(path: Path, option: str) -> object:
+    """The parsed YAML of ``path``; a missing file or invalid YAML names the file and line."""
+    if not path.is_file():
+        raise InputError(f"{option} {path}: file not found")
+    try:
+        return yaml.safe_load(path.read_text())
+    except yaml.MarkedYAMLError as err:
+        mark = err.problem_mark or err.context_mark
+        where = f", line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        raise InputError(
+            f"{option} {path}: invalid YAML{where}: {err.problem or err.context}"
+        ) from None
+    except (yaml.YAMLError, UnicodeDecodeError) as err:
+        raise InputError(f"{option} {path}: invalid YAML: {err}") from None
+
+
+def _check_config(path: Path, option: str, spec: CommandSpec, subcommand: str) -> None:
+    """A whole config (``--config``): valid YAML, known keys, and valid YAML in the files its
+    groups name (e.g. ``data: data.yaml``, relative to the config's folder)."""
+    data = load_yaml_file(path, option)
+    if data is None:
+        return
+    if not isinstance(data, dict):
+        raise InputError(f"{option} {path}: expected a mapping of keys, got {type(data).__name__}")
+    _check_keys(data, spec, subcommand, str(path))
+    for key, value in data.items():
+        if isinstance(value, str) and value.endswith((".yaml", ".yml")):
+            load_yaml_file(path.parent / value, f"{path}: {key}:")
+
+
+def _check_keys(data: dict, spec: CommandSpec, subcommand: str, where: str) -> None:
+    top = spec.top_keys(subcommand)
+    for key, value in data.items():
+        if key not in top:
+            raise _unknown(str(key), top, where)
+        known = spec.group_keys(key)
+        if known is not None and isinstance(value, dict):
+            for sub in value:
+                if sub not in known:
+                    raise _unknown(f"{key}.{sub}", {f"{key}.{k}" for k in known}, where)
+
+
+def precheck(argv: list[str], spec: CommandSpec) -> None:
+    """Check ``argv`` (without the program name) as far as it can be without imports.
+
+    Raises:
+        InputError: naming the argument or file, and what was expected.
+    """
+    if any(
+        a in ("-h", "--help") or a.startswith(("--print_config", "--print_shtab")) for a in argv
+    ):
+        return
+    if not argv or argv[0].startswith("-"):
+        raise InputError(f"{spec.script}: give a subcommand first: {', '.join(spec.subcommands)}")
+    subcommand = argv[0]
+    if subcommand not in spec.subcommands:
+        close = difflib.get_close_matches(subcommand, spec.subcommands, n=1)
+        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        raise InputError(
+            f"{spec.script}: unknown subcommand {subcommand!r}{hint}; expected one of "
+            f"{', '.join(spec.subcommands)}"
+        )
+    args = argv[1:]
+    for i, arg in enumerate(args):
+        if not arg.startswith("--") and arg != "-c":
+            continue
+        name, _, value = arg.lstrip("-").partition("=")
+        if not value and i + 1 < len(args) and not args[i + 1].startswith("--"):
+            value = args[i + 1]
+        name = "config" if name == "c" else name
+        parts = name.split(".")
+        if parts[0] == "config":
+            if value:
+                _check_config(Path(value), f"--{name}", spec, subcommand)
+            continue
+        if len(parts) == 1 and value.endswith((".yaml", ".yml")):  # a group from a file
+            load_yaml_file(Path(value), f"--{name}")
+        _check_keys({parts[0]: dict.fromkeys(parts[1:2]) if len(parts) > 1 else value},
+                    spec, subcommand, f"--{name}")  # fmt: skip
+
+
+def condense(message: str) -> str:
+    """jsonargparse's multi-line parse error as one line: the key, the value, the expectation."""
+    keys = re.findall(r'Parser key "([^"]+)"', message)
+    if not keys:
+        return " ".join(line.strip() for line in message.splitlines() if line.strip())
+    key = ".".join(k for k in keys if k != "init_args")
+    value = re.findall(r"(?:Given value|Got value): (.*)", message)
+    nested = re.search(r"NestedArg\(key='([^']+)', val='([^']*)'\)", message)
+    if nested:
+        key, value = f"{keys[0]}.{nested.group(1)}", [nested.group(2)]
+    expected = re.findall(r"Expected a <class '([^']+)'>", message)
+    expected = [e for e in dict.fromkeys(expected) if e != "NoneType"] or ["another value"]
+    other = [
+        line.strip()
+        for line in message.splitlines()[1:]
+        if line.strip()
+        and not re.match(
+            r"(- )?(Given value|Subtypes|Errors|Expected a|Does not)", line.strip()
+        )  # fmt: skip
+    ]
+    detail = f" ({other[-1]})" if other and not expected else ""
+    shown = f" {value[-1]}" if value else ""
+    return f"--{key}{shown}: expected {' or '.join(expected)}{detail}"
+
+
+USER_ERRORS: tuple[type[BaseException], ...] = (
+    ValueError, FileNotFoundError, PermissionError, IsADirectoryError, NotADirectoryError,
+    yaml.YAMLError,
+)  # fmt: skip
+
+
+def run_command(spec: CommandSpec, argv: list[str] | None = None) -> int:
+    """Precheck ``argv``, then run the LightningCLI; returns the exit status."""
+    from_command_line = argv is None
+    argv = list(sys.argv[1:] if argv is None else argv)
+    traceback = traceback_requested("--traceback" in argv)
+    argv = [a for a in argv if a != "--traceback"]
+    if from_command_line:  # LightningCLI reads sys.argv itself (and warns if given both)
+        sys.argv[1:] = argv
+    try:
+        precheck(argv, spec)
+    except InputError as err:
+        return report_error(err, traceback)
+    import importlib
+    from argparse import ArgumentError
+
+    module, name = spec.cli.split(":")
+    cli_class = getattr(importlib.import_module(module), name)
+    try:
+        cli_class(args=None if from_command_line else argv, parser_kwargs={"exit_on_error": False})
+    except ArgumentError as err:
+        return report_error(InputError(condense(str(err))), traceback, err)
+    except USER_ERRORS as err:
+        return report_error(err, traceback)
+    return 0
+
+
+def traceback_requested(flag: bool = False) -> bool:
+    """``flag`` (a ``--traceback`` argument) or ``WINDOW_CASCADES_TRACEBACK=1``."""
+    return flag or os.environ.get("WINDOW_CASCADES_TRACEBACK") == "1"
+
+
+def report_error(err: BaseException, traceback: bool, cause: BaseException | None = None) -> int:
+    """Print ``err`` as one line on stderr and return 2; re-raise it when ``traceback``."""
+    if traceback:
+        raise cause or err
+    message = str(err).strip() or type(err).__name__
+    if isinstance(err, FileNotFoundError | PermissionError) and err.filename:
+        message = f"{err.filename}: {err.strerror}"
+    print(f"error: {message}", file=sys.stderr)
+    print("(add --traceback for the full traceback)", file=sys.stderr)
+    return 2

@@ -1,0 +1,58 @@
+"""The experiment config of ``scripts/run_pipeline.py``, read and checked before any heavy import.
+
+Fields: ``out``, ``seeds`` (one member per seed), ``member_config`` and ``cascade_config`` (the
+LightningCLI configs of the stages), optional ``experiment`` (default: the config's folder
+name), ``logger`` (``csv`` or ``wandb``), ``wandb_project``, ``member_args`` and
+``cascade_args`` (LightningCLI overrides applied to every member / the cascade).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from lightning_modules.cli_entry import CASCADE, MEMBER, load_yaml_file, precheck
+
+PIPELINE_KEYS = {
+    "experiment",
+    "out",
+    "seeds",
+    "member_config",
+    "cascade_config",
+    "logger",
+    "wandb_project",
+    "member_args",
+    "cascade_args",
+}
+
+
+def load_pipeline_config(path: str | Path) -> dict:
+    """Read and check the experiment YAML (errors name the file and the field)."""
+    p = Path(path)
+    if not p.is_file():
+        raise FileNotFoundError(f"pipeline config not found: {p}")
+    cfg = load_yaml_file(p, "--config") or {}
+    if not isinstance(cfg, dict):
+        raise ValueError(f"{p}: expected a mapping of fields, got {type(cfg).__name__}")
+    unknown = set(cfg) - PIPELINE_KEYS
+    if unknown:
+        raise ValueError(
+            f"{p}: unknown field(s) {sorted(unknown)}; expected {sorted(PIPELINE_KEYS)}"
+        )
+    for key in ("out", "seeds", "member_config", "cascade_config"):
+        if key not in cfg:
+            raise ValueError(f"{p}: missing field {key!r}")
+    if not cfg["seeds"] or len(set(cfg["seeds"])) != len(cfg["seeds"]):
+        raise ValueError(f"{p}: seeds must be a non-empty list of distinct integers")
+    cfg.setdefault("experiment", p.parent.name)
+    cfg.setdefault("logger", "csv")
+    cfg.setdefault("wandb_project", "window-cascades")
+    for key in ("member_args", "cascade_args"):  # LightningCLI overrides, e.g. per model
+        cfg.setdefault(key, [])
+        if not isinstance(cfg[key], list) or not all(isinstance(a, str) for a in cfg[key]):
+            raise ValueError(f"{p}: {key} must be a list of strings such as '--trainer.devices=8'")
+    if cfg["logger"] not in ("csv", "wandb"):
+        raise ValueError(f"{p}: logger must be 'csv' or 'wandb', got {cfg['logger']!r}")
+    # the stage configs and overrides, as far as they can be checked before any import
+    precheck(["fit", "--config", str(cfg["member_config"]), *cfg["member_args"]], MEMBER)
+    precheck(["test", "--config", str(cfg["cascade_config"]), *cfg["cascade_args"]], CASCADE)
+    return cfg
