@@ -84,6 +84,30 @@ def test_members_with_different_class_counts(tmp_path):
         evaluate_cached_logits(tmp_path / "logits", ["m0", "m1"], roles, ["window"])
 
 
+def test_members_cached_on_different_samples_are_refused(tmp_path):
+    for member, shift in (("m0", 0), ("m1", 1)):
+        for ds in ("held", "test"):
+            targets = (torch.arange(300) + (shift if ds == "test" else 0)) % 3
+            save_cached_logits(tmp_path, member, ds, torch.randn(300, 3), targets)
+        save_member_meta(
+            tmp_path, member, {"model_name": "x", "macs": 1, "params": 1, "num_classes": 3}
+        )
+    with pytest.raises(ValueError, match=r"dataset 'test': targets of member 'm1' differ from"):
+        evaluate_cached_logits(
+            tmp_path, ["m0", "m1"], {"held": "heldout", "test": "id"}, ["single"]
+        )
+
+
+def test_predict_without_a_logits_folder_is_refused(tiny_members, tmp_path):
+    from lightning_modules.cli import MemberCLI
+
+    with pytest.raises(ValueError, match="predict needs --cache.logits_dir"):
+        MemberCLI(args=["predict", "--config", str(QUICKSTART / "member.yaml"),
+                        f"--data={tiny_members['data_cfg']}",
+                        f"--trainer.default_root_dir={tmp_path}",
+                        f"--ckpt_path={tiny_members['ckpts'][0]}"])  # fmt: skip
+
+
 def test_missing_member_checkpoint_is_named(tmp_path):
     missing = tmp_path / "nope" / "last.ckpt"
     with pytest.raises(FileNotFoundError, match=str(missing)):

@@ -36,6 +36,12 @@ def bad_files(tmp_path_factory):
     (tmp / "list.yaml").write_text("- a\n- b\n")
     (tmp / "typo.yaml").write_text("trainer:\n  max_epochs: 1\nmodle:\n  lr: 0.1\n")
     (tmp / "nested_typo.yaml").write_text("model:\n  learning_rate: 0.1\n")
+    stages = f"member_config: {MEMBER_CFG}\ncascade_config: {CASCADE_CFG}\n"
+    (tmp / "pipeline_field.yaml").write_text(f"out: x\nseeds: [0]\nseed: 1\n{stages}")
+    (tmp / "pipeline_no_out.yaml").write_text(f"seeds: [0]\n{stages}")
+    (tmp / "pipeline_seeds.yaml").write_text(f"out: x\nseeds: [1, 1]\n{stages}")
+    (tmp / "pipeline_logger.yaml").write_text(f"out: x\nseeds: [0]\nlogger: tb\n{stages}")
+    (tmp / "pipeline_args.yaml").write_text(f"out: x\nseeds: [0]\nmember_args: 5\n{stages}")
     (tmp / "pipeline_typo.yaml").write_text(
         f"out: {tmp}/out\nseeds: [0, 1]\nmember_config: {MEMBER_CFG}\n"
         f"cascade_config: {CASCADE_CFG}\ncascade_args: ['--calibration.widht=0.2']\n"
@@ -71,6 +77,12 @@ BEFORE_IMPORTS = [
     ("run_pipeline.py", ["--config", "{tmp}/broken.yaml"], "broken.yaml: invalid YAML"),
     ("run_pipeline.py", ["--config", "{tmp}/pipeline_typo.yaml"],
      "unknown key 'calibration.widht' (did you mean 'calibration.width'?)"),
+    ("run_pipeline.py", ["--config", "{tmp}/pipeline_field.yaml"], "unknown field(s) ['seed']"),
+    ("run_pipeline.py", ["--config", "{tmp}/pipeline_no_out.yaml"], "missing field 'out'"),
+    ("run_pipeline.py", ["--config", "{tmp}/pipeline_seeds.yaml"], "list of distinct integers"),
+    ("run_pipeline.py", ["--config", "{tmp}/pipeline_logger.yaml"], "logger must be 'csv' or"),
+    ("run_pipeline.py", ["--config", "{tmp}/pipeline_args.yaml"], "member_args must be a list"),
+    ("run_pipeline.py", ["--config", "{tmp}/nowhere.yaml"], "pipeline config not found"),
     ("run_pipeline.py", ["--config", PIPELINE_CFG, "--member-arg=--model.lrr=1"],
      "unknown key 'model.lrr'"),
     ("run_pipeline.py", ["--config", PIPELINE_CFG, "--stage", "member"],

@@ -42,7 +42,9 @@ def test_cascade_run_logs_metrics_histograms_curves_and_tradeoffs(
 ):
     cli = CascadeCLI(
         args=[
-            *cascade_test_args(tiny_members["data_cfg"], tiny_members["ckpts"], tmp_path),
+            *cascade_test_args(
+                tiny_members["data_cfg"], tiny_members["ckpts"], tmp_path / "results"
+            ),
             *wandb_logger(tmp_path, "cascade", "evaluate"),
         ]
     )

@@ -42,12 +42,15 @@ done
 # the experiment's output folder and member count, read (and checked) by the pipeline's loader
 read -r cfg_out members < <("$python" - "$config" <<'PY'
 import sys
-from lightning_modules.experiment import load_pipeline_config
-cfg = load_pipeline_config(sys.argv[1])
+from lightning_modules.pipeline_config import load_pipeline_config
+try:
+    cfg = load_pipeline_config(sys.argv[1])
+except (ValueError, OSError) as err:
+    sys.exit(f"error: {err}")
 print(cfg["out"], len(cfg["seeds"]))
 PY
 )
-[[ -n ${members:-} ]] || { echo "could not read $config (see the error above)" >&2; exit 2; }
+[[ -n ${members:-} ]] || exit 2  # the loader printed what is wrong
 out=${out:-$cfg_out}
 logs=$out/slurm
 mkdir -p "$logs"
