@@ -19,7 +19,7 @@ import torch
 
 from cascade.evaluation import ROW_FIELDS
 
-LABELLED_LEAD = ("acc", "nll", "ece", "aurc")
+LABELLED_LEAD = ("acc", "nll", "ece", "aurc", "augrc")
 OOD_LEAD = ("auroc", "aupr")
 
 

@@ -1,11 +1,12 @@
 """The built-in metrics of DESIGN.md, each one function plus one registry entry.
 
-Labelled roles (heldout, id, shift): ``acc``, ``nll``, ``ece``, ``brier``, ``aurc``, ``cov@R``
-for each risk R, ``risk@C`` for each coverage C. OOD sets, against the ID set under the same
-policy: ``auroc``, ``aupr``, ``fpr@P``, and the SCOD metrics of the ID + OOD mixture
-(``scod_aurc``, ``scod_risk@C``). Every dataset: ``expected_macs`` and ``exit_frac@K``. Values
-are fractions; ``nll`` in nats; MACs in MACs. ``aurc``, ``cov@R``, ``risk@C`` and ``fpr@P``
-follow the chosen definitions (standard or paper).
+Labelled roles (heldout, id, shift): ``acc``, ``nll``, ``ece``, ``brier``, ``aurc``, ``augrc``,
+``e_aurc``, ``cov@R`` for each risk R, ``risk@C`` for each coverage C. OOD sets, against the ID
+set under the same policy: ``auroc``, ``aupr``, ``fpr@P``, and the SCOD metrics of the ID + OOD
+mixture (``scod_aurc``, ``scod_augrc``, ``scod_risk@C``). ``augrc``/``scod_augrc`` use the
+standard (tie-aware) curve under both definitions (the paper has no AUGRC). Every dataset:
+``expected_macs`` and ``exit_frac@K``. Values are fractions; ``nll`` in nats; MACs in MACs.
+``aurc``, ``e_aurc``, ``cov@R``, ``risk@C`` and ``fpr@P`` follow the chosen definitions.
 """
 
 from __future__ import annotations
@@ -19,7 +20,8 @@ from uncertainty.probability_metrics import (
     calibration_error,
     nll_from_target_probability,
 )
-from uncertainty.scod import scod_aurc, scod_risk_at_coverage
+from uncertainty.scod import scod_augrc, scod_aurc, scod_risk_at_coverage
+from uncertainty.selective import augrc, excess_aurc
 
 OOD = ("ood",)
 
@@ -47,6 +49,18 @@ def _brier(i: MetricInputs) -> dict[str, float]:
 @register_metric("aurc", False, LABELLED_ROLES, "area under the risk-coverage curve")
 def _aurc(i: MetricInputs) -> dict[str, float]:
     return {"aurc": i.definitions.aurc(i.outputs.confidence, i.outputs.correct)}
+
+
+@register_metric(
+    "augrc", False, LABELLED_ROLES, "area under the generalized risk (accepted and wrong / all)"
+)
+def _augrc(i: MetricInputs) -> dict[str, float]:
+    return {"augrc": augrc(i.outputs.confidence, i.outputs.correct)}
+
+
+@register_metric("e_aurc", False, LABELLED_ROLES, "AURC minus the oracle ranking's AURC")
+def _e_aurc(i: MetricInputs) -> dict[str, float]:
+    return {"e_aurc": excess_aurc(i.outputs.confidence, i.outputs.correct, i.definitions.aurc)}
 
 
 @register_metric(
@@ -89,6 +103,11 @@ def _fpr(i: MetricInputs) -> dict[str, float]:
 @register_metric("scod_aurc", False, OOD, "AURC of the ID + OOD mixture, accepted OOD = error")
 def _scod_aurc(i: MetricInputs) -> dict[str, float]:
     return {"scod_aurc": scod_aurc(*i.scod, beta=i.settings.scod_beta)}
+
+
+@register_metric("scod_augrc", False, OOD, "AUGRC of the ID + OOD mixture, accepted OOD = error")
+def _scod_augrc(i: MetricInputs) -> dict[str, float]:
+    return {"scod_augrc": scod_augrc(*i.scod, beta=i.settings.scod_beta)}
 
 
 @register_metric("scod_risk@C", False, OOD, "SCOD risk at ID coverage C")

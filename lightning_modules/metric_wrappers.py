@@ -26,6 +26,7 @@ from uncertainty.probability_metrics import (
     target_probability,
     top_label,
 )
+from uncertainty.selective import augrc, excess_aurc
 
 
 class _CatMetric(Metric):
@@ -48,7 +49,7 @@ class _CatMetric(Metric):
 
 
 class SelectiveClassificationMetrics(_CatMetric):
-    """AURC, ``cov@r`` and ``risk@c`` from confidences and correctness.
+    """AURC, AUGRC, e-AURC, ``cov@r`` and ``risk@c`` from confidences and correctness.
 
     Args:
         risks: risks r (fractions) for ``cov@r``; coverages: c for ``risk@c``;
@@ -68,7 +69,11 @@ class SelectiveClassificationMetrics(_CatMetric):
     def compute(self) -> dict[str, float]:
         conf, correct = self._cat("confidence"), self._cat("correct").bool()
         defs = self.definitions
-        out = {"aurc": defs.aurc(conf, correct)}
+        out = {
+            "aurc": defs.aurc(conf, correct),
+            "augrc": augrc(conf, correct),
+            "e_aurc": excess_aurc(conf, correct, defs.aurc),
+        }
         for r in self.risks:
             out[percent_key("cov", r)] = defs.coverage_at_risk_or_zero(conf, correct, r)
         for c in self.coverages:

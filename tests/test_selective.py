@@ -102,3 +102,59 @@ def test_hand_worked_example():
 def test_constant_score_aurc_is_error_rate():
     correct = torch.tensor([True, False, True, True])
     assert aurc(torch.ones(4), correct) == pytest.approx(0.25)
+
+
+def _per_sample_area(order_correct: list[bool], generalized: bool) -> float:
+    """Trapezoid over one point per sample (accepted in the given order), brute force."""
+    n, errors, points = len(order_correct), 0, [(0.0, 0.0)]
+    for k, ok in enumerate(order_correct, start=1):
+        errors += not ok
+        points.append((k / n, errors / n if generalized else errors / k))
+    if not generalized:
+        points[0] = (0.0, points[1][1])  # AURC: flat to coverage 0
+    pairs = zip(points[:-1], points[1:], strict=True)
+    return sum((c1 - c0) * (r0 + r1) / 2 for (c0, r0), (c1, r1) in pairs)
+
+
+def test_augrc_is_the_mean_over_tie_orders_of_the_per_sample_area():
+    import itertools
+
+    from uncertainty.selective import augrc
+
+    conf = torch.tensor([0.9, 0.7, 0.7, 0.7, 0.4, 0.4, 0.1])
+    correct = torch.tensor([True, False, True, True, False, True, False])
+    groups = [[0], [1, 2, 3], [4, 5], [6]]
+    areas = []
+    for perms in itertools.product(*(itertools.permutations(g) for g in groups)):
+        order = [i for p in perms for i in p]
+        areas.append(_per_sample_area([bool(correct[i]) for i in order], generalized=True))
+    assert augrc(conf, correct) == pytest.approx(sum(areas) / len(areas), abs=1e-12)
+    # constant score: error rate / 2; perfect ranking of 2 errors in 10: (0.2)^2 / 2
+    assert augrc(torch.zeros(7), correct) == pytest.approx(3 / 7 / 2)
+    perfect = torch.tensor([True] * 8 + [False] * 2)
+    assert augrc(torch.arange(10, 0, -1).double(), perfect) == pytest.approx(0.2 * 0.2 / 2)
+
+
+def test_excess_aurc_subtracts_the_oracle_ranking():
+    from uncertainty.selective import aurc, excess_aurc
+
+    gen = torch.Generator().manual_seed(3)
+    correct = torch.rand(40, generator=gen) > 0.3
+    conf = torch.rand(40, generator=gen)
+    oracle = _per_sample_area(sorted(correct.tolist(), reverse=True), generalized=False)
+    assert excess_aurc(conf, correct) == pytest.approx(aurc(conf, correct) - oracle, abs=1e-12)
+    ranked = correct.double() + torch.rand(40, generator=gen) * 0.5  # every correct above
+    assert excess_aurc(ranked, correct) == pytest.approx(0.0, abs=1e-12)
+    assert excess_aurc(conf, correct) > 0
+
+
+def test_scod_augrc_counts_accepted_ood_as_errors_over_the_whole_mixture():
+    from uncertainty.scod import scod_augrc
+
+    id_conf, ood_conf = torch.tensor([0.9, 0.6, 0.3]), torch.tensor([0.8, 0.2])
+    id_correct = torch.tensor([True, False, True])
+    # order: id .9 ok, ood .8, id .6 wrong, id .3 ok, ood .2 -> losses 0,1,1,0,1 over 5 samples
+    expected = _per_sample_area([True, False, False, True, False], generalized=True)
+    assert scod_augrc(id_conf, id_correct, ood_conf) == pytest.approx(expected, abs=1e-12)
+    beta = scod_augrc(id_conf, id_correct, ood_conf, beta=0.0)
+    assert beta == pytest.approx(_per_sample_area([True, True, False, True, True], True))

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import torch
 
-from uncertainty.selective import RiskCoverageCurve
+from uncertainty.selective import RiskCoverageCurve, generalized_risk_area
 
 
 def scod_mixture(
@@ -74,6 +74,22 @@ def scod_aurc(
     cov = torch.cat([curve.coverage.new_zeros(1), curve.coverage])
     risk = torch.cat([curve.risk[:1], curve.risk])
     return float(torch.trapezoid(risk, cov))
+
+
+def scod_augrc(
+    id_conf: torch.Tensor, id_correct: torch.Tensor, ood_conf: torch.Tensor, beta: float = 1.0
+) -> float:
+    """AUGRC of the ID + OOD mixture: the generalized risk at a threshold is the loss of the
+    accepted samples (1 per misclassified ID sample, ``beta`` per OOD sample) over all samples
+    of the mixture, integrated over the mixture's coverage (tie-aware, from (0, 0))."""
+    conf = torch.cat([id_conf.flatten(), ood_conf.flatten()])
+    loss = torch.cat(
+        [
+            (~id_correct.flatten().bool()).double(),
+            torch.full((ood_conf.numel(),), beta, dtype=torch.float64),
+        ]
+    )
+    return generalized_risk_area(conf, loss)
 
 
 def scod_risk_at_coverage(

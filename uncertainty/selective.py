@@ -71,6 +71,51 @@ def aurc(confidence: torch.Tensor, correct: torch.Tensor) -> float:
     return float(torch.trapezoid(risk, cov))
 
 
+def generalized_risk_area(confidence: torch.Tensor, loss: torch.Tensor) -> float:
+    """Area under the tie-aware generalized risk-coverage curve of per-sample ``loss``.
+
+    The generalized risk at a threshold is the summed loss of the accepted samples divided by
+    *all* N samples (Traub et al., NeurIPS 2024); it is 0 at coverage 0 and the mean loss at
+    coverage 1. Points at the distinct confidence values, joined linearly (the expected curve
+    when tied samples are accepted in random order), from (0, 0).
+    """
+    if confidence.numel() == 0:
+        raise ValueError("generalized_risk_area needs at least one sample")
+    conf = confidence.detach().double().flatten()
+    order = torch.argsort(conf, descending=True, stable=True)
+    conf_sorted = conf[order]
+    cum_loss = torch.cumsum(loss.flatten().double()[order], dim=0)
+    last = torch.ones_like(conf_sorted, dtype=torch.bool)
+    last[:-1] = conf_sorted[1:] != conf_sorted[:-1]
+    idx = torch.nonzero(last).flatten()
+    n = conf.numel()
+    cov = torch.cat([conf.new_zeros(1), (idx + 1).double() / n])
+    grisk = torch.cat([conf.new_zeros(1), cum_loss[idx] / n])
+    return float(torch.trapezoid(grisk, cov))
+
+
+def augrc(confidence: torch.Tensor, correct: torch.Tensor) -> float:
+    """AUGRC: area under the generalized risk-coverage curve, where the generalized risk at
+    coverage c is the fraction of all samples that are accepted and misclassified (Traub et
+    al., NeurIPS 2024). Tie-aware; 0 for a perfect classifier, error_rate / 2 for a constant
+    score."""
+    return generalized_risk_area(confidence, ~correct.flatten().bool())
+
+
+def oracle_confidence(correct: torch.Tensor) -> torch.Tensor:
+    """Distinct confidences that rank every correct sample above every error (the oracle)."""
+    correct = correct.flatten().bool()
+    rank = torch.arange(correct.numel(), dtype=torch.float64)
+    return rank + correct.double() * correct.numel()
+
+
+def excess_aurc(confidence: torch.Tensor, correct: torch.Tensor, aurc_fn=None) -> float:
+    """e-AURC: AURC minus the AURC of the oracle ranking with the same errors (Geifman et al.,
+    ICLR 2019); 0 for a perfect ranking. ``aurc_fn``: the AURC to use (default :func:`aurc`)."""
+    aurc_fn = aurc_fn or aurc
+    return aurc_fn(confidence, correct) - aurc_fn(oracle_confidence(correct), correct)
+
+
 def coverage_at_risk(
     confidence: torch.Tensor, correct: torch.Tensor, max_risk: float
 ) -> tuple[float, float]:
