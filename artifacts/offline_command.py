@@ -70,6 +70,15 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="risk@c and scod_risk@c reported, fractions",
     )
     p.add_argument("--ood-tpr", type=float, default=0.95, help="fpr@p reported")
+    p.add_argument(
+        "--guarantee",
+        type=float,
+        default=None,
+        metavar="DELTA",
+        help="certify the target's threshold with probability >= 1 - DELTA (window tau and "
+        "each policy's operating point)",
+    )
+    p.add_argument("--guarantee-method", default="ltt", choices=("ltt", "sgr"))
     p.add_argument("--scod-ratio", type=float, default=1.0, help="OOD : ID ratio of SCOD")
     p.add_argument("--scod-beta", type=float, default=1.0, help="cost of an accepted OOD sample")
     p.add_argument("--seed", type=int, default=0, help="random policy and mixture subsampling")
@@ -125,9 +134,18 @@ def run(args: argparse.Namespace) -> list[dict]:
         args.scod_ratio,
         args.scod_beta,
         args.seed,
-    )
+    )  # target and guarantee: from the policy settings
     settings = [
-        PolicySettings(args.target, w, f, args.random_fraction, args.seed, args.definitions)
+        PolicySettings(
+            args.target,
+            w,
+            f,
+            args.random_fraction,
+            args.seed,
+            args.definitions,
+            args.guarantee,
+            args.guarantee_method,
+        )  # fmt: skip
         for w in args.width
         for f in args.pass_fraction
     ]  # all validated before any work
@@ -156,6 +174,8 @@ def run(args: argparse.Namespace) -> list[dict]:
             extra={
                 "score": args.score[0] if len(args.score) == 1 else args.score,
                 "target": args.target,
+                "guarantee": args.guarantee,
+                "guarantee_method": args.guarantee_method,
                 "definitions": args.definitions,
                 "temperatures": temperatures.to_dict() if temperatures else None,
             },

@@ -11,6 +11,8 @@ standard (tie-aware) curve under both definitions (the paper has no AUGRC). Ever
 
 from __future__ import annotations
 
+import torch
+
 from cascade.cost import exit_fractions, expected_macs
 from cascade.metric_registry import MetricInputs, percent_key, register_metric
 from cascade.roles import LABELLED_ROLES, ROLES
@@ -117,6 +119,69 @@ def _scod_risk(i: MetricInputs) -> dict[str, float]:
         percent_key("scod_risk", c): scod_risk_at_coverage(*i.scod, c, beta=beta)
         for c in i.settings.coverages
     }
+
+
+def _accepted(i: MetricInputs, outputs) -> torch.Tensor:
+    return outputs.confidence.double() >= i.operating_point.threshold
+
+
+@register_metric(
+    "op_risk", False, LABELLED_ROLES,
+    "selective risk at the policy's held-out threshold for the target (cov/risk targets)",
+)  # fmt: skip
+def _op_risk(i: MetricInputs) -> dict[str, float]:
+    if i.operating_point is None or i.operating_point.target.startswith("fpr"):
+        return {}
+    accepted = _accepted(i, i.outputs)
+    errors = int((~i.outputs.correct.bool() & accepted).sum())
+    return {"op_risk": errors / max(int(accepted.sum()), 1)}
+
+
+@register_metric(
+    "op_cov", True, LABELLED_ROLES,
+    "coverage at the policy's held-out threshold for the target (cov/risk targets)",
+)  # fmt: skip
+def _op_cov(i: MetricInputs) -> dict[str, float]:
+    if i.operating_point is None or i.operating_point.target.startswith("fpr"):
+        return {}
+    return {"op_cov": float(_accepted(i, i.outputs).double().mean())}
+
+
+@register_metric(
+    "op_fpr", False, OOD, "fraction of the OOD set accepted at the policy's held-out threshold"
+)
+def _op_fpr(i: MetricInputs) -> dict[str, float]:
+    if i.operating_point is None or not i.operating_point.target.startswith("fpr"):
+        return {}
+    return {"op_fpr": float(_accepted(i, i.outputs).double().mean())}
+
+
+@register_metric(
+    "op_tpr", True, OOD, "fraction of the ID test set accepted at the policy's held-out threshold"
+)
+def _op_tpr(i: MetricInputs) -> dict[str, float]:
+    if i.operating_point is None or not i.operating_point.target.startswith("fpr"):
+        return {}
+    return {"op_tpr": float(_accepted(i, i.id_outputs).double().mean())}
+
+
+@register_metric(
+    "op_threshold", False, ("heldout",),
+    "the operating point's confidence threshold (inf: nothing accepted); not a quality measure",
+)  # fmt: skip
+def _op_threshold(i: MetricInputs) -> dict[str, float]:
+    point = i.operating_point
+    return {} if point is None else {"op_threshold": point.threshold}
+
+
+@register_metric(
+    "op_bound", False, ("heldout",),
+    "with a guarantee: the certified risk bound (cov targets; lower is better) or the certified "
+    "acceptance (risk/fpr targets) of the operating point",
+)  # fmt: skip
+def _op_bound(i: MetricInputs) -> dict[str, float]:
+    point = i.operating_point
+    return {} if point is None or point.bound is None else {"op_bound": point.bound}
 
 
 @register_metric("expected_macs", False, ROLES, "sum over stages of reach fraction x MACs")

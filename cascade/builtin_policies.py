@@ -23,6 +23,7 @@ import torch
 from cascade.policies import IntervalPolicy, RandomPolicy, ensemble_policy, single_policy
 from cascade.policy_registry import FitInputs, PolicySettings, check_scores, register_policy
 from uncertainty.definitions import get_definitions
+from uncertainty.guarantees import GuaranteeError, certified_threshold
 from uncertainty.selective import UnreachableTargetError
 from uncertainty.targets import Target, parse_target, target_threshold
 
@@ -34,23 +35,40 @@ def fit_window_stage(
     width: float,
     definitions="standard",
     window_scores: torch.Tensor | None = None,
+    guarantee: float | None = None,
+    guarantee_method: str = "ltt",
 ) -> dict:
     """Fit one stage's window: tau on (confidence, correct), the band on ``window_scores``.
 
+    With ``guarantee`` (DELTA), tau is the certified threshold of
+    :func:`uncertainty.guarantees.certified_threshold` and the result adds ``certified``
+    (the certified risk bound, or acceptance bound) and ``guarantee`` ({delta, method}).
+
     Returns:
-        {tau, q, lower, upper}; lower/upper are None for an open end.
+        {tau, q, lower, upper[, certified, guarantee]}; lower/upper are None for an open end.
     """
     defs = get_definitions(definitions)
     conf = check_scores(confidence, "window calibration")
-    tau = target_threshold(conf, correct, target, defs)
+    certified = None
+    if guarantee is None:
+        tau = target_threshold(conf, correct, target, defs)
+    else:
+        certified = certified_threshold(
+            conf, correct, target.task, target.value, guarantee, guarantee_method
+        )
+        tau = certified.threshold
     band_scores = conf if window_scores is None else check_scores(window_scores, "test mixture")
     band = defs.window(band_scores, tau, width)
     open_end = {"lower": -math.inf, "upper": math.inf}
-    return {
+    out = {
         "tau": tau,
         "q": band["q"],
         **{k: None if band[k] == open_end[k] else band[k] for k in ("lower", "upper")},
     }
+    if certified is not None:
+        out["certified"] = certified.bound
+        out["guarantee"] = {"delta": guarantee, "method": certified.method}
+    return out
 
 
 def interval_policy(name: str, stages: list[dict], setting: str) -> IntervalPolicy:
@@ -120,10 +138,11 @@ def _fit_window(name: str, inputs: FitInputs, settings: PolicySettings) -> Inter
         band = None if name == "window" else inputs.mixture_confidence[k]
         try:
             stage = fit_window_stage(
-                conf, correct, target, settings.width, settings.definitions, band
-            )
-        except UnreachableTargetError as err:
-            raise UnreachableTargetError(
+                conf, correct, target, settings.width, settings.definitions, band,
+                settings.guarantee, settings.guarantee_method,
+            )  # fmt: skip
+        except (UnreachableTargetError, GuaranteeError) as err:
+            raise type(err)(
                 f"window target {target.name} on held-out split {inputs.heldout_name!r} "
                 f"(stage {k + 1}): {err}"
             ) from None
@@ -131,6 +150,8 @@ def _fit_window(name: str, inputs: FitInputs, settings: PolicySettings) -> Inter
     setting = f"{target.name},w={settings.width:g}"
     if settings.definitions != "standard":
         setting += f",{settings.definitions}"
+    if settings.guarantee is not None:
+        setting += f",{settings.guarantee_method}@{settings.guarantee:g}"
     return interval_policy(name, stages, setting)
 
 

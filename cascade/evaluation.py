@@ -10,6 +10,7 @@ from __future__ import annotations
 import torch
 
 from cascade.metric_registry import MetricInputs, MetricSettings, metric_values
+from cascade.operating_point import fit_operating_point
 from cascade.roles import LABELLED_ROLES, DatasetRoles
 from cascade.sample_outputs import SampleOutputs
 
@@ -30,6 +31,12 @@ def policy_rows(
     settings = settings or MetricSettings()
     roles = roles if isinstance(roles, DatasetRoles) else DatasetRoles(roles)
     id_name = roles.id
+    point = None
+    if settings.target is not None:
+        point = fit_operating_point(
+            outputs[roles.heldout], settings.target, settings.definitions, settings.guarantee,
+            settings.guarantee_method,
+        )  # fmt: skip
     rows = []
     for name, role in roles.items():
         if role in LABELLED_ROLES and bool((targets[name] < 0).any()):
@@ -37,7 +44,7 @@ def policy_rows(
                 f"dataset {name!r} has role {role!r} but unlabelled samples (target -1): "
                 "labelled roles (heldout, id, shift) need every target; make it an 'ood' set"
             )
-        inputs = MetricInputs(outputs[name], outputs[id_name], stage_macs, settings)
+        inputs = MetricInputs(outputs[name], outputs[id_name], stage_macs, settings, point)
         for metric, value in metric_values(inputs, role).items():
             rows.append(
                 {

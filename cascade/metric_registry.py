@@ -21,6 +21,7 @@ from functools import cached_property
 
 import torch
 
+from cascade.operating_point import OperatingPoint
 from cascade.sample_outputs import SampleOutputs
 from uncertainty.definitions import Definitions, get_definitions
 from uncertainty.scod import scod_mixture
@@ -43,6 +44,10 @@ class MetricSettings:
         scod_ratio: OOD : ID mixing ratio of SCOD.
         scod_beta: cost of an accepted OOD sample in SCOD.
         scod_seed: seed of the SCOD subsampling.
+        target: the run's target (e.g. ``cov@5``): the operating point's threshold is fitted
+            for it on each policy's held-out outputs; None reports no operating point.
+        guarantee: DELTA for a guaranteed operating point (None: empirical threshold).
+        guarantee_method: ``ltt`` or ``sgr``.
     """
 
     risks: tuple[float, ...] = (0.05,)
@@ -52,6 +57,9 @@ class MetricSettings:
     scod_ratio: float = 1.0
     scod_beta: float = 1.0
     scod_seed: int = 0
+    target: str | None = None
+    guarantee: float | None = None
+    guarantee_method: str = "ltt"
 
 
 @dataclass
@@ -61,13 +69,15 @@ class MetricInputs:
     Attributes:
         outputs: the dataset's per-sample outputs; id_outputs: the ID test set's outputs under
             the same policy (OOD metrics); stage_macs: MACs per member; settings: the
-            operating points to report.
+            operating points to report; operating_point: the policy's threshold fitted on
+            its held-out outputs (None when no target is set).
     """
 
     outputs: SampleOutputs
     id_outputs: SampleOutputs
     stage_macs: list[float]
     settings: MetricSettings
+    operating_point: OperatingPoint | None = None
 
     @cached_property
     def definitions(self) -> Definitions:

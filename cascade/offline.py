@@ -10,7 +10,7 @@ sample's outputs at its exit stage, so each setting of a sweep costs O(N), not O
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import torch
 
@@ -146,6 +146,12 @@ def evaluate_policies(
             risk-coverage curve of each policy's output on the ID set.
     """
     policy_settings = policy_settings or PolicySettings()
+    metric_settings = replace(
+        metric_settings or MetricSettings(),
+        target=policy_settings.target,
+        guarantee=policy_settings.guarantee,
+        guarantee_method=policy_settings.guarantee_method,
+    )  # the operating point of the policies' target, as online
     mixture = None
     if any(policy_entry(p).needs_mixture for p in policies):
         mixture = prepared.mixture_confidence(policy_settings.seed)

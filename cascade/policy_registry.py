@@ -22,6 +22,7 @@ from dataclasses import dataclass
 import torch
 
 from uncertainty.definitions import get_definitions
+from uncertainty.guarantees import check_guarantee
 from uncertainty.targets import parse_target
 
 
@@ -50,6 +51,9 @@ class PolicySettings:
         random_fraction: fraction ``random`` passes on (None: 2w).
         seed: seed of the random policy.
         definitions: ``standard`` or ``paper``.
+        guarantee: DELTA in (0, 1): the window's threshold tau is the guaranteed one
+            (``uncertainty.guarantees``), None: the empirical one.
+        guarantee_method: ``ltt`` or ``sgr`` (risk targets).
     """
 
     target: str = "cov@5"
@@ -58,9 +62,12 @@ class PolicySettings:
     random_fraction: float | None = None
     seed: int = 0
     definitions: str = "standard"
+    guarantee: float | None = None
+    guarantee_method: str = "ltt"
 
     def __post_init__(self):
         parse_target(self.target)
+        check_guarantee(self.guarantee, self.guarantee_method)
         check_width(self.width)
         check_fraction(self.pass_fraction, "single_threshold pass fraction")
         if self.random_fraction is not None:

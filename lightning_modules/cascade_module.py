@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import torch
@@ -175,6 +175,13 @@ class CascadeModule(LightningModule):
             )
             ev.member_calls[name] = [int(c) for c in total.tolist()]
         ev.rows = []
+        info = self.fitted.info if self.fitted else {}
+        settings = replace(
+            self.settings,
+            target=info.get("target"),
+            guarantee=info.get("guarantee"),
+            guarantee_method=info.get("guarantee_method", "ltt"),
+        )  # the operating point of the calibrated target
         for policy in self.policies():
             results, targets = {}, {}
             for name in roles:
@@ -183,9 +190,7 @@ class CascadeModule(LightningModule):
                 metric.reset()
                 ev.exit_stages[name, policy.name] = results[name].exit_stage.cpu()
             ev.rows.extend(
-                policy_rows(
-                    policy, self.score, results, targets, roles, ev.stage_macs, self.settings
-                )
+                policy_rows(policy, self.score, results, targets, roles, ev.stage_macs, settings)
             )
             ids = results[roles.id]
             curve = risk_coverage_curve(ids.confidence, ids.correct)

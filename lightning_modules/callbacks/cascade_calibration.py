@@ -46,6 +46,9 @@ class CascadeCalibration(Callback):
             right after calibration; None (default) writes none.
         recalibrate: fit again even if the module is already calibrated (e.g. loaded from a
             calibrated cascade checkpoint).
+        guarantee: DELTA in (0, 1): tau (and each policy's operating point) is the threshold
+            certified for the target with probability >= 1 - DELTA; None: empirical.
+        guarantee_method: ``ltt`` (Learn then Test) or ``sgr`` (risk targets).
     """
 
     def __init__(
@@ -59,10 +62,15 @@ class CascadeCalibration(Callback):
         temperature_scaling: bool = False,
         window_json: str | None = None,
         recalibrate: bool = False,
+        guarantee: float | None = None,
+        guarantee_method: str = "ltt",
     ):
         super().__init__()
         # validated here, where the values enter
-        PolicySettings(target, width, pass_fraction, random_fraction, seed)
+        PolicySettings(
+            target, width, pass_fraction, random_fraction, seed, "standard", guarantee,
+            guarantee_method,
+        )  # fmt: skip
         if mixture_ratio <= 0:
             raise ValueError(f"mixture_ratio must be > 0, got {mixture_ratio}")
         self.target, self.width, self.pass_fraction = target, width, pass_fraction
@@ -70,6 +78,7 @@ class CascadeCalibration(Callback):
         self.temperature_scaling = temperature_scaling
         self.window_json = window_json
         self.recalibrate = recalibrate
+        self.guarantee, self.guarantee_method = guarantee, guarantee_method
         self.fitted: dict = {}
 
     @torch.no_grad()
@@ -109,6 +118,8 @@ class CascadeCalibration(Callback):
             self.random_fraction,
             self.seed,
             pl_module.definitions,
+            self.guarantee,
+            self.guarantee_method,
         )
         batch = dm.batch_size
         was_training = pl_module.training
@@ -139,6 +150,8 @@ class CascadeCalibration(Callback):
             "target": self.target,
             "width": self.width,
             "pass_fraction": self.pass_fraction,
+            "guarantee": self.guarantee,
+            "guarantee_method": self.guarantee_method,
         }
         pl_module.fitted = FittedCascade(policies, temperatures, info)
         self.fitted = pl_module.fitted.to_dict()

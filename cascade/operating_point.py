@@ -1,0 +1,53 @@
+"""The operating point a user deploys: the acceptance threshold fitted on a policy's own
+held-out outputs, and what it gives on new data.
+
+``cov@5``, ``risk@80`` and ``fpr@95`` summarise each dataset's own curve (an oracle figure: the
+threshold is chosen on the data it is scored on). The operating point instead fits one
+threshold per policy on the cascade's output on the held-out split, for the run's target (and,
+with a guarantee, with :mod:`uncertainty.guarantees`), and reports on every dataset what that
+threshold does there (``op_risk``/``op_cov`` on labelled sets, ``op_fpr``/``op_tpr`` on OOD
+sets; see ``cascade.builtin_metrics``).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from cascade.sample_outputs import SampleOutputs
+from uncertainty.guarantees import GuaranteeError, certified_threshold
+from uncertainty.selective import UnreachableTargetError
+from uncertainty.targets import parse_target, target_threshold
+
+
+@dataclass(frozen=True)
+class OperatingPoint:
+    """Accept confidence >= ``threshold`` (inf: nothing is accepted, the target being
+    unreachable or uncertifiable on the held-out split); ``bound``: the certified risk (or
+    acceptance) bound with a guarantee, None without."""
+
+    target: str
+    threshold: float
+    bound: float | None = None
+
+
+def fit_operating_point(
+    heldout: SampleOutputs,
+    target: str,
+    definitions: str = "standard",
+    guarantee: float | None = None,
+    guarantee_method: str = "ltt",
+) -> OperatingPoint:
+    """The threshold of ``target`` on a policy's held-out outputs (see the module docstring)."""
+    parsed = parse_target(target)
+    try:
+        if guarantee is None:
+            threshold = target_threshold(heldout.confidence, heldout.correct, parsed, definitions)
+            return OperatingPoint(parsed.name, float(threshold))
+        certified = certified_threshold(
+            heldout.confidence, heldout.correct, parsed.task, parsed.value, guarantee,
+            guarantee_method,
+        )  # fmt: skip
+        return OperatingPoint(parsed.name, certified.threshold, certified.bound)
+    except (UnreachableTargetError, GuaranteeError):
+        return OperatingPoint(parsed.name, math.inf, None if guarantee is None else 1.0)
