@@ -7,11 +7,12 @@
       --policies single,ensemble,single_threshold,window[,...] [--width 0.1 [0.2 ...]] \\
       [--pass-fraction 0.2 [...]] [--definitions {standard,paper}] --out OUT
 
-Several ``--width`` (or ``--pass-fraction``) values sweep the window (single-threshold)
-policies, one set of rows per setting; ``single`` and ``ensemble`` are evaluated once per
-score. Several ``--score`` values evaluate everything once per score (the logits are read
-once). Writes OUT/metrics.csv (tidy), OUT/summary.json and the plots of the online run
-(``risk_coverage.png``, ``macs_vs_cov<R>.png``) as one unit, and prints a compact table.
+Several ``--width`` (``--pass-fraction``, ``--budget``) values sweep the window
+(single-threshold, budget_window) policies, one set of rows per setting; ``single`` and
+``ensemble`` are evaluated once per score. Several ``--score`` values evaluate everything
+once per score (the logits are read once). Writes OUT/metrics.csv (tidy), OUT/summary.json
+and the plots of the online run (``risk_coverage.png``, ``macs_vs_cov<R>.png``) as one unit,
+and prints a compact table.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+from dataclasses import replace
 
 from artifacts.experiment_logits import load_experiment
 from artifacts.results import write_results
@@ -56,6 +58,20 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         nargs="+",
         default=[0.2],
         help="fraction(s) passed on by single_threshold",
+    )
+    p.add_argument(
+        "--budget",
+        type=float,
+        nargs="+",
+        default=[1.2],
+        help="budget_window's expected cost(s) per sample, in first-member MACs",
+    )
+    p.add_argument("--budget-grid", type=int, default=200, help="budget_window's quantile grid")
+    p.add_argument(
+        "--budget-objective",
+        default="target",
+        choices=("target", "augrc"),
+        help="what budget_window optimises on held-out: the target (cov@R, risk@C) or AUGRC",
     )
     p.add_argument("--random-fraction", type=float, default=None, help="random policy (default 2w)")
     p.add_argument("--definitions", default="standard", choices=DEFINITION_NAMES)
@@ -103,20 +119,19 @@ def dataset_roles(args: argparse.Namespace) -> DatasetRoles:
     return DatasetRoles.from_pairs(pairs)
 
 
+SWEPT = ("width", "pass_fraction", "budget")  # PolicySettings fields with a list option
+
+
 def sweep_plan(
-    policies: list[str], settings: list[PolicySettings], args: argparse.Namespace
+    policies: list[str], base: PolicySettings, args: argparse.Namespace
 ) -> list[tuple[PolicySettings, list[str]]]:
-    """(settings, policies) pairs: the policies without a sweep once, then each swept family
-    over its own values (the other swept setting at its first value)."""
+    """(settings, policies) pairs: the policies without a sweep once (at ``base``), then each
+    swept family over its own values (the other settings at their first value)."""
     swept_by = {p: policy_entry(p).sweep for p in policies}
-    plan = [(settings[0], [p for p in policies if swept_by[p] is None])]
-    for field, first in (("width", args.pass_fraction[0]), ("pass_fraction", args.width[0])):
-        other = "pass_fraction" if field == "width" else "width"
-        plan += [
-            (s, [p for p in policies if swept_by[p] == field])
-            for s in settings
-            if getattr(s, other) == first
-        ]
+    plan = [(base, [p for p in policies if swept_by[p] is None])]
+    for field in SWEPT:
+        names = [p for p in policies if swept_by[p] == field]
+        plan += [(replace(base, **{field: v}), names) for v in getattr(args, field)]
     return [(s, names) for s, names in plan if names]
 
 
@@ -135,27 +150,22 @@ def run(args: argparse.Namespace) -> list[dict]:
         args.scod_beta,
         args.seed,
     )  # target and guarantee: from the policy settings
-    settings = [
-        PolicySettings(
-            args.target,
-            w,
-            f,
-            args.random_fraction,
-            args.seed,
-            args.definitions,
-            args.guarantee,
-            args.guarantee_method,
-        )  # fmt: skip
-        for w in args.width
-        for f in args.pass_fraction
-    ]  # all validated before any work
+    base = PolicySettings(
+        args.target, args.width[0], args.pass_fraction[0], args.random_fraction, args.seed,
+        args.definitions, args.guarantee, args.guarantee_method, args.budget[0],
+        args.budget_grid, args.budget_objective,
+    )  # fmt: skip
+    plan = sweep_plan(policies, base, args)
+    for field in SWEPT:  # every value validated (by constructing it) before any work
+        for value in getattr(args, field):
+            replace(base, **{field: value})
     check_output_folder(args.out, args.overwrite)
     data, stage_macs = load_experiment(args.logits_dir, args.members, roles)
     rows, fitted_all, curves, temperatures = [], {}, {}, None
     for score in args.score:
         prepared = prepare_experiment(data, roles, stage_macs, score, args.temperature_scaling)
         temperatures = prepared.temperatures  # fitted on logits: the same for every score
-        for policy_settings, names in sweep_plan(policies, settings, args):
+        for policy_settings, names in plan:
             part, fitted = evaluate_policies(
                 prepared, names, policy_settings, metric_settings, None if args.no_plots else curves
             )

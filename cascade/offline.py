@@ -155,9 +155,11 @@ def evaluate_policies(
     mixture = None
     if any(policy_entry(p).needs_mixture for p in policies):
         mixture = prepared.mixture_confidence(policy_settings.seed)
+    final = prepared.prefix_outputs[prepared.roles.heldout][-1]  # the full ensemble
     inputs = FitInputs(
-        prepared.heldout_confidence, prepared.heldout_correct, mixture, prepared.roles.heldout
-    )
+        prepared.heldout_confidence, prepared.heldout_correct, mixture, prepared.roles.heldout,
+        final.confidence, final.correct, prepared.stage_macs,
+    )  # fmt: skip
     fitted = fit_policies(policies, inputs, policy_settings)
     targets = {name: d.targets for name, d in prepared.data.items()}
     rows = []

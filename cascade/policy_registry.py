@@ -54,6 +54,10 @@ class PolicySettings:
         guarantee: DELTA in (0, 1): the window's threshold tau is the guaranteed one
             (``uncertainty.guarantees``), None: the empirical one.
         guarantee_method: ``ltt`` or ``sgr`` (risk targets).
+        budget: ``budget_window``'s expected cost per sample, in units of the first member's
+            MACs (between 1 and the full ensemble's cost).
+        budget_grid: quantile points of ``budget_window``'s interval search.
+        budget_objective: ``target`` (the target's cov@R or risk@C on held-out) or ``augrc``.
     """
 
     target: str = "cov@5"
@@ -64,10 +68,19 @@ class PolicySettings:
     definitions: str = "standard"
     guarantee: float | None = None
     guarantee_method: str = "ltt"
+    budget: float = 1.2
+    budget_grid: int = 200
+    budget_objective: str = "target"
 
     def __post_init__(self):
         parse_target(self.target)
         check_guarantee(self.guarantee, self.guarantee_method)
+        if not self.budget >= 1:
+            raise ValueError(f"budget must be >= 1 (the first member alone), got {self.budget}")
+        if self.budget_objective not in ("target", "augrc"):
+            raise ValueError(
+                f"budget objective {self.budget_objective!r}: expected 'target' or 'augrc'"
+            )
         check_width(self.width)
         check_fraction(self.pass_fraction, "single_threshold pass fraction")
         if self.random_fraction is not None:
@@ -86,12 +99,18 @@ class FitInputs:
         mixture_confidence: per stage, confidences on the unlabelled test mixture (ID + OOD),
             or None when no policy needs them.
         heldout_name: name of the held-out dataset, for error messages.
+        final_confidence, final_correct: the full ensemble's held-out confidences and
+            correctness (policies that score the cascade's output, e.g. ``budget_window``).
+        stage_macs: MACs per member (policies with a compute budget).
     """
 
     stage_confidence: list[torch.Tensor]
     stage_correct: list[torch.Tensor]
     mixture_confidence: list[torch.Tensor] | None = None
     heldout_name: str = "heldout"
+    final_confidence: torch.Tensor | None = None
+    final_correct: torch.Tensor | None = None
+    stage_macs: list[float] | None = None
 
     @property
     def num_stages(self) -> int:
@@ -107,7 +126,8 @@ class PolicyEntry:
         name: the policy's name (the ``policy`` column of ``metrics.csv``).
         fit: (FitInputs, PolicySettings) -> fitted policy.
         description: one line, for help texts and the README.
-        sweep: the PolicySettings field a sweep varies (``width``, ``pass_fraction``) or None.
+        sweep: the PolicySettings field a sweep varies (``width``, ``pass_fraction``,
+            ``budget``) or None.
         needs_mixture: the fit reads ``FitInputs.mixture_confidence``.
     """
 
@@ -119,14 +139,15 @@ class PolicyEntry:
 
 
 _REGISTRY: dict[str, PolicyEntry] = {}
+SWEEPS = (None, "width", "pass_fraction", "budget")
 
 
 def register_policy(
     name: str, description: str, sweep: str | None = None, needs_mixture: bool = False
 ) -> Callable:
     """Decorator registering ``fit`` under ``name`` (refuses a name registered twice)."""
-    if sweep not in (None, "width", "pass_fraction"):
-        raise ValueError(f"policy {name!r}: sweep must be None, 'width' or 'pass_fraction'")
+    if sweep not in SWEEPS:
+        raise ValueError(f"policy {name!r}: sweep must be one of {SWEEPS}")
 
     def add(fit: Callable) -> Callable:
         if name in _REGISTRY:
@@ -205,4 +226,4 @@ def fit_policies(
 
 
 # the built-in policies register themselves (as timm's model files do)
-from cascade import builtin_policies  # noqa: E402, F401
+from cascade import budget_window, builtin_policies  # noqa: E402, F401

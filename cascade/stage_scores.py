@@ -82,8 +82,10 @@ def stage_confidences(
     score: str,
     targets: torch.Tensor | None = None,
     temperatures: Temperatures | None = None,
+    include_final: bool = False,
 ) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
-    """(confidences, correctness) of the ensembles of the first 1..M-1 members.
+    """(confidences, correctness) of the ensembles of the first 1..M-1 members (1..M with
+    ``include_final``).
 
     Takes the members' logits, or their one-member states (then ``temperatures`` must already
     be applied). Correctness is empty when ``targets`` is None (unlabelled data).
@@ -92,7 +94,8 @@ def stage_confidences(
         states = list(member_logits)
     else:
         states = member_states(member_logits, temperatures, score)
-    prefixes = prefix_states(states)[:-1]
+    prefixes = prefix_states(states)
+    prefixes = prefixes if include_final else prefixes[:-1]
     confidences = [s.confidence(score) for s in prefixes]
     correct = [] if targets is None else [s.probs.argmax(-1) == targets for s in prefixes]
     return confidences, correct

@@ -15,6 +15,7 @@ from cascade.fitted import FittedCascade
 from cascade.policy_registry import FitInputs, PolicySettings, fit_policies, policy_entry
 from cascade.stage_scores import fit_temperatures, stage_confidences
 from datamodules.contract import cascade_datamodule
+from lightning_modules.complexity import count_macs_params
 from uncertainty.scod import scod_mixture
 
 
@@ -49,6 +50,9 @@ class CascadeCalibration(Callback):
         guarantee: DELTA in (0, 1): tau (and each policy's operating point) is the threshold
             certified for the target with probability >= 1 - DELTA; None: empirical.
         guarantee_method: ``ltt`` (Learn then Test) or ``sgr`` (risk targets).
+        budget: ``budget_window``'s expected cost per sample (first-member MACs), in [1, M].
+        budget_grid: quantile points of ``budget_window``'s interval search (>= 2).
+        budget_objective: ``target`` or ``augrc`` (what ``budget_window`` optimises).
     """
 
     def __init__(
@@ -64,12 +68,15 @@ class CascadeCalibration(Callback):
         recalibrate: bool = False,
         guarantee: float | None = None,
         guarantee_method: str = "ltt",
+        budget: float = 1.2,
+        budget_grid: int = 200,
+        budget_objective: str = "target",
     ):
         super().__init__()
         # validated here, where the values enter
         PolicySettings(
             target, width, pass_fraction, random_fraction, seed, "standard", guarantee,
-            guarantee_method,
+            guarantee_method, budget, budget_grid, budget_objective,
         )  # fmt: skip
         if mixture_ratio <= 0:
             raise ValueError(f"mixture_ratio must be > 0, got {mixture_ratio}")
@@ -79,6 +86,7 @@ class CascadeCalibration(Callback):
         self.window_json = window_json
         self.recalibrate = recalibrate
         self.guarantee, self.guarantee_method = guarantee, guarantee_method
+        self.budget, self.budget_grid, self.budget_objective = budget, budget_grid, budget_objective
         self.fitted: dict = {}
 
     @torch.no_grad()
@@ -120,6 +128,9 @@ class CascadeCalibration(Callback):
             pl_module.definitions,
             self.guarantee,
             self.guarantee_method,
+            self.budget,
+            self.budget_grid,
+            self.budget_objective,
         )
         batch = dm.batch_size
         was_training = pl_module.training
@@ -134,13 +145,20 @@ class CascadeCalibration(Callback):
                     "labelled (source heldout, or a labelled dataset on disk)"
                 )
             temperatures = fit_temperatures(logits, targets) if self.temperature_scaling else None
-            conf, correct = stage_confidences(logits, pl_module.score, targets, temperatures)
+            conf, correct = stage_confidences(
+                logits, pl_module.score, targets, temperatures, include_final=True
+            )
+            final_conf, final_correct = conf.pop(), correct.pop()  # the full ensemble
+            shape = tuple(heldout[0][0].shape)
+            stage_macs = [float(count_macs_params(m, shape)[0]) for m in pl_module.members]
             mixture = None
             if any(policy_entry(p).needs_mixture for p in pl_module.policy_names):
                 mix_logits, _ = self.member_logits(pl_module, self.test_mixture(dm), batch)
                 mixture, _ = stage_confidences(mix_logits, pl_module.score, None, temperatures)
         pl_module.train(was_training)
-        inputs = FitInputs(conf, correct, mixture, heldout_name)
+        inputs = FitInputs(
+            conf, correct, mixture, heldout_name, final_conf, final_correct, stage_macs
+        )
         policies = fit_policies(pl_module.policy_names, inputs, settings)
         info = {
             "heldout": heldout_name,
@@ -152,6 +170,7 @@ class CascadeCalibration(Callback):
             "pass_fraction": self.pass_fraction,
             "guarantee": self.guarantee,
             "guarantee_method": self.guarantee_method,
+            "budget": self.budget,
         }
         pl_module.fitted = FittedCascade(policies, temperatures, info)
         self.fitted = pl_module.fitted.to_dict()

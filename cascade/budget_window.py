@@ -1,0 +1,196 @@
+"""``budget_window``: the pass-interval that buys the most uncertainty for a compute budget.
+
+For a budget B (expected cost per sample in units of the first member's MACs, the unit of the
+``cost`` column), stage k passes on the samples whose stage-k confidence lies in an interval
+[lower_k, upper_k], chosen on the held-out split to optimise the target of the cascade's
+output there (``cov@R``: largest coverage at selective risk <= R; ``risk@C``: lowest risk at
+coverage C), or its AUGRC (``budget_objective="augrc"``), subject to the expected held-out cost
+being <= B.
+
+Exact over a quantile grid: the interval ends are taken from ``grid + 1`` held-out quantiles
+of the stage's confidence (the outer ones open), every pair is scored, and the output's
+acceptance threshold is searched over ``2 * grid`` quantiles of the output confidences. The
+search is vectorised through prefix sums: with the samples ordered by stage confidence, the
+accepted count and errors at a threshold t for the pass set (lo, hi] are
+``base(t) + D(t, hi) - D(t, lo)``, so all grid^2 intervals x 2 grid thresholds cost
+O(grid^3 + grid N) instead of re-running the cascade per pair.
+
+M > 2: stage by stage in cascade order; the budget above 1 is split over the M - 1 transitions
+in proportion to their MACs (each transition may pass the same fraction), and stage k's
+interval is chosen with the earlier stages fixed and the samples it passes exiting at stage
+k + 1. This gives up the joint optimum over all stages (a later stage cannot take budget that
+an earlier stage leaves unused).
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+from cascade.policies import IntervalPolicy
+from cascade.policy_registry import FitInputs, PolicySettings, register_policy
+from uncertainty.targets import parse_target
+
+
+def _thresholds(conf: torch.Tensor, count: int) -> torch.Tensor:
+    """Candidate acceptance thresholds, most confident first, ending at -inf (accept all)."""
+    q = torch.quantile(conf, torch.linspace(1, 0, count, dtype=torch.float64))
+    return torch.cat([torch.unique(q).flip(0), q.new_tensor([-math.inf])])
+
+
+def _objective(count, errors, n: int, task: str, value: float, thresholds) -> torch.Tensor:
+    """(T, P) accepted counts / errors per threshold and pass set -> a value per pass set
+    (higher is better)."""
+    count, errors = count.double(), errors.double()
+    if task == "cov":
+        feasible = errors <= value * count + 1e-9
+        return torch.where(feasible, count, torch.zeros_like(count)).amax(0) / n
+    if task == "risk":
+        reach = count >= value * n - 1e-9  # thresholds descending: counts increase along T
+        first = reach.double().argmax(0)
+        c = count.gather(0, first[None]).squeeze(0)
+        e = errors.gather(0, first[None]).squeeze(0)
+        return -(e / c.clamp_min(1))
+    # augrc: trapezoid of errors / n against count / n, from (0, 0)
+    cov = torch.cat([count.new_zeros(1, count.shape[1]), count / n])
+    grisk = torch.cat([count.new_zeros(1, count.shape[1]), errors / n])
+    area = ((cov[1:] - cov[:-1]) * (grisk[1:] + grisk[:-1]) / 2).sum(0)
+    return -area
+
+
+def best_interval(
+    stage_conf: torch.Tensor,
+    eligible: torch.Tensor,
+    base_conf: torch.Tensor,
+    base_wrong: torch.Tensor,
+    next_conf: torch.Tensor,
+    next_wrong: torch.Tensor,
+    max_pass: float,
+    objective: tuple[str, float],
+    grid: int = 200,
+) -> dict:
+    """The interval of ``stage_conf`` over the ``eligible`` samples that optimises the
+    objective of the output (``base_*`` for samples not passed, ``next_*`` for those passed)
+    with at most ``max_pass`` of all samples passed.
+
+    Returns:
+        {lower, upper (floats, +-inf for open ends; both +inf when nothing is passed),
+        pass_fraction, value (the held-out objective)}.
+    """
+    n = stage_conf.numel()
+    idx = torch.nonzero(eligible).flatten()
+    order = idx[torch.argsort(stage_conf[idx], stable=True)]
+    s_sorted = stage_conf[order].double()
+    qs = torch.quantile(s_sorted, torch.linspace(0, 1, grid + 1, dtype=torch.float64)[1:-1])
+    bounds = torch.cat([qs.new_tensor([-math.inf]), qs, qs.new_tensor([math.inf])])
+    lo = torch.searchsorted(s_sorted, bounds, right=False)  # first index with s >= bound
+    hi = torch.searchsorted(s_sorted, bounds, right=True)  # past the last with s <= bound
+    thresholds = _thresholds(torch.cat([base_conf, next_conf[idx]]).double(), 2 * grid)
+    acc_base = base_conf.double()[None, :] >= thresholds[:, None]  # (T, N)
+    base_count = acc_base.sum(1)
+    base_err = (acc_base & base_wrong[None, :]).sum(1)
+    acc_next = next_conf[order].double()[None, :] >= thresholds[:, None]
+    acc_here = acc_base[:, order]
+    zero = torch.zeros(len(thresholds), 1, dtype=torch.long)
+    d_count = torch.cat([zero, torch.cumsum(acc_next.long() - acc_here.long(), 1)], 1)
+    wrong_next, wrong_here = next_wrong[order][None, :], base_wrong[order][None, :]
+    d_err = torch.cat(
+        [zero, torch.cumsum((acc_next & wrong_next).long() - (acc_here & wrong_here).long(), 1)],
+        1,
+    )
+    i, j = torch.triu_indices(len(bounds), len(bounds))  # lower bound i <= upper bound j
+    start, stop = lo[i], hi[j]
+    valid = stop >= start
+    passed = (stop - start).clamp_min(0)
+    keep = valid & (passed <= max_pass * n + 1e-9)
+    i, j, start, stop, passed = i[keep], j[keep], start[keep], stop[keep], passed[keep]
+    count = base_count[:, None] + d_count[:, stop] - d_count[:, start]
+    errors = base_err[:, None] + d_err[:, stop] - d_err[:, start]
+    value = _objective(count, errors, n, *objective, thresholds)
+    # the best value; among equals the cheapest interval, then the lowest bounds
+    key = value - 1e-12 * passed.double() / max(n, 1)
+    best = int(torch.argmax(key))
+    lower, upper = float(bounds[i[best]]), float(bounds[j[best]])
+    if int(passed[best]) == 0:
+        lower = upper = math.inf  # an empty interval of any grid pair means: pass nothing
+    return {
+        "lower": lower,
+        "upper": upper,
+        "pass_fraction": float(passed[best]) / n,
+        "value": float(value[best]),
+    }
+
+
+def check_budget(budget: float, stage_macs: list[float] | None, grid: int, n: int) -> float:
+    """The budget's full-ensemble bound, or a clear error naming the bad value."""
+    if grid < 2:
+        raise ValueError(f"budget_window grid must be >= 2 quantile points, got {grid}")
+    if n < grid:
+        raise ValueError(
+            f"budget_window grid of {grid} quantile points is too fine for a held-out split of "
+            f"{n} samples: use --budget-grid <= {n} or hold out more data"
+        )
+    full = sum(stage_macs) / stage_macs[0] if stage_macs else math.inf
+    if not 1 <= budget <= full + 1e-9:
+        raise ValueError(
+            f"budget {budget:g} is outside [1, {full:g}]: 1 is the first member alone, "
+            f"{full:g} the full ensemble (in units of the first member's MACs)"
+        )
+    return full
+
+
+@register_policy(
+    "budget_window",
+    "the held-out quantile interval per stage that optimises the target at expected cost <= budget",
+    sweep="budget",
+)
+def fit_budget_window(inputs: FitInputs, settings: PolicySettings) -> IntervalPolicy:
+    if not inputs.stage_confidence:  # one member: nothing to pass
+        return IntervalPolicy("budget_window", torch.empty(0, 2), f"B={settings.budget:g}", [])
+    macs = inputs.stage_macs
+    if macs is None:
+        raise ValueError("budget_window needs the members' MACs (FitInputs.stage_macs)")
+    n = inputs.stage_confidence[0].numel()
+    check_budget(settings.budget, macs, settings.budget_grid, n)
+    target = parse_target(settings.target)
+    if settings.budget_objective == "augrc":
+        objective = ("augrc", 0.0)
+    elif target.task == "fpr":
+        raise ValueError(
+            f"budget_window cannot optimise {target.name} on the held-out split (it has no OOD "
+            "samples); use a cov@R or risk@C target, or --budget-objective augrc"
+        )
+    else:
+        objective = (target.task, target.value)
+    # the budget above 1, split over the transitions in proportion to their MACs
+    max_pass = (settings.budget - 1) / (sum(macs[1:]) / macs[0])
+    conf, wrong = inputs.stage_confidence, [~c.bool() for c in inputs.stage_correct]
+    out_conf, out_wrong = conf[0].double().clone(), wrong[0].clone()
+    reached = torch.ones(n, dtype=torch.bool)
+    final_conf, final_wrong = inputs.final_confidence, ~inputs.final_correct.bool()
+    stages, bounds = [], []
+    for k in range(len(conf)):
+        next_conf = conf[k + 1] if k + 1 < len(conf) else final_conf
+        next_wrong = wrong[k + 1] if k + 1 < len(conf) else final_wrong
+        fit = best_interval(
+            conf[k], reached, out_conf, out_wrong, next_conf.double(), next_wrong, max_pass,
+            objective, settings.budget_grid,
+        )  # fmt: skip
+        low, high = fit["lower"], fit["upper"]
+        passed = reached & (conf[k] >= low) & (conf[k] <= high)
+        bounds.append([low, high])
+        out_conf = torch.where(passed, next_conf.double(), out_conf)
+        out_wrong = torch.where(passed, next_wrong, out_wrong)
+        reached = passed
+        stages.append({
+            **fit,
+            "lower": None if math.isinf(low) else low,  # JSON-safe; the bounds say it exactly
+            "upper": None if math.isinf(high) else high,
+            "passes_nothing": fit["pass_fraction"] == 0,
+            "budget": settings.budget,
+            "objective": objective[0],
+        })  # fmt: skip
+    name = target.name if objective[0] != "augrc" else "augrc"
+    bounds_t = torch.tensor(bounds, dtype=torch.float64).reshape(len(stages), 2)
+    return IntervalPolicy("budget_window", bounds_t, f"{name},B={settings.budget:g}", stages)

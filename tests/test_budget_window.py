@@ -1,0 +1,114 @@
+"""budget_window: exact over its quantile grid, within budget, and bad budgets refused."""
+
+import json
+
+import pytest
+import torch
+
+from cascade.budget_window import best_interval
+from cascade.offline import EnsembleLogits, evaluate_policies, prepare_experiment
+from cascade.policy_registry import FitInputs, PolicySettings, fit_policies
+from uncertainty.selective import coverage_at_risk
+
+
+def two_stage_case(n: int, seed: int = 0):
+    gen = torch.Generator().manual_seed(seed)
+    s1 = torch.rand(n, generator=gen, dtype=torch.float64)
+    s2 = (s1 + 0.3 * torch.rand(n, generator=gen, dtype=torch.float64)).clamp(max=1)
+    ok1 = torch.rand(n, generator=gen, dtype=torch.float64) < 0.4 + 0.6 * s1
+    ok2 = ok1 | (torch.rand(n, generator=gen, dtype=torch.float64) < 0.5)
+    return s1, ok1, s2, ok2
+
+
+def cov_or_zero(conf, correct, risk):
+    try:
+        return coverage_at_risk(conf, correct, risk)[0]
+    except ValueError:
+        return 0.0
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_the_search_equals_brute_force_over_every_interval_of_the_grid(seed):
+    n, grid, risk, max_pass = 60, 40, 0.2, 0.3
+    s1, ok1, s2, ok2 = two_stage_case(n, seed)
+    fit = best_interval(s1, torch.ones(n, dtype=torch.bool), s1, ~ok1, s2, ~ok2, max_pass,
+                        ("cov", risk), grid)  # fmt: skip
+    qs = torch.quantile(s1.sort().values, torch.linspace(0, 1, grid + 1, dtype=torch.float64))
+    bounds = [-float("inf"), *qs[1:-1].tolist(), float("inf")]
+    best = -1.0
+    for i, lo in enumerate(bounds):
+        for hi in bounds[i:]:
+            passed = (s1 >= lo) & (s1 <= hi)
+            if passed.sum() > max_pass * n:
+                continue
+            conf, ok = torch.where(passed, s2, s1), torch.where(passed, ok2, ok1)
+            best = max(best, cov_or_zero(conf, ok, risk))
+    assert fit["value"] == pytest.approx(best, abs=1e-12)
+    # and the interval it returns gives that value when the cascade is run with it
+    lo = -float("inf") if fit["lower"] is None else fit["lower"]
+    hi = float("inf") if fit["upper"] is None else fit["upper"]
+    passed = (s1 >= lo) & (s1 <= hi)
+    assert passed.double().mean() <= max_pass + 1e-12
+    assert cov_or_zero(torch.where(passed, s2, s1), torch.where(passed, ok2, ok1), risk) == best
+
+
+def test_budget_is_respected_and_more_budget_never_hurts_on_heldout():
+    gen = torch.Generator().manual_seed(0)
+    targets = torch.randint(10, (3000,), generator=gen)
+    shared = torch.randn(3000, 10, generator=gen)
+    shared[torch.arange(3000), targets] += 3.0
+    members = [shared + torch.randn(3000, 10, generator=gen) for _ in range(2)]
+    data = {"held": EnsembleLogits(members, targets), "test": EnsembleLogits(members, targets)}
+    roles = {"held": "heldout", "test": "id"}
+    prepared = prepare_experiment(data, roles, [1e6, 3e6])  # member 2 costs 3x member 1
+    values = []
+    for budget in (1.0, 1.3, 1.9, 4.0):
+        rows, fitted = evaluate_policies(prepared, ["budget_window"], PolicySettings(budget=budget))
+        by = {r["metric"]: r["value"] for r in rows if r["dataset"] == "held"}
+        assert by["expected_macs"] / 1e6 <= budget + 1e-9
+        values.append(by["cov@5"])
+        stage = fitted["budget_window"].to_dict()["stages"][0]
+        assert stage["budget"] == budget and stage["pass_fraction"] <= (budget - 1) / 3 + 1e-9
+    assert values == sorted(values)
+    rows, _ = evaluate_policies(prepared, ["ensemble"])
+    ensemble = [r["value"] for r in rows if r["metric"] == "cov@5" and r["dataset"] == "held"]
+    # at the full cost it may pass everything (the ensemble) or beat it on held-out
+    assert values[-1] >= ensemble[0] - 1e-12 and values[0] < ensemble[0]
+
+
+def test_bad_budgets_are_named():
+    conf = [torch.rand(300, dtype=torch.float64)]
+    inputs = FitInputs(conf, [conf[0] > 0.3], None, "held", conf[0], conf[0] > 0.2, [1.0, 1.0])
+    for settings, message in (
+        (dict(budget=2.5), r"budget 2.5 is outside \[1, 2\]"),
+        (dict(budget_grid=301), "grid of 301 quantile points is too fine for a held-out split"),
+        (dict(target="fpr@95"), "cannot optimise fpr@95 on the held-out split"),
+    ):
+        with pytest.raises(ValueError, match=message):
+            fit_policies(["budget_window"], inputs, PolicySettings(**settings))
+    with pytest.raises(ValueError, match="budget must be >= 1"):
+        PolicySettings(budget=0.9)
+    with pytest.raises(ValueError, match="budget objective 'auroc'"):
+        PolicySettings(budget_objective="auroc")
+
+
+def test_budget_sweep_through_the_offline_evaluator(tiny_members, tmp_path, capsys):
+    from artifacts.offline_command import main
+    from artifacts.results import read_metrics_csv
+
+    base = ["--logits-dir", str(tiny_members["logits_dir"]), "--members", "m0", "m1",
+            "--heldout", "digits_heldout", "--id", "digits_test", "--ood", "photo_patches",
+            "--quiet", "--policies", "single,ensemble,window,budget_window"]  # fmt: skip
+    assert main([*base, "--budget", "1.1", "1.3", "--out", str(tmp_path / "out")]) == 0
+    rows = read_metrics_csv(tmp_path / "out" / "metrics.csv")
+    settings = {r["setting"] for r in rows if r["policy"] == "budget_window"}
+    assert settings == {"cov@5,B=1.1", "cov@5,B=1.3"}
+    summary = json.loads((tmp_path / "out" / "summary.json").read_text())
+    assert "budget_window[cov@5,B=1.3]" in summary["policies"]
+    assert (tmp_path / "out" / "macs_vs_cov5.png").stat().st_size > 1000
+    for bad, message in ((["--budget", "2.5"], "outside [1, 2]"),
+                         (["--budget", "0.5"], "budget must be >= 1"),
+                         (["--budget-grid", "5000"], "too fine")):  # fmt: skip
+        assert main([*base, *bad, "--out", str(tmp_path / "bad")]) == 2
+        assert message in capsys.readouterr().err
+        assert not (tmp_path / "bad").exists()
