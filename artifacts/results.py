@@ -15,8 +15,6 @@ import shutil
 import tempfile
 from pathlib import Path
 
-import torch
-
 from cascade.evaluation import ROW_FIELDS
 
 LABELLED_LEAD = ("acc", "nll", "ece", "aurc", "augrc")
@@ -93,7 +91,7 @@ def identical_policies(rows: list[dict]) -> list[list[str]]:
     return [g for g in groups.values() if len(g) > 1]
 
 
-def _same_as(rows: list[dict]) -> dict[str, str]:
+def same_as(rows: list[dict]) -> dict[str, str]:
     """label -> ' (= other, ...)' for policies that coincide with others."""
     out = {}
     for group in identical_policies(rows):
@@ -131,47 +129,6 @@ def format_table(rows: list[dict], stage_macs: list[float] | None = None) -> str
             "(they passed on the same samples, e.g. fitted the same band)"
         )
     return "\n".join(lines)
-
-
-def _plot_files(folder: Path, rows: list[dict], curves: dict, id_name: str) -> list[str]:
-    """risk_coverage.png (``curves``: label -> (coverage, risk) on the ID set) and
-    macs_vs_cov<R>.png (expected MACs vs the first cov@R metric, one marker per label)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    same = _same_as(rows)
-    styles = ["-", "--", ":", "-."]
-    fig, ax = plt.subplots(figsize=(5, 4))
-    for i, (policy, (coverage, risk)) in enumerate(curves.items()):
-        # later lines thinner and dashed, so a line equal to an earlier one stays visible
-        ax.plot(torch.as_tensor(coverage), torch.as_tensor(risk), styles[i % 4],
-                linewidth=2.5 - 0.4 * min(i, 4), label=policy + same.get(policy, ""))  # fmt: skip
-    ax.set(xlabel="coverage", ylabel="selective risk", title=f"Risk-coverage ({id_name})")
-    ax.legend()
-    fig.tight_layout()
-    fig.savefig(folder / "risk_coverage.png", dpi=120)
-    plt.close(fig)
-
-    nested = nested_metrics(rows)[id_name]
-    cov = next((m for m in next(iter(nested.values())) if m.startswith("cov@")), None)
-    if cov is None:
-        return ["risk_coverage.png"]
-    markers = ["o", "s", "^", "D", "v", "P"]
-    fig, ax = plt.subplots(figsize=(5, 4))
-    for i, (policy, values) in enumerate(nested.items()):
-        # hollow markers of decreasing size: coinciding points stay distinguishable
-        ax.scatter(values["expected_macs"] / 1e6, values[cov], s=140 - 20 * min(i, 5),
-                   marker=markers[i % 6], facecolors="none", edgecolors=f"C{i % 10}",
-                   label=policy + same.get(policy, ""))  # fmt: skip
-    ax.set(xlabel="expected MMACs per sample", ylabel=cov, title=f"Cost vs {cov} ({id_name})")
-    ax.legend(fontsize="small")
-    fig.tight_layout()
-    name = f"macs_vs_{cov.replace('@', '')}.png"
-    fig.savefig(folder / name, dpi=120)
-    plt.close(fig)
-    return ["risk_coverage.png", name]
 
 
 def write_results(
@@ -213,8 +170,10 @@ def write_results(
         (staging / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
         names = ["metrics.csv", "summary.json"]
         if curves:
+            from artifacts.result_plots import plot_files
+
             labelled = {labels[key]: curve for key, curve in curves.items()}
-            names += _plot_files(staging, rows, labelled, id_name)
+            names += plot_files(staging, rows, labelled, id_name, members[0]["macs"])
         written = []
         for name in names:
             os.replace(staging / name, results_dir / name)
