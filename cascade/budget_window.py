@@ -108,8 +108,9 @@ def best_interval(
     count = base_count[:, None] + d_count[:, stop] - d_count[:, start]
     errors = base_err[:, None] + d_err[:, stop] - d_err[:, start]
     value = _objective(count, errors, n, *objective, thresholds)
-    # the best value; among equals the cheapest interval, then the lowest bounds
-    key = value - 1e-12 * passed.double() / max(n, 1)
+    # the best value; among equals (held-out cannot tell them apart) the widest interval:
+    # the budget is there to be used
+    key = value + 1e-12 * passed.double() / max(n, 1)
     best = int(torch.argmax(key))
     lower, upper = float(bounds[i[best]]), float(bounds[j[best]])
     if int(passed[best]) == 0:

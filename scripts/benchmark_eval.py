@@ -2,8 +2,10 @@
 
 Makes synthetic logits shaped like an ImageNet experiment (1000 classes, 2 members, held-out
 10k, test 20k, two OOD sets of 10k and 6k) in the cached-logits layout, then times
-``scripts/evaluate_logits.py`` (loading, fitting and every metric, files written) for the
-single + ensemble + window policies with one score. Prints the figures; nothing is asserted.
+``scripts/evaluate_logits.py`` (loading, fitting and every metric, files written, no plots)
+for the single + ensemble + window policies with one score, then the fitting alone of the
+window (with and without a guarantee) and of budget_window on the 10k held-out split. Prints
+the figures; nothing is asserted.
 
     python scripts/benchmark_eval.py [--repeats 5] [--dir /tmp/bench_logits]
 """
@@ -21,7 +23,10 @@ from pathlib import Path
 import torch
 
 from artifacts.cached_logits import save_cached_logits, save_member_meta
+from artifacts.experiment_logits import load_experiment
 from artifacts.offline_command import main as evaluate_main
+from cascade.offline import prepare_experiment
+from cascade.policy_registry import FitInputs, PolicySettings, fit_policies
 
 SIZES = {"heldout": 10_000, "test": 20_000, "ood_a": 10_000, "ood_b": 6_000}
 CLASSES = 1000
@@ -64,6 +69,7 @@ def main() -> None:
         "--logits-dir", str(directory), "--members", "m0", "m1", "--heldout", "heldout",
         "--id", "test", "--ood", "ood_a", "ood_b", "--score", args.score, "--target", "cov@5",
         "--policies", "single,ensemble,window", "--out", str(out), "--quiet", "--overwrite",
+        "--no-plots",
     ]  # fmt: skip
     times = []
     for _ in range(args.repeats):
@@ -79,6 +85,32 @@ def main() -> None:
         f"median {statistics.median(times):.2f} s, min {min(times):.2f} s, "
         f"max {max(times):.2f} s"
     )
+    print_fit_times(directory, args.score, args.repeats)
+
+
+def print_fit_times(directory: Path, score: str, repeats: int) -> None:
+    """Median time of fitting the policies alone on the 10k held-out split (logits loaded)."""
+    roles = {"heldout": "heldout", "test": "id"}
+    data, macs = load_experiment(directory, ["m0", "m1"], roles)
+    prepared = prepare_experiment(data, roles, macs, score)
+    final = prepared.prefix_outputs["heldout"][-1]
+    inputs = FitInputs(
+        prepared.heldout_confidence, prepared.heldout_correct, None, "heldout",
+        final.confidence, final.correct, macs,
+    )  # fmt: skip
+    for label, names, settings in (
+        ("window", ["window"], PolicySettings()),
+        ("window with --guarantee 0.1 (ltt)", ["window"], PolicySettings(guarantee=0.1)),
+        ("window with --guarantee 0.1 (sgr)", ["window"], PolicySettings(
+            guarantee=0.1, guarantee_method="sgr")),
+        ("budget_window, budget 1.2, grid 200", ["budget_window"], PolicySettings(budget=1.2)),
+    ):  # fmt: skip
+        times = []
+        for _ in range(repeats):
+            t = time.perf_counter()
+            fit_policies(names, inputs, settings)
+            times.append(time.perf_counter() - t)
+        print(f"fit {label}: median {statistics.median(times):.3f} s over {repeats} runs")
 
 
 if __name__ == "__main__":

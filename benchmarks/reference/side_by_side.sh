@@ -8,7 +8,7 @@ cd "$(dirname "$0")/../.."
 ref=${1:?reference copy}; logits=${2:?logits dir}; rounds=${3:-3}
 work=$(mktemp -d)
 common=(--logits-dir "$logits" --members m0 m1 --heldout heldout --id test --ood ood_a ood_b
-        --score msp --target cov@5 --quiet --overwrite)
+        --score msp --target cov@5 --quiet --overwrite --no-plots)  # the reference draws none
 for i in $(seq "$rounds"); do
   echo "round $i"
   .venv/bin/python benchmarks/reference/run_reference.py --reference "$ref" \
