@@ -226,4 +226,4 @@ def fit_policies(
 
 
 # the built-in policies register themselves (as timm's model files do)
-from cascade import budget_window, builtin_policies  # noqa: E402, F401
+from cascade import builtin_policies  # noqa: E402, F401  (it imports budget_window last)
