@@ -4,6 +4,12 @@ Each safetensors file holds ``logits`` (N x C, float) and ``targets`` (N, int64,
 unlabelled). ``meta.json`` holds the member's model name, MACs and params (batch 1, at the
 input size), the number of classes and the SHA-256 of its checkpoint. Loading never unpickles
 and checks everything a downstream computation relies on.
+
+Logits made elsewhere are read too (``meta.json`` is then optional, see
+``artifacts.experiment_logits``): ``<dataset>.safetensors`` with float16/bfloat16/float32/
+float64 logits, ``<dataset>.npz`` with arrays ``logits`` and ``targets``, or ``<dataset>.npy``
+with the logits alone (targets from ``<dataset>.targets.npy`` when present, else unlabelled).
+NumPy files are read with ``allow_pickle=False``; logits are computed on in float32.
 """
 
 from __future__ import annotations
@@ -69,20 +75,78 @@ def save_cached_logits(
     return path
 
 
-def load_cached_logits(directory: str | Path, member: str, dataset: str) -> CachedLogits:
-    """Read and check one cached-logits file (never unpickles)."""
-    path = Path(directory) / member / f"{dataset}.safetensors"
-    if not path.is_file():
+LOGITS_SUFFIXES = (".safetensors", ".npz", ".npy")
+
+
+def find_logits_file(directory: str | Path, member: str, dataset: str) -> Path:
+    """The one file holding ``member``'s logits on ``dataset`` (any supported format)."""
+    base = Path(directory) / member
+    found = [base / f"{dataset}{suffix}" for suffix in LOGITS_SUFFIXES]
+    found = [f for f in found if f.is_file()]
+    if not found:
         raise FileNotFoundError(
-            f"cached logits not found: {path} (expected <dir>/<member>/<dataset>.safetensors)"
+            f"cached logits not found: {base / dataset}.safetensors (expected "
+            f"<dir>/<member>/<dataset> with one of {', '.join(LOGITS_SUFFIXES)})"
         )
+    if len(found) > 1:
+        raise ValueError(
+            f"{base}: logits of {dataset!r} in several files ({', '.join(f.name for f in found)})"
+            "; keep one"
+        )
+    return found[0]
+
+
+def _read_safetensors(path: Path) -> dict[str, torch.Tensor]:
     try:
-        tensors = load_file(str(path))
+        return load_file(str(path))
     except (SafetensorError, OSError, ValueError) as err:
         raise ValueError(f"{path}: not a readable safetensors file ({err})") from None
+
+
+def _read_numpy(path: Path, what: str = "logits") -> dict[str, torch.Tensor]:
+    import numpy as np
+
+    try:
+        loaded = np.load(path, allow_pickle=False)
+        arrays = dict(loaded) if path.suffix == ".npz" else {what: loaded}
+    except ValueError as err:
+        if "pickle" in str(err):
+            raise ValueError(
+                f"{path}: holds pickled objects, which are never loaded; save plain numeric "
+                "arrays (np.savez(path, logits=..., targets=...))"
+            ) from None
+        raise ValueError(f"{path}: not a readable NumPy file ({err})") from None
+    except (OSError, EOFError) as err:
+        raise ValueError(f"{path}: not a readable NumPy file ({err})") from None
+    out = {}
+    for key, array in arrays.items():
+        kind = "f" if key == "logits" else "iu"
+        if array.dtype.kind not in kind:
+            expected = "floating point" if key == "logits" else "integer"
+            raise ValueError(f"{path}: {key!r} must be {expected}, got dtype {array.dtype}")
+        out[key] = torch.from_numpy(np.ascontiguousarray(array))
+    return out
+
+
+def load_cached_logits(directory: str | Path, member: str, dataset: str) -> CachedLogits:
+    """Read and check one member's logits on one dataset, in any supported format (never
+    unpickles); logits come back as float32, targets as int64."""
+    path = find_logits_file(directory, member, dataset)
+    if path.suffix == ".safetensors":
+        tensors = _read_safetensors(path)
+    else:
+        tensors = _read_numpy(path)
+        side = path.with_name(f"{dataset}.targets.npy")
+        if path.suffix == ".npy":
+            if side.is_file():
+                tensors["targets"] = _read_numpy(side, "targets")["targets"]
+            else:
+                tensors["targets"] = torch.full((tensors["logits"].shape[0],), -1)
     for key in ("logits", "targets"):
         if key not in tensors:
             raise ValueError(f"{path}: missing tensor {key!r} (found {sorted(tensors)})")
+    if not tensors["logits"].is_floating_point():
+        raise ValueError(f"{path}: logits must be floating point, got {tensors['logits'].dtype}")
     logits, targets = tensors["logits"].float(), tensors["targets"].long()
     check_logits(logits, targets, str(path))
     return CachedLogits(logits, targets)

@@ -35,10 +35,55 @@ def load_ensemble_logits(
     return EnsembleLogits([c.logits for c in loaded], loaded[0].targets)
 
 
+MEMBER_UNITS = "member evaluations (no MACs given: every member counts 1)"
+
+
+def member_macs(
+    logits_dir: str | Path, members: list[str], macs: dict[str, float] | None = None
+) -> tuple[list[float], str]:
+    """Each member's MACs per sample: ``macs`` (e.g. from ``--macs m0=0.39e9``) first, then
+    its ``meta.json``; with neither for any member, every member counts 1.
+
+    Returns:
+        (MACs per member, the unit: ``"MACs"`` or :data:`MEMBER_UNITS`).
+
+    Raises:
+        ValueError: ``macs`` names an unknown member or a value that is not > 0, or only some
+            members have MACs (the costs would mix units).
+    """
+    macs = dict(macs or {})
+    unknown = sorted(set(macs) - set(members))
+    if unknown:
+        raise ValueError(f"--macs names unknown member(s) {unknown}; the members are {members}")
+    for name, value in macs.items():
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
+            raise ValueError(f"--macs {name}={value!r}: MACs must be a positive number")
+    found = {}
+    for m in members:
+        if m in macs:
+            found[m] = float(macs[m])
+        elif (Path(logits_dir) / m / "meta.json").is_file():
+            found[m] = float(load_member_meta(logits_dir, m)["macs"])
+    if not found:
+        return [1.0] * len(members), MEMBER_UNITS
+    missing = [m for m in members if m not in found]
+    if missing:
+        raise ValueError(
+            f"no MACs for member(s) {missing} (no meta.json, not in --macs) while others have "
+            "them; give --macs for every member, e.g. --macs "
+            + " ".join(f"{m}=1e9" for m in missing)
+        )
+    return [found[m] for m in members], "MACs"
+
+
 def load_experiment(
-    logits_dir: str | Path, members: list[str], roles: DatasetRoles
+    logits_dir: str | Path,
+    members: list[str],
+    roles: DatasetRoles,
+    macs: dict[str, float] | None = None,
 ) -> tuple[dict[str, EnsembleLogits], list[float]]:
-    """All datasets' logits and the members' MACs (from meta.json)."""
+    """All datasets' logits and the members' MACs (``macs``, else meta.json, else 1 each: see
+    :func:`member_macs`)."""
     roles = DatasetRoles(roles)
     if not members:
         raise ValueError("at least one member is needed")
@@ -48,14 +93,22 @@ def load_experiment(
             f"member(s) {repeated} given twice: an ensemble of a model with itself is the single "
             "model at a higher cost; give distinct members"
         )
-    metas = [load_member_meta(logits_dir, m) for m in members]
-    classes = {m: meta["num_classes"] for m, meta in zip(members, metas, strict=True)}
-    if len(set(classes.values())) != 1:
+    for m in members:
+        if not (Path(logits_dir) / m).is_dir():
+            raise FileNotFoundError(f"member folder not found: {Path(logits_dir) / m}")
+    metas = {
+        m: load_member_meta(logits_dir, m)
+        for m in members
+        if (Path(logits_dir) / m / "meta.json").is_file()
+    }
+    classes = {m: meta["num_classes"] for m, meta in metas.items()}
+    if len(set(classes.values())) > 1:
         raise ValueError(f"members have different class counts in meta.json: {classes}")
+    stage_macs, _ = member_macs(logits_dir, members, macs)
     data = {name: load_ensemble_logits(logits_dir, members, name) for name in roles}
     check_labelled(data, roles)
     check_distinct_members(data[roles.heldout].logits, members)
-    return data, [float(meta["macs"]) for meta in metas]
+    return data, stage_macs
 
 
 def check_labelled(data: dict[str, EnsembleLogits], roles: DatasetRoles) -> None:

@@ -22,7 +22,7 @@ import sys
 import time
 from dataclasses import replace
 
-from artifacts.experiment_logits import load_experiment
+from artifacts.experiment_logits import MEMBER_UNITS, load_experiment, member_macs
 from artifacts.results import write_results
 from artifacts.run_folder import check_output_folder, staged_run_folder
 from cascade.metric_registry import MetricSettings
@@ -37,6 +37,14 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--logits-dir", required=True, help="<dir>/<member>/<dataset>.safetensors")
     p.add_argument("--members", nargs="+", required=True, help="member folders, cascade order")
+    p.add_argument(
+        "--macs",
+        nargs="+",
+        default=[],
+        metavar="MEMBER=MACS",
+        help="MACs per sample of members without meta.json (or overriding it), e.g. m0=0.39e9; "
+        "with none anywhere every member counts 1",
+    )
     p.add_argument("--heldout", required=True, help="held-out (calibration) dataset")
     p.add_argument("--id", required=True, help="in-distribution test dataset")
     p.add_argument("--shift", nargs="*", default=[], help="shifted (labelled) datasets")
@@ -112,6 +120,22 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return p.parse_args(argv)
 
 
+def parse_macs(items: list[str]) -> dict[str, float]:
+    """``["m0=0.39e9", ...]`` -> {member: MACs}; a clear error for anything else."""
+    out = {}
+    for item in items:
+        name, sep, value = item.partition("=")
+        try:
+            out[name] = float(value) if sep and name else None
+        except ValueError:
+            out[name] = None
+        if out[name] is None:
+            raise ValueError(f"--macs {item!r}: expected MEMBER=MACS, e.g. m0=0.39e9")
+        if name in list(out)[:-1]:
+            raise ValueError(f"--macs: member {name!r} given twice")
+    return out
+
+
 def dataset_roles(args: argparse.Namespace) -> DatasetRoles:
     """Dataset name -> role, refusing a name given twice."""
     pairs = [(args.heldout, "heldout"), (args.id, "id")]
@@ -159,8 +183,10 @@ def run(args: argparse.Namespace) -> list[dict]:
     for field in SWEPT:  # every value validated (by constructing it) before any work
         for value in getattr(args, field):
             replace(base, **{field: value})
+    macs = parse_macs(args.macs)
     check_output_folder(args.out, args.overwrite)
-    data, stage_macs = load_experiment(args.logits_dir, args.members, roles)
+    data, stage_macs = load_experiment(args.logits_dir, args.members, roles, macs)
+    _, cost_unit = member_macs(args.logits_dir, args.members, macs)
     rows, fitted_all, curves, temperatures = [], {}, {}, None
     for score in args.score:
         prepared = prepare_experiment(data, roles, stage_macs, score, args.temperature_scaling)
@@ -182,6 +208,7 @@ def run(args: argparse.Namespace) -> list[dict]:
             ],
             curves=curves or None,
             extra={
+                "cost_unit": cost_unit,
                 "score": args.score[0] if len(args.score) == 1 else args.score,
                 "target": args.target,
                 "guarantee": args.guarantee,
@@ -192,6 +219,8 @@ def run(args: argparse.Namespace) -> list[dict]:
             quiet=args.quiet,
             shown_dir=args.out,
         )
+    if cost_unit == MEMBER_UNITS and not args.quiet:
+        print(f"note: costs are in {MEMBER_UNITS}; pass --macs MEMBER=MACS to weigh them")
     return rows
 
 
