@@ -13,6 +13,7 @@ from lightning.pytorch import LightningModule
 
 import lightning_modules.timm_models  # noqa: F401 - registers mobilenetv2_130 with timm
 from lightning_modules.complexity import count_macs_params
+from lightning_modules.member_weights import load_member_weights
 from lightning_modules.metric_wrappers import CalibrationMetrics, SelectiveClassificationMetrics
 
 
@@ -24,7 +25,10 @@ class MemberModule(LightningModule):
         num_classes: number of classes C.
         in_chans: input channels.
         pretrained: load timm's pretrained weights (needs network access to the hub, or the
-            weights already in the Hugging Face cache).
+            weights already in the Hugging Face cache, e.g. with ``HF_HUB_OFFLINE=1``).
+        weights: start from weights on disk instead (a safetensors file, a torch file of
+            tensors, or a member checkpoint), offline; the classifier is re-initialised when
+            the class count differs (``lightning_modules.member_weights``).
         lr: peak learning rate of SGD with momentum 0.9.
         weight_decay: L2 weight decay.
         warmup_epochs: linear warm-up length (epochs, may be fractional), then cosine to 0.
@@ -41,6 +45,7 @@ class MemberModule(LightningModule):
         num_classes: int = 10,
         in_chans: int = 1,
         pretrained: bool = False,
+        weights: str | None = None,
         lr: float = 0.05,
         weight_decay: float = 5e-4,
         warmup_epochs: float = 1.0,
@@ -55,6 +60,8 @@ class MemberModule(LightningModule):
             raise ValueError(
                 f"timm has no model {model_name!r} (see timm.list_models(), e.g. 'resnet18')"
             )
+        if weights is not None and pretrained:
+            raise ValueError("give model.pretrained or model.weights, not both")
         try:
             self.model = timm.create_model(
                 model_name, pretrained=pretrained, num_classes=num_classes, in_chans=in_chans
@@ -67,6 +74,10 @@ class MemberModule(LightningModule):
                 f"{err}); they are downloaded from the Hugging Face hub: go online once (they "
                 "are cached under $HF_HOME) or set model.pretrained false"
             ) from None
+        if weights is not None:
+            reinit = load_member_weights(self.model, weights, model_name)
+            if reinit:
+                print(f"MemberModule: {weights}: re-initialised {', '.join(reinit)} (class count)")
         if channels_last:
             self.model = self.model.to(memory_format=torch.channels_last)
         # kept out of the module tree, so state_dict keys (and checkpoints) stay the same
@@ -186,7 +197,7 @@ def load_member(path: str | Path) -> MemberModule:
     ckpt = read_member_checkpoint(path)
     accepted = set(inspect.signature(MemberModule.__init__).parameters) - {"self"}
     hparams = {k: v for k, v in ckpt["hyper_parameters"].items() if k in accepted}
-    hparams["pretrained"] = False  # the checkpoint carries the weights
+    hparams["pretrained"], hparams["weights"] = False, None  # the checkpoint carries them
     member = MemberModule(**hparams)
     try:
         member.load_state_dict(ckpt["state_dict"])

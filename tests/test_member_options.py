@@ -69,3 +69,56 @@ def test_corrupt_checkpoint_is_refused_without_touching_the_run_folder(trained, 
     with pytest.raises(ValueError, match="corrupt.ckpt: not a readable checkpoint"):
         MemberCLI(args=args)
     assert folder_digest(out / "m0") == before
+
+
+def test_a_member_starts_from_weights_on_disk_with_a_new_classifier(tmp_path):
+    import timm
+    from safetensors.torch import save_file
+
+    source = timm.create_model("resnet10t", num_classes=3, in_chans=3)
+    save_file(source.state_dict(), str(tmp_path / "r10.safetensors"))
+    torch.save(source.state_dict(), tmp_path / "r10.pt")
+    for path in (tmp_path / "r10.safetensors", tmp_path / "r10.pt"):
+        member = MemberModule(num_classes=5, in_chans=1, weights=str(path))
+        own, src = member.model.state_dict(), source.state_dict()
+        torch.testing.assert_close(own["layer1.0.conv1.weight"], src["layer1.0.conv1.weight"])
+        assert own["fc.weight"].shape == (5, source.fc.in_features)  # re-initialised
+        # 3-channel first convolution adapted to 1-channel images (summed over colours)
+        torch.testing.assert_close(
+            own["conv1.0.weight"], src["conv1.0.weight"].sum(1, keepdim=True)
+        )
+    same = MemberModule(num_classes=3, in_chans=3, weights=str(tmp_path / "r10.pt"))
+    x = torch.randn(2, 3, 32, 32)
+    torch.testing.assert_close(same.eval()(x), source.eval()(x))
+
+
+def test_weights_of_another_architecture_or_pickled_are_refused(tmp_path):
+    import timm
+
+    torch.save(timm.create_model("resnet18", num_classes=10).state_dict(), tmp_path / "r18.pt")
+    with pytest.raises(ValueError, match=r"r18.pt: these weights are not of a 'resnet10t' model"):
+        MemberModule(weights=str(tmp_path / "r18.pt"))
+    torch.save({"model": object()}, tmp_path / "pickled.pt")
+    with pytest.raises(ValueError, match="pickled objects are never loaded"):
+        MemberModule(weights=str(tmp_path / "pickled.pt"))
+    with pytest.raises(FileNotFoundError, match="member weights not found"):
+        MemberModule(weights=str(tmp_path / "nowhere.safetensors"))
+    with pytest.raises(ValueError, match="not both"):
+        MemberModule(weights=str(tmp_path / "r18.pt"), pretrained=True)
+
+
+def test_fine_tuning_from_a_member_checkpoint_with_the_overlay_config(
+    tiny_members, tmp_path, member_fit_args
+):
+    from lightning_modules.member import load_member
+    from tests.conftest import QUICKSTART
+
+    args = member_fit_args(tiny_members["data_cfg"], tmp_path, "ft", seed=3, epochs=1)
+    args += [f"--config={QUICKSTART / 'finetune.yaml'}", "--trainer.max_epochs=1",
+             f"--model.weights={tiny_members['ckpts'][0]}"]  # fmt: skip
+    cli = MemberCLI(args=args)
+    assert cli.model.hparams.lr == 0.005 and cli.model.hparams.weights
+    tuned = load_member(tmp_path / "ft" / "checkpoints" / "last.ckpt")  # weights not needed
+    start = load_member(tiny_members["ckpts"][0])
+    moved = (tuned.model.fc.weight - start.model.fc.weight).abs().max()
+    assert 0 < moved < 0.5  # it started from the member and was trained a little
