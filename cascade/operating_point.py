@@ -51,3 +51,37 @@ def fit_operating_point(
         return OperatingPoint(parsed.name, certified.threshold, certified.bound)
     except (UnreachableTargetError, GuaranteeError):
         return OperatingPoint(parsed.name, math.inf, None if guarantee is None else 1.0)
+
+
+def policy_operating_points(
+    prefixes: list,
+    policies: dict,
+    target: str,
+    definitions: str = "standard",
+    guarantee: float | None = None,
+    guarantee_method: str = "ltt",
+    ood_tpr: float = 0.95,
+) -> dict[str, dict]:
+    """Per fitted policy, the thresholds a deployed cascade applies to its output: ``accept``
+    (the operating point of ``target``, None when nothing can be accepted), its certified
+    ``bound`` (with a guarantee), and ``ood`` (the threshold accepting ``ood_tpr`` of the
+    held-out output: below it a sample is flagged OOD). ``prefixes``: the held-out
+    ``SampleOutputs`` of the ensembles of the first 1..M members (JSON-safe result)."""
+    from cascade.engine import exit_stages
+    from cascade.sample_outputs import SampleOutputs
+    from uncertainty.definitions import get_definitions
+
+    out = {}
+    for name, policy in policies.items():
+        exits = exit_stages([p.confidence for p in prefixes], policy)
+        held = SampleOutputs.by_exit_stage(prefixes, exits)
+        point = fit_operating_point(held, target, definitions, guarantee, guarantee_method)
+        ood = get_definitions(definitions).fpr_threshold(held.confidence, ood_tpr)
+        out[name] = {
+            "target": point.target,
+            "accept": None if math.isinf(point.threshold) else point.threshold,
+            "bound": point.bound,
+            "ood": float(ood),
+            "ood_tpr": ood_tpr,
+        }
+    return out

@@ -58,6 +58,11 @@ class TransformedImages(Dataset):
     def __len__(self) -> int:
         return len(self.indices)
 
+    def path(self, i: int) -> str | None:
+        """The image file of sample ``i``, when the source reads files."""
+        paths = getattr(self.source, "paths", None)
+        return None if paths is None else str(paths[self.indices[i]])
+
     def __getitem__(self, i: int):
         img, y = self.source[self.indices[i]]
         img = img.convert(self.mode)

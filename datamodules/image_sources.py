@@ -33,8 +33,9 @@ FORMATS = ("image_folder", "imagenet", "cifar10", "cifar100", "hf", "idx")
 class LabelledImages(Dataset):
     """(PIL image, label) pairs: from files, from an in-memory uint8 array, or from a HF set."""
 
-    def __init__(self, load, labels: list[int], classes: list[str], where: str):
+    def __init__(self, load, labels: list[int], classes: list[str], where: str, paths=None):
         self._load, self.labels, self.classes, self.where = load, labels, classes, where
+        self.paths = paths  # the image files, when the source is files
 
     def __len__(self) -> int:
         return len(self.labels)
@@ -113,7 +114,7 @@ def image_folder(path: str | Path) -> LabelledImages:
             labels += [k] * len(found)
     if not files:
         raise ValueError(f"{root}: no images ({sorted(IMAGE_EXTENSIONS)}) found; expected {layout}")
-    return LabelledImages(lambda i: _open(files[i], files), labels, classes, str(root))
+    return LabelledImages(lambda i: _open(files[i], files), labels, classes, str(root), files)
 
 
 def imagenet(path: str | Path, split: str) -> LabelledImages:
@@ -146,7 +147,7 @@ def imagenet(path: str | Path, split: str) -> LabelledImages:
         labels = [index[wnid_of[p.stem]] for p in files]
     except KeyError as err:
         raise ValueError(f"{solution}: no known class for image {err.args[0]}") from None
-    return LabelledImages(lambda i: _open(files[i], files), labels, classes, str(folder))
+    return LabelledImages(lambda i: _open(files[i], files), labels, classes, str(folder), files)
 
 
 def cifar(path: str | Path, split: str, variant: str) -> LabelledImages:

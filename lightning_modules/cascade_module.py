@@ -149,6 +149,7 @@ class CascadeModule(LightningModule):
             for policy in self.policy_names:
                 self.outputs[f"{name}/{policy}"] = CascadeOutputs()
         self.evaluation = CascadeEvaluation(member_calls={n: [0] * self.num_stages for n in names})
+        self.predict_policy = "window"
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.members[0](x)
@@ -166,6 +167,59 @@ class CascadeModule(LightningModule):
         for policy in self.policies():
             result = run_cascade(runner, x.shape[0], policy, self.score, sample_ids, temperatures)
             self.outputs[f"{name}/{policy.name}"].update(result, y, sample_ids)
+
+    def check_deployable(self, policy: str) -> None:
+        """Refuse an uncalibrated cascade, a policy it was not calibrated with, or a checkpoint
+        without operating points (calibrated by an older version)."""
+        if self.fitted is None:
+            raise ValueError(
+                "predict needs a calibrated cascade: give --ckpt_path of a cascade.ckpt written by "
+                "a test run (this one was never calibrated)"
+            )
+        if policy not in self.fitted.policies:
+            raise ValueError(
+                f"policy {policy!r} was not fitted; the cascade has {sorted(self.fitted.policies)}"
+            )
+        if "operating_points" not in self.fitted.info:
+            raise ValueError(
+                "this cascade checkpoint has no operating points (calibrated by an older "
+                "version): recalibrate it with a test run"
+            )
+
+    @torch.no_grad()
+    def decide(
+        self, x: torch.Tensor, policy: str = "window", sample_ids: torch.Tensor | None = None
+    ) -> dict[str, torch.Tensor]:
+        """Apply the calibrated cascade to a batch with real early exit.
+
+        Returns:
+            per sample: ``prediction`` (class), ``confidence`` (the score at the exit stage),
+            ``accepted`` (confidence >= the operating threshold fitted for the target on the
+            policy's held-out output), ``ood`` (confidence < the threshold accepting ``ood_tpr``
+            of that output), ``exit_stage`` (members run).
+        """
+        self.check_deployable(policy)
+        point = self.fitted.info["operating_points"][policy]
+        ids = torch.arange(x.shape[0]) if sample_ids is None else sample_ids
+        runner = MemberRunner(self.members, x, [0] * self.num_stages)
+        result = run_cascade(
+            runner, x.shape[0], self.fitted.policies[policy], self.score, ids,
+            self.fitted.temperatures,
+        )  # fmt: skip
+        accept = float("inf") if point["accept"] is None else point["accept"]
+        conf = result.confidence.cpu()
+        return {
+            "prediction": result.probs.argmax(-1).cpu(),
+            "confidence": conf,
+            "accepted": conf >= accept,
+            "ood": conf < point["ood"],
+            "exit_stage": result.exit_stage.cpu(),
+        }
+
+    def predict_step(self, batch, batch_idx: int, dataloader_idx: int = 0) -> dict:
+        """:meth:`decide` with the policy chosen by ``CascadePredictionsWriter``."""
+        x, _, sample_ids = batch
+        return {"index": sample_ids.cpu(), **self.decide(x, self.predict_policy, sample_ids)}
 
     def on_test_epoch_end(self) -> None:
         roles, ev = self.trainer.datamodule.roles, self.evaluation

@@ -12,6 +12,7 @@ from lightning.pytorch.cli import LightningCLI
 from lightning_modules.callbacks import (
     CachedLogitsWriter,
     CascadeCalibration,
+    CascadePredictionsWriter,
     CascadeResultsWriter,
     PreemptionCheckpoint,
 )
@@ -124,10 +125,12 @@ class MemberCLI(SafeLoadingCLI):
 
 
 class CascadeCLI(SafeLoadingCLI):
-    """``test`` calibrates the window on the held-out split and evaluates the cascade.
+    """``test`` calibrates the window on the held-out split and evaluates the cascade;
+    ``predict`` applies a calibrated cascade (``--ckpt_path cascade.ckpt``).
 
     ``--calibration.*`` configures the ``CascadeCalibration`` callback (target, width, ...);
-    ``--results.dir`` is where ``CascadeResultsWriter`` writes metrics, plots and the checkpoint.
+    ``--results.dir`` is where ``CascadeResultsWriter`` writes metrics, plots and the checkpoint;
+    ``--predictions.path`` / ``--predictions.policy`` configure ``CascadePredictionsWriter``.
     """
 
     def __init__(self, *args, **kwargs):
@@ -137,3 +140,4 @@ class CascadeCLI(SafeLoadingCLI):
     def add_arguments_to_parser(self, parser) -> None:
         parser.add_lightning_class_args(CascadeCalibration, "calibration")
         parser.add_lightning_class_args(CascadeResultsWriter, "results")
+        parser.add_lightning_class_args(CascadePredictionsWriter, "predictions")

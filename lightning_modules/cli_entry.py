@@ -80,10 +80,11 @@ MEMBER = CommandSpec(
     cli="lightning_modules.cli:MemberCLI",
 )  # fmt: skip
 CASCADE = CommandSpec(
-    "evaluate_cascade.py", ("test",), ("calibration", "results"),
+    "evaluate_cascade.py", ("test", "predict"), ("calibration", "results", "predictions"),
     class_keys={"model": ("cascade_module.py", "CascadeModule"),
                 "calibration": ("callbacks/cascade_calibration.py", "CascadeCalibration"),
-                "results": ("callbacks/results_writer.py", "CascadeResultsWriter")},
+                "results": ("callbacks/results_writer.py", "CascadeResultsWriter"),
+                "predictions": ("callbacks/predictions_writer.py", "CascadePredictionsWriter")},
     cli="lightning_modules.cli:CascadeCLI",
 )  # fmt: skip
 

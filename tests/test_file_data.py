@@ -69,6 +69,9 @@ def test_image_folders_with_an_unlabelled_ood_folder(tmp_path):
     assert len(dm.eval_sets["textures"]) == 1 and dm.eval_sets["textures"][0][1] == -1
     labels = [dm.eval_sets["test"][i][1] for i in range(9)]
     assert labels == [0, 0, 0, 1, 1, 1, 2, 2, 2]
+    # each sample's file, for predictions.csv
+    assert dm.eval_sets["textures"].path(0) == str(tmp_path / "textures" / "a.png")
+    assert dm.eval_sets["test"].path(8).startswith(str(tmp_path / "test"))
 
 
 def test_training_crops_are_seeded_per_epoch_and_sample(tmp_path, monkeypatch):

@@ -241,3 +241,45 @@ def test_three_stage_online_cascade_with_every_policy_equals_offline(
     window = json.loads((tmp_path / "results" / "window.json").read_text())
     assert window["definitions"] == definitions
     assert len(window["temperatures"]["members"]) == 3
+
+
+def test_predict_applies_the_calibrated_cascade_with_its_thresholds(
+    tiny_members, cascade_run, tmp_path
+):
+    import csv
+
+    cli, results = cascade_run
+    window = json.loads((results / "window.json").read_text())
+    point = window["operating_points"]["window"]
+    assert point["target"] == "cov@5" and point["ood_tpr"] == 0.95
+    out = tmp_path / "predictions.csv"
+    members = "[{}, {}]".format(*tiny_members["ckpts"])
+    CascadeCLI(args=["predict", f"--config={QUICKSTART / 'predict.yaml'}",
+                     f"--data={tiny_members['data_cfg']}", f"--model.members={members}",
+                     f"--ckpt_path={results / 'cascade.ckpt'}",
+                     f"--predictions.path={out}"])  # fmt: skip
+    with open(out) as f:
+        rows = list(csv.DictReader(f))
+    assert list(rows[0]) == ["dataset", "index", "prediction", "confidence", "accepted", "ood",
+                             "exit_stage"]  # fmt: skip
+    test_rows = [r for r in rows if r["dataset"] == "digits_test"]
+    assert [int(r["index"]) for r in test_rows] == list(range(450))
+    # the same early exit as the test run, and the flags are the fitted thresholds
+    summary = json.loads((results / "summary.json").read_text())
+    passed = sum(r["exit_stage"] == "2" for r in test_rows) / 450
+    assert passed == pytest.approx(summary["metrics"]["digits_test"]["window"]["exit_frac@2"])
+    for r in test_rows:
+        conf = float(r["confidence"])
+        assert r["accepted"] == str(int(conf >= point["accept"]))
+        assert r["ood"] == str(int(conf < point["ood"]))
+    labels = [int(r["prediction"]) for r in test_rows]
+    assert len(set(labels)) > 5
+
+
+def test_predict_refuses_an_uncalibrated_cascade(tiny_members, tmp_path):
+    members = "[{}, {}]".format(*tiny_members["ckpts"])
+    with pytest.raises(ValueError, match="predict needs a calibrated cascade"):
+        CascadeCLI(args=["predict", f"--config={QUICKSTART / 'predict.yaml'}",
+                         f"--data={tiny_members['data_cfg']}", f"--model.members={members}",
+                         f"--predictions.path={tmp_path / 'p.csv'}"])  # fmt: skip
+    assert not (tmp_path / "p.csv").exists()

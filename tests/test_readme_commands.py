@@ -21,7 +21,7 @@ def stage_commands() -> list[str]:
 @pytest.mark.slow
 def test_readme_stage_commands_run_clean_as_written(tmp_path):
     commands = stage_commands()
-    assert len(commands) == 3  # train the members, cache their logits, evaluate the cascade
+    assert len(commands) == 4  # train, cache logits, evaluate the cascade, apply it
     for name in ("configs", "scripts", "datamodules", "lightning_modules", "cascade",
                  "artifacts", "uncertainty"):  # fmt: skip
         (tmp_path / name).symlink_to(ROOT / name)
@@ -46,3 +46,6 @@ def test_readme_stage_commands_run_clean_as_written(tmp_path):
     ).is_file()
     assert len(outputs[2].splitlines()) < 150  # the results table, not a per-dataloader dump
     assert "digits_test (id)" in outputs[2]
+    rows = (out / "predictions.csv").read_text().splitlines()
+    assert rows[0] == "dataset,index,prediction,confidence,accepted,ood,exit_stage"
+    assert len(rows) > 2000  # every sample of every configured dataset

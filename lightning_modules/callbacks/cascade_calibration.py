@@ -12,8 +12,10 @@ from torch.utils.data import ConcatDataset, DataLoader, Dataset, Subset
 
 from artifacts.atomic import write_json
 from cascade.fitted import FittedCascade
+from cascade.offline import prefix_outputs
+from cascade.operating_point import policy_operating_points
 from cascade.policy_registry import FitInputs, PolicySettings, fit_policies, policy_entry
-from cascade.stage_scores import fit_temperatures, stage_confidences
+from cascade.stage_scores import fit_temperatures, member_states, stage_confidences
 from datamodules.contract import cascade_datamodule
 from lightning_modules.complexity import count_macs_params
 from uncertainty.scod import scod_mixture
@@ -172,6 +174,12 @@ class CascadeCalibration(Callback):
             "guarantee_method": self.guarantee_method,
             "budget": self.budget,
         }
+        states = member_states(logits, temperatures, pl_module.score)
+        info["operating_points"] = policy_operating_points(
+            prefix_outputs(states, pl_module.score, targets), policies, self.target,
+            pl_module.definitions, self.guarantee, self.guarantee_method,
+            pl_module.settings.ood_tpr,
+        )  # fmt: skip
         pl_module.fitted = FittedCascade(policies, temperatures, info)
         self.fitted = pl_module.fitted.to_dict()
         if self.window_json and trainer.is_global_zero:

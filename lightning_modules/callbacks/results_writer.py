@@ -37,7 +37,7 @@ class CascadeResultsWriter(Callback):
         self.overwrite = overwrite
 
     def setup(self, trainer, pl_module, stage: str) -> None:
-        if self.dir is not None:  # before any work (every rank sees the same folder)
+        if stage == "test" and self.dir is not None:  # before any work (every rank sees it)
             check_output_folder(
                 self.dir, self.overwrite, "--results.dir", "--results.overwrite true"
             )
