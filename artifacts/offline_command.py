@@ -21,16 +21,13 @@ import argparse
 import sys
 import time
 from dataclasses import replace
+from typing import TYPE_CHECKING
 
-from artifacts.experiment_logits import MEMBER_UNITS, load_experiment, member_macs
-from artifacts.results import write_results
-from artifacts.run_folder import check_output_folder, staged_run_folder
-from cascade.metric_registry import MetricSettings
-from cascade.offline import evaluate_policies, prepare_experiment
-from cascade.policy_registry import PolicySettings, check_policies, policy_entry, policy_table
-from cascade.roles import DatasetRoles
-from uncertainty.definitions import DEFINITION_NAMES
-from uncertainty.scores import SCORES
+from uncertainty.names import DEFINITION_NAMES, SCORES
+
+if TYPE_CHECKING:  # the arguments are parsed before torch and the rest are imported
+    from cascade.policy_registry import PolicySettings
+    from cascade.roles import DatasetRoles
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -138,6 +135,8 @@ def parse_macs(items: list[str]) -> dict[str, float]:
 
 def dataset_roles(args: argparse.Namespace) -> DatasetRoles:
     """Dataset name -> role, refusing a name given twice."""
+    from cascade.roles import DatasetRoles
+
     pairs = [(args.heldout, "heldout"), (args.id, "id")]
     pairs += [(n, "shift") for n in args.shift] + [(n, "ood") for n in args.ood]
     return DatasetRoles.from_pairs(pairs)
@@ -151,6 +150,8 @@ def sweep_plan(
 ) -> list[tuple[PolicySettings, list[str]]]:
     """(settings, policies) pairs: the policies without a sweep once (at ``base``), then each
     swept family over its own values (the other settings at their first value)."""
+    from cascade.policy_registry import policy_entry
+
     swept_by = {p: policy_entry(p).sweep for p in policies}
     plan = [(base, [p for p in policies if swept_by[p] is None])]
     for field in SWEPT:
@@ -161,6 +162,13 @@ def sweep_plan(
 
 def run(args: argparse.Namespace) -> list[dict]:
     """Load once, evaluate every setting of the sweep, write the results; returns the rows."""
+    from artifacts.experiment_logits import MEMBER_UNITS, load_experiment, member_macs
+    from artifacts.results import write_results
+    from artifacts.run_folder import check_output_folder, staged_run_folder
+    from cascade.metric_registry import MetricSettings
+    from cascade.offline import evaluate_policies, prepare_experiment
+    from cascade.policy_registry import PolicySettings, check_policies
+
     policies = check_policies([p.strip() for p in args.policies.split(",") if p.strip()])
     if len(set(args.score)) != len(args.score):
         raise ValueError(f"--score {' '.join(args.score)}: a score is given twice")
@@ -228,6 +236,8 @@ def main(argv: list[str] | None = None) -> int:
     start = time.perf_counter()
     argv = sys.argv[1:] if argv is None else list(argv)
     if "--list-policies" in argv:
+        from cascade.policy_registry import policy_table
+
         print(policy_table())
         return 0
     args = parse_args(argv)

@@ -168,3 +168,11 @@ def test_the_precheck_knows_the_same_keys_as_the_parsers(tiny_members):
 
     params = list(inspect.signature(MemberModule.__init__).parameters)[1:]
     assert init_arguments(ROOT / "lightning_modules" / "member.py", "MemberModule") == params
+
+
+def test_offline_evaluator_checks_its_arguments_before_torch_is_imported():
+    proc = command("evaluate_logits.py", "--logits-dir", "x", "--members", "a", "--heldout", "h",
+                   "--id", "i", "--out", "o", "--score", "bogus", importtime=True)  # fmt: skip
+    assert proc.returncode == 2 and "invalid choice: 'bogus'" in proc.stderr
+    loaded = {line.split("|")[-1].strip() for line in proc.stderr.splitlines() if "|" in line}
+    assert "torch" not in loaded

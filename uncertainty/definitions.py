@@ -21,6 +21,7 @@ from dataclasses import dataclass
 import torch
 
 from uncertainty import paper_definitions as paper
+from uncertainty.names import DEFINITION_NAMES  # noqa: E402, F401  (re-exported)
 from uncertainty.ood_detection import fpr_at_threshold, id_acceptance_threshold
 from uncertainty.selective import (
     UnreachableTargetError,
@@ -28,8 +29,6 @@ from uncertainty.selective import (
     coverage_at_risk,
     risk_at_coverage,
 )
-
-DEFINITION_NAMES: tuple[str, ...] = ("standard", "paper")
 
 
 def standard_window(confidence: torch.Tensor, tau: float, width: float) -> dict:

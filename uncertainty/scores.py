@@ -19,9 +19,8 @@ from dataclasses import dataclass, field
 
 import torch
 
+from uncertainty.names import SCORES  # noqa: E402, F401  (re-exported)
 from uncertainty.temperature import scale_probs
-
-SCORES: tuple[str, ...] = ("msp", "entropy", "max_logit", "energy", "mutual_information")
 
 
 def check_score(score: str) -> str:
