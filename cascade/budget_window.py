@@ -5,7 +5,8 @@ For a budget B (expected cost per sample in units of the first member's MACs, th
 [lower_k, upper_k], chosen on the held-out split to optimise the target of the cascade's
 output there (``cov@R``: largest coverage at selective risk <= R; ``risk@C``: lowest risk at
 coverage C), or its AUGRC (``budget_objective="augrc"``), subject to the expected held-out cost
-being <= B.
+being <= B (``budget_window_adjusted``: the expected cost on the unlabelled test mixture of ID
+and OOD samples, as ``window_adjusted`` derives its band there, for deployment under shift).
 
 Exact over a quantile grid: the interval ends are taken from ``grid + 1`` held-out quantiles
 of the stage's confidence (the outer ones open), every pair is scored, and the output's
@@ -69,10 +70,14 @@ def best_interval(
     max_pass: float,
     objective: tuple[str, float],
     grid: int = 200,
+    cost_conf: torch.Tensor | None = None,
+    cost_total: int | None = None,
 ) -> dict:
     """The interval of ``stage_conf`` over the ``eligible`` samples that optimises the
     objective of the output (``base_*`` for samples not passed, ``next_*`` for those passed)
-    with at most ``max_pass`` of all samples passed.
+    with at most ``max_pass`` of all samples passed. With ``cost_conf`` (the stage scores of
+    the unlabelled test mixture's samples that reach this stage, out of ``cost_total``), the
+    pass fraction is counted on the mixture instead.
 
     Returns:
         {lower, upper (floats, +-inf for open ends; both +inf when nothing is passed),
@@ -103,8 +108,15 @@ def best_interval(
     start, stop = lo[i], hi[j]
     valid = stop >= start
     passed = (stop - start).clamp_min(0)
-    keep = valid & (passed <= max_pass * n + 1e-9)
+    share = passed.double() / n
+    if cost_conf is not None:  # the pass fraction on the test mixture
+        c_sorted = cost_conf.double().sort().values
+        c_lo = torch.searchsorted(c_sorted, bounds, right=False)
+        c_hi = torch.searchsorted(c_sorted, bounds, right=True)
+        share = (c_hi[j] - c_lo[i]).clamp_min(0).double() / max(cost_total or 1, 1)
+    keep = valid & (share <= max_pass + 1e-9)
     i, j, start, stop, passed = i[keep], j[keep], start[keep], stop[keep], passed[keep]
+    share = share[keep]
     count = base_count[:, None] + d_count[:, stop] - d_count[:, start]
     errors = base_err[:, None] + d_err[:, stop] - d_err[:, start]
     value = _objective(count, errors, n, *objective, thresholds)
@@ -118,7 +130,7 @@ def best_interval(
     return {
         "lower": lower,
         "upper": upper,
-        "pass_fraction": float(passed[best]) / n,
+        "pass_fraction": float(share[best]),
         "value": float(value[best]),
     }
 
@@ -147,11 +159,25 @@ def check_budget(budget: float, stage_macs: list[float] | None, grid: int, n: in
     sweep="budget",
 )
 def fit_budget_window(inputs: FitInputs, settings: PolicySettings) -> IntervalPolicy:
+    return _fit("budget_window", inputs, settings, on_mixture=False)
+
+
+@register_policy(
+    "budget_window_adjusted",
+    "budget_window with the expected cost counted on the unlabelled test mixture (ID + OOD)",
+    sweep="budget",
+    needs_mixture=True,
+)
+def fit_budget_window_adjusted(inputs: FitInputs, settings: PolicySettings) -> IntervalPolicy:
+    return _fit("budget_window_adjusted", inputs, settings, on_mixture=True)
+
+
+def _fit(name: str, inputs: FitInputs, settings: PolicySettings, on_mixture: bool):
     if not inputs.stage_confidence:  # one member: nothing to pass
-        return IntervalPolicy("budget_window", torch.empty(0, 2), f"B={settings.budget:g}", [])
+        return IntervalPolicy(name, torch.empty(0, 2), f"B={settings.budget:g}", [])
     macs = inputs.stage_macs
     if macs is None:
-        raise ValueError("budget_window needs the members' MACs (FitInputs.stage_macs)")
+        raise ValueError(f"{name} needs the members' MACs (FitInputs.stage_macs)")
     n = inputs.stage_confidence[0].numel()
     check_budget(settings.budget, macs, settings.budget_grid, n)
     target = parse_target(settings.target)
@@ -159,7 +185,7 @@ def fit_budget_window(inputs: FitInputs, settings: PolicySettings) -> IntervalPo
         objective = ("augrc", 0.0)
     elif target.task == "fpr":
         raise ValueError(
-            f"budget_window cannot optimise {target.name} on the held-out split (it has no OOD "
+            f"{name} cannot optimise {target.name} on the held-out split (it has no OOD "
             "samples); use a cov@R or risk@C target, or --budget-objective augrc"
         )
     else:
@@ -169,17 +195,22 @@ def fit_budget_window(inputs: FitInputs, settings: PolicySettings) -> IntervalPo
     conf, wrong = inputs.stage_confidence, [~c.bool() for c in inputs.stage_correct]
     out_conf, out_wrong = conf[0].double().clone(), wrong[0].clone()
     reached = torch.ones(n, dtype=torch.bool)
+    mixture = inputs.mixture_confidence if on_mixture else None
+    mix_reached = None if mixture is None else torch.ones(mixture[0].numel(), dtype=torch.bool)
     final_conf, final_wrong = inputs.final_confidence, ~inputs.final_correct.bool()
     stages, bounds = [], []
     for k in range(len(conf)):
         next_conf = conf[k + 1] if k + 1 < len(conf) else final_conf
         next_wrong = wrong[k + 1] if k + 1 < len(conf) else final_wrong
+        cost = None if mixture is None else mixture[k][mix_reached]
         fit = best_interval(
             conf[k], reached, out_conf, out_wrong, next_conf.double(), next_wrong, max_pass,
-            objective, settings.budget_grid,
+            objective, settings.budget_grid, cost, None if mixture is None else mix_reached.numel(),
         )  # fmt: skip
         low, high = fit["lower"], fit["upper"]
         passed = reached & (conf[k] >= low) & (conf[k] <= high)
+        if mixture is not None:
+            mix_reached = mix_reached & (mixture[k] >= low) & (mixture[k] <= high)
         bounds.append([low, high])
         out_conf = torch.where(passed, next_conf.double(), out_conf)
         out_wrong = torch.where(passed, next_wrong, out_wrong)
@@ -192,6 +223,7 @@ def fit_budget_window(inputs: FitInputs, settings: PolicySettings) -> IntervalPo
             "budget": settings.budget,
             "objective": objective[0],
         })  # fmt: skip
-    name = target.name if objective[0] != "augrc" else "augrc"
+    target_name = target.name if objective[0] != "augrc" else "augrc"
     bounds_t = torch.tensor(bounds, dtype=torch.float64).reshape(len(stages), 2)
-    return IntervalPolicy("budget_window", bounds_t, f"{name},B={settings.budget:g}", stages)
+    setting = f"{target_name},B={settings.budget:g}"
+    return IntervalPolicy(name, bounds_t, setting, stages)

@@ -112,3 +112,21 @@ def test_budget_sweep_through_the_offline_evaluator(tiny_members, tmp_path, caps
         assert main([*base, *bad, "--out", str(tmp_path / "bad")]) == 2
         assert message in capsys.readouterr().err
         assert not (tmp_path / "bad").exists()
+
+
+def test_the_adjusted_variant_counts_the_cost_on_the_test_mixture():
+    gen = torch.Generator().manual_seed(4)
+    conf = [torch.rand(2000, generator=gen, dtype=torch.float64)]
+    correct = [torch.rand(2000, generator=gen, dtype=torch.float64) < 0.5 + 0.5 * conf[0]]
+    final_correct = correct[0] | (torch.rand(2000, generator=gen) < 0.5)
+    mixture = [torch.rand(3000, generator=gen, dtype=torch.float64) ** (1 / 3)]  # shifted scores
+    inputs = FitInputs(conf, correct, mixture, "held", conf[0] + 0.05, final_correct, [1.0, 1.0])
+    fitted = fit_policies(["budget_window", "budget_window_adjusted"], inputs,
+                          PolicySettings(budget=1.2))  # fmt: skip
+    plain = fitted["budget_window"].bounds[0].tolist()
+    adjusted = fitted["budget_window_adjusted"].bounds[0].tolist()
+    on_mixture = lambda lo, hi: float(((mixture[0] >= lo) & (mixture[0] <= hi)).double().mean())  # noqa: E731
+    assert on_mixture(*adjusted) <= 0.2 + 1e-9
+    assert on_mixture(*plain) > 0.2  # the held-out budget would overspend on the mixture
+    stage = fitted["budget_window_adjusted"].to_dict()["stages"][0]
+    assert stage["pass_fraction"] == pytest.approx(on_mixture(*adjusted))

@@ -206,7 +206,7 @@ def test_three_stage_online_cascade_with_every_policy_equals_offline(
     import shutil
 
     policies = ["single", "ensemble", "single_threshold", "window", "window_adjusted", "random",
-                "budget_window"]  # fmt: skip
+                "budget_window", "budget_window_adjusted"]  # fmt: skip
     ckpt = torch.load(tiny_members["ckpts"][0], map_location="cpu", weights_only=True)
     gen = torch.Generator().manual_seed(2)
     for key in [k for k in ckpt["state_dict"] if k.endswith("fc.weight")]:
