@@ -119,17 +119,18 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def parse_macs(items: list[str]) -> dict[str, float]:
     """``["m0=0.39e9", ...]`` -> {member: MACs}; a clear error for anything else."""
-    out = {}
+    out: dict[str, float] = {}
     for item in items:
-        name, sep, value = item.partition("=")
+        name, _, value = item.partition("=")
         try:
-            out[name] = float(value) if sep and name else None
+            macs = float(value)
         except ValueError:
-            out[name] = None
-        if out[name] is None:
+            macs = None
+        if not name or macs is None:
             raise ValueError(f"--macs {item!r}: expected MEMBER=MACS, e.g. m0=0.39e9")
-        if name in list(out)[:-1]:
+        if name in out:
             raise ValueError(f"--macs: member {name!r} given twice")
+        out[name] = macs
     return out
 
 

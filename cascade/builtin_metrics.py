@@ -121,8 +121,13 @@ def _scod_risk(i: MetricInputs) -> dict[str, float]:
     }
 
 
-def _accepted(i: MetricInputs, outputs) -> torch.Tensor:
-    return outputs.confidence.double() >= i.operating_point.threshold
+def _acceptance(i: MetricInputs, outputs, fpr_target: bool) -> torch.Tensor | None:
+    """Which samples of ``outputs`` the operating point accepts; None without a point, or when
+    the run's target is of the other kind (fpr@P vs cov@R / risk@C)."""
+    point = i.operating_point
+    if point is None or point.target.startswith("fpr") != fpr_target:
+        return None
+    return outputs.confidence.double() >= point.threshold
 
 
 @register_metric(
@@ -130,9 +135,9 @@ def _accepted(i: MetricInputs, outputs) -> torch.Tensor:
     "selective risk at the policy's held-out threshold for the target (cov/risk targets)",
 )  # fmt: skip
 def _op_risk(i: MetricInputs) -> dict[str, float]:
-    if i.operating_point is None or i.operating_point.target.startswith("fpr"):
+    accepted = _acceptance(i, i.outputs, fpr_target=False)
+    if accepted is None:
         return {}
-    accepted = _accepted(i, i.outputs)
     errors = int((~i.outputs.correct.bool() & accepted).sum())
     return {"op_risk": errors / max(int(accepted.sum()), 1)}
 
@@ -142,27 +147,24 @@ def _op_risk(i: MetricInputs) -> dict[str, float]:
     "coverage at the policy's held-out threshold for the target (cov/risk targets)",
 )  # fmt: skip
 def _op_cov(i: MetricInputs) -> dict[str, float]:
-    if i.operating_point is None or i.operating_point.target.startswith("fpr"):
-        return {}
-    return {"op_cov": float(_accepted(i, i.outputs).double().mean())}
+    accepted = _acceptance(i, i.outputs, fpr_target=False)
+    return {} if accepted is None else {"op_cov": float(accepted.double().mean())}
 
 
 @register_metric(
     "op_fpr", False, OOD, "fraction of the OOD set accepted at the policy's held-out threshold"
 )
 def _op_fpr(i: MetricInputs) -> dict[str, float]:
-    if i.operating_point is None or not i.operating_point.target.startswith("fpr"):
-        return {}
-    return {"op_fpr": float(_accepted(i, i.outputs).double().mean())}
+    accepted = _acceptance(i, i.outputs, fpr_target=True)
+    return {} if accepted is None else {"op_fpr": float(accepted.double().mean())}
 
 
 @register_metric(
     "op_tpr", True, OOD, "fraction of the ID test set accepted at the policy's held-out threshold"
 )
 def _op_tpr(i: MetricInputs) -> dict[str, float]:
-    if i.operating_point is None or not i.operating_point.target.startswith("fpr"):
-        return {}
-    return {"op_tpr": float(_accepted(i, i.id_outputs).double().mean())}
+    accepted = _acceptance(i, i.id_outputs, fpr_target=True)
+    return {} if accepted is None else {"op_tpr": float(accepted.double().mean())}
 
 
 @register_metric(

@@ -14,7 +14,9 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+from cascade.engine import exit_stages
 from cascade.sample_outputs import SampleOutputs
+from uncertainty.definitions import get_definitions
 from uncertainty.guarantees import GuaranteeError, certified_threshold
 from uncertainty.selective import UnreachableTargetError
 from uncertainty.targets import parse_target, target_threshold
@@ -67,10 +69,6 @@ def policy_operating_points(
     ``bound`` (with a guarantee), and ``ood`` (the threshold accepting ``ood_tpr`` of the
     held-out output: below it a sample is flagged OOD). ``prefixes``: the held-out
     ``SampleOutputs`` of the ensembles of the first 1..M members (JSON-safe result)."""
-    from cascade.engine import exit_stages
-    from cascade.sample_outputs import SampleOutputs
-    from uncertainty.definitions import get_definitions
-
     out = {}
     for name, policy in policies.items():
         exits = exit_stages([p.confidence for p in prefixes], policy)

@@ -5,11 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import torch
-import torch.distributed as dist
 from lightning.pytorch.callbacks import BasePredictionWriter
 
 from artifacts.cached_logits import file_sha256, save_cached_logits, save_member_meta
 from datamodules.contract import cascade_datamodule
+from lightning_modules.callbacks.gather import gather_parts
 from lightning_modules.complexity import count_macs_params
 
 
@@ -39,15 +39,7 @@ class CachedLogitsWriter(BasePredictionWriter):
 
     def on_predict_epoch_end(self, trainer, pl_module) -> None:
         names = list(cascade_datamodule(trainer).roles)
-        gathered = self._parts
-        if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
-            everyone = [None] * dist.get_world_size()
-            dist.all_gather_object(everyone, self._parts)
-            gathered = {}
-            for parts in everyone:
-                for idx, items in parts.items():
-                    gathered.setdefault(idx, []).extend(items)
-        self._parts = {}
+        gathered, self._parts = gather_parts(self._parts), {}
         if not trainer.is_global_zero:
             return
         for idx, items in sorted(gathered.items()):

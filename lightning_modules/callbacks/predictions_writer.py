@@ -6,11 +6,11 @@ import csv
 import io
 
 import torch
-import torch.distributed as dist
 from lightning.pytorch.callbacks import BasePredictionWriter
 
 from artifacts.atomic import write_text
 from datamodules.contract import cascade_datamodule
+from lightning_modules.callbacks.gather import gather_parts
 
 COLUMNS = ("dataset", "index", "prediction", "confidence", "accepted", "ood", "exit_stage")
 
@@ -46,15 +46,7 @@ class CascadePredictionsWriter(BasePredictionWriter):
         self._parts.setdefault(dataloader_idx, []).append(prediction)
 
     def on_predict_epoch_end(self, trainer, pl_module) -> None:
-        gathered = self._parts
-        if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
-            everyone = [None] * dist.get_world_size()
-            dist.all_gather_object(everyone, self._parts)
-            gathered = {}
-            for parts in everyone:
-                for idx, items in parts.items():
-                    gathered.setdefault(idx, []).extend(items)
-        self._parts = {}
+        gathered, self._parts = gather_parts(self._parts), {}
         if trainer.is_global_zero:
             write_text(self.path, self._csv(trainer, pl_module, gathered))
             print(f"CascadePredictionsWriter: wrote {self.path}")
