@@ -100,6 +100,15 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "each policy's operating point)",
     )
     p.add_argument("--guarantee-method", default="ltt", choices=("ltt", "sgr"))
+    p.add_argument(
+        "--bootstrap",
+        type=int,
+        default=0,
+        metavar="N",
+        help="N resamples of every test set: 95%% intervals in metrics.csv (ci_low, ci_high) "
+        "and paired differences against single and ensemble in deltas.csv (0: off)",
+    )
+    p.add_argument("--bootstrap-seed", type=int, default=0, help="seed of the resamples")
     p.add_argument("--scod-ratio", type=float, default=1.0, help="OOD : ID ratio of SCOD")
     p.add_argument("--scod-beta", type=float, default=1.0, help="cost of an accepted OOD sample")
     p.add_argument("--seed", type=int, default=0, help="random policy and mixture subsampling")
@@ -166,6 +175,7 @@ def run(args: argparse.Namespace) -> list[dict]:
     from artifacts.experiment_logits import MEMBER_UNITS, load_experiment, member_macs
     from artifacts.results import write_results
     from artifacts.run_folder import check_output_folder, staged_run_folder
+    from cascade.bootstrap import Bootstrap
     from cascade.metric_registry import MetricSettings
     from cascade.offline import evaluate_policies, prepare_experiment
     from cascade.policy_registry import PolicySettings, check_policies
@@ -193,6 +203,7 @@ def run(args: argparse.Namespace) -> list[dict]:
         for value in getattr(args, field):
             replace(base, **{field: value})
     macs = parse_macs(args.macs)
+    bootstrap = Bootstrap(args.bootstrap, args.bootstrap_seed)
     check_output_folder(args.out, args.overwrite)
     data, stage_macs = load_experiment(args.logits_dir, args.members, roles, macs)
     _, cost_unit = member_macs(args.logits_dir, args.members, macs)
@@ -202,14 +213,20 @@ def run(args: argparse.Namespace) -> list[dict]:
         temperatures = prepared.temperatures  # fitted on logits: the same for every score
         for policy_settings, names in plan:
             part, fitted = evaluate_policies(
-                prepared, names, policy_settings, metric_settings, None if args.no_plots else curves
-            )
+                prepared, names, policy_settings, metric_settings,
+                None if args.no_plots else curves, bootstrap,
+            )  # fmt: skip
             rows.extend(part)
             fitted_all.update({(p.name, p.setting, score): p.to_dict() for p in fitted.values()})
+    deltas = None
+    if bootstrap.num:
+        rows = bootstrap.annotate(rows)
+        deltas = bootstrap.delta_rows(rows)
     with staged_run_folder(args.out) as staging:
         write_results(
             staging,
             rows,
+            deltas=deltas,
             policies=fitted_all,
             members=[
                 {"member": m, "macs": macs}
@@ -223,6 +240,9 @@ def run(args: argparse.Namespace) -> list[dict]:
                 "guarantee": args.guarantee,
                 "guarantee_method": args.guarantee_method,
                 "definitions": args.definitions,
+                "bootstrap": {"resamples": args.bootstrap, "seed": args.bootstrap_seed}
+                if args.bootstrap
+                else None,
                 "temperatures": temperatures.to_dict() if temperatures else None,
             },
             quiet=args.quiet,

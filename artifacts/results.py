@@ -15,6 +15,7 @@ import shutil
 import tempfile
 from pathlib import Path
 
+from cascade.bootstrap import DELTA_FIELDS
 from cascade.evaluation import ROW_FIELDS
 
 LABELLED_LEAD = ("acc", "nll", "ece", "aurc", "augrc")
@@ -27,14 +28,30 @@ def metrics_csv_text(rows: list[dict], fields: tuple[str, ...] = ROW_FIELDS) -> 
     writer = csv.DictWriter(buf, fieldnames=fields, lineterminator="\n")
     writer.writeheader()
     for row in rows:
-        writer.writerow({**row, "value": repr(float(row["value"]))})
+        writer.writerow({**row, **{k: _number(row.get(k)) for k in NUMBER_FIELDS if k in fields}})
     return buf.getvalue()
 
 
+NUMBER_FIELDS = ("value", "delta", "ci_low", "ci_high")
+
+
+def _number(value) -> str:
+    """A float as its shortest exact text, None as an empty cell."""
+    return "" if value is None else repr(float(value))
+
+
 def read_metrics_csv(path: str | Path) -> list[dict]:
-    """Read a ``metrics.csv`` back (values as floats)."""
+    """Read a ``metrics.csv`` (or ``deltas.csv``) back: numbers as floats, empty cells as None,
+    ``significant`` as a bool."""
     with open(path, newline="") as f:
-        return [{**r, "value": float(r["value"])} for r in csv.DictReader(f)]
+        rows = list(csv.DictReader(f))
+    for r in rows:
+        for k in NUMBER_FIELDS:
+            if k in r:
+                r[k] = float(r[k]) if r[k] != "" else None
+        if "significant" in r:
+            r["significant"] = r["significant"] == "True"
+    return rows
 
 
 def run_key(row: dict) -> tuple[str, str, str]:
@@ -69,7 +86,8 @@ def nested_metrics(rows: list[dict]) -> dict:
     return out
 
 
-def _columns(values: dict, role: str) -> list[str]:
+def lead_columns(values: dict, role: str) -> list[str]:
+    """The columns shown for a dataset of ``role`` (of the metrics in ``values``)."""
     if role == "ood":
         lead, tail = OOD_LEAD, [m for m in values if m.startswith(("fpr@", "scod_"))]
     else:
@@ -108,7 +126,7 @@ def format_table(rows: list[dict], stage_macs: list[float] | None = None) -> str
     lines = []
     for dataset, per_policy in nested.items():
         role = roles[dataset]
-        cols = _columns(next(iter(per_policy.values())), role)
+        cols = lead_columns(next(iter(per_policy.values())), role)
         width = max(28, *(len(p) + 4 for p in per_policy))
         head = f"{dataset} ({role})"
         widths = [max(10, len(c) + 2) for c in cols]
@@ -140,6 +158,7 @@ def write_results(
     extra: dict | None = None,
     quiet: bool = False,
     shown_dir: str | Path | None = None,
+    deltas: list[dict] | None = None,
 ) -> list[Path]:
     """Write metrics.csv, summary.json and plots into ``results_dir``; print the table.
 
@@ -150,6 +169,8 @@ def write_results(
             None draws none.
         shown_dir: the folder named in the printed list of files (where they will be, when
             ``results_dir`` is a staging folder).
+        deltas: paired differences (``cascade.bootstrap.DELTA_FIELDS``) for ``deltas.csv``;
+            None writes none.
 
     Returns:
         The paths written.
@@ -169,11 +190,19 @@ def write_results(
         (staging / "metrics.csv").write_text(metrics_csv_text(rows))
         (staging / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
         names = ["metrics.csv", "summary.json"]
+        if deltas is not None:
+            (staging / "deltas.csv").write_text(metrics_csv_text(deltas, DELTA_FIELDS))
+            names.append("deltas.csv")
         if curves:
             from artifacts.result_plots import plot_files
 
             labelled = {labels[key]: curve for key, curve in curves.items()}
             names += plot_files(staging, rows, labelled, id_name, members[0]["macs"])
+        from artifacts.report import report_text
+
+        plots = [n for n in names if n.endswith(".png")]
+        (staging / "report.md").write_text(report_text(rows, summary, plots, deltas))
+        names.append("report.md")
         written = []
         for name in names:
             os.replace(staging / name, results_dir / name)

@@ -9,12 +9,23 @@ from __future__ import annotations
 
 import torch
 
+from cascade.bootstrap import Bootstrap
 from cascade.metric_registry import MetricInputs, MetricSettings, metric_values
 from cascade.operating_point import fit_operating_point
 from cascade.roles import LABELLED_ROLES, DatasetRoles
 from cascade.sample_outputs import SampleOutputs
 
-ROW_FIELDS = ("dataset", "role", "policy", "setting", "score", "metric", "value")
+ROW_FIELDS = (
+    "dataset",
+    "role",
+    "policy",
+    "setting",
+    "score",
+    "metric",
+    "value",
+    "ci_low",
+    "ci_high",
+)  # fmt: skip  (ci_low/ci_high: the bootstrap interval, empty without one)
 
 
 def policy_rows(
@@ -25,9 +36,11 @@ def policy_rows(
     roles: DatasetRoles,
     stage_macs: list[float],
     settings: MetricSettings | None = None,
+    bootstrap: Bootstrap | None = None,
 ) -> list[dict]:
     """All metric rows of one fitted policy over every dataset of ``roles`` (``outputs``: each
-    dataset's per-sample outputs under the policy; ``targets``: its targets, -1 unlabelled)."""
+    dataset's per-sample outputs under the policy; ``targets``: its targets, -1 unlabelled).
+    With ``bootstrap``, every dataset's resampled values are added to it as well."""
     settings = settings or MetricSettings()
     roles = roles if isinstance(roles, DatasetRoles) else DatasetRoles(roles)
     id_name = roles.id
@@ -37,7 +50,7 @@ def policy_rows(
             outputs[roles.heldout], settings.target, settings.definitions, settings.guarantee,
             settings.guarantee_method,
         )  # fmt: skip
-    rows = []
+    rows, role_inputs = [], {}
     for name, role in roles.items():
         if role in LABELLED_ROLES and bool((targets[name] < 0).any()):
             raise ValueError(
@@ -45,6 +58,7 @@ def policy_rows(
                 "labelled roles (heldout, id, shift) need every target; make it an 'ood' set"
             )
         inputs = MetricInputs(outputs[name], outputs[id_name], stage_macs, settings, point)
+        role_inputs[name] = (role, inputs)
         for metric, value in metric_values(inputs, role).items():
             rows.append(
                 {
@@ -57,4 +71,6 @@ def policy_rows(
                     "value": float(value),
                 }
             )
+    if bootstrap is not None and bootstrap.num:
+        bootstrap.add(policy, score, role_inputs)
     return rows

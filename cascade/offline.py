@@ -14,6 +14,7 @@ from dataclasses import dataclass, replace
 
 import torch
 
+from cascade.bootstrap import Bootstrap
 from cascade.engine import exit_stages
 from cascade.evaluation import policy_rows
 from cascade.metric_registry import MetricSettings
@@ -138,12 +139,14 @@ def evaluate_policies(
     policy_settings: PolicySettings | None = None,
     metric_settings: MetricSettings | None = None,
     id_curves: dict | None = None,
+    bootstrap: Bootstrap | None = None,
 ) -> tuple[list[dict], dict[str, CascadePolicy]]:
     """Fit the policies on the held-out dataset and evaluate every dataset.
 
     Args:
         id_curves: when given, filled with (policy, setting, score) -> (coverage, risk), the
             risk-coverage curve of each policy's output on the ID set.
+        bootstrap: when given, collects every row's resampled values (``cascade.bootstrap``).
     """
     policy_settings = policy_settings or PolicySettings()
     metric_settings = replace(
@@ -181,6 +184,7 @@ def evaluate_policies(
                 prepared.roles,
                 prepared.stage_macs,
                 metric_settings,
+                bootstrap,
             )
         )
     return rows, fitted

@@ -9,6 +9,7 @@ import torch
 from lightning.pytorch import LightningModule
 
 from artifacts.cached_logits import file_sha256
+from cascade.bootstrap import Bootstrap
 from cascade.engine import run_cascade
 from cascade.evaluation import policy_rows
 from cascade.fitted import CHECKPOINT_KEY, FittedCascade
@@ -31,10 +32,12 @@ class CascadeEvaluation:
     Attributes:
         rows: the tidy metric rows; curves: policy -> (coverage, risk) on the ID set;
         exit_stages: (dataset, policy) -> exit stage per sample; member_calls: dataset ->
-        samples each member processed (all processes); stage_macs, member_params: per member.
+        samples each member processed (all processes); stage_macs, member_params: per member;
+        deltas: paired differences against single and ensemble (with a bootstrap), else None.
     """
 
     rows: list[dict] = field(default_factory=list)
+    deltas: list[dict] | None = None
     curves: dict = field(default_factory=dict)
     exit_stages: dict = field(default_factory=dict)
     member_calls: dict = field(default_factory=dict)
@@ -80,6 +83,11 @@ class CascadeModule(LightningModule):
         ood_tpr: ID acceptance rate p of ``fpr@p``.
         scod_ratio: OOD : ID mixing ratio of the SCOD metrics.
         scod_beta: cost of an accepted OOD sample in SCOD.
+        bootstrap: resamples of every test set for 95% intervals (``ci_low``/``ci_high`` in
+            metrics.csv) and paired differences against single and ensemble (deltas.csv); 0 is
+            off. The policies stay as calibrated: the intervals are over the test sample.
+        bootstrap_seed: seed of the resamples (the offline evaluator's with the same seed
+            draws the same resamples).
     """
 
     def __init__(
@@ -93,6 +101,8 @@ class CascadeModule(LightningModule):
         ood_tpr: float = 0.95,
         scod_ratio: float = 1.0,
         scod_beta: float = 1.0,
+        bootstrap: int = 0,
+        bootstrap_seed: int = 0,
     ):
         super().__init__()
         self.save_hyperparameters()
@@ -112,6 +122,7 @@ class CascadeModule(LightningModule):
             scod_ratio=scod_ratio,
             scod_beta=scod_beta,
         )
+        Bootstrap(bootstrap, bootstrap_seed)  # checked here, made per test run
         check_distinct_checkpoints(self.member_paths)
         self.members = torch.nn.ModuleList([load_member(p).model for p in members])
         classes = {m.num_classes for m in self.members}
@@ -236,6 +247,7 @@ class CascadeModule(LightningModule):
             guarantee=info.get("guarantee"),
             guarantee_method=info.get("guarantee_method", "ltt"),
         )  # the operating point of the calibrated target
+        bootstrap = Bootstrap(self.hparams.bootstrap, self.hparams.bootstrap_seed)
         for policy in self.policies():
             results, targets = {}, {}
             for name in roles:
@@ -244,11 +256,16 @@ class CascadeModule(LightningModule):
                 metric.reset()
                 ev.exit_stages[name, policy.name] = results[name].exit_stage.cpu()
             ev.rows.extend(
-                policy_rows(policy, self.score, results, targets, roles, ev.stage_macs, settings)
+                policy_rows(
+                    policy, self.score, results, targets, roles, ev.stage_macs, settings, bootstrap
+                )
             )
             ids = results[roles.id]
             curve = risk_coverage_curve(ids.confidence, ids.correct)
             ev.curves[policy.name] = (curve.coverage, curve.risk)
+        if bootstrap.num:
+            ev.rows = bootstrap.annotate(ev.rows)
+            ev.deltas = bootstrap.delta_rows(ev.rows)
         for row in ev.rows:
             key = f"{row['role']}/{row['dataset']}/{row['policy']}/{row['metric']}"
             self.log(key, row["value"], add_dataloader_idx=False, rank_zero_only=True)

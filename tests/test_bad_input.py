@@ -221,6 +221,7 @@ def test_online_results_folder_is_one_unit(tiny_members, tmp_path, cascade_test_
         "cascade.ckpt",
         "macs_vs_cov5.png",
         "metrics.csv",
+        "report.md",
         "risk_coverage.png",
         "summary.json",
         "window.json",

@@ -40,7 +40,7 @@ def calibration_error(top_prob: torch.Tensor, correct: torch.Tensor, bins: int =
     for b in range(bins):
         mask = which == b
         if mask.any():
-            ece += mask.sum() / n * (correct[mask].mean() - conf[mask].mean()).abs()
+            ece += mask.sum().double() / n * (correct[mask].mean() - conf[mask].mean()).abs()
     return float(ece)
 
 

@@ -70,6 +70,7 @@ class CascadeResultsWriter(Callback):
             write_results(
                 staging,
                 ev.rows,
+                deltas=ev.deltas,
                 policies={run_keys[name]: value for name, value in policies.items()},
                 members=[
                     {"checkpoint": path, "macs": macs, "params": params}
@@ -82,6 +83,12 @@ class CascadeResultsWriter(Callback):
                     "member_calls": ev.member_calls,
                     "score": pl_module.score,
                     "definitions": pl_module.definitions,
+                    "bootstrap": {
+                        "resamples": pl_module.hparams.bootstrap,
+                        "seed": pl_module.hparams.bootstrap_seed,
+                    }
+                    if pl_module.hparams.bootstrap
+                    else None,
                     "temperatures": fitted.temperatures.to_dict() if fitted.temperatures else None,
                 },
                 shown_dir=self.dir,

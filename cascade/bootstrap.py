@@ -1,0 +1,156 @@
+"""Bootstrap intervals of every reported metric, and paired differences between policies.
+
+Each evaluated dataset is resampled B times with replacement (N draws from N samples). The
+draws depend only on (seed, dataset name, resample number), so every policy, score and setting
+of a run, online or offline, is evaluated on the same resamples: differences between two
+policies are paired. The policies stay as fitted on the held-out split: the intervals are over
+the test sample, not over the calibration. An interval is the percentile interval of the B
+resampled values (95% by default); a difference is significant when its interval excludes 0.
+"""
+
+from __future__ import annotations
+
+import zlib
+from dataclasses import dataclass, field
+
+import torch
+
+from cascade.bootstrap_metrics import Resampled, resampled_metric
+from cascade.metric_registry import MetricInputs, metric_entries
+
+CHUNK = 100  # resamples drawn and evaluated together (fixed: the draws depend on it)
+BASELINES = ("single", "ensemble")
+NOT_COMPARED = ("op_threshold", "op_bound")  # settings of a policy, not quality measures
+DELTA_FIELDS = (
+    "dataset", "role", "policy", "baseline", "setting", "score", "metric", "delta", "ci_low",
+    "ci_high", "significant",
+)  # fmt: skip
+
+
+def resample_draws(dataset: str, n: int, seed: int, start: int, count: int) -> torch.Tensor:
+    """``count`` x ``n`` indices: resamples ``start .. start + count - 1`` of a dataset."""
+    gen = torch.Generator().manual_seed(zlib.crc32(f"{seed}/{dataset}/{start}".encode()))
+    return torch.randint(n, (count, n), generator=gen)
+
+
+def resampled_values(inputs: MetricInputs, role: str, index, id_index) -> dict[str, torch.Tensor]:
+    """{key: B values} of every registered metric of ``role`` on the B resamples ``index``."""
+    r = Resampled(inputs, index, id_index)
+    out: dict[str, torch.Tensor] = {}
+    for name, entry in metric_entries().items():
+        if role not in entry.roles:
+            continue
+        fast = resampled_metric(name)
+        values = fast(r) if fast is not None else None
+        if values is None:  # evaluate the metric on each resample in turn
+            rows = [
+                entry.compute(
+                    MetricInputs(
+                        inputs.outputs.select(i),
+                        inputs.id_outputs.select(j),
+                        inputs.stage_macs,
+                        inputs.settings,
+                        inputs.operating_point,
+                    )
+                )  # fmt: skip
+                for i, j in zip(index, id_index, strict=True)
+            ]
+            f64 = torch.float64
+            values = {k: torch.tensor([row[k] for row in rows], dtype=f64) for k in rows[0]}
+        out.update(values)
+    return out
+
+
+def _key(row: dict) -> tuple:
+    return row["dataset"], row["policy"], row["setting"], row["score"], row["metric"]
+
+
+@dataclass
+class Bootstrap:
+    """Collects the resampled values of a run's rows; then intervals and paired differences.
+
+    Attributes:
+        num: number of resamples B (0: off).
+        seed: seed of the draws.
+        level: the intervals' confidence level.
+        values: (dataset, policy, setting, score, metric) -> B values.
+    """
+
+    num: int
+    seed: int = 0
+    level: float = 0.95
+    values: dict = field(default_factory=dict)
+
+    def __post_init__(self):
+        if self.num < 0 or (0 < self.num < 10):
+            raise ValueError(f"--bootstrap {self.num}: expected 0 (off) or at least 10 resamples")
+        if not 0 < self.level < 1:
+            raise ValueError(f"bootstrap level must be in (0, 1), got {self.level}")
+
+    def add(self, policy, score: str, role_inputs: dict[str, tuple[str, MetricInputs]]) -> None:
+        """Resample every dataset of one evaluated policy (``role_inputs``: dataset ->
+        (role, metric inputs)); the ID set's draws are those of the dataset named ``id``."""
+        id_name = next(name for name, (role, _) in role_inputs.items() if role == "id")
+        for start in range(0, self.num, CHUNK):
+            count = min(CHUNK, self.num - start)
+            n_id = role_inputs[id_name][1].outputs.num_samples
+            id_index = resample_draws(id_name, n_id, self.seed, start, count)
+            for name, (role, inputs) in role_inputs.items():
+                n = inputs.outputs.num_samples
+                index = (
+                    id_index
+                    if name == id_name
+                    else resample_draws(name, n, self.seed, start, count)
+                )
+                for metric, vals in resampled_values(inputs, role, index, id_index).items():
+                    key = (name, policy.name, policy.setting, score, metric)
+                    self.values.setdefault(key, []).append(vals)
+
+    def samples(self, key: tuple) -> torch.Tensor:
+        """The B resampled values of a row's key."""
+        parts = self.values[key]
+        if isinstance(parts, list):
+            self.values[key] = parts = torch.cat(parts)
+        return parts
+
+    def interval(self, values: torch.Tensor) -> tuple[float, float]:
+        alpha = (1 - self.level) / 2
+        q = torch.tensor([alpha, 1 - alpha], dtype=torch.float64)
+        lo, hi = torch.nanquantile(values, q).tolist()
+        return lo, hi
+
+    def annotate(self, rows: list[dict]) -> list[dict]:
+        """The rows with ``ci_low`` and ``ci_high`` (None where a row was not resampled)."""
+        out = []
+        for r in rows:
+            key = _key(r)
+            lo, hi = self.interval(self.samples(key)) if key in self.values else (None, None)
+            out.append({**r, "ci_low": lo, "ci_high": hi})
+        return out
+
+    def delta_rows(self, rows: list[dict], baselines=BASELINES) -> list[dict]:
+        """Paired differences (policy - baseline, same resamples) of every row against each
+        baseline policy of the same score; ``significant``: the interval excludes 0."""
+        base = {}
+        for r in rows:
+            if r["policy"] in baselines:
+                base[r["policy"], r["dataset"], r["score"], r["metric"]] = r
+        out = []
+        for r in rows:
+            if r["metric"] in NOT_COMPARED:
+                continue
+            for b in baselines:
+                ref = base.get((b, r["dataset"], r["score"], r["metric"]))
+                if ref is None or r["policy"] == b:
+                    continue
+                mine, theirs = self.samples(_key(r)), self.samples(_key(ref))
+                lo, hi = self.interval(mine - theirs)
+                out.append(
+                    {
+                        "dataset": r["dataset"], "role": r["role"], "policy": r["policy"],
+                        "baseline": b, "setting": r["setting"], "score": r["score"],
+                        "metric": r["metric"], "delta": r["value"] - ref["value"],
+                        "ci_low": lo, "ci_high": hi, "significant": lo > 0 or hi < 0,
+                    }
+                )  # fmt: skip
+        return out
