@@ -5,7 +5,8 @@
 - ``tradeoff/<dataset>/<metric>``: expected MACs (in first-member units) vs the metric, one
   point per policy (table + scatter), for the ID set's selective-classification metrics and
   each OOD set's AUROC and FPR;
-- ``test/results``: the whole tidy results table (the rows of ``metrics.csv``);
+- ``test/results``: the whole tidy results table (the rows of ``metrics.csv``, with the
+  bootstrap interval); ``test/deltas``: the paired differences of ``deltas.csv`` (bootstrap);
 - run summary ``members/m<k>/macs`` and ``/params``; run config: the fitted policies.
 
 Only called on global rank 0 with a ``WandbLogger``; nothing here reads an API key.
@@ -15,6 +16,9 @@ from __future__ import annotations
 
 import torch
 from lightning.pytorch.loggers import Logger, WandbLogger
+
+from cascade.bootstrap import DELTA_FIELDS
+from cascade.evaluation import ROW_FIELDS
 
 CURVE_POINTS = 200
 ID_TRADEOFF = ("aurc", "cov@", "risk@", "ece", "nll", "acc")
@@ -41,6 +45,7 @@ def log_cascade_report(
     stage_macs: list[float],
     member_params: list[int],
     policies: dict[str, dict],
+    deltas: list[dict] | None = None,
 ) -> None:
     """Log histograms, curves, trade-off plots, the results table and member costs to ``run``.
 
@@ -52,6 +57,7 @@ def log_cascade_report(
         roles: dataset -> role.
         stage_macs, member_params: per member, MACs of one sample and parameter count.
         policies: policy -> its fitted parameters (``to_dict``).
+        deltas: paired differences against single and ensemble (with a bootstrap).
     """
     import wandb
 
@@ -83,10 +89,14 @@ def log_cascade_report(
             payload[f"tradeoff/{dataset}/{metric}"] = wandb.plot.scatter(
                 t, "expected_macs", metric, title=f"{dataset}: cost vs {metric}"
             )
-    columns = ["dataset", "role", "policy", "setting", "score", "metric", "value"]
+    columns = list(ROW_FIELDS)
     payload["test/results"] = wandb.Table(
         columns=columns, data=[[r.get(c) for c in columns] for r in rows]
     )
+    if deltas is not None:
+        payload["test/deltas"] = wandb.Table(
+            columns=list(DELTA_FIELDS), data=[[d[c] for c in DELTA_FIELDS] for d in deltas]
+        )
     run.log(payload)
     for k, (macs, params) in enumerate(zip(stage_macs, member_params, strict=True)):
         run.summary[f"members/m{k}/macs"] = macs

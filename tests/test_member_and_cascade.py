@@ -57,7 +57,9 @@ def test_member_checkpoint_and_cached_logits(tiny_members):
 def cascade_run(tiny_members, tmp_path_factory, cascade_test_args):
     results = tmp_path_factory.mktemp("cascade") / "results"
     cli = CascadeCLI(
-        args=cascade_test_args(tiny_members["data_cfg"], tiny_members["ckpts"], results)
+        args=cascade_test_args(
+            tiny_members["data_cfg"], tiny_members["ckpts"], results, "--model.bootstrap=100"
+        )
     )
     return cli, results
 
@@ -65,7 +67,10 @@ def cascade_run(tiny_members, tmp_path_factory, cascade_test_args):
 def test_cascade_writes_tidy_results(cascade_run):
     cli, results = cascade_run
     rows = read_metrics_csv(results / "metrics.csv")
-    assert set(rows[0]) == {"dataset", "role", "policy", "setting", "score", "metric", "value"}
+    assert set(rows[0]) == {
+        "dataset", "role", "policy", "setting", "score", "metric", "value", "ci_low", "ci_high"
+    }  # fmt: skip
+    assert all(r["ci_low"] <= r["value"] + 1e-9 <= r["ci_high"] + 2e-9 for r in rows)
     assert {r["policy"] for r in rows} == {"single", "ensemble", "single_threshold", "window"}
     assert {r["role"] for r in rows} == {"heldout", "id", "shift", "ood"}
     metrics = {r["metric"] for r in rows}
@@ -149,8 +154,18 @@ def test_online_and_offline_results_use_one_key_scheme(tiny_members, cascade_run
     roles = cli.datamodule.roles
     args = ["--logits-dir", str(tiny_members["logits_dir"]), "--members", "m0", "m1",
             "--heldout", roles.heldout, "--id", roles.id, "--shift", *roles.names("shift"),
-            "--ood", *roles.ood, "--out", str(tmp_path / "off"), "--quiet"]  # fmt: skip
+            "--ood", *roles.ood, "--out", str(tmp_path / "off"), "--quiet",
+            "--bootstrap", "100"]  # fmt: skip
     assert main(args) == 0
+    # the same resamples online and offline: the same intervals and paired differences
+    key = lambda r: (r["dataset"], r["policy"], r["metric"], r.get("baseline"))  # noqa: E731
+    for name in ("metrics.csv", "deltas.csv"):
+        off = {key(r): r for r in read_metrics_csv(tmp_path / "off" / name)}
+        on = read_metrics_csv(results / name)
+        assert len(on) == len(off) > 100
+        for r in on:
+            for field in ("ci_low", "ci_high"):
+                assert r[field] == pytest.approx(off[key(r)][field], abs=2e-4), (key(r), field)
     online = json.loads((results / "summary.json").read_text())
     offline = json.loads((tmp_path / "off" / "summary.json").read_text())
     assert set(online["policies"]) == set(offline["policies"]) == {
@@ -158,7 +173,8 @@ def test_online_and_offline_results_use_one_key_scheme(tiny_members, cascade_run
     }  # fmt: skip
     for name in roles:
         assert set(online["metrics"][name]) == set(offline["metrics"][name])
-    for name in ("risk_coverage.png", "macs_vs_cov5.png", "metrics.csv", "summary.json"):
+    for name in ("risk_coverage.png", "macs_vs_cov5.png", "metrics.csv", "summary.json",
+                 "deltas.csv", "report.md"):  # fmt: skip
         assert (tmp_path / "off" / name).is_file() and (results / name).is_file()
 
 

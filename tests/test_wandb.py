@@ -43,7 +43,10 @@ def test_cascade_run_logs_metrics_histograms_curves_and_tradeoffs(
     cli = CascadeCLI(
         args=[
             *cascade_test_args(
-                tiny_members["data_cfg"], tiny_members["ckpts"], tmp_path / "results"
+                tiny_members["data_cfg"],
+                tiny_members["ckpts"],
+                tmp_path / "results",
+                "--model.bootstrap=20",
             ),
             *wandb_logger(tmp_path, "cascade", "evaluate"),
         ]
@@ -61,6 +64,7 @@ def test_cascade_run_logs_metrics_histograms_curves_and_tradeoffs(
         "tradeoff/digits_test/cov@5_table",
         "tradeoff/photo_patches/fpr@95_table",
         "test/results",
+        "test/deltas",
     ):
         assert f'"{key}' in text, key
     assert '"id/digits_test/window/exit_stage._type":"histogram"' in text.replace(" ", "")

@@ -49,7 +49,7 @@ class CascadeResultsWriter(Callback):
             for run in wandb_runs(trainer.loggers):
                 log_cascade_report(
                     run, ev.rows, ev.curves, ev.exit_stages, trainer.datamodule.roles,
-                    ev.stage_macs, ev.member_params, policies,
+                    ev.stage_macs, ev.member_params, policies, ev.deltas,
                 )  # fmt: skip
         if self.dir is None:
             return
