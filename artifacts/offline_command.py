@@ -35,6 +35,14 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--logits-dir", required=True, help="<dir>/<member>/<dataset>.safetensors")
     p.add_argument("--members", nargs="+", required=True, help="member folders, cascade order")
     p.add_argument(
+        "--orders",
+        default="given",
+        choices=("given", "all", "pairs"),
+        help="cascades to evaluate: the given order, every permutation of the members (all), "
+        "or every ordered pair (pairs); rows gain a 'members' column (e.g. m1>m0) and "
+        "orders.csv the mean and spread of every figure across the orders",
+    )
+    p.add_argument(
         "--macs",
         nargs="+",
         default=[],
@@ -177,7 +185,8 @@ def run(args: argparse.Namespace) -> list[dict]:
     from artifacts.run_folder import check_output_folder, staged_run_folder
     from cascade.bootstrap import Bootstrap
     from cascade.metric_registry import MetricSettings
-    from cascade.offline import evaluate_policies, prepare_experiment
+    from cascade.offline import EnsembleLogits, evaluate_policies, prepare_experiment
+    from cascade.orders import member_orders, order_label
     from cascade.policy_registry import PolicySettings, check_policies
 
     policies = check_policies([p.strip() for p in args.policies.split(",") if p.strip()])
@@ -205,19 +214,35 @@ def run(args: argparse.Namespace) -> list[dict]:
     macs = parse_macs(args.macs)
     bootstrap = Bootstrap(args.bootstrap, args.bootstrap_seed)
     check_output_folder(args.out, args.overwrite)
-    data, stage_macs = load_experiment(args.logits_dir, args.members, roles, macs)
+    data, member_cost = load_experiment(args.logits_dir, args.members, roles, macs)
+    orders = member_orders(args.members, args.orders)
     _, cost_unit = member_macs(args.logits_dir, args.members, macs)
     rows, fitted_all, curves, temperatures = [], {}, {}, None
-    for score in args.score:
-        prepared = prepare_experiment(data, roles, stage_macs, score, args.temperature_scaling)
-        temperatures = prepared.temperatures  # fitted on logits: the same for every score
-        for policy_settings, names in plan:
-            part, fitted = evaluate_policies(
-                prepared, names, policy_settings, metric_settings,
-                None if args.no_plots else curves, bootstrap,
-            )  # fmt: skip
-            rows.extend(part)
-            fitted_all.update({(p.name, p.setting, score): p.to_dict() for p in fitted.values()})
+    for order in orders:
+        picked = [args.members.index(m) for m in order]
+        tag = order_label(order) if len(orders) > 1 else ""
+        bootstrap.members = tag
+        stage_macs = [member_cost[i] for i in picked]
+        subset = {
+            name: EnsembleLogits([d.logits[i] for i in picked], d.targets)
+            for name, d in data.items()
+        }
+        for score in args.score:
+            prepared = prepare_experiment(
+                subset, roles, stage_macs, score, args.temperature_scaling
+            )
+            temperatures = prepared.temperatures  # fitted on logits: the same for every score
+            for policy_settings, names in plan:
+                part_curves = {}
+                part, fitted = evaluate_policies(
+                    prepared, names, policy_settings, metric_settings,
+                    None if args.no_plots else part_curves, bootstrap,
+                )  # fmt: skip
+                rows.extend({**r, "members": tag} if tag else r for r in part)
+                curves.update({(*k[:3], tag): v for k, v in part_curves.items()})
+                fitted_all.update(
+                    {(p.name, p.setting, score, tag): p.to_dict() for p in fitted.values()}
+                )
     deltas = None
     if bootstrap.num:
         rows = bootstrap.annotate(rows)
@@ -230,8 +255,9 @@ def run(args: argparse.Namespace) -> list[dict]:
             policies=fitted_all,
             members=[
                 {"member": m, "macs": macs}
-                for m, macs in zip(args.members, stage_macs, strict=True)
+                for m, macs in zip(args.members, member_cost, strict=True)
             ],
+            orders=[order_label(o) for o in orders] if len(orders) > 1 else None,
             curves=curves or None,
             extra={
                 "cost_unit": cost_unit,

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 
 from artifacts.results import lead_columns, policy_labels, run_key, same_as
+from cascade.orders import spread_across_orders
 
 SIGNIFICANT_METRICS_FIRST = ("expected_macs",)
 
@@ -51,13 +52,47 @@ def _dataset_tables(rows: list[dict], unit: float) -> list[str]:
     return lines
 
 
+def _order_tables(rows: list[dict], unit: float) -> list[str]:
+    """Mean +- sd across member orders of the lead metrics, per dataset and policy."""
+    spread = spread_across_orders(rows)
+    orders = sorted({r["members"] for r in rows})
+    lines = [
+        f"Over {len(orders)} member orders ({', '.join(orders)}): mean +- sample standard "
+        "deviation across orders (each order's rows are in the tables above; orders.csv has "
+        "min and max).",
+        "",
+    ]
+    by: dict = {}
+    several_scores = len({s["score"] for s in spread}) > 1
+    for s in spread:
+        parts = [s["score"]] if several_scores else []
+        parts += [s["setting"]] if s["setting"] else []
+        label = s["policy"] + (f"[{','.join(parts)}]" if parts else "")
+        by.setdefault((s["dataset"], s["role"]), {}).setdefault(label, {})[s["metric"]] = s
+    for (dataset, role), per_policy in by.items():
+        cols = lead_columns(next(iter(per_policy.values())), role)
+        lines += [f"### {dataset} ({role}), across orders", ""]
+        lines.append("| policy | cost | " + " | ".join(cols) + " |")
+        lines.append("| --- " * (len(cols) + 2) + "|")
+        for label, metrics in per_policy.items():
+            macs = metrics.get("expected_macs")
+            cost = "-" if macs is None else f"{macs['mean'] / unit:.3f} +- {macs['sd'] / unit:.3f}"
+            cells = " | ".join(
+                f"{metrics[c]['mean']:.4f} +- {metrics[c]['sd']:.4f}" if c in metrics else "-"
+                for c in cols
+            )
+            lines.append(f"| {label} | {cost} | {cells} |")
+        lines.append("")
+    return lines
+
+
 def _significant_lines(rows: list[dict], deltas: list[dict], unit: float) -> list[str]:
     labels = policy_labels(rows)
     lines = []
     for d in deltas:
         if not d["significant"]:
             continue
-        label = labels[d["policy"], d["setting"], d["score"]]
+        label = labels[run_key(d)]
         scale = unit if d["metric"] == "expected_macs" else 1.0
         name = "cost" if d["metric"] == "expected_macs" else d["metric"]
         lines.append(
@@ -105,6 +140,8 @@ def report_text(
         lines.append("No intervals: run with a bootstrap (--bootstrap N) to get them.")
     lines += ["", "Cost: expected MACs per sample in units of the first member's MACs.", ""]
     lines += ["## Results", ""] + _dataset_tables(rows, unit)
+    if any(r.get("members") for r in rows):
+        lines += ["## Across member orders", ""] + _order_tables(rows, unit)
     if plots:
         lines += ["## Plots", ""] + [f"![{p}]({p})" for p in plots] + [""]
     if deltas is not None:

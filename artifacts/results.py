@@ -54,23 +54,27 @@ def read_metrics_csv(path: str | Path) -> list[dict]:
     return rows
 
 
-def run_key(row: dict) -> tuple[str, str, str]:
-    """What one evaluated policy is: (policy, setting, score)."""
-    return row["policy"], row["setting"], row["score"]
+def run_key(row: dict) -> tuple[str, str, str, str]:
+    """What one evaluated policy is: (policy, setting, score, members), ``members`` the
+    cascade's member order (``m1>m0``) in a run over several orders, else empty."""
+    return row["policy"], row["setting"], row["score"], row.get("members") or ""
 
 
-def policy_labels(rows: list[dict]) -> dict[tuple[str, str, str], str]:
-    """(policy, setting, score) -> label, the one key scheme of summary.json, tables and plots
-    (online and offline): the policy name, followed in brackets by what tells its rows apart,
-    the score when the rows have several scores and the setting when the policy has several
-    settings (``window``, ``window[cov@5,w=0.2]``, ``window[energy,cov@5,w=0.2]``)."""
+def policy_labels(rows: list[dict]) -> dict[tuple[str, str, str, str], str]:
+    """:func:`run_key` -> label, the one key scheme of summary.json, tables and plots (online
+    and offline): the policy name, followed in brackets by what tells its rows apart, the
+    member order when the rows have several, the score when they have several scores and the
+    setting when the policy has several settings (``window``, ``window[cov@5,w=0.2]``,
+    ``window[energy,cov@5,w=0.2]``, ``window[m1>m0]``)."""
+    orders = {r.get("members") or "" for r in rows}
     scores = {r["score"] for r in rows}
     settings: dict[str, set] = {}
     for r in rows:
         settings.setdefault(r["policy"], set()).add(r["setting"])
     labels = {}
     for r in rows:
-        parts = [r["score"]] if len(scores) > 1 else []
+        parts = [r["members"]] if len(orders) > 1 else []
+        parts += [r["score"]] if len(scores) > 1 else []
         parts += [r["setting"]] if len(settings[r["policy"]]) > 1 else []
         labels[run_key(r)] = f"{r['policy']}[{','.join(parts)}]" if parts else r["policy"]
     return labels
@@ -159,18 +163,22 @@ def write_results(
     quiet: bool = False,
     shown_dir: str | Path | None = None,
     deltas: list[dict] | None = None,
+    orders: list[str] | None = None,
 ) -> list[Path]:
     """Write metrics.csv, summary.json and plots into ``results_dir``; print the table.
 
     Args:
-        policies: the fitted policies' dicts by (policy, setting, score), as the rows name them;
+        policies: the fitted policies' dicts by :func:`run_key`, as the rows name them;
             summary.json keys them by their label (:func:`policy_labels`).
-        curves: (policy, setting, score) -> (coverage, risk) on the ID set, for the plots;
-            None draws none.
+        curves: :func:`run_key` -> (coverage, risk) on the ID set, for the plots; None draws
+            none.
         shown_dir: the folder named in the printed list of files (where they will be, when
             ``results_dir`` is a staging folder).
         deltas: paired differences (``cascade.bootstrap.DELTA_FIELDS``) for ``deltas.csv``;
             None writes none.
+        orders: the member orders of a run over several (the rows' ``members``): metrics.csv
+            and deltas.csv get a ``members`` column, and ``orders.csv`` the spread of every
+            figure across the orders; None for one order.
 
     Returns:
         The paths written.
@@ -181,18 +189,26 @@ def write_results(
     labels = policy_labels(rows)
     summary = {
         "members": members,
+        **({"orders": orders} if orders else {}),
         "policies": {labels[key]: value for key, value in policies.items()},
         "metrics": nested_metrics(rows),
         **(extra or {}),
     }
     staging = Path(tempfile.mkdtemp(dir=results_dir, prefix=".staging-"))
     try:
-        (staging / "metrics.csv").write_text(metrics_csv_text(rows))
+        lead = ("members",) if orders else ()
+        (staging / "metrics.csv").write_text(metrics_csv_text(rows, (*lead, *ROW_FIELDS)))
         (staging / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
         names = ["metrics.csv", "summary.json"]
         if deltas is not None:
-            (staging / "deltas.csv").write_text(metrics_csv_text(deltas, DELTA_FIELDS))
+            (staging / "deltas.csv").write_text(metrics_csv_text(deltas, (*lead, *DELTA_FIELDS)))
             names.append("deltas.csv")
+        if orders:
+            from cascade.orders import ORDERS_FIELDS, spread_across_orders
+
+            spread = spread_across_orders(rows)
+            (staging / "orders.csv").write_text(metrics_csv_text(spread, ORDERS_FIELDS))
+            names.append("orders.csv")
         if curves:
             from artifacts.result_plots import plot_files
 

@@ -21,6 +21,7 @@ RUN_FILES = (
     "metrics.csv",
     "summary.json",
     "deltas.csv",
+    "orders.csv",
     "report.md",
     "window.json",
     "cascade.ckpt",

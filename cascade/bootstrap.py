@@ -62,7 +62,13 @@ def resampled_values(inputs: MetricInputs, role: str, index, id_index) -> dict[s
 
 
 def _key(row: dict) -> tuple:
-    return row["dataset"], row["policy"], row["setting"], row["score"], row["metric"]
+    members = row.get("members") or ""
+    return row["dataset"], row["policy"], row["setting"], row["score"], members, row["metric"]
+
+
+def _pair_key(row: dict) -> tuple:
+    """What a policy and its baseline share: dataset, score, member order, metric."""
+    return row["dataset"], row["score"], row.get("members") or "", row["metric"]
 
 
 @dataclass
@@ -73,12 +79,15 @@ class Bootstrap:
         num: number of resamples B (0: off).
         seed: seed of the draws.
         level: the intervals' confidence level.
-        values: (dataset, policy, setting, score, metric) -> B values.
+        members: the member order of the policies being added, in a run over several orders
+            (``m1>m0``; the rows carry it as ``members``), else empty.
+        values: (dataset, policy, setting, score, members, metric) -> B values.
     """
 
     num: int
     seed: int = 0
     level: float = 0.95
+    members: str = ""
     values: dict = field(default_factory=dict)
 
     def __post_init__(self):
@@ -103,7 +112,7 @@ class Bootstrap:
                     else resample_draws(name, n, self.seed, start, count)
                 )
                 for metric, vals in resampled_values(inputs, role, index, id_index).items():
-                    key = (name, policy.name, policy.setting, score, metric)
+                    key = (name, policy.name, policy.setting, score, self.members, metric)
                     self.values.setdefault(key, []).append(vals)
 
     def samples(self, key: tuple) -> torch.Tensor:
@@ -130,23 +139,26 @@ class Bootstrap:
 
     def delta_rows(self, rows: list[dict], baselines=BASELINES) -> list[dict]:
         """Paired differences (policy - baseline, same resamples) of every row against each
-        baseline policy of the same score; ``significant``: the interval excludes 0."""
+        baseline policy of the same score (and member order); ``significant``: the interval
+        excludes 0."""
         base = {}
         for r in rows:
             if r["policy"] in baselines:
-                base[r["policy"], r["dataset"], r["score"], r["metric"]] = r
+                base[(r["policy"], *_pair_key(r))] = r
         out = []
         for r in rows:
             if r["metric"] in NOT_COMPARED:
                 continue
             for b in baselines:
-                ref = base.get((b, r["dataset"], r["score"], r["metric"]))
+                ref = base.get((b, *_pair_key(r)))
                 if ref is None or r["policy"] == b:
                     continue
                 mine, theirs = self.samples(_key(r)), self.samples(_key(ref))
                 lo, hi = self.interval(mine - theirs)
+                members = {"members": r["members"]} if r.get("members") else {}
                 out.append(
                     {
+                        **members,
                         "dataset": r["dataset"], "role": r["role"], "policy": r["policy"],
                         "baseline": b, "setting": r["setting"], "score": r["score"],
                         "metric": r["metric"], "delta": r["value"] - ref["value"],

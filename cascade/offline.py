@@ -145,7 +145,8 @@ def evaluate_policies(
 
     Args:
         id_curves: when given, filled with (policy, setting, score) -> (coverage, risk), the
-            risk-coverage curve of each policy's output on the ID set.
+            risk-coverage curve of each policy's output on the ID set (key: the rows'
+            ``artifacts.results.run_key`` with an empty member order).
         bootstrap: when given, collects every row's resampled values (``cascade.bootstrap``).
     """
     policy_settings = policy_settings or PolicySettings()
@@ -174,7 +175,8 @@ def evaluate_policies(
         if id_curves is not None:
             ids = results[prepared.roles.id]
             curve = risk_coverage_curve(ids.confidence, ids.correct)
-            id_curves[policy.name, policy.setting, prepared.score] = (curve.coverage, curve.risk)
+            key = (policy.name, policy.setting, prepared.score, "")  # members: set by the caller
+            id_curves[key] = (curve.coverage, curve.risk)
         rows.extend(
             policy_rows(
                 policy,

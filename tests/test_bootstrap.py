@@ -119,7 +119,7 @@ def test_intervals_cover_the_population_value_about_95_percent_of_the_time():
         inputs = MetricInputs(sample, sample, [1.0], MetricSettings())
         boot.add(policy, "msp", {"test": ("id", inputs)})
         for k in truth:
-            lo, hi = boot.interval(boot.samples(("test", "single", "", "msp", k)))
+            lo, hi = boot.interval(boot.samples(("test", "single", "", "msp", "", k)))
             hits[k] += lo <= truth[k] <= hi
     for k, h in hits.items():
         rate = h / draws

@@ -198,3 +198,48 @@ def test_policies_that_fit_the_same_band_are_named_in_the_table():
     assert "note: single_threshold and window give identical results" in format_table(rows)
     rows[-1]["value"] = 0.3  # window differs on one value: no longer the same
     assert identical_policies(rows) == []
+
+
+def test_every_member_order_with_bootstrap_and_its_spread(tiny_members, tmp_path):
+    """--orders all: both orders of the pair, each as a run of its own order would give it,
+    with paired differences per order and the spread across orders in orders.csv."""
+    both = tmp_path / "both"
+    assert main(base_args(tiny_members, both) + ["--orders", "all", "--bootstrap", "50"]) == 0
+    rows = read_metrics_csv(both / "metrics.csv")
+    assert {r["members"] for r in rows} == {"m0>m1", "m1>m0"}
+    for order in (["m0", "m1"], ["m1", "m0"]):
+        alone = tmp_path / "_".join(order)
+        args = base_args(tiny_members, alone) + ["--bootstrap", "50"]
+        args[args.index("m0") : args.index("m0") + 2] = order
+        assert main(args) == 0
+        key = lambda r: (r["dataset"], r["policy"], r["setting"], r["metric"])  # noqa: E731
+        mine = {key(r): r for r in rows if r["members"] == ">".join(order)}
+        theirs = read_metrics_csv(alone / "metrics.csv")
+        assert len(mine) == len(theirs)
+        for r in theirs:  # same values and, on the same resamples, the same intervals
+            for f in ("value", "ci_low", "ci_high"):
+                assert mine[key(r)][f] == pytest.approx(r[f], abs=1e-12), (key(r), f)
+    deltas = read_metrics_csv(both / "deltas.csv")
+    assert {d["members"] for d in deltas} == {"m0>m1", "m1>m0"}
+    spread = read_metrics_csv(both / "orders.csv")
+    acc = next(
+        s for s in spread
+        if (s["dataset"], s["policy"], s["metric"]) == ("digits_test", "single", "acc")
+    )  # fmt: skip
+    singles = [
+        r["value"] for r in rows
+        if (r["dataset"], r["policy"], r["metric"]) == ("digits_test", "single", "acc")
+    ]  # fmt: skip
+    assert acc["orders"] == "2" and float(acc["mean"]) == pytest.approx(sum(singles) / 2)
+    assert float(acc["min"]) == min(singles) and float(acc["max"]) == max(singles)
+    summary = json.loads((both / "summary.json").read_text())
+    assert summary["orders"] == ["m0>m1", "m1>m0"]
+    assert {"window[m0>m1]", "window[m1>m0]"} <= set(summary["policies"])
+    assert "Across member orders" in (both / "report.md").read_text()
+
+
+def test_orders_need_two_distinct_members(tiny_members, tmp_path, capsys):
+    args = base_args(tiny_members, tmp_path / "o") + ["--orders", "pairs"]
+    args.remove("m1")
+    assert main(args) == 2
+    assert "--orders pairs needs at least 2 members, got 1" in capsys.readouterr().err

@@ -64,7 +64,7 @@ class CascadeResultsWriter(Callback):
         from artifacts.results import write_results
 
         ev, fitted, score = pl_module.evaluation, pl_module.fitted, pl_module.score
-        run_keys = {p.name: (p.name, p.setting, score) for p in pl_module.policies()}
+        run_keys = {p.name: (p.name, p.setting, score, "") for p in pl_module.policies()}
         try:
             write_json(staging / "window.json", fitted.to_dict())
             write_results(
