@@ -170,8 +170,8 @@ def write_results(
     Args:
         policies: the fitted policies' dicts by :func:`run_key`, as the rows name them;
             summary.json keys them by their label (:func:`policy_labels`).
-        curves: :func:`run_key` -> (coverage, risk) on the ID set, for the plots; None draws
-            none.
+        curves: :func:`run_key` -> {dataset: (coverage, risk)} on the ID and shifted sets,
+            for the plots; None draws none.
         shown_dir: the folder named in the printed list of files (where they will be, when
             ``results_dir`` is a staging folder).
         deltas: paired differences (``cascade.bootstrap.DELTA_FIELDS``) for ``deltas.csv``;

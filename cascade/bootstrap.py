@@ -6,12 +6,16 @@ of a run, online or offline, is evaluated on the same resamples: differences bet
 policies are paired. The policies stay as fitted on the held-out split: the intervals are over
 the test sample, not over the calibration. An interval is the percentile interval of the B
 resampled values (95% by default); a difference is significant when its interval excludes 0.
+A percentile interval need not contain the point estimate of a biased statistic: ECE, for one,
+grows under resampling (repeated samples make bins look more certain), so its interval can sit
+above the value.
 """
 
 from __future__ import annotations
 
+import hashlib
 import zlib
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields, replace
 
 import torch
 
@@ -33,8 +37,12 @@ def resample_draws(dataset: str, n: int, seed: int, start: int, count: int) -> t
     return torch.randint(n, (count, n), generator=gen)
 
 
-def resampled_values(inputs: MetricInputs, role: str, index, id_index) -> dict[str, torch.Tensor]:
-    """{key: B values} of every registered metric of ``role`` on the B resamples ``index``."""
+def resampled_values(
+    inputs: MetricInputs, role: str, index: torch.Tensor, id_index: torch.Tensor | None
+) -> dict[str, torch.Tensor]:
+    """{key: B values} of every registered metric of ``role`` on the B resamples ``index``
+    (``id_index``: the ID set's resamples, for OOD metrics; None for a labelled role, whose
+    metrics read only the dataset's own outputs)."""
     r = Resampled(inputs, index, id_index)
     out: dict[str, torch.Tensor] = {}
     for name, entry in metric_entries().items():
@@ -47,18 +55,29 @@ def resampled_values(inputs: MetricInputs, role: str, index, id_index) -> dict[s
                 entry.compute(
                     MetricInputs(
                         inputs.outputs.select(i),
-                        inputs.id_outputs.select(j),
+                        inputs.id_outputs if id_index is None else inputs.id_outputs.select(j),
                         inputs.stage_macs,
                         inputs.settings,
                         inputs.operating_point,
                     )
                 )  # fmt: skip
-                for i, j in zip(index, id_index, strict=True)
+                for i, j in zip(index, index if id_index is None else id_index, strict=True)
             ]
             f64 = torch.float64
             values = {k: torch.tensor([row[k] for row in rows], dtype=f64) for k in rows[0]}
         out.update(values)
     return out
+
+
+def _fingerprint(name: str, role: str, inputs: MetricInputs) -> str:
+    """What a dataset's resampled values depend on: its name (the draws), role, outputs, the
+    ID outputs, MACs, settings and operating point."""
+    digest = hashlib.sha256(f"{name}|{role}|{inputs.stage_macs}|{inputs.settings}".encode())
+    digest.update(repr(inputs.operating_point).encode())
+    for outputs in (inputs.outputs, inputs.id_outputs):
+        for f in fields(outputs):
+            digest.update(getattr(outputs, f.name).contiguous().numpy().tobytes())
+    return digest.hexdigest()
 
 
 def _key(row: dict) -> tuple:
@@ -89,6 +108,7 @@ class Bootstrap:
     level: float = 0.95
     members: str = ""
     values: dict = field(default_factory=dict)
+    _done: dict = field(default_factory=dict, repr=False)
 
     def __post_init__(self):
         if self.num < 0 or (0 < self.num < 10):
@@ -98,29 +118,38 @@ class Bootstrap:
 
     def add(self, policy, score: str, role_inputs: dict[str, tuple[str, MetricInputs]]) -> None:
         """Resample every dataset of one evaluated policy (``role_inputs``: dataset ->
-        (role, metric inputs)); the ID set's draws are those of the dataset named ``id``."""
+        (role, metric inputs)); the ID set's draws are those of the dataset named ``id``.
+
+        A dataset whose outputs and settings were already resampled (the same single member
+        in two orders, two policies that passed on the same samples) reuses those values."""
         id_name = next(name for name, (role, _) in role_inputs.items() if role == "id")
-        for start in range(0, self.num, CHUNK):
-            count = min(CHUNK, self.num - start)
-            n_id = role_inputs[id_name][1].outputs.num_samples
-            id_index = resample_draws(id_name, n_id, self.seed, start, count)
-            for name, (role, inputs) in role_inputs.items():
-                n = inputs.outputs.num_samples
-                index = (
-                    id_index
-                    if name == id_name
-                    else resample_draws(name, n, self.seed, start, count)
-                )
-                for metric, vals in resampled_values(inputs, role, index, id_index).items():
-                    key = (name, policy.name, policy.setting, score, self.members, metric)
-                    self.values.setdefault(key, []).append(vals)
+        n_id = role_inputs[id_name][1].outputs.num_samples
+        for name, (role, inputs) in role_inputs.items():
+            inputs = replace(
+                inputs, outputs=inputs.outputs.cpu(), id_outputs=inputs.id_outputs.cpu()
+            )
+            print_ = _fingerprint(name, role, inputs)
+            if print_ not in self._done:
+                parts: dict[str, list[torch.Tensor]] = {}
+                for start in range(0, self.num, CHUNK):
+                    count = min(CHUNK, self.num - start)
+                    id_index = None  # the ID set's draws: read by the OOD metrics only
+                    if role == "ood" or name == id_name:
+                        id_index = resample_draws(id_name, n_id, self.seed, start, count)
+                    index = id_index
+                    if name != id_name:
+                        n = inputs.outputs.num_samples
+                        index = resample_draws(name, n, self.seed, start, count)
+                    for metric, vals in resampled_values(inputs, role, index, id_index).items():
+                        parts.setdefault(metric, []).append(vals)
+                self._done[print_] = {m: torch.cat(v) for m, v in parts.items()}
+            for metric, vals in self._done[print_].items():
+                key = (name, policy.name, policy.setting, score, self.members, metric)
+                self.values[key] = vals
 
     def samples(self, key: tuple) -> torch.Tensor:
         """The B resampled values of a row's key."""
-        parts = self.values[key]
-        if isinstance(parts, list):
-            self.values[key] = parts = torch.cat(parts)
-        return parts
+        return self.values[key]
 
     def interval(self, values: torch.Tensor) -> tuple[float, float]:
         alpha = (1 - self.level) / 2
@@ -138,16 +167,16 @@ class Bootstrap:
         return out
 
     def delta_rows(self, rows: list[dict], baselines=BASELINES) -> list[dict]:
-        """Paired differences (policy - baseline, same resamples) of every row against each
-        baseline policy of the same score (and member order); ``significant``: the interval
-        excludes 0."""
+        """Paired differences (policy - baseline, same resamples) of every test-set row (not
+        the held-out split the policies were fitted on) against each baseline policy of the
+        same score (and member order); ``significant``: the interval excludes 0."""
         base = {}
         for r in rows:
             if r["policy"] in baselines:
                 base[(r["policy"], *_pair_key(r))] = r
         out = []
         for r in rows:
-            if r["metric"] in NOT_COMPARED:
+            if r["metric"] in NOT_COMPARED or r["role"] == "heldout":
                 continue
             for b in baselines:
                 ref = base.get((b, *_pair_key(r)))

@@ -23,6 +23,7 @@ from cascade.metric_registry import MetricInputs, percent_key
 from uncertainty.scod import scod_mixture
 from uncertainty.weighted_metrics import (
     WeightedCurve,
+    draw_counts,
     weighted_aupr,
     weighted_auroc,
     weighted_calibration_error,
@@ -30,12 +31,6 @@ from uncertainty.weighted_metrics import (
     weighted_mean,
     weighted_oracle_aurc,
 )
-
-
-def counts(index: torch.Tensor, n: int) -> torch.Tensor:
-    """B x n float64: how often each of n samples appears in each row of draws ``index``."""
-    out = torch.zeros(index.shape[0], n, dtype=torch.float64)
-    return out.scatter_add_(1, index, torch.ones_like(index, dtype=torch.float64))
 
 
 @dataclass
@@ -54,16 +49,16 @@ class Resampled:
 
     @cached_property
     def weights(self) -> torch.Tensor:
-        return counts(self.index, self.inputs.outputs.num_samples)
+        return draw_counts(self.index, self.inputs.outputs.num_samples)
 
     @cached_property
     def id_weights(self) -> torch.Tensor:
-        return counts(self.id_index, self.inputs.id_outputs.num_samples)
+        return draw_counts(self.id_index, self.inputs.id_outputs.num_samples)
 
     @cached_property
     def curve(self) -> WeightedCurve:
         out = self.inputs.outputs
-        return WeightedCurve(out.confidence, ~out.correct.bool(), self.weights)
+        return WeightedCurve(out.confidence, ~out.correct.bool(), self.index)
 
     @cached_property
     def scod_curve(self) -> WeightedCurve:
@@ -71,19 +66,13 @@ class Resampled:
         s, ids, ood = self.inputs.settings, self.inputs.id_outputs, self.inputs.outputs
         n_id, n_ood = ids.num_samples, ood.num_samples
         keep_id, keep_ood = scod_mixture(n_id, n_ood, s.scod_ratio, s.scod_seed)
-        w = torch.cat(
-            [
-                counts(self.id_index[:, keep_id], ids.num_samples),
-                counts(self.index[:, keep_ood], ood.num_samples),
-            ],
-            1,
-        )
+        draws = torch.cat([self.id_index[:, keep_id], self.index[:, keep_ood] + n_id], 1)
         conf = torch.cat([ids.confidence, ood.confidence])
         loss = torch.cat(
             [(~ids.correct.bool()).double(), torch.full((ood.num_samples,), s.scod_beta).double()]
         )
         is_id = torch.cat([torch.ones(ids.num_samples), torch.zeros(ood.num_samples)]).bool()
-        return WeightedCurve(conf, loss, w, coverage_mask=is_id)
+        return WeightedCurve(conf, loss, draws, coverage_mask=is_id)
 
     @property
     def standard(self) -> bool:
@@ -171,14 +160,14 @@ def _risk(r: Resampled):
 def _auroc(r: Resampled):
     i = r.inputs
     ids, ood = i.id_outputs.confidence, i.outputs.confidence
-    return {"auroc": weighted_auroc(ids, ood, r.id_weights, r.weights)}
+    return {"auroc": weighted_auroc(ids, ood, r.id_index, r.index)}
 
 
 @register_resampled_metric("aupr")
 def _aupr(r: Resampled):
     i = r.inputs
     ids, ood = i.id_outputs.confidence, i.outputs.confidence
-    return {"aupr": weighted_aupr(ids, ood, r.id_weights, r.weights)}
+    return {"aupr": weighted_aupr(ids, ood, r.id_index, r.index)}
 
 
 @register_resampled_metric("fpr@P")
@@ -187,7 +176,7 @@ def _fpr(r: Resampled):
         return None
     i, tpr = r.inputs, r.inputs.settings.ood_tpr
     ids, ood = i.id_outputs.confidence, i.outputs.confidence
-    value = weighted_fpr(ids, ood, r.id_weights, r.weights, tpr)
+    value = weighted_fpr(ids, ood, r.id_index, r.index, tpr)
     return {percent_key("fpr", tpr): value}
 
 

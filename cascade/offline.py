@@ -144,9 +144,9 @@ def evaluate_policies(
     """Fit the policies on the held-out dataset and evaluate every dataset.
 
     Args:
-        id_curves: when given, filled with (policy, setting, score) -> (coverage, risk), the
-            risk-coverage curve of each policy's output on the ID set (key: the rows'
-            ``artifacts.results.run_key`` with an empty member order).
+        id_curves: when given, filled with (policy, setting, score, "") (the rows'
+            ``artifacts.results.run_key`` with an empty member order) -> {dataset: (coverage,
+            risk)}, the risk-coverage curves of the policy's output on the ID and shifted sets.
         bootstrap: when given, collects every row's resampled values (``cascade.bootstrap``).
     """
     policy_settings = policy_settings or PolicySettings()
@@ -173,10 +173,8 @@ def evaluate_policies(
             exits = exit_stages([s.confidence for s in stages], policy)
             results[name] = SampleOutputs.by_exit_stage(stages, exits)
         if id_curves is not None:
-            ids = results[prepared.roles.id]
-            curve = risk_coverage_curve(ids.confidence, ids.correct)
             key = (policy.name, policy.setting, prepared.score, "")  # members: set by the caller
-            id_curves[key] = (curve.coverage, curve.risk)
+            id_curves[key] = test_curves(results, prepared.roles)
         rows.extend(
             policy_rows(
                 policy,
@@ -190,6 +188,19 @@ def evaluate_policies(
             )
         )
     return rows, fitted
+
+
+def test_curves(
+    outputs: dict[str, SampleOutputs], roles: DatasetRoles
+) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
+    """{dataset: (coverage, risk)}: the risk-coverage curves of the ID set (first) and the
+    shifted sets under one policy (online and offline plots)."""
+    names = [roles.id, *roles.names("shift")]
+    curves = {}
+    for name in names:
+        curve = risk_coverage_curve(outputs[name].confidence, outputs[name].correct)
+        curves[name] = (curve.coverage, curve.risk)
+    return curves
 
 
 def evaluate_experiment(

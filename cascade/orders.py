@@ -37,23 +37,25 @@ def order_label(order: Sequence[str]) -> str:
 
 
 def spread_across_orders(rows: list[dict]) -> list[dict]:
-    """Per (dataset, policy, setting, score, metric): mean, sample standard deviation, min
-    and max of the value over the member orders of the rows (``members``), and their number.
+    """Per (dataset, policy, setting, score, metric), and per ``model`` when the rows have one:
+    mean, sample standard deviation, min and max of the value over the member orders of the
+    rows (``members``), and their number.
 
     ``single`` of the order ``m1>m0`` is ``m1`` alone, so its mean is the mean single model.
     """
     groups: dict[tuple, list[dict]] = {}
     for r in rows:
         key = (r["dataset"], r["role"], r["policy"], r["setting"], r["score"], r["metric"])
-        groups.setdefault(key, []).append(r)
+        groups.setdefault((r.get("model"), key), []).append(r)
     out = []
-    for key, members in groups.items():
+    for (model, key), members in groups.items():
         values = [float(r["value"]) for r in members]
         n = len(values)
         mean = sum(values) / n
         sd = math.sqrt(sum((v - mean) ** 2 for v in values) / (n - 1)) if n > 1 else 0.0
         out.append(
-            {**dict(zip(ORDERS_FIELDS[:6], key, strict=True)), "orders": n, "mean": mean,
+            {**({"model": model} if model is not None else {}),
+             **dict(zip(ORDERS_FIELDS[:6], key, strict=True)), "orders": n, "mean": mean,
              "sd": sd, "min": min(values), "max": max(values)}
         )  # fmt: skip
     return out

@@ -62,6 +62,10 @@ class SampleOutputs:
     def num_samples(self) -> int:
         return self.confidence.numel()
 
+    def cpu(self) -> SampleOutputs:
+        """The same outputs in host memory."""
+        return SampleOutputs(**{f.name: getattr(self, f.name).detach().cpu() for f in fields(self)})
+
     def select(self, index: torch.Tensor) -> SampleOutputs:
         """The outputs of a subset (or a reordering) of the samples."""
         return SampleOutputs(**{f.name: getattr(self, f.name)[index] for f in fields(self)})

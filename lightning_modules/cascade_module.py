@@ -15,6 +15,7 @@ from cascade.evaluation import policy_rows
 from cascade.fitted import CHECKPOINT_KEY, FittedCascade
 from cascade.member_runner import MemberRunner
 from cascade.metric_registry import MetricSettings
+from cascade.offline import test_curves
 from cascade.policy_registry import check_policies
 from datamodules.contract import cascade_datamodule
 from lightning_modules.complexity import count_macs_params
@@ -22,7 +23,6 @@ from lightning_modules.member import load_member
 from lightning_modules.metric_wrappers import CascadeOutputs
 from uncertainty.definitions import get_definitions
 from uncertainty.scores import check_score
-from uncertainty.selective import risk_coverage_curve
 
 
 @dataclass
@@ -30,7 +30,8 @@ class CascadeEvaluation:
     """What one ``test`` run of the cascade produced (read by the results writer).
 
     Attributes:
-        rows: the tidy metric rows; curves: policy -> (coverage, risk) on the ID set;
+        rows: the tidy metric rows; curves: policy -> {dataset: (coverage, risk)} on the ID
+        and shifted sets;
         exit_stages: (dataset, policy) -> exit stage per sample; member_calls: dataset ->
         samples each member processed (all processes); stage_macs, member_params: per member;
         deltas: paired differences against single and ensemble (with a bootstrap), else None.
@@ -260,9 +261,7 @@ class CascadeModule(LightningModule):
                     policy, self.score, results, targets, roles, ev.stage_macs, settings, bootstrap
                 )
             )
-            ids = results[roles.id]
-            curve = risk_coverage_curve(ids.confidence, ids.correct)
-            ev.curves[policy.name] = (curve.coverage, curve.risk)
+            ev.curves[policy.name] = test_curves(results, roles)
         if bootstrap.num:
             ev.rows = bootstrap.annotate(ev.rows)
             ev.deltas = bootstrap.delta_rows(ev.rows)

@@ -19,6 +19,7 @@ from lightning.pytorch.loggers import Logger, WandbLogger
 
 from cascade.bootstrap import DELTA_FIELDS
 from cascade.evaluation import ROW_FIELDS
+from cascade.roles import DatasetRoles
 
 CURVE_POINTS = 200
 ID_TRADEOFF = ("aurc", "cov@", "risk@", "ece", "nll", "acc")
@@ -52,7 +53,7 @@ def log_cascade_report(
     Args:
         run: a ``wandb`` run (``WandbLogger.experiment``).
         rows: tidy result rows (dataset, role, policy, setting, score, metric, value).
-        curves: policy -> (coverage, risk) of the ID set.
+        curves: policy -> {dataset: (coverage, risk)} (the ID set's are logged).
         exit_stages: (dataset, policy) -> N exit stages (1-based).
         roles: dataset -> role.
         stage_macs, member_params: per member, MACs of one sample and parameter count.
@@ -67,7 +68,11 @@ def log_cascade_report(
         payload[f"{roles[dataset]}/{dataset}/{policy}/exit_stage"] = wandb.Histogram(
             np_histogram=_stage_histogram(stages, num_stages)
         )
-    points = [(p, c, r) for p, (cov, risk) in curves.items() for c, r in _thin(cov, risk)]
+    points = [
+        (p, c, r)
+        for p, per_set in curves.items()
+        for c, r in _thin(*per_set[DatasetRoles(roles).id])
+    ]  # the ID set's curves
     table = wandb.Table(columns=["policy", "coverage", "risk"], data=points)
     payload["test/sc/risk_coverage"] = wandb.plot.line(
         table, "coverage", "risk", stroke="policy", title="Risk-coverage (ID)"

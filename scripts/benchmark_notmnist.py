@@ -4,17 +4,24 @@
     python scripts/benchmark_notmnist.py --smoke --out /tmp/smoke --work /tmp/smoke_work
 
 For every model size and seed it trains a member through LightningCLI ``fit`` (skipped when
-its ``last.ckpt`` exists), caches its logits on every dataset (skipped when cached from the
-same checkpoint), evaluates every policy offline per size (single, ensemble,
-single-threshold, window for cov@1 / cov@2 / risk@90 with MSP and fpr@95 with energy,
-window_adjusted, random), measures latency and throughput of single model, full ensemble and
-window cascade with real early exit, and writes ``metrics.csv`` (tidy, with a ``model``
-column), ``timing.csv``, ``summary.json`` and the plots into ``--out``.
+its ``last.ckpt`` exists) and caches its logits on every dataset (skipped when cached from the
+same checkpoint). It then evaluates offline every ordered pair of members of each size and
+every growing pair (a smaller size's member followed by a larger one's, with per-member MACs)
+under every policy (single, ensemble, single-threshold, random; window and window_adjusted for
+cov@1 / cov@2 / risk@90 with MSP; budget_window at 1.1 / 1.2 / 1.3x for cov@2; the window with
+a guaranteed cov@2 threshold; single, ensemble and window for fpr@95 with energy), with
+bootstrap intervals on every row and paired differences against single and ensemble; measures
+latency and throughput of single model, full ensemble and window cascade with real early exit
+(the first two seeds of each size); and writes ``metrics.csv`` (tidy, with ``model`` and
+``members`` columns; gzipped, as are the next), ``deltas.csv``, ``orders.csv`` (mean and
+spread across member orders), ``significance.csv`` (significant differences per model),
+``timing_<device>.csv``, ``summary.json`` and the plots into ``--out``.
 """
 
 from __future__ import annotations
 
 import argparse
+import gzip
 import json
 import platform
 import sys
@@ -24,27 +31,37 @@ from pathlib import Path
 import torch
 import yaml
 
-from artifacts.atomic import write_csv, write_json, write_text
+from artifacts.atomic import write_csv, write_json, write_text, write_with
 from artifacts.cached_logits import file_sha256
-from artifacts.experiment_logits import load_experiment
+from artifacts.cascade_grid import PlanEntry, evaluate_grid, growing_pairs, size_orders
+from artifacts.experiment_logits import member_macs
 from artifacts.results import metrics_csv_text
 from artifacts.tradeoff_plots import exit_fraction_plot, tradeoff_plot
+from cascade.bootstrap import DELTA_FIELDS, Bootstrap
 from cascade.evaluation import ROW_FIELDS
-from cascade.metric_registry import MetricSettings
-from cascade.offline import evaluate_policies, prepare_experiment
+from cascade.metric_registry import MetricSettings, higher_is_better
+from cascade.orders import ORDERS_FIELDS, order_label, spread_across_orders
 from cascade.policies import ensemble_policy, single_policy
 from cascade.policy_registry import PolicySettings
 from cascade.roles import DatasetRoles
 from cascade.timing import measure
 from lightning_modules.member import load_member
 from lightning_modules.stages import cache_logits, fit_member
-from uncertainty.selective import UnreachableTargetError
 
 SIZES = ["resnet10t", "resnet18", "resnet34", "resnet101"]
+SEED_CAP = {"resnet101": 2}  # a third resnet101 (~9-14 min) does not fit the 90-minute budget
 WIDTH = 0.1
+BUDGETS = (1.1, 1.2, 1.3)
+GUARANTEE = 0.1  # DELTA of the guaranteed cov@2 window
+BOOTSTRAP = 200  # 1000 resamples: ~11 min of evaluation on 2 cores (BENCHMARKS.md)
 MSP_TARGETS = ["cov@1", "cov@2", "risk@90"]
 RISKS, COVERAGES = (0.01, 0.02, 0.05), (0.8, 0.9, 0.95)
 CONFIG = Path("configs/notmnist")
+
+
+def write_gzip(path: Path, text: str) -> None:
+    """The big tables gzipped (pandas and csv readers take them as they are), atomically."""
+    write_with(path, lambda tmp: tmp.write_bytes(gzip.compress(text.encode(), mtime=0)))
 
 
 def log(msg: str) -> None:
@@ -83,7 +100,9 @@ def train_and_cache(args, data_cfg: Path, work: Path) -> dict[str, list[str]]:
         size: count_macs_params(timm.create_model(size, num_classes=10, in_chans=1), (1, 32, 32))[0]
         for size in args.sizes
     }
-    jobs = [(size, seed) for size in args.sizes for seed in args.seeds]
+    jobs = [
+        (size, seed) for size in args.sizes for seed in args.seeds[: SEED_CAP.get(size)]
+    ]  # fmt: skip
     start, done_weight = time.time(), 0.0
     members: dict[str, list[str]] = {}
     for i, (size, seed) in enumerate(jobs):
@@ -120,41 +139,51 @@ def train_and_cache(args, data_cfg: Path, work: Path) -> dict[str, list[str]]:
     return members
 
 
-def evaluate(members: dict[str, list[str]], roles: dict[str, str], work: Path):
-    """Every policy for every size, offline on the cached logits.
+def policy_plan() -> list[PlanEntry]:
+    """Every policy: single, ensemble, single-threshold, random; window and window_adjusted
+    for each MSP target; budget_window at each budget (cov@2); the window with a guaranteed
+    cov@2 threshold; single, ensemble and window for fpr@95 with energy."""
+    plan = [
+        PlanEntry("msp", ("single", "ensemble", "single_threshold", "random"),
+                  PolicySettings("cov@2", WIDTH)),
+        *(PlanEntry("msp", ("window", "window_adjusted"), PolicySettings(t, WIDTH))
+          for t in MSP_TARGETS),
+        *(PlanEntry("msp", ("budget_window",), PolicySettings("cov@2", WIDTH, budget=b))
+          for b in BUDGETS),
+        PlanEntry("msp", ("window",), PolicySettings("cov@2", WIDTH, guarantee=GUARANTEE)),
+        PlanEntry("energy", ("single", "ensemble", "window"), PolicySettings("fpr@95", WIDTH)),
+    ]  # fmt: skip
+    return plan
+
+
+def evaluate(members: dict[str, list[str]], roles: DatasetRoles, work: Path, resamples: int):
+    """Every policy for every ordered pair of each size and every growing pair, offline on the
+    cached logits, with one bootstrap over all of them.
 
     Returns:
-        (rows with a ``model`` column, size -> the cov@2 window policy, size -> member MACs).
+        (rows with ``model`` and ``members``, paired differences with ``model``, the fitted
+        cov@2 window of each cascade, skipped entries as text, size -> member MACs).
     """
-    metric_settings = MetricSettings(RISKS, COVERAGES)
-    rows, windows, macs_of = [], {}, {}
-    for size, names in members.items():
-        data, macs = load_experiment(work / "logits", names, roles)
-        macs_of[size] = macs
-        msp = prepare_experiment(data, roles, macs, "msp")
-        part, _ = evaluate_policies(
-            msp, ["single", "ensemble", "single_threshold", "random"],
-            PolicySettings(width=WIDTH), metric_settings,
-        )  # fmt: skip
-        for target in MSP_TARGETS:
-            try:
-                more, fitted = evaluate_policies(
-                    msp, ["window", "window_adjusted"], PolicySettings(target, WIDTH),
-                    metric_settings,
-                )  # fmt: skip
-            except UnreachableTargetError as err:
-                log(f"{size}: window[{target}] skipped: {err}")
-                continue
-            part += more
-            windows[size] = fitted["window"] if target == "cov@2" else windows.get(size)
-        energy = prepare_experiment(data, roles, macs, "energy")
-        more, _ = evaluate_policies(
-            energy, ["single", "ensemble", "window"], PolicySettings("fpr@95", WIDTH),
-            metric_settings,
-        )  # fmt: skip
-        part += more
-        rows += [{"model": size, **r} for r in part]
-    return rows, windows, macs_of
+    cascades = size_orders(members) + growing_pairs(members)
+    skipped = []
+
+    def skip(cascade, entry, err):
+        skipped.append(f"{order_label(cascade.members)} {entry.policies} {entry.settings.target}")
+        log(f"{order_label(cascade.members)}: {entry.policies} skipped: {err}")
+
+    boot = Bootstrap(resamples)
+    rows, fitted = evaluate_grid(
+        work / "logits", cascades, roles, policy_plan(), MetricSettings(RISKS, COVERAGES), boot,
+        skip,
+    )  # fmt: skip
+    model_of = {r["members"]: r["model"] for r in rows}
+    deltas = [{"model": model_of[d["members"]], **d} for d in boot.delta_rows(rows)]
+    windows = {
+        label: policy for (label, name, setting, score), policy in fitted.items()
+        if name == "window" and setting == f"cov@2,w={WIDTH:g}" and score == "msp"
+    }  # fmt: skip
+    macs = {size: member_macs(work / "logits", names)[0] for size, names in members.items()}
+    return rows, deltas, windows, skipped, macs
 
 
 def timing(members, windows, id_images: torch.Tensor, work: Path, args) -> list[dict]:
@@ -162,11 +191,12 @@ def timing(members, windows, id_images: torch.Tensor, work: Path, args) -> list[
     out = []
     for size, names in members.items():
         nets = [
-            load_member(work / "members" / n / "checkpoints" / "last.ckpt").model for n in names
+            load_member(work / "members" / n / "checkpoints" / "last.ckpt").model for n in names[:2]
         ]
         policies = {"single": single_policy(len(nets)), "ensemble": ensemble_policy(len(nets))}
-        if windows.get(size) is not None:
-            policies["window[cov@2]"] = windows[size]
+        first = order_label(names[:2])  # the cascade timed: the first two seeds in order
+        if windows.get(first) is not None:
+            policies["window[cov@2]"] = windows[first]
         for label, policy in policies.items():
             t = measure(nets, policy, "msp", id_images, args.latency_samples, 20, 256, args.device)
             out.append(
@@ -195,19 +225,18 @@ def id_images(data_cfg: Path, roles: dict[str, str]) -> torch.Tensor:
 
 
 def check(rows: list[dict], members) -> list[str]:
-    """The protocol's checks, as lines of text (PASS/FAIL)."""
+    """The protocol's checks, as lines of text (PASS/FAIL), on means over member orders."""
     lines = []
     for size in members:
 
         def val(policy, metric, dataset="notmnist_test", setting=None, size=size):
-            for r in rows:
-                if (
-                    (r["model"], r["policy"], r["metric"], r["dataset"], r["score"])
-                    == (size, policy, metric, dataset, "msp")
-                    and (setting is None or r["setting"] == setting)
-                ):  # fmt: skip
-                    return r["value"]
-            return None
+            vals = [
+                r["value"] for r in rows
+                if (r["model"], r["policy"], r["metric"], r["dataset"], r["score"])
+                == (size, policy, metric, dataset, "msp")
+                and (setting is None or r["setting"] == setting)
+            ]  # fmt: skip
+            return sum(vals) / len(vals) if vals else None
 
         single = val("single", "expected_macs")
         for target in MSP_TARGETS:
@@ -226,10 +255,79 @@ def check(rows: list[dict], members) -> list[str]:
     return lines
 
 
+SIGNIFICANCE_FIELDS = (
+    "model", "dataset", "policy", "setting", "score", "baseline", "metric", "orders",
+    "mean_delta", "mean_ci_low", "mean_ci_high", "better", "worse",
+)  # fmt: skip
+SIGNIFICANCE_METRICS = ("acc", "aurc", "augrc", "cov@1", "cov@2", "risk@90", "op_risk", "op_cov",
+                        "auroc", "fpr@95", "expected_macs")  # fmt: skip
+
+
+def significance(deltas: list[dict]) -> list[dict]:
+    """Per model, policy, baseline and metric on the ID and OOD sets: over the member orders,
+    the mean paired difference, the mean interval, and in how many orders the difference is
+    significantly better or worse (interval excluding 0, direction by the metric's)."""
+    groups: dict[tuple, list[dict]] = {}
+    for d in deltas:
+        if d["metric"] in SIGNIFICANCE_METRICS and d["role"] in ("id", "ood"):
+            key = tuple(d[f] for f in SIGNIFICANCE_FIELDS[:7])
+            groups.setdefault(key, []).append(d)
+    out = []
+    for key, ds in groups.items():
+        n = len(ds)
+        up = higher_is_better(key[6])
+        out.append(
+            {**dict(zip(SIGNIFICANCE_FIELDS[:7], key, strict=True)), "orders": n,
+             "mean_delta": sum(d["delta"] for d in ds) / n,
+             "mean_ci_low": sum(d["ci_low"] for d in ds) / n,
+             "mean_ci_high": sum(d["ci_high"] for d in ds) / n,
+             "better": sum(d["significant"] and (d["delta"] > 0) == up for d in ds),
+             "worse": sum(d["significant"] and (d["delta"] > 0) != up for d in ds)}
+        )  # fmt: skip
+    return out
+
+
+def plots(rows: list[dict], deltas, sizes: list[str], roles: DatasetRoles, out: Path) -> None:
+    """The Pareto fronts (cost vs cov@2, risk@90, fpr@95) per policy family, and the exit
+    fractions per dataset role, with interval bars."""
+    pairs = sorted({r["model"] for r in rows if ">" in r["model"]})
+    for metric, datasets, target, score, ylabel in (
+        ("cov@2", [roles.id], "cov@2", "msp", "coverage at 2% risk (ID)"),
+        ("risk@90", [roles.id], "risk@90", "msp", "selective risk at 90% coverage (ID)"),
+        ("fpr@95", roles.ood, "fpr@95", "energy", "FPR@95 (mean over OOD sets)"),
+    ):
+        base = f"{target},w={WIDTH:g}"
+        families = {
+            "single model": (("single", "", score), sizes),
+            "ensemble (M=2)": (("ensemble", "", score), sizes),
+            f"window [{target}]": (("window", base, score), sizes),
+            f"window [{target}], small > large": (("window", base, score), pairs),
+        }
+        if score == "msp":
+            families["single-threshold (pass 0.2)"] = (("single_threshold", "pass=0.2", "msp"),
+                                                       sizes)  # fmt: skip
+            for b in BUDGETS:
+                families[f"budget_window B={b:g} [cov@2]"] = (
+                    ("budget_window", f"cov@2,B={b:g}", "msp"),
+                    sizes,
+                )
+        path = out / f"macs_vs_{metric.replace('@', '')}.png"
+        tradeoff_plot(rows, metric, datasets, roles.id, families, path, ylabel)
+    exit_fraction_plot(
+        rows, sizes + pairs, "window", f"cov@2,w={WIDTH:g}", out / "exit_fractions.png"
+    )
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--sizes", nargs="+", default=SIZES)
-    p.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
+    p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    p.add_argument(
+        "--bootstrap",
+        type=int,
+        default=BOOTSTRAP,
+        help="resamples of every test set for the intervals and paired differences (0: off)",
+    )
     p.add_argument("--epochs", type=int, default=None, help="default: the member config's")
     p.add_argument(
         "--out",
@@ -238,7 +336,11 @@ def main(argv: list[str] | None = None) -> int:
         help="results folder (the published results are benchmarks/notmnist/)",
     )
     p.add_argument("--work", type=Path, default=Path("outputs/notmnist"))
-    p.add_argument("--smoke", action="store_true", help="2 sizes, 1 epoch, tiny splits")
+    p.add_argument(
+        "--smoke",
+        action="store_true",
+        help="2 sizes x 2 seeds, 1 epoch, tiny splits, 20 resamples",
+    )
     p.add_argument("--skip-timing", action="store_true")
     p.add_argument("--latency-samples", type=int, default=200)
     p.add_argument("--device", default="cpu")
@@ -260,6 +362,7 @@ def main(argv: list[str] | None = None) -> int:
     data_cfg = args.data_config
     if args.smoke:
         args.sizes, args.epochs, args.latency_samples = args.sizes[:2], 1, 20
+        args.seeds, args.bootstrap = args.seeds[:2], min(args.bootstrap, 20)
         data_cfg = smoke_data_config(args.work, data_cfg)
     args.device_name = (
         torch.cuda.get_device_name() if args.device.startswith("cuda") else
@@ -273,32 +376,27 @@ def main(argv: list[str] | None = None) -> int:
     specs = parse_dataset_specs(yaml.safe_load(data_cfg.read_text())["init_args"]["datasets"])
     roles = DatasetRoles({s.name: s.role for s in specs})
     t = time.time()
-    rows, windows, macs = evaluate(members, roles, args.work)
+    rows, deltas, windows, skipped, macs = evaluate(members, roles, args.work, args.bootstrap)
     eval_s = time.time() - t
-    write_text(args.out / "metrics.csv", metrics_csv_text(rows, ("model", *ROW_FIELDS)))
-    ood, id_name = roles.ood, roles.id
+    lead = ("model", "members")
+    write_gzip(args.out / "metrics.csv.gz", metrics_csv_text(rows, (*lead, *ROW_FIELDS)))
+    if deltas:
+        write_gzip(args.out / "deltas.csv.gz", metrics_csv_text(deltas, (*lead, *DELTA_FIELDS)))
+        table = significance(deltas)
+        write_text(args.out / "significance.csv", metrics_csv_text(table, SIGNIFICANCE_FIELDS))
+    spread = spread_across_orders(rows)
+    write_gzip(args.out / "orders.csv.gz", metrics_csv_text(spread, ("model", *ORDERS_FIELDS)))
     sizes = list(members)
-    for metric, datasets, target, score, ylabel in (
-        ("cov@2", [id_name], "cov@2", "msp", "coverage at 2% risk (ID)"),
-        ("risk@90", [id_name], "risk@90", "msp", "selective risk at 90% coverage (ID)"),
-        ("fpr@95", ood, "fpr@95", "energy", "FPR@95 (mean over OOD sets)"),
-    ):
-        families = {
-            "single model": ("single", "", score),
-            "ensemble (M=2)": ("ensemble", "", score),
-            f"window cascade [{target}]": ("window", f"{target},w={WIDTH:g}", score),
-        }
-        if score == "msp":
-            families["single-threshold cascade"] = ("single_threshold", "pass=0.2", "msp")
-        path = args.out / f"macs_vs_{metric.replace('@', '')}.png"
-        tradeoff_plot(rows, sizes, metric, datasets, id_name, families, path, ylabel)
-    exit_fraction_plot(rows, sizes, "window", f"cov@2,w={WIDTH:g}", args.out / "exit_fractions.png")
+    plots(rows, deltas, sizes, roles, args.out)
     timings = []
     if not args.skip_timing:
         timings = timing(members, windows, id_images(data_cfg, roles), args.work, args)
         write_csv(args.out / f"timing_{args.device.split(':')[0]}.csv", timings)
     summary = {
         "sizes": sizes, "seeds": args.seeds, "epochs": args.epochs, "width": WIDTH,
+        "budgets": list(BUDGETS), "guarantee": GUARANTEE,
+        "bootstrap": {"resamples": args.bootstrap, "seed": 0, "level": 0.95},
+        "cascades": sorted({r["members"] for r in rows}), "skipped": skipped,
         "macs": macs, "windows_cov2": {k: w.to_dict() for k, w in windows.items() if w},
         # this run only: training is skipped for cached members, timing with --skip-timing
         "this_run": {

@@ -219,11 +219,13 @@ def test_online_results_folder_is_one_unit(tiny_members, tmp_path, cascade_test_
     CascadeCLI(args=args("--results.overwrite=true"))
     assert sorted(p.name for p in results.iterdir()) == [
         "cascade.ckpt",
+        "deltas.csv",
         "macs_vs_cov5.png",
         "metrics.csv",
         "report.md",
         "risk_coverage.png",
         "summary.json",
+        "tradeoff.png",
         "window.json",
     ]  # fmt: skip  (the earlier run's stale plot is gone: replaced whole)
     assert "window" in json.loads((results / "window.json").read_text())["policies"]

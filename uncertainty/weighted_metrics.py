@@ -1,10 +1,10 @@
 """The metrics of many weighted copies of one sample at once (bootstrap resamples).
 
-A bootstrap resample of N samples is N draws with replacement: sample i appears W[b, i] times
-in resample b. Every metric below takes the per-sample quantities of the original sample once
-and a B x N matrix of such counts (float64), and returns the B metric values of the B
-resamples, equal to the unweighted metric of ``uncertainty.selective`` / ``ood_detection`` /
-``probability_metrics`` evaluated on each resample with its repeated samples. A resample does
+A bootstrap resample of N samples is N draws with replacement (B x N ``draws``): sample i
+appears W[b, i] times in resample b. Every metric below takes the per-sample quantities of the
+original sample once and the draws or their counts W (B x N, float64), and returns the B metric
+values of the B resamples, equal to the metric of ``uncertainty.selective`` / ``ood_detection``
+/ ``probability_metrics`` evaluated on each resample with its repeated samples. A resample does
 not change the order of the confidences, only the weight of each, so the curves are weighted
 cumulative sums over one fixed sort: O(B x N) per metric instead of B sorts.
 """
@@ -16,23 +16,38 @@ from functools import cached_property
 import torch
 
 
+def draw_counts(draws: torch.Tensor, n: int) -> torch.Tensor:
+    """B x n float64: how often each of n samples appears in each row of ``draws`` (B x k)."""
+    out = torch.zeros(draws.shape[0], n, dtype=torch.float64)
+    return out.scatter_add_(1, draws, torch.ones(draws.shape, dtype=torch.float64))
+
+
 def weighted_mean(values: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
     """Sum_i W[b, i] values[i] / sum_i W[b, i], per resample b."""
     return weights @ values.double() / weights.sum(1)
 
 
+def _rank(values: torch.Tensor, descending: bool) -> tuple[torch.Tensor, torch.Tensor]:
+    """(sorted values, position of each sample in the sorted order)."""
+    sorted_values, order = torch.sort(values, descending=descending, stable=True)
+    rank = torch.empty_like(order)
+    rank[order] = torch.arange(order.numel())
+    return sorted_values, rank
+
+
 class WeightedCurve:
-    """Tie-aware risk-coverage curves of B weighted copies of one sample.
+    """Tie-aware risk-coverage curves of B resamples of one sample.
 
     One point per distinct confidence (most confident first), as
     :func:`uncertainty.selective.risk_coverage_curve`: at point g every sample with confidence
-    >= the g-th largest distinct value is accepted. A point whose samples all have weight 0 in
-    resample b repeats the previous point of b (zero width in every area).
+    >= the g-th largest distinct value is accepted. A point none of whose samples was drawn in
+    resample b repeats the previous point of b (zero width in every area). Samples are binned
+    by point straight from the draws (no B x N gather).
 
     Args:
         confidence: N confidences.
         loss: N per-sample losses (1 for an error, 0 for a correct sample; SCOD: beta for OOD).
-        weights: B x N counts.
+        draws: B x k indices into the N samples (a resample's k draws with replacement).
         coverage_mask: optional N bool: the samples that count for the coverage (SCOD: the ID
             samples); default every sample.
     """
@@ -41,24 +56,30 @@ class WeightedCurve:
         self,
         confidence: torch.Tensor,
         loss: torch.Tensor,
-        weights: torch.Tensor,
+        draws: torch.Tensor,
         coverage_mask: torch.Tensor | None = None,
     ):
         conf = confidence.detach().double().flatten()
-        order = torch.argsort(conf, descending=True, stable=True)
-        sorted_conf = conf[order]
-        last = torch.ones_like(sorted_conf, dtype=torch.bool)
-        last[:-1] = sorted_conf[1:] != sorted_conf[:-1]
-        ends = torch.nonzero(last).flatten()
-        w = weights[:, order]
-        self.count = torch.cumsum(w, 1)[:, ends]  # B x G weighted number accepted
-        self.loss = torch.cumsum(w * loss.double().flatten()[order], 1)[:, ends]
+        sorted_conf, rank = _rank(conf, descending=True)
+        first = torch.ones_like(sorted_conf, dtype=torch.bool)
+        first[1:] = sorted_conf[1:] != sorted_conf[:-1]
+        point_of_rank = torch.cumsum(first.long(), 0) - 1
+        points = int(point_of_rank[-1]) + 1
+        point = point_of_rank[rank][draws]  # B x k: the curve point of every draw
+
+        def per_point(values: torch.Tensor | None) -> torch.Tensor:
+            out = torch.zeros(draws.shape[0], points, dtype=torch.float64)
+            src = torch.ones(draws.shape, dtype=torch.float64) if values is None else values
+            return torch.cumsum(out.scatter_add_(1, point, src), 1)
+
+        self.count = per_point(None)  # B x G weighted number accepted
+        self.loss = per_point(loss.double().flatten()[draws])
         self.total = self.count[:, -1:]  # B x 1
         if coverage_mask is None:
             self.covered, self.covered_total = self.count, self.total
         else:
-            covered = torch.cumsum(w * coverage_mask.flatten()[order].double(), 1)[:, ends]
-            self.covered, self.covered_total = covered, covered[:, -1:]
+            self.covered = per_point(coverage_mask.flatten().double()[draws])
+            self.covered_total = self.covered[:, -1:]
 
     @cached_property
     def coverage(self) -> torch.Tensor:
@@ -78,15 +99,17 @@ class WeightedCurve:
     def area(self) -> torch.Tensor:
         """B AURC values: trapezoid over the points, extended flat to coverage 0."""
         cov, risk = self.coverage, self.risk
-        cov = torch.cat([cov.new_zeros(cov.shape[0], 1), cov], 1)
-        risk = torch.cat([risk[:, :1], risk], 1)
-        return torch.trapezoid(risk, cov, dim=1)
+        width = torch.diff(cov, dim=1, prepend=cov.new_zeros(cov.shape[0], 1))
+        # sum_g width_g (risk_g + risk_{g-1}) / 2, with risk_{-1} = risk_0 (flat to 0)
+        both = (width * risk).sum(1) + (width[:, 1:] * risk[:, :-1]).sum(1)
+        return (both + width[:, 0] * risk[:, 0]) / 2
 
     def generalized_area(self) -> torch.Tensor:
         """B AUGRC values: trapezoid of (accepted loss / all) over coverage, from (0, 0)."""
-        cov = torch.cat([self.count.new_zeros(self.count.shape[0], 1), self.count], 1)
-        grisk = torch.cat([self.loss.new_zeros(self.loss.shape[0], 1), self.loss], 1)
-        return torch.trapezoid(grisk / self.total, cov / self.total, dim=1)
+        zero = self.count.new_zeros(self.count.shape[0], 1)
+        width = torch.diff(self.count, dim=1, prepend=zero)
+        both = (width * self.loss).sum(1) + (width[:, 1:] * self.loss[:, :-1]).sum(1)
+        return both / (2 * self.total.squeeze(1) ** 2)
 
     def coverage_at_risk(self, max_risk: float) -> torch.Tensor:
         """B values of cov@r: the largest coverage with risk <= r (0 when none)."""
@@ -118,30 +141,31 @@ def weighted_oracle_aurc(correct: torch.Tensor, weights: torch.Tensor) -> torch.
 
 
 def weighted_auroc(
-    id_conf: torch.Tensor, ood_conf: torch.Tensor, w_id: torch.Tensor, w_ood: torch.Tensor
+    id_conf: torch.Tensor, ood_conf: torch.Tensor, id_draws: torch.Tensor, ood_draws: torch.Tensor
 ) -> torch.Tensor:
     """B AUROC values of OOD (positive) vs ID by -confidence: P(conf_ood < conf_id) + half the
-    ties, each sample counted with its weight."""
-    ids, order = torch.sort(id_conf.double().flatten())
-    cum = torch.cat([w_id.new_zeros(w_id.shape[0], 1), torch.cumsum(w_id[:, order], 1)], 1)
+    ties, over the resamples ``id_draws`` (B x N_id) and ``ood_draws`` (B x N_ood)."""
+    ids, rank = _rank(id_conf.double().flatten(), descending=False)
+    sorted_weights = draw_counts(rank[id_draws], ids.numel())
+    cum = torch.cat([sorted_weights.new_zeros(id_draws.shape[0], 1), sorted_weights.cumsum(1)], 1)
     ood = ood_conf.double().flatten()
     below = torch.searchsorted(ids, ood, right=False)  # ID samples with conf < ood conf
     upto = torch.searchsorted(ids, ood, right=True)  # ... <= ood conf
     total = cum[:, -1:]
-    above = total - cum[:, upto]  # B x N_ood: ID weight with conf > the OOD sample's
-    tied = cum[:, upto] - cum[:, below]
-    pairs = total.squeeze(1) * w_ood.sum(1)
-    return ((above + 0.5 * tied) * w_ood).sum(1) / pairs
+    # per OOD sample: ID weight above it plus half the tied weight
+    wins = total - 0.5 * (cum[:, upto] + cum[:, below])
+    w_ood = draw_counts(ood_draws, ood.numel())
+    return (wins * w_ood).sum(1) / (total.squeeze(1) * w_ood.sum(1))
 
 
 def weighted_aupr(
-    id_conf: torch.Tensor, ood_conf: torch.Tensor, w_id: torch.Tensor, w_ood: torch.Tensor
+    id_conf: torch.Tensor, ood_conf: torch.Tensor, id_draws: torch.Tensor, ood_draws: torch.Tensor
 ) -> torch.Tensor:
     """B average precisions, OOD positive, thresholds at the distinct scores (-confidence)."""
     conf = torch.cat([id_conf.flatten(), ood_conf.flatten()]).double()
     is_ood = torch.cat([torch.zeros(id_conf.numel()), torch.ones(ood_conf.numel())]).double()
-    w = torch.cat([w_id, w_ood], 1)
-    curve = WeightedCurve(-conf, is_ood, w)  # most OOD-like first
+    draws = torch.cat([id_draws, ood_draws + id_conf.numel()], 1)
+    curve = WeightedCurve(-conf, is_ood, draws)  # most OOD-like first
     tp, n_pred = curve.loss, curve.count
     precision = torch.where(n_pred > 0, tp / n_pred.clamp_min(1e-300), torch.zeros_like(tp))
     recall = tp / tp[:, -1:]
@@ -152,18 +176,19 @@ def weighted_aupr(
 def weighted_fpr(
     id_conf: torch.Tensor,
     ood_conf: torch.Tensor,
-    w_id: torch.Tensor,
-    w_ood: torch.Tensor,
+    id_draws: torch.Tensor,
+    ood_draws: torch.Tensor,
     tpr: float,
 ) -> torch.Tensor:
     """B values of fpr@p: the OOD fraction with confidence >= the largest threshold that
-    accepts at least p of the (weighted) ID samples."""
-    ids, order = torch.sort(id_conf.double().flatten(), descending=True)
-    cum_id = torch.cumsum(w_id[:, order], 1)
+    accepts at least p of the resampled ID samples."""
+    ids, rank = _rank(id_conf.double().flatten(), descending=True)
+    cum_id = torch.cumsum(draw_counts(rank[id_draws], ids.numel()), 1)
     need = torch.ceil(tpr * cum_id[:, -1:] - 1e-9).clamp_min(1)
     threshold = ids[(cum_id < need).sum(1)]  # B: first position reaching the count
-    oods, o_order = torch.sort(ood_conf.double().flatten())
-    cum_ood = torch.cat([w_ood.new_zeros(w_ood.shape[0], 1), torch.cumsum(w_ood[:, o_order], 1)], 1)
+    oods, o_rank = _rank(ood_conf.double().flatten(), descending=False)
+    cum_ood = torch.cumsum(draw_counts(o_rank[ood_draws], oods.numel()), 1)
+    cum_ood = torch.cat([cum_ood.new_zeros(cum_ood.shape[0], 1), cum_ood], 1)
     below = torch.searchsorted(oods, threshold, right=False)  # OOD with conf < threshold
     accepted = cum_ood[:, -1] - cum_ood.gather(1, below[:, None]).squeeze(1)
     return accepted / cum_ood[:, -1]
