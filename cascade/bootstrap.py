@@ -112,7 +112,7 @@ class Bootstrap:
 
     def __post_init__(self):
         if self.num < 0 or (0 < self.num < 10):
-            raise ValueError(f"--bootstrap {self.num}: expected 0 (off) or at least 10 resamples")
+            raise ValueError(f"bootstrap {self.num}: expected 0 (off) or at least 10 resamples")
         if not 0 < self.level < 1:
             raise ValueError(f"bootstrap level must be in (0, 1), got {self.level}")
 

@@ -131,7 +131,7 @@ def test_intervals_cover_the_population_value_about_95_percent_of_the_time():
 
 
 def test_bad_resample_counts_are_refused():
-    with pytest.raises(ValueError, match="--bootstrap 5: expected 0 .off. or at least 10"):
+    with pytest.raises(ValueError, match="bootstrap 5: expected 0 .off. or at least 10"):
         Bootstrap(5)
     with pytest.raises(ValueError, match="at least 10"):
         Bootstrap(-1)

@@ -119,6 +119,9 @@ AFTER_IMPORTS = [
      "member checkpoint not found"),
     ("evaluate_cascade.py", ["test", "--config", CASCADE_CFG, "--model.members=[{tmp}/a.ckpt]"],
      "member checkpoint not found"),
+    ("evaluate_cascade.py", ["test", "--config", CASCADE_CFG, "--model.members=[{tmp}/a.ckpt]",
+                             "--model.bootstrap", "5"],
+     "bootstrap 5: expected 0 (off) or at least 10 resamples"),
 ]  # fmt: skip
 
 
