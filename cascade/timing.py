@@ -15,6 +15,7 @@ import torch
 
 from cascade.engine import run_cascade
 from cascade.policies import CascadePolicy
+from cascade.streaming import StreamingCascade
 
 
 @dataclass
@@ -59,10 +60,13 @@ def measure(
     batch_size: int = 256,
     device: str | torch.device = "cpu",
     throughput_repeats: int = 3,
+    queued: bool = False,
 ) -> Timing:
     """Batch-1 latency over ``latency_samples`` images (after ``warmup``; median and p90) and
     throughput over all ``images`` in batches of ``batch_size`` (median of
-    ``throughput_repeats`` passes, after 3 warm-up batches)."""
+    ``throughput_repeats`` passes, after 3 warm-up batches). ``queued``: the throughput pass
+    gathers passed-on samples across batches (:class:`cascade.streaming.StreamingCascade`), so
+    later members run on full batches."""
     device = torch.device(device)
     members = [m.to(device).eval() for m in members]
     images = images.to(device)
@@ -84,9 +88,15 @@ def measure(
     for _ in range(throughput_repeats):
         _sync(device)
         t = time.perf_counter()
-        for s in range(0, n, batch_size):
-            batch = slice(s, s + batch_size)
-            cascade_forward(members, images[batch], policy, score, ids[batch])
+        if queued:
+            stream = StreamingCascade(members, policy, score, batch_size)
+            for s in range(0, n, batch_size):
+                stream.push(images[s : s + batch_size], ids[s : s + batch_size])
+            stream.finish().probs.argmax(-1)
+        else:
+            for s in range(0, n, batch_size):
+                batch = slice(s, s + batch_size)
+                cascade_forward(members, images[batch], policy, score, ids[batch])
         _sync(device)
         rates.append(n / (time.perf_counter() - t))
     return Timing(

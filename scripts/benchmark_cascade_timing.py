@@ -33,6 +33,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--latency-samples", type=int, default=300)
     p.add_argument("--batch-size", type=int, default=256)
     p.add_argument("--device", default="cpu")
+    p.add_argument(
+        "--queued",
+        action="store_true",
+        help="also time the cascade that gathers passed samples across batches",
+    )
     p.add_argument("--out", required=True)
     args = p.parse_args(argv)
     device = torch.device(args.device)
@@ -47,19 +52,32 @@ def main(argv: list[str] | None = None) -> int:
             timm.create_model(model, num_classes=args.num_classes, in_chans=args.in_chans)
             for _ in range(2)
         ]
+        cascade = RandomPolicy(2, args.pass_fraction, seed=0)
         policies = {
-            "single": single_policy(2),
-            "ensemble": ensemble_policy(2),
-            f"cascade(pass={args.pass_fraction:g})": RandomPolicy(2, args.pass_fraction, seed=0),
+            "single": (single_policy(2), False),
+            "ensemble": (ensemble_policy(2), False),
+            f"cascade(pass={args.pass_fraction:g})": (cascade, False),
         }
-        for label, policy in policies.items():
+        if args.queued:
+            policies[f"cascade(pass={args.pass_fraction:g},queued)"] = (cascade, True)
+        ensemble_rate = None
+        for label, (policy, queued) in policies.items():
             t = measure(members, policy, "msp", images, args.latency_samples, 20,
-                        args.batch_size, device)  # fmt: skip
+                        args.batch_size, device, queued=queued)  # fmt: skip
+            ensemble_rate = t.throughput if label == "ensemble" else ensemble_rate
+            # the MACs-predicted speed-up over the ensemble: 2 members vs 1 + pass fraction
+            predicted = {"single": 2.0, "ensemble": 1.0}.get(label, 2 / (1 + args.pass_fraction))
+            measured = t.throughput / ensemble_rate if ensemble_rate else None
             rows.append({
                 "model": model, "policy": label, "device": name,
+                "image_size": args.image_size, "batch_size": args.batch_size,
                 "latency_median_ms": round(t.latency_median * 1e3, 4),
                 "latency_p90_ms": round(t.latency_p90 * 1e3, 4),
                 "throughput_img_s": round(t.throughput, 1),
+                "vs_ensemble": None if measured is None else round(measured, 3),
+                "macs_predicted": round(predicted, 3),
+                "measured_over_predicted": None if measured is None
+                else round(measured / predicted, 3),
             })  # fmt: skip
             print(rows[-1], flush=True)
     write_csv(args.out, rows)

@@ -85,12 +85,16 @@ def test_cascade_timing_script_writes_one_row_per_policy(tmp_path):
     out = tmp_path / "timing.csv"
     cmd = [sys.executable, "scripts/benchmark_cascade_timing.py", "--models", "resnet10t",
            "--samples", "64", "--latency-samples", "10", "--batch-size", "32",
-           "--pass-fraction", "0.25", "--out", str(out)]  # fmt: skip
+           "--pass-fraction", "0.25", "--queued", "--out", str(out)]  # fmt: skip
     proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-2000:]
     with open(out) as f:
         rows = list(csv.DictReader(f))
-    assert [r["policy"] for r in rows] == ["single", "ensemble", "cascade(pass=0.25)"]
+    assert [r["policy"] for r in rows] == [
+        "single", "ensemble", "cascade(pass=0.25)", "cascade(pass=0.25,queued)"
+    ]  # fmt: skip
+    assert [float(r["macs_predicted"]) for r in rows] == [2.0, 1.0, 1.6, 1.6]
+    assert float(rows[1]["vs_ensemble"]) == 1.0
     for r in rows:
         assert float(r["latency_median_ms"]) > 0 and float(r["throughput_img_s"]) > 0
         assert float(r["latency_p90_ms"]) >= float(r["latency_median_ms"])
