@@ -301,3 +301,28 @@ def test_predict_refuses_an_uncalibrated_cascade(tiny_members, tmp_path):
                          f"--data={tiny_members['data_cfg']}", f"--model.members={members}",
                          f"--predictions.path={tmp_path / 'p.csv'}"])  # fmt: skip
     assert not (tmp_path / "p.csv").exists()
+
+
+def test_decide_and_the_streaming_cascade_give_the_same_decisions(cascade_run):
+    """The README's two ways to apply a calibrated cascade in your own code agree."""
+    from cascade.streaming import StreamingCascade
+    from lightning_modules.cascade_module import CascadeModule
+
+    cli, results = cascade_run
+    cascade = CascadeModule.load_from_checkpoint(
+        results / "cascade.ckpt", map_location="cpu", weights_only=True
+    ).eval()
+    loader = cli.datamodule.test_dataloader()[list(cli.datamodule.roles).index("digits_noise")]
+    batches = [x for x, _, _ in loader]
+    decided = [cascade.decide(x, policy="window") for x in batches]
+    stream = StreamingCascade(
+        list(cascade.members), cascade.fitted.policies["window"], cascade.score,
+        batch_size=64, temperatures=cascade.fitted.temperatures,
+    )  # fmt: skip
+    for x in batches:
+        stream.push(x)
+    result = stream.finish()
+    exit_stage = torch.cat([d["exit_stage"] for d in decided])
+    assert torch.equal(result.exit_stage, exit_stage) and bool((exit_stage == 2).any())
+    assert torch.equal(result.probs.argmax(-1), torch.cat([d["prediction"] for d in decided]))
+    assert stream.calls[1] == int((exit_stage == 2).sum())
