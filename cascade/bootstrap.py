@@ -170,6 +170,8 @@ class Bootstrap:
         """Paired differences (policy - baseline, same resamples) of every test-set row (not
         the held-out split the policies were fitted on) against each baseline policy of the
         same score (and member order); ``significant``: the interval excludes 0."""
+        if not self.num:
+            return []
         base = {}
         for r in rows:
             if r["policy"] in baselines:

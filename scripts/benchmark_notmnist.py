@@ -36,7 +36,7 @@ from artifacts.cached_logits import file_sha256
 from artifacts.cascade_grid import PlanEntry, evaluate_grid, growing_pairs, size_orders
 from artifacts.experiment_logits import member_macs
 from artifacts.results import metrics_csv_text
-from artifacts.tradeoff_plots import exit_fraction_plot, tradeoff_plot
+from artifacts.tradeoff_plots import exit_fraction_plot, mean_with_interval, tradeoff_plot
 from cascade.bootstrap import DELTA_FIELDS, Bootstrap
 from cascade.evaluation import ROW_FIELDS
 from cascade.metric_registry import MetricSettings, higher_is_better
@@ -259,8 +259,20 @@ SIGNIFICANCE_FIELDS = (
     "model", "dataset", "policy", "setting", "score", "baseline", "metric", "orders",
     "mean_delta", "mean_ci_low", "mean_ci_high", "better", "worse",
 )  # fmt: skip
-SIGNIFICANCE_METRICS = ("acc", "aurc", "augrc", "cov@1", "cov@2", "risk@90", "op_risk", "op_cov",
-                        "auroc", "fpr@95", "expected_macs")  # fmt: skip
+SIGNIFICANCE_METRICS = (
+    "acc",
+    "aurc",
+    "augrc",
+    "cov@1",
+    "cov@2",
+    "risk@90",
+    "op_risk",
+    "op_cov",
+    "auroc",
+    "fpr@95",
+    "expected_macs",
+)
+ID_SIGNIFICANCE = tuple(m for m in SIGNIFICANCE_METRICS if m not in ("auroc", "fpr@95"))
 
 
 def significance(deltas: list[dict]) -> list[dict]:
@@ -285,6 +297,65 @@ def significance(deltas: list[dict]) -> list[dict]:
              "worse": sum(d["significant"] and (d["delta"] > 0) != up for d in ds)}
         )  # fmt: skip
     return out
+
+
+TABLE_POLICIES = (
+    ("single", "", "msp"), ("ensemble", "", "msp"), ("single_threshold", "pass=0.2", "msp"),
+    ("window", f"cov@2,w={WIDTH:g}", "msp"),
+    ("window", f"cov@2,w={WIDTH:g},ltt@{GUARANTEE:g}", "msp"),
+    ("window_adjusted", f"cov@2,w={WIDTH:g}", "msp"),
+    *(("budget_window", f"cov@2,B={b:g}", "msp") for b in BUDGETS),
+)  # fmt: skip
+TABLE_METRICS = ("expected_macs", "acc", "aurc", "cov@2", "risk@90", "op_risk", "op_cov")
+
+
+def markdown_tables(rows: list[dict], table: list[dict], id_name: str) -> str:
+    """tables.md: per model and policy on the ID set, the mean over member orders and the mean
+    95% interval of each figure; then, per model, in how many orders each policy is
+    significantly better / worse than single and than ensemble."""
+
+    def cell(model, family, metric):
+        picked = [r for r in rows if (r["model"], r["policy"], r["setting"], r["score"],
+                  r["metric"], r["dataset"]) == (model, *family, metric, id_name)]  # fmt: skip
+        stat = mean_with_interval(picked)
+        if stat is None:
+            return "-"
+        scale = 1e6 if metric == "expected_macs" else 1.0
+        value, lo, hi = (None if v is None else v / scale for v in stat)
+        digits = 1 if metric == "expected_macs" else 4
+        return f"{value:.{digits}f}" + (
+            "" if lo is None else f" [{lo:.{digits}f}, {hi:.{digits}f}]"
+        )
+
+    models = list(dict.fromkeys(r["model"] for r in rows))
+    orders = {m: len({r["members"] for r in rows if r["model"] == m}) for m in models}
+    head = "| model (orders) | policy | " + " | ".join(TABLE_METRICS) + " |"
+    lines = [f"## {id_name}: mean over member orders [mean 95% interval]", "", head,
+             "| --- " * (len(TABLE_METRICS) + 2) + "|"]  # fmt: skip
+    for model in models:
+        for family in TABLE_POLICIES:
+            label = family[0] + (f"[{family[1]}]" if family[1] else "")
+            cells = " | ".join(cell(model, family, m) for m in TABLE_METRICS)
+            lines.append(f"| {model} ({orders[model]}) | {label} | {cells} |")
+    lines += ["", "## Significant paired differences: better / worse in how many orders", ""]
+    lines += ["| model | policy | baseline | " + " | ".join(ID_SIGNIFICANCE) + " |",
+              "| --- " * (len(ID_SIGNIFICANCE) + 3) + "|"]  # fmt: skip
+    by = {(t["model"], t["policy"], t["setting"], t["score"], t["baseline"], t["metric"]): t
+          for t in table if t["dataset"] == id_name}  # fmt: skip
+    for model in models:
+        for family in TABLE_POLICIES[1:]:
+            for baseline in ("single", "ensemble"):
+                if family[0] == baseline:
+                    continue
+                cells = []
+                for metric in ID_SIGNIFICANCE:
+                    t = by.get((model, *family, baseline, metric))
+                    cells.append(
+                        "-" if t is None else f"{t['better']}/{t['worse']} of {t['orders']}"
+                    )
+                label = family[0] + (f"[{family[1]}]" if family[1] else "")
+                lines.append(f"| {model} | {label} | {baseline} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
 
 
 def plots(rows: list[dict], deltas, sizes: list[str], roles: DatasetRoles, out: Path) -> None:
@@ -384,6 +455,7 @@ def main(argv: list[str] | None = None) -> int:
         write_gzip(args.out / "deltas.csv.gz", metrics_csv_text(deltas, (*lead, *DELTA_FIELDS)))
         table = significance(deltas)
         write_text(args.out / "significance.csv", metrics_csv_text(table, SIGNIFICANCE_FIELDS))
+        write_text(args.out / "tables.md", markdown_tables(rows, table, roles.id))
     spread = spread_across_orders(rows)
     write_gzip(args.out / "orders.csv.gz", metrics_csv_text(spread, ("model", *ORDERS_FIELDS)))
     sizes = list(members)
