@@ -17,6 +17,40 @@ from lightning_modules.member_weights import load_member_weights
 from lightning_modules.metric_wrappers import CalibrationMetrics, SelectiveClassificationMetrics
 
 
+class ResizeInput:
+    """Forward pre-hook resizing image batches (N x C x H x W) to ``size`` x ``size``: a
+    member's own input resolution. A hook, not a module, so state_dict keys stay the same."""
+
+    def __init__(self, size: int):
+        self.size = size
+
+    def __call__(self, module, args):
+        x = args[0]
+        if x.ndim != 4 or tuple(x.shape[-2:]) == (self.size, self.size):
+            return None
+        shrink = x.shape[-1] > self.size or x.shape[-2] > self.size
+        x = F.interpolate(x, size=(self.size, self.size), mode="bilinear", align_corners=False,
+                          antialias=shrink)  # fmt: skip
+        return (x, *args[1:])
+
+
+def check_input_size(model: torch.nn.Module, name: str, in_chans: int, size: int) -> None:
+    """Refuse an input size the model cannot take (one dry forward pass at that size)."""
+    if not isinstance(size, int) or size < 1:
+        raise ValueError(f"model.input_size must be a positive number of pixels, got {size!r}")
+    was_training = model.training
+    try:
+        with torch.no_grad():
+            model.eval()(torch.zeros(1, in_chans, size, size))
+    except Exception as err:  # noqa: BLE001 - every architecture fails in its own way
+        raise ValueError(
+            f"{name} cannot take {size} x {size} px inputs (model.input_size): "
+            f"{type(err).__name__}: {str(err).splitlines()[0][:200]}"
+        ) from None
+    finally:
+        model.train(was_training)
+
+
 class MemberModule(LightningModule):
     """A timm model trained as one member of a deep ensemble (one seed per member).
 
@@ -37,6 +71,12 @@ class MemberModule(LightningModule):
         channels_last: keep weights and inputs in channels-last memory format (faster
             convolutions on GPUs with tensor cores, with ``precision: 16-mixed``/``bf16-mixed``).
         compile: run the forward pass through ``torch.compile`` (checkpoints are unchanged).
+        input_size: the member's own input resolution (pixels, square), e.g. 260 for
+            efficientnet_b2 in a cascade after efficientnet_b0 at 224: inputs of another size
+            are resized to it (bilinear, antialiased when shrinking) inside the model's
+            forward, so one data config feeds members of different resolutions in training,
+            logits caching and the online cascade, and MACs are counted at this size. None:
+            the data's size.
     """
 
     def __init__(
@@ -53,6 +93,7 @@ class MemberModule(LightningModule):
         nesterov: bool = True,
         channels_last: bool = False,
         compile: bool = False,
+        input_size: int | None = None,
     ):
         super().__init__()
         self.save_hyperparameters()
@@ -78,6 +119,9 @@ class MemberModule(LightningModule):
             reinit = load_member_weights(self.model, weights, model_name)
             if reinit:
                 print(f"MemberModule: {weights}: re-initialised {', '.join(reinit)} (class count)")
+        if input_size is not None:
+            check_input_size(self.model, model_name, in_chans, input_size)
+            self.model.register_forward_pre_hook(ResizeInput(input_size))
         if channels_last:
             self.model = self.model.to(memory_format=torch.channels_last)
         # kept out of the module tree, so state_dict keys (and checkpoints) stay the same

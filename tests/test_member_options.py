@@ -122,3 +122,55 @@ def test_fine_tuning_from_a_member_checkpoint_with_the_overlay_config(
     start = load_member(tiny_members["ckpts"][0])
     moved = (tuned.model.fc.weight - start.model.fc.weight).abs().max()
     assert 0 < moved < 0.5  # it started from the member and was trained a little
+
+
+def test_a_member_at_its_own_resolution_keeps_its_checkpoint_keys_and_counts_its_macs():
+    import timm
+
+    from lightning_modules.complexity import count_macs_params
+
+    at_48 = MemberModule(num_classes=10, in_chans=1, input_size=48)
+    plain = MemberModule(num_classes=10, in_chans=1)
+    assert at_48.state_dict().keys() == plain.state_dict().keys()
+    reference = timm.create_model("resnet10t", num_classes=10, in_chans=1)
+    # fed 32 px, it runs (and is counted) at 48 px
+    assert count_macs_params(at_48.model, (1, 32, 32))[0] == count_macs_params(
+        reference, (1, 48, 48)
+    )[0]
+    reference.load_state_dict(at_48.model.state_dict())
+    x = torch.randn(3, 1, 32, 32)
+    big = torch.nn.functional.interpolate(x, size=(48, 48), mode="bilinear", align_corners=False)
+    torch.testing.assert_close(at_48.eval()(x), reference.eval()(big))
+    with pytest.raises(ValueError, match="vit_tiny_patch16_224 cannot take 48 x 48 px inputs"):
+        MemberModule(model_name="vit_tiny_patch16_224", num_classes=10, in_chans=1, input_size=48)
+    with pytest.raises(ValueError, match="input_size must be a positive number of pixels"):
+        MemberModule(num_classes=10, in_chans=1, input_size=0)
+
+
+@pytest.mark.slow
+def test_a_cascade_of_members_at_different_resolutions(
+    tiny_members, tmp_path, member_fit_args, cascade_test_args
+):
+    """A 32 px member, then one at 48 px trained from the same data config: each sees its
+    own resolution in training, caching and the online cascade; the cost uses its MACs."""
+    import json
+
+    from lightning_modules.cli import CascadeCLI
+    from lightning_modules.stages import cache_logits
+    from tests.conftest import QUICKSTART
+
+    data_cfg = tiny_members["data_cfg"]
+    MemberCLI(args=[*member_fit_args(data_cfg, tmp_path, "m48", 2, 1), "--model.input_size=48"])
+    ckpt = tmp_path / "m48" / "checkpoints" / "last.ckpt"
+    cache_logits(QUICKSTART / "member.yaml", ckpt, tmp_path / "logits", "m48", data_cfg)
+    meta = json.loads((tmp_path / "logits" / "m48" / "meta.json").read_text())
+    first = json.loads((tiny_members["logits_dir"] / "m0" / "meta.json").read_text())
+    assert meta["macs"] > 2 * first["macs"]  # (48 / 32)^2 = 2.25
+    results = tmp_path / "results"
+    CascadeCLI(args=cascade_test_args(data_cfg, [tiny_members["ckpts"][0], str(ckpt)], results))
+    summary = json.loads((results / "summary.json").read_text())
+    macs = [m["macs"] for m in summary["members"]]
+    assert macs == [first["macs"], meta["macs"]]
+    window = summary["metrics"]["digits_test"]["window"]
+    assert window["expected_macs"] == pytest.approx(macs[0] + window["exit_frac@2"] * macs[1])
+    assert summary["metrics"]["digits_test"]["ensemble"]["acc"] > 0.5
