@@ -37,7 +37,9 @@ class ResizeInput:
 def check_input_size(model: torch.nn.Module, name: str, in_chans: int, size: int) -> None:
     """Refuse an input size the model cannot take (one dry forward pass at that size)."""
     if not isinstance(size, int) or size < 1:
-        raise ValueError(f"model.input_size must be a positive number of pixels, got {size!r}")
+        raise ValueError(
+            f"model.input_size must be a positive number of pixels or 'auto', got {size!r}"
+        )
     was_training = model.training
     try:
         with torch.no_grad():
@@ -75,8 +77,9 @@ class MemberModule(LightningModule):
             efficientnet_b2 in a cascade after efficientnet_b0 at 224: inputs of another size
             are resized to it (bilinear, antialiased when shrinking) inside the model's
             forward, so one data config feeds members of different resolutions in training,
-            logits caching and the online cascade, and MACs are counted at this size. None:
-            the data's size.
+            logits caching and the online cascade, and MACs are counted at this size.
+            ``"auto"``: the size of the model's own timm data config (``pretrained_cfg``, e.g.
+            256 for efficientnet_b2). None: the data's size.
     """
 
     def __init__(
@@ -93,7 +96,7 @@ class MemberModule(LightningModule):
         nesterov: bool = True,
         channels_last: bool = False,
         compile: bool = False,
-        input_size: int | None = None,
+        input_size: int | str | None = None,
     ):
         super().__init__()
         self.save_hyperparameters()
@@ -119,6 +122,8 @@ class MemberModule(LightningModule):
             reinit = load_member_weights(self.model, weights, model_name)
             if reinit:
                 print(f"MemberModule: {weights}: re-initialised {', '.join(reinit)} (class count)")
+        if input_size == "auto":
+            input_size = int(self.model.pretrained_cfg["input_size"][-1])
         if input_size is not None:
             check_input_size(self.model, model_name, in_chans, input_size)
             self.model.register_forward_pre_hook(ResizeInput(input_size))

@@ -134,9 +134,10 @@ def test_a_member_at_its_own_resolution_keeps_its_checkpoint_keys_and_counts_its
     assert at_48.state_dict().keys() == plain.state_dict().keys()
     reference = timm.create_model("resnet10t", num_classes=10, in_chans=1)
     # fed 32 px, it runs (and is counted) at 48 px
-    assert count_macs_params(at_48.model, (1, 32, 32))[0] == count_macs_params(
-        reference, (1, 48, 48)
-    )[0]
+    assert (
+        count_macs_params(at_48.model, (1, 32, 32))[0]
+        == count_macs_params(reference, (1, 48, 48))[0]
+    )
     reference.load_state_dict(at_48.model.state_dict())
     x = torch.randn(3, 1, 32, 32)
     big = torch.nn.functional.interpolate(x, size=(48, 48), mode="bilinear", align_corners=False)
@@ -145,6 +146,14 @@ def test_a_member_at_its_own_resolution_keeps_its_checkpoint_keys_and_counts_its
         MemberModule(model_name="vit_tiny_patch16_224", num_classes=10, in_chans=1, input_size=48)
     with pytest.raises(ValueError, match="input_size must be a positive number of pixels"):
         MemberModule(num_classes=10, in_chans=1, input_size=0)
+    with pytest.raises(ValueError, match="input_size must be a positive number of pixels"):
+        MemberModule(num_classes=10, in_chans=1, input_size="big")
+    # "auto": the model's own timm data config (resnet10t: 176 px)
+    auto = MemberModule(num_classes=10, in_chans=1, input_size="auto")
+    assert (
+        count_macs_params(auto.model, (1, 32, 32))[0]
+        == count_macs_params(reference, (1, 176, 176))[0]
+    )
 
 
 @pytest.mark.slow
