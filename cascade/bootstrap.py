@@ -152,6 +152,10 @@ class Bootstrap:
         return self.values[key]
 
     def interval(self, values: torch.Tensor) -> tuple[float, float]:
+        """The percentile interval of B resampled values (a constant, even an infinite one
+        such as an unreachable operating threshold, is its own interval)."""
+        if bool((values == values[0]).all()):
+            return float(values[0]), float(values[0])
         alpha = (1 - self.level) / 2
         q = torch.tensor([alpha, 1 - alpha], dtype=torch.float64)
         lo, hi = torch.nanquantile(values, q).tolist()

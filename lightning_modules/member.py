@@ -34,11 +34,11 @@ class ResizeInput:
         return (x, *args[1:])
 
 
-def check_input_size(model: torch.nn.Module, name: str, in_chans: int, size: int) -> None:
+def check_resolution(model: torch.nn.Module, name: str, in_chans: int, size: int) -> None:
     """Refuse an input size the model cannot take (one dry forward pass at that size)."""
     if not isinstance(size, int) or size < 1:
         raise ValueError(
-            f"model.input_size must be a positive number of pixels or 'auto', got {size!r}"
+            f"model.resolution must be a positive number of pixels or 'auto', got {size!r}"
         )
     was_training = model.training
     try:
@@ -46,7 +46,7 @@ def check_input_size(model: torch.nn.Module, name: str, in_chans: int, size: int
             model.eval()(torch.zeros(1, in_chans, size, size))
     except Exception as err:  # noqa: BLE001 - every architecture fails in its own way
         raise ValueError(
-            f"{name} cannot take {size} x {size} px inputs (model.input_size): "
+            f"{name} cannot take {size} x {size} px inputs (model.resolution): "
             f"{type(err).__name__}: {str(err).splitlines()[0][:200]}"
         ) from None
     finally:
@@ -73,7 +73,7 @@ class MemberModule(LightningModule):
         channels_last: keep weights and inputs in channels-last memory format (faster
             convolutions on GPUs with tensor cores, with ``precision: 16-mixed``/``bf16-mixed``).
         compile: run the forward pass through ``torch.compile`` (checkpoints are unchanged).
-        input_size: the member's own input resolution (pixels, square), e.g. 260 for
+        resolution: the member's own input resolution (pixels, square), e.g. 260 for
             efficientnet_b2 in a cascade after efficientnet_b0 at 224: inputs of another size
             are resized to it (bilinear, antialiased when shrinking) inside the model's
             forward, so one data config feeds members of different resolutions in training,
@@ -96,7 +96,7 @@ class MemberModule(LightningModule):
         nesterov: bool = True,
         channels_last: bool = False,
         compile: bool = False,
-        input_size: int | str | None = None,
+        resolution: int | str | None = None,
     ):
         super().__init__()
         self.save_hyperparameters()
@@ -122,11 +122,11 @@ class MemberModule(LightningModule):
             reinit = load_member_weights(self.model, weights, model_name)
             if reinit:
                 print(f"MemberModule: {weights}: re-initialised {', '.join(reinit)} (class count)")
-        if input_size == "auto":
-            input_size = int(self.model.pretrained_cfg["input_size"][-1])
-        if input_size is not None:
-            check_input_size(self.model, model_name, in_chans, input_size)
-            self.model.register_forward_pre_hook(ResizeInput(input_size))
+        if resolution == "auto":
+            resolution = int(self.model.pretrained_cfg["input_size"][-1])
+        if resolution is not None:
+            check_resolution(self.model, model_name, in_chans, resolution)
+            self.model.register_forward_pre_hook(ResizeInput(resolution))
         if channels_last:
             self.model = self.model.to(memory_format=torch.channels_last)
         # kept out of the module tree, so state_dict keys (and checkpoints) stay the same

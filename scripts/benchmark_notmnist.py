@@ -168,8 +168,12 @@ def evaluate(members: dict[str, list[str]], roles: DatasetRoles, work: Path, res
     skipped = []
 
     def skip(cascade, entry, err):
-        skipped.append(f"{order_label(cascade.members)} {entry.policies} {entry.settings.target}")
-        log(f"{order_label(cascade.members)}: {entry.policies} skipped: {err}")
+        s = entry.settings
+        what = f"{','.join(entry.policies)}[{s.target}" + (
+            f", guarantee {s.guarantee:g}]" if s.guarantee is not None else "]"
+        )
+        skipped.append(f"{order_label(cascade.members)} {what}")
+        log(f"{order_label(cascade.members)}: {what} skipped: {err}")
 
     boot = Bootstrap(resamples)
     rows, fitted = evaluate_grid(

@@ -129,7 +129,7 @@ def test_a_member_at_its_own_resolution_keeps_its_checkpoint_keys_and_counts_its
 
     from lightning_modules.complexity import count_macs_params
 
-    at_48 = MemberModule(num_classes=10, in_chans=1, input_size=48)
+    at_48 = MemberModule(num_classes=10, in_chans=1, resolution=48)
     plain = MemberModule(num_classes=10, in_chans=1)
     assert at_48.state_dict().keys() == plain.state_dict().keys()
     reference = timm.create_model("resnet10t", num_classes=10, in_chans=1)
@@ -143,13 +143,13 @@ def test_a_member_at_its_own_resolution_keeps_its_checkpoint_keys_and_counts_its
     big = torch.nn.functional.interpolate(x, size=(48, 48), mode="bilinear", align_corners=False)
     torch.testing.assert_close(at_48.eval()(x), reference.eval()(big))
     with pytest.raises(ValueError, match="vit_tiny_patch16_224 cannot take 48 x 48 px inputs"):
-        MemberModule(model_name="vit_tiny_patch16_224", num_classes=10, in_chans=1, input_size=48)
-    with pytest.raises(ValueError, match="input_size must be a positive number of pixels"):
-        MemberModule(num_classes=10, in_chans=1, input_size=0)
-    with pytest.raises(ValueError, match="input_size must be a positive number of pixels"):
-        MemberModule(num_classes=10, in_chans=1, input_size="big")
+        MemberModule(model_name="vit_tiny_patch16_224", num_classes=10, in_chans=1, resolution=48)
+    with pytest.raises(ValueError, match="resolution must be a positive number of pixels"):
+        MemberModule(num_classes=10, in_chans=1, resolution=0)
+    with pytest.raises(ValueError, match="resolution must be a positive number of pixels"):
+        MemberModule(num_classes=10, in_chans=1, resolution="big")
     # "auto": the model's own timm data config (resnet10t: 176 px)
-    auto = MemberModule(num_classes=10, in_chans=1, input_size="auto")
+    auto = MemberModule(num_classes=10, in_chans=1, resolution="auto")
     assert (
         count_macs_params(auto.model, (1, 32, 32))[0]
         == count_macs_params(reference, (1, 176, 176))[0]
@@ -169,7 +169,7 @@ def test_a_cascade_of_members_at_different_resolutions(
     from tests.conftest import QUICKSTART
 
     data_cfg = tiny_members["data_cfg"]
-    MemberCLI(args=[*member_fit_args(data_cfg, tmp_path, "m48", 2, 1), "--model.input_size=48"])
+    MemberCLI(args=[*member_fit_args(data_cfg, tmp_path, "m48", 2, 1), "--model.resolution=48"])
     ckpt = tmp_path / "m48" / "checkpoints" / "last.ckpt"
     cache_logits(QUICKSTART / "member.yaml", ckpt, tmp_path / "logits", "m48", data_cfg)
     meta = json.loads((tmp_path / "logits" / "m48" / "meta.json").read_text())
