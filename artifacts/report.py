@@ -24,6 +24,18 @@ def _cell(row: dict | None) -> str:
     return text
 
 
+def _in_units(row: dict, unit: float) -> dict:
+    """A cost row with its value and interval divided by ``unit`` (first-member MACs)."""
+    return {k: (None if row.get(k) is None else row[k] / unit)
+            for k in ("value", "ci_low", "ci_high")}  # fmt: skip
+
+
+def _table_head(title: str, cols: list[str]) -> list[str]:
+    """A dataset table's heading and Markdown header (policy, cost, then ``cols``)."""
+    return [f"### {title}", "", "| policy | cost | " + " | ".join(cols) + " |",
+            "| --- " * (len(cols) + 2) + "|"]  # fmt: skip
+
+
 def _dataset_tables(rows: list[dict], unit: float) -> list[str]:
     labels, identical = policy_labels(rows), same_as(rows)
     by: dict = {}
@@ -34,16 +46,10 @@ def _dataset_tables(rows: list[dict], unit: float) -> list[str]:
     for dataset, per_policy in by.items():
         role = roles[dataset]
         cols = lead_columns(next(iter(per_policy.values())), role)
-        lines += [f"### {dataset} ({role})", ""]
-        lines.append("| policy | cost | " + " | ".join(cols) + " |")
-        lines.append("| --- " * (len(cols) + 2) + "|")
+        lines += _table_head(f"{dataset} ({role})", cols)
         for label, metrics in per_policy.items():
             macs = metrics.get("expected_macs")
-            cost = "-" if macs is None else _cell(
-                {**macs, "value": macs["value"] / unit,
-                 "ci_low": None if macs.get("ci_low") is None else macs["ci_low"] / unit,
-                 "ci_high": None if macs.get("ci_high") is None else macs["ci_high"] / unit}
-            )  # fmt: skip
+            cost = "-" if macs is None else _cell(_in_units(macs, unit))
             cells = [_cell(metrics.get(c)) for c in cols]
             lines.append(
                 f"| {label}{identical.get(label, '')} | {cost} | " + " | ".join(cells) + " |"
@@ -71,9 +77,7 @@ def _order_tables(rows: list[dict], unit: float) -> list[str]:
         by.setdefault((s["dataset"], s["role"]), {}).setdefault(label, {})[s["metric"]] = s
     for (dataset, role), per_policy in by.items():
         cols = lead_columns(next(iter(per_policy.values())), role)
-        lines += [f"### {dataset} ({role}), across orders", ""]
-        lines.append("| policy | cost | " + " | ".join(cols) + " |")
-        lines.append("| --- " * (len(cols) + 2) + "|")
+        lines += _table_head(f"{dataset} ({role}), across orders", cols)
         for label, metrics in per_policy.items():
             macs = metrics.get("expected_macs")
             cost = "-" if macs is None else f"{macs['mean'] / unit:.3f} +- {macs['sd'] / unit:.3f}"
