@@ -29,6 +29,11 @@ class CascadeDataModule(Protocol):
             unlabelled; index = the sample's position in that dataset.
         batch_size: batch size of the evaluation dataloaders.
         input_shape: (channels, height, width) of one model input.
+
+    Optional: ``normalization``, the (mean, std) per channel of the served images, ``(pixel -
+    mean) / std`` with pixels in [0, 1]. Members with their own normalisation
+    (``model.normalization``) need it to convert; others record it at fit and convert from
+    the normalisation of a later run's data.
     """
 
     batch_size: int

@@ -165,8 +165,13 @@ class ImageFilesDataModule(ImageSetsDataModule):
         self.train_source, self.test_source = train, test
         self.heldout_size, self.augment = heldout_size, augment
         self.crop_pct = crop_pct or cfg["crop_pct"]
-        self.norm_mean = list(mean or cfg["mean"])[:in_chans] if in_chans == 3 else [0.5]
-        self.norm_std = list(std or cfg["std"])[:in_chans] if in_chans == 3 else [0.5]
+        self.norm_mean = list(mean or (cfg["mean"] if in_chans == 3 else [0.5]))
+        self.norm_std = list(std or (cfg["std"] if in_chans == 3 else [0.5]))
+        for name, values in (("mean", self.norm_mean), ("std", self.norm_std)):
+            if len(values) != in_chans:
+                raise ValueError(f"{name} must have {in_chans} value(s) (in_chans), got {values}")
+        if min(self.norm_std) <= 0:
+            raise ValueError(f"std must be positive, got {self.norm_std}")
         mode = INTERPOLATIONS[interp]
         self.eval_transform = T.Compose([
             T.Resize(math.floor(size / self.crop_pct), interpolation=mode),
@@ -175,6 +180,11 @@ class ImageFilesDataModule(ImageSetsDataModule):
         self.train_transform = T.Compose([
             T.RandomResizedCrop(size, interpolation=mode), T.RandomHorizontalFlip(), T.ToTensor(),
         ]) if augment == "rrc_flip" else self.eval_transform  # fmt: skip
+
+    @property
+    def normalization(self) -> tuple[tuple[float, ...], tuple[float, ...]]:
+        """(mean, std) per channel of the served images (the timm data config's or given)."""
+        return tuple(map(float, self.norm_mean)), tuple(map(float, self.norm_std))
 
     def _split_train(self, n: int) -> tuple[torch.Tensor, torch.Tensor]:
         held = (

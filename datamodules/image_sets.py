@@ -91,6 +91,12 @@ class ImageSetsDataModule(LightningDataModule):
         return (self.in_chans, self.image_size, self.image_size)
 
     @property
+    def normalization(self) -> tuple[tuple[float, ...], tuple[float, ...]]:
+        """(mean, std) per channel the served images are normalised with: (pixel - mean) /
+        std, pixels in [0, 1]. Members that expect another normalisation convert from it."""
+        return (float(self.mean),) * self.in_chans, (float(self.std),) * self.in_chans
+
+    @property
     def roles(self) -> DatasetRoles:
         """Dataset name -> role, in config order (the data contract's roles)."""
         return DatasetRoles({s.name: s.role for s in self.specs})

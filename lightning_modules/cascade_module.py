@@ -20,9 +20,17 @@ from cascade.policy_registry import check_policies
 from datamodules.contract import cascade_datamodule
 from lightning_modules.complexity import count_macs_params
 from lightning_modules.member import load_member
+from lightning_modules.member_input import (
+    Normalization,
+    as_normalization,
+    datamodule_normalization,
+    member_input,
+)
 from lightning_modules.metric_wrappers import CascadeOutputs
 from uncertainty.definitions import get_definitions
 from uncertainty.scores import check_score
+
+DATA_NORMALIZATION_KEY = "data_normalization"  # cascade checkpoint: the data's (mean, std)
 
 
 @dataclass
@@ -131,6 +139,7 @@ class CascadeModule(LightningModule):
             found = {p: m.num_classes for p, m in zip(members, self.members, strict=True)}
             raise ValueError(f"members have different class counts: {found}")
         self.fitted: FittedCascade | None = None
+        self.data_normalization: Normalization | None = None
         self.evaluation = CascadeEvaluation()
         self.outputs = torch.nn.ModuleDict()
 
@@ -147,13 +156,44 @@ class CascadeModule(LightningModule):
             )
         return self.fitted.select(self.policy_names)
 
+    def set_data_normalization(self, normalization: Normalization | None) -> None:
+        """The (mean, std) per channel of the images the cascade is given: members that
+        expect another normalisation convert from it (``lightning_modules.member_input``).
+        Set from the datamodule in test and predict runs, and kept in the cascade
+        checkpoint, so ``decide`` on a loaded cascade takes images normalised as at
+        calibration."""
+        if normalization is None:
+            return
+        self.data_normalization = normalization
+        for model in self.members:
+            member_input(model).set_data_normalization(normalization)
+
+    def _take_data_normalization(self) -> None:
+        dm = self.trainer.datamodule
+        chans = getattr(dm, "input_shape", (None,))[0]
+        if chans is not None:
+            self.set_data_normalization(datamodule_normalization(dm, chans))
+
+    def on_test_start(self) -> None:
+        self._take_data_normalization()
+
+    def on_predict_start(self) -> None:
+        self._take_data_normalization()
+
     def on_save_checkpoint(self, checkpoint: dict) -> None:
         if self.fitted is not None:
             checkpoint[CHECKPOINT_KEY] = self.fitted.to_dict()
+        if self.data_normalization is not None:
+            mean, std = self.data_normalization
+            checkpoint[DATA_NORMALIZATION_KEY] = {"mean": list(mean), "std": list(std)}
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:
         data = checkpoint.get(CHECKPOINT_KEY)
         self.fitted = FittedCascade.from_dict(data) if data else None
+        norm = checkpoint.get(DATA_NORMALIZATION_KEY)
+        if norm is not None:
+            chans = len(norm["mean"])
+            self.set_data_normalization(as_normalization(norm, chans, DATA_NORMALIZATION_KEY))
 
     def setup(self, stage: str) -> None:
         names = list(cascade_datamodule(self.trainer).roles)

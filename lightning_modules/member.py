@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextvars
 import inspect
 import math
 from pathlib import Path
@@ -13,44 +14,16 @@ from lightning.pytorch import LightningModule
 
 import lightning_modules.timm_models  # noqa: F401 - registers mobilenetv2_130 with timm
 from lightning_modules.complexity import count_macs_params
+from lightning_modules.member_input import (
+    MemberInput,
+    as_normalization,
+    check_resolution,
+    datamodule_normalization,
+    member_input,
+    timm_normalization,
+)
 from lightning_modules.member_weights import load_member_weights
 from lightning_modules.metric_wrappers import CalibrationMetrics, SelectiveClassificationMetrics
-
-
-class ResizeInput:
-    """Forward pre-hook resizing image batches (N x C x H x W) to ``size`` x ``size``: a
-    member's own input resolution. A hook, not a module, so state_dict keys stay the same."""
-
-    def __init__(self, size: int):
-        self.size = size
-
-    def __call__(self, module, args):
-        x = args[0]
-        if x.ndim != 4 or tuple(x.shape[-2:]) == (self.size, self.size):
-            return None
-        shrink = x.shape[-1] > self.size or x.shape[-2] > self.size
-        x = F.interpolate(x, size=(self.size, self.size), mode="bilinear", align_corners=False,
-                          antialias=shrink)  # fmt: skip
-        return (x, *args[1:])
-
-
-def check_resolution(model: torch.nn.Module, name: str, in_chans: int, size: int) -> None:
-    """Refuse an input size the model cannot take (one dry forward pass at that size)."""
-    if not isinstance(size, int) or size < 1:
-        raise ValueError(
-            f"model.resolution must be a positive number of pixels or 'auto', got {size!r}"
-        )
-    was_training = model.training
-    try:
-        with torch.no_grad():
-            model.eval()(torch.zeros(1, in_chans, size, size))
-    except Exception as err:  # noqa: BLE001 - every architecture fails in its own way
-        raise ValueError(
-            f"{name} cannot take {size} x {size} px inputs (model.resolution): "
-            f"{type(err).__name__}: {str(err).splitlines()[0][:200]}"
-        ) from None
-    finally:
-        model.train(was_training)
 
 
 class MemberModule(LightningModule):
@@ -79,7 +52,15 @@ class MemberModule(LightningModule):
             forward, so one data config feeds members of different resolutions in training,
             logits caching and the online cascade, and MACs are counted at this size.
             ``"auto"``: the size of the model's own timm data config (``pretrained_cfg``, e.g.
-            256 for efficientnet_b2). None: the data's size.
+            256 for efficientnet_b2). None: the data's size at fit, recorded in the
+            checkpoint, so a later run on data of another size resizes to it.
+        normalization: the mean and std (per channel) the member expects its inputs
+            normalised with, ``{mean: [...], std: [...]}``, e.g. 0.5/0.5 for a ViT pretrained
+            with them in a cascade fed with ImageNet's statistics: batches normalised by the
+            data config are renormalised inside the forward (``member_input``). ``"auto"``: the
+            model's own timm data config. None: the data's at fit. Either way the member
+            records it in its checkpoints and later converts from whatever normalisation the
+            data of a caching or cascade run has.
     """
 
     def __init__(
@@ -97,6 +78,7 @@ class MemberModule(LightningModule):
         channels_last: bool = False,
         compile: bool = False,
         resolution: int | str | None = None,
+        normalization: str | dict | None = None,
     ):
         super().__init__()
         self.save_hyperparameters()
@@ -126,7 +108,11 @@ class MemberModule(LightningModule):
             resolution = int(self.model.pretrained_cfg["input_size"][-1])
         if resolution is not None:
             check_resolution(self.model, model_name, in_chans, resolution)
-            self.model.register_forward_pre_hook(ResizeInput(resolution))
+        if normalization == "auto":
+            normalization = timm_normalization(self.model, in_chans)
+        elif normalization is not None:
+            normalization = as_normalization(normalization, in_chans, "model.normalization")
+        self.model.register_forward_pre_hook(MemberInput(resolution, normalization))
         if channels_last:
             self.model = self.model.to(memory_format=torch.channels_last)
         # kept out of the module tree, so state_dict keys (and checkpoints) stay the same
@@ -136,11 +122,52 @@ class MemberModule(LightningModule):
         self.val_cal = CalibrationMetrics()
 
     def on_fit_start(self) -> None:
-        """Record the member's MACs (one sample) and parameter count with the run's config."""
+        """Record the data's input; log the member's MACs (one sample) and parameter count
+        with the run's config."""
+        self.take_data_input(fit=True)
         shape = getattr(self.trainer.datamodule, "input_shape", None)
         if shape is not None and self.logger is not None:
             macs, params = count_macs_params(self.model, tuple(shape))
             self.logger.log_hyperparams({"macs": macs, "params": params})
+
+    def on_predict_start(self) -> None:
+        self.take_data_input(fit=False)
+
+    def on_test_start(self) -> None:
+        self.take_data_input(fit=False)
+
+    def take_data_input(self, fit: bool) -> None:
+        """Convert from the input the trainer's datamodule serves. At ``fit``, a member
+        without its own resolution or normalisation adopts the data's and records it (in its
+        checkpoints), so a later run whose data differs converts to it. When the datamodule
+        does not say its normalisation, the one recorded at fit is assumed.
+
+        Raises:
+            ValueError: when the member has its own normalisation and nothing says the data's.
+        """
+        hook, dm = member_input(self.model), self.trainer.datamodule
+        data = datamodule_normalization(dm, self.hparams.in_chans)
+        shape = getattr(dm, "input_shape", None)
+        if fit and hook.size is None and shape is not None and shape[-1] == shape[-2]:
+            hook.size = int(shape[-1])
+        if data is not None:
+            if fit and hook.normalization is None:
+                hook.normalization = data
+            hook.set_data_normalization(data)
+        elif hook.normalization is not None and hook.data_normalization is None:
+            raise ValueError(
+                f"model.normalization is set, but the datamodule {type(dm).__name__} does not "
+                "say how it normalises images: give it a `normalization` attribute ((mean, "
+                "std) per channel)"
+            )
+
+    def on_save_checkpoint(self, checkpoint: dict) -> None:
+        hook = member_input(self.model)
+        checkpoint[INPUT_KEY] = {
+            "resolution": hook.size,
+            "normalization": _as_lists(hook.normalization),
+            "data_normalization": _as_lists(hook.data_normalization),
+        }
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.hparams.channels_last and x.ndim == 4:
@@ -148,12 +175,23 @@ class MemberModule(LightningModule):
         return (self._compiled or self.model)(x)
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:
-        """Refuse a checkpoint of another architecture with both names (not a key dump)."""
+        """Refuse a checkpoint of another architecture with both names (not a key dump);
+        restore the input (resolution, normalisations) the member recorded at fit."""
         saved = checkpoint.get("hyper_parameters", {}).get("model_name")
         if saved is not None and saved != self.hparams.model_name:
             where = getattr(self._trainer, "ckpt_path", None) or "the checkpoint"
             raise ValueError(
                 f"{where} holds a {saved!r} member; this run builds {self.hparams.model_name!r}"
+            )
+        recorded = checkpoint.get(INPUT_KEY) or {}
+        hook, chans = member_input(self.model), self.hparams.in_chans
+        if recorded.get("resolution") is not None:
+            hook.size = int(recorded["resolution"])
+        if recorded.get("normalization") is not None:
+            hook.normalization = as_normalization(recorded["normalization"], chans, INPUT_KEY)
+        if recorded.get("data_normalization") is not None:
+            hook.set_data_normalization(
+                as_normalization(recorded["data_normalization"], chans, INPUT_KEY)
             )
 
     def training_step(self, batch, batch_idx: int) -> torch.Tensor:
@@ -210,6 +248,15 @@ class MemberModule(LightningModule):
         return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
 
 
+INPUT_KEY = "member_input"  # checkpoint entry: the member's resolution and normalisation, and
+# the data's normalisation, recorded at fit
+
+
+def _as_lists(normalization) -> dict | None:
+    return None if normalization is None else {"mean": list(normalization[0]),
+                                               "std": list(normalization[1])}  # fmt: skip
+
+
 def read_member_checkpoint(path: str | Path, model_name: str | None = None) -> dict:
     """Read a member checkpoint safely (``weights_only``) and check what it holds.
 
@@ -247,9 +294,12 @@ def load_member(path: str | Path) -> MemberModule:
     accepted = set(inspect.signature(MemberModule.__init__).parameters) - {"self"}
     hparams = {k: v for k, v in ckpt["hyper_parameters"].items() if k in accepted}
     hparams["pretrained"], hparams["weights"] = False, None  # the checkpoint carries them
-    member = MemberModule(**hparams)
+    # built in an empty context: inside a LightningCLI run Lightning's context variable of
+    # "given hyperparameters" would otherwise hand this member the cascade's hparams
+    member = contextvars.Context().run(MemberModule, **hparams)
     try:
         member.load_state_dict(ckpt["state_dict"])
+        member.on_load_checkpoint(ckpt)
     except RuntimeError as err:
         raise ValueError(
             f"{path}: weights do not fit {hparams.get('model_name')!r}: {err}"

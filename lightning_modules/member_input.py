@@ -1,0 +1,158 @@
+"""A member's own input: its resolution and normalisation, adapted from what the data serves.
+
+One data config feeds every member of a cascade. A member that expects another input (the
+paper's efficientnet_b2 at 260 px after efficientnet_b0 at 224 px; a ViT normalised with mean
+0.5 and std 0.5 after a ResNet normalised with ImageNet's statistics) adapts each batch inside
+its forward, with a forward pre-hook (not a module, so state_dict keys stay the same):
+
+* resolution: resized to ``size`` x ``size`` (bilinear, antialiased when shrinking);
+* normalisation: a batch normalised by the data, ``x = (raw - data_mean) / data_std``, becomes
+  ``(raw - mean) / std`` per channel, i.e. ``x * data_std / std + (data_mean - mean) / std``.
+
+Both are linear per channel, so their order does not matter. The crop (its fraction and
+interpolation) stays the data config's.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+import torch.nn.functional as F
+
+Normalization = tuple[tuple[float, ...], tuple[float, ...]]  # (mean, std), one per channel
+
+
+def as_normalization(value, in_chans: int, where: str) -> Normalization:
+    """``{"mean": [...], "std": [...]}`` or ``(mean, std)`` as per-channel float tuples.
+
+    A single value is used for every channel; ``std`` must be positive.
+
+    Raises:
+        ValueError: naming ``where`` and what was expected.
+    """
+    if isinstance(value, dict):
+        unknown = set(value) - {"mean", "std"}
+        if unknown or len(value) != 2:
+            raise ValueError(f"{where} takes {{mean: [...], std: [...]}}, got keys {sorted(value)}")
+        value = (value["mean"], value["std"])
+    if not isinstance(value, Sequence) or isinstance(value, str) or len(value) != 2:
+        raise ValueError(f"{where} must be 'auto' or {{mean: [...], std: [...]}}, got {value!r}")
+    out = []
+    for name, part in zip(("mean", "std"), value, strict=True):
+        values = [part] if isinstance(part, (int, float)) else list(part)
+        if len(values) == 1:
+            values = values * in_chans
+        if len(values) != in_chans or not all(isinstance(v, (int, float)) for v in values):
+            raise ValueError(
+                f"{where}: {name} must be {in_chans} number(s), one per input channel, got {part!r}"
+            )
+        out.append(tuple(float(v) for v in values))
+    if min(out[1]) <= 0:
+        raise ValueError(f"{where}: std must be positive, got {list(out[1])}")
+    return out[0], out[1]
+
+
+def timm_normalization(model: torch.nn.Module, in_chans: int) -> Normalization:
+    """The mean and std of the model's own timm data config (``pretrained_cfg``); for a grey
+    member (``in_chans`` 1) of an RGB config, the mean over channels (timm sums the first
+    convolution's RGB weights for one channel)."""
+    cfg = getattr(model, "pretrained_cfg", None) or {}
+    mean, std = cfg.get("mean"), cfg.get("std")
+    if mean is None or std is None:
+        raise ValueError(
+            f"{type(model).__name__} has no mean/std in its timm data config: give "
+            "model.normalization as {mean: [...], std: [...]}"
+        )
+    if in_chans != len(mean):
+        mean, std = [sum(mean) / len(mean)], [sum(std) / len(std)]
+    return as_normalization((mean, std), in_chans, "model.normalization auto")
+
+
+def check_resolution(model: torch.nn.Module, name: str, in_chans: int, size: int) -> None:
+    """Refuse an input size the model cannot take (one dry forward pass at that size)."""
+    if not isinstance(size, int) or isinstance(size, bool) or size < 1:
+        raise ValueError(
+            f"model.resolution must be a positive number of pixels or 'auto', got {size!r}"
+        )
+    was_training = model.training
+    try:
+        with torch.no_grad():
+            model.eval()(torch.zeros(1, in_chans, size, size))
+    except Exception as err:  # noqa: BLE001 - every architecture fails in its own way
+        raise ValueError(
+            f"{name} cannot take {size} x {size} px inputs (model.resolution): "
+            f"{type(err).__name__}: {str(err).splitlines()[0][:200]}"
+        ) from None
+    finally:
+        model.train(was_training)
+
+
+class MemberInput:
+    """Forward pre-hook giving a member its own input (see the module docstring).
+
+    Args:
+        size: the member's resolution in pixels (square); None keeps the data's.
+        normalization: the (mean, std) the member expects; None takes the data's as it is.
+
+    The data's normalisation is told with :meth:`set_data_normalization` (by the member and
+    cascade modules from their datamodule); until then a batch is taken as normalised the
+    member's way.
+    """
+
+    def __init__(self, size: int | None = None, normalization: Normalization | None = None):
+        self.size = size
+        self.normalization = normalization
+        self.data_normalization: Normalization | None = None
+        self._affine: tuple[torch.Tensor, torch.Tensor] | None = None
+
+    def set_data_normalization(self, normalization: Normalization | None) -> None:
+        """The (mean, std) per channel of the batches this member will be given."""
+        self.data_normalization = normalization
+        self._affine = None
+        if normalization is None or self.normalization is None:
+            return
+        (mean, std), (data_mean, data_std) = self.normalization, normalization
+        if len(data_mean) != len(mean):
+            raise ValueError(
+                f"the data is normalised over {len(data_mean)} channel(s), the member expects "
+                f"{len(mean)}"
+            )
+        if normalization == self.normalization:
+            return
+        scale = torch.tensor([d / s for d, s in zip(data_std, std, strict=True)])
+        shift = torch.tensor([(d - m) / s for d, m, s in zip(data_mean, mean, std, strict=True)])
+        self._affine = (scale.view(1, -1, 1, 1), shift.view(1, -1, 1, 1))
+
+    def __call__(self, module, args):
+        x = args[0]
+        if not isinstance(x, torch.Tensor) or x.ndim != 4:
+            return None
+        changed = False
+        if self.size is not None and tuple(x.shape[-2:]) != (self.size, self.size):
+            shrink = x.shape[-1] > self.size or x.shape[-2] > self.size
+            x = F.interpolate(x, size=(self.size, self.size), mode="bilinear",
+                              align_corners=False, antialias=shrink)  # fmt: skip
+            changed = True
+        if self._affine is not None:
+            scale, shift = (t.to(device=x.device, dtype=x.dtype) for t in self._affine)
+            x = x * scale + shift
+            changed = True
+        return (x, *args[1:]) if changed else None
+
+
+def member_input(model: torch.nn.Module) -> MemberInput | None:
+    """The :class:`MemberInput` hook of a member's model, or None."""
+    for hook in model._forward_pre_hooks.values():
+        if isinstance(hook, MemberInput):
+            return hook
+    return None
+
+
+def datamodule_normalization(datamodule, in_chans: int) -> Normalization | None:
+    """The datamodule's ``normalization`` ((mean, std) per channel of the images it serves;
+    optional in the data contract), checked; None when it does not say."""
+    value = getattr(datamodule, "normalization", None)
+    if value is None:
+        return None
+    return as_normalization(value, in_chans, f"{type(datamodule).__name__}.normalization")

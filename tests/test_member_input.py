@@ -1,0 +1,123 @@
+"""A member's own normalisation: converted from the data's in training, caching and the cascade,
+recorded in its checkpoint, and refused clearly when malformed."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import timm
+import torch
+import yaml
+from safetensors.torch import load_file
+
+from lightning_modules.cascade_module import CascadeModule
+from lightning_modules.member import MemberModule, load_member
+from lightning_modules.member_input import member_input
+from lightning_modules.stages import cache_logits
+from tests.conftest import QUICKSTART
+from tests.test_file_data import EVAL, write_folder
+
+IMAGENET = ((0.485, 0.456, 0.406), (0.229, 0.224, 0.225))
+VIT = ((0.5, 0.5, 0.5), (0.5, 0.5, 0.5))
+
+
+def normalise(raw: torch.Tensor, normalization) -> torch.Tensor:
+    mean, std = (torch.tensor(v).view(1, -1, 1, 1) for v in normalization)
+    return (raw - mean) / std
+
+
+def test_a_member_sees_its_own_normalisation_whatever_the_data_uses():
+    torch.manual_seed(0)
+    member = MemberModule(num_classes=4, in_chans=3, normalization={"mean": VIT[0], "std": 0.5})
+    model = member.eval().model
+    bare = timm.create_model("resnet10t", num_classes=4, in_chans=3).eval()
+    bare.load_state_dict(model.state_dict())
+    raw = torch.rand(2, 3, 32, 32)
+    with torch.no_grad():
+        expected = bare(normalise(raw, VIT))
+        hook = member_input(model)
+        for data in (IMAGENET, VIT, ((0.1, 0.2, 0.3), (0.9, 0.8, 0.7))):
+            hook.set_data_normalization(data)
+            torch.testing.assert_close(model(normalise(raw, data)), expected, atol=1e-5, rtol=1e-4)
+
+
+def test_auto_takes_the_timm_data_config_and_bad_values_are_named():
+    vit = MemberModule(model_name="vit_tiny_patch16_224.augreg_in21k_ft_in1k", num_classes=3,
+                       in_chans=3, normalization="auto")  # fmt: skip
+    assert member_input(vit.model).normalization == VIT
+    grey = MemberModule(num_classes=3, in_chans=1, normalization="auto")  # ImageNet, averaged
+    assert grey.hparams.normalization == "auto"
+    (mean,), (std,) = member_input(grey.model).normalization
+    assert (mean, std) == pytest.approx((0.449, 0.226), abs=1e-3)
+    cases = [
+        ({"mean": [0.5, 0.5], "std": [0.5, 0.5]}, "mean must be 3 number"),
+        ({"mean": [0.5], "std": [0.0]}, "std must be positive"),
+        ({"mean": [0.5], "sd": [0.5]}, r"takes \{mean: \[...\], std: \[...\]\}"),
+        ("imagenet", "must be 'auto' or"),
+    ]
+    for value, message in cases:
+        with pytest.raises(ValueError, match=f"model.normalization.*{message}"):
+            MemberModule(num_classes=3, in_chans=3, normalization=value)
+
+
+def image_data(tmp_path, name: str, input_size: int = 32, **norm) -> str:
+    data = {"class_path": "datamodules.ImageFilesDataModule", "init_args": {
+        "train": {"format": "image_folder", "path": str(tmp_path / "train")},
+        "test": {"format": "image_folder", "path": str(tmp_path / "test")},
+        "datasets": EVAL, "num_classes": 3, "model_name": "resnet10t", "input_size": input_size,
+        "heldout_size": 6, "batch_size": 10, "num_workers": 0, **norm}}  # fmt: skip
+    path = tmp_path / f"{name}.yaml"
+    path.write_text(yaml.safe_dump(data))
+    return str(path)
+
+
+def test_normalisation_is_recorded_and_converted_in_caching_and_the_cascade(tmp_path):
+    """A member with its own normalisation, trained on ImageNet-normalised images, gives the
+    same logits from data normalised another way; so does one that adopted the data's."""
+    from lightning_modules.cli import MemberCLI
+
+    write_folder(tmp_path / "train", 3, 12, 0)
+    write_folder(tmp_path / "test", 3, 4, 1)
+    imagenet = image_data(tmp_path, "imagenet")
+    other = image_data(tmp_path, "other", mean=[0.2, 0.3, 0.4], std=[0.25, 0.3, 0.35])
+    bigger = image_data(tmp_path, "bigger", input_size=48)
+    ckpts = {}
+    for name, extra in (("own", ["--model.normalization={mean: [0.5], std: [0.5]}"]),
+                        ("adopted", [])):  # fmt: skip
+        MemberCLI(args=["fit", f"--config={QUICKSTART / 'member.yaml'}", f"--data={imagenet}",
+                        "--trainer.max_epochs=1", "--trainer.enable_progress_bar=false",
+                        f"--trainer.default_root_dir={tmp_path / name}", "--trainer.logger=false",
+                        f"--checkpoint.dirpath={tmp_path / name / 'ckpt'}", *extra])  # fmt: skip
+        ckpts[name] = tmp_path / name / "ckpt" / "last.ckpt"
+        hook = member_input(load_member(ckpts[name]).model)
+        assert hook.normalization == (VIT if name == "own" else IMAGENET)
+        assert hook.data_normalization == IMAGENET
+        assert hook.size == 32  # the resolution it was trained at, recorded too
+        for data, folder in ((imagenet, "a"), (other, "b"), (bigger, "c")):
+            cache_logits(QUICKSTART / "member.yaml", ckpts[name], tmp_path / folder, name, data)
+        a = load_file(str(tmp_path / "a" / name / "test.safetensors"))["logits"]
+        b = load_file(str(tmp_path / "b" / name / "test.safetensors"))["logits"]
+        torch.testing.assert_close(a, b, atol=1e-4, rtol=1e-4)
+        meta = {f: json.loads((tmp_path / f / name / "meta.json").read_text()) for f in "ac"}
+        assert meta["c"]["input_shape"] == [3, 48, 48]
+        assert meta["c"]["macs"] == meta["a"]["macs"]  # 48 px data, run (and counted) at 32
+
+    # the cascade takes its data's normalisation and keeps it in its checkpoint
+    cascade = CascadeModule(members=[str(ckpts["own"]), str(ckpts["adopted"])])
+    theirs = ((0.2, 0.3, 0.4), (0.25, 0.3, 0.35))
+    cascade.set_data_normalization(theirs)
+    saved: dict = {}
+    cascade.on_save_checkpoint(saved)
+    loaded = CascadeModule(members=[str(ckpts["own"]), str(ckpts["adopted"])])
+    loaded.on_load_checkpoint(saved)
+    assert [member_input(m).data_normalization for m in loaded.members] == [theirs, theirs]
+
+
+def test_own_normalisation_without_the_datas_is_refused(tmp_path):
+    from types import SimpleNamespace
+
+    member = MemberModule(num_classes=3, in_chans=3, normalization={"mean": [0.5], "std": [0.5]})
+    member._trainer = SimpleNamespace(datamodule=object())
+    with pytest.raises(ValueError, match="does not say how it normalises images"):
+        member.take_data_input(fit=True)
