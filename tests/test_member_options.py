@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+from pathlib import Path
 
 import pytest
 import torch
@@ -32,6 +33,39 @@ def test_unknown_model_and_offline_pretrained_weights_are_clear_errors(monkeypat
     monkeypatch.setenv("HF_HOME", "/nonexistent-hf-home")
     with pytest.raises(RuntimeError, match="could not load pretrained weights for 'resnet18'"):
         MemberModule(model_name="resnet18", pretrained=True)
+
+
+def test_pretrained_weights_load_offline_from_a_local_hugging_face_cache(tmp_path):
+    """`--model.pretrained true` with HF_HUB_OFFLINE=1 reads timm's weights from the cache
+    under HF_HOME (written here as the hub would): no network, a new classifier."""
+    import os
+    import subprocess
+    import sys
+
+    import timm
+    from safetensors.torch import save_file
+
+    torch.manual_seed(3)
+    source = timm.create_model("resnet10t")  # 1000 classes, as timm's resnet10t.c3_in1k
+    repo = tmp_path / "hub" / "models--timm--resnet10t.c3_in1k"
+    (repo / "snapshots" / ("a" * 40)).mkdir(parents=True)
+    (repo / "refs").mkdir()
+    (repo / "refs" / "main").write_text("a" * 40)
+    save_file(source.state_dict(), str(repo / "snapshots" / ("a" * 40) / "model.safetensors"))
+    torch.save(source.state_dict(), tmp_path / "expected.pt")
+    check = (
+        "import torch\n"
+        "from lightning_modules.member import MemberModule\n"
+        "m = MemberModule(model_name='resnet10t', num_classes=3, in_chans=3, pretrained=True)\n"
+        f"expected = torch.load({str(tmp_path / 'expected.pt')!r}, weights_only=True)\n"
+        "body = {k: v for k, v in m.model.state_dict().items() if not k.startswith('fc.')}\n"
+        "assert all(torch.equal(v, expected[k]) for k, v in body.items()), 'weights differ'\n"
+        "assert m.model.fc.weight.shape == (3, 512)\n"
+    )
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_HOME": str(tmp_path)}
+    done = subprocess.run([sys.executable, "-c", check], env=env, capture_output=True,
+                          text=True, cwd=Path(__file__).resolve().parents[1])  # fmt: skip
+    assert done.returncode == 0, done.stderr[-2000:]
 
 
 def folder_digest(folder) -> dict:
