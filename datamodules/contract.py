@@ -33,7 +33,8 @@ class CascadeDataModule(Protocol):
     Optional: ``normalization``, the (mean, std) per channel of the served images, ``(pixel -
     mean) / std`` with pixels in [0, 1]. Members with their own normalisation
     (``model.normalization``) need it to convert; others record it at fit and convert from
-    the normalisation of a later run's data.
+    the normalisation of a later run's data. Likewise ``crop_pct``, the fraction of each
+    source image an evaluation image shows (timm's ``crop_pct``; 1.0 for whole images).
     """
 
     batch_size: int

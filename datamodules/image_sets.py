@@ -59,6 +59,7 @@ class ImageSetsDataModule(LightningDataModule):
     num_classes = 10
     in_chans = 1
     mean, std = 0.5, 0.5
+    crop_pct = 1.0  # the fraction of each source image an evaluation image shows: all of it
 
     def __init__(
         self,

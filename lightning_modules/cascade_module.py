@@ -23,14 +23,17 @@ from lightning_modules.member import load_member
 from lightning_modules.member_input import (
     Normalization,
     as_normalization,
+    check_crop_pct,
+    datamodule_crop_pct,
     datamodule_normalization,
     member_input,
+    normalization_dict,
 )
 from lightning_modules.metric_wrappers import CascadeOutputs
 from uncertainty.definitions import get_definitions
 from uncertainty.scores import check_score
 
-DATA_NORMALIZATION_KEY = "data_normalization"  # cascade checkpoint: the data's (mean, std)
+DATA_INPUT_KEY = "data_input"  # cascade checkpoint: the data's normalisation and crop
 
 
 @dataclass
@@ -140,6 +143,7 @@ class CascadeModule(LightningModule):
             raise ValueError(f"members have different class counts: {found}")
         self.fitted: FittedCascade | None = None
         self.data_normalization: Normalization | None = None
+        self.data_crop_pct: float | None = None
         self.evaluation = CascadeEvaluation()
         self.outputs = torch.nn.ModuleDict()
 
@@ -156,44 +160,54 @@ class CascadeModule(LightningModule):
             )
         return self.fitted.select(self.policy_names)
 
-    def set_data_normalization(self, normalization: Normalization | None) -> None:
-        """The (mean, std) per channel of the images the cascade is given: members that
-        expect another normalisation convert from it (``lightning_modules.member_input``).
-        Set from the datamodule in test and predict runs, and kept in the cascade
-        checkpoint, so ``decide`` on a loaded cascade takes images normalised as at
-        calibration."""
-        if normalization is None:
-            return
-        self.data_normalization = normalization
+    def set_data_input(
+        self, normalization: Normalization | None = None, crop_pct: float | None = None
+    ) -> None:
+        """The input the cascade is given: (mean, std) per channel, and the fraction of each
+        source image an evaluation image shows. Members that expect another convert
+        (``lightning_modules.member_input``). Set from the datamodule in test and predict
+        runs and kept in the cascade checkpoint, so ``decide`` on a loaded cascade takes
+        images prepared as at calibration. None leaves that part as it is."""
+        if normalization is not None:
+            self.data_normalization = normalization
+        if crop_pct is not None:
+            self.data_crop_pct = crop_pct
         for model in self.members:
-            member_input(model).set_data_normalization(normalization)
+            hook = member_input(model)
+            if normalization is not None:
+                hook.set_data_normalization(normalization)
+            if crop_pct is not None:
+                hook.set_data_crop_pct(crop_pct)
 
-    def _take_data_normalization(self) -> None:
+    def _take_data_input(self) -> None:
         dm = self.trainer.datamodule
         chans = getattr(dm, "input_shape", (None,))[0]
-        if chans is not None:
-            self.set_data_normalization(datamodule_normalization(dm, chans))
+        norm = datamodule_normalization(dm, chans) if chans is not None else None
+        self.set_data_input(norm, datamodule_crop_pct(dm))
 
     def on_test_start(self) -> None:
-        self._take_data_normalization()
+        self._take_data_input()
 
     def on_predict_start(self) -> None:
-        self._take_data_normalization()
+        self._take_data_input()
 
     def on_save_checkpoint(self, checkpoint: dict) -> None:
         if self.fitted is not None:
             checkpoint[CHECKPOINT_KEY] = self.fitted.to_dict()
-        if self.data_normalization is not None:
-            mean, std = self.data_normalization
-            checkpoint[DATA_NORMALIZATION_KEY] = {"mean": list(mean), "std": list(std)}
+        checkpoint[DATA_INPUT_KEY] = {
+            "normalization": normalization_dict(self.data_normalization),
+            "crop_pct": self.data_crop_pct,
+        }
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:
         data = checkpoint.get(CHECKPOINT_KEY)
         self.fitted = FittedCascade.from_dict(data) if data else None
-        norm = checkpoint.get(DATA_NORMALIZATION_KEY)
-        if norm is not None:
-            chans = len(norm["mean"])
-            self.set_data_normalization(as_normalization(norm, chans, DATA_NORMALIZATION_KEY))
+        data = checkpoint.get(DATA_INPUT_KEY) or {}
+        norm, crop = data.get("normalization"), data.get("crop_pct")
+        self.set_data_input(
+            None if norm is None else as_normalization(norm, len(norm["mean"]), DATA_INPUT_KEY),
+            None if crop is None else check_crop_pct(crop, DATA_INPUT_KEY),
+        )
 
     def setup(self, stage: str) -> None:
         names = list(cascade_datamodule(self.trainer).roles)

@@ -17,9 +17,12 @@ from lightning_modules.complexity import count_macs_params
 from lightning_modules.member_input import (
     MemberInput,
     as_normalization,
+    check_crop_pct,
     check_resolution,
+    datamodule_crop_pct,
     datamodule_normalization,
     member_input,
+    normalization_dict,
     timm_normalization,
 )
 from lightning_modules.member_weights import load_member_weights
@@ -61,6 +64,11 @@ class MemberModule(LightningModule):
             model's own timm data config. None: the data's at fit. Either way the member
             records it in its checkpoints and later converts from whatever normalisation the
             data of a caching or cascade run has.
+        crop_pct: the fraction of each source image the member's evaluation inputs show
+            (timm's ``crop_pct``, e.g. 0.875): from data that shows more (a larger
+            ``crop_pct``), the member centre-crops its share before resizing; data that
+            shows less is refused. ``"auto"``: the model's own timm data config. None: the
+            data's at fit (recorded, as the normalisation is).
     """
 
     def __init__(
@@ -79,6 +87,7 @@ class MemberModule(LightningModule):
         compile: bool = False,
         resolution: int | str | None = None,
         normalization: str | dict | None = None,
+        crop_pct: float | str | None = None,
     ):
         super().__init__()
         self.save_hyperparameters()
@@ -112,7 +121,11 @@ class MemberModule(LightningModule):
             normalization = timm_normalization(self.model, in_chans)
         elif normalization is not None:
             normalization = as_normalization(normalization, in_chans, "model.normalization")
-        self.model.register_forward_pre_hook(MemberInput(resolution, normalization))
+        if crop_pct == "auto":
+            crop_pct = self.model.pretrained_cfg.get("crop_pct", 1.0)
+        if crop_pct is not None:
+            crop_pct = check_crop_pct(crop_pct, "model.crop_pct")
+        self.model.register_forward_pre_hook(MemberInput(resolution, normalization, crop_pct))
         if channels_last:
             self.model = self.model.to(memory_format=torch.channels_last)
         # kept out of the module tree, so state_dict keys (and checkpoints) stay the same
@@ -150,6 +163,11 @@ class MemberModule(LightningModule):
         shape = getattr(dm, "input_shape", None)
         if fit and hook.size is None and shape is not None and shape[-1] == shape[-2]:
             hook.size = int(shape[-1])
+        crop = datamodule_crop_pct(dm)
+        if crop is not None:
+            if fit and hook.crop_pct is None:
+                hook.crop_pct = crop
+            hook.set_data_crop_pct(crop)
         if data is not None:
             if fit and hook.normalization is None:
                 hook.normalization = data
@@ -165,8 +183,10 @@ class MemberModule(LightningModule):
         hook = member_input(self.model)
         checkpoint[INPUT_KEY] = {
             "resolution": hook.size,
-            "normalization": _as_lists(hook.normalization),
-            "data_normalization": _as_lists(hook.data_normalization),
+            "normalization": normalization_dict(hook.normalization),
+            "crop_pct": hook.crop_pct,
+            "data_normalization": normalization_dict(hook.data_normalization),
+            "data_crop_pct": hook.data_crop_pct,
         }
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -176,7 +196,7 @@ class MemberModule(LightningModule):
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:
         """Refuse a checkpoint of another architecture with both names (not a key dump);
-        restore the input (resolution, normalisations) the member recorded at fit."""
+        restore the input (resolution, normalisations, crops) the member recorded at fit."""
         saved = checkpoint.get("hyper_parameters", {}).get("model_name")
         if saved is not None and saved != self.hparams.model_name:
             where = getattr(self._trainer, "ckpt_path", None) or "the checkpoint"
@@ -187,6 +207,10 @@ class MemberModule(LightningModule):
         hook, chans = member_input(self.model), self.hparams.in_chans
         if recorded.get("resolution") is not None:
             hook.size = int(recorded["resolution"])
+        if recorded.get("crop_pct") is not None:
+            hook.crop_pct = check_crop_pct(recorded["crop_pct"], INPUT_KEY)
+        if recorded.get("data_crop_pct") is not None:
+            hook.set_data_crop_pct(check_crop_pct(recorded["data_crop_pct"], INPUT_KEY))
         if recorded.get("normalization") is not None:
             hook.normalization = as_normalization(recorded["normalization"], chans, INPUT_KEY)
         if recorded.get("data_normalization") is not None:
@@ -248,13 +272,8 @@ class MemberModule(LightningModule):
         return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
 
 
-INPUT_KEY = "member_input"  # checkpoint entry: the member's resolution and normalisation, and
-# the data's normalisation, recorded at fit
-
-
-def _as_lists(normalization) -> dict | None:
-    return None if normalization is None else {"mean": list(normalization[0]),
-                                               "std": list(normalization[1])}  # fmt: skip
+INPUT_KEY = "member_input"  # checkpoint entry: the member's resolution, normalisation and crop,
+# and the data's normalisation and crop, recorded at fit
 
 
 def read_member_checkpoint(path: str | Path, model_name: str | None = None) -> dict:

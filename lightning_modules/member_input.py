@@ -5,12 +5,17 @@ paper's efficientnet_b2 at 260 px after efficientnet_b0 at 224 px; a ViT normali
 0.5 and std 0.5 after a ResNet normalised with ImageNet's statistics) adapts each batch inside
 its forward, with a forward pre-hook (not a module, so state_dict keys stay the same):
 
+* crop (evaluation only): timm's evaluation transform resizes the source image to
+  ``size / crop_pct`` and centre-crops ``size``, so an image shows the central ``crop_pct`` of
+  the source. A member with a smaller ``crop_pct`` than the data's takes the central
+  ``crop_pct / data_crop_pct`` of each image (training images, random resized crops, are
+  not cropped); a larger one cannot be served (the border is gone) and is refused;
 * resolution: resized to ``size`` x ``size`` (bilinear, antialiased when shrinking);
 * normalisation: a batch normalised by the data, ``x = (raw - data_mean) / data_std``, becomes
   ``(raw - mean) / std`` per channel, i.e. ``x * data_std / std + (data_mean - mean) / std``.
 
-Both are linear per channel, so their order does not matter. The crop (its fraction and
-interpolation) stays the data config's.
+Resizing and normalising are linear per channel, so their order does not matter. The
+interpolation is bilinear whatever the member's timm config says.
 """
 
 from __future__ import annotations
@@ -88,23 +93,56 @@ def check_resolution(model: torch.nn.Module, name: str, in_chans: int, size: int
         model.train(was_training)
 
 
+def check_crop_pct(value, where: str) -> float:
+    """A crop fraction in (0, 1]."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value <= 1:
+        raise ValueError(f"{where} must be a fraction in (0, 1] or 'auto', got {value!r}")
+    return float(value)
+
+
 class MemberInput:
     """Forward pre-hook giving a member its own input (see the module docstring).
 
     Args:
         size: the member's resolution in pixels (square); None keeps the data's.
         normalization: the (mean, std) the member expects; None takes the data's as it is.
+        crop_pct: the fraction of the source the member's evaluation images show; None takes
+            the data's as it is.
 
-    The data's normalisation is told with :meth:`set_data_normalization` (by the member and
-    cascade modules from their datamodule); until then a batch is taken as normalised the
-    member's way.
+    The data's normalisation and crop are told with :meth:`set_data_normalization` and
+    :meth:`set_data_crop_pct` (by the member and cascade modules from their datamodule); until
+    then a batch is taken as the member's own.
     """
 
-    def __init__(self, size: int | None = None, normalization: Normalization | None = None):
+    def __init__(
+        self,
+        size: int | None = None,
+        normalization: Normalization | None = None,
+        crop_pct: float | None = None,
+    ):
         self.size = size
         self.normalization = normalization
+        self.crop_pct = crop_pct
         self.data_normalization: Normalization | None = None
+        self.data_crop_pct: float | None = None
         self._affine: tuple[torch.Tensor, torch.Tensor] | None = None
+        self._crop = 1.0
+
+    def set_data_crop_pct(self, crop_pct: float | None) -> None:
+        """The fraction of the source the data's evaluation images show.
+
+        Raises:
+            ValueError: when the member needs more of the source than the data shows.
+        """
+        self.data_crop_pct, self._crop = crop_pct, 1.0
+        if crop_pct is None or self.crop_pct is None:
+            return
+        if self.crop_pct > crop_pct + 1e-9:
+            raise ValueError(
+                f"the member's crop_pct {self.crop_pct} shows more of each image than the "
+                f"data's {crop_pct}: serve the data with the largest crop_pct of the members"
+            )
+        self._crop = self.crop_pct / crop_pct
 
     def set_data_normalization(self, normalization: Normalization | None) -> None:
         """The (mean, std) per channel of the batches this member will be given."""
@@ -129,10 +167,16 @@ class MemberInput:
         if not isinstance(x, torch.Tensor) or x.ndim != 4:
             return None
         changed = False
-        if self.size is not None and tuple(x.shape[-2:]) != (self.size, self.size):
-            shrink = x.shape[-1] > self.size or x.shape[-2] > self.size
-            x = F.interpolate(x, size=(self.size, self.size), mode="bilinear",
-                              align_corners=False, antialias=shrink)  # fmt: skip
+        height, width = x.shape[-2:]
+        if self._crop < 1 and not module.training:
+            h, w = max(1, round(height * self._crop)), max(1, round(width * self._crop))
+            top, left = (height - h) // 2, (width - w) // 2
+            x, changed = x[..., top : top + h, left : left + w], True
+        size = (self.size, self.size) if self.size is not None else (height, width)
+        if tuple(x.shape[-2:]) != size:
+            shrink = x.shape[-1] > size[1] or x.shape[-2] > size[0]
+            x = F.interpolate(x, size=size, mode="bilinear", align_corners=False,
+                              antialias=shrink)  # fmt: skip
             changed = True
         if self._affine is not None:
             scale, shift = (t.to(device=x.device, dtype=x.dtype) for t in self._affine)
@@ -147,6 +191,22 @@ def member_input(model: torch.nn.Module) -> MemberInput | None:
         if isinstance(hook, MemberInput):
             return hook
     return None
+
+
+def normalization_dict(normalization: Normalization | None) -> dict | None:
+    """``{"mean": [...], "std": [...]}`` (for checkpoints and JSON), or None."""
+    if normalization is None:
+        return None
+    return {"mean": list(normalization[0]), "std": list(normalization[1])}
+
+
+def datamodule_crop_pct(datamodule) -> float | None:
+    """The datamodule's ``crop_pct`` (the fraction of the source its evaluation images show;
+    optional in the data contract), checked; None when it does not say."""
+    value = getattr(datamodule, "crop_pct", None)
+    if value is None:
+        return None
+    return check_crop_pct(value, f"{type(datamodule).__name__}.crop_pct")
 
 
 def datamodule_normalization(datamodule, in_chans: int) -> Normalization | None:

@@ -42,6 +42,33 @@ def test_a_member_sees_its_own_normalisation_whatever_the_data_uses():
             torch.testing.assert_close(model(normalise(raw, data)), expected, atol=1e-5, rtol=1e-4)
 
 
+def test_a_member_with_a_smaller_crop_takes_its_share_of_each_evaluation_image():
+    torch.manual_seed(0)
+    member = MemberModule(num_classes=4, in_chans=3, resolution=24, crop_pct=0.5)
+    bare = timm.create_model("resnet10t", num_classes=4, in_chans=3).eval()
+    bare.load_state_dict(member.model.state_dict())
+    hook = member_input(member.model)
+    hook.set_data_crop_pct(1.0)  # the data shows whole images, at 32 px
+    x = torch.rand(2, 3, 32, 32)
+    centre = torch.nn.functional.interpolate(
+        x[..., 8:24, 8:24], size=(24, 24), mode="bilinear", align_corners=False
+    )
+    with torch.no_grad():
+        torch.testing.assert_close(member.eval()(x), bare(centre), atol=1e-5, rtol=1e-4)
+        whole = torch.nn.functional.interpolate(
+            x, size=(24, 24), mode="bilinear", align_corners=False, antialias=True
+        )
+        out = member.train()(x)  # training images (random resized crops) are not cropped
+        torch.testing.assert_close(out, bare.train()(whole), atol=1e-5, rtol=1e-4)
+    with pytest.raises(ValueError, match="crop_pct 0.5 shows more of each image than the data's"):
+        hook.set_data_crop_pct(0.4)
+    auto = MemberModule(model_name="efficientnet_b0", num_classes=3, in_chans=3, crop_pct="auto")
+    assert member_input(auto.model).crop_pct == 0.875  # efficientnet_b0's timm data config
+    for bad in (0, 1.5, "most"):
+        with pytest.raises(ValueError, match="model.crop_pct must be a fraction in"):
+            MemberModule(num_classes=3, in_chans=3, crop_pct=bad)
+
+
 def test_auto_takes_the_timm_data_config_and_bad_values_are_named():
     vit = MemberModule(model_name="vit_tiny_patch16_224.augreg_in21k_ft_in1k", num_classes=3,
                        in_chans=3, normalization="auto")  # fmt: skip
@@ -82,6 +109,7 @@ def test_normalisation_is_recorded_and_converted_in_caching_and_the_cascade(tmp_
     imagenet = image_data(tmp_path, "imagenet")
     other = image_data(tmp_path, "other", mean=[0.2, 0.3, 0.4], std=[0.25, 0.3, 0.35])
     bigger = image_data(tmp_path, "bigger", input_size=48)
+    tight = image_data(tmp_path, "tight", crop_pct=0.8)
     ckpts = {}
     for name, extra in (("own", ["--model.normalization={mean: [0.5], std: [0.5]}"]),
                         ("adopted", [])):  # fmt: skip
@@ -102,16 +130,20 @@ def test_normalisation_is_recorded_and_converted_in_caching_and_the_cascade(tmp_
         meta = {f: json.loads((tmp_path / f / name / "meta.json").read_text()) for f in "ac"}
         assert meta["c"]["input_shape"] == [3, 48, 48]
         assert meta["c"]["macs"] == meta["a"]["macs"]  # 48 px data, run (and counted) at 32
+        assert hook.crop_pct == 0.875  # resnet10t's data config, adopted at fit
+        with pytest.raises(ValueError, match="crop_pct 0.875 shows more of each image"):
+            cache_logits(QUICKSTART / "member.yaml", ckpts[name], tmp_path / "d", name, tight)
 
     # the cascade takes its data's normalisation and keeps it in its checkpoint
     cascade = CascadeModule(members=[str(ckpts["own"]), str(ckpts["adopted"])])
     theirs = ((0.2, 0.3, 0.4), (0.25, 0.3, 0.35))
-    cascade.set_data_normalization(theirs)
+    cascade.set_data_input(theirs, 0.9)
     saved: dict = {}
     cascade.on_save_checkpoint(saved)
     loaded = CascadeModule(members=[str(ckpts["own"]), str(ckpts["adopted"])])
     loaded.on_load_checkpoint(saved)
     assert [member_input(m).data_normalization for m in loaded.members] == [theirs, theirs]
+    assert [member_input(m).data_crop_pct for m in loaded.members] == [0.9, 0.9]
 
 
 def test_own_normalisation_without_the_datas_is_refused(tmp_path):
