@@ -138,6 +138,9 @@ class CascadeCLI(SafeLoadingCLI):
         super().__init__(CascadeModule, *args, subclass_mode_data=True, **kwargs)
 
     def add_arguments_to_parser(self, parser) -> None:
+        # nothing is trained: no ModelCheckpoint, whose state would ride in cascade.ckpt and
+        # warn of a changed dirpath in every predict run
+        parser.set_defaults({"trainer.enable_checkpointing": False})
         parser.add_lightning_class_args(CascadeCalibration, "calibration")
         parser.add_lightning_class_args(CascadeResultsWriter, "results")
         parser.add_lightning_class_args(CascadePredictionsWriter, "predictions")

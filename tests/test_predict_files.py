@@ -1,0 +1,81 @@
+"""Apply a calibrated cascade of members that expect different inputs to a folder of new,
+unlabelled images: one row per file, with its path; an unreadable file stops the run with its
+name and writes nothing."""
+
+from __future__ import annotations
+
+import csv
+
+import numpy as np
+import pytest
+import yaml
+
+from lightning_modules.cli import CascadeCLI, MemberCLI
+from lightning_modules.stages import evaluate_cascade
+from tests.conftest import QUICKSTART
+from tests.test_file_data import picture, write_folder
+
+
+def fit(data: str, out, name: str, seed: int, *extra: str) -> str:
+    MemberCLI(args=["fit", f"--config={QUICKSTART / 'member.yaml'}", f"--data={data}",
+                    f"--seed_everything={seed}", "--trainer.max_epochs=2",
+                    "--trainer.enable_progress_bar=false", "--trainer.logger=false",
+                    f"--trainer.default_root_dir={out / name}",
+                    f"--checkpoint.dirpath={out / name / 'ckpt'}", *extra])  # fmt: skip
+    return str(out / name / "ckpt" / "last.ckpt")
+
+
+def test_predict_on_an_unlabelled_folder_with_members_of_different_inputs(tmp_path, recwarn):
+    write_folder(tmp_path / "train", 3, 40, 0)
+    write_folder(tmp_path / "test", 3, 10, 1)
+    incoming = tmp_path / "incoming"
+    incoming.mkdir()
+    rng = np.random.default_rng(5)
+    for k in range(12):
+        picture(rng, k % 3).save(incoming / f"shot_{k:02d}.png")
+    datasets = [
+        {"name": "held", "role": "heldout", "source": "heldout"},
+        {"name": "test", "role": "id", "source": "test"},
+        {"name": "incoming", "role": "ood", "source": "path", "format": "image_folder",
+         "path": str(incoming)},
+    ]  # fmt: skip
+    data = {"class_path": "datamodules.ImageFilesDataModule", "init_args": {
+        "train": {"format": "image_folder", "path": str(tmp_path / "train")},
+        "test": {"format": "image_folder", "path": str(tmp_path / "test")},
+        "datasets": datasets, "num_classes": 3, "model_name": "resnet10t", "input_size": 32,
+        "heldout_size": 60, "batch_size": 16, "num_workers": 0}}  # fmt: skip
+    (tmp_path / "data.yaml").write_text(yaml.safe_dump(data))
+    data_cfg = str(tmp_path / "data.yaml")
+    members = [
+        fit(data_cfg, tmp_path, "m0", 0),
+        fit(data_cfg, tmp_path, "m1", 1, "--model.resolution=40",
+            "--model.normalization={mean: [0.5], std: [0.5]}"),
+    ]  # fmt: skip
+    results = tmp_path / "results"
+    evaluate_cascade(QUICKSTART / "cascade.yaml", members, results, data_cfg, overrides=[
+        "--trainer.enable_progress_bar=false", "--model.bootstrap=0",
+        "--calibration.target=risk@80", "--model.coverages=[0.8]",
+    ])  # fmt: skip
+
+    def predict(out) -> None:
+        CascadeCLI(args=["predict", f"--config={QUICKSTART / 'predict.yaml'}",
+                         f"--data={data_cfg}", f"--model.members=[{', '.join(members)}]",
+                         f"--ckpt_path={results / 'cascade.ckpt'}",
+                         f"--trainer.default_root_dir={tmp_path / 'predict'}",
+                         f"--predictions.path={out}"])  # fmt: skip
+
+    recwarn.clear()
+    predict(tmp_path / "predictions.csv")
+    assert not [w for w in recwarn if "dirpath has changed" in str(w.message)]
+    with open(tmp_path / "predictions.csv") as f:
+        rows = [r for r in csv.DictReader(f) if r["dataset"] == "incoming"]
+    assert [r["path"] for r in rows] == [str(p) for p in sorted(incoming.iterdir())]
+    assert {r["exit_stage"] for r in rows} <= {"1", "2"}
+    assert all(r["accepted"] in ("0", "1") and r["ood"] in ("0", "1") for r in rows)
+    assert all(0 <= int(r["prediction"]) < 3 for r in rows)
+
+    broken = incoming / "shot_07.png"
+    broken.write_bytes(broken.read_bytes()[:60])
+    with pytest.raises(ValueError, match=r"unreadable image .*shot_07\.png"):
+        predict(tmp_path / "again.csv")
+    assert not (tmp_path / "again.csv").exists()
