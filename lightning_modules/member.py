@@ -18,6 +18,7 @@ from lightning_modules.member_input import (
     MemberInput,
     as_normalization,
     check_crop_pct,
+    check_interpolation,
     check_resolution,
     datamodule_crop_pct,
     datamodule_normalization,
@@ -69,6 +70,8 @@ class MemberModule(LightningModule):
             ``crop_pct``), the member centre-crops its share before resizing; data that
             shows less is refused. ``"auto"``: the model's own timm data config. None: the
             data's at fit (recorded, as the normalisation is).
+        interpolation: how the member resizes images, ``bilinear`` (default) or ``bicubic``
+            (antialiased when shrinking either way); ``"auto"``: the model's timm data config.
     """
 
     def __init__(
@@ -88,6 +91,7 @@ class MemberModule(LightningModule):
         resolution: int | str | None = None,
         normalization: str | dict | None = None,
         crop_pct: float | str | None = None,
+        interpolation: str = "bilinear",
     ):
         super().__init__()
         self.save_hyperparameters()
@@ -125,7 +129,12 @@ class MemberModule(LightningModule):
             crop_pct = self.model.pretrained_cfg.get("crop_pct", 1.0)
         if crop_pct is not None:
             crop_pct = check_crop_pct(crop_pct, "model.crop_pct")
-        self.model.register_forward_pre_hook(MemberInput(resolution, normalization, crop_pct))
+        if interpolation == "auto":
+            interpolation = self.model.pretrained_cfg.get("interpolation", "bilinear")
+        interpolation = check_interpolation(interpolation, "model.interpolation")
+        self.model.register_forward_pre_hook(
+            MemberInput(resolution, normalization, crop_pct, interpolation)
+        )
         if channels_last:
             self.model = self.model.to(memory_format=torch.channels_last)
         # kept out of the module tree, so state_dict keys (and checkpoints) stay the same

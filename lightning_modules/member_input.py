@@ -10,12 +10,12 @@ its forward, with a forward pre-hook (not a module, so state_dict keys stay the 
   the source. A member with a smaller ``crop_pct`` than the data's takes the central
   ``crop_pct / data_crop_pct`` of each image (training images, random resized crops, are
   not cropped); a larger one cannot be served (the border is gone) and is refused;
-* resolution: resized to ``size`` x ``size`` (bilinear, antialiased when shrinking);
+* resolution: resized to ``size`` x ``size`` (bilinear or bicubic, antialiased when
+  shrinking);
 * normalisation: a batch normalised by the data, ``x = (raw - data_mean) / data_std``, becomes
   ``(raw - mean) / std`` per channel, i.e. ``x * data_std / std + (data_mean - mean) / std``.
 
-Resizing and normalising are linear per channel, so their order does not matter. The
-interpolation is bilinear whatever the member's timm config says.
+Resizing and normalising are linear per channel, so their order does not matter.
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ import torch
 import torch.nn.functional as F
 
 Normalization = tuple[tuple[float, ...], tuple[float, ...]]  # (mean, std), one per channel
+INTERPOLATIONS = ("bilinear", "bicubic")
 
 
 def as_normalization(value, in_chans: int, where: str) -> Normalization:
@@ -74,6 +75,13 @@ def timm_normalization(model: torch.nn.Module, in_chans: int) -> Normalization:
     return as_normalization((mean, std), in_chans, "model.normalization auto")
 
 
+def check_interpolation(value, where: str) -> str:
+    """One of :data:`INTERPOLATIONS`."""
+    if value not in INTERPOLATIONS:
+        raise ValueError(f"{where} must be one of {list(INTERPOLATIONS)} or 'auto', got {value!r}")
+    return value
+
+
 def check_resolution(model: torch.nn.Module, name: str, in_chans: int, size: int) -> None:
     """Refuse an input size the model cannot take (one dry forward pass at that size)."""
     if not isinstance(size, int) or isinstance(size, bool) or size < 1:
@@ -108,6 +116,7 @@ class MemberInput:
         normalization: the (mean, std) the member expects; None takes the data's as it is.
         crop_pct: the fraction of the source the member's evaluation images show; None takes
             the data's as it is.
+        interpolation: how images are resized, ``bilinear`` or ``bicubic``.
 
     The data's normalisation and crop are told with :meth:`set_data_normalization` and
     :meth:`set_data_crop_pct` (by the member and cascade modules from their datamodule); until
@@ -119,8 +128,10 @@ class MemberInput:
         size: int | None = None,
         normalization: Normalization | None = None,
         crop_pct: float | None = None,
+        interpolation: str = "bilinear",
     ):
         self.size = size
+        self.interpolation = check_interpolation(interpolation, "interpolation")
         self.normalization = normalization
         self.crop_pct = crop_pct
         self.data_normalization: Normalization | None = None
@@ -175,7 +186,7 @@ class MemberInput:
         size = (self.size, self.size) if self.size is not None else (height, width)
         if tuple(x.shape[-2:]) != size:
             shrink = x.shape[-1] > size[1] or x.shape[-2] > size[0]
-            x = F.interpolate(x, size=size, mode="bilinear", align_corners=False,
+            x = F.interpolate(x, size=size, mode=self.interpolation, align_corners=False,
                               antialias=shrink)  # fmt: skip
             changed = True
         if self._affine is not None:

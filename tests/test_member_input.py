@@ -62,8 +62,19 @@ def test_a_member_with_a_smaller_crop_takes_its_share_of_each_evaluation_image()
         torch.testing.assert_close(out, bare.train()(whole), atol=1e-5, rtol=1e-4)
     with pytest.raises(ValueError, match="crop_pct 0.5 shows more of each image than the data's"):
         hook.set_data_crop_pct(0.4)
-    auto = MemberModule(model_name="efficientnet_b0", num_classes=3, in_chans=3, crop_pct="auto")
+    auto = MemberModule(model_name="efficientnet_b0", num_classes=3, in_chans=3, crop_pct="auto",
+                        interpolation="auto")  # fmt: skip
     assert member_input(auto.model).crop_pct == 0.875  # efficientnet_b0's timm data config
+    assert member_input(auto.model).interpolation == "bicubic"
+    bicubic = MemberModule(num_classes=4, in_chans=3, resolution=24, interpolation="bicubic")
+    bicubic.load_state_dict(member.state_dict())
+    with torch.no_grad():
+        small = torch.nn.functional.interpolate(
+            x, size=(24, 24), mode="bicubic", align_corners=False, antialias=True
+        )
+        torch.testing.assert_close(bicubic.eval()(x), bare.eval()(small), atol=1e-5, rtol=1e-4)
+    with pytest.raises(ValueError, match="model.interpolation must be one of"):
+        MemberModule(num_classes=3, in_chans=3, interpolation="lanczos")
     for bad in (0, 1.5, "most"):
         with pytest.raises(ValueError, match="model.crop_pct must be a fraction in"):
             MemberModule(num_classes=3, in_chans=3, crop_pct=bad)
