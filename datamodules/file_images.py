@@ -41,6 +41,16 @@ def timm_data_config(model_name: str | None) -> dict:
     return timm.data.resolve_data_config(pretrained_cfg=cfg.to_dict())
 
 
+def eval_transform(size: int, crop_pct: float, interpolation: str) -> T.Compose:
+    """timm's evaluation transform: resize the shorter side to ``floor(size / crop_pct)``,
+    centre-crop ``size`` x ``size``, to a float tensor in [0, 1] (not normalised)."""
+    mode = INTERPOLATIONS[interpolation]
+    return T.Compose([
+        T.Resize(math.floor(size / crop_pct), interpolation=mode), T.CenterCrop(size),
+        T.ToTensor(),
+    ])  # fmt: skip
+
+
 class TransformedImages(Dataset):
     """(normalised image tensor, label, index) from a source, a subset and a transform."""
 
@@ -173,10 +183,7 @@ class ImageFilesDataModule(ImageSetsDataModule):
         if min(self.norm_std) <= 0:
             raise ValueError(f"std must be positive, got {self.norm_std}")
         mode = INTERPOLATIONS[interp]
-        self.eval_transform = T.Compose([
-            T.Resize(math.floor(size / self.crop_pct), interpolation=mode),
-            T.CenterCrop(size), T.ToTensor(),
-        ])  # fmt: skip
+        self.eval_transform = eval_transform(size, self.crop_pct, interp)
         self.train_transform = T.Compose([
             T.RandomResizedCrop(size, interpolation=mode), T.RandomHorizontalFlip(), T.ToTensor(),
         ]) if augment == "rrc_flip" else self.eval_transform  # fmt: skip

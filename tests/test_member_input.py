@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pytest
 import timm
 import torch
@@ -164,3 +165,23 @@ def test_own_normalisation_without_the_datas_is_refused(tmp_path):
     member._trainer = SimpleNamespace(datamodule=object())
     with pytest.raises(ValueError, match="does not say how it normalises images"):
         member.take_data_input(fit=True)
+
+
+def test_the_member_input_benchmark_shows_what_the_crop_adjustment_buys(tmp_path, capsys):
+    """On images whose content differs between the centre and the border, the adapted input
+    is close to the member's own timm input only with the crop adjustment."""
+    from PIL import Image
+
+    from scripts.benchmark_member_input import main
+
+    yy, xx = np.mgrid[0:300, 0:400]
+    for k in range(2):
+        r = np.hypot(yy - 150, xx - 200)
+        img = np.stack([255 * np.cos(r / (20 + 5 * k)) ** 2, xx * 255 / 400, yy * 255 / 300], -1)
+        Image.fromarray(img.astype(np.uint8)).save(tmp_path / f"{k}.png")
+    main(["--images", str(tmp_path), "--member", "efficientnet_b0", "--data",
+          "efficientnet_b2", "--data-size", "260", "--data-crop", "1.0"])  # fmt: skip
+    rows = {line.split("|")[1].strip(): line.split("|") for line in capsys.readouterr().out
+            .splitlines() if line.startswith("| with") or line.startswith("| resize")}  # fmt: skip
+    psnr = {k: float(v[3]) for k, v in rows.items()}
+    assert psnr["with crop"] > psnr["resize only"] + 5
