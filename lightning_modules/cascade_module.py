@@ -19,7 +19,7 @@ from cascade.offline import test_curves
 from cascade.policy_registry import check_policies
 from datamodules.contract import cascade_datamodule
 from lightning_modules.complexity import count_macs_params
-from lightning_modules.member import load_member
+from lightning_modules.member_checkpoint import load_member
 from lightning_modules.member_input import (
     Normalization,
     as_normalization,

@@ -17,7 +17,8 @@ from lightning_modules.callbacks import (
     PreemptionCheckpoint,
 )
 from lightning_modules.cascade_module import CascadeModule
-from lightning_modules.member import MemberModule, read_member_checkpoint
+from lightning_modules.member import MemberModule
+from lightning_modules.member_checkpoint import read_member_checkpoint
 
 # Our datamodules save and restore their position in the epoch (ImageSetsDataModule.state_dict),
 # so Lightning's warning about resuming mid-epoch with a non-resumable dataloader does not apply.

@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import contextvars
-import inspect
 import math
-from pathlib import Path
 
 import timm
 import torch
@@ -15,6 +12,7 @@ from lightning.pytorch import LightningModule
 import lightning_modules.timm_models  # noqa: F401 - registers mobilenetv2_130 with timm
 from lightning_modules.complexity import count_macs_params
 from lightning_modules.member_input import (
+    INPUT_KEY,
     MemberInput,
     as_normalization,
     check_crop_pct,
@@ -279,57 +277,3 @@ class MemberModule(LightningModule):
 
         sched = torch.optim.lr_scheduler.LambdaLR(opt, factor)
         return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
-
-
-INPUT_KEY = "member_input"  # checkpoint entry: the member's resolution, normalisation and crop,
-# and the data's normalisation and crop, recorded at fit
-
-
-def read_member_checkpoint(path: str | Path, model_name: str | None = None) -> dict:
-    """Read a member checkpoint safely (``weights_only``) and check what it holds.
-
-    Raises:
-        FileNotFoundError: naming the path, when the checkpoint does not exist.
-        ValueError: naming the path, when the file is unreadable (truncated, corrupt), not a
-            member checkpoint, or (with ``model_name``) of another architecture.
-    """
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"member checkpoint not found: {path}")
-    try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:  # noqa: BLE001 - any unreadable file is the same user error
-        raise ValueError(
-            f"{path}: not a readable checkpoint ({type(err).__name__}: {err})"
-        ) from None
-    if not isinstance(ckpt, dict) or "state_dict" not in ckpt or "hyper_parameters" not in ckpt:
-        raise ValueError(f"{path}: not a MemberModule checkpoint (no state_dict/hyper_parameters)")
-    saved = ckpt["hyper_parameters"].get("model_name")
-    if model_name is not None and saved != model_name:
-        raise ValueError(f"{path} holds a {saved!r} member; this run builds {model_name!r}")
-    return ckpt
-
-
-def load_member(path: str | Path) -> MemberModule:
-    """Load a member from a Lightning checkpoint without unpickling arbitrary objects.
-
-    Raises:
-        FileNotFoundError: naming the path, when the checkpoint does not exist.
-        ValueError: when the file is not a member checkpoint or its weights do not fit.
-    """
-    path = Path(path)
-    ckpt = read_member_checkpoint(path)
-    accepted = set(inspect.signature(MemberModule.__init__).parameters) - {"self"}
-    hparams = {k: v for k, v in ckpt["hyper_parameters"].items() if k in accepted}
-    hparams["pretrained"], hparams["weights"] = False, None  # the checkpoint carries them
-    # built in an empty context: inside a LightningCLI run Lightning's context variable of
-    # "given hyperparameters" would otherwise hand this member the cascade's hparams
-    member = contextvars.Context().run(MemberModule, **hparams)
-    try:
-        member.load_state_dict(ckpt["state_dict"])
-        member.on_load_checkpoint(ckpt)
-    except RuntimeError as err:
-        raise ValueError(
-            f"{path}: weights do not fit {hparams.get('model_name')!r}: {err}"
-        ) from None
-    return member.eval()

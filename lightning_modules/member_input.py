@@ -27,6 +27,8 @@ import torch.nn.functional as F
 
 Normalization = tuple[tuple[float, ...], tuple[float, ...]]  # (mean, std), one per channel
 INTERPOLATIONS = ("bilinear", "bicubic")
+INPUT_KEY = "member_input"  # checkpoint entry: the member's resolution, normalisation and crop,
+# and the data's normalisation and crop, recorded at fit
 
 
 def as_normalization(value, in_chans: int, where: str) -> Normalization:

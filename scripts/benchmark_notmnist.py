@@ -45,7 +45,7 @@ from cascade.policies import ensemble_policy, single_policy
 from cascade.policy_registry import PolicySettings
 from cascade.roles import DatasetRoles
 from cascade.timing import measure
-from lightning_modules.member import load_member
+from lightning_modules.member_checkpoint import load_member
 from lightning_modules.stages import cache_logits, fit_member
 
 SIZES = ["resnet10t", "resnet18", "resnet34", "resnet101"]

@@ -12,7 +12,7 @@ from cascade.fitted import CHECKPOINT_KEY, FittedCascade
 from cascade.policies import policy_from_dict
 from cascade.policy_registry import PolicySettings
 from lightning_modules.cli import CascadeCLI
-from lightning_modules.member import load_member
+from lightning_modules.member_checkpoint import load_member
 from lightning_modules.stages import cache_logits
 from tests.conftest import QUICKSTART
 

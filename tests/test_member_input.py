@@ -13,7 +13,8 @@ import yaml
 from safetensors.torch import load_file
 
 from lightning_modules.cascade_module import CascadeModule
-from lightning_modules.member import MemberModule, load_member
+from lightning_modules.member import MemberModule
+from lightning_modules.member_checkpoint import load_member
 from lightning_modules.member_input import member_input
 from lightning_modules.stages import cache_logits
 from tests.conftest import QUICKSTART

@@ -144,7 +144,7 @@ def test_weights_of_another_architecture_or_pickled_are_refused(tmp_path):
 def test_fine_tuning_from_a_member_checkpoint_with_the_overlay_config(
     tiny_members, tmp_path, member_fit_args
 ):
-    from lightning_modules.member import load_member
+    from lightning_modules.member_checkpoint import load_member
     from tests.conftest import QUICKSTART
 
     args = member_fit_args(tiny_members["data_cfg"], tmp_path, "ft", seed=3, epochs=1)
