@@ -124,7 +124,7 @@ class ImageFilesDataModule(ImageSetsDataModule):
         datasets: evaluation sets (see ``ImageSetsDataModule``); ``source: path`` reads
             ``format``/``path``/``split`` (ImageNet-C/-R, OpenImage-O, iNaturalist, Textures...).
         num_classes: number of classes; the training source must have as many.
-        model_name: timm model whose data config sets the preprocessing (None: 224 px,
+        preprocess_as: timm model whose data config sets the preprocessing (None: 224 px,
             crop 0.875, bicubic, ImageNet mean/std).
         input_size, crop_pct, interpolation, mean, std: overrides of that config.
         in_chans: 3 (RGB) or 1 (grey).
@@ -139,7 +139,7 @@ class ImageFilesDataModule(ImageSetsDataModule):
         test: dict,
         datasets: list[dict],
         num_classes: int,
-        model_name: str | None = None,
+        preprocess_as: str | None = None,
         input_size: int | None = None,
         crop_pct: float | None = None,
         interpolation: str | None = None,
@@ -153,7 +153,7 @@ class ImageFilesDataModule(ImageSetsDataModule):
         num_workers: int = 4,
         train_limit: int | None = None,
     ):
-        cfg = timm_data_config(model_name)
+        cfg = timm_data_config(preprocess_as)
         size = input_size or cfg["input_size"][-1]
         super().__init__(datasets, size, split_seed, batch_size, num_workers, train_limit)
         self.save_hyperparameters()

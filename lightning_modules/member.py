@@ -63,13 +63,17 @@ class MemberModule(LightningModule):
             model's own timm data config. None: the data's at fit. Either way the member
             records it in its checkpoints and later converts from whatever normalisation the
             data of a caching or cascade run has.
-        crop_pct: the fraction of each source image the member's evaluation inputs show
+        crop: the fraction of each source image the member's evaluation inputs show
             (timm's ``crop_pct``, e.g. 0.875): from data that shows more (a larger
             ``crop_pct``), the member centre-crops its share before resizing; data that
             shows less is refused. ``"auto"``: the model's own timm data config. None: the
             data's at fit (recorded, as the normalisation is).
-        interpolation: how the member resizes images, ``bilinear`` (default) or ``bicubic``
+        resize: how the member resizes images, ``bilinear`` (default) or ``bicubic``
             (antialiased when shrinking either way); ``"auto"``: the model's timm data config.
+
+    The member-input options are not named like the image datamodule's (``input_size``,
+    ``crop_pct``, ``interpolation``, ``mean``, ``std``): Lightning refuses a module and a
+    datamodule whose hparams share a name with different values.
     """
 
     def __init__(
@@ -88,8 +92,8 @@ class MemberModule(LightningModule):
         compile: bool = False,
         resolution: int | str | None = None,
         normalization: str | dict | None = None,
-        crop_pct: float | str | None = None,
-        interpolation: str = "bilinear",
+        crop: float | str | None = None,
+        resize: str = "bilinear",
     ):
         super().__init__()
         self.save_hyperparameters()
@@ -123,16 +127,14 @@ class MemberModule(LightningModule):
             normalization = timm_normalization(self.model, in_chans)
         elif normalization is not None:
             normalization = as_normalization(normalization, in_chans, "model.normalization")
-        if crop_pct == "auto":
-            crop_pct = self.model.pretrained_cfg.get("crop_pct", 1.0)
-        if crop_pct is not None:
-            crop_pct = check_crop_pct(crop_pct, "model.crop_pct")
-        if interpolation == "auto":
-            interpolation = self.model.pretrained_cfg.get("interpolation", "bilinear")
-        interpolation = check_interpolation(interpolation, "model.interpolation")
-        self.model.register_forward_pre_hook(
-            MemberInput(resolution, normalization, crop_pct, interpolation)
-        )
+        if crop == "auto":
+            crop = self.model.pretrained_cfg.get("crop_pct", 1.0)
+        if crop is not None:
+            crop = check_crop_pct(crop, "model.crop")
+        if resize == "auto":
+            resize = self.model.pretrained_cfg.get("interpolation", "bilinear")
+        resize = check_interpolation(resize, "model.resize")
+        self.model.register_forward_pre_hook(MemberInput(resolution, normalization, crop, resize))
         if channels_last:
             self.model = self.model.to(memory_format=torch.channels_last)
         # kept out of the module tree, so state_dict keys (and checkpoints) stay the same

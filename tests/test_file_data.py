@@ -217,7 +217,7 @@ def test_member_trains_on_an_image_folder_through_the_cli(tmp_path):
     data = {"class_path": "datamodules.ImageFilesDataModule", "init_args": {
         "train": {"format": "image_folder", "path": str(tmp_path / "train")},
         "test": {"format": "image_folder", "path": str(tmp_path / "test")},
-        "datasets": EVAL, "num_classes": 3, "model_name": "resnet10t", "input_size": 32,
+        "datasets": EVAL, "num_classes": 3, "preprocess_as": "efficientnet_b0", "input_size": 32,
         "heldout_size": 6, "batch_size": 10, "num_workers": 0}}  # fmt: skip
     (tmp_path / "data.yaml").write_text(yaml.safe_dump(data))
     cli = MemberCLI(
@@ -232,6 +232,7 @@ def test_member_trains_on_an_image_folder_through_the_cli(tmp_path):
             f"--checkpoint.dirpath={tmp_path / 'ckpt'}",
         ]  # fmt: skip
     )
+    # the member (resnet10t) and the preprocessing (efficientnet_b0's) differ, with a logger
     assert cli.model.model.num_classes == 3 and cli.model.hparams.in_chans == 3
     assert cli.trainer.global_step == 3  # 30 training images / batch 10
     assert (tmp_path / "ckpt" / "last.ckpt").is_file()

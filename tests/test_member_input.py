@@ -46,7 +46,7 @@ def test_a_member_sees_its_own_normalisation_whatever_the_data_uses():
 
 def test_a_member_with_a_smaller_crop_takes_its_share_of_each_evaluation_image():
     torch.manual_seed(0)
-    member = MemberModule(num_classes=4, in_chans=3, resolution=24, crop_pct=0.5)
+    member = MemberModule(num_classes=4, in_chans=3, resolution=24, crop=0.5)
     bare = timm.create_model("resnet10t", num_classes=4, in_chans=3).eval()
     bare.load_state_dict(member.model.state_dict())
     hook = member_input(member.model)
@@ -64,22 +64,22 @@ def test_a_member_with_a_smaller_crop_takes_its_share_of_each_evaluation_image()
         torch.testing.assert_close(out, bare.train()(whole), atol=1e-5, rtol=1e-4)
     with pytest.raises(ValueError, match="crop_pct 0.5 shows more of each image than the data's"):
         hook.set_data_crop_pct(0.4)
-    auto = MemberModule(model_name="efficientnet_b0", num_classes=3, in_chans=3, crop_pct="auto",
-                        interpolation="auto")  # fmt: skip
+    auto = MemberModule(model_name="efficientnet_b0", num_classes=3, in_chans=3, crop="auto",
+                        resize="auto")  # fmt: skip
     assert member_input(auto.model).crop_pct == 0.875  # efficientnet_b0's timm data config
     assert member_input(auto.model).interpolation == "bicubic"
-    bicubic = MemberModule(num_classes=4, in_chans=3, resolution=24, interpolation="bicubic")
+    bicubic = MemberModule(num_classes=4, in_chans=3, resolution=24, resize="bicubic")
     bicubic.load_state_dict(member.state_dict())
     with torch.no_grad():
         small = torch.nn.functional.interpolate(
             x, size=(24, 24), mode="bicubic", align_corners=False, antialias=True
         )
         torch.testing.assert_close(bicubic.eval()(x), bare.eval()(small), atol=1e-5, rtol=1e-4)
-    with pytest.raises(ValueError, match="model.interpolation must be one of"):
-        MemberModule(num_classes=3, in_chans=3, interpolation="lanczos")
+    with pytest.raises(ValueError, match="model.resize must be one of"):
+        MemberModule(num_classes=3, in_chans=3, resize="lanczos")
     for bad in (0, 1.5, "most"):
-        with pytest.raises(ValueError, match="model.crop_pct must be a fraction in"):
-            MemberModule(num_classes=3, in_chans=3, crop_pct=bad)
+        with pytest.raises(ValueError, match="model.crop must be a fraction in"):
+            MemberModule(num_classes=3, in_chans=3, crop=bad)
 
 
 def test_auto_takes_the_timm_data_config_and_bad_values_are_named():
@@ -105,7 +105,7 @@ def image_data(tmp_path, name: str, input_size: int = 32, **norm) -> str:
     data = {"class_path": "datamodules.ImageFilesDataModule", "init_args": {
         "train": {"format": "image_folder", "path": str(tmp_path / "train")},
         "test": {"format": "image_folder", "path": str(tmp_path / "test")},
-        "datasets": EVAL, "num_classes": 3, "model_name": "resnet10t", "input_size": input_size,
+        "datasets": EVAL, "num_classes": 3, "preprocess_as": "resnet10t", "input_size": input_size,
         "heldout_size": 6, "batch_size": 10, "num_workers": 0, **norm}}  # fmt: skip
     path = tmp_path / f"{name}.yaml"
     path.write_text(yaml.safe_dump(data))

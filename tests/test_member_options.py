@@ -217,3 +217,21 @@ def test_a_cascade_of_members_at_different_resolutions(
     window = summary["metrics"]["digits_test"]["window"]
     assert window["expected_macs"] == pytest.approx(macs[0] + window["exit_frac@2"] * macs[1])
     assert summary["metrics"]["digits_test"]["ensemble"]["acc"] > 0.5
+
+
+def test_member_and_datamodule_options_share_no_name_but_the_linked_ones():
+    """Lightning refuses a module and a datamodule whose hparams share a name with different
+    values (as model.input_size vs data.input_size once did): only the CLI-linked ones may."""
+    import inspect
+
+    import datamodules
+    from lightning_modules.cascade_module import CascadeModule
+
+    def options(cls) -> set[str]:
+        return set(inspect.signature(cls.__init__).parameters) - {"self"}
+
+    for name in datamodules.__all__:
+        cls = getattr(datamodules, name)
+        if isinstance(cls, type) and hasattr(cls, "setup"):
+            assert options(MemberModule) & options(cls) <= {"num_classes", "in_chans"}, name
+            assert not options(CascadeModule) & options(cls), name

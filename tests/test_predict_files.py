@@ -42,7 +42,7 @@ def test_predict_on_an_unlabelled_folder_with_members_of_different_inputs(tmp_pa
     data = {"class_path": "datamodules.ImageFilesDataModule", "init_args": {
         "train": {"format": "image_folder", "path": str(tmp_path / "train")},
         "test": {"format": "image_folder", "path": str(tmp_path / "test")},
-        "datasets": datasets, "num_classes": 3, "model_name": "resnet10t", "input_size": 32,
+        "datasets": datasets, "num_classes": 3, "preprocess_as": "resnet10t", "input_size": 32,
         "heldout_size": 60, "batch_size": 16, "num_workers": 0}}  # fmt: skip
     (tmp_path / "data.yaml").write_text(yaml.safe_dump(data))
     data_cfg = str(tmp_path / "data.yaml")
