@@ -1,4 +1,4 @@
-"""A member's own input: its resolution and normalisation, adapted from what the data serves.
+"""A member's own input (crop, resolution, resize mode, normalisation) from what data serves.
 
 One data config feeds every member of a cascade. A member that expects another input (the
 paper's efficientnet_b2 at 260 px after efficientnet_b0 at 224 px; a ViT normalised with mean
@@ -10,8 +10,8 @@ its forward, with a forward pre-hook (not a module, so state_dict keys stay the 
   the source. A member with a smaller ``crop_pct`` than the data's takes the central
   ``crop_pct / data_crop_pct`` of each image (training images, random resized crops, are
   not cropped); a larger one cannot be served (the border is gone) and is refused;
-* resolution: resized to ``size`` x ``size`` (bilinear or bicubic, antialiased when
-  shrinking);
+* resolution: resized to ``size`` x ``size`` (bilinear or bicubic, the member's ``resize``;
+  antialiased when shrinking);
 * normalisation: a batch normalised by the data, ``x = (raw - data_mean) / data_std``, becomes
   ``(raw - mean) / std`` per channel, i.e. ``x * data_std / std + (data_mean - mean) / std``.
 
