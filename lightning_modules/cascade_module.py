@@ -165,8 +165,8 @@ class CascadeModule(LightningModule):
     ) -> None:
         """The input the cascade is given: (mean, std) per channel, and the fraction of each
         source image an evaluation image shows. Members that expect another convert
-        (``lightning_modules.member_input``). Set from the datamodule in test and predict
-        runs and kept in the cascade checkpoint, so ``decide`` on a loaded cascade takes
+        (``lightning_modules.member_input``). Set from the datamodule at setup of test and
+        predict runs and kept in the cascade checkpoint, so ``decide`` on a loaded cascade takes
         images prepared as at calibration. None leaves that part as it is."""
         if normalization is not None:
             self.data_normalization = normalization
@@ -185,12 +185,6 @@ class CascadeModule(LightningModule):
         norm = datamodule_normalization(dm, chans) if chans is not None else None
         self.set_data_input(norm, datamodule_crop_pct(dm))
 
-    def on_test_start(self) -> None:
-        self._take_data_input()
-
-    def on_predict_start(self) -> None:
-        self._take_data_input()
-
     def on_save_checkpoint(self, checkpoint: dict) -> None:
         if self.fitted is not None:
             checkpoint[CHECKPOINT_KEY] = self.fitted.to_dict()
@@ -202,11 +196,16 @@ class CascadeModule(LightningModule):
     def on_load_checkpoint(self, checkpoint: dict) -> None:
         data = checkpoint.get(CHECKPOINT_KEY)
         self.fitted = FittedCascade.from_dict(data) if data else None
+        # the calibration data's input, where this run's datamodule (setup) did not say
         data = checkpoint.get(DATA_INPUT_KEY) or {}
         norm, crop = data.get("normalization"), data.get("crop_pct")
         self.set_data_input(
-            None if norm is None else as_normalization(norm, len(norm["mean"]), DATA_INPUT_KEY),
-            None if crop is None else check_crop_pct(crop, DATA_INPUT_KEY),
+            None
+            if norm is None or self.data_normalization is not None
+            else as_normalization(norm, len(norm["mean"]), DATA_INPUT_KEY),
+            None
+            if crop is None or self.data_crop_pct is not None
+            else check_crop_pct(crop, DATA_INPUT_KEY),
         )
 
     def setup(self, stage: str) -> None:
@@ -216,6 +215,7 @@ class CascadeModule(LightningModule):
                 self.outputs[f"{name}/{policy}"] = CascadeOutputs()
         self.evaluation = CascadeEvaluation(member_calls={n: [0] * self.num_stages for n in names})
         self.predict_policy = "window"
+        self._take_data_input()  # before calibration, which runs the members in on_test_start
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.members[0](x)

@@ -5,6 +5,8 @@ name and writes nothing."""
 from __future__ import annotations
 
 import csv
+import json
+import math
 
 import numpy as np
 import pytest
@@ -51,11 +53,23 @@ def test_predict_on_an_unlabelled_folder_with_members_of_different_inputs(tmp_pa
         fit(data_cfg, tmp_path, "m1", 1, "--model.resolution=40",
             "--model.normalization={mean: [0.5], std: [0.5]}"),
     ]  # fmt: skip
+    data["init_args"].update(mean=[0.2, 0.3, 0.4], std=[0.25, 0.3, 0.35])
+    (tmp_path / "other.yaml").write_text(yaml.safe_dump(data))
+    summaries = []
+    for cfg, name in ((data_cfg, "results"), (str(tmp_path / "other.yaml"), "other")):
+        evaluate_cascade(QUICKSTART / "cascade.yaml", members, tmp_path / name, cfg, overrides=[
+            "--trainer.enable_progress_bar=false", "--model.bootstrap=0",
+            "--calibration.target=risk@80", "--model.coverages=[0.8]",
+        ])  # fmt: skip
+        summaries.append(json.loads((tmp_path / name / "summary.json").read_text()))
+    # calibration and evaluation see the same member inputs however the data is normalised
+    for dataset, policies in summaries[0]["metrics"].items():
+        for policy, values in policies.items():
+            other = summaries[1]["metrics"][dataset][policy]
+            for key, value in values.items():
+                if isinstance(value, float) and math.isfinite(value):
+                    assert other[key] == pytest.approx(value, abs=1e-4), (dataset, policy, key)
     results = tmp_path / "results"
-    evaluate_cascade(QUICKSTART / "cascade.yaml", members, results, data_cfg, overrides=[
-        "--trainer.enable_progress_bar=false", "--model.bootstrap=0",
-        "--calibration.target=risk@80", "--model.coverages=[0.8]",
-    ])  # fmt: skip
 
     def predict(out) -> None:
         CascadeCLI(args=["predict", f"--config={QUICKSTART / 'predict.yaml'}",
