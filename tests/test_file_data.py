@@ -33,6 +33,21 @@ def write_folder(root, classes: int, per_class: int, seed: int, ext: str = ".png
             picture(rng, k).save(root / f"class_{k}" / f"{j}{ext}")
 
 
+def folder_data_config(root, name: str, **init_args) -> str:
+    """An ``ImageFilesDataModule`` config (YAML, written to ``root/<name>.yaml``) on the image
+    folders ``root/train`` and ``root/test`` of 3 classes, at 32 px; ``init_args`` override."""
+    import yaml
+
+    data = {"class_path": "datamodules.ImageFilesDataModule", "init_args": {
+        "train": {"format": "image_folder", "path": str(root / "train")},
+        "test": {"format": "image_folder", "path": str(root / "test")},
+        "datasets": EVAL, "num_classes": 3, "preprocess_as": "resnet10t", "input_size": 32,
+        "heldout_size": 6, "batch_size": 10, "num_workers": 0, **init_args}}  # fmt: skip
+    path = root / f"{name}.yaml"
+    path.write_text(yaml.safe_dump(data))
+    return str(path)
+
+
 def module(train: dict, test: dict, datasets=EVAL, **kw) -> ImageFilesDataModule:
     dm = ImageFilesDataModule(train=train, test=test, datasets=datasets, num_classes=3,
                               input_size=SIZE, heldout_size=6, num_workers=0, **kw)  # fmt: skip
@@ -207,19 +222,13 @@ def test_notmnist_idx_files_load_by_path(tmp_path):
 
 
 def test_member_trains_on_an_image_folder_through_the_cli(tmp_path):
-    import yaml
     from conftest import QUICKSTART
 
     from lightning_modules.cli import MemberCLI
 
     write_folder(tmp_path / "train", 3, 12, 0)
     write_folder(tmp_path / "test", 3, 4, 1)
-    data = {"class_path": "datamodules.ImageFilesDataModule", "init_args": {
-        "train": {"format": "image_folder", "path": str(tmp_path / "train")},
-        "test": {"format": "image_folder", "path": str(tmp_path / "test")},
-        "datasets": EVAL, "num_classes": 3, "preprocess_as": "efficientnet_b0", "input_size": 32,
-        "heldout_size": 6, "batch_size": 10, "num_workers": 0}}  # fmt: skip
-    (tmp_path / "data.yaml").write_text(yaml.safe_dump(data))
+    folder_data_config(tmp_path, "data", preprocess_as="efficientnet_b0")
     cli = MemberCLI(
         args=[
             "fit",

@@ -9,7 +9,6 @@ import numpy as np
 import pytest
 import timm
 import torch
-import yaml
 from safetensors.torch import load_file
 
 from lightning_modules.cascade_module import CascadeModule
@@ -18,7 +17,7 @@ from lightning_modules.member_checkpoint import load_member
 from lightning_modules.member_input import member_input
 from lightning_modules.stages import cache_logits
 from tests.conftest import QUICKSTART
-from tests.test_file_data import EVAL, write_folder
+from tests.test_file_data import folder_data_config, write_folder
 
 IMAGENET = ((0.485, 0.456, 0.406), (0.229, 0.224, 0.225))
 VIT = ((0.5, 0.5, 0.5), (0.5, 0.5, 0.5))
@@ -101,17 +100,6 @@ def test_auto_takes_the_timm_data_config_and_bad_values_are_named():
             MemberModule(num_classes=3, in_chans=3, normalization=value)
 
 
-def image_data(tmp_path, name: str, input_size: int = 32, **norm) -> str:
-    data = {"class_path": "datamodules.ImageFilesDataModule", "init_args": {
-        "train": {"format": "image_folder", "path": str(tmp_path / "train")},
-        "test": {"format": "image_folder", "path": str(tmp_path / "test")},
-        "datasets": EVAL, "num_classes": 3, "preprocess_as": "resnet10t", "input_size": input_size,
-        "heldout_size": 6, "batch_size": 10, "num_workers": 0, **norm}}  # fmt: skip
-    path = tmp_path / f"{name}.yaml"
-    path.write_text(yaml.safe_dump(data))
-    return str(path)
-
-
 def test_normalisation_is_recorded_and_converted_in_caching_and_the_cascade(tmp_path):
     """A member with its own normalisation, trained on ImageNet-normalised images, gives the
     same logits from data normalised another way; so does one that adopted the data's."""
@@ -119,10 +107,10 @@ def test_normalisation_is_recorded_and_converted_in_caching_and_the_cascade(tmp_
 
     write_folder(tmp_path / "train", 3, 12, 0)
     write_folder(tmp_path / "test", 3, 4, 1)
-    imagenet = image_data(tmp_path, "imagenet")
-    other = image_data(tmp_path, "other", mean=[0.2, 0.3, 0.4], std=[0.25, 0.3, 0.35])
-    bigger = image_data(tmp_path, "bigger", input_size=48)
-    tight = image_data(tmp_path, "tight", crop_pct=0.8)
+    imagenet = folder_data_config(tmp_path, "imagenet")
+    other = folder_data_config(tmp_path, "other", mean=[0.2, 0.3, 0.4], std=[0.25, 0.3, 0.35])
+    bigger = folder_data_config(tmp_path, "bigger", input_size=48)
+    tight = folder_data_config(tmp_path, "tight", crop_pct=0.8)
     ckpts = {}
     for name, extra in (("own", ["--model.normalization={mean: [0.5], std: [0.5]}"]),
                         ("adopted", [])):  # fmt: skip

@@ -10,12 +10,11 @@ import math
 
 import numpy as np
 import pytest
-import yaml
 
 from lightning_modules.cli import CascadeCLI, MemberCLI
 from lightning_modules.stages import evaluate_cascade
 from tests.conftest import QUICKSTART
-from tests.test_file_data import picture, write_folder
+from tests.test_file_data import folder_data_config, picture, write_folder
 
 
 def fit(data: str, out, name: str, seed: int, *extra: str) -> str:
@@ -41,22 +40,18 @@ def test_predict_on_an_unlabelled_folder_with_members_of_different_inputs(tmp_pa
         {"name": "incoming", "role": "ood", "source": "path", "format": "image_folder",
          "path": str(incoming)},
     ]  # fmt: skip
-    data = {"class_path": "datamodules.ImageFilesDataModule", "init_args": {
-        "train": {"format": "image_folder", "path": str(tmp_path / "train")},
-        "test": {"format": "image_folder", "path": str(tmp_path / "test")},
-        "datasets": datasets, "num_classes": 3, "preprocess_as": "resnet10t", "input_size": 32,
-        "heldout_size": 60, "batch_size": 16, "num_workers": 0}}  # fmt: skip
-    (tmp_path / "data.yaml").write_text(yaml.safe_dump(data))
-    data_cfg = str(tmp_path / "data.yaml")
+    calibratable = {"datasets": datasets, "heldout_size": 60, "batch_size": 16}
+    data_cfg = folder_data_config(tmp_path, "data", **calibratable)
     members = [
         fit(data_cfg, tmp_path, "m0", 0),
         fit(data_cfg, tmp_path, "m1", 1, "--model.resolution=40",
             "--model.normalization={mean: [0.5], std: [0.5]}"),
     ]  # fmt: skip
-    data["init_args"].update(mean=[0.2, 0.3, 0.4], std=[0.25, 0.3, 0.35])
-    (tmp_path / "other.yaml").write_text(yaml.safe_dump(data))
+    other_cfg = folder_data_config(
+        tmp_path, "other", **calibratable, mean=[0.2, 0.3, 0.4], std=[0.25, 0.3, 0.35]
+    )
     summaries = []
-    for cfg, name in ((data_cfg, "results"), (str(tmp_path / "other.yaml"), "other")):
+    for cfg, name in ((data_cfg, "results"), (other_cfg, "other")):
         evaluate_cascade(QUICKSTART / "cascade.yaml", members, tmp_path / name, cfg, overrides=[
             "--trainer.enable_progress_bar=false", "--model.bootstrap=0",
             "--calibration.target=risk@80", "--model.coverages=[0.8]",
