@@ -6,6 +6,7 @@ import os
 import warnings
 from pathlib import Path
 
+import torch
 from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.cli import LightningCLI
 
@@ -16,7 +17,7 @@ from lightning_modules.callbacks import (
     CascadeResultsWriter,
     PreemptionCheckpoint,
 )
-from lightning_modules.cascade_module import CascadeModule
+from lightning_modules.cascade_module import CascadeModule, check_same_members
 from lightning_modules.member import MemberModule
 from lightning_modules.member_checkpoint import read_member_checkpoint
 
@@ -145,3 +146,18 @@ class CascadeCLI(SafeLoadingCLI):
         parser.add_lightning_class_args(CascadeCalibration, "calibration")
         parser.add_lightning_class_args(CascadeResultsWriter, "results")
         parser.add_lightning_class_args(CascadePredictionsWriter, "predictions")
+
+    def check_checkpoint(self, subcommand: str, ckpt_path: str) -> None:
+        """A readable cascade checkpoint whose members are the ``--model.members`` named (the
+        checkpoint's members would otherwise silently replace them)."""
+        if not Path(ckpt_path).is_file():
+            raise FileNotFoundError(f"--ckpt_path: cascade checkpoint not found: {ckpt_path}")
+        try:
+            ckpt = torch.load(ckpt_path, map_location="cpu", weights_only=True)
+        except Exception as err:  # noqa: BLE001 - any unreadable file is the same user error
+            raise ValueError(
+                f"--ckpt_path {ckpt_path}: not a readable checkpoint ({type(err).__name__}: {err})"
+            ) from None
+        if not isinstance(ckpt, dict) or "state_dict" not in ckpt:
+            raise ValueError(f"--ckpt_path {ckpt_path}: not a cascade checkpoint (no state_dict)")
+        check_same_members(list(self.config[subcommand].model.members or []), ckpt, ckpt_path)

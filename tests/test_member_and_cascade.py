@@ -294,6 +294,48 @@ def test_predict_applies_the_calibrated_cascade_with_its_thresholds(
     assert len(set(labels)) > 5
 
 
+def test_predict_refuses_members_other_than_the_checkpoints(tiny_members, cascade_run, tmp_path):
+    """The checkpoint records its members (path, SHA-256); other members named on the command
+    line are refused (Lightning would silently run the checkpoint's), the same members moved
+    elsewhere are accepted, and no members at all takes the checkpoint's."""
+    import shutil
+
+    from lightning_modules.cascade_module import MEMBERS_KEY
+    from lightning_modules.cli_entry import CASCADE, run_command
+
+    _, results = cascade_run
+    ckpt = torch.load(results / "cascade.ckpt", map_location="cpu", weights_only=True)
+    assert [m["path"] for m in ckpt[MEMBERS_KEY]] == tiny_members["ckpts"]
+    assert all(len(m["sha256"]) == 64 for m in ckpt[MEMBERS_KEY])
+
+    def predict(out, *members: str) -> list[str]:
+        run_args = [
+            "predict",
+            f"--config={QUICKSTART / 'predict.yaml'}",
+            f"--data={tiny_members['data_cfg']}",
+            f"--ckpt_path={results / 'cascade.ckpt'}",
+            f"--trainer.default_root_dir={tmp_path / 'run'}",
+            f"--predictions.path={out}",
+        ]
+        if members:
+            run_args.append(f"--model.members=[{', '.join(members)}]")
+        assert run_command(CASCADE, run_args) == 0
+        return out.read_text().splitlines()
+
+    swapped = list(reversed(tiny_members["ckpts"]))
+    with pytest.raises(ValueError, match=r"are not the members .*cascade\.ckpt was calibrated"):
+        CascadeCLI(args=["predict", f"--config={QUICKSTART / 'predict.yaml'}",
+                         f"--data={tiny_members['data_cfg']}",
+                         f"--model.members=[{', '.join(swapped)}]",
+                         f"--ckpt_path={results / 'cascade.ckpt'}",
+                         f"--predictions.path={tmp_path / 'p.csv'}"])  # fmt: skip
+    assert not (tmp_path / "p.csv").exists()
+    ckpts = tiny_members["ckpts"]
+    moved = [shutil.copy(p, tmp_path / f"copy{i}.ckpt") for i, p in enumerate(ckpts)]
+    named = predict(tmp_path / "named.csv", *map(str, moved))
+    assert predict(tmp_path / "implicit.csv") == named
+
+
 def test_predict_refuses_an_uncalibrated_cascade(tiny_members, tmp_path):
     members = "[{}, {}]".format(*tiny_members["ckpts"])
     with pytest.raises(ValueError, match="predict needs a calibrated cascade"):
