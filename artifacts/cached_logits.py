@@ -47,6 +47,11 @@ def check_logits(logits: torch.Tensor, targets: torch.Tensor, where: str) -> Non
     """Raise ValueError naming ``where`` unless logits are finite N x C and targets fit them."""
     if logits.ndim != 2:
         raise ValueError(f"{where}: logits must be N x C, got shape {tuple(logits.shape)}")
+    if logits.shape[1] < 2:
+        raise ValueError(
+            f"{where}: logits have {logits.shape[1]} class(es); a classifier's confidence needs "
+            "at least 2 (with one, accuracy is 1 and every ranking metric meaningless)"
+        )
     if targets.shape != (logits.shape[0],):
         raise ValueError(
             f"{where}: targets must have shape ({logits.shape[0]},), got {tuple(targets.shape)}"

@@ -184,7 +184,7 @@ def run(args: argparse.Namespace) -> list[dict]:
     from artifacts.results import write_results
     from artifacts.run_folder import check_output_folder, staged_run_folder
     from cascade.bootstrap import Bootstrap
-    from cascade.metric_registry import MetricSettings
+    from cascade.metric_registry import MetricSettings, check_report_points
     from cascade.offline import EnsembleLogits, evaluate_policies, prepare_experiment
     from cascade.orders import member_orders, order_label
     from cascade.policy_registry import PolicySettings, check_policies
@@ -193,6 +193,9 @@ def run(args: argparse.Namespace) -> list[dict]:
     if len(set(args.score)) != len(args.score):
         raise ValueError(f"--score {' '.join(args.score)}: a score is given twice")
     roles = dataset_roles(args)
+    check_report_points(
+        args.risks, args.coverages, args.ood_tpr, args.scod_ratio, args.scod_beta, prefix="--"
+    )
     metric_settings = MetricSettings(
         tuple(args.risks),
         tuple(args.coverages),

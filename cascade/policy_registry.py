@@ -16,6 +16,7 @@ all take the list from here. Adding a policy::
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -75,8 +76,14 @@ class PolicySettings:
     def __post_init__(self):
         parse_target(self.target)
         check_guarantee(self.guarantee, self.guarantee_method)
-        if not self.budget >= 1:
-            raise ValueError(f"budget must be >= 1 (the first member alone), got {self.budget}")
+        if not (self.budget >= 1 and math.isfinite(self.budget)):
+            raise ValueError(
+                f"budget must be >= 1 (the first member alone) and finite, got {self.budget}"
+            )
+        if isinstance(self.budget_grid, bool) or not (
+            isinstance(self.budget_grid, int) and self.budget_grid >= 2
+        ):
+            raise ValueError(f"budget grid must be an integer >= 2, got {self.budget_grid!r}")
         if self.budget_objective not in ("target", "augrc"):
             raise ValueError(
                 f"budget objective {self.budget_objective!r}: expected 'target' or 'augrc'"

@@ -14,7 +14,7 @@ from cascade.engine import run_cascade
 from cascade.evaluation import policy_rows
 from cascade.fitted import CHECKPOINT_KEY, FittedCascade
 from cascade.member_runner import MemberRunner
-from cascade.metric_registry import MetricSettings
+from cascade.metric_registry import MetricSettings, check_report_points
 from cascade.offline import test_curves
 from cascade.policy_registry import check_policies
 from datamodules.contract import cascade_datamodule
@@ -179,6 +179,11 @@ class CascadeModule(LightningModule):
         )
         self.score = check_score(score)
         self.definitions = get_definitions(definitions).name
+        check_report_points(
+            [0.05] if risks is None else risks,
+            [0.8] if coverages is None else coverages,
+            ood_tpr, scod_ratio, scod_beta, prefix="--model.",
+        )  # fmt: skip
         self.settings = MetricSettings(
             tuple(risks or [0.05]),
             tuple(coverages or [0.8]),

@@ -114,6 +114,17 @@ class MemberCLI(SafeLoadingCLI):
         expected = config.model.model_name if subcommand == "fit" else None
         read_member_checkpoint(ckpt_path, expected)
 
+    def before_fit(self) -> None:
+        """Refuse a fit that trains nothing (``max_epochs`` or ``max_steps`` 0): it would write
+        an untrained member that later stages take for a trained one."""
+        trainer = self.trainer
+        if trainer.max_epochs == 0 or trainer.max_steps == 0:
+            option = "max_epochs" if trainer.max_epochs == 0 else "max_steps"
+            raise ValueError(
+                f"--trainer.{option} 0: a member fit needs at least one epoch and one step "
+                "(an untrained member would be taken for a trained one)"
+            )
+
     def before_predict(self) -> None:
         cache = self.config_init[self.subcommand]["cache"]
         if not cache["logits_dir"]:
@@ -161,3 +172,15 @@ class CascadeCLI(SafeLoadingCLI):
         if not isinstance(ckpt, dict) or "state_dict" not in ckpt:
             raise ValueError(f"--ckpt_path {ckpt_path}: not a cascade checkpoint (no state_dict)")
         check_same_members(list(self.config[subcommand].model.members or []), ckpt, ckpt_path)
+
+    def before_instantiate_classes(self) -> None:
+        """Refuse a ``test`` of a one-member "cascade" before any member is loaded or run: it
+        has no second stage, so its window, exits and ensemble gains are meaningless."""
+        if self.subcommand != "test":
+            return
+        members = list(self.config["test"].model.members or [])
+        if len(members) == 1:
+            raise ValueError(
+                f"--model.members [{members[0]}]: a cascade test needs at least 2 members "
+                "(one member has nothing to pass samples on to)"
+            )

@@ -103,6 +103,11 @@ class MemberModule(LightningModule):
             )
         if weights is not None and pretrained:
             raise ValueError("give model.pretrained or model.weights, not both")
+        if isinstance(num_classes, bool) or not (isinstance(num_classes, int) and num_classes >= 2):
+            raise ValueError(
+                f"--model.num_classes {num_classes!r}: a classifier needs at least 2 classes "
+                "(with one, accuracy is 1 and every confidence metric meaningless)"
+            )
         try:
             self.model = timm.create_model(
                 model_name, pretrained=pretrained, num_classes=num_classes, in_chans=in_chans
