@@ -181,6 +181,7 @@ def sweep_plan(
 def run(args: argparse.Namespace) -> list[dict]:
     """Load once, evaluate every setting of the sweep, write the results; returns the rows."""
     from artifacts.experiment_logits import MEMBER_UNITS, load_experiment, member_macs
+    from artifacts.output_paths import check_output_dir
     from artifacts.results import write_results
     from artifacts.run_folder import check_output_folder, staged_run_folder
     from cascade.bootstrap import Bootstrap
@@ -216,6 +217,7 @@ def run(args: argparse.Namespace) -> list[dict]:
             replace(base, **{field: value})
     macs = parse_macs(args.macs)
     bootstrap = Bootstrap(args.bootstrap, args.bootstrap_seed)
+    check_output_dir(args.out, "--out", [("--logits-dir", args.logits_dir)])
     check_output_folder(args.out, args.overwrite)
     data, member_cost = load_experiment(args.logits_dir, args.members, roles, macs)
     orders = member_orders(args.members, args.orders)

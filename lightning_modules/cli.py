@@ -10,6 +10,7 @@ import torch
 from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.cli import LightningCLI
 
+from artifacts.output_paths import check_output_dir, check_output_file, data_input_paths
 from lightning_modules.callbacks import (
     CachedLogitsWriter,
     CascadeCalibration,
@@ -45,6 +46,29 @@ def check_slurm_tasks(trainer) -> None:
             f"--ntasks-per-node={trainer.num_devices} --nodes={trainer.num_nodes}, or set "
             "--trainer.devices / --trainer.num_nodes to match"
         )
+
+
+def _plain(value: object) -> object:
+    """A jsonargparse Namespace (and what it holds) as plain dicts and lists."""
+    if hasattr(value, "as_dict"):
+        return value.as_dict()
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
+    return value
+
+
+def config_inputs(config) -> list[tuple[str, str]]:
+    """(option, path) of the files and folders a subcommand's config reads: the data's paths,
+    the members, ``--ckpt_path``."""
+    inputs = data_input_paths(_plain(config.get("data")))
+    model = config.get("model")
+    members = (model.get("members") if model is not None else None) or []
+    inputs += [("--model.members", str(m)) for m in members]
+    if config.get("ckpt_path"):
+        inputs.append(("--ckpt_path", str(config.get("ckpt_path"))))
+    return inputs
 
 
 class SafeLoadingCLI(LightningCLI):
@@ -125,6 +149,14 @@ class MemberCLI(SafeLoadingCLI):
                 "(an untrained member would be taken for a trained one)"
             )
 
+    def before_instantiate_classes(self) -> None:
+        """Output paths checked before anything is built (``predict``'s logits folder)."""
+        config = self.config[self.subcommand] if self.subcommand else None
+        if self.subcommand == "predict" and config.cache.logits_dir:
+            check_output_dir(
+                config.cache.logits_dir, "--cache.logits_dir", config_inputs(config), replaced=False
+            )
+
     def before_predict(self) -> None:
         cache = self.config_init[self.subcommand]["cache"]
         if not cache["logits_dir"]:
@@ -174,11 +206,17 @@ class CascadeCLI(SafeLoadingCLI):
         check_same_members(list(self.config[subcommand].model.members or []), ckpt, ckpt_path)
 
     def before_instantiate_classes(self) -> None:
-        """Refuse a ``test`` of a one-member "cascade" before any member is loaded or run: it
-        has no second stage, so its window, exits and ensemble gains are meaningless."""
+        """Before anything is built: the output paths (``--predictions.path``,
+        ``--results.dir``), and a ``test`` of a one-member "cascade" refused (it has no second
+        stage, so its window, exits and ensemble gains are meaningless)."""
+        config = self.config[self.subcommand] if self.subcommand else None
+        if self.subcommand == "predict":
+            check_output_file(config.predictions.path, "--predictions.path", config_inputs(config))
         if self.subcommand != "test":
             return
-        members = list(self.config["test"].model.members or [])
+        if config.results.dir is not None:
+            check_output_dir(config.results.dir, "--results.dir", config_inputs(config))
+        members = list(config.model.members or [])
         if len(members) == 1:
             raise ValueError(
                 f"--model.members [{members[0]}]: a cascade test needs at least 2 members "

@@ -108,6 +108,7 @@ def test_traceback_on_request(bad_files):
     assert proc.returncode != 0 and "Traceback (most recent call last)" in proc.stderr
 
 
+TWO = "--model.members=[{tmp}/a.ckpt, {tmp}/b.ckpt]"  # a cascade needs 2 members
 AFTER_IMPORTS = [
     ("train_member.py", ["fit", "--config", MEMBER_CFG, "--trainer.max_epochs", "many"],
      "--trainer.max_epochs many: expected int"),
@@ -117,9 +118,9 @@ AFTER_IMPORTS = [
      "timm has no model 'resnet_nope'"),
     ("train_member.py", ["predict", "--config", MEMBER_CFG, "--ckpt_path", "{tmp}/none.ckpt"],
      "member checkpoint not found"),
-    ("evaluate_cascade.py", ["test", "--config", CASCADE_CFG, "--model.members=[{tmp}/a.ckpt]"],
+    ("evaluate_cascade.py", ["test", "--config", CASCADE_CFG, TWO],
      "member checkpoint not found"),
-    ("evaluate_cascade.py", ["test", "--config", CASCADE_CFG, "--model.members=[{tmp}/a.ckpt]",
+    ("evaluate_cascade.py", ["test", "--config", CASCADE_CFG, TWO,
                              "--model.bootstrap", "5"],
      "bootstrap 5: expected 0 (off) or at least 10 resamples"),
 ]  # fmt: skip
