@@ -15,6 +15,11 @@ from torch.utils.data import DataLoader, Dataset
 
 from cascade.roles import DatasetRoles
 
+UNREADABLE = -2
+"""Target of a sample whose file could not be read, served (as a blank image) only by a dataset
+told to skip such files (``skip_unreadable = True``, set for ``predict``): its row reports the
+file as unreadable instead of a prediction."""
+
 REQUIRED = ("roles", "eval_sets", "batch_size", "input_shape", "dataloader", "test_dataloader")
 
 

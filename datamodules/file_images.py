@@ -16,12 +16,14 @@ import os
 from pathlib import Path
 
 import torch
+from PIL import Image
 from torch.utils.data import Dataset
 from torchvision import transforms as T
 
+from datamodules.contract import UNREADABLE
 from datamodules.corruptions import corrupt
 from datamodules.image_sets import ImageSetsDataModule
-from datamodules.image_sources import LabelledImages, open_source
+from datamodules.image_sources import LabelledImages, UnreadableImageError, open_source
 from datamodules.ood_sets import OOD_SOURCES
 
 INTERPOLATIONS = {"bicubic": T.InterpolationMode.BICUBIC, "bilinear": T.InterpolationMode.BILINEAR}
@@ -61,6 +63,7 @@ class TransformedImages(Dataset):
         self.std = torch.tensor(std).view(-1, 1, 1)
         self.corruption, self.severity, self.seed = corruption, severity, seed
         self.labels, self.augment_seed, self.epoch = labels, augment_seed, 0
+        self.skip_unreadable = False  # predict: a blank image with target UNREADABLE instead
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
@@ -74,7 +77,13 @@ class TransformedImages(Dataset):
         return None if paths is None else str(paths[self.indices[i]])
 
     def __getitem__(self, i: int):
-        img, y = self.source[self.indices[i]]
+        try:
+            img, y = self.source[self.indices[i]]
+        except UnreadableImageError:
+            if not self.skip_unreadable:
+                raise
+            blank = self.transform(Image.new(self.mode, (8, 8)))
+            return (blank - self.mean) / self.std, UNREADABLE, i
         img = img.convert(self.mode)
         if self.augment_seed is None:
             x = self.transform(img)

@@ -49,7 +49,27 @@ def _files(folder: Path) -> list[Path]:
 
 
 class UnreadableImageError(ValueError):
-    """An image file that cannot be decoded (named, with the count of others like it)."""
+    """An image file that cannot be decoded (named, with the count of others like it, counted
+    only when the message is shown).
+
+    Attributes:
+        path: the file; reason: why it cannot be decoded (``OSError: ...``).
+    """
+
+    def __init__(self, path: Path | str, reason: str | None = None, files: list | None = None):
+        super().__init__(path, reason)
+        self.path, self.reason, self._files = path, reason, files or []
+
+    def __reduce__(self):  # raised in a dataloader worker, shown in the main process
+        return (UnreadableImageError, (self.path, self.reason, self._files))
+
+    def __str__(self) -> str:
+        if self.reason is None:  # re-raised from a worker with its message only
+            return str(self.path)
+        return (
+            f"unreadable image {self.path} ({self.reason}); "
+            f"{_count_other_unreadable(self.path, self._files)}. Remove or replace it"
+        )
 
 
 SCAN_SECONDS = 30.0
@@ -86,10 +106,17 @@ def _open(path: Path, files: list[Path]) -> Image.Image:
         with Image.open(path) as img:
             return img.convert("RGB")
     except (OSError, SyntaxError, ValueError) as err:
-        raise UnreadableImageError(
-            f"unreadable image {path} ({type(err).__name__}: {err}); "
-            f"{_count_other_unreadable(path, files)}. Remove or replace it"
-        ) from None
+        raise UnreadableImageError(path, f"{type(err).__name__}: {err}", files) from None
+
+
+def image_error(path: str | Path) -> str | None:
+    """Why the image file ``path`` cannot be decoded (``OSError: ...``), or None if it can."""
+    try:
+        with Image.open(path) as img:
+            img.load()
+        return None
+    except (OSError, SyntaxError, ValueError) as err:
+        return f"{type(err).__name__}: {err}"
 
 
 def _missing(path: Path, layout: str) -> FileNotFoundError:

@@ -17,7 +17,7 @@ from cascade.member_runner import MemberRunner
 from cascade.metric_registry import MetricSettings, check_report_points
 from cascade.offline import test_curves
 from cascade.policy_registry import check_policies
-from datamodules.contract import cascade_datamodule
+from datamodules.contract import UNREADABLE, cascade_datamodule
 from lightning_modules.complexity import count_macs_params
 from lightning_modules.member_checkpoint import load_member
 from lightning_modules.member_input import (
@@ -346,8 +346,12 @@ class CascadeModule(LightningModule):
 
     def predict_step(self, batch, batch_idx: int, dataloader_idx: int = 0) -> dict:
         """:meth:`decide` with the policy chosen by ``CascadePredictionsWriter``."""
-        x, _, sample_ids = batch
-        return {"index": sample_ids.cpu(), **self.decide(x, self.predict_policy, sample_ids)}
+        x, y, sample_ids = batch
+        return {
+            "index": sample_ids.cpu(),
+            **self.decide(x, self.predict_policy, sample_ids),
+            "readable": (y != UNREADABLE).cpu(),  # a file that could not be read: no prediction
+        }
 
     def on_test_epoch_end(self) -> None:
         roles, ev = self.trainer.datamodule.roles, self.evaluation

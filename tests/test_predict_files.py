@@ -1,6 +1,6 @@
 """Apply a calibrated cascade of members that expect different inputs to a folder of new,
-unlabelled images: one row per file, with its path; an unreadable file stops the run with its
-name and writes nothing."""
+unlabelled images: one row per file, with its path; unreadable files listed with their reason
+and the others predicted, or (``--predictions.strict``) the run refused with nothing written."""
 
 from __future__ import annotations
 
@@ -26,7 +26,9 @@ def fit(data: str, out, name: str, seed: int, *extra: str) -> str:
     return str(out / name / "ckpt" / "last.ckpt")
 
 
-def test_predict_on_an_unlabelled_folder_with_members_of_different_inputs(tmp_path, recwarn):
+def test_predict_on_an_unlabelled_folder_with_members_of_different_inputs(
+    tmp_path, recwarn, capsys
+):
     write_folder(tmp_path / "train", 3, 40, 0)
     write_folder(tmp_path / "test", 3, 10, 1)
     incoming = tmp_path / "incoming"
@@ -66,12 +68,12 @@ def test_predict_on_an_unlabelled_folder_with_members_of_different_inputs(tmp_pa
                     assert other[key] == pytest.approx(value, abs=1e-4), (dataset, policy, key)
     results = tmp_path / "results"
 
-    def predict(out) -> None:
+    def predict(out, *extra: str) -> None:
         CascadeCLI(args=["predict", f"--config={QUICKSTART / 'predict.yaml'}",
                          f"--data={data_cfg}", f"--model.members=[{', '.join(members)}]",
                          f"--ckpt_path={results / 'cascade.ckpt'}",
                          f"--trainer.default_root_dir={tmp_path / 'predict'}",
-                         f"--predictions.path={out}"])  # fmt: skip
+                         f"--predictions.path={out}", *extra])  # fmt: skip
 
     recwarn.clear()
     predict(tmp_path / "predictions.csv")
@@ -83,8 +85,31 @@ def test_predict_on_an_unlabelled_folder_with_members_of_different_inputs(tmp_pa
     assert all(r["accepted"] in ("0", "1") and r["ood"] in ("0", "1") for r in rows)
     assert all(0 <= int(r["prediction"]) < 3 for r in rows)
 
-    broken = incoming / "shot_07.png"
-    broken.write_bytes(broken.read_bytes()[:60])
+    assert {r["status"] for r in rows} == {"ok"}
+
+    # unreadable files: listed with their reason, the others predicted as before, one line
+    for name in ("shot_07.png", "shot_10.png"):
+        broken = incoming / name
+        broken.write_bytes(broken.read_bytes()[:60])
+    capsys.readouterr()
+    predict(tmp_path / "again.csv")
+    summary = [line for line in capsys.readouterr().out.splitlines() if "unreadable" in line]
+    assert len(summary) == 1 and "2 of " in summary[0] and "shot_07.png" in summary[0]
+    with open(tmp_path / "again.csv") as f:
+        again = [r for r in csv.DictReader(f) if r["dataset"] == "incoming"]
+    bad = [r for r in again if r["status"] == "unreadable"]
+    assert [r["path"] for r in bad] == [
+        str(incoming / "shot_07.png"),
+        str(incoming / "shot_10.png"),
+    ]
+    assert all(r["reason"].startswith("OSError") and r["prediction"] == "" for r in bad)
+    good = {r["path"]: r for r in again if r["status"] == "ok"}
+    assert len(good) == 10
+    for r in rows:  # a readable file gets the same decision as in the run without bad files
+        if r["path"] in good:
+            assert good[r["path"]]["prediction"] == r["prediction"]
+            assert good[r["path"]]["exit_stage"] == r["exit_stage"]
+    # --predictions.strict: the first unreadable file refuses the run, nothing is written
     with pytest.raises(ValueError, match=r"unreadable image .*shot_07\.png"):
-        predict(tmp_path / "again.csv")
-    assert not (tmp_path / "again.csv").exists()
+        predict(tmp_path / "strict.csv", "--predictions.strict=true")
+    assert not (tmp_path / "strict.csv").exists()

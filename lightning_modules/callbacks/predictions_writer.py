@@ -10,9 +10,11 @@ from lightning.pytorch.callbacks import BasePredictionWriter
 
 from artifacts.atomic import write_text
 from datamodules.contract import cascade_datamodule
+from datamodules.image_sources import image_error
 from lightning_modules.callbacks.gather import gather_parts
 
 COLUMNS = ("dataset", "index", "prediction", "confidence", "accepted", "ood", "exit_stage")
+FILE_COLUMNS = ("path", "status", "reason")  # when a dataset reads image files
 
 
 class CascadePredictionsWriter(BasePredictionWriter):
@@ -22,19 +24,34 @@ class CascadePredictionsWriter(BasePredictionWriter):
     ``confidence`` (the cascade's score at the exit stage), ``accepted`` (confidence >= the
     operating threshold fitted for the target on the policy's held-out output, the certified
     one when calibrated with a guarantee), ``ood`` (confidence < the threshold accepting
-    ``ood_tpr`` of the held-out output), ``exit_stage`` (members run), and ``path`` when the
-    dataset reads image files. Written atomically; rows in dataset order on any number of
-    processes.
+    ``ood_tpr`` of the held-out output), ``exit_stage`` (members run), and, when a dataset
+    reads image files, ``path``, ``status`` (``ok`` or ``unreadable``) and ``reason`` (why the
+    file cannot be decoded). An unreadable file gets a row with no prediction, the others are
+    predicted, and one line on stdout counts and names them; with ``strict`` the first
+    unreadable file stops the run instead. Written atomically (nothing on an error); rows in
+    dataset order on any number of processes.
 
     Args:
         path: the CSV file.
         policy: the fitted policy to apply (e.g. ``window``, ``budget_window``).
+        strict: refuse the run when any file cannot be read (default: list it and go on).
     """
 
-    def __init__(self, path: str = "outputs/cascade/predictions.csv", policy: str = "window"):
+    def __init__(
+        self,
+        path: str = "outputs/cascade/predictions.csv",
+        policy: str = "window",
+        strict: bool = False,
+    ):
         super().__init__(write_interval="batch")
-        self.path, self.policy = path, policy
+        self.path, self.policy, self.strict = path, policy, strict
         self._parts: dict[int, list[dict]] = {}
+
+    def setup(self, trainer, pl_module, stage: str) -> None:
+        if stage == "predict":  # before the dataloaders' workers start
+            for dataset in cascade_datamodule(trainer).eval_sets.values():
+                if hasattr(dataset, "skip_unreadable"):
+                    dataset.skip_unreadable = not self.strict
 
     def on_predict_start(self, trainer, pl_module) -> None:
         pl_module.check_deployable(self.policy)
@@ -48,27 +65,44 @@ class CascadePredictionsWriter(BasePredictionWriter):
     def on_predict_epoch_end(self, trainer, pl_module) -> None:
         gathered, self._parts = gather_parts(self._parts), {}
         if trainer.is_global_zero:
-            write_text(self.path, self._csv(trainer, pl_module, gathered))
+            text, unreadable = self._csv(trainer, pl_module, gathered)
+            write_text(self.path, text)
             print(f"CascadePredictionsWriter: wrote {self.path}")
+            if unreadable:
+                shown = ", ".join(unreadable[:3]) + (", ..." if len(unreadable) > 3 else "")
+                total = sum(len(c["index"]) for items in gathered.values() for c in items)
+                print(
+                    f"CascadePredictionsWriter: {len(unreadable)} of {total} files unreadable, "
+                    f"not predicted ({shown}): status 'unreadable' in {self.path}; "
+                    "--predictions.strict true refuses such a run"
+                )
 
-    def _csv(self, trainer, pl_module, gathered: dict) -> str:
+    def _csv(self, trainer, pl_module, gathered: dict) -> tuple[str, list[str]]:
+        """The CSV text and the paths of the unreadable files."""
         dm = cascade_datamodule(trainer)
         names = list(dm.roles)
         with_paths = any(hasattr(dm.eval_sets[n], "path") for n in names)
         buf = io.StringIO()
         writer = csv.writer(buf, lineterminator="\n")
-        writer.writerow([*COLUMNS, "path"] if with_paths else COLUMNS)
+        writer.writerow([*COLUMNS, *FILE_COLUMNS] if with_paths else COLUMNS)
+        unreadable: list[str] = []
         for idx, items in sorted(gathered.items()):
             cols = {k: torch.cat([p[k] for p in items]) for k in items[0]}
             order = torch.argsort(cols["index"])
             dataset = dm.eval_sets[names[idx]]
             for i in order.tolist():
                 index = int(cols["index"][i])
+                path = dataset.path(index) if with_paths and hasattr(dataset, "path") else None
+                if "readable" in cols and not bool(cols["readable"][i]):
+                    unreadable.append(path or f"{names[idx]}[{index}]")
+                    reason = (image_error(path) if path else None) or "unreadable"
+                    writer.writerow([names[idx], index, "", "", "", "", "",
+                                     path or "", "unreadable", reason])  # fmt: skip
+                    continue
                 row = [names[idx], index, int(cols["prediction"][i]),
                        repr(float(cols["confidence"][i])), int(cols["accepted"][i]),
                        int(cols["ood"][i]), int(cols["exit_stage"][i])]  # fmt: skip
                 if with_paths:
-                    path = dataset.path(index) if hasattr(dataset, "path") else None
-                    row.append(path or "")
+                    row += [path or "", "ok", ""]
                 writer.writerow(row)
-        return buf.getvalue()
+        return buf.getvalue(), unreadable
