@@ -59,7 +59,10 @@ def main(argv: list[str] | None = None) -> int:
         "--cascade-arg", action="append", default=[], help="extra LightningCLI arg for the cascade"
     )
     parser.add_argument(
-        "--overwrite", action="store_true", help="replace an earlier evaluation in <out>/results"
+        "--overwrite",
+        action="store_true",
+        help="replace an earlier evaluation in <out>/results, and retrain members whose recipe "
+        "(model, data, trainer, optimiser settings, seed) changed",
     )
     parser.add_argument("--traceback", action="store_true", help="full tracebacks on errors")
     args = parser.parse_args(argv)
@@ -107,7 +110,9 @@ def run(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
             index = args.member
         else:
             index = int(os.environ["SLURM_ARRAY_TASK_ID"])
-        train_member(cfg, index, member_args, sole_process=args.parallel_members)
+        train_member(
+            cfg, index, member_args, sole_process=args.parallel_members, overwrite=args.overwrite
+        )
         cache_member_logits(cfg, index, member_args)
     else:
         evaluate(cfg, args.cascade_arg, args.overwrite)
