@@ -38,6 +38,19 @@ class IndexedImages(Dataset):
         return (self.images[i] - self.mean) / self.std, self.targets[i], i
 
 
+class IndexedFiles(IndexedImages):
+    """:class:`IndexedImages` read from image files, with each sample's file (``path(i)``), so
+    a prediction can be matched to its file."""
+
+    def __init__(self, images, targets, mean, std, paths: list):
+        super().__init__(images, targets, mean, std)
+        self.paths = [str(p) for p in paths]
+
+    def path(self, i: int) -> str:
+        """The image file of sample ``i``."""
+        return self.paths[i]
+
+
 class ImageSetsDataModule(LightningDataModule):
     """Base class: subclasses implement :meth:`load_splits`. Implements the data contract
     (``datamodules.contract.CascadeDataModule``).
@@ -80,6 +93,8 @@ class ImageSetsDataModule(LightningDataModule):
         self.batch_size, self.num_workers, self.train_limit = batch_size, num_workers, train_limit
         self.eval_sets: dict[str, Dataset] = {}
         self.train_set: Dataset | None = None
+        self.predict_names: list[str] | None = None  # predict: these sets only (None: all)
+        self._source_paths: dict[str, list] = {}  # dataset name -> its files (path sources)
         self._train_position: dict | None = None
 
     def load_splits(self) -> tuple[torch.Tensor, torch.Tensor, dict[str, torch.Tensor]]:
@@ -130,7 +145,11 @@ class ImageSetsDataModule(LightningDataModule):
                 x, y = images[splits[spec.source]], labels[splits[spec.source]]
             if spec.corruption is not None:
                 x = corrupt(x, spec.corruption, int(spec.severity), self.split_seed)
-            self.eval_sets[spec.name] = self._wrap(x, y)
+            paths = self._source_paths.get(spec.name)
+            wrapped = self._wrap(x, y)
+            if paths is not None and type(wrapped) is IndexedImages:  # (a subclass's own kept)
+                wrapped = IndexedFiles(x, y, self.mean, self.std, paths)
+            self.eval_sets[spec.name] = wrapped
 
     def read_path_source(self, spec: DatasetSpec) -> tuple[torch.Tensor, torch.Tensor]:
         """Images of a ``source: path`` dataset (any format of ``image_sources``) as this
@@ -140,6 +159,8 @@ class ImageSetsDataModule(LightningDataModule):
         if spec.split:
             entry["split"] = spec.split
         source = open_source(entry, "test")
+        if source.paths is not None:  # each sample's file, for predictions
+            self._source_paths[spec.name] = source.paths
         size = (self.image_size, self.image_size)
         images = []
         for i in range(len(source)):
@@ -217,4 +238,8 @@ class ImageSetsDataModule(LightningDataModule):
         return [self.dataloader(n) for n in self.roles]
 
     def predict_dataloader(self) -> list[DataLoader]:
-        return self.test_dataloader()
+        """The datasets named in ``predict_names`` (set by the cascade's predictions writer),
+        else every configured dataset, in config order."""
+        if self.predict_names is None:
+            return self.test_dataloader()
+        return [self.dataloader(n) for n in self.predict_names]

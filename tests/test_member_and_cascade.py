@@ -368,3 +368,46 @@ def test_decide_and_the_streaming_cascade_give_the_same_decisions(cascade_run):
     assert torch.equal(result.exit_stage, exit_stage) and bool((exit_stage == 2).any())
     assert torch.equal(result.probs.argmax(-1), torch.cat([d["prediction"] for d in decided]))
     assert stream.calls[1] == int((exit_stage == 2).sum())
+
+
+def test_predict_only_the_named_new_images_each_row_with_its_file(
+    tiny_members, cascade_run, tmp_path
+):
+    """``--predictions.datasets`` predicts only the new images (not the held-out and ID sets
+    of the data config), and images read by the IDX-style datamodule keep their file paths."""
+    import csv
+
+    import numpy as np
+    import yaml
+
+    from tests.test_file_data import picture
+
+    _, results = cascade_run
+    incoming = tmp_path / "incoming"
+    incoming.mkdir()
+    rng = np.random.default_rng(3)
+    for k in range(5):
+        picture(rng, k).save(incoming / f"new_{k}.png")
+    cfg = yaml.safe_load(tiny_members["data_cfg"].read_text())
+    new = {"name": "incoming", "role": "ood", "source": "path", "format": "image_folder"}
+    cfg["init_args"]["datasets"].append({**new, "path": str(incoming)})
+    data = tmp_path / "data.yaml"
+    data.write_text(yaml.safe_dump(cfg))
+
+    def predict(out, names: str) -> None:
+        CascadeCLI(args=["predict", f"--config={QUICKSTART / 'predict.yaml'}", f"--data={data}",
+                         f"--ckpt_path={results / 'cascade.ckpt'}",
+                         f"--trainer.default_root_dir={tmp_path / 'run'}",
+                         f"--predictions.path={out}",
+                         f"--predictions.datasets={names}"])  # fmt: skip
+
+    predict(tmp_path / "p.csv", "[incoming]")
+    with open(tmp_path / "p.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert [r["dataset"] for r in rows] == ["incoming"] * 5
+    assert [r["path"] for r in rows] == [str(incoming / f"new_{k}.png") for k in range(5)]
+    assert [r["index"] for r in rows] == ["0", "1", "2", "3", "4"]
+    assert all(r["status"] == "ok" and r["prediction"] != "" for r in rows)
+    with pytest.raises(ValueError, match=r"--predictions\.datasets \['nope'\]: unknown \['nope'\]"):
+        predict(tmp_path / "q.csv", "[nope]")
+    assert not (tmp_path / "q.csv").exists()

@@ -35,6 +35,8 @@ class CascadePredictionsWriter(BasePredictionWriter):
         path: the CSV file.
         policy: the fitted policy to apply (e.g. ``window``, ``budget_window``).
         strict: refuse the run when any file cannot be read (default: list it and go on).
+        datasets: the datasets to predict, by name (any role; e.g. only the new images, not
+            the held-out and ID sets the data config also names); None: every dataset.
     """
 
     def __init__(
@@ -42,16 +44,38 @@ class CascadePredictionsWriter(BasePredictionWriter):
         path: str = "outputs/cascade/predictions.csv",
         policy: str = "window",
         strict: bool = False,
+        datasets: list[str] | None = None,
     ):
         super().__init__(write_interval="batch")
         self.path, self.policy, self.strict = path, policy, strict
+        self.datasets = list(datasets) if datasets else None
         self._parts: dict[int, list[dict]] = {}
 
+    def _names(self, dm) -> list[str]:
+        """The predicted datasets, in dataloader order."""
+        return self.datasets or list(dm.roles)
+
     def setup(self, trainer, pl_module, stage: str) -> None:
-        if stage == "predict":  # before the dataloaders' workers start
-            for dataset in cascade_datamodule(trainer).eval_sets.values():
-                if hasattr(dataset, "skip_unreadable"):
-                    dataset.skip_unreadable = not self.strict
+        if stage != "predict":
+            return
+        dm = cascade_datamodule(trainer)
+        if self.datasets:  # before any prediction: the names, and a datamodule that can pick
+            unknown = [n for n in self.datasets if n not in dm.roles]
+            if unknown or len(set(self.datasets)) != len(self.datasets):
+                raise ValueError(
+                    f"--predictions.datasets {self.datasets}: "
+                    + (f"unknown {unknown}" if unknown else "a dataset named twice")
+                    + f"; the data config has {list(dm.roles)}"
+                )
+            if not hasattr(dm, "predict_names"):
+                raise ValueError(
+                    f"--predictions.datasets: {type(dm).__name__} predicts every dataset (it "
+                    "has no predict_names); leave the option out"
+                )
+            dm.predict_names = list(self.datasets)
+        for dataset in dm.eval_sets.values():  # before the dataloaders' workers start
+            if hasattr(dataset, "skip_unreadable"):
+                dataset.skip_unreadable = not self.strict
 
     def on_predict_start(self, trainer, pl_module) -> None:
         pl_module.check_deployable(self.policy)
@@ -80,7 +104,7 @@ class CascadePredictionsWriter(BasePredictionWriter):
     def _csv(self, trainer, pl_module, gathered: dict) -> tuple[str, list[str]]:
         """The CSV text and the paths of the unreadable files."""
         dm = cascade_datamodule(trainer)
-        names = list(dm.roles)
+        names = self._names(dm)
         with_paths = any(hasattr(dm.eval_sets[n], "path") for n in names)
         buf = io.StringIO()
         writer = csv.writer(buf, lineterminator="\n")
