@@ -13,9 +13,12 @@ import stat
 from collections.abc import Iterable
 from pathlib import Path
 
+from artifacts.run_folder import OutputFolderError
 
-class OutputPathError(ValueError):
-    """An output path that cannot take the command's output (names the option and the path)."""
+
+class OutputPathError(OutputFolderError):
+    """An output path (file or folder) that cannot take the command's output (names the option
+    and the path); an :class:`OutputFolderError`, which callers already catch."""
 
 
 def _existing_ancestor(path: Path) -> Path:
