@@ -35,6 +35,7 @@ from artifacts.atomic import write_csv, write_json, write_text, write_with
 from artifacts.cached_logits import file_sha256
 from artifacts.cascade_grid import PlanEntry, evaluate_grid, growing_pairs, size_orders
 from artifacts.experiment_logits import member_macs
+from artifacts.quiet import quiet_third_party
 from artifacts.results import metrics_csv_text
 from artifacts.tradeoff_plots import exit_fraction_plot, mean_with_interval, tradeoff_plot
 from cascade.bootstrap import DELTA_FIELDS, Bootstrap
@@ -425,7 +426,13 @@ def main(argv: list[str] | None = None) -> int:
         default=CONFIG / "data.yaml",
         help="IDXDataModule config (e.g. with an extra MNIST OOD set read from IDX files)",
     )
+    p.add_argument(
+        "--verbose",
+        action="store_true",
+        help="keep third-party tips and deprecation warnings (filtered by default)",
+    )
     args = p.parse_args(argv)
+    quiet_third_party(args.verbose)
     if not Path("../shared/data/notmnist").is_dir():
         raise FileNotFoundError(
             "notMNIST not found at ../shared/data/notmnist: run from the repository root"

@@ -22,6 +22,7 @@ import os
 import sys
 from pathlib import Path
 
+from artifacts.quiet import quiet_third_party
 from artifacts.run_folder import check_output_folder
 from lightning_modules.cli_entry import (
     CASCADE,
@@ -62,7 +63,13 @@ def main(argv: list[str] | None = None) -> int:
         "--overwrite", action="store_true", help="replace an earlier evaluation in <out>/results"
     )
     parser.add_argument("--traceback", action="store_true", help="full tracebacks on errors")
+    parser.add_argument(
+        "--verbose",
+        action="store_true",
+        help="keep third-party tips and deprecation warnings (filtered by default)",
+    )
     args = parser.parse_args(argv)
+    quiet_third_party(args.verbose)
     try:
         run(parser, args)
     except USER_ERRORS as err:
