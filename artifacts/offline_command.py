@@ -132,6 +132,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     p.add_argument("--quiet", action="store_true", help="do not print the table")
     p.add_argument(
+        "--no-progress",
+        action="store_true",
+        help="no progress bars (they are drawn only when stderr is a terminal)",
+    )
+    p.add_argument(
         "--verbose",
         action="store_true",
         help="keep third-party tips and deprecation warnings (filtered by default)",
@@ -194,6 +199,7 @@ def run(args: argparse.Namespace) -> list[dict]:
     from cascade.offline import EnsembleLogits, evaluate_policies, prepare_experiment
     from cascade.orders import member_orders, order_label
     from cascade.policy_registry import PolicySettings, check_policies
+    from cascade.progress import progress
 
     policies = check_policies([p.strip() for p in args.policies.split(",") if p.strip()])
     if len(set(args.score)) != len(args.score):
@@ -238,7 +244,10 @@ def run(args: argparse.Namespace) -> list[dict]:
                 subset, roles, stage_macs, score, args.temperature_scaling
             )
             temperatures = prepared.temperatures  # fitted on logits: the same for every score
-            for policy_settings, names in plan:
+            steps = progress(
+                plan, f"evaluating {tag or 'policies'} [{score}]", len(plan), unit="setting"
+            )
+            for policy_settings, names in steps:
                 part_curves = {}
                 part, fitted = evaluate_policies(
                     prepared, names, policy_settings, metric_settings,
@@ -295,6 +304,10 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     args = parse_args(argv)
     quiet_third_party(args.verbose)
+    if args.no_progress:
+        from cascade.progress import disable_progress
+
+        disable_progress()
     try:
         run(args)
     except (ValueError, FileNotFoundError, PermissionError) as err:

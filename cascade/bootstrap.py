@@ -28,6 +28,7 @@ import torch
 
 from cascade.bootstrap_metrics import Resampled, resampled_metric
 from cascade.metric_registry import MetricInputs, metric_entries
+from cascade.progress import progress
 
 CHUNK = 100  # resamples drawn and evaluated together (fixed: the draws depend on it)
 BASELINES = ("single", "ensemble")
@@ -164,7 +165,9 @@ class Bootstrap:
         in two orders, two policies that passed on the same samples) reuses those values."""
         id_name = next(name for name, (role, _) in role_inputs.items() if role == "id")
         n_id = role_inputs[id_name][1].outputs.num_samples
-        for name, (role, inputs) in role_inputs.items():
+        datasets = progress(role_inputs.items(), f"bootstrap {policy.name}", len(role_inputs),
+                            unit="dataset")  # fmt: skip
+        for name, (role, inputs) in datasets:
             inputs = replace(
                 inputs, outputs=inputs.outputs.cpu(), id_outputs=inputs.id_outputs.cpu()
             )

@@ -44,6 +44,7 @@ from cascade.metric_registry import MetricSettings, higher_is_better
 from cascade.orders import ORDERS_FIELDS, order_label, spread_across_orders
 from cascade.policies import ensemble_policy, single_policy
 from cascade.policy_registry import PolicySettings
+from cascade.progress import disable_progress
 from cascade.roles import DatasetRoles
 from cascade.timing import measure
 from lightning_modules.member_checkpoint import load_member
@@ -427,12 +428,19 @@ def main(argv: list[str] | None = None) -> int:
         help="IDXDataModule config (e.g. with an extra MNIST OOD set read from IDX files)",
     )
     p.add_argument(
+        "--no-progress",
+        action="store_true",
+        help="no progress bars (they are drawn only on a terminal)",
+    )
+    p.add_argument(
         "--verbose",
         action="store_true",
         help="keep third-party tips and deprecation warnings (filtered by default)",
     )
     args = p.parse_args(argv)
     quiet_third_party(args.verbose)
+    if args.no_progress:
+        disable_progress()
     if not Path("../shared/data/notmnist").is_dir():
         raise FileNotFoundError(
             "notMNIST not found at ../shared/data/notmnist: run from the repository root"
