@@ -20,6 +20,7 @@ from cascade.metric_registry import MetricSettings
 from cascade.offline import EnsembleLogits, evaluate_policies, prepare_experiment
 from cascade.orders import order_label
 from cascade.policy_registry import PolicySettings
+from cascade.progress import progress
 from cascade.roles import DatasetRoles
 from uncertainty.guarantees import GuaranteeError
 from uncertainty.selective import UnreachableTargetError
@@ -86,7 +87,7 @@ def evaluate_grid(
     data, member_cost = load_experiment(logits_dir, members, roles)
     cost = dict(zip(members, member_cost, strict=True))
     rows, fitted = [], {}
-    for cascade in cascades:
+    for cascade in progress(cascades, "evaluating cascades", len(cascades), unit="cascade"):
         index = [members.index(m) for m in cascade.members]
         subset = {
             name: EnsembleLogits([d.logits[i] for i in index], d.targets)

@@ -23,6 +23,7 @@ import time
 from dataclasses import replace
 from typing import TYPE_CHECKING
 
+from artifacts.quiet import quiet_third_party
 from uncertainty.names import DEFINITION_NAMES, SCORES
 
 if TYPE_CHECKING:  # the arguments are parsed before torch and the rest are imported
@@ -130,6 +131,16 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--overwrite", action="store_true", help="replace an earlier run in --out (as a whole)"
     )
     p.add_argument("--quiet", action="store_true", help="do not print the table")
+    p.add_argument(
+        "--no-progress",
+        action="store_true",
+        help="no progress bars (they are drawn only when stderr is a terminal)",
+    )
+    p.add_argument(
+        "--verbose",
+        action="store_true",
+        help="keep third-party tips and deprecation warnings (filtered by default)",
+    )
     p.add_argument("--no-plots", action="store_true", help="write no plots (faster)")
     return p.parse_args(argv)
 
@@ -189,6 +200,7 @@ def run(args: argparse.Namespace) -> list[dict]:
     from cascade.offline import EnsembleLogits, evaluate_policies, prepare_experiment
     from cascade.orders import member_orders, order_label
     from cascade.policy_registry import PolicySettings, check_policies
+    from cascade.progress import progress
 
     policies = check_policies([p.strip() for p in args.policies.split(",") if p.strip()])
     if len(set(args.score)) != len(args.score):
@@ -237,7 +249,10 @@ def run(args: argparse.Namespace) -> list[dict]:
                 subset, roles, stage_macs, score, args.temperature_scaling
             )
             temperatures = prepared.temperatures  # fitted on logits: the same for every score
-            for policy_settings, names in plan:
+            steps = progress(
+                plan, f"evaluating {tag or 'policies'} [{score}]", len(plan), unit="setting"
+            )
+            for policy_settings, names in steps:
                 part_curves = {}
                 part, fitted = evaluate_policies(
                     prepared, names, policy_settings, metric_settings,
@@ -293,6 +308,11 @@ def main(argv: list[str] | None = None) -> int:
         print(policy_table())
         return 0
     args = parse_args(argv)
+    quiet_third_party(args.verbose)
+    if args.no_progress:
+        from cascade.progress import disable_progress
+
+        disable_progress()
     try:
         run(args)
     except (ValueError, FileNotFoundError, PermissionError) as err:

@@ -1,8 +1,11 @@
 """``report.md``: what a run found, on one page (written beside ``metrics.csv``).
 
 The key table of every dataset (cost and the lead metrics per policy, with the bootstrap
-interval under each value when one was computed), the plots by relative path, the fitted
-policies, and one line per significant paired difference against ``single`` and ``ensemble``.
+interval beside each value when one was computed; over several member orders, the mean and
+spread across the orders instead, each order's values staying in ``metrics.csv``), the plots
+by relative path, the fitted policies (one line each), and the paired differences that
+matter: random quantities only, one direction per pair, Benjamini-Hochberg corrected, at most
+:data:`MAX_DIFFERENCES` lines (the full list is ``deltas.csv``).
 """
 
 from __future__ import annotations
@@ -10,9 +13,11 @@ from __future__ import annotations
 import json
 
 from artifacts.results import lead_columns, policy_labels, run_key, same_as
+from cascade.bootstrap import FDR
 from cascade.orders import spread_across_orders
 
-SIGNIFICANT_METRICS_FIRST = ("expected_macs",)
+MAX_DIFFERENCES = 20  # lines of significant differences in the report (all in deltas.csv)
+REPORT_ONLY_COLUMNS = ("fail_auroc",)  # shown in the report's tables, not the printed one
 
 
 def _cell(row: dict | None) -> str:
@@ -30,6 +35,11 @@ def _in_units(row: dict, unit: float) -> dict:
             for k in ("value", "ci_low", "ci_high")}  # fmt: skip
 
 
+def _columns(values: dict, role: str) -> list[str]:
+    """The printed table's columns of a dataset, then the report-only ones it has."""
+    return lead_columns(values, role) + [c for c in REPORT_ONLY_COLUMNS if c in values]
+
+
 def _table_head(title: str, cols: list[str]) -> list[str]:
     """A dataset table's heading and Markdown header (policy, cost, then ``cols``)."""
     return [f"### {title}", "", "| policy | cost | " + " | ".join(cols) + " |",
@@ -45,7 +55,7 @@ def _dataset_tables(rows: list[dict], unit: float) -> list[str]:
     lines = []
     for dataset, per_policy in by.items():
         role = roles[dataset]
-        cols = lead_columns(next(iter(per_policy.values())), role)
+        cols = _columns(next(iter(per_policy.values())), role)
         lines += _table_head(f"{dataset} ({role})", cols)
         for label, metrics in per_policy.items():
             macs = metrics.get("expected_macs")
@@ -76,7 +86,7 @@ def _order_tables(rows: list[dict], unit: float) -> list[str]:
         label = s["policy"] + (f"[{','.join(parts)}]" if parts else "")
         by.setdefault((s["dataset"], s["role"]), {}).setdefault(label, {})[s["metric"]] = s
     for (dataset, role), per_policy in by.items():
-        cols = lead_columns(next(iter(per_policy.values())), role)
+        cols = _columns(next(iter(per_policy.values())), role)
         lines += _table_head(f"{dataset} ({role}), across orders", cols)
         for label, metrics in per_policy.items():
             macs = metrics.get("expected_macs")
@@ -90,19 +100,43 @@ def _order_tables(rows: list[dict], unit: float) -> list[str]:
     return lines
 
 
-def _significant_lines(rows: list[dict], deltas: list[dict], unit: float) -> list[str]:
+def _delta_line(d: dict, label: str) -> str:
+    p = f", p = {d['p_value']:.3g}" if d.get("p_value") is not None else ""
+    return (
+        f"- {d['dataset']}: {label} vs {d['baseline']}, {d['metric']} {d['delta']:+.4f} "
+        f"[{d['ci_low']:+.4f}, {d['ci_high']:+.4f}]{p}"
+    )
+
+
+def _differences(rows: list[dict], deltas: list[dict]) -> list[str]:
+    """The differences that matter: the Benjamini-Hochberg discoveries of the tested family
+    (random quantities, one direction per pair), smallest p-value first (then the largest
+    effect relative to its interval), at most :data:`MAX_DIFFERENCES` lines."""
     labels = policy_labels(rows)
-    lines = []
-    for d in deltas:
-        if not d["significant"]:
-            continue
-        label = labels[run_key(d)]
-        scale = unit if d["metric"] == "expected_macs" else 1.0
-        name = "cost" if d["metric"] == "expected_macs" else d["metric"]
-        lines.append(
-            f"- {d['dataset']}: {label} vs {d['baseline']}, {name} {d['delta'] / scale:+.4f} "
-            f"[{d['ci_low'] / scale:+.4f}, {d['ci_high'] / scale:+.4f}]"
-        )
+    family = [d for d in deltas if d.get("p_value") is not None]
+    found = [d for d in family if d.get("significant_bh")]
+    found.sort(key=lambda d: (d["p_value"], -abs(d["delta"]) / max(d["ci_high"] - d["ci_low"],
+                                                                    1e-12)))  # fmt: skip
+    lines = [
+        "Paired differences against `single` and `ensemble` on the same resamples, for the "
+        "quantities that vary with the test sample (not cost or exit fractions, which the "
+        "fitted policy fixes), one direction per pair of policies: two-sided p-values from "
+        "the bootstrap standard error (normal approximation), Benjamini-Hochberg correction "
+        f"for multiple comparisons at a {FDR:.0%} false discovery rate over the {len(family)} "
+        "tested differences.",
+        "",
+    ]
+    shown = found[:MAX_DIFFERENCES]
+    lines += [_delta_line(d, labels[run_key(d)]) for d in shown] or [
+        "None: no tested difference is significant after the correction."
+    ]
+    more = f"; the {len(shown)} smallest p-values shown" if len(found) > len(shown) else ""
+    lines += [
+        "",
+        f"({len(found)} of {len(family)} tested differences significant{more}; all "
+        f"{len(deltas)} paired differences in deltas.csv, columns p_value and significant_bh.)",
+        "",
+    ]
     return lines
 
 
@@ -143,16 +177,17 @@ def report_text(
     else:
         lines.append("No intervals: run with a bootstrap (--bootstrap N) to get them.")
     lines += ["", "Cost: expected MACs per sample in units of the first member's MACs.", ""]
-    lines += ["## Results", ""] + _dataset_tables(rows, unit)
-    if any(r.get("members") for r in rows):
+    if any(r.get("members") for r in rows):  # one key table: across the orders
         lines += ["## Across member orders", ""] + _order_tables(rows, unit)
+        lines += ["Each order's values, with their intervals: metrics.csv (column members).", ""]
+    else:
+        lines += ["## Results", ""] + _dataset_tables(rows, unit)
     if plots:
         lines += ["## Plots", ""] + [f"![{p}]({p})" for p in plots] + [""]
     if deltas is not None:
-        sig = _significant_lines(rows, deltas, unit)
-        lines += ["## Significant differences (interval excludes 0)", ""]
-        lines += sig or ["None: every paired difference's interval contains 0."]
-        lines += ["", f"({len(sig)} of {len(deltas)} paired differences; all in deltas.csv)", ""]
-    lines += ["## Fitted policies", "", "```json"]
-    lines += [json.dumps(summary.get("policies", {}), indent=1), "```", ""]
+        lines += ["## Differences that matter", ""] + _differences(rows, deltas)
+    lines += ["## Fitted policies", "", "```"]
+    lines += [f'"{label}": {json.dumps(value)}'
+              for label, value in summary.get("policies", {}).items()]  # fmt: skip
+    lines += ["```", ""]
     return "\n".join(lines)

@@ -32,7 +32,7 @@ def metrics_csv_text(rows: list[dict], fields: tuple[str, ...] = ROW_FIELDS) -> 
     return buf.getvalue()
 
 
-NUMBER_FIELDS = ("value", "delta", "ci_low", "ci_high")
+NUMBER_FIELDS = ("value", "delta", "ci_low", "ci_high", "p_value")
 
 
 def _number(value) -> str:
@@ -42,15 +42,16 @@ def _number(value) -> str:
 
 def read_metrics_csv(path: str | Path) -> list[dict]:
     """Read a ``metrics.csv`` (or ``deltas.csv``) back: numbers as floats, empty cells as None,
-    ``significant`` as a bool."""
+    ``significant`` and ``significant_bh`` as bools."""
     with open(path, newline="") as f:
         rows = list(csv.DictReader(f))
     for r in rows:
         for k in NUMBER_FIELDS:
             if k in r:
                 r[k] = float(r[k]) if r[k] != "" else None
-        if "significant" in r:
-            r["significant"] = r["significant"] == "True"
+        for flag in ("significant", "significant_bh"):
+            if flag in r:
+                r[flag] = r[flag] == "True"
     return rows
 
 
@@ -213,7 +214,8 @@ def write_results(
             from artifacts.result_plots import plot_files
 
             labelled = {labels[key]: curve for key, curve in curves.items()}
-            names += plot_files(staging, rows, labelled, id_name, members[0]["macs"])
+            target = (extra or {}).get("target")
+            names += plot_files(staging, rows, labelled, id_name, members[0]["macs"], target)
         from artifacts.report import report_text
 
         plots = [n for n in names if n.endswith(".png")]

@@ -57,7 +57,8 @@ def tradeoff_plot(
         families: label -> ((policy, setting, score), models) of each line.
     """
     fig, ax = plt.subplots(figsize=(6, 4.2))
-    for label, (family, models) in families.items():
+    markers, styles = ["o", "s", "^", "D", "v", "P", "X"], ["-", "--", ":", "-."]
+    for k, (label, (family, models)) in enumerate(families.items()):
         points = []
         for model in models:
             x = mean_with_interval(_pick(rows, model, family, "expected_macs", datasets))
@@ -68,7 +69,9 @@ def tradeoff_plot(
             continue
         points.sort()
         xs, ys = [p[0] for p in points], [p[1] for p in points]
-        line = ax.plot(xs, ys, marker="o", label=label)[0]
+        # marker and line style per family: lines that coincide stay distinguishable
+        line = ax.plot(xs, ys, marker=markers[k % 7], linestyle=styles[k % 4],
+                       markerfacecolor="none", label=label)[0]  # fmt: skip
         if all(p[2] is not None for p in points):
             err = [[p[1] - p[2] for p in points], [p[3] - p[1] for p in points]]
             ax.errorbar(xs, ys, yerr=err, fmt="none", ecolor=line.get_color(), capsize=3)

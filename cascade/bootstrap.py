@@ -6,6 +6,12 @@ of a run, online or offline, is evaluated on the same resamples: differences bet
 policies are paired. The policies stay as fitted on the held-out split: the intervals are over
 the test sample, not over the calibration. An interval is the percentile interval of the B
 resampled values (95% by default); a difference is significant when its interval excludes 0.
+
+Testing hundreds of differences at once finds some by chance, so the paired differences also
+carry a two-sided p-value (from the bootstrap standard error) and a Benjamini-Hochberg
+decision (false discovery rate 5%) over one family: the random quantities only (not cost or
+exit fractions, which the fitted policy fixes), one direction per pair of policies, differences
+whose resamples vary. Rows outside the family have no p-value.
 A percentile interval need not contain the point estimate of a biased statistic: ECE, for one,
 grows under resampling (repeated samples make bins look more certain), so its interval can sit
 above the value.
@@ -14,6 +20,7 @@ above the value.
 from __future__ import annotations
 
 import hashlib
+import math
 import zlib
 from dataclasses import dataclass, field, fields, replace
 
@@ -21,14 +28,48 @@ import torch
 
 from cascade.bootstrap_metrics import Resampled, resampled_metric
 from cascade.metric_registry import MetricInputs, metric_entries
+from cascade.progress import progress
 
 CHUNK = 100  # resamples drawn and evaluated together (fixed: the draws depend on it)
 BASELINES = ("single", "ensemble")
 NOT_COMPARED = ("op_threshold", "op_bound")  # settings of a policy, not quality measures
 DELTA_FIELDS = (
     "dataset", "role", "policy", "baseline", "setting", "score", "metric", "delta", "ci_low",
-    "ci_high", "significant",
+    "ci_high", "significant", "p_value", "significant_bh",
 )  # fmt: skip
+FDR = 0.05  # the false discovery rate of the Benjamini-Hochberg decisions
+
+
+def is_random_metric(metric: str) -> bool:
+    """Whether a metric varies with the test sample given the fitted policy: not the cost or
+    exit fractions (what the policy was fitted to spend) nor the policy's own settings."""
+    return metric not in (*NOT_COMPARED, "expected_macs") and not metric.startswith("exit_frac@")
+
+
+def bootstrap_p_value(delta: float, differences: torch.Tensor) -> float:
+    """Two-sided p-value of "the paired difference is 0": erfc(|delta| / (se sqrt 2)), the
+    normal approximation with ``se`` the standard deviation of the B resampled differences
+    (resamples where the metric is undefined, NaN, left out). Unlike counting resamples on
+    either side of 0, it resolves p-values below 1 / B, which a correction over hundreds of
+    differences needs. NaN when fewer than 2 resamples are left or they do not vary."""
+    d = differences[~torch.isnan(differences)].double()
+    if d.numel() < 2 or not math.isfinite(delta):
+        return float("nan")
+    se = float(d.std())
+    if not se > 0:
+        return float("nan")
+    return math.erfc(abs(delta) / (se * math.sqrt(2)))
+
+
+def benjamini_hochberg(p_values: list[float], fdr: float = FDR) -> list[bool]:
+    """Benjamini-Hochberg step-up decisions: reject the k smallest p-values, k the largest
+    rank with p_(k) <= k / m x ``fdr`` (m = number of p-values); controls the expected
+    fraction of false discoveries at ``fdr`` (independent or positively dependent tests)."""
+    m = len(p_values)
+    order = sorted(range(m), key=lambda i: p_values[i])
+    k = max((rank for rank, i in enumerate(order, 1) if p_values[i] <= rank / m * fdr), default=0)
+    rejected = set(order[:k])
+    return [i in rejected for i in range(m)]
 
 
 def resample_draws(dataset: str, n: int, seed: int, start: int, count: int) -> torch.Tensor:
@@ -124,7 +165,9 @@ class Bootstrap:
         in two orders, two policies that passed on the same samples) reuses those values."""
         id_name = next(name for name, (role, _) in role_inputs.items() if role == "id")
         n_id = role_inputs[id_name][1].outputs.num_samples
-        for name, (role, inputs) in role_inputs.items():
+        datasets = progress(role_inputs.items(), f"bootstrap {policy.name}", len(role_inputs),
+                            unit="dataset")  # fmt: skip
+        for name, (role, inputs) in datasets:
             inputs = replace(
                 inputs, outputs=inputs.outputs.cpu(), id_outputs=inputs.id_outputs.cpu()
             )
@@ -173,7 +216,9 @@ class Bootstrap:
     def delta_rows(self, rows: list[dict], baselines=BASELINES) -> list[dict]:
         """Paired differences (policy - baseline, same resamples) of every test-set row (not
         the held-out split the policies were fitted on) against each baseline policy of the
-        same score (and member order); ``significant``: the interval excludes 0."""
+        same score (and member order); ``significant``: the interval excludes 0 (no
+        correction); ``p_value`` and ``significant_bh``: see the module docstring (a pair of
+        baselines is tested once, the later baseline against the earlier)."""
         if not self.num:
             return []
         base = {}
@@ -190,14 +235,26 @@ class Bootstrap:
                     continue
                 mine, theirs = self.samples(_key(r)), self.samples(_key(ref))
                 lo, hi = self.interval(mine - theirs)
+                mirrored = r["policy"] in baselines and baselines.index(r["policy"]) < (
+                    baselines.index(b)
+                )  # "single vs ensemble" repeats "ensemble vs single"
+                tested = is_random_metric(r["metric"]) and not mirrored and lo != hi
+                delta = r["value"] - ref["value"]
+                p = bootstrap_p_value(delta, mine - theirs) if tested else None
                 members = {"members": r["members"]} if r.get("members") else {}
                 out.append(
                     {
                         **members,
                         "dataset": r["dataset"], "role": r["role"], "policy": r["policy"],
                         "baseline": b, "setting": r["setting"], "score": r["score"],
-                        "metric": r["metric"], "delta": r["value"] - ref["value"],
+                        "metric": r["metric"], "delta": delta,
                         "ci_low": lo, "ci_high": hi, "significant": lo > 0 or hi < 0,
+                        "p_value": None if p is None or p != p else p, "significant_bh": False,
                     }
                 )  # fmt: skip
+        family = [d for d in out if d["p_value"] is not None]
+        for d, rejected in zip(
+            family, benjamini_hochberg([d["p_value"] for d in family]), strict=True
+        ):
+            d["significant_bh"] = rejected
         return out

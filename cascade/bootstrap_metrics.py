@@ -27,6 +27,8 @@ from uncertainty.weighted_metrics import (
     weighted_aupr,
     weighted_auroc,
     weighted_calibration_error,
+    weighted_failure_auroc,
+    weighted_failure_fpr,
     weighted_fpr,
     weighted_mean,
     weighted_oracle_aurc,
@@ -154,6 +156,21 @@ def _risk(r: Resampled):
         return None
     cs = r.inputs.settings.coverages
     return {percent_key("risk", c): r.curve.risk_at_coverage(c) for c in cs}
+
+
+@register_resampled_metric("fail_auroc")
+def _fail_auroc(r: Resampled):
+    out = r.inputs.outputs
+    return {"fail_auroc": weighted_failure_auroc(out.confidence, out.correct, r.weights)}
+
+
+@register_resampled_metric("fail_fpr@P")
+def _fail_fpr(r: Resampled):
+    if not r.standard:
+        return None
+    out, tpr = r.inputs.outputs, r.inputs.settings.ood_tpr
+    value = weighted_failure_fpr(out.confidence, out.correct, r.weights, tpr)
+    return {percent_key("fail_fpr", tpr): value}
 
 
 @register_resampled_metric("auroc")

@@ -1,12 +1,14 @@
 """The built-in metrics of DESIGN.md, each one function plus one registry entry.
 
 Labelled roles (heldout, id, shift): ``acc``, ``nll``, ``ece``, ``brier``, ``aurc``, ``augrc``,
-``e_aurc``, ``cov@R`` for each risk R, ``risk@C`` for each coverage C. OOD sets, against the ID
-set under the same policy: ``auroc``, ``aupr``, ``fpr@P``, and the SCOD metrics of the ID + OOD
-mixture (``scod_aurc``, ``scod_augrc``, ``scod_risk@C``). ``augrc``/``scod_augrc`` use the
-standard (tie-aware) curve under both definitions (the paper has no AUGRC). Every dataset:
-``expected_macs`` and ``exit_frac@K``. Values are fractions; ``nll`` in nats; MACs in MACs.
-``aurc``, ``e_aurc``, ``cov@R``, ``risk@C`` and ``fpr@P`` follow the chosen definitions.
+``e_aurc``, ``cov@R`` for each risk R, ``risk@C`` for each coverage C, failure detection
+``fail_auroc`` and ``fail_fpr@P`` (correct vs wrong predictions, P = the OOD TPR). OOD sets,
+against the ID set under the same policy: ``auroc``, ``aupr``, ``fpr@P``, and the SCOD metrics
+of the ID + OOD mixture (``scod_aurc``, ``scod_augrc``, ``scod_risk@C``). ``augrc``/
+``scod_augrc`` use the standard (tie-aware) curve under both definitions (the paper has no
+AUGRC). Every dataset: ``expected_macs`` and ``exit_frac@K``. Values are fractions; ``nll`` in
+nats; MACs in MACs. ``aurc``, ``e_aurc``, ``cov@R``, ``risk@C``, ``fpr@P`` and ``fail_fpr@P``
+follow the chosen definitions.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import torch
 from cascade.cost import exit_fractions, expected_macs
 from cascade.metric_registry import MetricInputs, percent_key, register_metric
 from cascade.roles import LABELLED_ROLES, ROLES
+from uncertainty.failure_detection import failure_auroc, failure_fpr_at_tpr
 from uncertainty.ood_detection import aupr, auroc
 from uncertainty.probability_metrics import (
     brier_from_statistics,
@@ -83,6 +86,25 @@ def _risk(i: MetricInputs) -> dict[str, float]:
         percent_key("risk", c): defs.risk_at_coverage(conf, correct, c)[0]
         for c in i.settings.coverages
     }
+
+
+@register_metric(
+    "fail_auroc", True, LABELLED_ROLES,
+    "failure detection: AUROC of correct (positive) vs wrong predictions by confidence",
+)  # fmt: skip
+def _fail_auroc(i: MetricInputs) -> dict[str, float]:
+    return {"fail_auroc": failure_auroc(i.outputs.confidence, i.outputs.correct)}
+
+
+@register_metric(
+    "fail_fpr@P", False, LABELLED_ROLES,
+    "failure detection: fraction of wrong predictions accepted at the threshold accepting P of "
+    "the correct ones",
+)  # fmt: skip
+def _fail_fpr(i: MetricInputs) -> dict[str, float]:
+    tpr, threshold = i.settings.ood_tpr, i.definitions.fpr_threshold
+    value = failure_fpr_at_tpr(i.outputs.confidence, i.outputs.correct, tpr, threshold)
+    return {percent_key("fail_fpr", tpr): value}
 
 
 @register_metric("auroc", True, OOD, "AUROC of OOD (positive) vs ID by -confidence")

@@ -29,6 +29,7 @@ from cascade.stage_scores import (
     prefix_states,
     stage_confidences,
 )
+from uncertainty.probability_metrics import reliability_bins
 from uncertainty.scod import scod_mixture
 from uncertainty.scores import EnsembleState, check_score
 from uncertainty.selective import risk_coverage_curve
@@ -190,16 +191,23 @@ def evaluate_policies(
     return rows, fitted
 
 
+RELIABILITY = ("reliability",)  # the curves' key of the ID set's reliability bins (no name)
+
+
 def test_curves(
     outputs: dict[str, SampleOutputs], roles: DatasetRoles
-) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
+) -> dict[str | tuple, tuple[torch.Tensor, ...]]:
     """{dataset: (coverage, risk)}: the risk-coverage curves of the ID set (first) and the
-    shifted sets under one policy (online and offline plots)."""
+    shifted sets under one policy (online and offline plots); and under the key
+    :data:`RELIABILITY`, the ID set's reliability bins (mean top-label probability, accuracy,
+    count; see :func:`uncertainty.probability_metrics.reliability_bins`)."""
     names = [roles.id, *roles.names("shift")]
-    curves = {}
+    curves: dict[str | tuple, tuple[torch.Tensor, ...]] = {}
     for name in names:
         curve = risk_coverage_curve(outputs[name].confidence, outputs[name].correct)
         curves[name] = (curve.coverage, curve.risk)
+    ids = outputs[roles.id]
+    curves[RELIABILITY] = reliability_bins(ids.top_prob, ids.correct)
     return curves
 
 

@@ -25,6 +25,8 @@ from pathlib import Path
 
 import yaml
 
+from artifacts.quiet import quiet_third_party
+
 ROOT = Path(__file__).resolve().parent
 COMMON_KEYS = (
     "config", "print_config", "seed_everything", "trainer", "model", "data", "optimizer",
@@ -225,6 +227,8 @@ def run_command(spec: CommandSpec, argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     traceback = traceback_requested("--traceback" in argv)
     argv = [a for a in argv if a != "--traceback"]
+    argv, verbose = split_verbose(argv)
+    quiet_third_party(verbose)
     if from_command_line:  # LightningCLI reads sys.argv itself (and warns if given both)
         sys.argv[1:] = argv
     try:
@@ -243,6 +247,21 @@ def run_command(spec: CommandSpec, argv: list[str] | None = None) -> int:
     except USER_ERRORS as err:
         return report_error(err, traceback)
     return 0
+
+
+def split_verbose(argv: list[str]) -> tuple[list[str], bool]:
+    """``argv`` without our bare ``--verbose`` flag, and whether it was there.
+
+    ``--verbose true|false`` (or ``--verbose=...``) is left alone: it is the ``test`` and
+    ``validate`` subcommands' own option (print the results table), which always takes a value.
+    """
+    kept, verbose = [], False
+    for i, arg in enumerate(argv):
+        if arg == "--verbose" and (i + 1 == len(argv) or argv[i + 1].startswith("--")):
+            verbose = True
+        else:
+            kept.append(arg)
+    return kept, verbose
 
 
 def traceback_requested(flag: bool = False) -> bool:

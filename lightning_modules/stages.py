@@ -11,9 +11,11 @@ DDP launch); the stage functions run them in this process and return the CLI obj
 from __future__ import annotations
 
 import json
+import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from cascade.progress import progress_enabled
 from lightning_modules.cli import CascadeCLI, MemberCLI
 
 
@@ -86,7 +88,9 @@ def cache_logits_args(
         f"--checkpoint.dirpath={checkpoint.parent}",
         f"--trainer.default_root_dir={Path(logits_dir) / member}",
         "--trainer.logger=false",
-        "--trainer.enable_progress_bar=false",
+        # Lightning's bar (on stdout) while caching, unless stdout is not a terminal or
+        # progress is off (--no-progress / WINDOW_CASCADES_NO_PROGRESS=1)
+        f"--trainer.enable_progress_bar={str(progress_enabled(sys.stdout)).lower()}",
         f"--cache.logits_dir={logits_dir}",
         f"--cache.member={member}",
         *overrides,

@@ -22,7 +22,9 @@ import os
 import sys
 from pathlib import Path
 
+from artifacts.quiet import quiet_third_party
 from artifacts.run_folder import check_output_folder
+from cascade.progress import disable_progress
 from lightning_modules.cli_entry import (
     CASCADE,
     MEMBER,
@@ -65,7 +67,20 @@ def main(argv: list[str] | None = None) -> int:
         "(model, data, trainer, optimiser settings, seed) changed",
     )
     parser.add_argument("--traceback", action="store_true", help="full tracebacks on errors")
+    parser.add_argument(
+        "--no-progress",
+        action="store_true",
+        help="no progress bars (they are drawn only on a terminal)",
+    )
+    parser.add_argument(
+        "--verbose",
+        action="store_true",
+        help="keep third-party tips and deprecation warnings (filtered by default)",
+    )
     args = parser.parse_args(argv)
+    quiet_third_party(args.verbose)
+    if args.no_progress:
+        disable_progress()
     try:
         run(parser, args)
     except USER_ERRORS as err:

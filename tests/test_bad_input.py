@@ -222,6 +222,7 @@ def test_online_results_folder_is_one_unit(tiny_members, tmp_path, cascade_test_
         "deltas.csv",
         "macs_vs_cov5.png",
         "metrics.csv",
+        "reliability.png",
         "report.md",
         "risk_coverage.png",
         "summary.json",

@@ -81,8 +81,8 @@ def test_several_scores_in_one_call_with_the_plots_of_the_online_run(tiny_member
     for name in ("risk_coverage.png", "macs_vs_cov5.png"):
         assert (tmp_path / name).stat().st_size > 1000
     assert sorted(p.name for p in alone.iterdir()) == [
-        "macs_vs_cov5.png", "metrics.csv", "report.md", "risk_coverage.png", "summary.json",
-        "tradeoff.png",
+        "macs_vs_cov5.png", "metrics.csv", "reliability.png", "report.md", "risk_coverage.png",
+        "summary.json", "tradeoff.png",
     ]  # fmt: skip
     report = (alone / "report.md").read_text()
     assert "![risk_coverage.png](risk_coverage.png)" in report and "No intervals" in report

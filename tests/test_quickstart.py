@@ -47,6 +47,7 @@ def test_quickstart_pipeline_end_to_end(tmp_path):
         "risk_coverage.png",
         "macs_vs_cov5.png",
         "tradeoff.png",
+        "reliability.png",
         "report.md",
         "deltas.csv",
     ):
@@ -55,7 +56,14 @@ def test_quickstart_pipeline_end_to_end(tmp_path):
     # intervals, and says which differences the intervals can tell from noise
     report = (out / "results" / "report.md").read_text()
     assert "![tradeoff.png](tradeoff.png)" in report and "95% percentile bootstrap" in report
-    assert "digits_noise: window vs single" in report
+    # the differences that matter: corrected for multiple comparisons, capped, all in deltas
+    assert "Benjamini-Hochberg" in report and "![reliability.png](reliability.png)" in report
+    deltas = read_metrics_csv(out / "results" / "deltas.csv")
+    assert any(
+        d["dataset"] == "digits_noise" and d["policy"] == "window" and d["baseline"] == "single"
+        and d["metric"] == "acc" and d["p_value"] is not None
+        for d in deltas
+    )  # fmt: skip
     rows = read_metrics_csv(out / "results" / "metrics.csv")
     by = {(r["dataset"], r["policy"], r["metric"]): r["value"] for r in rows}
     roles = {r["dataset"]: r["role"] for r in rows}

@@ -44,6 +44,26 @@ def calibration_error(top_prob: torch.Tensor, correct: torch.Tensor, bins: int =
     return float(ece)
 
 
+def reliability_bins(
+    top_prob: torch.Tensor, correct: torch.Tensor, bins: int = 15
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The reliability diagram behind :func:`calibration_error` (the same ``bins`` equal-width
+    bins of the top-label probability): per bin, the mean top-label probability, the accuracy
+    and the number of samples (mean and accuracy NaN in an empty bin). A calibrated model's
+    accuracy equals its mean probability in every bin; ECE is the count-weighted mean gap."""
+    conf, ok = top_prob.double().flatten(), correct.double().flatten()
+    edges = torch.linspace(0, 1, bins + 1, dtype=torch.float64)
+    which = torch.bucketize(conf, edges[1:-1], right=False)
+    count = torch.zeros(bins, dtype=torch.float64).index_add_(0, which, torch.ones_like(conf))
+    total_conf = torch.zeros(bins, dtype=torch.float64).index_add_(0, which, conf)
+    total_ok = torch.zeros(bins, dtype=torch.float64).index_add_(0, which, ok)
+    empty = count == 0
+    nan = torch.full_like(count, float("nan"))
+    mean_conf = torch.where(empty, nan, total_conf / count.clamp_min(1))
+    accuracy = torch.where(empty, nan, total_ok / count.clamp_min(1))
+    return mean_conf, accuracy, count
+
+
 def nll_from_target_probability(p_target: torch.Tensor) -> float:
     """Mean of -log p(target) in nats (probabilities clamped at 1e-12)."""
     return float(-torch.log(p_target.double().clamp_min(1e-12)).mean())

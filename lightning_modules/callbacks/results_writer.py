@@ -82,6 +82,7 @@ class CascadeResultsWriter(Callback):
                 extra={
                     "member_calls": ev.member_calls,
                     "score": pl_module.score,
+                    "target": fitted.info.get("target") if fitted else None,
                     "definitions": pl_module.definitions,
                     "bootstrap": {
                         "resamples": pl_module.hparams.bootstrap,

@@ -1,0 +1,61 @@
+"""Third-party messages that do not concern the user's run, filtered in our commands.
+
+Lightning and PyTorch print, on every run, messages about things the run does not use or
+cannot change: Lightning's tip to install ``litlogger``, its hint that ``srun`` exists on the
+machine but launched nothing, PyTorch's deprecation of ``isinstance(treespec, LeafSpec)``
+(raised inside Lightning's own code), and LightningCLI's warning that ``args`` were given
+while ``sys.argv`` also holds arguments (our pipeline builds each stage's arguments itself).
+
+:func:`quiet_third_party` filters exactly these, by message and category (warnings) or by
+logger and message (Lightning's ``rank_zero_info``); every other warning and log line still
+shows. The commands call it first thing; ``--verbose`` (or ``WINDOW_CASCADES_VERBOSE=1``,
+which child processes inherit) keeps them. Only the standard library is imported here, so the
+filters are in place before Lightning is.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import warnings
+
+VERBOSE_ENV = "WINDOW_CASCADES_VERBOSE"
+
+#: (regular expression matched at the start of the message, category) of each filtered warning.
+NOISE_WARNINGS: tuple[tuple[str, type[Warning]], ...] = (
+    (r"`isinstance\(treespec, LeafSpec\)` is deprecated", FutureWarning),
+    (r"The `srun` command is available on your system but is not used", UserWarning),
+    (r"LightningCLI's args parameter is intended to run from within Python", UserWarning),
+)
+#: Loggers Lightning's ``rank_zero_info`` writes through, and the starts of the filtered lines.
+NOISE_LOGGERS = ("lightning.pytorch.utilities.rank_zero", "lightning.fabric.utilities.rank_zero")
+NOISE_LOG_LINES = ("💡 Tip: For seamless cloud logging and experiment tracking",)
+
+
+class _DropThirdPartyTips(logging.Filter):
+    """Drops the log records whose message starts with one of :data:`NOISE_LOG_LINES`."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not str(record.getMessage()).startswith(NOISE_LOG_LINES)
+
+
+def verbose_requested(flag: bool = False) -> bool:
+    """``flag`` (a ``--verbose`` argument) or ``WINDOW_CASCADES_VERBOSE=1``."""
+    return flag or os.environ.get(VERBOSE_ENV) == "1"
+
+
+def quiet_third_party(verbose: bool = False) -> None:
+    """Filter the third-party messages listed above in this process (nothing when ``verbose``).
+
+    With ``verbose``, sets ``WINDOW_CASCADES_VERBOSE=1`` so that processes this one starts
+    (e.g. a DDP launch) keep the messages too. Calling it again adds no duplicate filters.
+    """
+    if verbose_requested(verbose):
+        os.environ[VERBOSE_ENV] = "1"
+        return
+    for message, category in NOISE_WARNINGS:
+        warnings.filterwarnings("ignore", message=message, category=category)
+    for name in NOISE_LOGGERS:
+        logger = logging.getLogger(name)
+        if not any(isinstance(f, _DropThirdPartyTips) for f in logger.filters):
+            logger.addFilter(_DropThirdPartyTips())

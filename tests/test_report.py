@@ -1,0 +1,175 @@
+"""report.md is one page a person reads, and the plots show every dataset: a notMNIST-shaped
+run (held-out, ID, 15 shifted and 2 OOD sets) evaluated offline with a bootstrap."""
+
+from __future__ import annotations
+
+import math
+import re
+from pathlib import Path
+
+import pytest
+import torch
+
+from artifacts.offline_command import main as evaluate_logits
+from artifacts.report import MAX_DIFFERENCES
+from artifacts.result_plots import PAGE_PANELS, page_names, plot_files
+from artifacts.results import read_metrics_csv
+from cascade.bootstrap import benjamini_hochberg, bootstrap_p_value, is_random_metric
+from uncertainty.probability_metrics import calibration_error, reliability_bins
+
+SHIFTED = [f"{c}_s{s}" for c in ("noise", "blur", "contrast") for s in range(1, 6)]
+OOD = ["digits", "uniform_noise"]
+
+
+def _notmnist_shaped(directory: Path, n: int = 300) -> Path:
+    """Two members' logits on the benchmark's datasets (sizes shrunk), shifted sets harder
+    with severity; the first member costs 1 MMAC, the second 2."""
+    from artifacts.cached_logits import save_cached_logits, save_member_meta
+
+    gen = torch.Generator().manual_seed(0)
+    margins = {"heldout": 2.5, "test": 2.5, **{s: 2.5 - 0.3 * int(s[-1]) for s in SHIFTED}}
+    for name in [*margins, *OOD]:
+        labelled = name in margins
+        targets = torch.randint(10, (n,), generator=gen) if labelled else torch.full((n,), -1)
+        shared = torch.randn(n, 10, generator=gen)
+        if labelled:
+            shared[torch.arange(n), targets] += margins[name]
+        for k in range(2):
+            logits = 1.5 * (shared + 0.8 * torch.randn(n, 10, generator=gen))
+            save_cached_logits(directory, f"m{k}", name, logits, targets)
+    for k, macs in enumerate((1e6, 2e6)):
+        meta = {"model_name": "synthetic", "macs": macs, "params": 1, "num_classes": 10}
+        save_member_meta(directory, f"m{k}", meta)
+    return directory
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory) -> Path:
+    tmp = tmp_path_factory.mktemp("report")
+    out = tmp / "out"
+    assert evaluate_logits([
+        "--logits-dir", str(_notmnist_shaped(tmp / "logits")), "--members", "m0", "m1",
+        "--heldout", "heldout", "--id", "test", "--shift", *SHIFTED, "--ood", *OOD,
+        "--target", "cov@5", "--risks", "0.01", "0.05", "--bootstrap", "30",
+        "--policies", "single,ensemble,single_threshold,window", "--out", str(out), "--quiet",
+    ]) == 0  # fmt: skip
+    return out
+
+
+def test_the_report_is_one_page_with_the_key_table_and_the_differences_that_matter(run):
+    report = (run / "report.md").read_text()
+    lines = report.splitlines()
+    assert len(lines) < 300, len(lines)
+    for dataset in ["test", *SHIFTED, *OOD]:  # the key table: every dataset, every policy
+        assert f"### {dataset} (" in report
+    assert "| fail_auroc |" in report  # failure detection in the labelled tables
+    assert "Benjamini-Hochberg" in report and "5% false discovery rate" in report
+    section = report.split("## Differences that matter")[1].split("## Fitted policies")[0]
+    listed = [line for line in section.splitlines() if line.startswith("- ")]
+    assert 0 < len(listed) <= MAX_DIFFERENCES
+    deltas = read_metrics_csv(run / "deltas.csv")
+    found = {
+        (d["dataset"], d["policy"], d["baseline"], d["metric"])
+        for d in deltas
+        if d["significant_bh"]
+    }  # fmt: skip
+    tested = [d for d in deltas if d["p_value"] is not None]
+    summary = re.search(r"\((\d+) of (\d+) tested differences significant", section)
+    assert summary and int(summary[1]) == len(found) and int(summary[2]) == len(tested)
+    for line in listed:
+        match = re.match(r"- (\S+): (\S+) vs (\S+), (\S+) ", line)
+        dataset, policy, baseline, metric = match.groups()
+        assert (dataset, policy, baseline, metric) in found, line
+        # random quantities only, one direction per pair
+        assert is_random_metric(metric) and metric != "expected_macs", line
+        assert not (policy == "single" and baseline == "ensemble"), line
+    # the listed ones are the smallest p-values of the discoveries
+    shown = sorted(d["p_value"] for d in deltas if d["significant_bh"])[: len(listed)]
+    p_listed = sorted(float(line.rsplit("p = ", 1)[1]) for line in listed)
+    assert p_listed == pytest.approx(shown, rel=1e-2)
+    # the family: no cost, exit fraction or mirrored pair has a p-value; deltas.csv has all
+    for d in deltas:
+        mirrored = d["policy"] == "single" and d["baseline"] == "ensemble"
+        if d["metric"] == "expected_macs" or d["metric"].startswith("exit_frac@") or mirrored:
+            assert d["p_value"] is None and not d["significant_bh"], d
+
+
+def test_over_several_member_orders_the_report_stays_one_page(run):
+    """--orders all: the key table is the spread across the orders (each order's values stay
+    in metrics.csv), so the report does not grow with the number of orders."""
+    out = run.parent / "orders"
+    assert evaluate_logits([
+        "--logits-dir", str(run.parent / "logits"), "--members", "m0", "m1", "--orders", "all",
+        "--heldout", "heldout", "--id", "test", "--shift", *SHIFTED, "--ood", *OOD,
+        "--target", "cov@5", "--bootstrap", "10", "--no-plots",
+        "--policies", "single,ensemble,single_threshold,window", "--out", str(out), "--quiet",
+    ]) == 0  # fmt: skip
+    report = (out / "report.md").read_text()
+    assert len(report.splitlines()) < 300
+    assert "## Across member orders" in report and "## Results" not in report
+    assert "### contrast_s5 (shift), across orders" in report
+    assert {r["members"] for r in read_metrics_csv(out / "metrics.csv")} == {"m0>m1", "m1>m0"}
+
+
+def test_the_plots_show_every_dataset_the_target_metric_and_a_reliability_diagram(run):
+    report = (run / "report.md").read_text()
+    for png in ("risk_coverage.png", "tradeoff.png", "reliability.png", "macs_vs_cov5.png"):
+        assert (run / png).stat().st_size > 0 and f"![{png}]({png})" in report
+    # the cost plot is drawn for the calibration target (cov@5), not the first --risks entry
+    assert not (run / "macs_vs_cov1.png").exists()
+
+
+def test_past_a_page_of_panels_the_plots_continue_on_further_pages(tmp_path):
+    """25 shifted sets: 26 risk-coverage panels and 27 tradeoff panels, two pages each; the
+    tradeoff pages hold every dataset's panel."""
+    names = [f"s{k}" for k in range(25)]
+    rows, curves = [], {}
+    for policy, cost in (("single", 1.0), ("ensemble", 2.0)):
+        curves[policy] = {d: (torch.linspace(0, 1, 5), torch.linspace(0, 0.3, 5))
+                          for d in ["id", *names]}  # fmt: skip
+        for dataset, role in [("id", "id"), *((d, "shift") for d in names), ("far", "ood")]:
+            metric = "fpr@95" if role == "ood" else "cov@5"
+            for m, v in ((metric, 0.5), ("expected_macs", cost)):
+                rows.append({"dataset": dataset, "role": role, "policy": policy, "setting": "",
+                             "score": "msp", "metric": m, "value": v})  # fmt: skip
+    files = plot_files(tmp_path, rows, curves, "id", target="cov@5")
+    assert files == [*page_names("risk_coverage", 26), "macs_vs_cov5.png",
+                     *page_names("tradeoff", 27)]  # fmt: skip
+    assert page_names("tradeoff", 27) == ["tradeoff.png", "tradeoff_2.png"] and PAGE_PANELS < 27
+    assert all((tmp_path / f).stat().st_size > 0 for f in files)
+
+
+def test_benjamini_hochberg_rejects_the_largest_rank_under_its_line():
+    # m = 5, FDR 5%: lines 0.01, 0.02, 0.03, 0.04, 0.05; p_(3) = 0.03 <= 0.03 is the largest
+    # rank under its line, so the 3 smallest are rejected although p_(2) = 0.025 > 0.02
+    p = [0.04 + 0.02, 0.025, 0.001, 0.03, 0.9]
+    assert benjamini_hochberg(p) == [False, True, True, True, False]
+    assert benjamini_hochberg([0.2, 0.5]) == [False, False]
+    assert benjamini_hochberg([]) == []
+
+
+def test_the_p_value_is_the_normal_approximation_from_the_bootstrap_spread():
+    gen = torch.Generator().manual_seed(0)
+    d = 0.05 + 0.02 * torch.randn(4000, generator=gen, dtype=torch.float64)
+    se = float(d.std())
+    assert bootstrap_p_value(0.05, d) == pytest.approx(math.erfc(0.05 / se / math.sqrt(2)))
+    assert bootstrap_p_value(0.05, d) == pytest.approx(0.0124, abs=0.002)  # |z| = 2.5
+    assert bootstrap_p_value(0.0, d) == 1.0
+    with_nan = torch.cat([d, torch.full((10,), float("nan"), dtype=torch.float64)])
+    assert bootstrap_p_value(0.05, with_nan) == bootstrap_p_value(0.05, d)
+    assert math.isnan(bootstrap_p_value(0.1, torch.zeros(20, dtype=torch.float64)))
+
+
+def test_the_reliability_bins_are_the_bins_of_the_ece():
+    gen = torch.Generator().manual_seed(1)
+    prob = torch.rand(500, generator=gen, dtype=torch.float64)
+    correct = torch.rand(500, generator=gen, dtype=torch.float64) < prob**2
+    mean_conf, accuracy, count = reliability_bins(prob, correct)
+    assert count.sum() == 500 and count.numel() == 15
+    filled = count > 0
+    gap = (count[filled] / 500 * (accuracy[filled] - mean_conf[filled]).abs()).sum()
+    assert float(gap) == pytest.approx(calibration_error(prob, correct), abs=1e-12)
+    first = prob <= 1 / 15  # bin 0 holds [0, 1/15]
+    assert float(accuracy[0]) == pytest.approx(float(correct[first].double().mean()))
+    _, acc, n = reliability_bins(torch.tensor([0.95, 0.97]), torch.tensor([True, False]))
+    assert n[-1] == 2 and acc[-1] == 0.5 and torch.isnan(acc[:-1]).all()
