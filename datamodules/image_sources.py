@@ -212,6 +212,12 @@ def hf_images(
         raise ValueError(f"{path}: no image column {image_key!r}; columns: {data.column_names}")
     has_labels = label_key is not None and label_key in data.column_names
     labels = list(data[label_key]) if has_labels else [-1] * len(data)
+    wrong = next((y for y in labels if isinstance(y, bool) or not isinstance(y, int)), None)
+    if wrong is not None:
+        raise ValueError(
+            f"{path}: field {label_key!r} must hold integer class indices, found {wrong!r} "
+            "(labels are never truncated to integers)"
+        )
     feature = data.features.get(label_key) if has_labels else None
     classes = list(getattr(feature, "names", []) or [])
 

@@ -16,6 +16,7 @@ from lightning_modules.callbacks import (
     CascadeResultsWriter,
     PreemptionCheckpoint,
 )
+from lightning_modules.cascade_checkpoint import read_cascade_checkpoint
 from lightning_modules.cascade_module import CascadeModule
 from lightning_modules.member import MemberModule
 from lightning_modules.member_checkpoint import read_member_checkpoint
@@ -145,3 +146,8 @@ class CascadeCLI(SafeLoadingCLI):
         parser.add_lightning_class_args(CascadeCalibration, "calibration")
         parser.add_lightning_class_args(CascadeResultsWriter, "results")
         parser.add_lightning_class_args(CascadePredictionsWriter, "predictions")
+
+    def check_checkpoint(self, subcommand: str, ckpt_path: str) -> None:
+        """A readable cascade checkpoint whose fitted cascade and data input can be applied
+        (never unpickled; one line naming the file and field otherwise)."""
+        read_cascade_checkpoint(ckpt_path)
