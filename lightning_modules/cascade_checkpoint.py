@@ -97,6 +97,10 @@ def read_cascade_checkpoint(path: str | Path) -> dict:
     state = ckpt.get("state_dict")
     if not isinstance(state, dict):
         raise FieldError(f"{where}: not a cascade checkpoint (no 'state_dict')")
+    if not isinstance(ckpt.get("pytorch-lightning_version"), str):
+        raise FieldError(
+            f"{where}: not a Lightning checkpoint (field 'pytorch-lightning_version' missing)"
+        )
     if ckpt.get(CHECKPOINT_KEY) is not None:
         check_fitted_cascade(ckpt[CHECKPOINT_KEY], where, checkpoint_members(state))
     if ckpt.get(DATA_INPUT_KEY) is not None:

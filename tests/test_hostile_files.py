@@ -103,7 +103,9 @@ def members_state(num: int = 2) -> dict:
 
 
 def write_cascade_ckpt(path, fitted: dict | None, **extra) -> str:
-    torch.save({"state_dict": members_state(), "fitted_cascade": fitted, **extra}, path)
+    ckpt = {"state_dict": members_state(), "fitted_cascade": fitted,
+            "pytorch-lightning_version": "2.6.0"}  # fmt: skip
+    torch.save({**ckpt, **extra}, path)
     return str(path)
 
 
@@ -119,6 +121,10 @@ def test_read_cascade_checkpoint_names_the_file_and_field(tmp_path):
     )  # fmt: skip
     with pytest.raises(FieldError, match=r"crop.ckpt: field 'data_input.normalization.std\[0\]'"):
         read_cascade_checkpoint(crop)
+    torch.save({"state_dict": members_state(), "fitted_cascade": fitted_dict()},
+               tmp_path / "bare.ckpt")  # fmt: skip
+    with pytest.raises(FieldError, match="bare.ckpt: not a Lightning checkpoint"):
+        read_cascade_checkpoint(tmp_path / "bare.ckpt")
 
 
 class Payload:  # pickled into a checkpoint: never to be unpickled
@@ -344,3 +350,103 @@ def test_window_json_style_numbers_in_meta_never_reach_json_errors(tmp_path):
                                          r"got a 5000-digit number"):  # fmt: skip
         member_macs(tmp_path, ["m0"])
     assert json.loads(text)["macs"] == 1
+
+
+def png_bytes(width: int, height: int, rows: bytes | None = None) -> bytes:
+    """A 1-bit greyscale PNG of ``width`` x ``height``: all-zero rows, compressed (a real image
+    of a few kB for 12000 x 12000), or, with ``rows`` given, those bytes as the image data (a
+    file whose header declares a size its data does not hold)."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        body = kind + data
+        return struct.pack(">I", len(data)) + body + struct.pack(">I", zlib.crc32(body))
+
+    if rows is None:
+        row = b"\0" * (1 + (width + 7) // 8)  # filter byte + packed bits
+        packer = zlib.compressobj(9)
+        data = b"".join(packer.compress(row) for _ in range(height)) + packer.flush()
+    else:
+        data = zlib.compress(rows)
+    header = struct.pack(">IIBBBBB", width, height, 1, 0, 0, 0, 0)
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", data)
+            + chunk(b"IEND", b""))  # fmt: skip
+
+
+def test_an_image_larger_than_the_limit_is_refused_before_decoding(tmp_path, monkeypatch):
+    import resource
+
+    from datamodules.image_sources import (
+        MAX_PIXELS_ENV,
+        ImageTooLargeError,
+        open_source,
+    )
+
+    monkeypatch.delenv(MAX_PIXELS_ENV, raising=False)
+    folder = tmp_path / "ood"
+    folder.mkdir()
+    (folder / "bomb.png").write_bytes(png_bytes(50000, 50000, rows=b"\0" * 64))
+    (folder / "big.png").write_bytes(png_bytes(12000, 12000))  # a real image, decodable
+    from PIL import Image
+
+    Image.new("RGB", (20, 20), (200, 10, 10)).save(folder / "small.png")
+    assert (folder / "big.png").stat().st_size < 100_000
+    images = open_source({"format": "image_folder", "path": str(folder)}, "test")
+    names = [p.name for p in images.paths]
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    for name, size in (("bomb.png", "50000 x 50000"), ("big.png", "12000 x 12000")):
+        with pytest.raises(ImageTooLargeError) as err:
+            images[names.index(name)]
+        message = str(err.value)
+        assert message.startswith(f"image {folder / name} is {size} = ") and "\n" not in message
+        assert f"set {MAX_PIXELS_ENV} to a larger number" in message
+    grown_mb = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) / 1024
+    assert grown_mb < 200, f"decoded before refusing: peak RSS grew {grown_mb:.0f} MB"
+    assert images[names.index("small.png")][0].size == (20, 20)
+    # the documented option: a limit below 20 x 20 refuses the small image, one above reads it
+    monkeypatch.setenv(MAX_PIXELS_ENV, "399")
+    with pytest.raises(ImageTooLargeError, match=r"20 x 20 = 400 pixels, more than the limit of"):
+        images[names.index("small.png")]
+    monkeypatch.setenv(MAX_PIXELS_ENV, "400")
+    assert images[names.index("small.png")][0].size == (20, 20)
+    monkeypatch.setenv(MAX_PIXELS_ENV, "lots")
+    with pytest.raises(ValueError, match=f"{MAX_PIXELS_ENV}='lots': expected a positive"):
+        images[names.index("small.png")]
+
+
+@pytest.mark.slow
+def test_predict_on_a_folder_with_a_decompression_bomb_is_one_line_exit_2(
+    tmp_path, capsys, monkeypatch
+):
+    from datamodules.image_sources import MAX_PIXELS_ENV
+    from tests.test_file_data import EVAL, folder_data_config, write_folder
+
+    monkeypatch.delenv(MAX_PIXELS_ENV, raising=False)
+    write_folder(tmp_path / "train", 3, 4, 0)
+    write_folder(tmp_path / "test", 3, 2, 1)
+    (tmp_path / "ood").mkdir()
+    bomb = tmp_path / "ood" / "bomb.png"
+    bomb.write_bytes(png_bytes(50000, 50000, rows=b"\0" * 64))
+    datasets = [*EVAL, {"name": "files", "role": "ood", "source": "path",
+                        "format": "image_folder", "path": str(tmp_path / "ood")}]  # fmt: skip
+    data = folder_data_config(tmp_path, "data", datasets=datasets)
+    members = []
+    for seed in (0, 1):
+        torch.manual_seed(seed)
+        member = MemberModule(num_classes=3, in_chans=3)
+        members.append(str(tmp_path / f"m{seed}.ckpt"))
+        torch.save({"state_dict": member.state_dict(), "hyper_parameters": dict(member.hparams)},
+                   members[-1])  # fmt: skip
+    cascade = CascadeModule(members=members)
+    ckpt = tmp_path / "cascade.ckpt"
+    torch.save({"state_dict": cascade.state_dict(), "hyper_parameters": dict(cascade.hparams),
+                "fitted_cascade": fitted_dict(), "pytorch-lightning_version": "2.6.0"},
+               ckpt)  # fmt: skip
+    args = [*predict_args(tmp_path, members, str(ckpt)), f"--data={data}"]
+    assert run_command(CASCADE, args) == 2
+    err = capsys.readouterr().err
+    errors = [line for line in err.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and f"image {bomb} is 50000 x 50000" in errors[0], err
+    assert MAX_PIXELS_ENV in errors[0] and "Traceback" not in err
+    assert not (tmp_path / "predictions.csv").exists()
