@@ -15,7 +15,7 @@ NumPy files are read with ``allow_pickle=False``; logits are computed on in floa
 from __future__ import annotations
 
 import hashlib
-import json
+import math
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -24,6 +24,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from artifacts.atomic import write_json, write_with
+from cascade.field_checks import FieldError, integer, load_json_file, mapping
 
 
 @dataclass
@@ -150,6 +151,11 @@ def load_cached_logits(directory: str | Path, member: str, dataset: str) -> Cach
     for key in ("logits", "targets"):
         if key not in tensors:
             raise ValueError(f"{path}: missing tensor {key!r} (found {sorted(tensors)})")
+    if tensors["targets"].is_floating_point() or tensors["targets"].dtype == torch.bool:
+        raise ValueError(
+            f"{path}: field 'targets' must be integers (class indices, -1 unlabelled), got dtype "
+            f"{tensors['targets'].dtype} (never truncated to integers)"
+        )
     if not tensors["logits"].is_floating_point():
         raise ValueError(f"{path}: logits must be floating point, got {tensors['logits'].dtype}")
     logits, targets = tensors["logits"].float(), tensors["targets"].long()
@@ -169,17 +175,40 @@ def load_member_meta(directory: str | Path, member: str) -> dict:
     path = Path(directory) / member / "meta.json"
     if not path.is_file():
         raise FileNotFoundError(f"member metadata not found: {path}")
-    try:
-        meta = json.loads(path.read_text())
-    except json.JSONDecodeError as err:
-        raise ValueError(f"{path}: not valid JSON ({err})") from None
+    meta = load_json_file(path)
+    check_member_meta(meta, str(path))
+    return meta
+
+
+MAX_MACS = 1e18  # per sample; far above any model, low enough that sums stay finite
+
+
+def check_member_meta(meta: object, where: str) -> None:
+    """Refuse a ``meta.json`` whose fields cannot be used, naming ``where`` and the field:
+    ``model_name`` a string, ``macs`` a finite number in (0, 1e18] (per sample; 1 counts in
+    member units), ``params`` and ``num_classes`` integers (>= 0 and >= 1).
+
+    Raises:
+        FieldError: a ``ValueError`` naming the file and field.
+    """
+    meta = mapping(meta, where, "meta.json")
     for key in ("model_name", "macs", "params", "num_classes"):
         if key not in meta:
-            raise ValueError(f"{path}: missing field {key!r}")
-    macs = meta["macs"]
-    if isinstance(macs, bool) or not isinstance(macs, (int, float)) or not macs > 0:
-        raise ValueError(
-            f"{path}: field 'macs' must be a positive number (MACs per sample, or 1 to count "
-            f"in member units), got {macs!r}"
+            raise FieldError(f"{where}: missing field {key!r}")
+    if not isinstance(meta["model_name"], str):
+        raise FieldError(
+            f"{where}: field 'model_name' must be a string, got {meta['model_name']!r}"
         )
-    return meta
+    macs = meta["macs"]
+    if not (
+        isinstance(macs, (int, float))
+        and not isinstance(macs, bool)
+        and math.isfinite(float(macs) if abs(macs) < 1e308 else math.inf)
+        and 0 < macs <= MAX_MACS
+    ):
+        raise FieldError(
+            f"{where}: field 'macs' must be a positive finite number up to {MAX_MACS:g} (MACs "
+            f"per sample, or 1 to count in member units), got {macs!r}"
+        )
+    integer(meta["params"], where, "params", 0)
+    integer(meta["num_classes"], where, "num_classes", 1)

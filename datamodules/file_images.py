@@ -182,6 +182,17 @@ class ImageFilesDataModule(ImageSetsDataModule):
                 "the training data; point test at held-back images (e.g. ImageNet val)"
             )
         self.train_source, self.test_source = train, test
+        if (
+            isinstance(heldout_size, bool)
+            or not isinstance(heldout_size, (int, float))
+            or not math.isfinite(heldout_size)
+            or heldout_size <= 0
+            or (heldout_size >= 1 and heldout_size != int(heldout_size))
+        ):
+            raise ValueError(
+                "heldout_size must be a fraction in (0, 1) or a whole number of images, got "
+                f"{heldout_size!r}"
+            )
         self.heldout_size, self.augment = heldout_size, augment
         self.crop_pct = crop_pct or cfg["crop_pct"]
         self.norm_mean = list(mean or (cfg["mean"] if in_chans == 3 else [0.5]))

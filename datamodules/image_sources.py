@@ -18,7 +18,9 @@ Every reader returns a :class:`LabelledImages`: ``dataset[i]`` is (RGB or L PIL 
 
 from __future__ import annotations
 
+import contextlib
 import csv
+import os
 from pathlib import Path
 
 import numpy as np
@@ -75,11 +77,74 @@ class UnreadableImageError(ValueError):
 SCAN_SECONDS = 30.0
 
 
+MAX_PIXELS_ENV = "WINDOW_CASCADES_MAX_IMAGE_PIXELS"
+DEFAULT_MAX_PIXELS = 64_000_000  # 8000 x 8000; ImageNet's largest image has about 32 million
+
+
+class ImageTooLargeError(ValueError):
+    """An image whose header declares more pixels than :func:`max_image_pixels` allows."""
+
+
+def max_image_pixels() -> int:
+    """The largest image (width x height, pixels) a dataset may hold: ``DEFAULT_MAX_PIXELS``,
+    or the environment variable ``WINDOW_CASCADES_MAX_IMAGE_PIXELS`` (a positive integer).
+
+    Decoding is refused above it: a 12000 x 12000 image takes 2 GB to decode, and a small
+    file can declare 50000 x 50000 (a decompression bomb).
+    """
+    text = os.environ.get(MAX_PIXELS_ENV)
+    if text is None:
+        return DEFAULT_MAX_PIXELS
+    try:
+        value = int(text.replace("_", ""))
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise ValueError(f"{MAX_PIXELS_ENV}={text!r}: expected a positive number of pixels")
+    return value
+
+
+@contextlib.contextmanager
+def _size_checked_by_us():
+    """PIL's own decompression-bomb check off (it raises above 179 million pixels with a
+    message naming no file, and only warns below); :func:`_decode` checks the size itself."""
+    saved = Image.MAX_IMAGE_PIXELS
+    Image.MAX_IMAGE_PIXELS = None
+    try:
+        yield
+    finally:
+        Image.MAX_IMAGE_PIXELS = saved
+
+
+def _decode(path: Path, mode: str | None = "RGB") -> Image.Image | None:
+    """Decode ``path`` (converted to ``mode``; None: only checked) after checking the size its
+    header declares against :func:`max_image_pixels`.
+
+    Raises:
+        ImageTooLargeError: naming the file, its size, the limit and how to raise it.
+    """
+    limit = max_image_pixels()
+    with _size_checked_by_us(), Image.open(path) as img:
+        width, height = img.size
+        if width * height > limit:
+            raise ImageTooLargeError(
+                f"image {path} is {width} x {height} = {width * height:,} pixels, more than the "
+                f"limit of {limit:,} (decoding it would take about "
+                f"{width * height * 3 / 2**30:.1f} GB); set {MAX_PIXELS_ENV} to a larger number "
+                "of pixels to read it"
+            )
+        if mode is None:
+            img.load()
+            return None
+        return img.convert(mode)
+
+
 def _unreadable(path: Path) -> bool:
     try:
-        with Image.open(path) as img:
-            img.load()
+        _decode(path, None)
         return False
+    except ImageTooLargeError:
+        return False  # decodable; refused for its size only
     except (OSError, SyntaxError, ValueError):
         return True
 
@@ -103,8 +168,9 @@ def _count_other_unreadable(path: Path, files: list[Path], budget: float = SCAN_
 def _open(path: Path, files: list[Path]) -> Image.Image:
     """Decode ``path`` (one of ``files``, its dataset) as RGB; a clear error if it cannot be."""
     try:
-        with Image.open(path) as img:
-            return img.convert("RGB")
+        return _decode(path)
+    except ImageTooLargeError:
+        raise
     except (OSError, SyntaxError, ValueError) as err:
         raise UnreadableImageError(path, f"{type(err).__name__}: {err}", files) from None
 
@@ -239,6 +305,12 @@ def hf_images(
         raise ValueError(f"{path}: no image column {image_key!r}; columns: {data.column_names}")
     has_labels = label_key is not None and label_key in data.column_names
     labels = list(data[label_key]) if has_labels else [-1] * len(data)
+    wrong = next((y for y in labels if isinstance(y, bool) or not isinstance(y, int)), None)
+    if wrong is not None:
+        raise ValueError(
+            f"{path}: field {label_key!r} must hold integer class indices, found {wrong!r} "
+            "(labels are never truncated to integers)"
+        )
     feature = data.features.get(label_key) if has_labels else None
     classes = list(getattr(feature, "names", []) or [])
 

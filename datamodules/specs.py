@@ -42,6 +42,29 @@ class DatasetSpec:
     labels: str | None = None
 
 
+def check_spec_fields(entry: dict, where: str) -> None:
+    """Refuse a field of the wrong type (``severity: 3.5`` or ``size: 12.7`` would otherwise be
+    truncated to an integer, ``name: 1`` would name files by a number): ``name``, ``role``,
+    ``source`` strings; ``severity`` and ``size`` integers (``size`` >= 1); ``corruption``,
+    ``path``, ``format``, ``split``, ``labels`` strings or null.
+
+    Raises:
+        ValueError: naming ``where`` (the entry) and the field.
+    """
+    for key in ("name", "role", "source"):
+        if not isinstance(entry[key], str) or not entry[key]:
+            raise ValueError(
+                f"{where}: field {key!r} must be a non-empty string, got {entry[key]!r}"
+            )
+    for key in ("corruption", "path", "format", "split", "labels"):
+        if entry.get(key) is not None and not isinstance(entry[key], str):
+            raise ValueError(f"{where}: field {key!r} must be a string, got {entry[key]!r}")
+    for key, low in (("severity", 1), ("size", 1)):
+        value = entry.get(key)
+        if key in entry and (isinstance(value, bool) or not isinstance(value, int) or value < low):
+            raise ValueError(f"{where}: field {key!r} must be an integer >= {low}, got {value!r}")
+
+
 def parse_dataset_specs(entries: list[dict]) -> list[DatasetSpec]:
     """Validate the ``datasets`` entries of a config and return them as specs.
 
@@ -66,6 +89,7 @@ def parse_dataset_specs(entries: list[dict]) -> list[DatasetSpec]:
         for key in ("name", "role", "source"):
             if key not in entry:
                 raise ValueError(f"{where}: missing field {key!r}")
+        check_spec_fields(entry, f"{where} ({entry['name']!r})")
         spec = DatasetSpec(**entry)
         if spec.role not in ROLES:
             raise ValueError(
@@ -82,7 +106,7 @@ def parse_dataset_specs(entries: list[dict]) -> list[DatasetSpec]:
                 f"{where} ({spec.name!r}): corruption {spec.corruption!r} is not one of "
                 f"{sorted(CORRUPTIONS)}"
             )
-        if not 1 <= int(spec.severity) <= 5:
+        if not 1 <= spec.severity <= 5:
             raise ValueError(f"{where} ({spec.name!r}): severity must be 1-5, got {spec.severity}")
         if spec.name in seen:
             raise ValueError(f"{where}: two datasets are named {spec.name!r}; names must be unique")

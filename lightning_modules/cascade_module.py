@@ -18,6 +18,12 @@ from cascade.metric_registry import MetricSettings, check_report_points
 from cascade.offline import test_curves
 from cascade.policy_registry import check_policies
 from datamodules.contract import UNREADABLE, cascade_datamodule
+from lightning_modules.cascade_checkpoint import (
+    DATA_INPUT_KEY,
+    check_data_input,
+    check_fitted_cascade,
+    checkpoint_members,
+)
 from lightning_modules.complexity import count_macs_params
 from lightning_modules.member_checkpoint import load_member
 from lightning_modules.member_input import (
@@ -33,7 +39,6 @@ from lightning_modules.metric_wrappers import CascadeOutputs
 from uncertainty.definitions import get_definitions
 from uncertainty.scores import check_score
 
-DATA_INPUT_KEY = "data_input"  # cascade checkpoint: the data's normalisation and crop
 MEMBERS_KEY = "cascade_members"  # cascade checkpoint: [{path, sha256}] of its members, in order
 
 
@@ -256,7 +261,14 @@ class CascadeModule(LightningModule):
         }
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:
+        # checked here too, for checkpoints loaded outside the command (load_from_checkpoint)
+        where = getattr(self._trainer, "ckpt_path", None) or "the cascade checkpoint"
         data = checkpoint.get(CHECKPOINT_KEY)
+        if data:
+            members = checkpoint_members(checkpoint.get("state_dict") or {})
+            check_fitted_cascade(data, str(where), members)
+        if checkpoint.get(DATA_INPUT_KEY) is not None:
+            check_data_input(checkpoint[DATA_INPUT_KEY], str(where))
         self.fitted = FittedCascade.from_dict(data) if data else None
         # the calibration data's input, where this run's datamodule (setup) did not say
         data = checkpoint.get(DATA_INPUT_KEY) or {}

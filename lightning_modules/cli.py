@@ -6,7 +6,6 @@ import os
 import warnings
 from pathlib import Path
 
-import torch
 from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.cli import LightningCLI
 
@@ -18,6 +17,7 @@ from lightning_modules.callbacks import (
     CascadeResultsWriter,
     PreemptionCheckpoint,
 )
+from lightning_modules.cascade_checkpoint import read_cascade_checkpoint
 from lightning_modules.cascade_module import CascadeModule, check_same_members
 from lightning_modules.member import MemberModule
 from lightning_modules.member_checkpoint import read_member_checkpoint
@@ -191,18 +191,11 @@ class CascadeCLI(SafeLoadingCLI):
         parser.add_lightning_class_args(CascadePredictionsWriter, "predictions")
 
     def check_checkpoint(self, subcommand: str, ckpt_path: str) -> None:
-        """A readable cascade checkpoint whose members are the ``--model.members`` named (the
-        checkpoint's members would otherwise silently replace them)."""
-        if not Path(ckpt_path).is_file():
-            raise FileNotFoundError(f"--ckpt_path: cascade checkpoint not found: {ckpt_path}")
-        try:
-            ckpt = torch.load(ckpt_path, map_location="cpu", weights_only=True)
-        except Exception as err:  # noqa: BLE001 - any unreadable file is the same user error
-            raise ValueError(
-                f"--ckpt_path {ckpt_path}: not a readable checkpoint ({type(err).__name__}: {err})"
-            ) from None
-        if not isinstance(ckpt, dict) or "state_dict" not in ckpt:
-            raise ValueError(f"--ckpt_path {ckpt_path}: not a cascade checkpoint (no state_dict)")
+        """A readable cascade checkpoint whose fitted cascade and data input can be applied
+        (never unpickled; one line naming the file and field otherwise), and whose members are
+        the ``--model.members`` named (the checkpoint's members would otherwise silently
+        replace them)."""
+        ckpt = read_cascade_checkpoint(ckpt_path)
         check_same_members(list(self.config[subcommand].model.members or []), ckpt, ckpt_path)
 
     def before_instantiate_classes(self) -> None:

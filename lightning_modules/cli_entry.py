@@ -123,6 +123,35 @@ def load_yaml_file(path: Path, option: str) -> object:
         ) from None
     except (yaml.YAMLError, UnicodeDecodeError) as err:
         raise InputError(f"{option} {path}: invalid YAML: {err}") from None
+    except ValueError as err:  # PyYAML converts numbers itself: a 5,000-digit integer
+        raise InputError(f"{option} {path}: {_long_number(path.read_text(), err)}") from None
+
+
+def _long_number(text: str, err: ValueError) -> str:
+    """Where a YAML file holds a number Python cannot convert: its line and key."""
+    for number, line in enumerate(text.splitlines(), 1):
+        digits = max((len(m) for m in re.findall(r"\d+", line)), default=0)
+        if digits > 1000:
+            key = line.split(":", 1)[0].strip(" -{") if ":" in line else None
+            field = f", field {key!r}" if key else ""
+            return f"line {number}{field}: a {digits}-digit number is not a usable value"
+    return f"invalid value ({str(err)[:160]})"
+
+
+CHECKPOINT_NAMES = ("last", "hpc", "best", "registry")
+
+
+def check_checkpoint_file(path: Path, option: str = "--ckpt_path") -> None:
+    """A checkpoint file that is a complete zip archive (what ``torch.save`` and Lightning
+    write): a truncated or foreign file is refused before anything is imported (a missing one
+    by the command, which names what it expected)."""
+    import zipfile
+
+    if path.is_file() and not zipfile.is_zipfile(path):
+        raise InputError(
+            f"{option} {path}: not a checkpoint written by torch.save / Lightning (not a complete "
+            "zip archive: truncated, or a file of another format)"
+        )
 
 
 def _check_config(path: Path, option: str, spec: CommandSpec, subcommand: str) -> None:
@@ -183,6 +212,9 @@ def precheck(argv: list[str], spec: CommandSpec) -> None:
         if parts[0] == "config":
             if value:
                 _check_config(Path(value), f"--{name}", spec, subcommand)
+            continue
+        if name == "ckpt_path" and value and value not in CHECKPOINT_NAMES:
+            check_checkpoint_file(Path(value))
             continue
         if len(parts) == 1 and value.endswith((".yaml", ".yml")):  # a group from a file
             load_yaml_file(Path(value), f"--{name}")
