@@ -6,7 +6,6 @@ import os
 import warnings
 from pathlib import Path
 
-from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.cli import LightningCLI
 
 from artifacts.output_paths import check_output_dir, check_output_file, data_input_paths
@@ -15,6 +14,7 @@ from lightning_modules.callbacks import (
     CascadeCalibration,
     CascadePredictionsWriter,
     CascadeResultsWriter,
+    MemberCheckpoint,
     PreemptionCheckpoint,
 )
 from lightning_modules.cascade_checkpoint import read_cascade_checkpoint
@@ -105,10 +105,10 @@ class SafeLoadingCLI(LightningCLI):
 class MemberCLI(SafeLoadingCLI):
     """``fit`` trains one member; ``predict`` writes its cached logits.
 
-    Extra arguments: ``--checkpoint.*`` (a ``ModelCheckpoint`` that keeps ``last.ckpt`` and the
-    best held-out loss), ``--preemption.*`` (``PreemptionCheckpoint``: on SIGUSR1, checkpoint at
-    the batch boundary and requeue) and, for ``predict``, ``--cache.logits_dir`` and
-    ``--cache.member``.
+    Extra arguments: ``--checkpoint.*`` (a ``MemberCheckpoint``: ``last.ckpt`` holds the newest
+    step, ``best.ckpt`` the best held-out loss), ``--preemption.*`` (``PreemptionCheckpoint``:
+    on SIGUSR1, checkpoint at the batch boundary and requeue) and, for ``predict``,
+    ``--cache.logits_dir`` and ``--cache.member``.
     """
 
     def __init__(self, *args, **kwargs):
@@ -116,7 +116,7 @@ class MemberCLI(SafeLoadingCLI):
         super().__init__(MemberModule, *args, subclass_mode_data=True, **kwargs)
 
     def add_arguments_to_parser(self, parser) -> None:
-        parser.add_lightning_class_args(ModelCheckpoint, "checkpoint")
+        parser.add_lightning_class_args(MemberCheckpoint, "checkpoint")
         parser.add_lightning_class_args(PreemptionCheckpoint, "preemption")
         parser.set_defaults(
             {

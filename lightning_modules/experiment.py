@@ -3,8 +3,10 @@
 The same functions serve the one-process pipeline (``scripts/run_pipeline.py``) and the SLURM
 job scripts (one array task per member, then one evaluation job). Layout under ``out``:
 
-- ``members/m<i>/``: checkpoints (``last.ckpt``, ``best.ckpt``), ``hpc_ckpt_<n>.ckpt`` after a
-  preemption, ``finished.json`` once training completed, ``wandb_id`` for the member's run;
+- ``members/m<i>/``: checkpoints (``last.ckpt``: the last step, which the cascade and the
+  cached logits use; ``best.ckpt``: the best held-out loss, kept for reference),
+  ``hpc_ckpt_<n>.ckpt`` after a preemption, ``finished.json`` once training completed (the
+  checkpoint handed on and its step, ``checkpoint_step`` = ``global_step``), ``wandb_id``;
 - ``logits/m<i>/<dataset>.safetensors`` + ``meta.json``;
 - ``results/``: ``window.json``, ``metrics.csv``, ``summary.json``, plots and ``cascade.ckpt``
   (one unit: a new evaluation replaces it whole; ``--results.overwrite=true`` in
@@ -63,7 +65,8 @@ def member_dir(cfg: dict, index: int) -> Path:
 
 
 def member_checkpoint(cfg: dict, index: int) -> Path:
-    """The checkpoint the cascade uses: the member's ``last.ckpt``."""
+    """The checkpoint the cascade and the cached logits use: the member's ``last.ckpt`` (its
+    last training step, recorded in ``finished.json``), never the best-validation one."""
     return member_dir(cfg, index) / "checkpoints" / "last.ckpt"
 
 
@@ -150,10 +153,19 @@ def train_member(
             "max_epochs/max_steps and the training data; no finished.json written"
         )
     if cli.trainer.is_global_zero:
+        ckpt = cli.trainer.checkpoint_callback
+        step = getattr(ckpt, "last_step", None)
+        if step != cli.trainer.global_step:
+            raise RuntimeError(
+                f"member m{index}: {last} holds step {step}, not the trained step "
+                f"{cli.trainer.global_step}; finished.json not written"
+            )
+        best = getattr(ckpt, "best_model_path", "") or None
         write_json(
             folder / "finished.json",
-            {"seed": seed, "checkpoint": str(last), "global_step": cli.trainer.global_step,
-             "epochs": cli.trainer.current_epoch, "resumed_from": str(resume) if resume else None,
+            {"seed": seed, "checkpoint": str(last), "checkpoint_step": step,
+             "global_step": cli.trainer.global_step, "epochs": cli.trainer.current_epoch,
+             "best_checkpoint": best, "resumed_from": str(resume) if resume else None,
              "recipe_sha256": recipe_sha256(recipe), "recipe": recipe},
         )  # fmt: skip
     return last

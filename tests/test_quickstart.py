@@ -6,6 +6,7 @@ import subprocess
 import sys
 
 import pytest
+import torch
 
 from artifacts.results import read_metrics_csv
 from tests.conftest import ROOT
@@ -36,7 +37,12 @@ def test_quickstart_pipeline_end_to_end(tmp_path):
     out = tmp_path / "quickstart"
     proc = run_pipeline(tmp_path, "--out", str(out))
     for i in (0, 1):
-        assert (out / "members" / f"m{i}" / "checkpoints" / "last.ckpt").is_file()
+        # the checkpoint handed on is the last step of all 6 epochs, not the best-validation one
+        last = out / "members" / f"m{i}" / "checkpoints" / "last.ckpt"
+        finished = json.loads((last.parents[1] / "finished.json").read_text())
+        saved = torch.load(last, map_location="cpu", weights_only=True)
+        assert finished["epochs"] == saved["epoch"] + 1 == 6
+        assert saved["global_step"] == finished["global_step"] == finished["checkpoint_step"]
         assert (out / "logits" / f"m{i}" / "digits_test.safetensors").is_file()
         assert (out / "logits" / f"m{i}" / "meta.json").is_file()
     for name in (
