@@ -59,6 +59,10 @@ class PolicySettings:
             MACs (between 1 and the full ensemble's cost).
         budget_grid: quantile points of ``budget_window``'s interval search.
         budget_objective: ``target`` (the target's cov@R or risk@C on held-out) or ``augrc``.
+        budget_select: how ``budget_window`` picks its rule (``cascade.budget_selection``):
+            ``cv`` (the paper's window unless a search beats it cross-fitted on held-out),
+            ``search`` (the plain grid search), ``coarse`` (the search on a grid of ~N / 100
+            points) or ``window`` (the paper's window at the budget's cost).
     """
 
     target: str = "cov@5"
@@ -72,6 +76,7 @@ class PolicySettings:
     budget: float = 1.2
     budget_grid: int = 200
     budget_objective: str = "target"
+    budget_select: str = "cv"
 
     def __post_init__(self):
         parse_target(self.target)
@@ -87,6 +92,10 @@ class PolicySettings:
         if self.budget_objective not in ("target", "augrc"):
             raise ValueError(
                 f"budget objective {self.budget_objective!r}: expected 'target' or 'augrc'"
+            )
+        if self.budget_select not in ("cv", "search", "coarse", "window"):
+            raise ValueError(
+                f"budget selection {self.budget_select!r}: expected cv, search, coarse or window"
             )
         check_width(self.width)
         check_fraction(self.pass_fraction, "single_threshold pass fraction")

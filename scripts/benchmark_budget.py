@@ -7,8 +7,11 @@ guaranteed thresholds hold on new data, from cached logits of two members.
 Prints markdown tables (nothing is asserted):
 
 1. per budget B: ``window`` at w = (B - 1) / 2 x (m1 / m2), ``single_threshold`` at pass
-   fraction (B - 1) x (m1 / m2) and ``budget_window`` at B: the target on held-out and test,
-   the test cost, and the fraction of the ensemble's gain over the single model kept on test;
+   fraction (B - 1) x (m1 / m2) and ``budget_window`` at B, both as the plain search
+   (``budget_select="search"``) and as the default cross-fitted choice (``cv``, with the rule
+   it chose): the target on held-out and test, the test cost, the fraction of the ensemble's
+   gain over the single model kept on test, and the 95% paired bootstrap interval (over the
+   test samples, ``--resamples``) of the policy's test target minus the window's;
 2. the fitting time of ``budget_window`` (median of 3, held-out as loaded);
 3. the guarantee: the held-out and test outputs of the single model and of the ensemble are
    pooled, split again ``--draws`` times at the original sizes (seeded), and the threshold for
@@ -27,15 +30,25 @@ import time
 import torch
 
 from artifacts.experiment_logits import load_experiment
+from cascade.budget_selection import output_value
+from cascade.engine import exit_stages
 from cascade.metric_registry import MetricSettings
 from cascade.offline import evaluate_policies, prepare_experiment
 from cascade.policy_registry import FitInputs, PolicySettings, fit_policies
+from cascade.sample_outputs import SampleOutputs
 from uncertainty.guarantees import GuaranteeError, certified_threshold
 from uncertainty.selective import coverage_at_risk
 from uncertainty.targets import parse_target
 
 
-def gain_table(prepared, target: str, budgets: list[float], macs: list[float]) -> list[str]:
+def gain_table(
+    prepared,
+    target: str,
+    budgets: list[float],
+    macs: list[float],
+    resamples: int = 1000,
+    seed: int = 0,
+) -> list[str]:
     ratio = macs[0] / macs[1]
     parsed = parse_target(target)
     reported = MetricSettings(
@@ -50,25 +63,56 @@ def gain_table(prepared, target: str, budgets: list[float], macs: list[float]) -
         f"single {metric} {single:.4f}, ensemble {ensemble:.4f} (test)",
         "",
         f"| budget | policy | setting | {metric} held-out | {metric} test | test cost | "
-        "gain kept (test) |",
-        "| --- | --- | --- | --- | --- | --- | --- |",
+        "gain kept (test) | test - window (95% paired bootstrap) |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
+    objective = (parsed.task, parsed.value)
+    weights = resample_weights(prepared.data[test].num_samples, resamples, seed)
     for budget in budgets:
         extra = (budget - 1) * ratio
-        for policy, settings in (
-            ("window", PolicySettings(target, width=min(extra / 2, 0.5))),
-            ("single_threshold", PolicySettings(target, pass_fraction=min(extra, 1.0))),
-            ("budget_window", PolicySettings(target, budget=budget)),
-        ):
+        reference = None
+        for policy, label, settings in (
+            ("window", "window", PolicySettings(target, width=min(extra / 2, 0.5))),
+            ("single_threshold", "single_threshold",
+             PolicySettings(target, pass_fraction=min(extra, 1.0))),
+            ("budget_window", "budget_window (search)",
+             PolicySettings(target, budget=budget, budget_select="search")),
+            ("budget_window", "budget_window (cv)", PolicySettings(target, budget=budget)),
+        ):  # fmt: skip
             rows, fitted = evaluate_policies(prepared, [policy], settings, reported)
             v = {(r["dataset"], r["metric"]): r["value"] for r in rows}
             kept = (v[test, metric] - single) / (ensemble - single)
+            fit = fitted[policy]
+            if "(cv)" in label:
+                label = f"budget_window (cv: {fit.selection['chosen']})"
+            # paired bootstrap over the test samples of (policy - window) on the target
+            conf, wrong = test_output(prepared, fit)
+            boot = output_value(conf, wrong, objective, weights)
+            if reference is None:
+                reference, diff = boot, "-"
+            else:
+                lo, hi = torch.quantile(boot - reference, torch.tensor([0.025, 0.975]).double())
+                diff = f"{float(lo):+.4f} .. {float(hi):+.4f}"
             lines.append(
-                f"| {budget:g} | {policy} | {fitted[policy].setting} | {v[held, metric]:.4f} | "
+                f"| {budget:g} | {label} | {fit.setting} | {v[held, metric]:.4f} | "
                 f"{v[test, metric]:.4f} | {v[test, 'expected_macs'] / macs[0]:.3f} | "
-                f"{kept:.1%} |"
+                f"{kept:.1%} | {diff} |"
             )
     return lines
+
+
+def resample_weights(n: int, resamples: int, seed: int) -> torch.Tensor:
+    """(resamples, n) bootstrap counts of n samples (seeded)."""
+    draws = torch.randint(n, (resamples, n), generator=torch.Generator().manual_seed(seed))
+    weights = torch.zeros(resamples, n, dtype=torch.float64)
+    return weights.scatter_add_(1, draws, torch.ones_like(draws, dtype=torch.float64))
+
+
+def test_output(prepared, policy) -> tuple[torch.Tensor, torch.Tensor]:
+    """(confidence, wrong) of the cascade's output on the test set under ``policy``."""
+    stages = prepared.prefix_outputs[prepared.roles.id]
+    out = SampleOutputs.by_exit_stage(stages, exit_stages([s.confidence for s in stages], policy))
+    return out.confidence, ~out.correct.bool()
 
 
 def fit_time(prepared, target: str) -> float:
@@ -136,13 +180,17 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--target", default="cov@5")
     p.add_argument("--budgets", type=float, nargs="+", default=[1.1, 1.2, 1.3])
     p.add_argument("--draws", type=int, default=300)
+    p.add_argument("--resamples", type=int, default=1000, help="paired bootstrap vs the window")
+    p.add_argument("--skip-guarantee", action="store_true", help="only the gain table")
     p.add_argument("--delta", type=float, default=0.1)
     p.add_argument("--seed", type=int, default=0)
     args = p.parse_args(argv)
     roles = {args.heldout: "heldout", args.id: "id"}
     data, macs = load_experiment(args.logits_dir, args.members, roles)
     prepared = prepare_experiment(data, roles, macs, "msp")
-    print("\n".join(gain_table(prepared, args.target, args.budgets, macs)))
+    print("\n".join(gain_table(prepared, args.target, args.budgets, macs, args.resamples)))
+    if args.skip_guarantee:
+        return
     held = data[args.heldout]
     seconds = fit_time(prepared, args.target)
     print(f"\nbudget_window fit (M = 2, held-out {held.num_samples} x {held.logits[0].shape[1]} "
