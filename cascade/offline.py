@@ -20,7 +20,6 @@ from cascade.evaluation import policy_rows
 from cascade.metric_registry import MetricSettings
 from cascade.policies import CascadePolicy
 from cascade.policy_registry import FitInputs, PolicySettings, fit_policies, policy_entry
-from cascade.roles import DatasetRoles
 from cascade.sample_outputs import SampleOutputs
 from cascade.stage_scores import (
     Temperatures,
@@ -32,6 +31,7 @@ from cascade.stage_scores import (
 from uncertainty.scod import scod_mixture
 from uncertainty.scores import EnsembleState, check_score
 from uncertainty.selective import risk_coverage_curve
+from vocabulary.roles import DatasetRoles
 
 
 @dataclass

@@ -11,8 +11,8 @@ import yaml
 os.environ.setdefault("WANDB_MODE", "offline")
 os.environ.setdefault("WANDB_SILENT", "true")
 
-from lightning_modules.cli import MemberCLI  # noqa: E402
-from lightning_modules.stages import (  # noqa: E402
+from commands.cli import MemberCLI  # noqa: E402
+from commands.stages import (  # noqa: E402
     cache_logits,
     evaluate_cascade_args,
     fit_member_args,

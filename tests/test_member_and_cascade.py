@@ -11,9 +11,9 @@ from artifacts.results import read_metrics_csv
 from cascade.fitted import CHECKPOINT_KEY, FittedCascade
 from cascade.policies import policy_from_dict
 from cascade.policy_registry import PolicySettings
-from lightning_modules.cli import CascadeCLI
+from commands.cli import CascadeCLI
+from commands.stages import cache_logits
 from lightning_modules.member_checkpoint import load_member
-from lightning_modules.stages import cache_logits
 from tests.conftest import QUICKSTART
 
 
@@ -150,7 +150,7 @@ def test_online_cascade_equals_offline_evaluation_of_cached_logits(tiny_members,
 
 
 def test_online_and_offline_results_use_one_key_scheme(tiny_members, cascade_run, tmp_path):
-    from artifacts.offline_command import main
+    from commands.offline import main
 
     cli, results = cascade_run
     roles = cli.datamodule.roles

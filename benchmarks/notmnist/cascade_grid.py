@@ -20,9 +20,9 @@ from cascade.metric_registry import MetricSettings
 from cascade.offline import EnsembleLogits, evaluate_policies, prepare_experiment
 from cascade.orders import order_label
 from cascade.policy_registry import PolicySettings
-from cascade.roles import DatasetRoles
 from uncertainty.guarantees import GuaranteeError
 from uncertainty.selective import UnreachableTargetError
+from vocabulary.roles import DatasetRoles
 
 
 @dataclass(frozen=True)

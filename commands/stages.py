@@ -14,7 +14,7 @@ import json
 from collections.abc import Sequence
 from pathlib import Path
 
-from lightning_modules.cli import CascadeCLI, MemberCLI
+from commands.cli import CascadeCLI, MemberCLI
 
 
 def csv_logger(save_dir: str | Path, name: str) -> list[str]:

@@ -77,7 +77,7 @@ MEMBER = CommandSpec(
     class_keys={"model": ("member.py", "MemberModule"),
                 "preemption": ("callbacks/preemption.py", "PreemptionCheckpoint")},
     fixed_keys={"cache": ("logits_dir", "member")},
-    cli="lightning_modules.cli:MemberCLI",
+    cli="commands.cli:MemberCLI",
 )  # fmt: skip
 CASCADE = CommandSpec(
     "evaluate_cascade.py", ("test", "predict"), ("calibration", "results", "predictions"),
@@ -85,7 +85,7 @@ CASCADE = CommandSpec(
                 "calibration": ("callbacks/cascade_calibration.py", "CascadeCalibration"),
                 "results": ("callbacks/results_writer.py", "CascadeResultsWriter"),
                 "predictions": ("callbacks/predictions_writer.py", "CascadePredictionsWriter")},
-    cli="lightning_modules.cli:CascadeCLI",
+    cli="commands.cli:CascadeCLI",
 )  # fmt: skip
 
 
