@@ -7,7 +7,7 @@ from pathlib import Path
 
 import torch
 
-from artifacts.results import policy_labels, run_key, same_as
+from artifacts.result_labels import policy_labels, run_key, same_as
 
 MAX_PANELS = 4  # ID + up to 3 shifted sets; ID + up to 3 shifted and 2 OOD sets in tradeoff
 
