@@ -7,7 +7,7 @@ for the single + ensemble + window policies with one score, then the fitting alo
 window (with and without a guarantee) and of budget_window on the 10k held-out split. Prints
 the figures; nothing is asserted.
 
-    python scripts/benchmark_eval.py [--repeats 5] [--dir /tmp/bench_logits]
+    python benchmarks/eval/benchmark_eval.py [--repeats 5] [--dir /tmp/bench_logits]
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """The real-data benchmark: window cascades vs scaling a single model, on notMNIST.
 
-    python scripts/benchmark_notmnist.py                 # the whole benchmark (BENCHMARK.md)
-    python scripts/benchmark_notmnist.py --smoke --out /tmp/smoke --work /tmp/smoke_work
+    python benchmarks/notmnist/benchmark_notmnist.py   # the whole benchmark (BENCHMARK.md)
+    python benchmarks/notmnist/benchmark_notmnist.py --smoke --out /tmp/smoke --work /tmp/smoke_work
 
 For every model size and seed it trains a member through LightningCLI ``fit`` (skipped when
 its ``last.ckpt`` exists) and caches its logits on every dataset (skipped when cached from the
