@@ -25,7 +25,7 @@ from pathlib import Path
 
 import yaml
 
-ROOT = Path(__file__).resolve().parent
+ROOT = Path(__file__).resolve().parents[1] / "lightning_modules"  # what init_arguments reads
 COMMON_KEYS = (
     "config", "print_config", "seed_everything", "trainer", "model", "data", "optimizer",
     "lr_scheduler", "ckpt_path", "weights_only",
