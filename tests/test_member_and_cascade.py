@@ -299,7 +299,8 @@ def test_predict_refuses_an_uncalibrated_cascade(tiny_members, tmp_path):
     with pytest.raises(ValueError, match="predict needs a calibrated cascade"):
         CascadeCLI(args=["predict", f"--config={QUICKSTART / 'predict.yaml'}",
                          f"--data={tiny_members['data_cfg']}", f"--model.members={members}",
-                         f"--predictions.path={tmp_path / 'p.csv'}"])  # fmt: skip
+                         f"--predictions.path={tmp_path / 'p.csv'}",
+                         f"--trainer.default_root_dir={tmp_path}"])  # fmt: skip
     assert not (tmp_path / "p.csv").exists()
 
 
