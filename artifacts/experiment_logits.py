@@ -1,7 +1,7 @@
 """An experiment's cached logits: every member on every dataset, checked for consistency.
 
 Reads the layout of ``artifacts.cached_logits`` for a list of members (cascade order) and a
-:class:`cascade.roles.DatasetRoles`, and returns the in-memory form the offline driver
+:class:`vocabulary.roles.DatasetRoles`, and returns the in-memory form the offline driver
 (``cascade.offline``) evaluates.
 """
 
@@ -15,7 +15,7 @@ from artifacts.cached_logits import load_cached_logits, load_member_meta
 from cascade.metric_registry import MetricSettings
 from cascade.offline import EnsembleLogits, evaluate_experiment
 from cascade.policy_registry import PolicySettings
-from cascade.roles import LABELLED_ROLES, DatasetRoles
+from vocabulary.roles import LABELLED_ROLES, DatasetRoles
 
 
 def load_ensemble_logits(

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 
-from artifacts.results import lead_columns, policy_labels, run_key, same_as
+from artifacts.result_labels import lead_columns, policy_labels, run_key, same_as
 from cascade.bootstrap import FDR
 from cascade.orders import spread_across_orders
 

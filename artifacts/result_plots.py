@@ -7,7 +7,7 @@ from pathlib import Path
 
 import torch
 
-from artifacts.results import policy_labels, run_key, same_as
+from artifacts.result_labels import policy_labels, run_key, same_as
 from cascade.offline import RELIABILITY
 
 PAGE_PANELS = 20  # panels per png (4 columns x 5 rows); more datasets continue on _2.png, ...

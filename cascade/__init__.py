@@ -5,3 +5,9 @@ held-out split, ``engine`` runs a cascade over any source of per-stage logits (l
 cached logits), ``cost`` turns exit stages into exit fractions and expected MACs, and
 ``evaluation`` turns cascade outputs into the tidy metric rows of DESIGN.md.
 """
+
+# The built-in metrics and policies register here, from the package (as timm's
+# models/__init__.py imports its model files), so the registries import none of them. The order
+# is the registry order: the README table and --list-policies list budget_window last.
+from cascade import builtin_metrics, builtin_policies  # noqa: E402, F401, I001
+from cascade import budget_window  # noqa: E402, F401, I001

@@ -17,7 +17,6 @@ import torch
 
 from cascade.cost import exit_fractions, expected_macs
 from cascade.metric_registry import MetricInputs, percent_key, register_metric
-from cascade.roles import LABELLED_ROLES, ROLES
 from uncertainty.failure_detection import failure_auroc, failure_fpr_at_tpr
 from uncertainty.ood_detection import aupr, auroc
 from uncertainty.probability_metrics import (
@@ -27,6 +26,7 @@ from uncertainty.probability_metrics import (
 )
 from uncertainty.scod import scod_augrc, scod_aurc, scod_risk_at_coverage
 from uncertainty.selective import augrc, excess_aurc
+from vocabulary.roles import LABELLED_ROLES, ROLES
 
 OOD = ("ood",)
 

@@ -182,8 +182,3 @@ def fit_window_adjusted(inputs: FitInputs, settings: PolicySettings) -> Interval
 def fit_random(inputs: FitInputs, settings: PolicySettings) -> RandomPolicy:
     fraction = settings.random_fraction or 2 * settings.width
     return RandomPolicy(inputs.num_stages, min(fraction, 1.0), settings.seed)
-
-
-# registered after the built-ins above, whichever module is imported first (registry order is
-# the order of the README table and of --list-policies)
-from cascade import budget_window  # noqa: E402, F401

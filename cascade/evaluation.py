@@ -12,8 +12,8 @@ import torch
 from cascade.bootstrap import Bootstrap
 from cascade.metric_registry import MetricInputs, MetricSettings, metric_values
 from cascade.operating_point import fit_operating_point
-from cascade.roles import LABELLED_ROLES, DatasetRoles
 from cascade.sample_outputs import SampleOutputs
+from vocabulary.roles import LABELLED_ROLES, DatasetRoles
 
 ROW_FIELDS = (
     "dataset",

@@ -221,7 +221,3 @@ def higher_is_better(key: str) -> bool:
         if entry.name.split("@")[0] == family:
             return entry.higher_is_better
     raise ValueError(f"unknown metric {key!r}; registered: {list(_REGISTRY)}")
-
-
-# the built-in metrics register themselves (as the built-in policies do)
-from cascade import builtin_metrics  # noqa: E402, F401

@@ -20,7 +20,6 @@ from cascade.evaluation import policy_rows
 from cascade.metric_registry import MetricSettings
 from cascade.policies import CascadePolicy
 from cascade.policy_registry import FitInputs, PolicySettings, fit_policies, policy_entry
-from cascade.roles import DatasetRoles
 from cascade.sample_outputs import SampleOutputs
 from cascade.stage_scores import (
     Temperatures,
@@ -33,6 +32,7 @@ from uncertainty.probability_metrics import reliability_bins
 from uncertainty.scod import scod_mixture
 from uncertainty.scores import EnsembleState, check_score
 from uncertainty.selective import risk_coverage_curve
+from vocabulary.roles import DatasetRoles
 
 
 @dataclass

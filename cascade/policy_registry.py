@@ -239,7 +239,3 @@ def fit_policies(
             raise ValueError(f"{name} needs the scores of an unlabelled test mixture")
         fitted[name] = entry.fit(inputs, settings)
     return fitted
-
-
-# the built-in policies register themselves (as timm's model files do)
-from cascade import builtin_policies  # noqa: E402, F401  (it imports budget_window last)

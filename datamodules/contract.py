@@ -13,7 +13,7 @@ from typing import Protocol, runtime_checkable
 
 from torch.utils.data import DataLoader, Dataset
 
-from cascade.roles import DatasetRoles
+from vocabulary.roles import DatasetRoles
 
 UNREADABLE = -2
 """Target of a sample whose file could not be read, served (as a blank image) only by a dataset
@@ -71,7 +71,7 @@ def cascade_datamodule(trainer) -> CascadeDataModule:
         )
     if not isinstance(dm.roles, DatasetRoles):
         raise TypeError(
-            f"{type(dm).__name__}.roles must be a cascade.roles.DatasetRoles, "
+            f"{type(dm).__name__}.roles must be a vocabulary.roles.DatasetRoles, "
             f"got {type(dm.roles).__name__}"
         )
     return dm

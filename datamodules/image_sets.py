@@ -16,13 +16,13 @@ from lightning.pytorch import LightningDataModule
 from torch.utils.data import DataLoader, Dataset
 from torchvision.transforms.functional import pil_to_tensor
 
-from cascade.roles import DatasetRoles
 from datamodules.augment import AUGMENTATIONS, AugmentedImages
 from datamodules.corruptions import corrupt
 from datamodules.image_sources import open_source
 from datamodules.ood_sets import OOD_SOURCES
 from datamodules.samplers import ResumableShuffleSampler, UnpaddedDistributedSampler, distributed
 from datamodules.specs import DatasetSpec, parse_dataset_specs
+from vocabulary.roles import DatasetRoles
 
 
 class IndexedImages(Dataset):

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from cascade.roles import ROLES, DatasetRoles
+from vocabulary.roles import ROLES, DatasetRoles
 
 SOURCES: tuple[str, ...] = ("heldout", "test", "photo_patches", "uniform_noise", "digits", "path")
 

@@ -1,6 +1,6 @@
 """Lightning modules: ensemble members (training) and the cascade (evaluation).
 
-The names below are imported on first use, so ``lightning_modules.cli_entry`` can check a
+The names below are imported on first use, so ``commands.cli_entry`` can check a
 command's arguments before Lightning is imported.
 """
 

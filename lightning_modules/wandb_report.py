@@ -19,7 +19,7 @@ from lightning.pytorch.loggers import Logger, WandbLogger
 
 from cascade.bootstrap import DELTA_FIELDS
 from cascade.evaluation import ROW_FIELDS
-from cascade.roles import DatasetRoles
+from vocabulary.roles import DatasetRoles
 
 CURVE_POINTS = 200
 ID_TRADEOFF = ("aurc", "cov@", "risk@", "ece", "nll", "acc")

@@ -6,7 +6,7 @@
 
 import sys
 
-from lightning_modules.cli_entry import CASCADE, run_command
+from commands.cli_entry import CASCADE, run_command
 
 if __name__ == "__main__":
     sys.exit(run_command(CASCADE))

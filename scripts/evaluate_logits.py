@@ -8,7 +8,7 @@ See ``python scripts/evaluate_logits.py --help`` and the README for every option
 
 import sys
 
-from artifacts.offline_command import main
+from commands.offline import main
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -25,14 +25,14 @@ from pathlib import Path
 from artifacts.quiet import quiet_third_party
 from artifacts.run_folder import check_output_folder
 from cascade.progress import disable_progress
-from lightning_modules.cli_entry import (
+from commands.cli_entry import (
     CASCADE,
     MEMBER,
     USER_ERRORS,
     precheck,
     report_error,
 )
-from lightning_modules.pipeline_config import load_pipeline_config
+from commands.pipeline_config import load_pipeline_config
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -105,7 +105,7 @@ def run(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
     if args.stage in ("all", "evaluate"):  # before any training
         results = Path(cfg["out"]) / "results"
         check_output_folder(results, args.overwrite, "results folder", "--overwrite")
-    from lightning_modules.experiment import (
+    from commands.experiment import (
         cache_member_logits,
         evaluate,
         own_device_args,

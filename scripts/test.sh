@@ -1,9 +1,16 @@
 #!/usr/bin/env bash
 # The test suite (slow, ddp and all): set up .venv if needed, lint, then pytest.
-# Extra arguments go to pytest, e.g. -m "not slow".
+#   bash scripts/test.sh            everything (what .ci/run runs)
+#   bash scripts/test.sh --fast     the development loop: -m "not slow", the 15 slowest printed
+# Other arguments go to pytest, e.g. tests/test_engine.py -x.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+fast=()
+if [ "${1:-}" = "--fast" ]; then
+  shift
+  fast=(-m "not slow" --durations=15)
+fi
 bash scripts/setup_env.sh
 .venv/bin/ruff check .
 .venv/bin/ruff format --check .
-exec .venv/bin/python -m pytest "$@"
+exec .venv/bin/python -m pytest "${fast[@]}" "$@"

@@ -11,7 +11,7 @@ different members (see README "Quick start").
 
 import sys
 
-from artifacts.readme_table import main
+from commands.readme_table import main
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -11,15 +12,50 @@ import yaml
 os.environ.setdefault("WANDB_MODE", "offline")
 os.environ.setdefault("WANDB_SILENT", "true")
 
-from lightning_modules.cli import MemberCLI  # noqa: E402
-from lightning_modules.stages import (  # noqa: E402
-    cache_logits,
-    evaluate_cascade_args,
-    fit_member_args,
-)
+# Lightning is imported by the fixtures that train or evaluate (inside them), not here: a test
+# that needs none of them runs without it.
 
 ROOT = Path(__file__).resolve().parents[1]
 QUICKSTART = ROOT / "configs" / "quickstart"
+TREE_STATUS = pytest.StashKey[str | None]()
+
+
+def _tree_status() -> str | None:
+    """``git status --porcelain`` of the checkout (None outside a git checkout)."""
+    try:
+        proc = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=all"],
+            cwd=ROOT, capture_output=True, text=True, timeout=120, check=True,
+        )  # fmt: skip
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return proc.stdout
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    session.config.stash[TREE_STATUS] = _tree_status()
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """No test writes into the repository: the suite fails when ``git status`` changed."""
+    before, after = session.config.stash.get(TREE_STATUS, None), _tree_status()
+    if before is None or after is None or before == after:
+        return
+    changed = sorted(set(after.splitlines()) ^ set(before.splitlines()))
+    reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+    if reporter is not None:
+        reporter.write_line("tests changed the repository tree (git status):", red=True)
+        for line in changed:
+            reporter.write_line(f"  {line}", red=True)
+    session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Tests that use the trained ``tiny_members`` (through LightningCLI, about a minute per
+    session) are slow: ``-m "not slow"`` (``scripts/test.sh --fast``) leaves them out."""
+    for item in items:
+        if "tiny_members" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.slow)
 
 
 QUIET = ["--trainer.enable_progress_bar=false", "--trainer.enable_model_summary=false"]
@@ -45,6 +81,8 @@ def small_data_config():
 
 
 def _member_fit_args(data_cfg: Path, out: Path, name: str, seed: int, epochs: int = 2):
+    from commands.stages import fit_member_args
+
     return fit_member_args(
         QUICKSTART / "member.yaml", seed, out / name, data_cfg,
         overrides=[f"--trainer.max_epochs={epochs}", *QUIET],
@@ -59,6 +97,8 @@ def member_fit_args():
 
 
 def _cascade_test_args(data_cfg: Path, members: list[str], results: Path, *extra: str):
+    from commands.stages import evaluate_cascade_args
+
     return evaluate_cascade_args(
         QUICKSTART / "cascade.yaml", members, results, data_cfg,
         overrides=["--trainer.enable_progress_bar=false", *extra],
@@ -75,6 +115,9 @@ def cascade_test_args():
 @pytest.fixture(scope="session")
 def tiny_members(tmp_path_factory) -> dict:
     """Two resnet10t members trained for 2 epochs on the digits, with cached logits."""
+    from commands.cli import MemberCLI
+    from commands.stages import cache_logits
+
     out = tmp_path_factory.mktemp("members")
     data_cfg = _shrink_data_config(out / "data.yaml")
     ckpts = []

@@ -8,11 +8,11 @@ import torch
 
 from artifacts.cached_logits import load_cached_logits, save_cached_logits, save_member_meta
 from artifacts.experiment_logits import evaluate_cached_logits
+from commands.cli import CascadeCLI
+from commands.stages import cache_logits
 from datamodules.digits import DigitsDataModule
 from lightning_modules.cascade_module import CascadeModule
-from lightning_modules.cli import CascadeCLI
 from lightning_modules.member import MemberModule
-from lightning_modules.stages import cache_logits
 from tests.conftest import QUICKSTART
 
 
@@ -99,7 +99,7 @@ def test_members_cached_on_different_samples_are_refused(tmp_path):
 
 
 def test_predict_without_a_logits_folder_is_refused(tiny_members, tmp_path):
-    from lightning_modules.cli import MemberCLI
+    from commands.cli import MemberCLI
 
     with pytest.raises(ValueError, match="predict needs --cache.logits_dir"):
         MemberCLI(args=["predict", "--config", str(QUICKSTART / "member.yaml"),

@@ -38,7 +38,7 @@ def test_benchmark_smoke_run(tmp_path):
                                          "labels": str(extra["lab"])})  # fmt: skip
     data_cfg = tmp_path / "data.yaml"
     data_cfg.write_text(yaml.safe_dump(cfg))
-    cmd = [sys.executable, "scripts/benchmark_notmnist.py", "--smoke", "--data-config",
+    cmd = [sys.executable, "benchmarks/notmnist/benchmark_notmnist.py", "--smoke", "--data-config",
            str(data_cfg), "--sizes", "resnet10t", "resnet18", "--out", str(out),
            "--work", str(work)]  # fmt: skip
     proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=1200)
@@ -88,7 +88,8 @@ def test_benchmark_smoke_run(tmp_path):
 
 def test_cascade_timing_script_writes_one_row_per_policy(tmp_path):
     out = tmp_path / "timing.csv"
-    cmd = [sys.executable, "scripts/benchmark_cascade_timing.py", "--models", "resnet10t",
+    cmd = [sys.executable, "benchmarks/streaming/benchmark_cascade_timing.py",
+           "--models", "resnet10t",
            "--samples", "64", "--latency-samples", "10", "--batch-size", "32",
            "--pass-fraction", "0.25", "--queued", "--out", str(out)]  # fmt: skip
     proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=300)

@@ -93,8 +93,8 @@ def test_bad_budgets_are_named():
 
 
 def test_budget_sweep_through_the_offline_evaluator(tiny_members, tmp_path, capsys):
-    from artifacts.offline_command import main
     from artifacts.results import read_metrics_csv
+    from commands.offline import main
 
     base = ["--logits-dir", str(tiny_members["logits_dir"]), "--members", "m0", "m1",
             "--heldout", "digits_heldout", "--id", "digits_test", "--ood", "photo_patches",

@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from lightning_modules.cli_entry import CASCADE, MEMBER, condense, init_arguments
+from commands.cli_entry import CASCADE, MEMBER, condense, init_arguments
 from tests.conftest import QUICKSTART, ROOT
 
 MEMBER_CFG = str(QUICKSTART / "member.yaml")
@@ -155,7 +155,7 @@ def test_the_precheck_knows_the_same_keys_as_the_parsers(tiny_members):
     can neither refuse a key the command accepts nor go stale when a class changes."""
     import inspect
 
-    from lightning_modules.cli import CascadeCLI, MemberCLI
+    from commands.cli import CascadeCLI, MemberCLI
 
     members = "[{}, {}]".format(*tiny_members["ckpts"])
     cascade_args = [f"--data={tiny_members['data_cfg']}", f"--model.members={members}"]

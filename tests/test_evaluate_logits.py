@@ -4,8 +4,8 @@ import json
 
 import pytest
 
-from artifacts.offline_command import main
 from artifacts.results import read_metrics_csv
+from commands.offline import main
 
 
 def base_args(tiny_members, out):

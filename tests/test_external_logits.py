@@ -9,8 +9,8 @@ import torch
 from safetensors.torch import save_file
 
 from artifacts.cached_logits import load_cached_logits
-from artifacts.offline_command import main
 from artifacts.results import read_metrics_csv
+from commands.offline import main
 
 SIZES = {"held": 400, "test": 300}
 

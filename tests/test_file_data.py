@@ -224,7 +224,7 @@ def test_notmnist_idx_files_load_by_path(tmp_path):
 def test_member_trains_on_an_image_folder_through_the_cli(tmp_path):
     from conftest import QUICKSTART
 
-    from lightning_modules.cli import MemberCLI
+    from commands.cli import MemberCLI
 
     write_folder(tmp_path / "train", 3, 12, 0)
     write_folder(tmp_path / "test", 3, 4, 1)

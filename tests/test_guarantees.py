@@ -114,7 +114,7 @@ def test_bad_levels_and_unmeetable_guarantees_are_named():
 
 
 def test_guarantee_through_the_offline_evaluator(tiny_members, tmp_path, capsys):
-    from artifacts.offline_command import main
+    from commands.offline import main
 
     base = ["--logits-dir", str(tiny_members["logits_dir"]), "--members", "m0", "m1",
             "--heldout", "digits_heldout", "--id", "digits_test", "--ood", "photo_patches",
@@ -147,9 +147,9 @@ def test_guarantee_through_the_offline_evaluator(tiny_members, tmp_path, capsys)
 def test_guarantee_through_the_online_cascade_equals_offline(
     tiny_members, tmp_path, cascade_test_args
 ):
-    from artifacts.offline_command import main
     from artifacts.results import read_metrics_csv
-    from lightning_modules.cli import CascadeCLI
+    from commands.cli import CascadeCLI
+    from commands.offline import main
 
     results = tmp_path / "online"
     cli = CascadeCLI(args=cascade_test_args(

@@ -15,13 +15,13 @@ from safetensors.torch import save_file
 
 from artifacts.cached_logits import load_cached_logits, save_cached_logits, save_member_meta
 from artifacts.experiment_logits import member_macs
-from artifacts.offline_command import main as offline_main
 from cascade.field_checks import FieldError
 from cascade.fitted_checks import check_fitted_cascade
+from commands.cli_entry import CASCADE, run_command
+from commands.offline import main as offline_main
 from datamodules.specs import parse_dataset_specs
 from lightning_modules.cascade_checkpoint import read_cascade_checkpoint
 from lightning_modules.cascade_module import CascadeModule
-from lightning_modules.cli_entry import CASCADE, run_command
 from lightning_modules.member import MemberModule
 from lightning_modules.member_checkpoint import read_member_checkpoint
 from tests.conftest import QUICKSTART

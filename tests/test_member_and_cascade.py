@@ -11,9 +11,9 @@ from artifacts.results import read_metrics_csv
 from cascade.fitted import CHECKPOINT_KEY, FittedCascade
 from cascade.policies import policy_from_dict
 from cascade.policy_registry import PolicySettings
-from lightning_modules.cli import CascadeCLI
+from commands.cli import CascadeCLI
+from commands.stages import cache_logits
 from lightning_modules.member_checkpoint import load_member
-from lightning_modules.stages import cache_logits
 from tests.conftest import QUICKSTART
 
 
@@ -150,7 +150,7 @@ def test_online_cascade_equals_offline_evaluation_of_cached_logits(tiny_members,
 
 
 def test_online_and_offline_results_use_one_key_scheme(tiny_members, cascade_run, tmp_path):
-    from artifacts.offline_command import main
+    from commands.offline import main
 
     cli, results = cascade_run
     roles = cli.datamodule.roles
@@ -300,8 +300,8 @@ def test_predict_refuses_members_other_than_the_checkpoints(tiny_members, cascad
     elsewhere are accepted, and no members at all takes the checkpoint's."""
     import shutil
 
+    from commands.cli_entry import CASCADE, run_command
     from lightning_modules.cascade_module import MEMBERS_KEY
-    from lightning_modules.cli_entry import CASCADE, run_command
 
     _, results = cascade_run
     ckpt = torch.load(results / "cascade.ckpt", map_location="cpu", weights_only=True)
@@ -341,7 +341,8 @@ def test_predict_refuses_an_uncalibrated_cascade(tiny_members, tmp_path):
     with pytest.raises(ValueError, match="predict needs a calibrated cascade"):
         CascadeCLI(args=["predict", f"--config={QUICKSTART / 'predict.yaml'}",
                          f"--data={tiny_members['data_cfg']}", f"--model.members={members}",
-                         f"--predictions.path={tmp_path / 'p.csv'}"])  # fmt: skip
+                         f"--predictions.path={tmp_path / 'p.csv'}",
+                         f"--trainer.default_root_dir={tmp_path}"])  # fmt: skip
     assert not (tmp_path / "p.csv").exists()
 
 

@@ -6,7 +6,7 @@ import json
 
 import torch
 
-from lightning_modules.experiment import member_checkpoint, train_member
+from commands.experiment import member_checkpoint, train_member
 from tests.conftest import QUICKSTART, QUIET
 
 

@@ -11,11 +11,11 @@ import timm
 import torch
 from safetensors.torch import load_file
 
+from commands.stages import cache_logits
 from lightning_modules.cascade_module import CascadeModule
 from lightning_modules.member import MemberModule
 from lightning_modules.member_checkpoint import load_member
 from lightning_modules.member_input import member_input
-from lightning_modules.stages import cache_logits
 from tests.conftest import QUICKSTART
 from tests.test_file_data import folder_data_config, write_folder
 
@@ -103,7 +103,7 @@ def test_auto_takes_the_timm_data_config_and_bad_values_are_named():
 def test_normalisation_is_recorded_and_converted_in_caching_and_the_cascade(tmp_path):
     """A member with its own normalisation, trained on ImageNet-normalised images, gives the
     same logits from data normalised another way; so does one that adopted the data's."""
-    from lightning_modules.cli import MemberCLI
+    from commands.cli import MemberCLI
 
     write_folder(tmp_path / "train", 3, 12, 0)
     write_folder(tmp_path / "test", 3, 4, 1)
@@ -161,7 +161,7 @@ def test_the_member_input_benchmark_shows_what_the_crop_adjustment_buys(tmp_path
     is close to the member's own timm input only with the crop adjustment."""
     from PIL import Image
 
-    from scripts.benchmark_member_input import main
+    from benchmarks.member_input.benchmark_member_input import main
 
     yy, xx = np.mgrid[0:300, 0:400]
     for k in range(2):

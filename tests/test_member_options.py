@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from lightning_modules.cli import MemberCLI
+from commands.cli import MemberCLI
 from lightning_modules.member import MemberModule
 
 
@@ -198,8 +198,8 @@ def test_a_cascade_of_members_at_different_resolutions(
     own resolution in training, caching and the online cascade; the cost uses its MACs."""
     import json
 
-    from lightning_modules.cli import CascadeCLI
-    from lightning_modules.stages import cache_logits
+    from commands.cli import CascadeCLI
+    from commands.stages import cache_logits
     from tests.conftest import QUICKSTART
 
     data_cfg = tiny_members["data_cfg"]

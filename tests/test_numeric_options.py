@@ -7,11 +7,11 @@ import pytest
 import torch
 
 from artifacts.cached_logits import load_cached_logits, save_cached_logits
-from artifacts.offline_command import main
 from cascade.metric_registry import MetricSettings, check_report_points
 from cascade.policy_registry import PolicySettings
+from commands.cli import CascadeCLI, MemberCLI
+from commands.offline import main
 from lightning_modules.cascade_module import CascadeModule
-from lightning_modules.cli import CascadeCLI, MemberCLI
 from lightning_modules.member import MemberModule
 from tests.conftest import QUICKSTART
 

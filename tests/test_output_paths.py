@@ -8,14 +8,14 @@ import os
 import pytest
 import torch
 
-from artifacts.offline_command import main
 from artifacts.output_paths import (
     OutputPathError,
     check_output_dir,
     check_output_file,
     data_input_paths,
 )
-from lightning_modules.cli_entry import CASCADE, MEMBER, run_command
+from commands.cli_entry import CASCADE, MEMBER, run_command
+from commands.offline import main
 from tests.conftest import QUICKSTART
 
 

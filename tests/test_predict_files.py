@@ -11,8 +11,8 @@ import math
 import numpy as np
 import pytest
 
-from lightning_modules.cli import CascadeCLI, MemberCLI
-from lightning_modules.stages import evaluate_cascade
+from commands.cli import CascadeCLI, MemberCLI
+from commands.stages import evaluate_cascade
 from tests.conftest import QUICKSTART
 from tests.test_file_data import folder_data_config, picture, write_folder
 

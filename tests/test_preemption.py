@@ -9,8 +9,8 @@ import pytest
 import torch
 from lightning.pytorch import Callback
 
+from commands.cli import MemberCLI
 from lightning_modules.callbacks.preemption import PREEMPTED_EXIT_CODE, latest_checkpoint
-from lightning_modules.cli import MemberCLI
 
 
 class SignalAtStep(Callback):

@@ -14,7 +14,7 @@ import pytest
 import yaml
 
 from artifacts.quiet import VERBOSE_ENV, quiet_third_party
-from lightning_modules.cli_entry import split_verbose
+from commands.cli_entry import split_verbose
 from tests.conftest import QUICKSTART, ROOT
 
 # What each message starts with, as Lightning and PyTorch print it.

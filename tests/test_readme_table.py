@@ -2,15 +2,15 @@
 
 import pytest
 
-from artifacts.offline_command import main as evaluate_logits
-from artifacts.readme_table import (
+from commands.offline import main as evaluate_logits
+from commands.readme_table import (
     ReadmeTableError,
     find_table,
     render_table,
     replace_table,
     table_differences,
 )
-from artifacts.readme_table import (
+from commands.readme_table import (
     main as update_readme,
 )
 from tests.conftest import ROOT

@@ -10,11 +10,11 @@ from pathlib import Path
 import pytest
 import torch
 
-from artifacts.offline_command import main as evaluate_logits
 from artifacts.report import MAX_DIFFERENCES
 from artifacts.result_plots import PAGE_PANELS, page_names, plot_files
 from artifacts.results import read_metrics_csv
 from cascade.bootstrap import benjamini_hochberg, bootstrap_p_value, is_random_metric
+from commands.offline import main as evaluate_logits
 from uncertainty.probability_metrics import calibration_error, reliability_bins
 
 SHIFTED = [f"{c}_s{s}" for c in ("noise", "blur", "contrast") for s in range(1, 6)]

@@ -3,8 +3,8 @@ never mixed, and path problems are messages."""
 
 import pytest
 
-from artifacts.offline_command import main
 from artifacts.run_folder import OutputFolderError, check_output_folder, staged_run_folder
+from commands.offline import main
 from tests.regression_case import ARGS, write_case
 
 

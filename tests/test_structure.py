@@ -8,7 +8,6 @@ import sys
 import pytest
 import torch
 
-from artifacts.offline_command import main as evaluate_logits
 from cascade.metric_registry import higher_is_better
 from cascade.offline import evaluate_experiment
 from cascade.policy_registry import (
@@ -17,6 +16,7 @@ from cascade.policy_registry import (
     register_policy,
     unregister_policy,
 )
+from commands.offline import main as evaluate_logits
 from tests.conftest import ROOT
 from tests.regression_case import ARGS, write_case
 

@@ -9,8 +9,8 @@ import sys
 
 import pytest
 
-from lightning_modules.cli import CascadeCLI, MemberCLI
-from lightning_modules.experiment import finish_wandb
+from commands.cli import CascadeCLI, MemberCLI
+from commands.experiment import finish_wandb
 
 pytestmark = pytest.mark.wandb
 

@@ -2,7 +2,7 @@
 # Time the reference evaluation and ours side by side, alternating, on one machine.
 #   bash benchmarks/reference/side_by_side.sh REFERENCE_COPY LOGITS_DIR [ROUNDS]
 # REFERENCE_COPY: an exported copy of the paper's code (see README.md here); LOGITS_DIR: the
-# logits of scripts/benchmark_eval.py. Prints each run's wall time (process start included).
+# logits of benchmarks/eval/benchmark_eval.py. Prints each run's wall time (process start included).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 ref=${1:?reference copy}; logits=${2:?logits dir}; rounds=${3:-3}

@@ -42,7 +42,7 @@ done
 # the experiment's output folder and member count, read (and checked) by the pipeline's loader
 read -r cfg_out members < <("$python" - "$config" <<'PY'
 import sys
-from lightning_modules.pipeline_config import load_pipeline_config
+from commands.pipeline_config import load_pipeline_config
 try:
     cfg = load_pipeline_config(sys.argv[1])
 except (ValueError, OSError) as err:

@@ -21,9 +21,9 @@ from cascade.offline import EnsembleLogits, evaluate_policies, prepare_experimen
 from cascade.orders import order_label
 from cascade.policy_registry import PolicySettings
 from cascade.progress import progress
-from cascade.roles import DatasetRoles
 from uncertainty.guarantees import GuaranteeError
 from uncertainty.selective import UnreachableTargetError
+from vocabulary.roles import DatasetRoles
 
 
 @dataclass(frozen=True)

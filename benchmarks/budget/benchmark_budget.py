@@ -1,7 +1,7 @@
 """How much of the ensemble's gain each policy keeps at a compute budget, and whether
 guaranteed thresholds hold on new data, from cached logits of two members.
 
-    python scripts/benchmark_budget.py --logits-dir DIR --members m0 m1 \\
+    python benchmarks/budget/benchmark_budget.py --logits-dir DIR --members m0 m1 \\
         --heldout NAME --id NAME [--target cov@5] [--budgets 1.1 1.2 1.3] [--draws 300]
 
 Prints markdown tables (nothing is asserted):

@@ -1,6 +1,6 @@
 """Would a richer deferral rule than an interval of stage-1 confidence buy more at a budget?
 
-    python scripts/benchmark_deferral_rules.py --logits-dir DIR --members m0 m1 \\
+    python benchmarks/budget/benchmark_deferral_rules.py --logits-dir DIR --members m0 m1 \\
         --heldout NAME --id NAME [--risk 0.05] [--budgets 1.1 1.2 1.3]
 
 For two members of equal cost, the budget_window search (``cascade.budget_window``) is run

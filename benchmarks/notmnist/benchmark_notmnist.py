@@ -1,7 +1,7 @@
 """The real-data benchmark: window cascades vs scaling a single model, on notMNIST.
 
-    python scripts/benchmark_notmnist.py                 # the whole benchmark (BENCHMARK.md)
-    python scripts/benchmark_notmnist.py --smoke --out /tmp/smoke --work /tmp/smoke_work
+    python benchmarks/notmnist/benchmark_notmnist.py   # the whole benchmark (BENCHMARK.md)
+    python benchmarks/notmnist/benchmark_notmnist.py --smoke --out /tmp/smoke --work /tmp/smoke_work
 
 For every model size and seed it trains a member through LightningCLI ``fit`` (skipped when
 its ``last.ckpt`` exists) and caches its logits on every dataset (skipped when cached from the
@@ -30,14 +30,14 @@ from pathlib import Path
 
 import torch
 import yaml
+from cascade_grid import PlanEntry, evaluate_grid, growing_pairs, size_orders
+from tradeoff_plots import exit_fraction_plot, mean_with_interval, tradeoff_plot
 
 from artifacts.atomic import write_csv, write_json, write_text, write_with
 from artifacts.cached_logits import file_sha256
-from artifacts.cascade_grid import PlanEntry, evaluate_grid, growing_pairs, size_orders
 from artifacts.experiment_logits import member_macs
 from artifacts.quiet import quiet_third_party
 from artifacts.results import metrics_csv_text
-from artifacts.tradeoff_plots import exit_fraction_plot, mean_with_interval, tradeoff_plot
 from cascade.bootstrap import DELTA_FIELDS, Bootstrap
 from cascade.evaluation import ROW_FIELDS
 from cascade.metric_registry import MetricSettings, higher_is_better
@@ -45,10 +45,10 @@ from cascade.orders import ORDERS_FIELDS, order_label, spread_across_orders
 from cascade.policies import ensemble_policy, single_policy
 from cascade.policy_registry import PolicySettings
 from cascade.progress import disable_progress
-from cascade.roles import DatasetRoles
 from cascade.timing import measure
+from commands.stages import cache_logits, fit_member
 from lightning_modules.member_checkpoint import load_member
-from lightning_modules.stages import cache_logits, fit_member
+from vocabulary.roles import DatasetRoles
 
 SIZES = ["resnet10t", "resnet18", "resnet34", "resnet101"]
 SEED_CAP = {"resnet101": 2}  # a third resnet101 (~9-14 min) does not fit the 90-minute budget

@@ -1,6 +1,6 @@
 """Training throughput of one member: the Lightning loop (MemberModule) vs a plain PyTorch loop.
 
-    python scripts/benchmark_training_throughput.py --models efficientnet_b0 resnet50 \
+    python benchmarks/training/benchmark_training_throughput.py --models efficientnet_b0 resnet50 \
         --image-size 224 --batch-size 256 --precision 16-mixed --channels-last \
         --out benchmarks/training/throughput_gpu.csv
 

@@ -7,7 +7,7 @@ for the single + ensemble + window policies with one score, then the fitting alo
 window (with and without a guarantee) and of budget_window on the 10k held-out split. Prints
 the figures; nothing is asserted.
 
-    python scripts/benchmark_eval.py [--repeats 5] [--dir /tmp/bench_logits]
+    python benchmarks/eval/benchmark_eval.py [--repeats 5] [--dir /tmp/bench_logits]
 """
 
 from __future__ import annotations
@@ -24,9 +24,9 @@ import torch
 
 from artifacts.cached_logits import save_cached_logits, save_member_meta
 from artifacts.experiment_logits import load_experiment
-from artifacts.offline_command import main as evaluate_main
 from cascade.offline import prepare_experiment
 from cascade.policy_registry import FitInputs, PolicySettings, fit_policies
+from commands.offline import main as evaluate_main
 
 SIZES = {"heldout": 10_000, "test": 20_000, "ood_a": 10_000, "ood_b": 6_000}
 CLASSES = 1000

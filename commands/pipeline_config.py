@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from lightning_modules.cli_entry import CASCADE, MEMBER, load_yaml_file, precheck
+from commands.cli_entry import CASCADE, MEMBER, load_yaml_file, precheck
 
 PIPELINE_KEYS = {
     "experiment",

@@ -28,7 +28,7 @@ from uncertainty.names import DEFINITION_NAMES, SCORES
 
 if TYPE_CHECKING:  # the arguments are parsed before torch and the rest are imported
     from cascade.policy_registry import PolicySettings
-    from cascade.roles import DatasetRoles
+    from vocabulary.roles import DatasetRoles
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -164,7 +164,7 @@ def parse_macs(items: list[str]) -> dict[str, float]:
 
 def dataset_roles(args: argparse.Namespace) -> DatasetRoles:
     """Dataset name -> role, refusing a name given twice."""
-    from cascade.roles import DatasetRoles
+    from vocabulary.roles import DatasetRoles
 
     pairs = [(args.heldout, "heldout"), (args.id, "id")]
     pairs += [(n, "shift") for n in args.shift] + [(n, "ood") for n in args.ood]

@@ -24,9 +24,9 @@ from pathlib import Path
 
 from artifacts.atomic import write_json, write_text
 from artifacts.run_folder import check_output_folder
+from commands.stages import cache_logits, csv_logger, evaluate_cascade, fit_member
 from lightning_modules.callbacks.preemption import latest_checkpoint
 from lightning_modules.member_recipe import differing_keys, member_recipe, recipe_sha256
-from lightning_modules.stages import cache_logits, csv_logger, evaluate_cascade, fit_member
 
 
 def logger_args(

@@ -1,6 +1,6 @@
 """Time single model, full ensemble and a cascade that passes a fixed fraction, per architecture.
 
-    python scripts/benchmark_cascade_timing.py --models resnet10t resnet18 \
+    python benchmarks/streaming/benchmark_cascade_timing.py --models resnet10t resnet18 \
         --pass-fraction 0.2 --device cuda --out timing_gpu.csv
 
 Latency and throughput depend on the architectures and on how many samples reach the second

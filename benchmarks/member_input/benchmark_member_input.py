@@ -5,7 +5,8 @@ resolution, crop, interpolation and normalisation (``lightning_modules/member_in
 This compares, on your own images, the member's input made that way with the input timm's
 evaluation transform makes for the member straight from the source image:
 
-    python scripts/benchmark_member_input.py --images DIR --member efficientnet_b0 \\
+    python benchmarks/member_input/benchmark_member_input.py --images DIR \\
+        --member efficientnet_b0 \\
         --data efficientnet_b2 --data-size 260 --data-crop 1.0
 
 and prints, over the images, the root-mean-square difference in the member's normalised
@@ -20,7 +21,7 @@ import math
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 import torch  # noqa: E402
 from PIL import Image  # noqa: E402

@@ -27,7 +27,7 @@ import yaml
 
 from artifacts.quiet import quiet_third_party
 
-ROOT = Path(__file__).resolve().parent
+ROOT = Path(__file__).resolve().parents[1] / "lightning_modules"  # what init_arguments reads
 COMMON_KEYS = (
     "config", "print_config", "seed_everything", "trainer", "model", "data", "optimizer",
     "lr_scheduler", "ckpt_path", "weights_only",
@@ -79,7 +79,7 @@ MEMBER = CommandSpec(
     class_keys={"model": ("member.py", "MemberModule"),
                 "preemption": ("callbacks/preemption.py", "PreemptionCheckpoint")},
     fixed_keys={"cache": ("logits_dir", "member")},
-    cli="lightning_modules.cli:MemberCLI",
+    cli="commands.cli:MemberCLI",
 )  # fmt: skip
 CASCADE = CommandSpec(
     "evaluate_cascade.py", ("test", "predict"), ("calibration", "results", "predictions"),
@@ -87,7 +87,7 @@ CASCADE = CommandSpec(
                 "calibration": ("callbacks/cascade_calibration.py", "CascadeCalibration"),
                 "results": ("callbacks/results_writer.py", "CascadeResultsWriter"),
                 "predictions": ("callbacks/predictions_writer.py", "CascadePredictionsWriter")},
-    cli="lightning_modules.cli:CascadeCLI",
+    cli="commands.cli:CascadeCLI",
 )  # fmt: skip
 
 
