@@ -210,8 +210,8 @@ def check_member_meta(meta: object, where: str) -> None:
         and 0 < macs <= MAX_MACS
     ):
         raise FieldError(
-            f"{where}: field 'macs' must be a positive finite number up to {MAX_MACS:g} (MACs "
-            f"per sample, or 1 to count in member units), got {macs!r}"
+            f"{where}: field 'macs' must be a positive number, finite and at most {MAX_MACS:g} "
+            f"(MACs per sample, or 1 to count in member units), got {macs!r}"
         )
     integer(meta["params"], where, "params", 0)
     integer(meta["num_classes"], where, "num_classes", 1)
