@@ -9,7 +9,8 @@ Logits made elsewhere are read too (``meta.json`` is then optional, see
 ``artifacts.experiment_logits``): ``<dataset>.safetensors`` with float16/bfloat16/float32/
 float64 logits, ``<dataset>.npz`` with arrays ``logits`` and ``targets``, or ``<dataset>.npy``
 with the logits alone (targets from ``<dataset>.targets.npy`` when present, else unlabelled).
-NumPy files are read with ``allow_pickle=False``; logits are computed on in float32.
+NumPy files are read with ``allow_pickle=False``; logits are kept in their stored precision
+(float64 read as float32) and computed on in float32.
 """
 
 from __future__ import annotations
@@ -134,9 +135,14 @@ def _read_numpy(path: Path, what: str = "logits") -> dict[str, torch.Tensor]:
     return out
 
 
+KEPT_DTYPES = (torch.float16, torch.bfloat16, torch.float32)
+
+
 def load_cached_logits(directory: str | Path, member: str, dataset: str) -> CachedLogits:
     """Read and check one member's logits on one dataset, in any supported format (never
-    unpickles); logits come back as float32, targets as int64."""
+    unpickles); logits come back in their stored dtype when it is float16, bfloat16 or float32
+    (float64 as float32: every computation upcasts to float32, so keeping float16 logits as
+    they are halves their memory), targets as int64."""
     path = find_logits_file(directory, member, dataset)
     if path.suffix == ".safetensors":
         tensors = _read_safetensors(path)
@@ -158,7 +164,9 @@ def load_cached_logits(directory: str | Path, member: str, dataset: str) -> Cach
         )
     if not tensors["logits"].is_floating_point():
         raise ValueError(f"{path}: logits must be floating point, got {tensors['logits'].dtype}")
-    logits, targets = tensors["logits"].float(), tensors["targets"].long()
+    logits, targets = tensors["logits"], tensors["targets"].long()
+    if logits.dtype not in KEPT_DTYPES:
+        logits = logits.float()
     check_logits(logits, targets, str(path))
     return CachedLogits(logits, targets)
 
@@ -207,8 +215,8 @@ def check_member_meta(meta: object, where: str) -> None:
         and 0 < macs <= MAX_MACS
     ):
         raise FieldError(
-            f"{where}: field 'macs' must be a positive finite number up to {MAX_MACS:g} (MACs "
-            f"per sample, or 1 to count in member units), got {macs!r}"
+            f"{where}: field 'macs' must be a positive number, finite and at most {MAX_MACS:g} "
+            f"(MACs per sample, or 1 to count in member units), got {macs!r}"
         )
     integer(meta["params"], where, "params", 0)
     integer(meta["num_classes"], where, "num_classes", 1)

@@ -66,12 +66,12 @@ def mixture_logits(
 
 @dataclass
 class PreparedExperiment:
-    """Everything a sweep shares: logits, softmax statistics and held-out stage scores.
+    """Everything a sweep shares: logits, held-out stage scores and per-sample outputs.
 
     Attributes:
-        data: logits per dataset; roles: dataset -> role; stage_macs: MACs per member;
-        score: the confidence score; temperatures: fitted temperatures or None;
-        states: per dataset, every member's one-member ``EnsembleState``;
+        data: logits per dataset (in their stored float dtype); roles: dataset -> role;
+        stage_macs: MACs per member; score: the confidence score; temperatures: fitted
+        temperatures or None;
         heldout_confidence, heldout_correct: held-out scores of the ensembles of the first
         1..M-1 members;
         prefix_outputs: per dataset, the per-sample outputs of the ensembles of the first
@@ -83,7 +83,6 @@ class PreparedExperiment:
     stage_macs: list[float]
     score: str
     temperatures: Temperatures | None
-    states: dict[str, list[EnsembleState]]
     heldout_confidence: list[torch.Tensor]
     heldout_correct: list[torch.Tensor]
     prefix_outputs: dict[str, list[SampleOutputs]]
@@ -99,6 +98,35 @@ class PreparedExperiment:
         return self._mixture[seed]
 
 
+ROWS_PER_CHUNK = 16384  # samples whose N x C softmax statistics are held at once
+
+
+def dataset_prefix_outputs(
+    member_logits: list[torch.Tensor],
+    targets: torch.Tensor,
+    score: str,
+    temperatures: Temperatures | None = None,
+    rows: int = ROWS_PER_CHUNK,
+) -> list[SampleOutputs]:
+    """Per-sample outputs of the ensembles of the first 1..M members on one dataset, computed
+    ``rows`` samples at a time: every quantity is per sample, so only ``rows`` x C softmax
+    statistics per member are held at once (a 270,000 x 1,000 dataset needed 7 x its logits'
+    size when all were held), and the results equal one pass over all samples."""
+    n = targets.numel()
+    if n <= rows:
+        return prefix_outputs(member_states(member_logits, temperatures, score), score,
+                              targets)  # fmt: skip
+    parts = [
+        prefix_outputs(
+            member_states([z[a : a + rows] for z in member_logits], temperatures, score),
+            score,
+            targets[a : a + rows],
+        )  # fmt: skip
+        for a in range(0, n, rows)
+    ]
+    return [SampleOutputs.concat([p[k] for p in parts]) for k in range(len(member_logits))]
+
+
 def prepare_experiment(
     data: dict[str, EnsembleLogits],
     roles: DatasetRoles,
@@ -107,17 +135,22 @@ def prepare_experiment(
     temperature_scaling: bool = False,
     mixture_ratio: float = 1.0,
 ) -> PreparedExperiment:
-    """Compute what every policy setting shares (once per sweep)."""
+    """Compute what every policy setting shares (once per sweep), one dataset at a time."""
     roles = DatasetRoles(roles)
     check_score(score)
     heldout = roles.heldout
     held = data[heldout]
     temperatures = fit_temperatures(held.logits, held.targets) if temperature_scaling else None
-    states = {name: member_states(d.logits, temperatures, score) for name, d in data.items()}
-    confidence, correct = stage_confidences(states[heldout], score, held.targets)
-    outputs = {name: prefix_outputs(states[name], score, d.targets) for name, d in data.items()}
+    outputs = {
+        name: dataset_prefix_outputs(d.logits, d.targets, score, temperatures)
+        for name, d in data.items()
+    }
+    # the held-out stage scores are the prefixes' outputs before the last member (the same
+    # float32 confidences, stored as float64, and the same arg-max == target)
+    confidence = [o.confidence.float() for o in outputs[heldout][:-1]]
+    correct = [o.correct for o in outputs[heldout][:-1]]
     return PreparedExperiment(
-        data, roles, stage_macs, score, temperatures, states, confidence, correct, outputs,
+        data, roles, stage_macs, score, temperatures, confidence, correct, outputs,
         mixture_ratio,
     )  # fmt: skip
 

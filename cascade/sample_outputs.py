@@ -58,6 +58,11 @@ class SampleOutputs:
             sum_sq=squared_norm(probs),
         )
 
+    @classmethod
+    def concat(cls, parts: list[SampleOutputs]) -> SampleOutputs:
+        """The outputs of consecutive parts of the samples, in order."""
+        return cls(**{f.name: torch.cat([getattr(p, f.name) for p in parts]) for f in fields(cls)})
+
     @property
     def num_samples(self) -> int:
         return self.confidence.numel()

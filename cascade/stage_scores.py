@@ -29,8 +29,9 @@ class Temperatures:
     ensembles: dict[int, float] = field(default_factory=dict)
 
     def scale(self, k: int, logits: torch.Tensor) -> torch.Tensor:
-        """Member k's logits divided by its temperature."""
-        return logits / self.members[k]
+        """Member k's logits divided by its temperature (in float32 at least: logits kept in
+        float16 are not divided in float16)."""
+        return logits.float() / self.members[k]
 
     def to_dict(self) -> dict:
         return {
@@ -46,10 +47,10 @@ class Temperatures:
 def fit_temperatures(member_logits: list[torch.Tensor], targets: torch.Tensor) -> Temperatures:
     """Fit every member's temperature, then each ensemble prefix's, on held-out data."""
     members = [fit_temperature(z, targets) for z in member_logits]
-    state = EnsembleState.from_logits(member_logits[0] / members[0])
+    state = EnsembleState.from_logits(member_logits[0].float() / members[0])
     ensembles = {}
     for k in range(1, len(member_logits)):
-        state = state.add(member_logits[k] / members[k])
+        state = state.add(member_logits[k].float() / members[k])
         ensembles[k + 1] = fit_probs_temperature(state.prob_sum / state.count, targets)
     return Temperatures(members, ensembles)
 
