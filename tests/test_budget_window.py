@@ -63,7 +63,10 @@ def test_budget_is_respected_and_more_budget_never_hurts_on_heldout():
     prepared = prepare_experiment(data, roles, [1e6, 3e6])  # member 2 costs 3x member 1
     values = []
     for budget in (1.0, 1.3, 1.9, 4.0):
-        rows, fitted = evaluate_policies(prepared, ["budget_window"], PolicySettings(budget=budget))
+        # the plain search: its held-out value grows with the budget (the cross-fitted choice
+        # may switch between the window and the search from one budget to the next)
+        settings = PolicySettings(budget=budget, budget_select="search")
+        rows, fitted = evaluate_policies(prepared, ["budget_window"], settings)
         by = {r["metric"]: r["value"] for r in rows if r["dataset"] == "held"}
         assert by["expected_macs"] / 1e6 <= budget + 1e-9
         values.append(by["cov@5"])
@@ -105,6 +108,10 @@ def test_budget_sweep_through_the_offline_evaluator(tiny_members, tmp_path, caps
     assert settings == {"cov@5,B=1.1", "cov@5,B=1.3"}
     summary = json.loads((tmp_path / "out" / "summary.json").read_text())
     assert "budget_window[cov@5,B=1.3]" in summary["policies"]
+    assert summary["policies"]["budget_window[cov@5,B=1.3]"]["selection"]["chosen"] in (
+        "window",
+        "search",
+    )
     assert (tmp_path / "out" / "macs_vs_cov5.png").stat().st_size > 1000
     for bad, message in ((["--budget", "2.5"], "outside [1, 2]"),
                          (["--budget", "0.5"], "budget must be >= 1"),
@@ -130,3 +137,71 @@ def test_the_adjusted_variant_counts_the_cost_on_the_test_mixture():
     assert on_mixture(*plain) > 0.2  # the held-out budget would overspend on the mixture
     stage = fitted["budget_window_adjusted"].to_dict()["stages"][0]
     assert stage["pass_fraction"] == pytest.approx(on_mixture(*adjusted))
+
+
+def overfit_case(n: int, seed: int) -> FitInputs:
+    """Two members of equal cost on 10 classes: a small held-out split where the plain
+    search's best interval is mostly held-out noise."""
+    gen = torch.Generator().manual_seed(seed)
+    targets = torch.randint(10, (n,), generator=gen)
+    shared = torch.randn(n, 10, generator=gen)
+    shared[torch.arange(n), targets] += 2.5
+    probs = [(shared + torch.randn(n, 10, generator=gen)).softmax(-1) for _ in range(2)]
+    ens = (probs[0] + probs[1]) / 2
+    first, final = probs[0].max(-1), ens.max(-1)
+    return FitInputs([first.values.double()], [first.indices == targets], None, "held",
+                     final.values.double(), final.indices == targets, [1.0, 1.0])  # fmt: skip
+
+
+def test_cross_fitted_choice_does_not_lose_to_the_plain_search_on_small_heldout():
+    from cascade.budget_selection import cascade_output, output_value
+
+    gains = {"search": [], "cv": []}
+    for seed in range(4):
+        held, test = overfit_case(1500, seed), overfit_case(20000, 100 + seed)
+        for select in gains:
+            settings = PolicySettings("cov@2", budget=1.2, budget_select=select)
+            policy = fit_policies(["budget_window"], held, settings)["budget_window"]
+            gains[select].append(float(output_value(*cascade_output(test, policy), ("cov", 0.02))))
+    mean = {k: sum(v) / len(v) for k, v in gains.items()}
+    assert mean["cv"] >= mean["search"]
+
+
+def test_the_choice_is_recorded_and_within_budget():
+    held = overfit_case(3000, 7)
+    policy = fit_policies(["budget_window"], held, PolicySettings("cov@2", budget=1.2))[
+        "budget_window"
+    ]
+    record = policy.to_dict()["selection"]
+    assert record["chosen"] in ("window", "search") and record["reason"]
+    assert set(record["candidates"]) == {"window", "search"}
+    assert 0 <= record["candidates"]["search"]["p_beats_window"] <= 1
+    assert policy.details[0]["rule"] == record["chosen"]
+    passed = policy.passes(0, held.stage_confidence[0])
+    assert passed.double().mean() <= 0.2 + 1e-9  # the budget: cost 1 + pass fraction <= 1.2
+    json.dumps(policy.to_dict())  # summary.json takes it as it is
+    # the forced choices are what they say
+    for select in ("window", "search"):
+        forced = fit_policies(
+            ["budget_window"], held, PolicySettings("cov@2", budget=1.2, budget_select=select)
+        )["budget_window"]
+        assert forced.details[0].get("rule", "search") == select
+    with pytest.raises(ValueError, match="budget selection 'best'"):
+        PolicySettings(budget_select="best")
+
+
+def test_a_search_that_clearly_beats_the_window_is_chosen():
+    """With a large held-out split and an ensemble whose gain lies away from the target's
+    threshold, the cross-fitted search beats the window and is chosen."""
+    gen = torch.Generator().manual_seed(3)
+    n = 8000
+    s1 = torch.rand(n, generator=gen, dtype=torch.float64)
+    ok1 = torch.rand(n, generator=gen, dtype=torch.float64) < 0.3 + 0.7 * s1
+    fixable = (s1 > 0.2) & (s1 < 0.4)  # the second member fixes these (far below tau)
+    ok2 = ok1 | fixable
+    s2 = torch.where(fixable, 0.99, s1)
+    held = FitInputs([s1], [ok1], None, "held", s2, ok2, [1.0, 1.0])
+    policy = fit_policies(["budget_window"], held, PolicySettings("cov@5", budget=1.2))[
+        "budget_window"
+    ]
+    assert policy.selection["chosen"] == "search", policy.selection
