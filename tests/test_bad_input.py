@@ -143,11 +143,12 @@ def test_empty_heldout_split_is_named():
 
 @pytest.mark.parametrize("width", ["0", "0.7", "-0.1"])
 def test_window_width_outside_range(tmp_path, width, cascade_test_args):
-    member = save_untrained_member(tmp_path / "a.ckpt")
+    members = [save_untrained_member(tmp_path / f"m{i}.ckpt", seed=i) for i in range(2)]
+    results = tmp_path / "results"  # not the members' folder (an output may not hold an input)
     with pytest.raises(ValueError, match=r"window width w must be in \(0, 0.5\]"):
         CascadeCLI(
             args=cascade_test_args(
-                QUICKSTART / "data.yaml", [member], tmp_path, f"--calibration.width={width}"
+                QUICKSTART / "data.yaml", members, results, f"--calibration.width={width}"
             )
         )
 
