@@ -11,10 +11,10 @@ import torch
 from safetensors.torch import save_file
 
 from artifacts.cached_logits import save_member_meta
-from artifacts.offline_command import main
 from cascade.offline import dataset_prefix_outputs
 from cascade.sample_outputs import SampleOutputs
 from cascade.stage_scores import Temperatures
+from commands.offline import main
 
 
 @pytest.mark.parametrize("score", ["msp", "entropy", "energy", "mutual_information"])
