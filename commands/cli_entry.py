@@ -25,7 +25,7 @@ from pathlib import Path
 
 import yaml
 
-from artifacts.quiet import quiet_third_party
+from commands.console import quiet_third_party
 
 ROOT = Path(__file__).resolve().parents[1] / "lightning_modules"  # what init_arguments reads
 COMMON_KEYS = (

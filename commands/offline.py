@@ -23,7 +23,7 @@ import time
 from dataclasses import replace
 from typing import TYPE_CHECKING
 
-from artifacts.quiet import quiet_third_party
+from commands.console import add_console_options, apply_console_options
 from uncertainty.names import DEFINITION_NAMES, SCORES
 
 if TYPE_CHECKING:  # the arguments are parsed before torch and the rest are imported
@@ -131,16 +131,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--overwrite", action="store_true", help="replace an earlier run in --out (as a whole)"
     )
     p.add_argument("--quiet", action="store_true", help="do not print the table")
-    p.add_argument(
-        "--no-progress",
-        action="store_true",
-        help="no progress bars (they are drawn only when stderr is a terminal)",
-    )
-    p.add_argument(
-        "--verbose",
-        action="store_true",
-        help="keep third-party tips and deprecation warnings (filtered by default)",
-    )
+    add_console_options(p)
     p.add_argument("--no-plots", action="store_true", help="write no plots (faster)")
     return p.parse_args(argv)
 
@@ -308,11 +299,7 @@ def main(argv: list[str] | None = None) -> int:
         print(policy_table())
         return 0
     args = parse_args(argv)
-    quiet_third_party(args.verbose)
-    if args.no_progress:
-        from cascade.progress import disable_progress
-
-        disable_progress()
+    apply_console_options(args)
     try:
         run(args)
     except (ValueError, FileNotFoundError, PermissionError) as err:

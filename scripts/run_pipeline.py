@@ -22,9 +22,7 @@ import os
 import sys
 from pathlib import Path
 
-from artifacts.quiet import quiet_third_party
 from artifacts.run_folder import check_output_folder
-from cascade.progress import disable_progress
 from commands.cli_entry import (
     CASCADE,
     MEMBER,
@@ -32,6 +30,7 @@ from commands.cli_entry import (
     precheck,
     report_error,
 )
+from commands.console import add_console_options, apply_console_options
 from commands.pipeline_config import load_pipeline_config
 
 
@@ -67,20 +66,9 @@ def main(argv: list[str] | None = None) -> int:
         "(model, data, trainer, optimiser settings, seed) changed",
     )
     parser.add_argument("--traceback", action="store_true", help="full tracebacks on errors")
-    parser.add_argument(
-        "--no-progress",
-        action="store_true",
-        help="no progress bars (they are drawn only on a terminal)",
-    )
-    parser.add_argument(
-        "--verbose",
-        action="store_true",
-        help="keep third-party tips and deprecation warnings (filtered by default)",
-    )
+    add_console_options(parser)
     args = parser.parse_args(argv)
-    quiet_third_party(args.verbose)
-    if args.no_progress:
-        disable_progress()
+    apply_console_options(args)
     try:
         run(parser, args)
     except USER_ERRORS as err:

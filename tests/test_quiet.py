@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from artifacts.quiet import VERBOSE_ENV, quiet_third_party
 from commands.cli_entry import split_verbose
+from commands.console import VERBOSE_ENV, quiet_third_party
 from tests.conftest import QUICKSTART, ROOT
 
 # What each message starts with, as Lightning and PyTorch print it.

@@ -36,7 +36,6 @@ from tradeoff_plots import exit_fraction_plot, mean_with_interval, tradeoff_plot
 from artifacts.atomic import write_csv, write_json, write_text, write_with
 from artifacts.cached_logits import file_sha256
 from artifacts.experiment_logits import member_macs
-from artifacts.quiet import quiet_third_party
 from artifacts.results import metrics_csv_text
 from cascade.bootstrap import DELTA_FIELDS, Bootstrap
 from cascade.evaluation import ROW_FIELDS
@@ -44,8 +43,8 @@ from cascade.metric_registry import MetricSettings, higher_is_better
 from cascade.orders import ORDERS_FIELDS, order_label, spread_across_orders
 from cascade.policies import ensemble_policy, single_policy
 from cascade.policy_registry import PolicySettings
-from cascade.progress import disable_progress
 from cascade.timing import measure
+from commands.console import add_console_options, apply_console_options
 from commands.stages import cache_logits, fit_member
 from lightning_modules.member_checkpoint import load_member
 from vocabulary.roles import DatasetRoles
@@ -427,20 +426,9 @@ def main(argv: list[str] | None = None) -> int:
         default=CONFIG / "data.yaml",
         help="IDXDataModule config (e.g. with an extra MNIST OOD set read from IDX files)",
     )
-    p.add_argument(
-        "--no-progress",
-        action="store_true",
-        help="no progress bars (they are drawn only on a terminal)",
-    )
-    p.add_argument(
-        "--verbose",
-        action="store_true",
-        help="keep third-party tips and deprecation warnings (filtered by default)",
-    )
+    add_console_options(p)
     args = p.parse_args(argv)
-    quiet_third_party(args.verbose)
-    if args.no_progress:
-        disable_progress()
+    apply_console_options(args)
     if not Path("../shared/data/notmnist").is_dir():
         raise FileNotFoundError(
             "notMNIST not found at ../shared/data/notmnist: run from the repository root"

@@ -59,3 +59,27 @@ def quiet_third_party(verbose: bool = False) -> None:
         logger = logging.getLogger(name)
         if not any(isinstance(f, _DropThirdPartyTips) for f in logger.filters):
             logger.addFilter(_DropThirdPartyTips())
+
+
+def add_console_options(parser) -> None:
+    """Add ``--no-progress`` and ``--verbose`` to an ``argparse`` parser of one of our commands."""
+    parser.add_argument(
+        "--no-progress",
+        action="store_true",
+        help="no progress bars (they are drawn only on a terminal)",
+    )
+    parser.add_argument(
+        "--verbose",
+        action="store_true",
+        help="keep third-party tips and deprecation warnings (filtered by default)",
+    )
+
+
+def apply_console_options(args) -> None:
+    """Apply the options of :func:`add_console_options`: filter the third-party messages unless
+    ``--verbose``, and turn the progress bars off with ``--no-progress``."""
+    quiet_third_party(args.verbose)
+    if args.no_progress:
+        from cascade.progress import disable_progress
+
+        disable_progress()
