@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sys
 import warnings
 from pathlib import Path
 
@@ -71,6 +72,28 @@ def config_inputs(config) -> list[tuple[str, str]]:
     return inputs
 
 
+SIGTERM_EXIT_CODE = 128 + 15  # what a shell reports for a process ended by SIGTERM
+
+
+class Interrupted(SystemExit):
+    """A run stopped by SIGTERM: one line on stderr, exit status :data:`SIGTERM_EXIT_CODE`.
+
+    Lightning ends its loops on SIGTERM with a ``SystemExit`` without a status, i.e. status 0,
+    which let a SLURM ``afterok`` dependent start on an unfinished member. Nothing marks the
+    stage finished (no ``finished.json``, no results folder swapped in); a rerun resumes a
+    member from its newest checkpoint. SIGUSR1 (preemption) keeps its own path and status.
+    """
+
+    def __init__(self, subcommand: str):
+        super().__init__(SIGTERM_EXIT_CODE)
+        print(
+            f"error: {subcommand} interrupted by SIGTERM before it finished; exiting with status "
+            f"{SIGTERM_EXIT_CODE} (run it again to resume or redo it)",
+            file=sys.stderr,
+            flush=True,
+        )
+
+
 class SafeLoadingCLI(LightningCLI):
     """The one adapter over LightningCLI's private methods; the CLIs below use public hooks.
 
@@ -78,7 +101,8 @@ class SafeLoadingCLI(LightningCLI):
       otherwise unpickles the checkpoint file, which can run arbitrary code);
     - ``--ckpt_path`` is checked by :meth:`check_checkpoint` before anything is built or
       written (Lightning would load it first, with an unclear error when it is corrupt);
-    - under SLURM, srun must have started as many processes as the Trainer runs.
+    - under SLURM, srun must have started as many processes as the Trainer runs;
+    - SIGTERM ends the run with :class:`Interrupted` (non-zero status), not Lightning's status 0.
     """
 
     def check_checkpoint(self, subcommand: str, ckpt_path: str) -> None:
@@ -92,8 +116,15 @@ class SafeLoadingCLI(LightningCLI):
         super()._parse_ckpt_path()
 
     def _run_subcommand(self, subcommand: str) -> None:
+        from lightning.pytorch.utilities.exceptions import SIGTERMException
+
         check_slurm_tasks(self.trainer)
-        super()._run_subcommand(subcommand)
+        try:
+            super()._run_subcommand(subcommand)
+        except SIGTERMException:
+            raise Interrupted(subcommand) from None
+        if self.trainer.received_sigterm:  # arrived after the loops' last check
+            raise Interrupted(subcommand)
 
     def _prepare_subcommand_kwargs(self, subcommand: str) -> dict:
         kwargs = super()._prepare_subcommand_kwargs(subcommand)

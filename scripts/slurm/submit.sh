@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Submit a whole experiment to SLURM: the members (a job array, or one job with the members in
 # parallel), then calibration + cascade evaluation once all members succeeded
-# (--dependency=afterok). Prints the two job ids. Run it from the repository root.
+# (--dependency=afterok; cancelled if a member fails: --kill-on-invalid-dep=yes). Prints the
+# two job ids. Run it from the repository root.
 #
 #   bash scripts/slurm/submit.sh EXPERIMENT.yaml [options] [-- run_pipeline.py args]
 #
@@ -71,7 +72,7 @@ train=$(sbatch --parsable "${common[@]}" "${member[@]}" \
 train=${train%%;*}
 ((gpus > 0)) && evaluation+=(--gres=gpu:1)
 evaluate=$(sbatch --parsable "${common[@]}" "${evaluation[@]}" \
-  --dependency="afterok:$train" --output="$logs/evaluate_%j.out" \
+  --dependency="afterok:$train" --kill-on-invalid-dep=yes --output="$logs/evaluate_%j.out" \
   scripts/slurm/evaluate.sbatch "$config" "${pipeline[@]}")
 evaluate=${evaluate%%;*}
 echo "members: job $train ($members members)  evaluation: job $evaluate (after members succeed)"
