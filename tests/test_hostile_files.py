@@ -257,7 +257,9 @@ def write_meta_text(tmp_path, member: str, macs_text: str) -> None:
     "macs_text",
     ["Infinity", "1e308", "-5", "0", '"abc"', "NaN", "true", "1" * 5000, "1" * 5000 + ".5"],
 )
-def test_meta_json_macs_must_be_a_positive_finite_number(tmp_path, macs_text, capsys):
+def test_meta_json_macs_must_be_a_positive_finite_number(
+    tmp_path, tmp_path_factory, macs_text, capsys
+):
     write_meta_text(tmp_path, "m0", "1e9")
     member_macs(tmp_path, ["m0"])  # a good one is read
     write_meta_text(tmp_path, "m1", macs_text)
@@ -267,7 +269,7 @@ def test_meta_json_macs_must_be_a_positive_finite_number(tmp_path, macs_text, ca
     assert message.startswith(f"{tmp_path / 'm1' / 'meta.json'}: field 'macs'"), message
     assert len(message) < 300
     # the offline command: exit 2, one line, nothing written
-    out = tmp_path / "out"
+    out = tmp_path_factory.mktemp("outputs") / "out"  # not inside --logits-dir (refused)
     args = ["--logits-dir", str(tmp_path), "--members", "m0", "m1", "--heldout", "held",
             "--id", "test", "--out", str(out), "--quiet", "--no-plots"]  # fmt: skip
     assert offline_main(args) == 2
