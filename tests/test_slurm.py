@@ -169,7 +169,7 @@ def test_wrong_task_count_fails_fast_with_a_clear_error(
 
 def test_ddp_member_under_srun_splits_the_data_over_its_tasks(slurm, tmp_path, small_data_config):
     data_cfg = small_data_config(tmp_path / "data.yaml", train_limit=256)  # 4 batches of 64
-    config = experiment(tmp_path, "ddp", [0])
+    config = experiment(tmp_path, "ddp", [0, 1])  # a cascade needs 2 members
     ddp = ["--member-arg=--trainer.strategy=ddp", "--member-arg=--trainer.accelerator=cpu"]
     train, evaluate = submit(
         slurm, config, "--tasks-per-node", "2", "--", *stage_args(data_cfg, 1), *ddp
