@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import os
-import sys
 import warnings
 from pathlib import Path
 
 from lightning.pytorch.cli import LightningCLI
 
 from artifacts.output_paths import check_output_dir, check_output_file, data_input_paths
+from commands.interrupts import Interrupted
 from lightning_modules.callbacks import (
     CachedLogitsWriter,
     CascadeCalibration,
@@ -70,28 +70,6 @@ def config_inputs(config) -> list[tuple[str, str]]:
     if config.get("ckpt_path"):
         inputs.append(("--ckpt_path", str(config.get("ckpt_path"))))
     return inputs
-
-
-SIGTERM_EXIT_CODE = 128 + 15  # what a shell reports for a process ended by SIGTERM
-
-
-class Interrupted(SystemExit):
-    """A run stopped by SIGTERM: one line on stderr, exit status :data:`SIGTERM_EXIT_CODE`.
-
-    Lightning ends its loops on SIGTERM with a ``SystemExit`` without a status, i.e. status 0,
-    which let a SLURM ``afterok`` dependent start on an unfinished member. Nothing marks the
-    stage finished (no ``finished.json``, no results folder swapped in); a rerun resumes a
-    member from its newest checkpoint. SIGUSR1 (preemption) keeps its own path and status.
-    """
-
-    def __init__(self, subcommand: str):
-        super().__init__(SIGTERM_EXIT_CODE)
-        print(
-            f"error: {subcommand} interrupted by SIGTERM before it finished; exiting with status "
-            f"{SIGTERM_EXIT_CODE} (run it again to resume or redo it)",
-            file=sys.stderr,
-            flush=True,
-        )
 
 
 class SafeLoadingCLI(LightningCLI):

@@ -24,6 +24,7 @@ from dataclasses import replace
 from typing import TYPE_CHECKING
 
 from commands.console import add_console_options, apply_console_options
+from commands.interrupts import exit_on_sigterm
 from uncertainty.names import DEFINITION_NAMES, SCORES
 
 if TYPE_CHECKING:  # the arguments are parsed before torch and the rest are imported
@@ -292,6 +293,8 @@ def run(args: argparse.Namespace) -> list[dict]:
 
 def main(argv: list[str] | None = None) -> int:
     start = time.perf_counter()
+    if argv is None:  # the command, not a test calling main(): SIGTERM exits 143, no debris
+        exit_on_sigterm("evaluation")
     argv = sys.argv[1:] if argv is None else list(argv)
     if "--list-policies" in argv:
         from cascade.policy_registry import policy_table

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from commands.cli import SIGTERM_EXIT_CODE
+from commands.interrupts import SIGTERM_EXIT_CODE
 from tests.conftest import QUICKSTART, QUIET, ROOT
 
 
@@ -105,6 +105,7 @@ def test_sigterm_during_fit_and_evaluation_exits_non_zero(tmp_path, small_data_c
             f"--data={data_cfg}",
             f"--model.members={members}",
             f"--results.dir={results}",
+            f"--trainer.default_root_dir={tmp_path}",  # Lightning's config.yaml goes there
             "--trainer.logger=false",
             "--model.bootstrap=0",
             "--trainer.enable_progress_bar=false",

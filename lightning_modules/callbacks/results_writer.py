@@ -3,13 +3,17 @@ plots, cascade.ckpt (and the report to wandb)."""
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 from lightning.pytorch import Callback
 
 from artifacts.atomic import write_json
-from artifacts.run_folder import check_output_folder, new_staging_folder, swap_in
+from artifacts.run_folder import (
+    check_output_folder,
+    discard_staging,
+    new_staging_folder,
+    swap_in,
+)
 from lightning_modules.wandb_report import log_cascade_report, wandb_runs
 
 
@@ -21,8 +25,9 @@ class CascadeResultsWriter(Callback):
     each member processed, summed over processes), the plots, and ``cascade.ckpt`` (the members
     plus the fitted cascade; every rank takes part in saving). They are written into a staging
     folder beside ``dir`` that then replaces ``dir`` whole, so ``dir`` holds this run or the
-    earlier one, never a mix. ``dir`` is checked when the run starts: an earlier run there is
-    refused unless ``overwrite``, a folder with other files always. With a ``WandbLogger``,
+    earlier one, never a mix. ``dir`` is checked and claimed when the run starts (a second run
+    into it is refused while this one runs): an earlier run there is refused unless
+    ``overwrite``, a folder with other files always. With a ``WandbLogger``,
     the same results go to the wandb run.
 
     Args:
@@ -39,8 +44,9 @@ class CascadeResultsWriter(Callback):
     def setup(self, trainer, pl_module, stage: str) -> None:
         if stage == "test" and self.dir is not None:  # before any work (every rank sees it)
             check_output_folder(
-                self.dir, self.overwrite, "--results.dir", "--results.overwrite true"
-            )
+                self.dir, self.overwrite, "--results.dir", "--results.overwrite true",
+                claim=trainer.is_global_zero,
+            )  # fmt: skip
 
     def on_test_end(self, trainer, pl_module) -> None:
         ev = pl_module.evaluation
@@ -97,4 +103,4 @@ class CascadeResultsWriter(Callback):
             swap_in(staging, self.dir)
         finally:
             if staging.exists():
-                shutil.rmtree(staging, ignore_errors=True)
+                discard_staging(staging)
