@@ -5,6 +5,11 @@ unlabelled). ``meta.json`` holds the member's model name, MACs and params (batch
 input size), the number of classes and the SHA-256 of its checkpoint. Loading never unpickles
 and checks everything a downstream computation relies on.
 
+A member's cached logits are one unit: each caching run draws a ``generation`` id, stores it in
+every safetensors file's header metadata and, last, in ``meta.json``. A run interrupted between
+files leaves files of two generations (or new files beside the old ``meta.json``); the reader
+refuses such a mix, naming the file and ``meta.json``, instead of evaluating it.
+
 Logits made elsewhere are read too (``meta.json`` is then optional, see
 ``artifacts.experiment_logits``): ``<dataset>.safetensors`` with float16/bfloat16/float32/
 float64 logits, ``<dataset>.npz`` with arrays ``logits`` and ``targets``, or ``<dataset>.npy``
@@ -17,12 +22,14 @@ from __future__ import annotations
 
 import hashlib
 import math
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 from safetensors import SafetensorError
-from safetensors.torch import load_file, save_file
+from safetensors import safe_open
+from safetensors.torch import save_file
 
 from artifacts.atomic import write_json, write_with
 from cascade.field_checks import FieldError, integer, load_json_file, mapping
@@ -71,15 +78,33 @@ def check_logits(logits: torch.Tensor, targets: torch.Tensor, where: str) -> Non
         )
 
 
+def new_generation() -> str:
+    """A fresh id for one caching run of one member (see the module docstring)."""
+    return uuid.uuid4().hex
+
+
 def save_cached_logits(
-    directory: str | Path, member: str, dataset: str, logits: torch.Tensor, targets: torch.Tensor
+    directory: str | Path,
+    member: str,
+    dataset: str,
+    logits: torch.Tensor,
+    targets: torch.Tensor,
+    generation: str | None = None,
 ) -> Path:
-    """Write ``<directory>/<member>/<dataset>.safetensors`` atomically; return its path."""
+    """Write ``<directory>/<member>/<dataset>.safetensors`` atomically; return its path.
+
+    ``generation``: the caching run's id (:func:`new_generation`), stored in the file's header
+    and checked against ``meta.json`` when read back.
+    """
     path = Path(directory) / member / f"{dataset}.safetensors"
     check_logits(logits, targets, str(path))
     tensors = {"logits": logits.float().contiguous(), "targets": targets.long().contiguous()}
-    write_with(path, lambda tmp: save_file(tensors, str(tmp)))
+    metadata = {GENERATION_KEY: generation} if generation else None
+    write_with(path, lambda tmp: save_file(tensors, str(tmp), metadata=metadata))
     return path
+
+
+GENERATION_KEY = "generation"
 
 
 LOGITS_SUFFIXES = (".safetensors", ".npz", ".npy")
@@ -103,9 +128,12 @@ def find_logits_file(directory: str | Path, member: str, dataset: str) -> Path:
     return found[0]
 
 
-def _read_safetensors(path: Path) -> dict[str, torch.Tensor]:
+def _read_safetensors(path: Path) -> tuple[dict[str, torch.Tensor], str | None]:
+    """The file's tensors and the caching run's ``generation`` from its header (or None)."""
     try:
-        return load_file(str(path))
+        with safe_open(str(path), framework="pt") as f:
+            generation = (f.metadata() or {}).get(GENERATION_KEY)
+            return {key: f.get_tensor(key) for key in f.keys()}, generation
     except (SafetensorError, OSError, ValueError) as err:
         raise ValueError(f"{path}: not a readable safetensors file ({err})") from None
 
@@ -138,15 +166,30 @@ def _read_numpy(path: Path, what: str = "logits") -> dict[str, torch.Tensor]:
 KEPT_DTYPES = (torch.float16, torch.bfloat16, torch.float32)
 
 
-def load_cached_logits(directory: str | Path, member: str, dataset: str) -> CachedLogits:
+def load_cached_logits(
+    directory: str | Path, member: str, dataset: str, generation: str | None = None
+) -> CachedLogits:
     """Read and check one member's logits on one dataset, in any supported format (never
     unpickles); logits come back in their stored dtype when it is float16, bfloat16 or float32
     (float64 as float32: every computation upcasts to float32, so keeping float16 logits as
-    they are halves their memory), targets as int64."""
+    they are halves their memory), targets as int64.
+
+    ``generation``: the caching run ``meta.json`` names; a file written by another run (or by
+    none, i.e. without a generation) is refused as a mix of two runs.
+    """
     path = find_logits_file(directory, member, dataset)
     if path.suffix == ".safetensors":
-        tensors = _read_safetensors(path)
+        tensors, found = _read_safetensors(path)
     else:
+        found = None
+    if generation is not None and found != generation:
+        meta = Path(directory) / member / "meta.json"
+        raise ValueError(
+            f"{path}: written by another caching run than {meta} (generation {found or 'none'}, "
+            f"meta.json says {generation}): this member's cached logits mix two runs, one of "
+            "them interrupted; cache this member's logits again"
+        )
+    if path.suffix != ".safetensors":
         tensors = _read_numpy(path)
         side = path.with_name(f"{dataset}.targets.npy")
         if path.suffix == ".npy":
@@ -220,3 +263,9 @@ def check_member_meta(meta: object, where: str) -> None:
         )
     integer(meta["params"], where, "params", 0)
     integer(meta["num_classes"], where, "num_classes", 1)
+    generation = meta.get(GENERATION_KEY)
+    if generation is not None and not (isinstance(generation, str) and generation):
+        raise FieldError(
+            f"{where}: field {GENERATION_KEY!r} must be a non-empty string (the caching run's "
+            f"id), got {generation!r}"
+        )

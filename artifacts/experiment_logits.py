@@ -11,7 +11,7 @@ from pathlib import Path
 
 import torch
 
-from artifacts.cached_logits import load_cached_logits, load_member_meta
+from artifacts.cached_logits import GENERATION_KEY, load_cached_logits, load_member_meta
 from cascade.metric_registry import MetricSettings
 from cascade.offline import EnsembleLogits, evaluate_experiment
 from cascade.policy_registry import PolicySettings
@@ -19,10 +19,18 @@ from vocabulary.roles import LABELLED_ROLES, DatasetRoles
 
 
 def load_ensemble_logits(
-    logits_dir: str | Path, members: list[str], dataset: str
+    logits_dir: str | Path,
+    members: list[str],
+    dataset: str,
+    generations: dict[str, str | None] | None = None,
 ) -> EnsembleLogits:
-    """Per-member logits of one dataset and its targets, checked for consistency."""
-    loaded = [load_cached_logits(logits_dir, m, dataset) for m in members]
+    """Per-member logits of one dataset and its targets, checked for consistency.
+
+    ``generations``: each member's caching run from its ``meta.json`` (a file of another run
+    is refused, see :func:`artifacts.cached_logits.load_cached_logits`).
+    """
+    generations = generations or {}
+    loaded = [load_cached_logits(logits_dir, m, dataset, generations.get(m)) for m in members]
     classes = {m: c.logits.shape[1] for m, c in zip(members, loaded, strict=True)}
     if len(set(classes.values())) != 1:
         raise ValueError(f"dataset {dataset!r}: members have different class counts {classes}")
@@ -105,7 +113,8 @@ def load_experiment(
     if len(set(classes.values())) > 1:
         raise ValueError(f"members have different class counts in meta.json: {classes}")
     stage_macs, _ = member_macs(logits_dir, members, macs)
-    data = {name: load_ensemble_logits(logits_dir, members, name) for name in roles}
+    generations = {m: meta.get(GENERATION_KEY) for m, meta in metas.items()}
+    data = {name: load_ensemble_logits(logits_dir, members, name, generations) for name in roles}
     check_labelled(data, roles)
     check_distinct_members(data[roles.heldout].logits, members)
     return data, stage_macs

@@ -8,8 +8,7 @@ removed: a test acts on the run paused at that phase). Phases:
 
 - ``swap``: a run's staging folder is complete, before it replaces the output folder;
 - ``swapped``: just after the swap, before the earlier run's files are deleted;
-- ``logits``: between two datasets' files of a member's cached logits;
-- ``logits_swap``: a member's cached logits complete in staging, before they are swapped in.
+- ``logits``: between two datasets' files of a member's cached logits.
 """
 
 from __future__ import annotations

@@ -291,6 +291,45 @@ def test_meta_json_integers_where_integers_belong(tmp_path, field, value, named)
         member_macs(tmp_path, ["m0"])
 
 
+@pytest.mark.parametrize("interrupted_run", ["another generation", "no generation"])
+def test_cached_logits_of_two_caching_runs_are_refused_naming_the_file(
+    tmp_path, tmp_path_factory, capsys, interrupted_run
+):
+    from tests.regression_case import ARGS, CLASSES, write_case
+
+    def cache(member, generation, datasets):  # the same samples, written by a caching run
+        for name in datasets:
+            old = load_cached_logits(tmp_path, member, name)
+            logits = old.logits + 0.01 * torch.randn_like(old.logits)
+            save_cached_logits(tmp_path, member, name, logits, old.targets, generation)
+
+    write_case(tmp_path)  # m0..m2 without generations: read as before
+    out = tmp_path_factory.mktemp("outputs")
+    run = ["--logits-dir", str(tmp_path), *ARGS, "--quiet", "--no-plots"]
+    assert offline_main([*run, "--out", str(out / "a")]) == 0
+    # m1 cached again as one unit: its files and its meta.json share a generation
+    cache("m1", "g1", ["held", "test", "noisy", "far"])
+    meta = {"model_name": "x", "macs": 2e6, "params": 1, "num_classes": CLASSES}
+    meta["generation"] = "g1"
+    save_member_meta(tmp_path, "m1", meta)
+    assert offline_main([*run, "--out", str(out / "b")]) == 0
+    # a third caching of m1 killed after its first file: that file is of another run
+    cache("m1", "g2" if interrupted_run == "another generation" else None, ["held"])
+    assert offline_main([*run, "--out", str(out / "c")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    found = "g2" if interrupted_run == "another generation" else "none"
+    assert err == [
+        f"error: {tmp_path / 'm1' / 'held.safetensors'}: written by another caching run than "
+        f"{tmp_path / 'm1' / 'meta.json'} (generation {found}, meta.json says g1): this member's "
+        "cached logits mix two runs, one of them interrupted; cache this member's logits again"
+    ]
+    assert not (out / "c").exists()
+    meta["generation"] = 7
+    save_member_meta(tmp_path, "m1", meta)
+    with pytest.raises(FieldError, match="meta.json: field 'generation' must be a non-empty str"):
+        member_macs(tmp_path, ["m1"])
+
+
 def test_float_targets_are_refused_not_truncated(tmp_path):
     (tmp_path / "m0").mkdir()
     targets = torch.tensor([0.0, 1.7, 2.0, 1.0])

@@ -7,7 +7,13 @@ from pathlib import Path
 import torch
 from lightning.pytorch.callbacks import BasePredictionWriter
 
-from artifacts.cached_logits import file_sha256, save_cached_logits, save_member_meta
+from artifacts.cached_logits import (
+    file_sha256,
+    new_generation,
+    save_cached_logits,
+    save_member_meta,
+)
+from artifacts.faults import fault_point
 from datamodules.contract import cascade_datamodule
 from lightning_modules.callbacks.gather import gather_parts
 from lightning_modules.complexity import count_macs_params
@@ -18,6 +24,8 @@ class CachedLogitsWriter(BasePredictionWriter):
 
     Rows are put back in dataset order by sample index, so the files are the same for any
     number of processes. Dataset names come from the datamodule's ``roles`` (data contract).
+    The files and ``meta.json`` (written last) share one ``generation`` id, so the reader
+    refuses the mix an interrupted run leaves.
 
     Args:
         logits_dir: root of the cache; files go to ``<logits_dir>/<member>/``.
@@ -42,12 +50,17 @@ class CachedLogitsWriter(BasePredictionWriter):
         gathered, self._parts = gather_parts(self._parts), {}
         if not trainer.is_global_zero:
             return
+        generation = new_generation()  # in every file's header, then in meta.json, written last
         for idx, items in sorted(gathered.items()):
+            if idx:
+                fault_point("logits")
             index = torch.cat([p["index"] for p in items])
             order = torch.argsort(index)
             logits = torch.cat([p["logits"] for p in items])[order]
             targets = torch.cat([p["targets"] for p in items])[order]
-            save_cached_logits(self.logits_dir, self.member, names[idx], logits, targets)
+            save_cached_logits(
+                self.logits_dir, self.member, names[idx], logits, targets, generation
+            )
         x = trainer.datamodule.eval_sets[names[0]][0][0]
         macs, params = count_macs_params(pl_module.model, tuple(x.shape))
         meta = {
@@ -59,5 +72,6 @@ class CachedLogitsWriter(BasePredictionWriter):
             "checkpoint": str(self.checkpoint) if self.checkpoint else None,
             "checkpoint_sha256": file_sha256(self.checkpoint) if self.checkpoint else None,
             "datasets": [names[i] for i in sorted(gathered)],
+            "generation": generation,
         }
         save_member_meta(self.logits_dir, self.member, meta)

@@ -1,0 +1,122 @@
+"""Faults while a run writes its results: the output folder holds the earlier run or the new one
+whole, the next run removes what a killed run left, and the next run succeeds.
+
+Faults come from the test-only hook ``WINDOW_CASCADES_FAULT`` (a raise or a hard exit at a
+named write phase) and from SIGKILL at random moments of a run (seeded: the same moments on
+every run of the suite).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from artifacts.faults import FAULT_ENV
+from tests.conftest import ROOT
+from tests.regression_case import ARGS, write_case
+
+pytestmark = [pytest.mark.slow, pytest.mark.filterwarnings("ignore")]  # ~2 min: real runs
+
+
+@pytest.fixture(scope="module")
+def logits(tmp_path_factory) -> Path:
+    return write_case(tmp_path_factory.mktemp("logits"))
+
+
+def offline(logits: Path, out: Path, *extra: str, fault: str | None = None) -> subprocess.Popen:
+    """The offline evaluator as a user runs it, in its own process."""
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    env.pop(FAULT_ENV, None)
+    if fault:
+        env[FAULT_ENV] = fault
+    command = [sys.executable, str(ROOT / "scripts" / "evaluate_logits.py"), "--logits-dir",
+               str(logits), *ARGS, "--out", str(out), "--overwrite", *extra]  # fmt: skip
+    return subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+
+
+def finish(proc: subprocess.Popen) -> tuple[int, str]:
+    _, err = proc.communicate(timeout=600)
+    return proc.returncode, err.decode()
+
+
+def unit(folder: Path) -> dict[str, str]:
+    """The folder's files and their SHA-256 (a run's results are deterministic)."""
+    if not folder.exists():
+        return {}
+    return {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(folder.iterdir())}
+
+
+def leftovers(parent: Path, out: Path) -> list[str]:
+    """Anything beside ``out`` that a run left: staging, lock, moved-aside folders."""
+    return sorted(p.name for p in parent.iterdir() if p.name.startswith(f".{out.name}."))
+
+
+@pytest.fixture(scope="module")
+def units(logits, tmp_path_factory) -> dict[str, dict[str, str]]:
+    """The two units a faulted folder may hold: the earlier run (width 0.1) and the new one."""
+    root = tmp_path_factory.mktemp("units")
+    found = {}
+    for name, width in (("old", "0.1"), ("new", "0.3")):
+        code, err = finish(offline(logits, root / name, "--width", width))
+        assert code == 0, err
+        found[name] = unit(root / name)
+    assert found["old"] != found["new"]
+    return found
+
+
+@pytest.mark.parametrize(
+    "fault, expected",
+    [("swap:raise", "old"), ("swap:exit", "old"), ("swapped:raise", "new"),
+     ("swapped:exit", "new")],
+)  # fmt: skip
+def test_a_fault_at_a_write_phase_leaves_one_unit_and_the_next_run_cleans_up(
+    logits, units, tmp_path, fault, expected
+):
+    out = tmp_path / "out"
+    assert finish(offline(logits, out, "--width", "0.1"))[0] == 0
+    code, err = finish(offline(logits, out, "--width", "0.3", fault=fault))
+    assert code != 0, err
+    assert unit(out) == units[expected]
+    if fault.endswith("raise"):  # a Python-level failure: nothing left beside the folder
+        assert leftovers(tmp_path, out) == [], err
+    code, err = finish(offline(logits, out, "--width", "0.3"))
+    assert code == 0, err
+    assert unit(out) == units["new"]
+    assert leftovers(tmp_path, out) == []
+
+
+def test_twenty_random_kills_then_one_clean_run_leave_one_unit_and_no_debris(
+    logits, units, tmp_path
+):
+    out = tmp_path / "out"
+    started = time.monotonic()
+    assert finish(offline(logits, out, "--width", "0.1"))[0] == 0
+    span = time.monotonic() - started  # kill moments spread over one run's length
+    draw = random.Random(22)
+    widths, debris = ("0.3", "0.1"), []
+    for k in range(20):
+        before = set(tmp_path.glob(".out.staging-*"))  # left by earlier kills
+        proc = offline(logits, out, "--width", widths[k % 2])
+        if k % 2:  # at any moment of a run
+            time.sleep(span * 1.1 * draw.random())
+        else:  # while it writes: within 0.3 s of its staging folder's appearance
+            while proc.poll() is None and not set(tmp_path.glob(".out.staging-*")) - before:
+                time.sleep(0.01)
+            time.sleep(0.3 * draw.random())
+        proc.send_signal(signal.SIGKILL)
+        proc.communicate(timeout=600)
+        assert unit(out) in (units["old"], units["new"]), f"kill {k}"
+        debris += [name for name in leftovers(tmp_path, out) if ".staging-" in name]
+    assert debris, "no kill landed while a run was writing: the test checked no cleanup"
+    code, err = finish(offline(logits, out, "--width", "0.3"))
+    assert code == 0, err
+    assert unit(out) == units["new"]
+    assert leftovers(tmp_path, out) == []
