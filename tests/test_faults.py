@@ -120,3 +120,37 @@ def test_twenty_random_kills_then_one_clean_run_leave_one_unit_and_no_debris(
     assert code == 0, err
     assert unit(out) == units["new"]
     assert leftovers(tmp_path, out) == []
+
+
+def test_caching_killed_between_datasets_is_refused_then_cached_again(tiny_members, tmp_path):
+    """A member's logits caching hard-killed after its first dataset's file: the mix of new
+    and earlier files is refused naming a file; caching again makes the member readable."""
+    import json
+    import shutil
+
+    from artifacts.experiment_logits import load_experiment
+    from commands.stages import cache_logits, cache_logits_args
+    from tests.conftest import QUICKSTART
+
+    logits = shutil.copytree(tiny_members["logits_dir"], tmp_path / "logits")
+    meta = json.loads((logits / "m1" / "meta.json").read_text())
+    roles = {"digits_heldout": "heldout", "digits_test": "id", "uniform_noise": "ood"}
+    assert meta["datasets"][0] == "digits_heldout"  # the file written before the kill
+    args = cache_logits_args(
+        QUICKSTART / "member.yaml", tiny_members["ckpts"][1], logits, "m1",
+        tiny_members["data_cfg"], ["--trainer.enable_progress_bar=false"],
+    )  # fmt: skip
+    env = {**os.environ, "PYTHONPATH": str(ROOT), FAULT_ENV: "logits:exit"}
+    killed = subprocess.run(
+        [sys.executable, str(ROOT / "scripts" / "train_member.py"), *args],
+        env=env, capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    assert killed.returncode == 99, killed.stderr[-3000:]
+    first = logits / "m1" / f"{meta['datasets'][0]}.safetensors"
+    with pytest.raises(ValueError, match="mix two runs") as err:
+        load_experiment(logits, ["m0", "m1"], roles)
+    assert str(err.value).startswith(f"{first}: written by another caching run than ")
+    cache_logits(QUICKSTART / "member.yaml", tiny_members["ckpts"][1], logits, "m1",
+                 tiny_members["data_cfg"])  # fmt: skip
+    data, _ = load_experiment(logits, ["m0", "m1"], roles)
+    assert set(data) == set(roles)
