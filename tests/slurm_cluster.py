@@ -64,10 +64,32 @@ def job_fields(env: dict, job: str) -> list[dict[str, str]]:
     return [dict(re.findall(r"(\w+)=(\S*)", block)) for block in blocks]
 
 
-def wait_until_done(env: dict, jobs: list[str], timeout: float = 900) -> None:
-    """Poll until none of ``jobs`` is pending or running."""
+FAILED_STATES = {"FAILED", "CANCELLED", "TIMEOUT", "NODE_FAIL", "OUT_OF_MEMORY", "BOOT_FAIL"}
+
+
+def failure(fields: dict[str, str]) -> str | None:
+    """What went wrong with a job (its state, reason and log's end), or None if nothing has."""
+    state, reason = fields.get("JobState", ""), fields.get("Reason", "")
+    if state not in FAILED_STATES and reason != "DependencyNeverSatisfied":
+        return None
+    log = Path(fields.get("StdOut", ""))
+    tail = log.read_text(errors="replace")[-3000:] if log.is_file() else "(no log)"
+    return f"job {fields.get('JobId')} {state} ({reason}); {log}:\n{tail}"
+
+
+def wait_until_done(
+    env: dict, jobs: list[str], timeout: float = 900, fail_fast: bool = True
+) -> None:
+    """Poll until none of ``jobs`` is pending or running; with ``fail_fast``, raise as soon as
+    one of them (or of their array tasks) failed, with the end of its log."""
     deadline = time.time() + timeout
     while time.time() < deadline:
+        if fail_fast:
+            for job in jobs:
+                for fields in job_fields(env, job):
+                    problem = failure(fields)
+                    if problem:
+                        raise AssertionError(problem)
         if not run(env, "squeue", "-h", "-j", ",".join(jobs)).strip():
             return
         time.sleep(2)

@@ -59,17 +59,27 @@ def leftovers(parent: Path, out: Path) -> list[str]:
     return sorted(p.name for p in parent.iterdir() if p.name.startswith(f".{out.name}."))
 
 
-@pytest.fixture(scope="module")
-def units(logits, tmp_path_factory) -> dict[str, dict[str, str]]:
+def expected_units(logits: Path, root: Path, *extra: str) -> dict[str, dict[str, str]]:
     """The two units a faulted folder may hold: the earlier run (width 0.1) and the new one."""
-    root = tmp_path_factory.mktemp("units")
     found = {}
     for name, width in (("old", "0.1"), ("new", "0.3")):
-        code, err = finish(offline(logits, root / name, "--width", width))
+        code, err = finish(offline(logits, root / name, "--width", width, *extra))
         assert code == 0, err
         found[name] = unit(root / name)
     assert found["old"] != found["new"]
     return found
+
+
+@pytest.fixture(scope="module")
+def units(logits, tmp_path_factory) -> dict[str, dict[str, str]]:
+    """Runs with plots (the random kills: more to write, more moments inside a write)."""
+    return expected_units(logits, tmp_path_factory.mktemp("units"))
+
+
+@pytest.fixture(scope="module")
+def units_without_plots(logits, tmp_path_factory) -> dict[str, dict[str, str]]:
+    """Runs without plots (the write phases: half the time per run)."""
+    return expected_units(logits, tmp_path_factory.mktemp("units"), "--no-plots")
 
 
 @pytest.mark.parametrize(
@@ -78,16 +88,16 @@ def units(logits, tmp_path_factory) -> dict[str, dict[str, str]]:
      ("swapped:exit", "new")],
 )  # fmt: skip
 def test_a_fault_at_a_write_phase_leaves_one_unit_and_the_next_run_cleans_up(
-    logits, units, tmp_path, fault, expected
+    logits, units_without_plots, tmp_path, fault, expected
 ):
-    out = tmp_path / "out"
-    assert finish(offline(logits, out, "--width", "0.1"))[0] == 0
-    code, err = finish(offline(logits, out, "--width", "0.3", fault=fault))
+    out, units, no_plots = tmp_path / "out", units_without_plots, "--no-plots"
+    assert finish(offline(logits, out, "--width", "0.1", no_plots))[0] == 0
+    code, err = finish(offline(logits, out, "--width", "0.3", no_plots, fault=fault))
     assert code != 0, err
     assert unit(out) == units[expected]
     if fault.endswith("raise"):  # a Python-level failure: nothing left beside the folder
         assert leftovers(tmp_path, out) == [], err
-    code, err = finish(offline(logits, out, "--width", "0.3"))
+    code, err = finish(offline(logits, out, "--width", "0.3", no_plots))
     assert code == 0, err
     assert unit(out) == units["new"]
     assert leftovers(tmp_path, out) == []

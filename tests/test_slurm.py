@@ -88,6 +88,29 @@ def test_submit_chains_members_and_evaluation(slurm, tmp_path, small_data_config
     assert json.loads((out / "results" / "window.json").read_text())
 
 
+def test_a_failed_member_cancels_the_evaluation_and_wait_reports_each_job(slurm, tmp_path):
+    config = experiment(tmp_path, "broken", [0, 1])
+    bad = "--member-arg=--trainer.max_epochs=abc"  # each member task fails at once
+    proc = subprocess.run(
+        ["bash", "scripts/slurm/submit.sh", str(config), "--wait", "--", bad],
+        env={**slurm, "SUBMIT_POLL": "1"}, cwd=ROOT, capture_output=True, text=True,
+        timeout=300,
+    )  # fmt: skip
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    words = proc.stdout.split()
+    train, evaluate = words[words.index("members:") + 2], words[words.index("evaluation:") + 2]
+    logs = tmp_path / "broken" / "slurm"
+    lines = [line for line in proc.stdout.splitlines() if " job " in line and "exit" in line]
+    assert lines[:2] == [
+        f"members job {train}_{i}: FAILED, exit 2:0, log {logs}/members_{train}_{i}.out"
+        for i in (0, 1)
+    ], proc.stdout
+    assert lines[2].startswith(f"evaluation job {evaluate}: CANCELLED"), proc.stdout
+    assert "error: not every job completed; read the logs above" in proc.stderr
+    assert not run(slurm, "squeue", "-h").strip()  # nothing left pending
+    assert "max_epochs" in (logs / f"members_{train}_0.out").read_text()
+
+
 def test_preempted_member_resumes_to_the_uninterrupted_weights(slurm, tmp_path, small_data_config):
     data_cfg = small_data_config(tmp_path / "data.yaml", train_limit=640)  # 10 steps/epoch
     args = [f"--member-arg=--data={data_cfg}", "--member-arg=--trainer.max_epochs=3",

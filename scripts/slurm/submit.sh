@@ -16,6 +16,9 @@
 #   --cpus-per-task C   --mem M
 #   --parallel-members  one job of <members> tasks, each training its own member on one device
 #   --out DIR       override the experiment's output folder; --logger csv|wandb likewise
+#   --wait          stay until every job has ended, then print each job's state and log; exit
+#                   status 0 only when all completed (1 otherwise). $SUBMIT_POLL: seconds
+#                   between checks (default 10)
 # Logs: <out>/slurm/members_<job>_<task>.out and <out>/slurm/evaluate_<job>.out.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -24,6 +27,7 @@ shift
 [[ -f $config ]] || { echo "experiment config not found: $config" >&2; exit 2; }
 python=${PYTHON:-.venv/bin/python}
 common=() member=() evaluation=() pipeline=() nodes=1 gpus=0 tasks=0 parallel=0 out="" logger=""
+wait=0
 while (($#)); do
   case $1 in
     --partition|--account|--qos) common+=("$1=$2"); shift 2 ;;
@@ -34,6 +38,7 @@ while (($#)); do
     --tasks-per-node) tasks=$2; shift 2 ;;
     --cpus-per-task|--mem) common+=("$1=$2"); shift 2 ;;
     --parallel-members) parallel=1; shift ;;
+    --wait) wait=1; shift ;;
     --out) out=$2; pipeline+=(--out "$2"); shift 2 ;;
     --logger) logger=$2; pipeline+=(--logger "$2"); shift 2 ;;
     --) shift; pipeline+=("$@"); break ;;
@@ -77,3 +82,23 @@ evaluate=$(sbatch --parsable "${common[@]}" "${evaluation[@]}" \
 evaluate=${evaluate%%;*}
 echo "members: job $train ($members members)  evaluation: job $evaluate (after members succeed)"
 echo "logs: $logs/   results: $out/   watch: squeue -j $train,$evaluate"
+((wait)) || exit 0
+
+# --wait: poll until no job is queued, then one line per job (array tasks separately)
+while [[ -n $(squeue -h -j "$train,$evaluate" 2>/dev/null) ]]; do sleep "${SUBMIT_POLL:-10}"; done
+field() { [[ $line =~ (^|[[:space:]])$1=([^[:space:]]*) ]] && echo "${BASH_REMATCH[2]}"; true; }
+failed=0
+while read -r line; do
+  [[ -n $line ]] || continue
+  id=$(field JobId) task=$(field ArrayTaskId) state=$(field JobState) reason=$(field Reason)
+  what="members"
+  [[ $id == "$evaluate" ]] && what="evaluation"
+  [[ -n $task && $task != "N/A" ]] && id="$(field ArrayJobId)_$task"
+  note=""
+  [[ $state == COMPLETED ]] || { failed=1; [[ $reason == "None" ]] || note=" ($reason)"; }
+  echo "$what job $id: $state$note, exit $(field ExitCode), log $(field StdOut)"
+done < <(scontrol -o show job "$train" 2>/dev/null; scontrol -o show job "$evaluate" 2>/dev/null)
+if ((failed)); then
+  echo "error: not every job completed; read the logs above" >&2
+  exit 1
+fi
