@@ -102,10 +102,14 @@ def test_a_failed_member_cancels_the_evaluation_and_wait_reports_each_job(slurm,
     logs = tmp_path / "broken" / "slurm"
     lines = [line for line in proc.stdout.splitlines() if " job " in line and "exit" in line]
     assert lines[:2] == [
-        f"members job {train}_{i}: FAILED, exit 2:0, log {logs}/members_{train}_{i}.out"
+        f"members job {train}_{i}: FAILED (NonZeroExitCode), exit 2:0, log "
+        f"{logs}/members_{train}_{i}.out"
         for i in (0, 1)
     ], proc.stdout
-    assert lines[2].startswith(f"evaluation job {evaluate}: CANCELLED"), proc.stdout
+    assert lines[2] == (
+        f"evaluation job {evaluate}: CANCELLED (DependencyNeverSatisfied), exit 0:0, log "
+        f"{logs}/evaluate_{evaluate}.out"
+    )
     assert "error: not every job completed; read the logs above" in proc.stderr
     assert not run(slurm, "squeue", "-h").strip()  # nothing left pending
     assert "max_epochs" in (logs / f"members_{train}_0.out").read_text()

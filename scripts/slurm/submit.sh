@@ -87,7 +87,7 @@ echo "logs: $logs/   results: $out/   watch: squeue -j $train,$evaluate"
 # --wait: poll until no job is queued, then one line per job (array tasks separately)
 while [[ -n $(squeue -h -j "$train,$evaluate" 2>/dev/null) ]]; do sleep "${SUBMIT_POLL:-10}"; done
 field() { [[ $line =~ (^|[[:space:]])$1=([^[:space:]]*) ]] && echo "${BASH_REMATCH[2]}"; true; }
-failed=0
+failed=0 report=()
 while read -r line; do
   [[ -n $line ]] || continue
   id=$(field JobId) task=$(field ArrayTaskId) state=$(field JobState) reason=$(field Reason)
@@ -96,8 +96,9 @@ while read -r line; do
   [[ -n $task && $task != "N/A" ]] && id="$(field ArrayJobId)_$task"
   note=""
   [[ $state == COMPLETED ]] || { failed=1; [[ $reason == "None" ]] || note=" ($reason)"; }
-  echo "$what job $id: $state$note, exit $(field ExitCode), log $(field StdOut)"
+  report+=("$what job $id: $state$note, exit $(field ExitCode), log $(field StdOut)")
 done < <(scontrol -o show job "$train" 2>/dev/null; scontrol -o show job "$evaluate" 2>/dev/null)
+printf '%s\n' "${report[@]}" | sort -k1,1r -k3,3V  # members by task, then the evaluation
 if ((failed)); then
   echo "error: not every job completed; read the logs above" >&2
   exit 1
