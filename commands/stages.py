@@ -49,6 +49,9 @@ def fit_member_args(
         f"--checkpoint.dirpath={member_dir / 'checkpoints'}",
         *(csv_logger(member_dir.parent, member_dir.name) if logger is None else logger),
         *([f"--ckpt_path={resume_from}"] if resume_from else []),
+        # Lightning's bar only on a terminal and unless progress is off (a SLURM log or a
+        # benchmark's log file would otherwise fill with redrawn bars)
+        f"--trainer.enable_progress_bar={str(progress_enabled(sys.stdout)).lower()}",
         *overrides,
     ]
 

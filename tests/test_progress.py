@@ -83,3 +83,23 @@ def test_the_offline_evaluator_shows_progress_on_a_terminal_only(tmp_path):
     # the bars change nothing in the results
     tty, log = (tmp_path / "tty" / "metrics.csv"), (tmp_path / "log" / "metrics.csv")
     assert tty.read_text() == log.read_text()
+
+
+def test_lightning_bars_of_training_and_caching_follow_the_same_rule(monkeypatch):
+    """A member's fit and its logits caching draw Lightning's bar only on a terminal (a SLURM
+    log or a benchmark's log file would fill with redrawn bars) and never with --no-progress."""
+    from commands.stages import cache_logits_args, fit_member_args
+
+    def bar(args: list[str]) -> str:
+        return [a for a in args if a.startswith("--trainer.enable_progress_bar=")][-1]
+
+    monkeypatch.delenv(NO_PROGRESS_ENV, raising=False)
+    for terminal, expected in ((False, "false"), (True, "true")):
+        monkeypatch.setattr(sys, "stdout", _Terminal() if terminal else io.StringIO())
+        assert bar(fit_member_args("m.yaml", 0, "out/m0")).endswith(expected)
+        assert bar(cache_logits_args("m.yaml", "c.ckpt", "out/logits", "m0")).endswith(expected)
+    disable_progress()
+    assert bar(fit_member_args("m.yaml", 0, "out/m0")).endswith("false")
+    # a user's own override comes last and wins
+    args = fit_member_args("m.yaml", 0, "m0", overrides=["--trainer.enable_progress_bar=true"])
+    assert bar(args).endswith("true")
