@@ -12,8 +12,10 @@ from __future__ import annotations
 
 import json
 
+from artifacts.cost_report import cost_to_target_lines
 from artifacts.result_labels import lead_columns, policy_labels, run_key, same_as
 from cascade.bootstrap import FDR
+from cascade.cost_to_target import is_cost_to_target
 from cascade.orders import spread_across_orders
 
 MAX_DIFFERENCES = 20  # lines of significant differences in the report (all in deltas.csv)
@@ -177,11 +179,15 @@ def report_text(
     else:
         lines.append("No intervals: run with a bootstrap (--bootstrap N) to get them.")
     lines += ["", "Cost: expected MACs per sample in units of the first member's MACs.", ""]
+    key_rows = [r for r in rows if not is_cost_to_target(r["policy"])]  # their own section
     if any(r.get("members") for r in rows):  # one key table: across the orders
-        lines += ["## Across member orders", ""] + _order_tables(rows, unit)
+        lines += ["## Across member orders", ""] + _order_tables(key_rows, unit)
         lines += ["Each order's values, with their intervals: metrics.csv (column members).", ""]
     else:
-        lines += ["## Results", ""] + _dataset_tables(rows, unit)
+        lines += ["## Results", ""] + _dataset_tables(key_rows, unit)
+    costs = cost_to_target_lines(rows, summary, unit)
+    if costs:
+        lines += ["## Cost to reach the ensemble's gain", ""] + costs
     if plots:
         lines += ["## Plots", ""] + [f"![{p}]({p})" for p in plots] + [""]
     if deltas is not None:

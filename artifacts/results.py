@@ -25,6 +25,7 @@ from artifacts.result_labels import (  # noqa: F401  (re-exported: the names res
     same_as,
 )
 from cascade.bootstrap import DELTA_FIELDS
+from cascade.cost_to_target import is_cost_to_target
 from cascade.evaluation import ROW_FIELDS
 
 
@@ -72,7 +73,9 @@ def nested_metrics(rows: list[dict]) -> dict:
 
 
 def format_table(rows: list[dict], stage_macs: list[float] | None = None) -> str:
-    """A compact human-readable table: one line per dataset and policy."""
+    """A compact human-readable table: one line per dataset and policy (the cost-to-target
+    settings are in ``report.md`` and ``metrics.csv``)."""
+    rows = [r for r in rows if not is_cost_to_target(r["policy"])]
     nested = nested_metrics(rows)
     roles = {r["dataset"]: r["role"] for r in rows}
     unit = stage_macs[0] if stage_macs else 1.0

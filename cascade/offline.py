@@ -15,6 +15,7 @@ from dataclasses import dataclass, replace
 import torch
 
 from cascade.bootstrap import Bootstrap
+from cascade.cost_to_target import CostToTarget, cost_to_target, has_cost_knob
 from cascade.engine import exit_stages
 from cascade.evaluation import policy_rows
 from cascade.metric_registry import MetricSettings
@@ -167,6 +168,21 @@ def prefix_outputs(
     return out
 
 
+def fit_inputs(
+    prepared: PreparedExperiment, policies: list[str], policy_settings: PolicySettings
+) -> FitInputs:
+    """What the policies are fitted on: the held-out stage scores, the full ensemble's held-out
+    outputs, the members' MACs, and the test mixture's scores when a policy needs them."""
+    mixture = None
+    if any(policy_entry(p).needs_mixture for p in policies):
+        mixture = prepared.mixture_confidence(policy_settings.seed)
+    final = prepared.prefix_outputs[prepared.roles.heldout][-1]  # the full ensemble
+    return FitInputs(
+        prepared.heldout_confidence, prepared.heldout_correct, mixture, prepared.roles.heldout,
+        final.confidence, final.correct, prepared.stage_macs,
+    )  # fmt: skip
+
+
 def evaluate_policies(
     prepared: PreparedExperiment,
     policies: list[str],
@@ -184,24 +200,54 @@ def evaluate_policies(
         bootstrap: when given, collects every row's resampled values (``cascade.bootstrap``).
     """
     policy_settings = policy_settings or PolicySettings()
+    inputs = fit_inputs(prepared, policies, policy_settings)
+    fitted = fit_policies(policies, inputs, policy_settings)
+    rows = evaluate_fitted(
+        prepared, list(fitted.values()), policy_settings, metric_settings, id_curves, bootstrap
+    )
+    return rows, fitted
+
+
+def evaluate_cost_to_target(
+    prepared: PreparedExperiment,
+    policies: list[str],
+    shares: list[float],
+    policy_settings: PolicySettings | None = None,
+    metric_settings: MetricSettings | None = None,
+    bootstrap: Bootstrap | None = None,
+) -> tuple[list[dict], list[CostToTarget]]:
+    """For every family among ``policies`` with a held-out cost knob, the cheapest setting that
+    keeps each of ``shares`` of the ensemble's held-out gain (``cascade.cost_to_target``),
+    evaluated on every dataset; its rows' ``policy`` is ``<family>@gain<percent>``."""
+    policy_settings = policy_settings or PolicySettings()
+    families = [p for p in policies if has_cost_knob(p)]
+    if not shares or not families:
+        return [], []
+    inputs = fit_inputs(prepared, families, policy_settings)
+    found = [c for p in families for c in cost_to_target(p, inputs, policy_settings, shares)]
+    reached = [c.fitted for c in found if c.fitted is not None]
+    rows = evaluate_fitted(prepared, reached, policy_settings, metric_settings, None, bootstrap)
+    return rows, found
+
+
+def evaluate_fitted(
+    prepared: PreparedExperiment,
+    fitted: list[CascadePolicy],
+    policy_settings: PolicySettings,
+    metric_settings: MetricSettings | None = None,
+    id_curves: dict | None = None,
+    bootstrap: Bootstrap | None = None,
+) -> list[dict]:
+    """Every dataset's metric rows under each fitted policy (see :func:`evaluate_policies`)."""
     metric_settings = replace(
         metric_settings or MetricSettings(),
         target=policy_settings.target,
         guarantee=policy_settings.guarantee,
         guarantee_method=policy_settings.guarantee_method,
     )  # the operating point of the policies' target, as online
-    mixture = None
-    if any(policy_entry(p).needs_mixture for p in policies):
-        mixture = prepared.mixture_confidence(policy_settings.seed)
-    final = prepared.prefix_outputs[prepared.roles.heldout][-1]  # the full ensemble
-    inputs = FitInputs(
-        prepared.heldout_confidence, prepared.heldout_correct, mixture, prepared.roles.heldout,
-        final.confidence, final.correct, prepared.stage_macs,
-    )  # fmt: skip
-    fitted = fit_policies(policies, inputs, policy_settings)
     targets = {name: d.targets for name, d in prepared.data.items()}
     rows = []
-    for policy in fitted.values():
+    for policy in fitted:
         results = {}
         for name, stages in prepared.prefix_outputs.items():
             exits = exit_stages([s.confidence for s in stages], policy)
@@ -219,9 +265,9 @@ def evaluate_policies(
                 prepared.stage_macs,
                 metric_settings,
                 bootstrap,
-            )
+            )  # fmt: skip
         )
-    return rows, fitted
+    return rows
 
 
 RELIABILITY = ("reliability",)  # the curves' key of the ID set's reliability bins (no name)

@@ -83,6 +83,14 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     p.add_argument("--budget-grid", type=int, default=200, help="budget_window's quantile grid")
     p.add_argument(
+        "--gain-shares",
+        type=float,
+        nargs="*",
+        default=None,
+        help="for each policy with a cost knob, the cheapest setting keeping these shares of "
+        "the ensemble's held-out gain, evaluated on test (default 0.5 0.75 0.9; none: off)",
+    )
+    p.add_argument(
         "--budget-objective",
         default="target",
         choices=("target", "augrc"),
@@ -188,8 +196,14 @@ def run(args: argparse.Namespace) -> list[dict]:
     from artifacts.results import write_results
     from artifacts.run_folder import check_output_folder, staged_run_folder
     from cascade.bootstrap import Bootstrap
+    from cascade.cost_to_target import GAIN_SHARES, check_gain_shares
     from cascade.metric_registry import MetricSettings, check_report_points
-    from cascade.offline import EnsembleLogits, evaluate_policies, prepare_experiment
+    from cascade.offline import (
+        EnsembleLogits,
+        evaluate_cost_to_target,
+        evaluate_policies,
+        prepare_experiment,
+    )
     from cascade.orders import member_orders, order_label
     from cascade.policy_registry import PolicySettings, check_policies
     from cascade.progress import progress
@@ -219,6 +233,7 @@ def run(args: argparse.Namespace) -> list[dict]:
     for field in SWEPT:  # every value validated (by constructing it) before any work
         for value in getattr(args, field):
             replace(base, **{field: value})
+    shares = check_gain_shares(GAIN_SHARES if args.gain_shares is None else args.gain_shares)
     macs = parse_macs(args.macs)
     bootstrap = Bootstrap(args.bootstrap, args.bootstrap_seed)
     check_output_dir(args.out, "--out", [("--logits-dir", args.logits_dir)])
@@ -227,6 +242,7 @@ def run(args: argparse.Namespace) -> list[dict]:
     orders = member_orders(args.members, args.orders)
     _, cost_unit = member_macs(args.logits_dir, args.members, macs)
     rows, fitted_all, curves, temperatures = [], {}, {}, None
+    cost_rows, costs = [], []  # after every other row: earlier rows keep their places
     for order in orders:
         picked = [args.members.index(m) for m in order]
         tag = order_label(order) if len(orders) > 1 else ""
@@ -255,6 +271,12 @@ def run(args: argparse.Namespace) -> list[dict]:
                 fitted_all.update(
                     {(p.name, p.setting, score, tag): p.to_dict() for p in fitted.values()}
                 )
+            part, found = evaluate_cost_to_target(
+                prepared, policies, shares, base, metric_settings, bootstrap
+            )
+            cost_rows.extend({**r, "members": tag} if tag else r for r in part)
+            costs.extend({**cost_record(c), "score": score, "members": tag} for c in found)
+    rows.extend(cost_rows)
     deltas = None
     if bootstrap.num:
         rows = bootstrap.annotate(rows)
@@ -282,6 +304,7 @@ def run(args: argparse.Namespace) -> list[dict]:
                 if args.bootstrap
                 else None,
                 "temperatures": temperatures.to_dict() if temperatures else None,
+                "cost_to_target": costs or None,
             },
             quiet=args.quiet,
             shown_dir=args.out,
@@ -289,6 +312,22 @@ def run(args: argparse.Namespace) -> list[dict]:
     if cost_unit == MEMBER_UNITS and not args.quiet:
         print(f"note: costs are in {MEMBER_UNITS}; pass --macs MEMBER=MACS to weigh them")
     return rows
+
+
+def cost_record(found) -> dict:
+    """One ``summary.json`` entry of ``cost_to_target``: the family, the share asked, the knob
+    value chosen on held-out (None: not reached), its held-out cost and share, and the
+    ``policy`` (name) and ``setting`` its rows carry in ``metrics.csv``."""
+    return {
+        "policy": found.policy,
+        "name": found.fitted.name if found.fitted is not None else None,
+        "share": found.share,
+        "knob": found.knob,
+        "value": found.value,
+        "heldout_cost": found.heldout_cost,
+        "heldout_share": found.heldout_share,
+        "setting": found.fitted.setting if found.fitted is not None else None,
+    }
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -27,8 +27,9 @@ HEAVY = ("lightning", "torchmetrics", "wandb", "datasets", "timm", "matplotlib")
 def test_offline_outputs_match_the_golden_files_made_before_the_restructuring(tmp_path):
     """metrics.csv (every row, in order) and summary.json of a fixed 3-member case with every
     policy, a sweep and temperature scaling, as the previous layout wrote them (regenerated
-    when augrc, e_aurc and scod_augrc were added, and when fail_auroc and fail_fpr@95 were:
-    every earlier row kept its value and place)."""
+    when augrc, e_aurc and scod_augrc were added, when fail_auroc and fail_fpr@95 were, and
+    when the cost-to-target rows (``<policy>@gain<percent>``) were appended: every earlier row
+    kept its value and place)."""
     out = tmp_path / "out"
     assert evaluate_logits(["--logits-dir", str(write_case(tmp_path / "logits")), *ARGS,
                             "--out", str(out)]) == 0  # fmt: skip

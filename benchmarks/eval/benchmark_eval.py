@@ -64,7 +64,7 @@ def main() -> None:
         t = time.perf_counter()
         make_logits(directory)
         print(f"made logits in {time.perf_counter() - t:.1f} s under {directory}")
-    out = directory / "results"
+    out = directory.with_name(directory.name + "_results")  # outside --logits-dir (refused)
     cli = [
         "--logits-dir", str(directory), "--members", "m0", "m1", "--heldout", "heldout",
         "--id", "test", "--ood", "ood_a", "ood_b", "--score", args.score, "--target", "cov@5",

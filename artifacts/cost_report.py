@@ -1,0 +1,73 @@
+"""The report's "cost to reach the ensemble's gain" section (``cascade.cost_to_target``).
+
+For each policy family with a cost knob and each asked share of the ensemble's gain: the
+setting chosen on the held-out split (the cheapest there that keeps the share), its held-out
+cost and share, and what it delivers on the ID test set (cost and the target's metric with their
+bootstrap intervals when computed, and the share of the test gain it keeps).
+"""
+
+from __future__ import annotations
+
+
+def _interval(row: dict | None, scale: float = 1.0, digits: int = 4) -> str:
+    if row is None:
+        return "-"
+    text = f"{row['value'] / scale:.{digits}f}"
+    if row.get("ci_low") is not None:
+        text += f" [{row['ci_low'] / scale:.{digits}f}, {row['ci_high'] / scale:.{digits}f}]"
+    return text
+
+
+def cost_to_target_lines(rows: list[dict], summary: dict, unit: float) -> list[str]:
+    """The section's Markdown lines ([] when the run fitted no cost-to-target setting).
+
+    Args:
+        rows: the run's metric rows.
+        summary: the run's summary (its ``cost_to_target`` records and ``target``).
+        unit: the first member's MACs (costs are shown in its units).
+    """
+    records = summary.get("cost_to_target") or []
+    if not records:
+        return []
+    first = (records[0]["score"], records[0]["members"])  # one score and order on the page
+    shown = [r for r in records if (r["score"], r["members"]) == first]
+    target = summary.get("target")
+    id_name = next((r["dataset"] for r in rows if r["role"] == "id"), None)
+    index = {
+        (r["policy"], r["setting"], r["metric"]): r
+        for r in rows
+        if r["dataset"] == id_name and (r["score"], r.get("members") or "") == first
+    }
+
+    def value(policy: str, setting: str, metric: str) -> dict | None:
+        return index.get((policy, setting, metric))
+
+    single, full = value("single", "", target), value("ensemble", "", target)
+    gain = None if single is None or full is None else full["value"] - single["value"]
+    lines = [
+        f"The cheapest setting of each policy family that keeps a share of the ensemble's "
+        f"{target} gain over member 1 on the held-out split, and what it delivers on the ID "
+        f"test set ({id_name}). Share = (policy - single) / (ensemble - single) of {target}; "
+        "cost in member-1 units.",
+        "",
+        f"| policy | share asked | setting | held-out cost | held-out share | test cost | "
+        f"test {target} | test share |",
+        "| --- " * 8 + "|",
+    ]
+    for r in shown:
+        asked = f"{r['share']:.0%}"
+        if r["setting"] is None:
+            lines.append(f"| {r['policy']} | {asked} | not reached on held-out |" + " - |" * 5)
+            continue
+        cost = _interval(value(r["name"], r["setting"], "expected_macs"), unit, 3)
+        metric = value(r["name"], r["setting"], target)
+        share = "-"
+        if metric is not None and gain:
+            share = f"{(metric['value'] - single['value']) / gain:.0%}"
+        lines.append(
+            f"| {r['policy']} | {asked} | {r['setting']} | {r['heldout_cost']:.3f} | "
+            f"{r['heldout_share']:.0%} | {cost} | {_interval(metric)} | {share} |"
+        )
+    if len(shown) < len(records):
+        lines += ["", "Other scores and member orders: summary.json (cost_to_target)."]
+    return lines + [""]
