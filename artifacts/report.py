@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 
-from artifacts.cost_report import cost_to_target_lines
+from artifacts.cost_report import cost_to_target_lines, headroom_lines
 from artifacts.result_labels import lead_columns, policy_labels, run_key, same_as
 from cascade.bootstrap import FDR
 from cascade.cost_to_target import is_cost_to_target
@@ -188,6 +188,9 @@ def report_text(
     costs = cost_to_target_lines(rows, summary, unit)
     if costs:
         lines += ["## Cost to reach the ensemble's gain", ""] + costs
+    headroom = headroom_lines(summary)
+    if headroom:
+        lines += ["## Headroom", ""] + headroom
     if plots:
         lines += ["## Plots", ""] + [f"![{p}]({p})" for p in plots] + [""]
     if deltas is not None:

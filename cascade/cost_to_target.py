@@ -36,7 +36,7 @@ from cascade.policy_registry import FitInputs, PolicySettings, policy_entry
 from uncertainty.targets import parse_target
 
 GAIN_SHARES = (0.5, 0.75, 0.9)
-GRID_POINTS = 20
+GRID_POINTS = 10  # knob values per family: cost steps of about 0.1 for two equal members
 GAIN_MARK = "@gain"  # the rows' policy: "<family>@gain<percent>", e.g. window@gain75
 
 

@@ -18,6 +18,7 @@ from cascade.bootstrap import Bootstrap
 from cascade.cost_to_target import CostToTarget, cost_to_target, has_cost_knob
 from cascade.engine import exit_stages
 from cascade.evaluation import policy_rows
+from cascade.headroom import policy_headroom
 from cascade.metric_registry import MetricSettings
 from cascade.policies import CascadePolicy
 from cascade.policy_registry import FitInputs, PolicySettings, fit_policies, policy_entry
@@ -228,6 +229,28 @@ def evaluate_cost_to_target(
     reached = [c.fitted for c in found if c.fitted is not None]
     rows = evaluate_fitted(prepared, reached, policy_settings, metric_settings, None, bootstrap)
     return rows, found
+
+
+def evaluate_headroom(
+    prepared: PreparedExperiment,
+    fitted: dict[str, CascadePolicy],
+    policy_settings: PolicySettings,
+) -> list[dict]:
+    """For each fitted policy with a held-out cost knob, what a deferral rule that sees member
+    1's logits reaches at the same held-out cost (``cascade.headroom``); two members only."""
+    costed = [p for name, p in fitted.items() if has_cost_knob(name)]
+    if not costed or len(prepared.stage_macs) != 2:
+        return []
+    inputs = fit_inputs(prepared, [], policy_settings)
+    first_logits = prepared.data[prepared.roles.heldout].logits[0]
+    found, cache = [], {}  # the learned rule once per pass fraction (policies often share one)
+    for p in costed:
+        f = policy_headroom(
+            inputs, first_logits, p, policy_settings.target, policy_settings.seed, cache
+        )
+        if f is not None:
+            found.append(f)
+    return found
 
 
 def evaluate_fitted(

@@ -96,6 +96,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         choices=("target", "augrc"),
         help="what budget_window optimises on held-out: the target (cov@R, risk@C) or AUGRC",
     )
+    p.add_argument(
+        "--no-headroom",
+        action="store_true",
+        help="skip the headroom estimate (a deferral rule learned on member 1's logits, "
+        "cross-fitted, at each costed policy's held-out cost; two members only)",
+    )
     p.add_argument("--random-fraction", type=float, default=None, help="random policy (default 2w)")
     p.add_argument("--definitions", default="standard", choices=DEFINITION_NAMES)
     p.add_argument(
@@ -201,11 +207,12 @@ def run(args: argparse.Namespace) -> list[dict]:
     from cascade.offline import (
         EnsembleLogits,
         evaluate_cost_to_target,
+        evaluate_headroom,
         evaluate_policies,
         prepare_experiment,
     )
     from cascade.orders import member_orders, order_label
-    from cascade.policy_registry import PolicySettings, check_policies
+    from cascade.policy_registry import PolicySettings, check_policies, policy_entry
     from cascade.progress import progress
 
     policies = check_policies([p.strip() for p in args.policies.split(",") if p.strip()])
@@ -233,6 +240,11 @@ def run(args: argparse.Namespace) -> list[dict]:
     for field in SWEPT:  # every value validated (by constructing it) before any work
         for value in getattr(args, field):
             replace(base, **{field: value})
+
+    def is_first(name: str, settings: PolicySettings) -> bool:
+        knob = policy_entry(name).sweep
+        return knob is not None and getattr(settings, knob) == getattr(base, knob)
+
     shares = check_gain_shares(GAIN_SHARES if args.gain_shares is None else args.gain_shares)
     macs = parse_macs(args.macs)
     bootstrap = Bootstrap(args.bootstrap, args.bootstrap_seed)
@@ -243,6 +255,7 @@ def run(args: argparse.Namespace) -> list[dict]:
     _, cost_unit = member_macs(args.logits_dir, args.members, macs)
     rows, fitted_all, curves, temperatures = [], {}, {}, None
     cost_rows, costs = [], []  # after every other row: earlier rows keep their places
+    headrooms = []
     for order in orders:
         picked = [args.members.index(m) for m in order]
         tag = order_label(order) if len(orders) > 1 else ""
@@ -271,6 +284,12 @@ def run(args: argparse.Namespace) -> list[dict]:
                 fitted_all.update(
                     {(p.name, p.setting, score, tag): p.to_dict() for p in fitted.values()}
                 )
+                if not args.no_headroom:  # at each family's first setting
+                    first = {n: p for n, p in fitted.items() if is_first(n, policy_settings)}
+                    headrooms.extend(
+                        {**h, "score": score, "members": tag}
+                        for h in evaluate_headroom(prepared, first, policy_settings)
+                    )
             part, found = evaluate_cost_to_target(
                 prepared, policies, shares, base, metric_settings, bootstrap
             )
@@ -305,6 +324,7 @@ def run(args: argparse.Namespace) -> list[dict]:
                 else None,
                 "temperatures": temperatures.to_dict() if temperatures else None,
                 "cost_to_target": costs or None,
+                "headroom": headrooms or None,
             },
             quiet=args.quiet,
             shown_dir=args.out,
