@@ -20,19 +20,12 @@ from functools import cached_property
 import torch
 
 from cascade.metric_registry import MetricInputs, percent_key
+from uncertainty.failure_detection import weighted_failure_auroc, weighted_failure_fpr
+from uncertainty.ood_detection import weighted_aupr, weighted_auroc, weighted_fpr
+from uncertainty.probability_metrics import weighted_calibration_error
 from uncertainty.scod import scod_mixture
-from uncertainty.weighted_metrics import (
-    WeightedCurve,
-    draw_counts,
-    weighted_aupr,
-    weighted_auroc,
-    weighted_calibration_error,
-    weighted_failure_auroc,
-    weighted_failure_fpr,
-    weighted_fpr,
-    weighted_mean,
-    weighted_oracle_aurc,
-)
+from uncertainty.selective import weighted_oracle_aurc
+from uncertainty.weighted_curve import WeightedCurve, draw_counts, weighted_mean
 
 
 @dataclass
