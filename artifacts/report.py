@@ -13,8 +13,8 @@ from __future__ import annotations
 import json
 
 from artifacts.result_labels import lead_columns, policy_labels, run_key, same_as
-from cascade.bootstrap import FDR
 from cascade.orders import spread_across_orders
+from cascade.significance import FDR
 
 MAX_DIFFERENCES = 20  # lines of significant differences in the report (all in deltas.csv)
 REPORT_ONLY_COLUMNS = ("fail_auroc",)  # shown in the report's tables, not the printed one
