@@ -79,7 +79,15 @@ def weighted_failure_auroc(
 ) -> torch.Tensor:
     """B values of :func:`uncertainty.failure_detection.failure_auroc`, sample i counted
     W[b, i] times: sum over wrong j and correct i of W_j W_i (1[c_i > c_j] + 0.5 1[c_i = c_j]),
-    over (sum_wrong W)(sum_correct W); NaN for a resample with no correct or no wrong draw."""
+    over (sum_wrong W)(sum_correct W); NaN for a resample with no correct or no wrong draw.
+
+    Args:
+        confidence: N confidences; correct: N bools (the positive class).
+        weights: B x N float64 counts W[b, i] (how often sample i is in resample b).
+
+    Returns:
+        B AUROC values (fractions, float64).
+    """
     right, w_right, wrong, w_wrong = _by_correctness(confidence, correct, weights, False)
     cum = torch.cat([w_right.new_zeros(w_right.shape[0], 1), w_right.cumsum(1)], 1)
     below = torch.searchsorted(right, wrong, right=False)  # correct with conf < a wrong one's
@@ -95,7 +103,16 @@ def weighted_failure_fpr(
 ) -> torch.Tensor:
     """B values of :func:`uncertainty.failure_detection.failure_fpr_at_tpr` (the standard
     threshold: the largest accepting at least ``tpr`` of the resample's correct draws), sample
-    i counted W[b, i] times; NaN for a resample with no correct or no wrong draw."""
+    i counted W[b, i] times; NaN for a resample with no correct or no wrong draw.
+
+    Args:
+        confidence: N confidences; correct: N bools (the positive class).
+        weights: B x N float64 counts W[b, i] (how often sample i is in resample b).
+        tpr: the fraction of correct draws to accept, in (0, 1].
+
+    Returns:
+        B fractions of the wrong draws accepted (float64).
+    """
     right, w_right, wrong, w_wrong = _by_correctness(confidence, correct, weights, True)
     if right.numel() == 0 or wrong.numel() == 0:
         return torch.full((weights.shape[0],), float("nan"), dtype=torch.float64)

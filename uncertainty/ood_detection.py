@@ -80,8 +80,17 @@ def fpr_at_threshold(ood_conf: torch.Tensor, threshold: float) -> float:
 def weighted_auroc(
     id_conf: torch.Tensor, ood_conf: torch.Tensor, id_draws: torch.Tensor, ood_draws: torch.Tensor
 ) -> torch.Tensor:
-    """B AUROC values of OOD (positive) vs ID by -confidence: P(conf_ood < conf_id) + half the
-    ties, over the resamples ``id_draws`` (B x N_id) and ``ood_draws`` (B x N_ood)."""
+    """:func:`auroc` of B resamples at once: P(conf_ood < conf_id) + half the ties, sample i
+    counted as often as it is drawn.
+
+    Args:
+        id_conf: N_id ID confidences; ood_conf: N_ood OOD confidences.
+        id_draws: B x k_id indices into the ID samples (each resample's draws with
+            replacement); ood_draws: B x k_ood indices into the OOD samples.
+
+    Returns:
+        B AUROC values (fractions, float64), OOD the positive class.
+    """
     ids, rank = sort_with_rank(id_conf.double().flatten(), descending=False)
     sorted_weights = draw_counts(rank[id_draws], ids.numel())
     cum = torch.cat([sorted_weights.new_zeros(id_draws.shape[0], 1), sorted_weights.cumsum(1)], 1)
@@ -98,7 +107,17 @@ def weighted_auroc(
 def weighted_aupr(
     id_conf: torch.Tensor, ood_conf: torch.Tensor, id_draws: torch.Tensor, ood_draws: torch.Tensor
 ) -> torch.Tensor:
-    """B average precisions, OOD positive, thresholds at the distinct scores (-confidence)."""
+    """:func:`aupr` of B resamples at once: average precision, OOD positive, thresholds at the
+    distinct scores (-confidence), sample i counted as often as it is drawn.
+
+    Args:
+        id_conf: N_id ID confidences; ood_conf: N_ood OOD confidences.
+        id_draws: B x k_id indices into the ID samples (each resample's draws with
+            replacement); ood_draws: B x k_ood indices into the OOD samples.
+
+    Returns:
+        B average precisions (fractions, float64).
+    """
     conf = torch.cat([id_conf.flatten(), ood_conf.flatten()]).double()
     is_ood = torch.cat([torch.zeros(id_conf.numel()), torch.ones(ood_conf.numel())]).double()
     draws = torch.cat([id_draws, ood_draws + id_conf.numel()], 1)
@@ -117,8 +136,18 @@ def weighted_fpr(
     ood_draws: torch.Tensor,
     tpr: float,
 ) -> torch.Tensor:
-    """B values of fpr@p: the OOD fraction with confidence >= the largest threshold that
-    accepts at least p of the resampled ID samples."""
+    """fpr@p of B resamples at once: the fraction of the resampled OOD draws with confidence
+    >= the largest threshold that accepts at least ``tpr`` of the resampled ID draws.
+
+    Args:
+        id_conf: N_id ID confidences; ood_conf: N_ood OOD confidences.
+        id_draws: B x k_id indices into the ID samples (each resample's draws with
+            replacement); ood_draws: B x k_ood indices into the OOD samples.
+        tpr: the ID acceptance rate p, a fraction in (0, 1].
+
+    Returns:
+        B fractions (float64).
+    """
     ids, rank = sort_with_rank(id_conf.double().flatten(), descending=True)
     cum_id = torch.cumsum(draw_counts(rank[id_draws], ids.numel()), 1)
     need = torch.ceil(tpr * cum_id[:, -1:] - 1e-9).clamp_min(1)

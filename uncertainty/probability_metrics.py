@@ -100,8 +100,17 @@ def accuracy(probs: torch.Tensor, targets: torch.Tensor) -> float:
 def weighted_calibration_error(
     top_prob: torch.Tensor, correct: torch.Tensor, weights: torch.Tensor, bins: int = 15
 ) -> torch.Tensor:
-    """B top-label ECEs with the bins of :func:`calibration_error`: sum_b |sum_{i in b}
-    W_i (correct_i - conf_i)| / sum_i W_i."""
+    """:func:`calibration_error` of B resamples at once, with its bins: sum over bins b of
+    |sum_{i in b} W_i (correct_i - conf_i)| / sum_i W_i.
+
+    Args:
+        top_prob: N top-label probabilities; correct: N bools.
+        weights: B x N float64 counts W[b, i] (how often sample i is in resample b).
+        bins: number of equal-width bins of the top-label probability over [0, 1].
+
+    Returns:
+        B ECE values (fractions, float64).
+    """
     conf = top_prob.double().flatten()
     edges = torch.linspace(0, 1, bins + 1, dtype=torch.float64)
     which = torch.bucketize(conf, edges[1:-1], right=False)

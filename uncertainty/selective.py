@@ -157,10 +157,22 @@ def risk_at_coverage(
 
 
 def weighted_oracle_aurc(correct: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
-    """B AURC values of the oracle ranking (every correct sample first, all distinct).
+    """AURC of the oracle ranking (every correct sample first, all distinct) of B resamples.
 
     With n = sum_i W[b, i] samples of which C_b correct, the per-sample curve has risk
-    max(0, k - C_b) / k at coverage k / n (k = 1..n), extended flat to 0.
+    max(0, k - C_b) / k at coverage k / n (k = 1..n), extended flat to 0: the AURC of
+    :func:`oracle_confidence` on each resample.
+
+    Args:
+        correct: N bools, whether each sample's prediction is correct.
+        weights: B x N float64 counts W[b, i] (how often sample i is in resample b); every
+            resample of one size.
+
+    Returns:
+        B AURC values (float64).
+
+    Raises:
+        ValueError: when the resamples differ in size.
     """
     n = weights.sum(1)
     if not bool((n == n[0]).all()):

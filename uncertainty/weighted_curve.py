@@ -24,18 +24,39 @@ import torch
 
 
 def draw_counts(draws: torch.Tensor, n: int) -> torch.Tensor:
-    """B x n float64: how often each of n samples appears in each row of ``draws`` (B x k)."""
+    """How often each of n samples appears in each resample.
+
+    Args:
+        draws: B x k indices into the n samples (a resample's k draws with replacement).
+        n: number of samples.
+
+    Returns:
+        B x n float64 counts W[b, i] (the weights of the weighted forms).
+    """
     out = torch.zeros(draws.shape[0], n, dtype=torch.float64)
     return out.scatter_add_(1, draws, torch.ones(draws.shape, dtype=torch.float64))
 
 
 def weighted_mean(values: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
-    """Sum_i W[b, i] values[i] / sum_i W[b, i], per resample b."""
+    """The mean of per-sample ``values`` over each resample: sum_i W[b, i] values[i] /
+    sum_i W[b, i] (the weighted form of every mean-type metric: accuracy, NLL, Brier, ...).
+
+    Args:
+        values: N per-sample values (any unit; the mean has the same).
+        weights: B x N float64 counts W[b, i] (:func:`draw_counts`).
+
+    Returns:
+        B means (float64).
+    """
     return weights @ values.double() / weights.sum(1)
 
 
 def sort_with_rank(values: torch.Tensor, descending: bool) -> tuple[torch.Tensor, torch.Tensor]:
-    """(sorted values, position of each sample in the sorted order)."""
+    """Sort ``values`` (N, stable) and say where each sample went.
+
+    Returns:
+        (sorted values, rank): rank[i] is the position of sample i in the sorted order.
+    """
     sorted_values, order = torch.sort(values, descending=descending, stable=True)
     rank = torch.empty_like(order)
     rank[order] = torch.arange(order.numel())
