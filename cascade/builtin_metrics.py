@@ -19,7 +19,7 @@ from __future__ import annotations
 import torch
 
 from cascade.metric_registry import MetricInputs, percent_key, register_metric
-from cascade.resampled import Resampled
+from cascade.resampled import Resampled, ResampledValues
 from uncertainty.failure_detection import (
     failure_auroc,
     failure_fpr_at_tpr,
@@ -36,10 +36,8 @@ from uncertainty.selective import augrc, excess_aurc, weighted_oracle_aurc
 from uncertainty.weighted_curve import weighted_mean
 from vocabulary.roles import LABELLED_ROLES
 
-Values = dict[str, torch.Tensor] | None  # a resampled form's {key: B values}
 
-
-def _acc_resampled(r: Resampled) -> Values:
+def _acc_resampled(r: Resampled) -> ResampledValues:
     return {"acc": weighted_mean(r.inputs.outputs.correct, r.weights)}
 
 
@@ -54,7 +52,7 @@ def _acc(i: MetricInputs) -> dict[str, float]:
     return {"acc": float(i.outputs.correct.double().mean())}
 
 
-def _nll_resampled(r: Resampled) -> Values:
+def _nll_resampled(r: Resampled) -> ResampledValues:
     nll = -torch.log(r.inputs.outputs.target_prob.double().clamp_min(1e-12))
     return {"nll": weighted_mean(nll, r.weights)}
 
@@ -64,7 +62,7 @@ def _nll(i: MetricInputs) -> dict[str, float]:
     return {"nll": nll_from_target_probability(i.outputs.target_prob)}
 
 
-def _ece_resampled(r: Resampled) -> Values:
+def _ece_resampled(r: Resampled) -> ResampledValues:
     out = r.inputs.outputs
     return {"ece": weighted_calibration_error(out.top_prob, out.correct, r.weights)}
 
@@ -74,7 +72,7 @@ def _ece(i: MetricInputs) -> dict[str, float]:
     return {"ece": calibration_error(i.outputs.top_prob, i.outputs.correct)}
 
 
-def _brier_resampled(r: Resampled) -> Values:
+def _brier_resampled(r: Resampled) -> ResampledValues:
     out = r.inputs.outputs
     return {"brier": weighted_mean(out.sum_sq - 2 * out.target_prob + 1, r.weights)}
 
@@ -84,7 +82,7 @@ def _brier(i: MetricInputs) -> dict[str, float]:
     return {"brier": brier_from_statistics(i.outputs.sum_sq, i.outputs.target_prob)}
 
 
-def _aurc_resampled(r: Resampled) -> Values:
+def _aurc_resampled(r: Resampled) -> ResampledValues:
     return {"aurc": r.curve.area} if r.standard else None
 
 
@@ -95,7 +93,7 @@ def _aurc(i: MetricInputs) -> dict[str, float]:
     return {"aurc": i.definitions.aurc(i.outputs.confidence, i.outputs.correct)}
 
 
-def _augrc_resampled(r: Resampled) -> Values:
+def _augrc_resampled(r: Resampled) -> ResampledValues:
     return {"augrc": r.curve.generalized_area()}
 
 
@@ -110,7 +108,7 @@ def _augrc(i: MetricInputs) -> dict[str, float]:
     return {"augrc": augrc(i.outputs.confidence, i.outputs.correct)}
 
 
-def _e_aurc_resampled(r: Resampled) -> Values:
+def _e_aurc_resampled(r: Resampled) -> ResampledValues:
     if not r.standard:
         return None
     oracle = weighted_oracle_aurc(r.inputs.outputs.correct, r.weights)
@@ -124,7 +122,7 @@ def _e_aurc(i: MetricInputs) -> dict[str, float]:
     return {"e_aurc": excess_aurc(i.outputs.confidence, i.outputs.correct, i.definitions.aurc)}
 
 
-def _cov_resampled(r: Resampled) -> Values:
+def _cov_resampled(r: Resampled) -> ResampledValues:
     if not r.standard:
         return None
     return {percent_key("cov", x): r.curve.coverage_at_risk(x) for x in r.inputs.settings.risks}
@@ -145,7 +143,7 @@ def _cov(i: MetricInputs) -> dict[str, float]:
     }
 
 
-def _risk_resampled(r: Resampled) -> Values:
+def _risk_resampled(r: Resampled) -> ResampledValues:
     if not r.standard:
         return None
     cs = r.inputs.settings.coverages
@@ -161,7 +159,7 @@ def _risk(i: MetricInputs) -> dict[str, float]:
     }
 
 
-def _fail_auroc_resampled(r: Resampled) -> Values:
+def _fail_auroc_resampled(r: Resampled) -> ResampledValues:
     out = r.inputs.outputs
     return {"fail_auroc": weighted_failure_auroc(out.confidence, out.correct, r.weights)}
 
@@ -177,7 +175,7 @@ def _fail_auroc(i: MetricInputs) -> dict[str, float]:
     return {"fail_auroc": failure_auroc(i.outputs.confidence, i.outputs.correct)}
 
 
-def _fail_fpr_resampled(r: Resampled) -> Values:
+def _fail_fpr_resampled(r: Resampled) -> ResampledValues:
     if not r.standard:
         return None
     out, tpr = r.inputs.outputs, r.inputs.settings.ood_tpr

@@ -11,18 +11,15 @@ bootstrap computes the plain form on each resample instead.
 
 from __future__ import annotations
 
-import torch
-
 from cascade.metric_registry import MetricInputs, percent_key, register_metric
-from cascade.resampled import Resampled
+from cascade.resampled import Resampled, ResampledValues
 from uncertainty.ood_detection import aupr, auroc, weighted_aupr, weighted_auroc, weighted_fpr
 from uncertainty.scod import scod_augrc, scod_aurc, scod_risk_at_coverage
 
 OOD = ("ood",)
-Values = dict[str, torch.Tensor] | None  # a resampled form's {key: B values}
 
 
-def _auroc_resampled(r: Resampled) -> Values:
+def _auroc_resampled(r: Resampled) -> ResampledValues:
     ids, ood = r.inputs.id_outputs.confidence, r.inputs.outputs.confidence
     return {"auroc": weighted_auroc(ids, ood, r.id_index, r.index)}
 
@@ -34,7 +31,7 @@ def _auroc(i: MetricInputs) -> dict[str, float]:
     return {"auroc": auroc(i.id_outputs.confidence, i.outputs.confidence)}
 
 
-def _aupr_resampled(r: Resampled) -> Values:
+def _aupr_resampled(r: Resampled) -> ResampledValues:
     ids, ood = r.inputs.id_outputs.confidence, r.inputs.outputs.confidence
     return {"aupr": weighted_aupr(ids, ood, r.id_index, r.index)}
 
@@ -44,7 +41,7 @@ def _aupr(i: MetricInputs) -> dict[str, float]:
     return {"aupr": aupr(i.id_outputs.confidence, i.outputs.confidence)}
 
 
-def _fpr_resampled(r: Resampled) -> Values:
+def _fpr_resampled(r: Resampled) -> ResampledValues:
     if not r.standard:
         return None
     i, tpr = r.inputs, r.inputs.settings.ood_tpr
@@ -65,7 +62,7 @@ def _fpr(i: MetricInputs) -> dict[str, float]:
     return {percent_key("fpr", tpr): value}
 
 
-def _scod_aurc_resampled(r: Resampled) -> Values:
+def _scod_aurc_resampled(r: Resampled) -> ResampledValues:
     return {"scod_aurc": r.scod_curve.area}
 
 
@@ -80,7 +77,7 @@ def _scod_aurc(i: MetricInputs) -> dict[str, float]:
     return {"scod_aurc": scod_aurc(*i.scod, beta=i.settings.scod_beta)}
 
 
-def _scod_augrc_resampled(r: Resampled) -> Values:
+def _scod_augrc_resampled(r: Resampled) -> ResampledValues:
     return {"scod_augrc": r.scod_curve.generalized_area()}
 
 
@@ -95,7 +92,7 @@ def _scod_augrc(i: MetricInputs) -> dict[str, float]:
     return {"scod_augrc": scod_augrc(*i.scod, beta=i.settings.scod_beta)}
 
 
-def _scod_risk_resampled(r: Resampled) -> Values:
+def _scod_risk_resampled(r: Resampled) -> ResampledValues:
     cs = r.inputs.settings.coverages
     return {percent_key("scod_risk", c): r.scod_curve.risk_at_coverage(c) for c in cs}
 

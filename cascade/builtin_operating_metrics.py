@@ -15,13 +15,12 @@ import torch
 
 from cascade.cost import exit_fractions, expected_macs
 from cascade.metric_registry import MetricInputs, register_metric
-from cascade.resampled import Resampled
+from cascade.resampled import Resampled, ResampledValues
 from cascade.sample_outputs import SampleOutputs
 from uncertainty.weighted_curve import weighted_mean
 from vocabulary.roles import LABELLED_ROLES, ROLES
 
 OOD = ("ood",)
-Values = dict[str, torch.Tensor] | None  # a resampled form's {key: B values}
 
 
 def _acceptance(i: MetricInputs, outputs: SampleOutputs, fpr_target: bool) -> torch.Tensor | None:
@@ -39,7 +38,7 @@ def _accepted(r: Resampled, outputs: SampleOutputs, fpr_target: bool) -> torch.T
     return None if accepted is None else accepted.double()
 
 
-def _op_risk_resampled(r: Resampled) -> Values:
+def _op_risk_resampled(r: Resampled) -> ResampledValues:
     out = r.inputs.outputs
     accepted = _accepted(r, out, fpr_target=False)
     if accepted is None:
@@ -63,7 +62,7 @@ def _op_risk(i: MetricInputs) -> dict[str, float]:
     return {"op_risk": errors / max(int(accepted.sum()), 1)}
 
 
-def _op_cov_resampled(r: Resampled) -> Values:
+def _op_cov_resampled(r: Resampled) -> ResampledValues:
     accepted = _accepted(r, r.inputs.outputs, fpr_target=False)
     return {} if accepted is None else {"op_cov": weighted_mean(accepted, r.weights)}
 
@@ -80,7 +79,7 @@ def _op_cov(i: MetricInputs) -> dict[str, float]:
     return {} if accepted is None else {"op_cov": float(accepted.double().mean())}
 
 
-def _op_fpr_resampled(r: Resampled) -> Values:
+def _op_fpr_resampled(r: Resampled) -> ResampledValues:
     accepted = _accepted(r, r.inputs.outputs, fpr_target=True)
     return {} if accepted is None else {"op_fpr": weighted_mean(accepted, r.weights)}
 
@@ -97,7 +96,7 @@ def _op_fpr(i: MetricInputs) -> dict[str, float]:
     return {} if accepted is None else {"op_fpr": float(accepted.double().mean())}
 
 
-def _op_tpr_resampled(r: Resampled) -> Values:
+def _op_tpr_resampled(r: Resampled) -> ResampledValues:
     accepted = _accepted(r, r.inputs.id_outputs, fpr_target=True)
     return {} if accepted is None else {"op_tpr": weighted_mean(accepted, r.id_weights)}
 
@@ -114,7 +113,7 @@ def _op_tpr(i: MetricInputs) -> dict[str, float]:
     return {} if accepted is None else {"op_tpr": float(accepted.double().mean())}
 
 
-def _op_threshold_resampled(r: Resampled) -> Values:
+def _op_threshold_resampled(r: Resampled) -> ResampledValues:
     point = r.inputs.operating_point
     return {} if point is None else {"op_threshold": r.constant(point.threshold)}
 
@@ -131,7 +130,7 @@ def _op_threshold(i: MetricInputs) -> dict[str, float]:
     return {} if point is None else {"op_threshold": point.threshold}
 
 
-def _op_bound_resampled(r: Resampled) -> Values:
+def _op_bound_resampled(r: Resampled) -> ResampledValues:
     point = r.inputs.operating_point
     return {} if point is None or point.bound is None else {"op_bound": r.constant(point.bound)}
 
@@ -149,7 +148,7 @@ def _op_bound(i: MetricInputs) -> dict[str, float]:
     return {} if point is None or point.bound is None else {"op_bound": point.bound}
 
 
-def _macs_resampled(r: Resampled) -> Values:
+def _macs_resampled(r: Resampled) -> ResampledValues:
     stage = r.inputs.outputs.exit_stage
     reach = torch.stack([(stage >= k + 1).double() for k in range(len(r.inputs.stage_macs))], 1)
     macs = torch.tensor(r.inputs.stage_macs, dtype=torch.float64)
@@ -163,7 +162,7 @@ def _macs(i: MetricInputs) -> dict[str, float]:
     return {"expected_macs": expected_macs(i.outputs.exit_stage, i.stage_macs)}
 
 
-def _exit_resampled(r: Resampled) -> Values:
+def _exit_resampled(r: Resampled) -> ResampledValues:
     stage = r.inputs.outputs.exit_stage
     return {
         f"exit_frac@{k + 1}": weighted_mean((stage == k + 1).double(), r.weights)

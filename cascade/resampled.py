@@ -9,7 +9,6 @@ here once per resample chunk.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cached_property
 
@@ -75,4 +74,6 @@ class Resampled:
         return torch.full((self.index.shape[0],), float(value), dtype=torch.float64)
 
 
-ResampledMetric = Callable[[Resampled], "dict[str, torch.Tensor] | None"]
+# what a resampled form returns: {key: B values}, or None where it has no fast form for these
+# inputs (the bootstrap then computes the plain form on each resample)
+ResampledValues = dict[str, torch.Tensor] | None
