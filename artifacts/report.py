@@ -14,9 +14,9 @@ import json
 
 from artifacts.cost_report import cost_to_target_lines, headroom_lines
 from artifacts.result_labels import lead_columns, policy_labels, run_key, same_as
-from cascade.bootstrap import FDR
 from cascade.cost_to_target import is_cost_to_target
 from cascade.orders import spread_across_orders
+from cascade.significance import FDR
 
 MAX_DIFFERENCES = 20  # lines of significant differences in the report (all in deltas.csv)
 REPORT_ONLY_COLUMNS = ("fail_auroc",)  # shown in the report's tables, not the printed one

@@ -8,6 +8,9 @@ cached logits), ``cost`` turns exit stages into exit fractions and expected MACs
 
 # The built-in metrics and policies register here, from the package (as timm's
 # models/__init__.py imports its model files), so the registries import none of them. The order
-# is the registry order: the README table and --list-policies list budget_window last.
-from cascade import builtin_metrics, builtin_policies  # noqa: E402, F401, I001
+# is the registry order: metrics.csv lists the labelled-set metrics, then the OOD ones, then the
+# operating point and cost; the README table and --list-policies list budget_window last.
+from cascade import builtin_metrics, builtin_ood_metrics  # noqa: E402, F401, I001
+from cascade import builtin_operating_metrics  # noqa: E402, F401, I001
+from cascade import builtin_policies  # noqa: E402, F401, I001
 from cascade import budget_window  # noqa: E402, F401, I001

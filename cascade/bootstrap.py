@@ -11,7 +11,7 @@ Testing hundreds of differences at once finds some by chance, so the paired diff
 carry a two-sided p-value (from the bootstrap standard error) and a Benjamini-Hochberg
 decision (false discovery rate 5%) over one family: the random quantities only (not cost or
 exit fractions, which the fitted policy fixes), one direction per pair of policies, differences
-whose resamples vary. Rows outside the family have no p-value.
+whose resamples vary (``cascade.significance``). Rows outside the family have no p-value.
 A percentile interval need not contain the point estimate of a biased statistic: ECE, for one,
 grows under resampling (repeated samples make bins look more certain), so its interval can sit
 above the value.
@@ -20,56 +20,28 @@ above the value.
 from __future__ import annotations
 
 import hashlib
-import math
 import zlib
 from dataclasses import dataclass, field, fields, replace
 
 import torch
 
-from cascade.bootstrap_metrics import Resampled, resampled_metric
 from cascade.metric_registry import MetricInputs, metric_entries
 from cascade.progress import progress
+from cascade.resampled import Resampled
+from cascade.significance import (
+    NOT_COMPARED,
+    benjamini_hochberg,
+    bootstrap_p_value,
+    is_random_metric,
+)
 
 CHUNK = 100  # resamples drawn and evaluated together (fixed: the draws depend on it)
 BASELINES = ("single", "ensemble")
-NOT_COMPARED = ("op_threshold", "op_bound")  # settings of a policy, not quality measures
+# fmt: skip below: the columns of deltas.csv, packed as a row reads
 DELTA_FIELDS = (
     "dataset", "role", "policy", "baseline", "setting", "score", "metric", "delta", "ci_low",
     "ci_high", "significant", "p_value", "significant_bh",
 )  # fmt: skip
-FDR = 0.05  # the false discovery rate of the Benjamini-Hochberg decisions
-
-
-def is_random_metric(metric: str) -> bool:
-    """Whether a metric varies with the test sample given the fitted policy: not the cost or
-    exit fractions (what the policy was fitted to spend) nor the policy's own settings."""
-    return metric not in (*NOT_COMPARED, "expected_macs") and not metric.startswith("exit_frac@")
-
-
-def bootstrap_p_value(delta: float, differences: torch.Tensor) -> float:
-    """Two-sided p-value of "the paired difference is 0": erfc(|delta| / (se sqrt 2)), the
-    normal approximation with ``se`` the standard deviation of the B resampled differences
-    (resamples where the metric is undefined, NaN, left out). Unlike counting resamples on
-    either side of 0, it resolves p-values below 1 / B, which a correction over hundreds of
-    differences needs. NaN when fewer than 2 resamples are left or they do not vary."""
-    d = differences[~torch.isnan(differences)].double()
-    if d.numel() < 2 or not math.isfinite(delta):
-        return float("nan")
-    se = float(d.std())
-    if not se > 0:
-        return float("nan")
-    return math.erfc(abs(delta) / (se * math.sqrt(2)))
-
-
-def benjamini_hochberg(p_values: list[float], fdr: float = FDR) -> list[bool]:
-    """Benjamini-Hochberg step-up decisions: reject the k smallest p-values, k the largest
-    rank with p_(k) <= k / m x ``fdr`` (m = number of p-values); controls the expected
-    fraction of false discoveries at ``fdr`` (independent or positively dependent tests)."""
-    m = len(p_values)
-    order = sorted(range(m), key=lambda i: p_values[i])
-    k = max((rank for rank, i in enumerate(order, 1) if p_values[i] <= rank / m * fdr), default=0)
-    rejected = set(order[:k])
-    return [i in rejected for i in range(m)]
 
 
 def resample_draws(dataset: str, n: int, seed: int, start: int, count: int) -> torch.Tensor:
@@ -86,11 +58,10 @@ def resampled_values(
     metrics read only the dataset's own outputs)."""
     r = Resampled(inputs, index, id_index)
     out: dict[str, torch.Tensor] = {}
-    for name, entry in metric_entries().items():
+    for entry in metric_entries().values():
         if role not in entry.roles:
             continue
-        fast = resampled_metric(name)
-        values = fast(r) if fast is not None else None
+        values = entry.resampled(r) if entry.resampled is not None else None
         if values is None:  # evaluate the metric on each resample in turn
             rows = [
                 entry.compute(
@@ -101,7 +72,7 @@ def resampled_values(
                         inputs.settings,
                         inputs.operating_point,
                     )
-                )  # fmt: skip
+                )
                 for i, j in zip(index, index if id_index is None else id_index, strict=True)
             ]
             f64 = torch.float64
@@ -165,8 +136,9 @@ class Bootstrap:
         in two orders, two policies that passed on the same samples) reuses those values."""
         id_name = next(name for name, (role, _) in role_inputs.items() if role == "id")
         n_id = role_inputs[id_name][1].outputs.num_samples
-        datasets = progress(role_inputs.items(), f"bootstrap {policy.name}", len(role_inputs),
-                            unit="dataset")  # fmt: skip
+        datasets = progress(
+            role_inputs.items(), f"bootstrap {policy.name}", len(role_inputs), unit="dataset"
+        )
         for name, (role, inputs) in datasets:
             inputs = replace(
                 inputs, outputs=inputs.outputs.cpu(), id_outputs=inputs.id_outputs.cpu()
@@ -242,6 +214,7 @@ class Bootstrap:
                 delta = r["value"] - ref["value"]
                 p = bootstrap_p_value(delta, mine - theirs) if tested else None
                 members = {"members": r["members"]} if r.get("members") else {}
+                # fmt: skip below: one row of deltas.csv, packed as it reads
                 out.append(
                     {
                         **members,

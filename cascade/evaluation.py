@@ -2,7 +2,7 @@
 
 Row fields: ``dataset``, ``role``, ``policy``, ``setting``, ``score``, ``metric``, ``value``.
 Which metrics a dataset gets is decided by its role and the metric registry
-(``cascade.metric_registry``; the built-in metrics are listed in ``cascade.builtin_metrics``).
+(``cascade.metric_registry``; the built-in metrics are in ``cascade.builtin_*metrics``).
 """
 
 from __future__ import annotations

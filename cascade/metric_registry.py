@@ -9,8 +9,16 @@ order of the rows in ``metrics.csv``. Adding a metric::
     def my_metric(inputs: MetricInputs) -> dict[str, float]:
         return {"my_metric": ...}
 
-The functions behind the entries are the pure tensor functions of ``uncertainty/``; the
-torchmetrics wrappers (``lightning_modules/metric_wrappers.py``) call the same functions.
+One entry is a metric's one home in ``cascade/``: it names the plain form (``compute``, on the
+whole sample) and, optionally, the resampled form (``resampled``: B bootstrap values at once,
+from a :class:`cascade.resampled.Resampled`), defined side by side in the ``builtin_*metrics``
+module of its family. Both call the pure tensor functions of ``uncertainty/``, where each
+family keeps its plain and weighted forms side by side, and the torchmetrics wrappers
+(``lightning_modules/metric_wrappers.py``) compute their values through these entries. Why
+side by side and not one weighted definition with unit weights for the plain value: the plain
+functions fix the reported numbers to the last bit (the golden files), and weighted sums
+differ from them in the last bits; ``tests/test_metric_registry.py`` holds every entry's
+forms equal within 1e-10.
 """
 
 from __future__ import annotations
@@ -174,6 +182,10 @@ class MetricEntry:
         higher_is_better: direction of improvement.
         roles: dataset roles the metric is reported for.
         description: its definition in one line.
+        resampled: the resampled form: a ``cascade.resampled.Resampled`` (B resamples of the
+            inputs) -> {key: B values}, equal to ``compute`` on each resample, or None where it
+            has no fast form for these inputs; None (no resampled form): the bootstrap calls
+            ``compute`` on every resample in turn (slower, the same values).
     """
 
     name: str
@@ -181,20 +193,34 @@ class MetricEntry:
     higher_is_better: bool
     roles: tuple[str, ...]
     description: str
+    resampled: Callable[..., dict[str, torch.Tensor] | None] | None = None
 
 
 _REGISTRY: dict[str, MetricEntry] = {}
 
 
 def register_metric(
-    name: str, higher_is_better: bool, roles: tuple[str, ...], description: str
+    name: str,
+    higher_is_better: bool,
+    roles: tuple[str, ...],
+    description: str,
+    resampled: Callable[..., dict[str, torch.Tensor] | None] | None = None,
 ) -> Callable:
-    """Decorator registering a metric function under ``name``."""
+    """Decorator registering a metric's plain form (and its resampled form) under ``name``.
+
+    Args:
+        name: the metric's name (see :class:`MetricEntry`).
+        higher_is_better: direction of improvement.
+        roles: dataset roles the metric is reported for.
+        description: its definition in one line.
+        resampled: its resampled form (see :class:`MetricEntry`), or None.
+    """
 
     def add(compute: Callable) -> Callable:
         if name in _REGISTRY:
             raise ValueError(f"metric {name!r} is registered twice")
-        _REGISTRY[name] = MetricEntry(name, compute, higher_is_better, tuple(roles), description)
+        entry = MetricEntry(name, compute, higher_is_better, tuple(roles), description, resampled)
+        _REGISTRY[name] = entry
         return compute
 
     return add

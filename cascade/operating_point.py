@@ -6,7 +6,7 @@ threshold is chosen on the data it is scored on). The operating point instead fi
 threshold per policy on the cascade's output on the held-out split, for the run's target (and,
 with a guarantee, with :mod:`uncertainty.guarantees`), and reports on every dataset what that
 threshold does there (``op_risk``/``op_cov`` on labelled sets, ``op_fpr``/``op_tpr`` on OOD
-sets; see ``cascade.builtin_metrics``).
+sets; see ``cascade.builtin_operating_metrics``).
 """
 
 from __future__ import annotations

@@ -4,6 +4,10 @@ Every state is a ``cat`` list of per-sample values, so under DDP ``compute()`` s
 of all processes and returns exactly what one process would (the evaluation sampler must not
 pad; see ``datamodules.samplers``). Every rank must call ``compute()``. States are O(N): no
 N x C tensor is kept except by :class:`CascadeOutputs`, which needs the probabilities.
+
+A wrapper is not another home of its metrics: it names the registry entries it reports
+(``METRICS``) and computes them through those entries (``cascade.metric_registry``), on the
+per-sample outputs it accumulated, so its values are the reported metrics' to the last bit.
 """
 
 from __future__ import annotations
@@ -15,18 +19,10 @@ from torchmetrics import Metric
 from torchmetrics.utilities import dim_zero_cat
 
 from cascade.engine import CascadeResult
-from cascade.metric_registry import percent_key
+from cascade.metric_registry import MetricInputs, MetricSettings, metric_entries
 from cascade.sample_outputs import SampleOutputs
-from uncertainty.definitions import get_definitions
-from uncertainty.probability_metrics import (
-    brier_from_statistics,
-    calibration_error,
-    nll_from_target_probability,
-    squared_norm,
-    target_probability,
-    top_label,
-)
-from uncertainty.selective import augrc, excess_aurc
+from uncertainty.definitions import Definitions
+from uncertainty.probability_metrics import squared_norm, target_probability, top_label
 
 
 class _CatMetric(Metric):
@@ -48,6 +44,35 @@ class _CatMetric(Metric):
         return dim_zero_cat(getattr(self, name)).cpu()
 
 
+def registry_values(
+    names: tuple[str, ...], settings: MetricSettings, **known: torch.Tensor
+) -> dict[str, float]:
+    """The values of the registered metrics ``names`` (in that order) on N samples.
+
+    Args:
+        names: registry names (``aurc``, ``cov@R``, ...).
+        settings: the operating points to report and the definitions.
+        **known: the per-sample outputs the named metrics read (fields of
+            :class:`cascade.sample_outputs.SampleOutputs`, N each); the others are NaN (the
+            exit stage 1), so a metric that read one would report NaN, not a wrong number.
+
+    Returns:
+        {key: value}, as the metrics' rows in ``metrics.csv`` report them.
+    """
+    n = next(iter(known.values())).numel()
+    nan = torch.full((n,), float("nan"), dtype=torch.float64)
+    filled = {f.name: known.get(f.name, nan) for f in fields(SampleOutputs)}
+    if "exit_stage" not in known:
+        filled["exit_stage"] = torch.ones(n, dtype=torch.long)
+    outputs = SampleOutputs(**filled)
+    inputs = MetricInputs(outputs, outputs, [], settings)
+    entries = metric_entries()
+    out: dict[str, float] = {}
+    for name in names:
+        out.update(entries[name].compute(inputs))
+    return out
+
+
 class SelectiveClassificationMetrics(_CatMetric):
     """AURC, AUGRC, e-AURC, ``cov@r`` and ``risk@c`` from confidences and correctness.
 
@@ -57,38 +82,33 @@ class SelectiveClassificationMetrics(_CatMetric):
     """
 
     STATES = ("confidence", "correct")
+    METRICS = ("aurc", "augrc", "e_aurc", "cov@R", "risk@C")
 
-    def __init__(self, risks=(0.05,), coverages=(0.8,), definitions="standard", **kwargs):
+    def __init__(
+        self,
+        risks: tuple[float, ...] = (0.05,),
+        coverages: tuple[float, ...] = (0.8,),
+        definitions: str | Definitions = "standard",
+        **kwargs,
+    ):
         super().__init__(**kwargs)
-        self.risks, self.coverages = tuple(risks), tuple(coverages)
-        self.definitions = get_definitions(definitions)
+        self.settings = MetricSettings(
+            risks=tuple(risks), coverages=tuple(coverages), definitions=definitions
+        )
 
     def update(self, confidence: torch.Tensor, preds: torch.Tensor, targets: torch.Tensor) -> None:
         self._append(confidence=confidence.double(), correct=preds == targets)
 
     def compute(self) -> dict[str, float]:
         conf, correct = self._cat("confidence"), self._cat("correct").bool()
-        defs = self.definitions
-        out = {
-            "aurc": defs.aurc(conf, correct),
-            "augrc": augrc(conf, correct),
-            "e_aurc": excess_aurc(conf, correct, defs.aurc),
-        }
-        for r in self.risks:
-            out[percent_key("cov", r)] = defs.coverage_at_risk_or_zero(conf, correct, r)
-        for c in self.coverages:
-            out[percent_key("risk", c)] = defs.risk_at_coverage(conf, correct, c)[0]
-        return out
+        return registry_values(self.METRICS, self.settings, confidence=conf, correct=correct)
 
 
 class CalibrationMetrics(_CatMetric):
     """Accuracy, ECE (15 bins), NLL and Brier from N x C probabilities, kept as O(N) states."""
 
     STATES = ("top_prob", "correct", "target_prob", "sum_sq")
-
-    def __init__(self, bins: int = 15, **kwargs):
-        super().__init__(**kwargs)
-        self.bins = bins
+    METRICS = ("acc", "ece", "nll", "brier")
 
     def update(self, probs: torch.Tensor, targets: torch.Tensor) -> None:
         top, correct = top_label(probs, targets)
@@ -100,14 +120,8 @@ class CalibrationMetrics(_CatMetric):
         )
 
     def compute(self) -> dict[str, float]:
-        top, correct = self._cat("top_prob"), self._cat("correct")
-        p_t, sum_sq = self._cat("target_prob"), self._cat("sum_sq")
-        return {
-            "acc": float(correct.double().mean()),
-            "ece": calibration_error(top, correct, self.bins),
-            "nll": nll_from_target_probability(p_t),
-            "brier": brier_from_statistics(sum_sq, p_t),
-        }
+        states = {name: self._cat(name) for name in self.STATES}
+        return registry_values(self.METRICS, MetricSettings(), **states)
 
 
 class CascadeOutputs(_CatMetric):

@@ -13,7 +13,7 @@ import torch
 from artifacts.report import MAX_DIFFERENCES
 from artifacts.result_plots import PAGE_PANELS, page_names, plot_files
 from artifacts.results import read_metrics_csv
-from cascade.bootstrap import benjamini_hochberg, bootstrap_p_value, is_random_metric
+from cascade.significance import benjamini_hochberg, bootstrap_p_value, is_random_metric
 from commands.offline import main as evaluate_logits
 from uncertainty.probability_metrics import calibration_error, reliability_bins
 

@@ -2,6 +2,10 @@
 
 OOD samples are the positive class and the OOD score is ``-confidence``. All metrics are
 tie-aware (tied scores count half in AUROC and form one threshold in AUPR and FPR).
+
+Each metric's weighted form (``weighted_*``: B bootstrap resamples at once, see
+``uncertainty.weighted_curve``) sits beside its plain form, so the two are read and changed
+together.
 """
 
 from __future__ import annotations
@@ -9,6 +13,8 @@ from __future__ import annotations
 import math
 
 import torch
+
+from uncertainty.weighted_curve import WeightedCurve, draw_counts, sort_with_rank
 
 
 def _labels_and_scores(id_conf: torch.Tensor, ood_conf: torch.Tensor):
@@ -69,3 +75,86 @@ def fpr_at_threshold(ood_conf: torch.Tensor, threshold: float) -> float:
     if ood_conf.numel() == 0:
         raise ValueError("fpr needs at least one OOD sample")
     return float((ood_conf.double() >= threshold).double().mean())
+
+
+def weighted_auroc(
+    id_conf: torch.Tensor, ood_conf: torch.Tensor, id_draws: torch.Tensor, ood_draws: torch.Tensor
+) -> torch.Tensor:
+    """:func:`auroc` of B resamples at once: P(conf_ood < conf_id) + half the ties, sample i
+    counted as often as it is drawn.
+
+    Args:
+        id_conf: N_id ID confidences; ood_conf: N_ood OOD confidences.
+        id_draws: B x k_id indices into the ID samples (each resample's draws with
+            replacement); ood_draws: B x k_ood indices into the OOD samples.
+
+    Returns:
+        B AUROC values (fractions, float64), OOD the positive class.
+    """
+    ids, rank = sort_with_rank(id_conf.double().flatten(), descending=False)
+    sorted_weights = draw_counts(rank[id_draws], ids.numel())
+    cum = torch.cat([sorted_weights.new_zeros(id_draws.shape[0], 1), sorted_weights.cumsum(1)], 1)
+    ood = ood_conf.double().flatten()
+    below = torch.searchsorted(ids, ood, right=False)  # ID samples with conf < ood conf
+    upto = torch.searchsorted(ids, ood, right=True)  # ... <= ood conf
+    total = cum[:, -1:]
+    # per OOD sample: ID weight above it plus half the tied weight
+    wins = total - 0.5 * (cum[:, upto] + cum[:, below])
+    w_ood = draw_counts(ood_draws, ood.numel())
+    return (wins * w_ood).sum(1) / (total.squeeze(1) * w_ood.sum(1))
+
+
+def weighted_aupr(
+    id_conf: torch.Tensor, ood_conf: torch.Tensor, id_draws: torch.Tensor, ood_draws: torch.Tensor
+) -> torch.Tensor:
+    """:func:`aupr` of B resamples at once: average precision, OOD positive, thresholds at the
+    distinct scores (-confidence), sample i counted as often as it is drawn.
+
+    Args:
+        id_conf: N_id ID confidences; ood_conf: N_ood OOD confidences.
+        id_draws: B x k_id indices into the ID samples (each resample's draws with
+            replacement); ood_draws: B x k_ood indices into the OOD samples.
+
+    Returns:
+        B average precisions (fractions, float64).
+    """
+    conf = torch.cat([id_conf.flatten(), ood_conf.flatten()]).double()
+    is_ood = torch.cat([torch.zeros(id_conf.numel()), torch.ones(ood_conf.numel())]).double()
+    draws = torch.cat([id_draws, ood_draws + id_conf.numel()], 1)
+    curve = WeightedCurve(-conf, is_ood, draws)  # most OOD-like first
+    tp, n_pred = curve.loss, curve.count
+    precision = torch.where(n_pred > 0, tp / n_pred.clamp_min(1e-300), torch.zeros_like(tp))
+    recall = tp / tp[:, -1:]
+    recall_prev = torch.cat([recall.new_zeros(recall.shape[0], 1), recall[:, :-1]], 1)
+    return ((recall - recall_prev) * precision).sum(1)
+
+
+def weighted_fpr(
+    id_conf: torch.Tensor,
+    ood_conf: torch.Tensor,
+    id_draws: torch.Tensor,
+    ood_draws: torch.Tensor,
+    tpr: float,
+) -> torch.Tensor:
+    """fpr@p of B resamples at once: the fraction of the resampled OOD draws with confidence
+    >= the largest threshold that accepts at least ``tpr`` of the resampled ID draws.
+
+    Args:
+        id_conf: N_id ID confidences; ood_conf: N_ood OOD confidences.
+        id_draws: B x k_id indices into the ID samples (each resample's draws with
+            replacement); ood_draws: B x k_ood indices into the OOD samples.
+        tpr: the ID acceptance rate p, a fraction in (0, 1].
+
+    Returns:
+        B fractions (float64).
+    """
+    ids, rank = sort_with_rank(id_conf.double().flatten(), descending=True)
+    cum_id = torch.cumsum(draw_counts(rank[id_draws], ids.numel()), 1)
+    need = torch.ceil(tpr * cum_id[:, -1:] - 1e-9).clamp_min(1)
+    threshold = ids[(cum_id < need).sum(1)]  # B: first position reaching the count
+    oods, o_rank = sort_with_rank(ood_conf.double().flatten(), descending=False)
+    cum_ood = torch.cumsum(draw_counts(o_rank[ood_draws], oods.numel()), 1)
+    cum_ood = torch.cat([cum_ood.new_zeros(cum_ood.shape[0], 1), cum_ood], 1)
+    below = torch.searchsorted(oods, threshold, right=False)  # OOD with conf < threshold
+    accepted = cum_ood[:, -1] - cum_ood.gather(1, below[:, None]).squeeze(1)
+    return accepted / cum_ood[:, -1]

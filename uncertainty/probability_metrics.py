@@ -2,7 +2,10 @@
 
 Each metric is computed from O(N) per-sample statistics (top-label probability, correctness,
 probability of the target, sum of squared probabilities), so the torchmetrics wrappers, which
-keep only those statistics, call the very same functions.
+keep only those statistics, call the very same functions. The weighted forms (B bootstrap
+resamples at once, see ``uncertainty.weighted_curve``) sit beside them: the mean-type metrics
+(accuracy, NLL, Brier) are :func:`uncertainty.weighted_curve.weighted_mean` of the same
+per-sample values, ECE is :func:`weighted_calibration_error`.
 """
 
 from __future__ import annotations
@@ -92,3 +95,26 @@ def brier_score(probs: torch.Tensor, targets: torch.Tensor) -> float:
 def accuracy(probs: torch.Tensor, targets: torch.Tensor) -> float:
     """Fraction of samples whose arg-max class equals the target."""
     return float((probs.argmax(dim=-1) == targets).double().mean())
+
+
+def weighted_calibration_error(
+    top_prob: torch.Tensor, correct: torch.Tensor, weights: torch.Tensor, bins: int = 15
+) -> torch.Tensor:
+    """:func:`calibration_error` of B resamples at once, with its bins: sum over bins b of
+    |sum_{i in b} W_i (correct_i - conf_i)| / sum_i W_i.
+
+    Args:
+        top_prob: N top-label probabilities; correct: N bools.
+        weights: B x N float64 counts W[b, i] (how often sample i is in resample b).
+        bins: number of equal-width bins of the top-label probability over [0, 1].
+
+    Returns:
+        B ECE values (fractions, float64).
+    """
+    conf = top_prob.double().flatten()
+    edges = torch.linspace(0, 1, bins + 1, dtype=torch.float64)
+    which = torch.bucketize(conf, edges[1:-1], right=False)
+    gap = correct.double().flatten() - conf
+    per_bin = torch.zeros(bins, conf.numel(), dtype=torch.float64)
+    per_bin[which, torch.arange(conf.numel())] = gap
+    return (weights @ per_bin.T).abs().sum(1) / weights.sum(1)

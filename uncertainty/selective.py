@@ -5,6 +5,9 @@ samples, coverage(t) = |{conf >= t}| / N and selective risk(t) = errors among th
 number accepted. Curves are tie-aware: there is one point per distinct confidence value, at the
 coverage reached when every sample with that confidence is accepted, so the result does not
 depend on the order of tied samples.
+
+The weighted forms (B bootstrap resamples at once) are the methods of
+:class:`uncertainty.weighted_curve.WeightedCurve` and :func:`weighted_oracle_aurc` below.
 """
 
 from __future__ import annotations
@@ -151,3 +154,32 @@ def risk_at_coverage(
     curve = risk_coverage_curve(confidence, correct)
     j = int(torch.nonzero(curve.coverage >= min_coverage - 1e-12).flatten()[0])
     return float(curve.risk[j]), float(curve.threshold[j])
+
+
+def weighted_oracle_aurc(correct: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+    """AURC of the oracle ranking (every correct sample first, all distinct) of B resamples.
+
+    With n = sum_i W[b, i] samples of which C_b correct, the per-sample curve has risk
+    max(0, k - C_b) / k at coverage k / n (k = 1..n), extended flat to 0: the AURC of
+    :func:`oracle_confidence` on each resample.
+
+    Args:
+        correct: N bools, whether each sample's prediction is correct.
+        weights: B x N float64 counts W[b, i] (how often sample i is in resample b); every
+            resample of one size.
+
+    Returns:
+        B AURC values (float64).
+
+    Raises:
+        ValueError: when the resamples differ in size.
+    """
+    n = weights.sum(1)
+    if not bool((n == n[0]).all()):
+        raise ValueError("weighted_oracle_aurc needs resamples of one size")
+    size = int(n[0])
+    good = weights @ correct.double().flatten()  # B
+    k = torch.arange(1, size + 1, dtype=torch.float64)
+    risk = (k - good[:, None]).clamp_min(0) / k
+    risk = torch.cat([risk[:, :1], risk], 1)
+    return torch.trapezoid(risk, dx=1.0 / size, dim=1)
