@@ -183,15 +183,16 @@ def policy_headroom(
     """:func:`headroom` at a fitted two-member ``policy``'s held-out pass fraction, beside the
     policy's own held-out share (in-sample: fitted and scored on the same samples); None for
     more than two members, an OOD target or a policy that passes nothing on. ``cache``: pass
-    fraction -> :func:`headroom`'s result, shared between the policies of one run."""
+    fraction (rounded to 0.01) -> :func:`headroom`'s result, shared between the policies of
+    one run."""
     if inputs.num_stages != 2 or parse_target(target).task == "fpr":
         return None
     first_conf, first_correct = inputs.stage_confidence[0], inputs.stage_correct[0]
     passed = policy.passes(0, first_conf, torch.arange(first_conf.numel()))
     if not bool(passed.any()):
         return None
-    fraction = float(passed.double().mean())
-    cache = {} if cache is None else cache
+    fraction = round(float(passed.double().mean()), 2)  # to 1%: the same point for policies
+    cache = {} if cache is None else cache  # whose costs differ by less (a window at 0.1997)
     if fraction not in cache:
         cache[fraction] = headroom(
             first_logits, first_conf, first_correct, inputs.final_confidence,
