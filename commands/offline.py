@@ -202,7 +202,7 @@ def run(args: argparse.Namespace) -> list[dict]:
     from artifacts.results import write_results
     from artifacts.run_folder import check_output_folder, staged_run_folder
     from cascade.bootstrap import Bootstrap
-    from cascade.cost_to_target import GAIN_SHARES, check_gain_shares
+    from cascade.cost_to_target import GAIN_SHARES, check_gain_shares, is_cost_to_target
     from cascade.metric_registry import MetricSettings, check_report_points
     from cascade.offline import (
         EnsembleLogits,
@@ -222,9 +222,10 @@ def run(args: argparse.Namespace) -> list[dict]:
     check_report_points(
         args.risks, args.coverages, args.ood_tpr, args.scod_ratio, args.scod_beta, prefix="--"
     )
+    risks, coverages = reported_with_target(args.target, args.risks, args.coverages)
     metric_settings = MetricSettings(
-        tuple(args.risks),
-        tuple(args.coverages),
+        risks,
+        coverages,
         args.ood_tpr,
         args.definitions,
         args.scod_ratio,
@@ -299,7 +300,10 @@ def run(args: argparse.Namespace) -> list[dict]:
     deltas = None
     if bootstrap.num:
         rows = bootstrap.annotate(rows)
-        deltas = bootstrap.delta_rows(rows)
+        # the cost-to-target settings are a choice among the sweep's kind of settings: their
+        # intervals are in metrics.csv; paired differences (and the report's family of tested
+        # differences) stay those of the policies asked for
+        deltas = bootstrap.delta_rows([r for r in rows if not is_cost_to_target(r["policy"])])
     with staged_run_folder(args.out) as staging:
         write_results(
             staging,
@@ -332,6 +336,23 @@ def run(args: argparse.Namespace) -> list[dict]:
     if cost_unit == MEMBER_UNITS and not args.quiet:
         print(f"note: costs are in {MEMBER_UNITS}; pass --macs MEMBER=MACS to weigh them")
     return rows
+
+
+def reported_with_target(
+    target: str, risks: list[float], coverages: list[float]
+) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    """The reported risks and coverages, with the target's own point added when missing (a
+    cov@R target reports cov@R, risk@C reports risk@C), so every table that shows the target
+    (the cost-to-target section, the trade-off plot) has it."""
+    from uncertainty.targets import parse_target
+
+    goal = parse_target(target)
+    risks, coverages = list(risks), list(coverages)
+    if goal.task == "cov" and not any(abs(r - goal.value) < 1e-12 for r in risks):
+        risks.append(goal.value)
+    if goal.task == "risk" and not any(abs(c - goal.value) < 1e-12 for c in coverages):
+        coverages.append(goal.value)
+    return tuple(risks), tuple(coverages)
 
 
 def cost_record(found) -> dict:
