@@ -13,7 +13,7 @@ want=$(cat requirements.txt requirements-dev.txt pyproject.toml | sha256sum | cu
 if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
   echo "[setup] installing requirements into .venv (first time: a few minutes)"
   .venv/bin/python -m pip install --quiet -r requirements.txt -r requirements-dev.txt
-  .venv/bin/python -m pip install --quiet --no-deps -e .
+  .venv/bin/python -m pip install --quiet -e ".[dev]"  # the same files, read by pyproject.toml
   echo "$want" > "$stamp"
 else
   echo "[setup] .venv is up to date"
