@@ -25,16 +25,15 @@ from lightning_modules.cascade_checkpoint import (
     checkpoint_members,
 )
 from lightning_modules.complexity import count_macs_params
-from lightning_modules.member_checkpoint import load_member
-from lightning_modules.member_input import (
+from lightning_modules.input_options import (
     Normalization,
     as_normalization,
     check_crop_pct,
     datamodule_crop_pct,
     datamodule_normalization,
-    member_input,
     normalization_dict,
 )
+from lightning_modules.member_checkpoint import load_member
 from lightning_modules.metric_wrappers import CascadeOutputs
 from uncertainty.definitions import get_definitions
 from uncertainty.scores import check_score
@@ -199,7 +198,10 @@ class CascadeModule(LightningModule):
         )
         Bootstrap(bootstrap, bootstrap_seed)  # checked here, made per test run
         self.member_sha256 = check_distinct_checkpoints(self.member_paths)
-        self.members = torch.nn.ModuleList([load_member(p).model for p in members])
+        # the members' models (state_dict keys members.<k>.*); the member modules, which own
+        # each model's input, are kept out of the module tree
+        self.member_modules = [load_member(p) for p in members]
+        self.members = torch.nn.ModuleList([m.model for m in self.member_modules])
         classes = {m.num_classes for m in self.members}
         if len(classes) != 1:
             found = {p: m.num_classes for p, m in zip(members, self.members, strict=True)}
@@ -235,12 +237,8 @@ class CascadeModule(LightningModule):
             self.data_normalization = normalization
         if crop_pct is not None:
             self.data_crop_pct = crop_pct
-        for model in self.members:
-            hook = member_input(model)
-            if normalization is not None:
-                hook.set_data_normalization(normalization)
-            if crop_pct is not None:
-                hook.set_data_crop_pct(crop_pct)
+        for member in self.member_modules:
+            member.input = member.input.for_data(normalization, crop_pct)
 
     def _take_data_input(self) -> None:
         dm = self.trainer.datamodule

@@ -40,14 +40,17 @@ def prepared(image: Image.Image, cfg: dict) -> torch.Tensor:
 
 
 def adapted(x: torch.Tensor, member: dict, data: dict, crop: bool) -> torch.Tensor:
-    """The data config's batch ``x`` as the member's input hook makes it."""
+    """The data config's batch ``x`` as the member's input makes it."""
     norm = (tuple(member["mean"]), tuple(member["std"]))
-    hook = MemberInput(member["input_size"][-1], norm, member["crop_pct"] if crop else None,
-                       member["interpolation"])  # fmt: skip
-    hook.set_data_normalization((tuple(data["mean"]), tuple(data["std"])))
-    hook.set_data_crop_pct(data["crop_pct"])
-    out = hook(torch.nn.Identity().eval(), (x,))
-    return x if out is None else out[0]
+    value = MemberInput(
+        member["input_size"][-1],
+        norm,
+        member["crop_pct"] if crop else None,
+        member["interpolation"],
+        data_normalization=(tuple(data["mean"]), tuple(data["std"])),
+        data_crop_pct=data["crop_pct"],
+    )
+    return value.apply(x, training=False)
 
 
 def main(argv: list[str] | None = None) -> None:
