@@ -33,6 +33,7 @@ from lightning_modules.input_options import (
     datamodule_normalization,
     normalization_dict,
 )
+from lightning_modules.lightning_private import attached_ckpt_path
 from lightning_modules.member_checkpoint import load_member
 from lightning_modules.metric_wrappers import CascadeOutputs
 from uncertainty.definitions import get_definitions
@@ -260,7 +261,7 @@ class CascadeModule(LightningModule):
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:
         # checked here too, for checkpoints loaded outside the command (load_from_checkpoint)
-        where = getattr(self._trainer, "ckpt_path", None) or "the cascade checkpoint"
+        where = attached_ckpt_path(self) or "the cascade checkpoint"
         data = checkpoint.get(CHECKPOINT_KEY)
         if data:
             members = checkpoint_members(checkpoint.get("state_dict") or {})

@@ -12,6 +12,7 @@ from lightning.pytorch import LightningModule
 import lightning_modules.timm_models  # noqa: F401 - registers mobilenetv2_130 with timm
 from lightning_modules.complexity import count_macs_params
 from lightning_modules.input_sources import configured_input, with_data_input
+from lightning_modules.lightning_private import attached_ckpt_path
 from lightning_modules.member_input import INPUT_KEY, InputHook, MemberInput
 from lightning_modules.member_schedule import sgd_warmup_cosine
 from lightning_modules.member_weights import load_member_weights
@@ -192,7 +193,7 @@ class MemberModule(LightningModule):
         restore the input (resolution, normalisations, crops) the member recorded at fit."""
         saved = checkpoint.get("hyper_parameters", {}).get("model_name")
         if saved is not None and saved != self.hparams.model_name:
-            where = getattr(self._trainer, "ckpt_path", None) or "the checkpoint"
+            where = attached_ckpt_path(self) or "the checkpoint"
             raise ValueError(
                 f"{where} holds a {saved!r} member; this run builds {self.hparams.model_name!r}"
             )

@@ -171,3 +171,51 @@ def test_the_member_input_benchmark_shows_what_the_crop_adjustment_buys(tmp_path
             .splitlines() if line.startswith("| with") or line.startswith("| resize")}  # fmt: skip
     psnr = {k: float(v[3]) for k, v in rows.items()}
     assert psnr["with crop"] > psnr["resize only"] + 5
+
+
+def test_the_member_input_is_one_value_recorded_and_restored_as_before():
+    """The checkpoint entry keeps the keys (and order) checkpoints already hold, restores to the
+    same value, and the value is frozen: a member replaces it, never edits it."""
+    from dataclasses import FrozenInstanceError
+
+    from lightning_modules.member_input import MemberInput
+
+    value = MemberInput(48, VIT, 0.875, "bicubic").for_data(IMAGENET, 1.0)
+    record = value.record()
+    assert list(record) == [
+        "resolution",
+        "normalization",
+        "crop_pct",
+        "data_normalization",
+        "data_crop_pct",
+    ]  # fmt: skip - one line per checkpoint key reads worse than one list
+    assert record["normalization"] == {"mean": list(VIT[0]), "std": list(VIT[1])}
+    assert MemberInput(interpolation="bicubic").restored(record, 3) == value
+    assert MemberInput().restored(None, 3) == MemberInput()  # a checkpoint without the entry
+    with pytest.raises(FrozenInstanceError):
+        value.size = 32
+    with pytest.raises(ValueError, match="member_input must be a fraction in"):
+        value.restored({**record, "crop_pct": 2.0}, 3)
+
+
+def test_loading_a_member_runs_no_forward_pass(tmp_path):
+    """A member's resolution is checked with a dry forward pass when it is configured, not
+    again when the member is loaded from its checkpoint."""
+    member = MemberModule(num_classes=3, in_chans=3, resolution=48)
+    member.input = member.input.for_data(IMAGENET, 0.9)
+    ckpt = {"state_dict": member.state_dict(), "hyper_parameters": dict(member.hparams)}
+    member.on_save_checkpoint(ckpt)
+    torch.save(ckpt, tmp_path / "m.ckpt")
+    calls = []
+    handle = torch.nn.modules.module.register_module_forward_pre_hook(
+        lambda module, args: calls.append(type(module).__name__)
+    )
+    try:
+        loaded = load_member(tmp_path / "m.ckpt")
+    finally:
+        handle.remove()
+    assert calls == []
+    assert loaded.input == member.input and loaded.hparams.resolution == 48
+    x = torch.rand(2, 3, 32, 32)
+    with torch.no_grad():
+        torch.testing.assert_close(loaded(x), member.eval()(x))
