@@ -13,8 +13,9 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
-from artifacts.cached_logits import load_cached_logits, save_cached_logits, save_member_meta
+from artifacts.cached_logits import load_cached_logits, save_cached_logits
 from artifacts.experiment_logits import member_macs
+from artifacts.member_meta import save_member_meta
 from cascade.field_checks import FieldError
 from cascade.fitted_checks import check_fitted_cascade
 from commands.cli_entry import CASCADE, run_command
