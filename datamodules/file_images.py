@@ -22,8 +22,9 @@ from torchvision import transforms as T
 
 from datamodules.contract import UNREADABLE
 from datamodules.corruptions import corrupt
+from datamodules.image_decoding import UnreadableImageError
 from datamodules.image_sets import ImageSetsDataModule
-from datamodules.image_sources import LabelledImages, UnreadableImageError, open_source
+from datamodules.image_sources import LabelledImages, open_source
 from datamodules.ood_sets import OOD_SOURCES
 
 INTERPOLATIONS = {"bicubic": T.InterpolationMode.BICUBIC, "bilinear": T.InterpolationMode.BILINEAR}
