@@ -72,7 +72,7 @@ def discard_staging(staging: Path) -> None:
 
 def forget_staging(staging: str | Path) -> None:
     """Stop tracking ``staging`` (it was swapped in or moved away): not removed at exit."""
-    forget_staging(staging)
+    _STAGING.discard(Path(staging).resolve())
 
 
 def discard_all_staging() -> None:
