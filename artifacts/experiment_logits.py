@@ -11,7 +11,8 @@ from pathlib import Path
 
 import torch
 
-from artifacts.cached_logits import GENERATION_KEY, load_cached_logits, load_member_meta
+from artifacts.cached_logits import GENERATION_KEY, load_cached_logits
+from artifacts.member_meta import load_member_meta
 from cascade.metric_registry import MetricSettings
 from cascade.offline import EnsembleLogits, evaluate_experiment
 from cascade.policy_registry import PolicySettings

@@ -19,7 +19,8 @@ from lightning_modules.callbacks import (
     PreemptionCheckpoint,
 )
 from lightning_modules.cascade_checkpoint import read_cascade_checkpoint
-from lightning_modules.cascade_module import CascadeModule, check_same_members
+from lightning_modules.cascade_members import check_same_members
+from lightning_modules.cascade_module import CascadeModule
 from lightning_modules.member import MemberModule
 from lightning_modules.member_checkpoint import read_member_checkpoint
 

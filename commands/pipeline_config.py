@@ -10,7 +10,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from commands.cli_entry import CASCADE, MEMBER, load_yaml_file, precheck
+from commands.cli_entry import CASCADE, MEMBER
+from commands.precheck import load_yaml_file, precheck
 
 PIPELINE_KEYS = {
     "experiment",

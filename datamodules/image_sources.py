@@ -18,15 +18,15 @@ Every reader returns a :class:`LabelledImages`: ``dataset[i]`` is (RGB or L PIL 
 
 from __future__ import annotations
 
-import contextlib
 import csv
-import os
 from pathlib import Path
 
 import numpy as np
 import torch
 from PIL import Image
 from torch.utils.data import Dataset
+
+from datamodules.image_decoding import open_image
 
 IMAGE_EXTENSIONS = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".gif", ".tif", ".tiff", ".ppm"}
 FORMATS = ("image_folder", "imagenet", "cifar10", "cifar100", "hf", "idx")
@@ -48,141 +48,6 @@ class LabelledImages(Dataset):
 
 def _files(folder: Path) -> list[Path]:
     return sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_EXTENSIONS)
-
-
-class UnreadableImageError(ValueError):
-    """An image file that cannot be decoded (named, with the count of others like it, counted
-    only when the message is shown).
-
-    Attributes:
-        path: the file; reason: why it cannot be decoded (``OSError: ...``).
-    """
-
-    def __init__(self, path: Path | str, reason: str | None = None, files: list | None = None):
-        super().__init__(path, reason)
-        self.path, self.reason, self._files = path, reason, files or []
-
-    def __reduce__(self):  # raised in a dataloader worker, shown in the main process
-        return (UnreadableImageError, (self.path, self.reason, self._files))
-
-    def __str__(self) -> str:
-        if self.reason is None:  # re-raised from a worker with its message only
-            return str(self.path)
-        return (
-            f"unreadable image {self.path} ({self.reason}); "
-            f"{_count_other_unreadable(self.path, self._files)}. Remove or replace it"
-        )
-
-
-SCAN_SECONDS = 30.0
-
-
-MAX_PIXELS_ENV = "WINDOW_CASCADES_MAX_IMAGE_PIXELS"
-DEFAULT_MAX_PIXELS = 64_000_000  # 8000 x 8000; ImageNet's largest image has about 32 million
-
-
-class ImageTooLargeError(ValueError):
-    """An image whose header declares more pixels than :func:`max_image_pixels` allows."""
-
-
-def max_image_pixels() -> int:
-    """The largest image (width x height, pixels) a dataset may hold: ``DEFAULT_MAX_PIXELS``,
-    or the environment variable ``WINDOW_CASCADES_MAX_IMAGE_PIXELS`` (a positive integer).
-
-    Decoding is refused above it: a 12000 x 12000 image takes 2 GB to decode, and a small
-    file can declare 50000 x 50000 (a decompression bomb).
-    """
-    text = os.environ.get(MAX_PIXELS_ENV)
-    if text is None:
-        return DEFAULT_MAX_PIXELS
-    try:
-        value = int(text.replace("_", ""))
-    except ValueError:
-        value = 0
-    if value < 1:
-        raise ValueError(f"{MAX_PIXELS_ENV}={text!r}: expected a positive number of pixels")
-    return value
-
-
-@contextlib.contextmanager
-def _size_checked_by_us():
-    """PIL's own decompression-bomb check off (it raises above 179 million pixels with a
-    message naming no file, and only warns below); :func:`_decode` checks the size itself."""
-    saved = Image.MAX_IMAGE_PIXELS
-    Image.MAX_IMAGE_PIXELS = None
-    try:
-        yield
-    finally:
-        Image.MAX_IMAGE_PIXELS = saved
-
-
-def _decode(path: Path, mode: str | None = "RGB") -> Image.Image | None:
-    """Decode ``path`` (converted to ``mode``; None: only checked) after checking the size its
-    header declares against :func:`max_image_pixels`.
-
-    Raises:
-        ImageTooLargeError: naming the file, its size, the limit and how to raise it.
-    """
-    limit = max_image_pixels()
-    with _size_checked_by_us(), Image.open(path) as img:
-        width, height = img.size
-        if width * height > limit:
-            raise ImageTooLargeError(
-                f"image {path} is {width} x {height} = {width * height:,} pixels, more than the "
-                f"limit of {limit:,} (decoding it would take about "
-                f"{width * height * 3 / 2**30:.1f} GB); set {MAX_PIXELS_ENV} to a larger number "
-                "of pixels to read it"
-            )
-        if mode is None:
-            img.load()
-            return None
-        return img.convert(mode)
-
-
-def _unreadable(path: Path) -> bool:
-    try:
-        _decode(path, None)
-        return False
-    except ImageTooLargeError:
-        return False  # decodable; refused for its size only
-    except (OSError, SyntaxError, ValueError):
-        return True
-
-
-def _count_other_unreadable(path: Path, files: list[Path], budget: float = SCAN_SECONDS) -> str:
-    """How many of the dataset's other ``files`` fail to decode too (at most ``budget`` s)."""
-    import time
-
-    others = [p for p in files if p != path]
-    start, bad, seen = time.monotonic(), 0, 0
-    for p in others:
-        if time.monotonic() - start > budget:
-            return f"at least {bad} more among the first {seen} of {len(others)} other files"
-        bad += _unreadable(p)
-        seen += 1
-    if bad:
-        return f"{bad} more among the {len(others)} other files of this dataset"
-    return f"no other unreadable file among the {len(others)} of this dataset"
-
-
-def _open(path: Path, files: list[Path]) -> Image.Image:
-    """Decode ``path`` (one of ``files``, its dataset) as RGB; a clear error if it cannot be."""
-    try:
-        return _decode(path)
-    except ImageTooLargeError:
-        raise
-    except (OSError, SyntaxError, ValueError) as err:
-        raise UnreadableImageError(path, f"{type(err).__name__}: {err}", files) from None
-
-
-def image_error(path: str | Path) -> str | None:
-    """Why the image file ``path`` cannot be decoded (``OSError: ...``), or None if it can."""
-    try:
-        with Image.open(path) as img:
-            img.load()
-        return None
-    except (OSError, SyntaxError, ValueError) as err:
-        return f"{type(err).__name__}: {err}"
 
 
 def _missing(path: Path, layout: str) -> FileNotFoundError:
@@ -207,7 +72,7 @@ def image_folder(path: str | Path) -> LabelledImages:
             labels += [k] * len(found)
     if not files:
         raise ValueError(f"{root}: no images ({sorted(IMAGE_EXTENSIONS)}) found; expected {layout}")
-    return LabelledImages(lambda i: _open(files[i], files), labels, classes, str(root), files)
+    return LabelledImages(lambda i: open_image(files[i], files), labels, classes, str(root), files)
 
 
 def imagenet(path: str | Path, split: str) -> LabelledImages:
@@ -240,7 +105,9 @@ def imagenet(path: str | Path, split: str) -> LabelledImages:
         labels = [index[wnid_of[p.stem]] for p in files]
     except KeyError as err:
         raise ValueError(f"{solution}: no known class for image {err.args[0]}") from None
-    return LabelledImages(lambda i: _open(files[i], files), labels, classes, str(folder), files)
+    return LabelledImages(
+        lambda i: open_image(files[i], files), labels, classes, str(folder), files
+    )
 
 
 def cifar(path: str | Path, split: str, variant: str) -> LabelledImages:

@@ -9,7 +9,7 @@ import importlib
 _LAZY = {
     "CascadeModule": "lightning_modules.cascade_module",
     "MemberModule": "lightning_modules.member",
-    "load_member": "lightning_modules.member",
+    "load_member": "lightning_modules.member_checkpoint",
 }
 
 __all__ = ["CascadeModule", "MemberModule", "load_member"]

@@ -20,8 +20,8 @@ from cascade.fitted import CHECKPOINT_KEY
 from cascade.fitted_checks import check_fitted_cascade
 
 __all__ = [
-    "DATA_INPUT_KEY", "check_data_input", "check_fitted_cascade", "checkpoint_members",
-    "load_checkpoint_file", "read_cascade_checkpoint",
+    "DATA_INPUT_KEY", "check_data_input", "check_fitted_cascade", "check_loaded_cascade",
+    "checkpoint_members", "load_checkpoint_file", "read_cascade_checkpoint",
 ]  # fmt: skip
 
 DATA_INPUT_KEY = "data_input"  # the data's normalisation and crop (see CascadeModule)
@@ -106,3 +106,17 @@ def read_cascade_checkpoint(path: str | Path) -> dict:
     if ckpt.get(DATA_INPUT_KEY) is not None:
         check_data_input(ckpt[DATA_INPUT_KEY], where)
     return ckpt
+
+
+def check_loaded_cascade(ckpt: dict, where: str) -> None:
+    """Check a cascade checkpoint Lightning restores (also one loaded outside the command, with
+    ``load_from_checkpoint``): its fitted cascade, when not empty, and its data input.
+
+    Raises:
+        FieldError: naming ``where`` and the field.
+    """
+    data = ckpt.get(CHECKPOINT_KEY)
+    if data:
+        check_fitted_cascade(data, where, checkpoint_members(ckpt.get("state_dict") or {}))
+    if ckpt.get(DATA_INPUT_KEY) is not None:
+        check_data_input(ckpt[DATA_INPUT_KEY], where)

@@ -2,133 +2,32 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
-from pathlib import Path
-
 import torch
 from lightning.pytorch import LightningModule
 
-from artifacts.cached_logits import file_sha256
 from cascade.bootstrap import Bootstrap
 from cascade.engine import run_cascade
-from cascade.evaluation import policy_rows
 from cascade.fitted import CHECKPOINT_KEY, FittedCascade
 from cascade.member_runner import MemberRunner
 from cascade.metric_registry import MetricSettings, check_report_points
-from cascade.offline import test_curves
 from cascade.policy_registry import check_policies
 from datamodules.contract import UNREADABLE, cascade_datamodule
-from lightning_modules.cascade_checkpoint import (
-    DATA_INPUT_KEY,
-    check_data_input,
-    check_fitted_cascade,
-    checkpoint_members,
+from lightning_modules.cascade_checkpoint import DATA_INPUT_KEY, check_loaded_cascade
+from lightning_modules.cascade_data_input import (
+    data_input_record,
+    datamodule_input,
+    recorded_data_input,
 )
+from lightning_modules.cascade_deployment import check_deployable, decisions
+from lightning_modules.cascade_evaluation import CascadeEvaluation, evaluate_policies
+from lightning_modules.cascade_members import MEMBERS_KEY, check_distinct_checkpoints
 from lightning_modules.complexity import count_macs_params
+from lightning_modules.input_options import Normalization
+from lightning_modules.lightning_private import attached_ckpt_path
 from lightning_modules.member_checkpoint import load_member
-from lightning_modules.member_input import (
-    Normalization,
-    as_normalization,
-    check_crop_pct,
-    datamodule_crop_pct,
-    datamodule_normalization,
-    member_input,
-    normalization_dict,
-)
 from lightning_modules.metric_wrappers import CascadeOutputs
 from uncertainty.definitions import get_definitions
 from uncertainty.scores import check_score
-
-MEMBERS_KEY = "cascade_members"  # cascade checkpoint: [{path, sha256}] of its members, in order
-
-
-@dataclass
-class CascadeEvaluation:
-    """What one ``test`` run of the cascade produced (read by the results writer).
-
-    Attributes:
-        rows: the tidy metric rows; curves: policy -> {dataset: (coverage, risk)} on the ID
-        and shifted sets;
-        exit_stages: (dataset, policy) -> exit stage per sample; member_calls: dataset ->
-        samples each member processed (all processes); stage_macs, member_params: per member;
-        deltas: paired differences against single and ensemble (with a bootstrap), else None.
-    """
-
-    rows: list[dict] = field(default_factory=list)
-    deltas: list[dict] | None = None
-    curves: dict = field(default_factory=dict)
-    exit_stages: dict = field(default_factory=dict)
-    member_calls: dict = field(default_factory=dict)
-    stage_macs: list[float] | None = None
-    member_params: list[int] | None = None
-
-
-def check_distinct_checkpoints(paths: list[str]) -> list[str | None]:
-    """Refuse the same member twice (same file content, by SHA-256): its ensemble with itself
-    is the single model at a higher cost.
-
-    Returns:
-        the hex SHA-256 of each file, in order (None for a missing file).
-    """
-    digests: dict[str, str] = {}
-    found: list[str | None] = []
-    for path in paths:
-        if not Path(path).is_file():
-            found.append(None)
-            continue  # load_member names the missing file
-        digest = file_sha256(path)
-        if digest in digests:
-            raise ValueError(
-                f"members {digests[digest]} and {path} are the same checkpoint (SHA-256 "
-                f"{digest[:12]}...): give distinct members"
-            )
-        digests[digest] = path
-        found.append(digest)
-    return found
-
-
-def recorded_members(checkpoint: dict) -> list[dict]:
-    """The members a cascade checkpoint was calibrated with: ``[{"path", "sha256"}]`` in cascade
-    order (``sha256`` None for a checkpoint written before members were recorded)."""
-    if MEMBERS_KEY in checkpoint:
-        return [dict(m) for m in checkpoint[MEMBERS_KEY]]
-    paths = (checkpoint.get("hyper_parameters") or {}).get("members") or []
-    return [{"path": str(p), "sha256": None} for p in paths]
-
-
-def check_same_members(given: list[str], checkpoint: dict, ckpt_path: str) -> None:
-    """Refuse ``--model.members`` that are not the members ``ckpt_path`` was calibrated with.
-
-    The cascade checkpoint carries its members' weights and Lightning restores them over the
-    named members: other members named here would be silently ignored. Members are compared by
-    file content (SHA-256), so moved or renamed copies are accepted; an empty ``given`` takes
-    the checkpoint's members.
-
-    Raises:
-        FileNotFoundError: a named member file is missing.
-        ValueError: naming both lists, when they differ.
-    """
-    if not given:
-        return
-    recorded = recorded_members(checkpoint)
-    for path in given:
-        if not Path(path).is_file():
-            raise FileNotFoundError(f"--model.members: member checkpoint not found: {path}")
-    if len(given) == len(recorded):
-        same = all(
-            file_sha256(path) == m["sha256"]
-            if m["sha256"]
-            else Path(path).resolve() == Path(m["path"]).resolve()
-            for path, m in zip(given, recorded, strict=True)
-        )
-        if same:
-            return
-    raise ValueError(
-        f"--model.members [{', '.join(map(str, given))}] are not the members {ckpt_path} was "
-        f"calibrated with ([{', '.join(m['path'] for m in recorded)}], compared by SHA-256): "
-        "give those, or leave --model.members out to use the checkpoint's; other members need "
-        "a new calibration (test)"
-    )
 
 
 class CascadeModule(LightningModule):
@@ -199,7 +98,10 @@ class CascadeModule(LightningModule):
         )
         Bootstrap(bootstrap, bootstrap_seed)  # checked here, made per test run
         self.member_sha256 = check_distinct_checkpoints(self.member_paths)
-        self.members = torch.nn.ModuleList([load_member(p).model for p in members])
+        # the members' models (state_dict keys members.<k>.*); the member modules, which own
+        # each model's input, are kept out of the module tree
+        self.member_modules = [load_member(p) for p in members]
+        self.members = torch.nn.ModuleList([m.model for m in self.member_modules])
         classes = {m.num_classes for m in self.members}
         if len(classes) != 1:
             found = {p: m.num_classes for p, m in zip(members, self.members, strict=True)}
@@ -235,18 +137,8 @@ class CascadeModule(LightningModule):
             self.data_normalization = normalization
         if crop_pct is not None:
             self.data_crop_pct = crop_pct
-        for model in self.members:
-            hook = member_input(model)
-            if normalization is not None:
-                hook.set_data_normalization(normalization)
-            if crop_pct is not None:
-                hook.set_data_crop_pct(crop_pct)
-
-    def _take_data_input(self) -> None:
-        dm = self.trainer.datamodule
-        chans = getattr(dm, "input_shape", (None,))[0]
-        norm = datamodule_normalization(dm, chans) if chans is not None else None
-        self.set_data_input(norm, datamodule_crop_pct(dm))
+        for member in self.member_modules:
+            member.input = member.input.for_data(normalization, crop_pct)
 
     def on_save_checkpoint(self, checkpoint: dict) -> None:
         if self.fitted is not None:
@@ -255,31 +147,20 @@ class CascadeModule(LightningModule):
             {"path": str(p), "sha256": d}
             for p, d in zip(self.member_paths, self.member_sha256, strict=True)
         ]
-        checkpoint[DATA_INPUT_KEY] = {
-            "normalization": normalization_dict(self.data_normalization),
-            "crop_pct": self.data_crop_pct,
-        }
+        checkpoint[DATA_INPUT_KEY] = data_input_record(self.data_normalization, self.data_crop_pct)
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:
         # checked here too, for checkpoints loaded outside the command (load_from_checkpoint)
-        where = getattr(self._trainer, "ckpt_path", None) or "the cascade checkpoint"
+        check_loaded_cascade(checkpoint, str(attached_ckpt_path(self) or "the cascade checkpoint"))
         data = checkpoint.get(CHECKPOINT_KEY)
-        if data:
-            members = checkpoint_members(checkpoint.get("state_dict") or {})
-            check_fitted_cascade(data, str(where), members)
-        if checkpoint.get(DATA_INPUT_KEY) is not None:
-            check_data_input(checkpoint[DATA_INPUT_KEY], str(where))
         self.fitted = FittedCascade.from_dict(data) if data else None
         # the calibration data's input, where this run's datamodule (setup) did not say
-        data = checkpoint.get(DATA_INPUT_KEY) or {}
-        norm, crop = data.get("normalization"), data.get("crop_pct")
         self.set_data_input(
-            None
-            if norm is None or self.data_normalization is not None
-            else as_normalization(norm, len(norm["mean"]), DATA_INPUT_KEY),
-            None
-            if crop is None or self.data_crop_pct is not None
-            else check_crop_pct(crop, DATA_INPUT_KEY),
+            *recorded_data_input(
+                checkpoint.get(DATA_INPUT_KEY),
+                normalization=self.data_normalization is None,
+                crop=self.data_crop_pct is None,
+            )
         )
 
     def setup(self, stage: str) -> None:
@@ -289,7 +170,8 @@ class CascadeModule(LightningModule):
                 self.outputs[f"{name}/{policy}"] = CascadeOutputs()
         self.evaluation = CascadeEvaluation(member_calls={n: [0] * self.num_stages for n in names})
         self.predict_policy = "window"
-        self._take_data_input()  # before calibration, which runs the members in on_test_start
+        # before calibration, which runs the members in on_test_start
+        self.set_data_input(*datamodule_input(self.trainer.datamodule))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.members[0](x)
@@ -310,21 +192,8 @@ class CascadeModule(LightningModule):
 
     def check_deployable(self, policy: str) -> None:
         """Refuse an uncalibrated cascade, a policy it was not calibrated with, or a checkpoint
-        without operating points (calibrated by an older version)."""
-        if self.fitted is None:
-            raise ValueError(
-                "predict needs a calibrated cascade: give --ckpt_path of a cascade.ckpt written by "
-                "a test run (this one was never calibrated)"
-            )
-        if policy not in self.fitted.policies:
-            raise ValueError(
-                f"policy {policy!r} was not fitted; the cascade has {sorted(self.fitted.policies)}"
-            )
-        if "operating_points" not in self.fitted.info:
-            raise ValueError(
-                "this cascade checkpoint has no operating points (calibrated by an older "
-                "version): recalibrate it with a test run"
-            )
+        without operating points (``lightning_modules.cascade_deployment``)."""
+        check_deployable(self.fitted, policy)
 
     @torch.no_grad()
     def decide(
@@ -338,23 +207,8 @@ class CascadeModule(LightningModule):
             policy's held-out output), ``ood`` (confidence < the threshold accepting ``ood_tpr``
             of that output), ``exit_stage`` (members run).
         """
-        self.check_deployable(policy)
-        point = self.fitted.info["operating_points"][policy]
-        ids = torch.arange(x.shape[0]) if sample_ids is None else sample_ids
-        runner = MemberRunner(self.members, x, [0] * self.num_stages)
-        result = run_cascade(
-            runner, x.shape[0], self.fitted.policies[policy], self.score, ids,
-            self.fitted.temperatures,
-        )  # fmt: skip
-        accept = float("inf") if point["accept"] is None else point["accept"]
-        conf = result.confidence.cpu()
-        return {
-            "prediction": result.probs.argmax(-1).cpu(),
-            "confidence": conf,
-            "accepted": conf >= accept,
-            "ood": conf < point["ood"],
-            "exit_stage": result.exit_stage.cpu(),
-        }
+        check_deployable(self.fitted, policy)
+        return decisions(self.members, self.fitted, self.score, x, policy, sample_ids)
 
     def predict_step(self, batch, batch_idx: int, dataloader_idx: int = 0) -> dict:
         """:meth:`decide` with the policy chosen by ``CascadePredictionsWriter``."""
@@ -372,31 +226,16 @@ class CascadeModule(LightningModule):
                 torch.tensor(calls, dtype=torch.float64, device=self.device), reduce_op="sum"
             )
             ev.member_calls[name] = [int(c) for c in total.tolist()]
-        ev.rows = []
-        info = self.fitted.info if self.fitted else {}
-        settings = replace(
+        evaluate_policies(
+            ev,
+            self.policies(),
+            self.outputs,
+            roles,
+            self.score,
             self.settings,
-            target=info.get("target"),
-            guarantee=info.get("guarantee"),
-            guarantee_method=info.get("guarantee_method", "ltt"),
-        )  # the operating point of the calibrated target
-        bootstrap = Bootstrap(self.hparams.bootstrap, self.hparams.bootstrap_seed)
-        for policy in self.policies():
-            results, targets = {}, {}
-            for name in roles:
-                metric = self.outputs[f"{name}/{policy.name}"]
-                results[name], targets[name] = metric.compute()
-                metric.reset()
-                ev.exit_stages[name, policy.name] = results[name].exit_stage.cpu()
-            ev.rows.extend(
-                policy_rows(
-                    policy, self.score, results, targets, roles, ev.stage_macs, settings, bootstrap
-                )
-            )
-            ev.curves[policy.name] = test_curves(results, roles)
-        if bootstrap.num:
-            ev.rows = bootstrap.annotate(ev.rows)
-            ev.deltas = bootstrap.delta_rows(ev.rows)
+            self.fitted,
+            Bootstrap(self.hparams.bootstrap, self.hparams.bootstrap_seed),
+        )
         for row in ev.rows:
             key = f"{row['role']}/{row['dataset']}/{row['policy']}/{row['metric']}"
             self.log(key, row["value"], add_dataloader_idx=False, rank_zero_only=True)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import math
+import contextvars
 
 import timm
 import torch
@@ -11,21 +11,15 @@ from lightning.pytorch import LightningModule
 
 import lightning_modules.timm_models  # noqa: F401 - registers mobilenetv2_130 with timm
 from lightning_modules.complexity import count_macs_params
-from lightning_modules.member_input import (
-    INPUT_KEY,
-    MemberInput,
-    as_normalization,
-    check_crop_pct,
-    check_interpolation,
-    check_resolution,
-    datamodule_crop_pct,
-    datamodule_normalization,
-    member_input,
-    normalization_dict,
-    timm_normalization,
-)
+from lightning_modules.input_sources import configured_input, with_data_input
+from lightning_modules.lightning_private import attached_ckpt_path
+from lightning_modules.member_input import INPUT_KEY, InputHook, MemberInput
+from lightning_modules.member_schedule import sgd_warmup_cosine
 from lightning_modules.member_weights import load_member_weights
 from lightning_modules.metric_wrappers import CalibrationMetrics, SelectiveClassificationMetrics
+
+# set while a member is rebuilt from its checkpoint (MemberModule.rebuilt)
+_REBUILDING = contextvars.ContextVar("rebuilding_member", default=False)
 
 
 class MemberModule(LightningModule):
@@ -124,22 +118,11 @@ class MemberModule(LightningModule):
             reinit = load_member_weights(self.model, weights, model_name)
             if reinit:
                 print(f"MemberModule: {weights}: re-initialised {', '.join(reinit)} (class count)")
-        if resolution == "auto":
-            resolution = int(self.model.pretrained_cfg["input_size"][-1])
-        if resolution is not None:
-            check_resolution(self.model, model_name, in_chans, resolution)
-        if normalization == "auto":
-            normalization = timm_normalization(self.model, in_chans)
-        elif normalization is not None:
-            normalization = as_normalization(normalization, in_chans, "model.normalization")
-        if crop == "auto":
-            crop = self.model.pretrained_cfg.get("crop_pct", 1.0)
-        if crop is not None:
-            crop = check_crop_pct(crop, "model.crop")
-        if resize == "auto":
-            resize = self.model.pretrained_cfg.get("interpolation", "bilinear")
-        resize = check_interpolation(resize, "model.resize")
-        self.model.register_forward_pre_hook(MemberInput(resolution, normalization, crop, resize))
+        # the member's input, applied by its model (a pre-hook) for every caller of it
+        self._input_hook = InputHook(
+            configured_input(self.model, self.hparams, try_resolution=not _REBUILDING.get())
+        )
+        self.model.register_forward_pre_hook(self._input_hook)
         if channels_last:
             self.model = self.model.to(memory_format=torch.channels_last)
         # kept out of the module tree, so state_dict keys (and checkpoints) stay the same
@@ -163,45 +146,42 @@ class MemberModule(LightningModule):
     def on_test_start(self) -> None:
         self.take_data_input(fit=False)
 
+    @property
+    def input(self) -> MemberInput:
+        """The member's input: its resolution, normalisation, crop and resize mode, and the
+        data's normalisation and crop it converts from (``lightning_modules.member_input``)."""
+        return self._input_hook.value
+
+    @input.setter
+    def input(self, value: MemberInput) -> None:
+        self._input_hook.value = value
+
+    @classmethod
+    def rebuilt(cls, hparams: dict) -> MemberModule:
+        """The member a checkpoint's hyperparameters describe, without the dry forward pass
+        that refuses a resolution the model cannot take (the member was fit at it).
+
+        Built in an empty context: inside a LightningCLI run Lightning's context variable of
+        "given hyperparameters" would otherwise hand this member the caller's hparams.
+        """
+        context = contextvars.Context()
+        context.run(_REBUILDING.set, True)
+        return context.run(cls, **hparams)
+
     def take_data_input(self, fit: bool) -> None:
-        """Convert from the input the trainer's datamodule serves. At ``fit``, a member
-        without its own resolution or normalisation adopts the data's and records it (in its
-        checkpoints), so a later run whose data differs converts to it. When the datamodule
-        does not say its normalisation, the one recorded at fit is assumed.
+        """Convert from the input the trainer's datamodule serves; at ``fit``, adopt (and so
+        record) the data's resolution, crop and normalisation where the member has none of its
+        own (``lightning_modules.member_input.with_data_input``).
 
         Raises:
             ValueError: when the member has its own normalisation and nothing says the data's.
         """
-        hook, dm = member_input(self.model), self.trainer.datamodule
-        data = datamodule_normalization(dm, self.hparams.in_chans)
-        shape = getattr(dm, "input_shape", None)
-        if fit and hook.size is None and shape is not None and shape[-1] == shape[-2]:
-            hook.size = int(shape[-1])
-        crop = datamodule_crop_pct(dm)
-        if crop is not None:
-            if fit and hook.crop_pct is None:
-                hook.crop_pct = crop
-            hook.set_data_crop_pct(crop)
-        if data is not None:
-            if fit and hook.normalization is None:
-                hook.normalization = data
-            hook.set_data_normalization(data)
-        elif hook.normalization is not None and hook.data_normalization is None:
-            raise ValueError(
-                f"model.normalization is set, but the datamodule {type(dm).__name__} does not "
-                "say how it normalises images: give it a `normalization` attribute ((mean, "
-                "std) per channel)"
-            )
+        self.input = with_data_input(
+            self.input, self.trainer.datamodule, self.hparams.in_chans, fit
+        )
 
     def on_save_checkpoint(self, checkpoint: dict) -> None:
-        hook = member_input(self.model)
-        checkpoint[INPUT_KEY] = {
-            "resolution": hook.size,
-            "normalization": normalization_dict(hook.normalization),
-            "crop_pct": hook.crop_pct,
-            "data_normalization": normalization_dict(hook.data_normalization),
-            "data_crop_pct": hook.data_crop_pct,
-        }
+        checkpoint[INPUT_KEY] = self.input.record()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.hparams.channels_last and x.ndim == 4:
@@ -213,24 +193,11 @@ class MemberModule(LightningModule):
         restore the input (resolution, normalisations, crops) the member recorded at fit."""
         saved = checkpoint.get("hyper_parameters", {}).get("model_name")
         if saved is not None and saved != self.hparams.model_name:
-            where = getattr(self._trainer, "ckpt_path", None) or "the checkpoint"
+            where = attached_ckpt_path(self) or "the checkpoint"
             raise ValueError(
                 f"{where} holds a {saved!r} member; this run builds {self.hparams.model_name!r}"
             )
-        recorded = checkpoint.get(INPUT_KEY) or {}
-        hook, chans = member_input(self.model), self.hparams.in_chans
-        if recorded.get("resolution") is not None:
-            hook.size = int(recorded["resolution"])
-        if recorded.get("crop_pct") is not None:
-            hook.crop_pct = check_crop_pct(recorded["crop_pct"], INPUT_KEY)
-        if recorded.get("data_crop_pct") is not None:
-            hook.set_data_crop_pct(check_crop_pct(recorded["data_crop_pct"], INPUT_KEY))
-        if recorded.get("normalization") is not None:
-            hook.normalization = as_normalization(recorded["normalization"], chans, INPUT_KEY)
-        if recorded.get("data_normalization") is not None:
-            hook.set_data_normalization(
-                as_normalization(recorded["data_normalization"], chans, INPUT_KEY)
-            )
+        self.input = self.input.restored(checkpoint.get(INPUT_KEY), self.hparams.in_chans)
 
     def training_step(self, batch, batch_idx: int) -> torch.Tensor:
         x, y, _ = batch
@@ -264,23 +231,11 @@ class MemberModule(LightningModule):
         x, y, index = batch
         return {"logits": self(x).float(), "targets": y, "index": index}
 
-    def configure_optimizers(self):
-        opt = torch.optim.SGD(
+    def configure_optimizers(self) -> dict:
+        """SGD with a warm-up and cosine schedule (``lightning_modules.member_schedule``)."""
+        return sgd_warmup_cosine(
             self.parameters(),
-            lr=self.hparams.lr,
-            momentum=0.9,
-            nesterov=self.hparams.nesterov,
-            weight_decay=self.hparams.weight_decay,
+            self.hparams,
+            self.trainer.estimated_stepping_batches,
+            self.trainer.max_epochs,
         )
-        total = max(int(self.trainer.estimated_stepping_batches), 1)
-        epochs = max(self.trainer.max_epochs or 1, 1)
-        warmup = min(int(total * self.hparams.warmup_epochs / epochs), total - 1)
-
-        def factor(step: int) -> float:
-            if step < warmup:
-                return (step + 1) / (warmup + 1)
-            progress = (step - warmup) / max(total - warmup, 1)
-            return 0.5 * (1 + math.cos(math.pi * min(progress, 1.0)))
-
-        sched = torch.optim.lr_scheduler.LambdaLR(opt, factor)
-        return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextvars
 import inspect
 from pathlib import Path
 
@@ -75,9 +74,7 @@ def load_member(path: str | Path) -> MemberModule:
     accepted = set(inspect.signature(MemberModule.__init__).parameters) - {"self"}
     hparams = {k: v for k, v in ckpt["hyper_parameters"].items() if k in accepted}
     hparams["pretrained"], hparams["weights"] = False, None  # the checkpoint carries them
-    # built in an empty context: inside a LightningCLI run Lightning's context variable of
-    # "given hyperparameters" would otherwise hand this member the cascade's hparams
-    member = contextvars.Context().run(MemberModule, **hparams)
+    member = MemberModule.rebuilt(hparams)  # no dry forward pass, no Lightning context
     try:
         member.load_state_dict(ckpt["state_dict"])
         member.on_load_checkpoint(ckpt)

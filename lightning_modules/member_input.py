@@ -2,8 +2,12 @@
 
 One data config feeds every member of a cascade. A member that expects another input (the
 paper's efficientnet_b2 at 260 px after efficientnet_b0 at 224 px; a ViT normalised with mean
-0.5 and std 0.5 after a ResNet normalised with ImageNet's statistics) adapts each batch inside
-its forward, with a forward pre-hook (not a module, so state_dict keys stay the same):
+0.5 and std 0.5 after a ResNet normalised with ImageNet's statistics) adapts each batch. What it
+expects and what the data serves is one frozen value, :class:`MemberInput`, which the member
+owns (``MemberModule.input``), records in its checkpoints (:data:`INPUT_KEY`) and restores from
+them. The member applies it through :class:`InputHook`, a forward pre-hook it registers on its
+model (not a module, so state_dict keys stay the same), so every caller of the model (the
+member's forward, logits caching, the cascade, MAC counting) gets the adapted batch:
 
 * crop (evaluation only): timm's evaluation transform resizes the source image to
   ``size / crop_pct`` and centre-crops ``size``, so an image shows the central ``crop_pct`` of
@@ -20,212 +24,174 @@ Resizing and normalising are linear per channel, so their order does not matter.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
 
 import torch
 import torch.nn.functional as F
 
-Normalization = tuple[tuple[float, ...], tuple[float, ...]]  # (mean, std), one per channel
-INTERPOLATIONS = ("bilinear", "bicubic")
+from lightning_modules.input_options import (
+    Normalization,
+    as_normalization,
+    check_crop_pct,
+    check_interpolation,
+    normalization_dict,
+)
+
 INPUT_KEY = "member_input"  # checkpoint entry: the member's resolution, normalisation and crop,
 # and the data's normalisation and crop, recorded at fit
 
 
-def as_normalization(value, in_chans: int, where: str) -> Normalization:
-    """``{"mean": [...], "std": [...]}`` or ``(mean, std)`` as per-channel float tuples.
-
-    A single value is used for every channel; ``std`` must be positive.
-
-    Raises:
-        ValueError: naming ``where`` and what was expected.
-    """
-    if isinstance(value, dict):
-        unknown = set(value) - {"mean", "std"}
-        if unknown or len(value) != 2:
-            raise ValueError(f"{where} takes {{mean: [...], std: [...]}}, got keys {sorted(value)}")
-        value = (value["mean"], value["std"])
-    if not isinstance(value, Sequence) or isinstance(value, str) or len(value) != 2:
-        raise ValueError(f"{where} must be 'auto' or {{mean: [...], std: [...]}}, got {value!r}")
-    out = []
-    for name, part in zip(("mean", "std"), value, strict=True):
-        values = [part] if isinstance(part, (int, float)) else list(part)
-        if len(values) == 1:
-            values = values * in_chans
-        if len(values) != in_chans or not all(isinstance(v, (int, float)) for v in values):
-            raise ValueError(
-                f"{where}: {name} must be {in_chans} number(s), one per input channel, got {part!r}"
-            )
-        out.append(tuple(float(v) for v in values))
-    if min(out[1]) <= 0:
-        raise ValueError(f"{where}: std must be positive, got {list(out[1])}")
-    return out[0], out[1]
-
-
-def timm_normalization(model: torch.nn.Module, in_chans: int) -> Normalization:
-    """The mean and std of the model's own timm data config (``pretrained_cfg``); for a grey
-    member (``in_chans`` 1) of an RGB config, the mean over channels (timm sums the first
-    convolution's RGB weights for one channel)."""
-    cfg = getattr(model, "pretrained_cfg", None) or {}
-    mean, std = cfg.get("mean"), cfg.get("std")
-    if mean is None or std is None:
-        raise ValueError(
-            f"{type(model).__name__} has no mean/std in its timm data config: give "
-            "model.normalization as {mean: [...], std: [...]}"
-        )
-    if in_chans != len(mean):
-        mean, std = [sum(mean) / len(mean)], [sum(std) / len(std)]
-    return as_normalization((mean, std), in_chans, "model.normalization auto")
-
-
-def check_interpolation(value, where: str) -> str:
-    """One of :data:`INTERPOLATIONS`."""
-    if value not in INTERPOLATIONS:
-        raise ValueError(f"{where} must be one of {list(INTERPOLATIONS)} or 'auto', got {value!r}")
-    return value
-
-
-def check_resolution(model: torch.nn.Module, name: str, in_chans: int, size: int) -> None:
-    """Refuse an input size the model cannot take (one dry forward pass at that size)."""
-    if not isinstance(size, int) or isinstance(size, bool) or size < 1:
-        raise ValueError(
-            f"model.resolution must be a positive number of pixels or 'auto', got {size!r}"
-        )
-    was_training = model.training
-    try:
-        with torch.no_grad():
-            model.eval()(torch.zeros(1, in_chans, size, size))
-    except Exception as err:  # noqa: BLE001 - every architecture fails in its own way
-        raise ValueError(
-            f"{name} cannot take {size} x {size} px inputs (model.resolution): "
-            f"{type(err).__name__}: {str(err).splitlines()[0][:200]}"
-        ) from None
-    finally:
-        model.train(was_training)
-
-
-def check_crop_pct(value, where: str) -> float:
-    """A crop fraction in (0, 1]."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value <= 1:
-        raise ValueError(f"{where} must be a fraction in (0, 1] or 'auto', got {value!r}")
-    return float(value)
-
-
+@dataclass(frozen=True)
 class MemberInput:
-    """Forward pre-hook giving a member its own input (see the module docstring).
+    """What a member expects as input and what its data serves (see the module docstring).
 
-    Args:
+    Attributes:
         size: the member's resolution in pixels (square); None keeps the data's.
         normalization: the (mean, std) the member expects; None takes the data's as it is.
         crop_pct: the fraction of the source the member's evaluation images show; None takes
             the data's as it is.
         interpolation: how images are resized, ``bilinear`` or ``bicubic``.
+        data_normalization: the (mean, std) per channel of the batches the member is given;
+            None: a batch is taken as normalised the member's way.
+        data_crop_pct: the fraction of the source the data's evaluation images show; None: the
+            member's own.
 
-    The data's normalisation and crop are told with :meth:`set_data_normalization` and
-    :meth:`set_data_crop_pct` (by the member and cascade modules from their datamodule); until
-    then a batch is taken as the member's own.
+    Raises:
+        ValueError: for an unknown interpolation, a member that needs more of the source than
+            the data shows, or normalisations over different channel counts.
     """
 
-    def __init__(
-        self,
-        size: int | None = None,
-        normalization: Normalization | None = None,
-        crop_pct: float | None = None,
-        interpolation: str = "bilinear",
-    ):
-        self.size = size
-        self.interpolation = check_interpolation(interpolation, "interpolation")
-        self.normalization = normalization
-        self.crop_pct = crop_pct
-        self.data_normalization: Normalization | None = None
-        self.data_crop_pct: float | None = None
-        self._affine: tuple[torch.Tensor, torch.Tensor] | None = None
-        self._crop = 1.0
+    size: int | None = None
+    normalization: Normalization | None = None
+    crop_pct: float | None = None
+    interpolation: str = "bilinear"
+    data_normalization: Normalization | None = None
+    data_crop_pct: float | None = None
+    _crop: float = field(init=False, repr=False, compare=False, default=1.0)
+    _affine: tuple[torch.Tensor, torch.Tensor] | None = field(
+        init=False, repr=False, compare=False, default=None
+    )
 
-    def set_data_crop_pct(self, crop_pct: float | None) -> None:
-        """The fraction of the source the data's evaluation images show.
+    def __post_init__(self) -> None:
+        check_interpolation(self.interpolation, "interpolation")
+        object.__setattr__(self, "_crop", self._crop_fraction())
+        object.__setattr__(self, "_affine", self._renormalisation())
 
-        Raises:
-            ValueError: when the member needs more of the source than the data shows.
-        """
-        self.data_crop_pct, self._crop = crop_pct, 1.0
-        if crop_pct is None or self.crop_pct is None:
-            return
-        if self.crop_pct > crop_pct + 1e-9:
+    def _crop_fraction(self) -> float:
+        """The central fraction of each data image the member takes (1: all of it)."""
+        if self.data_crop_pct is None or self.crop_pct is None:
+            return 1.0
+        if self.crop_pct > self.data_crop_pct + 1e-9:
             raise ValueError(
                 f"the member's crop_pct {self.crop_pct} shows more of each image than the "
-                f"data's {crop_pct}: serve the data with the largest crop_pct of the members"
+                f"data's {self.data_crop_pct}: serve the data with the largest crop_pct of the "
+                "members"
             )
-        self._crop = self.crop_pct / crop_pct
+        return self.crop_pct / self.data_crop_pct
 
-    def set_data_normalization(self, normalization: Normalization | None) -> None:
-        """The (mean, std) per channel of the batches this member will be given."""
-        self.data_normalization = normalization
-        self._affine = None
-        if normalization is None or self.normalization is None:
-            return
-        (mean, std), (data_mean, data_std) = self.normalization, normalization
+    def _renormalisation(self) -> tuple[torch.Tensor, torch.Tensor] | None:
+        """(scale, shift), each 1 x C x 1 x 1, taking the data's normalisation to the member's;
+        None when there is nothing to convert."""
+        if self.data_normalization is None or self.normalization is None:
+            return None
+        (mean, std), (data_mean, data_std) = self.normalization, self.data_normalization
         if len(data_mean) != len(mean):
             raise ValueError(
                 f"the data is normalised over {len(data_mean)} channel(s), the member expects "
                 f"{len(mean)}"
             )
-        if normalization == self.normalization:
-            return
+        if self.data_normalization == self.normalization:
+            return None
         scale = torch.tensor([d / s for d, s in zip(data_std, std, strict=True)])
         shift = torch.tensor([(d - m) / s for d, m, s in zip(data_mean, mean, std, strict=True)])
-        self._affine = (scale.view(1, -1, 1, 1), shift.view(1, -1, 1, 1))
+        return scale.view(1, -1, 1, 1), shift.view(1, -1, 1, 1)
 
-    def __call__(self, module, args):
-        x = args[0]
-        if not isinstance(x, torch.Tensor) or x.ndim != 4:
-            return None
-        changed = False
+    def for_data(
+        self, normalization: Normalization | None = None, crop_pct: float | None = None
+    ) -> MemberInput:
+        """This input for data normalised with ``normalization`` and cropped to ``crop_pct``
+        (None leaves that part as it is).
+
+        Raises:
+            ValueError: when the member needs more of the source than the data shows, or the
+                data is normalised over another channel count.
+        """
+        changes: dict = {}
+        if normalization is not None:
+            changes["data_normalization"] = normalization
+        if crop_pct is not None:
+            changes["data_crop_pct"] = crop_pct
+        return replace(self, **changes)
+
+    def apply(self, x: torch.Tensor, training: bool) -> torch.Tensor:
+        """The member's input made from a batch ``x`` (N x C x H x W) of the data: cropped
+        (evaluation only), resized and renormalised; ``x`` itself when nothing changes or it is
+        not a batch of images."""
+        if x.ndim != 4:
+            return x
         height, width = x.shape[-2:]
-        if self._crop < 1 and not module.training:
+        if self._crop < 1 and not training:
             h, w = max(1, round(height * self._crop)), max(1, round(width * self._crop))
             top, left = (height - h) // 2, (width - w) // 2
-            x, changed = x[..., top : top + h, left : left + w], True
+            x = x[..., top : top + h, left : left + w]
         size = (self.size, self.size) if self.size is not None else (height, width)
         if tuple(x.shape[-2:]) != size:
             shrink = x.shape[-1] > size[1] or x.shape[-2] > size[0]
-            x = F.interpolate(x, size=size, mode=self.interpolation, align_corners=False,
-                              antialias=shrink)  # fmt: skip
-            changed = True
+            x = F.interpolate(
+                x, size=size, mode=self.interpolation, align_corners=False, antialias=shrink
+            )
         if self._affine is not None:
             scale, shift = (t.to(device=x.device, dtype=x.dtype) for t in self._affine)
             x = x * scale + shift
-            changed = True
-        return (x, *args[1:]) if changed else None
+        return x
+
+    def record(self) -> dict:
+        """The checkpoint entry (:data:`INPUT_KEY`): resolution, normalisations and crops."""
+        return {
+            "resolution": self.size,
+            "normalization": normalization_dict(self.normalization),
+            "crop_pct": self.crop_pct,
+            "data_normalization": normalization_dict(self.data_normalization),
+            "data_crop_pct": self.data_crop_pct,
+        }
+
+    def restored(self, record: dict | None, in_chans: int) -> MemberInput:
+        """This input with what a checkpoint entry (:meth:`record`) recorded; a part the entry
+        leaves out (or an older checkpoint without the entry) stays as it is.
+
+        Raises:
+            ValueError: naming :data:`INPUT_KEY`, when a recorded value is malformed.
+        """
+        record = record or {}
+        changes: dict = {}
+        if record.get("resolution") is not None:
+            changes["size"] = int(record["resolution"])
+        for key, attr in (("crop_pct", "crop_pct"), ("data_crop_pct", "data_crop_pct")):
+            if record.get(key) is not None:
+                changes[attr] = check_crop_pct(record[key], INPUT_KEY)
+        for key in ("normalization", "data_normalization"):
+            if record.get(key) is not None:
+                changes[key] = as_normalization(record[key], in_chans, INPUT_KEY)
+        return replace(self, **changes)
 
 
-def member_input(model: torch.nn.Module) -> MemberInput | None:
-    """The :class:`MemberInput` hook of a member's model, or None."""
-    for hook in model._forward_pre_hooks.values():
-        if isinstance(hook, MemberInput):
-            return hook
-    return None
+class InputHook:
+    """The forward pre-hook through which a member's model applies the member's input.
 
+    The member registers it on its model with torch's public ``register_forward_pre_hook`` and
+    keeps it: the hook holds the member's current :class:`MemberInput`, which the member
+    replaces (never edits) when it learns its data's input.
 
-def normalization_dict(normalization: Normalization | None) -> dict | None:
-    """``{"mean": [...], "std": [...]}`` (for checkpoints and JSON), or None."""
-    if normalization is None:
-        return None
-    return {"mean": list(normalization[0]), "std": list(normalization[1])}
+    Args:
+        value: the member's input.
+    """
 
+    def __init__(self, value: MemberInput):
+        self.value = value
 
-def datamodule_crop_pct(datamodule) -> float | None:
-    """The datamodule's ``crop_pct`` (the fraction of the source its evaluation images show;
-    optional in the data contract), checked; None when it does not say."""
-    value = getattr(datamodule, "crop_pct", None)
-    if value is None:
-        return None
-    return check_crop_pct(value, f"{type(datamodule).__name__}.crop_pct")
-
-
-def datamodule_normalization(datamodule, in_chans: int) -> Normalization | None:
-    """The datamodule's ``normalization`` ((mean, std) per channel of the images it serves;
-    optional in the data contract), checked; None when it does not say."""
-    value = getattr(datamodule, "normalization", None)
-    if value is None:
-        return None
-    return as_normalization(value, in_chans, f"{type(datamodule).__name__}.normalization")
+    def __call__(self, module: torch.nn.Module, args: tuple) -> tuple | None:
+        x = args[0]
+        if not isinstance(x, torch.Tensor):
+            return None
+        adapted = self.value.apply(x, module.training)
+        return None if adapted is x else (adapted, *args[1:])

@@ -23,15 +23,10 @@ import sys
 from pathlib import Path
 
 from artifacts.run_folder import check_output_folder
-from commands.cli_entry import (
-    CASCADE,
-    MEMBER,
-    USER_ERRORS,
-    precheck,
-    report_error,
-)
+from commands.cli_entry import CASCADE, MEMBER, USER_ERRORS, report_error
 from commands.console import add_console_options, apply_console_options
 from commands.pipeline_config import load_pipeline_config
+from commands.precheck import precheck
 
 
 def main(argv: list[str] | None = None) -> int:

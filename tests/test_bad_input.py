@@ -6,8 +6,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from artifacts.cached_logits import load_cached_logits, save_cached_logits, save_member_meta
+from artifacts.cached_logits import load_cached_logits, save_cached_logits
 from artifacts.experiment_logits import evaluate_cached_logits
+from artifacts.member_meta import save_member_meta
 from commands.cli import CascadeCLI
 from commands.stages import cache_logits
 from datamodules.digits import DigitsDataModule

@@ -7,7 +7,8 @@ import sys
 
 import pytest
 
-from commands.cli_entry import CASCADE, MEMBER, condense, init_arguments
+from commands.cli_entry import CASCADE, MEMBER, condense
+from commands.precheck import init_arguments
 from tests.conftest import QUICKSTART, ROOT
 
 MEMBER_CFG = str(QUICKSTART / "member.yaml")

@@ -13,8 +13,9 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
-from artifacts.cached_logits import load_cached_logits, save_cached_logits, save_member_meta
+from artifacts.cached_logits import load_cached_logits, save_cached_logits
 from artifacts.experiment_logits import member_macs
+from artifacts.member_meta import save_member_meta
 from cascade.field_checks import FieldError
 from cascade.fitted_checks import check_fitted_cascade
 from commands.cli_entry import CASCADE, run_command
@@ -418,11 +419,8 @@ def png_bytes(width: int, height: int, rows: bytes | None = None) -> bytes:
 def test_an_image_larger_than_the_limit_is_refused_before_decoding(tmp_path, monkeypatch):
     import resource
 
-    from datamodules.image_sources import (
-        MAX_PIXELS_ENV,
-        ImageTooLargeError,
-        open_source,
-    )
+    from datamodules.image_decoding import MAX_PIXELS_ENV, ImageTooLargeError
+    from datamodules.image_sources import open_source
 
     monkeypatch.delenv(MAX_PIXELS_ENV, raising=False)
     folder = tmp_path / "ood"
@@ -460,7 +458,7 @@ def test_an_image_larger_than_the_limit_is_refused_before_decoding(tmp_path, mon
 def test_predict_on_a_folder_with_a_decompression_bomb_is_one_line_exit_2(
     tmp_path, capsys, monkeypatch
 ):
-    from datamodules.image_sources import MAX_PIXELS_ENV
+    from datamodules.image_decoding import MAX_PIXELS_ENV
     from tests.test_file_data import EVAL, folder_data_config, write_folder
 
     monkeypatch.delenv(MAX_PIXELS_ENV, raising=False)

@@ -5,8 +5,9 @@ import json
 import pytest
 import torch
 
-from artifacts.cached_logits import load_cached_logits, load_member_meta
+from artifacts.cached_logits import load_cached_logits
 from artifacts.experiment_logits import evaluate_cached_logits
+from artifacts.member_meta import load_member_meta
 from artifacts.results import read_metrics_csv
 from cascade.fitted import CHECKPOINT_KEY, FittedCascade
 from cascade.policies import policy_from_dict

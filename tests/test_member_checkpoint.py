@@ -6,7 +6,7 @@ import json
 
 import torch
 
-from commands.experiment import member_checkpoint, train_member
+from commands.member_training import member_checkpoint, train_member
 from tests.conftest import QUICKSTART, QUIET
 
 

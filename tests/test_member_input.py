@@ -15,7 +15,6 @@ from commands.stages import cache_logits
 from lightning_modules.cascade_module import CascadeModule
 from lightning_modules.member import MemberModule
 from lightning_modules.member_checkpoint import load_member
-from lightning_modules.member_input import member_input
 from tests.conftest import QUICKSTART
 from tests.test_file_data import folder_data_config, write_folder
 
@@ -37,9 +36,8 @@ def test_a_member_sees_its_own_normalisation_whatever_the_data_uses():
     raw = torch.rand(2, 3, 32, 32)
     with torch.no_grad():
         expected = bare(normalise(raw, VIT))
-        hook = member_input(model)
         for data in (IMAGENET, VIT, ((0.1, 0.2, 0.3), (0.9, 0.8, 0.7))):
-            hook.set_data_normalization(data)
+            member.input = member.input.for_data(normalization=data)
             torch.testing.assert_close(model(normalise(raw, data)), expected, atol=1e-5, rtol=1e-4)
 
 
@@ -48,8 +46,7 @@ def test_a_member_with_a_smaller_crop_takes_its_share_of_each_evaluation_image()
     member = MemberModule(num_classes=4, in_chans=3, resolution=24, crop=0.5)
     bare = timm.create_model("resnet10t", num_classes=4, in_chans=3).eval()
     bare.load_state_dict(member.model.state_dict())
-    hook = member_input(member.model)
-    hook.set_data_crop_pct(1.0)  # the data shows whole images, at 32 px
+    member.input = member.input.for_data(crop_pct=1.0)  # the data shows whole images, at 32 px
     x = torch.rand(2, 3, 32, 32)
     centre = torch.nn.functional.interpolate(
         x[..., 8:24, 8:24], size=(24, 24), mode="bilinear", align_corners=False
@@ -62,11 +59,11 @@ def test_a_member_with_a_smaller_crop_takes_its_share_of_each_evaluation_image()
         out = member.train()(x)  # training images (random resized crops) are not cropped
         torch.testing.assert_close(out, bare.train()(whole), atol=1e-5, rtol=1e-4)
     with pytest.raises(ValueError, match="crop_pct 0.5 shows more of each image than the data's"):
-        hook.set_data_crop_pct(0.4)
+        member.input.for_data(crop_pct=0.4)
     auto = MemberModule(model_name="efficientnet_b0", num_classes=3, in_chans=3, crop="auto",
                         resize="auto")  # fmt: skip
-    assert member_input(auto.model).crop_pct == 0.875  # efficientnet_b0's timm data config
-    assert member_input(auto.model).interpolation == "bicubic"
+    assert auto.input.crop_pct == 0.875  # efficientnet_b0's timm data config
+    assert auto.input.interpolation == "bicubic"
     bicubic = MemberModule(num_classes=4, in_chans=3, resolution=24, resize="bicubic")
     bicubic.load_state_dict(member.state_dict())
     with torch.no_grad():
@@ -84,10 +81,10 @@ def test_a_member_with_a_smaller_crop_takes_its_share_of_each_evaluation_image()
 def test_auto_takes_the_timm_data_config_and_bad_values_are_named():
     vit = MemberModule(model_name="vit_tiny_patch16_224.augreg_in21k_ft_in1k", num_classes=3,
                        in_chans=3, normalization="auto")  # fmt: skip
-    assert member_input(vit.model).normalization == VIT
+    assert vit.input.normalization == VIT
     grey = MemberModule(num_classes=3, in_chans=1, normalization="auto")  # ImageNet, averaged
     assert grey.hparams.normalization == "auto"
-    (mean,), (std,) = member_input(grey.model).normalization
+    (mean,), (std,) = grey.input.normalization
     assert (mean, std) == pytest.approx((0.449, 0.226), abs=1e-3)
     cases = [
         ({"mean": [0.5, 0.5], "std": [0.5, 0.5]}, "mean must be 3 number"),
@@ -119,7 +116,7 @@ def test_normalisation_is_recorded_and_converted_in_caching_and_the_cascade(tmp_
                         f"--trainer.default_root_dir={tmp_path / name}", "--trainer.logger=false",
                         f"--checkpoint.dirpath={tmp_path / name / 'ckpt'}", *extra])  # fmt: skip
         ckpts[name] = tmp_path / name / "ckpt" / "last.ckpt"
-        hook = member_input(load_member(ckpts[name]).model)
+        hook = load_member(ckpts[name]).input
         assert hook.normalization == (VIT if name == "own" else IMAGENET)
         assert hook.data_normalization == IMAGENET
         assert hook.size == 32  # the resolution it was trained at, recorded too
@@ -143,8 +140,8 @@ def test_normalisation_is_recorded_and_converted_in_caching_and_the_cascade(tmp_
     cascade.on_save_checkpoint(saved)
     loaded = CascadeModule(members=[str(ckpts["own"]), str(ckpts["adopted"])])
     loaded.on_load_checkpoint(saved)
-    assert [member_input(m).data_normalization for m in loaded.members] == [theirs, theirs]
-    assert [member_input(m).data_crop_pct for m in loaded.members] == [0.9, 0.9]
+    assert [m.input.data_normalization for m in loaded.member_modules] == [theirs, theirs]
+    assert [m.input.data_crop_pct for m in loaded.member_modules] == [0.9, 0.9]
 
 
 def test_own_normalisation_without_the_datas_is_refused(tmp_path):
@@ -174,3 +171,51 @@ def test_the_member_input_benchmark_shows_what_the_crop_adjustment_buys(tmp_path
             .splitlines() if line.startswith("| with") or line.startswith("| resize")}  # fmt: skip
     psnr = {k: float(v[3]) for k, v in rows.items()}
     assert psnr["with crop"] > psnr["resize only"] + 5
+
+
+def test_the_member_input_is_one_value_recorded_and_restored_as_before():
+    """The checkpoint entry keeps the keys (and order) checkpoints already hold, restores to the
+    same value, and the value is frozen: a member replaces it, never edits it."""
+    from dataclasses import FrozenInstanceError
+
+    from lightning_modules.member_input import MemberInput
+
+    value = MemberInput(48, VIT, 0.875, "bicubic").for_data(IMAGENET, 1.0)
+    record = value.record()
+    assert list(record) == [
+        "resolution",
+        "normalization",
+        "crop_pct",
+        "data_normalization",
+        "data_crop_pct",
+    ]  # fmt: skip - one line per checkpoint key reads worse than one list
+    assert record["normalization"] == {"mean": list(VIT[0]), "std": list(VIT[1])}
+    assert MemberInput(interpolation="bicubic").restored(record, 3) == value
+    assert MemberInput().restored(None, 3) == MemberInput()  # a checkpoint without the entry
+    with pytest.raises(FrozenInstanceError):
+        value.size = 32
+    with pytest.raises(ValueError, match="member_input must be a fraction in"):
+        value.restored({**record, "crop_pct": 2.0}, 3)
+
+
+def test_loading_a_member_runs_no_forward_pass(tmp_path):
+    """A member's resolution is checked with a dry forward pass when it is configured, not
+    again when the member is loaded from its checkpoint."""
+    member = MemberModule(num_classes=3, in_chans=3, resolution=48)
+    member.input = member.input.for_data(IMAGENET, 0.9)
+    ckpt = {"state_dict": member.state_dict(), "hyper_parameters": dict(member.hparams)}
+    member.on_save_checkpoint(ckpt)
+    torch.save(ckpt, tmp_path / "m.ckpt")
+    calls = []
+    handle = torch.nn.modules.module.register_module_forward_pre_hook(
+        lambda module, args: calls.append(type(module).__name__)
+    )
+    try:
+        loaded = load_member(tmp_path / "m.ckpt")
+    finally:
+        handle.remove()
+    assert calls == []
+    assert loaded.input == member.input and loaded.hparams.resolution == 48
+    x = torch.rand(2, 3, 32, 32)
+    with torch.no_grad():
+        torch.testing.assert_close(loaded(x), member.eval()(x))

@@ -8,7 +8,7 @@ import json
 
 import pytest
 
-from commands.experiment import member_checkpoint, member_dir, train_member
+from commands.member_training import member_checkpoint, member_dir, train_member
 from lightning_modules.member_recipe import differing_keys, recipe_sha256
 from tests.conftest import QUICKSTART
 

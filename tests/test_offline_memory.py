@@ -10,7 +10,7 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
-from artifacts.cached_logits import save_member_meta
+from artifacts.member_meta import save_member_meta
 from cascade.offline import dataset_prefix_outputs
 from cascade.sample_outputs import SampleOutputs
 from cascade.stage_scores import Temperatures

@@ -24,7 +24,8 @@ OOD = ["digits", "uniform_noise"]
 def _notmnist_shaped(directory: Path, n: int = 300) -> Path:
     """Two members' logits on the benchmark's datasets (sizes shrunk), shifted sets harder
     with severity; the first member costs 1 MMAC, the second 2."""
-    from artifacts.cached_logits import save_cached_logits, save_member_meta
+    from artifacts.cached_logits import save_cached_logits
+    from artifacts.member_meta import save_member_meta
 
     gen = torch.Generator().manual_seed(0)
     margins = {"heldout": 2.5, "test": 2.5, **{s: 2.5 - 0.3 * int(s[-1]) for s in SHIFTED}}

@@ -10,7 +10,7 @@ import sys
 import pytest
 
 from commands.cli import CascadeCLI, MemberCLI
-from commands.experiment import finish_wandb
+from commands.stage_loggers import finish_wandb
 
 pytestmark = pytest.mark.wandb
 

@@ -22,8 +22,9 @@ from pathlib import Path
 
 import torch
 
-from artifacts.cached_logits import save_cached_logits, save_member_meta
+from artifacts.cached_logits import save_cached_logits
 from artifacts.experiment_logits import load_experiment
+from artifacts.member_meta import save_member_meta
 from cascade.offline import prepare_experiment
 from cascade.policy_registry import FitInputs, PolicySettings, fit_policies
 from commands.offline import main as evaluate_main

@@ -26,7 +26,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 import torch  # noqa: E402
 from PIL import Image  # noqa: E402
 
-from datamodules.file_images import eval_transform, timm_data_config  # noqa: E402
+from datamodules.prepared_images import eval_transform, timm_data_config  # noqa: E402
 from lightning_modules.member_input import MemberInput  # noqa: E402
 
 SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".webp"}
@@ -40,14 +40,17 @@ def prepared(image: Image.Image, cfg: dict) -> torch.Tensor:
 
 
 def adapted(x: torch.Tensor, member: dict, data: dict, crop: bool) -> torch.Tensor:
-    """The data config's batch ``x`` as the member's input hook makes it."""
+    """The data config's batch ``x`` as the member's input makes it."""
     norm = (tuple(member["mean"]), tuple(member["std"]))
-    hook = MemberInput(member["input_size"][-1], norm, member["crop_pct"] if crop else None,
-                       member["interpolation"])  # fmt: skip
-    hook.set_data_normalization((tuple(data["mean"]), tuple(data["std"])))
-    hook.set_data_crop_pct(data["crop_pct"])
-    out = hook(torch.nn.Identity().eval(), (x,))
-    return x if out is None else out[0]
+    value = MemberInput(
+        member["input_size"][-1],
+        norm,
+        member["crop_pct"] if crop else None,
+        member["interpolation"],
+        data_normalization=(tuple(data["mean"]), tuple(data["std"])),
+        data_crop_pct=data["crop_pct"],
+    )
+    return value.apply(x, training=False)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -11,9 +11,9 @@ from artifacts.cached_logits import (
     file_sha256,
     new_generation,
     save_cached_logits,
-    save_member_meta,
 )
 from artifacts.faults import fault_point
+from artifacts.member_meta import save_member_meta
 from datamodules.contract import cascade_datamodule
 from lightning_modules.callbacks.gather import gather_parts
 from lightning_modules.complexity import count_macs_params

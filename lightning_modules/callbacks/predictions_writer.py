@@ -10,7 +10,7 @@ from lightning.pytorch.callbacks import BasePredictionWriter
 
 from artifacts.atomic import write_text
 from datamodules.contract import cascade_datamodule
-from datamodules.image_sources import image_error
+from datamodules.image_decoding import image_error
 from lightning_modules.callbacks.gather import gather_parts
 
 COLUMNS = ("dataset", "index", "prediction", "confidence", "accepted", "ood", "exit_stage")

@@ -8,12 +8,8 @@ from pathlib import Path
 from lightning.pytorch import Callback
 
 from artifacts.atomic import write_json
-from artifacts.run_folder import (
-    check_output_folder,
-    discard_staging,
-    new_staging_folder,
-    swap_in,
-)
+from artifacts.run_folder import check_output_folder, swap_in
+from artifacts.staging_folders import discard_staging, new_staging_folder
 from lightning_modules.wandb_report import log_cascade_report, wandb_runs
 
 

@@ -1,0 +1,87 @@
+"""Staging folders beside an output folder (``.<name>.staging-<pid>-*``): made empty, removed
+when not swapped in, and those a killed run left found and removed, or kept with a notice while
+their process lives. ``artifacts.run_folder`` removes this process's own at exit."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import sys
+import tempfile
+from pathlib import Path
+
+_STAGING: set[Path] = set()  # this process's staging folders, removed at exit
+_STAGING_NAME = re.compile(r"^\.(?P<name>.+)\.(?:staging|old)-(?:(?P<pid>\d+)-)?[^/]*$")
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def clean_stale_staging(folder: str | Path) -> list[Path]:
+    """Remove the staging folders a killed run left beside ``folder``; returns those removed.
+
+    Each is named on stderr; one whose recorded pid is a live process other than this one is
+    kept, with a notice (its run may still be writing).
+    """
+    folder = Path(folder).resolve()
+    removed = []
+    if not folder.parent.is_dir():
+        return removed
+    for path in sorted(folder.parent.iterdir()):
+        match = _STAGING_NAME.match(path.name)
+        if not match or match["name"] != folder.name or not path.is_dir() or path in _STAGING:
+            continue
+        pid = int(match["pid"]) if match["pid"] else None
+        if pid is not None and pid != os.getpid() and _alive(pid):
+            print(f"note: kept {path}: left by process {pid}, which is still running",
+                  file=sys.stderr)  # fmt: skip
+            continue
+        shutil.rmtree(path, ignore_errors=True)
+        who = f"process {pid}, which has ended" if pid is not None else "an interrupted run"
+        print(f"note: removed {path}, an unfinished staging folder left by {who}",
+              file=sys.stderr)  # fmt: skip
+        removed.append(path)
+    return removed
+
+
+def new_staging_folder(folder: str | Path) -> Path:
+    """An empty staging folder beside ``folder`` (same file system, mode from the umask),
+    ``.<name>.staging-<pid>-<random>``; removed at exit unless swapped in."""
+    folder = Path(folder)
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    prefix = f".{folder.name}.staging-{os.getpid()}-"
+    staging = Path(tempfile.mkdtemp(dir=folder.parent, prefix=prefix)).resolve()
+    _STAGING.add(staging)
+    os.chmod(staging, 0o777 & ~_umask())
+    return staging
+
+
+def discard_staging(staging: Path) -> None:
+    """Remove a staging folder that will not be swapped in."""
+    shutil.rmtree(staging, ignore_errors=True)
+    forget_staging(staging)
+
+
+def forget_staging(staging: str | Path) -> None:
+    """Stop tracking ``staging`` (it was swapped in or moved away): not removed at exit."""
+    _STAGING.discard(Path(staging).resolve())
+
+
+def discard_all_staging() -> None:
+    """Remove every staging folder this process made and did not swap in."""
+    for path in list(_STAGING):
+        shutil.rmtree(path, ignore_errors=True)
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask

@@ -1,0 +1,78 @@
+"""The members a cascade is calibrated with: distinct files, recorded in its checkpoint by
+SHA-256 (:data:`MEMBERS_KEY`), and the same ones named again when the checkpoint is used."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from artifacts.cached_logits import file_sha256
+
+MEMBERS_KEY = "cascade_members"  # cascade checkpoint: [{path, sha256}] of its members, in order
+
+
+def check_distinct_checkpoints(paths: list[str]) -> list[str | None]:
+    """Refuse the same member twice (same file content, by SHA-256): its ensemble with itself
+    is the single model at a higher cost.
+
+    Returns:
+        the hex SHA-256 of each file, in order (None for a missing file).
+    """
+    digests: dict[str, str] = {}
+    found: list[str | None] = []
+    for path in paths:
+        if not Path(path).is_file():
+            found.append(None)
+            continue  # load_member names the missing file
+        digest = file_sha256(path)
+        if digest in digests:
+            raise ValueError(
+                f"members {digests[digest]} and {path} are the same checkpoint (SHA-256 "
+                f"{digest[:12]}...): give distinct members"
+            )
+        digests[digest] = path
+        found.append(digest)
+    return found
+
+
+def recorded_members(checkpoint: dict) -> list[dict]:
+    """The members a cascade checkpoint was calibrated with: ``[{"path", "sha256"}]`` in cascade
+    order (``sha256`` None for a checkpoint written before members were recorded)."""
+    if MEMBERS_KEY in checkpoint:
+        return [dict(m) for m in checkpoint[MEMBERS_KEY]]
+    paths = (checkpoint.get("hyper_parameters") or {}).get("members") or []
+    return [{"path": str(p), "sha256": None} for p in paths]
+
+
+def check_same_members(given: list[str], checkpoint: dict, ckpt_path: str) -> None:
+    """Refuse ``--model.members`` that are not the members ``ckpt_path`` was calibrated with.
+
+    The cascade checkpoint carries its members' weights and Lightning restores them over the
+    named members: other members named here would be silently ignored. Members are compared by
+    file content (SHA-256), so moved or renamed copies are accepted; an empty ``given`` takes
+    the checkpoint's members.
+
+    Raises:
+        FileNotFoundError: a named member file is missing.
+        ValueError: naming both lists, when they differ.
+    """
+    if not given:
+        return
+    recorded = recorded_members(checkpoint)
+    for path in given:
+        if not Path(path).is_file():
+            raise FileNotFoundError(f"--model.members: member checkpoint not found: {path}")
+    if len(given) == len(recorded):
+        same = all(
+            file_sha256(path) == m["sha256"]
+            if m["sha256"]
+            else Path(path).resolve() == Path(m["path"]).resolve()
+            for path, m in zip(given, recorded, strict=True)
+        )
+        if same:
+            return
+    raise ValueError(
+        f"--model.members [{', '.join(map(str, given))}] are not the members {ckpt_path} was "
+        f"calibrated with ([{', '.join(m['path'] for m in recorded)}], compared by SHA-256): "
+        "give those, or leave --model.members out to use the checkpoint's; other members need "
+        "a new calibration (test)"
+    )
