@@ -8,6 +8,7 @@ from pathlib import Path
 from lightning.pytorch import Callback
 
 from artifacts.atomic import write_json
+from artifacts.folder_claim import release_output_folder
 from artifacts.run_folder import check_output_folder, swap_in
 from artifacts.staging_folders import discard_staging, new_staging_folder
 from lightning_modules.wandb_report import log_cascade_report, wandb_runs
@@ -43,6 +44,17 @@ class CascadeResultsWriter(Callback):
                 self.dir, self.overwrite, "--results.dir", "--results.overwrite true",
                 claim=trainer.is_global_zero,
             )  # fmt: skip
+
+    def teardown(self, trainer, pl_module, stage: str) -> None:
+        """Release the claim of ``dir`` if the run ended without swapping its results in (an
+        error, an interruption); a process that goes on (a notebook, a test) may reuse it."""
+        if stage == "test" and self.dir is not None:
+            release_output_folder(self.dir)
+
+    def on_exception(self, trainer, pl_module, exception: BaseException) -> None:
+        """The same on an error (Lightning skips ``teardown`` then)."""
+        if self.dir is not None:
+            release_output_folder(self.dir)
 
     def on_test_end(self, trainer, pl_module) -> None:
         ev = pl_module.evaluation

@@ -1,0 +1,147 @@
+"""The offline evaluator's command-line options, parsed before torch is imported (the plan
+they make: ``commands.offline_plan``)."""
+
+from __future__ import annotations
+
+import argparse
+
+from commands.console import add_console_options
+from uncertainty.names import DEFINITION_NAMES, SCORES
+
+USAGE = """Evaluate cascade policies offline, on cached logits (no model is run).
+
+    python scripts/evaluate_logits.py --logits-dir DIR --members m0 m1 [m2 ...] \\
+      --heldout NAME --id NAME [--shift NAME ...] [--ood NAME ...] \\
+      --score {msp,entropy,max_logit,energy,mutual_information} [...] \\
+      --target {cov@R,risk@C,fpr@P} \\
+      --policies single,ensemble,single_threshold,window[,...] [--width 0.1 [0.2 ...]] \\
+      [--pass-fraction 0.2 [...]] [--definitions {standard,paper}] --out OUT
+
+Several ``--width`` (``--pass-fraction``, ``--budget``) values sweep the window
+(single-threshold, budget_window) policies, one set of rows per setting; ``single`` and
+``ensemble`` are evaluated once per score. Several ``--score`` values evaluate everything
+once per score (the logits are read once). Writes OUT/metrics.csv (tidy), OUT/summary.json
+and the plots of the online run (``risk_coverage.png``, ``macs_vs_cov<R>.png``) as one unit,
+and prints a compact table.
+"""
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(
+        description=USAGE.split("\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    p.add_argument("--logits-dir", required=True, help="<dir>/<member>/<dataset>.safetensors")
+    p.add_argument("--members", nargs="+", required=True, help="member folders, cascade order")
+    p.add_argument(
+        "--orders",
+        default="given",
+        choices=("given", "all", "pairs"),
+        help="cascades to evaluate: the given order, every permutation of the members (all), "
+        "or every ordered pair (pairs); rows gain a 'members' column (e.g. m1>m0) and "
+        "orders.csv the mean and spread of every figure across the orders",
+    )
+    p.add_argument(
+        "--macs",
+        nargs="+",
+        default=[],
+        metavar="MEMBER=MACS",
+        help="MACs per sample of members without meta.json (or overriding it), e.g. m0=0.39e9; "
+        "with none anywhere every member counts 1",
+    )
+    p.add_argument("--heldout", required=True, help="held-out (calibration) dataset")
+    p.add_argument("--id", required=True, help="in-distribution test dataset")
+    p.add_argument("--shift", nargs="*", default=[], help="shifted (labelled) datasets")
+    p.add_argument("--ood", nargs="*", default=[], help="out-of-distribution datasets")
+    p.add_argument(
+        "--score", nargs="+", default=["msp"], choices=SCORES, help="confidence score(s)"
+    )
+    p.add_argument("--target", default="cov@5", help="cov@R, risk@C or fpr@P (percent)")
+    p.add_argument(
+        "--policies",
+        default="single,ensemble,single_threshold,window",
+        help="comma-separated registered policies (--list-policies shows them)",
+    )
+    p.add_argument("--list-policies", action="store_true", help="print the policies and exit")
+    p.add_argument("--width", type=float, nargs="+", default=[0.1], help="window half-width(s) w")
+    p.add_argument(
+        "--pass-fraction",
+        type=float,
+        nargs="+",
+        default=[0.2],
+        help="fraction(s) passed on by single_threshold",
+    )
+    p.add_argument(
+        "--budget",
+        type=float,
+        nargs="+",
+        default=[1.2],
+        help="budget_window's expected cost(s) per sample, in first-member MACs",
+    )
+    p.add_argument("--budget-grid", type=int, default=200, help="budget_window's quantile grid")
+    p.add_argument(
+        "--gain-shares",
+        type=float,
+        nargs="*",
+        default=None,
+        help="for each policy with a cost knob, the cheapest setting keeping these shares of "
+        "the ensemble's held-out gain, evaluated on test (default 0.5 0.75 0.9; none: off)",
+    )
+    p.add_argument(
+        "--budget-objective",
+        default="target",
+        choices=("target", "augrc"),
+        help="what budget_window optimises on held-out: the target (cov@R, risk@C) or AUGRC",
+    )
+    p.add_argument(
+        "--no-headroom",
+        action="store_true",
+        help="skip the headroom estimate (a deferral rule learned on member 1's logits, "
+        "cross-fitted, at each costed policy's held-out cost; two members only)",
+    )
+    p.add_argument("--random-fraction", type=float, default=None, help="random policy (default 2w)")
+    p.add_argument("--definitions", default="standard", choices=DEFINITION_NAMES)
+    p.add_argument(
+        "--risks", type=float, nargs="+", default=[0.05], help="cov@r reported, fractions"
+    )
+    p.add_argument(
+        "--coverages",
+        type=float,
+        nargs="+",
+        default=[0.8],
+        help="risk@c and scod_risk@c reported, fractions",
+    )
+    p.add_argument("--ood-tpr", type=float, default=0.95, help="fpr@p reported")
+    p.add_argument(
+        "--guarantee",
+        type=float,
+        default=None,
+        metavar="DELTA",
+        help="certify the target's threshold with probability >= 1 - DELTA (window tau and "
+        "each policy's operating point)",
+    )
+    p.add_argument("--guarantee-method", default="ltt", choices=("ltt", "sgr"))
+    p.add_argument(
+        "--bootstrap",
+        type=int,
+        default=0,
+        metavar="N",
+        help="N resamples of every test set: 95%% intervals in metrics.csv (ci_low, ci_high) "
+        "and paired differences against single and ensemble in deltas.csv (0: off)",
+    )
+    p.add_argument("--bootstrap-seed", type=int, default=0, help="seed of the resamples")
+    p.add_argument("--scod-ratio", type=float, default=1.0, help="OOD : ID ratio of SCOD")
+    p.add_argument("--scod-beta", type=float, default=1.0, help="cost of an accepted OOD sample")
+    p.add_argument("--seed", type=int, default=0, help="random policy and mixture subsampling")
+    p.add_argument(
+        "--temperature-scaling",
+        action="store_true",
+        help="fit temperatures per member and ensemble on the held-out split",
+    )
+    p.add_argument("--out", required=True, help="output folder (new, empty, or an earlier run)")
+    p.add_argument(
+        "--overwrite", action="store_true", help="replace an earlier run in --out (as a whole)"
+    )
+    p.add_argument("--quiet", action="store_true", help="do not print the table")
+    add_console_options(p)
+    p.add_argument("--no-plots", action="store_true", help="write no plots (faster)")
+    return p.parse_args(argv)
