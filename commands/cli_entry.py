@@ -128,3 +128,13 @@ def report_error(err: BaseException, traceback: bool, cause: BaseException | Non
     print(f"error: {message}", file=sys.stderr)
     print("(add --traceback for the full traceback)", file=sys.stderr)
     return 2
+
+
+def run_member() -> int:
+    """``window-cascades member``: fit a member or cache its logits (``sys.argv``)."""
+    return run_command(MEMBER)
+
+
+def run_cascade() -> int:
+    """``window-cascades cascade``: test (calibrate + evaluate) or predict (``sys.argv``)."""
+    return run_command(CASCADE)

@@ -1,120 +1,12 @@
-"""Run an experiment: train the members, cache their logits, calibrate and evaluate.
+"""Run an experiment: train the members, cache their logits, calibrate and evaluate
+(``window-cascades pipeline``; see ``commands/pipeline_command.py``).
 
     python scripts/run_pipeline.py --config configs/quickstart/pipeline.yaml [--logger wandb]
-    python scripts/run_pipeline.py --config CFG --stage member --member 1   # one member only
-    python scripts/run_pipeline.py --config CFG --stage evaluate            # after all members
-
-Stages (``--stage all`` runs them in order; the SLURM scripts run them as separate jobs):
-
-1. ``member``: train member i (seed ``seeds[i]``; resumes from its newest checkpoint, skipped
-   when finished) -> ``<out>/members/m<i>/checkpoints/last.ckpt``, then cache its logits ->
-   ``<out>/logits/m<i>/<dataset>.safetensors``;
-2. ``evaluate``: window calibration + cascade test -> ``<out>/results/``: ``window.json``,
-   ``metrics.csv``, ``summary.json``, plots, and ``cascade.ckpt`` (the members plus the fitted
-   window), written as one unit; an earlier evaluation there is refused (before any training)
-   unless ``--overwrite``.
 """
 
-from __future__ import annotations
-
-import argparse
-import os
 import sys
-from pathlib import Path
 
-from artifacts.run_folder import check_output_folder
-from commands.cli_entry import CASCADE, MEMBER, USER_ERRORS, report_error
-from commands.console import add_console_options, apply_console_options
-from commands.pipeline_config import load_pipeline_config
-from commands.precheck import precheck
-
-
-def main(argv: list[str] | None = None) -> int:
-    """Run the requested stages; returns the exit status (2: an input error, printed as one
-    line; ``--traceback`` shows the traceback instead)."""
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--config", default="configs/quickstart/pipeline.yaml")
-    parser.add_argument("--out", help="override the output folder")
-    parser.add_argument("--logger", choices=["csv", "wandb"], help="override the logger")
-    parser.add_argument("--stage", choices=["all", "member", "evaluate"], default="all")
-    parser.add_argument(
-        "--member",
-        type=int,
-        help="member index for --stage member (default: $SLURM_ARRAY_TASK_ID)",
-    )
-    parser.add_argument(
-        "--parallel-members",
-        action="store_true",
-        help="this process is one of N launched together (srun/torchrun): it trains member "
-        "$SLURM_PROCID (or $RANK) alone on its own device, with no gradient sync",
-    )
-    parser.add_argument(
-        "--member-arg", action="append", default=[], help="extra LightningCLI arg for members"
-    )
-    parser.add_argument(
-        "--cascade-arg", action="append", default=[], help="extra LightningCLI arg for the cascade"
-    )
-    parser.add_argument(
-        "--overwrite",
-        action="store_true",
-        help="replace an earlier evaluation in <out>/results, and retrain members whose recipe "
-        "(model, data, trainer, optimiser settings, seed) changed",
-    )
-    parser.add_argument("--traceback", action="store_true", help="full tracebacks on errors")
-    add_console_options(parser)
-    args = parser.parse_args(argv)
-    apply_console_options(args)
-    try:
-        run(parser, args)
-    except USER_ERRORS as err:
-        return report_error(
-            err, args.traceback or os.environ.get("WINDOW_CASCADES_TRACEBACK") == "1"
-        )
-    return 0
-
-
-def run(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
-    """Check the experiment config (before the heavy imports), then run the stages."""
-    cfg = load_pipeline_config(args.config)
-    if args.out:
-        cfg["out"] = args.out
-    if args.logger:
-        cfg["logger"] = args.logger
-    member_index_given = args.parallel_members or args.member is not None
-    if args.stage == "member" and not (member_index_given or "SLURM_ARRAY_TASK_ID" in os.environ):
-        raise ValueError("--stage member needs --member I, an array task or --parallel-members")
-    precheck(["fit", "--config", str(cfg["member_config"]), *args.member_arg], MEMBER)
-    precheck(["test", "--config", str(cfg["cascade_config"]), *args.cascade_arg], CASCADE)
-    if args.stage in ("all", "evaluate"):  # before any training
-        results = Path(cfg["out"]) / "results"
-        check_output_folder(results, args.overwrite, "results folder", "--overwrite")
-    from commands.experiment import (
-        cache_member_logits,
-        evaluate,
-        own_device_args,
-        process_index,
-        run_all,
-        train_member,
-    )
-
-    if args.stage == "all":
-        run_all(cfg, args.member_arg, args.cascade_arg, args.overwrite)
-    elif args.stage == "member":
-        member_args = list(args.member_arg)
-        if args.parallel_members:
-            index = process_index()
-            member_args += own_device_args()
-        elif args.member is not None:
-            index = args.member
-        else:
-            index = int(os.environ["SLURM_ARRAY_TASK_ID"])
-        train_member(
-            cfg, index, member_args, sole_process=args.parallel_members, overwrite=args.overwrite
-        )
-        cache_member_logits(cfg, index, member_args)
-    else:
-        evaluate(cfg, args.cascade_arg, args.overwrite)
-
+from commands.pipeline_command import main
 
 if __name__ == "__main__":
     sys.exit(main())

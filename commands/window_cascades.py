@@ -1,0 +1,80 @@
+"""``window-cascades``: one command with a subcommand for every job a user runs.
+
+    window-cascades pipeline --config EXPERIMENT.yaml        # train members, calibrate, evaluate
+    window-cascades member fit --config member.yaml ...       # one member (LightningCLI)
+    window-cascades member predict ...                        # cache a member's logits
+    window-cascades cascade test --config cascade.yaml ...    # calibrate + evaluate a cascade
+    window-cascades cascade predict ...                       # apply a calibrated cascade
+    window-cascades evaluate-logits --logits-dir DIR ...      # every policy on cached logits
+    window-cascades readme-table RESULTS_DIR                  # the README's results table
+
+Each subcommand is the command of the same job under ``scripts/`` (which stay as thin
+wrappers), with the same options, checks and one-line errors (exit status 2, before the heavy
+imports); ``window-cascades SUBCOMMAND --help`` lists its options. Nothing heavy is imported
+to dispatch.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+
+# name -> (module:function taking argv (None: read sys.argv), one line for --help)
+SUBCOMMANDS: dict[str, tuple[str, str]] = {
+    "pipeline": (
+        "commands.pipeline_command:main",
+        "a whole experiment: train the members, cache their logits, calibrate, evaluate",
+    ),
+    "member": ("commands.cli_entry:run_member", "fit one member, or cache its logits (predict)"),
+    "cascade": (
+        "commands.cli_entry:run_cascade",
+        "calibrate and evaluate a cascade (test), or apply a calibrated one (predict)",
+    ),
+    "evaluate-logits": (
+        "commands.offline:main",
+        "every policy on cached logits, no model run (sweeps, bootstrap, report)",
+    ),
+    "readme-table": ("commands.readme_table:main", "the README's results table from a run"),
+}
+PROGRAM = "window-cascades"
+
+
+def usage() -> str:
+    """The top-level help: the subcommands, one line each."""
+    width = max(len(name) for name in SUBCOMMANDS)
+    lines = [
+        f"usage: {PROGRAM} SUBCOMMAND [options]   ({PROGRAM} SUBCOMMAND --help for its options)",
+        "",
+        "Window-based early-exit cascades of deep ensembles.",
+        "",
+        "subcommands:",
+    ]
+    lines += [f"  {name:<{width}}  {text}" for name, (_, text) in SUBCOMMANDS.items()]
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run ``SUBCOMMAND`` with the rest of the arguments; returns the exit status."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or argv[0] in ("-h", "--help", "help"):
+        print(usage())
+        return 0 if argv else 2
+    name, rest = argv[0], argv[1:]
+    if name not in SUBCOMMANDS:
+        import difflib
+
+        close = difflib.get_close_matches(name, SUBCOMMANDS, n=1)
+        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        print(
+            f"error: unknown subcommand {name!r}{hint}; expected one of {', '.join(SUBCOMMANDS)}",
+            file=sys.stderr,
+        )
+        return 2
+    target, _ = SUBCOMMANDS[name]
+    module, function = target.split(":")
+    sys.argv = [f"{PROGRAM} {name}", *rest]  # help texts and LightningCLI read sys.argv
+    return getattr(importlib.import_module(module), function)() or 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
