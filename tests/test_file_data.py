@@ -180,6 +180,7 @@ def test_hf_imagefolder_builder_on_a_local_folder(tmp_path):
     assert sorted(dm.eval_sets["test"][i][1] for i in range(6)) == [0, 0, 1, 1, 2, 2]
 
 
+@pytest.mark.slow  # ~25 s: the hub client retries before it gives up offline
 def test_hf_hub_name_offline_is_a_clear_error(monkeypatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")

@@ -26,6 +26,7 @@ def test_channels_last_and_compile_keep_outputs_and_checkpoint_keys():
     assert compiled.state_dict().keys() == plain.state_dict().keys()
 
 
+@pytest.mark.slow  # ~45 s: the hub client retries before it gives up offline
 def test_unknown_model_and_offline_pretrained_weights_are_clear_errors(monkeypatch):
     with pytest.raises(ValueError, match="timm has no model 'resnet_nope'"):
         MemberModule(model_name="resnet_nope")

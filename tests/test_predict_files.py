@@ -26,6 +26,7 @@ def fit(data: str, out, name: str, seed: int, *extra: str) -> str:
     return str(out / name / "ckpt" / "last.ckpt")
 
 
+@pytest.mark.slow  # trains two members
 def test_predict_on_an_unlabelled_folder_with_members_of_different_inputs(
     tmp_path, recwarn, capsys
 ):

@@ -28,6 +28,7 @@ def weights(path) -> dict:
     return torch.load(path, map_location="cpu", weights_only=True)["state_dict"]
 
 
+@pytest.mark.slow  # three trainings
 def test_resume_after_preemption_gives_the_uninterrupted_weights(
     tmp_path, member_fit_args, small_data_config
 ):

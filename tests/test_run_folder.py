@@ -89,6 +89,7 @@ def wait_for(path, proc, timeout=300):
         time.sleep(0.05)
 
 
+@pytest.mark.slow  # two evaluator processes per attempt
 @pytest.mark.parametrize("attempt", range(2))
 def test_a_second_run_into_a_claimed_folder_is_refused_and_foreign_files_are_kept(
     logits, tmp_path, capsys, attempt
@@ -115,6 +116,7 @@ def test_a_second_run_into_a_claimed_folder_is_refused_and_foreign_files_are_kep
     assert sorted(p.name for p in tmp_path.iterdir() if p.name != kept[0].name) == ["out"]
 
 
+@pytest.mark.slow  # three evaluator processes
 def test_staging_is_removed_on_sigterm_and_a_hard_kill_s_is_removed_by_the_next_run(
     logits, tmp_path, capsys
 ):

@@ -5,6 +5,8 @@ from __future__ import annotations
 import subprocess
 import sys
 
+import pytest
+
 from commands.window_cascades import SUBCOMMANDS, main
 from tests.conftest import ROOT
 from tests.regression_case import ARGS, write_case
@@ -23,6 +25,7 @@ def test_help_lists_every_subcommand_and_mistakes_are_one_line(capsys):
     ]
 
 
+@pytest.mark.slow  # six processes
 def test_each_subcommand_runs_its_command_with_its_options(tmp_path):
     """Run as a user does, in a process of its own from another folder: the offline evaluator
     through the command writes what ``scripts/evaluate_logits.py`` writes; every other
