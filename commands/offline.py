@@ -1,19 +1,7 @@
-"""The offline evaluator command (``scripts/evaluate_logits.py``): cached logits in, results out.
-
-    python scripts/evaluate_logits.py --logits-dir DIR --members m0 m1 [m2 ...] \\
-      --heldout NAME --id NAME [--shift NAME ...] [--ood NAME ...] \\
-      --score {msp,entropy,max_logit,energy,mutual_information} [...] \\
-      --target {cov@R,risk@C,fpr@P} \\
-      --policies single,ensemble,single_threshold,window[,...] [--width 0.1 [0.2 ...]] \\
-      [--pass-fraction 0.2 [...]] [--definitions {standard,paper}] --out OUT
-
-Several ``--width`` (``--pass-fraction``, ``--budget``) values sweep the window
-(single-threshold, budget_window) policies, one set of rows per setting; ``single`` and
-``ensemble`` are evaluated once per score. Several ``--score`` values evaluate everything
-once per score (the logits are read once). Writes OUT/metrics.csv (tidy), OUT/summary.json
-and the plots of the online run (``risk_coverage.png``, ``macs_vs_cov<R>.png``) as one unit,
-and prints a compact table.
-"""
+"""The offline evaluator command (``scripts/evaluate_logits.py``, ``window-cascades
+evaluate-logits``): cached logits in, results out as one unit. Its options and usage are in
+``commands.offline_options``, the plan they make in ``commands.offline_plan``, the sweep in
+``commands.offline_sweep``."""
 
 from __future__ import annotations
 
