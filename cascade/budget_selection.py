@@ -210,4 +210,4 @@ def window_at_budget(inputs: FitInputs, settings: PolicySettings, max_pass: floa
     from cascade.builtin_policies import fit_window
 
     width = min(max(max_pass / 2, 1e-9), 0.5)
-    return fit_window(inputs, replace(settings, width=width))
+    return fit_window(inputs, settings.replace(width=width))

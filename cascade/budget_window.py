@@ -35,10 +35,12 @@ an earlier stage leaves unused).
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import torch
 
 from cascade.policies import IntervalPolicy
+from cascade.policy_parameters import PolicyParameter, parameter
 from cascade.policy_registry import FitInputs, PolicySettings, register_policy
 from uncertainty.targets import parse_target
 
@@ -162,9 +164,65 @@ def check_budget(budget: float, stage_macs: list[float] | None, grid: int, n: in
     return full
 
 
+def _check_budget_value(budget: float) -> float:
+    if isinstance(budget, bool) or not (
+        isinstance(budget, (int, float)) and budget >= 1 and math.isfinite(budget)
+    ):
+        raise ValueError(f"budget must be >= 1 (the first member alone) and finite, got {budget}")
+    return float(budget)
+
+
+def _check_grid(grid: int) -> int:
+    if isinstance(grid, bool) or not (isinstance(grid, int) and grid >= 2):
+        raise ValueError(f"budget grid must be an integer >= 2, got {grid!r}")
+    return grid
+
+
+BUDGET = PolicyParameter(
+    "budget",
+    1.2,
+    "budget_window's expected cost(s) per sample, in first-member MACs, in [1, M]",
+    check=_check_budget_value,
+)
+BUDGET_GRID = PolicyParameter(
+    "budget_grid", 200, "budget_window's quantile grid (>= 2 points)", int, _check_grid
+)
+BUDGET_OBJECTIVE = PolicyParameter(
+    "budget_objective",
+    "target",
+    "what budget_window optimises on held-out: the target (cov@R, risk@C) or AUGRC",
+    str,
+    choices=("target", "augrc"),
+)
+
+
+@dataclass(frozen=True)
+class BudgetWindowAdjustedParameters:
+    """``budget_window_adjusted``: the budget and the search."""
+
+    budget: float = BUDGET.field()
+    budget_grid: int = BUDGET_GRID.field()
+    budget_objective: str = BUDGET_OBJECTIVE.field()
+
+
+@dataclass(frozen=True)
+class BudgetWindowParameters(BudgetWindowAdjustedParameters):
+    """``budget_window``: the budget, the search and how its rule is chosen."""
+
+    budget_select: str = parameter(
+        "budget_select",
+        "cv",
+        "how budget_window picks its rule: cv (the window unless the search beats it "
+        "cross-fitted on held-out), search, coarse or window",
+        str,
+        choices=("cv", "search", "coarse", "window"),
+    )
+
+
 @register_policy(
     "budget_window",
     "the held-out quantile interval per stage that optimises the target at expected cost <= budget",
+    parameters=BudgetWindowParameters,
     sweep="budget",
 )
 def fit_budget_window(inputs: FitInputs, settings: PolicySettings) -> IntervalPolicy:
@@ -176,6 +234,7 @@ def fit_budget_window(inputs: FitInputs, settings: PolicySettings) -> IntervalPo
 @register_policy(
     "budget_window_adjusted",
     "budget_window with the expected cost counted on the unlabelled test mixture (ID + OOD)",
+    parameters=BudgetWindowAdjustedParameters,
     sweep="budget",
     needs_mixture=True,
 )
@@ -204,8 +263,6 @@ def _max_pass(budget: float, macs: list[float]) -> float:
 
 def _fit_selected(inputs: FitInputs, settings: PolicySettings) -> IntervalPolicy:
     """budget_window with its rule chosen on held-out (``cascade.budget_selection``)."""
-    from dataclasses import replace
-
     from cascade.budget_selection import (
         SelectedIntervalPolicy,
         coarse_grid,
@@ -219,7 +276,7 @@ def _fit_selected(inputs: FitInputs, settings: PolicySettings) -> IntervalPolicy
     n = inputs.stage_confidence[0].numel()
     check_budget(settings.budget, macs, settings.budget_grid, n)
     objective, max_pass = _budget_objective(name, settings), _max_pass(settings.budget, macs)
-    coarse = replace(settings, budget_grid=coarse_grid(n, settings.budget_grid))
+    coarse = settings.replace(budget_grid=coarse_grid(n, settings.budget_grid))
     candidates = {
         "window": lambda i: window_at_budget(i, settings, max_pass),
         "search": lambda i: _fit(name, i, settings, on_mixture=False),

@@ -17,15 +17,68 @@ the ``pass_fraction`` least confident held-out samples; ``random`` passes a rand
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import torch
 
 from cascade.policies import IntervalPolicy, RandomPolicy, ensemble_policy, single_policy
+from cascade.policy_parameters import PolicyParameter, parameter
 from cascade.policy_registry import FitInputs, PolicySettings, check_scores, register_policy
 from uncertainty.definitions import get_definitions
 from uncertainty.guarantees import GuaranteeError, certified_threshold
 from uncertainty.selective import UnreachableTargetError
 from uncertainty.targets import Target, parse_target, target_threshold
+
+
+def check_width(width: float) -> float:
+    """Validate a window half-width w in (0, 0.5]."""
+    if isinstance(width, bool) or not (isinstance(width, (int, float)) and 0 < width <= 0.5):
+        raise ValueError(f"window width w must be in (0, 0.5], got {width!r}")
+    return float(width)
+
+
+def check_fraction(fraction: float, what: str) -> float:
+    """Validate a pass fraction in (0, 1)."""
+    if isinstance(fraction, bool) or not (isinstance(fraction, (int, float)) and 0 < fraction < 1):
+        raise ValueError(f"{what} must be in (0, 1), got {fraction!r}")
+    return float(fraction)
+
+
+WIDTH = PolicyParameter(
+    "width", 0.1, "window half-width(s) w, in held-out quantiles, in (0, 0.5]", check=check_width
+)
+
+
+@dataclass(frozen=True)
+class WindowParameters:
+    """``window`` and ``window_adjusted``: the band's half-width w."""
+
+    width: float = WIDTH.field()
+
+
+@dataclass(frozen=True)
+class SingleThresholdParameters:
+    """``single_threshold``: the share of held-out samples it passes on."""
+
+    pass_fraction: float = parameter(
+        "pass_fraction",
+        0.2,
+        "fraction(s) of least confident held-out samples single_threshold passes on, in (0, 1)",
+        check=lambda v: check_fraction(v, "single_threshold pass fraction"),
+    )
+
+
+@dataclass(frozen=True)
+class RandomParameters:
+    """``random``: the share it passes on (None: twice the window's half-width)."""
+
+    width: float = WIDTH.field()
+    random_fraction: float | None = parameter(
+        "random_fraction",
+        None,
+        "fraction random passes on, in (0, 1) (default 2w)",
+        check=lambda v: check_fraction(v, "random pass fraction"),
+    )
 
 
 def fit_window_stage(
@@ -94,19 +147,6 @@ def fit_ensemble(inputs: FitInputs, settings: PolicySettings) -> IntervalPolicy:
     return ensemble_policy(inputs.num_stages)
 
 
-@register_policy(
-    "single_threshold",
-    "the least confident `pass_fraction` of held-out scores (exit when confidence > t)",
-    sweep="pass_fraction",
-)
-def fit_single_threshold(inputs: FitInputs, settings: PolicySettings) -> IntervalPolicy:
-    stages = [
-        {"lower": None, "upper": float(torch.quantile(c.double(), settings.pass_fraction))}
-        for c in inputs.stage_confidence
-    ]
-    return interval_policy("single_threshold", stages, f"pass={settings.pass_fraction:g}")
-
-
 MIN_SAMPLES = 10
 
 
@@ -158,6 +198,7 @@ def _fit_window(name: str, inputs: FitInputs, settings: PolicySettings) -> Inter
 @register_policy(
     "window",
     "the paper's window: held-out quantiles [q - w, q + w] around the target's threshold tau",
+    parameters=WindowParameters,
     sweep="width",
 )
 def fit_window(inputs: FitInputs, settings: PolicySettings) -> IntervalPolicy:
@@ -167,6 +208,7 @@ def fit_window(inputs: FitInputs, settings: PolicySettings) -> IntervalPolicy:
 @register_policy(
     "window_adjusted",
     "the same tau, with q and the band taken on the unlabelled test mixture (ID + OOD, 1:1)",
+    parameters=WindowParameters,
     sweep="width",
     needs_mixture=True,
 )
@@ -177,8 +219,23 @@ def fit_window_adjusted(inputs: FitInputs, settings: PolicySettings) -> Interval
 @register_policy(
     "random",
     "a random `random_fraction` (default 2w) of samples, by a hash of the dataset index",
+    parameters=RandomParameters,
     sweep="width",
 )
 def fit_random(inputs: FitInputs, settings: PolicySettings) -> RandomPolicy:
     fraction = settings.random_fraction or 2 * settings.width
     return RandomPolicy(inputs.num_stages, min(fraction, 1.0), settings.seed)
+
+
+@register_policy(
+    "single_threshold",
+    "the least confident `pass_fraction` of held-out scores (exit when confidence > t)",
+    parameters=SingleThresholdParameters,
+    sweep="pass_fraction",
+)
+def fit_single_threshold(inputs: FitInputs, settings: PolicySettings) -> IntervalPolicy:
+    stages = [
+        {"lower": None, "upper": float(torch.quantile(c.double(), settings.pass_fraction))}
+        for c in inputs.stage_confidence
+    ]
+    return interval_policy("single_threshold", stages, f"pass={settings.pass_fraction:g}")

@@ -141,7 +141,7 @@ def cost_to_target(
     tried = []  # (cost, share, value, fitted)
     for value in knob_values(knob, macs, points):
         try:
-            fitted = entry.fit(inputs, replace(settings, **{knob: value}))
+            fitted = entry.fit(inputs, settings.replace(**{knob: value}))
         except ValueError:  # e.g. a half-width too narrow for the held-out split's size
             continue
         conf, wrong = cascade_output(inputs, fitted)

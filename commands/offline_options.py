@@ -4,6 +4,7 @@ they make: ``commands.offline_plan``)."""
 from __future__ import annotations
 
 import argparse
+import sys
 
 from commands.console import add_console_options
 from uncertainty.names import DEFINITION_NAMES, SCORES
@@ -17,8 +18,9 @@ USAGE = """Evaluate cascade policies offline, on cached logits (no model is run)
       --policies single,ensemble,single_threshold,window[,...] [--width 0.1 [0.2 ...]] \\
       [--pass-fraction 0.2 [...]] [--definitions {standard,paper}] --out OUT
 
-Several ``--width`` (``--pass-fraction``, ``--budget``) values sweep the window
-(single-threshold, budget_window) policies, one set of rows per setting; ``single`` and
+Several values of a policy's swept parameter (``--width``, ``--pass-fraction``, ``--budget``)
+sweep that policy, one set of rows per setting (every parameter a registered policy declares
+is an option); ``single`` and
 ``ensemble`` are evaluated once per score. Several ``--score`` values evaluate everything
 once per score (the logits are read once). Writes OUT/metrics.csv (tidy), OUT/summary.json
 and the plots of the online run (``risk_coverage.png``, ``macs_vs_cov<R>.png``) as one unit,
@@ -26,7 +28,50 @@ and prints a compact table.
 """
 
 
+def add_policy_parameter_options(parser: argparse.ArgumentParser) -> None:
+    """One option per parameter the registered policies declare (``--width``, ``--budget``,
+    ...; a list option for a parameter some policy sweeps), from the declarations. Imports
+    the policy registry (and torch)."""
+    from cascade.policy_parameters import declared_parameters, parameter_users
+    from cascade.policy_registry import swept_parameters
+
+    group = parser.add_argument_group("policy parameters (declared by the policies)")
+    swept = swept_parameters()
+    for name, declared in declared_parameters().items():
+        users = ", ".join(parameter_users(name))
+        sweep = " (several values: one set of rows each)" if name in swept else ""
+        group.add_argument(
+            "--" + name.replace("_", "-"),
+            type=declared.kind,
+            nargs="+" if name in swept else None,
+            default=[declared.default] if name in swept else declared.default,
+            choices=declared.choices,
+            help=f"{declared.help}; used by {users}{sweep}"
+            + ("" if declared.default is None else f" (default {declared.default})"),
+        )
+
+
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    """The options in two steps: the command's own first (one-line errors before torch is
+    imported), then the policies' parameters, derived from the registered declarations."""
+    p = base_parser()
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if "-h" in argv or "--help" in argv:
+        add_policy_parameter_options(p)
+        return p.parse_args(argv)
+    args, rest = p.parse_known_args(argv)
+    policy_options = argparse.ArgumentParser(prog=p.prog, add_help=False)
+    add_policy_parameter_options(policy_options)
+    parameters, unknown = policy_options.parse_known_args(rest)
+    if unknown:
+        p.error(f"unrecognized arguments: {' '.join(unknown)}")
+    for name, value in vars(parameters).items():
+        setattr(args, name, value)
+    return args
+
+
+def base_parser() -> argparse.ArgumentParser:
+    """The evaluator's own options (everything but the policies' parameters)."""
     p = argparse.ArgumentParser(
         description=USAGE.split("\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
     )
@@ -62,22 +107,6 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="comma-separated registered policies (--list-policies shows them)",
     )
     p.add_argument("--list-policies", action="store_true", help="print the policies and exit")
-    p.add_argument("--width", type=float, nargs="+", default=[0.1], help="window half-width(s) w")
-    p.add_argument(
-        "--pass-fraction",
-        type=float,
-        nargs="+",
-        default=[0.2],
-        help="fraction(s) passed on by single_threshold",
-    )
-    p.add_argument(
-        "--budget",
-        type=float,
-        nargs="+",
-        default=[1.2],
-        help="budget_window's expected cost(s) per sample, in first-member MACs",
-    )
-    p.add_argument("--budget-grid", type=int, default=200, help="budget_window's quantile grid")
     p.add_argument(
         "--gain-shares",
         type=float,
@@ -87,18 +116,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "the ensemble's held-out gain, evaluated on test (default 0.5 0.75 0.9; none: off)",
     )
     p.add_argument(
-        "--budget-objective",
-        default="target",
-        choices=("target", "augrc"),
-        help="what budget_window optimises on held-out: the target (cov@R, risk@C) or AUGRC",
-    )
-    p.add_argument(
         "--no-headroom",
         action="store_true",
         help="skip the headroom estimate (a deferral rule learned on member 1's logits, "
         "cross-fitted, at each costed policy's held-out cost; two members only)",
     )
-    p.add_argument("--random-fraction", type=float, default=None, help="random policy (default 2w)")
     p.add_argument("--definitions", default="standard", choices=DEFINITION_NAMES)
     p.add_argument(
         "--risks", type=float, nargs="+", default=[0.05], help="cov@r reported, fractions"
@@ -144,4 +166,4 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--quiet", action="store_true", help="do not print the table")
     add_console_options(p)
     p.add_argument("--no-plots", action="store_true", help="write no plots (faster)")
-    return p.parse_args(argv)
+    return p

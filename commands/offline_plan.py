@@ -5,7 +5,7 @@ logits are read."""
 from __future__ import annotations
 
 import argparse
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -41,22 +41,45 @@ def dataset_roles(args: argparse.Namespace) -> DatasetRoles:
     return DatasetRoles.from_pairs(pairs)
 
 
-SWEPT = ("width", "pass_fraction", "budget")  # PolicySettings fields with a list option
-
-
 def sweep_plan(
     policies: list[str], base: PolicySettings, args: argparse.Namespace
 ) -> list[tuple[PolicySettings, list[str]]]:
     """(settings, policies) pairs: the policies without a sweep once (at ``base``), then each
-    swept family over its own values (the other settings at their first value)."""
-    from cascade.policy_registry import policy_entry
+    swept family over its own values (the other settings at their first value). The swept
+    parameters are the ones the registered policies declare as their sweep."""
+    from cascade.policy_registry import policy_entry, swept_parameters
 
     swept_by = {p: policy_entry(p).sweep for p in policies}
     plan = [(base, [p for p in policies if swept_by[p] is None])]
-    for field in SWEPT:
+    for field in swept_parameters():
         names = [p for p in policies if swept_by[p] == field]
-        plan += [(replace(base, **{field: v}), names) for v in getattr(args, field)]
+        plan += [(base.replace(**{field: v}), names) for v in getattr(args, field)]
     return [(s, names) for s, names in plan if names]
+
+
+def policy_settings(args: argparse.Namespace) -> PolicySettings:
+    """The settings at the first value of every swept parameter, every value of a swept
+    parameter checked (by building it) before any work."""
+    from cascade.policy_parameters import declared_parameters
+    from cascade.policy_registry import PolicySettings, swept_parameters
+
+    swept = swept_parameters()
+    values = {
+        name: getattr(args, name)[0] if name in swept else getattr(args, name)
+        for name in declared_parameters()
+    }
+    base = PolicySettings(
+        args.target,
+        seed=args.seed,
+        definitions=args.definitions,
+        guarantee=args.guarantee,
+        guarantee_method=args.guarantee_method,
+        **values,
+    )
+    for name in swept:
+        for value in getattr(args, name)[1:]:
+            base.replace(**{name: value})
+    return base
 
 
 def reported_with_target(
@@ -109,7 +132,7 @@ def offline_plan(args: argparse.Namespace) -> OfflinePlan:
     from cascade.bootstrap import Bootstrap
     from cascade.cost_to_target import GAIN_SHARES, check_gain_shares
     from cascade.metric_registry import MetricSettings, check_report_points
-    from cascade.policy_registry import PolicySettings, check_policies
+    from cascade.policy_registry import check_policies
 
     policies = check_policies([p.strip() for p in args.policies.split(",") if p.strip()])
     if len(set(args.score)) != len(args.score):
@@ -128,23 +151,8 @@ def offline_plan(args: argparse.Namespace) -> OfflinePlan:
         args.scod_beta,
         args.seed,
     )  # target and guarantee: from the policy settings
-    base = PolicySettings(
-        args.target,
-        args.width[0],
-        args.pass_fraction[0],
-        args.random_fraction,
-        args.seed,
-        args.definitions,
-        args.guarantee,
-        args.guarantee_method,
-        args.budget[0],
-        args.budget_grid,
-        args.budget_objective,
-    )
+    base = policy_settings(args)
     plan = sweep_plan(policies, base, args)
-    for field in SWEPT:  # every value validated (by constructing it) before any work
-        for value in getattr(args, field):
-            replace(base, **{field: value})
     shares = check_gain_shares(GAIN_SHARES if args.gain_shares is None else args.gain_shares)
     return OfflinePlan(
         policies,

@@ -91,7 +91,7 @@ def test_bad_budgets_are_named():
             fit_policies(["budget_window"], inputs, PolicySettings(**settings))
     with pytest.raises(ValueError, match="budget must be >= 1"):
         PolicySettings(budget=0.9)
-    with pytest.raises(ValueError, match="budget objective 'auroc'"):
+    with pytest.raises(ValueError, match="budget_objective 'auroc': expected one of 'target', 'augrc'"):
         PolicySettings(budget_objective="auroc")
 
 
@@ -186,7 +186,7 @@ def test_the_choice_is_recorded_and_within_budget():
             ["budget_window"], held, PolicySettings("cov@2", budget=1.2, budget_select=select)
         )["budget_window"]
         assert forced.details[0].get("rule", "search") == select
-    with pytest.raises(ValueError, match="budget selection 'best'"):
+    with pytest.raises(ValueError, match="budget_select 'best': expected one of"):
         PolicySettings(budget_select="best")
 
 

@@ -49,7 +49,7 @@ def test_the_cheapest_setting_that_reaches_each_share_is_chosen(name):
     inputs, settings = case(cost2=2.0), PolicySettings("cov@5", budget_select="search")
     found = cost_to_target(name, inputs, settings, [0.5, 0.75, 0.9], points=10)
     knob = policy_entry(name).sweep
-    tried = [share_and_cost(inputs, name, replace(settings, **{knob: v}))
+    tried = [share_and_cost(inputs, name, settings.replace(**{knob: v}))
              for v in knob_values(knob, inputs.stage_macs, points=10)]  # fmt: skip
     assert [f.share for f in found] == [0.5, 0.75, 0.9]
     for f in found:

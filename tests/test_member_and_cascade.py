@@ -141,7 +141,7 @@ def test_online_cascade_equals_offline_evaluation_of_cached_logits(tiny_members,
         roles,
         ["single", "ensemble", "single_threshold", "window"],
         "msp",
-        PolicySettings("cov@5", 0.1, 0.2),
+        PolicySettings("cov@5", width=0.1, pass_fraction=0.2),
     )
     key = lambda r: (r["dataset"], r["policy"], r["metric"])  # noqa: E731
     off = {key(r): r["value"] for r in offline}

@@ -56,7 +56,7 @@ def test_vanishing_window_is_the_single_model(seed):
     # test scores that never coincide with a held-out quantile
     data["test"].logits = [z + 1e-3 for z in data["test"].logits]
     rows, _, _ = evaluate_experiment(
-        data, ROLES, [1.0, 1.0], ["single", "window"], "msp", PolicySettings("risk@80", 1e-9)
+        data, ROLES, [1.0, 1.0], ["single", "window"], "msp", PolicySettings("risk@80", width=1e-9)
     )
     assert metrics(rows, "window") == metrics(rows, "single")
 
@@ -64,7 +64,7 @@ def test_vanishing_window_is_the_single_model(seed):
 def test_window_cost_is_about_one_plus_two_w_in_distribution():
     data = synthetic(0, n=4000)
     rows, _, _ = evaluate_experiment(
-        data, ROLES, [1.0, 1.0], ["window"], "msp", PolicySettings("cov@5", 0.1)
+        data, ROLES, [1.0, 1.0], ["window"], "msp", PolicySettings("cov@5", width=0.1)
     )
     assert metrics(rows, "window", "held")["expected_macs"] == pytest.approx(1.2, abs=0.01)
     assert metrics(rows, "window")["expected_macs"] == pytest.approx(1.2, abs=0.03)
@@ -78,7 +78,7 @@ def test_three_stage_cascade_windows_and_costs():
         [1.0, 2.0, 4.0],
         ["single", "ensemble", "window"],
         "msp",
-        PolicySettings("cov@5", 0.1),
+        PolicySettings("cov@5", width=0.1),
     )
     assert fitted["window"].bounds.shape == (2, 2)
     w = metrics(rows, "window")

@@ -45,7 +45,7 @@ def test_fit_policies_builds_all_four():
     policies = fit_policies(
         ["single", "ensemble", "single_threshold", "window"],
         FitInputs([conf], [correct]),
-        PolicySettings("cov@5", 0.1, 0.2),
+        PolicySettings("cov@5", width=0.1, pass_fraction=0.2),
     )
     x = torch.tensor([0.05, 0.25, 0.5])
     assert policies["single"].passes(0, x).tolist() == [False, False, False]

@@ -146,13 +146,14 @@ def policy_plan() -> list[PlanEntry]:
     cov@2 threshold; single, ensemble and window for fpr@95 with energy."""
     plan = [
         PlanEntry("msp", ("single", "ensemble", "single_threshold", "random"),
-                  PolicySettings("cov@2", WIDTH)),
-        *(PlanEntry("msp", ("window", "window_adjusted"), PolicySettings(t, WIDTH))
+                  PolicySettings("cov@2", width=WIDTH)),
+        *(PlanEntry("msp", ("window", "window_adjusted"), PolicySettings(t, width=WIDTH))
           for t in MSP_TARGETS),
-        *(PlanEntry("msp", ("budget_window",), PolicySettings("cov@2", WIDTH, budget=b))
+        *(PlanEntry("msp", ("budget_window",), PolicySettings("cov@2", width=WIDTH, budget=b))
           for b in BUDGETS),
-        PlanEntry("msp", ("window",), PolicySettings("cov@2", WIDTH, guarantee=GUARANTEE)),
-        PlanEntry("energy", ("single", "ensemble", "window"), PolicySettings("fpr@95", WIDTH)),
+        PlanEntry("msp", ("window",), PolicySettings("cov@2", width=WIDTH, guarantee=GUARANTEE)),
+        PlanEntry("energy", ("single", "ensemble", "window"),
+                  PolicySettings("fpr@95", width=WIDTH)),
     ]  # fmt: skip
     return plan
 

@@ -4,6 +4,7 @@ optionally, the temperatures."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import torch
 from lightning.pytorch import Callback
@@ -19,6 +20,12 @@ from cascade.stage_scores import fit_temperatures, member_states, stage_confiden
 from datamodules.contract import cascade_datamodule
 from lightning_modules.complexity import count_macs_params
 from uncertainty.scod import scod_mixture
+
+# the parameters a fitted cascade's info records under their own keys (as before plugins)
+BUILTIN_RECORDED = (
+    "width", "pass_fraction", "random_fraction", "budget", "budget_grid", "budget_objective",
+    "budget_select",
+)  # fmt: skip
 
 
 class CascadeCalibration(Callback):
@@ -55,6 +62,11 @@ class CascadeCalibration(Callback):
         budget: ``budget_window``'s expected cost per sample (first-member MACs), in [1, M].
         budget_grid: quantile points of ``budget_window``'s interval search (>= 2).
         budget_objective: ``target`` or ``augrc`` (what ``budget_window`` optimises).
+        budget_select: how ``budget_window`` picks its rule: ``cv``, ``search``, ``coarse`` or
+            ``window``.
+        parameters: any other parameter a registered policy declares, by name
+            (``cascade.policy_parameters``; e.g. a plugin policy's), checked by its
+            declaration. The named arguments above are the built-in policies' parameters.
     """
 
     def __init__(
@@ -73,12 +85,27 @@ class CascadeCalibration(Callback):
         budget: float = 1.2,
         budget_grid: int = 200,
         budget_objective: str = "target",
+        budget_select: str = "cv",
+        parameters: dict[str, Any] | None = None,
     ):
         super().__init__()
-        # validated here, where the values enter
+        builtin = {
+            "width": width,
+            "pass_fraction": pass_fraction,
+            "random_fraction": random_fraction,
+            "budget": budget,
+            "budget_grid": budget_grid,
+            "budget_objective": budget_objective,
+            "budget_select": budget_select,
+        }
+        twice = sorted(set(builtin) & set(parameters or {}))
+        if twice:
+            raise ValueError(f"calibration.parameters repeats named arguments {twice}")
+        self.parameters = {**builtin, **(parameters or {})}
+        # validated here, where the values enter (definitions: the module's, at fit)
         PolicySettings(
-            target, width, pass_fraction, random_fraction, seed, "standard", guarantee,
-            guarantee_method, budget, budget_grid, budget_objective,
+            target, seed=seed, guarantee=guarantee, guarantee_method=guarantee_method,
+            **self.parameters,
         )  # fmt: skip
         if mixture_ratio <= 0:
             raise ValueError(f"mixture_ratio must be > 0, got {mixture_ratio}")
@@ -123,16 +150,11 @@ class CascadeCalibration(Callback):
             raise ValueError(f"window calibration: the held-out split {heldout_name!r} is empty")
         settings = PolicySettings(
             self.target,
-            self.width,
-            self.pass_fraction,
-            self.random_fraction,
-            self.seed,
-            pl_module.definitions,
-            self.guarantee,
-            self.guarantee_method,
-            self.budget,
-            self.budget_grid,
-            self.budget_objective,
+            seed=self.seed,
+            definitions=pl_module.definitions,
+            guarantee=self.guarantee,
+            guarantee_method=self.guarantee_method,
+            **self.parameters,
         )
         batch = dm.batch_size
         was_training = pl_module.training
@@ -174,6 +196,9 @@ class CascadeCalibration(Callback):
             "guarantee_method": self.guarantee_method,
             "budget": self.budget,
         }
+        extra = {k: v for k, v in self.parameters.items() if k not in BUILTIN_RECORDED}
+        if extra:  # a plugin policy's parameters (the built-ins' are recorded above)
+            info["parameters"] = extra
         states = member_states(logits, temperatures, pl_module.score)
         info["operating_points"] = policy_operating_points(
             prefix_outputs(states, pl_module.score, targets), policies, self.target,
