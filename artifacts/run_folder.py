@@ -52,7 +52,8 @@ RUN_FILES = (
     "deltas.csv",
     "orders.csv",
     "report.md",
-    "window.json",
+    "fitted_cascade.json",
+    "window.json",  # fitted_cascade.json's name in runs before it (artifacts.fitted_file)
     "cascade.ckpt",
 )
 

@@ -1,7 +1,7 @@
 """A fitted cascade as one serialisable value: its policies and temperatures.
 
 What the calibration on the held-out split produces, what a cascade checkpoint carries (under
-the key :data:`CHECKPOINT_KEY`) and what ``window.json`` describes. JSON-safe through
+the key :data:`CHECKPOINT_KEY`) and what ``fitted_cascade.json`` describes. JSON-safe through
 :meth:`FittedCascade.to_dict` / :meth:`FittedCascade.from_dict` (no pickling).
 """
 

@@ -1,4 +1,4 @@
-"""Checks of a fitted cascade read back from a file (a cascade checkpoint, ``window.json``).
+"""Checks of a fitted cascade read back from a file (a cascade checkpoint, ``fitted_cascade.json``).
 
 A hand-edited or corrupted fitted cascade would otherwise be applied as it is: a NaN window
 bound passes nothing on, an inverted one (lower > upper) passes nothing, a NaN acceptance

@@ -31,7 +31,7 @@ class IntervalPolicy:
         name: policy name (see ``cascade.policy_registry``).
         bounds: (M - 1) x 2 float64 tensor of [lower, upper] per stage; +-inf for open ends.
         setting: short description of the fitted setting, e.g. ``cov@5,w=0.1``.
-        details: per-stage fitted quantities (tau, q, ...) for reports and window.json.
+        details: per-stage fitted quantities (tau, q, ...) for reports and fitted_cascade.json.
     """
 
     name: str

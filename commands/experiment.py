@@ -10,8 +10,8 @@ evaluation job). Layout under ``out``:
   ``hpc_ckpt_<n>.ckpt`` after a preemption, ``finished.json`` once training completed (the
   checkpoint handed on and its step, ``checkpoint_step`` = ``global_step``), ``wandb_id``;
 - ``logits/m<i>/<dataset>.safetensors`` + ``meta.json``;
-- ``results/``: ``window.json``, ``metrics.csv``, ``summary.json``, plots and ``cascade.ckpt``
-  (one unit: a new evaluation replaces it whole; ``--results.overwrite=true`` in
+- ``results/``: ``fitted_cascade.json``, ``metrics.csv``, ``summary.json``, plots and
+  ``cascade.ckpt`` (one unit: a new evaluation replaces it whole; ``--results.overwrite=true`` in
   ``cascade_args`` or on the command line to replace an earlier one);
 - ``cascade/version_<n>/``: the evaluation's CSV logs.
 """

@@ -9,7 +9,7 @@ Stages (``--stage all`` runs them in order; the SLURM scripts run them as separa
 1. ``member``: train member i (seed ``seeds[i]``; resumes from its newest checkpoint, skipped
    when finished) -> ``<out>/members/m<i>/checkpoints/last.ckpt``, then cache its logits ->
    ``<out>/logits/m<i>/<dataset>.safetensors``;
-2. ``evaluate``: window calibration + cascade test -> ``<out>/results/``: ``window.json``,
+2. ``evaluate``: window calibration + cascade test -> ``<out>/results/``: ``fitted_cascade.json``,
    ``metrics.csv``, ``summary.json``, plots, and ``cascade.ckpt`` (the members plus the fitted
    window), written as one unit; an earlier evaluation there is refused (before any training)
    unless ``--overwrite``.

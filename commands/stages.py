@@ -126,7 +126,7 @@ def evaluate_cascade_args(
     overrides: Sequence[str] = (),
 ) -> list[str]:
     """``test`` arguments: calibrate on the held-out split, evaluate, write the run into
-    ``results_dir`` as one unit (``window.json``, ``metrics.csv``, ``summary.json``, plots,
+    ``results_dir`` as one unit (``fitted_cascade.json``, ``metrics.csv``, ``summary.json``, plots,
     ``cascade.ckpt``; an earlier run there is refused unless ``overrides`` has
     ``--results.overwrite=true``); logs with ``logger`` (default: CSV in
     ``results_dir/../logs/cascade``, outside the run's folder)."""

@@ -160,7 +160,7 @@ def test_unreachable_target_names_lowest_risk_and_keeps_old_results(tmp_path, ca
     results = tmp_path / "results"
     results.mkdir()
     (results / "metrics.csv").write_text("previous results\n")
-    (results / "window.json").write_text('{"previous": true}\n')
+    (results / "fitted_cascade.json").write_text('{"previous": true}\n')
     with pytest.raises(
         ValueError,
         match=r"cov@5 on held-out split 'digits_heldout'.*"
@@ -176,7 +176,7 @@ def test_unreachable_target_names_lowest_risk_and_keeps_old_results(tmp_path, ca
             )  # fmt: skip
         )
     assert (results / "metrics.csv").read_text() == "previous results\n"
-    assert json.loads((results / "window.json").read_text()) == {"previous": True}
+    assert json.loads((results / "fitted_cascade.json").read_text()) == {"previous": True}
     for name in ("summary.json", "cascade.ckpt", "risk_coverage.png", "macs_vs_cov5.png"):
         assert not (results / name).exists()
     assert not list(results.glob(".*")) and not list(tmp_path.glob(".*"))  # no staging left
@@ -210,7 +210,7 @@ def test_online_results_folder_is_one_unit(tiny_members, tmp_path, cascade_test_
 
     results = tmp_path / "results"
     results.mkdir()
-    for name in ("metrics.csv", "summary.json", "window.json", "stale_plot.png"):
+    for name in ("metrics.csv", "summary.json", "fitted_cascade.json", "stale_plot.png"):
         (results / name).write_text("earlier run\n")
     args = lambda *extra: cascade_test_args(  # noqa: E731
         tiny_members["data_cfg"], tiny_members["ckpts"], results, *extra
@@ -229,9 +229,9 @@ def test_online_results_folder_is_one_unit(tiny_members, tmp_path, cascade_test_
         "risk_coverage.png",
         "summary.json",
         "tradeoff.png",
-        "window.json",
+        "fitted_cascade.json",
     ]  # fmt: skip  (the earlier run's stale plot is gone: replaced whole)
-    assert "window" in json.loads((results / "window.json").read_text())["policies"]
+    assert "window" in json.loads((results / "fitted_cascade.json").read_text())["policies"]
     (tmp_path / "a_file").write_text("x")
     with pytest.raises(OutputFolderError, match="is a file"):
         CascadeCLI(args=cascade_test_args(tiny_members["data_cfg"], tiny_members["ckpts"],

@@ -91,7 +91,7 @@ def test_bad_budgets_are_named():
             fit_policies(["budget_window"], inputs, PolicySettings(**settings))
     with pytest.raises(ValueError, match="budget must be >= 1"):
         PolicySettings(budget=0.9)
-    with pytest.raises(ValueError, match="budget_objective 'auroc': expected one of 'target', 'augrc'"):
+    with pytest.raises(ValueError, match="budget_objective 'auroc': expected one of 'target'"):
         PolicySettings(budget_objective="auroc")
 
 

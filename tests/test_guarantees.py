@@ -156,7 +156,7 @@ def test_guarantee_through_the_online_cascade_equals_offline(
         tiny_members["data_cfg"], tiny_members["ckpts"], results, "--calibration.target=cov@10",
         "--calibration.guarantee=0.1", "--calibration.guarantee_method=sgr",
     ))  # fmt: skip
-    window = json.loads((results / "window.json").read_text())
+    window = json.loads((results / "fitted_cascade.json").read_text())
     stage = window["policies"]["window"]["stages"][0]
     assert stage["guarantee"] == {"delta": 0.1, "method": "sgr"} and stage["certified"] < 0.1
     assert window["guarantee"] == 0.1

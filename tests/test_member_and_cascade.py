@@ -98,7 +98,7 @@ def test_cascade_writes_tidy_results(cascade_run):
             assert 0 <= r["value"] <= 1, r
     summary = json.loads((results / "summary.json").read_text())
     assert summary["metrics"]["digits_test"]["ensemble"]["exit_frac@2"] == 1.0
-    for f in ("risk_coverage.png", "macs_vs_cov5.png", "window.json", "cascade.ckpt"):
+    for f in ("risk_coverage.png", "macs_vs_cov5.png", "fitted_cascade.json", "cascade.ckpt"):
         assert (results / f).stat().st_size > 0
     logged = cli.trainer.callback_metrics
     assert "id/digits_test/window/aurc" in logged
@@ -202,8 +202,8 @@ def test_cascade_checkpoint_carries_the_window(
             f"--ckpt_path={results / 'cascade.ckpt'}",
         )
     )
-    # not recalibrated: the run's window.json is the checkpoint's fitted cascade
-    assert json.loads((again / "window.json").read_text()) == ckpt[CHECKPOINT_KEY]
+    # not recalibrated: the run's fitted_cascade.json is the checkpoint's fitted cascade
+    assert json.loads((again / "fitted_cascade.json").read_text()) == ckpt[CHECKPOINT_KEY]
     first = {
         (r["dataset"], r["policy"], r["metric"]): r["value"]
         for r in read_metrics_csv(results / "metrics.csv")
@@ -257,7 +257,7 @@ def test_three_stage_online_cascade_with_every_policy_equals_offline(
     assert set(off) == {key(r) for r in online}
     for r in online:
         assert r["value"] == pytest.approx(off[key(r)], rel=1e-4, abs=1e-5), key(r)
-    window = json.loads((tmp_path / "results" / "window.json").read_text())
+    window = json.loads((tmp_path / "results" / "fitted_cascade.json").read_text())
     assert window["definitions"] == definitions
     assert len(window["temperatures"]["members"]) == 3
 
@@ -268,7 +268,7 @@ def test_predict_applies_the_calibrated_cascade_with_its_thresholds(
     import csv
 
     cli, results = cascade_run
-    window = json.loads((results / "window.json").read_text())
+    window = json.loads((results / "fitted_cascade.json").read_text())
     point = window["operating_points"]["window"]
     assert point["target"] == "cov@5" and point["ood_tpr"] == 0.95
     out = tmp_path / "predictions.csv"

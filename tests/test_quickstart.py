@@ -48,7 +48,7 @@ def test_quickstart_pipeline_end_to_end(tmp_path):
     for name in (
         "metrics.csv",
         "summary.json",
-        "window.json",
+        "fitted_cascade.json",
         "cascade.ckpt",
         "risk_coverage.png",
         "macs_vs_cov5.png",

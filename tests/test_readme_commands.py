@@ -42,7 +42,7 @@ def test_readme_stage_commands_run_clean_as_written(tmp_path):
     assert not (tmp_path / "config.yaml").exists() and not (tmp_path / "checkpoints").exists()
     assert "dirpath has changed" not in outputs[1]
     assert (out / "results" / "metrics.csv").is_file() and (
-        out / "results" / "window.json"
+        out / "results" / "fitted_cascade.json"
     ).is_file()
     assert len(outputs[2].splitlines()) < 150  # the results table, not a per-dataloader dump
     assert "digits_test (id)" in outputs[2]

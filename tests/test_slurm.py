@@ -85,7 +85,7 @@ def test_submit_chains_members_and_evaluation(slurm, tmp_path, small_data_config
     rows = (out / "results" / "metrics.csv").read_text().splitlines()
     assert any(r.startswith("digits_test,id,window,") and ",cov@5," in r for r in rows)
     assert "Results written to" in (out / f"slurm/evaluate_{evaluate}.out").read_text()
-    assert json.loads((out / "results" / "window.json").read_text())
+    assert json.loads((out / "results" / "fitted_cascade.json").read_text())
 
 
 def test_a_failed_member_cancels_the_evaluation_and_wait_reports_each_job(slurm, tmp_path):

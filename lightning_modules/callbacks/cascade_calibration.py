@@ -41,8 +41,8 @@ class CascadeCalibration(Callback):
     ``temperature_scaling`` it first fits a temperature per member and per ensemble size.
     The fitted cascade (:class:`cascade.fitted.FittedCascade`) goes to the module (so its
     checkpoints carry it); ``CascadeResultsWriter`` writes it into the run's folder as
-    ``window.json`` with the results. ``window_json`` writes an extra copy as soon as it is
-    fitted (before the evaluation).
+    ``fitted_cascade.json`` with the results. ``fitted_json`` writes an extra copy as soon as it
+    is fitted (before the evaluation).
 
     Args:
         target: operating target, e.g. ``cov@5`` (default), ``risk@80``, ``fpr@95``.
@@ -52,8 +52,9 @@ class CascadeCalibration(Callback):
         seed: seed of the random policy and of the test-mixture subsampling.
         mixture_ratio: OOD : ID ratio of the test mixture of ``window_adjusted``.
         temperature_scaling: fit temperatures on the held-out split first.
-        window_json: path of an extra copy of the fitted cascade (tau, q, bounds), written
-            right after calibration; None (default) writes none.
+        fitted_json: path of an extra copy of the fitted cascade (every policy's bounds, tau,
+            q), written right after calibration; None (default) writes none.
+        window_json: the old name of ``fitted_json`` (still taken, with a notice).
         recalibrate: fit again even if the module is already calibrated (e.g. loaded from a
             calibrated cascade checkpoint).
         guarantee: DELTA in (0, 1): tau (and each policy's operating point) is the threshold
@@ -78,6 +79,7 @@ class CascadeCalibration(Callback):
         seed: int = 0,
         mixture_ratio: float = 1.0,
         temperature_scaling: bool = False,
+        fitted_json: str | None = None,
         window_json: str | None = None,
         recalibrate: bool = False,
         guarantee: float | None = None,
@@ -112,7 +114,12 @@ class CascadeCalibration(Callback):
         self.target, self.width, self.pass_fraction = target, width, pass_fraction
         self.random_fraction, self.seed, self.mixture_ratio = random_fraction, seed, mixture_ratio
         self.temperature_scaling = temperature_scaling
-        self.window_json = window_json
+        if window_json is not None:
+            if fitted_json is not None:
+                raise ValueError("calibration: give fitted_json only (window_json is its old name)")
+            rank_zero_info("note: calibration.window_json is now calibration.fitted_json")
+            fitted_json = window_json
+        self.fitted_json = fitted_json
         self.recalibrate = recalibrate
         self.guarantee, self.guarantee_method = guarantee, guarantee_method
         self.budget, self.budget_grid, self.budget_objective = budget, budget_grid, budget_objective
@@ -207,9 +214,9 @@ class CascadeCalibration(Callback):
         )  # fmt: skip
         pl_module.fitted = FittedCascade(policies, temperatures, info)
         self.fitted = pl_module.fitted.to_dict()
-        if self.window_json and trainer.is_global_zero:
-            write_json(Path(self.window_json), self.fitted)
-            rank_zero_info(f"CascadeCalibration: wrote {self.window_json}")
+        if self.fitted_json and trainer.is_global_zero:
+            write_json(Path(self.fitted_json), self.fitted)
+            rank_zero_info(f"CascadeCalibration: wrote {self.fitted_json}")
 
     def state_dict(self) -> dict:
         return {"fitted": self.fitted}

@@ -1,4 +1,4 @@
-"""Writes a cascade test run's results as one unit: window.json, metrics.csv, summary.json,
+"""Writes a cascade test run's results as one unit: fitted_cascade.json, metrics.csv, summary.json,
 plots, cascade.ckpt (and the report to wandb)."""
 
 from __future__ import annotations
@@ -7,7 +7,6 @@ from pathlib import Path
 
 from lightning.pytorch import Callback
 
-from artifacts.atomic import write_json
 from artifacts.folder_claim import release_output_folder
 from artifacts.run_folder import check_output_folder, swap_in
 from artifacts.staging_folders import discard_staging, new_staging_folder
@@ -17,7 +16,7 @@ from lightning_modules.wandb_report import log_cascade_report, wandb_runs
 class CascadeResultsWriter(Callback):
     """At the end of ``test``, writes what the ``CascadeModule`` evaluated.
 
-    Files: ``window.json`` (the fitted cascade), ``metrics.csv``, ``summary.json`` (nested
+    Files: ``fitted_cascade.json`` (the fitted cascade), ``metrics.csv``, ``summary.json`` (nested
     metrics, fitted policies, member MACs/params, ``member_calls``: per dataset the samples
     each member processed, summed over processes), the plots, and ``cascade.ckpt`` (the members
     plus the fitted cascade; every rank takes part in saving). They are written into a staging
@@ -75,12 +74,13 @@ class CascadeResultsWriter(Callback):
         trainer.strategy.barrier("results_written")
 
     def _write(self, staging: Path, trainer, pl_module, policies: dict) -> None:
+        from artifacts.fitted_file import write_fitted_cascade
         from artifacts.results import write_results
 
         ev, fitted, score = pl_module.evaluation, pl_module.fitted, pl_module.score
         run_keys = {p.name: (p.name, p.setting, score, "") for p in pl_module.policies()}
         try:
-            write_json(staging / "window.json", fitted.to_dict())
+            write_fitted_cascade(staging, fitted)
             write_results(
                 staging,
                 ev.rows,
