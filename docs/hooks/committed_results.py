@@ -10,7 +10,10 @@ still reads on GitHub, where the comment is invisible):
     says how many there are);
 ``<!-- registry: metrics -->`` / ``<!-- registry: policies -->``
     the metric registry (name, direction, roles, definition) or the policy table, generated
-    from ``cascade/`` as the offline evaluator's ``--list-policies`` prints it.
+    from ``cascade/`` as the offline evaluator's ``--list-policies`` prints it;
+``<!-- registry: quickstart-table -->``
+    the README's quick-start table (generated from a run by ``scripts/update_readme_table.py``
+    and checked by the quick-start test), in a code block.
 
 Every committed plot under ``benchmarks/`` is added to the site at the same path
 (``benchmarks/notmnist/macs_vs_cov2.png``), so a page links it relative to itself. A file that a
@@ -86,6 +89,11 @@ def _registry(name: str, page: str) -> str:
 
     if name == "policies":
         return policy_table()
+    if name == "quickstart-table":
+        from commands.readme_table import find_table
+
+        datasets, table = find_table((ROOT / "README.md").read_text())
+        return "```\n" + table.strip("\n") + "\n```"
     if name == "metrics":
         lines = [
             "| metric | better | dataset roles | definition |",
@@ -96,7 +104,7 @@ def _registry(name: str, page: str) -> str:
             roles = ", ".join(f"`{r}`" for r in e.roles)
             lines.append(f"| `{e.name}` | {better} | {roles} | {_cell(e.description)} |")
         return "\n".join(lines)
-    raise PluginError(f"{page}: unknown registry {name!r} (metrics or policies)")
+    raise PluginError(f"{page}: unknown registry {name!r} (metrics, policies, quickstart-table)")
 
 
 def on_page_markdown(markdown, page, config, files):
