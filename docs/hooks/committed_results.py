@@ -43,6 +43,12 @@ PACKAGES = (
     "lightning_modules",
     "commands",
 )
+# the unit of each metric whose value is not a fraction in [0, 1]
+UNITS = {
+    "nll": "nats",
+    "expected_macs": "MACs per sample (member evaluations when no MACs are known)",
+    "op_threshold": "the confidence score's own scale",
+}
 DIRECTIVE = re.compile(
     r"^<!-- (include|include-csv|registry): (\S+)(?: max_rows=(\d+))? -->$", re.M
 )
@@ -96,13 +102,14 @@ def _registry(name: str, page: str) -> str:
         return "```\n" + table.strip("\n") + "\n```"
     if name == "metrics":
         lines = [
-            "| metric | better | dataset roles | definition |",
-            "| --- | --- | --- | --- |",
+            "| metric | better | unit | dataset roles | definition |",
+            "| --- | --- | --- | --- | --- |",
         ]
         for e in metric_entries().values():
             better = "higher" if e.higher_is_better else "lower"
             roles = ", ".join(f"`{r}`" for r in e.roles)
-            lines.append(f"| `{e.name}` | {better} | {roles} | {_cell(e.description)} |")
+            unit = UNITS.get(e.name, "fraction in [0, 1]")
+            lines.append(f"| `{e.name}` | {better} | {unit} | {roles} | {_cell(e.description)} |")
         return "\n".join(lines)
     raise PluginError(f"{page}: unknown registry {name!r} (metrics, policies, quickstart-table)")
 
