@@ -53,7 +53,8 @@ def output_value(
     """The objective of a cascade output (higher is better), as ``budget_window`` scores it.
 
     Args:
-        confidence, wrong: the output's confidences and errors (N).
+        confidence: the output's confidences (N).
+        wrong: the output's errors (N).
         objective: ("cov", R): largest coverage at selective risk <= R (0 when none);
             ("risk", C): minus the risk at the first threshold covering >= C; ("augrc", 0):
             minus the area under the generalised risk-coverage curve.

@@ -1,5 +1,5 @@
-"""The built-in metrics of the labelled sets (DESIGN.md), each one registry entry naming its
-plain form and, beside it, its resampled form (B bootstrap values at once).
+"""The built-in metrics of the labelled sets (docs/concepts/metrics.md), each one registry
+entry naming its plain form and, beside it, its resampled form (B bootstrap values at once).
 
 Labelled roles (heldout, id, shift): ``acc``, ``nll``, ``ece``, ``brier``, ``aurc``, ``augrc``,
 ``e_aurc``, ``cov@R`` for each risk R, ``risk@C`` for each coverage C, failure detection

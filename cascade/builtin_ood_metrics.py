@@ -1,5 +1,5 @@
-"""The built-in metrics of the OOD sets (DESIGN.md), each one registry entry naming its plain
-form and, beside it, its resampled form (B bootstrap values at once).
+"""The built-in metrics of the OOD sets (docs/concepts/metrics.md), each one registry entry
+naming its plain form and, beside it, its resampled form (B bootstrap values at once).
 
 Against the ID test set under the same policy: ``auroc``, ``aupr``, ``fpr@P`` (P the ID
 acceptance rate), and the SCOD metrics of the fixed-seed ID + OOD mixture (``scod_aurc``,

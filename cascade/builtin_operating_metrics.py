@@ -1,5 +1,6 @@
-"""The built-in metrics of the operating point and the cost (DESIGN.md), each one registry
-entry naming its plain form and, beside it, its resampled form (B bootstrap values at once).
+"""The built-in metrics of the operating point and the cost (docs/concepts/metrics.md), each
+one registry entry naming its plain form and, beside it, its resampled form (B bootstrap
+values at once).
 
 With a target (``cov@R``, ``risk@C`` or ``fpr@P``), the operating point is the policy's
 threshold fitted on its held-out outputs (``cascade.operating_point``): ``op_risk``/``op_cov``

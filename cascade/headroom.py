@@ -136,8 +136,10 @@ def headroom(
 
     Args:
         first_logits: member 1's held-out logits (N x C).
-        first_conf, first_correct: member 1's held-out confidence and correctness (N).
-        final_conf, final_correct: the two-member ensemble's (N).
+        first_conf: member 1's held-out confidence (N).
+        first_correct: member 1's held-out correctness (N).
+        final_conf: the two-member ensemble's held-out confidence (N).
+        final_correct: the two-member ensemble's held-out correctness (N).
         target: ``cov@R`` or ``risk@C``.
         pass_fraction: the share of held-out samples the rule passes on, in [0, 1].
 

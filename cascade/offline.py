@@ -71,13 +71,15 @@ class PreparedExperiment:
     """Everything a sweep shares: logits, held-out stage scores and per-sample outputs.
 
     Attributes:
-        data: logits per dataset (in their stored float dtype); roles: dataset -> role;
-        stage_macs: MACs per member; score: the confidence score; temperatures: fitted
-        temperatures or None;
-        heldout_confidence, heldout_correct: held-out scores of the ensembles of the first
-        1..M-1 members;
+        data: logits per dataset (in their stored float dtype).
+        roles: dataset -> role.
+        stage_macs: MACs per member.
+        score: the confidence score.
+        temperatures: fitted temperatures or None.
+        heldout_confidence: held-out scores of the ensembles of the first 1..M-1 members.
+        heldout_correct: held-out correctness of the same ensembles.
         prefix_outputs: per dataset, the per-sample outputs of the ensembles of the first
-        1..M members.
+            1..M members.
     """
 
     data: dict[str, EnsembleLogits]

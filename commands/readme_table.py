@@ -13,7 +13,7 @@ shows::
 ``metrics.csv`` and ``summary.json`` of a results folder), :func:`replace_table` puts it into the
 README text, and :func:`table_differences` compares two tables cell by cell: the same datasets,
 policies and columns, and every value within ``atol`` (training on another CPU model takes other
-kernels and moves a few test samples; see README "Quick start").
+kernels and moves a few test samples; see README "One result").
 """
 
 from __future__ import annotations

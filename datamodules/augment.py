@@ -62,7 +62,8 @@ class AugmentedImages(Dataset):
     Args:
         images: (N, C, H, W) float images in [0, 1].
         targets: (N,) int64 labels.
-        mean, std: normalisation applied after the warp.
+        mean: normalisation mean, applied after the warp.
+        std: normalisation standard deviation, applied after the warp.
         seed: the member's seed.
         bounds: the range of the warps.
     """

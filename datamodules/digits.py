@@ -42,7 +42,11 @@ class DigitsDataModule(ImageSetsDataModule):
         image_size: side of the upsampled square images, in pixels.
         test_fraction: fraction of all images in the ID test split.
         heldout_fraction: fraction of the remaining (training) images held out for calibration.
-        split_seed, batch_size, num_workers, train_limit, augment: see :class:`ImageSetsDataModule`.
+        split_seed: see :class:`ImageSetsDataModule`.
+        batch_size: see :class:`ImageSetsDataModule`.
+        num_workers: see :class:`ImageSetsDataModule`.
+        train_limit: see :class:`ImageSetsDataModule`.
+        augment: see :class:`ImageSetsDataModule`.
     """
 
     def __init__(

@@ -55,11 +55,18 @@ class ImageFilesDataModule(ImageSetsDataModule):
         num_classes: number of classes; the training source must have as many.
         preprocess_as: timm model whose data config sets the preprocessing (None: 224 px,
             crop 0.875, bicubic, ImageNet mean/std).
-        input_size, crop_pct, interpolation, mean, std: overrides of that config.
+        input_size: override of that config's input size.
+        crop_pct: override of its crop fraction.
+        interpolation: override of its interpolation.
+        mean: override of its mean.
+        std: override of its standard deviation.
         in_chans: 3 (RGB) or 1 (grey).
         heldout_size: images held out of ``train`` for calibration: a count, or a fraction < 1.
         augment: ``rrc_flip`` (RandomResizedCrop + flip) or ``none`` (evaluation transform).
-        split_seed, batch_size, num_workers, train_limit: see ``ImageSetsDataModule``.
+        split_seed: see ``ImageSetsDataModule``.
+        batch_size: see ``ImageSetsDataModule``.
+        num_workers: see ``ImageSetsDataModule``.
+        train_limit: see ``ImageSetsDataModule``.
     """
 
     def __init__(

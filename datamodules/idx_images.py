@@ -25,7 +25,12 @@ class IDXDataModule(ImageSetsDataModule):
         num_classes: number of classes; every label must be below it.
         train_fraction: fraction of each class used for training.
         heldout_fraction: fraction of each class held out for calibration.
-        image_size, split_seed, batch_size, num_workers, train_limit, augment: see the base class.
+        image_size: see the base class.
+        split_seed: see the base class.
+        batch_size: see the base class.
+        num_workers: see the base class.
+        train_limit: see the base class.
+        augment: see the base class.
     """
 
     def __init__(

@@ -17,10 +17,12 @@ class CascadeEvaluation:
     """What one ``test`` run of the cascade produced (read by the results writer).
 
     Attributes:
-        rows: the tidy metric rows; curves: policy -> {dataset: (coverage, risk)} on the ID
-        and shifted sets;
-        exit_stages: (dataset, policy) -> exit stage per sample; member_calls: dataset ->
-        samples each member processed (all processes); stage_macs, member_params: per member;
+        rows: the tidy metric rows.
+        curves: policy -> {dataset: (coverage, risk)} on the ID and shifted sets.
+        exit_stages: (dataset, policy) -> exit stage per sample.
+        member_calls: dataset -> samples each member processed (all processes).
+        stage_macs: per member, MACs of one sample.
+        member_params: per member, parameter count.
         deltas: paired differences against single and ensemble (with a bootstrap), else None.
     """
 

@@ -56,7 +56,8 @@ def log_cascade_report(
         curves: policy -> {dataset: (coverage, risk)} (the ID set's are logged).
         exit_stages: (dataset, policy) -> N exit stages (1-based).
         roles: dataset -> role.
-        stage_macs, member_params: per member, MACs of one sample and parameter count.
+        stage_macs: per member, MACs of one sample.
+        member_params: per member, parameter count.
         policies: policy -> its fitted parameters (``to_dict``).
         deltas: paired differences against single and ensemble (with a bootstrap).
     """

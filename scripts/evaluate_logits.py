@@ -3,7 +3,7 @@
     python scripts/evaluate_logits.py --logits-dir DIR --members m0 m1 \\
       --heldout NAME --id NAME [--shift NAME ...] [--ood NAME ...] --out OUT
 
-See ``python scripts/evaluate_logits.py --help`` and the README for every option.
+See ``python scripts/evaluate_logits.py --help`` and docs/howto/logits.md for every option.
 """
 
 import sys

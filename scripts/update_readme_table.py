@@ -6,7 +6,7 @@
 The block between ``<!-- quickstart-table datasets: ... -->`` and ``<!-- /quickstart-table -->``
 in README.md is the table the quick start printed for the named datasets. ``--check`` accepts
 values within ``--atol`` (default 0.05) of the README's: another CPU model trains slightly
-different members (see README "Quick start").
+different members (see README "One result").
 """
 
 import sys

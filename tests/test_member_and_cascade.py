@@ -348,7 +348,8 @@ def test_predict_refuses_an_uncalibrated_cascade(tiny_members, tmp_path):
 
 
 def test_decide_and_the_streaming_cascade_give_the_same_decisions(cascade_run):
-    """The README's two ways to apply a calibrated cascade in your own code agree."""
+    """The two documented ways to apply a calibrated cascade in your own code agree
+    (docs/howto/deploy.md)."""
     from cascade.streaming import StreamingCascade
     from lightning_modules.cascade_module import CascadeModule
 

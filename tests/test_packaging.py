@@ -35,6 +35,9 @@ def test_the_wheel_requires_exactly_the_requirement_files(tmp_path):
     required = meta.get_all("Requires-Dist")
     runtime = {_normalised(r) for r in required if "extra ==" not in r}
     dev = {_normalised(r) for r in required if 'extra == "dev"' in r}
+    docs = {_normalised(r) for r in required if 'extra == "docs"' in r}
     assert runtime == {_normalised(r) for r in _requirements("requirements.txt")}
     assert dev == {_normalised(r) for r in _requirements("requirements-dev.txt")}
-    assert meta["Name"] == "window-cascades" and meta.get_all("Provides-Extra") == ["dev"]
+    assert docs == {_normalised(r) for r in _requirements("requirements-docs.txt")}
+    assert meta["Name"] == "window-cascades"
+    assert sorted(meta.get_all("Provides-Extra")) == ["dev", "docs"]

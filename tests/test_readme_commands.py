@@ -1,4 +1,5 @@
-"""The README's stage-by-stage commands run clean as written (in a scratch folder)."""
+"""The documented stage-by-stage commands (docs/howto/pipeline.md) run clean as written (in a
+scratch folder)."""
 
 import os
 import re
@@ -12,8 +13,8 @@ from tests.conftest import ROOT
 
 
 def stage_commands() -> list[str]:
-    readme = (ROOT / "README.md").read_text()
-    section = readme.split("## The pipeline, stage by stage", 1)[1].split("\n### ", 1)[0]
+    page = (ROOT / "docs" / "howto" / "pipeline.md").read_text()
+    section = page.split("## The pipeline, stage by stage", 1)[1].split("\n### ", 1)[0]
     blocks = re.findall(r"```bash\n(.*?)```", section, re.S)
     return [re.sub(r"^ {3}", "", b, flags=re.M) for b in blocks]
 

@@ -1,9 +1,9 @@
 """The two sets of metric and window definitions: ``standard`` (default) and ``paper``.
 
-``standard`` follows DESIGN.md (tie-aware curves; see ``uncertainty.selective``); ``paper``
-reproduces the reference code's choices (see ``uncertainty.paper_definitions``). Everything
-that depends on the choice goes through a :class:`Definitions` object, so the window rule and
-the metrics always agree.
+``standard`` follows docs/concepts/method.md (tie-aware curves; see ``uncertainty.selective``);
+``paper`` reproduces the reference code's choices (see ``uncertainty.paper_definitions``).
+Everything that depends on the choice goes through a :class:`Definitions` object, so the window
+rule and the metrics always agree.
 
 Standard window: q = F(tau), the empirical CDF of held-out scores at tau; the window is the
 band of quantile width 2w centred on q, shifted to stay inside [0, 1]: [q - w, q + w], or

@@ -1,6 +1,6 @@
 """The real-data benchmark: window cascades vs scaling a single model, on notMNIST.
 
-    python benchmarks/notmnist/benchmark_notmnist.py   # the whole benchmark (BENCHMARK.md)
+    python benchmarks/notmnist/benchmark_notmnist.py   # the whole benchmark
     python benchmarks/notmnist/benchmark_notmnist.py --smoke --out /tmp/smoke --work /tmp/smoke_work
 
 For every model size and seed it trains a member through LightningCLI ``fit`` (skipped when

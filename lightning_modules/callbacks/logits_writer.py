@@ -1,4 +1,4 @@
-"""Writes a member's predictions as cached logits (safetensors layout of DESIGN.md)."""
+"""Writes a member's predictions as cached logits (the layout of docs/howto/logits.md)."""
 
 from __future__ import annotations
 

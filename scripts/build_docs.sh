@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# Build the documentation site strictly: a broken link, a missing reference, a docstring that
+# fails to render or a public module missing from the API reference fails the build.
+#   bash scripts/build_docs.sh            into site/ (ignored by git; open site/index.html)
+#   bash scripts/build_docs.sh DIR        into DIR
+#   bash scripts/build_docs.sh --serve    a live preview on http://127.0.0.1:8000
+# Sets up .venv (scripts/setup_env.sh) and installs requirements-docs.txt into it when missing.
+# PYTHON_DOCS=/path/to/python uses another environment that already has them.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export NO_MKDOCS_2_WARNING=1  # Material's notice about its successor, printed on every build
+py="${PYTHON_DOCS:-}"
+if [ -z "$py" ]; then
+  bash scripts/setup_env.sh
+  py=.venv/bin/python
+  stamp=.venv/.docs-requirements.sha256
+  want=$(sha256sum requirements-docs.txt | cut -d' ' -f1)
+  if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
+    echo "[docs] installing requirements-docs.txt into .venv"
+    "$py" -m pip install --quiet -r requirements-docs.txt
+    echo "$want" > "$stamp"
+  fi
+fi
+if [ "${1:-}" = "--serve" ]; then
+  exec "$py" -m mkdocs serve --strict
+fi
+exec "$py" -m mkdocs build --strict --clean --site-dir "$(realpath -m "${1:-site}")"

@@ -1,0 +1,63 @@
+"""The documentation site's sources: complete, self-contained, and built by CI.
+
+The strict build itself (``bash scripts/build_docs.sh``, run by ``.ci/run``) checks links,
+references and docstrings; these checks need no docs tools installed.
+"""
+
+from __future__ import annotations
+
+import re
+import subprocess
+
+from tests.conftest import ROOT
+
+PACKAGES = ("vocabulary", "uncertainty", "cascade", "artifacts", "datamodules",
+            "lightning_modules", "commands")  # fmt: skip
+
+
+def _public_modules() -> set[str]:
+    found = set()
+    for package in PACKAGES:
+        for path in (ROOT / package).rglob("*.py"):
+            parts = path.relative_to(ROOT).with_suffix("").parts
+            parts = parts[:-1] if parts[-1] == "__init__" else parts
+            if not any(p.startswith("_") for p in parts):
+                found.add(".".join(parts))
+    return found
+
+
+def test_the_api_reference_documents_every_public_module():
+    documented = set()
+    for page in (ROOT / "docs" / "api").glob("*.md"):
+        documented |= set(re.findall(r"^::: ([\w.]+)", page.read_text(), re.M))
+    assert _public_modules() - documented == set()
+    assert documented - _public_modules() == set()  # no page documents a module that is gone
+
+
+def test_every_page_is_in_the_navigation():
+    nav = (ROOT / "mkdocs.yml").read_text()
+    pages = {p.relative_to(ROOT / "docs").as_posix() for p in (ROOT / "docs").rglob("*.md")}
+    assert {p for p in pages if p != "README.md" and p not in nav} == set()
+
+
+def test_no_file_points_to_the_shared_design_notes():
+    tracked = subprocess.run(["git", "ls-files"], cwd=ROOT, capture_output=True, text=True,
+                             check=True).stdout.split()  # fmt: skip
+    hits = []
+    for name in tracked:
+        path = ROOT / name
+        if path.suffix not in {".md", ".py", ".sh", ".yaml", ".yml", ".toml", ".txt"}:
+            continue
+        if path.resolve() == (ROOT / "tests" / "test_docs.py").resolve():
+            continue
+        text = path.read_text(errors="replace")
+        if re.search(r"DESIGN\.md|\bBENCHMARK\.md", text):
+            hits.append(name)
+    assert hits == []
+
+
+def test_ci_builds_the_site_then_runs_the_readme_test_command():
+    lines = [line for line in (ROOT / ".ci" / "run").read_text().splitlines() if line.strip()]
+    assert lines[-1] == "bash scripts/test.sh"  # the README's test command
+    assert "bash scripts/test.sh" in (ROOT / "README.md").read_text()
+    assert any(line.startswith("bash scripts/build_docs.sh") for line in lines[:-1])
