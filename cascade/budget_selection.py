@@ -1,6 +1,6 @@
 """Choosing ``budget_window``'s rule on the held-out split itself, by cross-fitting.
 
-The plain budget search (``cascade.budget_window.best_interval``) picks the best of ~20,000
+The plain budget search (``cascade.interval_search.best_interval``) picks the best of ~20,000
 intervals on the held-out split. With 10k held-out samples its pick holds on test; with 2,000
 (notMNIST) the pick is tuned to the held-out noise and loses to the paper's target-anchored
 window on test. Which of the two to trust is itself decided on the held-out split:

@@ -5,7 +5,7 @@ import json
 import pytest
 import torch
 
-from cascade.budget_window import best_interval
+from cascade.interval_search import best_interval
 from cascade.offline import EnsembleLogits, evaluate_policies, prepare_experiment
 from cascade.policy_registry import FitInputs, PolicySettings, fit_policies
 from uncertainty.selective import coverage_at_risk

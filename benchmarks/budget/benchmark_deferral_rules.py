@@ -19,7 +19,7 @@ import argparse
 import torch
 
 from artifacts.experiment_logits import load_experiment
-from cascade.budget_window import best_interval
+from cascade.interval_search import best_interval
 from uncertainty.selective import coverage_at_risk
 
 
