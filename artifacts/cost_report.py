@@ -8,14 +8,7 @@ bootstrap intervals when computed, and the share of the test gain it keeps).
 
 from __future__ import annotations
 
-
-def _interval(row: dict | None, scale: float = 1.0, digits: int = 4) -> str:
-    if row is None:
-        return "-"
-    text = f"{row['value'] / scale:.{digits}f}"
-    if row.get("ci_low") is not None:
-        text += f" [{row['ci_low'] / scale:.{digits}f}, {row['ci_high'] / scale:.{digits}f}]"
-    return text
+from artifacts.report_cells import interval_cell
 
 
 def cost_to_target_lines(rows: list[dict], summary: dict, unit: float) -> list[str]:
@@ -59,14 +52,14 @@ def cost_to_target_lines(rows: list[dict], summary: dict, unit: float) -> list[s
         if r["setting"] is None:
             lines.append(f"| {r['policy']} | {asked} | not reached on held-out |" + " - |" * 5)
             continue
-        cost = _interval(value(r["name"], r["setting"], "expected_macs"), unit, 3)
+        cost = interval_cell(value(r["name"], r["setting"], "expected_macs"), unit, 3)
         metric = value(r["name"], r["setting"], target)
         share = "-"
         if metric is not None and gain:
             share = f"{(metric['value'] - single['value']) / gain:.0%}"
         lines.append(
             f"| {r['policy']} | {asked} | {r['setting']} | {r['heldout_cost']:.3f} | "
-            f"{r['heldout_share']:.0%} | {cost} | {_interval(metric)} | {share} |"
+            f"{r['heldout_share']:.0%} | {cost} | {interval_cell(metric)} | {share} |"
         )
     if len(shown) < len(records):
         lines += ["", "Other scores and member orders: summary.json (cost_to_target)."]

@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 
 from artifacts.cost_report import cost_to_target_lines, headroom_lines
+from artifacts.report_cells import interval_cell
 from artifacts.result_labels import lead_columns, policy_labels, run_key, same_as
 from cascade.cost_to_target import is_cost_to_target
 from cascade.orders import spread_across_orders
@@ -20,21 +21,6 @@ from cascade.significance import FDR
 
 MAX_DIFFERENCES = 20  # lines of significant differences in the report (all in deltas.csv)
 REPORT_ONLY_COLUMNS = ("fail_auroc",)  # shown in the report's tables, not the printed one
-
-
-def _cell(row: dict | None) -> str:
-    if row is None:
-        return "-"
-    text = f"{row['value']:.4f}"
-    if row.get("ci_low") is not None:
-        text += f" [{row['ci_low']:.4f}, {row['ci_high']:.4f}]"
-    return text
-
-
-def _in_units(row: dict, unit: float) -> dict:
-    """A cost row with its value and interval divided by ``unit`` (first-member MACs)."""
-    return {k: (None if row.get(k) is None else row[k] / unit)
-            for k in ("value", "ci_low", "ci_high")}  # fmt: skip
 
 
 def _columns(values: dict, role: str) -> list[str]:
@@ -61,8 +47,8 @@ def _dataset_tables(rows: list[dict], unit: float) -> list[str]:
         lines += _table_head(f"{dataset} ({role})", cols)
         for label, metrics in per_policy.items():
             macs = metrics.get("expected_macs")
-            cost = "-" if macs is None else _cell(_in_units(macs, unit))
-            cells = [_cell(metrics.get(c)) for c in cols]
+            cost = interval_cell(macs, unit)
+            cells = [interval_cell(metrics.get(c)) for c in cols]
             lines.append(
                 f"| {label}{identical.get(label, '')} | {cost} | " + " | ".join(cells) + " |"
             )
