@@ -108,7 +108,7 @@ def test_a_file_list_unreadable_files_and_strict(tmp_path, cascade, capsys, monk
     assert [r["path"] for r in found] == ["imgs/z.png", "imgs/y.png", "imgs/x.png"]  # list order
     assert [r["status"] for r in found] == ["ok", "unreadable", "ok"]
     assert found[1]["reason"].startswith("OSError") and found[1]["prediction"] == ""
-    summary = [line for line in capsys.readouterr().out.splitlines() if "unreadable" in line]
+    summary = [line for line in capsys.readouterr().out.splitlines() if "files unreadable" in line]
     assert len(summary) == 1 and "1 of 3 files" in summary[0] and "imgs/y.png" in summary[0]
     # strict: refused in one line naming the file, nothing written
     assert predict(*args, "--predictions.path=s.csv", "--predictions.strict=true") == 2
