@@ -174,3 +174,40 @@ def test_input_files_lists_a_folder_recursively_and_sorted(tmp_path):
     assert [p.relative_to(tmp_path / "d").as_posix() for p in input_files(tmp_path / "d")] == [
         "10.PNG", "2.png", "a/1.webp",
     ]  # fmt: skip
+
+
+def test_the_preparation_comes_from_the_checkpoint_else_the_members():
+    from lightning_modules.cascade_data_input import prediction_input
+    from lightning_modules.member_input import MemberInput
+
+    grey = ((0.5,), (0.5,))
+    record = {"normalization": {"mean": [0.2], "std": [0.3]}, "crop_pct": 0.9,
+              "input_size": 48, "interpolation": "bicubic"}  # fmt: skip
+    members = [MemberInput(size=32, data_normalization=grey, data_crop_pct=1.0),
+               MemberInput(size=40)]  # fmt: skip
+    assert prediction_input(record, members, "c.ckpt") == {
+        "input_size": 48, "crop_pct": 0.9, "interpolation": "bicubic", "mean": [0.2],
+        "std": [0.3],
+    }  # fmt: skip
+    # a checkpoint written before the size was recorded: the members' largest resolution
+    older = {"normalization": record["normalization"], "crop_pct": None}
+    assert prediction_input(older, members, "c.ckpt") == {
+        "input_size": 40, "crop_pct": 1.0, "interpolation": "bilinear", "mean": [0.2],
+        "std": [0.3],
+    }  # fmt: skip
+    with pytest.raises(ValueError, match=r"--ckpt_path c.ckpt: neither .* image size and "):
+        prediction_input(None, [MemberInput()], "c.ckpt")
+
+
+def test_a_malformed_recorded_size_or_resize_mode_is_refused(tmp_path):
+    from cascade.field_checks import FieldError
+    from lightning_modules.cascade_checkpoint import read_cascade_checkpoint
+
+    good = write_cascade(tmp_path)
+    ckpt = torch.load(good, weights_only=True)
+    assert ckpt["data_input"]["input_size"] == 32
+    for field, value in (("input_size", 0), ("input_size", 3.5), ("interpolation", "nearest")):
+        bad = tmp_path / f"bad_{field}.ckpt"
+        torch.save({**ckpt, "data_input": {**ckpt["data_input"], field: value}}, bad)
+        with pytest.raises(FieldError, match=rf"bad_{field}.ckpt: field 'data_input.{field}'"):
+            read_cascade_checkpoint(bad)
