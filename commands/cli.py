@@ -265,6 +265,12 @@ class CascadeCLI(SafeLoadingCLI):
         predict. Then ``--predictions.path``, whose folder takes the run's ``config.yaml`` (and
         logs) unless ``--trainer.default_root_dir`` says otherwise."""
         inputs = config.predictions.inputs
+        if inputs is not None and not config.get("ckpt_path"):
+            raise ValueError(
+                f"--predictions.inputs {inputs}: give --ckpt_path, the calibrated cascade's "
+                "checkpoint (cascade.ckpt of a test run), which records its members and how its "
+                "data was prepared"
+            )
         if inputs is not None:
             input_files(inputs)
         elif config.get("data") is None:

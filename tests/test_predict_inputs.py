@@ -144,6 +144,8 @@ def test_bad_inputs_are_refused_in_one_line_naming_the_option(tmp_path, cascade,
         ([f"--predictions.inputs={folder}", f"--predictions.path={folder / 'p.csv'}"],
          "is inside the input folder --predictions.inputs"),
         ([f"--predictions.path={out}"], "predict needs the new data: --predictions.inputs"),
+        ([f"--predictions.inputs={folder}", f"--predictions.path={out}", "--ckpt_path="],
+         "give --ckpt_path, the calibrated cascade's checkpoint"),
         ([f"--predictions.inputs={folder}", f"--predictions.path={out}",
           "--predictions.datasets=[a]"], "give one of the two"),
     ]:  # fmt: skip
