@@ -213,3 +213,18 @@ def test_a_malformed_recorded_size_or_resize_mode_is_refused(tmp_path):
         torch.save({**ckpt, "data_input": {**ckpt["data_input"], field: value}}, bad)
         with pytest.raises(FieldError, match=rf"bad_{field}.ckpt: field 'data_input.{field}'"):
             read_cascade_checkpoint(bad)
+
+
+def test_inputs_replace_the_data_config_of_a_predict_config(tmp_path, cascade, capsys):
+    """``--config predict.yaml`` names the quick-start data config: with
+    ``--predictions.inputs`` only the files are predicted, and one line says so."""
+    from tests.conftest import QUICKSTART
+
+    files = write_images(tmp_path / "new", ["a.png", "b.png"])
+    out = tmp_path / "p.csv"
+    assert predict(f"--config={QUICKSTART / 'predict.yaml'}", f"--ckpt_path={cascade}",
+                   f"--predictions.inputs={tmp_path / 'new'}", f"--predictions.path={out}",
+                   f"--trainer.default_root_dir={tmp_path / 'run'}") == 0  # fmt: skip
+    assert [(r["dataset"], r["path"]) for r in rows(out)] == [("inputs", f) for f in files]
+    assert "the data config (--data) is not used" in capsys.readouterr().out
+    assert (tmp_path / "run" / "config.yaml").is_file()
