@@ -10,6 +10,7 @@ from lightning.pytorch.cli import LightningCLI
 
 from artifacts.output_paths import check_output_dir, check_output_file, data_input_paths
 from commands.interrupts import Interrupted
+from datamodules.predict_files import PredictFilesDataModule, input_files
 from lightning_modules.callbacks import (
     CachedLogitsWriter,
     CascadeCalibration,
@@ -18,8 +19,9 @@ from lightning_modules.callbacks import (
     MemberCheckpoint,
     PreemptionCheckpoint,
 )
-from lightning_modules.cascade_checkpoint import read_cascade_checkpoint
-from lightning_modules.cascade_members import check_same_members
+from lightning_modules.cascade_checkpoint import DATA_INPUT_KEY, read_cascade_checkpoint
+from lightning_modules.cascade_data_input import prediction_input
+from lightning_modules.cascade_members import check_recorded_members_found, check_same_members
 from lightning_modules.cascade_module import CascadeModule
 from lightning_modules.member import MemberModule
 from lightning_modules.member_checkpoint import read_member_checkpoint
@@ -70,6 +72,9 @@ def config_inputs(config) -> list[tuple[str, str]]:
     inputs += [("--model.members", str(m)) for m in members]
     if config.get("ckpt_path"):
         inputs.append(("--ckpt_path", str(config.get("ckpt_path"))))
+    predictions = config.get("predictions")
+    if predictions is not None and predictions.get("inputs"):
+        inputs.append(("--predictions.inputs", str(predictions.get("inputs"))))
     return inputs
 
 
@@ -87,12 +92,21 @@ class SafeLoadingCLI(LightningCLI):
     def check_checkpoint(self, subcommand: str, ckpt_path: str) -> None:
         """Hook: refuse ``ckpt_path`` for ``subcommand`` with a clear error (default: accept)."""
 
+    def kept_over_checkpoint(self, subcommand: str) -> list[str]:
+        """Hook: the ``model`` options whose given values win over the ``--ckpt_path``'s
+        hyperparameters, which Lightning otherwise puts in their place (default: none)."""
+        return []
+
     def _parse_ckpt_path(self) -> None:
         subcommand = self.config.get("subcommand")
         ckpt = self.config[subcommand].get("ckpt_path") if subcommand else None
         if ckpt and ckpt not in ("last", "hpc", "best", "registry"):
             self.check_checkpoint(subcommand, ckpt)
+        model = self.config[subcommand].get("model") if subcommand else None
+        kept = {k: model.get(k) for k in self.kept_over_checkpoint(subcommand)} if model else {}
         super()._parse_ckpt_path()
+        for key, value in kept.items():
+            self.config[subcommand].model[key] = value
 
     def _run_subcommand(self, subcommand: str) -> None:
         from lightning.pytorch.utilities.exceptions import SIGTERMException
@@ -186,7 +200,13 @@ class CascadeCLI(SafeLoadingCLI):
     ``--calibration.*`` configures the ``CascadeCalibration`` callback (target, width, ...);
     ``--results.dir`` is where ``CascadeResultsWriter`` writes metrics, plots and the checkpoint;
     ``--predictions.path`` / ``--predictions.policy`` configure ``CascadePredictionsWriter``.
+    ``predict --predictions.inputs FOLDER|LIST|IMAGE`` needs no data config: the files are
+    served by ``datamodules.predict_files.PredictFilesDataModule``, prepared as the cascade's
+    calibration data (recorded in ``--ckpt_path``); ``--model.members`` may be left out when
+    the checkpoint's recorded members are where they were.
     """
+
+    checkpoint_data_input: dict | None = None  # the --ckpt_path's data input, once read
 
     def __init__(self, *args, **kwargs):
         kwargs.setdefault("save_config_kwargs", {"overwrite": True})
@@ -196,6 +216,9 @@ class CascadeCLI(SafeLoadingCLI):
         # nothing is trained: no ModelCheckpoint, whose state would ride in cascade.ckpt and
         # warn of a changed dirpath in every predict run
         parser.set_defaults({"trainer.enable_checkpointing": False})
+        # --model.members may be left out with a --ckpt_path that records them (Lightning
+        # takes them from its hyperparameters)
+        parser.set_defaults({"model.members": []})
         parser.add_lightning_class_args(CascadeCalibration, "calibration")
         parser.add_lightning_class_args(CascadeResultsWriter, "results")
         parser.add_lightning_class_args(CascadePredictionsWriter, "predictions")
@@ -206,7 +229,16 @@ class CascadeCLI(SafeLoadingCLI):
         the ``--model.members`` named (the checkpoint's members would otherwise silently
         replace them)."""
         ckpt = read_cascade_checkpoint(ckpt_path)
-        check_same_members(list(self.config[subcommand].model.members or []), ckpt, ckpt_path)
+        given = list(self.config[subcommand].model.members or [])
+        check_same_members(given, ckpt, ckpt_path)
+        if not given:  # Lightning takes the recorded members from the checkpoint's hparams
+            check_recorded_members_found(ckpt, ckpt_path)
+        self.checkpoint_data_input = ckpt.get(DATA_INPUT_KEY)
+
+    def kept_over_checkpoint(self, subcommand: str) -> list[str]:
+        """Members named with ``--model.members`` (checked to be the recorded ones, possibly
+        moved or copied) are loaded from where they are now, not from the recorded paths."""
+        return ["members"] if self.config[subcommand].model.get("members") else []
 
     def before_instantiate_classes(self) -> None:
         """Before anything is built: the output paths (``--predictions.path``,
@@ -214,7 +246,7 @@ class CascadeCLI(SafeLoadingCLI):
         stage, so its window, exits and ensemble gains are meaningless)."""
         config = self.config[self.subcommand] if self.subcommand else None
         if self.subcommand == "predict":
-            check_output_file(config.predictions.path, "--predictions.path", config_inputs(config))
+            self._check_predict_data(config)
         if self.subcommand != "test":
             return
         if config.results.dir is not None:
@@ -225,3 +257,51 @@ class CascadeCLI(SafeLoadingCLI):
                 f"--model.members [{members[0]}]: a cascade test needs at least 2 members "
                 "(one member has nothing to pass samples on to)"
             )
+
+    def _check_predict_data(self, config) -> None:
+        """``predict``'s data and output, before anything is built: ``--predictions.inputs``
+        (its files listed, one line naming a missing path, an empty folder or a list naming
+        missing files) replaces a data config's datamodule; without either there is nothing to
+        predict. Then ``--predictions.path``, whose folder takes the run's ``config.yaml`` (and
+        logs) unless ``--trainer.default_root_dir`` says otherwise."""
+        inputs = config.predictions.inputs
+        if inputs is not None and not config.get("ckpt_path"):
+            raise ValueError(
+                f"--predictions.inputs {inputs}: give --ckpt_path, the calibrated cascade's "
+                "checkpoint (cascade.ckpt of a test run), which records its members and how its "
+                "data was prepared"
+            )
+        if inputs is not None:
+            input_files(inputs)
+        elif config.get("data") is None:
+            raise ValueError(
+                "predict needs the new data: --predictions.inputs (a folder of images, a text "
+                "file listing image paths, or one image), or --data (a data config whose "
+                "datasets are predicted)"
+            )
+        check_output_file(config.predictions.path, "--predictions.path", config_inputs(config))
+        if config.trainer.get("default_root_dir") is None:  # config.yaml next to the predictions
+            config.trainer.default_root_dir = str(Path(config.predictions.path).parent)
+        if inputs is not None and config.get("data") is not None:
+            print(
+                f"--predictions.inputs {inputs}: predicting these files only, prepared as the "
+                "cascade's calibration data; the data config (--data) is not used"
+            )
+            config["data"] = None
+
+    def after_instantiate_classes(self) -> None:
+        """``predict --predictions.inputs``: the datamodule serving those files, prepared as
+        the calibration data (the checkpoint's record, else the members')."""
+        if self.subcommand != "predict":
+            return
+        writer = self._get(self.config_init, "predictions")
+        if writer.inputs is None:
+            return
+        args = prediction_input(
+            self.checkpoint_data_input,
+            [m.input for m in self.model.member_modules],
+            str(self._get(self.config, "ckpt_path")),
+        )
+        self.datamodule = PredictFilesDataModule(
+            writer.inputs, **args, batch_size=writer.batch_size, num_workers=writer.num_workers
+        )

@@ -1,9 +1,14 @@
 """Data: the embedded default (scikit-learn's digits), IDX files, image files on disk (ImageNet,
-CIFAR, image folders, Hugging Face datasets), splits, corruptions, OOD sets."""
+CIFAR, image folders, Hugging Face datasets), splits, corruptions, OOD sets, and new images to
+predict (a folder or a file list)."""
 
 from datamodules.digits import DigitsDataModule
 from datamodules.file_images import ImageFilesDataModule
 from datamodules.idx_images import IDXDataModule
+from datamodules.predict_files import PredictFilesDataModule
 from datamodules.specs import ROLES, DatasetSpec
 
-__all__ = ["ROLES", "DatasetSpec", "DigitsDataModule", "IDXDataModule", "ImageFilesDataModule"]
+__all__ = [
+    "ROLES", "DatasetSpec", "DigitsDataModule", "IDXDataModule", "ImageFilesDataModule",
+    "PredictFilesDataModule",
+]  # fmt: skip

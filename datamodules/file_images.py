@@ -129,7 +129,7 @@ class ImageFilesDataModule(ImageSetsDataModule):
                 raise ValueError(f"{name} must have {in_chans} value(s) (in_chans), got {values}")
         if min(self.norm_std) <= 0:
             raise ValueError(f"std must be positive, got {self.norm_std}")
-        mode = INTERPOLATIONS[interp]
+        self.interpolation, mode = interp, INTERPOLATIONS[interp]
         self.eval_transform = eval_transform(size, self.crop_pct, interp)
         self.train_transform = T.Compose([
             T.RandomResizedCrop(size, interpolation=mode), T.RandomHorizontalFlip(), T.ToTensor(),

@@ -17,7 +17,9 @@ from torch.utils.data import DataLoader, Dataset
 from torchvision.transforms.functional import pil_to_tensor
 
 from datamodules.augment import AUGMENTATIONS, AugmentedImages
+from datamodules.contract import UNREADABLE
 from datamodules.corruptions import corrupt
+from datamodules.image_decoding import UnreadableImageError
 from datamodules.image_sources import open_source
 from datamodules.ood_sets import OOD_SOURCES
 from datamodules.samplers import ResumableShuffleSampler, UnpaddedDistributedSampler, distributed
@@ -40,15 +42,31 @@ class IndexedImages(Dataset):
 
 class IndexedFiles(IndexedImages):
     """:class:`IndexedImages` read from image files, with each sample's file (``path(i)``), so
-    a prediction can be matched to its file."""
+    a prediction can be matched to its file.
 
-    def __init__(self, images, targets, mean, std, paths: list):
+    ``unreadable``: sample -> the error of a file that could not be decoded (read for
+    ``predict`` only; a blank image stands in for it). Accessing such a sample raises that
+    error, or, with ``skip_unreadable`` (set by the predictions writer unless strict), gives
+    the blank image with target :data:`~datamodules.contract.UNREADABLE`.
+    """
+
+    def __init__(self, images, targets, mean, std, paths: list, unreadable: dict | None = None):
         super().__init__(images, targets, mean, std)
         self.paths = [str(p) for p in paths]
+        self.unreadable = dict(unreadable or {})
+        self.skip_unreadable = False
 
     def path(self, i: int) -> str:
         """The image file of sample ``i``."""
         return self.paths[i]
+
+    def __getitem__(self, i: int):
+        if i in self.unreadable:
+            if not self.skip_unreadable:
+                raise self.unreadable[i]
+            target = torch.tensor(UNREADABLE, dtype=self.targets.dtype)  # collated as a tensor
+            return (self.images[i] - self.mean) / self.std, target, i
+        return super().__getitem__(i)
 
 
 class ImageSetsDataModule(LightningDataModule):
@@ -73,6 +91,7 @@ class ImageSetsDataModule(LightningDataModule):
     in_chans = 1
     mean, std = 0.5, 0.5
     crop_pct = 1.0  # the fraction of each source image an evaluation image shows: all of it
+    interpolation = "bilinear"  # how images are resized to image_size
 
     def __init__(
         self,
@@ -95,6 +114,9 @@ class ImageSetsDataModule(LightningDataModule):
         self.train_set: Dataset | None = None
         self.predict_names: list[str] | None = None  # predict: these sets only (None: all)
         self._source_paths: dict[str, list] = {}  # dataset name -> its files (path sources)
+        # dataset name -> {sample: error} of files that could not be decoded (predict only)
+        self._source_unreadable: dict[str, dict[int, UnreadableImageError]] = {}
+        self._stage: str | None = None
         self._train_position: dict | None = None
 
     def load_splits(self) -> tuple[torch.Tensor, torch.Tensor, dict[str, torch.Tensor]]:
@@ -120,6 +142,7 @@ class ImageSetsDataModule(LightningDataModule):
     def setup(self, stage: str | None = None) -> None:
         if self.train_set is not None:
             return
+        self._stage = stage
         images, labels, splits = self.load_splits()
         for split, idx in splits.items():
             if idx.numel() == 0:
@@ -148,13 +171,16 @@ class ImageSetsDataModule(LightningDataModule):
             paths = self._source_paths.get(spec.name)
             wrapped = self._wrap(x, y)
             if paths is not None and type(wrapped) is IndexedImages:  # (a subclass's own kept)
-                wrapped = IndexedFiles(x, y, self.mean, self.std, paths)
+                unreadable = self._source_unreadable.get(spec.name)
+                wrapped = IndexedFiles(x, y, self.mean, self.std, paths, unreadable)
             self.eval_sets[spec.name] = wrapped
 
     def read_path_source(self, spec: DatasetSpec) -> tuple[torch.Tensor, torch.Tensor]:
         """Images of a ``source: path`` dataset (any format of ``image_sources``) as this
         module's tensors: grey, scaled to [0, 1], resized bilinearly to ``image_size``, with
-        targets (-1 for an OOD set)."""
+        targets (-1 for an OOD set). For ``predict``, a file that cannot be decoded is kept
+        aside (:class:`IndexedFiles` ``unreadable``) instead of stopping the setup, so the
+        predictions list it and predict the others."""
         entry = {"format": spec.format, "path": spec.path, "labels": spec.labels}
         if spec.split:
             entry["split"] = spec.split
@@ -163,8 +189,17 @@ class ImageSetsDataModule(LightningDataModule):
             self._source_paths[spec.name] = source.paths
         size = (self.image_size, self.image_size)
         images = []
+        unreadable = self._source_unreadable.setdefault(spec.name, {})
         for i in range(len(source)):
-            x = pil_to_tensor(source[i][0].convert("L")).float().div(255).unsqueeze(0)
+            try:
+                image = source[i][0]
+            except UnreadableImageError as err:
+                if self._stage != "predict" or source.paths is None:
+                    raise
+                unreadable[i] = err  # reported (or refused) when predict reaches it
+                images.append(torch.zeros(1, *size))
+                continue
+            x = pil_to_tensor(image.convert("L")).float().div(255).unsqueeze(0)
             if x.shape[-2:] != size:
                 x = F.interpolate(x, size=size, mode="bilinear").clamp(0, 1)
             images.append(x[0])

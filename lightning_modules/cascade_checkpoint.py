@@ -15,7 +15,7 @@ from pathlib import Path
 
 import torch
 
-from cascade.field_checks import FieldError, finite_number, mapping, sequence
+from cascade.field_checks import FieldError, finite_number, integer, mapping, sequence
 from cascade.fitted import CHECKPOINT_KEY
 from cascade.fitted_checks import check_fitted_cascade
 
@@ -64,7 +64,8 @@ def _load_failure(err: Exception) -> str:
 
 
 def check_data_input(data: object, where: str) -> None:
-    """The calibration data's normalisation (finite mean, positive finite std) and crop."""
+    """The calibration data's normalisation (finite mean, positive finite std), crop, image
+    size and resize mode."""
     data = mapping(data, where, DATA_INPUT_KEY)
     norm = data.get("normalization")
     if norm is not None:
@@ -75,6 +76,13 @@ def check_data_input(data: object, where: str) -> None:
                 finite_number(v, where, f"{field}[{c}]", low, None, low_open=low is not None)
     if data.get("crop_pct") is not None:
         finite_number(data["crop_pct"], where, f"{DATA_INPUT_KEY}.crop_pct", 0.0, 1.0, True)
+    if data.get("input_size") is not None:
+        integer(data["input_size"], where, f"{DATA_INPUT_KEY}.input_size", 1)
+    if data.get("interpolation") not in (None, "bilinear", "bicubic"):
+        raise FieldError(
+            f"{where}: field '{DATA_INPUT_KEY}.interpolation' must be 'bilinear' or 'bicubic', "
+            f"got {data['interpolation']!r}"
+        )
 
 
 def checkpoint_members(state_dict: dict) -> int | None:

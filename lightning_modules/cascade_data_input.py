@@ -23,9 +23,29 @@ def datamodule_input(datamodule) -> tuple[Normalization | None, float | None]:
     return norm, datamodule_crop_pct(datamodule)
 
 
-def data_input_record(normalization: Normalization | None, crop_pct: float | None) -> dict:
-    """The checkpoint entry of the data's input."""
-    return {"normalization": normalization_dict(normalization), "crop_pct": crop_pct}
+def datamodule_image(datamodule) -> tuple[int | None, str | None]:
+    """The datamodule's image size (square images only) and resize mode (``interpolation``),
+    each None when it does not say."""
+    shape = getattr(datamodule, "input_shape", None)
+    size = int(shape[-1]) if shape is not None and shape[-1] == shape[-2] else None
+    interpolation = getattr(datamodule, "interpolation", None)
+    return size, interpolation if isinstance(interpolation, str) else None
+
+
+def data_input_record(
+    normalization: Normalization | None,
+    crop_pct: float | None,
+    input_size: int | None = None,
+    interpolation: str | None = None,
+) -> dict:
+    """The checkpoint entry of the data's input; ``input_size`` and ``interpolation`` let
+    ``predict`` prepare new image files as the calibration data was."""
+    return {
+        "normalization": normalization_dict(normalization),
+        "crop_pct": crop_pct,
+        "input_size": input_size,
+        "interpolation": interpolation,
+    }
 
 
 def recorded_data_input(
@@ -45,3 +65,40 @@ def recorded_data_input(
         else as_normalization(norm, len(norm["mean"]), DATA_INPUT_KEY),
         None if crop_pct is None or not crop else check_crop_pct(crop_pct, DATA_INPUT_KEY),
     )
+
+
+def prediction_input(record: dict | None, member_inputs: list, where: str) -> dict:
+    """How ``predict`` prepares new image files for a cascade: the ``PredictFilesDataModule``
+    arguments ``input_size``, ``crop_pct``, ``interpolation``, ``mean``, ``std``, as the
+    calibration data served them (the checkpoint entry :func:`data_input_record`), else as
+    the members recorded their data at fit (``member_inputs``: their
+    :class:`~lightning_modules.member_input.MemberInput`, in cascade order).
+
+    Raises:
+        ValueError: naming ``where`` (the cascade checkpoint), when neither says the image
+            size or the normalisation.
+    """
+    record = record or {}
+    norm, crop = recorded_data_input(record)
+    first = member_inputs[0] if member_inputs else None
+    norm = norm or (first.data_normalization or first.normalization if first else None)
+    if crop is None and first is not None:
+        crop = first.data_crop_pct or first.crop_pct
+    sizes = [m.size for m in member_inputs if m.size is not None]
+    size = record.get("input_size") or (max(sizes) if sizes else None)
+    missing = [what for what, value in (("image size", size), ("normalisation", norm)) if not value]
+    if missing:
+        raise ValueError(
+            f"--ckpt_path {where}: neither the cascade nor its members record the data's "
+            f"{' and '.join(missing)}, so new image files cannot be prepared as at calibration: "
+            "give --data (a data config whose datasets are predicted) instead of "
+            "--predictions.inputs"
+        )
+    interpolation = record.get("interpolation") or (first.interpolation if first else "bilinear")
+    return {
+        "input_size": int(size),
+        "crop_pct": float(crop) if crop is not None else 1.0,
+        "interpolation": interpolation,
+        "mean": list(norm[0]),
+        "std": list(norm[1]),
+    }

@@ -76,3 +76,20 @@ def check_same_members(given: list[str], checkpoint: dict, ckpt_path: str) -> No
         "give those, or leave --model.members out to use the checkpoint's; other members need "
         "a new calibration (test)"
     )
+
+
+def check_recorded_members_found(checkpoint: dict, ckpt_path: str) -> None:
+    """With ``--model.members`` left out, the members ``ckpt_path`` records are used: refuse,
+    in one line, when one of their files is no longer where it was.
+
+    Raises:
+        FileNotFoundError: naming the checkpoint, the missing file and what to give instead.
+    """
+    missing = [m["path"] for m in recorded_members(checkpoint) if not Path(m["path"]).is_file()]
+    if missing:
+        more = f" (and {len(missing) - 1} more)" if len(missing) > 1 else ""
+        raise FileNotFoundError(
+            f"--ckpt_path {ckpt_path}: its member {missing[0]}{more} is not found (moved?); give "
+            "--model.members '[...]' with the member files, in cascade order (copies with the "
+            "same SHA-256 are accepted)"
+        )

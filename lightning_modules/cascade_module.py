@@ -15,6 +15,7 @@ from datamodules.contract import UNREADABLE, cascade_datamodule
 from lightning_modules.cascade_checkpoint import DATA_INPUT_KEY, check_loaded_cascade
 from lightning_modules.cascade_data_input import (
     data_input_record,
+    datamodule_image,
     datamodule_input,
     recorded_data_input,
 )
@@ -77,7 +78,10 @@ class CascadeModule(LightningModule):
         self.save_hyperparameters()
         self.member_paths = list(members)
         if len(members) < 1:
-            raise ValueError("CascadeModule needs at least one member checkpoint")
+            raise ValueError(
+                "CascadeModule needs at least one member checkpoint (--model.members, in cascade "
+                "order; a --ckpt_path cascade checkpoint records its own)"
+            )
         self.policy_names = check_policies(
             policies or ["single", "ensemble", "single_threshold", "window"]
         )
@@ -109,6 +113,9 @@ class CascadeModule(LightningModule):
         self.fitted: FittedCascade | None = None
         self.data_normalization: Normalization | None = None
         self.data_crop_pct: float | None = None
+        # the data's image size and resize mode, kept for predict over new image files
+        self.data_image_size: int | None = None
+        self.data_interpolation: str | None = None
         self.evaluation = CascadeEvaluation()
         self.outputs = torch.nn.ModuleDict()
 
@@ -147,7 +154,10 @@ class CascadeModule(LightningModule):
             {"path": str(p), "sha256": d}
             for p, d in zip(self.member_paths, self.member_sha256, strict=True)
         ]
-        checkpoint[DATA_INPUT_KEY] = data_input_record(self.data_normalization, self.data_crop_pct)
+        checkpoint[DATA_INPUT_KEY] = data_input_record(
+            self.data_normalization, self.data_crop_pct, self.data_image_size,
+            self.data_interpolation,
+        )  # fmt: skip
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:
         # checked here too, for checkpoints loaded outside the command (load_from_checkpoint)
@@ -162,6 +172,11 @@ class CascadeModule(LightningModule):
                 crop=self.data_crop_pct is None,
             )
         )
+        record = checkpoint.get(DATA_INPUT_KEY) or {}
+        if self.data_image_size is None:
+            self.data_image_size = record.get("input_size")
+        if self.data_interpolation is None:
+            self.data_interpolation = record.get("interpolation")
 
     def setup(self, stage: str) -> None:
         names = list(cascade_datamodule(self.trainer).roles)
@@ -172,6 +187,7 @@ class CascadeModule(LightningModule):
         self.predict_policy = "window"
         # before calibration, which runs the members in on_test_start
         self.set_data_input(*datamodule_input(self.trainer.datamodule))
+        self.data_image_size, self.data_interpolation = datamodule_image(self.trainer.datamodule)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.members[0](x)

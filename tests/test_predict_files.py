@@ -88,6 +88,23 @@ def test_predict_on_an_unlabelled_folder_with_members_of_different_inputs(
 
     assert {r["status"] for r in rows} == {"ok"}
 
+    # the same folder with nothing but the cascade checkpoint (no data config, no members): it
+    # records the calibration data's size, crop, resize mode and normalisation, so the same
+    # decisions
+    CascadeCLI(args=["predict", f"--ckpt_path={results / 'cascade.ckpt'}",
+                     f"--predictions.inputs={incoming}",
+                     f"--predictions.path={tmp_path / 'in.csv'}",
+                     f"--trainer.default_root_dir={tmp_path / 'predict'}",
+                     "--trainer.enable_progress_bar=false"])  # fmt: skip
+    with open(tmp_path / "in.csv") as f:
+        alone = list(csv.DictReader(f))
+    assert [r["path"] for r in alone] == [r["path"] for r in rows]
+    for a, r in zip(alone, rows, strict=True):
+        assert (a["prediction"], a["exit_stage"], a["accepted"]) == (
+            r["prediction"], r["exit_stage"], r["accepted"]
+        )  # fmt: skip
+        assert float(a["confidence"]) == pytest.approx(float(r["confidence"]), abs=1e-5)
+
     # unreadable files: listed with their reason, the others predicted as before, one line
     for name in ("shot_07.png", "shot_10.png"):
         broken = incoming / name

@@ -16,6 +16,9 @@ from collections.abc import Iterator, Mapping
 
 ROLES: tuple[str, ...] = ("heldout", "id", "shift", "ood")
 LABELLED_ROLES: tuple[str, ...] = ("heldout", "id", "shift")
+PREDICT_ROLE = "predict"
+"""The role of new, unlabelled images a calibrated cascade is applied to (``predict`` over a
+folder or a file list, :meth:`DatasetRoles.for_prediction`); never evaluated."""
 
 
 class DatasetRoles(Mapping[str, str]):
@@ -47,6 +50,14 @@ class DatasetRoles(Mapping[str, str]):
                 raise ValueError(f"dataset {name!r} is given twice (as {roles[name]} and {role})")
             roles[name] = role
         return cls(roles)
+
+    @classmethod
+    def for_prediction(cls, names: list[str]) -> DatasetRoles:
+        """Roles of a ``predict``-only datamodule: every dataset new images
+        (:data:`PREDICT_ROLE`), with no held-out or ID set (nothing is calibrated or evaluated)."""
+        roles = cls.__new__(cls)
+        roles._roles = dict.fromkeys(names, PREDICT_ROLE)
+        return roles
 
     def __getitem__(self, name: str) -> str:
         return self._roles[name]

@@ -37,6 +37,13 @@ class CascadePredictionsWriter(BasePredictionWriter):
         strict: refuse the run when any file cannot be read (default: list it and go on).
         datasets: the datasets to predict, by name (any role; e.g. only the new images, not
             the held-out and ID sets the data config also names); None: every dataset.
+        inputs: new images to predict instead of a data config's datasets: a folder (its
+            sub-folders included), a text file listing image paths (one per line, relative to
+            the current folder) or one image. They are prepared as the cascade's calibration
+            data (``datamodules.predict_files``, set up by the command); rows name their
+            ``dataset`` ``inputs`` and carry each file's ``path``.
+        batch_size: images per batch with ``inputs``.
+        num_workers: dataloader worker processes with ``inputs``.
     """
 
     def __init__(
@@ -45,10 +52,22 @@ class CascadePredictionsWriter(BasePredictionWriter):
         policy: str = "window",
         strict: bool = False,
         datasets: list[str] | None = None,
+        inputs: str | None = None,
+        batch_size: int = 64,
+        num_workers: int = 0,
     ):
         super().__init__(write_interval="batch")
         self.path, self.policy, self.strict = path, policy, strict
         self.datasets = list(datasets) if datasets else None
+        if inputs is not None and self.datasets:
+            raise ValueError(
+                f"--predictions.datasets {self.datasets} names datasets of a data config; "
+                "--predictions.inputs predicts its files only: give one of the two"
+            )
+        for option, value, low in (("batch_size", batch_size, 1), ("num_workers", num_workers, 0)):
+            if isinstance(value, bool) or not isinstance(value, int) or value < low:
+                raise ValueError(f"--predictions.{option} {value!r}: expected an integer >= {low}")
+        self.inputs, self.batch_size, self.num_workers = inputs, batch_size, num_workers
         self._parts: dict[int, list[dict]] = {}
 
     def _names(self, dm) -> list[str]:

@@ -1,0 +1,171 @@
+"""New, unlabelled images for ``predict``: a folder, a text file listing image paths, or one
+image, with no data config (``--predictions.inputs``).
+
+:func:`input_files` lists the files (a folder is searched with its sub-folders, in sorted
+order; a list file names one path per line, relative to the current folder, ``#`` comments and
+blank lines skipped) and refuses, in one line naming the option and the path, a path that does
+not exist, a folder without images or a list naming files that do not exist.
+:class:`PredictFilesDataModule` serves them as one dataset (``inputs``) prepared as the
+cascade's calibration data (its size, crop, resize mode and normalisation, recorded in the
+cascade checkpoint). A file that cannot be decoded is reported by the predictions writer
+(status ``unreadable``) or refuses the run (``--predictions.strict``).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from lightning.pytorch import LightningDataModule
+from torch.utils.data import DataLoader, Dataset
+
+from datamodules.image_decoding import open_image
+from datamodules.image_sources import IMAGE_EXTENSIONS, LabelledImages
+from datamodules.prepared_images import INTERPOLATIONS, TransformedImages, eval_transform
+from datamodules.samplers import UnpaddedDistributedSampler, distributed
+from vocabulary.roles import DatasetRoles
+
+OPTION = "--predictions.inputs"
+EXPECTED = "a folder of images, a text file listing image paths (one per line), or one image"
+
+
+def _listed(list_file: Path, option: str) -> list[Path]:
+    """The files a text file lists; every one must exist."""
+    try:
+        text = list_file.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        raise ValueError(
+            f"{option} {list_file}: not a text file listing image paths (not UTF-8 text); "
+            f"expected {EXPECTED}"
+        ) from None
+    files, missing = [], []
+    for number, line in enumerate(text.splitlines(), 1):
+        entry = line.strip()
+        if not entry or entry.startswith("#"):
+            continue
+        path = Path(entry)
+        if path.is_file():
+            files.append(path)
+        else:
+            missing.append(f"line {number}: {entry}" + (" is a folder" if path.is_dir() else ""))
+    if missing:
+        shown = ", ".join(missing[:3]) + (", ..." if len(missing) > 3 else "")
+        raise FileNotFoundError(
+            f"{option} {list_file}: {len(missing)} listed file(s) not found ({shown}); paths are "
+            "relative to the current folder"
+        )
+    if not files:
+        raise ValueError(f"{option} {list_file}: lists no image paths; expected {EXPECTED}")
+    return files
+
+
+def input_files(inputs: str | Path, option: str = OPTION) -> list[Path]:
+    """The image files ``inputs`` names: a folder's images (sub-folders included, sorted by
+    path), the paths a text file lists (in its order), or ``inputs`` itself when it is an image.
+
+    Raises:
+        FileNotFoundError: naming ``option`` and the path, when it does not exist or lists
+            files that do not.
+        ValueError: naming ``option`` and the path, for a folder without images, an empty list
+            or a file that is neither text nor an image.
+    """
+    path = Path(inputs)
+    if path.is_dir():
+        files = sorted(
+            p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS
+        )
+        if not files:
+            raise ValueError(
+                f"{option} {path}: no images ({', '.join(sorted(IMAGE_EXTENSIONS))}) in this "
+                "folder or its sub-folders"
+            )
+        return files
+    if not path.is_file():
+        raise FileNotFoundError(f"{option} {path}: not found; expected {EXPECTED}")
+    if path.suffix.lower() in IMAGE_EXTENSIONS:
+        return [path]
+    return _listed(path, option)
+
+
+class PredictFilesDataModule(LightningDataModule):
+    """The files :func:`input_files` finds in ``inputs``, as one ``predict`` dataset named
+    ``name``; implements the data contract (``datamodules.contract``) with the roles of
+    :meth:`vocabulary.roles.DatasetRoles.for_prediction`.
+
+    Each image is resized (shorter side to ``input_size / crop_pct``), centre-cropped to
+    ``input_size`` and normalised with ``mean`` and ``std`` (one value per channel: 1 grey,
+    3 RGB): timm's evaluation transform, as the image-file datamodules serve.
+
+    Args:
+        inputs: a folder, a text file listing image paths, or one image.
+        input_size, crop_pct, interpolation, mean, std: the preprocessing.
+        batch_size, num_workers: of the dataloader.
+        name: the dataset's name (the predictions' ``dataset`` column).
+    """
+
+    def __init__(
+        self,
+        inputs: str,
+        input_size: int,
+        mean: list[float],
+        std: list[float],
+        crop_pct: float = 1.0,
+        interpolation: str = "bilinear",
+        batch_size: int = 64,
+        num_workers: int = 0,
+        name: str = "inputs",
+    ):
+        super().__init__()
+        if len(mean) not in (1, 3) or len(std) != len(mean):
+            raise ValueError(f"mean and std must have 1 or 3 values each, got {mean} and {std}")
+        if interpolation not in INTERPOLATIONS:
+            raise ValueError(
+                f"interpolation must be one of {list(INTERPOLATIONS)}, got {interpolation!r}"
+            )
+        self.inputs, self.files = str(inputs), input_files(inputs)
+        self.image_size, self.crop_pct = int(input_size), float(crop_pct)
+        self.interpolation = interpolation
+        self.mean, self.std = [float(m) for m in mean], [float(s) for s in std]
+        self.batch_size, self.num_workers, self.name = batch_size, num_workers, name
+        self.eval_sets: dict[str, Dataset] = {}
+        self.predict_names: list[str] | None = None
+
+    @property
+    def roles(self) -> DatasetRoles:
+        return DatasetRoles.for_prediction([self.name])
+
+    @property
+    def input_shape(self) -> tuple[int, int, int]:
+        return (len(self.mean), self.image_size, self.image_size)
+
+    @property
+    def normalization(self) -> tuple[tuple[float, ...], tuple[float, ...]]:
+        return tuple(self.mean), tuple(self.std)
+
+    def setup(self, stage: str | None = None) -> None:
+        if self.eval_sets:
+            return
+        files = self.files
+        source = LabelledImages(
+            lambda i: open_image(files[i], files), [-1] * len(files), [], self.inputs, files
+        )
+        transform = eval_transform(self.image_size, self.crop_pct, self.interpolation)
+        mode = "RGB" if len(self.mean) == 3 else "L"
+        self.eval_sets[self.name] = TransformedImages(
+            source, list(range(len(files))), transform, self.mean, self.std, mode
+        )
+
+    def dataloader(self, name: str) -> DataLoader:
+        if name not in self.eval_sets:
+            raise KeyError(f"no dataset named {name!r}; this datamodule has {[self.name]}")
+        dataset = self.eval_sets[name]
+        sampler = UnpaddedDistributedSampler(dataset) if distributed() else None
+        return DataLoader(
+            dataset, batch_size=self.batch_size, shuffle=False, sampler=sampler,
+            num_workers=self.num_workers,
+        )  # fmt: skip
+
+    def test_dataloader(self) -> list[DataLoader]:
+        return [self.dataloader(self.name)]
+
+    def predict_dataloader(self) -> list[DataLoader]:
+        return self.test_dataloader()
