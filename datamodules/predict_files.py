@@ -97,8 +97,13 @@ class PredictFilesDataModule(LightningDataModule):
 
     Args:
         inputs: a folder, a text file listing image paths, or one image.
-        input_size, crop_pct, interpolation, mean, std: the preprocessing.
-        batch_size, num_workers: of the dataloader.
+        input_size: the side of the square image a member is given, in pixels.
+        mean: per-channel mean of the normalisation (1 value grey, 3 RGB).
+        std: per-channel standard deviation of the normalisation, > 0.
+        crop_pct: share of the resized image kept by the centre crop, in (0, 1].
+        interpolation: ``bilinear`` or ``bicubic`` (the resize).
+        batch_size: samples per batch of the dataloader.
+        num_workers: the dataloader's worker processes.
         name: the dataset's name (the predictions' ``dataset`` column).
     """
 
