@@ -86,6 +86,7 @@ def test_benchmark_smoke_run(tmp_path):
     assert "caching logits" not in proc.stdout
 
 
+@pytest.mark.slow  # runs a benchmark program: the fast loop leaves it to the full suite
 def test_cascade_timing_script_writes_one_row_per_policy(tmp_path):
     out = tmp_path / "timing.csv"
     cmd = [sys.executable, "benchmarks/streaming/benchmark_cascade_timing.py",

@@ -95,6 +95,7 @@ def test_draws_depend_on_seed_and_dataset_only():
     assert not torch.equal(a, resample_draws("test", 50, 1, 100, 4))
 
 
+@pytest.mark.slow  # many draws: the fast loop leaves it to the full suite
 def test_intervals_cover_the_population_value_about_95_percent_of_the_time():
     """300 samples of 400 from a population of 200k (confidence informative of correctness);
     the interval of acc, AUGRC and AURC should hold the population's value in ~95% of draws."""

@@ -127,6 +127,7 @@ AFTER_IMPORTS = [
 ]  # fmt: skip
 
 
+@pytest.mark.slow  # a process per case: the fast loop leaves it to the full suite
 @pytest.mark.parametrize("script, args, message", AFTER_IMPORTS)
 def test_input_errors_found_by_the_full_parser_or_the_run_are_one_line(
     bad_files, script, args, message, tmp_path

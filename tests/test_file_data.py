@@ -222,6 +222,7 @@ def test_notmnist_idx_files_load_by_path(tmp_path):
     assert len(dm.train_set) == 8000 and dm.eval_sets["test"][0][0].shape == (1, 28, 28)
 
 
+@pytest.mark.slow  # trains a member: the fast loop leaves it to the full suite
 def test_member_trains_on_an_image_folder_through_the_cli(tmp_path):
     from conftest import QUICKSTART
 

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import json
 
+import pytest
 import torch
 
 from commands.member_training import member_checkpoint, train_member
 from tests.conftest import QUICKSTART, QUIET
 
 
+@pytest.mark.slow  # trains a member: the fast loop leaves it to the full suite
 def test_last_checkpoint_holds_the_last_step_and_finished_json_names_it(
     tmp_path, small_data_config
 ):

@@ -97,6 +97,7 @@ def test_auto_takes_the_timm_data_config_and_bad_values_are_named():
             MemberModule(num_classes=3, in_chans=3, normalization=value)
 
 
+@pytest.mark.slow  # trains members: the fast loop leaves it to the full suite
 def test_normalisation_is_recorded_and_converted_in_caching_and_the_cascade(tmp_path):
     """A member with its own normalisation, trained on ImageNet-normalised images, gives the
     same logits from data normalised another way; so does one that adopted the data's."""

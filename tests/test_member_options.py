@@ -36,6 +36,7 @@ def test_unknown_model_and_offline_pretrained_weights_are_clear_errors(monkeypat
         MemberModule(model_name="resnet18", pretrained=True)
 
 
+@pytest.mark.slow  # starts a process: the fast loop leaves it to the full suite
 def test_pretrained_weights_load_offline_from_a_local_hugging_face_cache(tmp_path):
     """`--model.pretrained true` with HF_HUB_OFFLINE=1 reads timm's weights from the cache
     under HF_HOME (written here as the hub would): no network, a new classifier."""

@@ -22,6 +22,7 @@ def pipeline_cfg(tmp_path, data, *member_args: str) -> dict:
     }  # fmt: skip
 
 
+@pytest.mark.slow  # trains members: the fast loop leaves it to the full suite
 def test_a_finished_member_is_reused_only_for_its_recipe(tmp_path, small_data_config, capsys):
     data = small_data_config(tmp_path / "data.yaml", train_limit=128)
     cfg = pipeline_cfg(tmp_path, data, "--trainer.max_epochs=1")

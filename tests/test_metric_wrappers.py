@@ -72,6 +72,7 @@ def _worker(rank, world, port, queue):
     dist.destroy_process_group()
 
 
+@pytest.mark.slow  # starts processes: the fast loop leaves it to the full suite
 @pytest.mark.ddp
 def test_two_gloo_processes_equal_one_process():
     import socket

@@ -33,6 +33,7 @@ def idx_config(tmp_path, incoming) -> dict:
     }  # fmt: skip
 
 
+@pytest.mark.slow  # trains members: the fast loop leaves it to the full suite
 def test_unreadable_files_of_a_path_source_are_listed_or_refused(tmp_path, capsys):
     cascade = write_cascade(tmp_path)
     incoming = tmp_path / "incoming"

@@ -57,6 +57,7 @@ def run(tmp_path_factory) -> Path:
     return out
 
 
+@pytest.mark.slow  # a 15-shift evaluation with resamples: the fast loop leaves it to the full suite
 def test_the_report_is_one_page_with_the_key_table_and_the_differences_that_matter(run):
     report = (run / "report.md").read_text()
     lines = report.splitlines()
@@ -95,6 +96,7 @@ def test_the_report_is_one_page_with_the_key_table_and_the_differences_that_matt
             assert d["p_value"] is None and not d["significant_bh"], d
 
 
+@pytest.mark.slow  # a 15-shift evaluation with resamples: the fast loop leaves it to the full suite
 def test_over_several_member_orders_the_report_stays_one_page(run):
     """--orders all: the key table is the spread across the orders (each order's values stay
     in metrics.csv), so the report does not grow with the number of orders."""

@@ -79,6 +79,7 @@ def test_cascade_run_logs_metrics_histograms_curves_and_tradeoffs(
     assert '"job_type":"evaluate"' in text.replace(" ", "")
 
 
+@pytest.mark.slow  # trains a member: the fast loop leaves it to the full suite
 def test_member_run_logs_config_macs_and_params(tmp_path, member_fit_args, small_data_config):
     data_cfg = small_data_config(tmp_path / "data.yaml", train_limit=128)
     args = member_fit_args(data_cfg, tmp_path, "m0", seed=0, epochs=1)
