@@ -3,7 +3,8 @@
 Lightning and PyTorch print, on every run, messages about things the run does not use or
 cannot change: Lightning's tip to install ``litlogger``, its hint that ``srun`` exists on the
 machine but launched nothing, PyTorch's deprecation of ``isinstance(treespec, LeafSpec)``
-(raised inside Lightning's own code), and LightningCLI's warning that ``args`` were given
+(raised inside Lightning's own code), Lightning's note that its default logger's package is
+not installed (a predict run without a logger), and LightningCLI's warning that ``args`` were given
 while ``sys.argv`` also holds arguments (our pipeline builds each stage's arguments itself).
 
 :func:`quiet_third_party` filters exactly these, by message and category (warnings) or by
@@ -26,6 +27,8 @@ NOISE_WARNINGS: tuple[tuple[str, type[Warning]], ...] = (
     (r"`isinstance\(treespec, LeafSpec\)` is deprecated", FutureWarning),
     (r"The `srun` command is available on your system but is not used", UserWarning),
     (r"LightningCLI's args parameter is intended to run from within Python", UserWarning),
+    # a predict run without a logger config: Lightning's note on its default logger's package
+    (r"Starting from v1.9.0, `tensorboardX` has been removed as a dependency", UserWarning),
 )
 #: Loggers Lightning's ``rank_zero_info`` writes through, and the starts of the filtered lines.
 NOISE_LOGGERS = ("lightning.pytorch.utilities.rank_zero", "lightning.fabric.utilities.rank_zero")

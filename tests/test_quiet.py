@@ -23,6 +23,7 @@ NOISE = {
     "srun hint": "The `srun` command is available on your system but is not used",
     "LeafSpec deprecation": "`isinstance(treespec, LeafSpec)` is deprecated",
     "LightningCLI args warning": "LightningCLI's args parameter is intended",
+    "tensorboardX notice": "Starting from v1.9.0, `tensorboardX` has been removed as a dependency",
 }
 
 
@@ -58,7 +59,7 @@ def _tiny_pipeline(tmp_path: Path, small_data_config) -> Path:
 @pytest.mark.slow
 def test_a_quick_start_pipeline_prints_no_third_party_noise(tmp_path, small_data_config):
     """The quick start's command (tiny: 2 members of 2 epochs, as the tests' members) on a
-    machine with srun installed: its stdout and stderr hold none of the four messages; the run
+    machine with srun installed: its stdout and stderr hold none of the messages; the run
     itself still reports."""
     config = _tiny_pipeline(tmp_path, small_data_config)
     proc = subprocess.run(
@@ -109,6 +110,7 @@ def test_the_filters_are_narrow(monkeypatch):
         quiet_third_party()
         warnings.warn(NOISE["LeafSpec deprecation"] + ", use ...", FutureWarning, stacklevel=1)
         warnings.warn(NOISE["srun hint"] + ". HINT: ...", UserWarning, stacklevel=1)
+        warnings.warn(NOISE["tensorboardX notice"] + " of ...", UserWarning, stacklevel=1)
         warnings.warn("`foo` is deprecated, use `bar`", FutureWarning, stacklevel=1)
         warnings.warn("The dataloader does not have many workers", UserWarning, stacklevel=1)
         # the same text under another category is not ours to hide
