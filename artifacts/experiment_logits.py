@@ -159,7 +159,13 @@ def evaluate_cached_logits(
     """Load the cached logits and evaluate (see :func:`cascade.offline.evaluate_experiment`)."""
     data, stage_macs = load_experiment(logits_dir, members, roles)
     rows, fitted, _ = evaluate_experiment(
-        data, DatasetRoles(roles), stage_macs, policies, score,
-        policy_settings, metric_settings, temperature_scaling,
-    )  # fmt: skip
+        data,
+        DatasetRoles(roles),
+        stage_macs,
+        policies,
+        score,
+        policy_settings,
+        metric_settings,
+        temperature_scaling,
+    )
     return rows, fitted

@@ -30,8 +30,12 @@ def _columns(values: dict, role: str) -> list[str]:
 
 def _table_head(title: str, cols: list[str]) -> list[str]:
     """A dataset table's heading and Markdown header (policy, cost, then ``cols``)."""
-    return [f"### {title}", "", "| policy | cost | " + " | ".join(cols) + " |",
-            "| --- " * (len(cols) + 2) + "|"]  # fmt: skip
+    return [
+        f"### {title}",
+        "",
+        "| policy | cost | " + " | ".join(cols) + " |",
+        "| --- " * (len(cols) + 2) + "|",
+    ]
 
 
 def _dataset_tables(rows: list[dict], unit: float) -> list[str]:
@@ -103,8 +107,9 @@ def _differences(rows: list[dict], deltas: list[dict]) -> list[str]:
     labels = policy_labels(rows)
     family = [d for d in deltas if d.get("p_value") is not None]
     found = [d for d in family if d.get("significant_bh")]
-    found.sort(key=lambda d: (d["p_value"], -abs(d["delta"]) / max(d["ci_high"] - d["ci_low"],
-                                                                    1e-12)))  # fmt: skip
+    found.sort(
+        key=lambda d: (d["p_value"], -abs(d["delta"]) / max(d["ci_high"] - d["ci_low"], 1e-12))
+    )
     lines = [
         "Paired differences against `single` and `ensemble` on the same resamples, for the "
         "quantities that vary with the test sample (not cost or exit fractions, which the "
@@ -150,11 +155,12 @@ def report_text(
     facts = {k: v for k, v in facts.items() if v is not None}
     lines.append(", ".join(f"{k}: {v}" for k, v in facts.items()) or "")
     lines.append(
-        "members: " + ", ".join(
+        "members: "
+        + ", ".join(
             f"{m.get('member') or m.get('checkpoint')} ({float(m['macs']):.4g} MACs)"
             for m in members
         )
-    )  # fmt: skip
+    )
     lines.append("")
     if boot:
         lines.append(
@@ -182,7 +188,8 @@ def report_text(
     if deltas is not None:
         lines += ["## Differences that matter", ""] + _differences(rows, deltas)
     lines += ["## Fitted policies", "", "```"]
-    lines += [f'"{label}": {json.dumps(value)}'
-              for label, value in summary.get("policies", {}).items()]  # fmt: skip
+    lines += [
+        f'"{label}": {json.dumps(value)}' for label, value in summary.get("policies", {}).items()
+    ]
     lines += ["```", ""]
     return "\n".join(lines)

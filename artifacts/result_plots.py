@@ -91,10 +91,17 @@ def plot_files(
         for i, (policy, per_set) in enumerate(curves.items()):
             coverage, risk = per_set[dataset]
             # later lines thinner and dashed, so a line equal to an earlier one stays visible
-            ax.plot(torch.as_tensor(coverage), torch.as_tensor(risk), styles[i % 4],
-                    linewidth=2.5 - 0.4 * min(i, 4), color=f"C{i % 10}",
-                    marker=markers[i % 7], markevery=(0.05 * i, 0.25), markersize=5,
-                    label=policy + same.get(policy, ""))  # fmt: skip
+            ax.plot(
+                torch.as_tensor(coverage),
+                torch.as_tensor(risk),
+                styles[i % 4],
+                linewidth=2.5 - 0.4 * min(i, 4),
+                color=f"C{i % 10}",
+                marker=markers[i % 7],
+                markevery=(0.05 * i, 0.25),
+                markersize=5,
+                label=policy + same.get(policy, ""),
+            )
         ax.set(xlabel="coverage", ylabel="selective risk", title=f"Risk-coverage ({dataset})")
         if first:
             ax.legend(fontsize="small")
@@ -103,9 +110,13 @@ def plot_files(
     reliability = {p: c[RELIABILITY] for p, c in curves.items() if RELIABILITY in c}
     if reliability:
         names += _pages(
-            folder, "reliability", list(reliability.items()),
-            lambda ax, item, first: _reliability_axes(ax, *item, id_name, same), 3.6, 3.6,
-        )  # fmt: skip
+            folder,
+            "reliability",
+            list(reliability.items()),
+            lambda ax, item, first: _reliability_axes(ax, *item, id_name, same),
+            3.6,
+            3.6,
+        )
     metric = cost_metric(rows, id_name, target)
     if metric is None:
         return names
@@ -133,14 +144,27 @@ def _reliability_axes(ax, policy: str, bins: tuple, dataset: str, same: dict) ->
     k = mean_conf.numel()
     centres = (torch.arange(k, dtype=torch.float64) + 0.5) / k
     filled = count > 0
-    ax.bar(centres[filled], accuracy[filled], width=1 / k, color="C0", alpha=0.7,
-           edgecolor="black", linewidth=0.5, label="accuracy")  # fmt: skip
+    ax.bar(
+        centres[filled],
+        accuracy[filled],
+        width=1 / k,
+        color="C0",
+        alpha=0.7,
+        edgecolor="black",
+        linewidth=0.5,
+        label="accuracy",
+    )
     ax.plot(centres[filled], mean_conf[filled], "x", color="C3", label="mean probability")
     ax.plot([0, 1], [0, 1], "k--", linewidth=1)
     n = float(count.sum())
     ece = float((count[filled] / n * (accuracy[filled] - mean_conf[filled]).abs()).sum())
-    ax.set(xlim=(0, 1), ylim=(0, 1), xlabel="top-label probability", ylabel="accuracy",
-           title=f"{policy}{same.get(policy, '')}\n{dataset}, ECE {ece:.4f}")  # fmt: skip
+    ax.set(
+        xlim=(0, 1),
+        ylim=(0, 1),
+        xlabel="top-label probability",
+        ylabel="accuracy",
+        title=f"{policy}{same.get(policy, '')}\n{dataset}, ECE {ece:.4f}",
+    )
     ax.legend(fontsize="x-small", loc="upper left")
 
 
@@ -160,8 +184,11 @@ def tradeoff_points(rows: list[dict], dataset: str, metric: str) -> dict[str, li
     of a sweep."""
     labels = policy_labels(rows)
     scores = {r["score"] for r in rows}
-    cost = {run_key(r): r["value"] for r in rows
-            if r["dataset"] == dataset and r["metric"] == "expected_macs"}  # fmt: skip
+    cost = {
+        run_key(r): r["value"]
+        for r in rows
+        if r["dataset"] == dataset and r["metric"] == "expected_macs"
+    }
     families: dict[str, list[tuple]] = {}
     for r in rows:
         if r["dataset"] == dataset and r["metric"] == metric:
@@ -209,18 +236,34 @@ def _tradeoff_axes(
         color = f"C{i % 10}"
         # hollow markers of decreasing size: coinciding points stay distinguishable
         ax.plot(x, y, "-", color=color, linewidth=1, alpha=0.6)
-        ax.scatter(x, y, s=140 - 15 * min(i, 6), marker=markers[i % 7], facecolors="none",
-                   edgecolors=color, label=family)  # fmt: skip
+        ax.scatter(
+            x,
+            y,
+            s=140 - 15 * min(i, 6),
+            marker=markers[i % 7],
+            facecolors="none",
+            edgecolors=color,
+            label=family,
+        )
         bars = [interval.get(label) for _, _, label in points]
         if all(b is not None for b in bars):
             low = [v - b[0] for v, b in zip(y, bars, strict=True)]
             err = [low, [b[1] - v for v, b in zip(y, bars, strict=True)]]
             ax.errorbar(x, y, yerr=err, fmt="none", ecolor=color, capsize=3, alpha=0.7)
     front = pareto_front([p for points in families.values() for p in points], higher)
-    ax.step([c / unit for c, _, _ in front], [v for _, v, _ in front], "k--", where="post",
-            linewidth=1, label="Pareto front")  # fmt: skip
-    ax.set(xlabel="cost (expected MACs per sample, in first-member MACs;\n"
-           "policies offset slightly to stay visible)", ylabel=metric,
-           title=f"Cost vs {metric} ({dataset})")  # fmt: skip
+    ax.step(
+        [c / unit for c, _, _ in front],
+        [v for _, v, _ in front],
+        "k--",
+        where="post",
+        linewidth=1,
+        label="Pareto front",
+    )
+    ax.set(
+        xlabel="cost (expected MACs per sample, in first-member MACs;\n"
+        "policies offset slightly to stay visible)",
+        ylabel=metric,
+        title=f"Cost vs {metric} ({dataset})",
+    )
     if legend:
         ax.legend(fontsize="small")

@@ -199,8 +199,11 @@ def _drop_earlier_run(earlier: Path, folder: Path) -> None:
     os.rename(earlier, kept)
     forget_staging(earlier)
     names = ", ".join(p.name for p in others[:5])
-    print(f"note: {folder} held files that are not a run's outputs ({names}); they were not "
-          f"deleted: moved to {kept}", file=sys.stderr)  # fmt: skip
+    print(
+        f"note: {folder} held files that are not a run's outputs ({names}); they were not "
+        f"deleted: moved to {kept}",
+        file=sys.stderr,
+    )
 
 
 @contextmanager

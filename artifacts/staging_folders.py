@@ -41,13 +41,13 @@ def clean_stale_staging(folder: str | Path) -> list[Path]:
             continue
         pid = int(match["pid"]) if match["pid"] else None
         if pid is not None and pid != os.getpid() and _alive(pid):
-            print(f"note: kept {path}: left by process {pid}, which is still running",
-                  file=sys.stderr)  # fmt: skip
+            print(
+                f"note: kept {path}: left by process {pid}, which is still running", file=sys.stderr
+            )
             continue
         shutil.rmtree(path, ignore_errors=True)
         who = f"process {pid}, which has ended" if pid is not None else "an interrupted run"
-        print(f"note: removed {path}, an unfinished staging folder left by {who}",
-              file=sys.stderr)  # fmt: skip
+        print(f"note: removed {path}, an unfinished staging folder left by {who}", file=sys.stderr)
         removed.append(path)
     return removed
 

@@ -39,9 +39,20 @@ CHUNK = 100  # resamples drawn and evaluated together (fixed: the draws depend o
 BASELINES = ("single", "ensemble")
 # fmt: skip below: the columns of deltas.csv, packed as a row reads
 DELTA_FIELDS = (
-    "dataset", "role", "policy", "baseline", "setting", "score", "metric", "delta", "ci_low",
-    "ci_high", "significant", "p_value", "significant_bh",
-)  # fmt: skip
+    "dataset",
+    "role",
+    "policy",
+    "baseline",
+    "setting",
+    "score",
+    "metric",
+    "delta",
+    "ci_low",
+    "ci_high",
+    "significant",
+    "p_value",
+    "significant_bh",
+)
 
 
 def resample_draws(dataset: str, n: int, seed: int, start: int, count: int) -> torch.Tensor:
@@ -218,13 +229,21 @@ class Bootstrap:
                 out.append(
                     {
                         **members,
-                        "dataset": r["dataset"], "role": r["role"], "policy": r["policy"],
-                        "baseline": b, "setting": r["setting"], "score": r["score"],
-                        "metric": r["metric"], "delta": delta,
-                        "ci_low": lo, "ci_high": hi, "significant": lo > 0 or hi < 0,
-                        "p_value": None if p is None or p != p else p, "significant_bh": False,
+                        "dataset": r["dataset"],
+                        "role": r["role"],
+                        "policy": r["policy"],
+                        "baseline": b,
+                        "setting": r["setting"],
+                        "score": r["score"],
+                        "metric": r["metric"],
+                        "delta": delta,
+                        "ci_low": lo,
+                        "ci_high": hi,
+                        "significant": lo > 0 or hi < 0,
+                        "p_value": None if p is None or p != p else p,
+                        "significant_bh": False,
                     }
-                )  # fmt: skip
+                )
         family = [d for d in out if d["p_value"] is not None]
         for d, rejected in zip(
             family, benjamini_hochberg([d["p_value"] for d in family]), strict=True

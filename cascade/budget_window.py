@@ -213,9 +213,18 @@ def _fit(name: str, inputs: FitInputs, settings: PolicySettings, on_mixture: boo
         next_wrong = wrong[k + 1] if k + 1 < len(conf) else final_wrong
         cost = None if mixture is None else mixture[k][mix_reached]
         fit = best_interval(
-            conf[k], reached, out_conf, out_wrong, next_conf.double(), next_wrong, max_pass,
-            objective, settings.budget_grid, cost, None if mixture is None else mix_reached.numel(),
-        )  # fmt: skip
+            conf[k],
+            reached,
+            out_conf,
+            out_wrong,
+            next_conf.double(),
+            next_wrong,
+            max_pass,
+            objective,
+            settings.budget_grid,
+            cost,
+            None if mixture is None else mix_reached.numel(),
+        )
         low, high = fit["lower"], fit["upper"]
         passed = reached & (conf[k] >= low) & (conf[k] <= high)
         if mixture is not None:
@@ -224,14 +233,16 @@ def _fit(name: str, inputs: FitInputs, settings: PolicySettings, on_mixture: boo
         out_conf = torch.where(passed, next_conf.double(), out_conf)
         out_wrong = torch.where(passed, next_wrong, out_wrong)
         reached = passed
-        stages.append({
-            **fit,
-            "lower": None if math.isinf(low) else low,  # JSON-safe; the bounds say it exactly
-            "upper": None if math.isinf(high) else high,
-            "passes_nothing": fit["pass_fraction"] == 0,
-            "budget": settings.budget,
-            "objective": objective[0],
-        })  # fmt: skip
+        stages.append(
+            {
+                **fit,
+                "lower": None if math.isinf(low) else low,  # JSON-safe; the bounds say it exactly
+                "upper": None if math.isinf(high) else high,
+                "passes_nothing": fit["pass_fraction"] == 0,
+                "budget": settings.budget,
+                "objective": objective[0],
+            }
+        )
     target_name = target.name if objective[0] != "augrc" else "augrc"
     bounds_t = torch.tensor(bounds, dtype=torch.float64).reshape(len(stages), 2)
     setting = f"{target_name},B={settings.budget:g}"

@@ -178,9 +178,15 @@ def _fit_window(name: str, inputs: FitInputs, settings: PolicySettings) -> Inter
         band = None if name == "window" else inputs.mixture_confidence[k]
         try:
             stage = fit_window_stage(
-                conf, correct, target, settings.width, settings.definitions, band,
-                settings.guarantee, settings.guarantee_method,
-            )  # fmt: skip
+                conf,
+                correct,
+                target,
+                settings.width,
+                settings.definitions,
+                band,
+                settings.guarantee,
+                settings.guarantee_method,
+            )
         except (UnreachableTargetError, GuaranteeError) as err:
             raise type(err)(
                 f"window target {target.name} on held-out split {inputs.heldout_name!r} "

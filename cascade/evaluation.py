@@ -47,9 +47,12 @@ def policy_rows(
     point = None
     if settings.target is not None:
         point = fit_operating_point(
-            outputs[roles.heldout], settings.target, settings.definitions, settings.guarantee,
+            outputs[roles.heldout],
+            settings.target,
+            settings.definitions,
+            settings.guarantee,
             settings.guarantee_method,
-        )  # fmt: skip
+        )
     rows, role_inputs = [], {}
     for name, role in roles.items():
         if role in LABELLED_ROLES and bool((targets[name] < 0).any()):

@@ -60,8 +60,9 @@ def check_policy(data: object, where: str, field: str) -> int:
     """Check one policy's JSON-safe form; return its number of members M."""
     data = mapping(data, where, field)
     if not isinstance(data.get("name"), str):
-        raise FieldError(f"{where}: field '{field}.name' must be a policy name, got "
-                         f"{data.get('name')!r}")  # fmt: skip
+        raise FieldError(
+            f"{where}: field '{field}.name' must be a policy name, got {data.get('name')!r}"
+        )
     if data["name"] == "random":
         finite_number(data.get("fraction"), where, f"{field}.fraction", 0.0, 1.0)
         integer(data.get("seed"), where, f"{field}.seed")

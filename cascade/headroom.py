@@ -197,9 +197,15 @@ def policy_headroom(
     cache = {} if cache is None else cache  # whose costs differ by less (a window at 0.1997)
     if fraction not in cache:
         cache[fraction] = headroom(
-            first_logits, first_conf, first_correct, inputs.final_confidence,
-            inputs.final_correct, target, fraction, seed,
-        )  # fmt: skip
+            first_logits,
+            first_conf,
+            first_correct,
+            inputs.final_confidence,
+            inputs.final_correct,
+            target,
+            fraction,
+            seed,
+        )
     found = cache[fraction]
     goal = parse_target(target)
     objective = (goal.task, goal.value)

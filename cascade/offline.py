@@ -67,9 +67,14 @@ def fit_inputs(
         mixture = prepared.mixture_confidence(policy_settings.seed)
     final = prepared.prefix_outputs[prepared.roles.heldout][-1]  # the full ensemble
     return FitInputs(
-        prepared.heldout_confidence, prepared.heldout_correct, mixture, prepared.roles.heldout,
-        final.confidence, final.correct, prepared.stage_macs,
-    )  # fmt: skip
+        prepared.heldout_confidence,
+        prepared.heldout_correct,
+        mixture,
+        prepared.roles.heldout,
+        final.confidence,
+        final.correct,
+        prepared.stage_macs,
+    )
 
 
 def evaluate_policies(
@@ -176,7 +181,7 @@ def evaluate_fitted(
                 prepared.stage_macs,
                 metric_settings,
                 bootstrap,
-            )  # fmt: skip
+            )
         )
     return rows
 

@@ -47,9 +47,13 @@ def fit_operating_point(
             threshold = target_threshold(heldout.confidence, heldout.correct, parsed, definitions)
             return OperatingPoint(parsed.name, float(threshold))
         certified = certified_threshold(
-            heldout.confidence, heldout.correct, parsed.task, parsed.value, guarantee,
+            heldout.confidence,
+            heldout.correct,
+            parsed.task,
+            parsed.value,
+            guarantee,
             guarantee_method,
-        )  # fmt: skip
+        )
         return OperatingPoint(parsed.name, certified.threshold, certified.bound)
     except (UnreachableTargetError, GuaranteeError):
         return OperatingPoint(parsed.name, math.inf, None if guarantee is None else 1.0)

@@ -14,9 +14,18 @@ from collections.abc import Sequence
 
 ORDER_MODES = ("given", "all", "pairs")
 ORDERS_FIELDS = (
-    "dataset", "role", "policy", "setting", "score", "metric", "orders", "mean", "sd", "min",
+    "dataset",
+    "role",
+    "policy",
+    "setting",
+    "score",
+    "metric",
+    "orders",
+    "mean",
+    "sd",
+    "min",
     "max",
-)  # fmt: skip
+)
 
 
 def member_orders(members: Sequence[str], mode: str = "given") -> list[tuple[str, ...]]:
@@ -54,8 +63,14 @@ def spread_across_orders(rows: list[dict]) -> list[dict]:
         mean = sum(values) / n
         sd = math.sqrt(sum((v - mean) ** 2 for v in values) / (n - 1)) if n > 1 else 0.0
         out.append(
-            {**({"model": model} if model is not None else {}),
-             **dict(zip(ORDERS_FIELDS[:6], key, strict=True)), "orders": n, "mean": mean,
-             "sd": sd, "min": min(values), "max": max(values)}
-        )  # fmt: skip
+            {
+                **({"model": model} if model is not None else {}),
+                **dict(zip(ORDERS_FIELDS[:6], key, strict=True)),
+                "orders": n,
+                "mean": mean,
+                "sd": sd,
+                "min": min(values),
+                "max": max(values),
+            }
+        )
     return out

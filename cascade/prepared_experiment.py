@@ -102,14 +102,13 @@ def dataset_prefix_outputs(
     size when all were held), and the results equal one pass over all samples."""
     n = targets.numel()
     if n <= rows:
-        return prefix_outputs(member_states(member_logits, temperatures, score), score,
-                              targets)  # fmt: skip
+        return prefix_outputs(member_states(member_logits, temperatures, score), score, targets)
     parts = [
         prefix_outputs(
             member_states([z[a : a + rows] for z in member_logits], temperatures, score),
             score,
             targets[a : a + rows],
-        )  # fmt: skip
+        )
         for a in range(0, n, rows)
     ]
     return [SampleOutputs.concat([p[k] for p in parts]) for k in range(len(member_logits))]
@@ -138,9 +137,16 @@ def prepare_experiment(
     confidence = [o.confidence.float() for o in outputs[heldout][:-1]]
     correct = [o.correct for o in outputs[heldout][:-1]]
     return PreparedExperiment(
-        data, roles, stage_macs, score, temperatures, confidence, correct, outputs,
+        data,
+        roles,
+        stage_macs,
+        score,
+        temperatures,
+        confidence,
+        correct,
+        outputs,
         mixture_ratio,
-    )  # fmt: skip
+    )
 
 
 def prefix_outputs(

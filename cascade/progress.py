@@ -42,6 +42,11 @@ def progress(
     from tqdm import tqdm
 
     return tqdm(
-        items, desc=desc, total=total, unit=unit, leave=False, file=sys.stderr,
+        items,
+        desc=desc,
+        total=total,
+        unit=unit,
+        leave=False,
+        file=sys.stderr,
         dynamic_ncols=True,
-    )  # fmt: skip
+    )

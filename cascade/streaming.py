@@ -31,9 +31,14 @@ def concat_states(states: list[EnsembleState]) -> EnsembleState:
 
     first = states[0]
     return EnsembleState(
-        cat("prob_sum"), cat("max_logit_sum"), cat("logsumexp_sum"), cat("neg_entropy_sum"),
-        first.count, first.temperatures, first.score,
-    )  # fmt: skip
+        cat("prob_sum"),
+        cat("max_logit_sum"),
+        cat("logsumexp_sum"),
+        cat("neg_entropy_sum"),
+        first.count,
+        first.temperatures,
+        first.score,
+    )
 
 
 @dataclass

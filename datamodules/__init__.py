@@ -9,6 +9,10 @@ from datamodules.predict_files import PredictFilesDataModule
 from datamodules.specs import ROLES, DatasetSpec
 
 __all__ = [
-    "ROLES", "DatasetSpec", "DigitsDataModule", "IDXDataModule", "ImageFilesDataModule",
+    "ROLES",
+    "DatasetSpec",
+    "DigitsDataModule",
+    "IDXDataModule",
+    "ImageFilesDataModule",
     "PredictFilesDataModule",
-]  # fmt: skip
+]

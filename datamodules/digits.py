@@ -63,8 +63,13 @@ class DigitsDataModule(ImageSetsDataModule):
     ):
         super().__init__(
             DEFAULT_DATASETS if datasets is None else datasets,
-            image_size, split_seed, batch_size, num_workers, train_limit, augment,
-        )  # fmt: skip
+            image_size,
+            split_seed,
+            batch_size,
+            num_workers,
+            train_limit,
+            augment,
+        )
         self.save_hyperparameters()
         for name, frac in (
             ("test_fraction", test_fraction),
@@ -83,8 +88,9 @@ class DigitsDataModule(ImageSetsDataModule):
             labels, [self.test_fraction, 1 - self.test_fraction], self.split_seed
         )
         held_rel, train_rel = stratified_split(
-            labels[rest_idx], [self.heldout_fraction, 1 - self.heldout_fraction],
+            labels[rest_idx],
+            [self.heldout_fraction, 1 - self.heldout_fraction],
             self.split_seed + 1,
-        )  # fmt: skip
+        )
         splits = {"test": test_idx, "heldout": rest_idx[held_rel], "train": rest_idx[train_rel]}
         return images, labels, splits

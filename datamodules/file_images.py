@@ -131,9 +131,17 @@ class ImageFilesDataModule(ImageSetsDataModule):
             raise ValueError(f"std must be positive, got {self.norm_std}")
         self.interpolation, mode = interp, INTERPOLATIONS[interp]
         self.eval_transform = eval_transform(size, self.crop_pct, interp)
-        self.train_transform = T.Compose([
-            T.RandomResizedCrop(size, interpolation=mode), T.RandomHorizontalFlip(), T.ToTensor(),
-        ]) if augment == "rrc_flip" else self.eval_transform  # fmt: skip
+        self.train_transform = (
+            T.Compose(
+                [
+                    T.RandomResizedCrop(size, interpolation=mode),
+                    T.RandomHorizontalFlip(),
+                    T.ToTensor(),
+                ]
+            )
+            if augment == "rrc_flip"
+            else self.eval_transform
+        )
 
     @property
     def normalization(self) -> tuple[tuple[float, ...], tuple[float, ...]]:
@@ -171,17 +179,21 @@ class ImageFilesDataModule(ImageSetsDataModule):
             raise ValueError(
                 f"{train.where}: {len(train.classes)} classes, but num_classes={self.num_classes}"
             )
-        test = open_source(self.test_source, "val" if self.train_source["format"] == "imagenet"
-                           else "test")  # fmt: skip
+        test = open_source(
+            self.test_source, "val" if self.train_source["format"] == "imagenet" else "test"
+        )
         train_idx, held_idx = self._split_train(len(train))
         if self.train_limit:
             train_idx = train_idx[: self.train_limit]
         common = (self.norm_mean, self.norm_std, "RGB" if self.in_chans == 3 else "L")
         seed = int(os.environ.get("PL_GLOBAL_SEED", 0))
         self.train_set = TransformedImages(
-            train, train_idx.tolist(), self.train_transform, *common,
+            train,
+            train_idx.tolist(),
+            self.train_transform,
+            *common,
             augment_seed=seed if self.augment != "none" else None,
-        )  # fmt: skip
+        )
         splits = {"heldout": (train, held_idx.tolist()), "test": (test, list(range(len(test))))}
         for spec in self.specs:
             if spec.source in OOD_SOURCES:
@@ -200,7 +212,12 @@ class ImageFilesDataModule(ImageSetsDataModule):
                 source, indices = splits[spec.source]
             labels = self._labels_for(source, train.classes, spec.role)
             self.eval_sets[spec.name] = TransformedImages(
-                source, indices, self.eval_transform, *common,
-                corruption=spec.corruption, severity=int(spec.severity), seed=self.split_seed,
+                source,
+                indices,
+                self.eval_transform,
+                *common,
+                corruption=spec.corruption,
+                severity=int(spec.severity),
+                seed=self.split_seed,
                 labels=[labels[j] for j in indices],
-            )  # fmt: skip
+            )

@@ -165,9 +165,12 @@ class PredictFilesDataModule(LightningDataModule):
         dataset = self.eval_sets[name]
         sampler = UnpaddedDistributedSampler(dataset) if distributed() else None
         return DataLoader(
-            dataset, batch_size=self.batch_size, shuffle=False, sampler=sampler,
+            dataset,
+            batch_size=self.batch_size,
+            shuffle=False,
+            sampler=sampler,
             num_workers=self.num_workers,
-        )  # fmt: skip
+        )
 
     def test_dataloader(self) -> list[DataLoader]:
         return [self.dataloader(self.name)]

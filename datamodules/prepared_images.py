@@ -21,8 +21,13 @@ INTERPOLATIONS = {"bicubic": T.InterpolationMode.BICUBIC, "bilinear": T.Interpol
 def timm_data_config(model_name: str | None) -> dict:
     """timm's preprocessing for ``model_name`` (input_size, crop_pct, interpolation, mean, std)."""
     if model_name is None:
-        return {"input_size": (3, 224, 224), "crop_pct": 0.875, "interpolation": "bicubic",
-                "mean": (0.485, 0.456, 0.406), "std": (0.229, 0.224, 0.225)}  # fmt: skip
+        return {
+            "input_size": (3, 224, 224),
+            "crop_pct": 0.875,
+            "interpolation": "bicubic",
+            "mean": (0.485, 0.456, 0.406),
+            "std": (0.229, 0.224, 0.225),
+        }
     import timm.data
     from timm.models import get_pretrained_cfg
 
@@ -36,17 +41,32 @@ def eval_transform(size: int, crop_pct: float, interpolation: str) -> T.Compose:
     """timm's evaluation transform: resize the shorter side to ``floor(size / crop_pct)``,
     centre-crop ``size`` x ``size``, to a float tensor in [0, 1] (not normalised)."""
     mode = INTERPOLATIONS[interpolation]
-    return T.Compose([
-        T.Resize(math.floor(size / crop_pct), interpolation=mode), T.CenterCrop(size),
-        T.ToTensor(),
-    ])  # fmt: skip
+    return T.Compose(
+        [
+            T.Resize(math.floor(size / crop_pct), interpolation=mode),
+            T.CenterCrop(size),
+            T.ToTensor(),
+        ]
+    )
 
 
 class TransformedImages(Dataset):
     """(normalised image tensor, label, index) from a source, a subset and a transform."""
 
-    def __init__(self, source, indices, transform, mean, std, mode, corruption=None,
-                 severity=3, seed=0, labels=None, augment_seed=None):  # fmt: skip
+    def __init__(
+        self,
+        source,
+        indices,
+        transform,
+        mean,
+        std,
+        mode,
+        corruption=None,
+        severity=3,
+        seed=0,
+        labels=None,
+        augment_seed=None,
+    ):
         self.source, self.indices, self.transform, self.mode = source, indices, transform, mode
         self.mean = torch.tensor(mean).view(-1, 1, 1)
         self.std = torch.tensor(std).view(-1, 1, 1)

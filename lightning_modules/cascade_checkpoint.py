@@ -20,9 +20,14 @@ from cascade.fitted import CHECKPOINT_KEY
 from cascade.fitted_checks import check_fitted_cascade
 
 __all__ = [
-    "DATA_INPUT_KEY", "check_data_input", "check_fitted_cascade", "check_loaded_cascade",
-    "checkpoint_members", "load_checkpoint_file", "read_cascade_checkpoint",
-]  # fmt: skip
+    "DATA_INPUT_KEY",
+    "check_data_input",
+    "check_fitted_cascade",
+    "check_loaded_cascade",
+    "checkpoint_members",
+    "load_checkpoint_file",
+    "read_cascade_checkpoint",
+]
 
 DATA_INPUT_KEY = "data_input"  # the data's normalisation and crop (see CascadeModule)
 

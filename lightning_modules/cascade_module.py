@@ -90,8 +90,11 @@ class CascadeModule(LightningModule):
         check_report_points(
             [0.05] if risks is None else risks,
             [0.8] if coverages is None else coverages,
-            ood_tpr, scod_ratio, scod_beta, prefix="--model.",
-        )  # fmt: skip
+            ood_tpr,
+            scod_ratio,
+            scod_beta,
+            prefix="--model.",
+        )
         self.settings = MetricSettings(
             tuple(risks or [0.05]),
             tuple(coverages or [0.8]),
@@ -155,9 +158,11 @@ class CascadeModule(LightningModule):
             for p, d in zip(self.member_paths, self.member_sha256, strict=True)
         ]
         checkpoint[DATA_INPUT_KEY] = data_input_record(
-            self.data_normalization, self.data_crop_pct, self.data_image_size,
+            self.data_normalization,
+            self.data_crop_pct,
+            self.data_image_size,
             self.data_interpolation,
-        )  # fmt: skip
+        )
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:
         # checked here too, for checkpoints loaded outside the command (load_from_checkpoint)

@@ -17,10 +17,19 @@ import yaml
 
 RECIPE_GROUPS = ("seed_everything", "model", "data", "trainer", "optimizer", "lr_scheduler")
 UNTRACKED_TRAINER = (
-    "default_root_dir", "logger", "enable_progress_bar", "enable_model_summary",
-    "log_every_n_steps", "callbacks", "enable_checkpointing", "accelerator", "devices",
-    "num_nodes", "strategy", "plugins",
-)  # fmt: skip
+    "default_root_dir",
+    "logger",
+    "enable_progress_bar",
+    "enable_model_summary",
+    "log_every_n_steps",
+    "callbacks",
+    "enable_checkpointing",
+    "accelerator",
+    "devices",
+    "num_nodes",
+    "strategy",
+    "plugins",
+)
 UNTRACKED_DATA = ("num_workers",)
 
 

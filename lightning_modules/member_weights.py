@@ -27,8 +27,14 @@ def read_weights(path: str | Path) -> dict[str, torch.Tensor]:
             state = load_file(str(path))
         else:
             state = torch.load(path, map_location="cpu", weights_only=True)
-    except (SafetensorError, RuntimeError, OSError, ValueError, EOFError,
-            pickle.UnpicklingError) as err:  # fmt: skip
+    except (
+        SafetensorError,
+        RuntimeError,
+        OSError,
+        ValueError,
+        EOFError,
+        pickle.UnpicklingError,
+    ) as err:
         raise ValueError(
             f"{path}: not a readable weights file (a safetensors file, or a torch file of "
             f"tensors; pickled objects are never loaded): {str(err).splitlines()[0]}"
@@ -60,10 +66,13 @@ def load_member_weights(model: torch.nn.Module, path: str | Path, model_name: st
             state[first] = adapt_input_conv(own[first].shape[1], state[first])
     classifier = cfg.get("classifier", "")
     reinit = [
-        k for k in own
-        if classifier and k.startswith(f"{classifier}.") and k in state
+        k
+        for k in own
+        if classifier
+        and k.startswith(f"{classifier}.")
+        and k in state
         and state[k].shape != own[k].shape
-    ]  # fmt: skip
+    ]
     for key in reinit:
         del state[key]
     unexpected = sorted(set(state) - set(own))
@@ -72,10 +81,13 @@ def load_member_weights(model: torch.nn.Module, path: str | Path, model_name: st
     if unexpected or missing or reshaped:
         problems = [
             f"{len(keys)} {what} (e.g. {keys[0]!r})"
-            for keys, what in ((unexpected, "unexpected"), (missing, "missing"),
-                               (reshaped, "of another shape"))
+            for keys, what in (
+                (unexpected, "unexpected"),
+                (missing, "missing"),
+                (reshaped, "of another shape"),
+            )
             if keys
-        ]  # fmt: skip
+        ]
         raise ValueError(
             f"{path}: these weights are not of a {model_name!r} model: "
             f"{', '.join(problems)} parameters"

@@ -88,8 +88,9 @@ def log_cascade_report(
         for r in rows:
             if r["role"] == row_filter and r["metric"].startswith(prefixes):
                 key = (r["dataset"], r["metric"])
-                by_key.setdefault(key, []).append([r["policy"], cost[r["dataset"], r["policy"]],
-                                                   r["value"]])  # fmt: skip
+                by_key.setdefault(key, []).append(
+                    [r["policy"], cost[r["dataset"], r["policy"]], r["value"]]
+                )
         for (dataset, metric), data in by_key.items():
             t = wandb.Table(columns=["policy", "expected_macs", metric], data=data)
             payload[f"tradeoff/{dataset}/{metric}"] = wandb.plot.scatter(

@@ -6,11 +6,40 @@ import torch
 
 SIZES = {"held": 300, "test": 400, "noisy": 200, "far": 150}
 CLASSES = 5
-ARGS = ["--members", "m0", "m1", "m2", "--heldout", "held", "--id", "test", "--shift", "noisy",
-        "--ood", "far", "--score", "msp", "--target", "cov@10", "--width", "0.1", "0.2",
-        "--pass-fraction", "0.15", "0.3", "--risks", "0.05", "0.1", "--coverages", "0.7", "0.9",
-        "--policies", "single,ensemble,single_threshold,window,window_adjusted,random",
-        "--temperature-scaling", "--quiet"]  # fmt: skip
+ARGS = [
+    "--members",
+    "m0",
+    "m1",
+    "m2",
+    "--heldout",
+    "held",
+    "--id",
+    "test",
+    "--shift",
+    "noisy",
+    "--ood",
+    "far",
+    "--score",
+    "msp",
+    "--target",
+    "cov@10",
+    "--width",
+    "0.1",
+    "0.2",
+    "--pass-fraction",
+    "0.15",
+    "0.3",
+    "--risks",
+    "0.05",
+    "0.1",
+    "--coverages",
+    "0.7",
+    "0.9",
+    "--policies",
+    "single,ensemble,single_threshold,window,window_adjusted,random",
+    "--temperature-scaling",
+    "--quiet",
+]
 
 
 def write_case(directory: Path) -> Path:

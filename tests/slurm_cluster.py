@@ -50,9 +50,14 @@ def stop_cluster(folder: Path) -> None:
 
 def run(env: dict, *cmd: str, timeout: float = 120) -> str:
     proc = subprocess.run(
-        cmd, capture_output=True, encoding="utf-8", errors="replace", env=env, cwd=ROOT,
+        cmd,
+        capture_output=True,
+        encoding="utf-8",
+        errors="replace",
+        env=env,
+        cwd=ROOT,
         timeout=timeout,
-    )  # fmt: skip
+    )
     assert proc.returncode == 0, f"{' '.join(cmd)} failed:\n{proc.stdout}{proc.stderr}"
     return proc.stdout
 

@@ -103,10 +103,16 @@ def test_predict_without_a_logits_folder_is_refused(tiny_members, tmp_path):
     from commands.cli import MemberCLI
 
     with pytest.raises(ValueError, match="predict needs --cache.logits_dir"):
-        MemberCLI(args=["predict", "--config", str(QUICKSTART / "member.yaml"),
-                        f"--data={tiny_members['data_cfg']}",
-                        f"--trainer.default_root_dir={tmp_path}",
-                        f"--ckpt_path={tiny_members['ckpts'][0]}"])  # fmt: skip
+        MemberCLI(
+            args=[
+                "predict",
+                "--config",
+                str(QUICKSTART / "member.yaml"),
+                f"--data={tiny_members['data_cfg']}",
+                f"--trainer.default_root_dir={tmp_path}",
+                f"--ckpt_path={tiny_members['ckpts'][0]}",
+            ]
+        )
 
 
 def test_missing_member_checkpoint_is_named(tmp_path):
@@ -173,7 +179,7 @@ def test_unreachable_target_names_lowest_risk_and_keeps_old_results(tmp_path, ca
                 results,
                 "--calibration.target=cov@5",
                 "--results.overwrite=true",
-            )  # fmt: skip
+            )
         )
     assert (results / "metrics.csv").read_text() == "previous results\n"
     assert json.loads((results / "fitted_cascade.json").read_text()) == {"previous": True}
@@ -234,8 +240,11 @@ def test_online_results_folder_is_one_unit(tiny_members, tmp_path, cascade_test_
     assert "window" in json.loads((results / "fitted_cascade.json").read_text())["policies"]
     (tmp_path / "a_file").write_text("x")
     with pytest.raises(OutputFolderError, match="is a file"):
-        CascadeCLI(args=cascade_test_args(tiny_members["data_cfg"], tiny_members["ckpts"],
-                                          tmp_path / "a_file"))  # fmt: skip
+        CascadeCLI(
+            args=cascade_test_args(
+                tiny_members["data_cfg"], tiny_members["ckpts"], tmp_path / "a_file"
+            )
+        )
     (results / "notes.txt").write_text("mine")
     with pytest.raises(OutputFolderError, match=r"not results of an earlier run \(notes.txt\)"):
         CascadeCLI(args=args("--results.overwrite=true"))

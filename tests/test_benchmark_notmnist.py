@@ -25,22 +25,42 @@ def test_benchmark_smoke_run(tmp_path):
     out, work = tmp_path / "out", tmp_path / "work"
     gen = torch.Generator().manual_seed(0)
     extra = {}
-    for name, array in (("img", torch.randint(0, 256, (40, 28, 28), generator=gen)),
-                        ("lab", torch.arange(40) % 10)):  # fmt: skip
+    for name, array in (
+        ("img", torch.randint(0, 256, (40, 28, 28), generator=gen)),
+        ("lab", torch.arange(40) % 10),
+    ):
         header = bytes([0, 0, 8, array.ndim]) + b"".join(struct.pack(">I", d) for d in array.shape)
         extra[name] = tmp_path / f"mnist-{name}.gz"
         extra[name].write_bytes(gzip.compress(header + array.to(torch.uint8).numpy().tobytes()))
     cfg = yaml.safe_load((ROOT / "configs/notmnist/data.yaml").read_text())
     for key in ("images", "labels"):  # relative to the repo root, where the script runs
         cfg["init_args"][key] = str(ROOT / cfg["init_args"][key])
-    cfg["init_args"]["datasets"].append({"name": "mnist", "role": "ood", "source": "path",
-                                         "format": "idx", "path": str(extra["img"]),
-                                         "labels": str(extra["lab"])})  # fmt: skip
+    cfg["init_args"]["datasets"].append(
+        {
+            "name": "mnist",
+            "role": "ood",
+            "source": "path",
+            "format": "idx",
+            "path": str(extra["img"]),
+            "labels": str(extra["lab"]),
+        }
+    )
     data_cfg = tmp_path / "data.yaml"
     data_cfg.write_text(yaml.safe_dump(cfg))
-    cmd = [sys.executable, "benchmarks/notmnist/benchmark_notmnist.py", "--smoke", "--data-config",
-           str(data_cfg), "--sizes", "resnet10t", "resnet18", "--out", str(out),
-           "--work", str(work)]  # fmt: skip
+    cmd = [
+        sys.executable,
+        "benchmarks/notmnist/benchmark_notmnist.py",
+        "--smoke",
+        "--data-config",
+        str(data_cfg),
+        "--sizes",
+        "resnet10t",
+        "resnet18",
+        "--out",
+        str(out),
+        "--work",
+        str(work),
+    ]
     proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=1200)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     with gzip.open(out / "metrics.csv.gz", "rt") as f:
@@ -48,8 +68,9 @@ def test_benchmark_smoke_run(tmp_path):
     assert {r["model"] for r in rows} == {"resnet10t", "resnet18", "resnet10t>resnet18"}
     # both orders of each size's pair and the growing pairs, each row with its interval
     assert {r["members"] for r in rows if r["model"] == "resnet18"} == {
-        "resnet18_s0>resnet18_s1", "resnet18_s1>resnet18_s0"
-    }  # fmt: skip
+        "resnet18_s0>resnet18_s1",
+        "resnet18_s1>resnet18_s0",
+    }
     # (a percentile interval of a biased statistic on tiny splits need not hold its value)
     assert all(r["ci_low"] != "" and float(r["ci_low"]) <= float(r["ci_high"]) for r in rows)
     assert {"budget_window"} <= {r["policy"] for r in rows}
@@ -79,8 +100,9 @@ def test_benchmark_smoke_run(tmp_path):
     assert summary["macs"]["resnet18"][0] > summary["macs"]["resnet10t"][0]
     assert "ensemble AURC" in proc.stdout
     # a second run reuses the members and the cached logits
-    proc = subprocess.run(cmd + ["--skip-timing"], cwd=ROOT, capture_output=True, text=True,
-                          timeout=600)  # fmt: skip
+    proc = subprocess.run(
+        cmd + ["--skip-timing"], cwd=ROOT, capture_output=True, text=True, timeout=600
+    )
     assert proc.returncode == 0
     assert proc.stdout.count("cached checkpoint, not retrained") == 4
     assert "caching logits" not in proc.stdout
@@ -89,17 +111,33 @@ def test_benchmark_smoke_run(tmp_path):
 @pytest.mark.slow  # runs a benchmark program: the fast loop leaves it to the full suite
 def test_cascade_timing_script_writes_one_row_per_policy(tmp_path):
     out = tmp_path / "timing.csv"
-    cmd = [sys.executable, "benchmarks/streaming/benchmark_cascade_timing.py",
-           "--models", "resnet10t",
-           "--samples", "64", "--latency-samples", "10", "--batch-size", "32",
-           "--pass-fraction", "0.25", "--queued", "--out", str(out)]  # fmt: skip
+    cmd = [
+        sys.executable,
+        "benchmarks/streaming/benchmark_cascade_timing.py",
+        "--models",
+        "resnet10t",
+        "--samples",
+        "64",
+        "--latency-samples",
+        "10",
+        "--batch-size",
+        "32",
+        "--pass-fraction",
+        "0.25",
+        "--queued",
+        "--out",
+        str(out),
+    ]
     proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-2000:]
     with open(out) as f:
         rows = list(csv.DictReader(f))
     assert [r["policy"] for r in rows] == [
-        "single", "ensemble", "cascade(pass=0.25)", "cascade(pass=0.25,queued)"
-    ]  # fmt: skip
+        "single",
+        "ensemble",
+        "cascade(pass=0.25)",
+        "cascade(pass=0.25,queued)",
+    ]
     assert [float(r["macs_predicted"]) for r in rows] == [2.0, 1.0, 1.6, 1.6]
     assert float(rows[1]["vs_ensemble"]) == 1.0
     for r in rows:

@@ -31,8 +31,9 @@ def cov_or_zero(conf, correct, risk):
 def test_the_search_equals_brute_force_over_every_interval_of_the_grid(seed):
     n, grid, risk, max_pass = 60, 40, 0.2, 0.3
     s1, ok1, s2, ok2 = two_stage_case(n, seed)
-    fit = best_interval(s1, torch.ones(n, dtype=torch.bool), s1, ~ok1, s2, ~ok2, max_pass,
-                        ("cov", risk), grid)  # fmt: skip
+    fit = best_interval(
+        s1, torch.ones(n, dtype=torch.bool), s1, ~ok1, s2, ~ok2, max_pass, ("cov", risk), grid
+    )
     qs = torch.quantile(s1.sort().values, torch.linspace(0, 1, grid + 1, dtype=torch.float64))
     bounds = [-float("inf"), *qs[1:-1].tolist(), float("inf")]
     best = -1.0
@@ -99,9 +100,22 @@ def test_budget_sweep_through_the_offline_evaluator(tiny_members, tmp_path, caps
     from artifacts.results import read_metrics_csv
     from commands.offline import main
 
-    base = ["--logits-dir", str(tiny_members["logits_dir"]), "--members", "m0", "m1",
-            "--heldout", "digits_heldout", "--id", "digits_test", "--ood", "photo_patches",
-            "--quiet", "--policies", "single,ensemble,window,budget_window"]  # fmt: skip
+    base = [
+        "--logits-dir",
+        str(tiny_members["logits_dir"]),
+        "--members",
+        "m0",
+        "m1",
+        "--heldout",
+        "digits_heldout",
+        "--id",
+        "digits_test",
+        "--ood",
+        "photo_patches",
+        "--quiet",
+        "--policies",
+        "single,ensemble,window,budget_window",
+    ]
     assert main([*base, "--budget", "1.1", "1.3", "--out", str(tmp_path / "out")]) == 0
     rows = read_metrics_csv(tmp_path / "out" / "metrics.csv")
     settings = {r["setting"] for r in rows if r["policy"] == "budget_window"}
@@ -113,9 +127,11 @@ def test_budget_sweep_through_the_offline_evaluator(tiny_members, tmp_path, caps
         "search",
     )
     assert (tmp_path / "out" / "macs_vs_cov5.png").stat().st_size > 1000
-    for bad, message in ((["--budget", "2.5"], "outside [1, 2]"),
-                         (["--budget", "0.5"], "budget must be >= 1"),
-                         (["--budget-grid", "5000"], "too fine")):  # fmt: skip
+    for bad, message in (
+        (["--budget", "2.5"], "outside [1, 2]"),
+        (["--budget", "0.5"], "budget must be >= 1"),
+        (["--budget-grid", "5000"], "too fine"),
+    ):
         assert main([*base, *bad, "--out", str(tmp_path / "bad")]) == 2
         assert message in capsys.readouterr().err
         assert not (tmp_path / "bad").exists()
@@ -128,8 +144,9 @@ def test_the_adjusted_variant_counts_the_cost_on_the_test_mixture():
     final_correct = correct[0] | (torch.rand(2000, generator=gen) < 0.5)
     mixture = [torch.rand(3000, generator=gen, dtype=torch.float64) ** (1 / 3)]  # shifted scores
     inputs = FitInputs(conf, correct, mixture, "held", conf[0] + 0.05, final_correct, [1.0, 1.0])
-    fitted = fit_policies(["budget_window", "budget_window_adjusted"], inputs,
-                          PolicySettings(budget=1.2))  # fmt: skip
+    fitted = fit_policies(
+        ["budget_window", "budget_window_adjusted"], inputs, PolicySettings(budget=1.2)
+    )
     plain = fitted["budget_window"].bounds[0].tolist()
     adjusted = fitted["budget_window_adjusted"].bounds[0].tolist()
     on_mixture = lambda lo, hi: float(((mixture[0] >= lo) & (mixture[0] <= hi)).double().mean())  # noqa: E731
@@ -149,8 +166,15 @@ def overfit_case(n: int, seed: int) -> FitInputs:
     probs = [(shared + torch.randn(n, 10, generator=gen)).softmax(-1) for _ in range(2)]
     ens = (probs[0] + probs[1]) / 2
     first, final = probs[0].max(-1), ens.max(-1)
-    return FitInputs([first.values.double()], [first.indices == targets], None, "held",
-                     final.values.double(), final.indices == targets, [1.0, 1.0])  # fmt: skip
+    return FitInputs(
+        [first.values.double()],
+        [first.indices == targets],
+        None,
+        "held",
+        final.values.double(),
+        final.indices == targets,
+        [1.0, 1.0],
+    )
 
 
 def test_cross_fitted_choice_does_not_lose_to_the_plain_search_on_small_heldout():

@@ -30,8 +30,15 @@ def case(n: int = 4000, seed: int = 0, cost2: float = 1.0) -> FitInputs:
     shared[torch.arange(n), targets] += 2.0
     probs = [(shared + s * torch.randn(n, 10, generator=gen)).softmax(-1) for s in (1.5, 0.5)]
     first, final = probs[0].max(-1), ((probs[0] + probs[1]) / 2).max(-1)
-    return FitInputs([first.values.double()], [first.indices == targets], None, "held",
-                     final.values.double(), final.indices == targets, [1.0, cost2])  # fmt: skip
+    return FitInputs(
+        [first.values.double()],
+        [first.indices == targets],
+        None,
+        "held",
+        final.values.double(),
+        final.indices == targets,
+        [1.0, cost2],
+    )
 
 
 def share_and_cost(inputs: FitInputs, name: str, settings: PolicySettings):
@@ -49,8 +56,10 @@ def test_the_cheapest_setting_that_reaches_each_share_is_chosen(name):
     inputs, settings = case(cost2=2.0), PolicySettings("cov@5", budget_select="search")
     found = cost_to_target(name, inputs, settings, [0.5, 0.75, 0.9], points=10)
     knob = policy_entry(name).sweep
-    tried = [share_and_cost(inputs, name, settings.replace(**{knob: v}))
-             for v in knob_values(knob, inputs.stage_macs, points=10)]  # fmt: skip
+    tried = [
+        share_and_cost(inputs, name, settings.replace(**{knob: v}))
+        for v in knob_values(knob, inputs.stage_macs, points=10)
+    ]
     assert [f.share for f in found] == [0.5, 0.75, 0.9]
     for f in found:
         reaching = [cost for share, cost in tried if share >= f.share - 1e-12]
@@ -67,8 +76,9 @@ def test_the_cheapest_setting_that_reaches_each_share_is_chosen(name):
 
 def test_unreachable_shares_and_ood_targets_fit_nothing():
     inputs = case()
-    same = replace(inputs, final_confidence=inputs.stage_confidence[0],
-                   final_correct=inputs.stage_correct[0])  # fmt: skip
+    same = replace(
+        inputs, final_confidence=inputs.stage_confidence[0], final_correct=inputs.stage_correct[0]
+    )
     found = cost_to_target("window", same, PolicySettings("cov@5"), [0.5])
     assert [(f.share, f.value, f.fitted) for f in found] == [(0.5, None, None)]  # no gain
     assert cost_to_target("window", inputs, PolicySettings("fpr@95"), [0.5]) == []
@@ -79,8 +89,21 @@ def test_unreachable_shares_and_ood_targets_fit_nothing():
 def test_the_offline_evaluator_writes_the_rows_and_the_report_section(tmp_path, capsys):
     logits, out = write_case(tmp_path / "logits"), tmp_path / "out"
     args = [a for a in ARGS if a != "--quiet"]
-    assert evaluate_logits(["--logits-dir", str(logits), *args, "--bootstrap", "20",
-                            "--no-plots", "--out", str(out)]) == 0  # fmt: skip
+    assert (
+        evaluate_logits(
+            [
+                "--logits-dir",
+                str(logits),
+                *args,
+                "--bootstrap",
+                "20",
+                "--no-plots",
+                "--out",
+                str(out),
+            ]
+        )
+        == 0
+    )
     printed = capsys.readouterr().out
     assert "@gain" not in printed  # the printed table keeps the policies the user asked for
     summary = json.loads((out / "summary.json").read_text())
@@ -101,12 +124,28 @@ def test_the_offline_evaluator_writes_the_rows_and_the_report_section(tmp_path, 
     assert "@gain" not in results  # the key tables stay one page
     # off with --gain-shares alone; a share outside (0, 1] refused naming the option
     off = tmp_path / "off"
-    assert evaluate_logits(["--logits-dir", str(logits), *ARGS, "--no-plots", "--gain-shares",
-                            "--out", str(off)]) == 0  # fmt: skip
+    assert (
+        evaluate_logits(
+            ["--logits-dir", str(logits), *ARGS, "--no-plots", "--gain-shares", "--out", str(off)]
+        )
+        == 0
+    )
     assert "@gain" not in (off / "metrics.csv").read_text()
     assert json.loads((off / "summary.json").read_text())["cost_to_target"] is None
-    assert evaluate_logits(["--logits-dir", str(logits), *ARGS, "--gain-shares", "75",
-                            "--out", str(tmp_path / "bad")]) == 2  # fmt: skip
+    assert (
+        evaluate_logits(
+            [
+                "--logits-dir",
+                str(logits),
+                *ARGS,
+                "--gain-shares",
+                "75",
+                "--out",
+                str(tmp_path / "bad"),
+            ]
+        )
+        == 2
+    )
     assert "--gain-shares 75.0: a share of the ensemble's gain is a fraction in (0, 1]" in (
         capsys.readouterr().err
     )

@@ -11,8 +11,15 @@ import subprocess
 
 from tests.conftest import ROOT
 
-PACKAGES = ("vocabulary", "uncertainty", "cascade", "artifacts", "datamodules",
-            "lightning_modules", "commands")  # fmt: skip
+PACKAGES = (
+    "vocabulary",
+    "uncertainty",
+    "cascade",
+    "artifacts",
+    "datamodules",
+    "lightning_modules",
+    "commands",
+)
 
 
 def _public_modules() -> set[str]:
@@ -41,8 +48,9 @@ def test_every_page_is_in_the_navigation():
 
 
 def test_no_file_points_to_the_shared_design_notes():
-    tracked = subprocess.run(["git", "ls-files"], cwd=ROOT, capture_output=True, text=True,
-                             check=True).stdout.split()  # fmt: skip
+    tracked = subprocess.run(
+        ["git", "ls-files"], cwd=ROOT, capture_output=True, text=True, check=True
+    ).stdout.split()
     hits = []
     for name in tracked:
         path = ROOT / name

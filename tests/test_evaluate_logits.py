@@ -10,19 +10,43 @@ from commands.offline import main
 
 def base_args(tiny_members, out):
     return [
-        "--logits-dir", str(tiny_members["logits_dir"]), "--members", "m0", "m1",
-        "--heldout", "digits_heldout", "--id", "digits_test",
-        "--shift", "digits_noise", "digits_blur", "--ood", "photo_patches", "uniform_noise",
-        "--out", str(out), "--quiet",
-    ]  # fmt: skip
+        "--logits-dir",
+        str(tiny_members["logits_dir"]),
+        "--members",
+        "m0",
+        "m1",
+        "--heldout",
+        "digits_heldout",
+        "--id",
+        "digits_test",
+        "--shift",
+        "digits_noise",
+        "digits_blur",
+        "--ood",
+        "photo_patches",
+        "uniform_noise",
+        "--out",
+        str(out),
+        "--quiet",
+    ]
 
 
 def test_sweep_writes_one_row_set_per_setting(tiny_members, tmp_path):
     args = base_args(tiny_members, tmp_path) + [
-        "--policies", "single,ensemble,single_threshold,window,window_adjusted,random",
-        "--width", "0.05", "0.1", "0.2", "--target", "risk@80", "--score", "energy",
-        "--coverages", "0.8", "0.9",
-    ]  # fmt: skip
+        "--policies",
+        "single,ensemble,single_threshold,window,window_adjusted,random",
+        "--width",
+        "0.05",
+        "0.1",
+        "0.2",
+        "--target",
+        "risk@80",
+        "--score",
+        "energy",
+        "--coverages",
+        "0.8",
+        "0.9",
+    ]
     assert main(args) == 0
     rows = read_metrics_csv(tmp_path / "metrics.csv")
     settings = {(r["policy"], r["setting"]) for r in rows}
@@ -81,9 +105,14 @@ def test_several_scores_in_one_call_with_the_plots_of_the_online_run(tiny_member
     for name in ("risk_coverage.png", "macs_vs_cov5.png"):
         assert (tmp_path / name).stat().st_size > 1000
     assert sorted(p.name for p in alone.iterdir()) == [
-        "macs_vs_cov5.png", "metrics.csv", "reliability.png", "report.md", "risk_coverage.png",
-        "summary.json", "tradeoff.png",
-    ]  # fmt: skip
+        "macs_vs_cov5.png",
+        "metrics.csv",
+        "reliability.png",
+        "report.md",
+        "risk_coverage.png",
+        "summary.json",
+        "tradeoff.png",
+    ]
     report = (alone / "report.md").read_text()
     assert "![risk_coverage.png](risk_coverage.png)" in report and "No intervals" in report
     assert main(base_args(tiny_members, tmp_path / "dup") + ["--score", "msp", "msp"]) == 2
@@ -91,8 +120,12 @@ def test_several_scores_in_one_call_with_the_plots_of_the_online_run(tiny_member
 
 def test_paper_definitions_and_temperature_scaling_run(tiny_members, tmp_path):
     args = base_args(tiny_members, tmp_path) + [
-        "--definitions", "paper", "--target", "risk@80", "--temperature-scaling",
-    ]  # fmt: skip
+        "--definitions",
+        "paper",
+        "--target",
+        "risk@80",
+        "--temperature-scaling",
+    ]
     assert main(args) == 0
     summary = json.loads((tmp_path / "summary.json").read_text())
     assert summary["definitions"] == "paper"
@@ -189,12 +222,19 @@ def test_policies_that_fit_the_same_band_are_named_in_the_table():
     from artifacts.results import format_table, identical_policies
 
     rows = [
-        {"dataset": d, "role": r, "policy": p, "setting": "", "score": "msp", "metric": m,
-         "value": v}
+        {
+            "dataset": d,
+            "role": r,
+            "policy": p,
+            "setting": "",
+            "score": "msp",
+            "metric": m,
+            "value": v,
+        }
         for d, r in (("t", "id"), ("o", "ood"))
         for p, v in (("single", 0.1), ("single_threshold", 0.2), ("window", 0.2))
         for m in ("acc", "expected_macs")
-    ]  # fmt: skip
+    ]
     assert identical_policies(rows) == [["single_threshold", "window"]]
     assert "note: single_threshold and window give identical results" in format_table(rows)
     rows[-1]["value"] = 0.3  # window differs on one value: no longer the same
@@ -224,13 +264,15 @@ def test_every_member_order_with_bootstrap_and_its_spread(tiny_members, tmp_path
     assert {d["members"] for d in deltas} == {"m0>m1", "m1>m0"}
     spread = read_metrics_csv(both / "orders.csv")
     acc = next(
-        s for s in spread
+        s
+        for s in spread
         if (s["dataset"], s["policy"], s["metric"]) == ("digits_test", "single", "acc")
-    )  # fmt: skip
+    )
     singles = [
-        r["value"] for r in rows
+        r["value"]
+        for r in rows
         if (r["dataset"], r["policy"], r["metric"]) == ("digits_test", "single", "acc")
-    ]  # fmt: skip
+    ]
     assert acc["orders"] == "2" and float(acc["mean"]) == pytest.approx(sum(singles) / 2)
     assert float(acc["min"]) == min(singles) and float(acc["max"]) == max(singles)
     summary = json.loads((both / "summary.json").read_text())

@@ -40,21 +40,44 @@ def write_external(directory, fmt: str, dtype=torch.float32) -> None:
 
 
 def args(directory, out, *extra):
-    return ["--logits-dir", str(directory), "--members", "a", "b", "--heldout", "held",
-            "--id", "test", "--target", "cov@10", "--quiet", "--no-plots",
-            "--out", str(out), *extra]  # fmt: skip
+    return [
+        "--logits-dir",
+        str(directory),
+        "--members",
+        "a",
+        "b",
+        "--heldout",
+        "held",
+        "--id",
+        "test",
+        "--target",
+        "cov@10",
+        "--quiet",
+        "--no-plots",
+        "--out",
+        str(out),
+        *extra,
+    ]
 
 
-@pytest.mark.parametrize("fmt, dtype", [("safetensors", torch.float16),
-                                        ("safetensors", torch.bfloat16), ("npz", torch.float32),
-                                        ("npy", torch.float32)])  # fmt: skip
+@pytest.mark.parametrize(
+    "fmt, dtype",
+    [
+        ("safetensors", torch.float16),
+        ("safetensors", torch.bfloat16),
+        ("npz", torch.float32),
+        ("npy", torch.float32),
+    ],
+)
 def test_formats_and_precisions_give_the_same_metrics_within_their_rounding(tmp_path, fmt, dtype):
     write_external(tmp_path / "ref", "safetensors")
     write_external(tmp_path / "ext", fmt, dtype)
     assert main(args(tmp_path / "ref", tmp_path / "r")) == 0
     assert main(args(tmp_path / "ext", tmp_path / "e")) == 0
-    ref = {(r["dataset"], r["policy"], r["metric"]): r["value"]
-           for r in read_metrics_csv(tmp_path / "r" / "metrics.csv")}  # fmt: skip
+    ref = {
+        (r["dataset"], r["policy"], r["metric"]): r["value"]
+        for r in read_metrics_csv(tmp_path / "r" / "metrics.csv")
+    }
     ext = read_metrics_csv(tmp_path / "e" / "metrics.csv")
     assert {(r["dataset"], r["policy"], r["metric"]) for r in ext} == set(ref)
     acc = {r["policy"]: r["value"] for r in ext if r["dataset"] == "test" and r["metric"] == "acc"}
@@ -80,12 +103,15 @@ def test_without_meta_the_cost_is_in_member_units_unless_macs_are_given(tmp_path
     assert cost == pytest.approx(1.39e9)
 
 
-@pytest.mark.parametrize("extra, message", [
-    (["--macs", "c=1e9"], "--macs names unknown member(s) ['c']"),
-    (["--macs", "a=1e9"], "no MACs for member(s) ['b']"),
-    (["--macs", "a=-3", "b=1"], "--macs a=-3.0: MACs must be a positive number"),
-    (["--macs", "a:1e9"], "expected MEMBER=MACS"),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    "extra, message",
+    [
+        (["--macs", "c=1e9"], "--macs names unknown member(s) ['c']"),
+        (["--macs", "a=1e9"], "no MACs for member(s) ['b']"),
+        (["--macs", "a=-3", "b=1"], "--macs a=-3.0: MACs must be a positive number"),
+        (["--macs", "a:1e9"], "expected MEMBER=MACS"),
+    ],
+)
 def test_bad_macs_are_named(tmp_path, capsys, extra, message):
     write_external(tmp_path / "ext", "npz")
     assert main(args(tmp_path / "ext", tmp_path / "out", *extra)) == 2

@@ -37,8 +37,17 @@ def offline(logits: Path, out: Path, *extra: str, fault: str | None = None) -> s
     env.pop(FAULT_ENV, None)
     if fault:
         env[FAULT_ENV] = fault
-    command = [sys.executable, str(ROOT / "scripts" / "evaluate_logits.py"), "--logits-dir",
-               str(logits), *ARGS, "--out", str(out), "--overwrite", *extra]  # fmt: skip
+    command = [
+        sys.executable,
+        str(ROOT / "scripts" / "evaluate_logits.py"),
+        "--logits-dir",
+        str(logits),
+        *ARGS,
+        "--out",
+        str(out),
+        "--overwrite",
+        *extra,
+    ]
     return subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
 
 
@@ -84,9 +93,13 @@ def units_without_plots(logits, tmp_path_factory) -> dict[str, dict[str, str]]:
 
 @pytest.mark.parametrize(
     "fault, expected",
-    [("swap:raise", "old"), ("swap:exit", "old"), ("swapped:raise", "new"),
-     ("swapped:exit", "new")],
-)  # fmt: skip
+    [
+        ("swap:raise", "old"),
+        ("swap:exit", "old"),
+        ("swapped:raise", "new"),
+        ("swapped:exit", "new"),
+    ],
+)
 def test_a_fault_at_a_write_phase_leaves_one_unit_and_the_next_run_cleans_up(
     logits, units_without_plots, tmp_path, fault, expected
 ):
@@ -147,20 +160,28 @@ def test_caching_killed_between_datasets_is_refused_then_cached_again(tiny_membe
     roles = {"digits_heldout": "heldout", "digits_test": "id", "uniform_noise": "ood"}
     assert meta["datasets"][0] == "digits_heldout"  # the file written before the kill
     args = cache_logits_args(
-        QUICKSTART / "member.yaml", tiny_members["ckpts"][1], logits, "m1",
-        tiny_members["data_cfg"], ["--trainer.enable_progress_bar=false"],
-    )  # fmt: skip
+        QUICKSTART / "member.yaml",
+        tiny_members["ckpts"][1],
+        logits,
+        "m1",
+        tiny_members["data_cfg"],
+        ["--trainer.enable_progress_bar=false"],
+    )
     env = {**os.environ, "PYTHONPATH": str(ROOT), FAULT_ENV: "logits:exit"}
     killed = subprocess.run(
         [sys.executable, str(ROOT / "scripts" / "train_member.py"), *args],
-        env=env, capture_output=True, text=True, timeout=600,
-    )  # fmt: skip
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert killed.returncode == 99, killed.stderr[-3000:]
     first = logits / "m1" / f"{meta['datasets'][0]}.safetensors"
     with pytest.raises(ValueError, match="mix two runs") as err:
         load_experiment(logits, ["m0", "m1"], roles)
     assert str(err.value).startswith(f"{first}: written by another caching run than ")
-    cache_logits(QUICKSTART / "member.yaml", tiny_members["ckpts"][1], logits, "m1",
-                 tiny_members["data_cfg"])  # fmt: skip
+    cache_logits(
+        QUICKSTART / "member.yaml", tiny_members["ckpts"][1], logits, "m1", tiny_members["data_cfg"]
+    )
     data, _ = load_experiment(logits, ["m0", "m1"], roles)
     assert set(data) == set(roles)

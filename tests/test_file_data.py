@@ -38,19 +38,37 @@ def folder_data_config(root, name: str, **init_args) -> str:
     folders ``root/train`` and ``root/test`` of 3 classes, at 32 px; ``init_args`` override."""
     import yaml
 
-    data = {"class_path": "datamodules.ImageFilesDataModule", "init_args": {
-        "train": {"format": "image_folder", "path": str(root / "train")},
-        "test": {"format": "image_folder", "path": str(root / "test")},
-        "datasets": EVAL, "num_classes": 3, "preprocess_as": "resnet10t", "input_size": 32,
-        "heldout_size": 6, "batch_size": 10, "num_workers": 0, **init_args}}  # fmt: skip
+    data = {
+        "class_path": "datamodules.ImageFilesDataModule",
+        "init_args": {
+            "train": {"format": "image_folder", "path": str(root / "train")},
+            "test": {"format": "image_folder", "path": str(root / "test")},
+            "datasets": EVAL,
+            "num_classes": 3,
+            "preprocess_as": "resnet10t",
+            "input_size": 32,
+            "heldout_size": 6,
+            "batch_size": 10,
+            "num_workers": 0,
+            **init_args,
+        },
+    }
     path = root / f"{name}.yaml"
     path.write_text(yaml.safe_dump(data))
     return str(path)
 
 
 def module(train: dict, test: dict, datasets=EVAL, **kw) -> ImageFilesDataModule:
-    dm = ImageFilesDataModule(train=train, test=test, datasets=datasets, num_classes=3,
-                              input_size=SIZE, heldout_size=6, num_workers=0, **kw)  # fmt: skip
+    dm = ImageFilesDataModule(
+        train=train,
+        test=test,
+        datasets=datasets,
+        num_classes=3,
+        input_size=SIZE,
+        heldout_size=6,
+        num_workers=0,
+        **kw,
+    )
     dm.setup("fit")
     return dm
 
@@ -76,10 +94,21 @@ def test_image_folders_with_an_unlabelled_ood_folder(tmp_path):
     write_folder(tmp_path / "test", 3, 3, 1, ".jpg")
     (tmp_path / "textures").mkdir()
     picture(np.random.default_rng(2), 0).save(tmp_path / "textures" / "a.png")
-    datasets = [*EVAL, {"name": "textures", "role": "ood", "source": "path",
-                        "format": "image_folder", "path": str(tmp_path / "textures")}]  # fmt: skip
-    dm = module({"format": "image_folder", "path": str(tmp_path / "train")},
-                {"format": "image_folder", "path": str(tmp_path / "test")}, datasets)  # fmt: skip
+    datasets = [
+        *EVAL,
+        {
+            "name": "textures",
+            "role": "ood",
+            "source": "path",
+            "format": "image_folder",
+            "path": str(tmp_path / "textures"),
+        },
+    ]
+    dm = module(
+        {"format": "image_folder", "path": str(tmp_path / "train")},
+        {"format": "image_folder", "path": str(tmp_path / "test")},
+        datasets,
+    )
     check_module(dm, 24, 9)
     assert len(dm.eval_sets["textures"]) == 1 and dm.eval_sets["textures"][0][1] == -1
     labels = [dm.eval_sets["test"][i][1] for i in range(9)]
@@ -139,9 +168,12 @@ def test_cifar_binary_files(tmp_path, variant):
     dm = ImageFilesDataModule(
         train={"format": variant, "path": str(tmp_path)},
         test={"format": variant, "path": str(tmp_path)},
-        datasets=EVAL, num_classes=10 if variant == "cifar10" else 100, input_size=SIZE,
-        heldout_size=6, num_workers=0,
-    )  # fmt: skip
+        datasets=EVAL,
+        num_classes=10 if variant == "cifar10" else 100,
+        input_size=SIZE,
+        heldout_size=6,
+        num_workers=0,
+    )
     dm.setup("fit")
     check_module(dm, 20, 5)
 
@@ -211,8 +243,11 @@ def test_notmnist_idx_files_load_by_path(tmp_path):
     root = Path(__file__).resolve().parents[2] / "shared" / "data" / "notmnist"
     if not root.is_dir():
         pytest.skip(f"{root} not present (the shared benchmark data sits beside the clone)")
-    src = {"format": "idx", "path": str(root / "t10k-images-idx3-ubyte.gz"),
-           "labels": str(root / "t10k-labels-idx1-ubyte.gz")}  # fmt: skip
+    src = {
+        "format": "idx",
+        "path": str(root / "t10k-images-idx3-ubyte.gz"),
+        "labels": str(root / "t10k-labels-idx1-ubyte.gz"),
+    }
     common = dict(datasets=EVAL[:2], num_classes=10, input_size=28, in_chans=1, num_workers=0)
     with pytest.raises(ValueError, match="train and test read the same images"):
         ImageFilesDataModule(train=src, test=src, heldout_size=2000, **common)
@@ -241,7 +276,7 @@ def test_member_trains_on_an_image_folder_through_the_cli(tmp_path):
             f"--trainer.default_root_dir={tmp_path}",
             f"--trainer.logger.save_dir={tmp_path}",
             f"--checkpoint.dirpath={tmp_path / 'ckpt'}",
-        ]  # fmt: skip
+        ]
     )
     # the member (resnet10t) and the preprocessing (efficientnet_b0's) differ, with a logger
     assert cli.model.model.num_classes == 3 and cli.model.hparams.in_chans == 3
@@ -255,8 +290,10 @@ def test_a_corrupt_image_is_named_with_the_count_of_others(tmp_path):
     for name in ("class_1/0.png", "class_2/1.png"):  # truncated files
         path = tmp_path / "test" / name
         path.write_bytes(path.read_bytes()[:60])
-    dm = module({"format": "image_folder", "path": str(tmp_path / "train")},
-                {"format": "image_folder", "path": str(tmp_path / "test")})  # fmt: skip
+    dm = module(
+        {"format": "image_folder", "path": str(tmp_path / "train")},
+        {"format": "image_folder", "path": str(tmp_path / "test")},
+    )
     first_bad = 2  # class_0 holds 2 images, then class_1/0.png
     with pytest.raises(ValueError, match=r"unreadable image .*class_1/0\.png.*1 more among the 5"):
         dm.eval_sets["test"][first_bad]

@@ -35,8 +35,10 @@ def test_an_earlier_runs_window_json_is_read_with_a_notice(tmp_path, capsys):
     (tmp_path / OLD_FITTED_FILE).write_text(json.dumps(fitted().to_dict()))
     assert read_fitted_cascade(tmp_path).to_dict() == fitted().to_dict()
     err = capsys.readouterr().err.strip().splitlines()
-    assert err == [f"note: {tmp_path / OLD_FITTED_FILE} is the old name of {FITTED_FILE} "
-                   "(it holds every fitted policy); read as such"]  # fmt: skip
+    assert err == [
+        f"note: {tmp_path / OLD_FITTED_FILE} is the old name of {FITTED_FILE} "
+        "(it holds every fitted policy); read as such"
+    ]
     write_fitted_cascade(tmp_path, fitted())  # the new name wins, silently
     read_fitted_cascade(tmp_path)
     assert capsys.readouterr().err == ""

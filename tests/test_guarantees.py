@@ -116,9 +116,23 @@ def test_bad_levels_and_unmeetable_guarantees_are_named():
 def test_guarantee_through_the_offline_evaluator(tiny_members, tmp_path, capsys):
     from commands.offline import main
 
-    base = ["--logits-dir", str(tiny_members["logits_dir"]), "--members", "m0", "m1",
-            "--heldout", "digits_heldout", "--id", "digits_test", "--ood", "photo_patches",
-            "--target", "cov@10", "--quiet", "--no-plots"]  # fmt: skip
+    base = [
+        "--logits-dir",
+        str(tiny_members["logits_dir"]),
+        "--members",
+        "m0",
+        "m1",
+        "--heldout",
+        "digits_heldout",
+        "--id",
+        "digits_test",
+        "--ood",
+        "photo_patches",
+        "--target",
+        "cov@10",
+        "--quiet",
+        "--no-plots",
+    ]
     assert main([*base, "--guarantee", "0.1", "--out", str(tmp_path / "ltt")]) == 0
     summary = json.loads((tmp_path / "ltt" / "summary.json").read_text())
     stage = summary["policies"]["window"]["stages"][0]
@@ -130,8 +144,20 @@ def test_guarantee_through_the_offline_evaluator(tiny_members, tmp_path, capsys)
     assert main([*base, "--out", str(tmp_path / "plain")]) == 0
     plain = json.loads((tmp_path / "plain" / "summary.json").read_text())["metrics"]
     assert held["ensemble"]["op_cov"] <= plain["digits_heldout"]["ensemble"]["op_cov"]
-    assert main([*base, "--guarantee", "0.1", "--guarantee-method", "sgr",
-                 "--out", str(tmp_path / "sgr")]) == 0  # fmt: skip
+    assert (
+        main(
+            [
+                *base,
+                "--guarantee",
+                "0.1",
+                "--guarantee-method",
+                "sgr",
+                "--out",
+                str(tmp_path / "sgr"),
+            ]
+        )
+        == 0
+    )
     sgr = json.loads((tmp_path / "sgr" / "summary.json").read_text())
     assert sgr["policies"]["window"]["stages"][0]["certified"] < 0.1
     bad_inputs = [
@@ -152,24 +178,60 @@ def test_guarantee_through_the_online_cascade_equals_offline(
     from commands.offline import main
 
     results = tmp_path / "online"
-    cli = CascadeCLI(args=cascade_test_args(
-        tiny_members["data_cfg"], tiny_members["ckpts"], results, "--calibration.target=cov@10",
-        "--calibration.guarantee=0.1", "--calibration.guarantee_method=sgr",
-    ))  # fmt: skip
+    cli = CascadeCLI(
+        args=cascade_test_args(
+            tiny_members["data_cfg"],
+            tiny_members["ckpts"],
+            results,
+            "--calibration.target=cov@10",
+            "--calibration.guarantee=0.1",
+            "--calibration.guarantee_method=sgr",
+        )
+    )
     window = json.loads((results / "fitted_cascade.json").read_text())
     stage = window["policies"]["window"]["stages"][0]
     assert stage["guarantee"] == {"delta": 0.1, "method": "sgr"} and stage["certified"] < 0.1
     assert window["guarantee"] == 0.1
-    online = {(r["dataset"], r["policy"], r["metric"]): r["value"]
-              for r in read_metrics_csv(results / "metrics.csv")}  # fmt: skip
+    online = {
+        (r["dataset"], r["policy"], r["metric"]): r["value"]
+        for r in read_metrics_csv(results / "metrics.csv")
+    }
     assert ("digits_heldout", "window", "op_bound") in online
     assert ("digits_test", "ensemble", "op_cov") in online
     dm = cli.datamodule.roles
-    roles = ["--heldout", dm.heldout, "--id", dm.id, "--shift", *dm.names("shift"),
-             "--ood", *dm.ood]  # fmt: skip
-    assert main(["--logits-dir", str(tiny_members["logits_dir"]), "--members", "m0", "m1",
-                 *roles, "--target", "cov@10", "--guarantee", "0.1", "--guarantee-method", "sgr",
-                 "--quiet", "--no-plots", "--out", str(tmp_path / "off")]) == 0  # fmt: skip
+    roles = [
+        "--heldout",
+        dm.heldout,
+        "--id",
+        dm.id,
+        "--shift",
+        *dm.names("shift"),
+        "--ood",
+        *dm.ood,
+    ]
+    assert (
+        main(
+            [
+                "--logits-dir",
+                str(tiny_members["logits_dir"]),
+                "--members",
+                "m0",
+                "m1",
+                *roles,
+                "--target",
+                "cov@10",
+                "--guarantee",
+                "0.1",
+                "--guarantee-method",
+                "sgr",
+                "--quiet",
+                "--no-plots",
+                "--out",
+                str(tmp_path / "off"),
+            ]
+        )
+        == 0
+    )
     for r in read_metrics_csv(tmp_path / "off" / "metrics.csv"):
         if r["metric"].startswith("op_"):
             key = (r["dataset"], r["policy"], r["metric"])

@@ -22,8 +22,13 @@ def two_members(n: int = 3000, seed: int = 0):
     logits = [shared + s * torch.randn(n, 10, generator=gen) for s in (1.5, 0.5)]
     first = logits[0].softmax(-1).max(-1)
     final = ((logits[0].softmax(-1) + logits[1].softmax(-1)) / 2).max(-1)
-    return (logits[0], first.values.double(), first.indices == targets,
-            final.values.double(), final.indices == targets)  # fmt: skip
+    return (
+        logits[0],
+        first.values.double(),
+        first.indices == targets,
+        final.values.double(),
+        final.indices == targets,
+    )
 
 
 def test_passing_on_is_worth_what_it_changes_in_the_targets_lagrangian():
@@ -64,14 +69,39 @@ def test_beside_a_fitted_policy_and_only_where_it_applies():
 def test_the_offline_evaluator_reports_it_and_can_skip_it(tmp_path):
     logits = write_case(tmp_path / "logits")
     two = [a for a in ARGS if a != "m2"]  # headroom is for two-member cascades
-    assert evaluate_logits(["--logits-dir", str(logits), *two, "--no-plots", "--gain-shares",
-                            "--out", str(tmp_path / "a")]) == 0  # fmt: skip
+    assert (
+        evaluate_logits(
+            [
+                "--logits-dir",
+                str(logits),
+                *two,
+                "--no-plots",
+                "--gain-shares",
+                "--out",
+                str(tmp_path / "a"),
+            ]
+        )
+        == 0
+    )
     records = json.loads((tmp_path / "a" / "summary.json").read_text())["headroom"]
     assert sorted(r["policy"] for r in records) == ["single_threshold", "window"]
     assert {r["setting"] for r in records} == {"pass=0.15", "cov@10,w=0.1"}  # first settings
     report = (tmp_path / "a" / "report.md").read_text()
     assert report.count("\n| window | cov@10,w=0.1 |") == 1
-    assert evaluate_logits(["--logits-dir", str(logits), *two, "--no-plots", "--gain-shares",
-                            "--no-headroom", "--out", str(tmp_path / "b")]) == 0  # fmt: skip
+    assert (
+        evaluate_logits(
+            [
+                "--logits-dir",
+                str(logits),
+                *two,
+                "--no-plots",
+                "--gain-shares",
+                "--no-headroom",
+                "--out",
+                str(tmp_path / "b"),
+            ]
+        )
+        == 0
+    )
     assert json.loads((tmp_path / "b" / "summary.json").read_text())["headroom"] is None
     assert "## Headroom" not in (tmp_path / "b" / "report.md").read_text()

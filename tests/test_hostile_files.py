@@ -104,8 +104,11 @@ def members_state(num: int = 2) -> dict:
 
 
 def write_cascade_ckpt(path, fitted: dict | None, **extra) -> str:
-    ckpt = {"state_dict": members_state(), "fitted_cascade": fitted,
-            "pytorch-lightning_version": "2.6.0"}  # fmt: skip
+    ckpt = {
+        "state_dict": members_state(),
+        "fitted_cascade": fitted,
+        "pytorch-lightning_version": "2.6.0",
+    }
     torch.save({**ckpt, **extra}, path)
     return str(path)
 
@@ -117,13 +120,15 @@ def test_read_cascade_checkpoint_names_the_file_and_field(tmp_path):
     with pytest.raises(FieldError, match=r"bad.ckpt: field 'policies.window.bounds\[0\]\[0\]'"):
         read_cascade_checkpoint(bad)
     crop = write_cascade_ckpt(
-        tmp_path / "crop.ckpt", fitted_dict(),
+        tmp_path / "crop.ckpt",
+        fitted_dict(),
         data_input={"normalization": {"mean": [0.5], "std": [math.nan]}, "crop_pct": 0.9},
-    )  # fmt: skip
+    )
     with pytest.raises(FieldError, match=r"crop.ckpt: field 'data_input.normalization.std\[0\]'"):
         read_cascade_checkpoint(crop)
-    torch.save({"state_dict": members_state(), "fitted_cascade": fitted_dict()},
-               tmp_path / "bare.ckpt")  # fmt: skip
+    torch.save(
+        {"state_dict": members_state(), "fitted_cascade": fitted_dict()}, tmp_path / "bare.ckpt"
+    )
     with pytest.raises(FieldError, match="bare.ckpt: not a Lightning checkpoint"):
         read_cascade_checkpoint(tmp_path / "bare.ckpt")
 
@@ -144,8 +149,12 @@ def unreadable_checkpoints(tmp_path, good: str) -> dict[str, str]:
     text.write_text("not a checkpoint\n")
     plain = tmp_path / "plain.ckpt"
     plain.write_bytes(pickle.dumps({"state_dict": Payload()}))
-    return {"pickled": str(pickled), "truncated": str(truncated), "text": str(text),
-            "plain": str(plain)}  # fmt: skip
+    return {
+        "pickled": str(pickled),
+        "truncated": str(truncated),
+        "text": str(text),
+        "plain": str(plain),
+    }
 
 
 def test_unreadable_checkpoints_are_one_line_and_never_unpickled(tmp_path, capsys):
@@ -164,11 +173,13 @@ def test_unreadable_checkpoints_are_one_line_and_never_unpickled(tmp_path, capsy
 
 def predict_args(tmp_path, members: list[str], ckpt: str) -> list[str]:
     return [
-        "predict", f"--config={QUICKSTART / 'predict.yaml'}",
-        f"--model.members=[{', '.join(members)}]", f"--ckpt_path={ckpt}",
+        "predict",
+        f"--config={QUICKSTART / 'predict.yaml'}",
+        f"--model.members=[{', '.join(members)}]",
+        f"--ckpt_path={ckpt}",
         f"--predictions.path={tmp_path / 'predictions.csv'}",
         f"--trainer.default_root_dir={tmp_path / 'run'}",
-    ]  # fmt: skip
+    ]
 
 
 def untrained_members(tmp_path) -> list[str]:
@@ -177,8 +188,9 @@ def untrained_members(tmp_path) -> list[str]:
         torch.manual_seed(seed)
         member = MemberModule(num_classes=10)
         path = tmp_path / f"m{seed}.ckpt"
-        torch.save({"state_dict": member.state_dict(), "hyper_parameters": dict(member.hparams)},
-                   path)  # fmt: skip
+        torch.save(
+            {"state_dict": member.state_dict(), "hyper_parameters": dict(member.hparams)}, path
+        )
         paths.append(str(path))
     return paths
 
@@ -190,8 +202,11 @@ def test_predict_refuses_an_edited_or_unreadable_cascade_checkpoint_with_exit_2(
     pickled or truncated file is refused in one line naming the file, exit 2, nothing written."""
     members = untrained_members(tmp_path)
     cascade = CascadeModule(members=members)
-    ckpt = {"state_dict": cascade.state_dict(), "hyper_parameters": dict(cascade.hparams),
-            "pytorch-lightning_version": "2.6.0"}  # fmt: skip
+    ckpt = {
+        "state_dict": cascade.state_dict(),
+        "hyper_parameters": dict(cascade.hparams),
+        "pytorch-lightning_version": "2.6.0",
+    }
     good = tmp_path / "cascade.ckpt"
     torch.save({**ckpt, "fitted_cascade": fitted_dict()}, good)
     out = tmp_path / "predictions.csv"
@@ -271,8 +286,21 @@ def test_meta_json_macs_must_be_a_positive_finite_number(
     assert len(message) < 300
     # the offline command: exit 2, one line, nothing written
     out = tmp_path_factory.mktemp("outputs") / "out"  # not inside --logits-dir (refused)
-    args = ["--logits-dir", str(tmp_path), "--members", "m0", "m1", "--heldout", "held",
-            "--id", "test", "--out", str(out), "--quiet", "--no-plots"]  # fmt: skip
+    args = [
+        "--logits-dir",
+        str(tmp_path),
+        "--members",
+        "m0",
+        "m1",
+        "--heldout",
+        "held",
+        "--id",
+        "test",
+        "--out",
+        str(out),
+        "--quiet",
+        "--no-plots",
+    ]
     assert offline_main(args) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "m1/meta.json: field 'macs'" in err[0], err
@@ -281,10 +309,13 @@ def test_meta_json_macs_must_be_a_positive_finite_number(
 
 @pytest.mark.parametrize(
     "field, value, named",
-    [("params", 1.5, "'params' must be an integer"), ("num_classes", "3", "'num_classes'"),
-     ("num_classes", 0, "'num_classes' must be an integer >= 1"),
-     ("model_name", None, "'model_name' must be a string")],
-)  # fmt: skip
+    [
+        ("params", 1.5, "'params' must be an integer"),
+        ("num_classes", "3", "'num_classes'"),
+        ("num_classes", 0, "'num_classes' must be an integer >= 1"),
+        ("model_name", None, "'model_name' must be a string"),
+    ],
+)
 def test_meta_json_integers_where_integers_belong(tmp_path, field, value, named):
     meta = {"model_name": "x", "macs": 1, "params": 1, "num_classes": 3, field: value}
     save_member_meta(tmp_path, "m0", meta)
@@ -341,17 +372,25 @@ def test_float_targets_are_refused_not_truncated(tmp_path):
 
 @pytest.mark.parametrize(
     "change, named",
-    [({"severity": 3.5}, "field 'severity' must be an integer >= 1, got 3.5"),
-     ({"size": 12.7}, "field 'size' must be an integer >= 1, got 12.7"),
-     ({"severity": "4"}, "field 'severity'"),
-     ({"name": 5}, "field 'name' must be a non-empty string")],
-)  # fmt: skip
+    [
+        ({"severity": 3.5}, "field 'severity' must be an integer >= 1, got 3.5"),
+        ({"size": 12.7}, "field 'size' must be an integer >= 1, got 12.7"),
+        ({"severity": "4"}, "field 'severity'"),
+        ({"name": 5}, "field 'name' must be a non-empty string"),
+    ],
+)
 def test_data_config_fields_are_not_truncated(change, named):
     entries = [
         {"name": "held", "role": "heldout", "source": "heldout"},
-        {"name": "test", "role": "id", "source": "test", "corruption": "gaussian_noise",
-         "severity": 3, "size": 100},
-    ]  # fmt: skip
+        {
+            "name": "test",
+            "role": "id",
+            "source": "test",
+            "corruption": "gaussian_noise",
+            "severity": 3,
+            "size": 100,
+        },
+    ]
     parse_dataset_specs(entries)
     entries[1].update(change)
     with pytest.raises(ValueError, match=rf"datasets\[1\].*{named}"):
@@ -363,8 +402,10 @@ def test_heldout_size_must_be_a_fraction_or_a_whole_count():
 
     source = {"format": "image_folder", "path": "/nonexistent"}
     other = {"format": "image_folder", "path": "/elsewhere"}
-    datasets = [{"name": "h", "role": "heldout", "source": "heldout"},
-                {"name": "t", "role": "id", "source": "test"}]  # fmt: skip
+    datasets = [
+        {"name": "h", "role": "heldout", "source": "heldout"},
+        {"name": "t", "role": "id", "source": "test"},
+    ]
     for bad in (100.7, math.nan, -1, 0):
         with pytest.raises(ValueError, match="heldout_size must be a fraction"):
             ImageFilesDataModule(source, other, datasets, 10, heldout_size=bad)
@@ -382,14 +423,16 @@ def test_a_5000_digit_number_in_a_config_names_file_line_and_field(tmp_path, cap
 def test_window_json_style_numbers_in_meta_never_reach_json_errors(tmp_path):
     """json.loads of a 5,000-digit integer raises an error naming nothing; the reader keeps it
     for the field check, which names file and field."""
-    save_member_meta(tmp_path, "m0", {"model_name": "x", "macs": 1, "params": 1,
-                                      "num_classes": 3})  # fmt: skip
+    save_member_meta(tmp_path, "m0", {"model_name": "x", "macs": 1, "params": 1, "num_classes": 3})
     text = (tmp_path / "m0" / "meta.json").read_text()
     (tmp_path / "m0" / "meta.json").write_text(
         text.replace('"params": 1', '"params": ' + "7" * 5000)
     )
-    with pytest.raises(FieldError, match=r"meta.json: field 'params' must be an integer >= 0, "
-                                         r"got a 5000-digit number"):  # fmt: skip
+    with pytest.raises(
+        FieldError,
+        match=r"meta.json: field 'params' must be an integer >= 0, "
+        r"got a 5000-digit number",
+    ):
         member_macs(tmp_path, ["m0"])
     assert json.loads(text)["macs"] == 1
 
@@ -412,8 +455,9 @@ def png_bytes(width: int, height: int, rows: bytes | None = None) -> bytes:
     else:
         data = zlib.compress(rows)
     header = struct.pack(">IIBBBBB", width, height, 1, 0, 0, 0, 0)
-    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", data)
-            + chunk(b"IEND", b""))  # fmt: skip
+    return (
+        b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", data) + chunk(b"IEND", b"")
+    )
 
 
 def test_an_image_larger_than_the_limit_is_refused_before_decoding(tmp_path, monkeypatch):
@@ -467,21 +511,37 @@ def test_predict_on_a_folder_with_a_decompression_bomb_is_one_line_exit_2(
     (tmp_path / "ood").mkdir()
     bomb = tmp_path / "ood" / "bomb.png"
     bomb.write_bytes(png_bytes(50000, 50000, rows=b"\0" * 64))
-    datasets = [*EVAL, {"name": "files", "role": "ood", "source": "path",
-                        "format": "image_folder", "path": str(tmp_path / "ood")}]  # fmt: skip
+    datasets = [
+        *EVAL,
+        {
+            "name": "files",
+            "role": "ood",
+            "source": "path",
+            "format": "image_folder",
+            "path": str(tmp_path / "ood"),
+        },
+    ]
     data = folder_data_config(tmp_path, "data", datasets=datasets)
     members = []
     for seed in (0, 1):
         torch.manual_seed(seed)
         member = MemberModule(num_classes=3, in_chans=3)
         members.append(str(tmp_path / f"m{seed}.ckpt"))
-        torch.save({"state_dict": member.state_dict(), "hyper_parameters": dict(member.hparams)},
-                   members[-1])  # fmt: skip
+        torch.save(
+            {"state_dict": member.state_dict(), "hyper_parameters": dict(member.hparams)},
+            members[-1],
+        )
     cascade = CascadeModule(members=members)
     ckpt = tmp_path / "cascade.ckpt"
-    torch.save({"state_dict": cascade.state_dict(), "hyper_parameters": dict(cascade.hparams),
-                "fitted_cascade": fitted_dict(), "pytorch-lightning_version": "2.6.0"},
-               ckpt)  # fmt: skip
+    torch.save(
+        {
+            "state_dict": cascade.state_dict(),
+            "hyper_parameters": dict(cascade.hparams),
+            "fitted_cascade": fitted_dict(),
+            "pytorch-lightning_version": "2.6.0",
+        },
+        ckpt,
+    )
     args = [*predict_args(tmp_path, members, str(ckpt)), f"--data={data}"]
     assert run_command(CASCADE, args) == 2
     err = capsys.readouterr().err

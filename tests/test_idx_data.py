@@ -23,8 +23,11 @@ def write_idx(path: Path, array: torch.Tensor, compress: bool = False) -> Path:
 def test_round_trip_plain_and_gzip(tmp_path):
     images = torch.randint(0, 256, (7, 5, 4), dtype=torch.uint8)
     for compress in (False, True):
-        path = write_idx(tmp_path / f"x{int(compress)}.gz", images, compress) if compress else \
-            write_idx(tmp_path / "x0", images)  # fmt: skip
+        path = (
+            write_idx(tmp_path / f"x{int(compress)}.gz", images, compress)
+            if compress
+            else write_idx(tmp_path / "x0", images)
+        )
         assert torch.equal(read_idx(path), images)
 
 
@@ -60,11 +63,14 @@ def test_missing_dataset_path_names_the_layout(tmp_path):
 @pytest.mark.skipif(not NOTMNIST.is_dir(), reason="../shared/data/notmnist is not beside the repo")
 def test_notmnist_loads_by_path_with_the_protocol_split():
     dm = IDXDataModule(
-        str(NOTMNIST / "t10k-images-idx3-ubyte.gz"), str(NOTMNIST / "t10k-labels-idx1-ubyte.gz"),
-        datasets=[{"name": "held", "role": "heldout", "source": "heldout"},
-                  {"name": "test", "role": "id", "source": "test"},
-                  {"name": "digits", "role": "ood", "source": "digits", "size": 1797}],
-    )  # fmt: skip
+        str(NOTMNIST / "t10k-images-idx3-ubyte.gz"),
+        str(NOTMNIST / "t10k-labels-idx1-ubyte.gz"),
+        datasets=[
+            {"name": "held", "role": "heldout", "source": "heldout"},
+            {"name": "test", "role": "id", "source": "test"},
+            {"name": "digits", "role": "ood", "source": "digits", "size": 1797},
+        ],
+    )
     dm.setup()
     assert len(dm.train_set) == 5000
     assert (len(dm.eval_sets["held"]), len(dm.eval_sets["test"])) == (2000, 3000)
@@ -84,18 +90,32 @@ def test_extra_ood_set_read_from_idx_files_gets_the_datamodules_preprocessing(tm
     extra = write_idx(tmp_path / "mnist_img", torch.randint(0, 256, (7, 28, 28), generator=gen))
     extra_labels = write_idx(tmp_path / "mnist_lab", torch.arange(7) % 10)
     dm = IDXDataModule(
-        str(images), str(labels), image_size=32,
-        datasets=[{"name": "held", "role": "heldout", "source": "heldout"},
-                  {"name": "test", "role": "id", "source": "test"},
-                  {"name": "mnist", "role": "ood", "source": "path", "format": "idx",
-                   "path": str(extra), "labels": str(extra_labels)}],
-    )  # fmt: skip
+        str(images),
+        str(labels),
+        image_size=32,
+        datasets=[
+            {"name": "held", "role": "heldout", "source": "heldout"},
+            {"name": "test", "role": "id", "source": "test"},
+            {
+                "name": "mnist",
+                "role": "ood",
+                "source": "path",
+                "format": "idx",
+                "path": str(extra),
+                "labels": str(extra_labels),
+            },
+        ],
+    )
     dm.setup()
     same = IDXDataModule(
-        str(extra), str(extra_labels), image_size=32,
-        datasets=[{"name": "held", "role": "heldout", "source": "heldout"},
-                  {"name": "test", "role": "id", "source": "test"}],
-    ).load_splits()[0]  # fmt: skip
+        str(extra),
+        str(extra_labels),
+        image_size=32,
+        datasets=[
+            {"name": "held", "role": "heldout", "source": "heldout"},
+            {"name": "test", "role": "id", "source": "test"},
+        ],
+    ).load_splits()[0]
     assert torch.equal(dm.eval_sets["mnist"].images, same)
     assert dm.eval_sets["mnist"].targets.eq(-1).all()
     assert list(dm.roles) == ["held", "test", "mnist"] and dm.roles.ood == ["mnist"]

@@ -69,8 +69,16 @@ def test_cascade_writes_tidy_results(cascade_run):
     cli, results = cascade_run
     rows = read_metrics_csv(results / "metrics.csv")
     assert set(rows[0]) == {
-        "dataset", "role", "policy", "setting", "score", "metric", "value", "ci_low", "ci_high"
-    }  # fmt: skip
+        "dataset",
+        "role",
+        "policy",
+        "setting",
+        "score",
+        "metric",
+        "value",
+        "ci_low",
+        "ci_high",
+    }
     # (ECE is biased under resampling: its percentile interval may sit above the value)
     unbiased = [r for r in rows if r["metric"] != "ece"]
     assert all(r["ci_low"] <= r["value"] + 1e-9 <= r["ci_high"] + 2e-9 for r in unbiased)
@@ -155,10 +163,26 @@ def test_online_and_offline_results_use_one_key_scheme(tiny_members, cascade_run
 
     cli, results = cascade_run
     roles = cli.datamodule.roles
-    args = ["--logits-dir", str(tiny_members["logits_dir"]), "--members", "m0", "m1",
-            "--heldout", roles.heldout, "--id", roles.id, "--shift", *roles.names("shift"),
-            "--ood", *roles.ood, "--out", str(tmp_path / "off"), "--quiet",
-            "--bootstrap", "100"]  # fmt: skip
+    args = [
+        "--logits-dir",
+        str(tiny_members["logits_dir"]),
+        "--members",
+        "m0",
+        "m1",
+        "--heldout",
+        roles.heldout,
+        "--id",
+        roles.id,
+        "--shift",
+        *roles.names("shift"),
+        "--ood",
+        *roles.ood,
+        "--out",
+        str(tmp_path / "off"),
+        "--quiet",
+        "--bootstrap",
+        "100",
+    ]
     assert main(args) == 0
     # the same resamples online and offline: the same intervals and paired differences
     key = lambda r: (r["dataset"], r["policy"], r["metric"], r.get("baseline"))  # noqa: E731
@@ -171,13 +195,21 @@ def test_online_and_offline_results_use_one_key_scheme(tiny_members, cascade_run
                 assert r[field] == pytest.approx(off[key(r)][field], abs=2e-4), (key(r), field)
     online = json.loads((results / "summary.json").read_text())
     offline = json.loads((tmp_path / "off" / "summary.json").read_text())
-    assert set(online["policies"]) == set(offline["policies"]) == {
-        "single", "ensemble", "single_threshold", "window"
-    }  # fmt: skip
+    assert (
+        set(online["policies"])
+        == set(offline["policies"])
+        == {"single", "ensemble", "single_threshold", "window"}
+    )
     for name in roles:
         assert set(online["metrics"][name]) == set(offline["metrics"][name])
-    for name in ("risk_coverage.png", "macs_vs_cov5.png", "metrics.csv", "summary.json",
-                 "deltas.csv", "report.md"):  # fmt: skip
+    for name in (
+        "risk_coverage.png",
+        "macs_vs_cov5.png",
+        "metrics.csv",
+        "summary.json",
+        "deltas.csv",
+        "report.md",
+    ):
         assert (tmp_path / "off" / name).is_file() and (results / name).is_file()
 
 
@@ -224,8 +256,16 @@ def test_three_stage_online_cascade_with_every_policy_equals_offline(
     scaling, both definition sets."""
     import shutil
 
-    policies = ["single", "ensemble", "single_threshold", "window", "window_adjusted", "random",
-                "budget_window", "budget_window_adjusted"]  # fmt: skip
+    policies = [
+        "single",
+        "ensemble",
+        "single_threshold",
+        "window",
+        "window_adjusted",
+        "random",
+        "budget_window",
+        "budget_window_adjusted",
+    ]
     ckpt = torch.load(tiny_members["ckpts"][0], map_location="cpu", weights_only=True)
     gen = torch.Generator().manual_seed(2)
     for key in [k for k in ckpt["state_dict"] if k.endswith("fc.weight")]:
@@ -238,19 +278,26 @@ def test_three_stage_online_cascade_with_every_policy_equals_offline(
     ckpts = [*tiny_members["ckpts"], str(third)]
     cli = CascadeCLI(
         args=cascade_test_args(
-            tiny_members["data_cfg"], ckpts, tmp_path / "results",
+            tiny_members["data_cfg"],
+            ckpts,
+            tmp_path / "results",
             f"--model.policies=[{', '.join(policies)}]",
             f"--model.definitions={definitions}",
             f"--calibration.target={target}",
             "--calibration.temperature_scaling=true",
         )
-    )  # fmt: skip
+    )
     online = read_metrics_csv(tmp_path / "results" / "metrics.csv")
     offline, fitted = evaluate_cached_logits(
-        logits, ["m0", "m1", "m2"], cli.datamodule.roles, policies, "msp",
-        PolicySettings(target, definitions=definitions), temperature_scaling=True,
+        logits,
+        ["m0", "m1", "m2"],
+        cli.datamodule.roles,
+        policies,
+        "msp",
+        PolicySettings(target, definitions=definitions),
+        temperature_scaling=True,
         metric_settings=cli.model.settings,
-    )  # fmt: skip
+    )
     assert fitted["window"].bounds.shape == (2, 2)
     key = lambda r: (r["dataset"], r["policy"], r["metric"])  # noqa: E731
     off = {key(r): r["value"] for r in offline}
@@ -273,14 +320,27 @@ def test_predict_applies_the_calibrated_cascade_with_its_thresholds(
     assert point["target"] == "cov@5" and point["ood_tpr"] == 0.95
     out = tmp_path / "predictions.csv"
     members = "[{}, {}]".format(*tiny_members["ckpts"])
-    CascadeCLI(args=["predict", f"--config={QUICKSTART / 'predict.yaml'}",
-                     f"--data={tiny_members['data_cfg']}", f"--model.members={members}",
-                     f"--ckpt_path={results / 'cascade.ckpt'}",
-                     f"--predictions.path={out}"])  # fmt: skip
+    CascadeCLI(
+        args=[
+            "predict",
+            f"--config={QUICKSTART / 'predict.yaml'}",
+            f"--data={tiny_members['data_cfg']}",
+            f"--model.members={members}",
+            f"--ckpt_path={results / 'cascade.ckpt'}",
+            f"--predictions.path={out}",
+        ]
+    )
     with open(out) as f:
         rows = list(csv.DictReader(f))
-    assert list(rows[0]) == ["dataset", "index", "prediction", "confidence", "accepted", "ood",
-                             "exit_stage"]  # fmt: skip
+    assert list(rows[0]) == [
+        "dataset",
+        "index",
+        "prediction",
+        "confidence",
+        "accepted",
+        "ood",
+        "exit_stage",
+    ]
     test_rows = [r for r in rows if r["dataset"] == "digits_test"]
     assert [int(r["index"]) for r in test_rows] == list(range(450))
     # the same early exit as the test run, and the flags are the fitted thresholds
@@ -325,11 +385,16 @@ def test_predict_refuses_members_other_than_the_checkpoints(tiny_members, cascad
 
     swapped = list(reversed(tiny_members["ckpts"]))
     with pytest.raises(ValueError, match=r"are not the members .*cascade\.ckpt was calibrated"):
-        CascadeCLI(args=["predict", f"--config={QUICKSTART / 'predict.yaml'}",
-                         f"--data={tiny_members['data_cfg']}",
-                         f"--model.members=[{', '.join(swapped)}]",
-                         f"--ckpt_path={results / 'cascade.ckpt'}",
-                         f"--predictions.path={tmp_path / 'p.csv'}"])  # fmt: skip
+        CascadeCLI(
+            args=[
+                "predict",
+                f"--config={QUICKSTART / 'predict.yaml'}",
+                f"--data={tiny_members['data_cfg']}",
+                f"--model.members=[{', '.join(swapped)}]",
+                f"--ckpt_path={results / 'cascade.ckpt'}",
+                f"--predictions.path={tmp_path / 'p.csv'}",
+            ]
+        )
     assert not (tmp_path / "p.csv").exists()
     ckpts = tiny_members["ckpts"]
     moved = [shutil.copy(p, tmp_path / f"copy{i}.ckpt") for i, p in enumerate(ckpts)]
@@ -340,10 +405,16 @@ def test_predict_refuses_members_other_than_the_checkpoints(tiny_members, cascad
 def test_predict_refuses_an_uncalibrated_cascade(tiny_members, tmp_path):
     members = "[{}, {}]".format(*tiny_members["ckpts"])
     with pytest.raises(ValueError, match="predict needs a calibrated cascade"):
-        CascadeCLI(args=["predict", f"--config={QUICKSTART / 'predict.yaml'}",
-                         f"--data={tiny_members['data_cfg']}", f"--model.members={members}",
-                         f"--predictions.path={tmp_path / 'p.csv'}",
-                         f"--trainer.default_root_dir={tmp_path}"])  # fmt: skip
+        CascadeCLI(
+            args=[
+                "predict",
+                f"--config={QUICKSTART / 'predict.yaml'}",
+                f"--data={tiny_members['data_cfg']}",
+                f"--model.members={members}",
+                f"--predictions.path={tmp_path / 'p.csv'}",
+                f"--trainer.default_root_dir={tmp_path}",
+            ]
+        )
     assert not (tmp_path / "p.csv").exists()
 
 
@@ -361,9 +432,12 @@ def test_decide_and_the_streaming_cascade_give_the_same_decisions(cascade_run):
     batches = [x for x, _, _ in loader]
     decided = [cascade.decide(x, policy="window") for x in batches]
     stream = StreamingCascade(
-        list(cascade.members), cascade.fitted.policies["window"], cascade.score,
-        batch_size=64, temperatures=cascade.fitted.temperatures,
-    )  # fmt: skip
+        list(cascade.members),
+        cascade.fitted.policies["window"],
+        cascade.score,
+        batch_size=64,
+        temperatures=cascade.fitted.temperatures,
+    )
     for x in batches:
         stream.push(x)
     result = stream.finish()
@@ -398,11 +472,17 @@ def test_predict_only_the_named_new_images_each_row_with_its_file(
     data.write_text(yaml.safe_dump(cfg))
 
     def predict(out, names: str) -> None:
-        CascadeCLI(args=["predict", f"--config={QUICKSTART / 'predict.yaml'}", f"--data={data}",
-                         f"--ckpt_path={results / 'cascade.ckpt'}",
-                         f"--trainer.default_root_dir={tmp_path / 'run'}",
-                         f"--predictions.path={out}",
-                         f"--predictions.datasets={names}"])  # fmt: skip
+        CascadeCLI(
+            args=[
+                "predict",
+                f"--config={QUICKSTART / 'predict.yaml'}",
+                f"--data={data}",
+                f"--ckpt_path={results / 'cascade.ckpt'}",
+                f"--trainer.default_root_dir={tmp_path / 'run'}",
+                f"--predictions.path={out}",
+                f"--predictions.datasets={names}",
+            ]
+        )
 
     predict(tmp_path / "p.csv", "[incoming]")
     with open(tmp_path / "p.csv") as f:

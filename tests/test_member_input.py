@@ -60,8 +60,9 @@ def test_a_member_with_a_smaller_crop_takes_its_share_of_each_evaluation_image()
         torch.testing.assert_close(out, bare.train()(whole), atol=1e-5, rtol=1e-4)
     with pytest.raises(ValueError, match="crop_pct 0.5 shows more of each image than the data's"):
         member.input.for_data(crop_pct=0.4)
-    auto = MemberModule(model_name="efficientnet_b0", num_classes=3, in_chans=3, crop="auto",
-                        resize="auto")  # fmt: skip
+    auto = MemberModule(
+        model_name="efficientnet_b0", num_classes=3, in_chans=3, crop="auto", resize="auto"
+    )
     assert auto.input.crop_pct == 0.875  # efficientnet_b0's timm data config
     assert auto.input.interpolation == "bicubic"
     bicubic = MemberModule(num_classes=4, in_chans=3, resolution=24, resize="bicubic")
@@ -79,8 +80,12 @@ def test_a_member_with_a_smaller_crop_takes_its_share_of_each_evaluation_image()
 
 
 def test_auto_takes_the_timm_data_config_and_bad_values_are_named():
-    vit = MemberModule(model_name="vit_tiny_patch16_224.augreg_in21k_ft_in1k", num_classes=3,
-                       in_chans=3, normalization="auto")  # fmt: skip
+    vit = MemberModule(
+        model_name="vit_tiny_patch16_224.augreg_in21k_ft_in1k",
+        num_classes=3,
+        in_chans=3,
+        normalization="auto",
+    )
     assert vit.input.normalization == VIT
     grey = MemberModule(num_classes=3, in_chans=1, normalization="auto")  # ImageNet, averaged
     assert grey.hparams.normalization == "auto"
@@ -110,12 +115,23 @@ def test_normalisation_is_recorded_and_converted_in_caching_and_the_cascade(tmp_
     bigger = folder_data_config(tmp_path, "bigger", input_size=48)
     tight = folder_data_config(tmp_path, "tight", crop_pct=0.8)
     ckpts = {}
-    for name, extra in (("own", ["--model.normalization={mean: [0.5], std: [0.5]}"]),
-                        ("adopted", [])):  # fmt: skip
-        MemberCLI(args=["fit", f"--config={QUICKSTART / 'member.yaml'}", f"--data={imagenet}",
-                        "--trainer.max_epochs=1", "--trainer.enable_progress_bar=false",
-                        f"--trainer.default_root_dir={tmp_path / name}", "--trainer.logger=false",
-                        f"--checkpoint.dirpath={tmp_path / name / 'ckpt'}", *extra])  # fmt: skip
+    for name, extra in (
+        ("own", ["--model.normalization={mean: [0.5], std: [0.5]}"]),
+        ("adopted", []),
+    ):
+        MemberCLI(
+            args=[
+                "fit",
+                f"--config={QUICKSTART / 'member.yaml'}",
+                f"--data={imagenet}",
+                "--trainer.max_epochs=1",
+                "--trainer.enable_progress_bar=false",
+                f"--trainer.default_root_dir={tmp_path / name}",
+                "--trainer.logger=false",
+                f"--checkpoint.dirpath={tmp_path / name / 'ckpt'}",
+                *extra,
+            ]
+        )
         ckpts[name] = tmp_path / name / "ckpt" / "last.ckpt"
         hook = load_member(ckpts[name]).input
         assert hook.normalization == (VIT if name == "own" else IMAGENET)
@@ -166,10 +182,25 @@ def test_the_member_input_benchmark_shows_what_the_crop_adjustment_buys(tmp_path
         r = np.hypot(yy - 150, xx - 200)
         img = np.stack([255 * np.cos(r / (20 + 5 * k)) ** 2, xx * 255 / 400, yy * 255 / 300], -1)
         Image.fromarray(img.astype(np.uint8)).save(tmp_path / f"{k}.png")
-    main(["--images", str(tmp_path), "--member", "efficientnet_b0", "--data",
-          "efficientnet_b2", "--data-size", "260", "--data-crop", "1.0"])  # fmt: skip
-    rows = {line.split("|")[1].strip(): line.split("|") for line in capsys.readouterr().out
-            .splitlines() if line.startswith("| with") or line.startswith("| resize")}  # fmt: skip
+    main(
+        [
+            "--images",
+            str(tmp_path),
+            "--member",
+            "efficientnet_b0",
+            "--data",
+            "efficientnet_b2",
+            "--data-size",
+            "260",
+            "--data-crop",
+            "1.0",
+        ]
+    )
+    rows = {
+        line.split("|")[1].strip(): line.split("|")
+        for line in capsys.readouterr().out.splitlines()
+        if line.startswith("| with") or line.startswith("| resize")
+    }
     psnr = {k: float(v[3]) for k, v in rows.items()}
     assert psnr["with crop"] > psnr["resize only"] + 5
 

@@ -65,8 +65,13 @@ def test_pretrained_weights_load_offline_from_a_local_hugging_face_cache(tmp_pat
         "assert m.model.fc.weight.shape == (3, 512)\n"
     )
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_HOME": str(tmp_path)}
-    done = subprocess.run([sys.executable, "-c", check], env=env, capture_output=True,
-                          text=True, cwd=Path(__file__).resolve().parents[1])  # fmt: skip
+    done = subprocess.run(
+        [sys.executable, "-c", check],
+        env=env,
+        capture_output=True,
+        text=True,
+        cwd=Path(__file__).resolve().parents[1],
+    )
     assert done.returncode == 0, done.stderr[-2000:]
 
 
@@ -89,8 +94,11 @@ def trained(tmp_path_factory, member_fit_args, small_data_config):
 def test_checkpoint_of_another_architecture_is_refused_with_both_names(trained, member_fit_args):
     out, data_cfg = trained
     before = folder_digest(out / "m0")
-    args = [*member_fit_args(data_cfg, out, "m0", seed=0, epochs=2), "--model.model_name=resnet18",
-            f"--ckpt_path={out / 'm0' / 'checkpoints' / 'last.ckpt'}"]  # fmt: skip
+    args = [
+        *member_fit_args(data_cfg, out, "m0", seed=0, epochs=2),
+        "--model.model_name=resnet18",
+        f"--ckpt_path={out / 'm0' / 'checkpoints' / 'last.ckpt'}",
+    ]
     with pytest.raises(ValueError, match="holds a 'resnet10t' member; this run builds 'resnet18'"):
         MemberCLI(args=args)
     assert folder_digest(out / "m0") == before
@@ -150,8 +158,11 @@ def test_fine_tuning_from_a_member_checkpoint_with_the_overlay_config(
     from tests.conftest import QUICKSTART
 
     args = member_fit_args(tiny_members["data_cfg"], tmp_path, "ft", seed=3, epochs=1)
-    args += [f"--config={QUICKSTART / 'finetune.yaml'}", "--trainer.max_epochs=1",
-             f"--model.weights={tiny_members['ckpts'][0]}"]  # fmt: skip
+    args += [
+        f"--config={QUICKSTART / 'finetune.yaml'}",
+        "--trainer.max_epochs=1",
+        f"--model.weights={tiny_members['ckpts'][0]}",
+    ]
     cli = MemberCLI(args=args)
     assert cli.model.hparams.lr == 0.005 and cli.model.hparams.weights
     tuned = load_member(tmp_path / "ft" / "checkpoints" / "last.ckpt")  # weights not needed

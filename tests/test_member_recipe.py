@@ -15,11 +15,17 @@ from tests.conftest import QUICKSTART
 
 def pipeline_cfg(tmp_path, data, *member_args: str) -> dict:
     return {
-        "out": str(tmp_path / "out"), "seeds": [0], "logger": "csv",
+        "out": str(tmp_path / "out"),
+        "seeds": [0],
+        "logger": "csv",
         "member_config": str(QUICKSTART / "member.yaml"),
-        "member_args": [f"--data={data}", "--trainer.enable_progress_bar=false",
-                        "--trainer.enable_model_summary=false", *member_args],
-    }  # fmt: skip
+        "member_args": [
+            f"--data={data}",
+            "--trainer.enable_progress_bar=false",
+            "--trainer.enable_model_summary=false",
+            *member_args,
+        ],
+    }
 
 
 @pytest.mark.slow  # trains members: the fast loop leaves it to the full suite
@@ -35,8 +41,13 @@ def test_a_finished_member_is_reused_only_for_its_recipe(tmp_path, small_data_co
     stamp = last.stat().st_mtime_ns
 
     # the same recipe (where and how visibly it runs does not count): skipped
-    quiet = pipeline_cfg(tmp_path, data, "--trainer.max_epochs=1", "--data.init_args.num_workers=0",
-                         "--trainer.log_every_n_steps=1")  # fmt: skip
+    quiet = pipeline_cfg(
+        tmp_path,
+        data,
+        "--trainer.max_epochs=1",
+        "--data.init_args.num_workers=0",
+        "--trainer.log_every_n_steps=1",
+    )
     capsys.readouterr()
     assert train_member(quiet, 0) == last and last.stat().st_mtime_ns == stamp
     assert "already trained" in capsys.readouterr().out

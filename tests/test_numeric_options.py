@@ -18,9 +18,20 @@ from tests.conftest import QUICKSTART
 
 def offline(tmp_path, *extra: str) -> list[str]:
     return [
-        "--logits-dir", str(tmp_path / "never-read"), "--members", "m0", "m1",
-        "--heldout", "h", "--id", "t", "--out", str(tmp_path / "out"), "--quiet", *extra,
-    ]  # fmt: skip
+        "--logits-dir",
+        str(tmp_path / "never-read"),
+        "--members",
+        "m0",
+        "m1",
+        "--heldout",
+        "h",
+        "--id",
+        "t",
+        "--out",
+        str(tmp_path / "out"),
+        "--quiet",
+        *extra,
+    ]
 
 
 @pytest.mark.parametrize(
@@ -84,15 +95,27 @@ def test_a_fit_of_zero_epochs_is_refused_before_anything_is_written(tmp_path, sm
     data = small_data_config(tmp_path / "data.yaml")
     for option in ("--trainer.max_epochs=0", "--trainer.max_steps=0"):
         with pytest.raises(ValueError, match=rf"{option.replace('=', ' ')}: a member fit needs"):
-            MemberCLI(args=["fit", f"--config={QUICKSTART / 'member.yaml'}", f"--data={data}",
-                            option, f"--trainer.default_root_dir={tmp_path / 'm'}",
-                            f"--checkpoint.dirpath={tmp_path / 'm' / 'ckpt'}"])  # fmt: skip
+            MemberCLI(
+                args=[
+                    "fit",
+                    f"--config={QUICKSTART / 'member.yaml'}",
+                    f"--data={data}",
+                    option,
+                    f"--trainer.default_root_dir={tmp_path / 'm'}",
+                    f"--checkpoint.dirpath={tmp_path / 'm' / 'ckpt'}",
+                ]
+            )
         assert not (tmp_path / "m").exists()
 
 
 def test_a_cascade_test_of_one_member_is_refused_up_front(tmp_path):
     with pytest.raises(ValueError, match=r"a cascade test needs at least 2 members"):
-        CascadeCLI(args=["test", f"--config={QUICKSTART / 'cascade.yaml'}",
-                         "--model.members=[/nowhere/m0.ckpt]",
-                         f"--results.dir={tmp_path / 'results'}"])  # fmt: skip
+        CascadeCLI(
+            args=[
+                "test",
+                f"--config={QUICKSTART / 'cascade.yaml'}",
+                "--model.members=[/nowhere/m0.ckpt]",
+                f"--results.dir={tmp_path / 'results'}",
+            ]
+        )
     assert not (tmp_path / "results").exists()

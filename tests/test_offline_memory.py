@@ -36,31 +36,55 @@ def write(folder, dtype: torch.dtype, logits: dict, targets: dict) -> None:
     for m, per_set in logits.items():
         (folder / m).mkdir(parents=True)
         for name, z in per_set.items():
-            save_file({"logits": z.to(dtype), "targets": targets[name]},
-                      str(folder / m / f"{name}.safetensors"))  # fmt: skip
+            save_file(
+                {"logits": z.to(dtype), "targets": targets[name]},
+                str(folder / m / f"{name}.safetensors"),
+            )
         meta = {"model_name": "x", "macs": 1e6, "params": 1, "num_classes": 6}
         save_member_meta(folder, m, meta)
 
 
-@pytest.mark.parametrize("extra", [[], ["--temperature-scaling", "--policies",
-                                        "single,ensemble,window,window_adjusted"]])  # fmt: skip
+@pytest.mark.parametrize(
+    "extra", [[], ["--temperature-scaling", "--policies", "single,ensemble,window,window_adjusted"]]
+)
 def test_float16_logits_give_the_results_of_the_same_values_in_float32(tmp_path, extra):
     gen = torch.Generator().manual_seed(1)
     sizes = {"held": 400, "test": 300, "ood": 200}
     targets = {n: torch.randint(6, (k,), generator=gen) for n, k in sizes.items()}
     targets["ood"] = torch.full((200,), -1)
     logits = {
-        m: {n: (torch.randn(k, 6, generator=gen) * 2
-                + 3 * torch.nn.functional.one_hot(targets[n].clamp_min(0), 6)).half()
-            for n, k in sizes.items()}
+        m: {
+            n: (
+                torch.randn(k, 6, generator=gen) * 2
+                + 3 * torch.nn.functional.one_hot(targets[n].clamp_min(0), 6)
+            ).half()
+            for n, k in sizes.items()
+        }
         for m in ("m0", "m1")
-    }  # fmt: skip
+    }
     write(tmp_path / "f16", torch.float16, logits, targets)
     write(tmp_path / "f32", torch.float32, logits, targets)  # the same values, exactly
     for kind in ("f16", "f32"):
-        args = ["--logits-dir", str(tmp_path / kind), "--members", "m0", "m1", "--heldout",
-                "held", "--id", "test", "--ood", "ood", "--out", str(tmp_path / f"out_{kind}"),
-                "--quiet", "--no-plots", "--bootstrap", "20", *extra]  # fmt: skip
+        args = [
+            "--logits-dir",
+            str(tmp_path / kind),
+            "--members",
+            "m0",
+            "m1",
+            "--heldout",
+            "held",
+            "--id",
+            "test",
+            "--ood",
+            "ood",
+            "--out",
+            str(tmp_path / f"out_{kind}"),
+            "--quiet",
+            "--no-plots",
+            "--bootstrap",
+            "20",
+            *extra,
+        ]
         assert main(args) == 0
     for name in ("metrics.csv", "deltas.csv"):
         assert (tmp_path / "out_f16" / name).read_bytes() == (

@@ -36,16 +36,28 @@ def test_output_files_and_folders_of_the_wrong_kind_or_read_only(tmp_path, read_
     cases = [
         (check_output_file, tmp_path / "a_dir", r"--o .*a_dir is a folder; expected a file"),
         (check_output_dir, tmp_path / "a_file", r"--o .*a_file is a file; expected a folder"),
-        (check_output_file, tmp_path / "a_file" / "p.csv",
-         r"--o .*p\.csv: .*a_file is a file, so the file cannot be created under it"),
-        (check_output_dir, tmp_path / "a_file" / "x" / "out",
-         r"--o .*out: .*a_file is a file, so the folder cannot be created"),
+        (
+            check_output_file,
+            tmp_path / "a_file" / "p.csv",
+            r"--o .*p\.csv: .*a_file is a file, so the file cannot be created under it",
+        ),
+        (
+            check_output_dir,
+            tmp_path / "a_file" / "x" / "out",
+            r"--o .*out: .*a_file is a file, so the folder cannot be created",
+        ),
         (check_output_dir, read_only, r"--o .*ro is a read-only folder; choose another path"),
-        (check_output_file, read_only / "p.csv",
-         r"--o .*p\.csv: no permission to write in its folder"),
-        (check_output_dir, read_only / "new" / "out",
-         r"--o .*out: no permission to write in .*ro \(to create its folder\)"),
-    ]  # fmt: skip
+        (
+            check_output_file,
+            read_only / "p.csv",
+            r"--o .*p\.csv: no permission to write in its folder",
+        ),
+        (
+            check_output_dir,
+            read_only / "new" / "out",
+            r"--o .*out: no permission to write in .*ro \(to create its folder\)",
+        ),
+    ]
     for check, path, message in cases:
         with pytest.raises(OutputPathError, match=message):
             check(path, "--o")
@@ -80,8 +92,10 @@ def test_outputs_inside_or_holding_an_input_are_refused(tmp_path):
         "batch_size": 4,
         "datasets": [{"name": "a", "source": "heldout"}, {"name": "b", "path": "/d/b"}],
     }
-    assert data_input_paths(data) == [("--data.train.path", "/d/train"),
-                                      ("--data.datasets[1].path", "/d/b")]  # fmt: skip
+    assert data_input_paths(data) == [
+        ("--data.train.path", "/d/train"),
+        ("--data.datasets[1].path", "/d/b"),
+    ]
 
 
 def test_offline_out_read_only_or_holding_the_logits_is_one_line(tmp_path, read_only, capsys):
@@ -108,17 +122,37 @@ def test_cascade_and_member_commands_check_their_outputs_before_any_work(
     hparams = {"model_name": "resnet10t", "num_classes": 10, "in_chans": 1}  # a valid member record
     torch.save({"state_dict": {}, "hyper_parameters": hparams}, tmp_path / "m0.ckpt")
     runs = [
-        (CASCADE, ["predict", f"--config={QUICKSTART / 'predict.yaml'}", members,
-                   f"--predictions.path={tmp_path / 'preds'}"],
-         rf"--predictions.path {tmp_path / 'preds'} is a folder; expected a file path"),
-        (CASCADE, ["test", f"--config={QUICKSTART / 'cascade.yaml'}", members,
-                   f"--results.dir={read_only}"],
-         rf"--results.dir {read_only} is a read-only folder"),
-        (MEMBER, ["predict", f"--config={QUICKSTART / 'member.yaml'}",
-                  f"--ckpt_path={tmp_path / 'm0.ckpt'}",
-                  f"--cache.logits_dir={tmp_path / 'logits'}"],
-         rf"--cache.logits_dir {tmp_path / 'logits'} is a file; expected a folder"),
-    ]  # fmt: skip
+        (
+            CASCADE,
+            [
+                "predict",
+                f"--config={QUICKSTART / 'predict.yaml'}",
+                members,
+                f"--predictions.path={tmp_path / 'preds'}",
+            ],
+            rf"--predictions.path {tmp_path / 'preds'} is a folder; expected a file path",
+        ),
+        (
+            CASCADE,
+            [
+                "test",
+                f"--config={QUICKSTART / 'cascade.yaml'}",
+                members,
+                f"--results.dir={read_only}",
+            ],
+            rf"--results.dir {read_only} is a read-only folder",
+        ),
+        (
+            MEMBER,
+            [
+                "predict",
+                f"--config={QUICKSTART / 'member.yaml'}",
+                f"--ckpt_path={tmp_path / 'm0.ckpt'}",
+                f"--cache.logits_dir={tmp_path / 'logits'}",
+            ],
+            rf"--cache.logits_dir {tmp_path / 'logits'} is a file; expected a folder",
+        ),
+    ]
     for spec, args, message in runs:
         assert run_command(spec, args) == 2
         err = capsys.readouterr().err

@@ -36,11 +36,17 @@ def test_experiment_builds_the_paper_member(path, monkeypatch):
     monkeypatch.chdir(ROOT)
     cfg = load_pipeline_config(path)
     cli = MemberCLI(
-        args=[f"--config={cfg['member_config']}", *cfg["member_args"],
-              "--trainer.accelerator=cpu", "--trainer.devices=1", "--trainer.strategy=auto",
-              "--trainer.precision=32", "--trainer.logger=false"],
+        args=[
+            f"--config={cfg['member_config']}",
+            *cfg["member_args"],
+            "--trainer.accelerator=cpu",
+            "--trainer.devices=1",
+            "--trainer.strategy=auto",
+            "--trainer.precision=32",
+            "--trainer.logger=false",
+        ],
         run=False,
-    )  # fmt: skip
+    )
     name, res, params = EXPECTED[path.stem]
     hp, dm = cli.model.hparams, cli.datamodule
     assert hp.model_name == name and hp.num_classes == 1000 and hp.in_chans == 3

@@ -29,8 +29,23 @@ def lowest_share():
 
 
 def offline_args(logits, out, *extra):
-    return ["--logits-dir", str(logits), "--members", "m0", "m1", "--heldout", "held",
-            "--id", "test", "--ood", "far", "--out", str(out), "--quiet", *extra]  # fmt: skip
+    return [
+        "--logits-dir",
+        str(logits),
+        "--members",
+        "m0",
+        "m1",
+        "--heldout",
+        "held",
+        "--id",
+        "test",
+        "--ood",
+        "far",
+        "--out",
+        str(out),
+        "--quiet",
+        *extra,
+    ]
 
 
 def test_a_new_parameter_is_an_option_a_sweep_and_report_rows(lowest_share, tmp_path):
@@ -42,13 +57,25 @@ def test_a_new_parameter_is_an_option_a_sweep_and_report_rows(lowest_share, tmp_
     assert "used by lowest_share (several values" in help_words
 
     logits, out = write_case(tmp_path / "logits"), tmp_path / "out"
-    args = offline_args(logits, out, "--policies", "single,lowest_share,window",
-                        "--top-share", "0.1", "0.3", "--bootstrap", "20")  # fmt: skip
+    args = offline_args(
+        logits,
+        out,
+        "--policies",
+        "single,lowest_share,window",
+        "--top-share",
+        "0.1",
+        "0.3",
+        "--bootstrap",
+        "20",
+    )
     assert evaluate_logits(args) == 0
     with open(out / "metrics.csv") as f:
         rows = [r for r in csv.DictReader(f) if r["policy"] == "lowest_share"]
-    cost = {r["setting"]: float(r["value"]) for r in rows
-            if r["dataset"] == "held" and r["metric"] == "expected_macs"}  # fmt: skip
+    cost = {
+        r["setting"]: float(r["value"])
+        for r in rows
+        if r["dataset"] == "held" and r["metric"] == "expected_macs"
+    }
     # members of 1e6 and 2e6 MACs: the held-out cost is 1e6 + the share passed on x 2e6
     assert cost == pytest.approx({"share=0.1": 1.2e6, "share=0.3": 1.6e6}, rel=0.01)
     report = (out / "report.md").read_text()
@@ -57,8 +84,9 @@ def test_a_new_parameter_is_an_option_a_sweep_and_report_rows(lowest_share, tmp_
 
 def test_a_new_parameter_is_checked_where_it_enters(lowest_share, tmp_path, capsys):
     logits = write_case(tmp_path / "logits")
-    args = offline_args(logits, tmp_path / "out", "--policies", "lowest_share",
-                        "--top-share", "0.2", "1.5")  # fmt: skip
+    args = offline_args(
+        logits, tmp_path / "out", "--policies", "lowest_share", "--top-share", "0.2", "1.5"
+    )
     assert evaluate_logits(args) == 2
     assert "top_share must be in (0, 1), got 1.5" in capsys.readouterr().err
     assert not (tmp_path / "out").exists()

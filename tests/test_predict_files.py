@@ -18,11 +18,20 @@ from tests.test_file_data import folder_data_config, picture, write_folder
 
 
 def fit(data: str, out, name: str, seed: int, *extra: str) -> str:
-    MemberCLI(args=["fit", f"--config={QUICKSTART / 'member.yaml'}", f"--data={data}",
-                    f"--seed_everything={seed}", "--trainer.max_epochs=2",
-                    "--trainer.enable_progress_bar=false", "--trainer.logger=false",
-                    f"--trainer.default_root_dir={out / name}",
-                    f"--checkpoint.dirpath={out / name / 'ckpt'}", *extra])  # fmt: skip
+    MemberCLI(
+        args=[
+            "fit",
+            f"--config={QUICKSTART / 'member.yaml'}",
+            f"--data={data}",
+            f"--seed_everything={seed}",
+            "--trainer.max_epochs=2",
+            "--trainer.enable_progress_bar=false",
+            "--trainer.logger=false",
+            f"--trainer.default_root_dir={out / name}",
+            f"--checkpoint.dirpath={out / name / 'ckpt'}",
+            *extra,
+        ]
+    )
     return str(out / name / "ckpt" / "last.ckpt")
 
 
@@ -40,25 +49,44 @@ def test_predict_on_an_unlabelled_folder_with_members_of_different_inputs(
     datasets = [
         {"name": "held", "role": "heldout", "source": "heldout"},
         {"name": "test", "role": "id", "source": "test"},
-        {"name": "incoming", "role": "ood", "source": "path", "format": "image_folder",
-         "path": str(incoming)},
-    ]  # fmt: skip
+        {
+            "name": "incoming",
+            "role": "ood",
+            "source": "path",
+            "format": "image_folder",
+            "path": str(incoming),
+        },
+    ]
     calibratable = {"datasets": datasets, "heldout_size": 60, "batch_size": 16}
     data_cfg = folder_data_config(tmp_path, "data", **calibratable)
     members = [
         fit(data_cfg, tmp_path, "m0", 0),
-        fit(data_cfg, tmp_path, "m1", 1, "--model.resolution=40",
-            "--model.normalization={mean: [0.5], std: [0.5]}"),
-    ]  # fmt: skip
+        fit(
+            data_cfg,
+            tmp_path,
+            "m1",
+            1,
+            "--model.resolution=40",
+            "--model.normalization={mean: [0.5], std: [0.5]}",
+        ),
+    ]
     other_cfg = folder_data_config(
         tmp_path, "other", **calibratable, mean=[0.2, 0.3, 0.4], std=[0.25, 0.3, 0.35]
     )
     summaries = []
     for cfg, name in ((data_cfg, "results"), (other_cfg, "other")):
-        evaluate_cascade(QUICKSTART / "cascade.yaml", members, tmp_path / name, cfg, overrides=[
-            "--trainer.enable_progress_bar=false", "--model.bootstrap=0",
-            "--calibration.target=risk@80", "--model.coverages=[0.8]",
-        ])  # fmt: skip
+        evaluate_cascade(
+            QUICKSTART / "cascade.yaml",
+            members,
+            tmp_path / name,
+            cfg,
+            overrides=[
+                "--trainer.enable_progress_bar=false",
+                "--model.bootstrap=0",
+                "--calibration.target=risk@80",
+                "--model.coverages=[0.8]",
+            ],
+        )
         summaries.append(json.loads((tmp_path / name / "summary.json").read_text()))
     # calibration and evaluation see the same member inputs however the data is normalised
     for dataset, policies in summaries[0]["metrics"].items():
@@ -70,11 +98,18 @@ def test_predict_on_an_unlabelled_folder_with_members_of_different_inputs(
     results = tmp_path / "results"
 
     def predict(out, *extra: str) -> None:
-        CascadeCLI(args=["predict", f"--config={QUICKSTART / 'predict.yaml'}",
-                         f"--data={data_cfg}", f"--model.members=[{', '.join(members)}]",
-                         f"--ckpt_path={results / 'cascade.ckpt'}",
-                         f"--trainer.default_root_dir={tmp_path / 'predict'}",
-                         f"--predictions.path={out}", *extra])  # fmt: skip
+        CascadeCLI(
+            args=[
+                "predict",
+                f"--config={QUICKSTART / 'predict.yaml'}",
+                f"--data={data_cfg}",
+                f"--model.members=[{', '.join(members)}]",
+                f"--ckpt_path={results / 'cascade.ckpt'}",
+                f"--trainer.default_root_dir={tmp_path / 'predict'}",
+                f"--predictions.path={out}",
+                *extra,
+            ]
+        )
 
     recwarn.clear()
     predict(tmp_path / "predictions.csv")
@@ -91,18 +126,25 @@ def test_predict_on_an_unlabelled_folder_with_members_of_different_inputs(
     # the same folder with nothing but the cascade checkpoint (no data config, no members): it
     # records the calibration data's size, crop, resize mode and normalisation, so the same
     # decisions
-    CascadeCLI(args=["predict", f"--ckpt_path={results / 'cascade.ckpt'}",
-                     f"--predictions.inputs={incoming}",
-                     f"--predictions.path={tmp_path / 'in.csv'}",
-                     f"--trainer.default_root_dir={tmp_path / 'predict'}",
-                     "--trainer.enable_progress_bar=false"])  # fmt: skip
+    CascadeCLI(
+        args=[
+            "predict",
+            f"--ckpt_path={results / 'cascade.ckpt'}",
+            f"--predictions.inputs={incoming}",
+            f"--predictions.path={tmp_path / 'in.csv'}",
+            f"--trainer.default_root_dir={tmp_path / 'predict'}",
+            "--trainer.enable_progress_bar=false",
+        ]
+    )
     with open(tmp_path / "in.csv") as f:
         alone = list(csv.DictReader(f))
     assert [r["path"] for r in alone] == [r["path"] for r in rows]
     for a, r in zip(alone, rows, strict=True):
         assert (a["prediction"], a["exit_stage"], a["accepted"]) == (
-            r["prediction"], r["exit_stage"], r["accepted"]
-        )  # fmt: skip
+            r["prediction"],
+            r["exit_stage"],
+            r["accepted"],
+        )
         assert float(a["confidence"]) == pytest.approx(float(r["confidence"]), abs=1e-5)
 
     # unreadable files: listed with their reason, the others predicted as before, one line

@@ -30,13 +30,19 @@ def write_cascade(folder) -> str:
         torch.manual_seed(seed)
         member = MemberModule(num_classes=10)
         members.append(str(folder / f"m{seed}.ckpt"))
-        torch.save({"state_dict": member.state_dict(), "hyper_parameters": dict(member.hparams)},
-                   members[-1])  # fmt: skip
+        torch.save(
+            {"state_dict": member.state_dict(), "hyper_parameters": dict(member.hparams)},
+            members[-1],
+        )
     cascade = CascadeModule(members=members)
     cascade.set_data_input(((0.5,), (0.5,)), 1.0)
     cascade.data_image_size, cascade.data_interpolation = 32, "bilinear"
-    ckpt = {"state_dict": cascade.state_dict(), "hyper_parameters": dict(cascade.hparams),
-            "pytorch-lightning_version": "2.6.0", "fitted_cascade": fitted_dict()}  # fmt: skip
+    ckpt = {
+        "state_dict": cascade.state_dict(),
+        "hyper_parameters": dict(cascade.hparams),
+        "pytorch-lightning_version": "2.6.0",
+        "fitted_cascade": fitted_dict(),
+    }
     cascade.on_save_checkpoint(ckpt)
     torch.save(ckpt, folder / "cascade.ckpt")
     return str(folder / "cascade.ckpt")
@@ -72,8 +78,11 @@ def test_a_folder_is_predicted_with_only_the_cascade_checkpoint(tmp_path, cascad
     files = write_images(tmp_path / "new", ["b.png", "a.jpg", "sub/c.png"])
     (tmp_path / "new" / "notes.txt").write_text("not an image\n")
     out = tmp_path / "out" / "predictions.csv"
-    args = [f"--ckpt_path={cascade}", f"--predictions.inputs={tmp_path / 'new'}",
-            f"--predictions.path={out}"]  # fmt: skip
+    args = [
+        f"--ckpt_path={cascade}",
+        f"--predictions.inputs={tmp_path / 'new'}",
+        f"--predictions.path={out}",
+    ]
     assert predict(*args) == 0
     found = rows(out)
     assert [r["path"] for r in found] == sorted(files)  # the folder's images, sorted, only
@@ -131,8 +140,9 @@ def test_bad_inputs_are_refused_in_one_line_naming_the_option(tmp_path, cascade,
     }
     out = tmp_path / "p.csv"
     for inputs, expected in cases.items():
-        code = predict(f"--ckpt_path={cascade}", f"--predictions.inputs={inputs}",
-                       f"--predictions.path={out}")  # fmt: skip
+        code = predict(
+            f"--ckpt_path={cascade}", f"--predictions.inputs={inputs}", f"--predictions.path={out}"
+        )
         errors = [line for line in capsys.readouterr().err.splitlines() if line.startswith("error")]
         assert code == 2 and len(errors) == 1, (inputs, errors)
         assert f"--predictions.inputs {inputs}: " in errors[0] and expected in errors[0], errors
@@ -141,14 +151,24 @@ def test_bad_inputs_are_refused_in_one_line_naming_the_option(tmp_path, cascade,
     folder = tmp_path / "imgs"
     write_images(folder, ["a.png"])
     for extra, expected in [
-        ([f"--predictions.inputs={folder}", f"--predictions.path={folder / 'p.csv'}"],
-         "is inside the input folder --predictions.inputs"),
+        (
+            [f"--predictions.inputs={folder}", f"--predictions.path={folder / 'p.csv'}"],
+            "is inside the input folder --predictions.inputs",
+        ),
         ([f"--predictions.path={out}"], "predict needs the new data: --predictions.inputs"),
-        ([f"--predictions.inputs={folder}", f"--predictions.path={out}", "--ckpt_path="],
-         "give --ckpt_path, the calibrated cascade's checkpoint"),
-        ([f"--predictions.inputs={folder}", f"--predictions.path={out}",
-          "--predictions.datasets=[a]"], "give one of the two"),
-    ]:  # fmt: skip
+        (
+            [f"--predictions.inputs={folder}", f"--predictions.path={out}", "--ckpt_path="],
+            "give --ckpt_path, the calibrated cascade's checkpoint",
+        ),
+        (
+            [
+                f"--predictions.inputs={folder}",
+                f"--predictions.path={out}",
+                "--predictions.datasets=[a]",
+            ],
+            "give one of the two",
+        ),
+    ]:
         assert predict(f"--ckpt_path={cascade}", *extra) == 2
         errors = [line for line in capsys.readouterr().err.splitlines() if line.startswith("error")]
         assert len(errors) == 1 and expected in errors[0], errors
@@ -161,8 +181,11 @@ def test_moved_members_are_named_and_can_be_given(tmp_path, cascade, capsys):
     moved.mkdir()
     for name in ("m0.ckpt", "m1.ckpt"):
         shutil.move(tmp_path / name, moved / name)
-    args = [f"--ckpt_path={cascade}", f"--predictions.inputs={tmp_path / 'new'}",
-            f"--predictions.path={tmp_path / 'p.csv'}"]  # fmt: skip
+    args = [
+        f"--ckpt_path={cascade}",
+        f"--predictions.inputs={tmp_path / 'new'}",
+        f"--predictions.path={tmp_path / 'p.csv'}",
+    ]
     assert predict(*args) == 2
     err = capsys.readouterr().err
     assert f"its member {tmp_path / 'm0.ckpt'} (and 1 more) is not found" in err
@@ -174,8 +197,10 @@ def test_moved_members_are_named_and_can_be_given(tmp_path, cascade, capsys):
 def test_input_files_lists_a_folder_recursively_and_sorted(tmp_path):
     write_images(tmp_path, ["d/2.png", "d/10.PNG", "d/a/1.webp"])
     assert [p.relative_to(tmp_path / "d").as_posix() for p in input_files(tmp_path / "d")] == [
-        "10.PNG", "2.png", "a/1.webp",
-    ]  # fmt: skip
+        "10.PNG",
+        "2.png",
+        "a/1.webp",
+    ]
 
 
 def test_the_preparation_comes_from_the_checkpoint_else_the_members():
@@ -183,20 +208,32 @@ def test_the_preparation_comes_from_the_checkpoint_else_the_members():
     from lightning_modules.member_input import MemberInput
 
     grey = ((0.5,), (0.5,))
-    record = {"normalization": {"mean": [0.2], "std": [0.3]}, "crop_pct": 0.9,
-              "input_size": 48, "interpolation": "bicubic"}  # fmt: skip
-    members = [MemberInput(size=32, data_normalization=grey, data_crop_pct=1.0),
-               MemberInput(size=40)]  # fmt: skip
+    record = {
+        "normalization": {"mean": [0.2], "std": [0.3]},
+        "crop_pct": 0.9,
+        "input_size": 48,
+        "interpolation": "bicubic",
+    }
+    members = [
+        MemberInput(size=32, data_normalization=grey, data_crop_pct=1.0),
+        MemberInput(size=40),
+    ]
     assert prediction_input(record, members, "c.ckpt") == {
-        "input_size": 48, "crop_pct": 0.9, "interpolation": "bicubic", "mean": [0.2],
+        "input_size": 48,
+        "crop_pct": 0.9,
+        "interpolation": "bicubic",
+        "mean": [0.2],
         "std": [0.3],
-    }  # fmt: skip
+    }
     # a checkpoint written before the size was recorded: the members' largest resolution
     older = {"normalization": record["normalization"], "crop_pct": None}
     assert prediction_input(older, members, "c.ckpt") == {
-        "input_size": 40, "crop_pct": 1.0, "interpolation": "bilinear", "mean": [0.2],
+        "input_size": 40,
+        "crop_pct": 1.0,
+        "interpolation": "bilinear",
+        "mean": [0.2],
         "std": [0.3],
-    }  # fmt: skip
+    }
     with pytest.raises(ValueError, match=r"--ckpt_path c.ckpt: neither .* image size and "):
         prediction_input(None, [MemberInput()], "c.ckpt")
 
@@ -222,9 +259,16 @@ def test_inputs_replace_the_data_config_of_a_predict_config(tmp_path, cascade, c
 
     files = write_images(tmp_path / "new", ["a.png", "b.png"])
     out = tmp_path / "p.csv"
-    assert predict(f"--config={QUICKSTART / 'predict.yaml'}", f"--ckpt_path={cascade}",
-                   f"--predictions.inputs={tmp_path / 'new'}", f"--predictions.path={out}",
-                   f"--trainer.default_root_dir={tmp_path / 'run'}") == 0  # fmt: skip
+    assert (
+        predict(
+            f"--config={QUICKSTART / 'predict.yaml'}",
+            f"--ckpt_path={cascade}",
+            f"--predictions.inputs={tmp_path / 'new'}",
+            f"--predictions.path={out}",
+            f"--trainer.default_root_dir={tmp_path / 'run'}",
+        )
+        == 0
+    )
     assert [(r["dataset"], r["path"]) for r in rows(out)] == [("inputs", f) for f in files]
     assert "the data config (--data) is not used" in capsys.readouterr().out
     assert (tmp_path / "run" / "config.yaml").is_file()

@@ -22,15 +22,23 @@ def idx_config(tmp_path, incoming) -> dict:
     return {
         "class_path": "datamodules.IDXDataModule",
         "init_args": {
-            "images": str(images), "labels": str(labels), "image_size": 32, "batch_size": 4,
+            "images": str(images),
+            "labels": str(labels),
+            "image_size": 32,
+            "batch_size": 4,
             "datasets": [
                 {"name": "held", "role": "heldout", "source": "heldout"},
                 {"name": "test", "role": "id", "source": "test"},
-                {"name": "incoming", "role": "ood", "source": "path",
-                 "format": "image_folder", "path": str(incoming)},
+                {
+                    "name": "incoming",
+                    "role": "ood",
+                    "source": "path",
+                    "format": "image_folder",
+                    "path": str(incoming),
+                },
             ],
         },
-    }  # fmt: skip
+    }
 
 
 @pytest.mark.slow  # trains members: the fast loop leaves it to the full suite
@@ -42,8 +50,11 @@ def test_unreadable_files_of_a_path_source_are_listed_or_refused(tmp_path, capsy
     broken.write_bytes(broken.read_bytes()[:60])
     config = idx_config(tmp_path, incoming)
     (tmp_path / "data.yaml").write_text(yaml.safe_dump(config))
-    args = [f"--ckpt_path={cascade}", f"--data={tmp_path / 'data.yaml'}",
-            "--trainer.enable_progress_bar=false"]  # fmt: skip
+    args = [
+        f"--ckpt_path={cascade}",
+        f"--data={tmp_path / 'data.yaml'}",
+        "--trainer.enable_progress_bar=false",
+    ]
     capsys.readouterr()
     assert predict(*args, f"--predictions.path={tmp_path / 'p.csv'}") == 0
     found = rows(tmp_path / "p.csv")

@@ -60,8 +60,12 @@ def test_resume_after_preemption_gives_the_uninterrupted_weights(
 
     # a job killed without the signal restarts from the end-of-epoch checkpoint: same weights
     epoch_end = tmp_path / "full" / "checkpoints" / "epoch=0.ckpt"
-    MemberCLI(args=[*member_fit_args(data_cfg, tmp_path, "restart", seed=3, epochs=2),
-                    f"--ckpt_path={epoch_end}"])  # fmt: skip
+    MemberCLI(
+        args=[
+            *member_fit_args(data_cfg, tmp_path, "restart", seed=3, epochs=2),
+            f"--ckpt_path={epoch_end}",
+        ]
+    )
     restarted = weights(tmp_path / "restart" / "checkpoints" / "last.ckpt")
     for key in full:
         assert torch.equal(full[key], restarted[key]), key

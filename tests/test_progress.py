@@ -46,9 +46,19 @@ def _evaluate(tmp_path, name: str, terminal: bool, *extra: str) -> tuple[str, st
         write_case(logits)
     env = {k: v for k, v in os.environ.items() if k != NO_PROGRESS_ENV}
     env["PYTHONPATH"] = str(ROOT)
-    cmd = [sys.executable, str(ROOT / "scripts" / "evaluate_logits.py"), "--logits-dir",
-           str(logits), *ARGS, "--bootstrap", "20", "--no-plots", "--out", str(tmp_path / name),
-           *extra]  # fmt: skip
+    cmd = [
+        sys.executable,
+        str(ROOT / "scripts" / "evaluate_logits.py"),
+        "--logits-dir",
+        str(logits),
+        *ARGS,
+        "--bootstrap",
+        "20",
+        "--no-plots",
+        "--out",
+        str(tmp_path / name),
+        *extra,
+    ]
     if not terminal:
         proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
         assert proc.returncode == 0, proc.stderr[-2000:]

@@ -64,8 +64,12 @@ def test_a_quick_start_pipeline_prints_no_third_party_noise(tmp_path, small_data
     config = _tiny_pipeline(tmp_path, small_data_config)
     proc = subprocess.run(
         [sys.executable, str(ROOT / "scripts" / "run_pipeline.py"), "--config", str(config)],
-        cwd=tmp_path, env=_fake_srun(tmp_path), capture_output=True, text=True, timeout=900,
-    )  # fmt: skip
+        cwd=tmp_path,
+        env=_fake_srun(tmp_path),
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
     output = proc.stdout + proc.stderr
     assert proc.returncode == 0, output[-3000:]
     assert (tmp_path / "out" / "results" / "metrics.csv").is_file()
@@ -80,12 +84,17 @@ def test_verbose_keeps_the_third_party_messages(tmp_path, small_data_config):
     that the same command filters without it."""
     data = small_data_config(tmp_path / "data.yaml", train_limit=64)
     args = [
-        sys.executable, str(ROOT / "scripts" / "train_member.py"), "fit",
-        f"--config={QUICKSTART / 'member.yaml'}", f"--data={data}", "--trainer.max_epochs=1",
-        f"--trainer.default_root_dir={tmp_path / 'm'}", f"--checkpoint.dirpath={tmp_path / 'ck'}",
+        sys.executable,
+        str(ROOT / "scripts" / "train_member.py"),
+        "fit",
+        f"--config={QUICKSTART / 'member.yaml'}",
+        f"--data={data}",
+        "--trainer.max_epochs=1",
+        f"--trainer.default_root_dir={tmp_path / 'm'}",
+        f"--checkpoint.dirpath={tmp_path / 'ck'}",
         f"--trainer.logger.init_args.save_dir={tmp_path / 'logs'}",
         "--trainer.enable_progress_bar=false",
-    ]  # fmt: skip
+    ]
     env = _fake_srun(tmp_path)
     outputs = {}
     for flag in ([], ["--verbose"]):

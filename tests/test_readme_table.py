@@ -23,8 +23,19 @@ BLOCK = "<!-- quickstart-table datasets: test far -->\n```\nold\n```\n<!-- /quic
 def results(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("readme")
     out = tmp / "out"
-    assert evaluate_logits(["--logits-dir", str(write_case(tmp / "logits")), *ARGS,
-                            "--no-plots", "--out", str(out)]) == 0  # fmt: skip
+    assert (
+        evaluate_logits(
+            [
+                "--logits-dir",
+                str(write_case(tmp / "logits")),
+                *ARGS,
+                "--no-plots",
+                "--out",
+                str(out),
+            ]
+        )
+        == 0
+    )
     return out
 
 

@@ -48,12 +48,38 @@ def _notmnist_shaped(directory: Path, n: int = 300) -> Path:
 def run(tmp_path_factory) -> Path:
     tmp = tmp_path_factory.mktemp("report")
     out = tmp / "out"
-    assert evaluate_logits([
-        "--logits-dir", str(_notmnist_shaped(tmp / "logits")), "--members", "m0", "m1",
-        "--heldout", "heldout", "--id", "test", "--shift", *SHIFTED, "--ood", *OOD,
-        "--target", "cov@5", "--risks", "0.01", "0.05", "--bootstrap", "30",
-        "--policies", "single,ensemble,single_threshold,window", "--out", str(out), "--quiet",
-    ]) == 0  # fmt: skip
+    assert (
+        evaluate_logits(
+            [
+                "--logits-dir",
+                str(_notmnist_shaped(tmp / "logits")),
+                "--members",
+                "m0",
+                "m1",
+                "--heldout",
+                "heldout",
+                "--id",
+                "test",
+                "--shift",
+                *SHIFTED,
+                "--ood",
+                *OOD,
+                "--target",
+                "cov@5",
+                "--risks",
+                "0.01",
+                "0.05",
+                "--bootstrap",
+                "30",
+                "--policies",
+                "single,ensemble,single_threshold,window",
+                "--out",
+                str(out),
+                "--quiet",
+            ]
+        )
+        == 0
+    )
     return out
 
 
@@ -74,7 +100,7 @@ def test_the_report_is_one_page_with_the_key_table_and_the_differences_that_matt
         (d["dataset"], d["policy"], d["baseline"], d["metric"])
         for d in deltas
         if d["significant_bh"]
-    }  # fmt: skip
+    }
     tested = [d for d in deltas if d["p_value"] is not None]
     summary = re.search(r"\((\d+) of (\d+) tested differences significant", section)
     assert summary and int(summary[1]) == len(found) and int(summary[2]) == len(tested)
@@ -101,12 +127,38 @@ def test_over_several_member_orders_the_report_stays_one_page(run):
     """--orders all: the key table is the spread across the orders (each order's values stay
     in metrics.csv), so the report does not grow with the number of orders."""
     out = run.parent / "orders"
-    assert evaluate_logits([
-        "--logits-dir", str(run.parent / "logits"), "--members", "m0", "m1", "--orders", "all",
-        "--heldout", "heldout", "--id", "test", "--shift", *SHIFTED, "--ood", *OOD,
-        "--target", "cov@5", "--bootstrap", "10", "--no-plots",
-        "--policies", "single,ensemble,single_threshold,window", "--out", str(out), "--quiet",
-    ]) == 0  # fmt: skip
+    assert (
+        evaluate_logits(
+            [
+                "--logits-dir",
+                str(run.parent / "logits"),
+                "--members",
+                "m0",
+                "m1",
+                "--orders",
+                "all",
+                "--heldout",
+                "heldout",
+                "--id",
+                "test",
+                "--shift",
+                *SHIFTED,
+                "--ood",
+                *OOD,
+                "--target",
+                "cov@5",
+                "--bootstrap",
+                "10",
+                "--no-plots",
+                "--policies",
+                "single,ensemble,single_threshold,window",
+                "--out",
+                str(out),
+                "--quiet",
+            ]
+        )
+        == 0
+    )
     report = (out / "report.md").read_text()
     assert len(report.splitlines()) < 300
     assert "## Across member orders" in report and "## Results" not in report
@@ -128,16 +180,29 @@ def test_past_a_page_of_panels_the_plots_continue_on_further_pages(tmp_path):
     names = [f"s{k}" for k in range(25)]
     rows, curves = [], {}
     for policy, cost in (("single", 1.0), ("ensemble", 2.0)):
-        curves[policy] = {d: (torch.linspace(0, 1, 5), torch.linspace(0, 0.3, 5))
-                          for d in ["id", *names]}  # fmt: skip
+        curves[policy] = {
+            d: (torch.linspace(0, 1, 5), torch.linspace(0, 0.3, 5)) for d in ["id", *names]
+        }
         for dataset, role in [("id", "id"), *((d, "shift") for d in names), ("far", "ood")]:
             metric = "fpr@95" if role == "ood" else "cov@5"
             for m, v in ((metric, 0.5), ("expected_macs", cost)):
-                rows.append({"dataset": dataset, "role": role, "policy": policy, "setting": "",
-                             "score": "msp", "metric": m, "value": v})  # fmt: skip
+                rows.append(
+                    {
+                        "dataset": dataset,
+                        "role": role,
+                        "policy": policy,
+                        "setting": "",
+                        "score": "msp",
+                        "metric": m,
+                        "value": v,
+                    }
+                )
     files = plot_files(tmp_path, rows, curves, "id", target="cov@5")
-    assert files == [*page_names("risk_coverage", 26), "macs_vs_cov5.png",
-                     *page_names("tradeoff", 27)]  # fmt: skip
+    assert files == [
+        *page_names("risk_coverage", 26),
+        "macs_vs_cov5.png",
+        *page_names("tradeoff", 27),
+    ]
     assert page_names("tradeoff", 27) == ["tradeoff.png", "tradeoff_2.png"] and PAGE_PANELS < 27
     assert all((tmp_path / f).stat().st_size > 0 for f in files)
 

@@ -70,13 +70,28 @@ def start_offline(logits, out, marker, fault="swap:wait", *extra):
 
     from tests.conftest import ROOT
 
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "WINDOW_CASCADES_FAULT": fault,
-           "WINDOW_CASCADES_FAULT_MARKER": str(marker)}  # fmt: skip
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(ROOT),
+        "WINDOW_CASCADES_FAULT": fault,
+        "WINDOW_CASCADES_FAULT_MARKER": str(marker),
+    }
     return subprocess.Popen(
-        [sys.executable, str(ROOT / "scripts" / "evaluate_logits.py"), "--logits-dir",
-         str(logits), *ARGS, "--out", str(out), *extra],
-        env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-    )  # fmt: skip
+        [
+            sys.executable,
+            str(ROOT / "scripts" / "evaluate_logits.py"),
+            "--logits-dir",
+            str(logits),
+            *ARGS,
+            "--out",
+            str(out),
+            *extra,
+        ],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
 
 
 def wait_for(path, proc, timeout=300):

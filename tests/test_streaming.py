@@ -25,8 +25,9 @@ class Recording(torch.nn.Module):
 
 
 def policies():
-    window = interval_policy("window", [{"lower": 0.35, "upper": 0.7},
-                                        {"lower": 0.3, "upper": 0.8}], "w")  # fmt: skip
+    window = interval_policy(
+        "window", [{"lower": 0.35, "upper": 0.7}, {"lower": 0.3, "upper": 0.8}], "w"
+    )
     return [window, RandomPolicy(3, 0.3, seed=1)]
 
 

@@ -31,8 +31,12 @@ def test_offline_outputs_match_the_golden_files_made_before_the_restructuring(tm
     when the cost-to-target rows (``<policy>@gain<percent>``) were appended: every earlier row
     kept its value and place)."""
     out = tmp_path / "out"
-    assert evaluate_logits(["--logits-dir", str(write_case(tmp_path / "logits")), *ARGS,
-                            "--out", str(out)]) == 0  # fmt: skip
+    assert (
+        evaluate_logits(
+            ["--logits-dir", str(write_case(tmp_path / "logits")), *ARGS, "--out", str(out)]
+        )
+        == 0
+    )
     assert (out / "metrics.csv").read_text() == (GOLDEN / "regression_metrics.csv").read_text()
     assert json.loads((out / "summary.json").read_text()) == json.loads(
         (GOLDEN / "regression_summary.json").read_text()
@@ -42,9 +46,18 @@ def test_offline_outputs_match_the_golden_files_made_before_the_restructuring(tm
 def test_offline_evaluator_loads_no_training_or_logging_stack(tmp_path):
     """matplotlib is loaded only to draw the plots (--no-plots: not at all)."""
     write_case(tmp_path / "logits")
-    cmd = [sys.executable, "-X", "importtime", "scripts/evaluate_logits.py", "--logits-dir",
-           str(tmp_path / "logits"), *ARGS, "--no-plots",
-           "--out", str(tmp_path / "out")]  # fmt: skip
+    cmd = [
+        sys.executable,
+        "-X",
+        "importtime",
+        "scripts/evaluate_logits.py",
+        "--logits-dir",
+        str(tmp_path / "logits"),
+        *ARGS,
+        "--no-plots",
+        "--out",
+        str(tmp_path / "out"),
+    ]
     proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
     loaded = {
@@ -78,8 +91,11 @@ def test_a_new_policy_is_one_function_and_one_registry_entry():
         rows, fitted, _ = evaluate_experiment(
             data, {"h": "heldout", "t": "id"}, [1.0, 1.0], ["single", "top_half"]
         )
-        cost = {r["policy"]: r["value"] for r in rows if r["dataset"] == "h"
-                and r["metric"] == "expected_macs"}  # fmt: skip
+        cost = {
+            r["policy"]: r["value"]
+            for r in rows
+            if r["dataset"] == "h" and r["metric"] == "expected_macs"
+        }
         assert cost["single"] == 1.0 and cost["top_half"] == pytest.approx(1.5)
         assert "top_half" in policy_table() and fitted["top_half"].setting == "median"
     finally:

@@ -31,8 +31,10 @@ def inspect(run_dir) -> str:
     wandb_cli = os.path.join(os.path.dirname(sys.executable), "wandb")
     proc = subprocess.run(
         [wandb_cli, "leet", "inspect", "--json", str(run_dir)],
-        capture_output=True, text=True, timeout=120,
-    )  # fmt: skip
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert proc.returncode == 0, proc.stderr
     return proc.stdout
 

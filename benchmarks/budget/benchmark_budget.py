@@ -73,12 +73,18 @@ def gain_table(
         reference = None
         for policy, label, settings in (
             ("window", "window", PolicySettings(target, width=min(extra / 2, 0.5))),
-            ("single_threshold", "single_threshold",
-             PolicySettings(target, pass_fraction=min(extra, 1.0))),
-            ("budget_window", "budget_window (search)",
-             PolicySettings(target, budget=budget, budget_select="search")),
+            (
+                "single_threshold",
+                "single_threshold",
+                PolicySettings(target, pass_fraction=min(extra, 1.0)),
+            ),
+            (
+                "budget_window",
+                "budget_window (search)",
+                PolicySettings(target, budget=budget, budget_select="search"),
+            ),
             ("budget_window", "budget_window (cv)", PolicySettings(target, budget=budget)),
-        ):  # fmt: skip
+        ):
             rows, fitted = evaluate_policies(prepared, [policy], settings, reported)
             v = {(r["dataset"], r["metric"]): r["value"] for r in rows}
             kept = (v[test, metric] - single) / (ensemble - single)
@@ -118,9 +124,14 @@ def test_output(prepared, policy) -> tuple[torch.Tensor, torch.Tensor]:
 def fit_time(prepared, target: str) -> float:
     final = prepared.prefix_outputs[prepared.roles.heldout][-1]
     inputs = FitInputs(
-        prepared.heldout_confidence, prepared.heldout_correct, None, prepared.roles.heldout,
-        final.confidence, final.correct, prepared.stage_macs,
-    )  # fmt: skip
+        prepared.heldout_confidence,
+        prepared.heldout_correct,
+        None,
+        prepared.roles.heldout,
+        final.confidence,
+        final.correct,
+        prepared.stage_macs,
+    )
     times = []
     for _ in range(3):
         start = time.perf_counter()
@@ -193,8 +204,10 @@ def main(argv: list[str] | None = None) -> None:
         return
     held = data[args.heldout]
     seconds = fit_time(prepared, args.target)
-    print(f"\nbudget_window fit (M = 2, held-out {held.num_samples} x {held.logits[0].shape[1]} "
-          f"classes): {seconds:.2f} s (median of 3)\n")  # fmt: skip
+    print(
+        f"\nbudget_window fit (M = 2, held-out {held.num_samples} x {held.logits[0].shape[1]} "
+        f"classes): {seconds:.2f} s (median of 3)\n"
+    )
     print("\n".join(guarantee_table(prepared, args.target, args.delta, args.draws, args.seed)))
 
 

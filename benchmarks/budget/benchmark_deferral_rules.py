@@ -30,10 +30,13 @@ def member_features(data, name: str) -> dict[str, torch.Tensor]:
     top2 = first.topk(2, -1).values.double()
     entropy = -(first * first.clamp_min(1e-12).log()).sum(-1).double()
     return {
-        "msp": top2[:, 0], "margin": top2[:, 0] - top2[:, 1], "entropy": entropy,
-        "ok1": first.argmax(-1) == targets, "msp_ens": ensemble.max(-1).values.double(),
+        "msp": top2[:, 0],
+        "margin": top2[:, 0] - top2[:, 1],
+        "entropy": entropy,
+        "ok1": first.argmax(-1) == targets,
+        "msp_ens": ensemble.max(-1).values.double(),
         "ok_ens": ensemble.argmax(-1) == targets,
-    }  # fmt: skip
+    }
 
 
 def _msp_plus_margin(lam: float):
@@ -78,12 +81,23 @@ def main(argv: list[str] | None = None) -> None:
     for budget in args.budgets:
         chosen = None
         for name, rule in RULES.items():
-            fit = best_interval(rule(held), everyone, held["msp"], ~held["ok1"], held["msp_ens"],
-                                ~held["ok_ens"], budget - 1, ("cov", args.risk))  # fmt: skip
+            fit = best_interval(
+                rule(held),
+                everyone,
+                held["msp"],
+                ~held["ok1"],
+                held["msp_ens"],
+                ~held["ok_ens"],
+                budget - 1,
+                ("cov", args.risk),
+            )
             score = rule(test)
             passed = (score >= fit["lower"]) & (score <= fit["upper"])
-            value = cov(torch.where(passed, test["msp_ens"], test["msp"]),
-                        torch.where(passed, test["ok_ens"], test["ok1"]), args.risk)  # fmt: skip
+            value = cov(
+                torch.where(passed, test["msp_ens"], test["msp"]),
+                torch.where(passed, test["ok_ens"], test["ok1"]),
+                args.risk,
+            )
             kept = (value - single) / (ensemble - single)
             print(f"| {budget:g} | {name} | {fit['value']:.4f} | {value:.4f} | {kept:.1%} |")
             if chosen is None or fit["value"] > chosen[0]:

@@ -67,11 +67,30 @@ def main() -> None:
         print(f"made logits in {time.perf_counter() - t:.1f} s under {directory}")
     out = directory.with_name(directory.name + "_results")  # outside --logits-dir (refused)
     cli = [
-        "--logits-dir", str(directory), "--members", "m0", "m1", "--heldout", "heldout",
-        "--id", "test", "--ood", "ood_a", "ood_b", "--score", args.score, "--target", "cov@5",
-        "--policies", "single,ensemble,window", "--out", str(out), "--quiet", "--overwrite",
+        "--logits-dir",
+        str(directory),
+        "--members",
+        "m0",
+        "m1",
+        "--heldout",
+        "heldout",
+        "--id",
+        "test",
+        "--ood",
+        "ood_a",
+        "ood_b",
+        "--score",
+        args.score,
+        "--target",
+        "cov@5",
+        "--policies",
+        "single,ensemble,window",
+        "--out",
+        str(out),
+        "--quiet",
+        "--overwrite",
         "--no-plots",
-    ]  # fmt: skip
+    ]
     times = []
     for _ in range(args.repeats):
         t = time.perf_counter()
@@ -96,16 +115,24 @@ def print_fit_times(directory: Path, score: str, repeats: int) -> None:
     prepared = prepare_experiment(data, roles, macs, score)
     final = prepared.prefix_outputs["heldout"][-1]
     inputs = FitInputs(
-        prepared.heldout_confidence, prepared.heldout_correct, None, "heldout",
-        final.confidence, final.correct, macs,
-    )  # fmt: skip
+        prepared.heldout_confidence,
+        prepared.heldout_correct,
+        None,
+        "heldout",
+        final.confidence,
+        final.correct,
+        macs,
+    )
     for label, names, settings in (
         ("window", ["window"], PolicySettings()),
         ("window with --guarantee 0.1 (ltt)", ["window"], PolicySettings(guarantee=0.1)),
-        ("window with --guarantee 0.1 (sgr)", ["window"], PolicySettings(
-            guarantee=0.1, guarantee_method="sgr")),
+        (
+            "window with --guarantee 0.1 (sgr)",
+            ["window"],
+            PolicySettings(guarantee=0.1, guarantee_method="sgr"),
+        ),
         ("budget_window, budget 1.2, grid 200", ["budget_window"], PolicySettings(budget=1.2)),
-    ):  # fmt: skip
+    ):
         times = []
         for _ in range(repeats):
             t = time.perf_counter()

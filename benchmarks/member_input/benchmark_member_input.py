@@ -66,8 +66,10 @@ def main(argv: list[str] | None = None) -> None:
     if not files:
         parser.error(f"--images {args.images}: no images ({', '.join(sorted(SUFFIXES))})")
     member, data = dict(timm_data_config(args.member)), dict(timm_data_config(args.data))
-    for cfg, size, crop in ((member, args.member_size, args.member_crop),
-                            (data, args.data_size, args.data_crop)):  # fmt: skip
+    for cfg, size, crop in (
+        (member, args.member_size, args.member_crop),
+        (data, args.data_size, args.data_crop),
+    ):
         if size:
             cfg["input_size"] = (3, size, size)
         if crop:
@@ -85,8 +87,10 @@ def main(argv: list[str] | None = None) -> None:
     def describe(cfg: dict) -> str:
         return f"{cfg['input_size'][-1]} px crop {cfg['crop_pct']} {cfg['interpolation']}"
 
-    print(f"{len(files)} images; member {args.member} {describe(member)}; "
-          f"data {args.data} {describe(data)}")  # fmt: skip
+    print(
+        f"{len(files)} images; member {args.member} {describe(member)}; "
+        f"data {args.data} {describe(data)}"
+    )
     print("| adaptation | RMS difference (normalised units) | PSNR (dB) |")
     print("| --- | --- | --- |")
     for label, (sq, sq_pixels) in sums.items():

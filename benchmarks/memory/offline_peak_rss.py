@@ -46,10 +46,11 @@ def write_logits(folder: Path, members: int, samples: int, classes: int, seed: i
     gen = torch.Generator().manual_seed(seed)
     sizes = {name: max(1, round(samples * share)) for name, (_, share) in DATASETS.items()}
     targets = {
-        name: torch.randint(classes, (n,), generator=gen) if DATASETS[name][0] != "ood"
+        name: torch.randint(classes, (n,), generator=gen)
+        if DATASETS[name][0] != "ood"
         else torch.full((n,), -1, dtype=torch.long)
         for name, n in sizes.items()
-    }  # fmt: skip
+    }
     total = 0
     for m in range(members):
         member = folder / f"m{m}"
@@ -67,8 +68,12 @@ def write_logits(folder: Path, members: int, samples: int, classes: int, seed: i
             save_file({"logits": logits, "targets": targets[name]}, str(path))
             total += path.stat().st_size
             del logits
-        meta = {"model_name": "synthetic", "macs": 1e9 * (m + 1), "params": 1000,
-                "num_classes": classes}  # fmt: skip
+        meta = {
+            "model_name": "synthetic",
+            "macs": 1e9 * (m + 1),
+            "params": 1000,
+            "num_classes": classes,
+        }
         (member / "meta.json").write_text(json.dumps(meta))
     return total
 
@@ -77,11 +82,26 @@ def run_evaluator(repo: Path, logits: Path, out: Path, members: int, bootstrap: 
     """Run the offline evaluator of ``repo``; return (peak RSS bytes, wall seconds, status)."""
     shifts = [n for n, (role, _) in DATASETS.items() if role == "shift"]
     command = [
-        sys.executable, str(repo / "scripts" / "evaluate_logits.py"),
-        "--logits-dir", str(logits), "--members", *[f"m{m}" for m in range(members)],
-        "--heldout", "heldout", "--id", "test", "--shift", *shifts, "--ood", "ood",
-        "--out", str(out), "--quiet", "--bootstrap", str(bootstrap),
-    ]  # fmt: skip
+        sys.executable,
+        str(repo / "scripts" / "evaluate_logits.py"),
+        "--logits-dir",
+        str(logits),
+        "--members",
+        *[f"m{m}" for m in range(members)],
+        "--heldout",
+        "heldout",
+        "--id",
+        "test",
+        "--shift",
+        *shifts,
+        "--ood",
+        "ood",
+        "--out",
+        str(out),
+        "--quiet",
+        "--bootstrap",
+        str(bootstrap),
+    ]
     env = {**os.environ, "PYTHONPATH": str(repo)}
     start = time.perf_counter()
     proc = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL)
@@ -115,9 +135,11 @@ def main(argv: list[str] | None = None) -> int:
         tmp = Path(tmp)
         start = time.perf_counter()
         size = write_logits(tmp / "logits", args.members, samples, args.classes, args.seed)
-        print(f"logits: {args.members} members x {samples:,} samples x {args.classes} classes, "
-              f"float16, {size / 1e9:.3f} GB on disk (written in "
-              f"{time.perf_counter() - start:.0f} s)")  # fmt: skip
+        print(
+            f"logits: {args.members} members x {samples:,} samples x {args.classes} classes, "
+            f"float16, {size / 1e9:.3f} GB on disk (written in "
+            f"{time.perf_counter() - start:.0f} s)"
+        )
         print(f"evaluator: {args.repo}")
         print(f"import-only process: {import_baseline(args.repo) / 1e9:.3f} GB peak RSS")
         print(f"{'bootstrap':>9} {'peak RSS GB':>12} {'peak / logits':>14} {'wall s':>8} status")

@@ -101,9 +101,7 @@ def train_and_cache(args, data_cfg: Path, work: Path) -> dict[str, list[str]]:
         size: count_macs_params(timm.create_model(size, num_classes=10, in_chans=1), (1, 32, 32))[0]
         for size in args.sizes
     }
-    jobs = [
-        (size, seed) for size in args.sizes for seed in args.seeds[: SEED_CAP.get(size)]
-    ]  # fmt: skip
+    jobs = [(size, seed) for size in args.sizes for seed in args.seeds[: SEED_CAP.get(size)]]
     start, done_weight = time.time(), 0.0
     members: dict[str, list[str]] = {}
     for i, (size, seed) in enumerate(jobs):
@@ -121,10 +119,16 @@ def train_and_cache(args, data_cfg: Path, work: Path) -> dict[str, list[str]]:
             log(f"member {i + 1}/{len(jobs)} {name}: training{eta}")
             t = time.time()
             fit_member(
-                CONFIG / "member.yaml", seed, member_dir, data_cfg,
-                overrides=[f"--model.model_name={size}", f"--trainer.max_epochs={args.epochs}",
-                           "--trainer.enable_model_summary=false"],
-            )  # fmt: skip
+                CONFIG / "member.yaml",
+                seed,
+                member_dir,
+                data_cfg,
+                overrides=[
+                    f"--model.model_name={size}",
+                    f"--trainer.max_epochs={args.epochs}",
+                    "--trainer.enable_model_summary=false",
+                ],
+            )
             log(f"member {name} trained in {(time.time() - t) / 60:.1f} min")
             done_weight += weight[size]
         meta = work / "logits" / name / "meta.json"
@@ -134,9 +138,13 @@ def train_and_cache(args, data_cfg: Path, work: Path) -> dict[str, list[str]]:
             continue
         log(f"caching logits of {name}")
         cache_logits(
-            CONFIG / "member.yaml", ckpt, work / "logits", name, data_cfg,
+            CONFIG / "member.yaml",
+            ckpt,
+            work / "logits",
+            name,
+            data_cfg,
             overrides=[f"--model.model_name={size}"],
-        )  # fmt: skip
+        )
     return members
 
 
@@ -145,16 +153,24 @@ def policy_plan() -> list[PlanEntry]:
     for each MSP target; budget_window at each budget (cov@2); the window with a guaranteed
     cov@2 threshold; single, ensemble and window for fpr@95 with energy."""
     plan = [
-        PlanEntry("msp", ("single", "ensemble", "single_threshold", "random"),
-                  PolicySettings("cov@2", width=WIDTH)),
-        *(PlanEntry("msp", ("window", "window_adjusted"), PolicySettings(t, width=WIDTH))
-          for t in MSP_TARGETS),
-        *(PlanEntry("msp", ("budget_window",), PolicySettings("cov@2", width=WIDTH, budget=b))
-          for b in BUDGETS),
+        PlanEntry(
+            "msp",
+            ("single", "ensemble", "single_threshold", "random"),
+            PolicySettings("cov@2", width=WIDTH),
+        ),
+        *(
+            PlanEntry("msp", ("window", "window_adjusted"), PolicySettings(t, width=WIDTH))
+            for t in MSP_TARGETS
+        ),
+        *(
+            PlanEntry("msp", ("budget_window",), PolicySettings("cov@2", width=WIDTH, budget=b))
+            for b in BUDGETS
+        ),
         PlanEntry("msp", ("window",), PolicySettings("cov@2", width=WIDTH, guarantee=GUARANTEE)),
-        PlanEntry("energy", ("single", "ensemble", "window"),
-                  PolicySettings("fpr@95", width=WIDTH)),
-    ]  # fmt: skip
+        PlanEntry(
+            "energy", ("single", "ensemble", "window"), PolicySettings("fpr@95", width=WIDTH)
+        ),
+    ]
     return plan
 
 
@@ -179,15 +195,21 @@ def evaluate(members: dict[str, list[str]], roles: DatasetRoles, work: Path, res
 
     boot = Bootstrap(resamples)
     rows, fitted = evaluate_grid(
-        work / "logits", cascades, roles, policy_plan(), MetricSettings(RISKS, COVERAGES), boot,
+        work / "logits",
+        cascades,
+        roles,
+        policy_plan(),
+        MetricSettings(RISKS, COVERAGES),
+        boot,
         skip,
-    )  # fmt: skip
+    )
     model_of = {r["members"]: r["model"] for r in rows}
     deltas = [{"model": model_of[d["members"]], **d} for d in boot.delta_rows(rows)]
     windows = {
-        label: policy for (label, name, setting, score), policy in fitted.items()
+        label: policy
+        for (label, name, setting, score), policy in fitted.items()
         if name == "window" and setting == f"cov@2,w={WIDTH:g}" and score == "msp"
-    }  # fmt: skip
+    }
     macs = {size: member_macs(work / "logits", names)[0] for size, names in members.items()}
     return rows, deltas, windows, skipped, macs
 
@@ -207,12 +229,14 @@ def timing(members, windows, id_images: torch.Tensor, work: Path, args) -> list[
             t = measure(nets, policy, "msp", id_images, args.latency_samples, 20, 256, args.device)
             out.append(
                 {
-                    "model": size, "policy": label, "device": args.device_name,
+                    "model": size,
+                    "policy": label,
+                    "device": args.device_name,
                     "latency_median_ms": round(t.latency_median * 1e3, 4),
                     "latency_p90_ms": round(t.latency_p90 * 1e3, 4),
                     "throughput_img_s": round(t.throughput, 1),
                 }
-            )  # fmt: skip
+            )
             log(
                 f"timing {size} {label}: {t.latency_median * 1e3:.2f} ms median, "
                 f"{t.throughput:.0f} img/s"
@@ -237,11 +261,12 @@ def check(rows: list[dict], members) -> list[str]:
 
         def val(policy, metric, dataset="notmnist_test", setting=None, size=size):
             vals = [
-                r["value"] for r in rows
+                r["value"]
+                for r in rows
                 if (r["model"], r["policy"], r["metric"], r["dataset"], r["score"])
                 == (size, policy, metric, dataset, "msp")
                 and (setting is None or r["setting"] == setting)
-            ]  # fmt: skip
+            ]
             return sum(vals) / len(vals) if vals else None
 
         single = val("single", "expected_macs")
@@ -262,9 +287,20 @@ def check(rows: list[dict], members) -> list[str]:
 
 
 SIGNIFICANCE_FIELDS = (
-    "model", "dataset", "policy", "setting", "score", "baseline", "metric", "orders",
-    "mean_delta", "mean_ci_low", "mean_ci_high", "better", "worse",
-)  # fmt: skip
+    "model",
+    "dataset",
+    "policy",
+    "setting",
+    "score",
+    "baseline",
+    "metric",
+    "orders",
+    "mean_delta",
+    "mean_ci_low",
+    "mean_ci_high",
+    "better",
+    "worse",
+)
 SIGNIFICANCE_METRICS = (
     "acc",
     "aurc",
@@ -295,23 +331,28 @@ def significance(deltas: list[dict]) -> list[dict]:
         n = len(ds)
         up = higher_is_better(key[6])
         out.append(
-            {**dict(zip(SIGNIFICANCE_FIELDS[:7], key, strict=True)), "orders": n,
-             "mean_delta": sum(d["delta"] for d in ds) / n,
-             "mean_ci_low": sum(d["ci_low"] for d in ds) / n,
-             "mean_ci_high": sum(d["ci_high"] for d in ds) / n,
-             "better": sum(d["significant"] and (d["delta"] > 0) == up for d in ds),
-             "worse": sum(d["significant"] and (d["delta"] > 0) != up for d in ds)}
-        )  # fmt: skip
+            {
+                **dict(zip(SIGNIFICANCE_FIELDS[:7], key, strict=True)),
+                "orders": n,
+                "mean_delta": sum(d["delta"] for d in ds) / n,
+                "mean_ci_low": sum(d["ci_low"] for d in ds) / n,
+                "mean_ci_high": sum(d["ci_high"] for d in ds) / n,
+                "better": sum(d["significant"] and (d["delta"] > 0) == up for d in ds),
+                "worse": sum(d["significant"] and (d["delta"] > 0) != up for d in ds),
+            }
+        )
     return out
 
 
 TABLE_POLICIES = (
-    ("single", "", "msp"), ("ensemble", "", "msp"), ("single_threshold", "pass=0.2", "msp"),
+    ("single", "", "msp"),
+    ("ensemble", "", "msp"),
+    ("single_threshold", "pass=0.2", "msp"),
     ("window", f"cov@2,w={WIDTH:g}", "msp"),
     ("window", f"cov@2,w={WIDTH:g},ltt@{GUARANTEE:g}", "msp"),
     ("window_adjusted", f"cov@2,w={WIDTH:g}", "msp"),
     *(("budget_window", f"cov@2,B={b:g}", "msp") for b in BUDGETS),
-)  # fmt: skip
+)
 TABLE_METRICS = ("expected_macs", "acc", "aurc", "cov@2", "risk@90", "op_risk", "op_cov")
 
 
@@ -321,8 +362,12 @@ def markdown_tables(rows: list[dict], table: list[dict], id_name: str) -> str:
     significantly better / worse than single and than ensemble."""
 
     def cell(model, family, metric):
-        picked = [r for r in rows if (r["model"], r["policy"], r["setting"], r["score"],
-                  r["metric"], r["dataset"]) == (model, *family, metric, id_name)]  # fmt: skip
+        picked = [
+            r
+            for r in rows
+            if (r["model"], r["policy"], r["setting"], r["score"], r["metric"], r["dataset"])
+            == (model, *family, metric, id_name)
+        ]
         stat = mean_with_interval(picked)
         if stat is None:
             return "-"
@@ -336,18 +381,27 @@ def markdown_tables(rows: list[dict], table: list[dict], id_name: str) -> str:
     models = list(dict.fromkeys(r["model"] for r in rows))
     orders = {m: len({r["members"] for r in rows if r["model"] == m}) for m in models}
     head = "| model (orders) | policy | " + " | ".join(TABLE_METRICS) + " |"
-    lines = [f"## {id_name}: mean over member orders [mean 95% interval]", "", head,
-             "| --- " * (len(TABLE_METRICS) + 2) + "|"]  # fmt: skip
+    lines = [
+        f"## {id_name}: mean over member orders [mean 95% interval]",
+        "",
+        head,
+        "| --- " * (len(TABLE_METRICS) + 2) + "|",
+    ]
     for model in models:
         for family in TABLE_POLICIES:
             label = family[0] + (f"[{family[1]}]" if family[1] else "")
             cells = " | ".join(cell(model, family, m) for m in TABLE_METRICS)
             lines.append(f"| {model} ({orders[model]}) | {label} | {cells} |")
     lines += ["", "## Significant paired differences: better / worse in how many orders", ""]
-    lines += ["| model | policy | baseline | " + " | ".join(ID_SIGNIFICANCE) + " |",
-              "| --- " * (len(ID_SIGNIFICANCE) + 3) + "|"]  # fmt: skip
-    by = {(t["model"], t["policy"], t["setting"], t["score"], t["baseline"], t["metric"]): t
-          for t in table if t["dataset"] == id_name}  # fmt: skip
+    lines += [
+        "| model | policy | baseline | " + " | ".join(ID_SIGNIFICANCE) + " |",
+        "| --- " * (len(ID_SIGNIFICANCE) + 3) + "|",
+    ]
+    by = {
+        (t["model"], t["policy"], t["setting"], t["score"], t["baseline"], t["metric"]): t
+        for t in table
+        if t["dataset"] == id_name
+    }
     for model in models:
         for family in TABLE_POLICIES[1:]:
             for baseline in ("single", "ensemble"):
@@ -381,8 +435,10 @@ def plots(rows: list[dict], deltas, sizes: list[str], roles: DatasetRoles, out: 
             f"window [{target}], small > large": (("window", base, score), pairs),
         }
         if score == "msp":
-            families["single-threshold (pass 0.2)"] = (("single_threshold", "pass=0.2", "msp"),
-                                                       sizes)  # fmt: skip
+            families["single-threshold (pass 0.2)"] = (
+                ("single_threshold", "pass=0.2", "msp"),
+                sizes,
+            )
             for b in BUDGETS:
                 families[f"budget_window B={b:g} [cov@2]"] = (
                     ("budget_window", f"cov@2,B={b:g}", "msp"),
@@ -444,9 +500,10 @@ def main(argv: list[str] | None = None) -> int:
         args.seeds, args.bootstrap = args.seeds[:2], min(args.bootstrap, 20)
         data_cfg = smoke_data_config(args.work, data_cfg)
     args.device_name = (
-        torch.cuda.get_device_name() if args.device.startswith("cuda") else
-        f"{platform.machine()} CPU x{torch.get_num_threads()} threads"
-    )  # fmt: skip
+        torch.cuda.get_device_name()
+        if args.device.startswith("cuda")
+        else f"{platform.machine()} CPU x{torch.get_num_threads()} threads"
+    )
     start = time.time()
     members = train_and_cache(args, data_cfg, args.work)
     train_s = time.time() - start
@@ -473,18 +530,25 @@ def main(argv: list[str] | None = None) -> int:
         timings = timing(members, windows, id_images(data_cfg, roles), args.work, args)
         write_csv(args.out / f"timing_{args.device.split(':')[0]}.csv", timings)
     summary = {
-        "sizes": sizes, "seeds": args.seeds, "epochs": args.epochs, "width": WIDTH,
-        "budgets": list(BUDGETS), "guarantee": GUARANTEE,
+        "sizes": sizes,
+        "seeds": args.seeds,
+        "epochs": args.epochs,
+        "width": WIDTH,
+        "budgets": list(BUDGETS),
+        "guarantee": GUARANTEE,
         "bootstrap": {"resamples": args.bootstrap, "seed": 0, "level": 0.95},
-        "cascades": sorted({r["members"] for r in rows}), "skipped": skipped,
-        "macs": macs, "windows_cov2": {k: w.to_dict() for k, w in windows.items() if w},
+        "cascades": sorted({r["members"] for r in rows}),
+        "skipped": skipped,
+        "macs": macs,
+        "windows_cov2": {k: w.to_dict() for k, w in windows.items() if w},
         # this run only: training is skipped for cached members, timing with --skip-timing
         "this_run": {
-            "train_and_cache_s": round(train_s, 1), "evaluate_s": round(eval_s, 2),
+            "train_and_cache_s": round(train_s, 1),
+            "evaluate_s": round(eval_s, 2),
             "timing_file": f"timing_{args.device.split(':')[0]}.csv" if timings else None,
             "machine": args.device_name,
         },
-    }  # fmt: skip
+    }
     write_json(args.out / "summary.json", summary)
     lines = check(rows, members)
     print("\n".join(lines))

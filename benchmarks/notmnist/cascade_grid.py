@@ -102,9 +102,13 @@ def evaluate_grid(
                 prepared[entry.score] = prepare_experiment(subset, roles, macs, entry.score)
             try:
                 part, policies = evaluate_policies(
-                    prepared[entry.score], list(entry.policies), entry.settings,
-                    metric_settings, None, bootstrap,
-                )  # fmt: skip
+                    prepared[entry.score],
+                    list(entry.policies),
+                    entry.settings,
+                    metric_settings,
+                    None,
+                    bootstrap,
+                )
             except (UnreachableTargetError, GuaranteeError) as err:
                 if skipped is None:
                     raise

@@ -34,10 +34,15 @@ def mean_with_interval(rows: list[dict]) -> tuple[float, float | None, float | N
 def _pick(rows, model, family, metric, datasets):
     policy, setting, score = family
     return [
-        r for r in rows
-        if r["model"] == model and r["policy"] == policy and r["metric"] == metric
-        and r["dataset"] in datasets and r["setting"] == setting and r["score"] == score
-    ]  # fmt: skip
+        r
+        for r in rows
+        if r["model"] == model
+        and r["policy"] == policy
+        and r["metric"] == metric
+        and r["dataset"] in datasets
+        and r["setting"] == setting
+        and r["score"] == score
+    ]
 
 
 def tradeoff_plot(
@@ -70,8 +75,14 @@ def tradeoff_plot(
         points.sort()
         xs, ys = [p[0] for p in points], [p[1] for p in points]
         # marker and line style per family: lines that coincide stay distinguishable
-        line = ax.plot(xs, ys, marker=markers[k % 7], linestyle=styles[k % 4],
-                       markerfacecolor="none", label=label)[0]  # fmt: skip
+        line = ax.plot(
+            xs,
+            ys,
+            marker=markers[k % 7],
+            linestyle=styles[k % 4],
+            markerfacecolor="none",
+            label=label,
+        )[0]
         if all(p[2] is not None for p in points):
             err = [[p[1] - p[2] for p in points], [p[3] - p[1] for p in points]]
             ax.errorbar(xs, ys, yerr=err, fmt="none", ecolor=line.get_color(), capsize=3)
@@ -96,10 +107,14 @@ def exit_fraction_plot(
         heights, lows, highs = [], [], []
         for role in roles:
             picked = [
-                r for r in rows
-                if r["model"] == model and r["policy"] == policy and r["setting"] == setting
-                and r["role"] == role and r["metric"] == "exit_frac@1"
-            ]  # fmt: skip
+                r
+                for r in rows
+                if r["model"] == model
+                and r["policy"] == policy
+                and r["setting"] == setting
+                and r["role"] == role
+                and r["metric"] == "exit_frac@1"
+            ]
             stat = mean_with_interval(picked) or (1.0, None, None)
             passed = 1 - stat[0]  # passed on = not exited after member 1
             heights.append(passed)

@@ -84,8 +84,10 @@ def touch_files(folder: Path, names) -> None:
 
 def convert(logits_dir: Path, reference: Path, work: Path, arch: str, names: dict) -> Path:
     """Lay out our logits as the reference's inputs under ``work``; return the config path."""
-    members = [{k: load_file(str(logits_dir / m / f"{v}.safetensors")) for k, v in names.items()}
-               for m in ("m0", "m1")]  # fmt: skip
+    members = [
+        {k: load_file(str(logits_dir / m / f"{v}.safetensors")) for k, v in names.items()}
+        for m in ("m0", "m1")
+    ]
     for key in ("test", "heldout"):  # ImageFolder lists files class by class
         t0, t1 = members[0][key]["targets"], members[1][key]["targets"]
         assert torch.equal(t0, t1), f"members disagree on {key} targets"
@@ -112,8 +114,9 @@ def convert(logits_dir: Path, reference: Path, work: Path, arch: str, names: dic
     )
 
     config = json.loads((reference / "experiment_configs" / f"{arch}_imagenet.json").read_text())
-    config["id_dataset"].update(datapath=str(work / "imagenet"), val_size=n_val,
-                                idx_path=str(work / "imagenet_idx"))  # fmt: skip
+    config["id_dataset"].update(
+        datapath=str(work / "imagenet"), val_size=n_val, idx_path=str(work / "imagenet_idx")
+    )
     for ood in config["ood_datasets"]:
         ood["datapath"] = str(work / ood["name"])
     config["test_params"]["results_savedir"] = str(work / "results")
@@ -132,9 +135,19 @@ def run_once(python: str, reference: Path, config: Path, setting: int, log: Path
     """One ``cascade_results.py`` process for sweep setting ``setting``: (wall, CPU) seconds."""
     metric, task = SWEEP[setting % len(SWEEP)]
     seeds = "12" if setting % 12 < len(SWEEP) else "21"
-    cmd = [python, "cascade_results.py", str(config), "--seeds", seeds,
-           "--strategy_func", "window_threshold_strategy", "--exit_metric", metric,
-           "--unc_task", task]  # fmt: skip
+    cmd = [
+        python,
+        "cascade_results.py",
+        str(config),
+        "--seeds",
+        seeds,
+        "--strategy_func",
+        "window_threshold_strategy",
+        "--exit_metric",
+        metric,
+        "--unc_task",
+        task,
+    ]
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     with open(log, "w") as f:
         t = time.perf_counter()
@@ -166,17 +179,21 @@ def main() -> None:
     print(f"converted inputs in {time.perf_counter() - t:.1f} s (not timed) under {work}")
     totals = []
     for r in range(args.repeats):
-        runs = [run_once(args.python, args.reference.resolve(), config, s,
-                         work / f"log_{r}_{s}.txt") for s in range(args.settings)]  # fmt: skip
+        runs = [
+            run_once(args.python, args.reference.resolve(), config, s, work / f"log_{r}_{s}.txt")
+            for s in range(args.settings)
+        ]
         totals.append(sum(wall for wall, _ in runs))
         print(
             f"repeat {r + 1}: {totals[-1]:.2f} s wall for {args.settings} reference run(s) "
             f"({', '.join(f'{w:.2f}' for w, _ in runs)}); "
             f"CPU user+sys {sum(c for _, c in runs):.2f} s, load {os.getloadavg()[0]:.2f}"
         )
-    print(f"reference cascade_results.py x{args.settings}, {args.repeats} repeats: median "
-          f"{statistics.median(totals):.2f} s (min {min(totals):.2f}, max {max(totals):.2f}); "
-          f"CSVs in {work / 'results'}, logs in {work}")  # fmt: skip
+    print(
+        f"reference cascade_results.py x{args.settings}, {args.repeats} repeats: median "
+        f"{statistics.median(totals):.2f} s (min {min(totals):.2f}, max {max(totals):.2f}); "
+        f"CSVs in {work / 'results'}, logs in {work}"
+    )
 
 
 if __name__ == "__main__":

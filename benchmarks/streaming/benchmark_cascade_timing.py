@@ -62,21 +62,36 @@ def main(argv: list[str] | None = None) -> int:
             policies[f"cascade(pass={args.pass_fraction:g},queued)"] = (cascade, True)
         timed = {}
         for label, (policy, queued) in policies.items():
-            timed[label] = measure(members, policy, "msp", images, args.latency_samples, 20,
-                                   args.batch_size, device, queued=queued)  # fmt: skip
+            timed[label] = measure(
+                members,
+                policy,
+                "msp",
+                images,
+                args.latency_samples,
+                20,
+                args.batch_size,
+                device,
+                queued=queued,
+            )
         for label, t in timed.items():
             # the MACs-predicted speed-up over the ensemble: 2 members vs 1 + pass fraction
             predicted = {"single": 2.0, "ensemble": 1.0}.get(label, 2 / (1 + args.pass_fraction))
             measured = t.throughput / timed["ensemble"].throughput
-            rows.append({
-                "model": model, "policy": label, "device": name,
-                "image_size": args.image_size, "batch_size": args.batch_size,
-                "latency_median_ms": round(t.latency_median * 1e3, 4),
-                "latency_p90_ms": round(t.latency_p90 * 1e3, 4),
-                "throughput_img_s": round(t.throughput, 1),
-                "vs_ensemble": round(measured, 3), "macs_predicted": round(predicted, 3),
-                "measured_over_predicted": round(measured / predicted, 3),
-            })  # fmt: skip
+            rows.append(
+                {
+                    "model": model,
+                    "policy": label,
+                    "device": name,
+                    "image_size": args.image_size,
+                    "batch_size": args.batch_size,
+                    "latency_median_ms": round(t.latency_median * 1e3, 4),
+                    "latency_p90_ms": round(t.latency_p90 * 1e3, 4),
+                    "throughput_img_s": round(t.throughput, 1),
+                    "vs_ensemble": round(measured, 3),
+                    "macs_predicted": round(predicted, 3),
+                    "measured_over_predicted": round(measured / predicted, 3),
+                }
+            )
             print(rows[-1], flush=True)
     write_csv(args.out, rows)
     return 0

@@ -77,15 +77,27 @@ class StepTimer(Callback):
 
 def lightning_run(args, device: torch.device) -> float:
     torch.manual_seed(0)
-    module = MemberModule(args.model, num_classes=args.num_classes, in_chans=3, lr=0.1,
-                          channels_last=args.channels_last)  # fmt: skip
+    module = MemberModule(
+        args.model,
+        num_classes=args.num_classes,
+        in_chans=3,
+        lr=0.1,
+        channels_last=args.channels_last,
+    )
     timer = StepTimer(args.warmup)
     trainer = Trainer(
-        accelerator=device.type, devices=1, precision=args.precision,
-        max_steps=args.warmup + args.steps, logger=False, enable_checkpointing=False,
-        enable_progress_bar=False, enable_model_summary=False, limit_val_batches=0,
-        num_sanity_val_steps=0, callbacks=[timer],
-    )  # fmt: skip
+        accelerator=device.type,
+        devices=1,
+        precision=args.precision,
+        max_steps=args.warmup + args.steps,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        limit_val_batches=0,
+        num_sanity_val_steps=0,
+        callbacks=[timer],
+    )
     trainer.fit(module, train_dataloaders=loader(args, args.warmup + args.steps))
     return args.steps * args.batch_size / timer.seconds
 
@@ -95,8 +107,9 @@ def plain_run(args, device: torch.device) -> float:
     model = timm.create_model(args.model, num_classes=args.num_classes, in_chans=3).to(device)
     fmt = torch.channels_last if args.channels_last else torch.contiguous_format
     model = model.to(memory_format=fmt).train()
-    opt = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9, nesterov=True,
-                          weight_decay=5e-4)  # fmt: skip
+    opt = torch.optim.SGD(
+        model.parameters(), lr=0.1, momentum=0.9, nesterov=True, weight_decay=5e-4
+    )
     total = args.warmup + args.steps
     sched = torch.optim.lr_scheduler.LambdaLR(
         opt, lambda s: 0.5 * (1 + math.cos(math.pi * s / total))
@@ -145,13 +158,20 @@ def main(argv: list[str] | None = None) -> int:
             speeds["plain"].append(plain_run(args, device))
             speeds["lightning"].append(lightning_run(args, device))
         for loop, values in speeds.items():
-            rows.append({
-                "model": model, "loop": loop, "device": name, "precision": args.precision,
-                "channels_last": args.channels_last, "image_size": args.image_size,
-                "batch_size": args.batch_size, "timed_steps": args.steps,
-                "images_per_s": round(statistics.median(values), 1),
-                "runs": " ".join(f"{v:.1f}" for v in values),
-            })  # fmt: skip
+            rows.append(
+                {
+                    "model": model,
+                    "loop": loop,
+                    "device": name,
+                    "precision": args.precision,
+                    "channels_last": args.channels_last,
+                    "image_size": args.image_size,
+                    "batch_size": args.batch_size,
+                    "timed_steps": args.steps,
+                    "images_per_s": round(statistics.median(values), 1),
+                    "runs": " ".join(f"{v:.1f}" for v in values),
+                }
+            )
             print(rows[-1], flush=True)
         ratio = rows[-1]["images_per_s"] / rows[-2]["images_per_s"]
         print(f"{model}: Lightning / plain throughput = {ratio:.3f}", flush=True)

@@ -23,9 +23,14 @@ from uncertainty.scod import scod_mixture
 
 # the parameters a fitted cascade's info records under their own keys (as before plugins)
 BUILTIN_RECORDED = (
-    "width", "pass_fraction", "random_fraction", "budget", "budget_grid", "budget_objective",
+    "width",
+    "pass_fraction",
+    "random_fraction",
+    "budget",
+    "budget_grid",
+    "budget_objective",
     "budget_select",
-)  # fmt: skip
+)
 
 
 class CascadeCalibration(Callback):
@@ -106,9 +111,12 @@ class CascadeCalibration(Callback):
         self.parameters = {**builtin, **(parameters or {})}
         # validated here, where the values enter (definitions: the module's, at fit)
         PolicySettings(
-            target, seed=seed, guarantee=guarantee, guarantee_method=guarantee_method,
+            target,
+            seed=seed,
+            guarantee=guarantee,
+            guarantee_method=guarantee_method,
             **self.parameters,
-        )  # fmt: skip
+        )
         if mixture_ratio <= 0:
             raise ValueError(f"mixture_ratio must be > 0, got {mixture_ratio}")
         self.target, self.width, self.pass_fraction = target, width, pass_fraction
@@ -208,10 +216,14 @@ class CascadeCalibration(Callback):
             info["parameters"] = extra
         states = member_states(logits, temperatures, pl_module.score)
         info["operating_points"] = policy_operating_points(
-            prefix_outputs(states, pl_module.score, targets), policies, self.target,
-            pl_module.definitions, self.guarantee, self.guarantee_method,
+            prefix_outputs(states, pl_module.score, targets),
+            policies,
+            self.target,
+            pl_module.definitions,
+            self.guarantee,
+            self.guarantee_method,
             pl_module.settings.ood_tpr,
-        )  # fmt: skip
+        )
         pl_module.fitted = FittedCascade(policies, temperatures, info)
         self.fitted = pl_module.fitted.to_dict()
         if self.fitted_json and trainer.is_global_zero:

@@ -139,12 +139,19 @@ class CascadePredictionsWriter(BasePredictionWriter):
                 if "readable" in cols and not bool(cols["readable"][i]):
                     unreadable.append(path or f"{names[idx]}[{index}]")
                     reason = (image_error(path) if path else None) or "unreadable"
-                    writer.writerow([names[idx], index, "", "", "", "", "",
-                                     path or "", "unreadable", reason])  # fmt: skip
+                    writer.writerow(
+                        [names[idx], index, "", "", "", "", "", path or "", "unreadable", reason]
+                    )
                     continue
-                row = [names[idx], index, int(cols["prediction"][i]),
-                       repr(float(cols["confidence"][i])), int(cols["accepted"][i]),
-                       int(cols["ood"][i]), int(cols["exit_stage"][i])]  # fmt: skip
+                row = [
+                    names[idx],
+                    index,
+                    int(cols["prediction"][i]),
+                    repr(float(cols["confidence"][i])),
+                    int(cols["accepted"][i]),
+                    int(cols["ood"][i]),
+                    int(cols["exit_stage"][i]),
+                ]
                 if with_paths:
                     row += [path or "", "ok", ""]
                 writer.writerow(row)

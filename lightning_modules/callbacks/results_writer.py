@@ -40,9 +40,12 @@ class CascadeResultsWriter(Callback):
     def setup(self, trainer, pl_module, stage: str) -> None:
         if stage == "test" and self.dir is not None:  # before any work (every rank sees it)
             check_output_folder(
-                self.dir, self.overwrite, "--results.dir", "--results.overwrite true",
+                self.dir,
+                self.overwrite,
+                "--results.dir",
+                "--results.overwrite true",
                 claim=trainer.is_global_zero,
-            )  # fmt: skip
+            )
 
     def teardown(self, trainer, pl_module, stage: str) -> None:
         """Release the claim of ``dir`` if the run ended without swapping its results in (an
@@ -61,9 +64,16 @@ class CascadeResultsWriter(Callback):
         if trainer.is_global_zero:
             for run in wandb_runs(trainer.loggers):
                 log_cascade_report(
-                    run, ev.rows, ev.curves, ev.exit_stages, trainer.datamodule.roles,
-                    ev.stage_macs, ev.member_params, policies, ev.deltas,
-                )  # fmt: skip
+                    run,
+                    ev.rows,
+                    ev.curves,
+                    ev.exit_stages,
+                    trainer.datamodule.roles,
+                    ev.stage_macs,
+                    ev.member_params,
+                    policies,
+                    ev.deltas,
+                )
         if self.dir is None:
             return
         staging = new_staging_folder(self.dir) if trainer.is_global_zero else None
