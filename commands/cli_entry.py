@@ -15,6 +15,7 @@ from __future__ import annotations
 import os
 import re
 import sys
+from dataclasses import replace
 
 import yaml
 
@@ -70,9 +71,12 @@ USER_ERRORS: tuple[type[BaseException], ...] = (
 )  # fmt: skip
 
 
-def run_command(spec: CommandSpec, argv: list[str] | None = None) -> int:
-    """Precheck ``argv``, then run the LightningCLI; returns the exit status."""
+def run_command(spec: CommandSpec, argv: list[str] | None = None, prog: str | None = None) -> int:
+    """Precheck ``argv``, then run the LightningCLI; returns the exit status. ``prog``: the
+    program name that help and errors show (default: the script's)."""
     from_command_line = argv is None
+    if prog:
+        spec = replace(spec, script=prog)
     argv = list(sys.argv[1:] if argv is None else argv)
     traceback = traceback_requested("--traceback" in argv)
     argv = [a for a in argv if a != "--traceback"]
@@ -89,8 +93,9 @@ def run_command(spec: CommandSpec, argv: list[str] | None = None) -> int:
 
     module, name = spec.cli.split(":")
     cli_class = getattr(importlib.import_module(module), name)
+    parser_kwargs = {"exit_on_error": False, **({"prog": prog} if prog else {})}
     try:
-        cli_class(args=None if from_command_line else argv, parser_kwargs={"exit_on_error": False})
+        cli_class(args=None if from_command_line else argv, parser_kwargs=parser_kwargs)
     except ArgumentError as err:
         return report_error(InputError(condense(str(err))), traceback, err)
     except USER_ERRORS as err:
@@ -130,11 +135,11 @@ def report_error(err: BaseException, traceback: bool, cause: BaseException | Non
     return 2
 
 
-def run_member() -> int:
-    """``window-cascades member``: fit a member or cache its logits (``sys.argv``)."""
-    return run_command(MEMBER)
+def run_member(argv: list[str] | None = None, prog: str | None = None) -> int:
+    """``window-cascades member``: fit a member or cache its logits."""
+    return run_command(MEMBER, argv, prog)
 
 
-def run_cascade() -> int:
-    """``window-cascades cascade``: test (calibrate + evaluate) or predict (``sys.argv``)."""
-    return run_command(CASCADE)
+def run_cascade(argv: list[str] | None = None, prog: str | None = None) -> int:
+    """``window-cascades cascade``: test (calibrate + evaluate) or predict."""
+    return run_command(CASCADE, argv, prog)
