@@ -181,3 +181,71 @@ def test_offline_evaluator_checks_its_arguments_before_torch_is_imported():
     assert proc.returncode == 2 and "invalid choice: 'bogus'" in proc.stderr
     loaded = {line.split("|")[-1].strip() for line in proc.stderr.splitlines() if "|" in line}
     assert "torch" not in loaded
+
+
+# through the installed command: the same checks, and the program named as the user typed it
+THROUGH_COMMAND = [
+    (["member", "fitt"], "error: window-cascades member: unknown subcommand 'fitt' (did you mean"),
+    (["member", "--config", MEMBER_CFG], "error: window-cascades member: give a subcommand first"),
+    (["cascade", "fit", "--config", CASCADE_CFG],
+     "error: window-cascades cascade: unknown subcommand 'fit'"),
+    (["member", "fit", "--config", MEMBER_CFG, "--model.lrr", "0.1"],
+     "error: --model.lrr: unknown key 'model.lrr' (did you mean 'model.lr'?)"),
+    (["pipeline", "--config", "{tmp}/pipeline_typo.yaml"], "unknown key 'calibration.widht'"),
+    (["pipeline", "--config", "{tmp}/nowhere.yaml"], "pipeline config not found"),
+    (["pipeline", "--stage", "everything"],
+     "window-cascades pipeline: error: argument --stage: invalid choice: 'everything'"),
+    (["evaluate-logits", "--logits-dir", "x", "--members", "a", "--heldout", "h", "--id", "i",
+      "--out", "o", "--score", "bogus"],
+     "window-cascades evaluate-logits: error: argument --score: invalid choice: 'bogus'"),
+    (["submit", "{tmp}/pipeline_no_out.yaml"], "error: {tmp}/pipeline_no_out.yaml: missing field"),
+    (["submit", PIPELINE_CFG, "--nodes", "x"], "window-cascades submit: error: argument --nodes"),
+    (["init", "nope"], "window-cascades init: error: no shipped experiment 'nope'"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("args, message", THROUGH_COMMAND)
+def test_the_command_names_its_subcommand_in_one_line_errors(bad_files, tmp_path, args, message):
+    args = [a.replace("{tmp}", str(bad_files)) for a in args]
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    env.pop("WINDOW_CASCADES_TRACEBACK", None)
+    proc = subprocess.run(
+        [sys.executable, "-X", "importtime", "-m", "commands.window_cascades", *args],
+        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    lines = error_lines(proc)
+    errors = [line for line in lines if "error:" in line]
+    assert len(errors) == 1 and message.replace("{tmp}", str(bad_files)) in errors[0], lines
+    # the message; before it at most argparse's usage (longer: the program name is longer)
+    if errors[0] == lines[-1]:
+        assert all(line.startswith(("usage:", " ")) for line in lines[:-1]), lines
+    else:
+        assert lines == [errors[0], "(add --traceback for the full traceback)"], lines
+    loaded = {line.split("|")[-1].strip() for line in proc.stderr.splitlines() if "|" in line}
+    assert not {"lightning", "torch", "timm"} & loaded, "checked after the heavy imports"
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_scripts_keep_their_own_names_and_the_full_parser_names_the_command(tmp_path):
+    assert (
+        "error: train_member.py: unknown subcommand 'fitt'"
+        in command("train_member.py", "fitt").stderr
+    )
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    proc = subprocess.run(
+        [sys.executable, "-m", "commands.window_cascades", "member", "fit", "--config",
+         MEMBER_CFG, "--trainer.max_epochs", "many", "--trainer.default_root_dir", str(tmp_path)],
+        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    errors = [line for line in proc.stderr.splitlines() if line.startswith("error:")]
+    assert errors == ["error: --trainer.max_epochs many: expected int"], proc.stderr[-2000:]
+    assert "Traceback" not in proc.stderr and "usage:" not in proc.stderr
+    shown = subprocess.run(
+        [sys.executable, "-m", "commands.window_cascades", "member", "fit", "--help"],
+        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert shown.stdout.startswith("usage: window-cascades member [options] fit"), shown.stdout[
+        :300
+    ]
