@@ -9,8 +9,9 @@
 #
 #   bash scripts/check_install.sh          # $PYTHON_BASE: the interpreter for the venv (python3)
 #
-# Everything lives in a temporary folder, removed at the end ($KEEP=1 keeps it). The install
-# takes about 3 minutes with pip's cache warm (torch and its CUDA libraries, several GB).
+# Everything lives in a temporary folder, removed at the end ($KEEP=1 keeps it). On 2 cores
+# with pip's cache warm: about 4 minutes (the install 2, each quick start 1; torch and its CUDA
+# libraries are several GB).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 work=$(mktemp -d "${TMPDIR:-/tmp}/window-cascades-install.XXXXXX")
@@ -48,7 +49,8 @@ results=$work/empty/outputs/quickstart/results
 
 step "today's quick start (scripts/run_pipeline.py in the copy), for comparison"
 (cd "$work/src" && PYTHONPATH=$work/src "$work/venv/bin/python" scripts/run_pipeline.py \
-  --config configs/quickstart/pipeline.yaml --out "$work/repo_run" --no-progress >/dev/null)
+  --config configs/quickstart/pipeline.yaml --out "$work/repo_run" --no-progress \
+  >"$work/repo_run.log" 2>&1) || { tail -30 "$work/repo_run.log" >&2; exit 1; }
 if ! cmp -s "$results/metrics.csv" "$work/repo_run/results/metrics.csv"; then
   echo "metrics.csv differs from today's quick start:" >&2
   diff "$results/metrics.csv" "$work/repo_run/results/metrics.csv" | head -20 >&2
