@@ -15,6 +15,7 @@ from __future__ import annotations
 import os
 import re
 import sys
+from dataclasses import replace
 
 import yaml
 
@@ -22,21 +23,28 @@ from commands.console import quiet_third_party
 from commands.precheck import CommandSpec, InputError, precheck
 
 MEMBER = CommandSpec(
-    "train_member.py", ("fit", "validate", "test", "predict"),
+    "train_member.py",
+    ("fit", "validate", "test", "predict"),
     ("checkpoint", "preemption", "cache"),
-    class_keys={"model": ("member.py", "MemberModule"),
-                "preemption": ("callbacks/preemption.py", "PreemptionCheckpoint")},
+    class_keys={
+        "model": ("member.py", "MemberModule"),
+        "preemption": ("callbacks/preemption.py", "PreemptionCheckpoint"),
+    },
     fixed_keys={"cache": ("logits_dir", "member")},
     cli="commands.cli:MemberCLI",
-)  # fmt: skip
+)
 CASCADE = CommandSpec(
-    "evaluate_cascade.py", ("test", "predict"), ("calibration", "results", "predictions"),
-    class_keys={"model": ("cascade_module.py", "CascadeModule"),
-                "calibration": ("callbacks/cascade_calibration.py", "CascadeCalibration"),
-                "results": ("callbacks/results_writer.py", "CascadeResultsWriter"),
-                "predictions": ("callbacks/predictions_writer.py", "CascadePredictionsWriter")},
+    "evaluate_cascade.py",
+    ("test", "predict"),
+    ("calibration", "results", "predictions"),
+    class_keys={
+        "model": ("cascade_module.py", "CascadeModule"),
+        "calibration": ("callbacks/cascade_calibration.py", "CascadeCalibration"),
+        "results": ("callbacks/results_writer.py", "CascadeResultsWriter"),
+        "predictions": ("callbacks/predictions_writer.py", "CascadePredictionsWriter"),
+    },
     cli="commands.cli:CascadeCLI",
-)  # fmt: skip
+)
 
 
 def condense(message: str) -> str:
@@ -55,9 +63,7 @@ def condense(message: str) -> str:
         line.strip()
         for line in message.splitlines()[1:]
         if line.strip()
-        and not re.match(
-            r"(- )?(Given value|Subtypes|Errors|Expected a|Does not)", line.strip()
-        )  # fmt: skip
+        and not re.match(r"(- )?(Given value|Subtypes|Errors|Expected a|Does not)", line.strip())
     ]
     detail = f" ({other[-1]})" if other and not expected else ""
     shown = f" {value[-1]}" if value else ""
@@ -65,14 +71,21 @@ def condense(message: str) -> str:
 
 
 USER_ERRORS: tuple[type[BaseException], ...] = (
-    ValueError, FileNotFoundError, PermissionError, IsADirectoryError, NotADirectoryError,
+    ValueError,
+    FileNotFoundError,
+    PermissionError,
+    IsADirectoryError,
+    NotADirectoryError,
     yaml.YAMLError,
-)  # fmt: skip
+)
 
 
-def run_command(spec: CommandSpec, argv: list[str] | None = None) -> int:
-    """Precheck ``argv``, then run the LightningCLI; returns the exit status."""
+def run_command(spec: CommandSpec, argv: list[str] | None = None, prog: str | None = None) -> int:
+    """Precheck ``argv``, then run the LightningCLI; returns the exit status. ``prog``: the
+    program name that help and errors show (default: the script's)."""
     from_command_line = argv is None
+    if prog:
+        spec = replace(spec, script=prog)
     argv = list(sys.argv[1:] if argv is None else argv)
     traceback = traceback_requested("--traceback" in argv)
     argv = [a for a in argv if a != "--traceback"]
@@ -89,8 +102,9 @@ def run_command(spec: CommandSpec, argv: list[str] | None = None) -> int:
 
     module, name = spec.cli.split(":")
     cli_class = getattr(importlib.import_module(module), name)
+    parser_kwargs = {"exit_on_error": False, **({"prog": prog} if prog else {})}
     try:
-        cli_class(args=None if from_command_line else argv, parser_kwargs={"exit_on_error": False})
+        cli_class(args=None if from_command_line else argv, parser_kwargs=parser_kwargs)
     except ArgumentError as err:
         return report_error(InputError(condense(str(err))), traceback, err)
     except USER_ERRORS as err:
@@ -130,11 +144,11 @@ def report_error(err: BaseException, traceback: bool, cause: BaseException | Non
     return 2
 
 
-def run_member() -> int:
-    """``window-cascades member``: fit a member or cache its logits (``sys.argv``)."""
-    return run_command(MEMBER)
+def run_member(argv: list[str] | None = None, prog: str | None = None) -> int:
+    """``window-cascades member``: fit a member or cache its logits."""
+    return run_command(MEMBER, argv, prog)
 
 
-def run_cascade() -> int:
-    """``window-cascades cascade``: test (calibrate + evaluate) or predict (``sys.argv``)."""
-    return run_command(CASCADE)
+def run_cascade(argv: list[str] | None = None, prog: str | None = None) -> int:
+    """``window-cascades cascade``: test (calibrate + evaluate) or predict."""
+    return run_command(CASCADE, argv, prog)

@@ -70,8 +70,12 @@ def train_member(
         print(f"member m{index} already trained ({folder / 'finished.json'}); skipping", flush=True)
         return last
     resume = latest_checkpoint(folder, last)
-    print(f"\n=== training member m{index} (seed {seed})"
-          + (f", resuming from {resume}" if resume else "") + " ===", flush=True)  # fmt: skip
+    print(
+        f"\n=== training member m{index} (seed {seed})"
+        + (f", resuming from {resume}" if resume else "")
+        + " ===",
+        flush=True,
+    )
     folder.mkdir(parents=True, exist_ok=True)
     if not (folder / RECIPE_FILE).is_file():
         write_json(folder / RECIPE_FILE, recipe)
@@ -101,11 +105,18 @@ def train_member(
         best = getattr(ckpt, "best_model_path", "") or None
         write_json(
             folder / "finished.json",
-            {"seed": seed, "checkpoint": str(last), "checkpoint_step": step,
-             "global_step": cli.trainer.global_step, "epochs": cli.trainer.current_epoch,
-             "best_checkpoint": best, "resumed_from": str(resume) if resume else None,
-             "recipe_sha256": recipe_sha256(recipe), "recipe": recipe},
-        )  # fmt: skip
+            {
+                "seed": seed,
+                "checkpoint": str(last),
+                "checkpoint_step": step,
+                "global_step": cli.trainer.global_step,
+                "epochs": cli.trainer.current_epoch,
+                "best_checkpoint": best,
+                "resumed_from": str(resume) if resume else None,
+                "recipe_sha256": recipe_sha256(recipe),
+                "recipe": recipe,
+            },
+        )
     return last
 
 

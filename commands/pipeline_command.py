@@ -3,6 +3,7 @@
     python scripts/run_pipeline.py --config configs/quickstart/pipeline.yaml [--logger wandb]
     python scripts/run_pipeline.py --config CFG --stage member --member 1   # one member only
     python scripts/run_pipeline.py --config CFG --stage evaluate            # after all members
+    window-cascades pipeline --config quickstart     # a shipped config by name, from any folder
 
 Stages (``--stage all`` runs them in order; the SLURM scripts run them as separate jobs):
 
@@ -29,11 +30,16 @@ from commands.pipeline_config import load_pipeline_config
 from commands.precheck import precheck
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(argv: list[str] | None = None, prog: str | None = None) -> int:
     """Run the requested stages; returns the exit status (2: an input error, printed as one
-    line; ``--traceback`` shows the traceback instead)."""
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--config", default="configs/quickstart/pipeline.yaml")
+    line; ``--traceback`` shows the traceback instead). ``prog``: the name help shows."""
+    parser = argparse.ArgumentParser(prog=prog, description=__doc__.split("\n")[0])
+    parser.add_argument(
+        "--config",
+        default="quickstart",
+        help="the experiment's YAML, or a shipped config's name (default: quickstart, i.e. "
+        "configs/quickstart/pipeline.yaml of the package; outputs go under the current folder)",
+    )
     parser.add_argument("--out", help="override the output folder")
     parser.add_argument("--logger", choices=["csv", "wandb"], help="override the logger")
     parser.add_argument("--stage", choices=["all", "member", "evaluate"], default="all")

@@ -4,6 +4,9 @@ Fields: ``out``, ``seeds`` (one member per seed), ``member_config`` and ``cascad
 LightningCLI configs of the stages), optional ``experiment`` (default: the config's folder
 name), ``logger`` (``csv`` or ``wandb``), ``wandb_project``, ``member_args`` and
 ``cascade_args`` (LightningCLI overrides applied to every member / the cascade).
+
+The config is a file, or the name of a shipped one (``quickstart``; see
+``commands.shipped_configs``), whose stage configs are then the shipped files.
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ from pathlib import Path
 
 from commands.cli_entry import CASCADE, MEMBER
 from commands.precheck import load_yaml_file, precheck
+from commands.shipped_configs import find_pipeline_config, shipped_reference
 
 PIPELINE_KEYS = {
     "experiment",
@@ -27,10 +31,9 @@ PIPELINE_KEYS = {
 
 
 def load_pipeline_config(path: str | Path) -> dict:
-    """Read and check the experiment YAML (errors name the file and the field)."""
-    p = Path(path)
-    if not p.is_file():
-        raise FileNotFoundError(f"pipeline config not found: {p}")
+    """Read and check the experiment YAML, a file or a shipped config's name (errors name the
+    file and the field)."""
+    p, shipped = find_pipeline_config(path)
     cfg = load_yaml_file(p, "--config") or {}
     if not isinstance(cfg, dict):
         raise ValueError(f"{p}: expected a mapping of fields, got {type(cfg).__name__}")
@@ -42,6 +45,9 @@ def load_pipeline_config(path: str | Path) -> dict:
     for key in ("out", "seeds", "member_config", "cascade_config"):
         if key not in cfg:
             raise ValueError(f"{p}: missing field {key!r}")
+    if shipped:  # its stage configs are named from the package's root: the shipped files
+        for key in ("member_config", "cascade_config"):
+            cfg[key] = shipped_reference(str(cfg[key]))
     if not cfg["seeds"] or len(set(cfg["seeds"])) != len(cfg["seeds"]):
         raise ValueError(f"{p}: seeds must be a non-empty list of distinct integers")
     cfg.setdefault("experiment", p.parent.name)

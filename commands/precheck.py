@@ -21,11 +21,23 @@ import yaml
 
 ROOT = Path(__file__).resolve().parents[1] / "lightning_modules"  # what init_arguments reads
 COMMON_KEYS = (
-    "config", "print_config", "seed_everything", "trainer", "model", "data", "optimizer",
-    "lr_scheduler", "ckpt_path", "weights_only",
-)  # fmt: skip
-SUBCOMMAND_KEYS = {"fit": (), "validate": ("verbose",), "test": ("verbose",),
-                   "predict": ("return_predictions",)}  # fmt: skip
+    "config",
+    "print_config",
+    "seed_everything",
+    "trainer",
+    "model",
+    "data",
+    "optimizer",
+    "lr_scheduler",
+    "ckpt_path",
+    "weights_only",
+)
+SUBCOMMAND_KEYS = {
+    "fit": (),
+    "validate": ("verbose",),
+    "test": ("verbose",),
+    "predict": ("return_predictions",),
+}
 
 
 class InputError(ValueError):
@@ -192,5 +204,9 @@ def precheck(argv: list[str], spec: CommandSpec) -> None:
             continue
         if len(parts) == 1 and value.endswith((".yaml", ".yml")):  # a group from a file
             load_yaml_file(Path(value), f"--{name}")
-        _check_keys({parts[0]: dict.fromkeys(parts[1:2]) if len(parts) > 1 else value},
-                    spec, subcommand, f"--{name}")  # fmt: skip
+        _check_keys(
+            {parts[0]: dict.fromkeys(parts[1:2]) if len(parts) > 1 else value},
+            spec,
+            subcommand,
+            f"--{name}",
+        )

@@ -1,17 +1,22 @@
 """``window-cascades``: one command with a subcommand for every job a user runs.
 
-    window-cascades pipeline --config EXPERIMENT.yaml        # train members, calibrate, evaluate
+    window-cascades init [quickstart]                        # a shipped experiment into ./configs/
+    window-cascades pipeline --config quickstart             # train members, calibrate, evaluate
+    window-cascades pipeline --config EXPERIMENT.yaml        # (a file, or a shipped config's name)
     window-cascades member fit --config member.yaml ...       # one member (LightningCLI)
     window-cascades member predict ...                        # cache a member's logits
     window-cascades cascade test --config cascade.yaml ...    # calibrate + evaluate a cascade
     window-cascades cascade predict ...                       # apply a calibrated cascade
     window-cascades evaluate-logits --logits-dir DIR ...      # every policy on cached logits
+    window-cascades submit EXPERIMENT [options] [-- ...]      # the whole experiment on SLURM
     window-cascades readme-table RESULTS_DIR                  # the README's results table
 
 Each subcommand is the command of the same job under ``scripts/`` (which stay as thin
 wrappers), with the same options, checks and one-line errors (exit status 2, before the heavy
-imports); ``window-cascades SUBCOMMAND --help`` lists its options. Nothing heavy is imported
-to dispatch.
+imports); ``window-cascades SUBCOMMAND --help`` lists its options, and help and errors name
+the program ``window-cascades SUBCOMMAND``. Nothing heavy is imported to dispatch.
+``sys.argv`` is left as it came (a DDP launch re-runs it: ``window-cascades member fit ...``);
+the subcommand gets its arguments and program name as parameters.
 """
 
 from __future__ import annotations
@@ -19,8 +24,14 @@ from __future__ import annotations
 import importlib
 import sys
 
-# name -> (module:function taking argv (None: read sys.argv), one line for --help)
+# name -> (module:function taking (argv, prog), one line for --help); a function marked
+# "argv" reads its arguments from sys.argv[1:] and its name from sys.argv[0] instead (the
+# offline evaluator exits 143 on SIGTERM only when run as a command, i.e. given no argv)
 SUBCOMMANDS: dict[str, tuple[str, str]] = {
+    "init": (
+        "commands.shipped_configs:init_main",
+        "write a shipped experiment's configs (default: quickstart) into ./configs/",
+    ),
     "pipeline": (
         "commands.pipeline_command:main",
         "a whole experiment: train the members, cache their logits, calibrate, evaluate",
@@ -31,10 +42,14 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
         "calibrate and evaluate a cascade (test), or apply a calibrated one (predict)",
     ),
     "evaluate-logits": (
-        "commands.offline:main",
+        "commands.offline:main argv",
         "every policy on cached logits, no model run (sweeps, bootstrap, report)",
     ),
-    "readme-table": ("commands.readme_table:main", "the README's results table from a run"),
+    "submit": (
+        "commands.slurm_submit:main",
+        "a whole experiment on SLURM: the members, then the evaluation after them",
+    ),
+    "readme-table": ("commands.readme_table:main argv", "the README's results table from a run"),
 }
 PROGRAM = "window-cascades"
 
@@ -71,9 +86,13 @@ def main(argv: list[str] | None = None) -> int:
         )
         return 2
     target, _ = SUBCOMMANDS[name]
+    target, _, mode = target.partition(" ")
     module, function = target.split(":")
-    sys.argv = [f"{PROGRAM} {name}", *rest]  # help texts and LightningCLI read sys.argv
-    return getattr(importlib.import_module(module), function)() or 0
+    run = getattr(importlib.import_module(module), function)
+    if mode == "argv":  # no process of its own to start: its name and arguments in sys.argv
+        sys.argv = [f"{PROGRAM} {name}", *rest]
+        return run() or 0
+    return run(rest, f"{PROGRAM} {name}") or 0
 
 
 if __name__ == "__main__":

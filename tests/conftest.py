@@ -25,8 +25,12 @@ def _tree_status() -> str | None:
     try:
         proc = subprocess.run(
             ["git", "status", "--porcelain", "--untracked-files=all"],
-            cwd=ROOT, capture_output=True, text=True, timeout=120, check=True,
-        )  # fmt: skip
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=True,
+        )
     except (OSError, subprocess.SubprocessError):
         return None
     return proc.stdout
@@ -84,9 +88,12 @@ def _member_fit_args(data_cfg: Path, out: Path, name: str, seed: int, epochs: in
     from commands.stages import fit_member_args
 
     return fit_member_args(
-        QUICKSTART / "member.yaml", seed, out / name, data_cfg,
+        QUICKSTART / "member.yaml",
+        seed,
+        out / name,
+        data_cfg,
         overrides=[f"--trainer.max_epochs={epochs}", *QUIET],
-    )  # fmt: skip
+    )
 
 
 @pytest.fixture(scope="session")
@@ -100,9 +107,12 @@ def _cascade_test_args(data_cfg: Path, members: list[str], results: Path, *extra
     from commands.stages import evaluate_cascade_args
 
     return evaluate_cascade_args(
-        QUICKSTART / "cascade.yaml", members, results, data_cfg,
+        QUICKSTART / "cascade.yaml",
+        members,
+        results,
+        data_cfg,
         overrides=["--trainer.enable_progress_bar=false", *extra],
-    )  # fmt: skip
+    )
 
 
 @pytest.fixture(scope="session")

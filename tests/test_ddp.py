@@ -64,8 +64,16 @@ def test_resumable_sampler_shards_ranks_without_overlap_and_resumes():
 
 @pytest.mark.ddp
 @pytest.mark.slow
+@pytest.mark.parametrize(
+    "program",
+    [
+        [str(ROOT / "scripts" / "train_member.py")],
+        ["-m", "commands.window_cascades", "member"],
+    ],  # Lightning starts rank 1 the same way
+    ids=["script", "command"],
+)
 def test_two_process_training_splits_the_data_and_finishes(
-    tmp_path, member_fit_args, small_data_config
+    tmp_path, member_fit_args, small_data_config, program
 ):
 
     data_cfg = small_data_config(tmp_path / "data.yaml", train_limit=256)
@@ -73,7 +81,7 @@ def test_two_process_training_splits_the_data_and_finishes(
     ddp = ["--trainer.strategy=ddp", "--trainer.devices=2", "--trainer.accelerator=cpu"]
     env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
     proc = subprocess.run(
-        [sys.executable, str(ROOT / "scripts" / "train_member.py"), *args, *ddp],
+        [sys.executable, *program, *args, *ddp],
         cwd=tmp_path,
         env=env,
         capture_output=True,

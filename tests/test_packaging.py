@@ -41,3 +41,57 @@ def test_the_wheel_requires_exactly_the_requirement_files(tmp_path):
     assert docs == {_normalised(r) for r in _requirements("requirements-docs.txt")}
     assert meta["Name"] == "window-cascades"
     assert sorted(meta.get_all("Provides-Extra")) == ["dev", "docs"]
+
+
+def test_the_wheel_ships_the_configs_and_the_job_scripts(tmp_path):
+    """`pip install <clone>` carries what the installed command reads: every config under
+    configs/ (the quick start by name from any folder, `init`) and the SLURM job scripts."""
+    import shutil
+    import subprocess
+    import sys
+    import zipfile
+
+    src = tmp_path / "src"  # a copy: building in the checkout would leave build/ there
+    shutil.copytree(
+        ROOT,
+        src,
+        ignore=shutil.ignore_patterns(
+            ".git", ".venv", "outputs", "site", "*.egg-info", "build", "__pycache__", ".*_cache"
+        ),
+    )
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "--no-deps",
+            "--no-build-isolation",
+            "-q",
+            "-w",
+            str(tmp_path / "dist"),
+            str(src),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    (wheel,) = (tmp_path / "dist").glob("window_cascades-*.whl")
+    names = set(zipfile.ZipFile(wheel).namelist())
+    configs = {p.relative_to(ROOT).as_posix() for p in (ROOT / "configs").rglob("*.yaml")}
+    assert configs and configs <= names, sorted(configs - names)
+    jobs = {f"commands/slurm_jobs/{p.name}" for p in (ROOT / "scripts/slurm").glob("*.sbatch")}
+    assert len(jobs) == 2 and jobs <= names
+    assert not {n for n in names if n.startswith(("tests/", "scripts/", "benchmarks/"))}
+    assert (
+        "window-cascades = commands.window_cascades:main"
+        in zipfile.ZipFile(wheel)
+        .read(next(n for n in names if n.endswith("entry_points.txt")))
+        .decode()
+    )
+
+
+def test_ci_checks_the_installed_package_before_the_test_suite():
+    lines = [line for line in (ROOT / ".ci" / "run").read_text().splitlines() if line.strip()]
+    assert lines[-2:] == ["bash scripts/check_install.sh", "bash scripts/test.sh"]

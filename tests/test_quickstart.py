@@ -66,10 +66,13 @@ def test_quickstart_pipeline_end_to_end(tmp_path):
     assert "Benjamini-Hochberg" in report and "![reliability.png](reliability.png)" in report
     deltas = read_metrics_csv(out / "results" / "deltas.csv")
     assert any(
-        d["dataset"] == "digits_noise" and d["policy"] == "window" and d["baseline"] == "single"
-        and d["metric"] == "acc" and d["p_value"] is not None
+        d["dataset"] == "digits_noise"
+        and d["policy"] == "window"
+        and d["baseline"] == "single"
+        and d["metric"] == "acc"
+        and d["p_value"] is not None
         for d in deltas
-    )  # fmt: skip
+    )
     rows = read_metrics_csv(out / "results" / "metrics.csv")
     by = {(r["dataset"], r["policy"], r["metric"]): r["value"] for r in rows}
     roles = {r["dataset"]: r["role"] for r in rows}
@@ -99,16 +102,33 @@ def test_quickstart_pipeline_end_to_end(tmp_path):
     assert "Results written to:" in proc.stdout and "digits_test (id)" in proc.stdout
     # the README's quick-start table is this run's (within the cross-CPU tolerance)
     check = subprocess.run(
-        [sys.executable, str(ROOT / "scripts" / "update_readme_table.py"), str(out / "results"),
-         "--check"], cwd=ROOT, capture_output=True, text=True, timeout=120,
-    )  # fmt: skip
+        [
+            sys.executable,
+            str(ROOT / "scripts" / "update_readme_table.py"),
+            str(out / "results"),
+            "--check",
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert check.returncode == 0, check.stdout + check.stderr
     # a second run into the same folder is refused before any training, unless --overwrite
     again = subprocess.run(
-        [sys.executable, str(ROOT / "scripts" / "run_pipeline.py"), "--config",
-         str(ROOT / "configs" / "quickstart" / "pipeline.yaml"), "--out", str(out)],
-        cwd=ROOT, capture_output=True, text=True, timeout=120,
-    )  # fmt: skip
+        [
+            sys.executable,
+            str(ROOT / "scripts" / "run_pipeline.py"),
+            "--config",
+            str(ROOT / "configs" / "quickstart" / "pipeline.yaml"),
+            "--out",
+            str(out),
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert again.returncode != 0 and "holds an earlier run" in again.stderr
     assert "pass --overwrite" in again.stderr and "Epoch" not in again.stdout + again.stderr
 

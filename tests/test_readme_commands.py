@@ -26,12 +26,21 @@ def test_readme_stage_commands_run_clean_as_written(tmp_path):
     packages = [p.parent.name for p in ROOT.glob("*/__init__.py") if p.parent.name != "tests"]
     for name in ("configs", "scripts", *packages):
         (tmp_path / name).symlink_to(ROOT / name)
-    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}",
-           "PYTHONPATH": str(tmp_path)}  # fmt: skip
+    env = {
+        **os.environ,
+        "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}",
+        "PYTHONPATH": str(tmp_path),
+    }
     outputs = []
     for command in commands:
-        proc = subprocess.run(["bash", "-euo", "pipefail", "-c", command], cwd=tmp_path, env=env,
-                              capture_output=True, text=True, timeout=600)  # fmt: skip
+        proc = subprocess.run(
+            ["bash", "-euo", "pipefail", "-c", command],
+            cwd=tmp_path,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
         assert proc.returncode == 0, command + proc.stdout[-2000:] + proc.stderr[-2000:]
         outputs.append(proc.stdout + proc.stderr)
     out = tmp_path / "outputs" / "quickstart"

@@ -93,9 +93,12 @@ def test_a_failed_member_cancels_the_evaluation_and_wait_reports_each_job(slurm,
     bad = "--member-arg=--trainer.max_epochs=abc"  # each member task fails at once
     proc = subprocess.run(
         ["bash", "scripts/slurm/submit.sh", str(config), "--wait", "--", bad],
-        env={**slurm, "SUBMIT_POLL": "1"}, cwd=ROOT, capture_output=True, text=True,
+        env={**slurm, "SUBMIT_POLL": "1"},
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
         timeout=300,
-    )  # fmt: skip
+    )
     assert proc.returncode == 1, proc.stdout + proc.stderr
     words = proc.stdout.split()
     train, evaluate = words[words.index("members:") + 2], words[words.index("evaluation:") + 2]
@@ -117,15 +120,24 @@ def test_a_failed_member_cancels_the_evaluation_and_wait_reports_each_job(slurm,
 
 def test_preempted_member_resumes_to_the_uninterrupted_weights(slurm, tmp_path, small_data_config):
     data_cfg = small_data_config(tmp_path / "data.yaml", train_limit=640)  # 10 steps/epoch
-    args = [f"--member-arg=--data={data_cfg}", "--member-arg=--trainer.max_epochs=3",
-            "--member-arg=--trainer.enable_progress_bar=false"]  # fmt: skip
+    args = [
+        f"--member-arg=--data={data_cfg}",
+        "--member-arg=--trainer.max_epochs=3",
+        "--member-arg=--trainer.enable_progress_bar=false",
+    ]
     jobs = {}
     for name, logger in (("full", "csv"), ("cut", "wandb")):
         config = experiment(tmp_path, name, [5], logger)
         jobs[name] = run(
-            slurm, "sbatch", "--parsable", "--array=0", f"--output={tmp_path}/{name}_%A_%a.out",
-            "scripts/slurm/train_members.sbatch", str(config), *args,
-        ).strip()  # fmt: skip
+            slurm,
+            "sbatch",
+            "--parsable",
+            "--array=0",
+            f"--output={tmp_path}/{name}_%A_%a.out",
+            "scripts/slurm/train_members.sbatch",
+            str(config),
+            *args,
+        ).strip()
     cut = tmp_path / "cut" / "members" / "m0"
     wait_for(lambda: (cut / "checkpoints" / "last.ckpt").is_file(), "the first epoch of 'cut'")
     run(slurm, "scancel", "--signal=USR1", f"{jobs['cut']}_0")  # what --signal=USR1@90 sends
@@ -183,12 +195,28 @@ def test_wrong_task_count_fails_fast_with_a_clear_error(
     data_cfg = small_data_config(tmp_path / "data.yaml", train_limit=128)
     config = experiment(tmp_path, "mismatch", [0])
     proc = subprocess.run(
-        ["srun", *tasks, "--time=5", slurm["PYTHON"], "scripts/run_pipeline.py",
-         "--config", str(config), "--stage", "member", "--member", "0",
-         f"--member-arg=--data={data_cfg}", "--member-arg=--trainer.devices=1"],
-        capture_output=True, encoding="utf-8", errors="replace", env=slurm, cwd=ROOT,
+        [
+            "srun",
+            *tasks,
+            "--time=5",
+            slurm["PYTHON"],
+            "scripts/run_pipeline.py",
+            "--config",
+            str(config),
+            "--stage",
+            "member",
+            "--member",
+            "0",
+            f"--member-arg=--data={data_cfg}",
+            "--member-arg=--trainer.devices=1",
+        ],
+        capture_output=True,
+        encoding="utf-8",
+        errors="replace",
+        env=slurm,
+        cwd=ROOT,
         timeout=180,
-    )  # fmt: skip
+    )
     assert proc.returncode != 0
     assert message in proc.stdout + proc.stderr
     assert not (tmp_path / "mismatch" / "members" / "m0" / "checkpoints").exists()

@@ -1,0 +1,60 @@
+#!/usr/bin/env bash
+# The package as a user gets it (CI runs this before the test suite): copy this checkout's
+# files (tracked and untracked, not ignored) outside it, `pip install` that copy into a fresh
+# venv (not editable), then, in an empty folder, `window-cascades --help` and the quick start
+# from the shipped config, `window-cascades pipeline --config quickstart`. It checks that the
+# run wrote only into that folder (nothing into the venv), that its results/metrics.csv is
+# identical to today's quick start (scripts/run_pipeline.py in the copy, same interpreter)
+# and that it prints the README's table (within the README check's tolerance).
+#
+#   bash scripts/check_install.sh          # $PYTHON_BASE: the interpreter for the venv (python3)
+#
+# Everything lives in a temporary folder, removed at the end ($KEEP=1 keeps it). On 2 cores
+# with pip's cache warm: about 4 minutes (the install 2, each quick start 1; torch and its CUDA
+# libraries are several GB).
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+work=$(mktemp -d "${TMPDIR:-/tmp}/window-cascades-install.XXXXXX")
+[[ ${KEEP:-0} == 1 ]] || trap 'rm -rf "$work"' EXIT
+step() { echo "[check_install $(date +%H:%M:%S)] $*"; }
+
+step "copying the checkout to $work/src"
+mkdir -p "$work/src" "$work/empty"
+(cd "$root" && git ls-files -z --cached --others --exclude-standard \
+  | xargs -0 -I{} sh -c 'test -e "$1" && printf "%s\0" "$1"' _ {} \
+  | tar --null -T - -cf -) | tar -xf - -C "$work/src"
+
+step "fresh venv, pip install (not editable)"
+start=$SECONDS
+"${PYTHON_BASE:-python3}" -m venv "$work/venv"
+"$work/venv/bin/pip" install -q "$work/src" 2>&1 | grep -v "^WARNING: Location" || true
+[[ -x $work/venv/bin/window-cascades ]] || { echo "window-cascades was not installed" >&2; exit 1; }
+step "installed in $((SECONDS - start)) s"
+cd "$work/empty"
+site=$("$work/venv/bin/python" -c "import sysconfig; print(sysconfig.get_paths()['purelib'])")
+grep -q "^$site/" <<<"$("$work/venv/bin/python" -c "import commands; print(commands.__file__)")" \
+  || { echo "commands is not imported from the venv's $site" >&2; exit 1; }
+"$work/venv/bin/window-cascades" --help
+touch "$work/marker"
+sleep 1
+step "the quick start from an empty folder: window-cascades pipeline --config quickstart"
+start=$SECONDS
+"$work/venv/bin/window-cascades" pipeline --config quickstart --no-progress
+step "quick start (installed) in $((SECONDS - start)) s"
+written=$(find "$work/venv" -newer "$work/marker" -type f | head -20)
+[[ -z $written ]] || { echo "the run wrote into the venv:"$'\n'"$written" >&2; exit 1; }
+[[ $(ls -A) == outputs ]] || { echo "the run wrote besides outputs/: $(ls -A)" >&2; exit 1; }
+results=$work/empty/outputs/quickstart/results
+[[ -s $results/metrics.csv ]] || { echo "no $results/metrics.csv" >&2; exit 1; }
+
+step "today's quick start (scripts/run_pipeline.py in the copy), for comparison"
+(cd "$work/src" && PYTHONPATH=$work/src "$work/venv/bin/python" scripts/run_pipeline.py \
+  --config configs/quickstart/pipeline.yaml --out "$work/repo_run" --no-progress \
+  >"$work/repo_run.log" 2>&1) || { tail -30 "$work/repo_run.log" >&2; exit 1; }
+if ! cmp -s "$results/metrics.csv" "$work/repo_run/results/metrics.csv"; then
+  echo "metrics.csv differs from today's quick start:" >&2
+  diff "$results/metrics.csv" "$work/repo_run/results/metrics.csv" | head -20 >&2
+  exit 1
+fi
+"$work/venv/bin/window-cascades" readme-table "$results" --readme "$work/src/README.md" --check
+step "ok: installed command, quick start from an empty folder, same metrics ($site)"
