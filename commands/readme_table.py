@@ -103,18 +103,35 @@ def table_differences(expected: str, actual: str, atol: float) -> list[str]:
     return out
 
 
-README = Path(__file__).resolve().parents[1] / "README.md"
+CHECKOUT_README = Path(__file__).resolve().parents[1] / "README.md"
+
+
+def default_readme() -> Path:
+    """The checkout's README (a development install), else ``README.md`` in the current folder
+    (an installed package ships no README)."""
+    return CHECKOUT_README if CHECKOUT_README.is_file() else Path("README.md")
 
 
 def main(argv: list[str] | None = None) -> int:
     """``scripts/update_readme_table.py``: rewrite the table, or ``--check`` it (1: stale)."""
     p = argparse.ArgumentParser(description="Write or check the README's quick-start table.")
     p.add_argument("results", help="a results folder (metrics.csv, summary.json)")
-    p.add_argument("--readme", default=str(README))
+    p.add_argument(
+        "--readme",
+        default=None,
+        help="the Markdown file holding the table (default: the checkout's README.md, else "
+        "README.md in the current folder)",
+    )
     p.add_argument("--check", action="store_true", help="compare only; exit 1 when stale")
     p.add_argument("--atol", type=float, default=0.05, help="largest accepted difference")
     args = p.parse_args(argv)
-    readme = Path(args.readme)
+    readme = Path(args.readme) if args.readme else default_readme()
+    if not readme.is_file():
+        print(
+            f"error: --readme {readme}: no such file (the README holding the table)",
+            file=sys.stderr,
+        )
+        return 2
     try:
         text = readme.read_text()
         datasets, current = find_table(text, readme)

@@ -76,6 +76,17 @@ def test_missing_block_or_dataset_is_named(results, tmp_path, capsys):
     assert update_readme([str(tmp_path / "missing"), "--readme", str(readme)]) == 2
     assert "metrics.csv not found" in capsys.readouterr().err
     assert readme.read_text() == BLOCK  # untouched
+    assert update_readme([str(results), "--readme", str(tmp_path / "nope.md")]) == 2
+    assert "error: --readme " in capsys.readouterr().err
+
+
+def test_an_installed_package_defaults_to_the_readme_of_the_current_folder(tmp_path, monkeypatch):
+    import commands.readme_table as readme_table
+
+    assert readme_table.default_readme() == ROOT / "README.md"  # the checkout's
+    monkeypatch.setattr(readme_table, "CHECKOUT_README", tmp_path / "site-packages" / "README.md")
+    monkeypatch.chdir(tmp_path)
+    assert readme_table.default_readme() == readme_table.Path("README.md")
 
 
 def test_the_project_readme_has_the_generated_block():
