@@ -37,8 +37,7 @@ from cascade.significance import (
 
 CHUNK = 100  # resamples drawn and evaluated together (fixed: the draws depend on it)
 BASELINES = ("single", "ensemble")
-# fmt: skip below: the columns of deltas.csv, packed as a row reads
-DELTA_FIELDS = (
+DELTA_FIELDS = (  # the columns of deltas.csv
     "dataset",
     "role",
     "policy",
@@ -225,7 +224,6 @@ class Bootstrap:
                 delta = r["value"] - ref["value"]
                 p = bootstrap_p_value(delta, mine - theirs) if tested else None
                 members = {"members": r["members"]} if r.get("members") else {}
-                # fmt: skip below: one row of deltas.csv, packed as it reads
                 out.append(
                     {
                         **members,

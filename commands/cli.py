@@ -1,15 +1,14 @@
-"""LightningCLI entry points: members (fit / predict to cached logits) and the cascade (test)."""
+"""LightningCLI entry points: members (fit / predict to cached logits) and the cascade (test,
+predict). Their common base, the one adapter over LightningCLI's private methods, is
+``commands.safe_cli.SafeLoadingCLI``."""
 
 from __future__ import annotations
 
-import os
 import warnings
 from pathlib import Path
 
-from lightning.pytorch.cli import LightningCLI
-
-from artifacts.output_paths import check_output_dir, check_output_file, data_input_paths
-from commands.interrupts import Interrupted
+from artifacts.output_paths import check_output_dir, check_output_file
+from commands.safe_cli import SafeLoadingCLI, check_slurm_tasks, config_inputs
 from datamodules.predict_files import PredictFilesDataModule, input_files
 from lightning_modules.callbacks import (
     CachedLogitsWriter,
@@ -28,102 +27,9 @@ from lightning_modules.member_checkpoint import read_member_checkpoint
 
 # Our datamodules save and restore their position in the epoch (ImageSetsDataModule.state_dict),
 # so Lightning's warning about resuming mid-epoch with a non-resumable dataloader does not apply.
+__all__ = ["MemberCLI", "CascadeCLI", "SafeLoadingCLI", "check_slurm_tasks"]
+
 warnings.filterwarnings("ignore", message="You're resuming from a checkpoint that ended before")
-
-
-def check_slurm_tasks(trainer) -> None:
-    """Refuse to start when srun launched a different number of processes than the Trainer uses.
-
-    Lightning checks ``--ntasks-per-node`` against ``devices`` only for multi-device strategies:
-    with ``devices=1`` every srun task would train the same member into the same files.
-    """
-    from lightning.fabric.plugins.environments import SLURMEnvironment
-
-    env = trainer._accelerator_connector.cluster_environment
-    if not isinstance(env, SLURMEnvironment) or "SLURM_NTASKS" not in os.environ:
-        return
-    ntasks, wanted = int(os.environ["SLURM_NTASKS"]), trainer.num_devices * trainer.num_nodes
-    if ntasks != wanted:
-        raise ValueError(
-            f"SLURM started {ntasks} task(s) but the Trainer runs devices x num_nodes = "
-            f"{trainer.num_devices} x {trainer.num_nodes} = {wanted} process(es); submit with "
-            f"--ntasks-per-node={trainer.num_devices} --nodes={trainer.num_nodes}, or set "
-            "--trainer.devices / --trainer.num_nodes to match"
-        )
-
-
-def _plain(value: object) -> object:
-    """A jsonargparse Namespace (and what it holds) as plain dicts and lists."""
-    if hasattr(value, "as_dict"):
-        return value.as_dict()
-    if isinstance(value, dict):
-        return {k: _plain(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_plain(v) for v in value]
-    return value
-
-
-def config_inputs(config) -> list[tuple[str, str]]:
-    """(option, path) of the files and folders a subcommand's config reads: the data's paths,
-    the members, ``--ckpt_path``."""
-    inputs = data_input_paths(_plain(config.get("data")))
-    model = config.get("model")
-    members = (model.get("members") if model is not None else None) or []
-    inputs += [("--model.members", str(m)) for m in members]
-    if config.get("ckpt_path"):
-        inputs.append(("--ckpt_path", str(config.get("ckpt_path"))))
-    predictions = config.get("predictions")
-    if predictions is not None and predictions.get("inputs"):
-        inputs.append(("--predictions.inputs", str(predictions.get("inputs"))))
-    return inputs
-
-
-class SafeLoadingCLI(LightningCLI):
-    """The one adapter over LightningCLI's private methods; the CLIs below use public hooks.
-
-    - ``--ckpt_path`` loads with ``weights_only=True`` unless told otherwise (Lightning
-      otherwise unpickles the checkpoint file, which can run arbitrary code);
-    - ``--ckpt_path`` is checked by :meth:`check_checkpoint` before anything is built or
-      written (Lightning would load it first, with an unclear error when it is corrupt);
-    - under SLURM, srun must have started as many processes as the Trainer runs;
-    - SIGTERM ends the run with :class:`Interrupted` (non-zero status), not Lightning's status 0.
-    """
-
-    def check_checkpoint(self, subcommand: str, ckpt_path: str) -> None:
-        """Hook: refuse ``ckpt_path`` for ``subcommand`` with a clear error (default: accept)."""
-
-    def kept_over_checkpoint(self, subcommand: str) -> list[str]:
-        """Hook: the ``model`` options whose given values win over the ``--ckpt_path``'s
-        hyperparameters, which Lightning otherwise puts in their place (default: none)."""
-        return []
-
-    def _parse_ckpt_path(self) -> None:
-        subcommand = self.config.get("subcommand")
-        ckpt = self.config[subcommand].get("ckpt_path") if subcommand else None
-        if ckpt and ckpt not in ("last", "hpc", "best", "registry"):
-            self.check_checkpoint(subcommand, ckpt)
-        model = self.config[subcommand].get("model") if subcommand else None
-        kept = {k: model.get(k) for k in self.kept_over_checkpoint(subcommand)} if model else {}
-        super()._parse_ckpt_path()
-        for key, value in kept.items():
-            self.config[subcommand].model[key] = value
-
-    def _run_subcommand(self, subcommand: str) -> None:
-        from lightning.pytorch.utilities.exceptions import SIGTERMException
-
-        check_slurm_tasks(self.trainer)
-        try:
-            super()._run_subcommand(subcommand)
-        except SIGTERMException:
-            raise Interrupted(subcommand) from None
-        if self.trainer.received_sigterm:  # arrived after the loops' last check
-            raise Interrupted(subcommand)
-
-    def _prepare_subcommand_kwargs(self, subcommand: str) -> dict:
-        kwargs = super()._prepare_subcommand_kwargs(subcommand)
-        if kwargs.get("weights_only") is None and "weights_only" in kwargs:
-            kwargs["weights_only"] = True
-        return kwargs
 
 
 class MemberCLI(SafeLoadingCLI):

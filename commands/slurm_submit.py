@@ -17,12 +17,10 @@ from __future__ import annotations
 
 import argparse
 import os
-import re
 import shlex
 import shutil
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
@@ -221,7 +219,11 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> int:
         f"logs: {out}/slurm/   results: {out}/   watch: squeue -j {train_id},{evaluate_id}",
         flush=True,
     )
-    return wait_for_jobs(train_id, evaluate_id) if args.wait else 0
+    if not args.wait:
+        return 0
+    from commands.slurm_wait import wait_for_jobs
+
+    return wait_for_jobs(train_id, evaluate_id)
 
 
 def submit(command: list[str], env: dict) -> str:
@@ -230,58 +232,6 @@ def submit(command: list[str], env: dict) -> str:
     if proc.returncode != 0:
         sys.exit(proc.returncode)
     return proc.stdout.strip().split(";")[0]
-
-
-def field(line: str, name: str) -> str:
-    """The value of ``name=value`` in one line of ``scontrol -o show job``."""
-    match = re.search(rf"(?:^|\s){name}=(\S*)", line)
-    return match.group(1) if match else ""
-
-
-def job_report(lines: list[str], evaluate_id: str) -> tuple[list[str], bool]:
-    """One line per job (array tasks separately, members first), and whether all completed."""
-    rows, failed = [], False
-    for line in lines:
-        if not line.strip():
-            continue
-        job, task, state = field(line, "JobId"), field(line, "ArrayTaskId"), field(line, "JobState")
-        what = "evaluation" if job == evaluate_id else "members"
-        if task and task != "N/A":
-            job = f"{field(line, 'ArrayJobId')}_{task}"
-        note = ""
-        if state != "COMPLETED":
-            failed = True
-            reason = field(line, "Reason")
-            note = "" if reason == "None" else f" ({reason})"
-        text = f"{what} job {job}: {state}{note}, exit {field(line, 'ExitCode')}, log "
-        rows.append((what != "members", natural(job), text + field(line, "StdOut")))
-    return [text for *_, text in sorted(rows)], not failed
-
-
-def natural(text: str) -> list:
-    return [int(part) if part.isdigit() else part for part in re.split(r"(\d+)", text)]
-
-
-def wait_for_jobs(train_id: str, evaluate_id: str) -> int:
-    """Poll until no job is queued, then print one line per job; 0 only when all completed."""
-    poll = float(os.environ.get("SUBMIT_POLL", "10"))
-    jobs = f"{train_id},{evaluate_id}"
-    while subprocess.run(
-        ["squeue", "-h", "-j", jobs], capture_output=True, text=True
-    ).stdout.strip():
-        time.sleep(poll)
-    lines = []
-    for job in (train_id, evaluate_id):
-        shown = subprocess.run(
-            ["scontrol", "-o", "show", "job", job], capture_output=True, text=True
-        )
-        lines += shown.stdout.splitlines()
-    rows, completed = job_report(lines, evaluate_id)
-    print("\n".join(rows), flush=True)
-    if not completed:
-        print("error: not every job completed; read the logs above", file=sys.stderr)
-        return 1
-    return 0
 
 
 if __name__ == "__main__":

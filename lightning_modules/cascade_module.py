@@ -7,24 +7,21 @@ from lightning.pytorch import LightningModule
 
 from cascade.bootstrap import Bootstrap
 from cascade.engine import run_cascade
-from cascade.fitted import CHECKPOINT_KEY, FittedCascade
+from cascade.fitted import FittedCascade
 from cascade.member_runner import MemberRunner
 from cascade.metric_registry import MetricSettings, check_report_points
 from cascade.policy_registry import check_policies
 from datamodules.contract import UNREADABLE, cascade_datamodule
-from lightning_modules.cascade_checkpoint import DATA_INPUT_KEY, check_loaded_cascade
 from lightning_modules.cascade_data_input import (
-    data_input_record,
     datamodule_image,
     datamodule_input,
-    recorded_data_input,
 )
 from lightning_modules.cascade_deployment import check_deployable, decisions
 from lightning_modules.cascade_evaluation import CascadeEvaluation, evaluate_policies
-from lightning_modules.cascade_members import MEMBERS_KEY, check_distinct_checkpoints
+from lightning_modules.cascade_members import check_distinct_checkpoints
+from lightning_modules.cascade_state import load_cascade_state, save_cascade_state
 from lightning_modules.complexity import count_macs_params
 from lightning_modules.input_options import Normalization
-from lightning_modules.lightning_private import attached_ckpt_path
 from lightning_modules.member_checkpoint import load_member
 from lightning_modules.metric_wrappers import CascadeOutputs
 from uncertainty.definitions import get_definitions
@@ -151,37 +148,10 @@ class CascadeModule(LightningModule):
             member.input = member.input.for_data(normalization, crop_pct)
 
     def on_save_checkpoint(self, checkpoint: dict) -> None:
-        if self.fitted is not None:
-            checkpoint[CHECKPOINT_KEY] = self.fitted.to_dict()
-        checkpoint[MEMBERS_KEY] = [
-            {"path": str(p), "sha256": d}
-            for p, d in zip(self.member_paths, self.member_sha256, strict=True)
-        ]
-        checkpoint[DATA_INPUT_KEY] = data_input_record(
-            self.data_normalization,
-            self.data_crop_pct,
-            self.data_image_size,
-            self.data_interpolation,
-        )
+        save_cascade_state(self, checkpoint)
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:
-        # checked here too, for checkpoints loaded outside the command (load_from_checkpoint)
-        check_loaded_cascade(checkpoint, str(attached_ckpt_path(self) or "the cascade checkpoint"))
-        data = checkpoint.get(CHECKPOINT_KEY)
-        self.fitted = FittedCascade.from_dict(data) if data else None
-        # the calibration data's input, where this run's datamodule (setup) did not say
-        self.set_data_input(
-            *recorded_data_input(
-                checkpoint.get(DATA_INPUT_KEY),
-                normalization=self.data_normalization is None,
-                crop=self.data_crop_pct is None,
-            )
-        )
-        record = checkpoint.get(DATA_INPUT_KEY) or {}
-        if self.data_image_size is None:
-            self.data_image_size = record.get("input_size")
-        if self.data_interpolation is None:
-            self.data_interpolation = record.get("interpolation")
+        load_cascade_state(self, checkpoint)
 
     def setup(self, stage: str) -> None:
         names = list(cascade_datamodule(self.trainer).roles)

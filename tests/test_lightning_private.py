@@ -41,8 +41,9 @@ def test_a_member_rebuilt_inside_a_lightning_cli_run_keeps_its_own_hparams():
 
 
 def test_the_lightning_cli_methods_the_safe_loading_cli_overrides_still_exist():
-    """``commands.cli.SafeLoadingCLI`` overrides these private LightningCLI methods (checkpoint
-    checks, weights_only, SIGTERM); if one is renamed, its override silently stops running."""
+    """``commands.safe_cli.SafeLoadingCLI`` overrides these private LightningCLI methods
+    (checkpoint checks, weights_only, SIGTERM); if one is renamed, its override silently stops
+    running."""
     from lightning.pytorch.cli import LightningCLI
 
     for name in ("_parse_ckpt_path", "_run_subcommand", "_prepare_subcommand_kwargs"):
@@ -50,6 +51,6 @@ def test_the_lightning_cli_methods_the_safe_loading_cli_overrides_still_exist():
 
 
 def test_the_trainer_still_exposes_its_cluster_environment(tmp_path):
-    """``commands.cli.check_slurm_tasks`` reads the private accelerator connector."""
+    """``commands.safe_cli.check_slurm_tasks`` reads the private accelerator connector."""
     trainer = Trainer(logger=False, enable_progress_bar=False, default_root_dir=tmp_path)
     assert trainer._accelerator_connector.cluster_environment is not None

@@ -362,7 +362,7 @@ def test_predict_refuses_members_other_than_the_checkpoints(tiny_members, cascad
     import shutil
 
     from commands.cli_entry import CASCADE, run_command
-    from lightning_modules.cascade_module import MEMBERS_KEY
+    from lightning_modules.cascade_members import MEMBERS_KEY
 
     _, results = cascade_run
     ckpt = torch.load(results / "cascade.ckpt", map_location="cpu", weights_only=True)

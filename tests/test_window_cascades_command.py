@@ -12,7 +12,7 @@ import pytest
 
 from commands.pipeline_config import load_pipeline_config
 from commands.shipped_configs import CONFIGS, shipped_names
-from commands.slurm_submit import job_report
+from commands.slurm_wait import job_report
 from commands.window_cascades import SUBCOMMANDS, main
 from tests.conftest import QUICKSTART, ROOT
 from tests.regression_case import ARGS, write_case

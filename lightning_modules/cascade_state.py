@@ -1,0 +1,47 @@
+"""What a cascade checkpoint carries beside the members' weights, written and read back: the
+fitted cascade, the members (path and SHA-256) and the calibration data's input."""
+
+from __future__ import annotations
+
+from cascade.fitted import CHECKPOINT_KEY, FittedCascade
+from lightning_modules.cascade_checkpoint import DATA_INPUT_KEY, check_loaded_cascade
+from lightning_modules.cascade_data_input import data_input_record, recorded_data_input
+from lightning_modules.cascade_members import MEMBERS_KEY
+from lightning_modules.lightning_private import attached_ckpt_path
+
+
+def save_cascade_state(module, checkpoint: dict) -> None:
+    """Put a ``CascadeModule``'s fitted cascade, members and data input into ``checkpoint``."""
+    if module.fitted is not None:
+        checkpoint[CHECKPOINT_KEY] = module.fitted.to_dict()
+    checkpoint[MEMBERS_KEY] = [
+        {"path": str(p), "sha256": d}
+        for p, d in zip(module.member_paths, module.member_sha256, strict=True)
+    ]
+    checkpoint[DATA_INPUT_KEY] = data_input_record(
+        module.data_normalization,
+        module.data_crop_pct,
+        module.data_image_size,
+        module.data_interpolation,
+    )
+
+
+def load_cascade_state(module, checkpoint: dict) -> None:
+    """Restore them into a ``CascadeModule``, checked first (also for checkpoints loaded outside
+    the command, with ``load_from_checkpoint``); the data input only where this run's
+    datamodule (setup) did not set it."""
+    check_loaded_cascade(checkpoint, str(attached_ckpt_path(module) or "the cascade checkpoint"))
+    data = checkpoint.get(CHECKPOINT_KEY)
+    module.fitted = FittedCascade.from_dict(data) if data else None
+    module.set_data_input(
+        *recorded_data_input(
+            checkpoint.get(DATA_INPUT_KEY),
+            normalization=module.data_normalization is None,
+            crop=module.data_crop_pct is None,
+        )
+    )
+    record = checkpoint.get(DATA_INPUT_KEY) or {}
+    if module.data_image_size is None:
+        module.data_image_size = record.get("input_size")
+    if module.data_interpolation is None:
+        module.data_interpolation = record.get("interpolation")
