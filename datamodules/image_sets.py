@@ -22,7 +22,10 @@ from datamodules.image_decoding import UnreadableImageError
 from datamodules.image_sources import open_source
 from datamodules.indexed_datasets import IndexedFiles, IndexedImages
 from datamodules.ood_sets import OOD_SOURCES
-from datamodules.samplers import ResumableShuffleSampler, UnpaddedDistributedSampler, distributed
+from datamodules.samplers import (
+    ResumableShuffleSampler,
+    evaluation_loader,
+)
 from datamodules.specs import DatasetSpec, parse_dataset_specs
 from vocabulary.roles import DatasetRoles
 
@@ -178,14 +181,7 @@ class ImageSetsDataModule(LightningDataModule):
         return IndexedImages(x, y, self.mean, self.std)
 
     def _eval_loader(self, dataset: Dataset) -> DataLoader:
-        sampler = UnpaddedDistributedSampler(dataset) if distributed() else None
-        return DataLoader(
-            dataset,
-            batch_size=self.batch_size,
-            shuffle=False,
-            sampler=sampler,
-            num_workers=self.num_workers,
-        )
+        return evaluation_loader(dataset, self.batch_size, self.num_workers)
 
     def train_dataloader(self) -> DataLoader:
         """Shuffled in an order fixed by (member seed, epoch, rank); resumes mid-epoch."""

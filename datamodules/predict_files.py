@@ -21,7 +21,7 @@ from torch.utils.data import DataLoader, Dataset
 from datamodules.image_decoding import open_image
 from datamodules.image_sources import IMAGE_EXTENSIONS, LabelledImages
 from datamodules.prepared_images import INTERPOLATIONS, TransformedImages, eval_transform
-from datamodules.samplers import UnpaddedDistributedSampler, distributed
+from datamodules.samplers import evaluation_loader
 from vocabulary.roles import DatasetRoles
 
 OPTION = "--predictions.inputs"
@@ -162,15 +162,7 @@ class PredictFilesDataModule(LightningDataModule):
     def dataloader(self, name: str) -> DataLoader:
         if name not in self.eval_sets:
             raise KeyError(f"no dataset named {name!r}; this datamodule has {[self.name]}")
-        dataset = self.eval_sets[name]
-        sampler = UnpaddedDistributedSampler(dataset) if distributed() else None
-        return DataLoader(
-            dataset,
-            batch_size=self.batch_size,
-            shuffle=False,
-            sampler=sampler,
-            num_workers=self.num_workers,
-        )
+        return evaluation_loader(self.eval_sets[name], self.batch_size, self.num_workers)
 
     def test_dataloader(self) -> list[DataLoader]:
         return [self.dataloader(self.name)]

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import torch.distributed as dist
-from torch.utils.data import Dataset, DistributedSampler
+from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
 
 class UnpaddedDistributedSampler(DistributedSampler):
@@ -29,6 +29,15 @@ class UnpaddedDistributedSampler(DistributedSampler):
 def distributed() -> bool:
     """True when a torch.distributed process group with more than one process is running."""
     return dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1
+
+
+def evaluation_loader(dataset: Dataset, batch_size: int, num_workers: int) -> DataLoader:
+    """The loader of an evaluation set: in order, and split over the processes without padding
+    when several run (:class:`UnpaddedDistributedSampler`)."""
+    sampler = UnpaddedDistributedSampler(dataset) if distributed() else None
+    return DataLoader(
+        dataset, batch_size=batch_size, shuffle=False, sampler=sampler, num_workers=num_workers
+    )
 
 
 class ResumableShuffleSampler(DistributedSampler):
