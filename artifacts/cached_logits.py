@@ -1,9 +1,9 @@
 """Cached logits: ``<dir>/<member>/<dataset>.safetensors`` plus ``<dir>/<member>/meta.json``.
 
 Each safetensors file holds ``logits`` (N x C, float) and ``targets`` (N, int64, -1 where
-unlabelled). ``meta.json`` (``artifacts.member_meta``) holds the member's model name, MACs and
-params (batch 1, at the input size), the number of classes and the SHA-256 of its checkpoint.
-Loading never unpickles and checks everything a downstream computation relies on.
+unlabelled). ``meta.json`` (``window_cascades.artifacts.member_meta``) holds the member's model
+name, MACs and params (batch 1, at the input size), the number of classes and the SHA-256 of its
+checkpoint. Loading never unpickles and checks everything a downstream computation relies on.
 
 A member's cached logits are one unit: each caching run draws a ``generation`` id, stores it in
 every safetensors file's header metadata and, last, in ``meta.json``. A run interrupted between
@@ -11,11 +11,11 @@ files leaves files of two generations (or new files beside the old ``meta.json``
 refuses such a mix, naming the file and ``meta.json``, instead of evaluating it.
 
 Logits made elsewhere are read too (``meta.json`` is then optional, see
-``artifacts.experiment_logits``): ``<dataset>.safetensors`` with float16/bfloat16/float32/
-float64 logits, ``<dataset>.npz`` with arrays ``logits`` and ``targets``, or ``<dataset>.npy``
-with the logits alone (targets from ``<dataset>.targets.npy`` when present, else unlabelled).
-NumPy files are read with ``allow_pickle=False``; logits are kept in their stored precision
-(float64 read as float32) and computed on in float32.
+``window_cascades.artifacts.experiment_logits``): ``<dataset>.safetensors`` with
+float16/bfloat16/float32/ float64 logits, ``<dataset>.npz`` with arrays ``logits`` and ``targets``,
+or ``<dataset>.npy`` with the logits alone (targets from ``<dataset>.targets.npy`` when present,
+else unlabelled). NumPy files are read with ``allow_pickle=False``; logits are kept in their stored
+precision (float64 read as float32) and computed on in float32.
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ import torch
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 
-from artifacts.atomic import write_with
+from window_cascades.artifacts.atomic import write_with
 
 
 @dataclass

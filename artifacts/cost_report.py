@@ -1,4 +1,5 @@
-"""The report's "cost to reach the ensemble's gain" section (``cascade.cost_to_target``).
+"""The report's "cost to reach the ensemble's gain" section
+(``window_cascades.cascade.cost_to_target``).
 
 For each policy family with a cost knob and each asked share of the ensemble's gain: the
 setting chosen on the held-out split (the cheapest there that keeps the share), its held-out
@@ -8,7 +9,7 @@ bootstrap intervals when computed, and the share of the test gain it keeps).
 
 from __future__ import annotations
 
-from artifacts.report_cells import interval_cell
+from window_cascades.artifacts.report_cells import interval_cell
 
 
 def cost_to_target_lines(rows: list[dict], summary: dict, unit: float) -> list[str]:

@@ -1,8 +1,8 @@
 """An experiment's cached logits: every member on every dataset, checked for consistency.
 
-Reads the layout of ``artifacts.cached_logits`` for a list of members (cascade order) and a
-:class:`vocabulary.roles.DatasetRoles`, and returns the in-memory form the offline driver
-(``cascade.offline``) evaluates.
+Reads the layout of ``window_cascades.artifacts.cached_logits`` for a list of members (cascade
+order) and a :class:`window_cascades.vocabulary.roles.DatasetRoles`, and returns the in-memory form
+the offline driver (``window_cascades.cascade.offline``) evaluates.
 """
 
 from __future__ import annotations
@@ -11,12 +11,12 @@ from pathlib import Path
 
 import torch
 
-from artifacts.cached_logits import GENERATION_KEY, load_cached_logits
-from artifacts.member_meta import load_member_meta
-from cascade.metric_registry import MetricSettings
-from cascade.offline import EnsembleLogits, evaluate_experiment
-from cascade.policy_registry import PolicySettings
-from vocabulary.roles import LABELLED_ROLES, DatasetRoles
+from window_cascades.artifacts.cached_logits import GENERATION_KEY, load_cached_logits
+from window_cascades.artifacts.member_meta import load_member_meta
+from window_cascades.cascade.metric_registry import MetricSettings
+from window_cascades.cascade.offline import EnsembleLogits, evaluate_experiment
+from window_cascades.cascade.policy_registry import PolicySettings
+from window_cascades.vocabulary.roles import LABELLED_ROLES, DatasetRoles
 
 
 def load_ensemble_logits(
@@ -28,7 +28,7 @@ def load_ensemble_logits(
     """Per-member logits of one dataset and its targets, checked for consistency.
 
     ``generations``: each member's caching run from its ``meta.json`` (a file of another run
-    is refused, see :func:`artifacts.cached_logits.load_cached_logits`).
+    is refused, see :func:`window_cascades.artifacts.cached_logits.load_cached_logits`).
     """
     generations = generations or {}
     loaded = [load_cached_logits(logits_dir, m, dataset, generations.get(m)) for m in members]
@@ -156,7 +156,8 @@ def evaluate_cached_logits(
     metric_settings: MetricSettings | None = None,
     temperature_scaling: bool = False,
 ) -> tuple[list[dict], dict]:
-    """Load the cached logits and evaluate (see :func:`cascade.offline.evaluate_experiment`)."""
+    """Load the cached logits and evaluate (see
+    :func:`window_cascades.cascade.offline.evaluate_experiment`)."""
     data, stage_macs = load_experiment(logits_dir, members, roles)
     rows, fitted, _ = evaluate_experiment(
         data,

@@ -2,9 +2,9 @@
 
 It holds every fitted policy (the window's tau, q and bounds, the single threshold, the
 budget's interval, ...), the temperatures and how they were fitted: the same value a cascade
-checkpoint carries (``cascade.fitted.FittedCascade``). Runs before this name was chosen wrote
-it as ``window.json``; :func:`read_fitted_cascade` still reads that name, with a one-line
-notice.
+checkpoint carries (``window_cascades.cascade.fitted.FittedCascade``). Runs before this name was
+chosen wrote it as ``window.json``; :func:`read_fitted_cascade` still reads that name, with a
+one-line notice.
 """
 
 from __future__ import annotations
@@ -13,9 +13,9 @@ import json
 import sys
 from pathlib import Path
 
-from artifacts.atomic import write_json
-from cascade.fitted import FittedCascade
-from cascade.fitted_checks import check_fitted_cascade
+from window_cascades.artifacts.atomic import write_json
+from window_cascades.cascade.fitted import FittedCascade
+from window_cascades.cascade.fitted_checks import check_fitted_cascade
 
 FITTED_FILE = "fitted_cascade.json"
 OLD_FITTED_FILE = "window.json"  # the name before it held every policy
@@ -53,7 +53,7 @@ def read_fitted_cascade(path: str | Path, members: int | None = None) -> FittedC
 
     Raises:
         ValueError: the file is not JSON, or a field is out of range (the message names the
-            file and the field, ``cascade.fitted_checks``).
+            file and the field, ``window_cascades.cascade.fitted_checks``).
     """
     path = Path(path)
     file = fitted_file_in(path) if path.is_dir() else path

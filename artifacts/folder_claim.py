@@ -11,7 +11,7 @@ import os
 import time
 from pathlib import Path
 
-from artifacts.staging_folders import clean_stale_staging
+from window_cascades.artifacts.staging_folders import clean_stale_staging
 
 
 class OutputFolderError(ValueError):

@@ -1,15 +1,16 @@
-"""A member's ``<dir>/<member>/meta.json`` beside its cached logits (``artifacts.cached_logits``):
-its model name, MACs and params (batch 1, at the input size), the number of classes, the SHA-256
-of its checkpoint and the caching run's ``generation``; written atomically, read checked."""
+"""A member's ``<dir>/<member>/meta.json`` beside its cached logits
+(``window_cascades.artifacts.cached_logits``): its model name, MACs and params (batch 1, at the
+input size), the number of classes, the SHA-256 of its checkpoint and the caching run's
+``generation``; written atomically, read checked."""
 
 from __future__ import annotations
 
 import math
 from pathlib import Path
 
-from artifacts.atomic import write_json
-from artifacts.cached_logits import GENERATION_KEY
-from cascade.field_checks import FieldError, integer, load_json_file, mapping
+from window_cascades.artifacts.atomic import write_json
+from window_cascades.artifacts.cached_logits import GENERATION_KEY
+from window_cascades.cascade.field_checks import FieldError, integer, load_json_file, mapping
 
 
 def save_member_meta(directory: str | Path, member: str, meta: dict) -> Path:

@@ -3,7 +3,7 @@ where a file goes, a file where a folder goes), no permission to write, or insid
 an input. Every message names the option and the path.
 
 These checks are about the path itself; what an output folder may already hold (an earlier
-run, other files) is :func:`artifacts.run_folder.check_output_folder`'s part.
+run, other files) is :func:`window_cascades.artifacts.run_folder.check_output_folder`'s part.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import stat
 from collections.abc import Iterable
 from pathlib import Path
 
-from artifacts.run_folder import OutputFolderError
+from window_cascades.artifacts.run_folder import OutputFolderError
 
 
 class OutputPathError(OutputFolderError):

@@ -12,12 +12,12 @@ from __future__ import annotations
 
 import json
 
-from artifacts.cost_report import cost_to_target_lines, headroom_lines
-from artifacts.report_cells import interval_cell
-from artifacts.result_labels import lead_columns, policy_labels, run_key, same_as
-from cascade.cost_to_target import is_cost_to_target
-from cascade.orders import spread_across_orders
-from cascade.significance import FDR
+from window_cascades.artifacts.cost_report import cost_to_target_lines, headroom_lines
+from window_cascades.artifacts.report_cells import interval_cell
+from window_cascades.artifacts.result_labels import lead_columns, policy_labels, run_key, same_as
+from window_cascades.cascade.cost_to_target import is_cost_to_target
+from window_cascades.cascade.orders import spread_across_orders
+from window_cascades.cascade.significance import FDR
 
 MAX_DIFFERENCES = 20  # lines of significant differences in the report (all in deltas.csv)
 REPORT_ONLY_COLUMNS = ("fail_auroc",)  # shown in the report's tables, not the printed one

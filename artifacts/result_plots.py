@@ -7,9 +7,9 @@ from pathlib import Path
 
 import torch
 
-from artifacts.result_labels import same_as
-from artifacts.tradeoff_panels import tradeoff_axes, tradeoff_panels
-from cascade.offline import RELIABILITY
+from window_cascades.artifacts.result_labels import same_as
+from window_cascades.artifacts.tradeoff_panels import tradeoff_axes, tradeoff_panels
+from window_cascades.cascade.offline import RELIABILITY
 
 PAGE_PANELS = 20  # panels per png (4 columns x 5 rows); more datasets continue on _2.png, ...
 PAGE_COLUMNS = 4
@@ -68,7 +68,7 @@ def plot_files(
     - ``risk_coverage.png``: risk-coverage curves per policy, one panel per dataset of
       ``curves`` (label -> {dataset: (coverage, risk)}; the ID set and every shifted set);
     - ``reliability.png``: a reliability diagram per policy on the ID set (from the curves'
-      :data:`cascade.offline.RELIABILITY` entries), with its ECE;
+      :data:`window_cascades.cascade.offline.RELIABILITY` entries), with its ECE;
     - ``macs_vs_<metric>.png``: cost vs the calibration ``target`` (the first cov@R when the
       ID set does not report the target) on the ID set with the Pareto front;
     - ``tradeoff.png``: the same for the ID set, every shifted and every OOD set (the target

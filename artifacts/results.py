@@ -1,8 +1,8 @@
 """The results of an evaluation: tidy ``metrics.csv``, ``summary.json``, plots, a printed table.
 
-``metrics.csv`` has one value per row with the columns of :data:`cascade.evaluation.ROW_FIELDS`.
-All files are first written to a temporary folder and only then moved into place, so a failure
-leaves the previous results untouched.
+``metrics.csv`` has one value per row with the columns of
+:data:`window_cascades.cascade.evaluation.ROW_FIELDS`. All files are first written to a temporary
+folder and only then moved into place, so a failure leaves the previous results untouched.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from artifacts.result_labels import (  # noqa: F401  (re-exported: the names results had)
+from window_cascades.artifacts.result_labels import (  # noqa: F401  (re-exported: the names results had)
     LABELLED_LEAD,
     OOD_LEAD,
     identical_policies,
@@ -24,9 +24,9 @@ from artifacts.result_labels import (  # noqa: F401  (re-exported: the names res
     run_key,
     same_as,
 )
-from cascade.bootstrap import DELTA_FIELDS
-from cascade.cost_to_target import is_cost_to_target
-from cascade.evaluation import ROW_FIELDS
+from window_cascades.cascade.bootstrap import DELTA_FIELDS
+from window_cascades.cascade.cost_to_target import is_cost_to_target
+from window_cascades.cascade.evaluation import ROW_FIELDS
 
 
 def metrics_csv_text(rows: list[dict], fields: tuple[str, ...] = ROW_FIELDS) -> str:
@@ -126,8 +126,8 @@ def write_results(
             for the plots; None draws none.
         shown_dir: the folder named in the printed list of files (where they will be, when
             ``results_dir`` is a staging folder).
-        deltas: paired differences (``cascade.bootstrap.DELTA_FIELDS``) for ``deltas.csv``;
-            None writes none.
+        deltas: paired differences (``window_cascades.cascade.bootstrap.DELTA_FIELDS``) for
+            ``deltas.csv``; None writes none.
         orders: the member orders of a run over several (the rows' ``members``): metrics.csv
             and deltas.csv get a ``members`` column, and ``orders.csv`` the spread of every
             figure across the orders; None for one order.
@@ -156,18 +156,18 @@ def write_results(
             (staging / "deltas.csv").write_text(metrics_csv_text(deltas, (*lead, *DELTA_FIELDS)))
             names.append("deltas.csv")
         if orders:
-            from cascade.orders import ORDERS_FIELDS, spread_across_orders
+            from window_cascades.cascade.orders import ORDERS_FIELDS, spread_across_orders
 
             spread = spread_across_orders(rows)
             (staging / "orders.csv").write_text(metrics_csv_text(spread, ORDERS_FIELDS))
             names.append("orders.csv")
         if curves:
-            from artifacts.result_plots import plot_files
+            from window_cascades.artifacts.result_plots import plot_files
 
             labelled = {labels[key]: curve for key, curve in curves.items()}
             target = (extra or {}).get("target")
             names += plot_files(staging, rows, labelled, id_name, members[0]["macs"], target)
-        from artifacts.report import report_text
+        from window_cascades.artifacts.report import report_text
 
         plots = [n for n in names if n.endswith(".png")]
         (staging / "report.md").write_text(report_text(rows, summary, plots, deltas))

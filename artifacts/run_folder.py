@@ -6,13 +6,13 @@ place in one ``renameat2(RENAME_EXCHANGE)`` (Linux; elsewhere two renames, with 
 which the folder is absent but never mixed). An existing run is replaced only when asked, and
 a folder holding anything but an earlier run's outputs is never replaced.
 
-The folder is claimed for the whole run (``artifacts.folder_claim``; staging folders:
-``artifacts.staging_folders``): :func:`check_output_folder` takes an exclusive lock
-(``fcntl.flock``) on ``.<name>.lock`` beside it, holding this process's pid, so a second run
-into the same folder is refused while the first runs (the lock ends with the process, even on
-``kill -9``). At the swap, only the earlier run's own files are deleted; anything else found
-in the folder (a file put there during the run) is kept, in ``.<name>.kept-<pid>-*``, with a
-notice. Staging folders are named ``.<name>.staging-<pid>-*`` and removed on every
+The folder is claimed for the whole run (``window_cascades.artifacts.folder_claim``; staging
+folders: ``window_cascades.artifacts.staging_folders``): :func:`check_output_folder` takes an
+exclusive lock (``fcntl.flock``) on ``.<name>.lock`` beside it, holding this process's pid, so a
+second run into the same folder is refused while the first runs (the lock ends with the process,
+even on ``kill -9``). At the swap, only the earlier run's own files are deleted; anything else
+found in the folder (a file put there during the run) is kept, in ``.<name>.kept-<pid>-*``, with
+a notice. Staging folders are named ``.<name>.staging-<pid>-*`` and removed on every
 Python-level exit (``finally`` and ``atexit``); those left by a hard kill are found by the next
 claim of the folder, named, and removed, or kept with a notice while their process lives.
 """
@@ -29,8 +29,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from artifacts.faults import fault_point
-from artifacts.folder_claim import (
+from window_cascades.artifacts.faults import fault_point
+from window_cascades.artifacts.folder_claim import (
     OutputFolderError,
     claim_output_folder,
     claimed,
@@ -39,7 +39,7 @@ from artifacts.folder_claim import (
     release_all_claims,
     release_output_folder,
 )
-from artifacts.staging_folders import (
+from window_cascades.artifacts.staging_folders import (
     discard_all_staging,
     discard_staging,
     forget_staging,
@@ -53,7 +53,8 @@ RUN_FILES = (
     "orders.csv",
     "report.md",
     "fitted_cascade.json",
-    "window.json",  # fitted_cascade.json's name in runs before it (artifacts.fitted_file)
+    # fitted_cascade.json's name in runs before it (window_cascades.artifacts.fitted_file)
+    "window.json",
     "cascade.ckpt",
 )
 

@@ -1,6 +1,6 @@
 """Staging folders beside an output folder (``.<name>.staging-<pid>-*``): made empty, removed
 when not swapped in, and those a killed run left found and removed, or kept with a notice while
-their process lives. ``artifacts.run_folder`` removes this process's own at exit."""
+their process lives. ``window_cascades.artifacts.run_folder`` removes this process's own at exit."""
 
 from __future__ import annotations
 

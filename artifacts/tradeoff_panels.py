@@ -3,7 +3,7 @@ each policy family's points over its sweep, cost against a metric, with the Pare
 
 from __future__ import annotations
 
-from artifacts.result_labels import policy_labels, run_key
+from window_cascades.artifacts.result_labels import policy_labels, run_key
 
 
 def tradeoff_panels(rows: list[dict], id_name: str, metric: str) -> list[tuple[str, str]]:

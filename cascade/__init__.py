@@ -10,7 +10,7 @@ cached logits), ``cost`` turns exit stages into exit fractions and expected MACs
 # models/__init__.py imports its model files), so the registries import none of them. The order
 # is the registry order: metrics.csv lists the labelled-set metrics, then the OOD ones, then the
 # operating point and cost; the README table and --list-policies list budget_window last.
-from cascade import builtin_metrics, builtin_ood_metrics  # noqa: E402, F401, I001
-from cascade import builtin_operating_metrics  # noqa: E402, F401, I001
-from cascade import builtin_policies  # noqa: E402, F401, I001
-from cascade import budget_window  # noqa: E402, F401, I001
+from window_cascades.cascade import builtin_metrics, builtin_ood_metrics  # noqa: E402, F401, I001
+from window_cascades.cascade import builtin_operating_metrics  # noqa: E402, F401, I001
+from window_cascades.cascade import builtin_policies  # noqa: E402, F401, I001
+from window_cascades.cascade import budget_window  # noqa: E402, F401, I001

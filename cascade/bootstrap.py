@@ -11,9 +11,9 @@ Testing hundreds of differences at once finds some by chance, so the paired diff
 carry a two-sided p-value (from the bootstrap standard error) and a Benjamini-Hochberg
 decision (false discovery rate 5%) over one family: the random quantities only (not cost or
 exit fractions, which the fitted policy fixes), one direction per pair of policies, differences
-whose resamples vary (``cascade.significance``). Rows outside the family have no p-value.
-A percentile interval need not contain the point estimate of a biased statistic: ECE, for one,
-grows under resampling (repeated samples make bins look more certain), so its interval can sit
+whose resamples vary (``window_cascades.cascade.significance``). Rows outside the family have no
+p-value. A percentile interval need not contain the point estimate of a biased statistic: ECE, for
+one, grows under resampling (repeated samples make bins look more certain), so its interval can sit
 above the value.
 """
 
@@ -25,10 +25,10 @@ from dataclasses import dataclass, field, fields, replace
 
 import torch
 
-from cascade.metric_registry import MetricInputs, metric_entries
-from cascade.progress import progress
-from cascade.resampled import Resampled
-from cascade.significance import (
+from window_cascades.cascade.metric_registry import MetricInputs, metric_entries
+from window_cascades.cascade.progress import progress
+from window_cascades.cascade.resampled import Resampled
+from window_cascades.cascade.significance import (
     NOT_COMPARED,
     benjamini_hochberg,
     bootstrap_p_value,

@@ -1,8 +1,8 @@
 """Choosing ``budget_window``'s rule on the held-out split itself, by cross-fitting.
 
-The plain budget search (``cascade.interval_search.best_interval``) picks the best of ~20,000
-intervals on the held-out split. With 10k held-out samples its pick holds on test; with 2,000
-(notMNIST) the pick is tuned to the held-out noise and loses to the paper's target-anchored
+The plain budget search (``window_cascades.cascade.interval_search.best_interval``) picks the best
+of ~20,000 intervals on the held-out split. With 10k held-out samples its pick holds on test; with
+2,000 (notMNIST) the pick is tuned to the held-out noise and loses to the paper's target-anchored
 window on test. Which of the two to trust is itself decided on the held-out split:
 
 1. candidates, each a complete fitting rule at the same budget: ``window`` (the paper's band of
@@ -29,9 +29,9 @@ from dataclasses import dataclass, field, replace
 
 import torch
 
-from cascade.engine import exit_stages
-from cascade.policies import IntervalPolicy
-from cascade.policy_registry import FitInputs, PolicySettings
+from window_cascades.cascade.engine import exit_stages
+from window_cascades.cascade.policies import IntervalPolicy
+from window_cascades.cascade.policy_registry import FitInputs, PolicySettings
 
 FOLDS = 5
 RESAMPLES = 200
@@ -208,7 +208,7 @@ def select_budget_rule(
 
 def window_at_budget(inputs: FitInputs, settings: PolicySettings, max_pass: float):
     """The paper's window at half-width w = max_pass / 2 (each stage passes <= max_pass)."""
-    from cascade.builtin_policies import fit_window
+    from window_cascades.cascade.builtin_policies import fit_window
 
     width = min(max(max_pass / 2, 1e-9), 0.5)
     return fit_window(inputs, settings.replace(width=width))

@@ -8,15 +8,16 @@ coverage C), or its AUGRC (``budget_objective="augrc"``), subject to the expecte
 being <= B (``budget_window_adjusted``: the expected cost on the unlabelled test mixture of ID
 and OOD samples, as ``window_adjusted`` derives its band there, for deployment under shift).
 
-The search is exact over a quantile grid (``cascade.interval_search.best_interval``).
+The search is exact over a quantile grid
+(``window_cascades.cascade.interval_search.best_interval``).
 
 Which rule: by default (``budget_select="cv"``) ``budget_window`` does not trust the search
 blindly. The search and the paper's window at the same cost (half-width w = max_pass / 2) are
 both cross-fitted on the held-out split, and the search replaces the window only when it beats
-it in >= 90% of paired bootstrap resamples (``cascade.budget_selection``); the fitted policy's
-``selection`` record says which rule was chosen and why. On 2,000 held-out samples the plain
-search overfits (it lost to the window on notMNIST); on 10,000 it holds. ``search`` forces the
-plain search, ``window`` the window, ``coarse`` the search on a ~N / 100-point grid.
+it in >= 90% of paired bootstrap resamples (``window_cascades.cascade.budget_selection``); the
+fitted policy's ``selection`` record says which rule was chosen and why. On 2,000 held-out samples
+the plain search overfits (it lost to the window on notMNIST); on 10,000 it holds. ``search`` forces
+the plain search, ``window`` the window, ``coarse`` the search on a ~N / 100-point grid.
 ``budget_window_adjusted`` is always the plain search (its cost is counted on the mixture).
 
 M > 2: stage by stage in cascade order; the budget above 1 is split over the M - 1 transitions
@@ -33,11 +34,11 @@ from dataclasses import dataclass
 
 import torch
 
-from cascade.interval_search import best_interval
-from cascade.policies import IntervalPolicy
-from cascade.policy_parameters import PolicyParameter, parameter
-from cascade.policy_registry import FitInputs, PolicySettings, register_policy
-from uncertainty.targets import parse_target
+from window_cascades.cascade.interval_search import best_interval
+from window_cascades.cascade.policies import IntervalPolicy
+from window_cascades.cascade.policy_parameters import PolicyParameter, parameter
+from window_cascades.cascade.policy_registry import FitInputs, PolicySettings, register_policy
+from window_cascades.uncertainty.targets import parse_target
 
 
 def check_budget(budget: float, stage_macs: list[float] | None, grid: int, n: int) -> float:
@@ -156,8 +157,9 @@ def _max_pass(budget: float, macs: list[float]) -> float:
 
 
 def _fit_selected(inputs: FitInputs, settings: PolicySettings) -> IntervalPolicy:
-    """budget_window with its rule chosen on held-out (``cascade.budget_selection``)."""
-    from cascade.budget_selection import (
+    """budget_window with its rule chosen on held-out
+    (``window_cascades.cascade.budget_selection``)."""
+    from window_cascades.cascade.budget_selection import (
         SelectedIntervalPolicy,
         coarse_grid,
         select_budget_rule,

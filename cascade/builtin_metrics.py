@@ -9,32 +9,32 @@ fractions; ``nll`` in nats. ``aurc``, ``e_aurc``, ``cov@R``, ``risk@C`` and ``fa
 follow the chosen definitions; their resampled forms return None under the paper definitions
 (their per-sample curves count every repeat as its own point), so the bootstrap computes the
 plain form on each resample instead. The OOD and SCOD metrics are in
-``cascade.builtin_ood_metrics``, the operating point and cost in
-``cascade.builtin_operating_metrics``; ``cascade/__init__.py`` imports the three in this
-order, which is the order of the rows in ``metrics.csv``.
+``window_cascades.cascade.builtin_ood_metrics``, the operating point and cost in
+``window_cascades.cascade.builtin_operating_metrics``; ``cascade/__init__.py`` imports the three in
+this order, which is the order of the rows in ``metrics.csv``.
 """
 
 from __future__ import annotations
 
 import torch
 
-from cascade.metric_registry import MetricInputs, percent_key, register_metric
-from cascade.resampled import Resampled, ResampledValues
-from uncertainty.failure_detection import (
+from window_cascades.cascade.metric_registry import MetricInputs, percent_key, register_metric
+from window_cascades.cascade.resampled import Resampled, ResampledValues
+from window_cascades.uncertainty.failure_detection import (
     failure_auroc,
     failure_fpr_at_tpr,
     weighted_failure_auroc,
     weighted_failure_fpr,
 )
-from uncertainty.probability_metrics import (
+from window_cascades.uncertainty.probability_metrics import (
     brier_from_statistics,
     calibration_error,
     nll_from_target_probability,
     weighted_calibration_error,
 )
-from uncertainty.selective import augrc, excess_aurc, weighted_oracle_aurc
-from uncertainty.weighted_curve import weighted_mean
-from vocabulary.roles import LABELLED_ROLES
+from window_cascades.uncertainty.selective import augrc, excess_aurc, weighted_oracle_aurc
+from window_cascades.uncertainty.weighted_curve import weighted_mean
+from window_cascades.vocabulary.roles import LABELLED_ROLES
 
 
 def _acc_resampled(r: Resampled) -> ResampledValues:

@@ -11,10 +11,16 @@ bootstrap computes the plain form on each resample instead.
 
 from __future__ import annotations
 
-from cascade.metric_registry import MetricInputs, percent_key, register_metric
-from cascade.resampled import Resampled, ResampledValues
-from uncertainty.ood_detection import aupr, auroc, weighted_aupr, weighted_auroc, weighted_fpr
-from uncertainty.scod import scod_augrc, scod_aurc, scod_risk_at_coverage
+from window_cascades.cascade.metric_registry import MetricInputs, percent_key, register_metric
+from window_cascades.cascade.resampled import Resampled, ResampledValues
+from window_cascades.uncertainty.ood_detection import (
+    aupr,
+    auroc,
+    weighted_aupr,
+    weighted_auroc,
+    weighted_fpr,
+)
+from window_cascades.uncertainty.scod import scod_augrc, scod_aurc, scod_risk_at_coverage
 
 OOD = ("ood",)
 

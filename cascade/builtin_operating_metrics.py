@@ -3,23 +3,23 @@ one registry entry naming its plain form and, beside it, its resampled form (B b
 values at once).
 
 With a target (``cov@R``, ``risk@C`` or ``fpr@P``), the operating point is the policy's
-threshold fitted on its held-out outputs (``cascade.operating_point``): ``op_risk``/``op_cov``
-(labelled sets, cov/risk targets), ``op_fpr``/``op_tpr`` (OOD sets, fpr targets),
-``op_threshold`` and, with a guarantee, ``op_bound`` (held-out split; settings of the policy,
-not quality measures, constant under resampling). Every dataset: ``expected_macs`` (MACs) and
-``exit_frac@K`` (fractions).
+threshold fitted on its held-out outputs (``window_cascades.cascade.operating_point``):
+``op_risk``/``op_cov`` (labelled sets, cov/risk targets), ``op_fpr``/``op_tpr`` (OOD sets, fpr
+targets), ``op_threshold`` and, with a guarantee, ``op_bound`` (held-out split; settings of the
+policy, not quality measures, constant under resampling). Every dataset: ``expected_macs`` (MACs)
+and ``exit_frac@K`` (fractions).
 """
 
 from __future__ import annotations
 
 import torch
 
-from cascade.cost import exit_fractions, expected_macs
-from cascade.metric_registry import MetricInputs, register_metric
-from cascade.resampled import Resampled, ResampledValues
-from cascade.sample_outputs import SampleOutputs
-from uncertainty.weighted_curve import weighted_mean
-from vocabulary.roles import LABELLED_ROLES, ROLES
+from window_cascades.cascade.cost import exit_fractions, expected_macs
+from window_cascades.cascade.metric_registry import MetricInputs, register_metric
+from window_cascades.cascade.resampled import Resampled, ResampledValues
+from window_cascades.cascade.sample_outputs import SampleOutputs
+from window_cascades.uncertainty.weighted_curve import weighted_mean
+from window_cascades.vocabulary.roles import LABELLED_ROLES, ROLES
 
 OOD = ("ood",)
 

@@ -6,7 +6,7 @@ members) and their correctness:
 1. tau = the threshold of the target task (``cov@r``, ``risk@c`` or ``fpr@p``) on (s, correct);
 2. q = the position of tau among the held-out scores, and the window = a band of quantiles of
    s of width 2w around q (``standard`` and ``paper`` definitions differ in the details, see
-   ``uncertainty.definitions``).
+   ``window_cascades.uncertainty.definitions``).
 
 ``window_adjusted`` keeps tau but derives q and the window from the scores of an unlabelled
 test mixture (ID + OOD), for deployment under distribution shift. ``single_threshold`` passes
@@ -21,13 +21,23 @@ from dataclasses import dataclass
 
 import torch
 
-from cascade.policies import IntervalPolicy, RandomPolicy, ensemble_policy, single_policy
-from cascade.policy_parameters import PolicyParameter, parameter
-from cascade.policy_registry import FitInputs, PolicySettings, check_scores, register_policy
-from uncertainty.definitions import get_definitions
-from uncertainty.guarantees import GuaranteeError, certified_threshold
-from uncertainty.selective import UnreachableTargetError
-from uncertainty.targets import Target, parse_target, target_threshold
+from window_cascades.cascade.policies import (
+    IntervalPolicy,
+    RandomPolicy,
+    ensemble_policy,
+    single_policy,
+)
+from window_cascades.cascade.policy_parameters import PolicyParameter, parameter
+from window_cascades.cascade.policy_registry import (
+    FitInputs,
+    PolicySettings,
+    check_scores,
+    register_policy,
+)
+from window_cascades.uncertainty.definitions import get_definitions
+from window_cascades.uncertainty.guarantees import GuaranteeError, certified_threshold
+from window_cascades.uncertainty.selective import UnreachableTargetError
+from window_cascades.uncertainty.targets import Target, parse_target, target_threshold
 
 
 def check_width(width: float) -> float:
@@ -94,8 +104,9 @@ def fit_window_stage(
     """Fit one stage's window: tau on (confidence, correct), the band on ``window_scores``.
 
     With ``guarantee`` (DELTA), tau is the certified threshold of
-    :func:`uncertainty.guarantees.certified_threshold` and the result adds ``certified``
-    (the certified risk bound, or acceptance bound) and ``guarantee`` ({delta, method}).
+    :func:`window_cascades.uncertainty.guarantees.certified_threshold` and the result adds
+    ``certified`` (the certified risk bound, or acceptance bound) and ``guarantee`` ({delta,
+    method}).
 
     Returns:
         {tau, q, lower, upper[, certified, guarantee]}; lower/upper are None for an open end.

@@ -30,10 +30,10 @@ from dataclasses import dataclass, replace
 
 import torch
 
-from cascade.budget_selection import cascade_output, output_value
-from cascade.engine import exit_stages
-from cascade.policy_registry import FitInputs, PolicySettings, policy_entry
-from uncertainty.targets import parse_target
+from window_cascades.cascade.budget_selection import cascade_output, output_value
+from window_cascades.cascade.engine import exit_stages
+from window_cascades.cascade.policy_registry import FitInputs, PolicySettings, policy_entry
+from window_cascades.uncertainty.targets import parse_target
 
 GAIN_SHARES = (0.5, 0.75, 0.9)
 GRID_POINTS = 10  # knob values per family: cost steps of about 0.1 for two equal members

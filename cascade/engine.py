@@ -12,9 +12,9 @@ from dataclasses import dataclass
 
 import torch
 
-from cascade.policies import CascadePolicy
-from cascade.stage_scores import Temperatures
-from uncertainty.scores import EnsembleState
+from window_cascades.cascade.policies import CascadePolicy
+from window_cascades.cascade.stage_scores import Temperatures
+from window_cascades.uncertainty.scores import EnsembleState
 
 StageSource = Callable[[int, torch.Tensor], "torch.Tensor | EnsembleState"]
 """(stage k, LongTensor of sample positions) -> member k's logits for those samples, or its

@@ -2,18 +2,19 @@
 
 Row fields: ``dataset``, ``role``, ``policy``, ``setting``, ``score``, ``metric``, ``value``.
 Which metrics a dataset gets is decided by its role and the metric registry
-(``cascade.metric_registry``; the built-in metrics are in ``cascade.builtin_*metrics``).
+(``window_cascades.cascade.metric_registry``; the built-in metrics are in
+``cascade.builtin_*metrics``).
 """
 
 from __future__ import annotations
 
 import torch
 
-from cascade.bootstrap import Bootstrap
-from cascade.metric_registry import MetricInputs, MetricSettings, metric_values
-from cascade.operating_point import fit_operating_point
-from cascade.sample_outputs import SampleOutputs
-from vocabulary.roles import LABELLED_ROLES, DatasetRoles
+from window_cascades.cascade.bootstrap import Bootstrap
+from window_cascades.cascade.metric_registry import MetricInputs, MetricSettings, metric_values
+from window_cascades.cascade.operating_point import fit_operating_point
+from window_cascades.cascade.sample_outputs import SampleOutputs
+from window_cascades.vocabulary.roles import LABELLED_ROLES, DatasetRoles
 
 ROW_FIELDS = (
     "dataset",

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from cascade.policies import CascadePolicy, policy_from_dict
-from cascade.stage_scores import Temperatures
+from window_cascades.cascade.policies import CascadePolicy, policy_from_dict
+from window_cascades.cascade.stage_scores import Temperatures
 
 CHECKPOINT_KEY = "fitted_cascade"
 

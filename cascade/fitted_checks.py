@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import math
 
-from cascade.field_checks import (
+from window_cascades.cascade.field_checks import (
     FieldError,
     as_number,
     finite_number,

@@ -21,7 +21,8 @@ rule using richer member-1 outputs reaches at the same pass fraction:
    the highest *true* value of passing: what any rule could reach if it knew the outcome.
 
 Both are given as shares of the ensemble's gain over member 1 (0: member 1, 1: the ensemble), the
-same share as ``cascade.cost_to_target``. Two members only (the first transition). Cost to
+same share as ``window_cascades.cascade.cost_to_target``. Two members only (the first transition).
+Cost to
 compute: FOLDS network fits on the held-out features (about a second for 10,000 samples).
 """
 
@@ -29,9 +30,9 @@ from __future__ import annotations
 
 import torch
 
-from cascade.budget_selection import cascade_output, output_value
-from cascade.policy_registry import FitInputs
-from uncertainty.targets import parse_target
+from window_cascades.cascade.budget_selection import cascade_output, output_value
+from window_cascades.cascade.policy_registry import FitInputs
+from window_cascades.uncertainty.targets import parse_target
 
 FOLDS = 5
 STEPS = 150

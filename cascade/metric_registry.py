@@ -11,9 +11,9 @@ order of the rows in ``metrics.csv``. Adding a metric::
 
 One entry is a metric's one home in ``cascade/``: it names the plain form (``compute``, on the
 whole sample) and, optionally, the resampled form (``resampled``: B bootstrap values at once,
-from a :class:`cascade.resampled.Resampled`), defined side by side in the ``builtin_*metrics``
-module of its family. Both call the pure tensor functions of ``uncertainty/``, where each
-family keeps its plain and weighted forms side by side, and the torchmetrics wrappers
+from a :class:`window_cascades.cascade.resampled.Resampled`), defined side by side in the
+``builtin_*metrics`` module of its family. Both call the pure tensor functions of ``uncertainty/``,
+where each family keeps its plain and weighted forms side by side, and the torchmetrics wrappers
 (``lightning_modules/metric_wrappers.py``) compute their values through these entries. Why
 side by side and not one weighted definition with unit weights for the plain value: the plain
 functions fix the reported numbers to the last bit (the golden files), and weighted sums
@@ -30,10 +30,10 @@ from functools import cached_property
 
 import torch
 
-from cascade.operating_point import OperatingPoint
-from cascade.sample_outputs import SampleOutputs
-from uncertainty.definitions import Definitions, get_definitions
-from uncertainty.scod import scod_mixture
+from window_cascades.cascade.operating_point import OperatingPoint
+from window_cascades.cascade.sample_outputs import SampleOutputs
+from window_cascades.uncertainty.definitions import Definitions, get_definitions
+from window_cascades.uncertainty.scod import scod_mixture
 
 
 def percent_key(prefix: str, fraction: float) -> str:
@@ -182,10 +182,10 @@ class MetricEntry:
         higher_is_better: direction of improvement.
         roles: dataset roles the metric is reported for.
         description: its definition in one line.
-        resampled: the resampled form: a ``cascade.resampled.Resampled`` (B resamples of the
-            inputs) -> {key: B values}, equal to ``compute`` on each resample, or None where it
-            has no fast form for these inputs; None (no resampled form): the bootstrap calls
-            ``compute`` on every resample in turn (slower, the same values).
+        resampled: the resampled form: a ``window_cascades.cascade.resampled.Resampled`` (B
+            resamples of the inputs) -> {key: B values}, equal to ``compute`` on each resample, or
+            None where it has no fast form for these inputs; None (no resampled form): the bootstrap
+            calls ``compute`` on every resample in turn (slower, the same values).
     """
 
     name: str

@@ -1,13 +1,13 @@
 """Offline driver: the same policies and decisions over in-memory logits (no model is run).
 
-Loading (``artifacts.experiment_logits``) is separate from evaluating, so a sweep over widths,
-targets or definitions reads the logits once. Per dataset, the per-sample outputs of every
-ensemble prefix (``SampleOutputs``: confidence, top probability, correctness, ...) are computed
-once; a policy then only decides exit stages from the prefixes' confidences
-(``cascade.engine.exit_stages``, the decisions ``run_cascade`` makes online) and gathers each
-sample's outputs at its exit stage, so each setting of a sweep costs O(N), not O(N x C).
-The preparation itself is ``cascade.prepared_experiment`` (its names are importable from here
-too).
+Loading (``window_cascades.artifacts.experiment_logits``) is separate from evaluating, so a sweep
+over widths, targets or definitions reads the logits once. Per dataset, the per-sample outputs of
+every ensemble prefix (``SampleOutputs``: confidence, top probability, correctness, ...) are
+computed once; a policy then only decides exit stages from the prefixes' confidences
+(``window_cascades.cascade.engine.exit_stages``, the decisions ``run_cascade`` makes online) and
+gathers each sample's outputs at its exit stage, so each setting of a sweep costs O(N), not O(N x
+C). The preparation itself is ``window_cascades.cascade.prepared_experiment`` (its names are
+importable from here too).
 """
 
 from __future__ import annotations
@@ -16,15 +16,20 @@ from dataclasses import replace
 
 import torch
 
-from cascade.bootstrap import Bootstrap
-from cascade.cost_to_target import CostToTarget, cost_to_target, has_cost_knob
-from cascade.engine import exit_stages
-from cascade.evaluation import policy_rows
-from cascade.headroom import policy_headroom
-from cascade.metric_registry import MetricSettings
-from cascade.policies import CascadePolicy
-from cascade.policy_registry import FitInputs, PolicySettings, fit_policies, policy_entry
-from cascade.prepared_experiment import (
+from window_cascades.cascade.bootstrap import Bootstrap
+from window_cascades.cascade.cost_to_target import CostToTarget, cost_to_target, has_cost_knob
+from window_cascades.cascade.engine import exit_stages
+from window_cascades.cascade.evaluation import policy_rows
+from window_cascades.cascade.headroom import policy_headroom
+from window_cascades.cascade.metric_registry import MetricSettings
+from window_cascades.cascade.policies import CascadePolicy
+from window_cascades.cascade.policy_registry import (
+    FitInputs,
+    PolicySettings,
+    fit_policies,
+    policy_entry,
+)
+from window_cascades.cascade.prepared_experiment import (
     EnsembleLogits,
     PreparedExperiment,
     dataset_prefix_outputs,
@@ -32,13 +37,13 @@ from cascade.prepared_experiment import (
     prefix_outputs,
     prepare_experiment,
 )
-from cascade.sample_outputs import SampleOutputs
-from cascade.stage_scores import (
+from window_cascades.cascade.sample_outputs import SampleOutputs
+from window_cascades.cascade.stage_scores import (
     Temperatures,
 )
-from uncertainty.probability_metrics import reliability_bins
-from uncertainty.selective import risk_coverage_curve
-from vocabulary.roles import DatasetRoles
+from window_cascades.uncertainty.probability_metrics import reliability_bins
+from window_cascades.uncertainty.selective import risk_coverage_curve
+from window_cascades.vocabulary.roles import DatasetRoles
 
 __all__ = [
     "EnsembleLogits",
@@ -89,9 +94,11 @@ def evaluate_policies(
 
     Args:
         id_curves: when given, filled with (policy, setting, score, "") (the rows'
-            ``artifacts.results.run_key`` with an empty member order) -> {dataset: (coverage,
-            risk)}, the risk-coverage curves of the policy's output on the ID and shifted sets.
-        bootstrap: when given, collects every row's resampled values (``cascade.bootstrap``).
+            ``window_cascades.artifacts.results.run_key`` with an empty member order) -> {dataset:
+            (coverage, risk)}, the risk-coverage curves of the policy's output on the ID and shifted
+            sets.
+        bootstrap: when given, collects every row's resampled values
+            (``window_cascades.cascade.bootstrap``).
     """
     policy_settings = policy_settings or PolicySettings()
     inputs = fit_inputs(prepared, policies, policy_settings)
@@ -111,8 +118,9 @@ def evaluate_cost_to_target(
     bootstrap: Bootstrap | None = None,
 ) -> tuple[list[dict], list[CostToTarget]]:
     """For every family among ``policies`` with a held-out cost knob, the cheapest setting that
-    keeps each of ``shares`` of the ensemble's held-out gain (``cascade.cost_to_target``),
-    evaluated on every dataset; its rows' ``policy`` is ``<family>@gain<percent>``."""
+    keeps each of ``shares`` of the ensemble's held-out gain
+    (``window_cascades.cascade.cost_to_target``), evaluated on every dataset; its rows' ``policy``
+    is ``<family>@gain<percent>``."""
     policy_settings = policy_settings or PolicySettings()
     families = [p for p in policies if has_cost_knob(p)]
     if not shares or not families:
@@ -130,7 +138,8 @@ def evaluate_headroom(
     policy_settings: PolicySettings,
 ) -> list[dict]:
     """For each fitted policy with a held-out cost knob, what a deferral rule that sees member
-    1's logits reaches at the same held-out cost (``cascade.headroom``); two members only."""
+    1's logits reaches at the same held-out cost (``window_cascades.cascade.headroom``); two members
+    only."""
     costed = [p for name, p in fitted.items() if has_cost_knob(name)]
     if not costed or len(prepared.stage_macs) != 2:
         return []
@@ -195,7 +204,7 @@ def test_curves(
     """{dataset: (coverage, risk)}: the risk-coverage curves of the ID set (first) and the
     shifted sets under one policy (online and offline plots); and under the key
     :data:`RELIABILITY`, the ID set's reliability bins (mean top-label probability, accuracy,
-    count; see :func:`uncertainty.probability_metrics.reliability_bins`)."""
+    count; see :func:`window_cascades.uncertainty.probability_metrics.reliability_bins`)."""
     names = [roles.id, *roles.names("shift")]
     curves: dict[str | tuple, tuple[torch.Tensor, ...]] = {}
     for name in names:

@@ -4,9 +4,9 @@ held-out outputs, and what it gives on new data.
 ``cov@5``, ``risk@80`` and ``fpr@95`` summarise each dataset's own curve (an oracle figure: the
 threshold is chosen on the data it is scored on). The operating point instead fits one
 threshold per policy on the cascade's output on the held-out split, for the run's target (and,
-with a guarantee, with :mod:`uncertainty.guarantees`), and reports on every dataset what that
-threshold does there (``op_risk``/``op_cov`` on labelled sets, ``op_fpr``/``op_tpr`` on OOD
-sets; see ``cascade.builtin_operating_metrics``).
+with a guarantee, with :mod:`window_cascades.uncertainty.guarantees`), and reports on every dataset
+what that threshold does there (``op_risk``/``op_cov`` on labelled sets, ``op_fpr``/``op_tpr`` on
+OOD sets; see ``window_cascades.cascade.builtin_operating_metrics``).
 """
 
 from __future__ import annotations
@@ -14,12 +14,12 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from cascade.engine import exit_stages
-from cascade.sample_outputs import SampleOutputs
-from uncertainty.definitions import get_definitions
-from uncertainty.guarantees import GuaranteeError, certified_threshold
-from uncertainty.selective import UnreachableTargetError
-from uncertainty.targets import parse_target, target_threshold
+from window_cascades.cascade.engine import exit_stages
+from window_cascades.cascade.sample_outputs import SampleOutputs
+from window_cascades.uncertainty.definitions import get_definitions
+from window_cascades.uncertainty.guarantees import GuaranteeError, certified_threshold
+from window_cascades.uncertainty.selective import UnreachableTargetError
+from window_cascades.uncertainty.targets import parse_target, target_threshold
 
 
 @dataclass(frozen=True)

@@ -28,7 +28,7 @@ class IntervalPolicy:
     """A cascade policy: pass a sample on at stage k when lower_k <= confidence <= upper_k.
 
     Attributes:
-        name: policy name (see ``cascade.policy_registry``).
+        name: policy name (see ``window_cascades.cascade.policy_registry``).
         bounds: (M - 1) x 2 float64 tensor of [lower, upper] per stage; +-inf for open ends.
         setting: short description of the fitted setting, e.g. ``cov@5,w=0.1``.
         details: per-stage fitted quantities (tau, q, ...) for reports and fitted_cascade.json.

@@ -22,9 +22,9 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from uncertainty.definitions import get_definitions
-from uncertainty.guarantees import check_guarantee
-from uncertainty.targets import parse_target
+from window_cascades.uncertainty.definitions import get_definitions
+from window_cascades.uncertainty.guarantees import check_guarantee
+from window_cascades.uncertainty.targets import parse_target
 
 _METADATA_KEY = "policy_parameter"
 
@@ -140,7 +140,7 @@ class PolicySettings:
         seed: seed of the random policy and of the test-mixture subsampling.
         definitions: ``standard`` or ``paper``.
         guarantee: DELTA in (0, 1): the window's threshold tau is the guaranteed one
-            (``uncertainty.guarantees``), None: the empirical one.
+            (``window_cascades.uncertainty.guarantees``), None: the empirical one.
         guarantee_method: ``ltt`` or ``sgr`` (risk targets).
         **values: declared policy parameters by name, e.g. ``width=0.1``, ``budget=1.2``
             (:func:`declared_parameters` lists them; ``--list-policies`` shows who uses them).

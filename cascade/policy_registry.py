@@ -1,12 +1,12 @@
 """The policy registry: every cascade policy by name, as timm registers models.
 
 A policy is one entry: its name, a fit function, a one-line description and its parameters
-(a dataclass, ``cascade.policy_parameters``). The fit function takes the held-out stage scores
-(:class:`FitInputs`) and the settings (:class:`PolicySettings`: the shared ones and every
-declared parameter) and returns a fitted policy (:class:`cascade.policies.IntervalPolicy` or
-any object with ``name``, ``setting``, ``num_stages``, ``passes`` and ``to_dict``). The online
-``CascadeModule``, the offline evaluator, their command-line help and the README's policy table
-all take the list from here. Adding a policy::
+(a dataclass, ``window_cascades.cascade.policy_parameters``). The fit function takes the held-out
+stage scores (:class:`FitInputs`) and the settings (:class:`PolicySettings`: the shared ones and
+every declared parameter) and returns a fitted policy
+(:class:`window_cascades.cascade.policies.IntervalPolicy` or any object with ``name``, ``setting``,
+``num_stages``, ``passes`` and ``to_dict``). The online ``CascadeModule``, the offline evaluator,
+their command-line help and the README's policy table all take the list from here. Adding a policy::
 
     @dataclass(frozen=True)
     class MyParameters:
@@ -27,7 +27,7 @@ from dataclasses import dataclass
 
 import torch
 
-from cascade.policy_parameters import (
+from window_cascades.cascade.policy_parameters import (
     PolicyParameter,
     PolicySettings,
     declare_parameters,
@@ -79,7 +79,7 @@ class PolicyEntry:
         sweep: the parameter a sweep varies (e.g. ``width``, ``pass_fraction``,
             ``budget``) or None.
         needs_mixture: the fit reads ``FitInputs.mixture_confidence``.
-        parameters: the parameters it declares (``cascade.policy_parameters``).
+        parameters: the parameters it declares (``window_cascades.cascade.policy_parameters``).
     """
 
     name: str

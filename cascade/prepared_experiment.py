@@ -1,6 +1,7 @@
 """The shared preparation of an offline evaluation: every member's logits per dataset, and,
 computed once per sweep, the held-out stage scores and every ensemble prefix's per-sample
-outputs (``SampleOutputs``) on every dataset. ``cascade.offline`` evaluates policies on it."""
+outputs (``SampleOutputs``) on every dataset. ``window_cascades.cascade.offline`` evaluates policies
+on it."""
 
 from __future__ import annotations
 
@@ -8,17 +9,17 @@ from dataclasses import dataclass
 
 import torch
 
-from cascade.sample_outputs import SampleOutputs
-from cascade.stage_scores import (
+from window_cascades.cascade.sample_outputs import SampleOutputs
+from window_cascades.cascade.stage_scores import (
     Temperatures,
     fit_temperatures,
     member_states,
     prefix_states,
     stage_confidences,
 )
-from uncertainty.scod import scod_mixture
-from uncertainty.scores import EnsembleState, check_score
-from vocabulary.roles import DatasetRoles
+from window_cascades.uncertainty.scod import scod_mixture
+from window_cascades.uncertainty.scores import EnsembleState, check_score
+from window_cascades.vocabulary.roles import DatasetRoles
 
 
 @dataclass

@@ -14,9 +14,9 @@ from functools import cached_property
 
 import torch
 
-from cascade.metric_registry import MetricInputs
-from uncertainty.scod import scod_mixture
-from uncertainty.weighted_curve import WeightedCurve, draw_counts
+from window_cascades.cascade.metric_registry import MetricInputs
+from window_cascades.uncertainty.scod import scod_mixture
+from window_cascades.uncertainty.weighted_curve import WeightedCurve, draw_counts
 
 
 @dataclass

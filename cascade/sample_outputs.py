@@ -14,7 +14,7 @@ from dataclasses import dataclass, fields
 
 import torch
 
-from uncertainty.probability_metrics import squared_norm
+from window_cascades.uncertainty.probability_metrics import squared_norm
 
 
 @dataclass

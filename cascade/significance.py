@@ -2,8 +2,9 @@
 and the Benjamini-Hochberg decisions over the family.
 
 Testing hundreds of differences at once finds some by chance, so each paired difference
-(``cascade.bootstrap.Bootstrap.delta_rows``) carries a two-sided p-value from the bootstrap
-standard error and a Benjamini-Hochberg decision at false discovery rate :data:`FDR` over one
+(``window_cascades.cascade.bootstrap.Bootstrap.delta_rows``) carries a two-sided p-value from the
+bootstrap standard error and a Benjamini-Hochberg decision at false discovery rate :data:`FDR` over
+one
 family: the random quantities only (not cost or exit fractions, which the fitted policy fixes,
 nor the policy's own settings :data:`NOT_COMPARED`).
 """

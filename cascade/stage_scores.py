@@ -11,8 +11,8 @@ from dataclasses import dataclass, field
 
 import torch
 
-from uncertainty.scores import EnsembleState
-from uncertainty.temperature import fit_probs_temperature, fit_temperature
+from window_cascades.uncertainty.scores import EnsembleState
+from window_cascades.uncertainty.temperature import fit_probs_temperature, fit_temperature
 
 
 @dataclass

@@ -16,10 +16,10 @@ from dataclasses import dataclass, field
 
 import torch
 
-from cascade.engine import CascadeResult
-from cascade.policies import CascadePolicy
-from cascade.stage_scores import Temperatures
-from uncertainty.scores import EnsembleState
+from window_cascades.cascade.engine import CascadeResult
+from window_cascades.cascade.policies import CascadePolicy
+from window_cascades.cascade.stage_scores import Temperatures
+from window_cascades.uncertainty.scores import EnsembleState
 
 
 def concat_states(states: list[EnsembleState]) -> EnsembleState:

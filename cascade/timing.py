@@ -13,9 +13,9 @@ from dataclasses import dataclass
 
 import torch
 
-from cascade.engine import run_cascade
-from cascade.policies import CascadePolicy
-from cascade.streaming import StreamingCascade
+from window_cascades.cascade.engine import run_cascade
+from window_cascades.cascade.policies import CascadePolicy
+from window_cascades.cascade.streaming import StreamingCascade
 
 
 @dataclass
@@ -65,8 +65,9 @@ def measure(
     """Batch-1 latency over ``latency_samples`` images (after ``warmup``; median and p90) and
     throughput over all ``images`` in batches of ``batch_size`` (median of
     ``throughput_repeats`` passes, after 3 warm-up batches). ``queued``: the throughput pass
-    gathers passed-on samples across batches (:class:`cascade.streaming.StreamingCascade`), so
-    later members run on full batches."""
+    gathers passed-on samples across batches
+    (:class:`window_cascades.cascade.streaming.StreamingCascade`), so later members run on full
+    batches."""
     device = torch.device(device)
     members = [m.to(device).eval() for m in members]
     images = images.to(device)

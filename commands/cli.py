@@ -1,16 +1,16 @@
 """LightningCLI entry points: members (fit / predict to cached logits) and the cascade (test,
 predict). Their common base, the one adapter over LightningCLI's private methods, is
-``commands.safe_cli.SafeLoadingCLI``."""
+``window_cascades.commands.safe_cli.SafeLoadingCLI``."""
 
 from __future__ import annotations
 
 import warnings
 from pathlib import Path
 
-from artifacts.output_paths import check_output_dir, check_output_file
-from commands.safe_cli import SafeLoadingCLI, check_slurm_tasks, config_inputs
-from datamodules.predict_files import PredictFilesDataModule, input_files
-from lightning_modules.callbacks import (
+from window_cascades.artifacts.output_paths import check_output_dir, check_output_file
+from window_cascades.commands.safe_cli import SafeLoadingCLI, check_slurm_tasks, config_inputs
+from window_cascades.datamodules.predict_files import PredictFilesDataModule, input_files
+from window_cascades.lightning_modules.callbacks import (
     CachedLogitsWriter,
     CascadeCalibration,
     CascadePredictionsWriter,
@@ -18,12 +18,18 @@ from lightning_modules.callbacks import (
     MemberCheckpoint,
     PreemptionCheckpoint,
 )
-from lightning_modules.cascade_checkpoint import DATA_INPUT_KEY, read_cascade_checkpoint
-from lightning_modules.cascade_data_input import prediction_input
-from lightning_modules.cascade_members import check_recorded_members_found, check_same_members
-from lightning_modules.cascade_module import CascadeModule
-from lightning_modules.member import MemberModule
-from lightning_modules.member_checkpoint import read_member_checkpoint
+from window_cascades.lightning_modules.cascade_checkpoint import (
+    DATA_INPUT_KEY,
+    read_cascade_checkpoint,
+)
+from window_cascades.lightning_modules.cascade_data_input import prediction_input
+from window_cascades.lightning_modules.cascade_members import (
+    check_recorded_members_found,
+    check_same_members,
+)
+from window_cascades.lightning_modules.cascade_module import CascadeModule
+from window_cascades.lightning_modules.member import MemberModule
+from window_cascades.lightning_modules.member_checkpoint import read_member_checkpoint
 
 # Our datamodules save and restore their position in the epoch (ImageSetsDataModule.state_dict),
 # so Lightning's warning about resuming mid-epoch with a non-resumable dataloader does not apply.
@@ -107,9 +113,9 @@ class CascadeCLI(SafeLoadingCLI):
     ``--results.dir`` is where ``CascadeResultsWriter`` writes metrics, plots and the checkpoint;
     ``--predictions.path`` / ``--predictions.policy`` configure ``CascadePredictionsWriter``.
     ``predict --predictions.inputs FOLDER|LIST|IMAGE`` needs no data config: the files are
-    served by ``datamodules.predict_files.PredictFilesDataModule``, prepared as the cascade's
-    calibration data (recorded in ``--ckpt_path``); ``--model.members`` may be left out when
-    the checkpoint's recorded members are where they were.
+    served by ``window_cascades.datamodules.predict_files.PredictFilesDataModule``, prepared as the
+    cascade's calibration data (recorded in ``--ckpt_path``); ``--model.members`` may be left out
+    when the checkpoint's recorded members are where they were.
     """
 
     checkpoint_data_input: dict | None = None  # the --ckpt_path's data input, once read

@@ -2,8 +2,8 @@
 errors caused by the user's input printed as one line.
 
 ``scripts/train_member.py`` and ``scripts/evaluate_cascade.py`` call :func:`run_command`. It
-first checks what can be checked without building the parser (``commands.precheck``: the
-subcommand, config files and keys, with the closest known key suggested). Then it imports
+first checks what can be checked without building the parser (``window_cascades.commands.precheck``:
+the subcommand, config files and keys, with the closest known key suggested). Then it imports
 Lightning and runs the CLI; an error caused by input (a bad value, a missing file, an output
 folder that cannot take the run) is printed as ``error: ...`` and the command exits with
 status 2. ``--traceback`` (or ``WINDOW_CASCADES_TRACEBACK=1``) shows the
@@ -19,8 +19,9 @@ from dataclasses import replace
 
 import yaml
 
-from commands.console import quiet_third_party
-from commands.precheck import CommandSpec, InputError, precheck
+from window_cascades.commands.console import quiet_third_party
+from window_cascades.commands.legacy_class_paths import renamed_arguments
+from window_cascades.commands.precheck import CommandSpec, InputError, precheck
 
 MEMBER = CommandSpec(
     "train_member.py",
@@ -31,7 +32,7 @@ MEMBER = CommandSpec(
         "preemption": ("callbacks/preemption.py", "PreemptionCheckpoint"),
     },
     fixed_keys={"cache": ("logits_dir", "member")},
-    cli="commands.cli:MemberCLI",
+    cli="window_cascades.commands.cli:MemberCLI",
 )
 CASCADE = CommandSpec(
     "evaluate_cascade.py",
@@ -43,7 +44,7 @@ CASCADE = CommandSpec(
         "results": ("callbacks/results_writer.py", "CascadeResultsWriter"),
         "predictions": ("callbacks/predictions_writer.py", "CascadePredictionsWriter"),
     },
-    cli="commands.cli:CascadeCLI",
+    cli="window_cascades.commands.cli:CascadeCLI",
 )
 
 
@@ -91,6 +92,7 @@ def run_command(spec: CommandSpec, argv: list[str] | None = None, prog: str | No
     argv = [a for a in argv if a != "--traceback"]
     argv, verbose = split_verbose(argv)
     quiet_third_party(verbose)
+    argv = renamed_arguments(argv)  # class paths written before the window_cascades namespace
     if from_command_line:  # LightningCLI reads sys.argv itself (and warns if given both)
         sys.argv[1:] = argv
     try:

@@ -83,6 +83,6 @@ def apply_console_options(args) -> None:
     ``--verbose``, and turn the progress bars off with ``--no-progress``."""
     quiet_third_party(args.verbose)
     if args.no_progress:
-        from cascade.progress import disable_progress
+        from window_cascades.cascade.progress import disable_progress
 
         disable_progress()

@@ -1,7 +1,7 @@
 """An experiment's stages: train a member (resumable), cache its logits, calibrate + evaluate.
 
-Training a member is ``commands.member_training``, the stages' loggers
-``commands.stage_loggers``. The same functions serve the one-process pipeline
+Training a member is ``window_cascades.commands.member_training``, the stages' loggers
+``window_cascades.commands.stage_loggers``. The same functions serve the one-process pipeline
 (``scripts/run_pipeline.py``) and the SLURM job scripts (one array task per member, then one
 evaluation job). Layout under ``out``:
 
@@ -22,10 +22,10 @@ import os
 import time
 from pathlib import Path
 
-from artifacts.run_folder import check_output_folder
-from commands.member_training import member_checkpoint, train_member
-from commands.stage_loggers import finish_wandb, logger_args
-from commands.stages import cache_logits, evaluate_cascade
+from window_cascades.artifacts.run_folder import check_output_folder
+from window_cascades.commands.member_training import member_checkpoint, train_member
+from window_cascades.commands.stage_loggers import finish_wandb, logger_args
+from window_cascades.commands.stages import cache_logits, evaluate_cascade
 
 
 def cache_member_logits(cfg: dict, index: int, extra_args: list[str] = ()) -> Path:

@@ -7,11 +7,15 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-from artifacts.atomic import write_json
-from commands.stage_loggers import finish_wandb, logger_args, wandb_run_id
-from commands.stages import fit_member
-from lightning_modules.callbacks.preemption import latest_checkpoint
-from lightning_modules.member_recipe import differing_keys, member_recipe, recipe_sha256
+from window_cascades.artifacts.atomic import write_json
+from window_cascades.commands.stage_loggers import finish_wandb, logger_args, wandb_run_id
+from window_cascades.commands.stages import fit_member
+from window_cascades.lightning_modules.callbacks.preemption import latest_checkpoint
+from window_cascades.lightning_modules.member_recipe import (
+    differing_keys,
+    member_recipe,
+    recipe_sha256,
+)
 
 
 def member_dir(cfg: dict, index: int) -> Path:
@@ -34,8 +38,8 @@ def train_member(
 ) -> Path:
     """Train member ``index`` (seed ``seeds[index]``), resuming from its newest checkpoint.
 
-    The member's recipe (``lightning_modules.member_recipe``: model, data, trainer and
-    optimiser settings, seed) is kept in ``recipe.json`` from the start and in
+    The member's recipe (``window_cascades.lightning_modules.member_recipe``: model, data, trainer
+    and optimiser settings, seed) is kept in ``recipe.json`` from the start and in
     ``finished.json`` at the end. A finished member of the same recipe is skipped; a preempted
     one continues from the newest of ``hpc_ckpt_<n>.ckpt`` and ``last.ckpt``. A member trained
     (or started) to another recipe is refused with the differing keys named, or with

@@ -1,7 +1,8 @@
 """The offline evaluator command (``scripts/evaluate_logits.py``, ``window-cascades
 evaluate-logits``): cached logits in, results out as one unit. Its options and usage are in
-``commands.offline_options``, the plan they make in ``commands.offline_plan``, the sweep in
-``commands.offline_sweep``."""
+``window_cascades.commands.offline_options``, the plan they make in
+``window_cascades.commands.offline_plan``, the sweep in
+``window_cascades.commands.offline_sweep``."""
 
 from __future__ import annotations
 
@@ -9,22 +10,22 @@ import argparse
 import sys
 import time
 
-from commands.console import apply_console_options
-from commands.interrupts import exit_on_sigterm
-from commands.offline_options import parse_args
+from window_cascades.commands.console import apply_console_options
+from window_cascades.commands.interrupts import exit_on_sigterm
+from window_cascades.commands.offline_options import parse_args
 
 
 def run(args: argparse.Namespace) -> list[dict]:
     """Check the options and the output folder, evaluate the sweep, write the results as one
     unit; returns the rows."""
-    from artifacts.experiment_logits import MEMBER_UNITS
-    from artifacts.folder_claim import release_output_folder
-    from artifacts.output_paths import check_output_dir
-    from artifacts.results import write_results
-    from artifacts.run_folder import check_output_folder, staged_run_folder
-    from cascade.cost_to_target import is_cost_to_target
-    from commands.offline_plan import offline_plan
-    from commands.offline_sweep import evaluate_sweep
+    from window_cascades.artifacts.experiment_logits import MEMBER_UNITS
+    from window_cascades.artifacts.folder_claim import release_output_folder
+    from window_cascades.artifacts.output_paths import check_output_dir
+    from window_cascades.artifacts.results import write_results
+    from window_cascades.artifacts.run_folder import check_output_folder, staged_run_folder
+    from window_cascades.cascade.cost_to_target import is_cost_to_target
+    from window_cascades.commands.offline_plan import offline_plan
+    from window_cascades.commands.offline_sweep import evaluate_sweep
 
     plan = offline_plan(args)
     check_output_dir(args.out, "--out", [("--logits-dir", args.logits_dir)])
@@ -82,7 +83,7 @@ def main(argv: list[str] | None = None) -> int:
         exit_on_sigterm("evaluation")
     argv = sys.argv[1:] if argv is None else list(argv)
     if "--list-policies" in argv:
-        from cascade.policy_registry import policy_table
+        from window_cascades.cascade.policy_registry import policy_table
 
         print(policy_table())
         return 0

@@ -1,13 +1,13 @@
 """The offline evaluator's command-line options, parsed before torch is imported (the plan
-they make: ``commands.offline_plan``)."""
+they make: ``window_cascades.commands.offline_plan``)."""
 
 from __future__ import annotations
 
 import argparse
 import sys
 
-from commands.console import add_console_options
-from uncertainty.names import DEFINITION_NAMES, SCORES
+from window_cascades.commands.console import add_console_options
+from window_cascades.uncertainty.names import DEFINITION_NAMES, SCORES
 
 USAGE = """Evaluate cascade policies offline, on cached logits (no model is run).
 
@@ -32,8 +32,8 @@ def add_policy_parameter_options(parser: argparse.ArgumentParser) -> None:
     """One option per parameter the registered policies declare (``--width``, ``--budget``,
     ...; a list option for a parameter some policy sweeps), from the declarations. Imports
     the policy registry (and torch)."""
-    from cascade.policy_parameters import declared_parameters, parameter_users
-    from cascade.policy_registry import swept_parameters
+    from window_cascades.cascade.policy_parameters import declared_parameters, parameter_users
+    from window_cascades.cascade.policy_registry import swept_parameters
 
     group = parser.add_argument_group("policy parameters (declared by the policies)")
     swept = swept_parameters()

@@ -9,10 +9,10 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from cascade.bootstrap import Bootstrap
-    from cascade.metric_registry import MetricSettings
-    from cascade.policy_registry import PolicySettings
-    from vocabulary.roles import DatasetRoles
+    from window_cascades.cascade.bootstrap import Bootstrap
+    from window_cascades.cascade.metric_registry import MetricSettings
+    from window_cascades.cascade.policy_registry import PolicySettings
+    from window_cascades.vocabulary.roles import DatasetRoles
 
 
 def parse_macs(items: list[str]) -> dict[str, float]:
@@ -34,7 +34,7 @@ def parse_macs(items: list[str]) -> dict[str, float]:
 
 def dataset_roles(args: argparse.Namespace) -> DatasetRoles:
     """Dataset name -> role, refusing a name given twice."""
-    from vocabulary.roles import DatasetRoles
+    from window_cascades.vocabulary.roles import DatasetRoles
 
     pairs = [(args.heldout, "heldout"), (args.id, "id")]
     pairs += [(n, "shift") for n in args.shift] + [(n, "ood") for n in args.ood]
@@ -47,7 +47,7 @@ def sweep_plan(
     """(settings, policies) pairs: the policies without a sweep once (at ``base``), then each
     swept family over its own values (the other settings at their first value). The swept
     parameters are the ones the registered policies declare as their sweep."""
-    from cascade.policy_registry import policy_entry, swept_parameters
+    from window_cascades.cascade.policy_registry import policy_entry, swept_parameters
 
     swept_by = {p: policy_entry(p).sweep for p in policies}
     plan = [(base, [p for p in policies if swept_by[p] is None])]
@@ -60,8 +60,8 @@ def sweep_plan(
 def policy_settings(args: argparse.Namespace) -> PolicySettings:
     """The settings at the first value of every swept parameter, every value of a swept
     parameter checked (by building it) before any work."""
-    from cascade.policy_parameters import declared_parameters
-    from cascade.policy_registry import PolicySettings, swept_parameters
+    from window_cascades.cascade.policy_parameters import declared_parameters
+    from window_cascades.cascade.policy_registry import PolicySettings, swept_parameters
 
     swept = swept_parameters()
     values = {
@@ -88,7 +88,7 @@ def reported_with_target(
     """The reported risks and coverages, with the target's own point added when missing (a
     cov@R target reports cov@R, risk@C reports risk@C), so every table that shows the target
     (the cost-to-target section, the trade-off plot) has it."""
-    from uncertainty.targets import parse_target
+    from window_cascades.uncertainty.targets import parse_target
 
     goal = parse_target(target)
     risks, coverages = list(risks), list(coverages)
@@ -121,7 +121,7 @@ class OfflinePlan:
 
     def is_first(self, name: str, settings: PolicySettings) -> bool:
         """Whether ``settings`` is the first of ``name``'s sweep (where headroom is given)."""
-        from cascade.policy_registry import policy_entry
+        from window_cascades.cascade.policy_registry import policy_entry
 
         knob = policy_entry(name).sweep
         return knob is not None and getattr(settings, knob) == getattr(self.base, knob)
@@ -129,10 +129,10 @@ class OfflinePlan:
 
 def offline_plan(args: argparse.Namespace) -> OfflinePlan:
     """Check every option and build the plan (raises ValueError naming the option)."""
-    from cascade.bootstrap import Bootstrap
-    from cascade.cost_to_target import GAIN_SHARES, check_gain_shares
-    from cascade.metric_registry import MetricSettings, check_report_points
-    from cascade.policy_registry import check_policies
+    from window_cascades.cascade.bootstrap import Bootstrap
+    from window_cascades.cascade.cost_to_target import GAIN_SHARES, check_gain_shares
+    from window_cascades.cascade.metric_registry import MetricSettings, check_report_points
+    from window_cascades.cascade.policy_registry import check_policies
 
     policies = check_policies([p.strip() for p in args.policies.split(",") if p.strip()])
     if len(set(args.score)) != len(args.score):

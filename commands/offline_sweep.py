@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 from dataclasses import dataclass
 
-from commands.offline_plan import OfflinePlan
+from window_cascades.commands.offline_plan import OfflinePlan
 
 
 @dataclass
@@ -29,16 +29,16 @@ class SweepResults:
 def evaluate_sweep(args: argparse.Namespace, plan: OfflinePlan) -> SweepResults:
     """Read the logits once, then evaluate every member order, score and setting of the sweep,
     the cost-to-target settings and the headroom; writes nothing."""
-    from artifacts.experiment_logits import load_experiment, member_macs
-    from cascade.offline import (
+    from window_cascades.artifacts.experiment_logits import load_experiment, member_macs
+    from window_cascades.cascade.offline import (
         EnsembleLogits,
         evaluate_cost_to_target,
         evaluate_headroom,
         evaluate_policies,
         prepare_experiment,
     )
-    from cascade.orders import member_orders, order_label
-    from cascade.progress import progress
+    from window_cascades.cascade.orders import member_orders, order_label
+    from window_cascades.cascade.progress import progress
 
     roles, metric_settings, bootstrap = plan.roles, plan.metric_settings, plan.bootstrap
     macs = plan.macs

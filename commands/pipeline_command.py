@@ -23,11 +23,11 @@ import os
 import sys
 from pathlib import Path
 
-from artifacts.run_folder import check_output_folder
-from commands.cli_entry import CASCADE, MEMBER, USER_ERRORS, report_error
-from commands.console import add_console_options, apply_console_options
-from commands.pipeline_config import load_pipeline_config
-from commands.precheck import precheck
+from window_cascades.artifacts.run_folder import check_output_folder
+from window_cascades.commands.cli_entry import CASCADE, MEMBER, USER_ERRORS, report_error
+from window_cascades.commands.console import add_console_options, apply_console_options
+from window_cascades.commands.pipeline_config import load_pipeline_config
+from window_cascades.commands.precheck import precheck
 
 
 def main(argv: list[str] | None = None, prog: str | None = None) -> int:
@@ -94,7 +94,7 @@ def run(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
     if args.stage in ("all", "evaluate"):  # before any training
         results = Path(cfg["out"]) / "results"
         check_output_folder(results, args.overwrite, "results folder", "--overwrite")
-    from commands.experiment import (
+    from window_cascades.commands.experiment import (
         cache_member_logits,
         evaluate,
         own_device_args,

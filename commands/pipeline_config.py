@@ -6,16 +6,16 @@ name), ``logger`` (``csv`` or ``wandb``), ``wandb_project``, ``member_args`` and
 ``cascade_args`` (LightningCLI overrides applied to every member / the cascade).
 
 The config is a file, or the name of a shipped one (``quickstart``; see
-``commands.shipped_configs``), whose stage configs are then the shipped files.
+``window_cascades.commands.shipped_configs``), whose stage configs are then the shipped files.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from commands.cli_entry import CASCADE, MEMBER
-from commands.precheck import load_yaml_file, precheck
-from commands.shipped_configs import find_pipeline_config, shipped_reference
+from window_cascades.commands.cli_entry import CASCADE, MEMBER
+from window_cascades.commands.precheck import load_yaml_file, precheck
+from window_cascades.commands.shipped_configs import find_pipeline_config, shipped_reference
 
 PIPELINE_KEYS = {
     "experiment",

@@ -26,7 +26,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from artifacts.results import format_table, read_metrics_csv
+from window_cascades.artifacts.results import format_table, read_metrics_csv
 
 START = re.compile(
     r"<!-- quickstart-table datasets: ([^>]*?) -->\n```\n(.*?)```\n<!-- /quickstart-table -->",

@@ -7,8 +7,9 @@ import os
 
 from lightning.pytorch.cli import LightningCLI
 
-from artifacts.output_paths import data_input_paths
-from commands.interrupts import Interrupted
+from window_cascades.artifacts.output_paths import data_input_paths
+from window_cascades.commands.interrupts import Interrupted
+from window_cascades.commands.legacy_class_paths import register_parser_mode
 
 
 def check_slurm_tasks(trainer) -> None:
@@ -66,8 +67,15 @@ class SafeLoadingCLI(LightningCLI):
     - ``--ckpt_path`` is checked by :meth:`check_checkpoint` before anything is built or
       written (Lightning would load it first, with an unclear error when it is corrupt);
     - under SLURM, srun must have started as many processes as the Trainer runs;
-    - SIGTERM ends the run with :class:`Interrupted` (non-zero status), not Lightning's status 0.
+    - SIGTERM ends the run with :class:`Interrupted` (non-zero status), not Lightning's status 0;
+    - config files are read with a YAML loader that reads a class path written before the
+      ``window_cascades`` namespace (``datamodules.X``) as its new name, with a notice
+      (``window_cascades.commands.legacy_class_paths``).
     """
+
+    def __init__(self, *args, parser_kwargs: dict | None = None, **kwargs):
+        parser_kwargs = {"parser_mode": register_parser_mode(), **(parser_kwargs or {})}
+        super().__init__(*args, parser_kwargs=parser_kwargs, **kwargs)
 
     def check_checkpoint(self, subcommand: str, ckpt_path: str) -> None:
         """Hook: refuse ``ckpt_path`` for ``subcommand`` with a clear error (default: accept)."""

@@ -186,7 +186,7 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> int:
         argv, pipeline = argv[:cut], argv[cut + 1 :]
     parser = build_parser(prog)
     args = parser.parse_args(argv)
-    from commands.pipeline_config import load_pipeline_config
+    from window_cascades.commands.pipeline_config import load_pipeline_config
 
     try:  # the member count and output folder, read and checked as the pipeline does
         cfg = load_pipeline_config(args.config)
@@ -206,7 +206,7 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> int:
         )
         return 2
     Path(out, "slurm").mkdir(parents=True, exist_ok=True)
-    # the jobs run `$PYTHON -m commands.window_cascades pipeline` in this folder
+    # the jobs run `$PYTHON -m window_cascades pipeline` in this folder
     env = {**os.environ, "PYTHON": os.environ.get("PYTHON", sys.executable)}
     train_id = submit(train, env)
     evaluate = [a.replace(MEMBERS_PLACEHOLDER, train_id) for a in evaluate]
@@ -221,7 +221,7 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> int:
     )
     if not args.wait:
         return 0
-    from commands.slurm_wait import wait_for_jobs
+    from window_cascades.commands.slurm_wait import wait_for_jobs
 
     return wait_for_jobs(train_id, evaluate_id)
 

@@ -7,8 +7,8 @@ import os
 import secrets
 from pathlib import Path
 
-from artifacts.atomic import write_text
-from commands.stages import csv_logger
+from window_cascades.artifacts.atomic import write_text
+from window_cascades.commands.stages import csv_logger
 
 
 def logger_args(

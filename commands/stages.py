@@ -1,7 +1,7 @@
 """The pipeline's stages as typed functions: fit a member, cache its logits, calibrate and
 evaluate the cascade.
 
-The pipeline script, the SLURM jobs (through ``commands.experiment``), the notMNIST
+The pipeline script, the SLURM jobs (through ``window_cascades.commands.experiment``), the notMNIST
 benchmark and the tests all call these; they are the one place that turns a stage into
 LightningCLI arguments. ``*_args`` builders return those arguments (for a subprocess, e.g. a
 DDP launch); the stage functions run them in this process and return the CLI object (its
@@ -15,8 +15,8 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from cascade.progress import progress_enabled
-from commands.cli import CascadeCLI, MemberCLI
+from window_cascades.cascade.progress import progress_enabled
+from window_cascades.commands.cli import CascadeCLI, MemberCLI
 
 
 def csv_logger(save_dir: str | Path, name: str) -> list[str]:

@@ -29,27 +29,33 @@ import sys
 # offline evaluator exits 143 on SIGTERM only when run as a command, i.e. given no argv)
 SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "init": (
-        "commands.shipped_configs:init_main",
+        "window_cascades.commands.shipped_configs:init_main",
         "write a shipped experiment's configs (default: quickstart) into ./configs/",
     ),
     "pipeline": (
-        "commands.pipeline_command:main",
+        "window_cascades.commands.pipeline_command:main",
         "a whole experiment: train the members, cache their logits, calibrate, evaluate",
     ),
-    "member": ("commands.cli_entry:run_member", "fit one member, or cache its logits (predict)"),
+    "member": (
+        "window_cascades.commands.cli_entry:run_member",
+        "fit one member, or cache its logits (predict)",
+    ),
     "cascade": (
-        "commands.cli_entry:run_cascade",
+        "window_cascades.commands.cli_entry:run_cascade",
         "calibrate and evaluate a cascade (test), or apply a calibrated one (predict)",
     ),
     "evaluate-logits": (
-        "commands.offline:main argv",
+        "window_cascades.commands.offline:main argv",
         "every policy on cached logits, no model run (sweeps, bootstrap, report)",
     ),
     "submit": (
-        "commands.slurm_submit:main",
+        "window_cascades.commands.slurm_submit:main",
         "a whole experiment on SLURM: the members, then the evaluation after them",
     ),
-    "readme-table": ("commands.readme_table:main argv", "the README's results table from a run"),
+    "readme-table": (
+        "window_cascades.commands.readme_table:main argv",
+        "the README's results table from a run",
+    ),
 }
 PROGRAM = "window-cascades"
 

@@ -13,7 +13,7 @@ from typing import Protocol, runtime_checkable
 
 from torch.utils.data import DataLoader, Dataset
 
-from vocabulary.roles import DatasetRoles
+from window_cascades.vocabulary.roles import DatasetRoles
 
 UNREADABLE = -2
 """Target of a sample whose file could not be read, served (as a blank image) only by a dataset
@@ -67,11 +67,11 @@ def cascade_datamodule(trainer) -> CascadeDataModule:
     if missing:
         raise TypeError(
             f"the datamodule {type(dm).__name__} does not implement the cascade data contract "
-            f"(datamodules.contract.CascadeDataModule): missing {missing}"
+            f"(window_cascades.datamodules.contract.CascadeDataModule): missing {missing}"
         )
     if not isinstance(dm.roles, DatasetRoles):
         raise TypeError(
-            f"{type(dm).__name__}.roles must be a vocabulary.roles.DatasetRoles, "
+            f"{type(dm).__name__}.roles must be a window_cascades.vocabulary.roles.DatasetRoles, "
             f"got {type(dm.roles).__name__}"
         )
     return dm

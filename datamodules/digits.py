@@ -11,8 +11,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from datamodules.image_sets import ImageSetsDataModule
-from datamodules.splits import stratified_split
+from window_cascades.datamodules.image_sets import ImageSetsDataModule
+from window_cascades.datamodules.splits import stratified_split
 
 DEFAULT_DATASETS = [
     {"name": "digits_heldout", "role": "heldout", "source": "heldout"},

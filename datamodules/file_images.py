@@ -1,7 +1,7 @@
 """Image datasets on disk (ImageNet, CIFAR, image folders, HF datasets, IDX) for timm models.
 
-Preprocessing (``datamodules.prepared_images``) follows the model's timm data config (input
-size, crop fraction, interpolation, mean/std; each overridable): training uses
+Preprocessing (``window_cascades.datamodules.prepared_images``) follows the model's timm data config
+(input size, crop fraction, interpolation, mean/std; each overridable): training uses
 RandomResizedCrop + horizontal flip (the paper's recipe), evaluation resizes to
 ``size / crop_pct`` and centre-crops ``size``. Corruptions are applied after cropping, before
 normalisation, deterministically per sample. Training augmentation is seeded per (member seed,
@@ -19,11 +19,11 @@ from pathlib import Path
 import torch
 from torchvision import transforms as T
 
-from datamodules.corruptions import corrupt
-from datamodules.image_sets import ImageSetsDataModule
-from datamodules.image_sources import LabelledImages, open_source
-from datamodules.ood_sets import OOD_SOURCES
-from datamodules.prepared_images import (
+from window_cascades.datamodules.corruptions import corrupt
+from window_cascades.datamodules.image_sets import ImageSetsDataModule
+from window_cascades.datamodules.image_sources import LabelledImages, open_source
+from window_cascades.datamodules.ood_sets import OOD_SOURCES
+from window_cascades.datamodules.prepared_images import (
     INTERPOLATIONS,
     GeneratedImages,
     TransformedImages,

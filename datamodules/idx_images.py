@@ -6,9 +6,9 @@ from pathlib import Path
 
 import torch.nn.functional as F
 
-from datamodules.idx import read_idx_images_labels
-from datamodules.image_sets import ImageSetsDataModule
-from datamodules.splits import stratified_split
+from window_cascades.datamodules.idx import read_idx_images_labels
+from window_cascades.datamodules.image_sets import ImageSetsDataModule
+from window_cascades.datamodules.splits import stratified_split
 
 
 class IDXDataModule(ImageSetsDataModule):

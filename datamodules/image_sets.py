@@ -16,23 +16,23 @@ from lightning.pytorch import LightningDataModule
 from torch.utils.data import DataLoader, Dataset
 from torchvision.transforms.functional import pil_to_tensor
 
-from datamodules.augment import AUGMENTATIONS, AugmentedImages
-from datamodules.corruptions import corrupt
-from datamodules.image_decoding import UnreadableImageError
-from datamodules.image_sources import open_source
-from datamodules.indexed_datasets import IndexedFiles, IndexedImages
-from datamodules.ood_sets import OOD_SOURCES
-from datamodules.samplers import (
+from window_cascades.datamodules.augment import AUGMENTATIONS, AugmentedImages
+from window_cascades.datamodules.corruptions import corrupt
+from window_cascades.datamodules.image_decoding import UnreadableImageError
+from window_cascades.datamodules.image_sources import open_source
+from window_cascades.datamodules.indexed_datasets import IndexedFiles, IndexedImages
+from window_cascades.datamodules.ood_sets import OOD_SOURCES
+from window_cascades.datamodules.samplers import (
     ResumableShuffleSampler,
     evaluation_loader,
 )
-from datamodules.specs import DatasetSpec, parse_dataset_specs
-from vocabulary.roles import DatasetRoles
+from window_cascades.datamodules.specs import DatasetSpec, parse_dataset_specs
+from window_cascades.vocabulary.roles import DatasetRoles
 
 
 class ImageSetsDataModule(LightningDataModule):
     """Base class: subclasses implement :meth:`load_splits`. Implements the data contract
-    (``datamodules.contract.CascadeDataModule``).
+    (``window_cascades.datamodules.contract.CascadeDataModule``).
 
     Args:
         datasets: evaluation datasets, each a mapping with ``name``, ``role``
@@ -45,7 +45,8 @@ class ImageSetsDataModule(LightningDataModule):
         num_workers: dataloader worker processes.
         train_limit: optional cap on the number of training images (for quick tests).
         augment: training augmentation: ``none``, or ``affine`` (a random rotation, shift and
-            zoom per image, seeded by member seed, epoch and sample; see ``datamodules.augment``).
+            zoom per image, seeded by member seed, epoch and sample; see
+            ``window_cascades.datamodules.augment``).
     """
 
     num_classes = 10

@@ -26,7 +26,7 @@ import torch
 from PIL import Image
 from torch.utils.data import Dataset
 
-from datamodules.image_decoding import open_image
+from window_cascades.datamodules.image_decoding import open_image
 
 IMAGE_EXTENSIONS = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".gif", ".tif", ".tiff", ".ppm"}
 FORMATS = ("image_folder", "imagenet", "cifar10", "cifar100", "hf", "idx")
@@ -190,7 +190,7 @@ def hf_images(
 
 def idx_images(path: str | Path, labels: str | Path | None) -> LabelledImages:
     """MNIST-format IDX images (and labels; none gives -1)."""
-    from datamodules.idx import read_idx_images_labels
+    from window_cascades.datamodules.idx import read_idx_images_labels
 
     if labels is None:
         raise ValueError(f"format idx needs 'labels' (the labels file) next to path {path}")

@@ -6,7 +6,7 @@ from __future__ import annotations
 import torch
 from torch.utils.data import Dataset
 
-from datamodules.contract import UNREADABLE
+from window_cascades.datamodules.contract import UNREADABLE
 
 
 class IndexedImages(Dataset):
@@ -29,7 +29,7 @@ class IndexedFiles(IndexedImages):
     ``unreadable``: sample -> the error of a file that could not be decoded (read for
     ``predict`` only; a blank image stands in for it). Accessing such a sample raises that
     error, or, with ``skip_unreadable`` (set by the predictions writer unless strict), gives
-    the blank image with target :data:`~datamodules.contract.UNREADABLE`.
+    the blank image with target :data:`~window_cascades.datamodules.contract.UNREADABLE`.
     """
 
     def __init__(self, images, targets, mean, std, paths: list, unreadable: dict | None = None):

@@ -18,11 +18,15 @@ from pathlib import Path
 from lightning.pytorch import LightningDataModule
 from torch.utils.data import DataLoader, Dataset
 
-from datamodules.image_decoding import open_image
-from datamodules.image_sources import IMAGE_EXTENSIONS, LabelledImages
-from datamodules.prepared_images import INTERPOLATIONS, TransformedImages, eval_transform
-from datamodules.samplers import evaluation_loader
-from vocabulary.roles import DatasetRoles
+from window_cascades.datamodules.image_decoding import open_image
+from window_cascades.datamodules.image_sources import IMAGE_EXTENSIONS, LabelledImages
+from window_cascades.datamodules.prepared_images import (
+    INTERPOLATIONS,
+    TransformedImages,
+    eval_transform,
+)
+from window_cascades.datamodules.samplers import evaluation_loader
+from window_cascades.vocabulary.roles import DatasetRoles
 
 OPTION = "--predictions.inputs"
 EXPECTED = "a folder of images, a text file listing image paths (one per line), or one image"
@@ -88,8 +92,8 @@ def input_files(inputs: str | Path, option: str = OPTION) -> list[Path]:
 
 class PredictFilesDataModule(LightningDataModule):
     """The files :func:`input_files` finds in ``inputs``, as one ``predict`` dataset named
-    ``name``; implements the data contract (``datamodules.contract``) with the roles of
-    :meth:`vocabulary.roles.DatasetRoles.for_prediction`.
+    ``name``; implements the data contract (``window_cascades.datamodules.contract``) with the roles
+    of :meth:`window_cascades.vocabulary.roles.DatasetRoles.for_prediction`.
 
     Each image is resized (shorter side to ``input_size / crop_pct``), centre-cropped to
     ``input_size`` and normalised with ``mean`` and ``std`` (one value per channel: 1 grey,

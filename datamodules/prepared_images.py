@@ -11,9 +11,9 @@ from PIL import Image
 from torch.utils.data import Dataset
 from torchvision import transforms as T
 
-from datamodules.contract import UNREADABLE
-from datamodules.corruptions import corrupt
-from datamodules.image_decoding import UnreadableImageError
+from window_cascades.datamodules.contract import UNREADABLE
+from window_cascades.datamodules.corruptions import corrupt
+from window_cascades.datamodules.image_decoding import UnreadableImageError
 
 INTERPOLATIONS = {"bicubic": T.InterpolationMode.BICUBIC, "bilinear": T.InterpolationMode.BILINEAR}
 
@@ -107,7 +107,8 @@ class TransformedImages(Dataset):
 
 
 class GeneratedImages(Dataset):
-    """A generated OOD set (``datamodules.ood_sets``), repeated to the model's channels."""
+    """A generated OOD set (``window_cascades.datamodules.ood_sets``), repeated to the model's
+    channels."""
 
     def __init__(self, images: torch.Tensor, chans: int, mean, std):
         self.images = images.expand(-1, chans, -1, -1)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from vocabulary.roles import ROLES, DatasetRoles
+from window_cascades.vocabulary.roles import ROLES, DatasetRoles
 
 SOURCES: tuple[str, ...] = ("heldout", "test", "photo_patches", "uniform_noise", "digits", "path")
 
@@ -23,7 +23,7 @@ class DatasetSpec:
         role: one of :data:`ROLES`.
         source: where the images come from: ``heldout`` or ``test`` split, an OOD
             generator (``photo_patches``, ``uniform_noise``, ``digits``), or ``path``: files
-            in ``format`` at ``path`` (any format of ``datamodules.image_sources``).
+            in ``format`` at ``path`` (any format of ``window_cascades.datamodules.image_sources``).
         corruption: optional corruption applied to the source (see ``corruptions``).
         severity: corruption severity, 1-5.
         size: number of images for generated OOD sources.
@@ -72,7 +72,7 @@ def parse_dataset_specs(entries: list[dict]) -> list[DatasetSpec]:
         ValueError: naming the entry and field, for an unknown role, source or field, a
             duplicate name, or a list without exactly one ``heldout`` and one ``id`` dataset.
     """
-    from datamodules.corruptions import CORRUPTIONS
+    from window_cascades.datamodules.corruptions import CORRUPTIONS
 
     specs: list[DatasetSpec] = []
     seen: set[str] = set()

@@ -1,15 +1,15 @@
 """Lightning modules: ensemble members (training) and the cascade (evaluation).
 
-The names below are imported on first use, so ``commands.cli_entry`` can check a
+The names below are imported on first use, so ``window_cascades.commands.cli_entry`` can check a
 command's arguments before Lightning is imported.
 """
 
 import importlib
 
 _LAZY = {
-    "CascadeModule": "lightning_modules.cascade_module",
-    "MemberModule": "lightning_modules.member",
-    "load_member": "lightning_modules.member_checkpoint",
+    "CascadeModule": "window_cascades.lightning_modules.cascade_module",
+    "MemberModule": "window_cascades.lightning_modules.member",
+    "load_member": "window_cascades.lightning_modules.member_checkpoint",
 }
 
 __all__ = ["CascadeModule", "MemberModule", "load_member"]

@@ -15,9 +15,15 @@ from pathlib import Path
 
 import torch
 
-from cascade.field_checks import FieldError, finite_number, integer, mapping, sequence
-from cascade.fitted import CHECKPOINT_KEY
-from cascade.fitted_checks import check_fitted_cascade
+from window_cascades.cascade.field_checks import (
+    FieldError,
+    finite_number,
+    integer,
+    mapping,
+    sequence,
+)
+from window_cascades.cascade.fitted import CHECKPOINT_KEY
+from window_cascades.cascade.fitted_checks import check_fitted_cascade
 
 __all__ = [
     "DATA_INPUT_KEY",
@@ -103,7 +109,7 @@ def read_cascade_checkpoint(path: str | Path) -> dict:
         FileNotFoundError: naming the path.
         ValueError: naming the path (and field): an unreadable file, no ``state_dict``, a
             fitted cascade or data input that cannot be applied (see
-            :func:`cascade.fitted_checks.check_fitted_cascade`).
+            :func:`window_cascades.cascade.fitted_checks.check_fitted_cascade`).
     """
     ckpt = load_checkpoint_file(path, "cascade checkpoint")
     where = str(path)

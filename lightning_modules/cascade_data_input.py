@@ -1,11 +1,11 @@
 """The input a cascade's data serves (normalisation and crop): told by its datamodule, and kept
-in cascade checkpoints (:data:`lightning_modules.cascade_checkpoint.DATA_INPUT_KEY`) so a
-loaded cascade converts images prepared as at calibration."""
+in cascade checkpoints (:data:`window_cascades.lightning_modules.cascade_checkpoint.DATA_INPUT_KEY`)
+so a loaded cascade converts images prepared as at calibration."""
 
 from __future__ import annotations
 
-from lightning_modules.cascade_checkpoint import DATA_INPUT_KEY
-from lightning_modules.input_options import (
+from window_cascades.lightning_modules.cascade_checkpoint import DATA_INPUT_KEY
+from window_cascades.lightning_modules.input_options import (
     Normalization,
     as_normalization,
     check_crop_pct,
@@ -72,7 +72,7 @@ def prediction_input(record: dict | None, member_inputs: list, where: str) -> di
     arguments ``input_size``, ``crop_pct``, ``interpolation``, ``mean``, ``std``, as the
     calibration data served them (the checkpoint entry :func:`data_input_record`), else as
     the members recorded their data at fit (``member_inputs``: their
-    :class:`~lightning_modules.member_input.MemberInput`, in cascade order).
+    :class:`~window_cascades.lightning_modules.member_input.MemberInput`, in cascade order).
 
     Raises:
         ValueError: naming ``where`` (the cascade checkpoint), when neither says the image

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import torch
 
-from cascade.engine import run_cascade
-from cascade.fitted import FittedCascade
-from cascade.member_runner import MemberRunner
+from window_cascades.cascade.engine import run_cascade
+from window_cascades.cascade.fitted import FittedCascade
+from window_cascades.cascade.member_runner import MemberRunner
 
 
 def check_deployable(fitted: FittedCascade | None, policy: str) -> None:

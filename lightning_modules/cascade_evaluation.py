@@ -5,11 +5,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 
-from cascade.bootstrap import Bootstrap
-from cascade.evaluation import policy_rows
-from cascade.fitted import FittedCascade
-from cascade.metric_registry import MetricSettings
-from cascade.offline import test_curves
+from window_cascades.cascade.bootstrap import Bootstrap
+from window_cascades.cascade.evaluation import policy_rows
+from window_cascades.cascade.fitted import FittedCascade
+from window_cascades.cascade.metric_registry import MetricSettings
+from window_cascades.cascade.offline import test_curves
 
 
 @dataclass

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from artifacts.cached_logits import file_sha256
+from window_cascades.artifacts.cached_logits import file_sha256
 
 MEMBERS_KEY = "cascade_members"  # cascade checkpoint: [{path, sha256}] of its members, in order
 

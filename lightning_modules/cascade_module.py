@@ -5,42 +5,45 @@ from __future__ import annotations
 import torch
 from lightning.pytorch import LightningModule
 
-from cascade.bootstrap import Bootstrap
-from cascade.engine import run_cascade
-from cascade.fitted import FittedCascade
-from cascade.member_runner import MemberRunner
-from cascade.metric_registry import MetricSettings, check_report_points
-from cascade.policy_registry import check_policies
-from datamodules.contract import UNREADABLE, cascade_datamodule
-from lightning_modules.cascade_data_input import (
+from window_cascades.cascade.bootstrap import Bootstrap
+from window_cascades.cascade.engine import run_cascade
+from window_cascades.cascade.fitted import FittedCascade
+from window_cascades.cascade.member_runner import MemberRunner
+from window_cascades.cascade.metric_registry import MetricSettings, check_report_points
+from window_cascades.cascade.policy_registry import check_policies
+from window_cascades.datamodules.contract import UNREADABLE, cascade_datamodule
+from window_cascades.lightning_modules.cascade_data_input import (
     datamodule_image,
     datamodule_input,
 )
-from lightning_modules.cascade_deployment import check_deployable, decisions
-from lightning_modules.cascade_evaluation import CascadeEvaluation, evaluate_policies
-from lightning_modules.cascade_members import check_distinct_checkpoints
-from lightning_modules.cascade_state import load_cascade_state, save_cascade_state
-from lightning_modules.complexity import count_macs_params
-from lightning_modules.input_options import Normalization
-from lightning_modules.member_checkpoint import load_member
-from lightning_modules.metric_wrappers import CascadeOutputs
-from uncertainty.definitions import get_definitions
-from uncertainty.scores import check_score
+from window_cascades.lightning_modules.cascade_deployment import check_deployable, decisions
+from window_cascades.lightning_modules.cascade_evaluation import (
+    CascadeEvaluation,
+    evaluate_policies,
+)
+from window_cascades.lightning_modules.cascade_members import check_distinct_checkpoints
+from window_cascades.lightning_modules.cascade_state import load_cascade_state, save_cascade_state
+from window_cascades.lightning_modules.complexity import count_macs_params
+from window_cascades.lightning_modules.input_options import Normalization
+from window_cascades.lightning_modules.member_checkpoint import load_member
+from window_cascades.lightning_modules.metric_wrappers import CascadeOutputs
+from window_cascades.uncertainty.definitions import get_definitions
+from window_cascades.uncertainty.scores import check_score
 
 
 class CascadeModule(LightningModule):
     """Evaluates cascade policies over an ensemble's members with real early exit.
 
     The policies and temperatures are fitted by the ``CascadeCalibration`` callback and kept as
-    one value, :class:`cascade.fitted.FittedCascade` (``self.fitted``), which checkpoints carry.
-    In ``test`` every configured dataset is one dataloader; for each policy, member k + 1 runs
-    only on the samples that stage k passed on. The ``CascadeResultsWriter`` callback writes
-    what the run produced (``self.evaluation``).
+    one value, :class:`window_cascades.cascade.fitted.FittedCascade` (``self.fitted``), which
+    checkpoints carry. In ``test`` every configured dataset is one dataloader; for each policy,
+    member k + 1 runs only on the samples that stage k passed on. The ``CascadeResultsWriter``
+    callback writes what the run produced (``self.evaluation``).
 
     Args:
         members: member checkpoint paths, in cascade order.
-        policies: registered policy names to compare (``cascade.policy_registry``; e.g.
-            ``single``, ``ensemble``, ``single_threshold``, ``window``, ``window_adjusted``,
+        policies: registered policy names to compare (``window_cascades.cascade.policy_registry``;
+            e.g. ``single``, ``ensemble``, ``single_threshold``, ``window``, ``window_adjusted``,
             ``random``).
         score: confidence score used for exiting and for the metrics.
         risks: risks r (fractions) reported as ``cov@r``.
@@ -137,9 +140,9 @@ class CascadeModule(LightningModule):
     ) -> None:
         """The input the cascade is given: (mean, std) per channel, and the fraction of each
         source image an evaluation image shows. Members that expect another convert
-        (``lightning_modules.member_input``). Set from the datamodule at setup of test and
-        predict runs and kept in the cascade checkpoint, so ``decide`` on a loaded cascade takes
-        images prepared as at calibration. None leaves that part as it is."""
+        (``window_cascades.lightning_modules.member_input``). Set from the datamodule at setup of
+        test and predict runs and kept in the cascade checkpoint, so ``decide`` on a loaded cascade
+        takes images prepared as at calibration. None leaves that part as it is."""
         if normalization is not None:
             self.data_normalization = normalization
         if crop_pct is not None:
@@ -183,7 +186,7 @@ class CascadeModule(LightningModule):
 
     def check_deployable(self, policy: str) -> None:
         """Refuse an uncalibrated cascade, a policy it was not calibrated with, or a checkpoint
-        without operating points (``lightning_modules.cascade_deployment``)."""
+        without operating points (``window_cascades.lightning_modules.cascade_deployment``)."""
         check_deployable(self.fitted, policy)
 
     @torch.no_grad()

@@ -3,11 +3,17 @@ fitted cascade, the members (path and SHA-256) and the calibration data's input.
 
 from __future__ import annotations
 
-from cascade.fitted import CHECKPOINT_KEY, FittedCascade
-from lightning_modules.cascade_checkpoint import DATA_INPUT_KEY, check_loaded_cascade
-from lightning_modules.cascade_data_input import data_input_record, recorded_data_input
-from lightning_modules.cascade_members import MEMBERS_KEY
-from lightning_modules.lightning_private import attached_ckpt_path
+from window_cascades.cascade.fitted import CHECKPOINT_KEY, FittedCascade
+from window_cascades.lightning_modules.cascade_checkpoint import (
+    DATA_INPUT_KEY,
+    check_loaded_cascade,
+)
+from window_cascades.lightning_modules.cascade_data_input import (
+    data_input_record,
+    recorded_data_input,
+)
+from window_cascades.lightning_modules.cascade_members import MEMBERS_KEY
+from window_cascades.lightning_modules.lightning_private import attached_ckpt_path
 
 
 def save_cascade_state(module, checkpoint: dict) -> None:

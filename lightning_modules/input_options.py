@@ -3,7 +3,8 @@ member is configured with (``model.*``), and the normalisation and crop a datamo
 
 Each function takes a value as written in a config or a datamodule and returns it checked and
 in one form (per-channel float tuples, a fraction, a size), or raises a ``ValueError`` that
-names the option. :mod:`lightning_modules.member_input` builds a member's input from them.
+names the option. :mod:`window_cascades.lightning_modules.member_input` builds a member's input from
+them.
 """
 
 from __future__ import annotations

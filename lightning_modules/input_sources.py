@@ -1,6 +1,6 @@
 """Where a member's input comes from: its ``model.*`` options at construction, and the
 datamodule of a run (at fit, it adopts what the data serves where it has no value of its own).
-Both return a :class:`lightning_modules.member_input.MemberInput`."""
+Both return a :class:`window_cascades.lightning_modules.member_input.MemberInput`."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from dataclasses import replace
 
 import torch
 
-from lightning_modules.input_options import (
+from window_cascades.lightning_modules.input_options import (
     as_normalization,
     check_crop_pct,
     check_interpolation,
@@ -18,7 +18,7 @@ from lightning_modules.input_options import (
     datamodule_normalization,
     timm_normalization,
 )
-from lightning_modules.member_input import MemberInput
+from window_cascades.lightning_modules.member_input import MemberInput
 
 
 def configured_input(

@@ -9,14 +9,17 @@ import torch
 import torch.nn.functional as F
 from lightning.pytorch import LightningModule
 
-import lightning_modules.timm_models  # noqa: F401 - registers mobilenetv2_130 with timm
-from lightning_modules.complexity import count_macs_params
-from lightning_modules.input_sources import configured_input, with_data_input
-from lightning_modules.lightning_private import attached_ckpt_path
-from lightning_modules.member_input import INPUT_KEY, InputHook, MemberInput
-from lightning_modules.member_schedule import sgd_warmup_cosine
-from lightning_modules.member_weights import load_member_weights
-from lightning_modules.metric_wrappers import CalibrationMetrics, SelectiveClassificationMetrics
+import window_cascades.lightning_modules.timm_models  # noqa: F401 - registers mobilenetv2_130 with timm
+from window_cascades.lightning_modules.complexity import count_macs_params
+from window_cascades.lightning_modules.input_sources import configured_input, with_data_input
+from window_cascades.lightning_modules.lightning_private import attached_ckpt_path
+from window_cascades.lightning_modules.member_input import INPUT_KEY, InputHook, MemberInput
+from window_cascades.lightning_modules.member_schedule import sgd_warmup_cosine
+from window_cascades.lightning_modules.member_weights import load_member_weights
+from window_cascades.lightning_modules.metric_wrappers import (
+    CalibrationMetrics,
+    SelectiveClassificationMetrics,
+)
 
 # set while a member is rebuilt from its checkpoint (MemberModule.rebuilt)
 _REBUILDING = contextvars.ContextVar("rebuilding_member", default=False)
@@ -33,7 +36,7 @@ class MemberModule(LightningModule):
             weights already in the Hugging Face cache, e.g. with ``HF_HUB_OFFLINE=1``).
         weights: start from weights on disk instead (a safetensors file, a torch file of
             tensors, or a member checkpoint), offline; the classifier is re-initialised when
-            the class count differs (``lightning_modules.member_weights``).
+            the class count differs (``window_cascades.lightning_modules.member_weights``).
         lr: peak learning rate of SGD with momentum 0.9.
         weight_decay: L2 weight decay.
         warmup_epochs: linear warm-up length (epochs, may be fractional), then cosine to 0.
@@ -149,7 +152,8 @@ class MemberModule(LightningModule):
     @property
     def input(self) -> MemberInput:
         """The member's input: its resolution, normalisation, crop and resize mode, and the
-        data's normalisation and crop it converts from (``lightning_modules.member_input``)."""
+        data's normalisation and crop it converts from
+        (``window_cascades.lightning_modules.member_input``)."""
         return self._input_hook.value
 
     @input.setter
@@ -171,7 +175,7 @@ class MemberModule(LightningModule):
     def take_data_input(self, fit: bool) -> None:
         """Convert from the input the trainer's datamodule serves; at ``fit``, adopt (and so
         record) the data's resolution, crop and normalisation where the member has none of its
-        own (``lightning_modules.member_input.with_data_input``).
+        own (``window_cascades.lightning_modules.member_input.with_data_input``).
 
         Raises:
             ValueError: when the member has its own normalisation and nothing says the data's.

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import torch
 
-from cascade.field_checks import FieldError, integer, mapping
-from lightning_modules.cascade_checkpoint import load_checkpoint_file
-from lightning_modules.member import MemberModule
+from window_cascades.cascade.field_checks import FieldError, integer, mapping
+from window_cascades.lightning_modules.cascade_checkpoint import load_checkpoint_file
+from window_cascades.lightning_modules.member import MemberModule
 
 
 def read_member_checkpoint(path: str | Path, model_name: str | None = None) -> dict:

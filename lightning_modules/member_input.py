@@ -29,7 +29,7 @@ from dataclasses import dataclass, field, replace
 import torch
 import torch.nn.functional as F
 
-from lightning_modules.input_options import (
+from window_cascades.lightning_modules.input_options import (
     Normalization,
     as_normalization,
     check_crop_pct,

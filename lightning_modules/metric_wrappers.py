@@ -2,12 +2,12 @@
 
 Every state is a ``cat`` list of per-sample values, so under DDP ``compute()`` sees the samples
 of all processes and returns exactly what one process would (the evaluation sampler must not
-pad; see ``datamodules.samplers``). Every rank must call ``compute()``. States are O(N): no
-N x C tensor is kept except by :class:`CascadeOutputs`, which needs the probabilities.
+pad; see ``window_cascades.datamodules.samplers``). Every rank must call ``compute()``. States are
+O(N): no N x C tensor is kept except by :class:`CascadeOutputs`, which needs the probabilities.
 
 A wrapper is not another home of its metrics: it names the registry entries it reports
-(``METRICS``) and computes them through those entries (``cascade.metric_registry``), on the
-per-sample outputs it accumulated, so its values are the reported metrics' to the last bit.
+(``METRICS``) and computes them through those entries (``window_cascades.cascade.metric_registry``),
+on the per-sample outputs it accumulated, so its values are the reported metrics' to the last bit.
 """
 
 from __future__ import annotations
@@ -18,11 +18,15 @@ import torch
 from torchmetrics import Metric
 from torchmetrics.utilities import dim_zero_cat
 
-from cascade.engine import CascadeResult
-from cascade.metric_registry import MetricInputs, MetricSettings, metric_entries
-from cascade.sample_outputs import SampleOutputs
-from uncertainty.definitions import Definitions
-from uncertainty.probability_metrics import squared_norm, target_probability, top_label
+from window_cascades.cascade.engine import CascadeResult
+from window_cascades.cascade.metric_registry import MetricInputs, MetricSettings, metric_entries
+from window_cascades.cascade.sample_outputs import SampleOutputs
+from window_cascades.uncertainty.definitions import Definitions
+from window_cascades.uncertainty.probability_metrics import (
+    squared_norm,
+    target_probability,
+    top_label,
+)
 
 
 class _CatMetric(Metric):
@@ -53,8 +57,8 @@ def registry_values(
         names: registry names (``aurc``, ``cov@R``, ...).
         settings: the operating points to report and the definitions.
         **known: the per-sample outputs the named metrics read (fields of
-            :class:`cascade.sample_outputs.SampleOutputs`, N each); the others are NaN (the
-            exit stage 1), so a metric that read one would report NaN, not a wrong number.
+            :class:`window_cascades.cascade.sample_outputs.SampleOutputs`, N each); the others are
+            NaN (the exit stage 1), so a metric that read one would report NaN, not a wrong number.
 
     Returns:
         {key: value}, as the metrics' rows in ``metrics.csv`` report them.

@@ -17,9 +17,9 @@ from __future__ import annotations
 import torch
 from lightning.pytorch.loggers import Logger, WandbLogger
 
-from cascade.bootstrap import DELTA_FIELDS
-from cascade.evaluation import ROW_FIELDS
-from vocabulary.roles import DatasetRoles
+from window_cascades.cascade.bootstrap import DELTA_FIELDS
+from window_cascades.cascade.evaluation import ROW_FIELDS
+from window_cascades.vocabulary.roles import DatasetRoles
 
 CURVE_POINTS = 200
 ID_TRADEOFF = ("aurc", "cov@", "risk@", "ece", "nll", "acc")

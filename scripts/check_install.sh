@@ -32,8 +32,8 @@ start=$SECONDS
 step "installed in $((SECONDS - start)) s"
 cd "$work/empty"
 site=$("$work/venv/bin/python" -c "import sysconfig; print(sysconfig.get_paths()['purelib'])")
-grep -q "^$site/" <<<"$("$work/venv/bin/python" -c "import commands; print(commands.__file__)")" \
-  || { echo "commands is not imported from the venv's $site" >&2; exit 1; }
+grep -q "^$site/" <<<"$("$work/venv/bin/python" -c "import window_cascades; print(window_cascades.__file__)")" \
+  || { echo "window_cascades is not imported from the venv's $site" >&2; exit 1; }
 "$work/venv/bin/window-cascades" --help
 touch "$work/marker"
 sleep 1
@@ -48,7 +48,7 @@ results=$work/empty/outputs/quickstart/results
 [[ -s $results/metrics.csv ]] || { echo "no $results/metrics.csv" >&2; exit 1; }
 
 step "today's quick start (scripts/run_pipeline.py in the copy), for comparison"
-(cd "$work/src" && PYTHONPATH=$work/src "$work/venv/bin/python" scripts/run_pipeline.py \
+(cd "$work/src" && "$work/venv/bin/python" scripts/run_pipeline.py \
   --config configs/quickstart/pipeline.yaml --out "$work/repo_run" --no-progress \
   >"$work/repo_run.log" 2>&1) || { tail -30 "$work/repo_run.log" >&2; exit 1; }
 if ! cmp -s "$results/metrics.csv" "$work/repo_run/results/metrics.csv"; then

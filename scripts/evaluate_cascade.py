@@ -6,7 +6,7 @@
 
 import sys
 
-from commands.cli_entry import CASCADE, run_command
+from window_cascades.commands.cli_entry import CASCADE, run_command
 
 if __name__ == "__main__":
     sys.exit(run_command(CASCADE))

@@ -8,7 +8,7 @@ See ``python scripts/evaluate_logits.py --help`` and docs/howto/logits.md for ev
 
 import sys
 
-from commands.offline import main
+from window_cascades.commands.offline import main
 
 if __name__ == "__main__":
     sys.exit(main())

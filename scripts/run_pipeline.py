@@ -6,7 +6,7 @@
 
 import sys
 
-from commands.pipeline_command import main
+from window_cascades.commands.pipeline_command import main
 
 if __name__ == "__main__":
     sys.exit(main())

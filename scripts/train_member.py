@@ -7,7 +7,7 @@
 
 import sys
 
-from commands.cli_entry import MEMBER, run_command
+from window_cascades.commands.cli_entry import MEMBER, run_command
 
 if __name__ == "__main__":
     sys.exit(run_command(MEMBER))

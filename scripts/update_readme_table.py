@@ -11,7 +11,7 @@ different members (see README "One result").
 
 import sys
 
-from commands.readme_table import main
+from window_cascades.commands.readme_table import main
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -5,9 +5,9 @@ from dataclasses import dataclass
 
 import torch
 
-from cascade.builtin_policies import interval_policy
-from cascade.policy_parameters import parameter
-from cascade.policy_registry import FitInputs, PolicySettings, register_policy
+from window_cascades.cascade.builtin_policies import interval_policy
+from window_cascades.cascade.policy_parameters import parameter
+from window_cascades.cascade.policy_registry import FitInputs, PolicySettings, register_policy
 
 
 def check_share(value: float) -> float:

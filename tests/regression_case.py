@@ -44,8 +44,8 @@ ARGS = [
 
 def write_case(directory: Path) -> Path:
     """Three members' logits on four datasets (fixed seed), and their meta.json."""
-    from artifacts.cached_logits import save_cached_logits
-    from artifacts.member_meta import save_member_meta
+    from window_cascades.artifacts.cached_logits import save_cached_logits
+    from window_cascades.artifacts.member_meta import save_member_meta
 
     gen = torch.Generator().manual_seed(1234)
     for name, n in SIZES.items():

@@ -3,8 +3,8 @@
 import pytest
 import torch
 
-from datamodules.augment import AffineRange, AugmentedImages, random_affine
-from datamodules.digits import DigitsDataModule
+from window_cascades.datamodules.augment import AffineRange, AugmentedImages, random_affine
+from window_cascades.datamodules.digits import DigitsDataModule
 
 
 def blob(n: int = 1) -> torch.Tensor:

@@ -6,15 +6,15 @@ from pathlib import Path
 import pytest
 import torch
 
-from artifacts.cached_logits import load_cached_logits, save_cached_logits
-from artifacts.experiment_logits import evaluate_cached_logits
-from artifacts.member_meta import save_member_meta
-from commands.cli import CascadeCLI
-from commands.stages import cache_logits
-from datamodules.digits import DigitsDataModule
-from lightning_modules.cascade_module import CascadeModule
-from lightning_modules.member import MemberModule
 from tests.conftest import QUICKSTART
+from window_cascades.artifacts.cached_logits import load_cached_logits, save_cached_logits
+from window_cascades.artifacts.experiment_logits import evaluate_cached_logits
+from window_cascades.artifacts.member_meta import save_member_meta
+from window_cascades.commands.cli import CascadeCLI
+from window_cascades.commands.stages import cache_logits
+from window_cascades.datamodules.digits import DigitsDataModule
+from window_cascades.lightning_modules.cascade_module import CascadeModule
+from window_cascades.lightning_modules.member import MemberModule
 
 
 def save_untrained_member(path: Path, num_classes: int = 10, seed: int = 0) -> str:
@@ -100,7 +100,7 @@ def test_members_cached_on_different_samples_are_refused(tmp_path):
 
 
 def test_predict_without_a_logits_folder_is_refused(tiny_members, tmp_path):
-    from commands.cli import MemberCLI
+    from window_cascades.commands.cli import MemberCLI
 
     with pytest.raises(ValueError, match="predict needs --cache.logits_dir"):
         MemberCLI(
@@ -212,7 +212,7 @@ def test_cached_logits_follow_the_umask_like_other_files(tmp_path):
 
 
 def test_online_results_folder_is_one_unit(tiny_members, tmp_path, cascade_test_args):
-    from artifacts.run_folder import OutputFolderError
+    from window_cascades.artifacts.run_folder import OutputFolderError
 
     results = tmp_path / "results"
     results.mkdir()

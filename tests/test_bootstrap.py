@@ -9,11 +9,11 @@ from types import SimpleNamespace
 import pytest
 import torch
 
-from cascade.bootstrap import Bootstrap, resample_draws, resampled_values
-from cascade.evaluation import policy_rows
-from cascade.metric_registry import MetricInputs, MetricSettings, metric_entries
-from cascade.operating_point import fit_operating_point
-from cascade.sample_outputs import SampleOutputs
+from window_cascades.cascade.bootstrap import Bootstrap, resample_draws, resampled_values
+from window_cascades.cascade.evaluation import policy_rows
+from window_cascades.cascade.metric_registry import MetricInputs, MetricSettings, metric_entries
+from window_cascades.cascade.operating_point import fit_operating_point
+from window_cascades.cascade.sample_outputs import SampleOutputs
 
 
 def outputs(n: int, gen: torch.Generator, labelled: bool = True, ties: bool = False):

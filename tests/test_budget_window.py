@@ -5,10 +5,10 @@ import json
 import pytest
 import torch
 
-from cascade.interval_search import best_interval
-from cascade.offline import EnsembleLogits, evaluate_policies, prepare_experiment
-from cascade.policy_registry import FitInputs, PolicySettings, fit_policies
-from uncertainty.selective import coverage_at_risk
+from window_cascades.cascade.interval_search import best_interval
+from window_cascades.cascade.offline import EnsembleLogits, evaluate_policies, prepare_experiment
+from window_cascades.cascade.policy_registry import FitInputs, PolicySettings, fit_policies
+from window_cascades.uncertainty.selective import coverage_at_risk
 
 
 def two_stage_case(n: int, seed: int = 0):
@@ -97,8 +97,8 @@ def test_bad_budgets_are_named():
 
 
 def test_budget_sweep_through_the_offline_evaluator(tiny_members, tmp_path, capsys):
-    from artifacts.results import read_metrics_csv
-    from commands.offline import main
+    from window_cascades.artifacts.results import read_metrics_csv
+    from window_cascades.commands.offline import main
 
     base = [
         "--logits-dir",
@@ -178,7 +178,7 @@ def overfit_case(n: int, seed: int) -> FitInputs:
 
 
 def test_cross_fitted_choice_does_not_lose_to_the_plain_search_on_small_heldout():
-    from cascade.budget_selection import cascade_output, output_value
+    from window_cascades.cascade.budget_selection import cascade_output, output_value
 
     gains = {"search": [], "cv": []}
     for seed in range(4):

@@ -7,9 +7,9 @@ import sys
 
 import pytest
 
-from commands.cli_entry import CASCADE, MEMBER, condense
-from commands.precheck import init_arguments
 from tests.conftest import QUICKSTART, ROOT
+from window_cascades.commands.cli_entry import CASCADE, MEMBER, condense
+from window_cascades.commands.precheck import init_arguments
 
 MEMBER_CFG = str(QUICKSTART / "member.yaml")
 CASCADE_CFG = str(QUICKSTART / "cascade.yaml")
@@ -18,7 +18,7 @@ PIPELINE_CFG = str(QUICKSTART / "pipeline.yaml")
 
 def command(script: str, *args: str, importtime: bool = False, cwd=ROOT):
     flags = ["-X", "importtime"] if importtime else []
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    env = {**os.environ}
     env.pop("WINDOW_CASCADES_TRACEBACK", None)
     return subprocess.run(
         [sys.executable, *flags, str(ROOT / "scripts" / script), *args],
@@ -210,7 +210,7 @@ def test_the_precheck_knows_the_same_keys_as_the_parsers(tiny_members):
     can neither refuse a key the command accepts nor go stale when a class changes."""
     import inspect
 
-    from commands.cli import CascadeCLI, MemberCLI
+    from window_cascades.commands.cli import CascadeCLI, MemberCLI
 
     members = "[{}, {}]".format(*tiny_members["ckpts"])
     cascade_args = [f"--data={tiny_members['data_cfg']}", f"--model.members={members}"]
@@ -223,7 +223,7 @@ def test_the_precheck_knows_the_same_keys_as_the_parsers(tiny_members):
         for group in (*spec.class_keys, *spec.fixed_keys):
             parsed = {d.split(".", 1)[1] for d in dests if d.startswith(f"{group}.")}
             assert parsed == spec.group_keys(group), (spec.script, group)
-    from lightning_modules.member import MemberModule
+    from window_cascades.lightning_modules.member import MemberModule
 
     params = list(inspect.signature(MemberModule.__init__).parameters)[1:]
     assert init_arguments(ROOT / "lightning_modules" / "member.py", "MemberModule") == params
@@ -296,10 +296,10 @@ THROUGH_COMMAND = [
 @pytest.mark.parametrize("args, message", THROUGH_COMMAND)
 def test_the_command_names_its_subcommand_in_one_line_errors(bad_files, tmp_path, args, message):
     args = [a.replace("{tmp}", str(bad_files)) for a in args]
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    env = {**os.environ}
     env.pop("WINDOW_CASCADES_TRACEBACK", None)
     proc = subprocess.run(
-        [sys.executable, "-X", "importtime", "-m", "commands.window_cascades", *args],
+        [sys.executable, "-X", "importtime", "-m", "window_cascades", *args],
         cwd=tmp_path,
         env=env,
         capture_output=True,
@@ -325,12 +325,12 @@ def test_scripts_keep_their_own_names_and_the_full_parser_names_the_command(tmp_
         "error: train_member.py: unknown subcommand 'fitt'"
         in command("train_member.py", "fitt").stderr
     )
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    env = {**os.environ}
     proc = subprocess.run(
         [
             sys.executable,
             "-m",
-            "commands.window_cascades",
+            "window_cascades.commands.window_cascades",
             "member",
             "fit",
             "--config",
@@ -351,7 +351,7 @@ def test_scripts_keep_their_own_names_and_the_full_parser_names_the_command(tmp_
     assert errors == ["error: --trainer.max_epochs many: expected int"], proc.stderr[-2000:]
     assert "Traceback" not in proc.stderr and "usage:" not in proc.stderr
     shown = subprocess.run(
-        [sys.executable, "-m", "commands.window_cascades", "member", "fit", "--help"],
+        [sys.executable, "-m", "window_cascades", "member", "fit", "--help"],
         cwd=tmp_path,
         env=env,
         capture_output=True,

@@ -9,17 +9,17 @@ from dataclasses import replace
 import pytest
 import torch
 
-from artifacts.results import read_metrics_csv
-from cascade.budget_selection import cascade_output, output_value
-from cascade.cost_to_target import (
+from tests.regression_case import ARGS, write_case
+from window_cascades.artifacts.results import read_metrics_csv
+from window_cascades.cascade.budget_selection import cascade_output, output_value
+from window_cascades.cascade.cost_to_target import (
     cost_to_target,
     heldout_cost,
     is_cost_to_target,
     knob_values,
 )
-from cascade.policy_registry import FitInputs, PolicySettings, policy_entry
-from commands.offline import main as evaluate_logits
-from tests.regression_case import ARGS, write_case
+from window_cascades.cascade.policy_registry import FitInputs, PolicySettings, policy_entry
+from window_cascades.commands.offline import main as evaluate_logits
 
 
 def case(n: int = 4000, seed: int = 0, cost2: float = 1.0) -> FitInputs:

@@ -7,8 +7,8 @@ import sys
 
 import pytest
 
-from artifacts.results import read_metrics_csv
 from tests.conftest import ROOT
+from window_cascades.artifacts.results import read_metrics_csv
 
 
 @pytest.mark.ddp
@@ -21,7 +21,7 @@ def test_two_process_test_metrics_equal_single_process(tiny_members, tmp_path, c
     }.items():
         out = tmp_path / name
         args = cascade_test_args(tiny_members["data_cfg"], tiny_members["ckpts"], out, *extra)
-        env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
+        env = {**os.environ, "OMP_NUM_THREADS": "1"}
         proc = subprocess.run(
             [sys.executable, str(ROOT / "scripts" / "evaluate_cascade.py"), *args],
             cwd=tmp_path,
@@ -45,7 +45,7 @@ def test_two_process_test_metrics_equal_single_process(tiny_members, tmp_path, c
 
 
 def test_resumable_sampler_shards_ranks_without_overlap_and_resumes():
-    from datamodules.samplers import ResumableShuffleSampler
+    from window_cascades.datamodules.samplers import ResumableShuffleSampler
 
     data = list(range(103))
     ranks = [ResumableShuffleSampler(data, seed=4, num_replicas=2, rank=r) for r in (0, 1)]
@@ -68,7 +68,7 @@ def test_resumable_sampler_shards_ranks_without_overlap_and_resumes():
     "program",
     [
         [str(ROOT / "scripts" / "train_member.py")],
-        ["-m", "commands.window_cascades", "member"],
+        ["-m", "window_cascades", "member"],
     ],  # Lightning starts rank 1 the same way
     ids=["script", "command"],
 )
@@ -79,7 +79,7 @@ def test_two_process_training_splits_the_data_and_finishes(
     data_cfg = small_data_config(tmp_path / "data.yaml", train_limit=256)
     args = member_fit_args(data_cfg, tmp_path, "m0", seed=0, epochs=1)
     ddp = ["--trainer.strategy=ddp", "--trainer.devices=2", "--trainer.accelerator=cpu"]
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
     proc = subprocess.run(
         [sys.executable, *program, *args, *ddp],
         cwd=tmp_path,

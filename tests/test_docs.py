@@ -9,27 +9,22 @@ from __future__ import annotations
 import re
 import subprocess
 
-from tests.conftest import ROOT
+import tomllib
 
-PACKAGES = (
-    "vocabulary",
-    "uncertainty",
-    "cascade",
-    "artifacts",
-    "datamodules",
-    "lightning_modules",
-    "commands",
-)
+from tests.conftest import ROOT
 
 
 def _public_modules() -> set[str]:
-    found = set()
-    for package in PACKAGES:
-        for path in (ROOT / package).rglob("*.py"):
-            parts = path.relative_to(ROOT).with_suffix("").parts
+    """``window_cascades`` and every module of its packages (the folders pyproject.toml maps
+    under it) whose name, and every parent's, does not start with ``_``."""
+    mapping = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]
+    found = {"window_cascades"}
+    for package, folder in mapping["package-dir"].items():
+        for path in (ROOT / folder).rglob("*.py"):
+            parts = path.relative_to(ROOT / folder).with_suffix("").parts
             parts = parts[:-1] if parts[-1] == "__init__" else parts
             if not any(p.startswith("_") for p in parts):
-                found.add(".".join(parts))
+                found.add(".".join((package, *parts)))
     return found
 
 

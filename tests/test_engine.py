@@ -5,10 +5,10 @@ import math
 import pytest
 import torch
 
-from cascade.cost import exit_fractions, expected_macs
-from cascade.engine import run_cascade
-from cascade.policies import IntervalPolicy, ensemble_policy, single_policy
-from uncertainty.scores import EnsembleState
+from window_cascades.cascade.cost import exit_fractions, expected_macs
+from window_cascades.cascade.engine import run_cascade
+from window_cascades.cascade.policies import IntervalPolicy, ensemble_policy, single_policy
+from window_cascades.uncertainty.scores import EnsembleState
 
 
 class RecordingSource:
@@ -74,11 +74,11 @@ def test_cost_and_exit_fractions():
 def test_decisions_from_known_stage_scores_equal_the_live_cascade(score):
     """The offline fast path (exit stages from every prefix's confidence, outputs gathered by
     exit stage) gives exactly the live engine's per-sample outputs, for every kind of policy."""
-    from cascade.engine import exit_stages
-    from cascade.offline import prefix_outputs
-    from cascade.policies import RandomPolicy
-    from cascade.sample_outputs import SampleOutputs
-    from cascade.stage_scores import member_states
+    from window_cascades.cascade.engine import exit_stages
+    from window_cascades.cascade.offline import prefix_outputs
+    from window_cascades.cascade.policies import RandomPolicy
+    from window_cascades.cascade.sample_outputs import SampleOutputs
+    from window_cascades.cascade.stage_scores import member_states
 
     logits = make_logits(m=3, n=300, c=6, seed=4)
     targets = torch.randint(6, (300,), generator=torch.Generator().manual_seed(1))

@@ -4,8 +4,8 @@ import json
 
 import pytest
 
-from artifacts.results import read_metrics_csv
-from commands.offline import main
+from window_cascades.artifacts.results import read_metrics_csv
+from window_cascades.commands.offline import main
 
 
 def base_args(tiny_members, out):
@@ -219,7 +219,7 @@ def test_unlabelled_set_in_a_labelled_role_is_named(tiny_members, tmp_path, caps
 
 
 def test_policies_that_fit_the_same_band_are_named_in_the_table():
-    from artifacts.results import format_table, identical_policies
+    from window_cascades.artifacts.results import format_table, identical_policies
 
     rows = [
         {

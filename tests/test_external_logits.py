@@ -8,9 +8,9 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
-from artifacts.cached_logits import load_cached_logits
-from artifacts.results import read_metrics_csv
-from commands.offline import main
+from window_cascades.artifacts.cached_logits import load_cached_logits
+from window_cascades.artifacts.results import read_metrics_csv
+from window_cascades.commands.offline import main
 
 SIZES = {"held": 400, "test": 300}
 

@@ -9,16 +9,16 @@ import pytest
 import torch
 from sklearn.metrics import roc_auc_score, roc_curve
 
-from cascade.metric_registry import MetricInputs, MetricSettings, metric_entries
-from cascade.sample_outputs import SampleOutputs
-from uncertainty.failure_detection import (
+from window_cascades.cascade.metric_registry import MetricInputs, MetricSettings, metric_entries
+from window_cascades.cascade.sample_outputs import SampleOutputs
+from window_cascades.uncertainty.failure_detection import (
     failure_auroc,
     failure_fpr_at_tpr,
     weighted_failure_auroc,
     weighted_failure_fpr,
 )
-from uncertainty.paper_definitions import paper_fpr_threshold
-from uncertainty.weighted_curve import draw_counts
+from window_cascades.uncertainty.paper_definitions import paper_fpr_threshold
+from window_cascades.uncertainty.weighted_curve import draw_counts
 
 
 def _sample(n: int, seed: int, ties: bool) -> tuple[torch.Tensor, torch.Tensor]:

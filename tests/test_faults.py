@@ -19,9 +19,9 @@ from pathlib import Path
 
 import pytest
 
-from artifacts.faults import FAULT_ENV
 from tests.conftest import ROOT
 from tests.regression_case import ARGS, write_case
+from window_cascades.artifacts.faults import FAULT_ENV
 
 pytestmark = [pytest.mark.slow, pytest.mark.filterwarnings("ignore")]  # ~2 min: real runs
 
@@ -33,7 +33,7 @@ def logits(tmp_path_factory) -> Path:
 
 def offline(logits: Path, out: Path, *extra: str, fault: str | None = None) -> subprocess.Popen:
     """The offline evaluator as a user runs it, in its own process."""
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    env = {**os.environ}
     env.pop(FAULT_ENV, None)
     if fault:
         env[FAULT_ENV] = fault
@@ -151,9 +151,9 @@ def test_caching_killed_between_datasets_is_refused_then_cached_again(tiny_membe
     import json
     import shutil
 
-    from artifacts.experiment_logits import load_experiment
-    from commands.stages import cache_logits, cache_logits_args
     from tests.conftest import QUICKSTART
+    from window_cascades.artifacts.experiment_logits import load_experiment
+    from window_cascades.commands.stages import cache_logits, cache_logits_args
 
     logits = shutil.copytree(tiny_members["logits_dir"], tmp_path / "logits")
     meta = json.loads((logits / "m1" / "meta.json").read_text())
@@ -167,7 +167,7 @@ def test_caching_killed_between_datasets_is_refused_then_cached_again(tiny_membe
         tiny_members["data_cfg"],
         ["--trainer.enable_progress_bar=false"],
     )
-    env = {**os.environ, "PYTHONPATH": str(ROOT), FAULT_ENV: "logits:exit"}
+    env = {**os.environ, FAULT_ENV: "logits:exit"}
     killed = subprocess.run(
         [sys.executable, str(ROOT / "scripts" / "train_member.py"), *args],
         env=env,

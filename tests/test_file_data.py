@@ -7,7 +7,7 @@ import pytest
 import torch
 from PIL import Image
 
-from datamodules import ImageFilesDataModule
+from window_cascades.datamodules import ImageFilesDataModule
 
 SIZE = 24
 EVAL = [
@@ -39,7 +39,7 @@ def folder_data_config(root, name: str, **init_args) -> str:
     import yaml
 
     data = {
-        "class_path": "datamodules.ImageFilesDataModule",
+        "class_path": "window_cascades.datamodules.ImageFilesDataModule",
         "init_args": {
             "train": {"format": "image_folder", "path": str(root / "train")},
             "test": {"format": "image_folder", "path": str(root / "test")},
@@ -261,7 +261,7 @@ def test_notmnist_idx_files_load_by_path(tmp_path):
 def test_member_trains_on_an_image_folder_through_the_cli(tmp_path):
     from conftest import QUICKSTART
 
-    from commands.cli import MemberCLI
+    from window_cascades.commands.cli import MemberCLI
 
     write_folder(tmp_path / "train", 3, 12, 0)
     write_folder(tmp_path / "test", 3, 4, 1)

@@ -1,19 +1,19 @@
-"""``fitted_cascade.json`` (``artifacts.fitted_file``): written and read back; an earlier run's
-``window.json`` still read, with a notice; bad files named."""
+"""``fitted_cascade.json`` (``window_cascades.artifacts.fitted_file``): written and read back; an
+earlier run's ``window.json`` still read, with a notice; bad files named."""
 
 import json
 
 import pytest
 
-from artifacts.fitted_file import (
+from window_cascades.artifacts.fitted_file import (
     FITTED_FILE,
     OLD_FITTED_FILE,
     read_fitted_cascade,
     write_fitted_cascade,
 )
-from cascade.builtin_policies import interval_policy
-from cascade.fitted import FittedCascade
-from cascade.policies import ensemble_policy, single_policy
+from window_cascades.cascade.builtin_policies import interval_policy
+from window_cascades.cascade.fitted import FittedCascade
+from window_cascades.cascade.policies import ensemble_policy, single_policy
 
 
 def fitted() -> FittedCascade:

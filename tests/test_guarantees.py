@@ -7,14 +7,14 @@ import math
 import pytest
 import torch
 
-from uncertainty.guarantees import (
+from window_cascades.uncertainty.guarantees import (
     GuaranteeError,
     certified_threshold,
     check_guarantee,
     clopper_pearson_upper,
     hoeffding_bentkus_pvalue,
 )
-from uncertainty.selective import coverage_at_risk
+from window_cascades.uncertainty.selective import coverage_at_risk
 
 DRAWS, HELDOUT, DELTA, RISK, TPR = 300, 1000, 0.1, 0.1, 0.95
 
@@ -114,7 +114,7 @@ def test_bad_levels_and_unmeetable_guarantees_are_named():
 
 
 def test_guarantee_through_the_offline_evaluator(tiny_members, tmp_path, capsys):
-    from commands.offline import main
+    from window_cascades.commands.offline import main
 
     base = [
         "--logits-dir",
@@ -173,9 +173,9 @@ def test_guarantee_through_the_offline_evaluator(tiny_members, tmp_path, capsys)
 def test_guarantee_through_the_online_cascade_equals_offline(
     tiny_members, tmp_path, cascade_test_args
 ):
-    from artifacts.results import read_metrics_csv
-    from commands.cli import CascadeCLI
-    from commands.offline import main
+    from window_cascades.artifacts.results import read_metrics_csv
+    from window_cascades.commands.cli import CascadeCLI
+    from window_cascades.commands.offline import main
 
     results = tmp_path / "online"
     cli = CascadeCLI(

@@ -6,11 +6,16 @@ import json
 
 import torch
 
-from cascade.builtin_policies import fit_window
-from cascade.headroom import headroom, member_features, policy_headroom, value_of_passing
-from cascade.policy_registry import FitInputs, PolicySettings
-from commands.offline import main as evaluate_logits
 from tests.regression_case import ARGS, write_case
+from window_cascades.cascade.builtin_policies import fit_window
+from window_cascades.cascade.headroom import (
+    headroom,
+    member_features,
+    policy_headroom,
+    value_of_passing,
+)
+from window_cascades.cascade.policy_registry import FitInputs, PolicySettings
+from window_cascades.commands.offline import main as evaluate_logits
 
 
 def two_members(n: int = 3000, seed: int = 0):

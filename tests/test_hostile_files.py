@@ -13,19 +13,19 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
-from artifacts.cached_logits import load_cached_logits, save_cached_logits
-from artifacts.experiment_logits import member_macs
-from artifacts.member_meta import save_member_meta
-from cascade.field_checks import FieldError
-from cascade.fitted_checks import check_fitted_cascade
-from commands.cli_entry import CASCADE, run_command
-from commands.offline import main as offline_main
-from datamodules.specs import parse_dataset_specs
-from lightning_modules.cascade_checkpoint import read_cascade_checkpoint
-from lightning_modules.cascade_module import CascadeModule
-from lightning_modules.member import MemberModule
-from lightning_modules.member_checkpoint import read_member_checkpoint
 from tests.conftest import QUICKSTART
+from window_cascades.artifacts.cached_logits import load_cached_logits, save_cached_logits
+from window_cascades.artifacts.experiment_logits import member_macs
+from window_cascades.artifacts.member_meta import save_member_meta
+from window_cascades.cascade.field_checks import FieldError
+from window_cascades.cascade.fitted_checks import check_fitted_cascade
+from window_cascades.commands.cli_entry import CASCADE, run_command
+from window_cascades.commands.offline import main as offline_main
+from window_cascades.datamodules.specs import parse_dataset_specs
+from window_cascades.lightning_modules.cascade_checkpoint import read_cascade_checkpoint
+from window_cascades.lightning_modules.cascade_module import CascadeModule
+from window_cascades.lightning_modules.member import MemberModule
+from window_cascades.lightning_modules.member_checkpoint import read_member_checkpoint
 
 INF = "inf"
 
@@ -398,7 +398,7 @@ def test_data_config_fields_are_not_truncated(change, named):
 
 
 def test_heldout_size_must_be_a_fraction_or_a_whole_count():
-    from datamodules.file_images import ImageFilesDataModule
+    from window_cascades.datamodules.file_images import ImageFilesDataModule
 
     source = {"format": "image_folder", "path": "/nonexistent"}
     other = {"format": "image_folder", "path": "/elsewhere"}
@@ -463,8 +463,8 @@ def png_bytes(width: int, height: int, rows: bytes | None = None) -> bytes:
 def test_an_image_larger_than_the_limit_is_refused_before_decoding(tmp_path, monkeypatch):
     import resource
 
-    from datamodules.image_decoding import MAX_PIXELS_ENV, ImageTooLargeError
-    from datamodules.image_sources import open_source
+    from window_cascades.datamodules.image_decoding import MAX_PIXELS_ENV, ImageTooLargeError
+    from window_cascades.datamodules.image_sources import open_source
 
     monkeypatch.delenv(MAX_PIXELS_ENV, raising=False)
     folder = tmp_path / "ood"
@@ -502,8 +502,8 @@ def test_an_image_larger_than_the_limit_is_refused_before_decoding(tmp_path, mon
 def test_predict_on_a_folder_with_a_decompression_bomb_is_one_line_exit_2(
     tmp_path, capsys, monkeypatch
 ):
-    from datamodules.image_decoding import MAX_PIXELS_ENV
     from tests.test_file_data import EVAL, folder_data_config, write_folder
+    from window_cascades.datamodules.image_decoding import MAX_PIXELS_ENV
 
     monkeypatch.delenv(MAX_PIXELS_ENV, raising=False)
     write_folder(tmp_path / "train", 3, 4, 0)

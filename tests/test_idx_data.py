@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from datamodules.idx import read_idx, read_idx_images_labels
-from datamodules.idx_images import IDXDataModule
+from window_cascades.datamodules.idx import read_idx, read_idx_images_labels
+from window_cascades.datamodules.idx_images import IDXDataModule
 
 NOTMNIST = Path(__file__).resolve().parents[2] / "shared" / "data" / "notmnist"
 

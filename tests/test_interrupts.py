@@ -12,12 +12,12 @@ from pathlib import Path
 
 import pytest
 
-from commands.interrupts import SIGTERM_EXIT_CODE
 from tests.conftest import QUICKSTART, QUIET, ROOT
+from window_cascades.commands.interrupts import SIGTERM_EXIT_CODE
 
 
 def start(script: str, args: list[str], marker: Path) -> subprocess.Popen:
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    env = {**os.environ}
     env.pop("WINDOW_CASCADES_TRACEBACK", None)
     callback = [
         "--trainer.callbacks+=tests.signal_helpers.MarkAndSlow",
@@ -68,7 +68,7 @@ def test_sigterm_during_fit_and_evaluation_exits_non_zero(tmp_path, small_data_c
                 f"--trainer.default_root_dir={tmp_path}",
             ],
             cwd=ROOT,
-            env={**os.environ, "PYTHONPATH": str(ROOT)},
+            env={**os.environ},
             capture_output=True,
             text=True,
             timeout=600,

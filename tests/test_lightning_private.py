@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 from lightning.pytorch import LightningModule, Trainer
 
-from lightning_modules.lightning_private import attached_ckpt_path
+from window_cascades.lightning_modules.lightning_private import attached_ckpt_path
 
 
 def test_a_module_without_a_trainer_has_no_checkpoint_path():
@@ -33,7 +33,7 @@ def test_a_member_rebuilt_inside_a_lightning_cli_run_keeps_its_own_hparams():
     inside a cascade CLI run) builds in an empty context so a member keeps its own."""
     from lightning.pytorch.core.mixins.hparams_mixin import _given_hyperparameters_context
 
-    from lightning_modules.member import MemberModule
+    from window_cascades.lightning_modules.member import MemberModule
 
     with _given_hyperparameters_context({"members": ["a.ckpt"]}, "cascade"):
         member = MemberModule.rebuilt({"num_classes": 3, "in_chans": 1})
@@ -41,9 +41,9 @@ def test_a_member_rebuilt_inside_a_lightning_cli_run_keeps_its_own_hparams():
 
 
 def test_the_lightning_cli_methods_the_safe_loading_cli_overrides_still_exist():
-    """``commands.safe_cli.SafeLoadingCLI`` overrides these private LightningCLI methods
-    (checkpoint checks, weights_only, SIGTERM); if one is renamed, its override silently stops
-    running."""
+    """``window_cascades.commands.safe_cli.SafeLoadingCLI`` overrides these private LightningCLI
+    methods (checkpoint checks, weights_only, SIGTERM); if one is renamed, its override silently
+    stops running."""
     from lightning.pytorch.cli import LightningCLI
 
     for name in ("_parse_ckpt_path", "_run_subcommand", "_prepare_subcommand_kwargs"):
@@ -51,6 +51,7 @@ def test_the_lightning_cli_methods_the_safe_loading_cli_overrides_still_exist():
 
 
 def test_the_trainer_still_exposes_its_cluster_environment(tmp_path):
-    """``commands.safe_cli.check_slurm_tasks`` reads the private accelerator connector."""
+    """``window_cascades.commands.safe_cli.check_slurm_tasks`` reads the private accelerator
+    connector."""
     trainer = Trainer(logger=False, enable_progress_bar=False, default_root_dir=tmp_path)
     assert trainer._accelerator_connector.cluster_environment is not None

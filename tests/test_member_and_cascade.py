@@ -5,17 +5,17 @@ import json
 import pytest
 import torch
 
-from artifacts.cached_logits import load_cached_logits
-from artifacts.experiment_logits import evaluate_cached_logits
-from artifacts.member_meta import load_member_meta
-from artifacts.results import read_metrics_csv
-from cascade.fitted import CHECKPOINT_KEY, FittedCascade
-from cascade.policies import policy_from_dict
-from cascade.policy_registry import PolicySettings
-from commands.cli import CascadeCLI
-from commands.stages import cache_logits
-from lightning_modules.member_checkpoint import load_member
 from tests.conftest import QUICKSTART
+from window_cascades.artifacts.cached_logits import load_cached_logits
+from window_cascades.artifacts.experiment_logits import evaluate_cached_logits
+from window_cascades.artifacts.member_meta import load_member_meta
+from window_cascades.artifacts.results import read_metrics_csv
+from window_cascades.cascade.fitted import CHECKPOINT_KEY, FittedCascade
+from window_cascades.cascade.policies import policy_from_dict
+from window_cascades.cascade.policy_registry import PolicySettings
+from window_cascades.commands.cli import CascadeCLI
+from window_cascades.commands.stages import cache_logits
+from window_cascades.lightning_modules.member_checkpoint import load_member
 
 
 def test_member_checkpoint_and_cached_logits(tiny_members):
@@ -41,7 +41,7 @@ def test_member_checkpoint_and_cached_logits(tiny_members):
     assert test.logits.shape == (450, 10) and test.targets.min() >= 0
     assert ood.targets.eq(-1).all()
     # the cached logits are the member's own outputs on the same images
-    from datamodules.digits import DigitsDataModule
+    from window_cascades.datamodules.digits import DigitsDataModule
 
     dm = DigitsDataModule(train_limit=256)
     dm.setup()
@@ -159,7 +159,7 @@ def test_online_cascade_equals_offline_evaluation_of_cached_logits(tiny_members,
 
 
 def test_online_and_offline_results_use_one_key_scheme(tiny_members, cascade_run, tmp_path):
-    from commands.offline import main
+    from window_cascades.commands.offline import main
 
     cli, results = cascade_run
     roles = cli.datamodule.roles
@@ -217,7 +217,7 @@ def test_cascade_checkpoint_carries_the_window(
     tiny_members, cascade_run, tmp_path, cascade_test_args
 ):
     cli, results = cascade_run
-    from lightning_modules.cascade_module import CascadeModule
+    from window_cascades.lightning_modules.cascade_module import CascadeModule
 
     ckpt = torch.load(results / "cascade.ckpt", map_location="cpu", weights_only=True)
     saved = FittedCascade.from_dict(ckpt[CHECKPOINT_KEY])
@@ -361,8 +361,8 @@ def test_predict_refuses_members_other_than_the_checkpoints(tiny_members, cascad
     elsewhere are accepted, and no members at all takes the checkpoint's."""
     import shutil
 
-    from commands.cli_entry import CASCADE, run_command
-    from lightning_modules.cascade_members import MEMBERS_KEY
+    from window_cascades.commands.cli_entry import CASCADE, run_command
+    from window_cascades.lightning_modules.cascade_members import MEMBERS_KEY
 
     _, results = cascade_run
     ckpt = torch.load(results / "cascade.ckpt", map_location="cpu", weights_only=True)
@@ -421,8 +421,8 @@ def test_predict_refuses_an_uncalibrated_cascade(tiny_members, tmp_path):
 def test_decide_and_the_streaming_cascade_give_the_same_decisions(cascade_run):
     """The two documented ways to apply a calibrated cascade in your own code agree
     (docs/howto/deploy.md)."""
-    from cascade.streaming import StreamingCascade
-    from lightning_modules.cascade_module import CascadeModule
+    from window_cascades.cascade.streaming import StreamingCascade
+    from window_cascades.lightning_modules.cascade_module import CascadeModule
 
     cli, results = cascade_run
     cascade = CascadeModule.load_from_checkpoint(

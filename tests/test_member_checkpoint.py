@@ -7,8 +7,8 @@ import json
 import pytest
 import torch
 
-from commands.member_training import member_checkpoint, train_member
 from tests.conftest import QUICKSTART, QUIET
+from window_cascades.commands.member_training import member_checkpoint, train_member
 
 
 @pytest.mark.slow  # trains a member: the fast loop leaves it to the full suite

@@ -11,12 +11,12 @@ import timm
 import torch
 from safetensors.torch import load_file
 
-from commands.stages import cache_logits
-from lightning_modules.cascade_module import CascadeModule
-from lightning_modules.member import MemberModule
-from lightning_modules.member_checkpoint import load_member
 from tests.conftest import QUICKSTART
 from tests.test_file_data import folder_data_config, write_folder
+from window_cascades.commands.stages import cache_logits
+from window_cascades.lightning_modules.cascade_module import CascadeModule
+from window_cascades.lightning_modules.member import MemberModule
+from window_cascades.lightning_modules.member_checkpoint import load_member
 
 IMAGENET = ((0.485, 0.456, 0.406), (0.229, 0.224, 0.225))
 VIT = ((0.5, 0.5, 0.5), (0.5, 0.5, 0.5))
@@ -106,7 +106,7 @@ def test_auto_takes_the_timm_data_config_and_bad_values_are_named():
 def test_normalisation_is_recorded_and_converted_in_caching_and_the_cascade(tmp_path):
     """A member with its own normalisation, trained on ImageNet-normalised images, gives the
     same logits from data normalised another way; so does one that adopted the data's."""
-    from commands.cli import MemberCLI
+    from window_cascades.commands.cli import MemberCLI
 
     write_folder(tmp_path / "train", 3, 12, 0)
     write_folder(tmp_path / "test", 3, 4, 1)
@@ -210,7 +210,7 @@ def test_the_member_input_is_one_value_recorded_and_restored_as_before():
     same value, and the value is frozen: a member replaces it, never edits it."""
     from dataclasses import FrozenInstanceError
 
-    from lightning_modules.member_input import MemberInput
+    from window_cascades.lightning_modules.member_input import MemberInput
 
     value = MemberInput(48, VIT, 0.875, "bicubic").for_data(IMAGENET, 1.0)
     record = value.record()

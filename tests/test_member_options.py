@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from commands.cli import MemberCLI
-from lightning_modules.member import MemberModule
+from window_cascades.commands.cli import MemberCLI
+from window_cascades.lightning_modules.member import MemberModule
 
 
 def test_channels_last_and_compile_keep_outputs_and_checkpoint_keys():
@@ -57,7 +57,7 @@ def test_pretrained_weights_load_offline_from_a_local_hugging_face_cache(tmp_pat
     torch.save(source.state_dict(), tmp_path / "expected.pt")
     check = (
         "import torch\n"
-        "from lightning_modules.member import MemberModule\n"
+        "from window_cascades.lightning_modules.member import MemberModule\n"
         "m = MemberModule(model_name='resnet10t', num_classes=3, in_chans=3, pretrained=True)\n"
         f"expected = torch.load({str(tmp_path / 'expected.pt')!r}, weights_only=True)\n"
         "body = {k: v for k, v in m.model.state_dict().items() if not k.startswith('fc.')}\n"
@@ -154,8 +154,8 @@ def test_weights_of_another_architecture_or_pickled_are_refused(tmp_path):
 def test_fine_tuning_from_a_member_checkpoint_with_the_overlay_config(
     tiny_members, tmp_path, member_fit_args
 ):
-    from lightning_modules.member_checkpoint import load_member
     from tests.conftest import QUICKSTART
+    from window_cascades.lightning_modules.member_checkpoint import load_member
 
     args = member_fit_args(tiny_members["data_cfg"], tmp_path, "ft", seed=3, epochs=1)
     args += [
@@ -174,7 +174,7 @@ def test_fine_tuning_from_a_member_checkpoint_with_the_overlay_config(
 def test_a_member_at_its_own_resolution_keeps_its_checkpoint_keys_and_counts_its_macs():
     import timm
 
-    from lightning_modules.complexity import count_macs_params
+    from window_cascades.lightning_modules.complexity import count_macs_params
 
     at_48 = MemberModule(num_classes=10, in_chans=1, resolution=48)
     plain = MemberModule(num_classes=10, in_chans=1)
@@ -211,9 +211,9 @@ def test_a_cascade_of_members_at_different_resolutions(
     own resolution in training, caching and the online cascade; the cost uses its MACs."""
     import json
 
-    from commands.cli import CascadeCLI
-    from commands.stages import cache_logits
     from tests.conftest import QUICKSTART
+    from window_cascades.commands.cli import CascadeCLI
+    from window_cascades.commands.stages import cache_logits
 
     data_cfg = tiny_members["data_cfg"]
     MemberCLI(args=[*member_fit_args(data_cfg, tmp_path, "m48", 2, 1), "--model.resolution=48"])
@@ -237,8 +237,8 @@ def test_member_and_datamodule_options_share_no_name_but_the_linked_ones():
     values (as model.input_size vs data.input_size once did): only the CLI-linked ones may."""
     import inspect
 
-    import datamodules
-    from lightning_modules.cascade_module import CascadeModule
+    from window_cascades import datamodules
+    from window_cascades.lightning_modules.cascade_module import CascadeModule
 
     def options(cls) -> set[str]:
         return set(inspect.signature(cls.__init__).parameters) - {"self"}

@@ -8,9 +8,9 @@ import json
 
 import pytest
 
-from commands.member_training import member_checkpoint, member_dir, train_member
-from lightning_modules.member_recipe import differing_keys, recipe_sha256
 from tests.conftest import QUICKSTART
+from window_cascades.commands.member_training import member_checkpoint, member_dir, train_member
+from window_cascades.lightning_modules.member_recipe import differing_keys, recipe_sha256
 
 
 def pipeline_cfg(tmp_path, data, *member_args: str) -> dict:

@@ -7,12 +7,15 @@ from __future__ import annotations
 import pytest
 import torch
 
-from cascade.bootstrap import resampled_values
-from cascade.metric_registry import MetricInputs, MetricSettings, metric_entries
-from cascade.operating_point import fit_operating_point
-from cascade.resampled import Resampled
-from cascade.sample_outputs import SampleOutputs
-from lightning_modules.metric_wrappers import CalibrationMetrics, SelectiveClassificationMetrics
+from window_cascades.cascade.bootstrap import resampled_values
+from window_cascades.cascade.metric_registry import MetricInputs, MetricSettings, metric_entries
+from window_cascades.cascade.operating_point import fit_operating_point
+from window_cascades.cascade.resampled import Resampled
+from window_cascades.cascade.sample_outputs import SampleOutputs
+from window_cascades.lightning_modules.metric_wrappers import (
+    CalibrationMetrics,
+    SelectiveClassificationMetrics,
+)
 
 N_ID, N_OOD, CLASSES = 240, 160, 5
 

@@ -7,17 +7,17 @@ import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
 
-from lightning_modules.metric_wrappers import (
+from window_cascades.lightning_modules.metric_wrappers import (
     CalibrationMetrics,
     SelectiveClassificationMetrics,
 )
-from uncertainty.probability_metrics import (
+from window_cascades.uncertainty.probability_metrics import (
     accuracy,
     brier_score,
     expected_calibration_error,
     negative_log_likelihood,
 )
-from uncertainty.selective import aurc, coverage_at_risk, risk_at_coverage
+from window_cascades.uncertainty.selective import aurc, coverage_at_risk, risk_at_coverage
 
 
 def sample_data(n=301, c=7, seed=0):

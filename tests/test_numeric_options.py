@@ -6,14 +6,14 @@ from __future__ import annotations
 import pytest
 import torch
 
-from artifacts.cached_logits import load_cached_logits, save_cached_logits
-from cascade.metric_registry import MetricSettings, check_report_points
-from cascade.policy_registry import PolicySettings
-from commands.cli import CascadeCLI, MemberCLI
-from commands.offline import main
-from lightning_modules.cascade_module import CascadeModule
-from lightning_modules.member import MemberModule
 from tests.conftest import QUICKSTART
+from window_cascades.artifacts.cached_logits import load_cached_logits, save_cached_logits
+from window_cascades.cascade.metric_registry import MetricSettings, check_report_points
+from window_cascades.cascade.policy_registry import PolicySettings
+from window_cascades.commands.cli import CascadeCLI, MemberCLI
+from window_cascades.commands.offline import main
+from window_cascades.lightning_modules.cascade_module import CascadeModule
+from window_cascades.lightning_modules.member import MemberModule
 
 
 def offline(tmp_path, *extra: str) -> list[str]:

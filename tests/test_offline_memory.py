@@ -10,11 +10,11 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
-from artifacts.member_meta import save_member_meta
-from cascade.offline import dataset_prefix_outputs
-from cascade.sample_outputs import SampleOutputs
-from cascade.stage_scores import Temperatures
-from commands.offline import main
+from window_cascades.artifacts.member_meta import save_member_meta
+from window_cascades.cascade.offline import dataset_prefix_outputs
+from window_cascades.cascade.sample_outputs import SampleOutputs
+from window_cascades.cascade.stage_scores import Temperatures
+from window_cascades.commands.offline import main
 
 
 @pytest.mark.parametrize("score", ["msp", "entropy", "energy", "mutual_information"])

@@ -7,9 +7,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from sklearn.metrics import average_precision_score, roc_auc_score
 
-from uncertainty.definitions import get_definitions
-from uncertainty.ood_detection import aupr, auroc
-from uncertainty.probability_metrics import (
+from window_cascades.uncertainty.definitions import get_definitions
+from window_cascades.uncertainty.ood_detection import aupr, auroc
+from window_cascades.uncertainty.probability_metrics import (
     accuracy,
     brier_score,
     expected_calibration_error,

@@ -8,15 +8,15 @@ import os
 import pytest
 import torch
 
-from artifacts.output_paths import (
+from tests.conftest import QUICKSTART
+from window_cascades.artifacts.output_paths import (
     OutputPathError,
     check_output_dir,
     check_output_file,
     data_input_paths,
 )
-from commands.cli_entry import CASCADE, MEMBER, run_command
-from commands.offline import main
-from tests.conftest import QUICKSTART
+from window_cascades.commands.cli_entry import CASCADE, MEMBER, run_command
+from window_cascades.commands.offline import main
 
 
 @pytest.fixture

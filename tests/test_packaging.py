@@ -7,6 +7,8 @@ import os
 import re
 from pathlib import Path
 
+import tomllib
+
 from tests.conftest import ROOT
 
 
@@ -79,13 +81,31 @@ def test_the_wheel_ships_the_configs_and_the_job_scripts(tmp_path):
     assert proc.returncode == 0, proc.stderr[-2000:]
     (wheel,) = (tmp_path / "dist").glob("window_cascades-*.whl")
     names = set(zipfile.ZipFile(wheel).namelist())
-    configs = {p.relative_to(ROOT).as_posix() for p in (ROOT / "configs").rglob("*.yaml")}
+    # one import name: everything but the metadata lies under window_cascades/
+    tops = {n.split("/")[0] for n in names if ".dist-info/" not in n}
+    assert tops == {"window_cascades"}, sorted(tops)
+    top_level = next((n for n in names if n.endswith(".dist-info/top_level.txt")), None)
+    if top_level:
+        assert zipfile.ZipFile(wheel).read(top_level).decode().split() == ["window_cascades"]
+    configs = {
+        f"window_cascades/{p.relative_to(ROOT).as_posix()}"
+        for p in (ROOT / "configs").rglob("*.yaml")
+    }
     assert configs and configs <= names, sorted(configs - names)
-    jobs = {f"commands/slurm_jobs/{p.name}" for p in (ROOT / "scripts/slurm").glob("*.sbatch")}
+    jobs = {
+        f"window_cascades/commands/slurm_jobs/{p.name}"
+        for p in (ROOT / "scripts/slurm").glob("*.sbatch")
+    }
     assert len(jobs) == 2 and jobs <= names
-    assert not {n for n in names if n.startswith(("tests/", "scripts/", "benchmarks/"))}
+    mapped = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]
+    modules = {
+        f"{package.replace('.', '/')}/{p.relative_to(ROOT / folder).as_posix()}"
+        for package, folder in mapped["package-dir"].items()
+        for p in (ROOT / folder).rglob("*.py")
+    }
+    assert modules and modules <= names, sorted(modules - names)
     assert (
-        "window-cascades = commands.window_cascades:main"
+        "window-cascades = window_cascades.commands.window_cascades:main"
         in zipfile.ZipFile(wheel)
         .read(next(n for n in names if n.endswith("entry_points.txt")))
         .decode()

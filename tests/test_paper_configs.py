@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from commands.cli import MemberCLI
-from commands.pipeline_config import load_pipeline_config
+from window_cascades.commands.cli import MemberCLI
+from window_cascades.commands.pipeline_config import load_pipeline_config
 
 ROOT = Path(__file__).resolve().parents[1]
 EXPERIMENTS = sorted((ROOT / "configs" / "imagenet" / "experiments").glob("*.yaml"))

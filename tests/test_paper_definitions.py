@@ -3,8 +3,8 @@
 import pytest
 import torch
 
-from uncertainty.definitions import get_definitions, standard_window
-from uncertainty.paper_definitions import (
+from window_cascades.uncertainty.definitions import get_definitions, standard_window
+from window_cascades.uncertainty.paper_definitions import (
     paper_aurc,
     paper_coverage_at_risk,
     paper_fpr_threshold,
@@ -12,7 +12,7 @@ from uncertainty.paper_definitions import (
     paper_risk_at_coverage,
     paper_window,
 )
-from uncertainty.selective import UnreachableTargetError
+from window_cascades.uncertainty.selective import UnreachableTargetError
 
 
 def test_paper_aurc_prepends_origin():

@@ -1,5 +1,6 @@
-"""Policies declare their own parameters (``cascade.policy_parameters``): a policy with a new
-parameter, added in one file, appears in the command-line help, the sweep and the report."""
+"""Policies declare their own parameters (``window_cascades.cascade.policy_parameters``): a
+policy with a new parameter, added in one file, appears in the command-line help, the sweep and
+the report."""
 
 import contextlib
 import csv
@@ -9,11 +10,11 @@ from dataclasses import dataclass
 
 import pytest
 
-from cascade.policy_parameters import PolicySettings, declared_parameters, parameter
-from cascade.policy_registry import policy_names, register_policy, unregister_policy
-from commands.offline import main as evaluate_logits
-from commands.offline_options import parse_args
 from tests.regression_case import write_case
+from window_cascades.cascade.policy_parameters import PolicySettings, declared_parameters, parameter
+from window_cascades.cascade.policy_registry import policy_names, register_policy, unregister_policy
+from window_cascades.commands.offline import main as evaluate_logits
+from window_cascades.commands.offline_options import parse_args
 
 
 @pytest.fixture
@@ -96,7 +97,7 @@ def test_a_new_parameter_is_checked_where_it_enters(lowest_share, tmp_path, caps
 
 
 def test_the_online_callback_takes_any_declared_parameter(lowest_share):
-    from lightning_modules.callbacks.cascade_calibration import CascadeCalibration
+    from window_cascades.lightning_modules.callbacks.cascade_calibration import CascadeCalibration
 
     assert CascadeCalibration(parameters={"top_share": 0.4}).parameters["top_share"] == 0.4
     with pytest.raises(ValueError, match="top_share must be in"):

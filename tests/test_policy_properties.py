@@ -5,10 +5,10 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from cascade.engine import run_cascade
-from cascade.offline import EnsembleLogits, evaluate_experiment
-from cascade.policy_registry import FitInputs, PolicySettings, fit_policies
-from uncertainty.selective import UnreachableTargetError, coverage_at_risk
+from window_cascades.cascade.engine import run_cascade
+from window_cascades.cascade.offline import EnsembleLogits, evaluate_experiment
+from window_cascades.cascade.policy_registry import FitInputs, PolicySettings, fit_policies
+from window_cascades.uncertainty.selective import UnreachableTargetError, coverage_at_risk
 
 ROLES = {"held": "heldout", "test": "id", "ood": "ood"}
 

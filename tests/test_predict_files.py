@@ -11,10 +11,10 @@ import math
 import numpy as np
 import pytest
 
-from commands.cli import CascadeCLI, MemberCLI
-from commands.stages import evaluate_cascade
 from tests.conftest import QUICKSTART
 from tests.test_file_data import folder_data_config, picture, write_folder
+from window_cascades.commands.cli import CascadeCLI, MemberCLI
+from window_cascades.commands.stages import evaluate_cascade
 
 
 def fit(data: str, out, name: str, seed: int, *extra: str) -> str:

@@ -14,12 +14,12 @@ import pytest
 import torch
 from PIL import Image
 
-from commands import window_cascades
-from commands.cli_entry import CASCADE, run_command
-from datamodules.predict_files import input_files
-from lightning_modules.cascade_module import CascadeModule
-from lightning_modules.member import MemberModule
 from tests.test_hostile_files import fitted_dict
+from window_cascades.commands import window_cascades
+from window_cascades.commands.cli_entry import CASCADE, run_command
+from window_cascades.datamodules.predict_files import input_files
+from window_cascades.lightning_modules.cascade_module import CascadeModule
+from window_cascades.lightning_modules.member import MemberModule
 
 
 def write_cascade(folder) -> str:
@@ -204,8 +204,8 @@ def test_input_files_lists_a_folder_recursively_and_sorted(tmp_path):
 
 
 def test_the_preparation_comes_from_the_checkpoint_else_the_members():
-    from lightning_modules.cascade_data_input import prediction_input
-    from lightning_modules.member_input import MemberInput
+    from window_cascades.lightning_modules.cascade_data_input import prediction_input
+    from window_cascades.lightning_modules.member_input import MemberInput
 
     grey = ((0.5,), (0.5,))
     record = {
@@ -239,8 +239,8 @@ def test_the_preparation_comes_from_the_checkpoint_else_the_members():
 
 
 def test_a_malformed_recorded_size_or_resize_mode_is_refused(tmp_path):
-    from cascade.field_checks import FieldError
-    from lightning_modules.cascade_checkpoint import read_cascade_checkpoint
+    from window_cascades.cascade.field_checks import FieldError
+    from window_cascades.lightning_modules.cascade_checkpoint import read_cascade_checkpoint
 
     good = write_cascade(tmp_path)
     ckpt = torch.load(good, weights_only=True)

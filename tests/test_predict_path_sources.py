@@ -9,10 +9,10 @@ import pytest
 import torch
 import yaml
 
-from datamodules.idx_images import IDXDataModule
-from datamodules.image_decoding import UnreadableImageError
 from tests.test_idx_data import write_idx
 from tests.test_predict_inputs import predict, rows, write_cascade, write_images
+from window_cascades.datamodules.idx_images import IDXDataModule
+from window_cascades.datamodules.image_decoding import UnreadableImageError
 
 
 def idx_config(tmp_path, incoming) -> dict:
@@ -20,7 +20,7 @@ def idx_config(tmp_path, incoming) -> dict:
     images = write_idx(tmp_path / "img", torch.randint(0, 256, (40, 28, 28), generator=gen))
     labels = write_idx(tmp_path / "lab", torch.arange(40) % 10)
     return {
-        "class_path": "datamodules.IDXDataModule",
+        "class_path": "window_cascades.datamodules.IDXDataModule",
         "init_args": {
             "images": str(images),
             "labels": str(labels),

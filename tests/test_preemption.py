@@ -9,8 +9,11 @@ import pytest
 import torch
 from lightning.pytorch import Callback
 
-from commands.cli import MemberCLI
-from lightning_modules.callbacks.preemption import PREEMPTED_EXIT_CODE, latest_checkpoint
+from window_cascades.commands.cli import MemberCLI
+from window_cascades.lightning_modules.callbacks.preemption import (
+    PREEMPTED_EXIT_CODE,
+    latest_checkpoint,
+)
 
 
 class SignalAtStep(Callback):

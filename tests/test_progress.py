@@ -14,9 +14,14 @@ import termios
 
 import pytest
 
-from cascade.progress import NO_PROGRESS_ENV, disable_progress, progress, progress_enabled
 from tests.conftest import ROOT
 from tests.regression_case import ARGS, write_case
+from window_cascades.cascade.progress import (
+    NO_PROGRESS_ENV,
+    disable_progress,
+    progress,
+    progress_enabled,
+)
 
 
 class _Terminal(io.StringIO):
@@ -45,7 +50,6 @@ def _evaluate(tmp_path, name: str, terminal: bool, *extra: str) -> tuple[str, st
     if not logits.exists():
         write_case(logits)
     env = {k: v for k, v in os.environ.items() if k != NO_PROGRESS_ENV}
-    env["PYTHONPATH"] = str(ROOT)
     cmd = [
         sys.executable,
         str(ROOT / "scripts" / "evaluate_logits.py"),
@@ -98,7 +102,7 @@ def test_the_offline_evaluator_shows_progress_on_a_terminal_only(tmp_path):
 def test_lightning_bars_of_training_and_caching_follow_the_same_rule(monkeypatch):
     """A member's fit and its logits caching draw Lightning's bar only on a terminal (a SLURM
     log or a benchmark's log file would fill with redrawn bars) and never with --no-progress."""
-    from commands.stages import cache_logits_args, fit_member_args
+    from window_cascades.commands.stages import cache_logits_args, fit_member_args
 
     def bar(args: list[str]) -> str:
         return [a for a in args if a.startswith("--trainer.enable_progress_bar=")][-1]

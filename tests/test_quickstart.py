@@ -8,12 +8,12 @@ import sys
 import pytest
 import torch
 
-from artifacts.results import read_metrics_csv
 from tests.conftest import ROOT
+from window_cascades.artifacts.results import read_metrics_csv
 
 
 def run_pipeline(tmp_path, *args, timeout=900):
-    env = {**os.environ, "WANDB_MODE": "offline", "PYTHONPATH": str(ROOT)}
+    env = {**os.environ, "WANDB_MODE": "offline"}
     proc = subprocess.run(
         [
             sys.executable,

@@ -13,9 +13,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from commands.cli_entry import split_verbose
-from commands.console import VERBOSE_ENV, quiet_third_party
 from tests.conftest import QUICKSTART, ROOT
+from window_cascades.commands.cli_entry import split_verbose
+from window_cascades.commands.console import VERBOSE_ENV, quiet_third_party
 
 # What each message starts with, as Lightning and PyTorch print it.
 NOISE = {
@@ -37,7 +37,7 @@ def _fake_srun(tmp_path: Path) -> dict:
     srun.chmod(0o755)
     env = {k: v for k, v in os.environ.items() if not k.startswith("SLURM_")}
     env.pop(VERBOSE_ENV, None)
-    env.update(PATH=f"{bin_dir}:{env['PATH']}", PYTHONPATH=str(ROOT), WANDB_MODE="offline")
+    env.update(PATH=f"{bin_dir}:{env['PATH']}", WANDB_MODE="offline")
     return env
 
 

@@ -2,19 +2,19 @@
 
 import pytest
 
-from commands.offline import main as evaluate_logits
-from commands.readme_table import (
+from tests.conftest import ROOT
+from tests.regression_case import ARGS, write_case
+from window_cascades.commands.offline import main as evaluate_logits
+from window_cascades.commands.readme_table import (
     ReadmeTableError,
     find_table,
     render_table,
     replace_table,
     table_differences,
 )
-from commands.readme_table import (
+from window_cascades.commands.readme_table import (
     main as update_readme,
 )
-from tests.conftest import ROOT
-from tests.regression_case import ARGS, write_case
 
 BLOCK = "<!-- quickstart-table datasets: test far -->\n```\nold\n```\n<!-- /quickstart-table -->\n"
 
@@ -81,7 +81,7 @@ def test_missing_block_or_dataset_is_named(results, tmp_path, capsys):
 
 
 def test_an_installed_package_defaults_to_the_readme_of_the_current_folder(tmp_path, monkeypatch):
-    import commands.readme_table as readme_table
+    import window_cascades.commands.readme_table as readme_table
 
     assert readme_table.default_readme() == ROOT / "README.md"  # the checkout's
     monkeypatch.setattr(readme_table, "CHECKOUT_README", tmp_path / "site-packages" / "README.md")

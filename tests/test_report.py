@@ -10,12 +10,16 @@ from pathlib import Path
 import pytest
 import torch
 
-from artifacts.report import MAX_DIFFERENCES
-from artifacts.result_plots import PAGE_PANELS, page_names, plot_files
-from artifacts.results import read_metrics_csv
-from cascade.significance import benjamini_hochberg, bootstrap_p_value, is_random_metric
-from commands.offline import main as evaluate_logits
-from uncertainty.probability_metrics import calibration_error, reliability_bins
+from window_cascades.artifacts.report import MAX_DIFFERENCES
+from window_cascades.artifacts.result_plots import PAGE_PANELS, page_names, plot_files
+from window_cascades.artifacts.results import read_metrics_csv
+from window_cascades.cascade.significance import (
+    benjamini_hochberg,
+    bootstrap_p_value,
+    is_random_metric,
+)
+from window_cascades.commands.offline import main as evaluate_logits
+from window_cascades.uncertainty.probability_metrics import calibration_error, reliability_bins
 
 SHIFTED = [f"{c}_s{s}" for c in ("noise", "blur", "contrast") for s in range(1, 6)]
 OOD = ["digits", "uniform_noise"]
@@ -24,8 +28,8 @@ OOD = ["digits", "uniform_noise"]
 def _notmnist_shaped(directory: Path, n: int = 300) -> Path:
     """Two members' logits on the benchmark's datasets (sizes shrunk), shifted sets harder
     with severity; the first member costs 1 MMAC, the second 2."""
-    from artifacts.cached_logits import save_cached_logits
-    from artifacts.member_meta import save_member_meta
+    from window_cascades.artifacts.cached_logits import save_cached_logits
+    from window_cascades.artifacts.member_meta import save_member_meta
 
     gen = torch.Generator().manual_seed(0)
     margins = {"heldout": 2.5, "test": 2.5, **{s: 2.5 - 0.3 * int(s[-1]) for s in SHIFTED}}

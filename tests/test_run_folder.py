@@ -5,9 +5,13 @@ import os
 
 import pytest
 
-from artifacts.run_folder import OutputFolderError, check_output_folder, staged_run_folder
-from commands.offline import main
 from tests.regression_case import ARGS, write_case
+from window_cascades.artifacts.run_folder import (
+    OutputFolderError,
+    check_output_folder,
+    staged_run_folder,
+)
+from window_cascades.commands.offline import main
 
 
 @pytest.fixture(scope="module")
@@ -72,7 +76,6 @@ def start_offline(logits, out, marker, fault="swap:wait", *extra):
 
     env = {
         **os.environ,
-        "PYTHONPATH": str(ROOT),
         "WINDOW_CASCADES_FAULT": fault,
         "WINDOW_CASCADES_FAULT_MARKER": str(marker),
     }

@@ -6,9 +6,14 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from uncertainty.scod import scod_aurc, scod_curve, scod_mixture, scod_risk_at_coverage
-from uncertainty.scores import EnsembleState
-from uncertainty.temperature import fit_temperature
+from window_cascades.uncertainty.scod import (
+    scod_aurc,
+    scod_curve,
+    scod_mixture,
+    scod_risk_at_coverage,
+)
+from window_cascades.uncertainty.scores import EnsembleState
+from window_cascades.uncertainty.temperature import fit_temperature
 
 
 def brute_scod(id_conf, id_correct, ood_conf, beta):

@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from uncertainty.scores import EnsembleState, confidence_from_logits
+from window_cascades.uncertainty.scores import EnsembleState, confidence_from_logits
 
 
 def test_single_model_scores():

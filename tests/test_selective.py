@@ -6,7 +6,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from uncertainty.selective import (
+from window_cascades.uncertainty.selective import (
     UnreachableTargetError,
     aurc,
     coverage_at_risk,
@@ -119,7 +119,7 @@ def _per_sample_area(order_correct: list[bool], generalized: bool) -> float:
 def test_augrc_is_the_mean_over_tie_orders_of_the_per_sample_area():
     import itertools
 
-    from uncertainty.selective import augrc
+    from window_cascades.uncertainty.selective import augrc
 
     conf = torch.tensor([0.9, 0.7, 0.7, 0.7, 0.4, 0.4, 0.1])
     correct = torch.tensor([True, False, True, True, False, True, False])
@@ -136,7 +136,7 @@ def test_augrc_is_the_mean_over_tie_orders_of_the_per_sample_area():
 
 
 def test_excess_aurc_subtracts_the_oracle_ranking():
-    from uncertainty.selective import aurc, excess_aurc
+    from window_cascades.uncertainty.selective import aurc, excess_aurc
 
     gen = torch.Generator().manual_seed(3)
     correct = torch.rand(40, generator=gen) > 0.3
@@ -149,7 +149,7 @@ def test_excess_aurc_subtracts_the_oracle_ranking():
 
 
 def test_scod_augrc_counts_accepted_ood_as_errors_over_the_whole_mixture():
-    from uncertainty.scod import scod_augrc
+    from window_cascades.uncertainty.scod import scod_augrc
 
     id_conf, ood_conf = torch.tensor([0.9, 0.6, 0.3]), torch.tensor([0.8, 0.2])
     id_correct = torch.tensor([True, False, True])

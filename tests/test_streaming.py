@@ -4,10 +4,10 @@ every later member run on full batches (but the last)."""
 import pytest
 import torch
 
-from cascade.builtin_policies import interval_policy
-from cascade.engine import run_cascade
-from cascade.policies import RandomPolicy
-from cascade.streaming import StreamingCascade
+from window_cascades.cascade.builtin_policies import interval_policy
+from window_cascades.cascade.engine import run_cascade
+from window_cascades.cascade.policies import RandomPolicy
+from window_cascades.cascade.streaming import StreamingCascade
 
 
 class Recording(torch.nn.Module):

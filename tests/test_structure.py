@@ -8,17 +8,17 @@ import sys
 import pytest
 import torch
 
-from cascade.metric_registry import higher_is_better
-from cascade.offline import evaluate_experiment
-from cascade.policy_registry import (
+from tests.conftest import ROOT
+from tests.regression_case import ARGS, write_case
+from window_cascades.cascade.metric_registry import higher_is_better
+from window_cascades.cascade.offline import evaluate_experiment
+from window_cascades.cascade.policy_registry import (
     policy_names,
     policy_table,
     register_policy,
     unregister_policy,
 )
-from commands.offline import main as evaluate_logits
-from tests.conftest import ROOT
-from tests.regression_case import ARGS, write_case
+from window_cascades.commands.offline import main as evaluate_logits
 
 GOLDEN = ROOT / "tests" / "data"
 HEAVY = ("lightning", "torchmetrics", "wandb", "datasets", "timm", "matplotlib")
@@ -70,7 +70,7 @@ def test_offline_evaluator_loads_no_training_or_logging_stack(tmp_path):
 
 
 def test_a_new_policy_is_one_function_and_one_registry_entry():
-    from cascade.builtin_policies import interval_policy
+    from window_cascades.cascade.builtin_policies import interval_policy
 
     @register_policy("top_half", "the less confident half of held-out scores")
     def fit_top_half(inputs, settings):
@@ -79,7 +79,7 @@ def test_a_new_policy_is_one_function_and_one_registry_entry():
 
     try:
         gen = torch.Generator().manual_seed(0)
-        from cascade.offline import EnsembleLogits
+        from window_cascades.cascade.offline import EnsembleLogits
 
         data = {
             name: EnsembleLogits(

@@ -9,8 +9,8 @@ import sys
 
 import pytest
 
-from commands.cli import CascadeCLI, MemberCLI
-from commands.stage_loggers import finish_wandb
+from window_cascades.commands.cli import CascadeCLI, MemberCLI
+from window_cascades.commands.stage_loggers import finish_wandb
 
 pytestmark = pytest.mark.wandb
 

@@ -10,12 +10,12 @@ from pathlib import Path
 
 import pytest
 
-from commands.pipeline_config import load_pipeline_config
-from commands.shipped_configs import CONFIGS, shipped_names
-from commands.slurm_wait import job_report
-from commands.window_cascades import SUBCOMMANDS, main
 from tests.conftest import QUICKSTART, ROOT
 from tests.regression_case import ARGS, write_case
+from window_cascades.commands.pipeline_config import load_pipeline_config
+from window_cascades.commands.shipped_configs import CONFIGS, shipped_names
+from window_cascades.commands.slurm_wait import job_report
+from window_cascades.commands.window_cascades import SUBCOMMANDS, main
 
 
 def test_help_lists_every_subcommand_and_mistakes_are_one_line(capsys):
@@ -37,8 +37,8 @@ def test_each_subcommand_runs_its_command_with_its_options(tmp_path):
     through the command writes what ``scripts/evaluate_logits.py`` writes; every other
     subcommand answers --help with its own program name."""
     logits = write_case(tmp_path / "logits")
-    command = [sys.executable, "-m", "commands.window_cascades"]
-    env = {"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"}
+    command = [sys.executable, "-m", "window_cascades"]
+    env = {"PATH": "/usr/bin:/bin"}
     done = subprocess.run(
         [
             *command,
@@ -211,7 +211,7 @@ def test_wait_reports_each_job_members_first():
 def test_submit_sh_is_the_same_command(tmp_path):
     """scripts/slurm/submit.sh runs `window-cascades submit` from the repository root."""
     config = experiment_yaml(tmp_path)
-    env = {**os.environ, "PYTHON": sys.executable, "PYTHONPATH": str(ROOT)}
+    env = {**os.environ, "PYTHON": sys.executable}
     args = [config, "--dry-run", "--tasks-per-node", "2", "--", "--overwrite"]
     shown = subprocess.run(
         ["bash", str(ROOT / "scripts" / "slurm" / "submit.sh"), *args],
@@ -223,7 +223,7 @@ def test_submit_sh_is_the_same_command(tmp_path):
     )
     assert shown.returncode == 0, shown.stderr
     direct = subprocess.run(
-        [sys.executable, "-m", "commands.window_cascades", "submit", *args],
+        [sys.executable, "-m", "window_cascades", "submit", *args],
         cwd=ROOT,
         env=env,
         capture_output=True,

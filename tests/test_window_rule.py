@@ -3,10 +3,10 @@
 import pytest
 import torch
 
-from cascade.builtin_policies import fit_window_stage
-from cascade.policy_registry import FitInputs, PolicySettings, fit_policies
-from uncertainty.selective import UnreachableTargetError
-from uncertainty.targets import parse_target
+from window_cascades.cascade.builtin_policies import fit_window_stage
+from window_cascades.cascade.policy_registry import FitInputs, PolicySettings, fit_policies
+from window_cascades.uncertainty.selective import UnreachableTargetError
+from window_cascades.uncertainty.targets import parse_target
 
 
 def heldout(n=100):
@@ -58,7 +58,7 @@ def test_fit_policies_builds_all_four():
 
 
 def test_policies_round_trip_through_json_dict():
-    from cascade.policies import policy_from_dict
+    from window_cascades.cascade.policies import policy_from_dict
 
     conf, correct = heldout(200)
     names = ["single", "ensemble", "window", "random"]

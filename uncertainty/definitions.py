@@ -1,9 +1,9 @@
 """The two sets of metric and window definitions: ``standard`` (default) and ``paper``.
 
-``standard`` follows docs/concepts/method.md (tie-aware curves; see ``uncertainty.selective``);
-``paper`` reproduces the reference code's choices (see ``uncertainty.paper_definitions``).
-Everything that depends on the choice goes through a :class:`Definitions` object, so the window
-rule and the metrics always agree.
+``standard`` follows docs/concepts/method.md (tie-aware curves; see
+``window_cascades.uncertainty.selective``); ``paper`` reproduces the reference code's choices (see
+``window_cascades.uncertainty.paper_definitions``). Everything that depends on the choice goes
+through a :class:`Definitions` object, so the window rule and the metrics always agree.
 
 Standard window: q = F(tau), the empirical CDF of held-out scores at tau; the window is the
 band of quantile width 2w centred on q, shifted to stay inside [0, 1]: [q - w, q + w], or
@@ -20,10 +20,10 @@ from dataclasses import dataclass
 
 import torch
 
-from uncertainty import paper_definitions as paper
-from uncertainty.names import DEFINITION_NAMES  # noqa: E402, F401  (re-exported)
-from uncertainty.ood_detection import fpr_at_threshold, id_acceptance_threshold
-from uncertainty.selective import (
+from window_cascades.uncertainty import paper_definitions as paper
+from window_cascades.uncertainty.names import DEFINITION_NAMES  # noqa: E402, F401  (re-exported)
+from window_cascades.uncertainty.ood_detection import fpr_at_threshold, id_acceptance_threshold
+from window_cascades.uncertainty.selective import (
     UnreachableTargetError,
     aurc,
     coverage_at_risk,

@@ -6,7 +6,7 @@ prediction should have a lower confidence than a correct one. Both metrics are t
 undefined (NaN) when the sample holds no correct or no wrong prediction.
 
 Each metric's weighted form (``weighted_*``: B bootstrap resamples at once, see
-``uncertainty.weighted_curve``) sits beside its plain form.
+``window_cascades.uncertainty.weighted_curve``) sits beside its plain form.
 """
 
 from __future__ import annotations
@@ -15,7 +15,11 @@ from collections.abc import Callable
 
 import torch
 
-from uncertainty.ood_detection import auroc, fpr_at_threshold, id_acceptance_threshold
+from window_cascades.uncertainty.ood_detection import (
+    auroc,
+    fpr_at_threshold,
+    id_acceptance_threshold,
+)
 
 
 def _split(confidence: torch.Tensor, correct: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -77,9 +81,9 @@ def _nan_where_undefined(value: torch.Tensor, w_right: torch.Tensor, w_wrong: to
 def weighted_failure_auroc(
     confidence: torch.Tensor, correct: torch.Tensor, weights: torch.Tensor
 ) -> torch.Tensor:
-    """B values of :func:`uncertainty.failure_detection.failure_auroc`, sample i counted
-    W[b, i] times: sum over wrong j and correct i of W_j W_i (1[c_i > c_j] + 0.5 1[c_i = c_j]),
-    over (sum_wrong W)(sum_correct W); NaN for a resample with no correct or no wrong draw.
+    """B values of :func:`window_cascades.uncertainty.failure_detection.failure_auroc`, sample i
+    counted W[b, i] times: sum over wrong j and correct i of W_j W_i (1[c_i > c_j] + 0.5 1[c_i =
+    c_j]), over (sum_wrong W)(sum_correct W); NaN for a resample with no correct or no wrong draw.
 
     Args:
         confidence: N confidences; correct: N bools (the positive class).
@@ -101,7 +105,8 @@ def weighted_failure_auroc(
 def weighted_failure_fpr(
     confidence: torch.Tensor, correct: torch.Tensor, weights: torch.Tensor, tpr: float
 ) -> torch.Tensor:
-    """B values of :func:`uncertainty.failure_detection.failure_fpr_at_tpr` (the standard
+    """B values of :func:`window_cascades.uncertainty.failure_detection.failure_fpr_at_tpr` (the
+    standard
     threshold: the largest accepting at least ``tpr`` of the resample's correct draws), sample
     i counted W[b, i] times; NaN for a resample with no correct or no wrong draw.
 

@@ -4,8 +4,8 @@ OOD samples are the positive class and the OOD score is ``-confidence``. All met
 tie-aware (tied scores count half in AUROC and form one threshold in AUPR and FPR).
 
 Each metric's weighted form (``weighted_*``: B bootstrap resamples at once, see
-``uncertainty.weighted_curve``) sits beside its plain form, so the two are read and changed
-together.
+``window_cascades.uncertainty.weighted_curve``) sits beside its plain form, so the two are read and
+changed together.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import math
 
 import torch
 
-from uncertainty.weighted_curve import WeightedCurve, draw_counts, sort_with_rank
+from window_cascades.uncertainty.weighted_curve import WeightedCurve, draw_counts, sort_with_rank
 
 
 def _labels_and_scores(id_conf: torch.Tensor, ood_conf: torch.Tensor):

@@ -1,6 +1,6 @@
 """The reference code's definitions (``--definitions paper``), to compare with the paper.
 
-They differ from the standard ones (``uncertainty.selective``) as follows:
+They differ from the standard ones (``window_cascades.uncertainty.selective``) as follows:
 
 - curves have one point per sample (k = 1..N most confident accepted), not per distinct score;
 - tau for ``cov@r`` is the threshold of the point whose risk is closest to r, searched only
@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import torch
 
-from uncertainty.selective import UnreachableTargetError
+from window_cascades.uncertainty.selective import UnreachableTargetError
 
 SKIP_POINTS = 500
 

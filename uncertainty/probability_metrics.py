@@ -3,9 +3,10 @@
 Each metric is computed from O(N) per-sample statistics (top-label probability, correctness,
 probability of the target, sum of squared probabilities), so the torchmetrics wrappers, which
 keep only those statistics, call the very same functions. The weighted forms (B bootstrap
-resamples at once, see ``uncertainty.weighted_curve``) sit beside them: the mean-type metrics
-(accuracy, NLL, Brier) are :func:`uncertainty.weighted_curve.weighted_mean` of the same
-per-sample values, ECE is :func:`weighted_calibration_error`.
+resamples at once, see ``window_cascades.uncertainty.weighted_curve``) sit beside them: the
+mean-type metrics (accuracy, NLL, Brier) are
+:func:`window_cascades.uncertainty.weighted_curve.weighted_mean` of the same per-sample values, ECE
+is :func:`weighted_calibration_error`.
 """
 
 from __future__ import annotations

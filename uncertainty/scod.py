@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import torch
 
-from uncertainty.selective import RiskCoverageCurve, generalized_risk_area
+from window_cascades.uncertainty.selective import RiskCoverageCurve, generalized_risk_area
 
 
 def scod_mixture(

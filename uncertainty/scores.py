@@ -19,8 +19,8 @@ from dataclasses import dataclass, field
 
 import torch
 
-from uncertainty.names import SCORES  # noqa: E402, F401  (re-exported)
-from uncertainty.temperature import scale_probs
+from window_cascades.uncertainty.names import SCORES  # noqa: E402, F401  (re-exported)
+from window_cascades.uncertainty.temperature import scale_probs
 
 
 def check_score(score: str) -> str:

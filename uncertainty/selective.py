@@ -7,7 +7,8 @@ coverage reached when every sample with that confidence is accepted, so the resu
 depend on the order of tied samples.
 
 The weighted forms (B bootstrap resamples at once) are the methods of
-:class:`uncertainty.weighted_curve.WeightedCurve` and :func:`weighted_oracle_aurc` below.
+:class:`window_cascades.uncertainty.weighted_curve.WeightedCurve` and :func:`weighted_oracle_aurc`
+below.
 """
 
 from __future__ import annotations

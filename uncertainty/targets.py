@@ -53,9 +53,9 @@ def target_threshold(
     risk <= r, ``risk@c`` the threshold of the first point reaching coverage c, ``fpr@p`` the
     largest threshold that accepts a fraction p of the (in-distribution) samples; ``correct``
     is ignored for ``fpr``. ``definitions="paper"`` uses the reference code's rules instead
-    (see ``uncertainty.paper_definitions``).
+    (see ``window_cascades.uncertainty.paper_definitions``).
     """
-    from uncertainty.definitions import get_definitions
+    from window_cascades.uncertainty.definitions import get_definitions
 
     defs = get_definitions(definitions)
     if target.task == "cov":

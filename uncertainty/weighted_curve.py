@@ -67,10 +67,10 @@ class WeightedCurve:
     """Tie-aware risk-coverage curves of B resamples of one sample.
 
     One point per distinct confidence (most confident first), as
-    :func:`uncertainty.selective.risk_coverage_curve`: at point g every sample with confidence
-    >= the g-th largest distinct value is accepted. A point none of whose samples was drawn in
-    resample b repeats the previous point of b (zero width in every area). Samples are binned
-    by point straight from the draws (no B x N gather).
+    :func:`window_cascades.uncertainty.selective.risk_coverage_curve`: at point g every sample with
+    confidence >= the g-th largest distinct value is accepted. A point none of whose samples was
+    drawn in resample b repeats the previous point of b (zero width in every area). Samples are
+    binned by point straight from the draws (no B x N gather).
 
     Args:
         confidence: N confidences.

@@ -29,16 +29,16 @@ import time
 
 import torch
 
-from artifacts.experiment_logits import load_experiment
-from cascade.budget_selection import output_value
-from cascade.engine import exit_stages
-from cascade.metric_registry import MetricSettings
-from cascade.offline import evaluate_policies, prepare_experiment
-from cascade.policy_registry import FitInputs, PolicySettings, fit_policies
-from cascade.sample_outputs import SampleOutputs
-from uncertainty.guarantees import GuaranteeError, certified_threshold
-from uncertainty.selective import coverage_at_risk
-from uncertainty.targets import parse_target
+from window_cascades.artifacts.experiment_logits import load_experiment
+from window_cascades.cascade.budget_selection import output_value
+from window_cascades.cascade.engine import exit_stages
+from window_cascades.cascade.metric_registry import MetricSettings
+from window_cascades.cascade.offline import evaluate_policies, prepare_experiment
+from window_cascades.cascade.policy_registry import FitInputs, PolicySettings, fit_policies
+from window_cascades.cascade.sample_outputs import SampleOutputs
+from window_cascades.uncertainty.guarantees import GuaranteeError, certified_threshold
+from window_cascades.uncertainty.selective import coverage_at_risk
+from window_cascades.uncertainty.targets import parse_target
 
 
 def gain_table(

@@ -3,8 +3,8 @@
     python benchmarks/budget/benchmark_deferral_rules.py --logits-dir DIR --members m0 m1 \\
         --heldout NAME --id NAME [--risk 0.05] [--budgets 1.1 1.2 1.3]
 
-For two members of equal cost, the budget_window search (``cascade.budget_window``) is run
-on other per-sample deferral scores of member 1 than its MSP: MSP + lambda x top-2 margin
+For two members of equal cost, the budget_window search (``window_cascades.cascade.budget_window``)
+is run on other per-sample deferral scores of member 1 than its MSP: MSP + lambda x top-2 margin
 (lambda in -1 .. 2), the margin alone, negative entropy, MSP - 0.1 x entropy (cf. Jitkrittum et
 al., NeurIPS 2023, "When does confidence-based cascade deferral suffice?"). Each rule's interval
 is chosen on held-out at the budget and scored on test (cov@R of the cascade's output, MSP
@@ -18,9 +18,9 @@ import argparse
 
 import torch
 
-from artifacts.experiment_logits import load_experiment
-from cascade.interval_search import best_interval
-from uncertainty.selective import coverage_at_risk
+from window_cascades.artifacts.experiment_logits import load_experiment
+from window_cascades.cascade.interval_search import best_interval
+from window_cascades.uncertainty.selective import coverage_at_risk
 
 
 def member_features(data, name: str) -> dict[str, torch.Tensor]:

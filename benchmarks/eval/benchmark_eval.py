@@ -22,12 +22,12 @@ from pathlib import Path
 
 import torch
 
-from artifacts.cached_logits import save_cached_logits
-from artifacts.experiment_logits import load_experiment
-from artifacts.member_meta import save_member_meta
-from cascade.offline import prepare_experiment
-from cascade.policy_registry import FitInputs, PolicySettings, fit_policies
-from commands.offline import main as evaluate_main
+from window_cascades.artifacts.cached_logits import save_cached_logits
+from window_cascades.artifacts.experiment_logits import load_experiment
+from window_cascades.artifacts.member_meta import save_member_meta
+from window_cascades.cascade.offline import prepare_experiment
+from window_cascades.cascade.policy_registry import FitInputs, PolicySettings, fit_policies
+from window_cascades.commands.offline import main as evaluate_main
 
 SIZES = {"heldout": 10_000, "test": 20_000, "ood_a": 10_000, "ood_b": 6_000}
 CLASSES = 1000

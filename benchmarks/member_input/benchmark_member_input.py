@@ -26,8 +26,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 import torch  # noqa: E402
 from PIL import Image  # noqa: E402
 
-from datamodules.prepared_images import eval_transform, timm_data_config  # noqa: E402
-from lightning_modules.member_input import MemberInput  # noqa: E402
+from window_cascades.datamodules.prepared_images import eval_transform, timm_data_config  # noqa: E402
+from window_cascades.lightning_modules.member_input import MemberInput  # noqa: E402
 
 SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".webp"}
 

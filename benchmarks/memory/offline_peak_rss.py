@@ -112,7 +112,7 @@ def run_evaluator(repo: Path, logits: Path, out: Path, members: int, bootstrap: 
 
 def import_baseline(repo: Path) -> int:
     """Peak RSS of a process that only imports what the evaluator imports (bytes)."""
-    code = "import torch, matplotlib.pyplot, artifacts.offline_command, cascade.offline"
+    code = "import torch, matplotlib.pyplot, window_cascades.commands.offline"
     proc = subprocess.Popen(
         [sys.executable, "-c", code], env={**os.environ, "PYTHONPATH": str(repo)}
     )

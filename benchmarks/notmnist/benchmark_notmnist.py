@@ -33,21 +33,21 @@ import yaml
 from cascade_grid import PlanEntry, evaluate_grid, growing_pairs, size_orders
 from tradeoff_plots import exit_fraction_plot, mean_with_interval, tradeoff_plot
 
-from artifacts.atomic import write_csv, write_json, write_text, write_with
-from artifacts.cached_logits import file_sha256
-from artifacts.experiment_logits import member_macs
-from artifacts.results import metrics_csv_text
-from cascade.bootstrap import DELTA_FIELDS, Bootstrap
-from cascade.evaluation import ROW_FIELDS
-from cascade.metric_registry import MetricSettings, higher_is_better
-from cascade.orders import ORDERS_FIELDS, order_label, spread_across_orders
-from cascade.policies import ensemble_policy, single_policy
-from cascade.policy_registry import PolicySettings
-from cascade.timing import measure
-from commands.console import add_console_options, apply_console_options
-from commands.stages import cache_logits, fit_member
-from lightning_modules.member_checkpoint import load_member
-from vocabulary.roles import DatasetRoles
+from window_cascades.artifacts.atomic import write_csv, write_json, write_text, write_with
+from window_cascades.artifacts.cached_logits import file_sha256
+from window_cascades.artifacts.experiment_logits import member_macs
+from window_cascades.artifacts.results import metrics_csv_text
+from window_cascades.cascade.bootstrap import DELTA_FIELDS, Bootstrap
+from window_cascades.cascade.evaluation import ROW_FIELDS
+from window_cascades.cascade.metric_registry import MetricSettings, higher_is_better
+from window_cascades.cascade.orders import ORDERS_FIELDS, order_label, spread_across_orders
+from window_cascades.cascade.policies import ensemble_policy, single_policy
+from window_cascades.cascade.policy_registry import PolicySettings
+from window_cascades.cascade.timing import measure
+from window_cascades.commands.console import add_console_options, apply_console_options
+from window_cascades.commands.stages import cache_logits, fit_member
+from window_cascades.lightning_modules.member_checkpoint import load_member
+from window_cascades.vocabulary.roles import DatasetRoles
 
 SIZES = ["resnet10t", "resnet18", "resnet34", "resnet101"]
 SEED_CAP = {"resnet101": 2}  # a third resnet101 (~9-14 min) does not fit the 90-minute budget
@@ -95,7 +95,7 @@ def train_and_cache(args, data_cfg: Path, work: Path) -> dict[str, list[str]]:
     """
     import timm
 
-    from lightning_modules.complexity import count_macs_params
+    from window_cascades.lightning_modules.complexity import count_macs_params
 
     weight = {
         size: count_macs_params(timm.create_model(size, num_classes=10, in_chans=1), (1, 32, 32))[0]
@@ -246,7 +246,7 @@ def timing(members, windows, id_images: torch.Tensor, work: Path, args) -> list[
 
 def id_images(data_cfg: Path, roles: dict[str, str]) -> torch.Tensor:
     """The normalised ID test images, as the members see them."""
-    from datamodules.idx_images import IDXDataModule
+    from window_cascades.datamodules.idx_images import IDXDataModule
 
     dm = IDXDataModule(**yaml.safe_load(data_cfg.read_text())["init_args"])
     dm.setup()
@@ -507,7 +507,7 @@ def main(argv: list[str] | None = None) -> int:
     start = time.time()
     members = train_and_cache(args, data_cfg, args.work)
     train_s = time.time() - start
-    from datamodules.specs import parse_dataset_specs
+    from window_cascades.datamodules.specs import parse_dataset_specs
 
     specs = parse_dataset_specs(yaml.safe_load(data_cfg.read_text())["init_args"]["datasets"])
     roles = DatasetRoles({s.name: s.role for s in specs})

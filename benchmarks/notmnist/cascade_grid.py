@@ -3,8 +3,8 @@
 A grid is a list of cascades, each a model label (e.g. ``resnet18`` or
 ``resnet10t>resnet34``) and a member order; every cascade is evaluated offline with every
 entry of the plan (score, policies, policy settings), and every row is tagged with ``model``
-and ``members``. All cascades share one :class:`cascade.bootstrap.Bootstrap`, so intervals
-and paired differences come from the same resamples of each dataset.
+and ``members``. All cascades share one :class:`window_cascades.cascade.bootstrap.Bootstrap`, so
+intervals and paired differences come from the same resamples of each dataset.
 """
 
 from __future__ import annotations
@@ -14,16 +14,16 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from artifacts.experiment_logits import load_experiment
-from cascade.bootstrap import Bootstrap
-from cascade.metric_registry import MetricSettings
-from cascade.offline import EnsembleLogits, evaluate_policies, prepare_experiment
-from cascade.orders import order_label
-from cascade.policy_registry import PolicySettings
-from cascade.progress import progress
-from uncertainty.guarantees import GuaranteeError
-from uncertainty.selective import UnreachableTargetError
-from vocabulary.roles import DatasetRoles
+from window_cascades.artifacts.experiment_logits import load_experiment
+from window_cascades.cascade.bootstrap import Bootstrap
+from window_cascades.cascade.metric_registry import MetricSettings
+from window_cascades.cascade.offline import EnsembleLogits, evaluate_policies, prepare_experiment
+from window_cascades.cascade.orders import order_label
+from window_cascades.cascade.policy_registry import PolicySettings
+from window_cascades.cascade.progress import progress
+from window_cascades.uncertainty.guarantees import GuaranteeError
+from window_cascades.uncertainty.selective import UnreachableTargetError
+from window_cascades.vocabulary.roles import DatasetRoles
 
 
 @dataclass(frozen=True)

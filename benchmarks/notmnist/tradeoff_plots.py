@@ -14,7 +14,7 @@ from pathlib import Path
 
 import matplotlib
 
-from vocabulary.roles import ROLES
+from window_cascades.vocabulary.roles import ROLES
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402

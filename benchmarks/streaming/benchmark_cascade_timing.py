@@ -17,9 +17,9 @@ import sys
 import timm
 import torch
 
-from artifacts.atomic import write_csv
-from cascade.policies import RandomPolicy, ensemble_policy, single_policy
-from cascade.timing import measure
+from window_cascades.artifacts.atomic import write_csv
+from window_cascades.cascade.policies import RandomPolicy, ensemble_policy, single_policy
+from window_cascades.cascade.timing import measure
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -28,8 +28,8 @@ import torch.nn.functional as F
 from lightning.pytorch import Callback, Trainer
 from torch.utils.data import DataLoader, Dataset
 
-from artifacts.atomic import write_csv
-from lightning_modules.member import MemberModule
+from window_cascades.artifacts.atomic import write_csv
+from window_cascades.lightning_modules.member import MemberModule
 
 
 class BatchPool(Dataset):

@@ -27,22 +27,13 @@ from __future__ import annotations
 import csv
 import io
 import re
-import sys
 from pathlib import Path
 
+import tomllib
 from mkdocs.exceptions import PluginError
 from mkdocs.structure.files import File
 
 ROOT = Path(__file__).resolve().parents[2]
-PACKAGES = (
-    "vocabulary",
-    "uncertainty",
-    "cascade",
-    "artifacts",
-    "datamodules",
-    "lightning_modules",
-    "commands",
-)
 # the unit of each metric whose value is not a fraction in [0, 1]
 UNITS = {
     "nll": "nats",
@@ -87,16 +78,14 @@ def _csv_table(path: Path, max_rows: int | None) -> str:
 
 
 def _registry(name: str, page: str) -> str:
-    if str(ROOT) not in sys.path:
-        sys.path.insert(0, str(ROOT))
-    import cascade  # noqa: F401  (registers the built-in metrics and policies)
-    from cascade.metric_registry import metric_entries
-    from cascade.policy_registry import policy_table
+    import window_cascades.cascade  # noqa: F401  (registers the built-in metrics and policies)
+    from window_cascades.cascade.metric_registry import metric_entries
+    from window_cascades.cascade.policy_registry import policy_table
 
     if name == "policies":
         return policy_table()
     if name == "quickstart-table":
-        from commands.readme_table import find_table
+        from window_cascades.commands.readme_table import find_table
 
         datasets, table = find_table((ROOT / "README.md").read_text())
         return "```\n" + table.strip("\n") + "\n```"
@@ -144,16 +133,18 @@ def on_files(files, config):
 
 
 def public_modules() -> list[str]:
-    """Every module of the packages whose name, and every parent's, does not start with ``_``."""
-    found = []
-    for package in PACKAGES:
-        for path in sorted((ROOT / package).rglob("*.py")):
-            parts = path.relative_to(ROOT).with_suffix("").parts
+    """``window_cascades`` and every module of its packages (the folders pyproject.toml maps
+    under it) whose name, and every parent's, does not start with ``_``."""
+    setuptools = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]
+    found = ["window_cascades"]
+    for package, folder in setuptools["package-dir"].items():
+        for path in sorted((ROOT / folder).rglob("*.py")):
+            parts = path.relative_to(ROOT / folder).with_suffix("").parts
             if parts[-1] == "__init__":
                 parts = parts[:-1]
             if any(p.startswith("_") for p in parts):
                 continue
-            found.append(".".join(parts))
+            found.append(".".join((package, *parts)))
     return found
 
 

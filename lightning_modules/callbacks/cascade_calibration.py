@@ -11,15 +11,20 @@ from lightning.pytorch import Callback
 from lightning.pytorch.utilities import rank_zero_info
 from torch.utils.data import ConcatDataset, DataLoader, Dataset, Subset
 
-from artifacts.atomic import write_json
-from cascade.fitted import FittedCascade
-from cascade.offline import prefix_outputs
-from cascade.operating_point import policy_operating_points
-from cascade.policy_registry import FitInputs, PolicySettings, fit_policies, policy_entry
-from cascade.stage_scores import fit_temperatures, member_states, stage_confidences
-from datamodules.contract import cascade_datamodule
-from lightning_modules.complexity import count_macs_params
-from uncertainty.scod import scod_mixture
+from window_cascades.artifacts.atomic import write_json
+from window_cascades.cascade.fitted import FittedCascade
+from window_cascades.cascade.offline import prefix_outputs
+from window_cascades.cascade.operating_point import policy_operating_points
+from window_cascades.cascade.policy_registry import (
+    FitInputs,
+    PolicySettings,
+    fit_policies,
+    policy_entry,
+)
+from window_cascades.cascade.stage_scores import fit_temperatures, member_states, stage_confidences
+from window_cascades.datamodules.contract import cascade_datamodule
+from window_cascades.lightning_modules.complexity import count_macs_params
+from window_cascades.uncertainty.scod import scod_mixture
 
 # the parameters a fitted cascade's info records under their own keys (as before plugins)
 BUILTIN_RECORDED = (
@@ -39,13 +44,13 @@ class CascadeCalibration(Callback):
     For stage k (k = 1..M-1) it scores the held-out samples with the ensemble of the first k
     members, finds the operating threshold tau of ``target`` (``cov@r``, ``risk@c`` or
     ``fpr@p``), and sets the window of quantiles of width 2w around tau (see
-    ``cascade.builtin_policies``; the module's ``definitions`` choose standard or paper rules). The
-    single-threshold policy passes the ``pass_fraction`` least confident samples; the random
-    policy ``random_fraction`` (default 2w); ``window_adjusted`` re-derives the window on an
-    unlabelled mixture of the ID test set and the OOD sets (``mixture_ratio`` OOD : ID). With
+    ``window_cascades.cascade.builtin_policies``; the module's ``definitions`` choose standard or
+    paper rules). The single-threshold policy passes the ``pass_fraction`` least confident samples;
+    the random policy ``random_fraction`` (default 2w); ``window_adjusted`` re-derives the window on
+    an unlabelled mixture of the ID test set and the OOD sets (``mixture_ratio`` OOD : ID). With
     ``temperature_scaling`` it first fits a temperature per member and per ensemble size.
-    The fitted cascade (:class:`cascade.fitted.FittedCascade`) goes to the module (so its
-    checkpoints carry it); ``CascadeResultsWriter`` writes it into the run's folder as
+    The fitted cascade (:class:`window_cascades.cascade.fitted.FittedCascade`) goes to the module
+    (so its checkpoints carry it); ``CascadeResultsWriter`` writes it into the run's folder as
     ``fitted_cascade.json`` with the results. ``fitted_json`` writes an extra copy as soon as it
     is fitted (before the evaluation).
 
@@ -71,7 +76,7 @@ class CascadeCalibration(Callback):
         budget_select: how ``budget_window`` picks its rule: ``cv``, ``search``, ``coarse`` or
             ``window``.
         parameters: any other parameter a registered policy declares, by name
-            (``cascade.policy_parameters``; e.g. a plugin policy's), checked by its
+            (``window_cascades.cascade.policy_parameters``; e.g. a plugin policy's), checked by its
             declaration. The named arguments above are the built-in policies' parameters.
     """
 

@@ -7,16 +7,16 @@ from pathlib import Path
 import torch
 from lightning.pytorch.callbacks import BasePredictionWriter
 
-from artifacts.cached_logits import (
+from window_cascades.artifacts.cached_logits import (
     file_sha256,
     new_generation,
     save_cached_logits,
 )
-from artifacts.faults import fault_point
-from artifacts.member_meta import save_member_meta
-from datamodules.contract import cascade_datamodule
-from lightning_modules.callbacks.gather import gather_parts
-from lightning_modules.complexity import count_macs_params
+from window_cascades.artifacts.faults import fault_point
+from window_cascades.artifacts.member_meta import save_member_meta
+from window_cascades.datamodules.contract import cascade_datamodule
+from window_cascades.lightning_modules.callbacks.gather import gather_parts
+from window_cascades.lightning_modules.complexity import count_macs_params
 
 
 class CachedLogitsWriter(BasePredictionWriter):

@@ -8,10 +8,10 @@ import io
 import torch
 from lightning.pytorch.callbacks import BasePredictionWriter
 
-from artifacts.atomic import write_text
-from datamodules.contract import cascade_datamodule
-from datamodules.image_decoding import image_error
-from lightning_modules.callbacks.gather import gather_parts
+from window_cascades.artifacts.atomic import write_text
+from window_cascades.datamodules.contract import cascade_datamodule
+from window_cascades.datamodules.image_decoding import image_error
+from window_cascades.lightning_modules.callbacks.gather import gather_parts
 
 COLUMNS = ("dataset", "index", "prediction", "confidence", "accepted", "ood", "exit_stage")
 FILE_COLUMNS = ("path", "status", "reason")  # when a dataset reads image files
@@ -40,8 +40,8 @@ class CascadePredictionsWriter(BasePredictionWriter):
         inputs: new images to predict instead of a data config's datasets: a folder (its
             sub-folders included), a text file listing image paths (one per line, relative to
             the current folder) or one image. They are prepared as the cascade's calibration
-            data (``datamodules.predict_files``, set up by the command); rows name their
-            ``dataset`` ``inputs`` and carry each file's ``path``.
+            data (``window_cascades.datamodules.predict_files``, set up by the command); rows name
+            their ``dataset`` ``inputs`` and carry each file's ``path``.
         batch_size: images per batch with ``inputs``.
         num_workers: dataloader worker processes with ``inputs``.
     """

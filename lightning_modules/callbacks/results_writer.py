@@ -7,10 +7,10 @@ from pathlib import Path
 
 from lightning.pytorch import Callback
 
-from artifacts.folder_claim import release_output_folder
-from artifacts.run_folder import check_output_folder, swap_in
-from artifacts.staging_folders import discard_staging, new_staging_folder
-from lightning_modules.wandb_report import log_cascade_report, wandb_runs
+from window_cascades.artifacts.folder_claim import release_output_folder
+from window_cascades.artifacts.run_folder import check_output_folder, swap_in
+from window_cascades.artifacts.staging_folders import discard_staging, new_staging_folder
+from window_cascades.lightning_modules.wandb_report import log_cascade_report, wandb_runs
 
 
 class CascadeResultsWriter(Callback):
@@ -84,8 +84,8 @@ class CascadeResultsWriter(Callback):
         trainer.strategy.barrier("results_written")
 
     def _write(self, staging: Path, trainer, pl_module, policies: dict) -> None:
-        from artifacts.fitted_file import write_fitted_cascade
-        from artifacts.results import write_results
+        from window_cascades.artifacts.fitted_file import write_fitted_cascade
+        from window_cascades.artifacts.results import write_results
 
         ev, fitted, score = pl_module.evaluation, pl_module.fitted, pl_module.score
         run_keys = {p.name: (p.name, p.setting, score, "") for p in pl_module.policies()}

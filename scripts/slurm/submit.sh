@@ -24,4 +24,4 @@
 # Logs: <out>/slurm/members_<job>_<task>.out and <out>/slurm/evaluate_<job>.out.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-exec "${PYTHON:-.venv/bin/python}" -m commands.slurm_submit "$@"
+exec "${PYTHON:-.venv/bin/python}" -m window_cascades.commands.slurm_submit "$@"
