@@ -17,7 +17,7 @@ where each family keeps its plain and weighted forms side by side, and the torch
 (``lightning_modules/metric_wrappers.py``) compute their values through these entries. Why
 side by side and not one weighted definition with unit weights for the plain value: the plain
 functions fix the reported numbers to the last bit (the golden files), and weighted sums
-differ from them in the last bits; ``tests/test_metric_registry.py`` holds every entry's
+differ from them in the last bits; ``tests/cascade/test_metric_registry.py`` holds every entry's
 forms equal within 1e-10.
 """
 

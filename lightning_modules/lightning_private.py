@@ -1,5 +1,6 @@
 """The one place the library reads Lightning's private API, so an upgrade that changes it
-breaks here (and in ``tests/test_lightning_private.py``) rather than somewhere quiet."""
+breaks here (and in ``tests/lightning_modules/test_lightning_private.py``) rather than somewhere
+quiet."""
 
 from __future__ import annotations
 

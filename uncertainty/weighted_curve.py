@@ -13,7 +13,7 @@ are weighted cumulative sums over one fixed sort: O(B x N) per metric instead of
 Why two forms rather than one weighted definition: the plain functions fix the reported numbers
 (golden files hold them to the last bit), and their float arithmetic differs from the weighted
 sums in the last bits; the weighted forms are held equal to them within 1e-10 by
-``tests/test_metric_registry.py`` and ``tests/test_bootstrap.py``.
+``tests/cascade/test_metric_registry.py`` and ``tests/cascade/test_bootstrap.py``.
 """
 
 from __future__ import annotations

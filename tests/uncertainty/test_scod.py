@@ -1,4 +1,4 @@
-"""SCOD metrics against brute force; ensemble disagreement; temperature scaling."""
+"""SCOD (selective classification with OOD data) against brute force."""
 
 import numpy as np
 import pytest
@@ -12,8 +12,6 @@ from window_cascades.uncertainty.scod import (
     scod_mixture,
     scod_risk_at_coverage,
 )
-from window_cascades.uncertainty.scores import EnsembleState
-from window_cascades.uncertainty.temperature import fit_temperature
 
 
 def brute_scod(id_conf, id_correct, ood_conf, beta):
@@ -57,29 +55,3 @@ def test_scod_mixture_sizes_and_determinism():
     assert (id_idx.numel(), ood_idx.numel()) == (30, 30)
     id_idx, ood_idx = scod_mixture(100, 300, 0.5)
     assert (id_idx.numel(), ood_idx.numel()) == (100, 50)
-
-
-def test_mutual_information_of_an_ensemble():
-    a = torch.tensor([[4.0, 0.0], [0.0, 0.0]])
-    b = torch.tensor([[0.0, 4.0], [0.0, 0.0]])
-    state = EnsembleState.from_logits(a).add(b)
-    pa, pb = a.softmax(-1), b.softmax(-1)
-    mean = (pa + pb) / 2
-
-    def h(p):
-        return -(p * p.log()).sum(-1)
-
-    mi = h(mean) - (h(pa) + h(pb)) / 2
-    torch.testing.assert_close(state.confidence("mutual_information"), -mi)
-    assert state.confidence("mutual_information")[1].item() == pytest.approx(0.0, abs=1e-7)
-    assert EnsembleState.from_logits(a).confidence("mutual_information").eq(0).all()
-
-
-def test_temperature_scaling_recovers_a_known_temperature():
-    gen = torch.Generator().manual_seed(0)
-    true_logits = torch.randn(4000, 5, generator=gen) * 2
-    targets = torch.multinomial(true_logits.softmax(-1), 1, generator=gen).squeeze(1)
-    t = fit_temperature(true_logits * 3, targets)  # an overconfident model, 3x too sharp
-    assert t == pytest.approx(3.0, rel=0.1)
-    with torch.inference_mode():  # as inside a Lightning test run
-        assert fit_temperature(true_logits, targets) == pytest.approx(1.0, rel=0.1)

@@ -7,10 +7,11 @@ from pathlib import Path
 import pytest
 import torch
 
+from tests.conftest import ROOT
 from window_cascades.datamodules.idx import read_idx, read_idx_images_labels
 from window_cascades.datamodules.idx_images import IDXDataModule
 
-NOTMNIST = Path(__file__).resolve().parents[2] / "shared" / "data" / "notmnist"
+NOTMNIST = ROOT.parent / "shared" / "data" / "notmnist"
 
 
 def write_idx(path: Path, array: torch.Tensor, compress: bool = False) -> Path:

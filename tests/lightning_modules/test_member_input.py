@@ -12,7 +12,7 @@ import torch
 from safetensors.torch import load_file
 
 from tests.conftest import QUICKSTART
-from tests.test_file_data import folder_data_config, write_folder
+from tests.datamodules.test_file_images import folder_data_config, write_folder
 from window_cascades.commands.stages import cache_logits
 from window_cascades.lightning_modules.cascade_module import CascadeModule
 from window_cascades.lightning_modules.member import MemberModule

@@ -457,7 +457,7 @@ def test_predict_only_the_named_new_images_each_row_with_its_file(
     import numpy as np
     import yaml
 
-    from tests.test_file_data import picture
+    from tests.datamodules.test_file_images import picture
 
     _, results = cascade_run
     incoming = tmp_path / "incoming"

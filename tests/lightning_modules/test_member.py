@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import hashlib
-from pathlib import Path
 
 import pytest
 import torch
 
+from tests.conftest import ROOT
 from window_cascades.commands.cli import MemberCLI
 from window_cascades.lightning_modules.member import MemberModule
 
@@ -70,7 +70,7 @@ def test_pretrained_weights_load_offline_from_a_local_hugging_face_cache(tmp_pat
         env=env,
         capture_output=True,
         text=True,
-        cwd=Path(__file__).resolve().parents[1],
+        cwd=ROOT,
     )
     assert done.returncode == 0, done.stderr[-2000:]
 

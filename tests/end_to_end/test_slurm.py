@@ -9,8 +9,9 @@ from pathlib import Path
 import pytest
 import torch
 import yaml
-from conftest import QUICKSTART
-from slurm_cluster import (
+
+from tests.conftest import QUICKSTART
+from tests.slurm_cluster import (
     ROOT,
     job_fields,
     run,

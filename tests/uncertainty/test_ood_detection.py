@@ -1,4 +1,4 @@
-"""OOD and calibration metrics against scikit-learn and brute force."""
+"""OOD detection metrics against scikit-learn and brute force."""
 
 import numpy as np
 import pytest
@@ -9,12 +9,6 @@ from sklearn.metrics import average_precision_score, roc_auc_score
 
 from window_cascades.uncertainty.definitions import get_definitions
 from window_cascades.uncertainty.ood_detection import aupr, auroc
-from window_cascades.uncertainty.probability_metrics import (
-    accuracy,
-    brier_score,
-    expected_calibration_error,
-    negative_log_likelihood,
-)
 
 fpr_at_tpr = get_definitions("standard").fpr
 
@@ -44,34 +38,3 @@ def test_fpr_matches_brute_force(id_list, ood_list, p):
 def test_perfect_separation():
     assert auroc(torch.tensor([0.9, 0.8]), torch.tensor([0.1, 0.2])) == 1.0
     assert fpr_at_tpr(torch.tensor([0.9, 0.8]), torch.tensor([0.1, 0.2]), 0.95) == 0.0
-
-
-def brute_ece(probs, targets, bins=15):
-    conf, pred = probs.max(1), probs.argmax(1)
-    total = 0.0
-    for b in range(bins):
-        lo, hi = b / bins, (b + 1) / bins
-        m = (conf > lo) & (conf <= hi) if b else (conf >= 0) & (conf <= hi)
-        if m.any():
-            total += m.mean() * abs((pred[m] == targets[m]).mean() - conf[m].mean())
-    return total
-
-
-def test_calibration_metrics_match_brute_force():
-    rng = np.random.default_rng(0)
-    logits = rng.normal(size=(300, 5)) * 3
-    probs = np.exp(logits) / np.exp(logits).sum(1, keepdims=True)
-    targets = rng.integers(0, 5, size=300)
-    p, t = torch.tensor(probs), torch.tensor(targets)
-    assert expected_calibration_error(p, t) == pytest.approx(brute_ece(probs, targets))
-    assert negative_log_likelihood(p, t) == pytest.approx(
-        -np.log(probs[np.arange(300), targets]).mean()
-    )
-    onehot = np.eye(5)[targets]
-    assert brier_score(p, t) == pytest.approx(((probs - onehot) ** 2).sum(1).mean())
-    assert accuracy(p, t) == pytest.approx((probs.argmax(1) == targets).mean())
-
-
-def test_perfectly_calibrated_confident_model_has_zero_ece():
-    probs = torch.eye(4)
-    assert expected_calibration_error(probs, torch.arange(4)) == 0.0

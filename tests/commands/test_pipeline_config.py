@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 import yaml
 
+from tests.conftest import ROOT
 from window_cascades.commands.cli import MemberCLI
 from window_cascades.commands.pipeline_config import load_pipeline_config
 
-ROOT = Path(__file__).resolve().parents[1]
 EXPERIMENTS = sorted((ROOT / "configs" / "imagenet" / "experiments").glob("*.yaml"))
 # (architecture, resolution, params in millions from the paper's Table / timm, +-3%)
 EXPECTED = {

@@ -7,6 +7,7 @@ import pytest
 import torch
 from PIL import Image
 
+from tests.conftest import ROOT
 from window_cascades.datamodules import ImageFilesDataModule
 
 SIZE = 24
@@ -238,9 +239,8 @@ def test_missing_dataset_path_names_the_path_and_the_layout(tmp_path, source, ex
 
 def test_notmnist_idx_files_load_by_path(tmp_path):
     import shutil
-    from pathlib import Path
 
-    root = Path(__file__).resolve().parents[2] / "shared" / "data" / "notmnist"
+    root = ROOT.parent / "shared" / "data" / "notmnist"
     if not root.is_dir():
         pytest.skip(f"{root} not present (the shared benchmark data sits beside the clone)")
     src = {

@@ -502,7 +502,7 @@ def test_an_image_larger_than_the_limit_is_refused_before_decoding(tmp_path, mon
 def test_predict_on_a_folder_with_a_decompression_bomb_is_one_line_exit_2(
     tmp_path, capsys, monkeypatch
 ):
-    from tests.test_file_data import EVAL, folder_data_config, write_folder
+    from tests.datamodules.test_file_images import EVAL, folder_data_config, write_folder
     from window_cascades.datamodules.image_decoding import MAX_PIXELS_ENV
 
     monkeypatch.delenv(MAX_PIXELS_ENV, raising=False)

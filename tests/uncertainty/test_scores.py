@@ -37,3 +37,19 @@ def test_ensemble_scores_follow_design():
 def test_unknown_score_is_named():
     with pytest.raises(ValueError, match="'margin'"):
         confidence_from_logits(torch.zeros(1, 2), "margin")
+
+
+def test_mutual_information_of_an_ensemble():
+    a = torch.tensor([[4.0, 0.0], [0.0, 0.0]])
+    b = torch.tensor([[0.0, 4.0], [0.0, 0.0]])
+    state = EnsembleState.from_logits(a).add(b)
+    pa, pb = a.softmax(-1), b.softmax(-1)
+    mean = (pa + pb) / 2
+
+    def h(p):
+        return -(p * p.log()).sum(-1)
+
+    mi = h(mean) - (h(pa) + h(pb)) / 2
+    torch.testing.assert_close(state.confidence("mutual_information"), -mi)
+    assert state.confidence("mutual_information")[1].item() == pytest.approx(0.0, abs=1e-7)
+    assert EnsembleState.from_logits(a).confidence("mutual_information").eq(0).all()

@@ -9,8 +9,13 @@ import pytest
 import torch
 import yaml
 
-from tests.test_idx_data import write_idx
-from tests.test_predict_inputs import predict, rows, write_cascade, write_images
+from tests.datamodules.test_idx_images import write_idx
+from tests.lightning_modules.test_cascade_data_input import (
+    predict,
+    rows,
+    write_cascade,
+    write_images,
+)
 from window_cascades.datamodules.idx_images import IDXDataModule
 from window_cascades.datamodules.image_decoding import UnreadableImageError
 

@@ -14,7 +14,7 @@ import pytest
 import torch
 from PIL import Image
 
-from tests.test_hostile_files import fitted_dict
+from tests.end_to_end.test_hostile_files import fitted_dict
 from window_cascades.commands import window_cascades
 from window_cascades.commands.cli_entry import CASCADE, run_command
 from window_cascades.datamodules.predict_files import input_files

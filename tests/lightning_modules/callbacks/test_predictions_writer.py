@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from tests.conftest import QUICKSTART
-from tests.test_file_data import folder_data_config, picture, write_folder
+from tests.datamodules.test_file_images import folder_data_config, picture, write_folder
 from window_cascades.commands.cli import CascadeCLI, MemberCLI
 from window_cascades.commands.stages import evaluate_cascade
 

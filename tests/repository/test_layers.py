@@ -7,7 +7,8 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+from tests.conftest import ROOT
+
 NAME = "window_cascades"  # the one import name: window_cascades.<package>.<module>
 
 # bottom to top; a package may import its own layer's package and the layers below it, never a

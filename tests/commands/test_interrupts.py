@@ -1,5 +1,6 @@
 """SIGTERM during a member's fit or the cascade's evaluation: a non-zero status and one line,
-nothing marked finished; SIGUSR1 keeps its preemption path (tests/test_preemption.py)."""
+nothing marked finished; SIGUSR1 keeps its preemption path
+(tests/lightning_modules/callbacks/test_preemption.py)."""
 
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ from window_cascades.commands.interrupts import SIGTERM_EXIT_CODE
 
 
 def start(script: str, args: list[str], marker: Path) -> subprocess.Popen:
-    env = {**os.environ}
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}  # the test's callback: tests.signal_helpers
     env.pop("WINDOW_CASCADES_TRACEBACK", None)
     callback = [
         "--trainer.callbacks+=tests.signal_helpers.MarkAndSlow",
