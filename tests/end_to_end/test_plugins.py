@@ -196,3 +196,47 @@ def test_an_installed_plugin_loads_from_its_entry_point(outside):
         env={**os.environ, **env},
     )
     assert shown.stdout.split() == ["window_cascades.api", "True"], shown.stderr
+
+
+@pytest.mark.ddp
+def test_the_online_cascade_runs_a_plugin_policy_in_every_ddp_process(
+    tiny_members, tmp_path, cascade_test_args
+):
+    """The calibration callback fits the plugin policy with its parameter from
+    ``--calibration.parameters``, and Lightning's DDP launch, which re-runs the command line,
+    loads the plugin in the second process too (it would refuse the unknown policy)."""
+    (tmp_path / "my_policies.py").write_text(contributing_example("Add a policy"))
+    out = tmp_path / "results"
+    args = cascade_test_args(
+        tiny_members["data_cfg"],
+        tiny_members["ckpts"],
+        out,
+        "--model.policies=[single, window, lowest_share]",
+        "--calibration.parameters={top_share: 0.3}",
+        "--trainer.strategy=ddp",
+        "--trainer.devices=2",
+        "--trainer.accelerator=cpu",
+    )
+    done = subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "scripts" / "evaluate_cascade.py"),
+            "--plugin",
+            "my_policies.py",
+            *args,
+        ],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env={**os.environ, "OMP_NUM_THREADS": "1"},
+    )
+    assert done.returncode == 0, done.stderr[-4000:]
+    rows = [r for r in metric_rows(out) if r["policy"] == "lowest_share"]
+    assert {r["setting"] for r in rows} == {"share=0.3"}
+    held = next(
+        float(r["value"])
+        for r in rows
+        if r["dataset"] == "digits_heldout" and r["metric"] == "exit_frac@1"
+    )
+    assert held == pytest.approx(0.7, abs=0.01)
