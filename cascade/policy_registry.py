@@ -100,10 +100,39 @@ def register_policy(
     sweep: str | None = None,
     needs_mixture: bool = False,
 ) -> Callable:
-    """Decorator registering ``fit`` under ``name`` with its parameters' dataclass.
+    """Decorator registering a policy's fit function under ``name`` with its parameters'
+    dataclass; from then on every command and ``window_cascades.evaluate`` can run it.
 
-    Refuses a name registered twice, a ``sweep`` that is not one of its parameters, and a
-    parameter declared differently by another policy.
+    Args:
+        name: the policy's name (``--policies``, the ``policy`` column of ``metrics.csv``).
+        description: what it passes on to the next member, in one line (help texts, docs).
+        parameters: a frozen dataclass whose fields are made by
+            ``window_cascades.cascade.policy_parameters.parameter`` (each becomes an option,
+            e.g. ``--top-share``, and a ``PolicySettings`` attribute); None: no parameters.
+        sweep: the parameter a sweep varies for this policy (several ``--top-share`` values
+            give one set of rows each); None: fitted once per run.
+        needs_mixture: the fit reads the unlabelled test mixture's confidences
+            (``FitInputs.mixture_confidence``; needs an ``ood`` set).
+
+    Returns:
+        The decorator; it returns the fit function unchanged. The fit function takes
+        (:class:`FitInputs`, :class:`PolicySettings`) and returns a fitted policy (an
+        ``IntervalPolicy``: pass a sample on at stage k when lower_k <= confidence <= upper_k).
+
+    Raises:
+        ValueError: a name registered twice, a ``sweep`` that is not one of its parameters, or
+            a parameter declared differently by another policy.
+
+    Example:
+        >>> from window_cascades.cascade.builtin_policies import interval_policy
+        >>> @register_policy("below_median", "the less confident half of held-out scores")
+        ... def fit_below_median(inputs: FitInputs, settings: PolicySettings):
+        ...     medians = [float(c.median()) for c in inputs.stage_confidence]
+        ...     stages = [{"lower": None, "upper": m} for m in medians]
+        ...     return interval_policy("below_median", stages, "median")
+        >>> "below_median" in policy_names()
+        True
+        >>> unregister_policy("below_median")  # (a test's clean-up; a plugin stays registered)
     """
     declared = parameters_of(parameters)
     names = [p.name for p in declared]
@@ -121,7 +150,11 @@ def register_policy(
 
 
 def unregister_policy(name: str) -> None:
-    """Remove a registered policy (e.g. a plugin's, or one a test registered)."""
+    """Remove a registered policy (e.g. a plugin's, or one a test registered).
+
+    Raises:
+        ValueError: no policy is registered under ``name``.
+    """
     policy_entry(name)
     del _REGISTRY[name]
     forget_parameters(name)

@@ -7,6 +7,7 @@ import argparse
 import sys
 
 from window_cascades.commands.console import add_console_options
+from window_cascades.commands.plugins import add_plugin_option
 from window_cascades.uncertainty.names import DEFINITION_NAMES, SCORES
 
 USAGE = """Evaluate cascade policies offline, on cached logits (no model is run).
@@ -166,4 +167,5 @@ def base_parser() -> argparse.ArgumentParser:
     p.add_argument("--quiet", action="store_true", help="do not print the table")
     add_console_options(p)
     p.add_argument("--no-plots", action="store_true", help="write no plots (faster)")
+    add_plugin_option(p)
     return p

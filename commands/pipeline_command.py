@@ -27,12 +27,23 @@ from window_cascades.artifacts.run_folder import check_output_folder
 from window_cascades.commands.cli_entry import CASCADE, MEMBER, USER_ERRORS, report_error
 from window_cascades.commands.console import add_console_options, apply_console_options
 from window_cascades.commands.pipeline_config import load_pipeline_config
+from window_cascades.commands.plugins import (
+    PluginError,
+    add_plugin_option,
+    load_command_plugins,
+    plugin_error,
+)
 from window_cascades.commands.precheck import precheck
 
 
 def main(argv: list[str] | None = None, prog: str | None = None) -> int:
     """Run the requested stages; returns the exit status (2: an input error, printed as one
     line; ``--traceback`` shows the traceback instead). ``prog``: the name help shows."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    try:  # every step of this process registers with them (sys.argv keeps them for DDP)
+        _, argv = load_command_plugins(argv)
+    except PluginError as err:
+        return plugin_error(err, argv)
     parser = argparse.ArgumentParser(prog=prog, description=__doc__.split("\n")[0])
     parser.add_argument(
         "--config",
@@ -68,6 +79,7 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> int:
     )
     parser.add_argument("--traceback", action="store_true", help="full tracebacks on errors")
     add_console_options(parser)
+    add_plugin_option(parser)
     args = parser.parse_args(argv)
     apply_console_options(args)
     try:

@@ -23,6 +23,13 @@ from pathlib import Path
 
 import yaml
 
+from window_cascades.commands.plugins import (
+    PluginError,
+    add_plugin_option,
+    load_command_plugins,
+    plugin_error,
+)
+
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 PIPELINE_FIELDS = ("member_config", "cascade_config")
 
@@ -99,6 +106,11 @@ def experiment_files(pipeline: Path) -> list[Path]:
 
 def init_main(argv: list[str] | None = None, prog: str | None = None) -> int:
     """``window-cascades init [NAME]``: copy a shipped experiment into ``./configs/``."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    try:  # taken as by every subcommand (it writes configs only)
+        _, argv = load_command_plugins(argv)
+    except PluginError as err:
+        return plugin_error(err, argv)
     names = shipped_names()
     parser = argparse.ArgumentParser(
         prog=prog,
@@ -108,6 +120,7 @@ def init_main(argv: list[str] | None = None, prog: str | None = None) -> int:
     )
     parser.add_argument("name", nargs="?", default="quickstart", help="default: quickstart")
     parser.add_argument("--force", action="store_true", help="replace files that differ")
+    add_plugin_option(parser)
     args = parser.parse_args(argv)
     pipeline = shipped_pipeline(args.name)
     if pipeline is None:

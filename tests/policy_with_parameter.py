@@ -1,13 +1,15 @@
 """A policy with a parameter of its own, declared in this one file (as a user adds one): it
-passes on the least confident ``top_share`` of the held-out scores, swept by ``top_share``."""
+passes on the least confident ``top_share`` of the held-out scores, swept by ``top_share``
+(CONTRIBUTING.md, "Add a policy")."""
 
 from dataclasses import dataclass
 
 import torch
 
+from window_cascades import register_policy
 from window_cascades.cascade.builtin_policies import interval_policy
 from window_cascades.cascade.policy_parameters import parameter
-from window_cascades.cascade.policy_registry import FitInputs, PolicySettings, register_policy
+from window_cascades.cascade.policy_registry import FitInputs, PolicySettings
 
 
 def check_share(value: float) -> float:

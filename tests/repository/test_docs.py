@@ -15,10 +15,16 @@ from tests.conftest import ROOT
 
 
 def _public_modules() -> set[str]:
-    """``window_cascades`` and every module of its packages (the folders pyproject.toml maps
-    under it) whose name, and every parent's, does not start with ``_``."""
+    """``window_cascades``, its own modules (``window_cascades.api``) and every module of its
+    packages (the folders pyproject.toml maps under it) whose name, and every parent's, does not
+    start with ``_``."""
     mapping = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]
     found = {"window_cascades"}
+    found |= {
+        f"window_cascades.{p.stem}"
+        for p in (ROOT / "window_cascades").glob("*.py")
+        if not p.stem.startswith("_")
+    }
     for package, folder in mapping["package-dir"].items():
         for path in (ROOT / folder).rglob("*.py"):
             parts = path.relative_to(ROOT / folder).with_suffix("").parts
