@@ -53,7 +53,7 @@ def check_results_dir(cfg: dict, overwrite: bool) -> Path:
 
 
 def evaluate(cfg: dict, extra_args: list[str] = (), overwrite: bool = False) -> Path:
-    """Calibrate the window on the held-out split and evaluate the cascade of all members;
+    """Calibrate the cascade of all members on the held-out split and evaluate it;
     returns the results folder (``overwrite``: replace an earlier evaluation there)."""
     out = Path(cfg["out"])
     check_results_dir(cfg, overwrite)
@@ -61,7 +61,7 @@ def evaluate(cfg: dict, extra_args: list[str] = (), overwrite: bool = False) -> 
     missing = [str(c) for c in checkpoints if not c.is_file()]
     if missing:
         raise FileNotFoundError(f"members not trained yet (missing {missing}); train them first")
-    print("\n=== window calibration + cascade evaluation ===", flush=True)
+    print("\n=== calibration + cascade evaluation ===", flush=True)
     cli = evaluate_cascade(
         cfg["cascade_config"],
         checkpoints,

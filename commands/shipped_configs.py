@@ -8,7 +8,7 @@ without ``.yaml``, or by its folder when it is that folder's ``pipeline.yaml``:
     window-cascades pipeline --config quickstart           # configs/quickstart/pipeline.yaml
     window-cascades pipeline --config imagenet/experiments/efficientnet_b0
 
-A shipped pipeline config names its stage configs by their path from the package's root
+A shipped pipeline config names its step configs by their path from the package's root
 (``member_config: configs/quickstart/member.yaml``); those resolve to the shipped files, so a
 named config runs from any folder, and writes only into it (``out`` is relative to the
 current folder). ``window-cascades init [NAME]`` copies a shipped experiment (the pipeline
@@ -75,7 +75,7 @@ def is_shipped(path: Path) -> bool:
 
 
 def shipped_reference(value: str) -> str:
-    """A stage config named by a shipped pipeline config (``configs/...`` from the package's
+    """A step config named by a shipped pipeline config (``configs/...`` from the package's
     root), as the shipped file's path; an absolute path is kept."""
     path = Path(value)
     return value if path.is_absolute() else str(CONFIGS.parent / path)
@@ -83,7 +83,7 @@ def shipped_reference(value: str) -> str:
 
 def experiment_files(pipeline: Path) -> list[Path]:
     """The shipped files of an experiment: the pipeline config (with the other configs of its
-    folder when it is a ``pipeline.yaml``), its stage configs and the files they name."""
+    folder when it is a ``pipeline.yaml``), its step configs and the files they name."""
     files = [pipeline]
     if pipeline.name == "pipeline.yaml":
         files += sorted(pipeline.parent.glob("*.yaml"))
