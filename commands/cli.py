@@ -76,7 +76,7 @@ class MemberCLI(SafeLoadingCLI):
 
     def before_fit(self) -> None:
         """Refuse a fit that trains nothing (``max_epochs`` or ``max_steps`` 0): it would write
-        an untrained member that later stages take for a trained one."""
+        an untrained member that later steps take for a trained one."""
         trainer = self.trainer
         if trainer.max_epochs == 0 or trainer.max_steps == 0:
             option = "max_epochs" if trainer.max_epochs == 0 else "max_steps"

@@ -89,11 +89,11 @@ def experiment_files(pipeline: Path) -> list[Path]:
         files += sorted(pipeline.parent.glob("*.yaml"))
     cfg = yaml.safe_load(pipeline.read_text()) or {}
     for field in PIPELINE_FIELDS:
-        stage = Path(shipped_reference(str(cfg[field])))
-        files.append(stage)
-        for value in (yaml.safe_load(stage.read_text()) or {}).values():
+        step_config = Path(shipped_reference(str(cfg[field])))
+        files.append(step_config)
+        for value in (yaml.safe_load(step_config.read_text()) or {}).values():
             if isinstance(value, str) and value.endswith((".yaml", ".yml")):
-                files.append(stage.parent / value)
+                files.append(step_config.parent / value)
     return [f.resolve() for f in dict.fromkeys(files)]
 
 
