@@ -24,6 +24,17 @@ from dataclasses import dataclass, field
 import torch
 
 
+def check_stage(stage: int, num_stages: int) -> None:
+    """Refuse a stage a cascade of ``num_stages`` members does not decide at: stages are
+    numbered from 1, and stage M passes nothing on (so a 0-based caller fails here, not later
+    with the wrong row)."""
+    if not 1 <= stage < num_stages:
+        raise ValueError(
+            f"stage {stage}: a cascade of {num_stages} members passes samples on at stages "
+            f"1..{num_stages - 1} (stages are numbered from 1)"
+        )
+
+
 @dataclass
 class IntervalPolicy:
     """A cascade policy: pass a sample on at stage k when lower_k <= confidence <= upper_k.
@@ -51,6 +62,7 @@ class IntervalPolicy:
     ) -> torch.Tensor:
         """Boolean mask of the samples that stage ``stage`` (1..M-1) passes on to member
         ``stage + 1``."""
+        check_stage(stage, self.num_stages)
         lower, upper = self.bounds[stage - 1].tolist()
         conf = confidence.double()
         return (conf >= lower) & (conf <= upper)
@@ -105,6 +117,7 @@ class RandomPolicy:
     ) -> torch.Tensor:
         """Boolean mask of the samples that stage ``stage`` (1..M-1) passes on: those whose
         hash of (dataset index, seed, stage) falls below ``fraction``."""
+        check_stage(stage, self.num_stages)
         if sample_ids is None:
             raise ValueError("the random policy needs the samples' dataset indices")
         return _uniform_hash(sample_ids.cpu(), self.seed, stage - 1) < self.fraction

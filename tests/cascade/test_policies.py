@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 
+import pytest
 import torch
 
 from window_cascades.cascade.engine import exit_stages
@@ -31,3 +32,13 @@ def test_the_random_policy_passes_the_samples_it_always_passed():
     assert ids[policy.passes(2, conf, ids)].tolist() == [0, 2, 6, 15, 18]
     back = policy_from_dict(policy.to_dict())
     assert back.passes(2, conf, ids).tolist() == policy.passes(2, conf, ids).tolist()
+
+
+@pytest.mark.parametrize("stage", [0, 3, -1])
+def test_a_stage_outside_1_to_m_minus_1_is_refused(stage):
+    # a caller that still counts from 0 fails loudly instead of reading another stage's row
+    bounds = torch.tensor([[-math.inf, 0.5], [0.2, 0.3]], dtype=torch.float64)
+    conf, ids = torch.zeros(4), torch.arange(4)
+    for policy in (IntervalPolicy("two_rules", bounds), RandomPolicy(3, 0.5)):
+        with pytest.raises(ValueError, match=r"stages 1\.\.2 \(stages are numbered from 1\)"):
+            policy.passes(stage, conf, ids)
