@@ -1,6 +1,6 @@
 """The built-in cascade policies, each one fit function plus one registry entry.
 
-Window rule for stage k, on held-out confidences s (of the ensemble of the first k + 1
+Window rule for stage k (1..M-1), on held-out confidences s (of the ensemble of the first k
 members) and their correctness:
 
 1. tau = the threshold of the target task (``cov@r``, ``risk@c`` or ``fpr@p``) on (s, correct);
@@ -112,7 +112,7 @@ def fit_window_stage(
         {tau, q, lower, upper[, certified, guarantee]}; lower/upper are None for an open end.
     """
     defs = get_definitions(definitions)
-    conf = check_scores(confidence, "window calibration")
+    conf = check_scores(confidence, "fitting the window")
     certified = None
     if guarantee is None:
         tau = target_threshold(conf, correct, target, defs)
@@ -188,7 +188,7 @@ def _fit_window(name: str, inputs: FitInputs, settings: PolicySettings) -> Inter
         correct = inputs.stage_correct[0 if settings.definitions == "paper" else k]
         band = None if name == "window" else inputs.mixture_confidence[k]
         try:
-            stage = fit_window_stage(
+            fitted = fit_window_stage(
                 conf,
                 correct,
                 target,
@@ -203,7 +203,7 @@ def _fit_window(name: str, inputs: FitInputs, settings: PolicySettings) -> Inter
                 f"window target {target.name} on held-out split {inputs.heldout_name!r} "
                 f"(stage {k + 1}): {err}"
             ) from None
-        stages.append({**stage, "target": target.name, "width": settings.width})
+        stages.append({**fitted, "target": target.name, "width": settings.width})
     setting = f"{target.name},w={settings.width:g}"
     if settings.definitions != "standard":
         setting += f",{settings.definitions}"

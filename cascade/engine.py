@@ -17,8 +17,9 @@ from window_cascades.cascade.stage_scores import Temperatures
 from window_cascades.uncertainty.scores import EnsembleState
 
 StageSource = Callable[[int, torch.Tensor], "torch.Tensor | EnsembleState"]
-"""(stage k, LongTensor of sample positions) -> member k's logits for those samples, or its
-one-member ``EnsembleState`` (precomputed softmax statistics, as the offline driver passes)."""
+"""(k, LongTensor of sample positions) -> the logits of member k + 1 (``k``: its 0-based place
+in the cascade) for those samples, or its one-member ``EnsembleState`` (precomputed softmax
+statistics, as the offline driver passes)."""
 
 
 @dataclass
@@ -71,7 +72,7 @@ def run_cascade(
         if k == policy.num_stages - 1:
             passed = torch.zeros_like(conf, dtype=torch.bool)
         else:
-            passed = policy.passes(k, conf, ids[index])
+            passed = policy.passes(k + 1, conf, ids[index])
         leaving = ~passed
         if index.numel() == num_samples and bool(leaving.all()):  # everyone exits here
             return CascadeResult(
@@ -97,15 +98,16 @@ def exit_stages(
     (cached logits): the decisions of :func:`run_cascade`, with no member or state in the loop.
 
     Args:
-        stage_confidence: for k = 0..M-1, the confidence (N) of the ensemble of the first
-            k + 1 members (the last one is not needed: nothing passes on from stage M).
+        stage_confidence: per stage in order (entry k: stage k + 1), the confidence (N) of the
+            ensemble of the first k + 1 members (the last one is not needed: nothing passes on
+            from stage M).
     """
     n = stage_confidence[0].numel()
     ids = torch.arange(n) if sample_ids is None else sample_ids.cpu().long()
     exit_stage = torch.full((n,), policy.num_stages, dtype=torch.long)
     index = torch.arange(n)
     for k in range(policy.num_stages - 1):
-        passed = policy.passes(k, stage_confidence[k][index], ids[index])
+        passed = policy.passes(k + 1, stage_confidence[k][index], ids[index])
         exit_stage[index[~passed]] = k + 1
         index = index[passed]
         if index.numel() == 0:

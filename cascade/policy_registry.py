@@ -43,8 +43,8 @@ class FitInputs:
     """What a policy is fitted on, for a cascade of ``num_stages`` members.
 
     Attributes:
-        stage_confidence: for k = 0..M-2, held-out confidences (float64, N) of the ensemble of
-            the first k + 1 members.
+        stage_confidence: per stage 1..M-1 in order (entry k: stage k + 1), held-out
+            confidences (float64, N) of the ensemble of the first k + 1 members.
         stage_correct: matching correctness of that ensemble's prediction (N each, bool).
         mixture_confidence: per stage, confidences on the unlabelled test mixture (ID + OOD),
             or None when no policy needs them.

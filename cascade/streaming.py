@@ -117,7 +117,7 @@ class StreamingCascade:
         if k == len(self.members) - 1:
             passed = torch.zeros_like(conf, dtype=torch.bool)
         else:
-            passed = self.policy.passes(k, conf, ids).to(conf.device)
+            passed = self.policy.passes(k + 1, conf, ids).to(conf.device)
         leaving = ~passed
         stage = torch.full((int(leaving.sum()),), k + 1, device=conf.device)
         self.done.append(

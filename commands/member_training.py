@@ -8,8 +8,8 @@ import shutil
 from pathlib import Path
 
 from window_cascades.artifacts.atomic import write_json
-from window_cascades.commands.stage_loggers import finish_wandb, logger_args, wandb_run_id
-from window_cascades.commands.stages import fit_member
+from window_cascades.commands.pipeline_steps import fit_member
+from window_cascades.commands.step_loggers import finish_wandb, logger_args, wandb_run_id
 from window_cascades.lightning_modules.callbacks.preemption import latest_checkpoint
 from window_cascades.lightning_modules.member_recipe import (
     differing_keys,

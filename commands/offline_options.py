@@ -94,7 +94,11 @@ def base_parser() -> argparse.ArgumentParser:
         help="MACs per sample of members without meta.json (or overriding it), e.g. m0=0.39e9; "
         "with none anywhere every member counts 1",
     )
-    p.add_argument("--heldout", required=True, help="held-out (calibration) dataset")
+    p.add_argument(
+        "--heldout",
+        required=True,
+        help="held-out split (the policies and temperatures are fitted on it)",
+    )
     p.add_argument("--id", required=True, help="in-distribution test dataset")
     p.add_argument("--shift", nargs="*", default=[], help="shifted (labelled) datasets")
     p.add_argument("--ood", nargs="*", default=[], help="out-of-distribution datasets")

@@ -7,7 +7,7 @@ The members go as a job array (member i = task i; or, with ``--parallel-members`
 members succeeded (``--dependency=afterok``; cancelled if a member fails:
 ``--kill-on-invalid-dep=yes``). Prints the two job ids. The jobs
 (``train_members.sbatch``, ``evaluate.sbatch``: ``scripts/slurm/`` of a checkout, shipped in
-the package too) run ``window-cascades pipeline --stage member|evaluate`` in the folder this
+the package too) run ``window-cascades pipeline --step member|evaluate`` in the folder this
 command ran in, with this Python (``$PYTHON`` when set). Logs:
 ``<out>/slurm/members_<job>_<task>.out`` and ``<out>/slurm/evaluate_<job>.out``.
 ``--dry-run`` prints the two ``sbatch`` commands instead (no Slurm needed, nothing written).

@@ -5,7 +5,7 @@ Preprocessing (``window_cascades.datamodules.prepared_images``) follows the mode
 RandomResizedCrop + horizontal flip (the paper's recipe), evaluation resizes to
 ``size / crop_pct`` and centre-crops ``size``. Corruptions are applied after cropping, before
 normalisation, deterministically per sample. Training augmentation is seeded per (member seed,
-epoch, sample), so a resumed job sees the very same crops. The held-out calibration split is
+epoch, sample), so a resumed job sees the very same crops. The held-out split is
 carved from the training source by a fixed seeded permutation (``heldout_size`` images, e.g.
 50,000 for ImageNet).
 """

@@ -130,7 +130,7 @@ class CascadeModule(LightningModule):
         """The fitted policies, in configured order."""
         if self.fitted is None:
             raise RuntimeError(
-                "the cascade policies are not calibrated: add the CascadeCalibration callback "
+                "the cascade is not calibrated: add the CascadeCalibration callback "
                 "or load a calibrated cascade checkpoint"
             )
         return self.fitted.select(self.policy_names)

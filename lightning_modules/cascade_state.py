@@ -1,5 +1,6 @@
 """What a cascade checkpoint carries beside the members' weights, written and read back: the
-fitted cascade, the members (path and SHA-256) and the calibration data's input."""
+fitted cascade, the members (path and SHA-256) and the input of the images it was calibrated
+on."""
 
 from __future__ import annotations
 

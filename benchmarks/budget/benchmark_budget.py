@@ -151,8 +151,8 @@ def guarantee_table(prepared, target: str, delta: float, draws: int, seed: int) 
         "| --- | --- | --- | --- |",
     ]
     gen = torch.Generator().manual_seed(seed)
-    for stage, name in ((0, "single"), (-1, "ensemble")):
-        a, b = prepared.prefix_outputs[held][stage], prepared.prefix_outputs[test][stage]
+    for prefix, name in ((0, "single"), (-1, "ensemble")):
+        a, b = prepared.prefix_outputs[held][prefix], prepared.prefix_outputs[test][prefix]
         conf = torch.cat([a.confidence, b.confidence]).double()
         correct = torch.cat([a.correct, b.correct]).bool()
         n_held = a.confidence.numel()

@@ -161,13 +161,13 @@ class CascadeCalibration(Callback):
 
     def on_test_start(self, trainer, pl_module) -> None:
         if pl_module.fitted is not None and not self.recalibrate:
-            rank_zero_info("CascadeCalibration: module already calibrated, keeping its window")
+            rank_zero_info("CascadeCalibration: cascade already calibrated, keeping its policies")
             return
         dm = cascade_datamodule(trainer)
         heldout_name = dm.roles.heldout
         heldout = dm.eval_sets[heldout_name]
         if len(heldout) == 0:
-            raise ValueError(f"window calibration: the held-out split {heldout_name!r} is empty")
+            raise ValueError(f"calibration: the held-out split {heldout_name!r} is empty")
         settings = PolicySettings(
             self.target,
             seed=self.seed,
@@ -184,7 +184,7 @@ class CascadeCalibration(Callback):
             logits, targets = self.member_logits(pl_module, heldout, batch)
             if bool((targets < 0).any()):
                 raise ValueError(
-                    f"window calibration: the held-out split {heldout_name!r} has "
+                    f"calibration: the held-out split {heldout_name!r} has "
                     f"{int((targets < 0).sum())} unlabelled samples (target -1); it must be "
                     "labelled (source heldout, or a labelled dataset on disk)"
                 )

@@ -201,7 +201,7 @@ def test_the_choice_is_recorded_and_within_budget():
     assert set(record["candidates"]) == {"window", "search"}
     assert 0 <= record["candidates"]["search"]["p_beats_window"] <= 1
     assert policy.details[0]["rule"] == record["chosen"]
-    passed = policy.passes(0, held.stage_confidence[0])
+    passed = policy.passes(1, held.stage_confidence[0])
     assert passed.double().mean() <= 0.2 + 1e-9  # the budget: cost 1 + pass fraction <= 1.2
     json.dumps(policy.to_dict())  # summary.json takes it as it is
     # the forced choices are what they say
