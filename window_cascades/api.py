@@ -554,7 +554,7 @@ def load_cascade(path: str | Path, map_location: str | torch.device = "cpu") -> 
     Returns:
         The ``CascadeModule``: its members, every fitted policy and the operating points;
         :func:`decide` (or its own ``decide``) applies it to images prepared as the
-        calibration data was (the checkpoint records their normalisation and crop).
+        images it was calibrated on (the checkpoint records their normalisation and crop).
 
     Raises:
         FileNotFoundError: no such file.
@@ -570,7 +570,7 @@ def load_cascade(path: str | Path, map_location: str | torch.device = "cpu") -> 
         >>> cascade = wc.load_cascade("outputs/quickstart/results/cascade.ckpt")
         >>> cascade.training, cascade.num_stages, "window" in cascade.fitted.policies
         (False, 2, True)
-        >>> images = torch.rand(8, 1, 32, 32)  # prepared as the calibration data
+        >>> images = torch.rand(8, 1, 32, 32)  # prepared as the calibrated-on images
         >>> out = wc.decide(cascade, images, policy="window")
         >>> out["prediction"].shape, bool(out["exit_stage"].le(2).all())
         (torch.Size([8]), True)
@@ -601,7 +601,7 @@ def decide(
             ``CascadeModule`` (:func:`load_cascade`).
         inputs: for a fitted cascade, one N x C logits array per member in cascade order
             (numpy or torch, before temperature scaling); for a ``CascadeModule``, a batch of
-            images N x C x H x W on its device, prepared as the calibration data was.
+            images N x C x H x W on its device, prepared as the images it was calibrated on.
         policy: the fitted policy to apply, e.g. ``window``.
         sample_ids: the samples' dataset indices (only the ``random`` policy reads them);
             default 0..N-1.
