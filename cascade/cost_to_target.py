@@ -30,7 +30,7 @@ from dataclasses import dataclass, replace
 
 import torch
 
-from window_cascades.cascade.budget_selection import cascade_output, output_value
+from window_cascades.cascade.output_objective import cascade_output, output_value
 from window_cascades.cascade.engine import exit_stages
 from window_cascades.cascade.policy_registry import FitInputs, PolicySettings, policy_entry
 from window_cascades.uncertainty.targets import parse_target

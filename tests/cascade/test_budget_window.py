@@ -5,7 +5,7 @@ import json
 import pytest
 import torch
 
-from window_cascades.cascade.interval_search import best_interval
+from window_cascades.cascade.budget_window import best_interval
 from window_cascades.cascade.offline import EnsembleLogits, evaluate_policies, prepare_experiment
 from window_cascades.cascade.policy_registry import FitInputs, PolicySettings, fit_policies
 from window_cascades.uncertainty.selective import coverage_at_risk
@@ -178,7 +178,7 @@ def overfit_case(n: int, seed: int) -> FitInputs:
 
 
 def test_cross_fitted_choice_does_not_lose_to_the_plain_search_on_small_heldout():
-    from window_cascades.cascade.budget_selection import cascade_output, output_value
+    from window_cascades.cascade.output_objective import cascade_output, output_value
 
     gains = {"search": [], "cv": []}
     for seed in range(4):

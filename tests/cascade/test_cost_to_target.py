@@ -11,7 +11,7 @@ import torch
 
 from tests.regression_case import ARGS, write_case
 from window_cascades.artifacts.results import read_metrics_csv
-from window_cascades.cascade.budget_selection import cascade_output, output_value
+from window_cascades.cascade.output_objective import cascade_output, output_value
 from window_cascades.cascade.cost_to_target import (
     cost_to_target,
     heldout_cost,
