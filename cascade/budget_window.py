@@ -62,7 +62,7 @@ import torch
 from window_cascades.cascade.builtin_policies import fit_window
 from window_cascades.cascade.output_objective import cascade_output, output_value
 from window_cascades.cascade.policies import IntervalPolicy
-from window_cascades.cascade.policy_parameters import PolicyParameter, parameter
+from window_cascades.cascade.policy_parameters import CostGrid, PolicyParameter, parameter
 from window_cascades.cascade.policy_registry import FitInputs, PolicySettings, register_policy
 from window_cascades.uncertainty.targets import parse_target
 
@@ -99,11 +99,17 @@ def _check_grid(grid: int) -> int:
     return grid
 
 
+def budget_cost_grid(points: int, ensemble_cost: float) -> list[float]:
+    """Cost-to-target's budgets: 1 + (ensemble cost - 1) k / points for k = 1..points."""
+    return [1 + (ensemble_cost - 1) * k / points for k in range(1, points + 1)]
+
+
 BUDGET = PolicyParameter(
     "budget",
     1.2,
     "budget_window's expected cost(s) per sample, in first-member MACs, in [1, M]",
     check=_check_budget_value,
+    cost_grid=CostGrid(budget_cost_grid, stop_when_reached=True),  # each budget fit is costly
 )
 BUDGET_GRID = PolicyParameter(
     "budget_grid", 200, "budget_window's quantile grid (>= 2 points)", int, _check_grid
@@ -164,15 +170,12 @@ def fit_budget_window_adjusted(inputs: FitInputs, settings: PolicySettings) -> I
 
 
 def _budget_objective(name: str, settings: PolicySettings) -> tuple[str, float]:
-    """(task, value) the budget search optimises, or a clear error for an OOD target."""
+    """(task, value) the budget search optimises: the target (``cov@R``, ``risk@C``), or AUGRC
+    (``budget_objective="augrc"``, and for an OOD target ``fpr@P``, which has no value on the
+    held-out split: it holds no OOD samples; the setting then reads ``augrc,B=...``)."""
     target = parse_target(settings.target)
-    if settings.budget_objective == "augrc":
+    if settings.budget_objective == "augrc" or target.task == "fpr":
         return ("augrc", 0.0)
-    if target.task == "fpr":
-        raise ValueError(
-            f"{name} cannot optimise {target.name} on the held-out split (it has no OOD "
-            "samples); use a cov@R or risk@C target, or --budget-objective augrc"
-        )
     return (target.task, target.value)
 
 

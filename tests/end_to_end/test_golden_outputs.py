@@ -103,10 +103,6 @@ def test_a_new_policy_is_one_function_and_one_registry_entry():
     assert "top_half" not in policy_names()
 
 
-def test_documented_policy_table_is_the_registry():
-    assert policy_table() in (ROOT / "docs" / "concepts" / "policies.md").read_text()
-
-
 def test_metric_directions_come_from_the_registry():
     assert higher_is_better("cov@5") and higher_is_better("auroc") and higher_is_better("acc")
     assert not higher_is_better("risk@80") and not higher_is_better("fpr@95")
