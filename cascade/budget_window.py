@@ -301,6 +301,32 @@ def _pass_set_values(count, errors, n: int, task: str, value: float, thresholds)
     return -area
 
 
+def _prefix_sums(
+    base_conf: torch.Tensor,
+    base_wrong: torch.Tensor,
+    next_conf: torch.Tensor,
+    next_wrong: torch.Tensor,
+    order: torch.Tensor,
+    thresholds: torch.Tensor,
+) -> tuple[torch.Tensor, ...]:
+    """Per acceptance threshold (rows): the output's accepted count and errors when nothing is
+    passed (``base``, (T,) each), and D: prefix sums, over the eligible samples in
+    stage-confidence ``order``, of how passing each sample on changes them ((T, n + 1) each)."""
+    acc_base = base_conf.double()[None, :] >= thresholds[:, None]  # (T, N)
+    base_count = acc_base.sum(1)
+    base_err = (acc_base & base_wrong[None, :]).sum(1)
+    acc_next = next_conf[order].double()[None, :] >= thresholds[:, None]
+    acc_here = acc_base[:, order]
+    zero = torch.zeros(len(thresholds), 1, dtype=torch.long)
+    d_count = torch.cat([zero, torch.cumsum(acc_next.long() - acc_here.long(), 1)], 1)
+    wrong_next, wrong_here = next_wrong[order][None, :], base_wrong[order][None, :]
+    d_err = torch.cat(
+        [zero, torch.cumsum((acc_next & wrong_next).long() - (acc_here & wrong_here).long(), 1)],
+        1,
+    )
+    return base_count, base_err, d_count, d_err
+
+
 def best_interval(
     stage_conf: torch.Tensor,
     eligible: torch.Tensor,
@@ -333,17 +359,8 @@ def best_interval(
     lo = torch.searchsorted(s_sorted, bounds, right=False)  # first index with s >= bound
     hi = torch.searchsorted(s_sorted, bounds, right=True)  # past the last with s <= bound
     thresholds = _thresholds(torch.cat([base_conf, next_conf[idx]]).double(), 2 * grid)
-    acc_base = base_conf.double()[None, :] >= thresholds[:, None]  # (T, N)
-    base_count = acc_base.sum(1)
-    base_err = (acc_base & base_wrong[None, :]).sum(1)
-    acc_next = next_conf[order].double()[None, :] >= thresholds[:, None]
-    acc_here = acc_base[:, order]
-    zero = torch.zeros(len(thresholds), 1, dtype=torch.long)
-    d_count = torch.cat([zero, torch.cumsum(acc_next.long() - acc_here.long(), 1)], 1)
-    wrong_next, wrong_here = next_wrong[order][None, :], base_wrong[order][None, :]
-    d_err = torch.cat(
-        [zero, torch.cumsum((acc_next & wrong_next).long() - (acc_here & wrong_here).long(), 1)],
-        1,
+    base_count, base_err, d_count, d_err = _prefix_sums(
+        base_conf, base_wrong, next_conf, next_wrong, order, thresholds
     )
     i, j = torch.triu_indices(len(bounds), len(bounds))  # lower bound i <= upper bound j
     start, stop = lo[i], hi[j]
