@@ -169,7 +169,7 @@ def fit_budget_window_adjusted(inputs: FitInputs, settings: PolicySettings) -> I
     return _fit("budget_window_adjusted", inputs, settings, on_mixture=True)
 
 
-def _budget_objective(name: str, settings: PolicySettings) -> tuple[str, float]:
+def _budget_objective(settings: PolicySettings) -> tuple[str, float]:
     """(task, value) the budget search optimises: the target (``cov@R``, ``risk@C``), or AUGRC
     (``budget_objective="augrc"``, and for an OOD target ``fpr@P``, which has no value on the
     held-out split: it holds no OOD samples; the setting then reads ``augrc,B=...``)."""
@@ -192,7 +192,7 @@ def _fit_selected(inputs: FitInputs, settings: PolicySettings) -> IntervalPolicy
         raise ValueError(f"{name} needs the members' MACs (FitInputs.stage_macs)")
     n = inputs.stage_confidence[0].numel()
     check_budget(settings.budget, macs, settings.budget_grid, n)
-    objective, max_pass = _budget_objective(name, settings), _max_pass(settings.budget, macs)
+    objective, max_pass = _budget_objective(settings), _max_pass(settings.budget, macs)
     coarse = settings.replace(budget_grid=coarse_grid(n, settings.budget_grid))
     candidates = {
         "window": lambda i: window_at_budget(i, settings, max_pass),
@@ -222,7 +222,7 @@ def _fit(name: str, inputs: FitInputs, settings: PolicySettings, on_mixture: boo
     n = inputs.stage_confidence[0].numel()
     check_budget(settings.budget, macs, settings.budget_grid, n)
     target = parse_target(settings.target)
-    objective = _budget_objective(name, settings)
+    objective = _budget_objective(settings)
     max_pass = _max_pass(settings.budget, macs)
     conf, wrong = inputs.stage_confidence, [~c.bool() for c in inputs.stage_correct]
     out_conf, out_wrong = conf[0].double().clone(), wrong[0].clone()
