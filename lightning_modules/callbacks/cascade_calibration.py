@@ -168,7 +168,6 @@ class CascadeCalibration(Callback):
         )
         inputs, logits, targets, temperatures = self.heldout_inputs(dm, pl_module)
         policies = fit_policies(pl_module.policy_names, inputs, settings)
-        used = [p.name for n in pl_module.policy_names for p in policy_entry(n).parameters]
         info = {
             "heldout": inputs.heldout_name,
             "heldout_size": len(targets),
@@ -177,8 +176,7 @@ class CascadeCalibration(Callback):
             "target": self.target,
             "guarantee": self.guarantee,
             "guarantee_method": self.guarantee_method,
-            # the value of every parameter the fitted policies declare (given or default)
-            "parameters": {name: getattr(settings, name) for name in dict.fromkeys(used)},
+            "parameters": settings.resolved(),  # every declared parameter, given or default
         }
         states = member_states(logits, temperatures, pl_module.score)
         info["operating_points"] = policy_operating_points(
