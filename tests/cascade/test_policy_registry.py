@@ -204,7 +204,7 @@ def test_every_policy_fits_and_reads_back(with_plugin, prepared, name):
     assert policy.name == name and policy.num_stages == 2 and isinstance(policy.setting, str)
     back = policy_from_dict(policy.to_dict())
     ids = torch.arange(400)
-    for stage, conf in enumerate(inputs.stage_confidence):
+    for stage, conf in enumerate(inputs.stage_confidence, start=1):
         passed = policy.passes(stage, conf, ids)
         assert passed.dtype == torch.bool and passed.shape == conf.shape
         assert torch.equal(back.passes(stage, conf, ids), passed)
