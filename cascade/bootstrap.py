@@ -35,6 +35,7 @@ from window_cascades.cascade.significance import (
     bootstrap_p_value,
     is_random_metric,
 )
+from window_cascades.vocabulary.checks import check_resamples
 
 CHUNK = 100  # resamples drawn and evaluated together (fixed: the draws depend on it)
 DELTA_FIELDS = (  # the columns of deltas.csv
@@ -133,8 +134,7 @@ class Bootstrap:
     _done: dict = field(default_factory=dict, repr=False)
 
     def __post_init__(self):
-        if self.num < 0 or (0 < self.num < 10):
-            raise ValueError(f"bootstrap {self.num}: expected 0 (off) or at least 10 resamples")
+        check_resamples(self.num)
         if not 0 < self.level < 1:
             raise ValueError(f"bootstrap level must be in (0, 1), got {self.level}")
 

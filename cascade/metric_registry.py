@@ -23,7 +23,6 @@ forms equal within 1e-10.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cached_property
@@ -34,76 +33,12 @@ from window_cascades.cascade.operating_point import OperatingPoint
 from window_cascades.cascade.sample_outputs import SampleOutputs
 from window_cascades.uncertainty.definitions import Definitions, get_definitions
 from window_cascades.uncertainty.scod import scod_mixture
+from window_cascades.vocabulary.checks import check_report_points  # torch-free, checked early
 
 
 def percent_key(prefix: str, fraction: float) -> str:
     """A metric key with a percentage, e.g. ``percent_key("cov", 0.05) == "cov@5"``."""
     return f"{prefix}@{fraction * 100:g}"
-
-
-def _bad_fraction(value: object, low_open: bool, high_open: bool) -> bool:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-        return True
-    low = value <= 0 if low_open else value < 0
-    high = value >= 1 if high_open else value > 1
-    return low or high
-
-
-def check_report_points(
-    risks: tuple[float, ...] | list[float],
-    coverages: tuple[float, ...] | list[float],
-    ood_tpr: float,
-    scod_ratio: float,
-    scod_beta: float,
-    prefix: str = "",
-) -> None:
-    """Validate the reported operating points and SCOD settings where they enter.
-
-    One convention across every option: a number is a fraction (``--risks 0.05``); percentages
-    appear only in names (``cov@5``, targets such as ``risk@80``). ``prefix`` names the options
-    in messages: ``"--model."`` (online, ``--model.scod_beta``) or ``"--"`` (offline,
-    ``--scod-beta``).
-
-    Raises:
-        ValueError: naming the option, the value and the accepted range.
-    """
-
-    def option(field: str) -> str:
-        return prefix + (field.replace("_", "-") if prefix == "--" else field)
-
-    for field, values, high_open, name in (
-        ("risks", risks, True, "cov"),
-        ("coverages", coverages, False, "risk"),
-    ):
-        if not values:
-            raise ValueError(f"{option(field)}: give at least one value, e.g. 0.05")
-        for v in values:
-            if _bad_fraction(v, True, high_open):
-                hint = (
-                    f" ({v:g}% is {v / 100:g}, reported as {name}@{v:g})"
-                    if (isinstance(v, (int, float)) and 1 < v < 100)
-                    else ""
-                )
-                interval = "(0, 1)" if high_open else "(0, 1]"
-                raise ValueError(
-                    f"{option(field)} {v!r}: expected a fraction in {interval}{hint}; "
-                    "percentages appear only in metric names"
-                )
-    if _bad_fraction(ood_tpr, True, False):
-        raise ValueError(
-            f"{option('ood_tpr')} {ood_tpr!r}: expected a fraction in (0, 1], e.g. 0.95 (fpr@95)"
-        )
-    if isinstance(scod_ratio, bool) or not (
-        isinstance(scod_ratio, (int, float)) and math.isfinite(scod_ratio) and scod_ratio > 0
-    ):
-        raise ValueError(f"{option('scod_ratio')} {scod_ratio!r}: expected an OOD : ID ratio > 0")
-    if isinstance(scod_beta, bool) or not (
-        isinstance(scod_beta, (int, float)) and math.isfinite(scod_beta) and scod_beta >= 0
-    ):
-        raise ValueError(
-            f"{option('scod_beta')} {scod_beta!r}: expected the cost of an accepted OOD sample, "
-            ">= 0 (1: as an error)"
-        )
 
 
 @dataclass

@@ -10,17 +10,20 @@ import argparse
 import sys
 import time
 
+from window_cascades.artifacts.folder_claim import release_output_folder
 from window_cascades.commands.console import apply_console_options
 from window_cascades.commands.interrupts import exit_on_sigterm
-from window_cascades.commands.offline_options import parse_args
+from window_cascades.commands.offline_options import parse_base, parse_policy_options
+from window_cascades.commands.offline_preflight import preflight
 from window_cascades.commands.plugins import PluginError, load_command_plugins, plugin_error
 
 
 def run(args: argparse.Namespace) -> list[dict]:
     """Check the options and the output folder, evaluate the sweep, write the results as one
-    unit; returns the rows."""
+    unit; returns the rows. The output folder is claimed here unless this process holds it
+    already (:func:`main` claims it before torch is imported)."""
     from window_cascades.artifacts.experiment_logits import MEMBER_UNITS
-    from window_cascades.artifacts.folder_claim import release_output_folder
+    from window_cascades.artifacts.folder_claim import claimed, release_output_folder
     from window_cascades.artifacts.output_paths import check_output_dir
     from window_cascades.artifacts.results import write_results
     from window_cascades.artifacts.run_folder import check_output_folder, staged_run_folder
@@ -29,8 +32,9 @@ def run(args: argparse.Namespace) -> list[dict]:
     from window_cascades.commands.offline_sweep import evaluate_sweep
 
     plan = offline_plan(args)
-    check_output_dir(args.out, "--out", [("--logits-dir", args.logits_dir)])
-    check_output_folder(args.out, args.overwrite)
+    if not claimed(args.out):
+        check_output_dir(args.out, "--out", [("--logits-dir", args.logits_dir)])
+        check_output_folder(args.out, args.overwrite)
     try:
         found = evaluate_sweep(args, plan)
         rows, bootstrap = found.rows, plan.bootstrap
@@ -92,13 +96,21 @@ def main(argv: list[str] | None = None) -> int:
 
         print(policy_table())
         return 0
-    args = parse_args(argv)
+    args, rest = parse_base(argv)  # no torch yet: the refusals that need no data come first
     apply_console_options(args)
     try:
+        preflight(args)
+    except (ValueError, FileNotFoundError, PermissionError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    try:
+        parse_policy_options(args, rest)
         run(args)
     except (ValueError, FileNotFoundError, PermissionError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
+    finally:
+        release_output_folder(args.out)
     if not args.quiet:
         print(f"evaluated in {time.perf_counter() - start:.2f} s")
     return 0
