@@ -20,7 +20,9 @@ above the value.
 from __future__ import annotations
 
 import hashlib
+import os
 import zlib
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, fields, replace
 
 import torch
@@ -28,7 +30,7 @@ import torch
 from window_cascades.cascade.metric_registry import MetricInputs, metric_entries
 from window_cascades.cascade.policy_registry import reference_policies
 from window_cascades.cascade.progress import progress
-from window_cascades.cascade.resampled import Resampled
+from window_cascades.cascade.resampled import DrawCounts, OutputSorts, Resampled
 from window_cascades.cascade.significance import (
     NOT_COMPARED,
     benjamini_hochberg,
@@ -37,7 +39,8 @@ from window_cascades.cascade.significance import (
 )
 from window_cascades.vocabulary.checks import check_resamples
 
-CHUNK = 100  # resamples drawn and evaluated together (fixed: the draws depend on it)
+CHUNK = 100  # resamples drawn from one generator (fixed: the draws depend on it)
+BLOCK_BYTES = 384 * 2**20  # memory of one block of resamples: its draws and the curves read
 DELTA_FIELDS = (  # the columns of deltas.csv
     "dataset",
     "role",
@@ -55,19 +58,31 @@ DELTA_FIELDS = (  # the columns of deltas.csv
 )
 
 
+def _generator(dataset: str, seed: int, start: int) -> torch.Generator:
+    return torch.Generator().manual_seed(zlib.crc32(f"{seed}/{dataset}/{start}".encode()))
+
+
 def resample_draws(dataset: str, n: int, seed: int, start: int, count: int) -> torch.Tensor:
-    """``count`` x ``n`` indices: resamples ``start .. start + count - 1`` of a dataset."""
-    gen = torch.Generator().manual_seed(zlib.crc32(f"{seed}/{dataset}/{start}".encode()))
-    return torch.randint(n, (count, n), generator=gen)
+    """``count`` x ``n`` indices: resamples ``start .. start + count - 1`` of a dataset (``start``
+    a multiple of :data:`CHUNK`, ``count`` at most :data:`CHUNK`). The rows come from one
+    generator in order, so drawing them a few at a time gives the same indices."""
+    return torch.randint(n, (count, n), generator=_generator(dataset, seed, start))
 
 
 def resampled_values(
-    inputs: MetricInputs, role: str, index: torch.Tensor, id_index: torch.Tensor | None
+    inputs: MetricInputs,
+    role: str,
+    index: torch.Tensor,
+    id_index: torch.Tensor | None,
+    drawn: DrawCounts | None = None,
+    id_drawn: DrawCounts | None = None,
+    sorts: OutputSorts | None = None,
 ) -> dict[str, torch.Tensor]:
     """{key: B values} of every registered metric of ``role`` on the B resamples ``index``
     (``id_index``: the ID set's resamples, for OOD metrics; None for a labelled role, whose
-    metrics read only the dataset's own outputs)."""
-    r = Resampled(inputs, index, id_index)
+    metrics read only the dataset's own outputs). ``drawn``, ``id_drawn``: the draws' counts,
+    when already computed; ``sorts``: the sorts of these outputs kept from an earlier block."""
+    r = Resampled(inputs, index, id_index, drawn, id_drawn, sorts or OutputSorts())
     out: dict[str, torch.Tensor] = {}
     for entry in metric_entries().values():
         if role not in entry.roles:
@@ -103,6 +118,42 @@ def _fingerprint(name: str, role: str, inputs: MetricInputs) -> str:
     return digest.hexdigest()
 
 
+@dataclass
+class _Unit:
+    """One dataset under one policy, waiting to be resampled."""
+
+    fingerprint: str
+    name: str
+    role: str
+    inputs: MetricInputs
+    id_name: str | None  # the ID set whose draws its OOD metrics read (None: labelled)
+    sorts: OutputSorts = field(default_factory=OutputSorts)
+
+    def values(self, drawn: dict[str, DrawCounts]) -> dict[str, torch.Tensor]:
+        """Its metrics on one block of resamples (``drawn``: every dataset's draws)."""
+        mine = drawn[self.name]
+        ids = drawn[self.id_name] if self.id_name is not None else None
+        return resampled_values(
+            self.inputs,
+            self.role,
+            mine.draws,
+            None if ids is None else ids.draws,
+            mine,
+            ids,
+            self.sorts,
+        )
+
+
+def available_cpus() -> int:
+    """The CPUs this process may run on (its affinity), or ``OMP_NUM_THREADS`` when set lower."""
+    try:
+        cpus = len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        cpus = os.cpu_count() or 1
+    limit = os.environ.get("OMP_NUM_THREADS", "")
+    return max(1, min(cpus, int(limit))) if limit.isdigit() and int(limit) > 0 else cpus
+
+
 def _key(row: dict) -> tuple:
     members = row.get("members") or ""
     return row["dataset"], row["policy"], row["setting"], row["score"], members, row["metric"]
@@ -117,21 +168,35 @@ def _pair_key(row: dict) -> tuple:
 class Bootstrap:
     """Collects the resampled values of a run's rows; then intervals and paired differences.
 
+    The datasets of each evaluated policy are recorded as they are added and resampled all
+    together when the values are first read (:meth:`run`): block by block of resamples, each
+    dataset's draws and their counts are made once and shared by every policy, and the
+    (dataset, policy) pairs of a block are evaluated on ``workers`` threads at once, each
+    torch operation on one thread (several threads per operation spin at their barriers on a
+    busy machine: 3-6x slower there, measured). Memory: one block (``BLOCK_BYTES``), whatever
+    the number of resamples.
+
     Attributes:
         num: number of resamples B (0: off).
         seed: seed of the draws.
         level: the intervals' confidence level.
         members: the member order of the policies being added, in a run over several orders
             (``m1>m0``; the rows carry it as ``members``), else empty.
-        values: (dataset, policy, setting, score, members, metric) -> B values.
+        workers: threads evaluating at once (None: the CPUs this process may use,
+            :func:`available_cpus`).
+        values: (dataset, policy, setting, score, members, metric) -> B values (complete
+            after :meth:`run`; :meth:`samples`, :meth:`annotate` and :meth:`delta_rows` run it).
     """
 
     num: int
     seed: int = 0
     level: float = 0.95
     members: str = ""
+    workers: int | None = None
     values: dict = field(default_factory=dict)
     _done: dict = field(default_factory=dict, repr=False)
+    _pending: dict = field(default_factory=dict, repr=False)  # fingerprint -> _Unit
+    _keys: list = field(default_factory=list, repr=False)  # (row key without metric, print)
 
     def __post_init__(self):
         check_resamples(self.num)
@@ -139,41 +204,81 @@ class Bootstrap:
             raise ValueError(f"bootstrap level must be in (0, 1), got {self.level}")
 
     def add(self, policy, score: str, role_inputs: dict[str, tuple[str, MetricInputs]]) -> None:
-        """Resample every dataset of one evaluated policy (``role_inputs``: dataset ->
-        (role, metric inputs)); the ID set's draws are those of the dataset named ``id``.
+        """Record every dataset of one evaluated policy (``role_inputs``: dataset -> (role,
+        metric inputs)) for resampling; the ID set's draws are those of the dataset named
+        ``id``.
 
-        A dataset whose outputs and settings were already resampled (the same single member
-        in two orders, two policies that passed on the same samples) reuses those values."""
+        A dataset whose outputs and settings were already recorded (the same single member
+        in two orders, two policies that passed on the same samples) is resampled once."""
         id_name = next(name for name, (role, _) in role_inputs.items() if role == "id")
-        n_id = role_inputs[id_name][1].outputs.num_samples
-        datasets = progress(
-            role_inputs.items(), f"bootstrap {policy.name}", len(role_inputs), unit="dataset"
-        )
-        for name, (role, inputs) in datasets:
+        for name, (role, inputs) in role_inputs.items():
             inputs = replace(
                 inputs, outputs=inputs.outputs.cpu(), id_outputs=inputs.id_outputs.cpu()
             )
             print_ = _fingerprint(name, role, inputs)
-            if print_ not in self._done:
-                parts: dict[str, list[torch.Tensor]] = {}
-                for start in range(0, self.num, CHUNK):
-                    count = min(CHUNK, self.num - start)
-                    id_index = None  # the ID set's draws: read by the OOD metrics only
-                    if role == "ood" or name == id_name:
-                        id_index = resample_draws(id_name, n_id, self.seed, start, count)
-                    index = id_index
-                    if name != id_name:
-                        n = inputs.outputs.num_samples
-                        index = resample_draws(name, n, self.seed, start, count)
-                    for metric, vals in resampled_values(inputs, role, index, id_index).items():
-                        parts.setdefault(metric, []).append(vals)
-                self._done[print_] = {m: torch.cat(v) for m, v in parts.items()}
+            if print_ not in self._done and print_ not in self._pending:
+                reads_id = role == "ood" or name == id_name
+                unit = _Unit(print_, name, role, inputs, id_name if reads_id else None)
+                self._pending[print_] = unit
+            self._keys.append(((name, policy.name, policy.setting, score, self.members), print_))
+
+    def run(self) -> None:
+        """Resample every recorded dataset not yet resampled (see the class docstring)."""
+        units = list(self._pending.values())
+        if units:
+            self._resample(units)
+            self._pending.clear()
+        for prefix, print_ in self._keys:
             for metric, vals in self._done[print_].items():
-                key = (name, policy.name, policy.setting, score, self.members, metric)
-                self.values[key] = vals
+                self.values[(*prefix, metric)] = vals
+        self._keys.clear()
+
+    def _resample(self, units: list[_Unit]) -> None:
+        sizes: dict[str, int] = {}
+        for u in units:
+            if u.id_name is not None:
+                sizes.setdefault(u.id_name, u.inputs.id_outputs.num_samples)
+            sizes.setdefault(u.name, u.inputs.outputs.num_samples)
+        workers = max(1, min(self.workers or available_cpus(), len(units)))
+        # per row of resamples: each dataset's draws and counts (20 bytes a sample), and per
+        # worker the float64 curves of the largest dataset with the ID set (about 10 arrays)
+        widest = max(u.inputs.outputs.num_samples + u.inputs.id_outputs.num_samples for u in units)
+        per_row = 20 * sum(sizes.values()) + 80 * workers * widest
+        rows = max(1, min(CHUNK, BLOCK_BYTES // per_row))
+        parts: dict[str, dict[str, list[torch.Tensor]]] = {u.fingerprint: {} for u in units}
+        threads = torch.get_num_threads()
+        torch.set_num_threads(1)
+        try:
+            with ThreadPoolExecutor(workers) as pool:
+                for start in progress(
+                    range(0, self.num, CHUNK),
+                    "bootstrap",
+                    -(-self.num // CHUNK),
+                    unit=f"{CHUNK} resamples",
+                ):
+                    count = min(CHUNK, self.num - start)
+                    gens = {name: _generator(name, self.seed, start) for name in sizes}
+                    for first in range(0, count, rows):
+                        size = min(rows, count - first)
+                        drawn = {
+                            name: DrawCounts.of(
+                                torch.randint(n, (size, n), generator=gens[name]), n
+                            )
+                            for name, n in sizes.items()
+                        }
+                        jobs = [pool.submit(u.values, drawn) for u in units]
+                        for u, job in zip(units, jobs, strict=True):
+                            for metric, vals in job.result().items():
+                                parts[u.fingerprint].setdefault(metric, []).append(vals)
+        finally:
+            torch.set_num_threads(threads)
+        for u in units:
+            self._done[u.fingerprint] = {m: torch.cat(v) for m, v in parts[u.fingerprint].items()}
+            u.sorts.found.clear()
 
     def samples(self, key: tuple) -> torch.Tensor:
         """The B resampled values of a row's key."""
+        self.run()
         return self.values[key]
 
     def interval(self, values: torch.Tensor) -> tuple[float, float]:
@@ -188,6 +293,7 @@ class Bootstrap:
 
     def annotate(self, rows: list[dict]) -> list[dict]:
         """The rows with ``ci_low`` and ``ci_high`` (None where a row was not resampled)."""
+        self.run()
         out = []
         for r in rows:
             key = _key(r)
@@ -205,6 +311,7 @@ class Bootstrap:
         ``window_cascades.cascade.policy_registry.reference_policies``)."""
         if not self.num:
             return []
+        self.run()
         baselines = reference_policies() if baselines is None else tuple(baselines)
         base = {}
         for r in rows:

@@ -136,3 +136,46 @@ def test_bad_resample_counts_are_refused():
         Bootstrap(5)
     with pytest.raises(ValueError, match="at least 10"):
         Bootstrap(-1)
+
+
+def _collected(num: int, workers: int, block_bytes: int, monkeypatch) -> Bootstrap:
+    monkeypatch.setattr("window_cascades.cascade.bootstrap.BLOCK_BYTES", block_bytes)
+    gen = torch.Generator().manual_seed(4)
+    ids, ood = outputs(300, gen, ties=True), outputs(200, gen, labelled=False)
+    point = fit_operating_point(ids, "cov@50", "standard")
+    settings = MetricSettings(target="cov@50")
+    boot = Bootstrap(num, seed=7, workers=workers)
+    for name in ("single", "other"):
+        policy = SimpleNamespace(name=name, setting="")
+        boot.add(
+            policy,
+            "msp",
+            {
+                "test": ("id", MetricInputs(ids, ids, [1.0, 2.5], settings, point)),
+                "far": ("ood", MetricInputs(ood, ids, [1.0, 2.5], settings, point)),
+            },
+        )
+    boot.run()
+    return boot
+
+
+def test_blocks_and_threads_change_no_resampled_value(monkeypatch):
+    """Resamples evaluated a few rows at a time, on one thread or several, give the values of
+    each whole chunk of draws evaluated at once (the draws do not depend on the blocks)."""
+    whole = _collected(150, 1, 2**40, monkeypatch)
+    for workers, block_bytes in ((1, 1), (2, 1), (2, 30_000)):
+        other = _collected(150, workers, block_bytes, monkeypatch)
+        assert whole.values.keys() == other.values.keys()
+        for key, vals in whole.values.items():
+            assert torch.equal(vals, other.values[key]) or (
+                vals.isnan().all() and other.values[key].isnan().all()
+            ), (workers, block_bytes, key)
+    # and a chunk equals the metrics of resample_draws' draws of that chunk
+    gen = torch.Generator().manual_seed(4)
+    ids, ood = outputs(300, gen, ties=True), outputs(200, gen, labelled=False)
+    point = fit_operating_point(ids, "cov@50", "standard")
+    inputs = MetricInputs(ood, ids, [1.0, 2.5], MetricSettings(target="cov@50"), point)
+    id_index = resample_draws("test", 300, 7, 100, 50)
+    direct = resampled_values(inputs, "ood", resample_draws("far", 200, 7, 100, 50), id_index)
+    for metric, vals in direct.items():
+        assert torch.equal(vals, whole.values[("far", "single", "", "msp", "", metric)][100:])
