@@ -86,7 +86,7 @@ def _evaluate_settings(
         found.rows.extend(_tagged(part, tag))
         found.curves.update({(*k[:3], tag): v for k, v in part_curves.items()})
         found.fitted.update({(p.name, p.setting, score, tag): p.to_dict() for p in fitted.values()})
-        if not args.no_headroom:  # at each family's first setting
+        if args.headroom:  # at each family's first setting
             first = {n: p for n, p in fitted.items() if plan.is_first(n, policy_settings)}
             found.headrooms.extend(
                 {**h, "score": score, "members": tag}
