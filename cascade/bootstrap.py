@@ -19,6 +19,7 @@ above the value.
 
 from __future__ import annotations
 
+import ctypes
 import hashlib
 import os
 import zlib
@@ -154,6 +155,19 @@ def available_cpus() -> int:
     return max(1, min(cpus, int(limit))) if limit.isdigit() and int(limit) > 0 else cpus
 
 
+def _release_freed_memory() -> None:
+    """Hand the heap's freed pages back to the system (glibc's ``malloc_trim``; elsewhere a
+    no-op), once per block. A block's B x N temporaries are freed into the heap and reused there
+    in pieces, which fragments it: 1,000 resamples of the ImageNet-shaped 46,000 test samples
+    peaked at 3.2 GB RSS without this and 2.0 GB with it, for 5.8 s of system time instead of
+    2.6 s (glibc's fixed mmap threshold instead: 1.2 GB, but 85 s of page faults)."""
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+    except OSError:  # not glibc
+        return
+    libc.malloc_trim(0)
+
+
 def _key(row: dict) -> tuple:
     members = row.get("members") or ""
     return row["dataset"], row["policy"], row["setting"], row["score"], members, row["metric"]
@@ -270,6 +284,8 @@ class Bootstrap:
                         for u, job in zip(units, jobs, strict=True):
                             for metric, vals in job.result().items():
                                 parts[u.fingerprint].setdefault(metric, []).append(vals)
+                        del drawn, jobs
+                        _release_freed_memory()
         finally:
             torch.set_num_threads(threads)
         for u in units:
