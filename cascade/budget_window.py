@@ -252,16 +252,8 @@ def _fit_selected(inputs: FitInputs, settings: PolicySettings) -> IntervalPolicy
     return SelectedIntervalPolicy(name, policy.bounds, setting, details, record)
 
 
-def _fit(
-    name: str,
-    inputs: FitInputs,
-    settings: PolicySettings,
-    on_mixture: bool,
-    toward: IntervalPolicy | None = None,
-):
-    """The stage-by-stage search; with ``toward`` (the window at the same budget) each
-    stage's interval is the one nearest the window's among those within :data:`OSE_SE`
-    standard errors of the best held-out value."""
+def _fit(name: str, inputs: FitInputs, settings: PolicySettings, on_mixture: bool, toward=None):
+    """The stage-by-stage search (``toward``: the window at the same budget, for "ose")."""
     if not inputs.stage_confidence:  # one member: nothing to pass
         return IntervalPolicy(name, torch.empty(0, 2), f"B={settings.budget:g}", [])
     macs = inputs.stage_macs
@@ -269,8 +261,7 @@ def _fit(
         raise ValueError(f"{name} needs the members' MACs (FitInputs.stage_macs)")
     n = inputs.stage_confidence[0].numel()
     check_budget(settings.budget, macs, settings.budget_grid, n)
-    target = parse_target(settings.target)
-    objective = _budget_objective(settings)
+    target, objective = parse_target(settings.target), _budget_objective(settings)
     max_pass = _max_pass(settings.budget, macs)
     conf, wrong = inputs.stage_confidence, [~c.bool() for c in inputs.stage_correct]
     out_conf, out_wrong = conf[0].double().clone(), wrong[0].clone()
@@ -396,23 +387,16 @@ def best_interval(
     the unlabelled test mixture's samples that reach this stage, out of ``cost_total``), the
     pass fraction is counted on the mixture instead.
 
-    With ``toward`` (an interval [lower, upper] of this stage, the window's), the one-standard-
-    error rule: among the grid intervals whose value is within :data:`OSE_SE` standard errors
-    of the best, the one nearest ``toward``, the distance being |start - start_w| + |stop -
-    stop_w| in fractions of the eligible samples sorted by confidence (ties: the higher value,
-    then the wider interval). The standard error is the standard deviation of the best
-    interval's held-out value over :data:`RESAMPLES` bootstrap resamples of the held-out split
-    (a binomial sqrt(v (1 - v) / n) understates it for cov@R, which moves with the few errors
-    among the most confident samples: 0.007 against 0.07 on 1,500 samples at cov@2). It
-    shrinks as 1 / sqrt(n): with many held-out samples the rule is the search, with few it
-    stays near the
-    window (measured: BENCHMARKS.md). Only cov@R was measured.
+    With ``toward`` (the window's [lower, upper] on this stage), the one-standard-error rule
+    of :func:`_nearest_to_window`. Only cov@R was measured (BENCHMARKS.md).
 
     Args:
         stage_conf: N stage confidences (the held-out split).
         eligible: N bools, the samples that reach this stage.
-        base_conf: N output confidences when the sample is not passed; base_wrong: its errors.
-        next_conf: N output confidences when passed; next_wrong: their errors.
+        base_conf: N output confidences when the sample is not passed.
+        base_wrong: N bools, its errors then.
+        next_conf: N output confidences when the sample is passed.
+        next_wrong: N bools, its errors then.
         max_pass: the largest fraction of all N samples passed.
         objective: (task, value) as :func:`_budget_objective`.
         grid: quantile points of the interval ends.
@@ -457,28 +441,10 @@ def best_interval(
     # the budget is there to be used
     key = value + 1e-12 * passed.double() / max(n, 1)
     best = int(torch.argmax(key))
-    extra = {}
-    if toward is not None:
-        top = best
-        low, high = bounds[i[top]], bounds[j[top]]
-        outputs = (stage_conf, eligible, base_conf, base_wrong, next_conf, next_wrong)
-        error = _standard_error(*_pass_output(low, high, *outputs), objective)
-        near = value >= value[top] - OSE_SE * error - 1e-12
-        n_e = max(s_sorted.numel(), 1)
-        w_start = torch.searchsorted(s_sorted, s_sorted.new_tensor([toward[0]]), right=False)
-        w_stop = torch.searchsorted(s_sorted, s_sorted.new_tensor([toward[1]]), right=True)
-        if int(w_stop) > int(w_start):
-            distance = ((start - w_start).abs() + (stop - w_stop).abs()).double() / n_e
-        else:  # the window passes nothing: the distance is what an interval passes
-            distance = passed.double() / n_e
-        distance = torch.where(near, distance, torch.full_like(distance, math.inf))
-        nearest = distance <= distance.min() + 1e-12
-        best = int(torch.argmax(torch.where(nearest, key, torch.full_like(key, -math.inf))))
-        extra = {
-            "best_value": float(value[top]),
-            "standard_error": error,
-            "window_distance": float(distance[best]),
-        }
+    extra, sample = {}, (stage_conf, eligible, base_conf, base_wrong, next_conf, next_wrong)
+    if toward is not None:  # the one-standard-error rule
+        error = _standard_error(*_pass_output(bounds[i[best]], bounds[j[best]], *sample), objective)
+        best, extra = _nearest_to_window(value, key, best, error, s_sorted, start, stop, toward)
     lower, upper = float(bounds[i[best]]), float(bounds[j[best]])
     if int(passed[best]) == 0:
         lower = upper = math.inf  # an empty interval of any grid pair means: pass nothing
@@ -489,6 +455,39 @@ def best_interval(
         "value": float(value[best]),
         **extra,
     }
+
+
+def _nearest_to_window(value, key, top: int, error: float, s_sorted, start, stop, toward):
+    """The one-standard-error choice among the kept grid pairs of :func:`best_interval`: among
+    the pairs whose value is within :data:`OSE_SE` standard errors (``error``, the bootstrap
+    one of :func:`_standard_error`) of the best (``top``), the one nearest ``toward``, the
+    distance being |start - start_w| + |stop - stop_w| in fractions of the eligible samples
+    sorted by confidence (ties: the higher value, then the wider interval). The error shrinks
+    as 1 / sqrt(n): with many held-out samples the rule is the search, with few it stays near
+    the window. A binomial sqrt(v (1 - v) / n) would understate cov@R's spread, which moves
+    with the few errors among the most confident samples (0.007 against 0.07 on 1,500 samples
+    at cov@2): the search's overfitted picks then pass the test.
+
+    Returns:
+        (the chosen pair's index, {best_value, standard_error, window_distance}).
+    """
+    near = value >= value[top] - OSE_SE * error - 1e-12
+    n_e = max(s_sorted.numel(), 1)
+    w_start = torch.searchsorted(s_sorted, s_sorted.new_tensor([toward[0]]), right=False)
+    w_stop = torch.searchsorted(s_sorted, s_sorted.new_tensor([toward[1]]), right=True)
+    if int(w_stop) > int(w_start):
+        distance = ((start - w_start).abs() + (stop - w_stop).abs()).double() / n_e
+    else:  # the window passes nothing: the distance is what an interval passes
+        distance = (stop - start).clamp_min(0).double() / n_e
+    distance = torch.where(near, distance, torch.full_like(distance, math.inf))
+    nearest = distance <= distance.min() + 1e-12
+    best = int(torch.argmax(torch.where(nearest, key, torch.full_like(key, -math.inf))))
+    record = {
+        "best_value": float(value[top]),
+        "standard_error": error,
+        "window_distance": float(distance[best]),
+    }
+    return best, record
 
 
 def _pass_output(low, high, stage_conf, eligible, base_conf, base_wrong, next_conf, next_wrong):
