@@ -1,7 +1,7 @@
 """Two evaluator command lines side by side: whole processes, alternated, medians.
 
     python benchmarks/eval/alternate.py --logits-dir /tmp/bench_logits --repeats 5 \
-        --a "" --b "--gain-shares"
+        --a="--gain-shares" --b=""   # "=" because the values start with --
 
 Both run ``scripts/evaluate_logits.py`` on the ImageNet-shaped layout of
 ``benchmarks/eval/benchmark_eval.py`` (members m0 m1, held-out ``heldout``, ID ``test``, OOD
