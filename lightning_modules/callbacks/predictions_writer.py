@@ -127,10 +127,15 @@ class CascadePredictionsWriter(BasePredictionWriter):
         if trainer.is_global_zero:
             text, unreadable = self._csv(trainer, pl_module, gathered)
             write_text(self.path, text)
-            print(f"CascadePredictionsWriter: wrote {self.path}")
+            total = sum(len(c["index"]) for items in gathered.values() for c in items)
+            scan = getattr(cascade_datamodule(trainer), "scan", None)  # --predictions.inputs
+            left_out = scan.summary() if scan is not None else ""
+            print(
+                f"CascadePredictionsWriter: wrote {self.path}"
+                + (f" ({total} rows; {left_out})" if left_out else "")
+            )
             if unreadable:
                 shown = ", ".join(unreadable[:3]) + (", ..." if len(unreadable) > 3 else "")
-                total = sum(len(c["index"]) for items in gathered.values() for c in items)
                 print(
                     f"CascadePredictionsWriter: {len(unreadable)} of {total} files unreadable, "
                     f"not predicted ({shown}): status 'unreadable' in {self.path}; "

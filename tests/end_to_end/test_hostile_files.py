@@ -5,6 +5,7 @@ field, with exit status 2 from the commands and nothing written."""
 from __future__ import annotations
 
 import copy
+import csv
 import json
 import math
 import pickle
@@ -499,9 +500,11 @@ def test_an_image_larger_than_the_limit_is_refused_before_decoding(tmp_path, mon
 
 
 @pytest.mark.slow
-def test_predict_on_a_folder_with_a_decompression_bomb_is_one_line_exit_2(
+def test_predict_on_a_folder_with_a_decompression_bomb_gives_it_one_unreadable_row(
     tmp_path, capsys, monkeypatch
 ):
+    """The default mode predicts the rest and lists the bomb with why (its size, before any
+    decoding); --predictions.strict refuses the run in one line, exit 2, nothing written."""
     from tests.datamodules.test_file_images import EVAL, folder_data_config, write_folder
     from window_cascades.datamodules.image_decoding import MAX_PIXELS_ENV
 
@@ -543,7 +546,16 @@ def test_predict_on_a_folder_with_a_decompression_bomb_is_one_line_exit_2(
         ckpt,
     )
     args = [*predict_args(tmp_path, members, str(ckpt)), f"--data={data}"]
-    assert run_command(CASCADE, args) == 2
+    assert run_command(CASCADE, args) == 0
+    with open(tmp_path / "predictions.csv") as f:
+        files = [r for r in csv.DictReader(f) if r["dataset"] == "files"]
+    assert [(r["path"], r["status"], r["prediction"]) for r in files] == [
+        (str(bomb), "unreadable", "")
+    ]
+    assert files[0]["reason"].startswith(f"too large: image {bomb} is 50000 x 50000")
+    (tmp_path / "predictions.csv").unlink()
+    capsys.readouterr()
+    assert run_command(CASCADE, [*args, "--predictions.strict=true"]) == 2
     err = capsys.readouterr().err
     errors = [line for line in err.splitlines() if line.startswith("error:")]
     assert len(errors) == 1 and f"image {bomb} is 50000 x 50000" in errors[0], err
