@@ -116,7 +116,7 @@ def to_mode(img: Image.Image, mode: str) -> Image.Image:
         elif img.mode != "F":
             values = values / 257.0  # 65535 -> 255 exactly
         grey = np.clip(np.nan_to_num(np.rint(values)), 0, 255).astype(np.uint8)
-        img = Image.fromarray(grey, mode="L")
+        img = Image.fromarray(grey)  # uint8: mode L
     return img.convert(mode)
 
 

@@ -99,12 +99,12 @@ def test_a_16_bit_digit_decodes_as_its_8_bit_original(tmp_path):
     the same values, a 32-bit integer TIFF of the 16-bit values and a float TIFF in [0, 1]."""
     three = digit_three()
     assert len(np.unique(three)) > 5  # grey levels that clipping would lose
-    Image.fromarray(three, mode="L").save(tmp_path / "eight.png")
+    Image.fromarray(three).save(tmp_path / "eight.png")
     Image.fromarray(three.astype(np.uint16) * 257).save(tmp_path / "sixteen.png")
-    palette = Image.fromarray(three, mode="L").convert("P")
+    palette = Image.fromarray(three).convert("P")
     palette.save(tmp_path / "palette.png")
-    Image.fromarray(three.astype(np.int32) * 257, mode="I").save(tmp_path / "wide.tif")
-    Image.fromarray(three.astype(np.float32) / 255, mode="F").save(tmp_path / "float.tif")
+    Image.fromarray(three.astype(np.int32) * 257).save(tmp_path / "wide.tif")
+    Image.fromarray(three.astype(np.float32) / 255).save(tmp_path / "float.tif")
     with Image.open(tmp_path / "sixteen.png") as img:
         assert img.mode.startswith("I")  # really 16 bits on disk
         assert set(np.unique(np.asarray(img.convert("L")))) <= {0, 255}  # Pillow's clipping
@@ -131,9 +131,9 @@ def test_a_16_bit_digit_decodes_as_its_8_bit_original(tmp_path):
 
 
 def test_out_of_range_wide_and_float_values_are_clipped_not_wrapped():
-    wide = Image.fromarray(np.array([[-5, 0, 65535, 10**6]], dtype=np.int32), mode="I")
+    wide = Image.fromarray(np.array([[-5, 0, 65535, 10**6]], dtype=np.int32))
     assert np.asarray(to_mode(wide, "L")).tolist() == [[0, 0, 255, 255]]
-    hot = Image.fromarray(np.array([[-1.0, 0.0, 100.0, 400.0]], dtype=np.float32), mode="F")
+    hot = Image.fromarray(np.array([[-1.0, 0.0, 100.0, 400.0]], dtype=np.float32))
     assert np.asarray(to_mode(hot, "L")).tolist() == [[0, 0, 100, 255]]
 
 
