@@ -83,9 +83,20 @@ class CascadeResultsWriter(Callback):
             self._write(staging, trainer, pl_module, policies)
         trainer.strategy.barrier("results_written")
 
+    @staticmethod
+    def _samples(trainer, ev) -> dict:
+        """Per dataset, the samples evaluated (all processes) and the samples it holds."""
+        counts = {}
+        for (name, _), exits in ev.exit_stages.items():
+            dataset = trainer.datamodule.eval_sets.get(name)
+            n = int(exits.numel())
+            counts.setdefault(name, {"n": n, "of": len(dataset) if dataset is not None else n})
+        return counts
+
     def _write(self, staging: Path, trainer, pl_module, policies: dict) -> None:
         from window_cascades.artifacts.fitted_file import write_fitted_cascade
         from window_cascades.artifacts.results import write_results
+        from window_cascades.cascade.metric_registry import interval_methods
 
         ev, fitted, score = pl_module.evaluation, pl_module.fitted, pl_module.score
         run_keys = {p.name: (p.name, p.setting, score, "") for p in pl_module.policies()}
@@ -103,6 +114,7 @@ class CascadeResultsWriter(Callback):
                     )
                 ],
                 curves={run_keys[name]: curve for name, curve in ev.curves.items()},
+                samples=self._samples(trainer, ev),
                 extra={
                     "member_calls": ev.member_calls,
                     "score": pl_module.score,
@@ -111,6 +123,7 @@ class CascadeResultsWriter(Callback):
                     "bootstrap": {
                         "resamples": pl_module.hparams.bootstrap,
                         "seed": pl_module.hparams.bootstrap_seed,
+                        "intervals": interval_methods(),
                     }
                     if pl_module.hparams.bootstrap
                     else None,
