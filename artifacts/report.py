@@ -29,9 +29,9 @@ from window_cascades.artifacts.result_labels import (
     policy_labels,
     run_key,
 )
-from window_cascades.cascade.bootstrap import BASELINES, MATCHED
 from window_cascades.cascade.cost_to_target import is_cost_to_target
 from window_cascades.cascade.orders import spread_across_orders
+from window_cascades.cascade.policy_registry import cost_matched_policy, reference_policies
 from window_cascades.cascade.significance import FDR
 
 MAX_DIFFERENCES = 20  # lines of significant differences in the report (all in deltas.csv)
@@ -157,24 +157,25 @@ def _target_deltas(
     significance."""
     if not deltas:
         return ["No intervals for the differences: run with a bootstrap to get them.", ""]
-    compared = [
-        d
-        for d in deltas
-        if d["metric"] == metric
-        and (d.get("members") or "") == order
-        and d["policy"] not in (*BASELINES, MATCHED)
-    ]
+    mine = [d for d in deltas if d["metric"] == metric and (d.get("members") or "") == order]
+    baselines = list(dict.fromkeys(d["baseline"] for d in mine))  # the reference policies first
+    compared = [d for d in mine if d["policy"] not in baselines]
     if not compared:
         return []
-    baselines = [b for b in (*BASELINES, MATCHED) if any(d["baseline"] == b for d in compared)]
+    matched = cost_matched_policy()
     policies = list(dict.fromkeys(labels[run_key(d)] for d in compared))
     by = {(d["dataset"], labels[run_key(d)], d["baseline"]): d for d in compared}
     role = {r["dataset"]: r["role"] for r in rows}
     twins = {label: group for group in identical_policies(rows) for label in group}
+    same_cost = (
+        f"; {matched} passes on the same share of held-out samples as the window, its least "
+        "confident ones"
+        if matched in baselines
+        else ""
+    )
     lines = [
         f"{metric} differences, paired on the same resamples (95% interval; * its interval "
-        "excludes 0; single_threshold passes on the same share of held-out samples as the "
-        "window, its least confident ones):",
+        f"excludes 0{same_cost}):",
         "",
         "| dataset | policy | " + " | ".join(f"vs {b}" for b in baselines) + " |",
         "| --- " * (len(baselines) + 2) + "|",
@@ -251,8 +252,9 @@ def _differences(rows: list[dict], deltas: list[dict]) -> list[str]:
     found.sort(
         key=lambda d: (d["p_value"], -abs(d["delta"]) / max(d["ci_high"] - d["ci_low"], 1e-12))
     )
+    low, high = reference_policies()
     lines = [
-        "Paired differences against `single` and `ensemble` on the same resamples, for the "
+        f"Paired differences against `{low}` and `{high}` on the same resamples, for the "
         "quantities that vary with the test sample (not cost or exit fractions, which the "
         "fitted policy fixes), one direction per pair of policies: two-sided p-values from "
         "the bootstrap standard error (normal approximation), Benjamini-Hochberg correction "
@@ -303,6 +305,27 @@ def _interval_sentence(boot: dict) -> str:
     return text
 
 
+def _run_facts(summary: dict, samples: dict | None) -> list[str]:
+    """The report's first lines: score, target, definitions and cost unit, the members with
+    their MACs, and the samples evaluated per dataset when known."""
+    facts = {k: summary.get(k) for k in ("score", "target", "definitions", "cost_unit")}
+    lines = [", ".join(f"{k}: {v}" for k, v in facts.items() if v is not None)]
+    lines.append(
+        "members: "
+        + ", ".join(
+            f"{m.get('member') or m.get('checkpoint')} ({float(m['macs']):.4g} MACs)"
+            for m in summary.get("members", [])
+        )
+    )
+    if samples:
+        counts = (
+            f"{name} {c['n']}" + (f" of {c['of']}" if c["n"] != c["of"] else "")
+            for name, c in samples.items()
+        )
+        lines.append("samples: " + ", ".join(counts))
+    return lines
+
+
 def report_text(
     rows: list[dict],
     summary: dict,
@@ -323,25 +346,7 @@ def report_text(
     members = summary.get("members", [])
     unit = float(members[0]["macs"]) if members else 1.0
     boot = summary.get("bootstrap")
-    lines = ["# Cascade evaluation report", ""]
-    facts = {k: summary.get(k) for k in ("score", "target", "definitions", "cost_unit")}
-    facts = {k: v for k, v in facts.items() if v is not None}
-    lines.append(", ".join(f"{k}: {v}" for k, v in facts.items()) or "")
-    lines.append(
-        "members: "
-        + ", ".join(
-            f"{m.get('member') or m.get('checkpoint')} ({float(m['macs']):.4g} MACs)"
-            for m in members
-        )
-    )
-    if samples:
-        lines.append(
-            "samples: "
-            + ", ".join(
-                f"{name} {c['n']}" + (f" of {c['of']}" if c["n"] != c["of"] else "")
-                for name, c in samples.items()
-            )
-        )
+    lines = ["# Cascade evaluation report", "", *_run_facts(summary, samples)]
     key_rows = [r for r in rows if not is_cost_to_target(r["policy"])]  # their own section
     notes = sample_warnings(samples) + clamp_notes(summary.get("policies", {}))
     notes += [

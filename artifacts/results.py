@@ -182,17 +182,20 @@ def write_results(
         plots = [n for n in names if n.endswith(".png")]
         (staging / "report.md").write_text(report_text(rows, summary, plots, deltas, samples))
         names.append("report.md")
-        written = []
         for name in names:
             os.replace(staging / name, results_dir / name)
-            written.append(results_dir / name)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     for line in sample_warnings(samples):
         print(line, file=sys.stderr)
     if not quiet:
-        print(format_table(rows, [m["macs"] for m in members], summary["policies"]))
-        print("\nResults written to:")
-        for path in sorted(p for p in results_dir.iterdir() if not p.name.startswith(".")):
-            print(f"  {Path(shown_dir) / path.name if shown_dir else path}")
-    return written
+        _print_table(results_dir, rows, summary, shown_dir)
+    return [results_dir / name for name in names]
+
+
+def _print_table(results_dir: Path, rows: list[dict], summary: dict, shown_dir) -> None:
+    """Print the results table (:func:`format_table`) and the files written."""
+    print(format_table(rows, [m["macs"] for m in summary["members"]], summary["policies"]))
+    print("\nResults written to:")
+    for path in sorted(p for p in results_dir.iterdir() if not p.name.startswith(".")):
+        print(f"  {Path(shown_dir) / path.name if shown_dir else path}")

@@ -23,8 +23,9 @@ interval can sit above the value; its median-recentred interval contains it.
 Two policies that passed on the same samples of a dataset give the same resampled values there:
 their differences against a baseline are one test, counted once in the family (the later
 policy's row keeps its interval, without a p-value). Each policy other than the baselines and
-``single_threshold`` is also compared with ``single_threshold`` (:data:`MATCHED`, the policy
-that spends the same held-out cost on the least confident samples) on the operating-point
+``single_threshold`` is also compared with ``single_threshold`` (the policy registered as the
+cost-matched comparator, ``window_cascades.cascade.policy_registry.COST_MATCHED``: it spends
+the same held-out cost on the least confident samples) on the operating-point
 metrics of the run's target (``op_*``): the target's own comparison, reported with its interval
 and outside the tested family.
 """
@@ -38,6 +39,7 @@ from dataclasses import dataclass, field, fields, replace
 import torch
 
 from window_cascades.cascade.metric_registry import MetricInputs, metric_entries, metric_entry
+from window_cascades.cascade.policy_registry import cost_matched_policy, reference_policies
 from window_cascades.cascade.progress import progress
 from window_cascades.cascade.resampled import Resampled
 from window_cascades.cascade.significance import (
@@ -48,8 +50,6 @@ from window_cascades.cascade.significance import (
 )
 
 CHUNK = 100  # resamples drawn and evaluated together (fixed: the draws depend on it)
-BASELINES = ("single", "ensemble")
-MATCHED = "single_threshold"  # the cost-matched comparator of the target's own comparison
 OPERATING_METRICS = ("op_risk", "op_cov", "op_fpr", "op_tpr")
 DELTA_FIELDS = (  # the columns of deltas.csv
     "dataset",
@@ -232,25 +232,30 @@ class Bootstrap:
             out.append({**r, "ci_low": lo, "ci_high": hi})
         return out
 
-    def delta_rows(self, rows: list[dict], baselines=BASELINES) -> list[dict]:
+    def delta_rows(self, rows: list[dict], baselines: tuple[str, ...] | None = None) -> list[dict]:
         """Paired differences (policy - baseline, same resamples) of every test-set row (not
         the held-out split the policies were fitted on) against each baseline policy of the
         same score (and member order); ``significant``: the interval excludes 0 (no
         correction); ``p_value`` and ``significant_bh``: see the module docstring (a pair of
-        baselines is tested once, the later baseline against the earlier)."""
+        baselines is tested once, the later baseline against the earlier). ``baselines``:
+        None for the registry's reference policies (member 1 alone, then the full ensemble;
+        ``window_cascades.cascade.policy_registry.reference_policies``)."""
         if not self.num:
             return []
+        baselines = reference_policies() if baselines is None else tuple(baselines)
+        matched_to = cost_matched_policy()
+        others = (*baselines, *([matched_to] if matched_to else []))
         base = {}
         for r in rows:
-            if r["policy"] in (*baselines, MATCHED):
+            if r["policy"] in others:
                 base[(r["policy"], *_pair_key(r))] = r
         out, seen = [], set()
         for r in rows:
             if r["metric"] in NOT_COMPARED or r["role"] == "heldout":
                 continue
             matched = (
-                [MATCHED]
-                if r["metric"] in OPERATING_METRICS and r["policy"] not in (*baselines, MATCHED)
+                [matched_to]
+                if matched_to and r["metric"] in OPERATING_METRICS and r["policy"] not in others
                 else []
             )
             for b in [*baselines, *matched]:
@@ -269,33 +274,36 @@ class Bootstrap:
                     is_random_metric(r["metric"])
                     and not mirrored
                     and not again
-                    and b != MATCHED
+                    and b != matched_to
                     and lo != hi
                 )
                 delta = r["value"] - ref["value"]
                 p = bootstrap_p_value(delta, mine - theirs) if tested else None
-                members = {"members": r["members"]} if r.get("members") else {}
-                out.append(
-                    {
-                        **members,
-                        "dataset": r["dataset"],
-                        "role": r["role"],
-                        "policy": r["policy"],
-                        "baseline": b,
-                        "setting": r["setting"],
-                        "score": r["score"],
-                        "metric": r["metric"],
-                        "delta": delta,
-                        "ci_low": lo,
-                        "ci_high": hi,
-                        "significant": lo > 0 or hi < 0,
-                        "p_value": None if p is None or p != p else p,
-                        "significant_bh": False,
-                    }
-                )
+                out.append(_delta_record(r, b, delta, (lo, hi), p))
         family = [d for d in out if d["p_value"] is not None]
         for d, rejected in zip(
             family, benjamini_hochberg([d["p_value"] for d in family]), strict=True
         ):
             d["significant_bh"] = rejected
         return out
+
+
+def _delta_record(
+    row: dict, baseline: str, delta: float, interval: tuple[float, float], p: float | None
+) -> dict:
+    """One row of ``deltas.csv``: ``row``'s policy minus ``baseline`` on ``row``'s dataset,
+    score and metric, with its interval and p-value (None outside the tested family)."""
+    lo, hi = interval
+    members = {"members": row["members"]} if row.get("members") else {}
+    return {
+        **members,
+        **{k: row[k] for k in ("dataset", "role", "policy")},
+        "baseline": baseline,
+        **{k: row[k] for k in ("setting", "score", "metric")},
+        "delta": delta,
+        "ci_low": lo,
+        "ci_high": hi,
+        "significant": lo > 0 or hi < 0,
+        "p_value": None if p is None or p != p else p,
+        "significant_bh": False,
+    }

@@ -328,3 +328,11 @@ def interval_methods() -> dict[str, str]:
     name -> method), with ``"*": "percentile"`` for the others (summary.json records it)."""
     other = {e.name: e.interval for e in _REGISTRY.values() if e.interval != "percentile"}
     return {**other, "*": "percentile"}
+
+
+def bootstrap_record(resamples: int, seed: int) -> dict | None:
+    """summary.json's ``bootstrap``: the resamples, their seed and :func:`interval_methods`
+    (None without a bootstrap, ``resamples`` 0)."""
+    if not resamples:
+        return None
+    return {"resamples": resamples, "seed": seed, "intervals": interval_methods()}

@@ -25,7 +25,7 @@ def run(args: argparse.Namespace) -> list[dict]:
     from window_cascades.artifacts.results import write_results
     from window_cascades.artifacts.run_folder import check_output_folder, staged_run_folder
     from window_cascades.cascade.cost_to_target import is_cost_to_target
-    from window_cascades.cascade.metric_registry import interval_methods
+    from window_cascades.cascade.metric_registry import bootstrap_record
     from window_cascades.commands.offline_plan import offline_plan
     from window_cascades.commands.offline_sweep import evaluate_sweep
 
@@ -63,13 +63,7 @@ def run(args: argparse.Namespace) -> list[dict]:
                     "guarantee": args.guarantee,
                     "guarantee_method": args.guarantee_method,
                     "definitions": args.definitions,
-                    "bootstrap": {
-                        "resamples": args.bootstrap,
-                        "seed": args.bootstrap_seed,
-                        "intervals": interval_methods(),
-                    }
-                    if args.bootstrap
-                    else None,
+                    "bootstrap": bootstrap_record(args.bootstrap, args.bootstrap_seed),
                     "temperatures": found.temperatures.to_dict() if found.temperatures else None,
                     "cost_to_target": found.costs or None,
                     "headroom": found.headrooms or None,

@@ -96,7 +96,7 @@ class CascadeResultsWriter(Callback):
     def _write(self, staging: Path, trainer, pl_module, policies: dict) -> None:
         from window_cascades.artifacts.fitted_file import write_fitted_cascade
         from window_cascades.artifacts.results import write_results
-        from window_cascades.cascade.metric_registry import interval_methods
+        from window_cascades.cascade.metric_registry import bootstrap_record
 
         ev, fitted, score = pl_module.evaluation, pl_module.fitted, pl_module.score
         run_keys = {p.name: (p.name, p.setting, score, "") for p in pl_module.policies()}
@@ -120,13 +120,9 @@ class CascadeResultsWriter(Callback):
                     "score": pl_module.score,
                     "target": fitted.info.get("target") if fitted else None,
                     "definitions": pl_module.definitions,
-                    "bootstrap": {
-                        "resamples": pl_module.hparams.bootstrap,
-                        "seed": pl_module.hparams.bootstrap_seed,
-                        "intervals": interval_methods(),
-                    }
-                    if pl_module.hparams.bootstrap
-                    else None,
+                    "bootstrap": bootstrap_record(
+                        pl_module.hparams.bootstrap, pl_module.hparams.bootstrap_seed
+                    ),
                     "temperatures": fitted.temperatures.to_dict() if fitted.temperatures else None,
                 },
                 shown_dir=self.dir,
