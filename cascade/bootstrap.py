@@ -5,7 +5,11 @@ draws depend only on (seed, dataset name, resample number), so every policy, sco
 of a run, online or offline, is evaluated on the same resamples: differences between two
 policies are paired. The policies stay as fitted on the held-out split: the intervals are over
 the test sample, not over the calibration. An interval is the percentile interval of the B
-resampled values (95% by default); a difference is significant when its interval excludes 0.
+resampled values (95% by default), or, for a metric registered with ``interval=
+"median-recentred"`` (the ECE), that interval recentred on the value at the resamples' median
+(``window_cascades.cascade.metric_registry.INTERVAL_METHODS``); a difference (whose bias
+cancels between the two policies) keeps the percentile interval, and is significant when its
+interval excludes 0.
 
 Testing hundreds of differences at once finds some by chance, so the paired differences also
 carry a two-sided p-value (from the bootstrap standard error) and a Benjamini-Hochberg
@@ -13,8 +17,17 @@ decision (false discovery rate 5%) over one family: the random quantities only (
 exit fractions, which the fitted policy fixes), one direction per pair of policies, differences
 whose resamples vary (``window_cascades.cascade.significance``). Rows outside the family have no
 p-value. A percentile interval need not contain the point estimate of a biased statistic: ECE, for
-one, grows under resampling (repeated samples make bins look more certain), so its interval can sit
-above the value.
+one, grows under resampling (repeated samples make bins look more certain), so its percentile
+interval can sit above the value; its median-recentred interval contains it.
+
+Two policies that passed on the same samples of a dataset give the same resampled values there:
+their differences against a baseline are one test, counted once in the family (the later
+policy's row keeps its interval, without a p-value). Each policy other than the baselines and
+``single_threshold`` is also compared with ``single_threshold`` (the policy registered as the
+cost-matched comparator, ``window_cascades.cascade.policy_registry.COST_MATCHED``: it spends
+the same held-out cost on the least confident samples) on the operating-point
+metrics of the run's target (``op_*``): the target's own comparison, reported with its interval
+and outside the tested family.
 """
 
 from __future__ import annotations
@@ -28,8 +41,8 @@ from dataclasses import dataclass, field, fields, replace
 
 import torch
 
-from window_cascades.cascade.metric_registry import MetricInputs, metric_entries
-from window_cascades.cascade.policy_registry import reference_policies
+from window_cascades.cascade.metric_registry import MetricInputs, metric_entries, metric_entry
+from window_cascades.cascade.policy_registry import cost_matched_policy, reference_policies
 from window_cascades.cascade.progress import progress
 from window_cascades.cascade.resampled import DrawCounts, OutputSorts, Resampled
 from window_cascades.cascade.significance import (
@@ -42,6 +55,7 @@ from window_cascades.vocabulary.checks import check_resamples
 
 CHUNK = 100  # resamples drawn from one generator (fixed: the draws depend on it)
 BLOCK_BYTES = 384 * 2**20  # memory of one block of resamples: its draws and the curves read
+OPERATING_METRICS = ("op_risk", "op_cov", "op_fpr", "op_tpr")
 DELTA_FIELDS = (  # the columns of deltas.csv
     "dataset",
     "role",
@@ -297,23 +311,46 @@ class Bootstrap:
         self.run()
         return self.values[key]
 
-    def interval(self, values: torch.Tensor) -> tuple[float, float]:
-        """The percentile interval of B resampled values (a constant, even an infinite one
-        such as an unreachable operating threshold, is its own interval)."""
+    def interval(
+        self, values: torch.Tensor, point: float | None = None, method: str = "percentile"
+    ) -> tuple[float, float]:
+        """The interval of B resampled values (a constant, even an infinite one such as an
+        unreachable operating threshold, is its own interval).
+
+        Args:
+            values: the B resampled values.
+            point: the value on the whole sample (needed by ``median-recentred``).
+            method: ``percentile``, or ``median-recentred`` (the percentile interval moved so
+                that the resamples' median falls on ``point``; see
+                ``window_cascades.cascade.metric_registry.INTERVAL_METHODS``).
+
+        Returns:
+            (low, high).
+        """
         if bool((values == values[0]).all()):
             return float(values[0]), float(values[0])
         alpha = (1 - self.level) / 2
         q = torch.tensor([alpha, 1 - alpha], dtype=torch.float64)
         lo, hi = torch.nanquantile(values, q).tolist()
+        if method == "median-recentred" and point is not None and point == point:
+            median = float(torch.nanquantile(values, 0.5))
+            lo, hi = point - (median - lo), point + (hi - median)
+            if lo < 0 <= min(float(values.nan_to_num(0).min()), point):  # never negative
+                lo = 0.0
         return lo, hi
 
     def annotate(self, rows: list[dict]) -> list[dict]:
-        """The rows with ``ci_low`` and ``ci_high`` (None where a row was not resampled)."""
+        """The rows with ``ci_low`` and ``ci_high`` (None where a row was not resampled), each
+        by its metric's interval method."""
         self.run()
         out = []
         for r in rows:
             key = _key(r)
-            lo, hi = self.interval(self.samples(key)) if key in self.values else (None, None)
+            if key in self.values:
+                method = metric_entry(r["metric"]).interval
+                lo, hi = self.interval(self.samples(key), r["value"], method)
+            else:
+                lo, hi = None, None
             out.append({**r, "ci_low": lo, "ci_high": hi})
         return out
 
@@ -329,48 +366,67 @@ class Bootstrap:
             return []
         self.run()
         baselines = reference_policies() if baselines is None else tuple(baselines)
+        matched_to = cost_matched_policy()
+        others = (*baselines, *([matched_to] if matched_to else []))
         base = {}
         for r in rows:
-            if r["policy"] in baselines:
+            if r["policy"] in others:
                 base[(r["policy"], *_pair_key(r))] = r
-        out = []
+        out, seen = [], set()
         for r in rows:
             if r["metric"] in NOT_COMPARED or r["role"] == "heldout":
                 continue
-            for b in baselines:
+            matched = (
+                [matched_to]
+                if matched_to and r["metric"] in OPERATING_METRICS and r["policy"] not in others
+                else []
+            )
+            for b in [*baselines, *matched]:
                 ref = base.get((b, *_pair_key(r)))
                 if ref is None or r["policy"] == b:
                     continue
                 mine, theirs = self.samples(_key(r)), self.samples(_key(ref))
                 lo, hi = self.interval(mine - theirs)
                 mirrored = r["policy"] in baselines and baselines.index(r["policy"]) < (
-                    baselines.index(b)
+                    baselines.index(b) if b in baselines else -1
                 )  # "single vs ensemble" repeats "ensemble vs single"
-                tested = is_random_metric(r["metric"]) and not mirrored and lo != hi
+                # the same resampled values as a policy already compared: the same test
+                again = (b, *_pair_key(r), id(mine)) in seen
+                seen.add((b, *_pair_key(r), id(mine)))
+                tested = (
+                    is_random_metric(r["metric"])
+                    and not mirrored
+                    and not again
+                    and b != matched_to
+                    and lo != hi
+                )
                 delta = r["value"] - ref["value"]
                 p = bootstrap_p_value(delta, mine - theirs) if tested else None
-                members = {"members": r["members"]} if r.get("members") else {}
-                out.append(
-                    {
-                        **members,
-                        "dataset": r["dataset"],
-                        "role": r["role"],
-                        "policy": r["policy"],
-                        "baseline": b,
-                        "setting": r["setting"],
-                        "score": r["score"],
-                        "metric": r["metric"],
-                        "delta": delta,
-                        "ci_low": lo,
-                        "ci_high": hi,
-                        "significant": lo > 0 or hi < 0,
-                        "p_value": None if p is None or p != p else p,
-                        "significant_bh": False,
-                    }
-                )
+                out.append(_delta_record(r, b, delta, (lo, hi), p))
         family = [d for d in out if d["p_value"] is not None]
         for d, rejected in zip(
             family, benjamini_hochberg([d["p_value"] for d in family]), strict=True
         ):
             d["significant_bh"] = rejected
         return out
+
+
+def _delta_record(
+    row: dict, baseline: str, delta: float, interval: tuple[float, float], p: float | None
+) -> dict:
+    """One row of ``deltas.csv``: ``row``'s policy minus ``baseline`` on ``row``'s dataset,
+    score and metric, with its interval and p-value (None outside the tested family)."""
+    lo, hi = interval
+    members = {"members": row["members"]} if row.get("members") else {}
+    return {
+        **members,
+        **{k: row[k] for k in ("dataset", "role", "policy")},
+        "baseline": baseline,
+        **{k: row[k] for k in ("setting", "score", "metric")},
+        "delta": delta,
+        "ci_low": lo,
+        "ci_high": hi,
+        "significant": lo > 0 or hi < 0,
+        "p_value": None if p is None or p != p else p,
+        "significant_bh": False,
+    }

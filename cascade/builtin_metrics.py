@@ -57,7 +57,14 @@ def _ece_resampled(r: Resampled) -> ResampledValues:
     return {"ece": r.calibration_gaps.abs().sum(1)}
 
 
-@register_metric("ece", False, LABELLED_ROLES, "top-label ECE, 15 equal-width bins", _ece_resampled)
+@register_metric(
+    "ece",
+    False,
+    LABELLED_ROLES,
+    "top-label ECE, 15 equal-width bins",
+    _ece_resampled,
+    interval="median-recentred",  # its resampled values run above it (see INTERVAL_METHODS)
+)
 def _ece(i: MetricInputs) -> dict[str, float]:
     return {"ece": calibration_error(i.outputs.top_prob, i.outputs.correct)}
 

@@ -28,6 +28,7 @@ def run(args: argparse.Namespace) -> list[dict]:
     from window_cascades.artifacts.results import write_results
     from window_cascades.artifacts.run_folder import check_output_folder, staged_run_folder
     from window_cascades.cascade.cost_to_target import is_cost_to_target
+    from window_cascades.cascade.metric_registry import bootstrap_record
     from window_cascades.commands.offline_plan import offline_plan
     from window_cascades.commands.offline_sweep import evaluate_sweep
 
@@ -57,6 +58,7 @@ def run(args: argparse.Namespace) -> list[dict]:
                     for m, macs in zip(args.members, found.member_cost, strict=True)
                 ],
                 orders=found.orders,
+                samples=found.samples,
                 curves=found.curves or None,
                 extra={
                     "cost_unit": found.cost_unit,
@@ -65,9 +67,7 @@ def run(args: argparse.Namespace) -> list[dict]:
                     "guarantee": args.guarantee,
                     "guarantee_method": args.guarantee_method,
                     "definitions": args.definitions,
-                    "bootstrap": {"resamples": args.bootstrap, "seed": args.bootstrap_seed}
-                    if args.bootstrap
-                    else None,
+                    "bootstrap": bootstrap_record(args.bootstrap, args.bootstrap_seed),
                     "temperatures": found.temperatures.to_dict() if found.temperatures else None,
                     "cost_to_target": found.costs or None,
                     "headroom": found.headrooms or None,
