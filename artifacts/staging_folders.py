@@ -15,7 +15,8 @@ _STAGING: set[Path] = set()  # this process's staging folders, removed at exit
 _STAGING_NAME = re.compile(r"^\.(?P<name>.+)\.(?:staging|old)-(?:(?P<pid>\d+)-)?[^/]*$")
 
 
-def _alive(pid: int) -> bool:
+def process_alive(pid: int) -> bool:
+    """Whether a process with id ``pid`` exists (on this host)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -40,7 +41,7 @@ def clean_stale_staging(folder: str | Path) -> list[Path]:
         if not match or match["name"] != folder.name or not path.is_dir() or path in _STAGING:
             continue
         pid = int(match["pid"]) if match["pid"] else None
-        if pid is not None and pid != os.getpid() and _alive(pid):
+        if pid is not None and pid != os.getpid() and process_alive(pid):
             print(
                 f"note: kept {path}: left by process {pid}, which is still running", file=sys.stderr
             )

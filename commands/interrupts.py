@@ -1,4 +1,5 @@
-"""SIGTERM ends a command with a non-zero status and one line, never Lightning's status 0.
+"""SIGTERM ends a command with a non-zero status and one line, never Lightning's status 0; a
+reader that closes the pipe early (``| head``) ends it quietly (:func:`quiet_on_closed_pipe`).
 
 A job scheduler (SLURM's ``scancel``, a time limit) sends SIGTERM. Ending with status 0 would let
 an ``afterok`` dependent start on an unfinished step, so every command ends with
@@ -8,8 +9,10 @@ handlers run, so staging folders are removed and output-folder claims released.
 
 from __future__ import annotations
 
+import os
 import signal
 import sys
+from collections.abc import Callable
 
 SIGTERM_EXIT_CODE = 128 + 15  # what a shell reports for a process ended by SIGTERM
 
@@ -42,3 +45,20 @@ def exit_on_sigterm(what: str) -> None:
         raise Interrupted(what)
 
     signal.signal(signal.SIGTERM, handler)
+
+
+SIGPIPE_EXIT_CODE = 128 + 13  # what a shell reports for a process ended by SIGPIPE
+
+
+def quiet_on_closed_pipe(run: Callable[[], int | None]) -> int:
+    """``run()``'s exit status; when the reader of stdout went away (``init --force | head
+    -3``), :data:`SIGPIPE_EXIT_CODE` without a traceback, as a Unix tool ends (stdout is
+    pointed at ``/dev/null`` so that the interpreter's final flush does not fail again)."""
+    try:
+        status = run() or 0
+        sys.stdout.flush()
+        return status
+    except BrokenPipeError:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return SIGPIPE_EXIT_CODE

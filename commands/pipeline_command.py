@@ -27,6 +27,7 @@ from pathlib import Path
 from window_cascades.artifacts.run_folder import check_output_folder
 from window_cascades.commands.cli_entry import CASCADE, MEMBER, USER_ERRORS, report_error
 from window_cascades.commands.console import add_console_options, apply_console_options
+from window_cascades.commands.extras import check_wandb_login
 from window_cascades.commands.pipeline_config import load_pipeline_config
 from window_cascades.commands.plugins import (
     PluginError,
@@ -119,6 +120,8 @@ def run(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
         cfg["out"] = args.out
     if args.logger:
         cfg["logger"] = args.logger
+    if cfg["logger"] == "wandb":  # not at wandb's login prompt after the first member trained
+        check_wandb_login("--logger wandb" if args.logger else f"{args.config}: logger: wandb")
     member_index_given = args.parallel_members or args.member is not None
     if args.step == "member" and not (member_index_given or "SLURM_ARRAY_TASK_ID" in os.environ):
         raise ValueError("--step member needs --member I, an array task or --parallel-members")

@@ -4,10 +4,13 @@ reads of a parsed config: the inputs a subcommand reads, and the SLURM task coun
 from __future__ import annotations
 
 import os
+import sys
 
 from lightning.pytorch.cli import LightningCLI
 
 from window_cascades.artifacts.output_paths import data_input_paths
+from window_cascades.commands.cli_errors import CLIInputError, one_line
+from window_cascades.commands.console import verbose_requested
 from window_cascades.commands.interrupts import Interrupted
 from window_cascades.commands.legacy_class_paths import register_parser_mode
 
@@ -68,14 +71,33 @@ class SafeLoadingCLI(LightningCLI):
       written (Lightning would load it first, with an unclear error when it is corrupt);
     - under SLURM, srun must have started as many processes as the Trainer runs;
     - SIGTERM ends the run with :class:`Interrupted` (non-zero status), not Lightning's status 0;
+    - an error of its input (a key or value jsonargparse refuses, a missing extra, Lightning's
+      or wandb's refusal of a setting) is a :class:`CLIInputError` of one line naming the file
+      and key (``window_cascades.commands.cli_errors``), the parser's usage printed only with
+      ``--verbose``;
     - config files are read with a YAML loader that reads a class path written before the
       ``window_cascades`` namespace (``datamodules.X``) as its new name, with a notice
       (``window_cascades.commands.legacy_class_paths``).
     """
 
     def __init__(self, *args, parser_kwargs: dict | None = None, **kwargs):
-        parser_kwargs = {"parser_mode": register_parser_mode(), **(parser_kwargs or {})}
-        super().__init__(*args, parser_kwargs=parser_kwargs, **kwargs)
+        # a parse error raises (exit_on_error=False) instead of printing the whole usage and
+        # exiting: it becomes one line naming the file and key (window_cascades.commands.cli_errors)
+        parser_kwargs = {
+            "parser_mode": register_parser_mode(),
+            "exit_on_error": False,
+            **(parser_kwargs or {}),
+        }
+        try:
+            super().__init__(*args, parser_kwargs=parser_kwargs, **kwargs)
+        except Exception as err:
+            argv = kwargs.get("args")
+            line = one_line(err, [str(a) for a in argv] if isinstance(argv, list) else [])
+            if line is None:
+                raise
+            if verbose_requested() and getattr(self, "parser", None) is not None:
+                self.parser.print_usage(sys.stderr)  # the usage only when asked for
+            raise CLIInputError(line) from err
 
     def check_checkpoint(self, subcommand: str, ckpt_path: str) -> None:
         """Hook: refuse ``ckpt_path`` for ``subcommand`` with a clear error (default: accept)."""

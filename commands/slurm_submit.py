@@ -38,6 +38,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+from window_cascades.commands.extras import require_extra
 from window_cascades.commands.plugins import (
     PluginError,
     add_plugin_option,
@@ -414,6 +415,8 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> int:
 
     try:  # the member count and output folder, read and checked as the pipeline does
         cfg = load_pipeline_config(args.config)
+        if (args.logger or cfg["logger"]) == "wandb":  # the jobs run with this Python
+            require_extra("wandb")
         out, members = args.out or str(cfg["out"]), len(cfg["seeds"])
         train, evaluate = sbatch_commands(
             args, args.config, members, out, pipeline, cfg["experiment"], passed
