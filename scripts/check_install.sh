@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # The package as a user gets it (CI runs this before the test suite): copy this checkout's
 # files (tracked and untracked, not ignored) outside it, `pip install` that copy into a fresh
-# venv (not editable), then, in an empty folder, `window-cascades --help` and the quick start
-# from the shipped config, `window-cascades pipeline --config quickstart`. It checks that the
+# venv (not editable, without extras: no wandb, no Hugging Face datasets), then, in an empty
+# folder, `window-cascades --help` and the quick start from the shipped config,
+# `window-cascades pipeline --config quickstart`. It checks that the extras are not installed
+# and that `--logger wandb` then names the extra in one line, that the
 # run wrote only into that folder (nothing into the venv), that its results/metrics.csv is
 # identical to today's quick start (scripts/run_pipeline.py in the copy, same interpreter)
 # and that it prints the README's table (within the README check's tolerance).
@@ -35,6 +37,18 @@ site=$("$work/venv/bin/python" -c "import sysconfig; print(sysconfig.get_paths()
 grep -q "^$site/" <<<"$("$work/venv/bin/python" -c "import window_cascades; print(window_cascades.__file__)")" \
   || { echo "window_cascades is not imported from the venv's $site" >&2; exit 1; }
 "$work/venv/bin/window-cascades" --help
+for module in wandb datasets; do
+  if "$work/venv/bin/python" -c "import $module" 2>/dev/null; then
+    echo "$module was installed without its extra" >&2; exit 1
+  fi
+done
+if "$work/venv/bin/window-cascades" pipeline --config quickstart --logger wandb \
+    >"$work/no_wandb.out" 2>&1; then
+  echo "--logger wandb ran without wandb installed" >&2; exit 1
+fi
+grep -q "pip install 'window-cascades\[wandb\]'" "$work/no_wandb.out" \
+  || { echo "--logger wandb without wandb did not name the extra:" >&2; cat "$work/no_wandb.out" >&2; exit 1; }
+rm -rf outputs
 touch "$work/marker"
 sleep 1
 step "the quick start from an empty folder: window-cascades pipeline --config quickstart"
