@@ -25,7 +25,7 @@ import sys
 import time
 from pathlib import Path
 
-from window_cascades.artifacts.staging_folders import process_alive, clean_stale_staging
+from window_cascades.artifacts.staging_folders import clean_stale_staging, process_alive
 
 LOCKING_ENV = "WINDOW_CASCADES_LOCKING"
 LOCKING_MODES = ("flock", "lockfile", "off")
