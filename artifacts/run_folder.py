@@ -64,7 +64,7 @@ from window_cascades.artifacts.staging_folders import (
 )
 
 
-def _env_rank() -> int:
+def launch_rank() -> int:
     """This process's rank among processes launched together (0 when launched alone)."""
     for var in ("RANK", "SLURM_PROCID", "LOCAL_RANK"):
         if os.environ.get(var, "").isdigit():
@@ -96,7 +96,7 @@ def check_output_folder(
         print(f"note: {option} {link} is a symbolic link: writing through it into {folder}")
         clean_stale_staging(link)  # what an earlier release left beside the link
     _check_paths(folder, option)
-    if claim if claim is not None else _env_rank() == 0:
+    if claim if claim is not None else launch_rank() == 0:
         claim_output_folder(folder, option)
     try:
         _check_contents(folder, overwrite, option, overwrite_option)
@@ -156,6 +156,26 @@ def _exchange(a: Path, b: Path) -> bool:
     return ok
 
 
+_PUBLISHED: list[Path] = []  # what this process swapped in (or wrote in full), in order
+_PUBLISHING = [0]  # a swap under way
+
+
+def published() -> list[Path]:
+    """The output folders (and files) this process has published in full so far."""
+    return list(_PUBLISHED)
+
+
+def mark_published(path: str | Path) -> None:
+    """Record that ``path`` now holds a complete, new output of this process (a signal from
+    now on need not report the command as unfinished)."""
+    _PUBLISHED.append(Path(path))
+
+
+def publishing() -> bool:
+    """Whether a swap is under way (a signal handler must let it finish)."""
+    return _PUBLISHING[0] > 0
+
+
 def swap_in(staging: Path, folder: str | Path) -> None:
     """Make ``staging`` the new ``folder`` and release the claim of ``folder``.
 
@@ -177,20 +197,25 @@ def swap_in(staging: Path, folder: str | Path) -> None:
     if folder.is_dir() and listed_run_files(folder) is None:  # a run of an earlier release
         write_run_files_list(folder, legacy=True)  # so that its swapped-out copy is one too
     fault_point("swap")
+    _PUBLISHING[0] += 1
     try:
         if not folder.exists():
             os.rename(staging, folder)
+            mark_published(folder)
         elif _exchange(staging, folder):
+            mark_published(folder)
             fault_point("swapped")
             _drop_earlier_run(staging, folder)  # staging now holds the earlier run
         else:
             old = Path(tempfile.mkdtemp(dir=folder.parent, prefix=f".{folder.name}.old-"))
             os.rename(folder, old / "run")
             os.rename(staging, folder)
+            mark_published(folder)
             _drop_earlier_run(old / "run", folder)
             shutil.rmtree(old, ignore_errors=True)
         forget_staging(staging)
     finally:
+        _PUBLISHING[0] -= 1
         release_output_folder(folder)
 
 

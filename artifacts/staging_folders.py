@@ -89,9 +89,23 @@ def new_staging_folder(folder: str | Path) -> Path:
     return staging
 
 
+def _remove_staging(staging: Path) -> None:
+    """Remove a staging folder; one that holds a run's list of files (it may hold an earlier
+    run swapped out of its folder, and a user's file) loses only that run's own files."""
+    match = _STAGING_NAME.match(staging.name)
+    if match and staging.is_dir() and listed_run_files(staging) is not None:
+        folder = staging.parent / match["name"]
+        try:
+            drop_run_files(staging, folder, f"{staging} held")
+            return
+        except OSError:
+            pass
+    shutil.rmtree(staging, ignore_errors=True)
+
+
 def discard_staging(staging: Path) -> None:
     """Remove a staging folder that will not be swapped in."""
-    shutil.rmtree(staging, ignore_errors=True)
+    _remove_staging(staging)
     forget_staging(staging)
 
 
@@ -103,7 +117,7 @@ def forget_staging(staging: str | Path) -> None:
 def discard_all_staging() -> None:
     """Remove every staging folder this process made and did not swap in."""
     for path in list(_STAGING):
-        shutil.rmtree(path, ignore_errors=True)
+        _remove_staging(path)
 
 
 def _umask() -> int:

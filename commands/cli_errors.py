@@ -98,6 +98,7 @@ def key_origin(argv: Sequence[str], key: str) -> str | None:
             i += 1
             continue
         name, eq, value = arg.lstrip("-").partition("=")
+        name = name.removesuffix("+")
         if not eq and i + 1 < len(args) and not args[i + 1].startswith("-"):
             value, i = args[i + 1], i + 1
         name = "config" if name == "c" else name

@@ -22,8 +22,14 @@ import os
 import time
 from pathlib import Path
 
+from window_cascades.artifacts.faults import fault_point
 from window_cascades.artifacts.run_folder import check_output_folder
-from window_cascades.commands.member_training import member_checkpoint, train_member
+from window_cascades.commands.interrupts import stop_if_requested
+from window_cascades.commands.member_training import (
+    claimed_member,
+    member_checkpoint,
+    train_member,
+)
 from window_cascades.commands.pipeline_steps import cache_logits, evaluate_cascade
 from window_cascades.commands.step_loggers import finish_wandb, logger_args
 
@@ -119,8 +125,13 @@ def run_all(
     start = time.time()
     check_results_dir(cfg, overwrite)
     for i in range(len(cfg["seeds"])):
-        train_member(cfg, i, member_args, overwrite=overwrite)
-        cache_member_logits(cfg, i, member_args)
+        fault_point("step")
+        with claimed_member(cfg, i):
+            train_member(cfg, i, member_args, overwrite=overwrite)
+            stop_if_requested("pipeline")  # a SIGTERM kept by a step that had finished
+            cache_member_logits(cfg, i, member_args)
+        stop_if_requested("pipeline")
+    fault_point("step")
     out = evaluate(cfg, cascade_args, overwrite)
     print(f"\nPipeline finished in {time.time() - start:.0f} s; results in {out}/", flush=True)
     return out

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import sys
 from pathlib import Path
 
@@ -28,6 +29,11 @@ from window_cascades.artifacts.run_folder import check_output_folder
 from window_cascades.commands.cli_entry import CASCADE, MEMBER, USER_ERRORS, report_error
 from window_cascades.commands.console import add_console_options, apply_console_options
 from window_cascades.commands.extras import check_wandb_login
+from window_cascades.commands.interrupts import (
+    exit_on_sigterm,
+    mark_finished,
+    stop_if_requested,
+)
 from window_cascades.commands.pipeline_config import load_pipeline_config
 from window_cascades.commands.plugins import (
     PluginError,
@@ -93,12 +99,17 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> int:
     args = parser.parse_args(argv)
     step_option(parser, args)
     apply_console_options(args)
+    # SIGTERM between steps: one line, status 143, claims released and staging removed (at a
+    # Python-level exit); during a step, Lightning's handler stops its loop first
+    previous = exit_on_sigterm("pipeline")
     try:
         run(parser, args)
     except USER_ERRORS as err:
         return report_error(
             err, args.traceback or os.environ.get("WINDOW_CASCADES_TRACEBACK") == "1"
         )
+    finally:
+        signal.signal(signal.SIGTERM, previous)
     return 0
 
 
@@ -132,6 +143,7 @@ def run(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
         check_output_folder(results, args.overwrite, "results folder", "--overwrite")
     from window_cascades.commands.experiment import (
         cache_member_logits,
+        claimed_member,
         evaluate,
         own_device_args,
         process_index,
@@ -150,12 +162,19 @@ def run(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
             index = args.member
         else:
             index = int(os.environ["SLURM_ARRAY_TASK_ID"])
-        train_member(
-            cfg, index, member_args, sole_process=args.parallel_members, overwrite=args.overwrite
-        )
-        cache_member_logits(cfg, index, member_args)
+        with claimed_member(cfg, index, sole_process=args.parallel_members):
+            train_member(
+                cfg,
+                index,
+                member_args,
+                sole_process=args.parallel_members,
+                overwrite=args.overwrite,
+            )
+            stop_if_requested("pipeline")
+            cache_member_logits(cfg, index, member_args)
     else:
         evaluate(cfg, args.cascade_arg, args.overwrite)
+    mark_finished()  # everything written: a SIGTERM from now on ends it with status 0
 
 
 if __name__ == "__main__":

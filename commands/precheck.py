@@ -299,6 +299,7 @@ def precheck(argv: list[str], spec: CommandSpec) -> None:
         if not arg.startswith("--") and arg != "-c":
             continue
         name, _, value = arg.lstrip("-").partition("=")
+        name = name.removesuffix("+")  # jsonargparse's append to a list: --trainer.callbacks+=X
         if not value and i + 1 < len(args) and not args[i + 1].startswith("--"):
             value = args[i + 1]
         name = "config" if name == "c" else name

@@ -6,12 +6,18 @@ from __future__ import annotations
 import os
 import sys
 
+from lightning.pytorch import Callback
 from lightning.pytorch.cli import LightningCLI
 
 from window_cascades.artifacts.output_paths import data_input_paths
 from window_cascades.commands.cli_errors import CLIInputError, one_line
 from window_cascades.commands.console import verbose_requested
-from window_cascades.commands.interrupts import Interrupted
+from window_cascades.commands.interrupts import (
+    Interrupted,
+    lightning_step,
+    request_stop,
+    take_stop_request,
+)
 from window_cascades.commands.legacy_class_paths import register_parser_mode
 
 
@@ -62,6 +68,19 @@ def config_inputs(config) -> list[tuple[str, str]]:
     return inputs
 
 
+class StopOnSigterm(Callback):
+    """Stops ``predict`` at the next batch after a SIGTERM, as Lightning's fit and evaluation
+    loops do (its prediction loop never checks): a cluster's ``scancel`` or time limit then
+    ends a long prediction (caching logits, applying a cascade) within a batch, not at the
+    scheduler's SIGKILL."""
+
+    def on_predict_batch_end(self, trainer, *args, **kwargs) -> None:
+        from lightning.pytorch.utilities.exceptions import SIGTERMException
+
+        if trainer.received_sigterm:
+            raise SIGTERMException()
+
+
 class SafeLoadingCLI(LightningCLI):
     """The one adapter over LightningCLI's private methods; the CLIs below use public hooks.
 
@@ -70,7 +89,10 @@ class SafeLoadingCLI(LightningCLI):
     - ``--ckpt_path`` is checked by :meth:`check_checkpoint` before anything is built or
       written (Lightning would load it first, with an unclear error when it is corrupt);
     - under SLURM, srun must have started as many processes as the Trainer runs;
-    - SIGTERM ends the run with :class:`Interrupted` (non-zero status), not Lightning's status 0;
+    - SIGTERM ends the run with :class:`Interrupted` (non-zero status), not Lightning's status 0,
+      also in ``predict`` (:class:`StopOnSigterm`); one that arrives after the run published
+      its outputs in full (results swapped in, cached logits, predictions) is a note, kept as
+      a stop request for a command with more steps (``window_cascades.commands.interrupts``);
     - an error of its input (a key or value jsonargparse refuses, a missing extra, Lightning's
       or wandb's refusal of a setting) is a :class:`CLIInputError` of one line naming the file
       and key (``window_cascades.commands.cli_errors``), the parser's usage printed only with
@@ -121,13 +143,31 @@ class SafeLoadingCLI(LightningCLI):
     def _run_subcommand(self, subcommand: str) -> None:
         from lightning.pytorch.utilities.exceptions import SIGTERMException
 
+        from window_cascades.artifacts.run_folder import published
+
         check_slurm_tasks(self.trainer)
+        if not any(isinstance(c, StopOnSigterm) for c in self.trainer.callbacks):
+            self.trainer.callbacks.append(StopOnSigterm())
+        before = len(published())
         try:
-            super()._run_subcommand(subcommand)
+            with lightning_step():
+                super()._run_subcommand(subcommand)
         except SIGTERMException:
+            take_stop_request()
             raise Interrupted(subcommand) from None
-        if self.trainer.received_sigterm:  # arrived after the loops' last check
+        stopped = take_stop_request()  # a SIGTERM before Lightning's handler was in place
+        if not (self.trainer.received_sigterm or stopped):
+            return
+        new = published()[before:]
+        if not new:  # arrived after the loops' last check, before anything was written
             raise Interrupted(subcommand)
+        print(
+            f"note: SIGTERM arrived after {subcommand} had written "
+            f"{', '.join(str(p) for p in new)} in full; kept",
+            file=sys.stderr,
+            flush=True,
+        )
+        request_stop()  # a command with more steps stops at the next one
 
     def _prepare_subcommand_kwargs(self, subcommand: str) -> dict:
         kwargs = super()._prepare_subcommand_kwargs(subcommand)

@@ -9,6 +9,7 @@ from typing import Any
 import torch
 from lightning.pytorch import Callback
 from lightning.pytorch.utilities import rank_zero_info
+from lightning.pytorch.utilities.exceptions import SIGTERMException
 from torch.utils.data import ConcatDataset, DataLoader, Dataset, Subset
 
 from window_cascades.artifacts.atomic import write_json
@@ -142,7 +143,10 @@ class CascadeCalibration(Callback):
     def member_logits(self, pl_module, dataset: Dataset, batch_size: int):
         """Every member's logits on ``dataset`` (whole dataset on every rank), and targets."""
         per_member, targets = [[] for _ in pl_module.members], []
+        trainer = getattr(pl_module, "_trainer", None)
         for x, y, _ in DataLoader(dataset, batch_size=batch_size, shuffle=False):
+            if trainer is not None and trainer.received_sigterm:  # outside Lightning's loops
+                raise SIGTERMException()
             x = x.to(pl_module.device)
             for k, member in enumerate(pl_module.members):
                 per_member[k].append(member(x).float().cpu())

@@ -9,6 +9,7 @@ import torch
 from lightning.pytorch.callbacks import BasePredictionWriter
 
 from window_cascades.artifacts.atomic import write_text
+from window_cascades.artifacts.run_folder import mark_published
 from window_cascades.datamodules.contract import cascade_datamodule
 from window_cascades.datamodules.image_decoding import image_error
 from window_cascades.lightning_modules.callbacks.gather import gather_parts
@@ -110,6 +111,7 @@ class CascadePredictionsWriter(BasePredictionWriter):
         if trainer.is_global_zero:
             text, unreadable = self._csv(trainer, pl_module, gathered)
             write_text(self.path, text)
+            mark_published(self.path)
             print(f"CascadePredictionsWriter: wrote {self.path}")
             if unreadable:
                 shown = ", ".join(unreadable[:3]) + (", ..." if len(unreadable) > 3 else "")
