@@ -51,8 +51,6 @@ def test_sigterm_between_steps_exits_143_in_one_line_and_releases_the_claims(tmp
     import sys
     import time
 
-    from tests.conftest import ROOT
-
     marker = tmp_path / "paused"
     env = {
         **os.environ,
