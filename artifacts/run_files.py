@@ -14,6 +14,7 @@ import tempfile
 from pathlib import Path
 
 from window_cascades.artifacts.atomic import write_json
+from window_cascades.artifacts.fitted_file import OLD_FITTED_FILE
 
 RUN_FILES = (
     "metrics.csv",
@@ -22,8 +23,7 @@ RUN_FILES = (
     "orders.csv",
     "report.md",
     "fitted_cascade.json",
-    # fitted_cascade.json's name in runs before it (window_cascades.artifacts.fitted_file)
-    "window.json",
+    OLD_FITTED_FILE,  # fitted_cascade.json's name in runs before it
     "cascade.ckpt",
 )
 
