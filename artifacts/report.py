@@ -171,6 +171,8 @@ def report_text(
     else:
         lines.append("No intervals: run with a bootstrap (--bootstrap N) to get them.")
     lines += ["", "Cost: expected MACs per sample in units of the first member's MACs.", ""]
+    for name, reason in (summary.get("not_fitted") or {}).items():
+        lines += [f"**{name} was not fitted** (not evaluated): {reason}", ""]
     key_rows = [r for r in rows if not is_cost_to_target(r["policy"])]  # their own section
     if any(r.get("members") for r in rows):  # one key table: across the orders
         lines += ["## Across member orders", ""] + _order_tables(key_rows, unit)

@@ -3,6 +3,7 @@ optionally, the temperatures."""
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +20,7 @@ from window_cascades.cascade.operating_point import policy_operating_points
 from window_cascades.cascade.policy_registry import (
     FitInputs,
     PolicySettings,
-    fit_policies,
+    fit_reachable_policies,
     policy_entry,
 )
 from window_cascades.cascade.stage_scores import fit_temperatures, member_states, stage_confidences
@@ -139,6 +140,44 @@ class CascadeCalibration(Callback):
         self.budget, self.budget_grid, self.budget_objective = budget, budget_grid, budget_objective
         self.fitted: dict = {}
 
+    def policy_settings(self, definitions: str) -> PolicySettings:
+        """The settings every policy is fitted with (``definitions``: the module's)."""
+        return PolicySettings(
+            self.target,
+            seed=self.seed,
+            definitions=definitions,
+            guarantee=self.guarantee,
+            guarantee_method=self.guarantee_method,
+            **self.parameters,
+        )
+
+    def unreachable_with_one_member(
+        self,
+        logits: torch.Tensor,
+        targets: torch.Tensor,
+        policy_names: list[str],
+        score: str,
+        definitions: str,
+        heldout_name: str,
+    ) -> dict[str, str]:
+        """The policies this calibration would leave out, judged from the first member alone:
+        their first stage is fitted on its held-out ``logits`` exactly as the calibration will
+        fit it (stage 1 of any cascade is that member), before the other members are trained.
+        Policies fitted on a test mixture are not judged. Returns name -> reason.
+
+        Raises:
+            ValueError: the held-out split is too small for the target (the calibration would
+                refuse it too).
+        """
+        pair = [logits.float(), logits.float()]  # stage 1, and a stand-in for the rest
+        temperatures = fit_temperatures(pair, targets) if self.temperature_scaling else None
+        conf, correct = stage_confidences(pair, score, targets, temperatures, include_final=True)
+        final_conf, final_correct = conf.pop(), correct.pop()
+        names = [n for n in policy_names if not policy_entry(n).needs_mixture]
+        inputs = FitInputs(conf, correct, None, heldout_name, final_conf, final_correct, [1.0, 1.0])
+        _, not_fitted = fit_reachable_policies(names, inputs, self.policy_settings(definitions))
+        return not_fitted
+
     @torch.no_grad()
     def member_logits(self, pl_module, dataset: Dataset, batch_size: int):
         """Every member's logits on ``dataset`` (whole dataset on every rank), and targets."""
@@ -172,14 +211,7 @@ class CascadeCalibration(Callback):
         heldout = dm.eval_sets[heldout_name]
         if len(heldout) == 0:
             raise ValueError(f"calibration: the held-out split {heldout_name!r} is empty")
-        settings = PolicySettings(
-            self.target,
-            seed=self.seed,
-            definitions=pl_module.definitions,
-            guarantee=self.guarantee,
-            guarantee_method=self.guarantee_method,
-            **self.parameters,
-        )
+        settings = self.policy_settings(pl_module.definitions)
         batch = dm.batch_size
         was_training = pl_module.training
         pl_module.eval()
@@ -207,7 +239,18 @@ class CascadeCalibration(Callback):
         inputs = FitInputs(
             conf, correct, mixture, heldout_name, final_conf, final_correct, stage_macs
         )
-        policies = fit_policies(pl_module.policy_names, inputs, settings)
+        policies, not_fitted = fit_reachable_policies(pl_module.policy_names, inputs, settings)
+        if not policies:  # nothing left to evaluate: the first reason is the error
+            raise ValueError(f"calibration: {next(iter(not_fitted.values()))}")
+        for name, reason in not_fitted.items():
+            if trainer.is_global_zero:
+                print(
+                    f"warning: {name} not fitted: {reason}; evaluating {', '.join(policies)} "
+                    "(a looser calibration.target reaches it)",
+                    file=sys.stderr,
+                    flush=True,
+                )
+        pl_module.policy_names = [n for n in pl_module.policy_names if n in policies]
         info = {
             "heldout": heldout_name,
             "heldout_size": len(heldout),
@@ -220,6 +263,8 @@ class CascadeCalibration(Callback):
             "guarantee_method": self.guarantee_method,
             "budget": self.budget,
         }
+        if not_fitted:  # left out: their target is out of reach on the held-out split
+            info["not_fitted"] = not_fitted
         extra = {k: v for k, v in self.parameters.items() if k not in BUILTIN_RECORDED}
         if extra:  # a plugin policy's parameters (the built-ins' are recorded above)
             info["parameters"] = extra

@@ -115,6 +115,12 @@ class CascadeResultsWriter(Callback):
                     if pl_module.hparams.bootstrap
                     else None,
                     "temperatures": fitted.temperatures.to_dict() if fitted.temperatures else None,
+                    # policies left out: their target is out of reach on the held-out split
+                    **(
+                        {"not_fitted": fitted.info["not_fitted"]}
+                        if fitted and fitted.info.get("not_fitted")
+                        else {}
+                    ),
                 },
                 shown_dir=self.dir,
             )
