@@ -11,10 +11,11 @@ import os
 import shutil
 import sys
 import tempfile
+from collections.abc import Iterable
 from pathlib import Path
 
 from window_cascades.artifacts.atomic import write_json
-from window_cascades.artifacts.fitted_file import OLD_FITTED_FILE
+from window_cascades.artifacts.fitted_file import FITTED_FILE, OLD_FITTED_FILE
 
 RUN_FILES = (
     "metrics.csv",
@@ -22,7 +23,7 @@ RUN_FILES = (
     "deltas.csv",
     "orders.csv",
     "report.md",
-    "fitted_cascade.json",
+    FITTED_FILE,
     OLD_FITTED_FILE,  # fitted_cascade.json's name in runs before it
     "cascade.ckpt",
 )
@@ -113,3 +114,46 @@ def drop_run_files(earlier: Path, folder: Path, held: str) -> Path | None:
         file=sys.stderr,
     )
     return kept
+
+
+def edited_run_files(folder: str | Path, names: Iterable[str]) -> list[str]:
+    """Which of the run's files ``names`` in ``folder`` differ from what the run wrote (size
+    and SHA-256 in its :data:`RUN_FILES_LIST`); a folder without the list, or a file the run
+    did not list or that is gone, counts as not edited.
+
+    Example:
+        >>> import tempfile
+        >>> folder = Path(tempfile.mkdtemp())
+        >>> _ = (folder / "fitted_cascade.json").write_text("{}")
+        >>> write_run_files_list(folder)
+        >>> _ = (folder / "fitted_cascade.json").write_text('{"edited": 1}')
+        >>> edited_run_files(folder, ["fitted_cascade.json", "metrics.csv"])
+        ['fitted_cascade.json']
+    """
+    folder = Path(folder)
+    listed = listed_run_files(folder)
+    if listed is None:
+        return []
+    return [
+        name
+        for name in names
+        if name in listed
+        and (folder / name).is_file()
+        and not unchanged_run_output(folder / name, listed)
+    ]
+
+
+def check_fitted_record_unedited(folder: str | Path, applied: str) -> None:
+    """Refuse a run folder whose ``fitted_cascade.json`` was edited after its run wrote it: the
+    file is a record of the fit, and ``applied`` (e.g. its ``cascade.ckpt``) holds the fit that
+    is applied, so an edit would otherwise change nothing without a word.
+
+    Raises:
+        ValueError: naming the file and what to do instead.
+    """
+    for name in edited_run_files(folder, [FITTED_FILE]):
+        raise ValueError(
+            f"{Path(folder) / name} was edited after the run that wrote it: it is a record of "
+            f"the fit, never read back ({applied} holds the fit that is applied); undo the edit, "
+            "or fit again with cascade test (--calibration.target, --calibration.width, ...)"
+        )

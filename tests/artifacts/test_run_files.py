@@ -87,3 +87,28 @@ def test_a_symlinked_output_folder_is_written_through(tmp_path, capsys):
     assert beside(tmp_path) == [] and beside(real.parent, "results") == []
     assert "removed" not in capsys.readouterr().err  # nothing left to remove, nothing said
     assert json.loads((real / RUN_FILES_LIST).read_text())["files"]["metrics.csv"]["size"] == 6
+
+
+def test_an_edited_fitted_record_is_found_and_refused(tmp_path):
+    """fitted_cascade.json edited after its run is found by its listed SHA-256 (a same-size
+    edit too); an unedited one, a folder without the list and a file the run did not list
+    are not."""
+    import pytest
+
+    from window_cascades.artifacts.run_files import (
+        check_fitted_record_unedited,
+        edited_run_files,
+        write_run_files_list,
+    )
+
+    record = tmp_path / "fitted_cascade.json"
+    record.write_text('{"bounds": [0.7, 0.9]}')
+    assert edited_run_files(tmp_path, ["fitted_cascade.json"]) == []  # no list: an old run
+    write_run_files_list(tmp_path)
+    check_fitted_record_unedited(tmp_path, "cascade.ckpt")
+    (tmp_path / "notes.txt").write_text("mine")
+    assert edited_run_files(tmp_path, ["fitted_cascade.json", "notes.txt"]) == []
+    record.write_text('{"bounds": [0.1, 0.9]}')  # same size
+    assert edited_run_files(tmp_path, ["fitted_cascade.json"]) == ["fitted_cascade.json"]
+    with pytest.raises(ValueError, match="was edited after the run that wrote it"):
+        check_fitted_record_unedited(tmp_path, "cascade.ckpt")
