@@ -48,6 +48,7 @@ CASCADE = CommandSpec(
         "predictions": ("callbacks/predictions_writer.py", "CascadePredictionsWriter"),
     },
     cli="window_cascades.commands.cli:CascadeCLI",
+    parameter_groups=("calibration",),
 )
 
 
