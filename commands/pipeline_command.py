@@ -46,14 +46,8 @@ from window_cascades.commands.precheck import precheck
 STEPS = ["all", "member", "evaluate"]
 
 
-def main(argv: list[str] | None = None, prog: str | None = None) -> int:
-    """Run the requested steps; returns the exit status (2: an input error, printed as one
-    line; ``--traceback`` shows the traceback instead). ``prog``: the name help shows."""
-    argv = list(sys.argv[1:] if argv is None else argv)
-    try:  # every step of this process registers with them (sys.argv keeps them for DDP)
-        _, argv = load_command_plugins(argv)
-    except PluginError as err:
-        return plugin_error(err, argv)
+def _parser(prog: str | None) -> argparse.ArgumentParser:
+    """The pipeline's options (``prog``: the name help shows)."""
     parser = argparse.ArgumentParser(prog=prog, description=__doc__.split("\n")[0])
     parser.add_argument(
         "--config",
@@ -96,6 +90,18 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> int:
     parser.add_argument("--traceback", action="store_true", help="full tracebacks on errors")
     add_console_options(parser)
     add_plugin_option(parser)
+    return parser
+
+
+def main(argv: list[str] | None = None, prog: str | None = None) -> int:
+    """Run the requested steps; returns the exit status (2: an input error, printed as one
+    line; ``--traceback`` shows the traceback instead). ``prog``: the name help shows."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    try:  # every step of this process registers with them (sys.argv keeps them for DDP)
+        _, argv = load_command_plugins(argv)
+    except PluginError as err:
+        return plugin_error(err, argv)
+    parser = _parser(prog)
     args = parser.parse_args(argv)
     step_option(parser, args)
     apply_console_options(args)

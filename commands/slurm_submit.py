@@ -294,6 +294,38 @@ def job_name(args: argparse.Namespace, experiment: str) -> str:
     return args.job_name or "wc-" + re.sub(r"[^\w.-]", "_", str(experiment))
 
 
+def _member_resources(
+    args: argparse.Namespace, members: int, logs: str
+) -> tuple[list[str], list[str]]:
+    """The members' job's nodes, tasks, GPUs and log file (sbatch options), and the members'
+    own devices and nodes for their pipeline (``--member-arg``; not the evaluation's)."""
+    nodes, tasks = args.nodes, args.tasks_per_node
+    gpu_type, gpus = args.gpus_per_node
+    gres = f"gpu:{gpu_type}:" if gpu_type else "gpu:"
+    if args.parallel_members:
+        member = [
+            f"--ntasks={members}",
+            f"--nodes={nodes}",
+            f"--ntasks-per-node={(members + nodes - 1) // nodes}",
+        ]
+        if gpus > 0:
+            member += [f"--gpus-per-task={gpu_type}:1" if gpu_type else "--gpus-per-task=1"]
+        member += ["--export=ALL,MEMBERS_IN_PARALLEL=1", f"--output={logs}/members_%j.out"]
+        return member, []
+    per_node = gpus if gpus > 0 else (tasks if tasks > 0 else 1)
+    member = [
+        f"--array=0-{members - 1}",
+        f"--nodes={nodes}",
+        f"--ntasks-per-node={per_node}",
+        f"--output={logs}/members_%A_%a.out",
+    ]
+    member += [f"--gres={gres}{gpus}"] if gpus > 0 else []
+    member_pipeline = [f"--member-arg=--trainer.num_nodes={nodes}"]
+    if per_node > 1 or gpus > 0:
+        member_pipeline.append(f"--member-arg=--trainer.devices={per_node}")
+    return member, member_pipeline
+
+
 def sbatch_commands(
     args: argparse.Namespace,
     config: str,
@@ -328,33 +360,11 @@ def sbatch_commands(
         *(["--logger", args.logger] if args.logger else []),
         *pipeline,
     ]
-    member_pipeline = []  # the members' devices and nodes: not the evaluation's
     logs = f"{out}/slurm".replace("%", "%%")  # sbatch reads % in --output as a pattern
-    nodes, tasks = args.nodes, args.tasks_per_node
+    resources, member_pipeline = _member_resources(args, members, logs)
+    member += resources
     gpu_type, gpus = args.gpus_per_node
-    gres = f"gpu:{gpu_type}:" if gpu_type else "gpu:"
-    if args.parallel_members:
-        member += [
-            f"--ntasks={members}",
-            f"--nodes={nodes}",
-            f"--ntasks-per-node={(members + nodes - 1) // nodes}",
-        ]
-        if gpus > 0:
-            member += [f"--gpus-per-task={gpu_type}:1" if gpu_type else "--gpus-per-task=1"]
-        member += ["--export=ALL,MEMBERS_IN_PARALLEL=1", f"--output={logs}/members_%j.out"]
-    else:
-        per_node = gpus if gpus > 0 else (tasks if tasks > 0 else 1)
-        member += [
-            f"--array=0-{members - 1}",
-            f"--nodes={nodes}",
-            f"--ntasks-per-node={per_node}",
-            f"--output={logs}/members_%A_%a.out",
-        ]
-        member += [f"--gres={gres}{gpus}"] if gpus > 0 else []
-        member_pipeline.append(f"--member-arg=--trainer.num_nodes={nodes}")
-        if per_node > 1 or gpus > 0:
-            member_pipeline.append(f"--member-arg=--trainer.devices={per_node}")
-    evaluation += [f"--gres={gres}1"] if gpus > 0 else []
+    evaluation += [f"--gres=gpu:{gpu_type}:1" if gpu_type else "--gres=gpu:1"] if gpus > 0 else []
     train = [
         "sbatch",
         "--parsable",
@@ -428,6 +438,19 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> int:
         print(shlex.join(train))
         print(shlex.join(evaluate))
         return 0
+    return _submit_jobs(args, cfg, out, members, train, evaluate)
+
+
+def _submit_jobs(
+    args: argparse.Namespace,
+    cfg: dict,
+    out: str,
+    members: int,
+    train: list[str],
+    evaluate: list[str],
+) -> int:
+    """Submit the members' job, then the evaluation's after it; say which and where, and with
+    ``--wait`` wait for both. Returns the exit status."""
     if shutil.which("sbatch") is None:
         print(
             "error: sbatch not found: submit from a SLURM login node (or --dry-run)",
