@@ -15,7 +15,6 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from window_cascades.artifacts.atomic import write_json
-from window_cascades.artifacts.fitted_file import FITTED_FILE, OLD_FITTED_FILE
 
 RUN_FILES = (
     "metrics.csv",
@@ -23,10 +22,16 @@ RUN_FILES = (
     "deltas.csv",
     "orders.csv",
     "report.md",
-    FITTED_FILE,
-    OLD_FITTED_FILE,  # fitted_cascade.json's name in runs before it
     "cascade.ckpt",
-)
+)  # and the fitted cascade's file under its names (:func:`_fitted_file_names`)
+
+
+def _fitted_file_names() -> tuple[str, str]:
+    """``fitted_cascade.json`` and its name in runs before it (imported here, when needed:
+    the fitted file's module imports torch, and claiming a folder must not)."""
+    from window_cascades.artifacts.fitted_file import FITTED_FILE, OLD_FITTED_FILE
+
+    return FITTED_FILE, OLD_FITTED_FILE
 
 
 #: the list of a run's files (name -> size and SHA-256), written into the folder at the swap
@@ -35,7 +40,7 @@ RUN_FILES_LIST = ".run_files.json"
 
 def _is_legacy_output(path: Path) -> bool:
     """A run's file by name, for a folder written before :data:`RUN_FILES_LIST` existed."""
-    return path.name in RUN_FILES or path.suffix == ".png"
+    return path.name in (*RUN_FILES, *_fitted_file_names()) or path.suffix == ".png"
 
 
 def listed_run_files(folder: Path) -> dict[str, dict] | None:
@@ -151,7 +156,7 @@ def check_fitted_record_unedited(folder: str | Path, applied: str) -> None:
     Raises:
         ValueError: naming the file and what to do instead.
     """
-    for name in edited_run_files(folder, [FITTED_FILE]):
+    for name in edited_run_files(folder, _fitted_file_names()[:1]):
         raise ValueError(
             f"{Path(folder) / name} was edited after the run that wrote it: it is a record of "
             f"the fit, never read back ({applied} holds the fit that is applied); undo the edit, "

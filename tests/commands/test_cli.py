@@ -161,7 +161,7 @@ def test_predict_refuses_a_results_folder_whose_fitted_record_was_edited(tmp_pat
     capsys.readouterr()
     assert run_command(CASCADE, predict_args(tmp_path, members, str(ckpt))) == 2
     err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1, err
+    assert len(err) == 2 and err[1] == "(add --traceback for the full traceback)", err
     assert err[0].startswith(f"error: {record} was edited after the run that wrote it")
     assert "never read back" in err[0]
     assert not (tmp_path / "predictions.csv").exists()
