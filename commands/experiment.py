@@ -118,6 +118,7 @@ def cache_member_logits(cfg: dict, index: int, extra_args: list[str] = ()) -> Pa
     import json
 
     from window_cascades.artifacts.atomic import write_json
+    from window_cascades.artifacts.run_folder import launch_rank
     from window_cascades.commands.pipeline_steps import cache_logits_args
 
     ckpt, logits = member_checkpoint(cfg, index), Path(cfg["out"]) / "logits"
@@ -133,6 +134,8 @@ def cache_member_logits(cfg: dict, index: int, extra_args: list[str] = ()) -> Pa
         return logits
     print(f"\n=== caching logits of {member} ===", flush=True)
     cache_logits(cfg["member_config"], ckpt, logits, member, overrides=overrides)
+    if launch_rank() != 0:  # rank 0 of a DDP member writes the cache (and its record)
+        return logits
     meta = json.loads((logits / member / "meta.json").read_text())
     write_json(
         logits / member / CACHED_FROM,
