@@ -1,4 +1,6 @@
-"""Member checkpoints on disk: read safely (``weights_only``), checked, and loaded."""
+"""Member checkpoints on disk: read safely (``weights_only``), checked, and loaded; and the
+members a cascade checkpoint embeds (``window_cascades.lightning_modules.member_specs``),
+written from a loaded member and rebuilt without its file."""
 
 from __future__ import annotations
 
@@ -10,6 +12,8 @@ import torch
 from window_cascades.cascade.field_checks import FieldError, integer, mapping
 from window_cascades.lightning_modules.cascade_checkpoint import load_checkpoint_file
 from window_cascades.lightning_modules.member import MemberModule
+from window_cascades.lightning_modules.member_input import INPUT_KEY
+from window_cascades.lightning_modules.member_specs import SPEC_HPARAMS, member_name
 
 
 def read_member_checkpoint(path: str | Path, model_name: str | None = None) -> dict:
@@ -62,6 +66,15 @@ def check_member_checkpoint(ckpt: dict, where: str) -> None:
             )
 
 
+def _accepted_hparams(hparams: dict) -> dict:
+    """The hyperparameters ``MemberModule`` takes, with the weights' sources switched off (the
+    checkpoint carries the weights)."""
+    accepted = set(inspect.signature(MemberModule.__init__).parameters) - {"self"}
+    kept = {k: v for k, v in hparams.items() if k in accepted}
+    kept["pretrained"], kept["weights"] = False, None
+    return kept
+
+
 def load_member(path: str | Path) -> MemberModule:
     """Load a member from a Lightning checkpoint without unpickling arbitrary objects.
 
@@ -71,9 +84,7 @@ def load_member(path: str | Path) -> MemberModule:
     """
     path = Path(path)
     ckpt = read_member_checkpoint(path)
-    accepted = set(inspect.signature(MemberModule.__init__).parameters) - {"self"}
-    hparams = {k: v for k, v in ckpt["hyper_parameters"].items() if k in accepted}
-    hparams["pretrained"], hparams["weights"] = False, None  # the checkpoint carries them
+    hparams = _accepted_hparams(ckpt["hyper_parameters"])
     member = MemberModule.rebuilt(hparams)  # no dry forward pass, no Lightning context
     try:
         member.load_state_dict(ckpt["state_dict"])
@@ -82,4 +93,42 @@ def load_member(path: str | Path) -> MemberModule:
         raise ValueError(
             f"{path}: weights do not fit {hparams.get('model_name')!r}: {err}"
         ) from None
+    return member.eval()
+
+
+def member_spec(member: MemberModule, path: str | Path, sha256: str | None) -> dict:
+    """The plain-data record of a loaded member that a cascade checkpoint embeds
+    (``window_cascades.lightning_modules.member_specs``): its name, file, SHA-256, the
+    ``MemberModule`` arguments that rebuild its model (not compiled, no weights to fetch) and
+    the input it recorded at fit.
+
+    Args:
+        member: the member as :func:`load_member` returned it (before a cascade sets its data
+            input).
+        path: the member's checkpoint file.
+        sha256: the file's SHA-256 (hex).
+
+    Returns:
+        a dict of strings, numbers, booleans, None, lists and dicts.
+    """
+    hparams = _accepted_hparams(dict(member.hparams))
+    hparams["compile"] = False
+    hparams["resize"] = member.input.interpolation  # "auto" resolved, as the member applies it
+    return {
+        "name": member_name(path),
+        "path": str(path),
+        "sha256": sha256,
+        SPEC_HPARAMS: hparams,
+        INPUT_KEY: member.input.record(),
+    }
+
+
+def build_member(spec: dict) -> MemberModule:
+    """The member a spec (:func:`member_spec`, checked by
+    :func:`~window_cascades.lightning_modules.member_specs.check_member_specs`) describes, in
+    eval mode, with untrained weights: the cascade checkpoint's ``members.<k>.*`` weights are
+    loaded over it."""
+    hparams = {**_accepted_hparams(spec[SPEC_HPARAMS]), "compile": False}
+    member = MemberModule.rebuilt(hparams)
+    member.input = member.input.restored(spec.get(INPUT_KEY), hparams["in_chans"])
     return member.eval()
