@@ -36,6 +36,22 @@ class CascadeResult:
     exit_stage: torch.Tensor
 
 
+def stage_passes(
+    policy: CascadePolicy, k: int, confidence: torch.Tensor, sample_ids: torch.Tensor
+) -> torch.Tensor:
+    """Which samples stage k (0-based) passes on to member k + 1: the policy's decision on
+    their confidence (the ensemble of the first k + 1 members), none at the last stage. Every
+    way of running a cascade (``run_cascade``, the streaming cascade, a served cascade's
+    scheduler) decides with it.
+
+    Returns:
+        a boolean mask on ``confidence``'s device.
+    """
+    if k == policy.num_stages - 1:
+        return torch.zeros_like(confidence, dtype=torch.bool)
+    return policy.passes(k, confidence, sample_ids).to(confidence.device)
+
+
 def run_cascade(
     source: StageSource,
     num_samples: int,
@@ -68,10 +84,7 @@ def run_cascade(
     exit_stage = torch.empty(num_samples, dtype=torch.long)
     for k in range(policy.num_stages):
         conf = state.confidence(score)
-        if k == policy.num_stages - 1:
-            passed = torch.zeros_like(conf, dtype=torch.bool)
-        else:
-            passed = policy.passes(k, conf, ids[index])
+        passed = stage_passes(policy, k, conf, ids[index])
         leaving = ~passed
         if index.numel() == num_samples and bool(leaving.all()):  # everyone exits here
             return CascadeResult(

@@ -14,6 +14,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+import torch
+
 from window_cascades.cascade.engine import exit_stages
 from window_cascades.cascade.sample_outputs import SampleOutputs
 from window_cascades.uncertainty.definitions import get_definitions
@@ -31,6 +33,22 @@ class OperatingPoint:
     target: str
     threshold: float
     bound: float | None = None
+
+
+def decision_flags(confidence: torch.Tensor, point: dict) -> tuple[torch.Tensor, torch.Tensor]:
+    """A deployed cascade's decisions at its fitted operating point.
+
+    Args:
+        confidence: N confidences at the exit stage (the cascade's score).
+        point: a policy's entry of ``fitted.info["operating_points"]``: ``accept`` (the
+            threshold fitted for the target; None: nothing is accepted) and ``ood`` (the
+            threshold accepting ``ood_tpr`` of the policy's held-out output).
+
+    Returns:
+        ``accepted`` (confidence >= accept) and ``ood`` (confidence < ood), boolean masks.
+    """
+    accept = math.inf if point["accept"] is None else point["accept"]
+    return confidence >= accept, confidence < point["ood"]
 
 
 def fit_operating_point(

@@ -8,6 +8,7 @@ import torch
 from window_cascades.cascade.engine import run_cascade
 from window_cascades.cascade.fitted import FittedCascade
 from window_cascades.cascade.member_runner import MemberRunner
+from window_cascades.cascade.operating_point import decision_flags
 
 
 def check_deployable(fitted: FittedCascade | None, policy: str) -> None:
@@ -63,12 +64,12 @@ def decisions(
     result = run_cascade(
         runner, x.shape[0], fitted.policies[policy], score, ids, fitted.temperatures
     )
-    accept = float("inf") if point["accept"] is None else point["accept"]
     conf = result.confidence.cpu()
+    accepted, ood = decision_flags(conf, point)
     return {
         "prediction": result.probs.argmax(-1).cpu(),
         "confidence": conf,
-        "accepted": conf >= accept,
-        "ood": conf < point["ood"],
+        "accepted": accepted,
+        "ood": ood,
         "exit_stage": result.exit_stage.cpu(),
     }
