@@ -16,12 +16,14 @@ decides who is passed on, with the same ensemble state), so a served image gets 
 prediction, confidence, exit stage and flags as ``cascade predict`` gives it, up to the float
 rounding of other batch compositions. The policy's sample ids (used by the ``random`` policy
 only) are the images' arrival numbers, from 0. Nothing here knows HTTP or a server framework:
-requests are opaque keys, time is passed in (``now``, seconds of a monotonic clock).
+requests are opaque keys, and time is read from a clock given to the scheduler (seconds of a
+monotonic clock; tests give a fake one).
 """
 
 from __future__ import annotations
 
-from collections.abc import Hashable, Sequence
+import time
+from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass, field
 
 import torch
@@ -105,12 +107,14 @@ class StageScheduler:
             member runs on a partial batch (> 0).
         mode: ``stage`` (exited requests answer at once) or ``naive`` (every stage a batch
             needs runs before the batch answers).
+        clock: the time in seconds (monotonic); an image's wait for member k + 1 starts when
+            stage k has decided.
 
     Example:
         >>> scheduler = StageScheduler(members, policy, "msp", {"accept": 0.9, "ood": 0.2})
-        >>> done = scheduler.submit([("a", x_a), ("b", x_b)], now=time.monotonic())
-        >>> while (k := scheduler.due(time.monotonic(), idle=True)) is not None:
-        ...     done += scheduler.run_stage(k, time.monotonic())
+        >>> done = scheduler.submit([("a", x_a), ("b", x_b)])
+        >>> while (k := scheduler.due(idle=True)) is not None:
+        ...     done += scheduler.run_stage(k)
     """
 
     def __init__(
@@ -123,6 +127,7 @@ class StageScheduler:
         stage_batch: int = 16,
         stage_timeout: float = 0.01,
         mode: str = "stage",
+        clock: Callable[[], float] = time.monotonic,
     ):
         if isinstance(stage_batch, bool) or not isinstance(stage_batch, int) or stage_batch < 1:
             raise ValueError(f"stage_batch must be an integer >= 1, got {stage_batch!r}")
@@ -137,6 +142,7 @@ class StageScheduler:
         self.members, self.policy, self.score = list(members), policy, score
         self.point, self.temperatures = dict(operating_point), temperatures
         self.stage_batch, self.stage_timeout, self.mode = stage_batch, stage_timeout, mode
+        self.clock = clock
         self.queues = [_StageQueue() for _ in self.members]  # queues[k]: waiting for member k
         self.calls = [0] * len(self.members)  # images each member processed
         self.exits = [0] * len(self.members)  # images that exited at each stage
@@ -162,15 +168,12 @@ class StageScheduler:
         return logits if self.temperatures is None else self.temperatures.scale(k, logits)
 
     @torch.inference_mode()
-    def submit(
-        self, requests: Sequence[tuple[Hashable, torch.Tensor]], now: float
-    ) -> list[Outcome]:
+    def submit(self, requests: Sequence[tuple[Hashable, torch.Tensor]]) -> list[Outcome]:
         """Run member 1 on the images of ``requests`` (one batch: each request's N x C x H x W
         images, on the members' device), and (naive mode) every later stage they need.
 
         Args:
             requests: (key, images) per request; keys must be unique among open requests.
-            now: the current time (monotonic seconds).
 
         Returns:
             the requests done with (:class:`Outcome`).
@@ -200,14 +203,14 @@ class StageScheduler:
             for position in range(size):
                 self._owner[item] = (key, position)
                 item += 1
-        done = self._decide(0, x, items, items.clone(), state, now)
+        done = self._decide(0, x, items, items.clone(), state)
         if self.mode == "naive":
             for k in range(1, len(self.members)):
                 while self.queues[k].count:
-                    done += self.run_stage(k, now)
+                    done += self.run_stage(k)
         return done
 
-    def _decide(self, k, x, items, ids, state: EnsembleState, now: float) -> list[Outcome]:
+    def _decide(self, k, x, items, ids, state: EnsembleState) -> list[Outcome]:
         """Stage k's decisions: exits answered, the rest queued for member k + 1."""
         conf = state.confidence(self.score)
         passed = stage_passes(self.policy, k, conf, ids)
@@ -235,10 +238,11 @@ class StageScheduler:
                 if entry[0] == 0:
                     done.append(Outcome(key, self._open.pop(key)[1]))
         if bool(passed.any()):
-            self.queues[k + 1].put(x[passed], items[passed], ids[passed], state.select(passed), now)
+            queued = (x[passed], items[passed], ids[passed], state.select(passed))
+            self.queues[k + 1].put(*queued, self.clock())
         return done
 
-    def due(self, now: float, idle: bool = False) -> int | None:
+    def due(self, idle: bool = False) -> int | None:
         """The stage (0-based k >= 1) whose member should run now, the deepest first: its queue
         holds ``stage_batch`` images, or its oldest image has waited ``stage_timeout``, or
         (``idle``: no request is waiting for member 1) it holds any; None when none is due."""
@@ -248,7 +252,7 @@ class StageScheduler:
                 continue
             if idle or queue.count >= self.stage_batch:
                 return k
-            if now - queue.oldest() >= self.stage_timeout:
+            if self.clock() - queue.oldest() >= self.stage_timeout:
                 return k
         return None
 
@@ -259,7 +263,7 @@ class StageScheduler:
         return min(oldest) + self.stage_timeout if oldest else None
 
     @torch.inference_mode()
-    def run_stage(self, k: int, now: float) -> list[Outcome]:
+    def run_stage(self, k: int) -> list[Outcome]:
         """Run member k (0-based, >= 1) on up to ``stage_batch`` of the images waiting for it.
 
         Returns:
@@ -278,7 +282,7 @@ class StageScheduler:
             self.forget(keys)
             error = f"member {k + 1} failed: {type(err).__name__}: {err}"
             return [Outcome(key, None, error) for key in keys]
-        return self._decide(k, x, items, ids, state.add(logits), now)
+        return self._decide(k, x, items, ids, state.add(logits))
 
     def forget(self, keys: Sequence[Hashable]) -> None:
         """Drop open requests (a caller answered them otherwise, e.g. with an error): their

@@ -11,8 +11,9 @@ import torch
 
 from window_cascades.cascade.field_checks import FieldError, integer, mapping
 from window_cascades.lightning_modules.cascade_checkpoint import load_checkpoint_file
+from window_cascades.lightning_modules.input_options import INTERPOLATIONS
 from window_cascades.lightning_modules.member import MemberModule
-from window_cascades.lightning_modules.member_input import INPUT_KEY
+from window_cascades.lightning_modules.member_input import INPUT_KEY, MemberInput
 from window_cascades.lightning_modules.member_specs import SPEC_HPARAMS, member_name
 
 
@@ -132,3 +133,25 @@ def build_member(spec: dict) -> MemberModule:
     member = MemberModule.rebuilt(hparams)
     member.input = member.input.restored(spec.get(INPUT_KEY), hparams["in_chans"])
     return member.eval()
+
+
+def recorded_member_input(hparams: dict, record: dict | None) -> MemberInput:
+    """A member's input from its hyperparameters (channels, resize mode) and the input record
+    it keeps (``member_input``), without building the model: what ``cascade predict`` and
+    ``serve`` need to prepare new images as the calibration data was (see
+    :func:`window_cascades.lightning_modules.cascade_data_input.prediction_input`)."""
+    resize = hparams.get("resize", "bilinear")
+    interpolation = resize if resize in INTERPOLATIONS else "bilinear"
+    return MemberInput(interpolation=interpolation).restored(record, int(hparams["in_chans"]))
+
+
+def checkpoint_member_inputs(specs: list[dict] | None, member_paths: list[str]) -> list:
+    """The members' inputs: from ``member_paths`` when given (member files, read safely),
+    else from a cascade checkpoint's embedded members (``specs``)."""
+    if member_paths:
+        found = []
+        for path in member_paths:
+            ckpt = read_member_checkpoint(path)
+            found.append(recorded_member_input(ckpt["hyper_parameters"], ckpt.get(INPUT_KEY)))
+        return found
+    return [recorded_member_input(s[SPEC_HPARAMS], s.get(INPUT_KEY)) for s in specs or []]

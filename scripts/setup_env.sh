@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Create .venv and install the requirements and this project (editable). Idempotent: a second
-# run with unchanged requirement files does nothing.
+# Create .venv and install the requirements and this project (editable), with the [dev] tools
+# and the [serve] extra (the suite tests `window-cascades serve`). Idempotent: a second run
+# with unchanged requirement files does nothing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PYTHON="${PYTHON:-python3}"
@@ -9,11 +10,13 @@ if [ ! -x .venv/bin/python ]; then
   "$PYTHON" -m venv .venv
 fi
 stamp=.venv/.requirements.sha256
-want=$(cat requirements.txt requirements-dev.txt pyproject.toml | sha256sum | cut -d' ' -f1)
+want=$(cat requirements.txt requirements-dev.txt requirements-serve.txt pyproject.toml \
+  | sha256sum | cut -d' ' -f1)
 if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
   echo "[setup] installing requirements into .venv (first time: a few minutes)"
-  .venv/bin/python -m pip install --quiet -r requirements.txt -r requirements-dev.txt
-  .venv/bin/python -m pip install --quiet -e ".[dev]"  # the same files, read by pyproject.toml
+  .venv/bin/python -m pip install --quiet -r requirements.txt -r requirements-dev.txt \
+    -r requirements-serve.txt
+  .venv/bin/python -m pip install --quiet -e ".[dev,serve]"  # the same files, via pyproject.toml
   echo "$want" > "$stamp"
 else
   echo "[setup] .venv is up to date"

@@ -23,6 +23,16 @@ from window_cascades.cascade.stage_scores import Temperatures
 POINT = {"accept": 0.55, "ood": 0.3}
 
 
+class Clock:
+    """A fake monotonic clock: ``clock.now`` seconds."""
+
+    def __init__(self, now: float = 0.0):
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+
 class Member(torch.nn.Module):
     """A linear classifier of 2 x 3 x 3 images into 4 classes, recording its batch sizes."""
 
@@ -91,19 +101,22 @@ def test_any_arrival_pattern_gives_the_engine_s_decisions(
     members = [Member(s) for s in range(3)]
     policy = RandomPolicy(3, 0.4, seed=2) if use_random else window()
     temperatures = Temperatures([1.3, 0.8, 1.1], {2: 0.9, 3: 1.2})
-    scheduler = StageScheduler(members, policy, "msp", POINT, temperatures, stage_batch, 0.5, mode)
+    clock = Clock()
+    scheduler = StageScheduler(
+        members, policy, "msp", POINT, temperatures, stage_batch, 0.5, mode, clock
+    )
     starts = [sum(sizes[:i]) for i in range(len(sizes))]
     requests = [(f"r{i}", x[s : s + n]) for i, (s, n) in enumerate(zip(starts, sizes, strict=True))]
-    done, now = {}, 0.0
+    done = {}
     while requests or scheduler.open_requests:
-        now += rng.choice([0.0, 0.1, 0.3, 0.6])
+        clock.now += rng.choice([0.0, 0.1, 0.3, 0.6])
         take = rng.randint(1, batch)
         if requests and rng.random() < 0.7:
-            outcomes = scheduler.submit(requests[:take], now)
+            outcomes = scheduler.submit(requests[:take])
             requests = requests[take:]
         else:
-            k = scheduler.due(now, idle=not requests)
-            outcomes = scheduler.run_stage(k, now) if k is not None else []
+            k = scheduler.due(idle=not requests)
+            outcomes = scheduler.run_stage(k) if k is not None else []
         for outcome in outcomes:
             assert outcome.key not in done and outcome.error is None
             done[outcome.key] = outcome.decisions
@@ -127,17 +140,23 @@ def test_an_exited_request_completes_at_once_while_a_passed_one_waits_for_its_de
     passes = [i for i, r in enumerate(ref) if r["exit_stage"] == 2]
     assert len(exits) >= 2 and len(passes) >= 3
     order = [exits[0], passes[0], exits[1], passes[1], passes[2]]
-    scheduler = StageScheduler(members, policy, "msp", POINT, stage_batch=3, stage_timeout=0.05)
-    done = scheduler.submit([(f"r{i}", x[i : i + 1]) for i in order[:4]], now=10.0)
+    clock = Clock(10.0)
+    scheduler = StageScheduler(
+        members, policy, "msp", POINT, stage_batch=3, stage_timeout=0.05, clock=clock
+    )
+    done = scheduler.submit([(f"r{i}", x[i : i + 1]) for i in order[:4]])
     # the two exited requests answer now; member 2 has not run
     assert [o.key for o in done] == [f"r{exits[0]}", f"r{exits[1]}"] and members[1].sizes == []
     assert scheduler.waiting == 2 and scheduler.next_deadline() == pytest.approx(10.05)
-    assert scheduler.due(10.04) is None  # not full, not old enough, not idle
-    assert scheduler.due(10.04, idle=True) == 1  # idle: run it now
-    assert scheduler.due(10.05) == 1  # its deadline
-    done = scheduler.submit([(f"r{order[4]}", x[order[4] : order[4] + 1])], now=10.01)
-    assert done == [] and scheduler.due(10.02) == 1  # full: 3 images wait
-    done = scheduler.run_stage(1, 10.02)
+    clock.now = 10.04
+    assert scheduler.due() is None  # not full, not old enough, not idle
+    assert scheduler.due(idle=True) == 1  # idle: run it now
+    clock.now = 10.05
+    assert scheduler.due() == 1  # its deadline
+    clock.now = 10.01
+    done = scheduler.submit([(f"r{order[4]}", x[order[4] : order[4] + 1])])
+    assert done == [] and scheduler.due() == 1  # full: 3 images wait
+    done = scheduler.run_stage(1)
     assert sorted(o.key for o in done) == sorted(f"r{i}" for i in passes[:3])
     assert members[1].sizes == [3] and scheduler.waiting == 0 and scheduler.next_deadline() is None
     for outcome in done:
@@ -150,9 +169,9 @@ def test_a_request_of_several_images_completes_when_its_last_image_exits():
     ref = reference(members, window(2), x)
     first_pass = next(i for i, r in enumerate(ref) if r["exit_stage"] == 2)
     scheduler = StageScheduler(members, window(2), "msp", POINT, stage_batch=8)
-    done = scheduler.submit([("many", x[: first_pass + 1])], now=0.0)
+    done = scheduler.submit([("many", x[: first_pass + 1])])
     assert done == [] and scheduler.open_requests == 1
-    (outcome,) = scheduler.run_stage(1, 0.0)
+    (outcome,) = scheduler.run_stage(1)
     assert outcome.key == "many"
     same(outcome.decisions, ref[: first_pass + 1])
 
@@ -163,7 +182,7 @@ def test_naive_mode_answers_a_batch_only_after_every_stage_it_needs():
     ref = reference(members, window(2), x)
     assert {r["exit_stage"] for r in ref} == {1, 2}
     scheduler = StageScheduler(members, window(2), "msp", POINT, stage_batch=5, mode="naive")
-    done = scheduler.submit([(i, x[i : i + 1]) for i in range(12)], now=0.0)
+    done = scheduler.submit([(i, x[i : i + 1]) for i in range(12)])
     assert sorted(o.key for o in done) == list(range(12)) and scheduler.waiting == 0
     same([o.decisions[0] for o in sorted(done, key=lambda o: o.key)], ref)
 
@@ -173,9 +192,9 @@ def test_single_and_ensemble_policies_are_served_by_the_same_scheduler(make, sta
     members = [Member(0), Member(1)]
     x = torch.randn(6, 2, 3, 3, generator=torch.Generator().manual_seed(1))
     scheduler = StageScheduler(members, make(2), "msp", POINT)
-    done = scheduler.submit([(i, x[i : i + 1]) for i in range(6)], now=0.0)
-    while (k := scheduler.due(0.0, idle=True)) is not None:
-        done += scheduler.run_stage(k, 0.0)
+    done = scheduler.submit([(i, x[i : i + 1]) for i in range(6)])
+    while (k := scheduler.due(idle=True)) is not None:
+        done += scheduler.run_stage(k)
     assert {o.decisions[0]["exit_stage"] for o in done} == stages and len(done) == 6
 
 
@@ -189,15 +208,15 @@ def test_a_failing_later_member_fails_exactly_the_requests_it_held():
     x = torch.randn(30, 2, 3, 3, generator=torch.Generator().manual_seed(3))
     ref = reference([Member(0), Member(1)], window(2), x)
     scheduler = StageScheduler(members, window(2), "msp", POINT, stage_batch=2)
-    done = scheduler.submit([(i, x[i : i + 1]) for i in range(30)], now=0.0)
+    done = scheduler.submit([(i, x[i : i + 1]) for i in range(30)])
     assert sorted(o.key for o in done) == [i for i, r in enumerate(ref) if r["exit_stage"] == 1]
-    failed = scheduler.run_stage(1, 0.0)
+    failed = scheduler.run_stage(1)
     passed = [i for i, r in enumerate(ref) if r["exit_stage"] == 2]
     assert [o.key for o in failed] == passed[:2]
     assert all(o.decisions is None and "member 2 failed: RuntimeError" in o.error for o in failed)
     assert scheduler.open_requests == len(passed) - 2
     with pytest.raises(RuntimeError, match="out of memory"):  # member 1: the caller's batch
-        StageScheduler([Failing(0), Member(1)], window(2), "msp", POINT).submit([(0, x[:1])], 0.0)
+        StageScheduler([Failing(0), Member(1)], window(2), "msp", POINT).submit([(0, x[:1])])
 
 
 def test_bad_settings_and_reused_keys_are_refused():
@@ -213,6 +232,6 @@ def test_bad_settings_and_reused_keys_are_refused():
         StageScheduler(members, window(3), "msp", POINT)
     scheduler = StageScheduler(members, ensemble_policy(2), "msp", POINT)
     x = torch.randn(1, 2, 3, 3)
-    scheduler.submit([("a", x)], 0.0)
+    scheduler.submit([("a", x)])
     with pytest.raises(ValueError, match="unique among open requests"):
-        scheduler.submit([("a", x)], 0.0)
+        scheduler.submit([("a", x)])
