@@ -594,9 +594,9 @@ class CascadeServer(LitServer):
     # -- lifecycle ------------------------------------------------------------------------
 
     def verify_worker_status(self) -> None:
-        """Wait for the worker to load the cascade; then say where the server listens. A
-        worker that fails or ends, or SIGTERM during the start, ends the start (the workers
-        are stopped): :class:`WorkerStartError` or :class:`StoppedBeforeReady`."""
+        """Wait for the worker to load the cascade. A worker that fails or ends, or SIGTERM
+        during the start, ends the start (the workers are stopped): :class:`WorkerStartError`
+        or :class:`StoppedBeforeReady`."""
         while True:
             states = list(self.workers_setup_status.values())
             if any(v == WorkerSetupStatus.READY for v in states):
@@ -615,7 +615,6 @@ class CascadeServer(LitServer):
                     )
                 raise StoppedBeforeReady()
             time.sleep(0.05)
-        print(self.ready_line, flush=True)
         if self.stop_requested:
             self._shutdown_event.set()
 
@@ -624,13 +623,15 @@ class CascadeServer(LitServer):
     ):
         """LitServe's start of the HTTP process; then the main process closes its copy of the
         listening socket, so that once the HTTP process stops accepting (SIGTERM) new
-        connections are refused at once instead of waiting in a backlog nobody reads."""
+        connections are refused at once instead of waiting in a backlog nobody reads, and
+        says where the server listens."""
         workers = super()._start_server(
             port, num_uvicorn_servers, log_level, sockets, uvicorn_worker_type, **kwargs
         )
         if uvicorn_worker_type == "process":
             for sock in sockets:
                 sock.close()
+        print(self.ready_line, flush=True)
         return workers
 
     def request_stop(self, signum=None, frame=None) -> None:
