@@ -105,8 +105,8 @@ class ServeSettings:
     member_names: list[str]
     preparation: ImagePreparation
     scheduler: str = "stage"
-    stage_batch: int = 16
-    stage_timeout: float = 0.01
+    stage_batch: int = 8
+    stage_timeout: float = 0.05
     threads: int = 1
     max_images: int = 64
     max_queue: int = 256
@@ -119,7 +119,7 @@ class WorkerStartError(RuntimeError):
     """The inference worker failed to load the cascade, or ended, before it was ready."""
 
 
-class StoppedBeforeReady(Exception):  # noqa: N818 - a stop, not an error
+class StoppedBeforeReady(Exception):
     """SIGTERM or Ctrl-C came while the server was starting: it stopped."""
 
 
@@ -190,13 +190,16 @@ class CascadeAPI(litserve.LitAPI):
             self.settings.scheduler,
         )
 
-    def decode_request(self, request):  # noqa: D102 - unused: CascadeLoop reads the payload
+    def decode_request(self, request):
+        """Unused (:class:`CascadeLoop` reads the payload); LitServe reads its signature."""
         return request
 
-    def predict(self, x):  # noqa: D102 - unused: CascadeLoop runs the scheduler
+    def predict(self, x):
+        """Unused: :class:`CascadeLoop` runs the scheduler."""
         raise NotImplementedError("CascadeLoop runs the cascade")
 
-    def encode_response(self, output):  # noqa: D102 - unused: CascadeLoop answers
+    def encode_response(self, output):
+        """Unused (:class:`CascadeLoop` answers); LitServe reads its signature."""
         return output
 
 
