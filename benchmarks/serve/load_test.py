@@ -13,8 +13,8 @@ that share, by a hash of the image's arrival number). Four servers, one at a tim
 * A ``single``, B ``ensemble``, C ``random`` with ``--scheduler naive`` (a batch answers once
   every stage it needs has run), D ``random`` with ``--scheduler stage`` (stage-aware), with
   the given ``--stage_batch``/``--stage_timeout`` (the command's defaults unless set), and E
-  as D with the stage settings the command had before (``--stage_batch 16 --stage_timeout
-  0.01``), to check the defaults against them.
+  as D with ``--other_stage_batch``/``--other_stage_timeout``, to check the defaults against
+  other member-2 batching.
 
 Each server's inference worker is pinned to CPU 0 (one torch thread); its HTTP process, the
 main process and this client share CPU 1. The client is our own open-loop client (asyncio +
@@ -64,9 +64,8 @@ CONFIGS = {  # label -> (policy, scheduler, what it is)
     "B": ("ensemble", "naive", "full ensemble"),
     "C": ("random", "naive", "naive batched cascade"),
     "D": ("random", "stage", "stage-aware cascade"),
-    "E": ("random", "stage", "stage-aware cascade, former stage defaults"),
+    "E": ("random", "stage", "stage-aware cascade, other stage settings"),
 }
-FORMER_STAGE_DEFAULTS = {"stage_batch": 16, "stage_timeout": 0.01}  # E's member-2 batching
 WORKER_CPU, CLIENT_CPU = 0, 1
 
 
@@ -413,8 +412,10 @@ def main(argv: list[str] | None = None) -> int:
     )
     p.add_argument("--max_batch_size", type=int, default=16)
     p.add_argument("--batch_timeout", type=float, default=0.002)
-    p.add_argument("--stage_batch", type=int, default=8)
-    p.add_argument("--stage_timeout", type=float, default=0.05)
+    p.add_argument("--stage_batch", type=int, default=16)
+    p.add_argument("--stage_timeout", type=float, default=0.01)
+    p.add_argument("--other_stage_batch", type=int, default=8, help="E's --stage_batch")
+    p.add_argument("--other_stage_timeout", type=float, default=0.05, help="E's --stage_timeout")
     p.add_argument("--soak", type=float, default=0.0, help="seconds of D at 0.8 x saturation")
     p.add_argument("--soak-only", action="store_true", help="the soak only")
     args = p.parse_args(argv)
@@ -439,7 +440,8 @@ def main(argv: list[str] | None = None) -> int:
 
 def run_server(label, args, ckpt, work, tag):
     policy, scheduler, _ = CONFIGS[label]
-    stage = FORMER_STAGE_DEFAULTS if label == "E" else None
+    other = {"stage_batch": args.other_stage_batch, "stage_timeout": args.other_stage_timeout}
+    stage = other if label == "E" else None
     server = Server(ckpt, policy, scheduler, args, work / f"server_{label}_{tag}.log", stage)
     server.wait_ready()
     return server
@@ -554,7 +556,7 @@ def summarise_runs(rows, macs, args, started) -> dict:
             "defaults_saturation": get("D", r, "saturation", "goodput")
             / get("E", r, "saturation", "goodput"),
         }
-        for fraction in args.rates:  # D (the defaults) over E (the former ones)
+        for fraction in args.rates:  # D over E (other stage settings)
             for kind in ("all", "exited", "passed"):
                 name = f"rate_{fraction:g}"
                 entry[f"defaults_p50_{kind}_{fraction:g}"] = get(
@@ -616,6 +618,8 @@ def summarise_runs(rows, macs, args, started) -> dict:
                 "batch_timeout",
                 "stage_batch",
                 "stage_timeout",
+                "other_stage_batch",
+                "other_stage_timeout",
             )
         },
         "member_macs": macs,
@@ -627,7 +631,7 @@ def summarise_runs(rows, macs, args, started) -> dict:
         "per_round": per_round,
         "targets": targets,
         "at_rates": at_rates,
-        "defaults_over_former": {
+        "d_over_e": {
             key: {
                 "median": median([e[key] for e in per_round]),
                 "rounds": [e[key] for e in per_round],
@@ -718,15 +722,16 @@ def results_markdown(s: dict, rows: list[dict]) -> str:
         lines.append(f"| {name} | {rounds} | {target['median']:.2f} | {yes(target['met'])} |")
     lines += [
         "",
-        "The stage defaults (D: `--stage_batch "
+        "The stage settings of D (`--stage_batch "
         f"{s['settings']['stage_batch']} --stage_timeout {s['settings']['stage_timeout']}`) over "
-        "the former ones (E: `--stage_batch 16 --stage_timeout 0.01`), each round's ratio "
+        f"E's (`--stage_batch {s['settings']['other_stage_batch']} --stage_timeout "
+        f"{s['settings']['other_stage_timeout']}`), each round's ratio "
         "(below 1 is faster for latency, above 1 for saturation):",
         "",
         "| D / E | each round | median |",
         "|---|---|---|",
     ]
-    for key, found in s["defaults_over_former"].items():
+    for key, found in s["d_over_e"].items():
         rounds = ", ".join(f"{v:.2f}" for v in found["rounds"])
         what = (
             "saturation"
@@ -843,7 +848,7 @@ def soak_markdown(r: dict) -> str:
             f" requests/s (0.8 x {r['saturation_probe_per_s']:.1f}/s, the saturation probed on "
             f"the same server just before), on the {r['machine']} (shared; 1-minute load "
             f"average during the soak: median {load['median']:.1f}, {load['min']:.1f} to "
-            f"{load['max']:.1f}; run with `nice -n 10`). `benchmarks/serve/load_test.py --soak`.",
+            f"{load['max']:.1f}). `benchmarks/serve/load_test.py --soak`.",
             "",
             "| sent | unique ids | answered 200 with their own id | other answers | "
             "p50 / p99 (ms) | RSS of the server's processes (MB) | RSS growth, minute 2 to the "
