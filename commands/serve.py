@@ -101,12 +101,12 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
         help="seconds to wait for more requests to fill a member-1 batch",
     )
     run.add_argument(
-        "--stage_batch", type=_positive(int), default=8, help="images per member-2+ batch"
+        "--stage_batch", type=_positive(int), default=16, help="images per member-2+ batch"
     )
     run.add_argument(
         "--stage_timeout",
         type=_positive(float),
-        default=0.05,
+        default=0.01,
         help="seconds a passed-on image may wait for member 2 to fill its batch while "
         "requests keep arriving (when none waits, member 2 runs at once)",
     )

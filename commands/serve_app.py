@@ -105,8 +105,8 @@ class ServeSettings:
     member_names: list[str]
     preparation: ImagePreparation
     scheduler: str = "stage"
-    stage_batch: int = 8
-    stage_timeout: float = 0.05
+    stage_batch: int = 16
+    stage_timeout: float = 0.01
     threads: int = 1
     max_images: int = 64
     max_queue: int = 256
