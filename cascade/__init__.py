@@ -1,9 +1,10 @@
 """Cascade policies and the one cascade engine that runs them.
 
-``policies`` says which samples a stage passes on, ``calibration`` fits the policies on a
-held-out split, ``engine`` runs a cascade over any source of per-stage logits (live members or
-cached logits), ``cost`` turns exit stages into exit fractions and expected MACs, and
-``evaluation`` turns cascade outputs into the tidy metric rows of docs/concepts/metrics.md.
+``policies`` says which samples a stage passes on, ``policy_registry`` fits the policies on a
+held-out split (calibration), ``engine`` runs a cascade over any source of per-stage logits
+(live members or cached logits), ``cost`` turns exit stages into exit fractions and expected
+MACs, and ``evaluation`` turns cascade outputs into the tidy metric rows of
+docs/concepts/metrics.md.
 """
 
 # The built-in metrics and policies register here, from the package (as timm's

@@ -1,6 +1,6 @@
 """The built-in cascade policies, each one fit function plus one registry entry.
 
-Window rule for stage k, on held-out confidences s (of the ensemble of the first k + 1
+Window rule for stage k (1..M-1), on held-out confidences s (of the ensemble of the first k
 members) and their correctness:
 
 1. tau = the threshold of the target task (``cov@r``, ``risk@c`` or ``fpr@p``) on (s, correct);
@@ -27,8 +27,10 @@ from window_cascades.cascade.policies import (
     ensemble_policy,
     single_policy,
 )
-from window_cascades.cascade.policy_parameters import PolicyParameter, parameter
+from window_cascades.cascade.policy_parameters import CostGrid, PolicyParameter, parameter
 from window_cascades.cascade.policy_registry import (
+    FIRST_MEMBER,
+    FULL_ENSEMBLE,
     FitInputs,
     PolicySettings,
     check_scores,
@@ -54,8 +56,22 @@ def check_fraction(fraction: float, what: str) -> float:
     return float(fraction)
 
 
+def width_cost_grid(points: int, ensemble_cost: float) -> list[float]:
+    """Cost-to-target's half-widths: 0.5 k / points for k = 1..points (w = 0.5 passes all)."""
+    return [0.5 * k / points for k in range(1, points + 1)]
+
+
+def fraction_cost_grid(points: int, ensemble_cost: float) -> list[float]:
+    """Cost-to-target's pass fractions: k / (points + 1) for k = 1..points, inside (0, 1)."""
+    return [k / (points + 1) for k in range(1, points + 1)]
+
+
 WIDTH = PolicyParameter(
-    "width", 0.1, "window half-width(s) w, in held-out quantiles, in (0, 0.5]", check=check_width
+    "width",
+    0.1,
+    "window half-width(s) w, in held-out quantiles, in (0, 0.5]",
+    check=check_width,
+    cost_grid=CostGrid(width_cost_grid),
 )
 
 
@@ -75,6 +91,7 @@ class SingleThresholdParameters:
         0.2,
         "fraction(s) of least confident held-out samples single_threshold passes on, in (0, 1)",
         check=lambda v: check_fraction(v, "single_threshold pass fraction"),
+        cost_grid=CostGrid(fraction_cost_grid),
     )
 
 
@@ -112,7 +129,7 @@ def fit_window_stage(
         {tau, q, lower, upper[, certified, guarantee]}; lower/upper are None for an open end.
     """
     defs = get_definitions(definitions)
-    conf = check_scores(confidence, "window calibration")
+    conf = check_scores(confidence, "fitting the window")
     certified = None
     if guarantee is None:
         tau = target_threshold(conf, correct, target, defs)
@@ -148,12 +165,17 @@ def interval_policy(name: str, stages: list[dict], setting: str) -> IntervalPoli
     return IntervalPolicy(name, bounds, setting, stages)
 
 
-@register_policy("single", "nothing: member 1 alone (cost 1)")
+@register_policy("single", "nothing: member 1 alone (cost 1)", default=True, reference=FIRST_MEMBER)
 def fit_single(inputs: FitInputs, settings: PolicySettings) -> IntervalPolicy:
     return single_policy(inputs.num_stages)
 
 
-@register_policy("ensemble", "everything: every member on every sample (cost M)")
+@register_policy(
+    "ensemble",
+    "everything: every member on every sample (cost M)",
+    default=True,
+    reference=FULL_ENSEMBLE,
+)
 def fit_ensemble(inputs: FitInputs, settings: PolicySettings) -> IntervalPolicy:
     return ensemble_policy(inputs.num_stages)
 
@@ -188,7 +210,7 @@ def _fit_window(name: str, inputs: FitInputs, settings: PolicySettings) -> Inter
         correct = inputs.stage_correct[0 if settings.definitions == "paper" else k]
         band = None if name == "window" else inputs.mixture_confidence[k]
         try:
-            stage = fit_window_stage(
+            fitted = fit_window_stage(
                 conf,
                 correct,
                 target,
@@ -203,7 +225,7 @@ def _fit_window(name: str, inputs: FitInputs, settings: PolicySettings) -> Inter
                 f"window target {target.name} on held-out split {inputs.heldout_name!r} "
                 f"(stage {k + 1}): {err}"
             ) from None
-        stages.append({**stage, "target": target.name, "width": settings.width})
+        stages.append({**fitted, "target": target.name, "width": settings.width})
     setting = f"{target.name},w={settings.width:g}"
     if settings.definitions != "standard":
         setting += f",{settings.definitions}"
@@ -217,6 +239,7 @@ def _fit_window(name: str, inputs: FitInputs, settings: PolicySettings) -> Inter
     "the paper's window: held-out quantiles [q - w, q + w] around the target's threshold tau",
     parameters=WindowParameters,
     sweep="width",
+    default=True,
 )
 def fit_window(inputs: FitInputs, settings: PolicySettings) -> IntervalPolicy:
     return _fit_window("window", inputs, settings)
@@ -238,6 +261,7 @@ def fit_window_adjusted(inputs: FitInputs, settings: PolicySettings) -> Interval
     "a random `random_fraction` (default 2w) of samples, by a hash of the dataset index",
     parameters=RandomParameters,
     sweep="width",
+    in_cost_to_target=False,  # its gain is proportional to its cost by construction
 )
 def fit_random(inputs: FitInputs, settings: PolicySettings) -> RandomPolicy:
     fraction = settings.random_fraction or 2 * settings.width
@@ -249,6 +273,7 @@ def fit_random(inputs: FitInputs, settings: PolicySettings) -> RandomPolicy:
     "the least confident `pass_fraction` of held-out scores (exit when confidence > t)",
     parameters=SingleThresholdParameters,
     sweep="pass_fraction",
+    default=True,
 )
 def fit_single_threshold(inputs: FitInputs, settings: PolicySettings) -> IntervalPolicy:
     stages = [

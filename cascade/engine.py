@@ -17,8 +17,9 @@ from window_cascades.cascade.stage_scores import Temperatures
 from window_cascades.uncertainty.scores import EnsembleState
 
 StageSource = Callable[[int, torch.Tensor], "torch.Tensor | EnsembleState"]
-"""(stage k, LongTensor of sample positions) -> member k's logits for those samples, or its
-one-member ``EnsembleState`` (precomputed softmax statistics, as the offline driver passes)."""
+"""(k, LongTensor of sample positions) -> the logits of member k + 1 (``k``: its 0-based place
+in the cascade) for those samples, or its one-member ``EnsembleState`` (precomputed softmax
+statistics, as the offline driver passes)."""
 
 
 @dataclass
@@ -39,8 +40,9 @@ class CascadeResult:
 def stage_passes(
     policy: CascadePolicy, k: int, confidence: torch.Tensor, sample_ids: torch.Tensor
 ) -> torch.Tensor:
-    """Which samples stage k (0-based) passes on to member k + 1: the policy's decision on
-    their confidence (the ensemble of the first k + 1 members), none at the last stage. Every
+    """Which samples the (k + 1)-th stage passes on (k counts from 0, as the members' list
+    does; the policy's stage number is k + 1): its decision on their confidence (the ensemble
+    of the first k + 1 members), none at the last stage. Every
     way of running a cascade (``run_cascade``, the streaming cascade, a served cascade's
     scheduler) decides with it.
 
@@ -49,7 +51,7 @@ def stage_passes(
     """
     if k == policy.num_stages - 1:
         return torch.zeros_like(confidence, dtype=torch.bool)
-    return policy.passes(k, confidence, sample_ids).to(confidence.device)
+    return policy.passes(k + 1, confidence, sample_ids).to(confidence.device)
 
 
 def run_cascade(
@@ -110,15 +112,16 @@ def exit_stages(
     (cached logits): the decisions of :func:`run_cascade`, with no member or state in the loop.
 
     Args:
-        stage_confidence: for k = 0..M-1, the confidence (N) of the ensemble of the first
-            k + 1 members (the last one is not needed: nothing passes on from stage M).
+        stage_confidence: per stage in order (entry k: stage k + 1), the confidence (N) of the
+            ensemble of the first k + 1 members (the last one is not needed: nothing passes on
+            from stage M).
     """
     n = stage_confidence[0].numel()
     ids = torch.arange(n) if sample_ids is None else sample_ids.cpu().long()
     exit_stage = torch.full((n,), policy.num_stages, dtype=torch.long)
     index = torch.arange(n)
     for k in range(policy.num_stages - 1):
-        passed = policy.passes(k, stage_confidence[k][index], ids[index])
+        passed = policy.passes(k + 1, stage_confidence[k][index], ids[index])
         exit_stage[index[~passed]] = k + 1
         index = index[passed]
         if index.numel() == 0:

@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import torch
 
-from window_cascades.cascade.budget_selection import cascade_output, output_value
+from window_cascades.cascade.output_objective import cascade_output, output_value
 from window_cascades.cascade.policy_registry import FitInputs
 from window_cascades.uncertainty.targets import parse_target
 
@@ -191,7 +191,7 @@ def policy_headroom(
     if inputs.num_stages != 2 or parse_target(target).task == "fpr":
         return None
     first_conf, first_correct = inputs.stage_confidence[0], inputs.stage_correct[0]
-    passed = policy.passes(0, first_conf, torch.arange(first_conf.numel()))
+    passed = policy.passes(1, first_conf, torch.arange(first_conf.numel()))
     if not bool(passed.any()):
         return None
     fraction = round(float(passed.double().mean()), 2)  # to 1%: the same point for policies

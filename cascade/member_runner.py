@@ -12,7 +12,7 @@ import torch
 
 
 class MemberRunner:
-    """Runs member k on the requested samples of one batch ``x``, once per sample.
+    """Runs a member on the requested samples of one batch ``x``, once per sample.
 
     Args:
         members: the members, in cascade order.
@@ -26,7 +26,8 @@ class MemberRunner:
         self.done: dict[int, torch.Tensor] = {}
 
     def __call__(self, k: int, index: torch.Tensor) -> torch.Tensor:
-        """Member k's float32 logits (on the CPU) for the samples at positions ``index``."""
+        """The float32 logits (on the CPU) of member k + 1 (``k``: its 0-based place) for the
+        samples at positions ``index``."""
         n = self.x.shape[0]
         if k not in self.done:
             self.done[k] = torch.zeros(n, dtype=torch.bool)

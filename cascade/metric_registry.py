@@ -206,14 +206,37 @@ def register_metric(
     description: str,
     resampled: Callable[..., dict[str, torch.Tensor] | None] | None = None,
 ) -> Callable:
-    """Decorator registering a metric's plain form (and its resampled form) under ``name``.
+    """Decorator registering a metric's plain form (and its resampled form) under ``name``;
+    from then on every run reports it (online, offline, ``window_cascades.evaluate``).
 
     Args:
-        name: the metric's name (see :class:`MetricEntry`).
+        name: the metric's name (see :class:`MetricEntry`; ``@R``, ``@C``, ``@P``, ``@K`` stand
+            for the reported risks, coverages, ID acceptance rate and stages).
         higher_is_better: direction of improvement.
-        roles: dataset roles the metric is reported for.
-        description: its definition in one line.
-        resampled: its resampled form (see :class:`MetricEntry`), or None.
+        roles: dataset roles the metric is reported for (``LABELLED_ROLES``, ``("ood",)``, ...;
+            ``window_cascades.vocabulary.roles``).
+        description: its definition in one line, with its unit.
+        resampled: its resampled form (see :class:`MetricEntry`), or None (the bootstrap then
+            computes the plain form on every resample).
+
+    Returns:
+        The decorator; it returns the plain form unchanged. The plain form takes
+        :class:`MetricInputs` (one dataset's per-sample outputs under one policy) and returns
+        ``{key: value}``, one row of ``metrics.csv`` per key.
+
+    Raises:
+        ValueError: a name registered twice.
+
+    Example:
+        >>> from window_cascades.vocabulary.roles import LABELLED_ROLES
+        >>> @register_metric(
+        ...     "mean_confidence", True, LABELLED_ROLES, "mean confidence at the exit stage"
+        ... )
+        ... def mean_confidence(inputs: MetricInputs) -> dict[str, float]:
+        ...     return {"mean_confidence": float(inputs.outputs.confidence.mean())}
+        >>> "mean_confidence" in metric_entries()
+        True
+        >>> unregister_metric("mean_confidence")  # (a test's clean-up; a plugin stays registered)
     """
 
     def add(compute: Callable) -> Callable:
@@ -224,6 +247,17 @@ def register_metric(
         return compute
 
     return add
+
+
+def unregister_metric(name: str) -> None:
+    """Remove a registered metric (e.g. a plugin's, or one a test registered).
+
+    Raises:
+        ValueError: no metric is registered under ``name``.
+    """
+    if name not in _REGISTRY:
+        raise ValueError(f"unknown metric {name!r}; registered: {list(_REGISTRY)}")
+    del _REGISTRY[name]
 
 
 def metric_entries() -> dict[str, MetricEntry]:

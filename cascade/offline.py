@@ -20,8 +20,10 @@ from window_cascades.cascade.bootstrap import Bootstrap
 from window_cascades.cascade.cost_to_target import CostToTarget, cost_to_target, has_cost_knob
 from window_cascades.cascade.engine import exit_stages
 from window_cascades.cascade.evaluation import policy_rows
+from window_cascades.cascade.fitted import FittedCascade
 from window_cascades.cascade.headroom import policy_headroom
 from window_cascades.cascade.metric_registry import MetricSettings
+from window_cascades.cascade.operating_point import policy_operating_points
 from window_cascades.cascade.policies import CascadePolicy
 from window_cascades.cascade.policy_registry import (
     FitInputs,
@@ -59,6 +61,8 @@ __all__ = [
     "evaluate_fitted",
     "test_curves",
     "evaluate_experiment",
+    "fitted_cascade",
+    "fit_cascade",
 ]
 
 
@@ -233,3 +237,58 @@ def evaluate_experiment(
     prepared = prepare_experiment(data, roles, stage_macs, score, temperature_scaling)
     rows, fitted = evaluate_policies(prepared, policies, policy_settings, metric_settings)
     return rows, fitted, prepared.temperatures
+
+
+def fitted_cascade(
+    prepared: PreparedExperiment,
+    fitted: dict[str, CascadePolicy],
+    policy_settings: PolicySettings,
+    ood_tpr: float = 0.95,
+) -> FittedCascade:
+    """The fitted policies as a deployable cascade: with the prepared temperatures, how they
+    were fitted (held-out split and size, score, target, definitions, guarantee, every policy
+    parameter's value) and each policy's operating points on its held-out output
+    (``window_cascades.cascade.operating_point.policy_operating_points``), as the calibration
+    callback records them online.
+
+    Args:
+        prepared: the experiment the policies were fitted on.
+        fitted: the fitted policies by name (:func:`evaluate_policies`' second value).
+        policy_settings: the settings they were fitted with.
+        ood_tpr: the share of the held-out output the OOD threshold accepts (fraction).
+    """
+    s, heldout = policy_settings, prepared.roles.heldout
+    info = {
+        "heldout": heldout,
+        "heldout_size": prepared.data[heldout].num_samples,
+        "score": prepared.score,
+        "definitions": s.definitions,
+        "target": s.target,
+        "guarantee": s.guarantee,
+        "guarantee_method": s.guarantee_method,
+        "parameters": s.resolved(),
+        "operating_points": policy_operating_points(
+            prepared.prefix_outputs[heldout],
+            fitted,
+            s.target,
+            s.definitions,
+            s.guarantee,
+            s.guarantee_method,
+            ood_tpr,
+        ),
+    }
+    return FittedCascade(dict(fitted), prepared.temperatures, info)
+
+
+def fit_cascade(
+    prepared: PreparedExperiment,
+    policies: list[str],
+    policy_settings: PolicySettings | None = None,
+    ood_tpr: float = 0.95,
+) -> FittedCascade:
+    """Fit the named policies on the held-out split, as a deployable cascade (see
+    :func:`fitted_cascade`); nothing is evaluated."""
+    policy_settings = policy_settings or PolicySettings()
+    inputs = fit_inputs(prepared, policies, policy_settings)
+    fitted = fit_policies(policies, inputs, policy_settings)
+    return fitted_cascade(prepared, fitted, policy_settings, ood_tpr)

@@ -1,14 +1,15 @@
 """Cascade policies: which samples stage k passes on to member k + 1.
 
-A cascade of M members has M - 1 decisions. At stage k (0-based) a policy looks at each
-sample's confidence (the score of the ensemble of the first k + 1 members) and passes it on or
-lets it exit with the current prediction and score. Interval policies pass a sample when
+A cascade of M members has M - 1 decisions, at stages 1..M-1 (stages are numbered from 1: stage
+1 runs member 1 on every sample). At stage k a policy looks at each sample's confidence (the
+score of the ensemble of the first k members) and passes it on or lets it exit with the
+current prediction and score. Interval policies pass a sample when
 ``lower_k <= confidence <= upper_k``:
 
 - ``single``: an empty interval (nothing is passed on; the first member alone);
 - ``ensemble``: (-inf, inf) (everything reaches the last member; the full ensemble);
 - ``single_threshold``: (-inf, t] (exit when confidence > t);
-- ``window``: the paper's window around the operating threshold tau (see calibration);
+- ``window``: the paper's window around the operating threshold tau (fitted at calibration);
 - ``window_adjusted``: the same tau, window re-derived on an unlabelled test mixture.
 
 ``random`` (a sanity baseline) passes a fixed fraction of samples chosen by a hash of the
@@ -23,13 +24,25 @@ from dataclasses import dataclass, field
 import torch
 
 
+def check_stage(stage: int, num_stages: int) -> None:
+    """Refuse a stage a cascade of ``num_stages`` members does not decide at: stages are
+    numbered from 1, and stage M passes nothing on (so a 0-based caller fails here, not later
+    with the wrong row)."""
+    if not 1 <= stage < num_stages:
+        raise ValueError(
+            f"stage {stage}: a cascade of {num_stages} members passes samples on at stages "
+            f"1..{num_stages - 1} (stages are numbered from 1)"
+        )
+
+
 @dataclass
 class IntervalPolicy:
     """A cascade policy: pass a sample on at stage k when lower_k <= confidence <= upper_k.
 
     Attributes:
         name: policy name (see ``window_cascades.cascade.policy_registry``).
-        bounds: (M - 1) x 2 float64 tensor of [lower, upper] per stage; +-inf for open ends.
+        bounds: (M - 1) x 2 float64 tensor of [lower, upper] per stage (row k - 1 for stage k);
+            +-inf for open ends.
         setting: short description of the fitted setting, e.g. ``cov@5,w=0.1``.
         details: per-stage fitted quantities (tau, q, ...) for reports and fitted_cascade.json.
     """
@@ -47,8 +60,10 @@ class IntervalPolicy:
     def passes(
         self, stage: int, confidence: torch.Tensor, sample_ids: torch.Tensor | None = None
     ) -> torch.Tensor:
-        """Boolean mask of the samples that stage ``stage`` (0-based) passes on."""
-        lower, upper = self.bounds[stage].tolist()
+        """Boolean mask of the samples that stage ``stage`` (1..M-1) passes on to member
+        ``stage + 1``."""
+        check_stage(stage, self.num_stages)
+        lower, upper = self.bounds[stage - 1].tolist()
         conf = confidence.double()
         return (conf >= lower) & (conf <= upper)
 
@@ -66,10 +81,12 @@ class IntervalPolicy:
         }
 
 
-def _uniform_hash(ids: torch.Tensor, seed: int, stage: int) -> torch.Tensor:
-    """A deterministic uniform number in [0, 1) per (sample id, seed, stage); 32-bit mixing."""
+def _uniform_hash(ids: torch.Tensor, seed: int, position: int) -> torch.Tensor:
+    """A deterministic uniform number in [0, 1) per (sample id, seed, decision); 32-bit mixing.
+    ``position`` is the decision's 0-based place, stage - 1 (the hash's inputs are fixed: a
+    seed passes the same samples in every run that has used it)."""
     m = 2**32
-    x = (ids.long() * 2654435761 + seed * 40503 + stage * 97 + 12345) % m
+    x = (ids.long() * 2654435761 + seed * 40503 + position * 97 + 12345) % m
     for _ in range(2):
         x = (((x >> 16) ^ x) * 0x45D9F3B) % m
     x = (x >> 16) ^ x
@@ -98,9 +115,12 @@ class RandomPolicy:
     def passes(
         self, stage: int, confidence: torch.Tensor, sample_ids: torch.Tensor | None = None
     ) -> torch.Tensor:
+        """Boolean mask of the samples that stage ``stage`` (1..M-1) passes on: those whose
+        hash of (dataset index, seed, stage) falls below ``fraction``."""
+        check_stage(stage, self.num_stages)
         if sample_ids is None:
             raise ValueError("the random policy needs the samples' dataset indices")
-        return _uniform_hash(sample_ids.cpu(), self.seed, stage) < self.fraction
+        return _uniform_hash(sample_ids.cpu(), self.seed, stage - 1) < self.fraction
 
     def to_dict(self) -> dict:
         return {

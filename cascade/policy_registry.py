@@ -17,7 +17,11 @@ their command-line help and the README's policy table all take the list from her
         ...  # settings.share
 
 ``sweep`` names the parameter whose values a sweep varies for this policy (the offline
-evaluator's ``--share 0.1 0.3``); None: the policy is fitted once per run.
+evaluator's ``--share 0.1 0.3``); None: the policy is fitted once per run. The entry also says
+whether the policy is in a run that names no policies (``default``), whether it stands for one
+of the two reference points every comparison is made against (``reference``: member 1 alone or
+the full ensemble) and whether cost-to-target fits it (``in_cost_to_target``, with a swept
+parameter that declares a cost grid). Nothing outside the entries lists policy names.
 """
 
 from __future__ import annotations
@@ -37,14 +41,18 @@ from window_cascades.cascade.policy_parameters import (
 
 __all__ = ["PolicySettings", "FitInputs", "PolicyEntry", "register_policy", "fit_policies"]
 
+FIRST_MEMBER = "first member"  # the reference point at 0% of the ensemble's gain
+FULL_ENSEMBLE = "full ensemble"  # the reference point at 100%
+REFERENCES = (FIRST_MEMBER, FULL_ENSEMBLE)
+
 
 @dataclass
 class FitInputs:
     """What a policy is fitted on, for a cascade of ``num_stages`` members.
 
     Attributes:
-        stage_confidence: for k = 0..M-2, held-out confidences (float64, N) of the ensemble of
-            the first k + 1 members.
+        stage_confidence: per stage 1..M-1 in order (entry k: stage k + 1), held-out
+            confidences (float64, N) of the ensemble of the first k + 1 members.
         stage_correct: matching correctness of that ensemble's prediction (N each, bool).
         mixture_confidence: per stage, confidences on the unlabelled test mixture (ID + OOD),
             or None when no policy needs them.
@@ -80,6 +88,14 @@ class PolicyEntry:
             ``budget``) or None.
         needs_mixture: the fit reads ``FitInputs.mixture_confidence``.
         parameters: the parameters it declares (``window_cascades.cascade.policy_parameters``).
+        default: evaluated when no policies are named (the offline ``--policies``, the online
+            ``model.policies``).
+        reference: :data:`FIRST_MEMBER` or :data:`FULL_ENSEMBLE` for the policy that is that
+            reference point (paired differences in ``deltas.csv`` are taken against these, and
+            shares of the ensemble's gain between them); None for every other policy.
+        in_cost_to_target: cost-to-target fits it when its ``sweep`` declares a cost grid;
+            False leaves it out (e.g. a policy whose gain is proportional to its cost by
+            construction).
     """
 
     name: str
@@ -88,6 +104,9 @@ class PolicyEntry:
     sweep: str | None = None
     needs_mixture: bool = False
     parameters: tuple[PolicyParameter, ...] = ()
+    default: bool = False
+    reference: str | None = None
+    in_cost_to_target: bool = True
 
 
 _REGISTRY: dict[str, PolicyEntry] = {}
@@ -99,29 +118,84 @@ def register_policy(
     parameters: type | None = None,
     sweep: str | None = None,
     needs_mixture: bool = False,
+    default: bool = False,
+    reference: str | None = None,
+    in_cost_to_target: bool = True,
 ) -> Callable:
-    """Decorator registering ``fit`` under ``name`` with its parameters' dataclass.
+    """Decorator registering a policy's fit function under ``name`` with its parameters'
+    dataclass; from then on every command and ``window_cascades.evaluate`` can run it.
 
-    Refuses a name registered twice, a ``sweep`` that is not one of its parameters, and a
-    parameter declared differently by another policy.
+    Args:
+        name: the policy's name (``--policies``, the ``policy`` column of ``metrics.csv``).
+        description: what it passes on to the next member, in one line (help texts, docs).
+        parameters: a frozen dataclass whose fields are made by
+            ``window_cascades.cascade.policy_parameters.parameter`` (each becomes an option,
+            e.g. ``--top-share``, and a ``PolicySettings`` attribute); None: no parameters.
+        sweep: the parameter a sweep varies for this policy (several ``--top-share`` values
+            give one set of rows each); None: fitted once per run.
+        needs_mixture: the fit reads the unlabelled test mixture's confidences
+            (``FitInputs.mixture_confidence``; needs an ``ood`` set).
+        default: evaluated when no policies are named.
+        reference: :data:`FIRST_MEMBER` or :data:`FULL_ENSEMBLE` (see :class:`PolicyEntry`).
+        in_cost_to_target: False keeps it out of cost-to-target.
+
+    Returns:
+        The decorator; it returns the fit function unchanged. The fit function takes
+        (:class:`FitInputs`, :class:`PolicySettings`) and returns a fitted policy (an
+        ``IntervalPolicy``: pass a sample on at stage k when lower_k <= confidence <= upper_k).
+
+    Raises:
+        ValueError: a name registered twice, a ``sweep`` that is not one of its parameters, a
+            parameter declared differently by another policy, or a reference point another
+            policy already is.
+
+    Example:
+        >>> from window_cascades.cascade.builtin_policies import interval_policy
+        >>> @register_policy("below_median", "the less confident half of held-out scores")
+        ... def fit_below_median(inputs: FitInputs, settings: PolicySettings):
+        ...     medians = [float(c.median()) for c in inputs.stage_confidence]
+        ...     stages = [{"lower": None, "upper": m} for m in medians]
+        ...     return interval_policy("below_median", stages, "median")
+        >>> "below_median" in policy_names()
+        True
+        >>> unregister_policy("below_median")  # (a test's clean-up; a plugin stays registered)
     """
     declared = parameters_of(parameters)
     names = [p.name for p in declared]
     if sweep is not None and sweep not in names:
         raise ValueError(f"policy {name!r}: sweep {sweep!r} is not one of its parameters {names}")
+    if reference is not None and reference not in REFERENCES:
+        raise ValueError(f"policy {name!r}: reference {reference!r} is not one of {REFERENCES}")
 
     def add(fit: Callable) -> Callable:
         if name in _REGISTRY:
             raise ValueError(f"policy {name!r} is registered twice")
+        taken = [e.name for e in _REGISTRY.values() if reference and e.reference == reference]
+        if taken:
+            raise ValueError(f"policy {name!r}: {taken[0]!r} is already the {reference}")
         declare_parameters(name, declared)
-        _REGISTRY[name] = PolicyEntry(name, fit, description, sweep, needs_mixture, declared)
+        _REGISTRY[name] = PolicyEntry(
+            name,
+            fit,
+            description,
+            sweep,
+            needs_mixture,
+            declared,
+            default,
+            reference,
+            in_cost_to_target,
+        )
         return fit
 
     return add
 
 
 def unregister_policy(name: str) -> None:
-    """Remove a registered policy (e.g. a plugin's, or one a test registered)."""
+    """Remove a registered policy (e.g. a plugin's, or one a test registered).
+
+    Raises:
+        ValueError: no policy is registered under ``name``.
+    """
     policy_entry(name)
     del _REGISTRY[name]
     forget_parameters(name)
@@ -142,6 +216,26 @@ def policy_names() -> tuple[str, ...]:
     return tuple(_REGISTRY)
 
 
+def default_policies() -> list[str]:
+    """The policies a run evaluates when it names none (registered with ``default=True``), in
+    registration order."""
+    return [e.name for e in _REGISTRY.values() if e.default]
+
+
+def reference_policy(reference: str) -> str:
+    """The policy that is the reference point ``reference`` (:data:`FIRST_MEMBER` or
+    :data:`FULL_ENSEMBLE`); a clear error when none is registered."""
+    found = [e.name for e in _REGISTRY.values() if e.reference == reference]
+    if not found:
+        raise ValueError(f"no registered policy is the {reference} (register one with reference=)")
+    return found[0]
+
+
+def reference_policies() -> tuple[str, ...]:
+    """The reference policies, member 1 alone first: the baselines of paired differences."""
+    return tuple(reference_policy(r) for r in REFERENCES)
+
+
 def policy_entry(name: str) -> PolicyEntry:
     """The entry of ``name``, with a clear error for an unknown name."""
     if name not in _REGISTRY:
@@ -160,15 +254,16 @@ def check_policies(names: list[str]) -> list[str]:
 
 def policy_table() -> str:
     """The registered policies as a Markdown table (name, what it passes on, its parameters,
-    swept by)."""
+    swept by, whether a run that names no policies evaluates it)."""
     lines = [
-        "| policy | what it passes on to the next member | parameters | swept by |",
-        "| --- | --- | --- | --- |",
+        "| policy | what it passes on to the next member | parameters | swept by | by default |",
+        "| --- | --- | --- | --- | --- |",
     ]
     for e in _REGISTRY.values():
         sweep = f"`{e.sweep}`" if e.sweep else "-"
         params = ", ".join(f"`{p.name}`" for p in e.parameters) or "-"
-        lines.append(f"| `{e.name}` | {e.description} | {params} | {sweep} |")
+        default = "yes" if e.default else "-"
+        lines.append(f"| `{e.name}` | {e.description} | {params} | {sweep} | {default} |")
     return "\n".join(lines)
 
 

@@ -110,11 +110,12 @@ class StageScheduler:
         clock: the time in seconds (monotonic); an image's wait for member k + 1 starts when
             stage k has decided.
 
-    Example:
-        >>> scheduler = StageScheduler(members, policy, "msp", {"accept": 0.9, "ood": 0.2})
-        >>> done = scheduler.submit([("a", x_a), ("b", x_b)])
-        >>> while (k := scheduler.due(idle=True)) is not None:
-        ...     done += scheduler.run_stage(k)
+    Example (``members``, ``policy`` and the images ``x_a``, ``x_b`` are yours)::
+
+        scheduler = StageScheduler(members, policy, "msp", {"accept": 0.9, "ood": 0.2})
+        done = scheduler.submit([("a", x_a), ("b", x_b)])
+        while (k := scheduler.due(idle=True)) is not None:
+            done += scheduler.run_stage(k)
     """
 
     def __init__(

@@ -1,8 +1,8 @@
 """Per-stage scores of an ensemble's prefixes, and optional temperature scaling.
 
-Stage k (0-based) of a cascade looks at the ensemble of the first k + 1 members. The window
-calibration needs, on the held-out split, that ensemble's confidence and correctness for
-k = 0..M-2; the adjusted window needs the confidences on an unlabelled test mixture.
+Stage k of a cascade (numbered from 1) looks at the ensemble of the first k members. Fitting
+the policies needs, on the held-out split, that ensemble's confidence and correctness for the
+stages 1..M-1; the adjusted window needs the confidences on an unlabelled test mixture.
 """
 
 from __future__ import annotations
@@ -29,8 +29,8 @@ class Temperatures:
     ensembles: dict[int, float] = field(default_factory=dict)
 
     def scale(self, k: int, logits: torch.Tensor) -> torch.Tensor:
-        """Member k's logits divided by its temperature (in float32 at least: logits kept in
-        float16 are not divided in float16)."""
+        """The logits of member k + 1 (``k``: its 0-based place) divided by its temperature
+        (in float32 at least: logits kept in float16 are not divided in float16)."""
         return logits.float() / self.members[k]
 
     def to_dict(self) -> dict:

@@ -18,6 +18,9 @@ from window_cascades.lightning_modules.callbacks import (
     MemberCheckpoint,
     PreemptionCheckpoint,
 )
+from window_cascades.lightning_modules.callbacks.cascade_calibration import (
+    add_policy_parameter_arguments,
+)
 from window_cascades.lightning_modules.cascade_checkpoint import (
     DATA_INPUT_KEY,
     embedded_members,
@@ -77,7 +80,7 @@ class MemberCLI(SafeLoadingCLI):
 
     def before_fit(self) -> None:
         """Refuse a fit that trains nothing (``max_epochs`` or ``max_steps`` 0): it would write
-        an untrained member that later stages take for a trained one."""
+        an untrained member that later steps take for a trained one."""
         trainer = self.trainer
         if trainer.max_epochs == 0 or trainer.max_steps == 0:
             option = "max_epochs" if trainer.max_epochs == 0 else "max_steps"
@@ -107,7 +110,7 @@ class MemberCLI(SafeLoadingCLI):
 
 
 class CascadeCLI(SafeLoadingCLI):
-    """``test`` calibrates the window on the held-out split and evaluates the cascade;
+    """``test`` calibrates the cascade on the held-out split (fits every policy) and evaluates it;
     ``predict`` applies a calibrated cascade (``--ckpt_path cascade.ckpt``).
 
     ``--calibration.*`` configures the ``CascadeCalibration`` callback (target, width, ...);
@@ -115,9 +118,9 @@ class CascadeCLI(SafeLoadingCLI):
     ``--predictions.path`` / ``--predictions.policy`` configure ``CascadePredictionsWriter``.
     ``predict --predictions.inputs FOLDER|LIST|IMAGE`` needs no data config: the files are
     served by ``window_cascades.datamodules.predict_files.PredictFilesDataModule``, prepared as the
-    cascade's calibration data (recorded in ``--ckpt_path``); ``--model.members`` may be left out:
-    the checkpoint embeds its members (one written before members were embedded needs their
-    files where they were).
+    images the cascade was calibrated on (recorded in ``--ckpt_path``); ``--model.members`` may
+    be left out: the checkpoint embeds its members (one written before members were embedded
+    needs their files where they were).
     """
 
     checkpoint_data_input: dict | None = None  # the --ckpt_path's data input, once read
@@ -134,6 +137,7 @@ class CascadeCLI(SafeLoadingCLI):
         # takes them from its hyperparameters)
         parser.set_defaults({"model.members": []})
         parser.add_lightning_class_args(CascadeCalibration, "calibration")
+        add_policy_parameter_arguments(parser, "calibration")  # --calibration.width, ...
         parser.add_lightning_class_args(CascadeResultsWriter, "results")
         parser.add_lightning_class_args(CascadePredictionsWriter, "predictions")
 
@@ -170,7 +174,7 @@ class CascadeCLI(SafeLoadingCLI):
     def before_instantiate_classes(self) -> None:
         """Before anything is built: the output paths (``--predictions.path``,
         ``--results.dir``), and a ``test`` of a one-member "cascade" refused (it has no second
-        stage, so its window, exits and ensemble gains are meaningless)."""
+        stage, so its fitted policies, exits and ensemble gains are meaningless)."""
         config = self.config[self.subcommand] if self.subcommand else None
         if self.subcommand == "predict":
             self._check_predict_data(config)
@@ -212,13 +216,13 @@ class CascadeCLI(SafeLoadingCLI):
         if inputs is not None and config.get("data") is not None:
             print(
                 f"--predictions.inputs {inputs}: predicting these files only, prepared as the "
-                "cascade's calibration data; the data config (--data) is not used"
+                "images the cascade was calibrated on; the data config (--data) is not used"
             )
             config["data"] = None
 
     def after_instantiate_classes(self) -> None:
         """``predict --predictions.inputs``: the datamodule serving those files, prepared as
-        the calibration data (the checkpoint's record, else the members')."""
+        the images the cascade was calibrated on (the checkpoint's record, else the members')."""
         if self.subcommand != "predict":
             return
         writer = self._get(self.config_init, "predictions")

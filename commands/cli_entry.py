@@ -21,6 +21,7 @@ import yaml
 
 from window_cascades.commands.console import quiet_third_party
 from window_cascades.commands.legacy_class_paths import renamed_arguments
+from window_cascades.commands.plugins import PluginError, load_command_plugins
 from window_cascades.commands.precheck import CommandSpec, InputError, precheck
 
 MEMBER = CommandSpec(
@@ -45,6 +46,7 @@ CASCADE = CommandSpec(
         "predictions": ("callbacks/predictions_writer.py", "CascadePredictionsWriter"),
     },
     cli="window_cascades.commands.cli:CascadeCLI",
+    parameter_groups=("calibration",),
 )
 
 
@@ -82,9 +84,13 @@ USER_ERRORS: tuple[type[BaseException], ...] = (
 
 
 def run_command(spec: CommandSpec, argv: list[str] | None = None, prog: str | None = None) -> int:
-    """Precheck ``argv``, then run the LightningCLI; returns the exit status. ``prog``: the
-    program name that help and errors show (default: the script's)."""
-    from_command_line = argv is None
+    """Load the plugins (``--plugin``), precheck ``argv``, then run the LightningCLI; returns
+    the exit status. ``prog``: the program name that help and errors show (default: the
+    script's).
+
+    ``sys.argv`` is left as it came (Lightning's DDP launch re-runs it, plugins included); the
+    CLI is given the arguments left after ours (``--plugin``, ``--traceback``, ``--verbose``).
+    """
     if prog:
         spec = replace(spec, script=prog)
     argv = list(sys.argv[1:] if argv is None else argv)
@@ -92,9 +98,11 @@ def run_command(spec: CommandSpec, argv: list[str] | None = None, prog: str | No
     argv = [a for a in argv if a != "--traceback"]
     argv, verbose = split_verbose(argv)
     quiet_third_party(verbose)
+    try:  # before any parser: a plugin policy's parameters are --calibration.parameters
+        _, argv = load_command_plugins(argv)
+    except PluginError as err:
+        return report_error(err, traceback)
     argv = renamed_arguments(argv)  # class paths written before the window_cascades namespace
-    if from_command_line:  # LightningCLI reads sys.argv itself (and warns if given both)
-        sys.argv[1:] = argv
     try:
         precheck(argv, spec)
     except InputError as err:
@@ -106,7 +114,7 @@ def run_command(spec: CommandSpec, argv: list[str] | None = None, prog: str | No
     cli_class = getattr(importlib.import_module(module), name)
     parser_kwargs = {"exit_on_error": False, **({"prog": prog} if prog else {})}
     try:
-        cli_class(args=None if from_command_line else argv, parser_kwargs=parser_kwargs)
+        cli_class(args=argv, parser_kwargs=parser_kwargs)
     except ArgumentError as err:
         return report_error(InputError(condense(str(err))), traceback, err)
     except USER_ERRORS as err:

@@ -5,7 +5,7 @@ cannot change: Lightning's tip to install ``litlogger``, its hint that ``srun`` 
 machine but launched nothing, PyTorch's deprecation of ``isinstance(treespec, LeafSpec)``
 (raised inside Lightning's own code), Lightning's note that its default logger's package is
 not installed (a predict run without a logger), and LightningCLI's warning that ``args`` were given
-while ``sys.argv`` also holds arguments (our pipeline builds each stage's arguments itself).
+while ``sys.argv`` also holds arguments (our pipeline builds each step's arguments itself).
 
 :func:`quiet_third_party` filters exactly these, by message and category (warnings) or by
 logger and message (Lightning's ``rank_zero_info``); every other warning and log line still

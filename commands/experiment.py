@@ -1,7 +1,7 @@
-"""An experiment's stages: train a member (resumable), cache its logits, calibrate + evaluate.
+"""An experiment's steps: train a member (resumable), cache its logits, calibrate + evaluate.
 
-Training a member is ``window_cascades.commands.member_training``, the stages' loggers
-``window_cascades.commands.stage_loggers``. The same functions serve the one-process pipeline
+Training a member is ``window_cascades.commands.member_training``, the steps' loggers
+``window_cascades.commands.step_loggers``. The same functions serve the one-process pipeline
 (``scripts/run_pipeline.py``) and the SLURM job scripts (one array task per member, then one
 evaluation job). Layout under ``out``:
 
@@ -24,8 +24,8 @@ from pathlib import Path
 
 from window_cascades.artifacts.run_folder import check_output_folder
 from window_cascades.commands.member_training import member_checkpoint, train_member
-from window_cascades.commands.stage_loggers import finish_wandb, logger_args
-from window_cascades.commands.stages import cache_logits, evaluate_cascade
+from window_cascades.commands.pipeline_steps import cache_logits, evaluate_cascade
+from window_cascades.commands.step_loggers import finish_wandb, logger_args
 
 
 def cache_member_logits(cfg: dict, index: int, extra_args: list[str] = ()) -> Path:
@@ -53,7 +53,7 @@ def check_results_dir(cfg: dict, overwrite: bool) -> Path:
 
 
 def evaluate(cfg: dict, extra_args: list[str] = (), overwrite: bool = False) -> Path:
-    """Calibrate the window on the held-out split and evaluate the cascade of all members;
+    """Calibrate the cascade of all members on the held-out split and evaluate it;
     returns the results folder (``overwrite``: replace an earlier evaluation there)."""
     out = Path(cfg["out"])
     check_results_dir(cfg, overwrite)
@@ -61,7 +61,7 @@ def evaluate(cfg: dict, extra_args: list[str] = (), overwrite: bool = False) -> 
     missing = [str(c) for c in checkpoints if not c.is_file()]
     if missing:
         raise FileNotFoundError(f"members not trained yet (missing {missing}); train them first")
-    print("\n=== window calibration + cascade evaluation ===", flush=True)
+    print("\n=== calibration + cascade evaluation ===", flush=True)
     cli = evaluate_cascade(
         cfg["cascade_config"],
         checkpoints,
@@ -113,7 +113,7 @@ def run_all(
     cascade_args: list[str] = (),
     overwrite: bool = False,
 ) -> Path:
-    """Every stage in this process: train and cache each member, then evaluate; returns the
+    """Every step in this process: train and cache each member, then evaluate; returns the
     results folder (an earlier evaluation there is refused before any training unless
     ``overwrite``)."""
     start = time.time()

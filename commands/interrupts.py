@@ -1,7 +1,7 @@
 """SIGTERM ends a command with a non-zero status and one line, never Lightning's status 0.
 
 A job scheduler (SLURM's ``scancel``, a time limit) sends SIGTERM. Ending with status 0 would let
-an ``afterok`` dependent start on an unfinished stage, so every command ends with
+an ``afterok`` dependent start on an unfinished step, so every command ends with
 :data:`SIGTERM_EXIT_CODE` instead, through a Python-level exit: ``finally`` blocks and ``atexit``
 handlers run, so staging folders are removed and output-folder claims released.
 """
@@ -17,7 +17,7 @@ SIGTERM_EXIT_CODE = 128 + 15  # what a shell reports for a process ended by SIGT
 class Interrupted(SystemExit):
     """A run stopped by SIGTERM: one line on stderr, exit status :data:`SIGTERM_EXIT_CODE`.
 
-    Nothing marks the stage finished (no ``finished.json``, no results folder swapped in); a
+    Nothing marks the step finished (no ``finished.json``, no results folder swapped in); a
     rerun resumes a member from its newest checkpoint or redoes an evaluation.
 
     Args:

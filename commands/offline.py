@@ -13,6 +13,7 @@ import time
 from window_cascades.commands.console import apply_console_options
 from window_cascades.commands.interrupts import exit_on_sigterm
 from window_cascades.commands.offline_options import parse_args
+from window_cascades.commands.plugins import PluginError, load_command_plugins, plugin_error
 
 
 def run(args: argparse.Namespace) -> list[dict]:
@@ -82,6 +83,10 @@ def main(argv: list[str] | None = None) -> int:
     if argv is None:  # the command, not a test calling main(): SIGTERM exits 143, no debris
         exit_on_sigterm("evaluation")
     argv = sys.argv[1:] if argv is None else list(argv)
+    try:  # before the parser: a plugin policy's parameters are options
+        _, argv = load_command_plugins(argv)
+    except PluginError as err:
+        return plugin_error(err, argv)
     if "--list-policies" in argv:
         from window_cascades.cascade.policy_registry import policy_table
 

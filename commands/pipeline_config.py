@@ -1,12 +1,12 @@
 """The experiment config of ``scripts/run_pipeline.py``, read and checked before any heavy import.
 
 Fields: ``out``, ``seeds`` (one member per seed), ``member_config`` and ``cascade_config`` (the
-LightningCLI configs of the stages), optional ``experiment`` (default: the config's folder
+LightningCLI configs of the steps), optional ``experiment`` (default: the config's folder
 name), ``logger`` (``csv`` or ``wandb``), ``wandb_project``, ``member_args`` and
 ``cascade_args`` (LightningCLI overrides applied to every member / the cascade).
 
 The config is a file, or the name of a shipped one (``quickstart``; see
-``window_cascades.commands.shipped_configs``), whose stage configs are then the shipped files.
+``window_cascades.commands.shipped_configs``), whose step configs are then the shipped files.
 """
 
 from __future__ import annotations
@@ -45,7 +45,7 @@ def load_pipeline_config(path: str | Path) -> dict:
     for key in ("out", "seeds", "member_config", "cascade_config"):
         if key not in cfg:
             raise ValueError(f"{p}: missing field {key!r}")
-    if shipped:  # its stage configs are named from the package's root: the shipped files
+    if shipped:  # its step configs are named from the package's root: the shipped files
         for key in ("member_config", "cascade_config"):
             cfg[key] = shipped_reference(str(cfg[key]))
     if not cfg["seeds"] or len(set(cfg["seeds"])) != len(cfg["seeds"]):
@@ -59,7 +59,7 @@ def load_pipeline_config(path: str | Path) -> dict:
             raise ValueError(f"{p}: {key} must be a list of strings such as '--trainer.devices=8'")
     if cfg["logger"] not in ("csv", "wandb"):
         raise ValueError(f"{p}: logger must be 'csv' or 'wandb', got {cfg['logger']!r}")
-    # the stage configs and overrides, as far as they can be checked before any import
+    # the step configs and overrides, as far as they can be checked before any import
     precheck(["fit", "--config", str(cfg["member_config"]), *cfg["member_args"]], MEMBER)
     precheck(["test", "--config", str(cfg["cascade_config"]), *cfg["cascade_args"]], CASCADE)
     return cfg

@@ -27,6 +27,12 @@ import tempfile
 from pathlib import Path
 
 from window_cascades.artifacts.results import format_table, read_metrics_csv
+from window_cascades.commands.plugins import (
+    PluginError,
+    add_plugin_option,
+    load_command_plugins,
+    plugin_error,
+)
 
 START = re.compile(
     r"<!-- quickstart-table datasets: ([^>]*?) -->\n```\n(.*?)```\n<!-- /quickstart-table -->",
@@ -114,6 +120,11 @@ def default_readme() -> Path:
 
 def main(argv: list[str] | None = None) -> int:
     """``scripts/update_readme_table.py``: rewrite the table, or ``--check`` it (1: stale)."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    try:
+        _, argv = load_command_plugins(argv)  # a plugin metric may be in the results
+    except PluginError as err:
+        return plugin_error(err, argv)
     p = argparse.ArgumentParser(description="Write or check the README's quick-start table.")
     p.add_argument("results", help="a results folder (metrics.csv, summary.json)")
     p.add_argument(
@@ -124,6 +135,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     p.add_argument("--check", action="store_true", help="compare only; exit 1 when stale")
     p.add_argument("--atol", type=float, default=0.05, help="largest accepted difference")
+    add_plugin_option(p)
     args = p.parse_args(argv)
     readme = Path(args.readme) if args.readme else default_readme()
     if not readme.is_file():

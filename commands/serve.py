@@ -158,46 +158,17 @@ def _token(path: str | None) -> str | None:
     return token
 
 
-def serve_settings(args: argparse.Namespace):
-    """Everything ``serve`` will apply, read from the checkpoint and checked (no process is
-    started, no member run).
-
-    Returns:
-        (settings, the ready line, the server's LitServer arguments).
-
-    Raises:
-        ValueError, FileNotFoundError: one line naming the option, file or field.
+def _checked_members(args: argparse.Namespace, ckpt: dict, path: str):
+    """The checkpoint's embedded member specs (None in an older checkpoint), the members named
+    with ``--members`` (checked: files that exist, one per recorded member) and the recorded
+    members; an older checkpoint without ``--members`` needs its member files where they were.
     """
-    from window_cascades.cascade.fitted import CHECKPOINT_KEY, FittedCascade
-    from window_cascades.commands.serve_app import ServeSettings
-    from window_cascades.datamodules.request_images import ImagePreparation
-    from window_cascades.lightning_modules.cascade_checkpoint import (
-        DATA_INPUT_KEY,
-        embedded_members,
-        read_cascade_checkpoint,
-    )
-    from window_cascades.lightning_modules.cascade_data_input import prediction_input
-    from window_cascades.lightning_modules.cascade_deployment import check_deployable
+    from window_cascades.lightning_modules.cascade_checkpoint import embedded_members
     from window_cascades.lightning_modules.cascade_members import (
         check_recorded_members_found,
         recorded_members,
     )
-    from window_cascades.lightning_modules.member_checkpoint import checkpoint_member_inputs
-    from window_cascades.lightning_modules.member_specs import member_name, spec_names
 
-    if args.host not in HOSTS:
-        raise ValueError(
-            f"--host {args.host}: expected 127.0.0.1 (or localhost: this machine only), 0.0.0.0 "
-            "or :: (every interface)"
-        )
-    if not 1024 <= args.port <= 65535:
-        raise ValueError(f"--port {args.port}: expected a port from 1024 to 65535")
-    if args.batch_timeout < 0:
-        raise ValueError(f"--batch_timeout {args.batch_timeout}: expected seconds >= 0")
-    path = str(args.ckpt_path)
-    ckpt = read_cascade_checkpoint(path)
-    fitted = FittedCascade.from_dict(ckpt[CHECKPOINT_KEY]) if ckpt.get(CHECKPOINT_KEY) else None
-    check_deployable(fitted, args.policy)
     specs = embedded_members(ckpt)
     members = [str(m) for m in args.members]
     for member in members:
@@ -211,29 +182,13 @@ def serve_settings(args: argparse.Namespace):
         )
     if specs is None and not members:  # an older checkpoint: its member files are needed
         check_recorded_members_found(ckpt, path)
-    inputs = checkpoint_member_inputs(
-        None if members or specs is None else specs,
-        members or ([] if specs else [m["path"] for m in recorded]),
-    )
-    prepared = prediction_input(ckpt.get(DATA_INPUT_KEY), inputs, path)
-    formats = tuple(f.strip().lower() for f in args.formats.split(",") if f.strip())
-    preparation = ImagePreparation(
-        prepared["input_size"],
-        prepared["crop_pct"],
-        prepared["interpolation"],
-        tuple(prepared["mean"]),
-        tuple(prepared["std"]),
-        formats,
-        args.max_pixels,
-        args.min_side,
-    )
-    names = (
-        [member_name(m) for m in members]
-        if members
-        else (spec_names(specs) if specs else [member_name(m["path"]) for m in recorded])
-    )
-    models = [s["hyper_parameters"]["model_name"] for s in specs] if specs else None
-    info = {
+    return specs, members, recorded
+
+
+def _served_info(args, path, fitted, names, models, members, recorded, preparation) -> dict:
+    """What ``GET /info`` says of the served cascade: checkpoint, policies, operating point,
+    members (name, model, SHA-256: None for members named with ``--members``) and input."""
+    return {
         "checkpoint": path,
         "policy": args.policy,
         "policies": sorted(fitted.policies),
@@ -256,6 +211,79 @@ def serve_settings(args: argparse.Namespace):
             "formats": list(preparation.formats),
         },
     }
+
+
+def _check_options(args: argparse.Namespace) -> None:
+    """Refuse a host, port or batch timeout that cannot work, in one line."""
+    if args.host not in HOSTS:
+        raise ValueError(
+            f"--host {args.host}: expected 127.0.0.1 (or localhost: this machine only), 0.0.0.0 "
+            "or :: (every interface)"
+        )
+    if not 1024 <= args.port <= 65535:
+        raise ValueError(f"--port {args.port}: expected a port from 1024 to 65535")
+    if args.batch_timeout < 0:
+        raise ValueError(f"--batch_timeout {args.batch_timeout}: expected seconds >= 0")
+
+
+def _preparation(args: argparse.Namespace, prepared: dict):
+    """How the server prepares a sent image: the checkpoint's prediction input
+    (``prediction_input``) with the server's format and size limits."""
+    from window_cascades.datamodules.request_images import ImagePreparation
+
+    formats = tuple(f.strip().lower() for f in args.formats.split(",") if f.strip())
+    return ImagePreparation(
+        prepared["input_size"],
+        prepared["crop_pct"],
+        prepared["interpolation"],
+        tuple(prepared["mean"]),
+        tuple(prepared["std"]),
+        formats,
+        args.max_pixels,
+        args.min_side,
+    )
+
+
+def serve_settings(args: argparse.Namespace):
+    """Everything ``serve`` will apply, read from the checkpoint and checked (no process is
+    started, no member run).
+
+    Returns:
+        (settings, the ready line, the server's LitServer arguments).
+
+    Raises:
+        ValueError, FileNotFoundError: one line naming the option, file or field.
+    """
+    from window_cascades.cascade.fitted import CHECKPOINT_KEY, FittedCascade
+    from window_cascades.commands.serve_app import ServeSettings
+    from window_cascades.lightning_modules.cascade_checkpoint import (
+        DATA_INPUT_KEY,
+        read_cascade_checkpoint,
+    )
+    from window_cascades.lightning_modules.cascade_data_input import prediction_input
+    from window_cascades.lightning_modules.cascade_deployment import check_deployable
+    from window_cascades.lightning_modules.member_checkpoint import checkpoint_member_inputs
+    from window_cascades.lightning_modules.member_specs import member_name, spec_names
+
+    _check_options(args)
+    path = str(args.ckpt_path)
+    ckpt = read_cascade_checkpoint(path)
+    fitted = FittedCascade.from_dict(ckpt[CHECKPOINT_KEY]) if ckpt.get(CHECKPOINT_KEY) else None
+    check_deployable(fitted, args.policy)
+    specs, members, recorded = _checked_members(args, ckpt, path)
+    inputs = checkpoint_member_inputs(
+        None if members or specs is None else specs,
+        members or ([] if specs else [m["path"] for m in recorded]),
+    )
+    prepared = prediction_input(ckpt.get(DATA_INPUT_KEY), inputs, path)
+    preparation = _preparation(args, prepared)
+    names = (
+        [member_name(m) for m in members]
+        if members
+        else (spec_names(specs) if specs else [member_name(m["path"]) for m in recorded])
+    )
+    models = [s["hyper_parameters"]["model_name"] for s in specs] if specs else None
+    info = _served_info(args, path, fitted, names, models, members, recorded, preparation)
     settings = ServeSettings(
         ckpt_path=path,
         policy=args.policy,

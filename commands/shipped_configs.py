@@ -8,7 +8,7 @@ without ``.yaml``, or by its folder when it is that folder's ``pipeline.yaml``:
     window-cascades pipeline --config quickstart           # configs/quickstart/pipeline.yaml
     window-cascades pipeline --config imagenet/experiments/efficientnet_b0
 
-A shipped pipeline config names its stage configs by their path from the package's root
+A shipped pipeline config names its step configs by their path from the package's root
 (``member_config: configs/quickstart/member.yaml``); those resolve to the shipped files, so a
 named config runs from any folder, and writes only into it (``out`` is relative to the
 current folder). ``window-cascades init [NAME]`` copies a shipped experiment (the pipeline
@@ -22,6 +22,13 @@ import sys
 from pathlib import Path
 
 import yaml
+
+from window_cascades.commands.plugins import (
+    PluginError,
+    add_plugin_option,
+    load_command_plugins,
+    plugin_error,
+)
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 PIPELINE_FIELDS = ("member_config", "cascade_config")
@@ -75,7 +82,7 @@ def is_shipped(path: Path) -> bool:
 
 
 def shipped_reference(value: str) -> str:
-    """A stage config named by a shipped pipeline config (``configs/...`` from the package's
+    """A step config named by a shipped pipeline config (``configs/...`` from the package's
     root), as the shipped file's path; an absolute path is kept."""
     path = Path(value)
     return value if path.is_absolute() else str(CONFIGS.parent / path)
@@ -83,22 +90,27 @@ def shipped_reference(value: str) -> str:
 
 def experiment_files(pipeline: Path) -> list[Path]:
     """The shipped files of an experiment: the pipeline config (with the other configs of its
-    folder when it is a ``pipeline.yaml``), its stage configs and the files they name."""
+    folder when it is a ``pipeline.yaml``), its step configs and the files they name."""
     files = [pipeline]
     if pipeline.name == "pipeline.yaml":
         files += sorted(pipeline.parent.glob("*.yaml"))
     cfg = yaml.safe_load(pipeline.read_text()) or {}
     for field in PIPELINE_FIELDS:
-        stage = Path(shipped_reference(str(cfg[field])))
-        files.append(stage)
-        for value in (yaml.safe_load(stage.read_text()) or {}).values():
+        step_config = Path(shipped_reference(str(cfg[field])))
+        files.append(step_config)
+        for value in (yaml.safe_load(step_config.read_text()) or {}).values():
             if isinstance(value, str) and value.endswith((".yaml", ".yml")):
-                files.append(stage.parent / value)
+                files.append(step_config.parent / value)
     return [f.resolve() for f in dict.fromkeys(files)]
 
 
 def init_main(argv: list[str] | None = None, prog: str | None = None) -> int:
     """``window-cascades init [NAME]``: copy a shipped experiment into ``./configs/``."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    try:  # taken as by every subcommand (it writes configs only)
+        _, argv = load_command_plugins(argv)
+    except PluginError as err:
+        return plugin_error(err, argv)
     names = shipped_names()
     parser = argparse.ArgumentParser(
         prog=prog,
@@ -108,6 +120,7 @@ def init_main(argv: list[str] | None = None, prog: str | None = None) -> int:
     )
     parser.add_argument("name", nargs="?", default="quickstart", help="default: quickstart")
     parser.add_argument("--force", action="store_true", help="replace files that differ")
+    add_plugin_option(parser)
     args = parser.parse_args(argv)
     pipeline = shipped_pipeline(args.name)
     if pipeline is None:

@@ -7,10 +7,12 @@ The members go as a job array (member i = task i; or, with ``--parallel-members`
 members succeeded (``--dependency=afterok``; cancelled if a member fails:
 ``--kill-on-invalid-dep=yes``). Prints the two job ids. The jobs
 (``train_members.sbatch``, ``evaluate.sbatch``: ``scripts/slurm/`` of a checkout, shipped in
-the package too) run ``window-cascades pipeline --stage member|evaluate`` in the folder this
+the package too) run ``window-cascades pipeline --step member|evaluate`` in the folder this
 command ran in, with this Python (``$PYTHON`` when set). Logs:
 ``<out>/slurm/members_<job>_<task>.out`` and ``<out>/slurm/evaluate_<job>.out``.
 ``--dry-run`` prints the two ``sbatch`` commands instead (no Slurm needed, nothing written).
+``--plugin`` files and modules are loaded here (an error stops the submission) and passed to
+both jobs (files by their absolute path).
 """
 
 from __future__ import annotations
@@ -22,6 +24,14 @@ import shutil
 import subprocess
 import sys
 from pathlib import Path
+
+from window_cascades.commands.plugins import (
+    PluginError,
+    add_plugin_option,
+    forwarded_plugins,
+    load_command_plugins,
+    plugin_error,
+)
 
 HERE = Path(__file__).resolve().parent
 # a checkout's scripts/slurm/, else the copy shipped in the package (pyproject: package-dir)
@@ -97,6 +107,7 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
         action="store_true",
         help="print the sbatch commands; submit nothing, write nothing",
     )
+    add_plugin_option(parser)
     return parser
 
 
@@ -180,10 +191,16 @@ def sbatch_commands(
 def main(argv: list[str] | None = None, prog: str | None = None) -> int:
     """Check the experiment, submit its jobs (or print them); returns the exit status."""
     argv = list(sys.argv[1:] if argv is None else argv)
+    try:  # loaded here to fail now, not in the jobs; the jobs load them again
+        plugins, argv = load_command_plugins(argv)
+    except PluginError as err:
+        return plugin_error(err, argv)
     pipeline: list[str] = []
     if "--" in argv:
         cut = argv.index("--")
         argv, pipeline = argv[:cut], argv[cut + 1 :]
+    # every job runs `window-cascades pipeline` with them (file paths made absolute)
+    pipeline = [*forwarded_plugins(plugins), *pipeline]
     parser = build_parser(prog)
     args = parser.parse_args(argv)
     from window_cascades.commands.pipeline_config import load_pipeline_config

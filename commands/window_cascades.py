@@ -15,7 +15,10 @@
 Each subcommand is the command of the same job under ``scripts/`` (which stay as thin
 wrappers), with the same options, checks and one-line errors (exit status 2, before the heavy
 imports); ``window-cascades SUBCOMMAND --help`` lists its options, and help and errors name
-the program ``window-cascades SUBCOMMAND``. Nothing heavy is imported to dispatch.
+the program ``window-cascades SUBCOMMAND``. Nothing heavy is imported to dispatch, except
+the plugins: every subcommand takes ``--plugin PATH_OR_MODULE`` (repeatable, before or after
+the subcommand), loaded here with the installed ones before any parser is built
+(``window_cascades.commands.plugins``).
 ``sys.argv`` is left as it came (a DDP launch re-runs it: ``window-cascades member fit ...``);
 the subcommand gets its arguments and program name as parameters.
 """
@@ -24,6 +27,13 @@ from __future__ import annotations
 
 import importlib
 import sys
+
+from window_cascades.commands.plugins import (
+    OPTION,
+    PluginError,
+    load_command_plugins,
+    plugin_error,
+)
 
 # name -> (module:function taking (argv, prog), one line for --help); a function marked
 # "argv" reads its arguments from sys.argv[1:] and its name from sys.argv[0] instead (the
@@ -76,6 +86,12 @@ def usage() -> str:
         "subcommands:",
     ]
     lines += [f"  {name:<{width}}  {text}" for name, (_, text) in SUBCOMMANDS.items()]
+    lines += [
+        "",
+        f"Every subcommand takes {OPTION} PATH_OR_MODULE (repeatable): a Python file or module",
+        "that registers your own policies or metrics, loaded before the options are read;",
+        "installed packages' plugins (entry-point group window_cascades.plugins) load too.",
+    ]
     return "\n".join(lines)
 
 
@@ -85,7 +101,15 @@ def main(argv: list[str] | None = None) -> int:
     if not argv or argv[0] in ("-h", "--help", "help"):
         print(usage())
         return 0 if argv else 2
-    name, rest = argv[0], argv[1:]
+    try:
+        plugins, others = load_command_plugins(argv)
+    except PluginError as err:
+        return plugin_error(err, argv)
+    if not others:
+        print(usage())
+        return 2
+    # the subcommand gets the plugins too (loaded once; ``submit`` forwards them to its jobs)
+    name, rest = others[0], [f"{OPTION}={p}" for p in plugins] + others[1:]
     if name not in SUBCOMMANDS:
         import difflib
 

@@ -3,7 +3,7 @@
 scikit-learn ships 1,797 real 8x8 grey-scale digit images (values 0-16) inside the package, so
 the quick start needs no download. They are scaled to [0, 1], upsampled bilinearly to
 ``image_size``, and split, stratified and seeded, into test / held-out / train; the held-out
-calibration split is carved from the training data.
+split (what calibration fits the cascade on) is carved from the training data.
 """
 
 from __future__ import annotations

@@ -6,9 +6,9 @@ order; a list file names one path per line, relative to the current folder, ``#`
 blank lines skipped) and refuses, in one line naming the option and the path, a path that does
 not exist, a folder without images or a list naming files that do not exist.
 :class:`PredictFilesDataModule` serves them as one dataset (``inputs``) prepared as the
-cascade's calibration data (its size, crop, resize mode and normalisation, recorded in the
-cascade checkpoint). A file that cannot be decoded is reported by the predictions writer
-(status ``unreadable``) or refuses the run (``--predictions.strict``).
+images the cascade was calibrated on (their size, crop, resize mode and normalisation,
+recorded in the cascade checkpoint). A file that cannot be decoded is reported by the
+predictions writer (status ``unreadable``) or refuses the run (``--predictions.strict``).
 """
 
 from __future__ import annotations

@@ -83,8 +83,9 @@ def image_format(body: bytes) -> str | None:
 
 @dataclass(frozen=True)
 class ImagePreparation:
-    """How a served cascade prepares an image: as its calibration data was (the cascade
-    checkpoint's data input, as ``cascade predict`` reads it), with the server's limits.
+    """How a served cascade prepares an image: as the images the cascade was calibrated on
+    (the cascade checkpoint's data input, as ``cascade predict`` reads it), with the server's
+    limits.
 
     Attributes:
         size: the side of the square image the cascade is given, in pixels.

@@ -1,6 +1,6 @@
 """Named datasets with explicit roles, as given in a config.
 
-Roles: ``heldout`` (calibration split, labelled), ``id`` (in-distribution test set), ``shift``
+Roles: ``heldout`` (the held-out split, labelled), ``id`` (in-distribution test set), ``shift``
 (a corrupted copy of the test set, labelled) and ``ood`` (out-of-distribution, unlabelled:
 targets are -1). Roles come from the config, never from dataloader order.
 """

@@ -5,7 +5,7 @@ before anything is built or written: the file is read with ``weights_only=True``
 object is never unpickled), and a file that cannot be read (truncated, pickled, another
 format) or whose fitted cascade or data input cannot be applied is refused in one line naming
 the file (and the field). Lightning would otherwise print torch's traceback, which suggests
-``weights_only=False``, or apply a NaN window with exit status 0.
+``weights_only=False``, or apply NaN policy bounds with exit status 0.
 """
 
 from __future__ import annotations
@@ -77,8 +77,8 @@ def _load_failure(err: Exception) -> str:
 
 
 def check_data_input(data: object, where: str) -> None:
-    """The calibration data's normalisation (finite mean, positive finite std), crop, image
-    size and resize mode."""
+    """The normalisation (finite mean, positive finite std), crop, image size and resize mode
+    of the images the cascade was calibrated on."""
     data = mapping(data, where, DATA_INPUT_KEY)
     norm = data.get("normalization")
     if norm is not None:

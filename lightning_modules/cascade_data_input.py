@@ -39,7 +39,7 @@ def data_input_record(
     interpolation: str | None = None,
 ) -> dict:
     """The checkpoint entry of the data's input; ``input_size`` and ``interpolation`` let
-    ``predict`` prepare new image files as the calibration data was."""
+    ``predict`` prepare new image files as the images the cascade was calibrated on."""
     return {
         "normalization": normalization_dict(normalization),
         "crop_pct": crop_pct,
@@ -69,9 +69,10 @@ def recorded_data_input(
 
 def prediction_input(record: dict | None, member_inputs: list, where: str) -> dict:
     """How ``predict`` prepares new image files for a cascade: the ``PredictFilesDataModule``
-    arguments ``input_size``, ``crop_pct``, ``interpolation``, ``mean``, ``std``, as the
-    calibration data served them (the checkpoint entry :func:`data_input_record`), else as
-    the members recorded their data at fit (``member_inputs``: their
+    arguments ``input_size``, ``crop_pct``, ``interpolation``, ``mean``, ``std``, as the data
+    served the images the cascade was calibrated on (the checkpoint entry
+    :func:`data_input_record`), else as the members recorded their data at fit
+    (``member_inputs``: their
     :class:`~window_cascades.lightning_modules.member_input.MemberInput`, in cascade order).
 
     Raises:

@@ -1,37 +1,18 @@
 """Deploying a calibrated cascade: refuse one that cannot be applied, and decide a batch
-(prediction, confidence, accept, OOD, exit stage) with real early exit."""
+(prediction, confidence, accept, OOD, exit stage) with real early exit.
+
+The definitions are ``window_cascades.cascade.decisions`` (shared with the decisions on logits
+held in memory, ``window_cascades.decide``); this module keeps the names the cascade module
+uses."""
 
 from __future__ import annotations
 
 import torch
 
-from window_cascades.cascade.engine import run_cascade
+from window_cascades.cascade.decisions import check_deployable, decide_members
 from window_cascades.cascade.fitted import FittedCascade
-from window_cascades.cascade.member_runner import MemberRunner
-from window_cascades.cascade.operating_point import decision_flags
 
-
-def check_deployable(fitted: FittedCascade | None, policy: str) -> None:
-    """Refuse an uncalibrated cascade, a policy it was not calibrated with, or a checkpoint
-    without operating points (calibrated by an older version).
-
-    Raises:
-        ValueError: saying which and what to do.
-    """
-    if fitted is None:
-        raise ValueError(
-            "predict needs a calibrated cascade: give --ckpt_path of a cascade.ckpt written by "
-            "a test run (this one was never calibrated)"
-        )
-    if policy not in fitted.policies:
-        raise ValueError(
-            f"policy {policy!r} was not fitted; the cascade has {sorted(fitted.policies)}"
-        )
-    if "operating_points" not in fitted.info:
-        raise ValueError(
-            "this cascade checkpoint has no operating points (calibrated by an older "
-            "version): recalibrate it with a test run"
-        )
+__all__ = ["check_deployable", "decisions"]
 
 
 def decisions(
@@ -42,7 +23,8 @@ def decisions(
     policy: str,
     sample_ids: torch.Tensor | None = None,
 ) -> dict[str, torch.Tensor]:
-    """The decisions of a deployable cascade (see :func:`check_deployable`) on a batch ``x``.
+    """The decisions of a deployable cascade (see :func:`check_deployable`) on a batch ``x``
+    (:func:`window_cascades.cascade.decisions.decide_members`).
 
     Args:
         members: the members' models, in cascade order.
@@ -58,18 +40,4 @@ def decisions(
         policy's held-out output), ``ood`` (confidence < the threshold accepting ``ood_tpr`` of
         that output), ``exit_stage`` (members run).
     """
-    point = fitted.info["operating_points"][policy]
-    ids = torch.arange(x.shape[0]) if sample_ids is None else sample_ids
-    runner = MemberRunner(members, x, [0] * len(members))
-    result = run_cascade(
-        runner, x.shape[0], fitted.policies[policy], score, ids, fitted.temperatures
-    )
-    conf = result.confidence.cpu()
-    accepted, ood = decision_flags(conf, point)
-    return {
-        "prediction": result.probs.argmax(-1).cpu(),
-        "confidence": conf,
-        "accepted": accepted,
-        "ood": ood,
-        "exit_stage": result.exit_stage.cpu(),
-    }
+    return decide_members(members, fitted, score, x, policy, sample_ids)

@@ -127,7 +127,7 @@ def named_members_notice(
             f"notice: --model.members: {paths[k]}{more} differs from the member the cascade was "
             f"calibrated with ({name}: SHA-256 {specs[k]['sha256'][:12]}... recorded, "
             f"{str(digests[k])[:12]}... named); using the named file(s), though the fitted "
-            "policies were calibrated for the recorded one(s)",
+            "policies were fitted for the recorded one(s)",
             file=sys.stderr,
         )
     return differing

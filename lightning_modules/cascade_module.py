@@ -10,7 +10,7 @@ from window_cascades.cascade.engine import run_cascade
 from window_cascades.cascade.fitted import FittedCascade
 from window_cascades.cascade.member_runner import MemberRunner
 from window_cascades.cascade.metric_registry import MetricSettings, check_report_points
-from window_cascades.cascade.policy_registry import check_policies
+from window_cascades.cascade.policy_registry import check_policies, default_policies
 from window_cascades.datamodules.contract import UNREADABLE, cascade_datamodule
 from window_cascades.lightning_modules.cascade_data_input import (
     datamodule_image,
@@ -61,10 +61,10 @@ class CascadeModule(LightningModule):
             ``member_specs``: the members are rebuilt from them. Given with ``member_specs``
             (a checkpoint's members named explicitly), they override the embedded ones: the
             count must match, and a file whose SHA-256 differs from the recorded one is used
-            with a one-line notice (the fitted policies were calibrated for the recorded one).
+            with a one-line notice (the policies were fitted for the recorded one).
         policies: registered policy names to compare (``window_cascades.cascade.policy_registry``;
-            e.g. ``single``, ``ensemble``, ``single_threshold``, ``window``, ``window_adjusted``,
-            ``random``).
+            ``--list-policies`` of the offline evaluator lists them); None: the policies
+            registered as default.
         score: confidence score used for exiting and for the metrics.
         risks: risks r (fractions) reported as ``cov@r``.
         coverages: coverages c (fractions) reported as ``risk@c`` and ``scod_risk@c``.
@@ -107,16 +107,7 @@ class CascadeModule(LightningModule):
                 "CascadeModule needs at least one member checkpoint (--model.members, in cascade "
                 "order; a --ckpt_path cascade checkpoint records its own)"
             )
-        if members and specs and len(members) != len(specs):
-            raise ValueError(
-                f"--model.members: {len(members)} member(s) given, but the cascade checkpoint "
-                f"was calibrated with {len(specs)} ({', '.join(spec_names(specs))}): name one "
-                "file per member, in cascade order, or leave --model.members out to use the "
-                "embedded ones"
-            )
-        self.policy_names = check_policies(
-            policies or ["single", "ensemble", "single_threshold", "window"]
-        )
+        self.policy_names = check_policies(policies or default_policies())
         self.score = check_score(score)
         self.definitions = get_definitions(definitions).name
         check_report_points(
@@ -136,10 +127,35 @@ class CascadeModule(LightningModule):
             scod_beta=scod_beta,
         )
         Bootstrap(bootstrap, bootstrap_seed)  # checked here, made per test run
-        # the members' models (state_dict keys members.<k>.*); the member modules, which own
-        # each model's input, are kept out of the module tree
-        # named member files win over the weights of a checkpoint loaded later (load_cascade_state)
-        self.members_named = bool(members)
+        self.members_named = bool(members)  # then they win over a checkpoint's weights
+        self._set_members(members, specs)
+        self.members = torch.nn.ModuleList([m.model for m in self.member_modules])
+        classes = {m.num_classes for m in self.members}
+        if len(classes) != 1:
+            found = {n: m.num_classes for n, m in zip(self.member_names, self.members, strict=True)}
+            raise ValueError(f"members have different class counts: {found}")
+        self.fitted: FittedCascade | None = None
+        self.data_normalization: Normalization | None = None
+        self.data_crop_pct: float | None = None
+        # the data's image size and resize mode, kept for predict over new image files
+        self.data_image_size: int | None = None
+        self.data_interpolation: str | None = None
+        self.evaluation = CascadeEvaluation()
+        self.outputs = torch.nn.ModuleDict()
+
+    def _set_members(self, members: list[str], specs: list[dict] | None) -> None:
+        """The member modules, paths, SHA-256s and specs: from the named member files
+        (with a notice for any that differs from the checkpoint's recorded one), else rebuilt
+        from the checkpoint's embedded specs. The members' models are the state_dict's
+        ``members.<k>.*``; the member modules, which own each model's input, are kept out of
+        the module tree."""
+        if members and specs and len(members) != len(specs):
+            raise ValueError(
+                f"--model.members: {len(members)} member(s) given, but the cascade checkpoint "
+                f"was calibrated with {len(specs)} ({', '.join(spec_names(specs))}): name one "
+                "file per member, in cascade order, or leave --model.members out to use the "
+                "embedded ones"
+            )
         if members:
             self.member_paths = members
             self.member_sha256 = check_distinct_checkpoints(members)
@@ -155,19 +171,6 @@ class CascadeModule(LightningModule):
             self.member_paths = [str(s.get("path") or "") for s in specs]
             self.member_sha256 = [s.get("sha256") for s in specs]
             self.member_modules = [build_member(s) for s in specs]
-        self.members = torch.nn.ModuleList([m.model for m in self.member_modules])
-        classes = {m.num_classes for m in self.members}
-        if len(classes) != 1:
-            found = {n: m.num_classes for n, m in zip(self.member_names, self.members, strict=True)}
-            raise ValueError(f"members have different class counts: {found}")
-        self.fitted: FittedCascade | None = None
-        self.data_normalization: Normalization | None = None
-        self.data_crop_pct: float | None = None
-        # the data's image size and resize mode, kept for predict over new image files
-        self.data_image_size: int | None = None
-        self.data_interpolation: str | None = None
-        self.evaluation = CascadeEvaluation()
-        self.outputs = torch.nn.ModuleDict()
 
     @property
     def num_stages(self) -> int:
@@ -182,7 +185,7 @@ class CascadeModule(LightningModule):
         """The fitted policies, in configured order."""
         if self.fitted is None:
             raise RuntimeError(
-                "the cascade policies are not calibrated: add the CascadeCalibration callback "
+                "the cascade is not calibrated: add the CascadeCalibration callback "
                 "or load a calibrated cascade checkpoint"
             )
         return self.fitted.select(self.policy_names)

@@ -1,6 +1,6 @@
 """What a cascade checkpoint carries beside the members' weights, written and read back: the
 fitted cascade, the members (path and SHA-256, and as plain data what rebuilds them) and the
-calibration data's input."""
+input of the images it was calibrated on."""
 
 from __future__ import annotations
 

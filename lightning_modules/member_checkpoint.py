@@ -138,7 +138,7 @@ def build_member(spec: dict) -> MemberModule:
 def recorded_member_input(hparams: dict, record: dict | None) -> MemberInput:
     """A member's input from its hyperparameters (channels, resize mode) and the input record
     it keeps (``member_input``), without building the model: what ``cascade predict`` and
-    ``serve`` need to prepare new images as the calibration data was (see
+    ``serve`` need to prepare new images as those the cascade was calibrated on (see
     :func:`window_cascades.lightning_modules.cascade_data_input.prediction_input`)."""
     resize = hparams.get("resize", "bilinear")
     interpolation = resize if resize in INTERPOLATIONS else "bilinear"

@@ -1,4 +1,4 @@
-"""Calibrate the window on the held-out split and evaluate the cascade (``test``).
+"""Calibrate the cascade on the held-out split and evaluate it (``test``).
 
     python scripts/evaluate_cascade.py test --config configs/quickstart/cascade.yaml \
         --model.members '[m0.ckpt, m1.ckpt]'

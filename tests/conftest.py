@@ -85,7 +85,7 @@ def small_data_config():
 
 
 def _member_fit_args(data_cfg: Path, out: Path, name: str, seed: int, epochs: int = 2):
-    from window_cascades.commands.stages import fit_member_args
+    from window_cascades.commands.pipeline_steps import fit_member_args
 
     return fit_member_args(
         QUICKSTART / "member.yaml",
@@ -104,7 +104,7 @@ def member_fit_args():
 
 
 def _cascade_test_args(data_cfg: Path, members: list[str], results: Path, *extra: str):
-    from window_cascades.commands.stages import evaluate_cascade_args
+    from window_cascades.commands.pipeline_steps import evaluate_cascade_args
 
     return evaluate_cascade_args(
         QUICKSTART / "cascade.yaml",
@@ -126,7 +126,7 @@ def cascade_test_args():
 def tiny_members(tmp_path_factory) -> dict:
     """Two resnet10t members trained for 2 epochs on the digits, with cached logits."""
     from window_cascades.commands.cli import MemberCLI
-    from window_cascades.commands.stages import cache_logits
+    from window_cascades.commands.pipeline_steps import cache_logits
 
     out = tmp_path_factory.mktemp("members")
     data_cfg = _shrink_data_config(out / "data.yaml")

@@ -108,7 +108,7 @@ def ltt_start(n_total: int, risk: float, delta: float) -> int:
 
     n = np.arange(1, n_total + 1)
     passes = hoeffding_bentkus_pvalue(np.floor(n * risk / 2), n, risk) <= delta
-    fails = np.nonzero(~passes)[0]  # the floor makes it ragged: from where every n passes
+    fails = np.nonzero(~passes)[0]  # rounding down makes it ragged: from where every n passes
     return int(fails[-1]) + 2 if fails.size else 1
 
 

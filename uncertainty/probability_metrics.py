@@ -53,8 +53,9 @@ def reliability_bins(
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """The reliability diagram behind :func:`calibration_error` (the same ``bins`` equal-width
     bins of the top-label probability): per bin, the mean top-label probability, the accuracy
-    and the number of samples (mean and accuracy NaN in an empty bin). A calibrated model's
-    accuracy equals its mean probability in every bin; ECE is the count-weighted mean gap."""
+    and the number of samples (mean and accuracy NaN in an empty bin). With no calibration
+    error, accuracy equals the mean probability in every bin; ECE is the count-weighted mean
+    gap."""
     conf, ok = top_prob.double().flatten(), correct.double().flatten()
     edges = torch.linspace(0, 1, bins + 1, dtype=torch.float64)
     which = torch.bucketize(conf, edges[1:-1], right=False)

@@ -1,7 +1,7 @@
 """Temperature scaling, fitted on a held-out split by minimising the NLL.
 
 A member's logits z become z / T; an ensemble's averaged probabilities p become
-softmax(log p / T) (pool, then calibrate). T > 0 is found by L-BFGS on log T.
+softmax(log p / T) (pool, then scale). T > 0 is found by L-BFGS on log T.
 """
 
 from __future__ import annotations

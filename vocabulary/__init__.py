@@ -1,5 +1,5 @@
 """Words every layer shares, with no behaviour of their own: the dataset roles (``roles``).
 
-The bottom floor with ``uncertainty``: it imports nothing of the project, so ``datamodules``
+The bottom layer with ``uncertainty``: it imports nothing of the project, so ``datamodules``
 and ``cascade`` can both use it without importing each other.
 """

@@ -4,7 +4,8 @@ copy or an OOD set. One validated value that every driver uses.
 Roles come from the configuration (a data config's ``datasets`` or the offline evaluator's
 ``--heldout/--id/--shift/--ood``), never from dataloader order:
 
-- ``heldout``: the calibration split (labelled); policies and temperatures are fitted on it;
+- ``heldout``: the held-out split (labelled); calibration fits the policies (and the
+  temperatures) on it;
 - ``id``: the in-distribution test set (labelled);
 - ``shift``: a shifted (e.g. corrupted) labelled set;
 - ``ood``: an out-of-distribution set (unlabelled: targets are -1).
@@ -77,7 +78,7 @@ class DatasetRoles(Mapping[str, str]):
 
     @property
     def heldout(self) -> str:
-        """Name of the held-out (calibration) dataset."""
+        """Name of the held-out split (what the policies and temperatures are fitted on)."""
         return self.names("heldout")[0]
 
     @property

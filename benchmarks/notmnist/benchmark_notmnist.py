@@ -45,7 +45,7 @@ from window_cascades.cascade.policies import ensemble_policy, single_policy
 from window_cascades.cascade.policy_registry import PolicySettings
 from window_cascades.cascade.timing import measure
 from window_cascades.commands.console import add_console_options, apply_console_options
-from window_cascades.commands.stages import cache_logits, fit_member
+from window_cascades.commands.pipeline_steps import cache_logits, fit_member
 from window_cascades.lightning_modules.member_checkpoint import load_member
 from window_cascades.vocabulary.roles import DatasetRoles
 

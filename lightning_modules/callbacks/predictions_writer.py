@@ -39,9 +39,9 @@ class CascadePredictionsWriter(BasePredictionWriter):
             the held-out and ID sets the data config also names); None: every dataset.
         inputs: new images to predict instead of a data config's datasets: a folder (its
             sub-folders included), a text file listing image paths (one per line, relative to
-            the current folder) or one image. They are prepared as the cascade's calibration
-            data (``window_cascades.datamodules.predict_files``, set up by the command); rows name
-            their ``dataset`` ``inputs`` and carry each file's ``path``.
+            the current folder) or one image. They are prepared as the images the cascade was
+            calibrated on (``window_cascades.datamodules.predict_files``, set up by the
+            command); rows name their ``dataset`` ``inputs`` and carry each file's ``path``.
         batch_size: images per batch with ``inputs``.
         num_workers: dataloader worker processes with ``inputs``.
     """

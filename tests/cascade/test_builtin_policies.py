@@ -48,12 +48,12 @@ def test_fit_policies_builds_all_four():
         PolicySettings("cov@5", width=0.1, pass_fraction=0.2),
     )
     x = torch.tensor([0.05, 0.25, 0.5])
-    assert policies["single"].passes(0, x).tolist() == [False, False, False]
-    assert policies["ensemble"].passes(0, x).tolist() == [True, True, True]
+    assert policies["single"].passes(1, x).tolist() == [False, False, False]
+    assert policies["ensemble"].passes(1, x).tolist() == [True, True, True]
     t = policies["single_threshold"].bounds[0, 1].item()
     assert t == pytest.approx(torch.quantile(conf, 0.2).item())
-    assert policies["single_threshold"].passes(0, x).tolist() == [True, False, False]
-    assert policies["window"].passes(0, x).tolist() == [False, True, False]
+    assert policies["single_threshold"].passes(1, x).tolist() == [True, False, False]
+    assert policies["window"].passes(1, x).tolist() == [False, True, False]
     assert policies["window"].setting == "cov@5,w=0.1"
 
 
@@ -65,7 +65,7 @@ def test_policies_round_trip_through_json_dict():
     for policy in fit_policies(names, FitInputs([conf], [correct])).values():
         back = policy_from_dict(policy.to_dict())
         ids = torch.arange(conf.numel())
-        assert back.passes(0, conf, ids).tolist() == policy.passes(0, conf, ids).tolist()
+        assert back.passes(1, conf, ids).tolist() == policy.passes(1, conf, ids).tolist()
 
 
 @pytest.mark.parametrize("width", [0, -0.1, 0.51, 1.0])

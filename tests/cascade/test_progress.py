@@ -102,7 +102,7 @@ def test_the_offline_evaluator_shows_progress_on_a_terminal_only(tmp_path):
 def test_lightning_bars_of_training_and_caching_follow_the_same_rule(monkeypatch):
     """A member's fit and its logits caching draw Lightning's bar only on a terminal (a SLURM
     log or a benchmark's log file would fill with redrawn bars) and never with --no-progress."""
-    from window_cascades.commands.stages import cache_logits_args, fit_member_args
+    from window_cascades.commands.pipeline_steps import cache_logits_args, fit_member_args
 
     def bar(args: list[str]) -> str:
         return [a for a in args if a.startswith("--trainer.enable_progress_bar=")][-1]

@@ -125,8 +125,8 @@ BEFORE_IMPORTS = [
     ),
     (
         "run_pipeline.py",
-        ["--config", PIPELINE_CFG, "--stage", "member"],
-        "--stage member needs --member I",
+        ["--config", PIPELINE_CFG, "--step", "member"],
+        "--step member needs --member I",
     ),
 ]
 
@@ -266,8 +266,8 @@ THROUGH_COMMAND = [
     (["pipeline", "--config", "{tmp}/pipeline_typo.yaml"], "unknown key 'calibration.widht'"),
     (["pipeline", "--config", "{tmp}/nowhere.yaml"], "pipeline config not found"),
     (
-        ["pipeline", "--stage", "everything"],
-        "window-cascades pipeline: error: argument --stage: invalid choice: 'everything'",
+        ["pipeline", "--step", "everything"],
+        "window-cascades pipeline: error: argument --step: invalid choice: 'everything'",
     ),
     (
         [

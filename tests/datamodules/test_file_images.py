@@ -259,8 +259,7 @@ def test_notmnist_idx_files_load_by_path(tmp_path):
 
 @pytest.mark.slow  # trains a member: the fast loop leaves it to the full suite
 def test_member_trains_on_an_image_folder_through_the_cli(tmp_path):
-    from conftest import QUICKSTART
-
+    from tests.conftest import QUICKSTART
     from window_cascades.commands.cli import MemberCLI
 
     write_folder(tmp_path / "train", 3, 12, 0)

@@ -11,7 +11,7 @@ from window_cascades.artifacts.cached_logits import load_cached_logits, save_cac
 from window_cascades.artifacts.experiment_logits import evaluate_cached_logits
 from window_cascades.artifacts.member_meta import save_member_meta
 from window_cascades.commands.cli import CascadeCLI
-from window_cascades.commands.stages import cache_logits
+from window_cascades.commands.pipeline_steps import cache_logits
 from window_cascades.datamodules.digits import DigitsDataModule
 from window_cascades.lightning_modules.cascade_module import CascadeModule
 from window_cascades.lightning_modules.member import MemberModule

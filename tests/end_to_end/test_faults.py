@@ -153,7 +153,7 @@ def test_caching_killed_between_datasets_is_refused_then_cached_again(tiny_membe
 
     from tests.conftest import QUICKSTART
     from window_cascades.artifacts.experiment_logits import load_experiment
-    from window_cascades.commands.stages import cache_logits, cache_logits_args
+    from window_cascades.commands.pipeline_steps import cache_logits, cache_logits_args
 
     logits = shutil.copytree(tiny_members["logits_dir"], tmp_path / "logits")
     meta = json.loads((logits / "m1" / "meta.json").read_text())

@@ -53,7 +53,7 @@ def submit(env: dict, config: Path, *options: str) -> tuple[str, str]:
     return words[words.index("members:") + 2], words[words.index("evaluation:") + 2]
 
 
-def stage_args(data_cfg: Path, epochs: int) -> list[str]:
+def step_args(data_cfg: Path, epochs: int) -> list[str]:
     quiet = "--trainer.enable_progress_bar=false"
     return [
         f"--member-arg=--data={data_cfg}",
@@ -69,7 +69,7 @@ def stage_args(data_cfg: Path, epochs: int) -> list[str]:
 def test_submit_chains_members_and_evaluation(slurm, tmp_path, small_data_config):
     data_cfg = small_data_config(tmp_path / "data.yaml", train_limit=320)
     config = experiment(tmp_path, "chain", [0, 1])
-    train, evaluate = submit(slurm, config, "--time", "30", "--", *stage_args(data_cfg, 1))
+    train, evaluate = submit(slurm, config, "--time", "30", "--", *step_args(data_cfg, 1))
     wait_until_done(slurm, [train, evaluate])
     jobs = job_fields(slurm, train) + job_fields(slurm, evaluate)
     assert [j["JobState"] for j in jobs] == ["COMPLETED"] * 3, jobs
@@ -166,7 +166,7 @@ def test_preempted_member_resumes_to_the_uninterrupted_weights(slurm, tmp_path, 
 def test_members_in_parallel_train_one_member_per_task(slurm, tmp_path, small_data_config):
     data_cfg = small_data_config(tmp_path / "data.yaml", train_limit=320)  # 5 steps/epoch
     config = experiment(tmp_path, "parallel", [3, 4], logger="wandb")
-    train, evaluate = submit(slurm, config, "--parallel-members", "--", *stage_args(data_cfg, 1))
+    train, evaluate = submit(slurm, config, "--parallel-members", "--", *step_args(data_cfg, 1))
     wait_until_done(slurm, [train, evaluate])
     assert job_fields(slurm, train)[0]["NumTasks"] == "2"
     out = tmp_path / "parallel"
@@ -204,7 +204,7 @@ def test_wrong_task_count_fails_fast_with_a_clear_error(
             "scripts/run_pipeline.py",
             "--config",
             str(config),
-            "--stage",
+            "--step",
             "member",
             "--member",
             "0",
@@ -228,7 +228,7 @@ def test_ddp_member_under_srun_splits_the_data_over_its_tasks(slurm, tmp_path, s
     config = experiment(tmp_path, "ddp", [0, 1])  # a cascade needs 2 members
     ddp = ["--member-arg=--trainer.strategy=ddp", "--member-arg=--trainer.accelerator=cpu"]
     train, evaluate = submit(
-        slurm, config, "--tasks-per-node", "2", "--", *stage_args(data_cfg, 1), *ddp
+        slurm, config, "--tasks-per-node", "2", "--", *step_args(data_cfg, 1), *ddp
     )
     wait_until_done(slurm, [train, evaluate])
     fields = job_fields(slurm, train)[0]

@@ -14,7 +14,7 @@ from window_cascades.cascade.fitted import CHECKPOINT_KEY, FittedCascade
 from window_cascades.cascade.policies import policy_from_dict
 from window_cascades.cascade.policy_registry import PolicySettings
 from window_cascades.commands.cli import CascadeCLI
-from window_cascades.commands.stages import cache_logits
+from window_cascades.commands.pipeline_steps import cache_logits
 from window_cascades.lightning_modules.member_checkpoint import load_member
 
 

@@ -213,7 +213,7 @@ def test_a_cascade_of_members_at_different_resolutions(
 
     from tests.conftest import QUICKSTART
     from window_cascades.commands.cli import CascadeCLI
-    from window_cascades.commands.stages import cache_logits
+    from window_cascades.commands.pipeline_steps import cache_logits
 
     data_cfg = tiny_members["data_cfg"]
     MemberCLI(args=[*member_fit_args(data_cfg, tmp_path, "m48", 2, 1), "--model.resolution=48"])

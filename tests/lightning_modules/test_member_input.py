@@ -13,7 +13,7 @@ from safetensors.torch import load_file
 
 from tests.conftest import QUICKSTART
 from tests.datamodules.test_file_images import folder_data_config, write_folder
-from window_cascades.commands.stages import cache_logits
+from window_cascades.commands.pipeline_steps import cache_logits
 from window_cascades.lightning_modules.cascade_module import CascadeModule
 from window_cascades.lightning_modules.member import MemberModule
 from window_cascades.lightning_modules.member_checkpoint import load_member

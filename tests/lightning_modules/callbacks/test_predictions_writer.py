@@ -14,7 +14,7 @@ import pytest
 from tests.conftest import QUICKSTART
 from tests.datamodules.test_file_images import folder_data_config, picture, write_folder
 from window_cascades.commands.cli import CascadeCLI, MemberCLI
-from window_cascades.commands.stages import evaluate_cascade
+from window_cascades.commands.pipeline_steps import evaluate_cascade
 
 
 def fit(data: str, out, name: str, seed: int, *extra: str) -> str:

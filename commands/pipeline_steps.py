@@ -1,10 +1,10 @@
-"""The pipeline's stages as typed functions: fit a member, cache its logits, calibrate and
+"""The pipeline's steps as typed functions: fit a member, cache its logits, calibrate and
 evaluate the cascade.
 
 The pipeline script, the SLURM jobs (through ``window_cascades.commands.experiment``), the notMNIST
-benchmark and the tests all call these; they are the one place that turns a stage into
+benchmark and the tests all call these; they are the one place that turns a step into
 LightningCLI arguments. ``*_args`` builders return those arguments (for a subprocess, e.g. a
-DDP launch); the stage functions run them in this process and return the CLI object (its
+DDP launch); the step functions run them in this process and return the CLI object (its
 ``trainer``, ``model`` and ``datamodule``).
 """
 

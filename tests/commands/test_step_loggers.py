@@ -10,7 +10,7 @@ import sys
 import pytest
 
 from window_cascades.commands.cli import CascadeCLI, MemberCLI
-from window_cascades.commands.stage_loggers import finish_wandb
+from window_cascades.commands.step_loggers import finish_wandb
 
 pytestmark = pytest.mark.wandb
 

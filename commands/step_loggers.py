@@ -1,5 +1,5 @@
-"""A pipeline stage's logger: CSV files, or a wandb run grouped per experiment (its id kept
-in the member's folder, so a requeued job continues the same run), closed when the stage ends."""
+"""A pipeline step's logger: CSV files, or a wandb run grouped per experiment (its id kept
+in the member's folder, so a requeued job continues the same run), closed when the step ends."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import secrets
 from pathlib import Path
 
 from window_cascades.artifacts.atomic import write_text
-from window_cascades.commands.stages import csv_logger
+from window_cascades.commands.pipeline_steps import csv_logger
 
 
 def logger_args(
@@ -34,7 +34,7 @@ def logger_args(
 
 
 def finish_wandb(cli) -> None:
-    """Close the stage's wandb run, so the next stage (same process) starts its own run."""
+    """Close the step's wandb run, so the next step (same process) starts its own run."""
     from lightning.pytorch.loggers import WandbLogger
 
     for logger in cli.trainer.loggers:
