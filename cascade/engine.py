@@ -37,6 +37,23 @@ class CascadeResult:
     exit_stage: torch.Tensor
 
 
+def stage_passes(
+    policy: CascadePolicy, k: int, confidence: torch.Tensor, sample_ids: torch.Tensor
+) -> torch.Tensor:
+    """Which samples the (k + 1)-th stage passes on (k counts from 0, as the members' list
+    does; the policy's stage number is k + 1): its decision on their confidence (the ensemble
+    of the first k + 1 members), none at the last stage. Every
+    way of running a cascade (``run_cascade``, the streaming cascade, a served cascade's
+    scheduler) decides with it.
+
+    Returns:
+        a boolean mask on ``confidence``'s device.
+    """
+    if k == policy.num_stages - 1:
+        return torch.zeros_like(confidence, dtype=torch.bool)
+    return policy.passes(k + 1, confidence, sample_ids).to(confidence.device)
+
+
 def run_cascade(
     source: StageSource,
     num_samples: int,
@@ -69,10 +86,7 @@ def run_cascade(
     exit_stage = torch.empty(num_samples, dtype=torch.long)
     for k in range(policy.num_stages):
         conf = state.confidence(score)
-        if k == policy.num_stages - 1:
-            passed = torch.zeros_like(conf, dtype=torch.bool)
-        else:
-            passed = policy.passes(k + 1, conf, ids[index])
+        passed = stage_passes(policy, k, conf, ids[index])
         leaving = ~passed
         if index.numel() == num_samples and bool(leaving.all()):  # everyone exits here
             return CascadeResult(

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 
 import torch
 
-from window_cascades.cascade.engine import CascadeResult
+from window_cascades.cascade.engine import CascadeResult, stage_passes
 from window_cascades.cascade.policies import CascadePolicy
 from window_cascades.cascade.stage_scores import Temperatures
 from window_cascades.uncertainty.scores import EnsembleState
@@ -114,10 +114,7 @@ class StreamingCascade:
 
     def _decide(self, k: int, x, positions, ids, state: EnsembleState) -> None:
         conf = state.confidence(self.score)
-        if k == len(self.members) - 1:
-            passed = torch.zeros_like(conf, dtype=torch.bool)
-        else:
-            passed = self.policy.passes(k + 1, conf, ids).to(conf.device)
+        passed = stage_passes(self.policy, k, conf, ids)
         leaving = ~passed
         stage = torch.full((int(leaving.sum()),), k + 1, device=conf.device)
         self.done.append(

@@ -24,6 +24,7 @@ from window_cascades.lightning_modules.callbacks.cascade_calibration import (
 )
 from window_cascades.lightning_modules.cascade_checkpoint import (
     DATA_INPUT_KEY,
+    embedded_members,
     read_cascade_checkpoint,
 )
 from window_cascades.lightning_modules.cascade_data_input import prediction_input
@@ -119,7 +120,8 @@ class CascadeCLI(SafeLoadingCLI):
     ``predict --predictions.inputs FOLDER|LIST|IMAGE`` needs no data config: the files are
     served by ``window_cascades.datamodules.predict_files.PredictFilesDataModule``, prepared as the
     images the cascade was calibrated on (recorded in ``--ckpt_path``); ``--model.members`` may
-    be left out when the checkpoint's recorded members are where they were.
+    be left out: the checkpoint embeds its members (one written before members were embedded
+    needs their files where they were).
     """
 
     checkpoint_data_input: dict | None = None  # the --ckpt_path's data input, once read
@@ -141,21 +143,34 @@ class CascadeCLI(SafeLoadingCLI):
         parser.add_lightning_class_args(CascadePredictionsWriter, "predictions")
 
     def check_checkpoint(self, subcommand: str, ckpt_path: str) -> None:
-        """A readable cascade checkpoint whose fitted cascade and data input can be applied
-        (never unpickled; one line naming the file and field otherwise), and whose members are
-        the ``--model.members`` named (the checkpoint's members would otherwise silently
-        replace them)."""
+        """A readable cascade checkpoint whose fitted cascade, data input and embedded members
+        can be applied (never unpickled; one line naming the file and field otherwise). Members
+        named with ``--model.members`` must exist; over a checkpoint that embeds its members
+        they override them (one per member; a notice names any that differ), over an older one
+        they must be the recorded ones (its weights would otherwise silently replace them)."""
         ckpt = read_cascade_checkpoint(ckpt_path)
         check_fitted_record_unedited(Path(ckpt_path).parent, ckpt_path)
         given = list(self.config[subcommand].model.members or [])
-        check_same_members(given, ckpt, ckpt_path)
-        if not given:  # Lightning takes the recorded members from the checkpoint's hparams
-            check_recorded_members_found(ckpt, ckpt_path)
+        specs = embedded_members(ckpt)
+        if specs is not None:
+            if given and len(given) != len(specs):
+                raise ValueError(
+                    f"--model.members: {len(given)} member(s) given, but {ckpt_path} was "
+                    f"calibrated with {len(specs)}: name one file per member, in cascade order, "
+                    "or leave --model.members out to use the embedded ones"
+                )
+            for path in given:
+                if not Path(path).is_file():
+                    raise FileNotFoundError(f"--model.members: member checkpoint not found: {path}")
+        else:
+            check_same_members(given, ckpt, ckpt_path)
+            if not given:  # Lightning takes the recorded members from the checkpoint's hparams
+                check_recorded_members_found(ckpt, ckpt_path)
         self.checkpoint_data_input = ckpt.get(DATA_INPUT_KEY)
 
     def kept_over_checkpoint(self, subcommand: str) -> list[str]:
-        """Members named with ``--model.members`` (checked to be the recorded ones, possibly
-        moved or copied) are loaded from where they are now, not from the recorded paths."""
+        """Members named with ``--model.members`` are loaded from where they are now, not from
+        the recorded paths (the checkpoint's embedded members are then not used)."""
         return ["members"] if self.config[subcommand].model.get("members") else []
 
     def before_instantiate_classes(self) -> None:

@@ -7,6 +7,7 @@
     window-cascades member predict ...                        # cache a member's logits
     window-cascades cascade test --config cascade.yaml ...    # calibrate + evaluate a cascade
     window-cascades cascade predict ...                       # apply a calibrated cascade
+    window-cascades serve --ckpt_path cascade.ckpt            # the cascade over HTTP ([serve])
     window-cascades evaluate-logits --logits-dir DIR ...      # every policy on cached logits
     window-cascades submit EXPERIMENT [options] [-- ...]      # the whole experiment on SLURM
     window-cascades readme-table RESULTS_DIR                  # the README's results table
@@ -54,6 +55,10 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "cascade": (
         "window_cascades.commands.cli_entry:run_cascade",
         "calibrate and evaluate a cascade (test), or apply a calibrated one (predict)",
+    ),
+    "serve": (
+        "window_cascades.commands.serve:main",
+        "serve a calibrated cascade over HTTP with stage-aware batching (the [serve] extra)",
     ),
     "evaluate-logits": (
         "window_cascades.commands.offline:main argv",

@@ -41,17 +41,19 @@ def timm_data_config(model_name: str | None) -> dict:
     return timm.data.resolve_data_config(pretrained_cfg=cfg.to_dict())
 
 
-def eval_transform(size: int, crop_pct: float, interpolation: str) -> T.Compose:
-    """timm's evaluation transform: resize the shorter side to ``floor(size / crop_pct)``,
-    centre-crop ``size`` x ``size``, to a float tensor in [0, 1] (not normalised)."""
+def eval_resize_crop(size: int, crop_pct: float, interpolation: str) -> T.Compose:
+    """The geometry of timm's evaluation transform, on a PIL image: resize the shorter side to
+    ``floor(size / crop_pct)``, centre-crop ``size`` x ``size`` (a PIL image again)."""
     mode = INTERPOLATIONS[interpolation]
     return T.Compose(
-        [
-            T.Resize(math.floor(size / crop_pct), interpolation=mode),
-            T.CenterCrop(size),
-            T.ToTensor(),
-        ]
+        [T.Resize(math.floor(size / crop_pct), interpolation=mode), T.CenterCrop(size)]
     )
+
+
+def eval_transform(size: int, crop_pct: float, interpolation: str) -> T.Compose:
+    """timm's evaluation transform: :func:`eval_resize_crop`, then to a float tensor in
+    [0, 1] (not normalised)."""
+    return T.Compose([*eval_resize_crop(size, crop_pct, interpolation).transforms, T.ToTensor()])
 
 
 class TransformedImages(Dataset):

@@ -24,6 +24,7 @@ from window_cascades.cascade.field_checks import (
 )
 from window_cascades.cascade.fitted import CHECKPOINT_KEY
 from window_cascades.cascade.fitted_checks import check_fitted_cascade
+from window_cascades.lightning_modules.member_specs import MEMBER_SPECS, check_member_specs
 
 __all__ = [
     "DATA_INPUT_KEY",
@@ -31,6 +32,7 @@ __all__ = [
     "check_fitted_cascade",
     "check_loaded_cascade",
     "checkpoint_members",
+    "embedded_members",
     "load_checkpoint_file",
     "read_cascade_checkpoint",
 ]
@@ -124,7 +126,23 @@ def read_cascade_checkpoint(path: str | Path) -> dict:
         check_fitted_cascade(ckpt[CHECKPOINT_KEY], where, checkpoint_members(state))
     if ckpt.get(DATA_INPUT_KEY) is not None:
         check_data_input(ckpt[DATA_INPUT_KEY], where)
+    _check_embedded_members(ckpt, where)
     return ckpt
+
+
+def embedded_members(ckpt: dict) -> list[dict] | None:
+    """The members a cascade checkpoint embeds (``hyper_parameters.member_specs``), or None
+    for a checkpoint written before members were embedded."""
+    specs = (ckpt.get("hyper_parameters") or {}).get(MEMBER_SPECS)
+    return list(specs) if specs else None
+
+
+def _check_embedded_members(ckpt: dict, where: str) -> None:
+    hparams = ckpt.get("hyper_parameters")
+    if isinstance(hparams, dict) and hparams.get(MEMBER_SPECS):
+        check_member_specs(
+            hparams[MEMBER_SPECS], where, checkpoint_members(ckpt.get("state_dict") or {})
+        )
 
 
 def check_loaded_cascade(ckpt: dict, where: str) -> None:

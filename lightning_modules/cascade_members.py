@@ -1,8 +1,11 @@
 """The members a cascade is calibrated with: distinct files, recorded in its checkpoint by
-SHA-256 (:data:`MEMBERS_KEY`), and the same ones named again when the checkpoint is used."""
+SHA-256 (:data:`MEMBERS_KEY`), and the ones named again when the checkpoint is used: the
+recorded ones (an older checkpoint, which does not embed its members), or any with a notice
+(a checkpoint that embeds them, ``window_cascades.lightning_modules.member_specs``)."""
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 from window_cascades.artifacts.cached_logits import file_sha256
@@ -93,3 +96,38 @@ def check_recorded_members_found(checkpoint: dict, ckpt_path: str) -> None:
             "--model.members '[...]' with the member files, in cascade order (copies with the "
             "same SHA-256 are accepted)"
         )
+
+
+def named_members_notice(
+    paths: list[str], digests: list[str | None], specs: list[dict]
+) -> list[int]:
+    """Members named explicitly over a cascade checkpoint's embedded ones: print one notice
+    line (stderr, first process only) when some differ from the recorded ones by SHA-256.
+
+    Args:
+        paths: the named member files, in cascade order.
+        digests: their SHA-256 (hex).
+        specs: the checkpoint's embedded members (``member_specs``), same order and count.
+
+    Returns:
+        the positions of the named members that differ (0-based).
+    """
+    from lightning.fabric.utilities.rank_zero import rank_zero_only
+
+    differing = [
+        k
+        for k, (digest, spec) in enumerate(zip(digests, specs, strict=True))
+        if spec.get("sha256") and digest != spec["sha256"]
+    ]
+    if differing and getattr(rank_zero_only, "rank", 0) == 0:
+        k = differing[0]
+        more = f" (and {len(differing) - 1} more)" if len(differing) > 1 else ""
+        name = specs[k].get("name") or f"m{k + 1}"
+        print(
+            f"notice: --model.members: {paths[k]}{more} differs from the member the cascade was "
+            f"calibrated with ({name}: SHA-256 {specs[k]['sha256'][:12]}... recorded, "
+            f"{str(digests[k])[:12]}... named); using the named file(s), though the fitted "
+            "policies were fitted for the recorded one(s)",
+            file=sys.stderr,
+        )
+    return differing

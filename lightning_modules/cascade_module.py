@@ -21,11 +21,23 @@ from window_cascades.lightning_modules.cascade_evaluation import (
     CascadeEvaluation,
     evaluate_policies,
 )
-from window_cascades.lightning_modules.cascade_members import check_distinct_checkpoints
+from window_cascades.lightning_modules.cascade_members import (
+    check_distinct_checkpoints,
+    named_members_notice,
+)
 from window_cascades.lightning_modules.cascade_state import load_cascade_state, save_cascade_state
 from window_cascades.lightning_modules.complexity import count_macs_params
 from window_cascades.lightning_modules.input_options import Normalization
-from window_cascades.lightning_modules.member_checkpoint import load_member
+from window_cascades.lightning_modules.member_checkpoint import (
+    build_member,
+    load_member,
+    member_spec,
+)
+from window_cascades.lightning_modules.member_specs import (
+    MEMBER_SPECS,
+    check_member_specs,
+    spec_names,
+)
 from window_cascades.lightning_modules.metric_wrappers import CascadeOutputs
 from window_cascades.uncertainty.definitions import get_definitions
 from window_cascades.uncertainty.scores import check_score
@@ -40,8 +52,16 @@ class CascadeModule(LightningModule):
     member k + 1 runs only on the samples that stage k passed on. The ``CascadeResultsWriter``
     callback writes what the run produced (``self.evaluation``).
 
+    A cascade checkpoint (``cascade.ckpt``) carries its members: their weights and, as plain
+    data, what rebuilds them (``member_specs``), so it loads alone, with no member file beside
+    it, in ``cascade predict``, ``serve`` and ``CascadeModule.load_from_checkpoint(path)``.
+
     Args:
-        members: member checkpoint paths, in cascade order.
+        members: member checkpoint paths, in cascade order. Left out (or empty) with
+            ``member_specs``: the members are rebuilt from them. Given with ``member_specs``
+            (a checkpoint's members named explicitly), they override the embedded ones: the
+            count must match, and a file whose SHA-256 differs from the recorded one is used
+            with a one-line notice (the policies were fitted for the recorded one).
         policies: registered policy names to compare (``window_cascades.cascade.policy_registry``;
             ``--list-policies`` of the offline evaluator lists them); None: the policies
             registered as default.
@@ -58,11 +78,14 @@ class CascadeModule(LightningModule):
             off. The policies stay as calibrated: the intervals are over the test sample.
         bootstrap_seed: seed of the resamples (the offline evaluator's with the same seed
             draws the same resamples).
+        member_specs: the embedded members of a cascade checkpoint, one plain-data record
+            per member (``window_cascades.lightning_modules.member_specs``); set by
+            ``load_from_checkpoint`` and ``--ckpt_path``, not by hand.
     """
 
     def __init__(
         self,
-        members: list[str],
+        members: list[str] | None = None,
         policies: list[str] | None = None,
         score: str = "msp",
         risks: list[float] | None = None,
@@ -73,11 +96,13 @@ class CascadeModule(LightningModule):
         scod_beta: float = 1.0,
         bootstrap: int = 0,
         bootstrap_seed: int = 0,
+        member_specs: list[dict] | None = None,
     ):
         super().__init__()
         self.save_hyperparameters()
-        self.member_paths = list(members)
-        if len(members) < 1:
+        members = [str(m) for m in members or []]
+        specs = check_member_specs(member_specs, MEMBER_SPECS) if member_specs else None
+        if not members and not specs:
             raise ValueError(
                 "CascadeModule needs at least one member checkpoint (--model.members, in cascade "
                 "order; a --ckpt_path cascade checkpoint records its own)"
@@ -102,14 +127,12 @@ class CascadeModule(LightningModule):
             scod_beta=scod_beta,
         )
         Bootstrap(bootstrap, bootstrap_seed)  # checked here, made per test run
-        self.member_sha256 = check_distinct_checkpoints(self.member_paths)
-        # the members' models (state_dict keys members.<k>.*); the member modules, which own
-        # each model's input, are kept out of the module tree
-        self.member_modules = [load_member(p) for p in members]
+        self.members_named = bool(members)  # then they win over a checkpoint's weights
+        self._set_members(members, specs)
         self.members = torch.nn.ModuleList([m.model for m in self.member_modules])
         classes = {m.num_classes for m in self.members}
         if len(classes) != 1:
-            found = {p: m.num_classes for p, m in zip(members, self.members, strict=True)}
+            found = {n: m.num_classes for n, m in zip(self.member_names, self.members, strict=True)}
             raise ValueError(f"members have different class counts: {found}")
         self.fitted: FittedCascade | None = None
         self.data_normalization: Normalization | None = None
@@ -120,9 +143,43 @@ class CascadeModule(LightningModule):
         self.evaluation = CascadeEvaluation()
         self.outputs = torch.nn.ModuleDict()
 
+    def _set_members(self, members: list[str], specs: list[dict] | None) -> None:
+        """The member modules, paths, SHA-256s and specs: from the named member files
+        (with a notice for any that differs from the checkpoint's recorded one), else rebuilt
+        from the checkpoint's embedded specs. The members' models are the state_dict's
+        ``members.<k>.*``; the member modules, which own each model's input, are kept out of
+        the module tree."""
+        if members and specs and len(members) != len(specs):
+            raise ValueError(
+                f"--model.members: {len(members)} member(s) given, but the cascade checkpoint "
+                f"was calibrated with {len(specs)} ({', '.join(spec_names(specs))}): name one "
+                "file per member, in cascade order, or leave --model.members out to use the "
+                "embedded ones"
+            )
+        if members:
+            self.member_paths = members
+            self.member_sha256 = check_distinct_checkpoints(members)
+            self.member_modules = [load_member(p) for p in members]
+            self.member_specs = [
+                member_spec(m, p, d)
+                for m, p, d in zip(self.member_modules, members, self.member_sha256, strict=True)
+            ]
+            if specs:
+                named_members_notice(members, self.member_sha256, specs)
+        else:
+            self.member_specs = [dict(s) for s in specs]
+            self.member_paths = [str(s.get("path") or "") for s in specs]
+            self.member_sha256 = [s.get("sha256") for s in specs]
+            self.member_modules = [build_member(s) for s in specs]
+
     @property
     def num_stages(self) -> int:
         return len(self.members)
+
+    @property
+    def member_names(self) -> list[str]:
+        """The members' names, in cascade order (their run folders, e.g. ``m0``, ``m1``)."""
+        return spec_names(self.member_specs)
 
     def policies(self) -> list:
         """The fitted policies, in configured order."""

@@ -9,9 +9,10 @@
 # shipped config through `python -m window_cascades pipeline --config quickstart` (which puts
 # that folder first on sys.path, as the SLURM jobs do). It checks that nothing of the folder was
 # imported, that the run wrote only into `outputs/` there (nothing into the venv), that its
-# results/metrics.csv is
-# identical to today's quick start (scripts/run_pipeline.py in the copy, same interpreter)
-# and that it prints the README's table (within the README check's tolerance).
+# results/metrics.csv is identical to today's quick start (scripts/run_pipeline.py in the
+# copy, same interpreter), that it prints the README's table (within the README check's
+# tolerance), and that `window-cascades serve` says in one line which extra it needs (the
+# [serve] extra is not in the default install).
 #
 #   bash scripts/check_install.sh          # $PYTHON_BASE: the interpreter for the venv (python3)
 #
@@ -95,4 +96,10 @@ if ! cmp -s "$results/metrics.csv" "$work/repo_run/results/metrics.csv"; then
   exit 1
 fi
 "$work/venv/bin/window-cascades" readme-table "$results" --readme "$work/src/README.md" --check
+
+step "serve without the [serve] extra: one line naming it"
+said=$("$work/venv/bin/window-cascades" serve --ckpt_path "$results/cascade.ckpt" 2>&1) && {
+  echo "serve ran without the [serve] extra" >&2; exit 1; }
+[[ $said == "error: serve needs the [serve] extra: pip install 'window-cascades[serve]'"* ]] \
+  || { echo "serve without the extra said: $said" >&2; exit 1; }
 step "ok: one import name, installed command, quick start in a user's project folder, same metrics ($site)"

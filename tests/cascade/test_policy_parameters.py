@@ -115,7 +115,7 @@ def test_settings_read_defaults_and_check_every_copy():
     assert settings.replace(width=0.1) == settings
     with pytest.raises(ValueError, match=r"\(0, 0.5\]"):
         settings.replace(width=0.7)
-    with pytest.raises(ValueError, match="expected one of 'cv', 'search'"):
+    with pytest.raises(ValueError, match="expected one of 'ose', 'cv', 'search'"):
         PolicySettings(budget_select="best")
     with pytest.raises(AttributeError, match="no setting or declared parameter 'widht'"):
         _ = settings.widht

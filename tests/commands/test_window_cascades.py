@@ -27,7 +27,8 @@ def test_help_lists_every_subcommand_and_mistakes_are_one_line(capsys):
     err = capsys.readouterr().err.strip().splitlines()
     assert err == [
         "error: unknown subcommand 'evaluate_logits' (did you mean 'evaluate-logits'?); "
-        "expected one of init, pipeline, member, cascade, evaluate-logits, submit, readme-table"
+        "expected one of init, pipeline, member, cascade, serve, evaluate-logits, submit, "
+        "readme-table"
     ]
 
 
@@ -79,7 +80,7 @@ def test_each_subcommand_runs_its_command_with_its_options(tmp_path):
     assert script.returncode == 0, script.stderr[-2000:]
     for name in ("metrics.csv", "summary.json"):
         assert (tmp_path / "out" / name).read_text() == (tmp_path / "script" / name).read_text()
-    for name in ("init", "pipeline", "member", "cascade", "submit", "readme-table"):
+    for name in ("init", "pipeline", "member", "cascade", "serve", "submit", "readme-table"):
         shown = subprocess.run(
             [*command, name, "--help"],
             cwd=tmp_path,

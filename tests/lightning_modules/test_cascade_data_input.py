@@ -222,14 +222,108 @@ def test_bad_inputs_are_refused_in_one_line_naming_the_option(tmp_path, cascade,
     assert not out.exists() and not (folder / "p.csv").exists()
 
 
-def test_moved_members_are_named_and_can_be_given(tmp_path, cascade, capsys):
+def older_checkpoint(cascade: str, out) -> str:
+    """``cascade`` as written before checkpoints embedded their members: the member paths in
+    its hyperparameters, no ``member_specs``."""
+    ckpt = torch.load(cascade, weights_only=True)
+    hparams = ckpt["hyper_parameters"]
+    hparams["members"] = [m["path"] for m in ckpt["cascade_members"]]
+    del hparams["member_specs"]
+    torch.save(ckpt, out)
+    return str(out)
+
+
+def test_the_cascade_checkpoint_alone_predicts_in_an_empty_folder(
+    tmp_path, cascade, monkeypatch, capsys
+):
+    """cascade.ckpt copied alone into an empty folder (its member files deleted) predicts
+    there, through ``cascade predict`` and ``CascadeModule.load_from_checkpoint``, what it
+    predicts in place; it loads with ``weights_only=True`` (no pickled object in it)."""
+    files = write_images(tmp_path / "new", ["a.png", "b.jpg", "c.png"])
+    in_place = tmp_path / "in_place.csv"
+    inputs = f"--predictions.inputs={tmp_path / 'new'}"
+    assert predict(f"--ckpt_path={cascade}", inputs, f"--predictions.path={in_place}") == 0
+    x = torch.randn(6, 1, 32, 32)
+    decided = CascadeModule.load_from_checkpoint(cascade, weights_only=True).eval().decide(x)
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    shutil.copy(cascade, elsewhere / "cascade.ckpt")
+    for name in ("m0.ckpt", "m1.ckpt", "cascade.ckpt"):
+        (tmp_path / name).unlink()
+    monkeypatch.chdir(elsewhere)
+    assert predict("--ckpt_path=cascade.ckpt", inputs, "--predictions.path=p.csv") == 0
+    assert rows(elsewhere / "p.csv") == rows(in_place) and len(rows(in_place)) == len(files)
+    alone = CascadeModule.load_from_checkpoint("cascade.ckpt", weights_only=True).eval()
+    assert alone.member_names == ["m0", "m1"]
+    again = alone.decide(x)
+    for key, value in decided.items():
+        assert torch.equal(again[key], value), key
+    ckpt = torch.load("cascade.ckpt", weights_only=True)  # plain data only
+    assert ckpt["hyper_parameters"]["members"] == []
+    specs = ckpt["hyper_parameters"]["member_specs"]
+    assert [s["hyper_parameters"]["model_name"] for s in specs] == ["resnet10t"] * 2
+    assert [s["sha256"] for s in specs] == [m["sha256"] for m in ckpt["cascade_members"]]
+    assert sorted(p.name for p in elsewhere.iterdir()) == [
+        "cascade.ckpt",
+        "lightning_logs",
+        "p.csv",
+    ]
+
+
+def test_named_members_override_the_embedded_ones_with_a_notice(tmp_path, cascade, capsys):
+    """Members named explicitly win over the embedded ones: the same files silently, other
+    files (here the two swapped) with one notice line; another member count is refused."""
+    folder = tmp_path / "new"
+    write_images(folder, ["a.png", "b.png", "c.png", "d.png"])
+    args = [f"--ckpt_path={cascade}", f"--predictions.inputs={folder}"]
+    m0, m1 = tmp_path / "m0.ckpt", tmp_path / "m1.ckpt"
+    assert predict(*args, f"--predictions.path={tmp_path / 'embedded.csv'}") == 0
+    assert (
+        predict(
+            *args, f"--model.members=[{m0}, {m1}]", f"--predictions.path={tmp_path / 'same.csv'}"
+        )
+        == 0
+    )
+    assert "notice:" not in capsys.readouterr().err
+    assert rows(tmp_path / "same.csv") == rows(tmp_path / "embedded.csv")
+    swapped = tmp_path / "swapped.csv"
+    assert predict(*args, f"--model.members=[{m1}, {m0}]", f"--predictions.path={swapped}") == 0
+    notices = [line for line in capsys.readouterr().err.splitlines() if "notice:" in line]
+    assert len(notices) == 1, notices
+    assert f"--model.members: {m1} (and 1 more) differs from the member the cascade" in notices[0]
+    # the named (swapped) members ran: member 1's confidences are m1's, not m0's
+    x = torch.randn(5, 1, 32, 32)
+    named = CascadeModule.load_from_checkpoint(
+        cascade, weights_only=True, members=[str(m1), str(m0)]
+    ).eval()
+    reference = CascadeModule(members=[str(m1), str(m0)]).eval()
+    assert torch.equal(named.members[0](x), reference.members[0](x))
+    embedded = CascadeModule.load_from_checkpoint(cascade, weights_only=True).eval()
+    assert not torch.equal(named.members[0](x), embedded.members[0](x))
+    assert rows(swapped) != rows(tmp_path / "embedded.csv")
+    assert (
+        predict(*args, f"--model.members=[{m0}]", f"--predictions.path={tmp_path / 'q.csv'}") == 2
+    )
+    errors = [line for line in capsys.readouterr().err.splitlines() if line.startswith("error:")]
+    assert (
+        len(errors) == 1
+        and "1 member(s) given, but" in errors[0]
+        and "calibrated with 2" in errors[0]
+    )
+    assert not (tmp_path / "q.csv").exists()
+
+
+def test_an_older_checkpoint_names_its_moved_members_which_can_be_given(tmp_path, cascade, capsys):
+    """A checkpoint written before members were embedded needs its member files: moved, they
+    are named in one line, and can be given."""
+    older = older_checkpoint(cascade, tmp_path / "older.ckpt")
     write_images(tmp_path, ["new/a.png"])
     moved = tmp_path / "moved"
     moved.mkdir()
     for name in ("m0.ckpt", "m1.ckpt"):
         shutil.move(tmp_path / name, moved / name)
     args = [
-        f"--ckpt_path={cascade}",
+        f"--ckpt_path={older}",
         f"--predictions.inputs={tmp_path / 'new'}",
         f"--predictions.path={tmp_path / 'p.csv'}",
     ]

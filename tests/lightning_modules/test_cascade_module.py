@@ -359,10 +359,13 @@ def test_predict_applies_the_calibrated_cascade_with_its_thresholds(
     assert len(set(labels)) > 5
 
 
-def test_predict_refuses_members_other_than_the_checkpoints(tiny_members, cascade_run, tmp_path):
-    """The checkpoint records its members (path, SHA-256); other members named on the command
-    line are refused (Lightning would silently run the checkpoint's), the same members moved
-    elsewhere are accepted, and no members at all takes the checkpoint's."""
+def test_named_members_override_the_checkpoints_and_it_travels_alone(
+    tiny_members, cascade_run, tmp_path, monkeypatch, capsys
+):
+    """The checkpoint records its members (path, SHA-256) and embeds them: with no members
+    named it predicts from any folder, alone; the same members named (moved elsewhere) give
+    the same predictions; other members named (here the two swapped) override the embedded
+    ones with one notice line."""
     import shutil
 
     from window_cascades.commands.cli_entry import CASCADE, run_command
@@ -372,13 +375,16 @@ def test_predict_refuses_members_other_than_the_checkpoints(tiny_members, cascad
     ckpt = torch.load(results / "cascade.ckpt", map_location="cpu", weights_only=True)
     assert [m["path"] for m in ckpt[MEMBERS_KEY]] == tiny_members["ckpts"]
     assert all(len(m["sha256"]) == 64 for m in ckpt[MEMBERS_KEY])
+    specs = ckpt["hyper_parameters"]["member_specs"]
+    assert [s["name"] for s in specs] == ["m0", "m1"]
+    assert [s["sha256"] for s in specs] == [m["sha256"] for m in ckpt[MEMBERS_KEY]]
 
-    def predict(out, *members: str) -> list[str]:
+    def predict(out, *members: str, ckpt_path=results / "cascade.ckpt") -> list[str]:
         run_args = [
             "predict",
             f"--config={QUICKSTART / 'predict.yaml'}",
             f"--data={tiny_members['data_cfg']}",
-            f"--ckpt_path={results / 'cascade.ckpt'}",
+            f"--ckpt_path={ckpt_path}",
             f"--trainer.default_root_dir={tmp_path / 'run'}",
             f"--predictions.path={out}",
         ]
@@ -387,23 +393,26 @@ def test_predict_refuses_members_other_than_the_checkpoints(tiny_members, cascad
         assert run_command(CASCADE, run_args) == 0
         return out.read_text().splitlines()
 
-    swapped = list(reversed(tiny_members["ckpts"]))
-    with pytest.raises(ValueError, match=r"are not the members .*cascade\.ckpt was calibrated"):
-        CascadeCLI(
-            args=[
-                "predict",
-                f"--config={QUICKSTART / 'predict.yaml'}",
-                f"--data={tiny_members['data_cfg']}",
-                f"--model.members=[{', '.join(swapped)}]",
-                f"--ckpt_path={results / 'cascade.ckpt'}",
-                f"--predictions.path={tmp_path / 'p.csv'}",
-            ]
-        )
-    assert not (tmp_path / "p.csv").exists()
+    implicit = predict(tmp_path / "implicit.csv")
     ckpts = tiny_members["ckpts"]
     moved = [shutil.copy(p, tmp_path / f"copy{i}.ckpt") for i, p in enumerate(ckpts)]
-    named = predict(tmp_path / "named.csv", *map(str, moved))
-    assert predict(tmp_path / "implicit.csv") == named
+    assert predict(tmp_path / "named.csv", *map(str, moved)) == implicit
+    assert "notice:" not in capsys.readouterr().err
+    swapped = predict(tmp_path / "swapped.csv", *reversed(ckpts))
+    notices = [line for line in capsys.readouterr().err.splitlines() if "notice:" in line]
+    assert len(notices) == 1 and f"--model.members: {ckpts[1]} (and 1 more) differs" in notices[0]
+    assert swapped != implicit
+    # alone in an empty folder, no member file reachable under its recorded path
+    alone = tmp_path / "alone"
+    alone.mkdir()
+    shutil.copy(results / "cascade.ckpt", alone / "cascade.ckpt")
+    monkeypatch.chdir(alone)
+    hidden = [shutil.move(p, f"{p}.hidden") for p in ckpts]
+    try:
+        assert predict(tmp_path / "alone.csv", ckpt_path="cascade.ckpt") == implicit
+    finally:
+        for path, hidden_path in zip(ckpts, hidden, strict=True):
+            shutil.move(hidden_path, path)
 
 
 def test_predict_refuses_an_uncalibrated_cascade(tiny_members, tmp_path):

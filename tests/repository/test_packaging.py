@@ -38,6 +38,7 @@ def test_the_wheel_requires_exactly_the_requirement_files(tmp_path):
     runtime = {_normalised(r) for r in required if "extra ==" not in r}
     dev = {_normalised(r) for r in required if 'extra == "dev"' in r}
     docs = {_normalised(r) for r in required if 'extra == "docs"' in r}
+    serve = {_normalised(r) for r in required if 'extra == "serve"' in r}
     assert runtime == {_normalised(r) for r in _requirements("requirements.txt")}
     assert dev == {_normalised(r) for r in _requirements("requirements-dev.txt")}
     assert docs == {_normalised(r) for r in _requirements("requirements-docs.txt")}
@@ -51,7 +52,8 @@ def test_the_wheel_requires_exactly_the_requirement_files(tmp_path):
     # a plain install pulls neither wandb nor Hugging Face datasets
     assert not {name for name, _ in runtime} & {"wandb", "datasets"}
     assert meta["Name"] == "window-cascades"
-    assert sorted(meta.get_all("Provides-Extra")) == ["all", "dev", "docs", "hf", "wandb"]
+    assert serve == {_normalised(r) for r in _requirements("requirements-serve.txt")}
+    assert sorted(meta.get_all("Provides-Extra")) == ["all", "dev", "docs", "hf", "serve", "wandb"]
 
 
 def test_the_wheel_ships_the_configs_and_the_job_scripts(tmp_path):
