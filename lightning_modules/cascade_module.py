@@ -155,7 +155,7 @@ class CascadeModule(LightningModule):
         load_cascade_state(self, checkpoint)
 
     def setup(self, stage: str) -> None:
-        names = list(cascade_datamodule(self.trainer).roles)
+        names = list(cascade_datamodule(self.trainer).roles.evaluated())
         for name in names:
             for policy in self.policy_names:
                 self.outputs[f"{name}/{policy}"] = CascadeOutputs()
@@ -170,7 +170,7 @@ class CascadeModule(LightningModule):
 
     def test_step(self, batch, batch_idx: int, dataloader_idx: int = 0) -> None:
         x, y, sample_ids = batch
-        name = list(self.trainer.datamodule.roles)[dataloader_idx]
+        name = list(self.trainer.datamodule.roles.evaluated())[dataloader_idx]
         ev = self.evaluation
         if ev.stage_macs is None:
             counts = [count_macs_params(m, tuple(x.shape[1:])) for m in self.members]
@@ -212,7 +212,7 @@ class CascadeModule(LightningModule):
         }
 
     def on_test_epoch_end(self) -> None:
-        roles, ev = self.trainer.datamodule.roles, self.evaluation
+        roles, ev = self.trainer.datamodule.roles.evaluated(), self.evaluation
         for name, calls in ev.member_calls.items():  # summed over processes
             total = self.trainer.strategy.reduce(
                 torch.tensor(calls, dtype=torch.float64, device=self.device), reduce_op="sum"

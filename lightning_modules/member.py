@@ -130,6 +130,8 @@ class MemberModule(LightningModule):
             self.model = self.model.to(memory_format=torch.channels_last)
         # kept out of the module tree, so state_dict keys (and checkpoints) stay the same
         self.__dict__["_compiled"] = torch.compile(self.model) if compile else None
+        # set by the cached-logits writer when it caches features (predict only)
+        self.__dict__["_feature_capture"] = None
         # held-out uncertainty metrics during fit (DDP-safe torchmetrics wrappers)
         self.val_sc = SelectiveClassificationMetrics(risks=(0.01, 0.05), coverages=(0.8,))
         self.val_cal = CalibrationMetrics()
@@ -231,9 +233,29 @@ class MemberModule(LightningModule):
         self.log("val/acc", values.pop("val/cal/acc"), prog_bar=True)
         self.log_dict(values)
 
+    def capture_features(self, on: bool = True) -> None:
+        """Return the penultimate features with every ``predict`` batch (``features``, N x D:
+        the classifier's input; ``window_cascades.lightning_modules.feature_head``), or stop.
+
+        Raises:
+            ValueError: a model whose classifier is not one linear layer.
+        """
+        from window_cascades.lightning_modules.feature_head import FeatureCapture
+
+        capture = self.__dict__["_feature_capture"]
+        if capture is not None:
+            capture.remove()
+        self.__dict__["_feature_capture"] = FeatureCapture(self.model) if on else None
+
     def predict_step(self, batch, batch_idx: int, dataloader_idx: int = 0) -> dict:
         x, y, index = batch
-        return {"logits": self(x).float(), "targets": y, "index": index}
+        capture = self.__dict__["_feature_capture"]
+        if capture is None:
+            return {"logits": self(x).float(), "targets": y, "index": index}
+        if self.hparams.channels_last and x.ndim == 4:
+            x = x.contiguous(memory_format=torch.channels_last)
+        logits = self.model(x).float()  # uncompiled: the classifier's hook runs
+        return {"logits": logits, "targets": y, "index": index, "features": capture.features}
 
     def configure_optimizers(self) -> dict:
         """SGD with a warm-up and cosine schedule (``lightning_modules.member_schedule``)."""
