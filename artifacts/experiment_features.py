@@ -34,9 +34,7 @@ from window_cascades.uncertainty.score_registry import (
 from window_cascades.vocabulary.roles import DatasetRoles
 
 
-def statistic_values(
-    asked: list[tuple[str, Mapping]], context: ScoreContext
-) -> dict[str, tuple]:
+def statistic_values(asked: list[tuple[str, Mapping]], context: ScoreContext) -> dict[str, tuple]:
     """Per parametrised statistic (ReAct's ``activations``), the values it is fitted at: its
     score parameter's grid and default for this data, and every pinned value.
 
@@ -109,9 +107,7 @@ def load_member_features(
             train_size = min(train_features.shape[0], MAX_BANK)
             num_classes = data[roles.heldout].logits[k].shape[1]
             context = ScoreContext(num_classes, train_features.shape[1], train_size)
-            train = TrainInputs(
-                train_features, data[roles.train].targets, head, num_classes
-            )
+            train = TrainInputs(train_features, data[roles.train].targets, head, num_classes)
             source = MemberSource(
                 Path(logits_dir), member, roles.train, generation, meta.get("checkpoint_sha256")
             )

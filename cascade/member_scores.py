@@ -328,7 +328,7 @@ def _standardisation(
     if entry.ensemble != "standardised_mean":
         return 0.0, 1.0
     shift, spread = float(heldout_scores.mean()), float(heldout_scores.std(correction=0))
-    if not spread > 0:
+    if not spread > 1e-12 * max(1.0, abs(shift)):  # equal up to rounding
         raise ValueError(
             f"member {member!r}: its {entry.name} scores on the held-out split {heldout!r} are "
             "all equal; they cannot be standardised (a constant score ranks nothing)"

@@ -28,9 +28,9 @@ A feature score (react, ash, scale, vim, knn, mds, rmds, fdbd) reads the members
 features; those with statistics of the training split need ``--train`` (fitted once, cached in
 ``<member>/stats/``). Its parameters are chosen by ``--score-selection`` on the held-out split
 or the ``--ood-val`` sets (never a test set), or pinned with ``--score-param knn.k=10`` (several
-values, ``knn.k=10,50``: one set of rows each, the score column ``knn(k=10)``). Writes OUT/metrics.csv (tidy), OUT/summary.json
-and the plots of the online run (``risk_coverage.png``, ``macs_vs_cov<R>.png``) as one unit,
-and prints a compact table.
+values, ``knn.k=10,50``: one set of rows each, the score column ``knn(k=10)``). Writes
+OUT/metrics.csv (tidy), OUT/summary.json and the plots of the online run
+(``risk_coverage.png``, ``macs_vs_cov<R>.png``) as one unit, and prints a compact table.
 """
 
 

@@ -13,7 +13,9 @@ library's modules, which stay importable under their own names:
   and read ``fitted_cascade.json``;
 - :func:`decide` applies a fitted cascade to logits held in memory, or a calibrated cascade
   (:func:`load_cascade`, a ``cascade.ckpt``) to a batch of images;
-- :func:`register_policy`, :func:`register_metric` add your own entries to the registries, and
+- :func:`register_policy`, :func:`register_metric`, :func:`register_score` (a confidence
+  score, ``window_cascades.uncertainty.score_registry``) and :func:`register_statistic` (a
+  statistic of the training split a score reads) add your own entries to the registries, and
   :func:`load_plugins` loads plugin files by path (an ``import`` of your module is enough).
 
 Installed plugins (entry-point group ``window_cascades.plugins``) are loaded when this module
@@ -51,6 +53,7 @@ from window_cascades.cascade.policy_registry import (
 from window_cascades.cascade.prepared_experiment import EnsembleLogits, prepare_experiment
 from window_cascades.commands.offline_plan import reported_with_target
 from window_cascades.commands.plugins import load_entry_point_plugins, load_plugins
+from window_cascades.uncertainty.score_registry import register_score, register_statistic
 from window_cascades.vocabulary.roles import DatasetRoles
 
 if TYPE_CHECKING:
@@ -68,6 +71,8 @@ __all__ = [
     "decide",
     "register_policy",
     "register_metric",
+    "register_score",
+    "register_statistic",
     "load_plugins",
 ]
 
