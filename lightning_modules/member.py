@@ -130,8 +130,6 @@ class MemberModule(LightningModule):
             self.model = self.model.to(memory_format=torch.channels_last)
         # kept out of the module tree, so state_dict keys (and checkpoints) stay the same
         self.__dict__["_compiled"] = torch.compile(self.model) if compile else None
-        # set by the cached-logits writer when it caches features (predict only)
-        self.__dict__["_feature_capture"] = None
         # held-out uncertainty metrics during fit (DDP-safe torchmetrics wrappers)
         self.val_sc = SelectiveClassificationMetrics(risks=(0.01, 0.05), coverages=(0.8,))
         self.val_cal = CalibrationMetrics()
@@ -242,14 +240,15 @@ class MemberModule(LightningModule):
         """
         from window_cascades.lightning_modules.feature_head import FeatureCapture
 
-        capture = self.__dict__["_feature_capture"]
+        # kept out of the module tree too; set only while the cached-logits writer caches features
+        capture = self.__dict__.get("_feature_capture")
         if capture is not None:
             capture.remove()
         self.__dict__["_feature_capture"] = FeatureCapture(self.model) if on else None
 
     def predict_step(self, batch, batch_idx: int, dataloader_idx: int = 0) -> dict:
         x, y, index = batch
-        capture = self.__dict__["_feature_capture"]
+        capture = self.__dict__.get("_feature_capture")
         if capture is None:
             return {"logits": self(x).float(), "targets": y, "index": index}
         if self.hparams.channels_last and x.ndim == 4:

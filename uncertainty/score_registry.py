@@ -364,6 +364,14 @@ def register_statistic(
 
     Raises:
         ValueError: a name registered twice, or an unknown statistic in ``requires``.
+
+    Example:
+        >>> import torch
+        >>> def fit_feature_max(train, fitted, values):
+        ...     return {"max": train.features.double().amax(dim=0)}
+        >>> register_statistic("feature_max", fit_feature_max).needs_targets
+        False
+        >>> unregister_statistic("feature_max")  # (a test's clean-up)
     """
     if name in _STATISTICS:
         raise ValueError(f"statistic {name!r} is registered twice")
