@@ -104,7 +104,9 @@ def _registry(name: str, page: str) -> str:
             unit = UNITS.get(e.name, "fraction in [0, 1]")
             lines.append(f"| `{e.name}` | {better} | {unit} | {roles} | {_cell(e.description)} |")
         return "\n".join(lines)
-    raise PluginError(f"{page}: unknown registry {name!r} (metrics, policies, scores, quickstart-table)")
+    raise PluginError(
+        f"{page}: unknown registry {name!r} (metrics, policies, scores, quickstart-table)"
+    )
 
 
 def on_page_markdown(markdown, page, config, files):
