@@ -31,6 +31,22 @@ from window_cascades.uncertainty.definitions import get_definitions
 from window_cascades.uncertainty.scores import check_score
 
 
+def online_score(score: str) -> str:
+    """``score`` if the online cascade computes it (a registered score of the members'
+    probabilities or logits); a feature score (``react``, ``knn``, ...) is refused with where to
+    evaluate it: its statistics and parameters are fitted on cached features, offline."""
+    from window_cascades.uncertainty.score_registry import score_entry
+
+    if score_entry(check_score(score)).needs_features:
+        raise ValueError(
+            f"--model.score {score}: it reads the members' penultimate features and statistics "
+            "of the training split, which the online cascade does not compute; cache the "
+            "members' features (--cache.features true) and evaluate it with window-cascades "
+            f"evaluate-logits --scores {score} --train NAME"
+        )
+    return score
+
+
 class CascadeModule(LightningModule):
     """Evaluates cascade policies over an ensemble's members with real early exit.
 
@@ -83,7 +99,7 @@ class CascadeModule(LightningModule):
                 "order; a --ckpt_path cascade checkpoint records its own)"
             )
         self.policy_names = check_policies(policies or default_policies())
-        self.score = check_score(score)
+        self.score = online_score(score)
         self.definitions = get_definitions(definitions).name
         check_report_points(
             [0.05] if risks is None else risks,

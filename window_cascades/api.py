@@ -370,8 +370,9 @@ def evaluate(
             ``window_adjusted``, only when there is an ``ood`` set).
         target: the operating target in percent: ``cov@R`` (coverage at selective risk R%),
             ``risk@C`` (risk at coverage C%) or ``fpr@P`` (OOD FPR at P% ID acceptance).
-        score: the confidence score (``msp``, ``entropy``, ``max_logit``, ``energy``,
-            ``mutual_information``).
+        score: the confidence score: a registered score of probabilities or logits (``msp``,
+            ``entropy``, ``max_logit``, ``energy``, ``mutual_information``, ``gen``, a
+            plugin's); scores of features are evaluated by ``evaluate-logits --scores``.
         parameters: policy parameters by name, e.g. ``{"width": 0.1, "budget": 1.2}`` (every
             parameter a registered policy declares; the rest keep their defaults).
         temperature_scaling: fit a temperature per member and per ensemble size on the held-out
