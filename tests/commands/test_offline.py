@@ -385,3 +385,22 @@ def test_an_ood_validation_set_equal_to_a_test_set_is_refused(tmp_path, capsys):
     args = ["--train", "train", "--scores", "knn", "--ood-val", "far_copy"]
     assert main(feature_args(folder, tmp_path / "out", *args)) == 2
     assert "--ood-val far_copy: its logits are those of 'far'" in capsys.readouterr().err
+
+
+def test_the_quick_start_members_evaluate_feature_scores(tiny_members, tmp_path):
+    """The members the quick start trains and caches (features and training split included):
+    every feature score family next to the logit scores, rows per score, dataset and policy."""
+    scores = "msp,energy,gen,react,vim,knn,mds,rmds"
+    args = base_args(tiny_members, tmp_path / "out") + [
+        "--train", "digits_train", "--scores", scores, "--policies", "single,ensemble,window",
+        "--target", "fpr@95", "--bootstrap", "20",
+    ]  # fmt: skip
+    assert main(args) == 0
+    rows = read_metrics_csv(tmp_path / "out" / "metrics.csv")
+    assert {r["score"] for r in rows} == set(scores.split(","))
+    assert {r["dataset"] for r in rows} == {
+        "digits_heldout", "digits_test", "digits_noise", "digits_blur", "photo_patches",
+        "uniform_noise",
+    }  # fmt: skip
+    auroc = [r for r in rows if r["metric"] == "auroc" and r["policy"] == "window"]
+    assert len(auroc) == 8 * 2 and all(r["ci_low"] <= r["value"] <= r["ci_high"] for r in auroc)
