@@ -115,6 +115,9 @@ class DatasetRoles(Mapping[str, str]):
         return self.names("ood_val")
 
     def evaluated(self) -> DatasetRoles:
-        """The datasets of the evaluated roles (:data:`EVALUATED_ROLES`), in order: those a
-        cascade is tested on and reports rows for."""
-        return DatasetRoles({n: r for n, r in self._roles.items() if r in EVALUATED_ROLES})
+        """The datasets of the evaluated roles (:data:`EVALUATED_ROLES`; the new images of a
+        predict-only datamodule too), in order: those a cascade is tested on, applied to and
+        reports rows for."""
+        kept = DatasetRoles.__new__(DatasetRoles)  # a valid mapping's subset (or predict-only)
+        kept._roles = {n: r for n, r in self._roles.items() if r not in ("train", "ood_val")}
+        return kept
