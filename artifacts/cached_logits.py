@@ -135,6 +135,19 @@ def _read_safetensors(path: Path) -> tuple[dict[str, torch.Tensor], str | None]:
         raise ValueError(f"{path}: not a readable safetensors file ({err})") from None
 
 
+def logits_generation(path: str | Path) -> str | None:
+    """The caching run (``generation``) in a ``.safetensors`` file's header, read without its
+    tensors; None for a file without one (or of another format)."""
+    path = Path(path)
+    if path.suffix != ".safetensors":
+        return None
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            return (f.metadata() or {}).get(GENERATION_KEY)
+    except (SafetensorError, OSError, ValueError):
+        return None
+
+
 def read_numpy(
     path: Path, what: str = "logits", float_keys: tuple[str, ...] = ("logits",)
 ) -> dict[str, torch.Tensor]:

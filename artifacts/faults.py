@@ -8,7 +8,8 @@ removed: a test acts on the run paused at that phase). Phases:
 
 - ``swap``: a run's staging folder is complete, before it replaces the output folder;
 - ``swapped``: just after the swap, before the earlier run's files are deleted;
-- ``logits``: between two datasets' files of a member's cached logits.
+- ``logits``: between two datasets' files of a member's cached logits;
+- ``step``: the pipeline between two of its steps (before each member, before the evaluation).
 """
 
 from __future__ import annotations

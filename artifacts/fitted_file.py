@@ -14,11 +14,9 @@ import sys
 from pathlib import Path
 
 from window_cascades.artifacts.atomic import write_json
+from window_cascades.artifacts.run_files import FITTED_FILE, OLD_FITTED_FILE
 from window_cascades.cascade.fitted import FittedCascade
 from window_cascades.cascade.fitted_checks import check_fitted_cascade
-
-FITTED_FILE = "fitted_cascade.json"
-OLD_FITTED_FILE = "window.json"  # the name before it held every policy
 
 
 def fitted_file_in(folder: str | Path) -> Path:

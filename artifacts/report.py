@@ -347,6 +347,8 @@ def report_text(
     unit = float(members[0]["macs"]) if members else 1.0
     boot = summary.get("bootstrap")
     lines = ["# Cascade evaluation report", "", *_run_facts(summary, samples)]
+    for name, reason in (summary.get("not_fitted") or {}).items():
+        lines += [f"**{name} was not fitted** (not evaluated): {reason}", ""]
     key_rows = [r for r in rows if not is_cost_to_target(r["policy"])]  # their own section
     notes = sample_warnings(samples) + clamp_notes(summary.get("policies", {}))
     notes += [

@@ -10,11 +10,20 @@ The folder is claimed for the whole run (``window_cascades.artifacts.folder_clai
 folders: ``window_cascades.artifacts.staging_folders``): :func:`check_output_folder` takes an
 exclusive lock (``fcntl.flock``) on ``.<name>.lock`` beside it, holding this process's pid, so a
 second run into the same folder is refused while the first runs (the lock ends with the process,
-even on ``kill -9``). At the swap, only the earlier run's own files are deleted; anything else
-found in the folder (a file put there during the run) is kept, in ``.<name>.kept-<pid>-*``, with
-a notice. Staging folders are named ``.<name>.staging-<pid>-*`` and removed on every
-Python-level exit (``finally`` and ``atexit``); those left by a hard kill are found by the next
-claim of the folder, named, and removed, or kept with a notice while their process lives.
+even on ``kill -9``). Each run lists the files it wrote, with their sizes and SHA-256, in
+``.run_files.json`` inside the folder (``window_cascades.artifacts.run_files``). At the swap,
+only the earlier run's own files, unchanged, are deleted; anything else found in the folder (a
+file put there during the run, a run file edited since) is kept, in ``.<name>.kept-*``, with a
+notice.
+A folder of a release before the list: its known file names and plots are the run's.
+Staging folders are named ``.<name>.staging-<pid>-*`` and removed on every Python-level exit
+(``finally`` and ``atexit``); those left by a hard kill are found by the next claim of the
+folder, named, and removed, or kept with a notice while their process lives; one holding an
+earlier run swapped out (a kill between the exchange and the clean-up) gets the same rule as
+the swap: the user's files in it are kept, not deleted.
+
+An output folder that is a symbolic link is written through: the staging folder is made beside
+the folder it points to, which is replaced; the link stays as it is (one line says so).
 """
 
 from __future__ import annotations
@@ -23,7 +32,6 @@ import atexit
 import ctypes
 import os
 import shutil
-import sys
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -39,31 +47,24 @@ from window_cascades.artifacts.folder_claim import (
     release_all_claims,
     release_output_folder,
 )
+from window_cascades.artifacts.run_files import (
+    RUN_FILES_LIST,
+    drop_run_files,
+    is_run_output,
+    listed_run_files,
+    write_run_files_list,
+)
 from window_cascades.artifacts.staging_folders import (
+    clean_stale_staging,
     discard_all_staging,
     discard_staging,
     forget_staging,
     new_staging_folder,
-)
-
-RUN_FILES = (
-    "metrics.csv",
-    "summary.json",
-    "deltas.csv",
-    "orders.csv",
-    "report.md",
-    "fitted_cascade.json",
-    # fitted_cascade.json's name in runs before it (window_cascades.artifacts.fitted_file)
-    "window.json",
-    "cascade.ckpt",
+    written_through,
 )
 
 
-def _is_run_output(path: Path) -> bool:
-    return path.name in RUN_FILES or path.suffix == ".png"
-
-
-def _env_rank() -> int:
+def launch_rank() -> int:
     """This process's rank among processes launched together (0 when launched alone)."""
     for var in ("RANK", "SLURM_PROCID", "LOCAL_RANK"):
         if os.environ.get(var, "").isdigit():
@@ -90,9 +91,12 @@ def check_output_folder(
             process claimed it, it holds an earlier run and ``overwrite`` is false, or it holds
             files that are not a run's outputs.
     """
-    folder = Path(folder)
+    link, folder = Path(folder), written_through(folder)
+    if folder != link:
+        print(f"note: {option} {link} is a symbolic link: writing through it into {folder}")
+        clean_stale_staging(link)  # what an earlier release left beside the link
     _check_paths(folder, option)
-    if claim if claim is not None else _env_rank() == 0:
+    if claim if claim is not None else launch_rank() == 0:
         claim_output_folder(folder, option)
     try:
         _check_contents(folder, overwrite, option, overwrite_option)
@@ -119,8 +123,9 @@ def _check_paths(folder: Path, option: str) -> None:
 
 def _check_contents(folder: Path, overwrite: bool, option: str, overwrite_option: str) -> None:
     if folder.is_dir():
-        entries = sorted(folder.iterdir())
-        foreign = [p.name for p in entries if not _is_run_output(p)]
+        entries = sorted(p for p in folder.iterdir() if p.name != RUN_FILES_LIST)
+        listed = listed_run_files(folder)
+        foreign = [p.name for p in entries if not is_run_output(p, listed)]
         if foreign:
             raise OutputFolderError(
                 f"{option} {folder} holds files that are not results of an earlier run "
@@ -151,60 +156,73 @@ def _exchange(a: Path, b: Path) -> bool:
     return ok
 
 
+_PUBLISHED: list[Path] = []  # what this process swapped in (or wrote in full), in order
+_PUBLISHING = [0]  # a swap under way
+
+
+def published() -> list[Path]:
+    """The output folders (and files) this process has published in full so far."""
+    return list(_PUBLISHED)
+
+
+def mark_published(path: str | Path) -> None:
+    """Record that ``path`` now holds a complete, new output of this process (a signal from
+    now on need not report the command as unfinished)."""
+    _PUBLISHED.append(Path(path))
+
+
+def publishing() -> bool:
+    """Whether a swap is under way (a signal handler must let it finish)."""
+    return _PUBLISHING[0] > 0
+
+
 def swap_in(staging: Path, folder: str | Path) -> None:
     """Make ``staging`` the new ``folder`` and release the claim of ``folder``.
 
     An earlier run there is replaced whole; of the replaced folder, only a run's own outputs
-    are deleted: anything else (put there during the run) is kept in ``.<name>.kept-<pid>-*``
+    are deleted: anything else (put there during the run) is kept in ``.<name>.kept-*``
     beside it, with a notice.
 
     Raises:
         OutputFolderError: this process claimed ``folder`` but its lock file was removed or
             replaced (another run may be writing there); ``staging`` is then left as it is.
     """
-    folder = Path(folder)
+    folder = written_through(folder)
     if claimed(folder) and not holds_claim(folder):
         raise OutputFolderError(
             f"{folder}: its lock {lock_path(folder)} was removed during the run (another run "
             "may be writing there); not replacing it, this run's results are discarded"
         )
+    write_run_files_list(staging)
+    if folder.is_dir() and listed_run_files(folder) is None:  # a run of an earlier release
+        write_run_files_list(folder, legacy=True)  # so that its swapped-out copy is one too
     fault_point("swap")
+    _PUBLISHING[0] += 1
     try:
         if not folder.exists():
             os.rename(staging, folder)
+            mark_published(folder)
         elif _exchange(staging, folder):
+            mark_published(folder)
             fault_point("swapped")
             _drop_earlier_run(staging, folder)  # staging now holds the earlier run
         else:
             old = Path(tempfile.mkdtemp(dir=folder.parent, prefix=f".{folder.name}.old-"))
             os.rename(folder, old / "run")
             os.rename(staging, folder)
+            mark_published(folder)
             _drop_earlier_run(old / "run", folder)
             shutil.rmtree(old, ignore_errors=True)
         forget_staging(staging)
     finally:
+        _PUBLISHING[0] -= 1
         release_output_folder(folder)
 
 
 def _drop_earlier_run(earlier: Path, folder: Path) -> None:
     """Delete the earlier run's outputs in ``earlier``; keep and name anything else."""
-    others = [p for p in earlier.iterdir() if not (_is_run_output(p) and p.is_file())]
-    if not others:
-        shutil.rmtree(earlier)
-        return
-    for p in earlier.iterdir():
-        if p not in others:
-            p.unlink()
-    kept = Path(tempfile.mkdtemp(dir=folder.parent, prefix=f".{folder.name}.kept-"))
-    os.rmdir(kept)
-    os.rename(earlier, kept)
+    drop_run_files(earlier, folder, f"{folder} held")
     forget_staging(earlier)
-    names = ", ".join(p.name for p in others[:5])
-    print(
-        f"note: {folder} held files that are not a run's outputs ({names}); they were not "
-        f"deleted: moved to {kept}",
-        file=sys.stderr,
-    )
 
 
 @contextmanager
@@ -214,6 +232,7 @@ def staged_run_folder(folder: str | Path) -> Iterator[Path]:
 
     Call :func:`check_output_folder` first.
     """
+    folder = written_through(folder)
     staging = new_staging_folder(folder)
     try:
         yield staging

@@ -292,14 +292,44 @@ def fit_policies(
     names: list[str], inputs: FitInputs, settings: PolicySettings | None = None
 ) -> dict:
     """Fit every named policy on the held-out stage scores; returns name -> fitted policy."""
+    fitted, unfitted = fit_reachable_policies(names, inputs, settings, keep_going=False)
+    return fitted
+
+
+def fit_reachable_policies(
+    names: list[str],
+    inputs: FitInputs,
+    settings: PolicySettings | None = None,
+    keep_going: bool = True,
+) -> tuple[dict, dict[str, str]]:
+    """Fit every named policy; one whose target cannot be reached on the held-out split (no
+    threshold meets it, or no threshold can be certified) is left out with the reason.
+
+    Args:
+        names: the policies, in order.
+        inputs: the held-out stage scores.
+        settings: the policies' settings.
+        keep_going: False raises the first such error instead.
+
+    Returns:
+        (name -> fitted policy, name -> why it was not fitted), each in ``names``' order.
+    """
+    from window_cascades.uncertainty.guarantees import GuaranteeError
+    from window_cascades.uncertainty.selective import UnreachableTargetError
+
     check_policies(names)
     settings = settings or PolicySettings()
     for c in inputs.stage_confidence:
         check_scores(c, f"held-out split {inputs.heldout_name!r}")
-    fitted = {}
+    fitted, unfitted = {}, {}
     for name in names:
         entry = _REGISTRY[name]
         if entry.needs_mixture and inputs.mixture_confidence is None:
             raise ValueError(f"{name} needs the scores of an unlabelled test mixture")
-        fitted[name] = entry.fit(inputs, settings)
-    return fitted
+        try:
+            fitted[name] = entry.fit(inputs, settings)
+        except (UnreachableTargetError, GuaranteeError) as err:
+            if not keep_going:
+                raise
+            unfitted[name] = str(err)
+    return fitted, unfitted

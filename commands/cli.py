@@ -8,6 +8,7 @@ import warnings
 from pathlib import Path
 
 from window_cascades.artifacts.output_paths import check_output_dir, check_output_file
+from window_cascades.artifacts.run_files import check_fitted_record_unedited
 from window_cascades.commands.safe_cli import SafeLoadingCLI, check_slurm_tasks, config_inputs
 from window_cascades.datamodules.predict_files import PredictFilesDataModule, input_files
 from window_cascades.lightning_modules.callbacks import (
@@ -165,6 +166,7 @@ class CascadeCLI(SafeLoadingCLI):
         the ``--model.members`` named (the checkpoint's members would otherwise silently
         replace them)."""
         ckpt = read_cascade_checkpoint(ckpt_path)
+        check_fitted_record_unedited(Path(ckpt_path).parent, ckpt_path)
         given = list(self.config[subcommand].model.members or [])
         check_same_members(given, ckpt, ckpt_path)
         if not given:  # Lightning takes the recorded members from the checkpoint's hparams

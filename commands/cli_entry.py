@@ -13,16 +13,18 @@ full traceback instead.
 from __future__ import annotations
 
 import os
-import re
 import sys
 from dataclasses import replace
 
 import yaml
 
+from window_cascades.commands.cli_errors import condense, one_line
 from window_cascades.commands.console import quiet_third_party
 from window_cascades.commands.legacy_class_paths import renamed_arguments
 from window_cascades.commands.plugins import PluginError, load_command_plugins
 from window_cascades.commands.precheck import CommandSpec, InputError, precheck
+
+__all__ = ["CASCADE", "MEMBER", "USER_ERRORS", "condense", "report_error", "run_command"]
 
 MEMBER = CommandSpec(
     "train_member.py",
@@ -48,29 +50,6 @@ CASCADE = CommandSpec(
     cli="window_cascades.commands.cli:CascadeCLI",
     parameter_groups=("calibration",),
 )
-
-
-def condense(message: str) -> str:
-    """jsonargparse's multi-line parse error as one line: the key, the value, the expectation."""
-    keys = re.findall(r'Parser key "([^"]+)"', message)
-    if not keys:
-        return " ".join(line.strip() for line in message.splitlines() if line.strip())
-    key = ".".join(k for k in keys if k != "init_args")
-    value = re.findall(r"(?:Given value|Got value): (.*)", message)
-    nested = re.search(r"NestedArg\(key='([^']+)', val='([^']*)'\)", message)
-    if nested:
-        key, value = f"{keys[0]}.{nested.group(1)}", [nested.group(2)]
-    expected = re.findall(r"Expected a <class '([^']+)'>", message)
-    expected = [e for e in dict.fromkeys(expected) if e != "NoneType"] or ["another value"]
-    other = [
-        line.strip()
-        for line in message.splitlines()[1:]
-        if line.strip()
-        and not re.match(r"(- )?(Given value|Subtypes|Errors|Expected a|Does not)", line.strip())
-    ]
-    detail = f" ({other[-1]})" if other and not expected else ""
-    shown = f" {value[-1]}" if value else ""
-    return f"--{key}{shown}: expected {' or '.join(expected)}{detail}"
 
 
 USER_ERRORS: tuple[type[BaseException], ...] = (
@@ -116,7 +95,7 @@ def run_command(spec: CommandSpec, argv: list[str] | None = None, prog: str | No
     try:
         cli_class(args=argv, parser_kwargs=parser_kwargs)
     except ArgumentError as err:
-        return report_error(InputError(condense(str(err))), traceback, err)
+        return report_error(InputError(one_line(err, argv) or condense(str(err))), traceback, err)
     except USER_ERRORS as err:
         return report_error(err, traceback)
     return 0

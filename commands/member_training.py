@@ -5,9 +5,13 @@ continues, one of another recipe is refused (or, asked, retrained)."""
 from __future__ import annotations
 
 import shutil
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from window_cascades.artifacts.atomic import write_json
+from window_cascades.artifacts.folder_claim import claim_output_folder, release_output_folder
+from window_cascades.artifacts.run_folder import launch_rank
 from window_cascades.commands.pipeline_steps import fit_member
 from window_cascades.commands.step_loggers import finish_wandb, logger_args, wandb_run_id
 from window_cascades.lightning_modules.callbacks.preemption import latest_checkpoint
@@ -27,6 +31,25 @@ def member_checkpoint(cfg: dict, index: int) -> Path:
     """The checkpoint the cascade and the cached logits use: the member's ``last.ckpt`` (its
     last training step, recorded in ``finished.json``), never the best-validation one."""
     return member_dir(cfg, index) / "checkpoints" / "last.ckpt"
+
+
+@contextmanager
+def claimed_member(cfg: dict, index: int, sole_process: bool = False) -> Iterator[Path]:
+    """Claim member ``index``'s folder for this process while it trains the member and caches
+    its logits (``members/.m<i>.lock``, as a results folder is claimed): a second run of the
+    same member (``--step member --member 1`` beside a whole pipeline) is refused in one line
+    instead of training into the same folder. Only the process that writes claims it: rank 0
+    of a DDP member, or each process of a members-in-parallel launch (``sole_process``).
+    Yields the member's folder."""
+    folder = member_dir(cfg, index)
+    claim = sole_process or launch_rank() == 0
+    if claim:
+        claim_output_folder(folder, f"member m{index}")
+    try:
+        yield folder
+    finally:
+        if claim:
+            release_output_folder(folder)
 
 
 def train_member(
@@ -54,7 +77,7 @@ def train_member(
     recipe = member_recipe(
         fit_member(cfg["member_config"], seed, folder, overrides=overrides, run=False)
     )  # resolved, not trained: what this run would train
-    _clear_changed_recipe(folder, recipe, index, overwrite)
+    _clear_changed_recipe(folder, recipe, index, overwrite, last)
     if (folder / "finished.json").is_file():
         if not last.is_file():
             raise FileNotFoundError(
@@ -93,11 +116,23 @@ def train_member(
     return last
 
 
-def _clear_changed_recipe(folder: Path, recipe: dict, index: int, overwrite: bool) -> None:
+def _clear_changed_recipe(
+    folder: Path, recipe: dict, index: int, overwrite: bool, last: Path
+) -> None:
     """A member folder started or trained to another recipe: refused with the differing keys
-    named, or with ``overwrite`` removed (to be trained anew)."""
+    named, or with ``overwrite`` removed (to be trained anew). The recipe of a run that trained
+    nothing (refused or failed before its first checkpoint) is replaced with a note."""
     recorded = _recorded_recipe(folder)
     if recorded is None or recorded == recipe:
+        return
+    trained = (folder / "finished.json").is_file() or latest_checkpoint(folder, last) is not None
+    if not trained:  # nothing to protect
+        print(
+            f"member m{index}: replacing the recipe of an earlier run that trained nothing "
+            f"({', '.join(differing_keys(recorded, recipe))} changed)",
+            flush=True,
+        )
+        write_json(folder / RECIPE_FILE, recipe)
         return
     keys = differing_keys(recorded, recipe)
     if not overwrite:

@@ -22,12 +22,19 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import sys
 from pathlib import Path
 
 from window_cascades.artifacts.run_folder import check_output_folder
 from window_cascades.commands.cli_entry import CASCADE, MEMBER, USER_ERRORS, report_error
 from window_cascades.commands.console import add_console_options, apply_console_options
+from window_cascades.commands.extras import check_wandb_login
+from window_cascades.commands.interrupts import (
+    exit_on_sigterm,
+    mark_finished,
+    stop_if_requested,
+)
 from window_cascades.commands.pipeline_config import load_pipeline_config
 from window_cascades.commands.plugins import (
     PluginError,
@@ -40,14 +47,8 @@ from window_cascades.commands.precheck import precheck
 STEPS = ["all", "member", "evaluate"]
 
 
-def main(argv: list[str] | None = None, prog: str | None = None) -> int:
-    """Run the requested steps; returns the exit status (2: an input error, printed as one
-    line; ``--traceback`` shows the traceback instead). ``prog``: the name help shows."""
-    argv = list(sys.argv[1:] if argv is None else argv)
-    try:  # every step of this process registers with them (sys.argv keeps them for DDP)
-        _, argv = load_command_plugins(argv)
-    except PluginError as err:
-        return plugin_error(err, argv)
+def _parser(prog: str | None) -> argparse.ArgumentParser:
+    """The pipeline's options (``prog``: the name help shows)."""
     parser = argparse.ArgumentParser(prog=prog, description=__doc__.split("\n")[0])
     parser.add_argument(
         "--config",
@@ -90,15 +91,32 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> int:
     parser.add_argument("--traceback", action="store_true", help="full tracebacks on errors")
     add_console_options(parser)
     add_plugin_option(parser)
+    return parser
+
+
+def main(argv: list[str] | None = None, prog: str | None = None) -> int:
+    """Run the requested steps; returns the exit status (2: an input error, printed as one
+    line; ``--traceback`` shows the traceback instead). ``prog``: the name help shows."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    try:  # every step of this process registers with them (sys.argv keeps them for DDP)
+        _, argv = load_command_plugins(argv)
+    except PluginError as err:
+        return plugin_error(err, argv)
+    parser = _parser(prog)
     args = parser.parse_args(argv)
     step_option(parser, args)
     apply_console_options(args)
+    # SIGTERM between steps: one line, status 143, claims released and staging removed (at a
+    # Python-level exit); during a step, Lightning's handler stops its loop first
+    previous = exit_on_sigterm("pipeline")
     try:
         run(parser, args)
     except USER_ERRORS as err:
         return report_error(
             err, args.traceback or os.environ.get("WINDOW_CASCADES_TRACEBACK") == "1"
         )
+    finally:
+        signal.signal(signal.SIGTERM, previous)
     return 0
 
 
@@ -120,6 +138,8 @@ def run(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
         cfg["out"] = args.out
     if args.logger:
         cfg["logger"] = args.logger
+    if cfg["logger"] == "wandb":  # not at wandb's login prompt after the first member trained
+        check_wandb_login("--logger wandb" if args.logger else f"{args.config}: logger: wandb")
     member_index_given = args.parallel_members or args.member is not None
     if args.step == "member" and not (member_index_given or "SLURM_ARRAY_TASK_ID" in os.environ):
         raise ValueError("--step member needs --member I, an array task or --parallel-members")
@@ -138,6 +158,7 @@ def run(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
             )
     from window_cascades.commands.experiment import (
         cache_member_logits,
+        claimed_member,
         evaluate,
         own_device_args,
         process_index,
@@ -156,12 +177,19 @@ def run(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
             index = args.member
         else:
             index = int(os.environ["SLURM_ARRAY_TASK_ID"])
-        train_member(
-            cfg, index, member_args, sole_process=args.parallel_members, overwrite=args.overwrite
-        )
-        cache_member_logits(cfg, index, member_args)
+        with claimed_member(cfg, index, sole_process=args.parallel_members):
+            train_member(
+                cfg,
+                index,
+                member_args,
+                sole_process=args.parallel_members,
+                overwrite=args.overwrite,
+            )
+            stop_if_requested("pipeline")
+            cache_member_logits(cfg, index, member_args)
     else:
         evaluate(cfg, args.cascade_arg, args.overwrite)
+    mark_finished()  # everything written: a SIGTERM from now on ends it with status 0
 
 
 if __name__ == "__main__":

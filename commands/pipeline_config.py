@@ -1,15 +1,15 @@
 """The experiment config of ``scripts/run_pipeline.py``, read and checked before any heavy import.
 
 Fields: ``out``, ``seeds`` (one member per seed), ``member_config`` and ``cascade_config`` (the
-LightningCLI configs of the steps), optional ``experiment`` (default: the config's folder
-name), ``logger`` (``csv`` or ``wandb``), ``wandb_project``, ``member_args`` and
-``cascade_args`` (LightningCLI overrides applied to every member / the cascade), and
-``replace_results`` (default false: an earlier evaluation in ``<out>/results`` is refused
-unless ``--overwrite``; true: it is replaced, with a one-line notice, while finished members
-are reused; the quick start sets it so that it runs again).
+LightningCLI configs of the steps, relative to the pipeline file's folder), optional
+``experiment`` (default: the config's folder name), ``logger`` (``csv`` or ``wandb``),
+``wandb_project``, ``member_args`` and ``cascade_args`` (LightningCLI overrides applied to
+every member / the cascade), and ``replace_results`` (default false: an earlier evaluation in
+``<out>/results`` is refused unless ``--overwrite``; true: it is replaced, with a one-line
+notice, while finished members are reused; the quick start sets it so that it runs again).
 
-The config is a file, or the name of a shipped one (``quickstart``; see
-``window_cascades.commands.shipped_configs``), whose step configs are then the shipped files.
+The config is a file, or the name of a shipped one (``quickstart``; your copy in
+``./configs/`` first; see ``window_cascades.commands.shipped_configs``).
 """
 
 from __future__ import annotations
@@ -17,8 +17,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from window_cascades.commands.cli_entry import CASCADE, MEMBER
-from window_cascades.commands.precheck import load_yaml_file, precheck
-from window_cascades.commands.shipped_configs import find_pipeline_config, shipped_reference
+from window_cascades.commands.precheck import InputError, load_yaml_file, precheck
+from window_cascades.commands.shipped_configs import find_pipeline_config, step_config_path
 
 PIPELINE_KEYS = {
     "experiment",
@@ -37,7 +37,7 @@ PIPELINE_KEYS = {
 def load_pipeline_config(path: str | Path) -> dict:
     """Read and check the experiment YAML, a file or a shipped config's name (errors name the
     file and the field)."""
-    p, shipped = find_pipeline_config(path)
+    p, _ = find_pipeline_config(path)
     cfg = load_yaml_file(p, "--config") or {}
     if not isinstance(cfg, dict):
         raise ValueError(f"{p}: expected a mapping of fields, got {type(cfg).__name__}")
@@ -49,9 +49,8 @@ def load_pipeline_config(path: str | Path) -> dict:
     for key in ("out", "seeds", "member_config", "cascade_config"):
         if key not in cfg:
             raise ValueError(f"{p}: missing field {key!r}")
-    if shipped:  # its step configs are named from the package's root: the shipped files
-        for key in ("member_config", "cascade_config"):
-            cfg[key] = shipped_reference(str(cfg[key]))
+    for key in ("member_config", "cascade_config"):  # relative to the pipeline file
+        cfg[key] = str(step_config_path(p, str(cfg[key]), key))
     if not cfg["seeds"] or len(set(cfg["seeds"])) != len(cfg["seeds"]):
         raise ValueError(f"{p}: seeds must be a non-empty list of distinct integers")
     cfg.setdefault("experiment", p.parent.name)
@@ -68,7 +67,15 @@ def load_pipeline_config(path: str | Path) -> dict:
         )
     if cfg["logger"] not in ("csv", "wandb"):
         raise ValueError(f"{p}: logger must be 'csv' or 'wandb', got {cfg['logger']!r}")
-    # the step configs and overrides, as far as they can be checked before any import
-    precheck(["fit", "--config", str(cfg["member_config"]), *cfg["member_args"]], MEMBER)
-    precheck(["test", "--config", str(cfg["cascade_config"]), *cfg["cascade_args"]], CASCADE)
+    # the step configs and overrides, as far as they can be checked before any import (an
+    # override's error names this file's field)
+    for key, subcommand, spec, step in (
+        ("member_args", "fit", MEMBER, "member_config"),
+        ("cascade_args", "test", CASCADE, "cascade_config"),
+    ):
+        precheck([subcommand, "--config", str(cfg[step])], spec)
+        try:
+            precheck([subcommand, "--config", str(cfg[step]), *cfg[key]], spec)
+        except InputError as err:
+            raise InputError(f"{p}: {key}: {err}") from None
     return cfg

@@ -18,6 +18,8 @@ from __future__ import annotations
 
 import ast
 import difflib
+import functools
+import importlib.util
 import re
 import sys
 from dataclasses import dataclass, field
@@ -81,6 +83,8 @@ class CommandSpec:
         """The keys of ``group``, or None where only the full parser knows them."""
         if group in self.fixed_keys:
             return set(self.fixed_keys[group])
+        if group == "trainer":
+            return lightning_trainer_keys()
         if group in self.class_keys:
             keys = set(init_arguments(ROOT / self.class_keys[group][0], self.class_keys[group][1]))
             if group in self.parameter_groups:
@@ -96,6 +100,92 @@ class CommandSpec:
         if group not in self.parameter_groups or registry is None:
             return set()
         return set(registry.declared_parameters())
+
+
+@functools.cache
+def lightning_trainer_keys() -> set[str] | None:
+    """The ``trainer`` group's keys: the arguments of the installed Lightning's ``Trainer``,
+    read from its source (``lightning/pytorch/trainer/trainer.py``; Lightning is not imported);
+    None when that file cannot be read."""
+    spec = importlib.util.find_spec("lightning")  # a top-level package: found, not imported
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    source = Path(spec.submodule_search_locations[0]) / "pytorch" / "trainer" / "trainer.py"
+    try:
+        return set(init_arguments(source, "Trainer"))
+    except (OSError, SyntaxError, LookupError):
+        return None
+
+
+#: our own classes' modules, by the names a config may give them (the legacy ones included)
+_OWN_PREFIXES = {
+    "window_cascades.": "window_cascades.",
+    "datamodules.": "window_cascades.datamodules.",
+}
+
+
+def class_init_keys(class_path: str) -> set[str] | None:
+    """The ``init_args`` keys of one of this package's classes (``window_cascades....`` or an
+    earlier release's ``datamodules.X``), read from its source (nothing imported); None for
+    another package's class, a class whose ``__init__`` takes ``**kwargs``, or one not found."""
+    prefix = next((p for p in _OWN_PREFIXES if class_path.startswith(p)), None)
+    if prefix is None or "." not in class_path:
+        return None
+    module, _, name = (_OWN_PREFIXES[prefix] + class_path[len(prefix) :]).rpartition(".")
+    return _class_keys_in(module, name, 0)
+
+
+def _module_source(module: str) -> Path | None:
+    """The source file of ``window_cascades.<package>[.<module>...]``, found without importing
+    the package (only ``window_cascades`` itself, which imports nothing heavy)."""
+    parts = module.split(".")
+    if len(parts) < 2:
+        return None
+    try:
+        spec = importlib.util.find_spec(".".join(parts[:2]))
+    except (ImportError, ValueError):
+        return None
+    if spec is None:
+        return None
+    if len(parts) == 2:
+        return Path(spec.origin) if spec.origin else None
+    if not spec.submodule_search_locations:
+        return None
+    folder = Path(spec.submodule_search_locations[0]).joinpath(*parts[2:-1])
+    for candidate in (folder / f"{parts[-1]}.py", folder / parts[-1] / "__init__.py"):
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def _class_keys_in(module: str, name: str, depth: int) -> set[str] | None:
+    source = _module_source(module)
+    if source is None or source.suffix != ".py" or depth > 3:
+        return None
+    try:
+        tree = ast.parse(source.read_text(), str(source))
+    except (OSError, SyntaxError):
+        return None
+    for node in tree.body:
+        if isinstance(node, ast.ClassDef) and node.name == name:
+            init = next(
+                (i for i in node.body if isinstance(i, ast.FunctionDef) and i.name == "__init__"),
+                None,
+            )
+            if init is None or init.args.kwarg is not None:
+                return None
+            args = init.args.posonlyargs + init.args.args + init.args.kwonlyargs
+            return {a.arg for a in args[1:]}
+        if isinstance(node, ast.ImportFrom) and any(a.name == name for a in node.names):
+            base = node.module or ""
+            if node.level:  # relative to this module's package
+                package = module if source.name == "__init__.py" else module.rpartition(".")[0]
+                for _ in range(node.level - 1):
+                    package = package.rpartition(".")[0]
+                base = f"{package}.{base}" if base else package
+            alias = next(a for a in node.names if a.name == name)
+            return _class_keys_in(base, alias.name, depth + 1)
+    return None
 
 
 def init_arguments(source: Path, class_name: str) -> list[str]:
@@ -132,7 +222,8 @@ def declared_parameter_names(folder: Path = POLICIES) -> list[str]:
 def _unknown(key: str, known: set[str], where: str) -> InputError:
     close = difflib.get_close_matches(key, sorted(known), n=1)
     hint = f" (did you mean {close[0]!r}?)" if close else ""
-    return InputError(f"{where}: unknown key {key!r}{hint}; known: {', '.join(sorted(known))}")
+    listed = f"; known: {', '.join(sorted(known))}" if len(known) <= 16 else ""
+    return InputError(f"{where}: unknown key {key!r}{hint}{listed}")
 
 
 def load_yaml_file(path: Path, option: str) -> object:
@@ -191,7 +282,22 @@ def _check_config(path: Path, option: str, spec: CommandSpec, subcommand: str) -
     _check_keys(data, spec, subcommand, str(path))
     for key, value in data.items():
         if isinstance(value, str) and value.endswith((".yaml", ".yml")):
-            load_yaml_file(path.parent / value, f"{path}: {key}:")
+            group = load_yaml_file(path.parent / value, f"{path}: {key}:")
+            _check_class_args(group, str(key), str(path.parent / value))
+
+
+def _check_class_args(value: object, group: str, where: str) -> None:
+    """A group given as ``class_path`` + ``init_args`` (e.g. ``data``) of one of this package's
+    classes: every ``init_args`` key known (read from the class's source)."""
+    if not isinstance(value, dict) or not isinstance(value.get("class_path"), str):
+        return
+    args = value.get("init_args")
+    known = class_init_keys(value["class_path"])
+    if known is None or not isinstance(args, dict):
+        return
+    for key in args:
+        if key not in known:
+            raise _unknown(f"{group}.{key}", {f"{group}.{k}" for k in known}, where)
 
 
 def _check_keys(data: dict, spec: CommandSpec, subcommand: str, where: str) -> None:
@@ -204,6 +310,8 @@ def _check_keys(data: dict, spec: CommandSpec, subcommand: str, where: str) -> N
             for sub in value:
                 if sub not in known and sub not in spec.registered_keys(key):
                     raise _unknown(f"{key}.{sub}", {f"{key}.{k}" for k in known}, where)
+        if key not in spec.class_keys and key != "trainer":
+            _check_class_args(value, str(key), where)
 
 
 def precheck(argv: list[str], spec: CommandSpec) -> None:
@@ -231,6 +339,7 @@ def precheck(argv: list[str], spec: CommandSpec) -> None:
         if not arg.startswith("--") and arg != "-c":
             continue
         name, _, value = arg.lstrip("-").partition("=")
+        name = name.removesuffix("+")  # jsonargparse's append to a list: --trainer.callbacks+=X
         if not value and i + 1 < len(args) and not args[i + 1].startswith("--"):
             value = args[i + 1]
         name = "config" if name == "c" else name
@@ -243,7 +352,7 @@ def precheck(argv: list[str], spec: CommandSpec) -> None:
             check_checkpoint_file(Path(value))
             continue
         if len(parts) == 1 and value.endswith((".yaml", ".yml")):  # a group from a file
-            load_yaml_file(Path(value), f"--{name}")
+            _check_class_args(load_yaml_file(Path(value), f"--{name}"), name, value)
         _check_keys(
             {parts[0]: dict.fromkeys(parts[1:2]) if len(parts) > 1 else value},
             spec,

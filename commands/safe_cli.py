@@ -6,10 +6,18 @@ from __future__ import annotations
 import os
 import sys
 
+from lightning.pytorch import Callback
 from lightning.pytorch.cli import LightningCLI
 
 from window_cascades.artifacts.output_paths import data_input_paths
-from window_cascades.commands.interrupts import Interrupted
+from window_cascades.commands.cli_errors import CLIInputError, one_line
+from window_cascades.commands.console import verbose_requested
+from window_cascades.commands.interrupts import (
+    Interrupted,
+    lightning_step,
+    request_stop,
+    take_stop_request,
+)
 from window_cascades.commands.legacy_class_paths import register_parser_mode
 
 
@@ -60,6 +68,19 @@ def config_inputs(config) -> list[tuple[str, str]]:
     return inputs
 
 
+class StopOnSigterm(Callback):
+    """Stops ``predict`` at the next batch after a SIGTERM, as Lightning's fit and evaluation
+    loops do (its prediction loop never checks): a cluster's ``scancel`` or time limit then
+    ends a long prediction (caching logits, applying a cascade) within a batch, not at the
+    scheduler's SIGKILL."""
+
+    def on_predict_batch_end(self, trainer, *args, **kwargs) -> None:
+        from lightning.pytorch.utilities.exceptions import SIGTERMException
+
+        if trainer.received_sigterm:
+            raise SIGTERMException()
+
+
 class SafeLoadingCLI(LightningCLI):
     """The one adapter over LightningCLI's private methods; the CLIs below use public hooks.
 
@@ -68,17 +89,39 @@ class SafeLoadingCLI(LightningCLI):
     - ``--ckpt_path`` is checked by :meth:`check_checkpoint` before anything is built or
       written (Lightning would load it first, with an unclear error when it is corrupt);
     - under SLURM, srun must have started as many processes as the Trainer runs;
-    - SIGTERM ends the run with :class:`Interrupted` (non-zero status), not Lightning's status 0;
+    - SIGTERM ends the run with :class:`Interrupted` (non-zero status), not Lightning's status 0,
+      also in ``predict`` (:class:`StopOnSigterm`); one that arrives after the run published
+      its outputs in full (results swapped in, cached logits, predictions) is a note, kept as
+      a stop request for a command with more steps (``window_cascades.commands.interrupts``);
     - Lightning's progress bar only on a terminal, one line per epoch of a ``fit`` elsewhere
       (:meth:`instantiate_trainer`);
+    - an error of its input (a key or value jsonargparse refuses, a missing extra, Lightning's
+      or wandb's refusal of a setting) is a :class:`CLIInputError` of one line naming the file
+      and key (``window_cascades.commands.cli_errors``), the parser's usage printed only with
+      ``--verbose``;
     - config files are read with a YAML loader that reads a class path written before the
       ``window_cascades`` namespace (``datamodules.X``) as its new name, with a notice
       (``window_cascades.commands.legacy_class_paths``).
     """
 
     def __init__(self, *args, parser_kwargs: dict | None = None, **kwargs):
-        parser_kwargs = {"parser_mode": register_parser_mode(), **(parser_kwargs or {})}
-        super().__init__(*args, parser_kwargs=parser_kwargs, **kwargs)
+        # a parse error raises (exit_on_error=False) instead of printing the whole usage and
+        # exiting: it becomes one line naming the file and key (window_cascades.commands.cli_errors)
+        parser_kwargs = {
+            "parser_mode": register_parser_mode(),
+            "exit_on_error": False,
+            **(parser_kwargs or {}),
+        }
+        try:
+            super().__init__(*args, parser_kwargs=parser_kwargs, **kwargs)
+        except Exception as err:
+            argv = kwargs.get("args")
+            line = one_line(err, [str(a) for a in argv] if isinstance(argv, list) else [])
+            if line is None:
+                raise
+            if verbose_requested() and getattr(self, "parser", None) is not None:
+                self.parser.print_usage(sys.stderr)  # the usage only when asked for
+            raise CLIInputError(line) from err
 
     def check_checkpoint(self, subcommand: str, ckpt_path: str) -> None:
         """Hook: refuse ``ckpt_path`` for ``subcommand`` with a clear error (default: accept)."""
@@ -102,13 +145,31 @@ class SafeLoadingCLI(LightningCLI):
     def _run_subcommand(self, subcommand: str) -> None:
         from lightning.pytorch.utilities.exceptions import SIGTERMException
 
+        from window_cascades.artifacts.run_folder import published
+
         check_slurm_tasks(self.trainer)
+        if not any(isinstance(c, StopOnSigterm) for c in self.trainer.callbacks):
+            self.trainer.callbacks.append(StopOnSigterm())
+        before = len(published())
         try:
-            super()._run_subcommand(subcommand)
+            with lightning_step():
+                super()._run_subcommand(subcommand)
         except SIGTERMException:
+            take_stop_request()
             raise Interrupted(subcommand) from None
-        if self.trainer.received_sigterm:  # arrived after the loops' last check
+        stopped = take_stop_request()  # a SIGTERM before Lightning's handler was in place
+        if not (self.trainer.received_sigterm or stopped):
+            return
+        new = published()[before:]
+        if not new:  # arrived after the loops' last check, before anything was written
             raise Interrupted(subcommand)
+        print(
+            f"note: SIGTERM arrived after {subcommand} had written "
+            f"{', '.join(str(p) for p in new)} in full; kept",
+            file=sys.stderr,
+            flush=True,
+        )
+        request_stop()  # a command with more steps stops at the next one
 
     def instantiate_trainer(self, **kwargs):
         """The Trainer, with Lightning's progress bar only where it can be redrawn: off when

@@ -8,16 +8,17 @@ without ``.yaml``, or by its folder when it is that folder's ``pipeline.yaml``:
     window-cascades pipeline --config quickstart           # configs/quickstart/pipeline.yaml
     window-cascades pipeline --config imagenet/experiments/efficientnet_b0
 
-A shipped pipeline config names its step configs by their path from the package's root
-(``member_config: configs/quickstart/member.yaml``); those resolve to the shipped files, so a
-named config runs from any folder, and writes only into it (``out`` is relative to the
-current folder). ``window-cascades init [NAME]`` copies a shipped experiment (the pipeline
-config and every config it uses) into ``./configs/`` to edit and run by path.
+A pipeline config names its step configs relative to its own folder (``member_config:
+member.yaml``), so a named config runs from any folder, and writes only into it (``out`` is
+relative to the current folder). ``window-cascades init [NAME]`` copies a shipped experiment
+(the pipeline config and every config it uses) into ``./configs/`` to edit; ``--config NAME``
+then runs that copy (with a notice) rather than the shipped one.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
@@ -38,35 +39,66 @@ def shipped_names() -> list[str]:
     """The names of the shipped pipeline configs (configs holding ``seeds`` and ``out``)."""
     names = []
     for path in sorted(CONFIGS.rglob("*.yaml")):
-        try:
-            data = yaml.safe_load(path.read_text())
-        except (OSError, yaml.YAMLError):
-            continue
-        if isinstance(data, dict) and {"seeds", "out", *PIPELINE_FIELDS} <= set(data):
+        if is_pipeline_config(path):
             name = path.relative_to(CONFIGS).with_suffix("").as_posix()
             names.append(name.removesuffix("/pipeline"))
     return names
 
 
+def is_pipeline_config(path: Path) -> bool:
+    """Whether ``path`` is a pipeline config (a YAML mapping with ``seeds``, ``out`` and the
+    step configs), not a step's config or a data config."""
+    try:
+        data = yaml.safe_load(path.read_text())
+    except (OSError, yaml.YAMLError, UnicodeDecodeError, ValueError):
+        return False
+    return isinstance(data, dict) and {"seeds", "out", *PIPELINE_FIELDS} <= set(data)
+
+
 def shipped_pipeline(name: str) -> Path | None:
-    """The shipped pipeline config called ``name``, or None."""
+    """The shipped pipeline config called ``name``, or None (also for a shipped file that is
+    not a pipeline config, e.g. ``quickstart/member``)."""
     if not name or name.endswith((".yaml", ".yml")) or ".." in Path(name).parts:
         return None
     for path in (CONFIGS / name / "pipeline.yaml", CONFIGS / f"{name}.yaml"):
-        if path.is_file():
+        if path.is_file() and is_pipeline_config(path):
+            return path
+    return None
+
+
+def local_pipeline(name: str) -> Path | None:
+    """The user's copy of the shipped config ``name`` (``window-cascades init`` writes it):
+    ``./configs/<name>/pipeline.yaml`` or ``./configs/<name>.yaml`` of the current folder."""
+    if not name or name.endswith((".yaml", ".yml")) or ".." in Path(name).parts:
+        return None
+    local = Path("configs")
+    for path in (local / name / "pipeline.yaml", local / f"{name}.yaml"):
+        if path.is_file() and not is_shipped(path):
             return path
     return None
 
 
 def find_pipeline_config(value: str | Path) -> tuple[Path, bool]:
-    """The pipeline config ``value`` names: a file, else a shipped config of that name.
+    """The pipeline config ``value`` names: a file (or a folder holding ``pipeline.yaml``),
+    else the user's copy of a shipped config in ``./configs/`` (what ``init`` wrote; one line
+    says it is used), else the shipped config of that name.
 
     Returns the path and whether it is a shipped one. A missing file raises
     :class:`FileNotFoundError` listing the shipped names.
     """
     path = Path(value)
+    if path.is_dir() and (path / "pipeline.yaml").is_file():
+        path = path / "pipeline.yaml"
     if path.is_file():
         return path, is_shipped(path)
+    local = local_pipeline(str(value))
+    if local is not None:
+        print(
+            f"note: --config {value}: using {local}, your copy in ./configs/ (the shipped "
+            f"{value} is used where it is absent)",
+            file=sys.stderr,
+        )
+        return local, False
     shipped = shipped_pipeline(str(value))
     if shipped is not None:
         return shipped, True
@@ -81,11 +113,28 @@ def is_shipped(path: Path) -> bool:
     return path.resolve().is_relative_to(CONFIGS)
 
 
-def shipped_reference(value: str) -> str:
-    """A step config named by a shipped pipeline config (``configs/...`` from the package's
-    root), as the shipped file's path; an absolute path is kept."""
+def step_config_path(pipeline: Path, value: str, field: str = "member_config") -> Path:
+    """A step config named by the pipeline config ``pipeline``: a path relative to the
+    pipeline file's folder (an absolute path as it is).
+
+    A relative path found only relative to the current folder (the rule of earlier
+    releases, e.g. ``configs/quickstart/member.yaml`` in a copy ``init`` wrote then) is used
+    with a one-line notice. Otherwise the path relative to the pipeline file is returned (a
+    missing file is then reported where it is read).
+    """
     path = Path(value)
-    return value if path.is_absolute() else str(CONFIGS.parent / path)
+    if path.is_absolute():
+        return path
+    beside = Path(os.path.normpath(pipeline.parent / path))
+    if not beside.exists() and path.is_file() and not is_shipped(pipeline):
+        print(
+            f"note: {pipeline}: {field} {value} is read relative to the current folder (the "
+            f"earlier rule); step configs are read relative to the pipeline file: write "
+            f"{os.path.relpath(path, pipeline.parent)} to keep it working from any folder",
+            file=sys.stderr,
+        )
+        return path
+    return beside
 
 
 def experiment_files(pipeline: Path) -> list[Path]:
@@ -96,7 +145,7 @@ def experiment_files(pipeline: Path) -> list[Path]:
         files += sorted(pipeline.parent.glob("*.yaml"))
     cfg = yaml.safe_load(pipeline.read_text()) or {}
     for field in PIPELINE_FIELDS:
-        step_config = Path(shipped_reference(str(cfg[field])))
+        step_config = step_config_path(pipeline, str(cfg[field]), field)
         files.append(step_config)
         for value in (yaml.safe_load(step_config.read_text()) or {}).values():
             if isinstance(value, str) and value.endswith((".yaml", ".yml")):

@@ -27,6 +27,7 @@ from __future__ import annotations
 import importlib
 import sys
 
+from window_cascades.commands.interrupts import quiet_on_closed_pipe
 from window_cascades.commands.plugins import (
     OPTION,
     PluginError,
@@ -91,7 +92,12 @@ def usage() -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run ``SUBCOMMAND`` with the rest of the arguments; returns the exit status."""
+    """Run ``SUBCOMMAND`` with the rest of the arguments; returns the exit status (141 without
+    a traceback when the reader of its output went away, e.g. ``| head``)."""
+    return quiet_on_closed_pipe(lambda: _dispatch(argv))
+
+
+def _dispatch(argv: list[str] | None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if not argv or argv[0] in ("-h", "--help", "help"):
         print(usage())

@@ -141,8 +141,20 @@ def cifar(path: str | Path, split: str, variant: str) -> LabelledImages:
 def hf_images(
     path: str, split: str, image_key: str = "image", label_key: str | None = "label"
 ) -> LabelledImages:
-    """A ``datasets`` split; ``label_key=None`` (or a missing column) gives labels -1."""
-    import datasets
+    """A ``datasets`` split; ``label_key=None`` (or a missing column) gives labels -1.
+
+    Raises:
+        ModuleNotFoundError: Hugging Face ``datasets`` is not installed (it is the ``hf`` extra;
+            the message says how to install it).
+    """
+    try:
+        import datasets
+    except ModuleNotFoundError:
+        raise ModuleNotFoundError(
+            f"format hf ({path}): a Hugging Face dataset needs the datasets package, an "
+            "optional extra: pip install 'window-cascades[hf]' (or [all])",
+            name="datasets",
+        ) from None
 
     local = Path(path)
     try:

@@ -1,13 +1,15 @@
 #!/usr/bin/env bash
 # The package as a user gets it (CI runs this before the test suite): copy this checkout's
 # files (tracked and untracked, not ignored) outside it, `pip install` that copy into a fresh
-# venv (not editable), checks that the package installs one top-level import name,
-# window_cascades, then, in a user's project folder holding its own `commands/`,
-# `datamodules/`, `configs/`, `artifacts/` and `cascade/` packages (which leave a mark when
-# imported), every subcommand's `--help` and the quick start from the shipped config through
-# `python -m window_cascades pipeline --config quickstart` (which puts that folder first on
-# sys.path, as the SLURM jobs do). It checks that nothing of the folder was imported, that the
-# run wrote only into `outputs/` there (nothing into the venv), that its results/metrics.csv is
+# venv (not editable, without extras: no wandb, no Hugging Face datasets), checks that the
+# package installs one top-level import name, window_cascades, that the extras are not installed
+# and that `--logger wandb` then names the extra in one line, then, in a user's project folder
+# holding its own `commands/`, `datamodules/`, `configs/`, `artifacts/` and `cascade/` packages
+# (which leave a mark when imported), every subcommand's `--help` and the quick start from the
+# shipped config through `python -m window_cascades pipeline --config quickstart` (which puts
+# that folder first on sys.path, as the SLURM jobs do). It checks that nothing of the folder was
+# imported, that the run wrote only into `outputs/` there (nothing into the venv), that its
+# results/metrics.csv is
 # identical to today's quick start (scripts/run_pipeline.py in the copy, same interpreter)
 # and that it prints the README's table (within the README check's tolerance).
 #
@@ -51,6 +53,18 @@ PY
 grep -q "^$site/" <<<"$("$work/venv/bin/python" -c "import window_cascades; print(window_cascades.__file__)")" \
   || { echo "window_cascades is not imported from the venv's $site" >&2; exit 1; }
 "$work/venv/bin/window-cascades" --help
+for module in wandb datasets; do
+  if "$work/venv/bin/python" -c "import $module" 2>/dev/null; then
+    echo "$module was installed without its extra" >&2; exit 1
+  fi
+done
+if "$work/venv/bin/window-cascades" pipeline --config quickstart --logger wandb \
+    >"$work/no_wandb.out" 2>&1; then
+  echo "--logger wandb ran without wandb installed" >&2; exit 1
+fi
+grep -q "pip install 'window-cascades\[wandb\]'" "$work/no_wandb.out" \
+  || { echo "--logger wandb without wandb did not name the extra:" >&2; cat "$work/no_wandb.out" >&2; exit 1; }
+rm -rf outputs
 for sub in $("$work/venv/bin/python" -c "from window_cascades.commands.window_cascades import SUBCOMMANDS; print(*SUBCOMMANDS)"); do
   "$work/venv/bin/python" -m window_cascades "$sub" --help >/dev/null \
     || { echo "window-cascades $sub --help failed in the project folder" >&2; exit 1; }

@@ -7,6 +7,7 @@
 import sys
 
 from window_cascades.commands.cli_entry import CASCADE, run_command
+from window_cascades.commands.interrupts import quiet_on_closed_pipe
 
 if __name__ == "__main__":
-    sys.exit(run_command(CASCADE))
+    sys.exit(quiet_on_closed_pipe(lambda: run_command(CASCADE)))

@@ -8,7 +8,8 @@ See ``python scripts/evaluate_logits.py --help`` and docs/howto/logits.md for ev
 
 import sys
 
+from window_cascades.commands.interrupts import quiet_on_closed_pipe
 from window_cascades.commands.offline import main
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(quiet_on_closed_pipe(lambda: main()))

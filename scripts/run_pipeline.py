@@ -6,7 +6,8 @@
 
 import sys
 
+from window_cascades.commands.interrupts import quiet_on_closed_pipe
 from window_cascades.commands.pipeline_command import main
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(quiet_on_closed_pipe(lambda: main()))

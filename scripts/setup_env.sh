@@ -9,11 +9,14 @@ if [ ! -x .venv/bin/python ]; then
   "$PYTHON" -m venv .venv
 fi
 stamp=.venv/.requirements.sha256
-want=$(cat requirements.txt requirements-dev.txt pyproject.toml | sha256sum | cut -d' ' -f1)
+# the tests need the extras too (wandb-marked tests, the Hugging Face image source)
+want=$(cat requirements.txt requirements-dev.txt requirements-wandb.txt requirements-hf.txt \
+  pyproject.toml | sha256sum | cut -d' ' -f1)
 if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
   echo "[setup] installing requirements into .venv (first time: a few minutes)"
-  .venv/bin/python -m pip install --quiet -r requirements.txt -r requirements-dev.txt
-  .venv/bin/python -m pip install --quiet -e ".[dev]"  # the same files, read by pyproject.toml
+  .venv/bin/python -m pip install --quiet -r requirements.txt -r requirements-dev.txt \
+    -r requirements-wandb.txt -r requirements-hf.txt
+  .venv/bin/python -m pip install --quiet -e ".[dev,all]"  # the same files, read by pyproject.toml
   echo "$want" > "$stamp"
 else
   echo "[setup] .venv is up to date"

@@ -8,6 +8,7 @@
 import sys
 
 from window_cascades.commands.cli_entry import MEMBER, run_command
+from window_cascades.commands.interrupts import quiet_on_closed_pipe
 
 if __name__ == "__main__":
-    sys.exit(run_command(MEMBER))
+    sys.exit(quiet_on_closed_pipe(lambda: run_command(MEMBER)))

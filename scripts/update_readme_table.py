@@ -11,7 +11,8 @@ different members (see README "One result").
 
 import sys
 
+from window_cascades.commands.interrupts import quiet_on_closed_pipe
 from window_cascades.commands.readme_table import main
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(quiet_on_closed_pipe(lambda: main()))

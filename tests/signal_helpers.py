@@ -14,7 +14,8 @@ from lightning.pytorch import Callback
 
 
 class MarkAndSlow(Callback):
-    """Write ``marker`` at batch ``step`` of fit or test, then sleep ``delay`` s per batch."""
+    """Write ``marker`` at batch ``step`` of fit, test or predict, then sleep ``delay`` s per
+    batch."""
 
     def __init__(self, marker: str, step: int = 1, delay: float = 0.5):
         self.marker, self.step, self.delay = Path(marker), step, delay
@@ -30,4 +31,7 @@ class MarkAndSlow(Callback):
         self._batch()
 
     def on_test_batch_start(self, trainer, pl_module, batch, batch_idx, dataloader_idx=0):
+        self._batch()
+
+    def on_predict_batch_start(self, trainer, pl_module, batch, batch_idx, dataloader_idx=0):
         self._batch()

@@ -3,12 +3,14 @@ optionally, the temperatures."""
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import Any
 
 import torch
 from lightning.pytorch import Callback
 from lightning.pytorch.utilities import rank_zero_info
+from lightning.pytorch.utilities.exceptions import SIGTERMException
 from torch.utils.data import ConcatDataset, DataLoader, Dataset, Subset
 
 from window_cascades.artifacts.atomic import write_json
@@ -19,7 +21,7 @@ from window_cascades.cascade.policy_parameters import declared_parameters, param
 from window_cascades.cascade.policy_registry import (
     FitInputs,
     PolicySettings,
-    fit_policies,
+    fit_reachable_policies,
     policy_entry,
 )
 from window_cascades.cascade.stage_scores import fit_temperatures, member_states, stage_confidences
@@ -132,11 +134,68 @@ class CascadeCalibration(Callback):
         self.guarantee, self.guarantee_method = guarantee, guarantee_method
         self.fitted: dict = {}
 
+    def policy_settings(self, definitions: str) -> PolicySettings:
+        """The settings every policy is fitted with (``definitions``: the module's)."""
+        return PolicySettings(
+            self.target,
+            seed=self.seed,
+            definitions=definitions,
+            guarantee=self.guarantee,
+            guarantee_method=self.guarantee_method,
+            **self.parameters,
+        )
+
+    def unreachable_with_one_member(
+        self,
+        logits: torch.Tensor,
+        targets: torch.Tensor,
+        policy_names: list[str],
+        score: str,
+        definitions: str,
+        heldout_name: str,
+    ) -> dict[str, str]:
+        """The policies this calibration would leave out, judged from the first member alone:
+        their first stage is fitted on its held-out ``logits`` exactly as the calibration will
+        fit it (stage 1 of any cascade is that member), before the other members are trained.
+        Policies fitted on a test mixture are not judged. Returns name -> reason.
+
+        Raises:
+            ValueError: the held-out split is too small for the target (the calibration would
+                refuse it too).
+        """
+        pair = [logits.float(), logits.float()]  # stage 1, and a stand-in for the rest
+        temperatures = fit_temperatures(pair, targets) if self.temperature_scaling else None
+        conf, correct = stage_confidences(pair, score, targets, temperatures, include_final=True)
+        final_conf, final_correct = conf.pop(), correct.pop()
+        names = [n for n in policy_names if not policy_entry(n).needs_mixture]
+        inputs = FitInputs(conf, correct, None, heldout_name, final_conf, final_correct, [1.0, 1.0])
+        _, not_fitted = fit_reachable_policies(names, inputs, self.policy_settings(definitions))
+        return not_fitted
+
+    @staticmethod
+    def _leave_out_unfitted(trainer, pl_module, policies: dict, not_fitted: dict) -> None:
+        """Policies whose target is out of reach on the held-out split are left out of the
+        evaluation, each with a warning; none fitted at all is the first reason as an error."""
+        if not policies:
+            raise ValueError(f"calibration: {next(iter(not_fitted.values()))}")
+        for name, reason in not_fitted.items():
+            if trainer.is_global_zero:
+                print(
+                    f"warning: {name} not fitted: {reason}; evaluating {', '.join(policies)} "
+                    "(a looser calibration.target reaches it)",
+                    file=sys.stderr,
+                    flush=True,
+                )
+        pl_module.policy_names = [n for n in pl_module.policy_names if n in policies]
+
     @torch.no_grad()
     def member_logits(self, pl_module, dataset: Dataset, batch_size: int):
         """Every member's logits on ``dataset`` (whole dataset on every rank), and targets."""
         per_member, targets = [[] for _ in pl_module.members], []
+        trainer = getattr(pl_module, "_trainer", None)
         for x, y, _ in DataLoader(dataset, batch_size=batch_size, shuffle=False):
+            if trainer is not None and trainer.received_sigterm:  # outside Lightning's loops
+                raise SIGTERMException()
             x = x.to(pl_module.device)
             for k, member in enumerate(pl_module.members):
                 per_member[k].append(member(x).float().cpu())
@@ -158,16 +217,10 @@ class CascadeCalibration(Callback):
             rank_zero_info("CascadeCalibration: cascade already calibrated, keeping its policies")
             return
         dm = cascade_datamodule(trainer)
-        settings = PolicySettings(
-            self.target,
-            seed=self.seed,
-            definitions=pl_module.definitions,
-            guarantee=self.guarantee,
-            guarantee_method=self.guarantee_method,
-            **self.parameters,
-        )
+        settings = self.policy_settings(pl_module.definitions)
         inputs, logits, targets, temperatures = self.heldout_inputs(dm, pl_module)
-        policies = fit_policies(pl_module.policy_names, inputs, settings)
+        policies, not_fitted = fit_reachable_policies(pl_module.policy_names, inputs, settings)
+        self._leave_out_unfitted(trainer, pl_module, policies, not_fitted)
         info = {
             "heldout": inputs.heldout_name,
             "heldout_size": len(targets),
@@ -178,6 +231,8 @@ class CascadeCalibration(Callback):
             "guarantee_method": self.guarantee_method,
             "parameters": settings.resolved(),  # every declared parameter, given or default
         }
+        if not_fitted:  # left out: their target is out of reach on the held-out split
+            info["not_fitted"] = not_fitted
         states = member_states(logits, temperatures, pl_module.score)
         info["operating_points"] = policy_operating_points(
             prefix_outputs(states, pl_module.score, targets),

@@ -21,6 +21,7 @@ from window_cascades.artifacts.cached_logits import (
 )
 from window_cascades.artifacts.faults import fault_point
 from window_cascades.artifacts.member_meta import save_member_meta
+from window_cascades.artifacts.run_folder import mark_published
 from window_cascades.datamodules.contract import cascade_datamodule
 from window_cascades.lightning_modules.callbacks.gather import gather_parts
 from window_cascades.lightning_modules.complexity import count_macs_params
@@ -132,3 +133,4 @@ class CachedLogitsWriter(BasePredictionWriter):
                 "head": f"{HEAD_FILE}.safetensors",
             }
         save_member_meta(self.logits_dir, self.member, meta)
+        mark_published(self.logits_dir / self.member)  # complete: meta.json is written last

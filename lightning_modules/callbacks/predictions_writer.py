@@ -10,6 +10,7 @@ import torch
 from lightning.pytorch.callbacks import BasePredictionWriter
 
 from window_cascades.artifacts.atomic import write_text
+from window_cascades.artifacts.run_folder import mark_published
 from window_cascades.cascade.operating_point import DECISIONS, precedence_note
 from window_cascades.datamodules.contract import cascade_datamodule
 from window_cascades.datamodules.image_decoding import image_error
@@ -127,6 +128,7 @@ class CascadePredictionsWriter(BasePredictionWriter):
         if trainer.is_global_zero:
             text, unreadable = self._csv(trainer, pl_module, gathered)
             write_text(self.path, text)
+            mark_published(self.path)
             total = sum(len(c["index"]) for items in gathered.values() for c in items)
             scan = getattr(cascade_datamodule(trainer), "scan", None)  # --predictions.inputs
             left_out = scan.summary() if scan is not None else ""

@@ -124,6 +124,12 @@ class CascadeResultsWriter(Callback):
                         pl_module.hparams.bootstrap, pl_module.hparams.bootstrap_seed
                     ),
                     "temperatures": fitted.temperatures.to_dict() if fitted.temperatures else None,
+                    # policies left out: their target is out of reach on the held-out split
+                    **(
+                        {"not_fitted": fitted.info["not_fitted"]}
+                        if fitted and fitted.info.get("not_fitted")
+                        else {}
+                    ),
                 },
                 shown_dir=self.dir,
             )

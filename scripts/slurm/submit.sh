@@ -10,8 +10,13 @@
 # Options (all optional; defaults = the cluster's):
 #   --partition P  --account A  --qos Q   where the jobs run
 #   --time T        member time limit (e.g. 2-00:00:00); --eval-time T for the evaluation job
+#                   (default 04:00:00)
+#   --job-name NAME the jobs are NAME-members and NAME-evaluate (default wc-<experiment>)
 #   --nodes N       nodes per member (DDP across nodes; sets --trainer.num_nodes)
-#   --gpus-per-node G   GPUs per member node: --gres=gpu:G, --ntasks-per-node=G, --trainer.devices=G
+#   --gpus-per-node [TYPE:]G   GPUs per member node: --gres=gpu:[TYPE:]G, --ntasks-per-node=G,
+#                   --trainer.devices=G
+#   any other sbatch option (--constraint a100, --exclude=n1, --mail-type=END): both jobs;
+#   --sbatch-arg=--OPT=V (both), --member-sbatch-arg=..., --eval-sbatch-arg=... (one job)
 #   --tasks-per-node T  DDP processes per member node without GPUs (CPU/gloo): --ntasks-per-node=T,
 #                   --trainer.devices=T (add --member-arg=--trainer.strategy=ddp after --)
 #   --cpus-per-task C   --mem M

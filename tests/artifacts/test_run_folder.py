@@ -6,6 +6,7 @@ import os
 import pytest
 
 from tests.regression_case import ARGS, write_case
+from window_cascades.artifacts.run_files import RUN_FILES_LIST
 from window_cascades.artifacts.run_folder import (
     OutputFolderError,
     check_output_folder,
@@ -26,14 +27,15 @@ def run(logits, out, *extra):
 def test_an_earlier_run_is_kept_unless_overwrite_and_then_replaced_whole(logits, tmp_path, capsys):
     out = tmp_path / "out"
     assert run(logits, out) == 0
-    (out / "stale_plot.png").write_bytes(b"from another run")
+    plots = sorted(p.name for p in out.glob("*.png"))
+    assert plots and (out / RUN_FILES_LIST).is_file()
     before = (out / "metrics.csv").read_text()
     assert run(logits, out, "--width", "0.3") == 2
     err = capsys.readouterr().err
     assert "holds an earlier run" in err and "pass --overwrite" in err
     assert (out / "metrics.csv").read_text() == before  # untouched
-    assert run(logits, out, "--width", "0.3", "--overwrite") == 0
-    assert not (out / "stale_plot.png").exists()  # the earlier run is gone as a whole
+    assert run(logits, out, "--width", "0.3", "--overwrite", "--no-plots") == 0
+    assert not list(out.glob("*.png"))  # the earlier run's plots are gone: replaced whole
     assert "w=0.3" in (out / "metrics.csv").read_text()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]  # no staging left behind
 

@@ -121,3 +121,49 @@ def test_a_cascade_test_of_one_member_is_refused_up_front(tmp_path):
             ]
         )
     assert not (tmp_path / "results").exists()
+
+
+@pytest.mark.slow  # predicts the quick-start test sets with two untrained members
+def test_predict_refuses_a_results_folder_whose_fitted_record_was_edited(tmp_path, capsys):
+    """fitted_cascade.json is a record (cascade.ckpt holds the fit predict applies): an edit of
+    it is refused in one line naming the file, instead of changing nothing without a word."""
+    import json
+
+    from tests.end_to_end.test_hostile_files import (
+        fitted_dict,
+        predict_args,
+        untrained_members,
+    )
+    from window_cascades.artifacts.run_files import write_run_files_list
+    from window_cascades.commands.cli_entry import CASCADE, run_command
+
+    members = untrained_members(tmp_path)
+    cascade = CascadeModule(members=members)
+    results = tmp_path / "results"
+    results.mkdir()
+    ckpt = results / "cascade.ckpt"
+    torch.save(
+        {
+            "state_dict": cascade.state_dict(),
+            "hyper_parameters": dict(cascade.hparams),
+            "pytorch-lightning_version": "2.6.0",
+            "fitted_cascade": fitted_dict(),
+        },
+        ckpt,
+    )
+    record = results / "fitted_cascade.json"
+    record.write_text(json.dumps(fitted_dict()))
+    write_run_files_list(results)
+    assert run_command(CASCADE, predict_args(tmp_path, members, str(ckpt))) == 0
+    (tmp_path / "predictions.csv").unlink()
+
+    edited = fitted_dict()
+    edited["policies"]["window"]["bounds"] = [[0.1, 0.2]]
+    record.write_text(json.dumps(edited))
+    capsys.readouterr()
+    assert run_command(CASCADE, predict_args(tmp_path, members, str(ckpt))) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 2 and err[1] == "(add --traceback for the full traceback)", err
+    assert err[0].startswith(f"error: {record} was edited after the run that wrote it")
+    assert "never read back" in err[0]
+    assert not (tmp_path / "predictions.csv").exists()

@@ -118,3 +118,91 @@ def test_sigterm_during_fit_and_evaluation_exits_non_zero(tmp_path, small_data_c
     assert test.returncode == SIGTERM_EXIT_CODE, err[-3000:]
     assert "error: test interrupted by SIGTERM" in err
     assert not results.exists() or not any(results.iterdir())  # no results swapped in
+
+    # a cascade test whose SIGTERM arrives once its results are complete, at the swap: they
+    # are swapped in, and the run ends with status 0 and a note, not "run it again"
+    marker = tmp_path / "swap.marker"
+    env = {
+        **os.environ,
+        "WINDOW_CASCADES_FAULT": "swap:wait",
+        "WINDOW_CASCADES_FAULT_MARKER": str(marker),
+    }
+    results = tmp_path / "results_swapped"
+    swapped = subprocess.Popen(
+        [
+            sys.executable,
+            str(ROOT / "scripts" / "evaluate_cascade.py"),
+            "test",
+            f"--config={QUICKSTART / 'cascade.yaml'}",
+            f"--data={data_cfg}",
+            f"--model.members={members}",
+            f"--results.dir={results}",
+            f"--trainer.default_root_dir={tmp_path}",
+            "--trainer.logger=false",
+            "--model.bootstrap=0",
+            "--trainer.enable_progress_bar=false",
+            "--calibration.target=risk@80",
+        ],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    deadline = time.monotonic() + 600
+    while not marker.exists():
+        assert swapped.poll() is None, swapped.communicate()[1][-3000:]
+        assert time.monotonic() < deadline
+        time.sleep(0.1)
+    swapped.send_signal(signal.SIGTERM)
+    time.sleep(0.5)
+    marker.unlink()
+    _, err = swapped.communicate(timeout=300)
+    assert swapped.returncode == 0, err[-3000:]
+    assert f"note: SIGTERM arrived after test had written {results} in full; kept" in err
+    assert (results / "cascade.ckpt").is_file() and "interrupted" not in err
+
+    # predict stops at the next batch too (Lightning's prediction loop never checks): the
+    # member's cached logits and the cascade's predictions are not written
+    images = tmp_path / "images"
+    images.mkdir()
+    from PIL import Image
+
+    for k in range(40):
+        Image.new("L", (8, 8), color=k * 5).save(images / f"{k:02d}.png")
+    for name, script, args in (
+        (
+            "predict",
+            "train_member.py",
+            [
+                "predict",
+                f"--config={QUICKSTART / 'member.yaml'}",
+                f"--data={data_cfg}",
+                f"--ckpt_path={tmp_path / 'm0' / 'last.ckpt'}",
+                f"--cache.logits_dir={tmp_path / 'logits'}",
+                "--cache.member=m0",
+                f"--trainer.default_root_dir={tmp_path}",
+                "--trainer.enable_progress_bar=false",
+            ],
+        ),
+        (
+            "predict",
+            "evaluate_cascade.py",
+            [
+                "predict",
+                f"--ckpt_path={results / 'cascade.ckpt'}",
+                f"--predictions.inputs={images}",
+                f"--predictions.path={tmp_path / 'predictions.csv'}",
+                "--predictions.batch_size=2",
+                "--trainer.logger=false",
+                "--trainer.enable_progress_bar=false",
+            ],
+        ),
+    ):
+        marker = tmp_path / f"{script}.predict.marker"
+        proc = start(script, args, marker)
+        err = terminate_at_marker(proc, marker)
+        assert proc.returncode == SIGTERM_EXIT_CODE, err[-3000:]
+        assert f"error: {name} interrupted by SIGTERM" in err
+    assert not (tmp_path / "logits" / "m0" / "meta.json").exists()
+    assert not (tmp_path / "predictions.csv").exists()

@@ -105,6 +105,7 @@ def test_several_scores_in_one_call_with_the_plots_of_the_online_run(tiny_member
     for name in ("risk_coverage.png", "macs_vs_cov5.png"):
         assert (tmp_path / name).stat().st_size > 1000
     assert sorted(p.name for p in alone.iterdir()) == [
+        ".run_files.json",  # the run's list of its files
         "macs_vs_cov5.png",
         "metrics.csv",
         "reliability.png",

@@ -47,6 +47,13 @@ def _pipeline_file(tmp_path, replace: bool | str | None) -> str:
     """The quick start's pipeline file with ``replace_results`` set (None: left out)."""
     text = (QUICKSTART / "pipeline.yaml").read_text()
     lines = [ln for ln in text.splitlines() if not ln.startswith((" ", "replace_results"))]
+    for step in ("member", "cascade"):  # step configs are read relative to the pipeline file
+        lines = [
+            f"{step}_config: {QUICKSTART / f'{step}.yaml'}"
+            if ln.startswith(f"{step}_config:")
+            else ln
+            for ln in lines
+        ]
     if replace is not None:
         lines.append(f"replace_results: {replace}")
     path = tmp_path / "pipeline.yaml"
@@ -94,3 +101,43 @@ def test_the_quick_start_runs_again():
     from window_cascades.commands.pipeline_config import load_pipeline_config
 
     assert load_pipeline_config(PIPELINE_CFG)["replace_results"] is True
+
+
+@pytest.mark.slow  # a pipeline process (Lightning imported), stopped before its first step
+def test_sigterm_between_steps_exits_143_in_one_line_and_releases_the_claims(tmp_path):
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    marker = tmp_path / "paused"
+    env = {
+        **os.environ,
+        "WINDOW_CASCADES_FAULT": "step:wait",
+        "WINDOW_CASCADES_FAULT_MARKER": str(marker),
+    }
+    out = tmp_path / "exp"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "window_cascades", "pipeline", "--config", PIPELINE_CFG]
+        + ["--out", str(out)],
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    deadline = time.monotonic() + 300
+    while not marker.exists():  # between two steps (here: before the first member)
+        assert proc.poll() is None, proc.communicate()[1][-3000:]
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    assert (out / ".results.lock").exists()  # the results folder is claimed from the start
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 143, err[-3000:]
+    assert err.splitlines()[-1] == (
+        "error: pipeline interrupted by SIGTERM before it finished; exiting with status 143 "
+        "(run it again to resume or redo it)"
+    )
+    assert list(out.rglob(".*.lock")) == []  # the claims released, their lock files removed

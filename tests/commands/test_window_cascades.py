@@ -131,12 +131,15 @@ def test_submit_dry_run_prints_the_sbatch_commands_and_writes_nothing(
     ]
     assert main(argv) == 0
     train, evaluate = [shlex.split(line) for line in capsys.readouterr().out.splitlines()]
-    member_args = ["max_epochs=1", "num_nodes=2", "devices=2"]
-    run_args = [config, "--logger", "wandb", *(f"--member-arg=--trainer.{a}" for a in member_args)]
+    run_args = [config, "--logger", "wandb", "--member-arg=--trainer.max_epochs=1"]
+    # the members' nodes and devices: the members' job only
+    member_only = [f"--member-arg=--trainer.{a}" for a in ("num_nodes=2", "devices=2")]
+    name = f"wc-{tmp_path.name}"  # the experiment: its config's folder name
     assert train == [
         "sbatch",
         "--parsable",
         "--partition=gpu",
+        f"--job-name={name}-members",
         "--time=30",
         "--array=0-2",
         "--nodes=2",
@@ -145,12 +148,16 @@ def test_submit_dry_run_prints_the_sbatch_commands_and_writes_nothing(
         "--gres=gpu:2",
         train_job,
         *run_args,
+        *member_only,
     ]
     assert evaluate == [
         "sbatch",
         "--parsable",
         "--partition=gpu",
+        f"--job-name={name}-evaluate",
         "--time=10",
+        "--nodes=1",
+        "--ntasks=1",
         "--gres=gpu:1",
         "--dependency=afterok:<members job>",
         "--kill-on-invalid-dep=yes",
@@ -160,7 +167,7 @@ def test_submit_dry_run_prints_the_sbatch_commands_and_writes_nothing(
     ]
     assert main(["submit", config, "--dry-run", "--parallel-members", "--out", "o"]) == 0
     train = shlex.split(capsys.readouterr().out.splitlines()[0])
-    assert train[2:7] == [
+    assert train[3:8] == [
         "--ntasks=3",
         "--nodes=1",
         "--ntasks-per-node=3",
@@ -239,7 +246,10 @@ def test_submit_sh_is_the_same_command(tmp_path):
         text=True,
         timeout=120,
     )
-    assert bad.returncode == 2 and "submit.sh: error: unrecognized arguments: --nodez" in bad.stderr
+    assert bad.returncode == 2 and (
+        "submit.sh: error: --nodez: not a submit or sbatch option (did you mean --nodes?)"
+        in bad.stderr
+    )
 
 
 def test_init_writes_the_shipped_quickstart_into_the_current_folder(tmp_path, monkeypatch, capsys):

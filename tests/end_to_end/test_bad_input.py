@@ -231,6 +231,7 @@ def test_online_results_folder_is_one_unit(tiny_members, tmp_path, cascade_test_
     assert (results / "metrics.csv").read_text() == "earlier run\n"
     CascadeCLI(args=args("--results.overwrite=true"))
     assert sorted(p.name for p in results.iterdir()) == [
+        ".run_files.json",
         "cascade.ckpt",
         "deltas.csv",
         "fitted_cascade.json",

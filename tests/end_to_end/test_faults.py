@@ -185,3 +185,51 @@ def test_caching_killed_between_datasets_is_refused_then_cached_again(tiny_membe
     )
     data, _ = load_experiment(logits, ["m0", "m1"], roles)
     assert set(data) == set(roles)
+
+
+def wait_for(path: Path, proc: subprocess.Popen, timeout: float = 300) -> None:
+    deadline = time.monotonic() + timeout
+    while not path.exists():
+        assert proc.poll() is None, proc.communicate()[1][-3000:]
+        assert time.monotonic() < deadline, f"{path} never appeared"
+        time.sleep(0.05)
+
+
+def test_sigterm_at_the_swap_with_a_users_file_publishes_and_keeps_the_file(logits, tmp_path):
+    """SIGTERM at the moment of the swap (after the exchange, before the earlier run's files
+    are deleted), while a user's file lies in the folder: the swap finishes, the new results
+    are in place, the command exits 0 with a note (nothing is left unfinished), the user's file
+    is kept beside the folder, named; a SIGTERM before the swap exits 143 with nothing new."""
+    out, marker = tmp_path / "out", tmp_path / "paused"
+    assert finish(offline(logits, out, "--width", "0.1", "--no-plots"))[0] == 0
+    env_marker = {"WINDOW_CASCADES_FAULT_MARKER": str(marker)}
+    os.environ.update(env_marker)
+    try:
+        proc = offline(logits, out, "--width", "0.3", "--no-plots", fault="swapped:wait")
+        wait_for(marker, proc)
+        # the exchange is done: the staging folder holds the earlier run, with the file the
+        # user put into the folder during the run
+        (staging,) = tmp_path.glob(".out.staging-*")
+        (staging / "notes.txt").write_text("mine")
+        proc.send_signal(signal.SIGTERM)
+        time.sleep(0.5)
+        marker.unlink()  # let the clean-up go on
+        code, err = finish(proc)
+        assert code == 0, err
+        assert "note: SIGTERM arrived while evaluation published its results" in err
+        assert "w=0.3" in (out / "metrics.csv").read_text()
+        (kept,) = tmp_path.glob(".out.kept-*")
+        assert sorted(p.name for p in kept.iterdir()) == ["notes.txt"]
+        (kept / "notes.txt").unlink()
+        kept.rmdir()
+        proc = offline(logits, out, "--width", "0.2", "--no-plots", fault="swap:wait")
+        wait_for(marker, proc)  # complete in its staging folder, not swapped in yet
+        proc.send_signal(signal.SIGTERM)
+        code, err = finish(proc)
+        marker.unlink(missing_ok=True)
+    finally:
+        for key in env_marker:
+            os.environ.pop(key, None)
+    assert code == 143 and "error: evaluation interrupted by SIGTERM" in err, err
+    assert "w=0.3" in (out / "metrics.csv").read_text()  # nothing new published
+    assert leftovers(tmp_path, out) == []

@@ -144,7 +144,7 @@ class Allowed:
 LEGACY_FITTED = "the legacy name of fitted_cascade.json / fitted_json, still read with a notice"
 ALLOWED: tuple[Allowed, ...] = (
     Allowed("artifacts/fitted_file.py", ("window.json",), LEGACY_FITTED),
-    Allowed("artifacts/run_folder.py", ("window.json",), "an earlier run's folder may hold it"),
+    Allowed("artifacts/run_files.py", ("window.json",), LEGACY_FITTED),
     Allowed("lightning_modules/callbacks/cascade_calibration.py", ("window_json",), LEGACY_FITTED),
     Allowed("window-cascades cascade test --help", ("window_json",), LEGACY_FITTED),
     Allowed("window-cascades cascade predict --help", ("window_json",), LEGACY_FITTED),

@@ -41,8 +41,17 @@ def test_the_wheel_requires_exactly_the_requirement_files(tmp_path):
     assert runtime == {_normalised(r) for r in _requirements("requirements.txt")}
     assert dev == {_normalised(r) for r in _requirements("requirements-dev.txt")}
     assert docs == {_normalised(r) for r in _requirements("requirements-docs.txt")}
+    extras = {
+        name: {_normalised(r) for r in required if f'extra == "{name}"' in r}
+        for name in ("wandb", "hf", "all")
+    }
+    assert extras["wandb"] == {_normalised(r) for r in _requirements("requirements-wandb.txt")}
+    assert extras["hf"] == {_normalised(r) for r in _requirements("requirements-hf.txt")}
+    assert extras["all"] == extras["wandb"] | extras["hf"]
+    # a plain install pulls neither wandb nor Hugging Face datasets
+    assert not {name for name, _ in runtime} & {"wandb", "datasets"}
     assert meta["Name"] == "window-cascades"
-    assert sorted(meta.get_all("Provides-Extra")) == ["dev", "docs"]
+    assert sorted(meta.get_all("Provides-Extra")) == ["all", "dev", "docs", "hf", "wandb"]
 
 
 def test_the_wheel_ships_the_configs_and_the_job_scripts(tmp_path):
