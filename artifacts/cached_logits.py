@@ -148,7 +148,11 @@ def logits_generation(path: str | Path) -> str | None:
         return None
 
 
-def _read_numpy(path: Path, what: str = "logits") -> dict[str, torch.Tensor]:
+def read_numpy(
+    path: Path, what: str = "logits", float_keys: tuple[str, ...] = ("logits",)
+) -> dict[str, torch.Tensor]:
+    """The arrays of a ``.npz`` file (a ``.npy`` file's one array named ``what``), never
+    unpickled; the arrays named in ``float_keys`` must be floating point, the others integer."""
     import numpy as np
 
     try:
@@ -165,9 +169,9 @@ def _read_numpy(path: Path, what: str = "logits") -> dict[str, torch.Tensor]:
         raise ValueError(f"{path}: not a readable NumPy file ({err})") from None
     out = {}
     for key, array in arrays.items():
-        kind = "f" if key == "logits" else "iu"
+        kind = "f" if key in float_keys else "iu"
         if array.dtype.kind not in kind:
-            expected = "floating point" if key == "logits" else "integer"
+            expected = "floating point" if key in float_keys else "integer"
             raise ValueError(f"{path}: {key!r} must be {expected}, got dtype {array.dtype}")
         out[key] = torch.from_numpy(np.ascontiguousarray(array))
     return out
@@ -217,11 +221,11 @@ def load_cached_logits(
             "are not of one run; cache this member's logits again"
         )
     if path.suffix != ".safetensors":
-        tensors = _read_numpy(path)
+        tensors = read_numpy(path)
         side = path.with_name(f"{dataset}.targets.npy")
         if path.suffix == ".npy":
             if side.is_file():
-                tensors["targets"] = _read_numpy(side, "targets")["targets"]
+                tensors["targets"] = read_numpy(side, "targets")["targets"]
             else:
                 tensors["targets"] = torch.full((tensors["logits"].shape[0],), -1)
     for key in ("logits", "targets"):

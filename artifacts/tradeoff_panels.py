@@ -85,8 +85,10 @@ def tradeoff_axes(
         )
         bars = [interval.get(label) for _, _, label in points]
         if all(b is not None for b in bars):
-            low = [v - b[0] for v, b in zip(y, bars, strict=True)]
-            err = [low, [b[1] - v for v, b in zip(y, bars, strict=True)]]
+            # a percentile interval need not hold its point (e.g. an AUROC at its ceiling):
+            # the bar then reaches the far end only
+            low = [max(0.0, v - b[0]) for v, b in zip(y, bars, strict=True)]
+            err = [low, [max(0.0, b[1] - v) for v, b in zip(y, bars, strict=True)]]
             ax.errorbar(x, y, yerr=err, fmt="none", ecolor=color, capsize=3, alpha=0.7)
     front = pareto_front([p for points in families.values() for p in points], higher)
     ax.step(

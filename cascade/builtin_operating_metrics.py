@@ -19,7 +19,7 @@ from window_cascades.cascade.metric_registry import MetricInputs, register_metri
 from window_cascades.cascade.resampled import Resampled, ResampledValues
 from window_cascades.cascade.sample_outputs import SampleOutputs
 from window_cascades.uncertainty.weighted_curve import weighted_mean
-from window_cascades.vocabulary.roles import LABELLED_ROLES, ROLES
+from window_cascades.vocabulary.roles import EVALUATED_ROLES, LABELLED_ROLES
 
 OOD = ("ood",)
 
@@ -151,7 +151,11 @@ def _macs_resampled(r: Resampled) -> ResampledValues:
 
 
 @register_metric(
-    "expected_macs", False, ROLES, "sum over stages of reach fraction x MACs", _macs_resampled
+    "expected_macs",
+    False,
+    EVALUATED_ROLES,
+    "sum over stages of reach fraction x MACs",
+    _macs_resampled,
 )
 def _macs(i: MetricInputs) -> dict[str, float]:
     return {"expected_macs": expected_macs(i.outputs.exit_stage, i.stage_macs)}
@@ -163,7 +167,11 @@ def _exit_resampled(r: Resampled) -> ResampledValues:
 
 
 @register_metric(
-    "exit_frac@K", False, ROLES, "fraction of samples leaving after stage K", _exit_resampled
+    "exit_frac@K",
+    False,
+    EVALUATED_ROLES,
+    "fraction of samples leaving after stage K",
+    _exit_resampled,
 )
 def _exit(i: MetricInputs) -> dict[str, float]:
     fractions = exit_fractions(i.outputs.exit_stage, len(i.stage_macs)).tolist()

@@ -39,11 +39,13 @@ def policy_rows(
     settings: MetricSettings | None = None,
     bootstrap: Bootstrap | None = None,
 ) -> list[dict]:
-    """All metric rows of one fitted policy over every dataset of ``roles`` (``outputs``: each
-    dataset's per-sample outputs under the policy; ``targets``: its targets, -1 unlabelled).
-    With ``bootstrap``, every dataset's resampled values are added to it as well."""
+    """All metric rows of one fitted policy over every evaluated dataset of ``roles``
+    (``outputs``: each dataset's per-sample outputs under the policy; ``targets``: its targets,
+    -1 unlabelled; the ``train`` and ``ood_val`` sets get no rows). With ``bootstrap``, every
+    dataset's resampled values are added to it as well."""
     settings = settings or MetricSettings()
     roles = roles if isinstance(roles, DatasetRoles) else DatasetRoles(roles)
+    roles = roles.evaluated()
     id_name = roles.id
     point = None
     if settings.target is not None:

@@ -181,13 +181,13 @@ def evaluate_fitted(
         for name, stages in prepared.prefix_outputs.items():
             exits = exit_stages([s.confidence for s in stages], policy)
             results[name] = SampleOutputs.by_exit_stage(stages, exits)
-        if id_curves is not None:
-            key = (policy.name, policy.setting, prepared.score, "")  # members: set by the caller
+        if id_curves is not None:  # members: set by the caller
+            key = (policy.name, policy.setting, prepared.score_label, "")
             id_curves[key] = test_curves(results, prepared.roles)
         rows.extend(
             policy_rows(
                 policy,
-                prepared.score,
+                prepared.score_label,
                 results,
                 targets,
                 prepared.roles,

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 
 import torch
 
-from window_cascades.uncertainty.scores import EnsembleState
+from window_cascades.uncertainty.scores import EnsembleState, ProbsScore
 from window_cascades.uncertainty.temperature import fit_probs_temperature, fit_temperature
 
 
@@ -59,12 +59,22 @@ def member_states(
     member_logits: list[torch.Tensor],
     temperatures: Temperatures | None = None,
     score: str | None = None,
+    member_scores: list[torch.Tensor] | None = None,
+    probs_score: ProbsScore | None = None,
 ) -> list[EnsembleState]:
-    """One-member states (softmax statistics) of every member, temperature-scaled if given."""
+    """One-member states (softmax statistics) of every member, temperature-scaled if given.
+
+    ``member_scores``: each member's own score of the samples, for a registered score combined
+    by its members' scores (``EnsembleState.score_sum``); ``probs_score``: the stage-wise score
+    of probabilities (``EnsembleState.probs_score``)."""
     temps = temperatures.ensembles if temperatures else None
     return [
         EnsembleState.from_logits(
-            z if temperatures is None else temperatures.scale(k, z), temps, score
+            z if temperatures is None else temperatures.scale(k, z),
+            temps,
+            score,
+            None if member_scores is None else member_scores[k],
+            probs_score,
         )
         for k, z in enumerate(member_logits)
     ]

@@ -49,7 +49,8 @@ class MemberCLI(SafeLoadingCLI):
     Extra arguments: ``--checkpoint.*`` (a ``MemberCheckpoint``: ``last.ckpt`` holds the newest
     step, ``best.ckpt`` the best held-out loss), ``--preemption.*`` (``PreemptionCheckpoint``:
     on SIGUSR1, checkpoint at the batch boundary and requeue) and, for ``predict``,
-    ``--cache.logits_dir`` and ``--cache.member``.
+    ``--cache.logits_dir``, ``--cache.member``, ``--cache.features`` (also the penultimate
+    features and the final linear layer) and ``--cache.features_dtype``.
     """
 
     def __init__(self, *args, **kwargs):
@@ -71,6 +72,19 @@ class MemberCLI(SafeLoadingCLI):
         parser.link_arguments("data.in_chans", "model.in_chans", apply_on="instantiate")
         parser.add_argument("--cache.logits_dir", type=str | None, default=None)
         parser.add_argument("--cache.member", type=str, default="m0")
+        parser.add_argument(
+            "--cache.features",
+            type=bool,
+            default=False,
+            help="also cache every dataset's penultimate features and the final linear layer "
+            "(feature scores: vim, knn, mds, ...)",
+        )
+        parser.add_argument(
+            "--cache.features_dtype",
+            type=str,
+            default="float32",
+            help="float32 or float16 (half the disk; scores move by about 4e-3 relative)",
+        )
 
     def check_checkpoint(self, subcommand: str, ckpt_path: str) -> None:
         """A readable member checkpoint; for ``fit``, of the configured architecture (Lightning
@@ -106,7 +120,13 @@ class MemberCLI(SafeLoadingCLI):
         if ckpt and not Path(ckpt).is_file():
             raise FileNotFoundError(f"member checkpoint not found: {ckpt}")
         self.trainer.callbacks.append(
-            CachedLogitsWriter(cache["logits_dir"], cache["member"], checkpoint=ckpt)
+            CachedLogitsWriter(
+                cache["logits_dir"],
+                cache["member"],
+                checkpoint=ckpt,
+                features=cache["features"],
+                features_dtype=cache["features_dtype"],
+            )
         )
 
 

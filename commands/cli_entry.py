@@ -34,7 +34,7 @@ MEMBER = CommandSpec(
         "model": ("member.py", "MemberModule"),
         "preemption": ("callbacks/preemption.py", "PreemptionCheckpoint"),
     },
-    fixed_keys={"cache": ("logits_dir", "member")},
+    fixed_keys={"cache": ("logits_dir", "member", "features", "features_dtype")},
     cli="window_cascades.commands.cli:MemberCLI",
 )
 CASCADE = CommandSpec(

@@ -71,6 +71,7 @@ def run(args: argparse.Namespace) -> list[dict]:
                     "temperatures": found.temperatures.to_dict() if found.temperatures else None,
                     "cost_to_target": found.costs or None,
                     "headroom": found.headrooms or None,
+                    **({"score_parameters": found.scores} if found.scores else {}),
                 },
                 quiet=args.quiet,
                 shown_dir=args.out,
@@ -95,6 +96,11 @@ def main(argv: list[str] | None = None) -> int:
         from window_cascades.cascade.policy_registry import policy_table
 
         print(policy_table())
+        return 0
+    if "--list-scores" in argv:
+        from window_cascades.uncertainty.score_registry import score_table
+
+        print(score_table())
         return 0
     args, rest = parse_base(argv)  # no torch yet: the refusals that need no data come first
     apply_console_options(args)

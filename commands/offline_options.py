@@ -8,13 +8,13 @@ import sys
 
 from window_cascades.commands.console import add_console_options
 from window_cascades.commands.plugins import add_plugin_option
-from window_cascades.uncertainty.names import DEFINITION_NAMES, SCORES
+from window_cascades.uncertainty.names import DEFINITION_NAMES
 
 USAGE = """Evaluate cascade policies offline, on cached logits (no model is run).
 
     python scripts/evaluate_logits.py --logits-dir DIR --members m0 m1 [m2 ...] \\
       --heldout NAME --id NAME [--shift NAME ...] [--ood NAME ...] \\
-      --score {msp,entropy,max_logit,energy,mutual_information} [...] \\
+      [--train NAME] [--ood-val NAME ...] --scores SCORE[,SCORE...] \\
       --target {cov@R,risk@C,fpr@P} \\
       [--policies NAME,NAME,...] [--PARAMETER VALUE [VALUE ...] ...] \\
       [--definitions {standard,paper}] --out OUT
@@ -22,10 +22,15 @@ USAGE = """Evaluate cascade policies offline, on cached logits (no model is run)
 Every parameter a registered policy declares is an option (``--list-policies`` shows the
 policies, their parameters and the one each sweeps). Several values of a policy's swept
 parameter sweep that policy, one set of rows per setting; a policy without a swept parameter
-is evaluated once per score. Several ``--score`` values evaluate everything once per score
-(the logits are read once). Writes OUT/metrics.csv (tidy), OUT/summary.json
-and the plots of the online run (``risk_coverage.png``, ``macs_vs_cov<R>.png``) as one unit,
-and prints a compact table.
+is evaluated once per score. Several scores (``--scores msp,energy,vim``; ``--list-scores``
+shows every registered one) evaluate everything once per score (the logits are read once).
+A feature score (react, ash, scale, vim, knn, mds, rmds, fdbd) reads the members' cached
+features; those with statistics of the training split need ``--train`` (fitted once, cached in
+``<member>/stats/``). Its parameters are chosen by ``--score-selection`` on the held-out split
+or the ``--ood-val`` sets (never a test set), or pinned with ``--score-param knn.k=10`` (several
+values, ``knn.k=10,50``: one set of rows each, the score column ``knn(k=10)``). Writes
+OUT/metrics.csv (tidy), OUT/summary.json and the plots of the online run
+(``risk_coverage.png``, ``macs_vs_cov<R>.png``) as one unit, and prints a compact table.
 """
 
 
@@ -52,6 +57,21 @@ def add_policy_parameter_options(parser: argparse.ArgumentParser) -> None:
         )
 
 
+def score_list(text: str) -> list[str]:
+    """``msp,vim`` -> the registered scores named (argparse type; torch is not imported)."""
+    from window_cascades.uncertainty.score_registry import score_names
+
+    names = [n.strip() for n in text.split(",") if n.strip()]
+    known = score_names()
+    for name in names:
+        if name not in known:
+            choices = ", ".join(known)
+            raise argparse.ArgumentTypeError(f"invalid choice: {name!r} (choose from {choices})")
+    if not names:
+        raise argparse.ArgumentTypeError(f"no score in {text!r}")
+    return names
+
+
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     """The options in two steps: the command's own first (one-line errors before torch is
     imported), then the policies' parameters, derived from the registered declarations."""
@@ -68,7 +88,9 @@ def parse_base(argv: list[str] | None) -> tuple[argparse.Namespace, list[str]]:
     if "-h" in argv or "--help" in argv:
         add_policy_parameter_options(p)
         p.parse_args(argv)
-    return p.parse_known_args(argv)
+    args, rest = p.parse_known_args(argv)
+    args.score = [name for names in (args.score or [["msp"]]) for name in names]
+    return args, rest
 
 
 def parse_policy_options(args: argparse.Namespace, rest: list[str]) -> argparse.Namespace:
@@ -116,7 +138,45 @@ def base_parser() -> argparse.ArgumentParser:
     p.add_argument("--shift", nargs="*", default=[], help="shifted (labelled) datasets")
     p.add_argument("--ood", nargs="*", default=[], help="out-of-distribution datasets")
     p.add_argument(
-        "--score", nargs="+", default=["msp"], choices=SCORES, help="confidence score(s)"
+        "--scores",
+        "--score",
+        dest="score",
+        nargs="+",
+        action="extend",
+        type=score_list,
+        default=None,
+        metavar="SCORE[,SCORE...]",
+        help="confidence score(s), comma- or space-separated (default msp; --list-scores)",
+    )
+    p.add_argument("--list-scores", action="store_true", help="print the scores and exit")
+    p.add_argument(
+        "--train",
+        default=None,
+        metavar="NAME",
+        help="the members' training split (features cached): feature scores fit their "
+        "statistics on it; never evaluated",
+    )
+    p.add_argument(
+        "--ood-val",
+        nargs="*",
+        default=[],
+        metavar="NAME",
+        help="OOD validation sets: --score-selection chooses parameters on them; never evaluated",
+    )
+    p.add_argument(
+        "--score-selection",
+        default="auto",
+        choices=("auto", "heldout", "ood_val", "default"),
+        help="how a score's parameters are chosen per member: lowest held-out AURC (heldout), "
+        "highest AUROC of held-out against --ood-val (ood_val), the declared defaults; auto: "
+        "ood_val when given, else heldout",
+    )
+    p.add_argument(
+        "--score-param",
+        action="append",
+        default=[],
+        metavar="SCORE.NAME=V[,V...]",
+        help="pin a score parameter (knn.k=10); several values: one set of rows each",
     )
     p.add_argument("--target", default="cov@5", help="cov@R, risk@C or fpr@P (percent)")
     p.add_argument(

@@ -38,7 +38,79 @@ def dataset_roles(args: argparse.Namespace) -> DatasetRoles:
 
     pairs = [(args.heldout, "heldout"), (args.id, "id")]
     pairs += [(n, "shift") for n in args.shift] + [(n, "ood") for n in args.ood]
+    pairs += [(args.train, "train")] if getattr(args, "train", None) else []
+    pairs += [(n, "ood_val") for n in getattr(args, "ood_val", [])]
     return DatasetRoles.from_pairs(pairs)
+
+
+@dataclass(frozen=True)
+class ScoreRun:
+    """One score of the sweep at its pinned parameters (several values of a pinned parameter
+    give one run each).
+
+    Attributes:
+        score: the registered score.
+        pinned: the parameters fixed by ``--score-param`` (the others are chosen by the rule).
+        label: the rows' ``score`` column (``knn(k=10)``; the name alone when nothing is pinned).
+    """
+
+    score: str
+    pinned: tuple[tuple[str, object], ...] = ()
+    label: str = ""
+
+
+def parse_score_params(items: list[str], scores: list[str]) -> dict[str, dict[str, list]]:
+    """``["knn.k=10,50", "ash.variant=s"]`` -> {score: {parameter: [values]}}, every value
+    checked by the parameter's declaration (raises ValueError naming the option)."""
+    from window_cascades.uncertainty.score_registry import score_entry
+
+    out: dict[str, dict[str, list]] = {}
+    for item in items:
+        key, _, text = item.partition("=")
+        score, _, name = key.partition(".")
+        if not (score and name and text):
+            raise ValueError(f"--score-param {item!r}: expected SCORE.NAME=VALUE, e.g. knn.k=10")
+        if score not in scores:
+            raise ValueError(f"--score-param {item!r}: {score!r} is not one of --scores {scores}")
+        declared = score_entry(score).parameter(name)
+        try:
+            values = [declared.validate(v.strip()) for v in text.split(",")]
+        except ValueError as err:
+            raise ValueError(f"--score-param {item!r}: {err}") from None
+        if name in out.setdefault(score, {}):
+            raise ValueError(f"--score-param: {score}.{name} is given twice")
+        out[score][name] = values
+    return out
+
+
+def score_runs(scores: list[str], params: dict[str, dict[str, list]]) -> list[ScoreRun]:
+    """The sweep's scores: each score once per combination of its pinned values."""
+    import itertools
+
+    from window_cascades.cascade.member_scores import score_label
+
+    runs = []
+    for score in scores:
+        pinned = params.get(score, {})
+        names = list(pinned)
+        for values in itertools.product(*(pinned[n] for n in names)):
+            fixed = dict(zip(names, values, strict=True))
+            runs.append(ScoreRun(score, tuple(fixed.items()), score_label(score, fixed)))
+    return runs
+
+
+def check_score_inputs(scores: list[str], roles: DatasetRoles) -> None:
+    """Refuse, before any file is read, a score whose statistics need a training split when
+    no ``--train`` is given."""
+    from window_cascades.uncertainty.score_registry import score_entry
+
+    for score in scores:
+        if score_entry(score).statistics and roles.train is None:
+            raise ValueError(
+                f"--scores {score}: it fits statistics of the training split; give --train NAME "
+                "(the dataset holding the members' training features, e.g. cached from a data "
+                "config entry with role: train, source: train)"
+            )
 
 
 def sweep_plan(
@@ -107,7 +179,8 @@ class OfflinePlan:
         policies: the registered policies asked for; roles: dataset -> role;
         metric_settings: what is reported; base: the policies' settings (first sweep values);
         plan: (settings, policies) per step of the sweep; shares: the cost-to-target shares;
-        macs: MACs per member from ``--macs``; bootstrap: the resamples.
+        macs: MACs per member from ``--macs``; bootstrap: the resamples;
+        scores: the scores of the sweep at their pinned parameters.
     """
 
     policies: list[str]
@@ -118,6 +191,7 @@ class OfflinePlan:
     shares: list[float]
     macs: dict[str, float]
     bootstrap: Bootstrap
+    scores: list[ScoreRun] = None
 
     def is_first(self, name: str, settings: PolicySettings) -> bool:
         """Whether ``settings`` is the first of ``name``'s sweep (where headroom is given)."""
@@ -137,8 +211,10 @@ def offline_plan(args: argparse.Namespace) -> OfflinePlan:
     asked = default_policies() if args.policies is None else args.policies.split(",")
     policies = check_policies([p.strip() for p in asked if p.strip()])
     if len(set(args.score)) != len(args.score):
-        raise ValueError(f"--score {' '.join(args.score)}: a score is given twice")
+        raise ValueError(f"--scores {','.join(args.score)}: a score is given twice")
     roles = dataset_roles(args)
+    check_score_inputs(args.score, roles)
+    runs = score_runs(args.score, parse_score_params(args.score_param, args.score))
     check_report_points(
         args.risks, args.coverages, args.ood_tpr, args.scod_ratio, args.scod_beta, prefix="--"
     )
@@ -164,4 +240,5 @@ def offline_plan(args: argparse.Namespace) -> OfflinePlan:
         shares,
         parse_macs(args.macs),
         Bootstrap(args.bootstrap, args.bootstrap_seed),
+        runs,
     )

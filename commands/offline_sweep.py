@@ -25,7 +25,51 @@ class SweepResults:
     orders: list[str] | None
     member_cost: list[float]
     cost_unit: str
+    scores: dict | None = None
     samples: dict | None = None
+
+
+def member_scores_of(args, plan: OfflinePlan, data: dict) -> dict:
+    """Per score run that needs them, every member's own scores (parameters chosen, held-out
+    standardised), computed once for all member orders; features and training statistics are
+    read only when a feature score is asked."""
+    from window_cascades.artifacts.experiment_features import (
+        evaluated_logits,
+        feature_scores_asked,
+        load_member_features,
+    )
+    from window_cascades.cascade.member_scores import score_members
+    from window_cascades.cascade.prepared_experiment import needs_member_scores
+    from window_cascades.uncertainty.score_registry import score_entry
+
+    asked = [(r.score, dict(r.pinned)) for r in plan.scores]
+    features = None
+    if feature_scores_asked(asked):
+        features = load_member_features(args.logits_dir, args.members, plan.roles, data, asked)
+    logits, targets = evaluated_logits(data, plan.roles)
+    out = {}
+    for run in plan.scores:
+        if needs_member_scores(score_entry(run.score)):
+            out[run] = score_members(
+                run.score,
+                logits,
+                targets,
+                plan.roles,
+                args.members,
+                features,
+                args.score_selection,
+                dict(run.pinned),
+            )
+    return out
+
+
+def _selection_record(run, prepared, order: str) -> dict | None:
+    """What ``summary.json`` records of a run's parameter choice (None: nothing chosen)."""
+    if prepared.member_scores is not None:
+        return {"members": prepared.member_scores.summary()}
+    if prepared.probs_choices is not None:
+        return {"stages": [c.to_dict() for c in prepared.probs_choices], "members": order}
+    return None
 
 
 def evaluate_sweep(args: argparse.Namespace, plan: OfflinePlan) -> SweepResults:
@@ -36,10 +80,16 @@ def evaluate_sweep(args: argparse.Namespace, plan: OfflinePlan) -> SweepResults:
     from window_cascades.cascade.orders import member_orders, order_label
 
     data, member_cost = load_experiment(args.logits_dir, args.members, plan.roles, plan.macs)
+    check_distinct_sets(data, plan.roles)
     orders = member_orders(args.members, args.orders)
     _, cost_unit = member_macs(args.logits_dir, args.members, plan.macs)
     found = SweepResults([], {}, {}, None, [], [], None, member_cost, cost_unit)
-    found.samples = {name: {"n": d.num_samples, "of": d.num_samples} for name, d in data.items()}
+    found.samples = {
+        name: {"n": d.num_samples, "of": d.num_samples}
+        for name, d in data.items()
+        if name in plan.roles.evaluated()
+    }
+    scored = member_scores_of(args, plan, data)
     cost_rows = []  # after every other row: earlier rows keep their places
     for order in orders:
         picked = [args.members.index(m) for m in order]
@@ -50,16 +100,44 @@ def evaluate_sweep(args: argparse.Namespace, plan: OfflinePlan) -> SweepResults:
             name: EnsembleLogits([d.logits[i] for i in picked], d.targets)
             for name, d in data.items()
         }
-        for score in args.score:
+        for run in plan.scores:
             prepared = prepare_experiment(
-                subset, plan.roles, stage_macs, score, args.temperature_scaling
+                subset,
+                plan.roles,
+                stage_macs,
+                run.score,
+                args.temperature_scaling,
+                member_scores=scored[run].subset(picked) if run in scored else None,
+                selection=args.score_selection,
+                pinned=dict(run.pinned),
             )
             found.temperatures = prepared.temperatures  # on logits: the same for every score
-            _evaluate_settings(args, plan, prepared, score, tag, found)
-            cost_rows += _evaluate_costs(plan, prepared, score, tag, found)
+            record = _selection_record(run, prepared, tag)
+            if record is not None:
+                found.scores = found.scores or {}
+                found.scores.setdefault(run.label, {"rule": args.score_selection, "orders": {}})
+                found.scores[run.label]["orders"][tag or "given"] = record
+            _evaluate_settings(args, plan, prepared, run.label, tag, found)
+            cost_rows += _evaluate_costs(plan, prepared, run.label, tag, found)
     found.rows.extend(cost_rows)
     found.orders = [order_label(o) for o in orders] if len(orders) > 1 else None
     return found
+
+
+def check_distinct_sets(data: dict, roles) -> None:
+    """Refuse an ``ood_val`` set whose logits are those of an evaluated set: parameters would
+    be chosen on a test set."""
+    import torch
+
+    for name in roles.ood_val:
+        for other in roles.evaluated():
+            a, b = data[name].logits[0], data[other].logits[0]
+            if a.shape == b.shape and torch.equal(a, b):
+                raise ValueError(
+                    f"--ood-val {name}: its logits are those of {other!r} ({roles[other]}); "
+                    "parameters are never chosen on a set that is evaluated: give another "
+                    "OOD validation set"
+                )
 
 
 def _tagged(rows: list[dict], tag: str) -> list[dict]:

@@ -28,8 +28,11 @@ class CascadeDataModule(Protocol):
     """What a datamodule must offer.
 
     Attributes:
-        roles: every evaluation dataset's name and role (one held-out, one ID, any shift/OOD),
-            in the order of ``test_dataloader()`` and ``predict_dataloader()``.
+        roles: every dataset's name and role (one held-out, one ID, any shift/OOD; optionally
+            the training split, role ``train``, and OOD validation sets, ``ood_val``, which
+            feature scores read but nothing evaluates), in the order of
+            ``predict_dataloader()``; ``test_dataloader()`` serves the evaluated ones
+            (``roles.evaluated()``) in the same order.
         eval_sets: name -> dataset of ``(image, target, index)`` triples; target -1 where
             unlabelled; index = the sample's position in that dataset.
         batch_size: batch size of the evaluation dataloaders.
@@ -57,7 +60,7 @@ class CascadeDataModule(Protocol):
         """Unpadded, unshuffled evaluation dataloader of the dataset ``name``."""
 
     def test_dataloader(self) -> list[DataLoader]:
-        """One evaluation dataloader per dataset, in ``roles`` order."""
+        """One evaluation dataloader per evaluated dataset (``roles.evaluated()``), in order."""
 
 
 def cascade_datamodule(trainer) -> CascadeDataModule:

@@ -160,7 +160,7 @@ class ImageFilesDataModule(ImageSetsDataModule):
         return order[held:].sort().values, order[:held].sort().values
 
     def _labels_for(self, source: LabelledImages, classes: list[str], role: str) -> list[int]:
-        if role == "ood":
+        if role in ("ood", "ood_val"):
             return [-1] * len(source)
         if not source.classes or source.classes == classes:
             return list(source.labels)
@@ -193,7 +193,11 @@ class ImageFilesDataModule(ImageSetsDataModule):
             *common,
             augment_seed=seed if self.augment != "none" else None,
         )
-        splits = {"heldout": (train, held_idx.tolist()), "test": (test, list(range(len(test))))}
+        splits = {
+            "heldout": (train, held_idx.tolist()),
+            "test": (test, list(range(len(test)))),
+            "train": (train, train_idx.tolist()),  # the training images, unaugmented
+        }
         for spec in self.specs:
             if spec.source in OOD_SOURCES:
                 x = OOD_SOURCES[spec.source](spec.size, self.image_size, self.split_seed + 7)

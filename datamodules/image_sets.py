@@ -130,6 +130,8 @@ class ImageSetsDataModule(LightningDataModule):
                 y = torch.full((x.shape[0],), -1, dtype=torch.long)
             elif spec.source == "path":
                 x, y = self.read_path_source(spec)
+            elif spec.source == "train":  # the members' training images, unaugmented
+                x, y = images[train_idx], labels[train_idx]
             else:
                 x, y = images[splits[spec.source]], labels[splits[spec.source]]
             if spec.corruption is not None:
@@ -170,7 +172,7 @@ class ImageSetsDataModule(LightningDataModule):
                 x = F.interpolate(x, size=size, mode="bilinear").clamp(0, 1)
             images.append(x[0])
         y = torch.tensor(source.labels, dtype=torch.long)
-        if spec.role == "ood":
+        if spec.role in ("ood", "ood_val"):
             y = torch.full_like(y, -1)
         elif y.numel() and (y.min() < 0 or y.max() >= self.num_classes):
             raise ValueError(
@@ -228,12 +230,14 @@ class ImageSetsDataModule(LightningDataModule):
         return self._eval_loader(self.eval_sets[name])
 
     def test_dataloader(self) -> list[DataLoader]:
-        """One dataloader per configured dataset, in config order (held-out included)."""
-        return [self.dataloader(n) for n in self.roles]
+        """One dataloader per evaluated dataset, in config order (held-out included; the
+        ``train`` and ``ood_val`` sets are not evaluated)."""
+        return [self.dataloader(n) for n in self.roles.evaluated()]
 
     def predict_dataloader(self) -> list[DataLoader]:
         """The datasets named in ``predict_names`` (set by the cascade's predictions writer),
-        else every configured dataset, in config order."""
+        else every configured dataset, in config order (logits and features are cached for
+        all of them)."""
         if self.predict_names is None:
-            return self.test_dataloader()
+            return [self.dataloader(n) for n in self.roles]
         return [self.dataloader(n) for n in self.predict_names]

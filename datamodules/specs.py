@@ -1,8 +1,10 @@
 """Named datasets with explicit roles, as given in a config.
 
 Roles: ``heldout`` (the held-out split, labelled), ``id`` (in-distribution test set), ``shift``
-(a corrupted copy of the test set, labelled) and ``ood`` (out-of-distribution, unlabelled:
-targets are -1). Roles come from the config, never from dataloader order.
+(a corrupted copy of the test set, labelled), ``ood`` (out-of-distribution, unlabelled:
+targets are -1), and, read by feature scores only, ``train`` (the members' training split,
+``source: train``, unaugmented) and ``ood_val`` (an OOD validation set). Roles come from the
+config, never from dataloader order.
 """
 
 from __future__ import annotations
@@ -11,7 +13,15 @@ from dataclasses import dataclass
 
 from window_cascades.vocabulary.roles import ROLES, DatasetRoles
 
-SOURCES: tuple[str, ...] = ("heldout", "test", "photo_patches", "uniform_noise", "digits", "path")
+SOURCES: tuple[str, ...] = (
+    "heldout",
+    "test",
+    "train",
+    "photo_patches",
+    "uniform_noise",
+    "digits",
+    "path",
+)
 
 
 @dataclass(frozen=True)
@@ -21,7 +31,8 @@ class DatasetSpec:
     Attributes:
         name: unique name, used in file names and metric keys.
         role: one of :data:`ROLES`.
-        source: where the images come from: ``heldout`` or ``test`` split, an OOD
+        source: where the images come from: ``heldout``, ``test`` or ``train`` split (the
+            training images unaugmented, capped by ``train_limit`` as for training), an OOD
             generator (``photo_patches``, ``uniform_noise``, ``digits``), or ``path``: files
             in ``format`` at ``path`` (any format of ``window_cascades.datamodules.image_sources``).
         corruption: optional corruption applied to the source (see ``corruptions``).

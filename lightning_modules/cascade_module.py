@@ -43,6 +43,22 @@ from window_cascades.uncertainty.definitions import get_definitions
 from window_cascades.uncertainty.scores import check_score
 
 
+def online_score(score: str) -> str:
+    """``score`` if the online cascade computes it (a registered score of the members'
+    probabilities or logits); a feature score (``react``, ``knn``, ...) is refused with where to
+    evaluate it: its statistics and parameters are fitted on cached features, offline."""
+    from window_cascades.uncertainty.score_registry import score_entry
+
+    if score_entry(check_score(score)).needs_features:
+        raise ValueError(
+            f"--model.score {score}: it reads the members' penultimate features and statistics "
+            "of the training split, which the online cascade does not compute; cache the "
+            "members' features (--cache.features true) and evaluate it with window-cascades "
+            f"evaluate-logits --scores {score} --train NAME"
+        )
+    return score
+
+
 class CascadeModule(LightningModule):
     """Evaluates cascade policies over an ensemble's members with real early exit.
 
@@ -108,7 +124,7 @@ class CascadeModule(LightningModule):
                 "order; a --ckpt_path cascade checkpoint records its own)"
             )
         self.policy_names = check_policies(policies or default_policies())
-        self.score = check_score(score)
+        self.score = online_score(score)
         self.definitions = get_definitions(definitions).name
         check_report_points(
             [0.05] if risks is None else risks,
@@ -212,7 +228,7 @@ class CascadeModule(LightningModule):
         load_cascade_state(self, checkpoint)
 
     def setup(self, stage: str) -> None:
-        names = list(cascade_datamodule(self.trainer).roles)
+        names = list(cascade_datamodule(self.trainer).roles.evaluated())
         for name in names:
             for policy in self.policy_names:
                 self.outputs[f"{name}/{policy}"] = CascadeOutputs()
@@ -227,7 +243,7 @@ class CascadeModule(LightningModule):
 
     def test_step(self, batch, batch_idx: int, dataloader_idx: int = 0) -> None:
         x, y, sample_ids = batch
-        name = list(self.trainer.datamodule.roles)[dataloader_idx]
+        name = list(self.trainer.datamodule.roles.evaluated())[dataloader_idx]
         ev = self.evaluation
         if ev.stage_macs is None:
             counts = [count_macs_params(m, tuple(x.shape[1:])) for m in self.members]
@@ -269,7 +285,7 @@ class CascadeModule(LightningModule):
         }
 
     def on_test_epoch_end(self) -> None:
-        roles, ev = self.trainer.datamodule.roles, self.evaluation
+        roles, ev = self.trainer.datamodule.roles.evaluated(), self.evaluation
         for name, calls in ev.member_calls.items():  # summed over processes
             total = self.trainer.strategy.reduce(
                 torch.tensor(calls, dtype=torch.float64, device=self.device), reduce_op="sum"

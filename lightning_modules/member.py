@@ -231,9 +231,30 @@ class MemberModule(LightningModule):
         self.log("val/acc", values.pop("val/cal/acc"), prog_bar=True)
         self.log_dict(values)
 
+    def capture_features(self, on: bool = True) -> None:
+        """Return the penultimate features with every ``predict`` batch (``features``, N x D:
+        the classifier's input; ``window_cascades.lightning_modules.feature_head``), or stop.
+
+        Raises:
+            ValueError: a model whose classifier is not one linear layer.
+        """
+        from window_cascades.lightning_modules.feature_head import FeatureCapture
+
+        # kept out of the module tree too; set only while the cached-logits writer caches features
+        capture = self.__dict__.get("_feature_capture")
+        if capture is not None:
+            capture.remove()
+        self.__dict__["_feature_capture"] = FeatureCapture(self.model) if on else None
+
     def predict_step(self, batch, batch_idx: int, dataloader_idx: int = 0) -> dict:
         x, y, index = batch
-        return {"logits": self(x).float(), "targets": y, "index": index}
+        capture = self.__dict__.get("_feature_capture")
+        if capture is None:
+            return {"logits": self(x).float(), "targets": y, "index": index}
+        if self.hparams.channels_last and x.ndim == 4:
+            x = x.contiguous(memory_format=torch.channels_last)
+        logits = self.model(x).float()  # uncompiled: the classifier's hook runs
+        return {"logits": logits, "targets": y, "index": index, "features": capture.features}
 
     def configure_optimizers(self) -> dict:
         """SGD with a warm-up and cosine schedule (``lightning_modules.member_schedule``)."""

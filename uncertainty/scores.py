@@ -10,38 +10,55 @@ Definitions (C classes, logits z, softmax probabilities p):
   the mutual information between prediction and member (nats); 0 for a single model.
 
 For an ensemble of members, ``msp`` and ``entropy`` are recomputed from the averaged member
-probabilities, while ``max_logit`` and ``energy`` are the average of the members' scores.
+probabilities, while ``max_logit`` and ``energy`` are the average of the members' scores. Every
+other registered score (``window_cascades.uncertainty.score_registry``: GEN, the feature-based
+detectors, a plugin's) follows its entry's ensemble rule: a score of probabilities is taken of
+the averaged probabilities (:attr:`EnsembleState.probs_score`), any other is the mean of the
+members' scores (:attr:`EnsembleState.score_sum`, standardised on the held-out split by the
+caller for ``standardised_mean``).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import torch
 
-from window_cascades.uncertainty.names import SCORES  # noqa: E402, F401  (re-exported)
+from window_cascades.uncertainty.score_registry import score_entry
 from window_cascades.uncertainty.temperature import scale_probs
 
 
 def check_score(score: str) -> str:
-    """Return ``score`` if it is a known confidence score, else raise a ValueError naming it."""
-    if score not in SCORES:
-        raise ValueError(f"unknown confidence score {score!r}; expected one of {list(SCORES)}")
+    """Return ``score`` if it is a registered confidence score, else raise a ValueError naming
+    it (``window_cascades.uncertainty.score_registry``)."""
+    score_entry(score)
     return score
 
 
 def confidence_from_probs(probs: torch.Tensor, score: str) -> torch.Tensor:
-    """Probability-based confidence (``msp`` or ``entropy``) of N x C probabilities."""
+    """Probability-based confidence (``msp``, ``entropy``, or a registered score of
+    probabilities at its parameters' defaults) of N x C probabilities."""
     if score == "msp":
         return probs.max(dim=-1).values
     if score == "entropy":
         return torch.special.xlogy(probs, probs).sum(dim=-1)
-    raise ValueError(f"score {score!r} is not computed from probabilities")
+    entry = score_entry(score)
+    if entry.inputs != "probs":
+        raise ValueError(f"score {score!r} is not computed from probabilities")
+    return entry.fn(probs, **_defaults(entry, probs.shape[-1]))
+
+
+def _defaults(entry, num_classes: int) -> dict:
+    from window_cascades.uncertainty.score_registry import ScoreContext
+
+    return entry.defaults(ScoreContext(num_classes))
 
 
 def confidence_from_logits(logits: torch.Tensor, score: str) -> torch.Tensor:
-    """Confidence of a single model's N x C logits for one of :data:`SCORES`."""
-    check_score(score)
+    """Confidence of a single model's N x C logits for a registered score of probabilities or
+    logits (its parameters at their defaults)."""
+    entry = score_entry(score)
     logits = logits.float()
     if score == "mutual_information":
         return torch.zeros(logits.shape[0])
@@ -49,7 +66,16 @@ def confidence_from_logits(logits: torch.Tensor, score: str) -> torch.Tensor:
         return logits.max(dim=-1).values
     if score == "energy":
         return torch.logsumexp(logits, dim=-1)
+    if entry.inputs == "logits":
+        return entry.fn(logits, **_defaults(entry, logits.shape[-1]))
+    if entry.inputs == "features":
+        raise ValueError(f"score {score!r} is computed from features, not logits")
     return confidence_from_probs(logits.softmax(dim=-1), score)
+
+
+ProbsScore = Callable[[torch.Tensor, int], torch.Tensor]
+"""(averaged probabilities N x C, member count k) -> confidence: a score of probabilities at the
+parameters chosen for the ensemble of k members."""
 
 
 @dataclass
@@ -67,7 +93,13 @@ class EnsembleState:
         count: number of members added.
         temperatures: optional ensemble temperature per member count k >= 2, applied to the
             averaged probabilities (``probs``, and so ``msp`` and ``entropy``).
-        score: the score the state was built for (None: every score).
+        score: the score the state was built for (None: every score of the original five).
+        score_sum: N sum of the members' own scores, for a registered score combined by the
+            mean of its members' scores (given per member to :meth:`from_logits`, already
+            standardised for ``standardised_mean``), else None.
+        probs_score: for a registered score of probabilities with parameters, the function
+            that scores the averaged probabilities at the parameters chosen for k members
+            (None: the registered function at its defaults).
     """
 
     prob_sum: torch.Tensor
@@ -77,6 +109,8 @@ class EnsembleState:
     count: int = 1
     temperatures: dict[int, float] = field(default_factory=dict)
     score: str | None = None
+    score_sum: torch.Tensor | None = None
+    probs_score: ProbsScore | None = None
 
     @classmethod
     def from_logits(
@@ -84,13 +118,36 @@ class EnsembleState:
         logits: torch.Tensor,
         temperatures: dict[int, float] | None = None,
         score: str | None = None,
+        member_score: torch.Tensor | None = None,
+        probs_score: ProbsScore | None = None,
     ) -> EnsembleState:
-        """State of a single member from its N x C logits (tracking what ``score`` needs)."""
-        if score is not None:
-            check_score(score)
+        """State of a single member from its N x C logits (tracking what ``score`` needs).
+
+        Args:
+            logits: the member's logits (temperature-scaled by the caller when fitted).
+            temperatures: ensemble temperature per member count k >= 2.
+            score: the registered score to track (None: ``max_logit``, ``energy`` and
+                ``mutual_information``, which are built from these sums).
+            member_score: the member's own score (N), for a score combined by the mean of its
+                members' scores; None: computed from ``logits`` for a score of logits.
+            probs_score: see :attr:`probs_score`.
+        """
+        entry = score_entry(score) if score is not None else None
         logits = logits.float()
         probs = logits.softmax(dim=-1)
         need = {score} if score else {"max_logit", "energy", "mutual_information"}
+        if (
+            entry is not None
+            and member_score is None
+            and entry.inputs == "logits"
+            and score not in ("max_logit", "energy")
+        ):
+            member_score = entry.fn(logits, **_defaults(entry, logits.shape[-1]))
+        if entry is not None and entry.inputs == "features" and member_score is None:
+            raise ValueError(
+                f"score {score!r} is computed from the members' features: give each member's "
+                "score (member_score)"
+            )
         return cls(
             prob_sum=probs,
             max_logit_sum=logits.max(dim=-1).values if "max_logit" in need else None,
@@ -100,6 +157,8 @@ class EnsembleState:
             ),
             temperatures=dict(temperatures or {}),
             score=score,
+            score_sum=member_score,
+            probs_score=probs_score,
         )
 
     def add(self, member: torch.Tensor | EnsembleState) -> EnsembleState:
@@ -107,7 +166,7 @@ class EnsembleState:
         other = (
             member
             if isinstance(member, EnsembleState)
-            else EnsembleState.from_logits(member, score=self.score)
+            else EnsembleState.from_logits(member, score=self.score, probs_score=self.probs_score)
         )
 
         def plus(a, b):
@@ -121,6 +180,8 @@ class EnsembleState:
             self.count + 1,
             self.temperatures,
             self.score,
+            plus(self.score_sum, other.score_sum),
+            self.probs_score,
         )
 
     def select(self, index: torch.Tensor) -> EnsembleState:
@@ -137,6 +198,8 @@ class EnsembleState:
             self.count,
             self.temperatures,
             self.score,
+            pick(self.score_sum),
+            self.probs_score,
         )
 
     @property
@@ -146,17 +209,23 @@ class EnsembleState:
         return scale_probs(probs, self.temperatures.get(self.count, 1.0))
 
     def confidence(self, score: str) -> torch.Tensor:
-        """Ensemble confidence for one of :data:`SCORES` (see module docstring)."""
-        check_score(score)
+        """Ensemble confidence for a registered score (see module docstring)."""
+        entry = score_entry(score)
         if self.score is not None and score != self.score and score not in ("msp", "entropy"):
             raise ValueError(f"this ensemble state tracks {self.score!r}, not {score!r}")
-        if score == "max_logit":
-            return self.max_logit_sum / self.count
-        if score == "energy":
-            return self.logsumexp_sum / self.count
         if score == "mutual_information":
             # -(H(mean p) - mean H(p_m)) = (-H(mean p)) - mean(-H(p_m))
             mean = self.prob_sum / self.count
             mi = self.neg_entropy_sum / self.count - confidence_from_probs(mean, "entropy")
             return -mi.clamp_min(0)
-        return confidence_from_probs(self.probs, score)
+        if entry.inputs == "probs":
+            if self.probs_score is not None and score == self.score:
+                return self.probs_score(self.probs, self.count)
+            return confidence_from_probs(self.probs, score)
+        if self.score_sum is not None and score == self.score:
+            return self.score_sum / self.count
+        if score == "max_logit":
+            return self.max_logit_sum / self.count
+        if score == "energy":
+            return self.logsumexp_sum / self.count
+        raise ValueError(f"this ensemble state holds no member scores of {score!r}")

@@ -8,14 +8,22 @@ Roles come from the configuration (a data config's ``datasets`` or the offline e
   temperatures) on it;
 - ``id``: the in-distribution test set (labelled);
 - ``shift``: a shifted (e.g. corrupted) labelled set;
-- ``ood``: an out-of-distribution set (unlabelled: targets are -1).
+- ``ood``: an out-of-distribution set (unlabelled: targets are -1);
+- ``train``: the members' training split, unaugmented (at most one): feature scores fit their
+  statistics on it (class means, covariances, the KNN bank); never evaluated;
+- ``ood_val``: an OOD validation set (unlabelled): a score's parameters may be chosen on it
+  (``--score-selection``); never evaluated, and never a test set.
+
+The first four are the evaluated roles (:data:`EVALUATED_ROLES`): every metric row is of one of
+them.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
 
-ROLES: tuple[str, ...] = ("heldout", "id", "shift", "ood")
+ROLES: tuple[str, ...] = ("heldout", "id", "shift", "ood", "train", "ood_val")
+EVALUATED_ROLES: tuple[str, ...] = ("heldout", "id", "shift", "ood")
 LABELLED_ROLES: tuple[str, ...] = ("heldout", "id", "shift")
 PREDICT_ROLE = "predict"
 """The role of new, unlabelled images a calibrated cascade is applied to (``predict`` over a
@@ -25,8 +33,9 @@ folder or a file list, :meth:`DatasetRoles.for_prediction`); never evaluated."""
 class DatasetRoles(Mapping[str, str]):
     """An ordered, validated mapping dataset name -> role.
 
-    Exactly one ``heldout`` and one ``id`` dataset; every role one of :data:`ROLES`; names
-    unique (a mapping cannot repeat a key; :meth:`from_pairs` refuses a repeated name).
+    Exactly one ``heldout`` and one ``id`` dataset, at most one ``train``; every role one of
+    :data:`ROLES`; names unique (a mapping cannot repeat a key; :meth:`from_pairs` refuses a
+    repeated name).
 
     Raises:
         ValueError: naming the dataset and role that are wrong.
@@ -41,6 +50,9 @@ class DatasetRoles(Mapping[str, str]):
             count = sum(r == role for r in self._roles.values())
             if count != 1:
                 raise ValueError(f"roles: expected exactly one {role!r} dataset, found {count}")
+        trains = self.names("train")
+        if len(trains) > 1:
+            raise ValueError(f"roles: at most one 'train' dataset, found {trains}")
 
     @classmethod
     def from_pairs(cls, pairs: list[tuple[str, str]]) -> DatasetRoles:
@@ -90,3 +102,22 @@ class DatasetRoles(Mapping[str, str]):
     def ood(self) -> list[str]:
         """Names of the OOD datasets."""
         return self.names("ood")
+
+    @property
+    def train(self) -> str | None:
+        """Name of the training split (role ``train``), or None."""
+        found = self.names("train")
+        return found[0] if found else None
+
+    @property
+    def ood_val(self) -> list[str]:
+        """Names of the OOD validation sets (role ``ood_val``)."""
+        return self.names("ood_val")
+
+    def evaluated(self) -> DatasetRoles:
+        """The datasets of the evaluated roles (:data:`EVALUATED_ROLES`; the new images of a
+        predict-only datamodule too), in order: those a cascade is tested on, applied to and
+        reports rows for."""
+        kept = DatasetRoles.__new__(DatasetRoles)  # a valid mapping's subset (or predict-only)
+        kept._roles = {n: r for n, r in self._roles.items() if r not in ("train", "ood_val")}
+        return kept

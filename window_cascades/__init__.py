@@ -4,7 +4,8 @@ The one import name of the project. Its public Python API, importable from here
 (``window_cascades.evaluate``, ...), is ``window_cascades.api``: :class:`Logits`,
 :func:`load_logits`, :func:`evaluate`, :func:`fit_cascade`, :func:`save_fitted`,
 :func:`load_fitted`, :func:`load_cascade`, :func:`decide`, :func:`register_policy`,
-:func:`register_metric` and :func:`load_plugins`. They are loaded on first use: ``import
+:func:`register_metric`, :func:`register_score`, :func:`register_statistic` and
+:func:`load_plugins`. They are loaded on first use: ``import
 window_cascades`` imports no torch, so the commands (which import this package first) check
 their arguments before the heavy imports.
 
@@ -31,6 +32,8 @@ __all__ = [
     "decide",
     "register_policy",
     "register_metric",
+    "register_score",
+    "register_statistic",
     "load_plugins",
 ]
 

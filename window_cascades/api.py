@@ -14,7 +14,9 @@ library's modules, which stay importable under their own names:
 - :func:`decide` applies a fitted cascade to logits held in memory, or a calibrated cascade
   (:func:`load_cascade`, a ``cascade.ckpt``) to a batch of images: one outcome per sample
   (``accept``, ``reject`` or ``ood``);
-- :func:`register_policy`, :func:`register_metric` add your own entries to the registries, and
+- :func:`register_policy`, :func:`register_metric`, :func:`register_score` (a confidence
+  score, ``window_cascades.uncertainty.score_registry``) and :func:`register_statistic` (a
+  statistic of the training split a score reads) add your own entries to the registries, and
   :func:`load_plugins` loads plugin files by path (an ``import`` of your module is enough).
 
 Installed plugins (entry-point group ``window_cascades.plugins``) are loaded when this module
@@ -52,6 +54,7 @@ from window_cascades.cascade.policy_registry import (
 from window_cascades.cascade.prepared_experiment import EnsembleLogits, prepare_experiment
 from window_cascades.commands.offline_plan import reported_with_target
 from window_cascades.commands.plugins import load_entry_point_plugins, load_plugins
+from window_cascades.uncertainty.score_registry import register_score, register_statistic
 from window_cascades.vocabulary.roles import DatasetRoles
 
 if TYPE_CHECKING:
@@ -69,6 +72,8 @@ __all__ = [
     "decide",
     "register_policy",
     "register_metric",
+    "register_score",
+    "register_statistic",
     "load_plugins",
 ]
 
@@ -366,8 +371,9 @@ def evaluate(
             ``window_adjusted``, only when there is an ``ood`` set).
         target: the operating target in percent: ``cov@R`` (coverage at selective risk R%),
             ``risk@C`` (risk at coverage C%) or ``fpr@P`` (OOD FPR at P% ID acceptance).
-        score: the confidence score (``msp``, ``entropy``, ``max_logit``, ``energy``,
-            ``mutual_information``).
+        score: the confidence score: a registered score of probabilities or logits (``msp``,
+            ``entropy``, ``max_logit``, ``energy``, ``mutual_information``, ``gen``, a
+            plugin's); scores of features are evaluated by ``evaluate-logits --scores``.
         parameters: policy parameters by name, e.g. ``{"width": 0.1, "budget": 1.2}`` (every
             parameter a registered policy declares; the rest keep their defaults).
         temperature_scaling: fit a temperature per member and per ensemble size on the held-out

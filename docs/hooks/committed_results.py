@@ -8,7 +8,7 @@ still reads on GitHub, where the comment is invisible):
 ``<!-- include-csv: benchmarks/streaming/cpu_32px.csv -->``
     the committed CSV file as a Markdown table (``max_rows=N`` keeps the first N rows and
     says how many there are);
-``<!-- registry: metrics -->`` / ``<!-- registry: policies -->``
+``<!-- registry: metrics -->`` / ``<!-- registry: policies -->`` / ``<!-- registry: scores -->``
     the metric registry (name, direction, roles, definition) or the policy table, generated
     from ``cascade/`` as the offline evaluator's ``--list-policies`` prints it;
 ``<!-- registry: quickstart-table -->``
@@ -84,6 +84,10 @@ def _registry(name: str, page: str) -> str:
 
     if name == "policies":
         return policy_table()
+    if name == "scores":
+        from window_cascades.uncertainty.score_registry import score_table
+
+        return score_table()
     if name == "quickstart-table":
         from window_cascades.commands.readme_table import find_table
 
@@ -100,7 +104,9 @@ def _registry(name: str, page: str) -> str:
             unit = UNITS.get(e.name, "fraction in [0, 1]")
             lines.append(f"| `{e.name}` | {better} | {unit} | {roles} | {_cell(e.description)} |")
         return "\n".join(lines)
-    raise PluginError(f"{page}: unknown registry {name!r} (metrics, policies, quickstart-table)")
+    raise PluginError(
+        f"{page}: unknown registry {name!r} (metrics, policies, scores, quickstart-table)"
+    )
 
 
 def on_page_markdown(markdown, page, config, files):

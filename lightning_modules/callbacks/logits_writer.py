@@ -1,4 +1,5 @@
-"""Writes a member's predictions as cached logits (the layout of docs/howto/logits.md)."""
+"""Writes a member's predictions as cached logits, and optionally its features and final
+linear layer (the layout of docs/howto/logits.md)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,12 @@ from pathlib import Path
 import torch
 from lightning.pytorch.callbacks import BasePredictionWriter
 
+from window_cascades.artifacts.cached_features import (
+    FEATURE_DTYPES,
+    HEAD_FILE,
+    save_cached_features,
+    save_head,
+)
 from window_cascades.artifacts.cached_logits import (
     file_sha256,
     new_generation,
@@ -18,6 +25,7 @@ from window_cascades.artifacts.run_folder import mark_published
 from window_cascades.datamodules.contract import cascade_datamodule
 from window_cascades.lightning_modules.callbacks.gather import gather_parts
 from window_cascades.lightning_modules.complexity import count_macs_params
+from window_cascades.lightning_modules.feature_head import check_reproduces, linear_head
 
 
 class CachedLogitsWriter(BasePredictionWriter):
@@ -28,20 +36,51 @@ class CachedLogitsWriter(BasePredictionWriter):
     The files and ``meta.json`` (written last) share one ``generation`` id, so the reader
     refuses the mix an interrupted run leaves.
 
+    With ``features``, every dataset's penultimate features go to
+    ``<member>/features/<dataset>.safetensors`` and the final linear layer to
+    ``<member>/head.safetensors``, with the same generation (feature scores read them;
+    ``window_cascades.artifacts.cached_features``).
+
     Args:
         logits_dir: root of the cache; files go to ``<logits_dir>/<member>/``.
         member: member name (folder name), e.g. ``m0``.
         checkpoint: the checkpoint the logits come from (its SHA-256 goes to meta.json).
+        features: cache the features and the head too.
+        features_dtype: ``float32`` or ``float16`` (half the disk; scores within about 4e-3).
     """
 
-    def __init__(self, logits_dir: str, member: str, checkpoint: str | None = None):
+    def __init__(
+        self,
+        logits_dir: str,
+        member: str,
+        checkpoint: str | None = None,
+        features: bool = False,
+        features_dtype: str = "float32",
+    ):
         super().__init__(write_interval="batch")
+        if features_dtype not in FEATURE_DTYPES:
+            raise ValueError(
+                f"--cache.features_dtype {features_dtype!r}: expected one of {list(FEATURE_DTYPES)}"
+            )
         self.logits_dir, self.member, self.checkpoint = Path(logits_dir), member, checkpoint
+        self.features, self.features_dtype = features, features_dtype
         self._parts: dict[int, list[dict]] = {}
+        self._head = None
+
+    def on_predict_start(self, trainer, pl_module) -> None:
+        if self.features:
+            pl_module.capture_features(True)
+            self._head = linear_head(pl_module.model)
+
+    def on_predict_end(self, trainer, pl_module) -> None:
+        if self.features:
+            pl_module.capture_features(False)
 
     def write_on_batch_end(
         self, trainer, pl_module, prediction, batch_indices, batch, batch_idx, dataloader_idx=0
     ):
+        if self.features:
+            check_reproduces(self._head, prediction["features"], prediction["logits"])
         self._parts.setdefault(dataloader_idx, []).append(
             {k: v.detach().cpu() for k, v in prediction.items()}
         )
@@ -62,6 +101,18 @@ class CachedLogitsWriter(BasePredictionWriter):
             save_cached_logits(
                 self.logits_dir, self.member, names[idx], logits, targets, generation
             )
+            if self.features:
+                features = torch.cat([p["features"] for p in items])[order]
+                save_cached_features(
+                    self.logits_dir,
+                    self.member,
+                    names[idx],
+                    features,
+                    generation,
+                    self.features_dtype,
+                )
+        if self.features:
+            save_head(self.logits_dir, self.member, self._head, generation)
         x = trainer.datamodule.eval_sets[names[0]][0][0]
         macs, params = count_macs_params(pl_module.model, tuple(x.shape))
         meta = {
@@ -75,5 +126,11 @@ class CachedLogitsWriter(BasePredictionWriter):
             "datasets": [names[i] for i in sorted(gathered)],
             "generation": generation,
         }
+        if self.features:
+            meta["features"] = {
+                "dim": int(self._head.weight.shape[1]),
+                "dtype": self.features_dtype,
+                "head": f"{HEAD_FILE}.safetensors",
+            }
         save_member_meta(self.logits_dir, self.member, meta)
         mark_published(self.logits_dir / self.member)  # complete: meta.json is written last

@@ -285,7 +285,8 @@ THROUGH_COMMAND = [
             "--score",
             "bogus",
         ],
-        "window-cascades evaluate-logits: error: argument --score: invalid choice: 'bogus'",
+        "window-cascades evaluate-logits: error: argument --scores/--score: invalid choice: "
+        "'bogus'",
     ),
     (["submit", "{tmp}/pipeline_no_out.yaml"], "error: {tmp}/pipeline_no_out.yaml: missing field"),
     (["submit", PIPELINE_CFG, "--nodes", "x"], "window-cascades submit: error: argument --nodes"),

@@ -287,3 +287,121 @@ def test_orders_need_two_distinct_members(tiny_members, tmp_path, capsys):
     args.remove("m1")
     assert main(args) == 2
     assert "--orders pairs needs at least 2 members, got 1" in capsys.readouterr().err
+
+
+@pytest.fixture(scope="module")
+def feature_folder(tmp_path_factory):
+    from tests.feature_case import write_feature_case
+
+    return write_feature_case(tmp_path_factory.mktemp("features") / "logits")
+
+
+def feature_args(folder, out, *extra):
+    from tests.feature_case import ARGS
+
+    return ["--logits-dir", str(folder), *ARGS, "--out", str(out), "--quiet", *extra]
+
+
+def test_feature_scores_write_rows_per_score_dataset_and_policy_with_intervals(
+    feature_folder, tmp_path
+):
+    scores = "msp,energy,gen,react,vim,knn,mds,rmds"
+    out = tmp_path / "out"
+    args = ["--train", "train", "--scores", scores, "--target", "fpr@95", "--bootstrap", "20"]
+    assert main(feature_args(feature_folder, out, *args, "--policies", "single,window")) == 0
+    rows = read_metrics_csv(out / "metrics.csv")
+    found = {(r["score"], r["dataset"], r["policy"]) for r in rows}
+    assert found == {
+        (s, d, p)
+        for s in scores.split(",")
+        for d in ("held", "test", "far")
+        for p in ("single", "window")
+    }
+    fpr = [r for r in rows if r["metric"] == "fpr@95" and r["dataset"] == "far"]
+    assert len(fpr) == 16 and all(r["ci_low"] <= r["value"] <= r["ci_high"] for r in fpr)
+    summary = json.loads((out / "summary.json").read_text())
+    choice = summary["score_parameters"]["knn"]["orders"]["given"]["members"]["m0"]
+    assert choice["rule"] == "heldout" and choice["criterion"] == "aurc"
+
+
+def test_a_parameter_sweep_reuses_the_cached_features_and_statistics(feature_folder, tmp_path):
+    args = ["--train", "train", "--scores", "vim", "--score-param", "vim.dim=4"]
+    assert main(feature_args(feature_folder, tmp_path / "a", *args)) == 0
+    stats = feature_folder / "m0" / "stats" / "vim.safetensors"
+    written = stats.stat().st_mtime_ns
+    args[-1] = "vim.dim=4,8,16"
+    assert main(feature_args(feature_folder, tmp_path / "b", *args)) == 0
+    assert stats.stat().st_mtime_ns == written  # fitted once, read by the sweep
+    labels = {r["score"] for r in read_metrics_csv(tmp_path / "b" / "metrics.csv")}
+    assert labels == {"vim(dim=4)", "vim(dim=8)", "vim(dim=16)"}
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (["--scores", "knn"], "--scores knn: it fits statistics of the training split"),
+        (["--train", "train", "--scores", "knn", "--score-param", "knn.k=0"], "knn.k=0"),
+        (["--train", "train", "--scores", "knn", "--score-param", "vim.dim=4"], "vim"),
+        (["--train", "train", "--scores", "knn", "--ood-val", "far"], "'far' is given twice"),
+    ],
+)
+def test_bad_feature_score_input_exits_with_a_clear_message(
+    feature_folder, tmp_path, capsys, extra, message
+):
+    out = tmp_path / "out"
+    assert main(feature_args(feature_folder, out, *extra)) == 2
+    assert message in capsys.readouterr().err
+    assert not (out / "metrics.csv").exists()
+
+
+def test_an_unknown_score_is_named_with_every_registered_one(feature_folder, tmp_path, capsys):
+    with pytest.raises(SystemExit) as stop:
+        main(feature_args(feature_folder, tmp_path / "out", "--scores", "msp,nosuch"))
+    assert stop.value.code == 2
+    assert "invalid choice: 'nosuch' (choose from msp, " in capsys.readouterr().err
+
+
+def test_feature_scores_without_cached_features_say_how_to_cache_them(tmp_path, capsys):
+    import shutil
+
+    from tests.feature_case import write_feature_case
+
+    folder = write_feature_case(tmp_path / "logits")
+    shutil.rmtree(folder / "m1" / "features")
+    assert main(feature_args(folder, tmp_path / "out", "--scores", "ash")) == 2
+    assert "--cache.features true" in capsys.readouterr().err
+
+
+def test_an_ood_validation_set_equal_to_a_test_set_is_refused(tmp_path, capsys):
+    """Parameters are never chosen on a test set, not even on a copy of one."""
+    import shutil
+
+    from tests.feature_case import write_feature_case
+
+    folder = write_feature_case(tmp_path / "logits")
+    for member in ("m0", "m1"):
+        for sub in ("", "features/"):
+            src = folder / member / f"{sub}far.safetensors"
+            shutil.copy(src, src.with_name("far_copy.safetensors"))
+    args = ["--train", "train", "--scores", "knn", "--ood-val", "far_copy"]
+    assert main(feature_args(folder, tmp_path / "out", *args)) == 2
+    assert "--ood-val far_copy: its logits are those of 'far'" in capsys.readouterr().err
+
+
+def test_the_quick_start_members_evaluate_feature_scores(tiny_members, tmp_path):
+    """The members the quick start trains and caches (features and training split included):
+    every feature score family next to the logit scores, rows per score, dataset and policy."""
+    scores = "msp,energy,gen,react,vim,knn,mds,rmds"
+    args = base_args(tiny_members, tmp_path / "out") + [
+        "--train", "digits_train", "--scores", scores, "--policies", "single,ensemble,window",
+        "--target", "fpr@95", "--bootstrap", "20",
+    ]  # fmt: skip
+    assert main(args) == 0
+    rows = read_metrics_csv(tmp_path / "out" / "metrics.csv")
+    assert {r["score"] for r in rows} == set(scores.split(","))
+    assert {r["dataset"] for r in rows} == {
+        "digits_heldout", "digits_test", "digits_noise", "digits_blur", "photo_patches",
+        "uniform_noise",
+    }  # fmt: skip
+    auroc = [r for r in rows if r["metric"] == "auroc" and r["policy"] == "window"]
+    assert len(auroc) == 8 * 2 and all(r["ci_low"] <= r["value"] <= r["ci_high"] for r in auroc)

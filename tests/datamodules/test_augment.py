@@ -64,3 +64,24 @@ def test_unknown_augmentation_is_refused_by_name():
         ValueError, match=r"augment must be one of \['none', 'affine'\], got 'flip'"
     ):
         DigitsDataModule(augment="flip")
+
+
+def test_the_train_source_is_the_training_split_unaugmented(monkeypatch):
+    """Feature scores fit their statistics on ``source: train``: the very images the members
+    train on, without the augmentation, and never evaluated."""
+    monkeypatch.setenv("PL_GLOBAL_SEED", "7")
+    datasets = [
+        {"name": "held", "role": "heldout", "source": "heldout"},
+        {"name": "test", "role": "id", "source": "test"},
+        {"name": "train", "role": "train", "source": "train"},
+    ]
+    plain = DigitsDataModule(datasets=datasets)
+    warped = DigitsDataModule(datasets=datasets, augment="affine")
+    plain.setup(), warped.setup()
+    train = warped.eval_sets["train"]
+    assert len(train) == len(plain.train_set) == len(warped.train_set)
+    for i in (0, len(train) - 1):
+        assert torch.equal(train[i][0], plain.train_set[i][0])
+        assert train[i][1] == plain.train_set[i][1]
+    assert "train" not in warped.roles.evaluated() and len(warped.test_dataloader()) == 2
+    assert len(warped.predict_dataloader()) == 3  # cached with the others

@@ -45,6 +45,7 @@ def test_quickstart_pipeline_end_to_end(tmp_path):
         assert saved["global_step"] == finished["global_step"] == finished["checkpoint_step"]
         assert (out / "logits" / f"m{i}" / "digits_test.safetensors").is_file()
         assert (out / "logits" / f"m{i}" / "meta.json").is_file()
+        assert (out / "logits" / f"m{i}" / "features" / "digits_train.safetensors").is_file()
     for name in (
         "metrics.csv",
         "summary.json",

@@ -200,7 +200,7 @@ def test_online_and_offline_results_use_one_key_scheme(tiny_members, cascade_run
         == set(offline["policies"])
         == {"single", "ensemble", "single_threshold", "window"}
     )
-    for name in roles:
+    for name in roles.evaluated():  # (the training split is cached, never evaluated)
         assert set(online["metrics"][name]) == set(offline["metrics"][name])
     for name in (
         "risk_coverage.png",
@@ -507,3 +507,14 @@ def test_predict_only_the_named_new_images_each_row_with_its_file(
     with pytest.raises(ValueError, match=r"--predictions\.datasets \['nope'\]: unknown \['nope'\]"):
         predict(tmp_path / "q.csv", "[nope]")
     assert not (tmp_path / "q.csv").exists()
+
+
+def test_a_feature_score_is_refused_online_with_where_to_evaluate_it():
+    from window_cascades.lightning_modules.cascade_module import CascadeModule
+
+    with pytest.raises(ValueError, match="evaluate-logits --scores knn --train NAME"):
+        CascadeModule(members=["never_read.ckpt"], score="knn")
+    # the scores of probabilities and logits (gen included) stay accepted
+    from window_cascades.lightning_modules.cascade_module import online_score
+
+    assert [online_score(s) for s in ("msp", "energy", "gen")] == ["msp", "energy", "gen"]
