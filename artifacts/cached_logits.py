@@ -90,7 +90,7 @@ def save_cached_logits(
 ) -> Path:
     """Write ``<directory>/<member>/<dataset>.safetensors`` atomically; return its path.
 
-    ``generation``: the caching run's id (:func:`new_generation`), stored in the file's header
+    ``generation``: the caching run's id ([`new_generation`][]), stored in the file's header
     and checked against ``meta.json`` when read back.
     """
     path = Path(directory) / member / f"{dataset}.safetensors"

@@ -1,7 +1,7 @@
 """An experiment's cached logits: every member on every dataset, checked for consistency.
 
 Reads the layout of ``window_cascades.artifacts.cached_logits`` for a list of members (cascade
-order) and a :class:`window_cascades.vocabulary.roles.DatasetRoles`, and returns the in-memory form
+order) and a [`window_cascades.vocabulary.roles.DatasetRoles`][], and returns the in-memory form
 the offline driver (``window_cascades.cascade.offline``) evaluates.
 """
 
@@ -28,7 +28,7 @@ def load_ensemble_logits(
     """Per-member logits of one dataset and its targets, checked for consistency.
 
     ``generations``: each member's caching run from its ``meta.json`` (a file of another run
-    is refused, see :func:`window_cascades.artifacts.cached_logits.load_cached_logits`).
+    is refused, see [`window_cascades.artifacts.cached_logits.load_cached_logits`][]).
     """
     generations = generations or {}
     loaded = [load_cached_logits(logits_dir, m, dataset, generations.get(m)) for m in members]
@@ -45,6 +45,7 @@ def load_ensemble_logits(
 
 
 MEMBER_UNITS = "member evaluations (no MACs given: every member counts 1)"
+"""The unit of the cost when no member has MACs: every member counts 1."""
 
 
 def member_macs(
@@ -54,7 +55,7 @@ def member_macs(
     its ``meta.json``; with neither for any member, every member counts 1.
 
     Returns:
-        (MACs per member, the unit: ``"MACs"`` or :data:`MEMBER_UNITS`).
+        (MACs per member, the unit: ``"MACs"`` or [`MEMBER_UNITS`][]).
 
     Raises:
         ValueError: ``macs`` names an unknown member or a value that is not > 0, or only some
@@ -92,7 +93,7 @@ def load_experiment(
     macs: dict[str, float] | None = None,
 ) -> tuple[dict[str, EnsembleLogits], list[float]]:
     """All datasets' logits and the members' MACs (``macs``, else meta.json, else 1 each: see
-    :func:`member_macs`)."""
+    [`member_macs`][])."""
     roles = DatasetRoles(roles)
     if not members:
         raise ValueError("at least one member is needed")
@@ -157,7 +158,7 @@ def evaluate_cached_logits(
     temperature_scaling: bool = False,
 ) -> tuple[list[dict], dict]:
     """Load the cached logits and evaluate (see
-    :func:`window_cascades.cascade.offline.evaluate_experiment`)."""
+    [`window_cascades.cascade.offline.evaluate_experiment`][])."""
     data, stage_macs = load_experiment(logits_dir, members, roles)
     rows, fitted, _ = evaluate_experiment(
         data,

@@ -30,7 +30,7 @@ def lock_path(folder: str | Path) -> Path:
 def claim_output_folder(folder: str | Path, option: str = "--out") -> None:
     """Lock ``folder`` for this process (re-entrant), then clean its debris.
 
-    The lock is an ``fcntl.flock`` on :func:`lock_path`, which records this process's pid and
+    The lock is an ``fcntl.flock`` on [`lock_path`][], which records this process's pid and
     start time; the kernel drops it when the process ends, however it ends.
 
     Raises:
@@ -72,7 +72,7 @@ def _read_holder(fd: int) -> str:
 
 def claimed(folder: str | Path) -> bool:
     """Whether this process claimed ``folder`` (and has not released it); its lock file may
-    since have been removed (see :func:`holds_claim`)."""
+    since have been removed (see [`holds_claim`][])."""
     return Path(folder).resolve() in _CLAIMS
 
 

@@ -5,7 +5,7 @@ interval beside each value when one was computed; over several member orders, th
 spread across the orders instead, each order's values staying in ``metrics.csv``), the plots
 by relative path, the fitted policies (one line each), and the paired differences that
 matter: random quantities only, one direction per pair, Benjamini-Hochberg corrected, at most
-:data:`MAX_DIFFERENCES` lines (the full list is ``deltas.csv``).
+[`MAX_DIFFERENCES`][] lines (the full list is ``deltas.csv``).
 """
 
 from __future__ import annotations
@@ -19,7 +19,8 @@ from window_cascades.cascade.cost_to_target import is_cost_to_target
 from window_cascades.cascade.orders import spread_across_orders
 from window_cascades.cascade.significance import FDR
 
-MAX_DIFFERENCES = 20  # lines of significant differences in the report (all in deltas.csv)
+MAX_DIFFERENCES = 20
+"""Lines of significant differences in the report (every one is in ``deltas.csv``)."""
 REPORT_ONLY_COLUMNS = ("fail_auroc",)  # shown in the report's tables, not the printed one
 
 
@@ -103,7 +104,7 @@ def _delta_line(d: dict, label: str) -> str:
 def _differences(rows: list[dict], deltas: list[dict]) -> list[str]:
     """The differences that matter: the Benjamini-Hochberg discoveries of the tested family
     (random quantities, one direction per pair), smallest p-value first (then the largest
-    effect relative to its interval), at most :data:`MAX_DIFFERENCES` lines."""
+    effect relative to its interval), at most [`MAX_DIFFERENCES`][] lines."""
     labels = policy_labels(rows)
     family = [d for d in deltas if d.get("p_value") is not None]
     found = [d for d in family if d.get("significant_bh")]

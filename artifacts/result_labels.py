@@ -17,7 +17,7 @@ def run_key(row: dict) -> tuple[str, str, str, str]:
 
 
 def policy_labels(rows: list[dict]) -> dict[tuple[str, str, str, str], str]:
-    """:func:`run_key` -> label, the one key scheme of summary.json, tables and plots (online
+    """[`run_key`][] -> label, the one key scheme of summary.json, tables and plots (online
     and offline): the policy name, followed in brackets by what tells its rows apart, the
     member order when the rows have several, the score when they have several scores and the
     setting when the policy has several settings (``window``, ``window[cov@5,w=0.2]``,

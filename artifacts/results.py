@@ -1,7 +1,7 @@
 """The results of an evaluation: tidy ``metrics.csv``, ``summary.json``, plots, a printed table.
 
 ``metrics.csv`` has one value per row with the columns of
-:data:`window_cascades.cascade.evaluation.ROW_FIELDS`. All files are first written to a temporary
+[`window_cascades.cascade.evaluation.ROW_FIELDS`][]. All files are first written to a temporary
 folder and only then moved into place, so a failure leaves the previous results untouched.
 """
 
@@ -120,9 +120,9 @@ def write_results(
     """Write metrics.csv, summary.json and plots into ``results_dir``; print the table.
 
     Args:
-        policies: the fitted policies' dicts by :func:`run_key`, as the rows name them;
-            summary.json keys them by their label (:func:`policy_labels`).
-        curves: :func:`run_key` -> {dataset: (coverage, risk)} on the ID and shifted sets,
+        policies: the fitted policies' dicts by [`run_key`][], as the rows name them;
+            summary.json keys them by their label ([`policy_labels`][]).
+        curves: [`run_key`][] -> {dataset: (coverage, risk)} on the ID and shifted sets,
             for the plots; None draws none.
         shown_dir: the folder named in the printed list of files (where they will be, when
             ``results_dir`` is a staging folder).

@@ -8,7 +8,7 @@ window on test. Which of the two to trust is itself decided on the held-out spli
 1. candidates, each a complete fitting rule at the same budget: ``window`` (the paper's band of
    half-width w = max_pass / 2 around the target's threshold, passing <= max_pass per stage),
    ``search`` (the plain search over the ``budget_grid``-point quantile grid) and ``coarse`` (the
-   same search over a grid of :func:`coarse_grid` points, ~N / 100: fewer intervals to overfit);
+   same search over a grid of [`coarse_grid`][] points, ~N / 100: fewer intervals to overfit);
 2. each candidate is cross-fitted: the held-out split is cut into ``FOLDS`` folds (seeded), the
    rule fitted on all but one fold decides the samples of that fold, and the out-of-fold
    outputs of the whole split are scored with the fitting objective (cov@R, risk@C or AUGRC);
@@ -133,7 +133,7 @@ def cross_fitted_output(
 
 @dataclass
 class SelectedIntervalPolicy(IntervalPolicy):
-    """An :class:`IntervalPolicy` with the record of how its rule was chosen (``selection``)."""
+    """An [`IntervalPolicy`][] with the record of how its rule was chosen (``selection``)."""
 
     selection: dict = field(default_factory=dict)
 

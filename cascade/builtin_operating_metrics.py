@@ -34,7 +34,7 @@ def _acceptance(i: MetricInputs, outputs: SampleOutputs, fpr_target: bool) -> to
 
 
 def _accepted(r: Resampled, outputs: SampleOutputs, fpr_target: bool) -> torch.Tensor | None:
-    """:func:`_acceptance` as float64 (1 accepted, 0 not), for weighted sums."""
+    """[`_acceptance`][] as float64 (1 accepted, 0 not), for weighted sums."""
     accepted = _acceptance(r.inputs, outputs, fpr_target)
     return None if accepted is None else accepted.double()
 

@@ -104,7 +104,7 @@ def fit_window_stage(
     """Fit one stage's window: tau on (confidence, correct), the band on ``window_scores``.
 
     With ``guarantee`` (DELTA), tau is the certified threshold of
-    :func:`window_cascades.uncertainty.guarantees.certified_threshold` and the result adds
+    [`window_cascades.uncertainty.guarantees.certified_threshold`][] and the result adds
     ``certified`` (the certified risk bound, or acceptance bound) and ``guarantee`` ({delta,
     method}).
 
@@ -159,12 +159,13 @@ def fit_ensemble(inputs: FitInputs, settings: PolicySettings) -> IntervalPolicy:
 
 
 MIN_SAMPLES = 10
+"""Held-out samples a window needs beyond its operating point (see [`minimum_heldout`][])."""
 
 
 def minimum_heldout(target: Target) -> int:
     """The smallest held-out split on which ``target``'s threshold is resolved.
 
-    At least :data:`MIN_SAMPLES` held-out samples must lie beyond the target's operating point:
+    At least [`MIN_SAMPLES`][] held-out samples must lie beyond the target's operating point:
     errors at risk r for ``cov@r`` (N r >= 10), samples outside coverage c or ID acceptance p
     for ``risk@c`` / ``fpr@p`` (N (1 - c) >= 10). E.g. cov@5 needs 200, risk@80 50, fpr@95 200.
     """

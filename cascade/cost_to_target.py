@@ -10,7 +10,7 @@ member 1 (the ``cost`` column): 1 for member 1 alone, ``sum(MACs) / MACs[0]`` fo
 
 Every policy family with a cost knob (its registry ``sweep``: the window's half-width ``width``,
 ``single_threshold``'s ``pass_fraction``, ``budget_window``'s ``budget``) is fitted at
-:data:`GRID_POINTS` knob values; for each asked share the setting with the smallest held-out
+[`GRID_POINTS`][] knob values; for each asked share the setting with the smallest held-out
 cost among those that reach it is kept, named ``<family>@gain<percent>`` (e.g.
 ``window@gain75``, its ``setting`` the fitted one). The caller evaluates that setting on every
 test set like any fitted policy, so what the held-out cost buys on test comes with its
@@ -36,7 +36,8 @@ from window_cascades.cascade.policy_registry import FitInputs, PolicySettings, p
 from window_cascades.uncertainty.targets import parse_target
 
 GAIN_SHARES = (0.5, 0.75, 0.9)
-GRID_POINTS = 10  # knob values per family: cost steps of about 0.1 for two equal members
+GRID_POINTS = 10
+"""Knob values fitted per policy family: cost steps of about 0.1 for two equal members."""
 GAIN_MARK = "@gain"  # the rows' policy: "<family>@gain<percent>", e.g. window@gain75
 
 
@@ -102,7 +103,7 @@ class CostToTarget:
         value: the knob's value chosen, None when no tried value reaches the share.
         heldout_cost: its expected cost per held-out sample (member-1 units), or None.
         heldout_share: the share it reaches on held-out, or None.
-        fitted: the fitted policy (named :func:`gain_policy_name`), or None.
+        fitted: the fitted policy (named [`gain_policy_name`][]), or None.
     """
 
     policy: str

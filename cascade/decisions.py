@@ -1,9 +1,9 @@
 """A fitted cascade's decisions per sample: prediction, confidence, accepted, OOD, exit stage.
 
 One definition for every way a cascade is applied: online on a batch of images with real early
-exit (:func:`decide_members`; ``CascadeModule.decide`` and ``predict``) and on logits held in
-memory (:func:`decide_logits`; ``window_cascades.decide``). Both run the same engine
-(:func:`window_cascades.cascade.engine.run_cascade`) with the same fitted policy, temperatures and
+exit ([`decide_members`][]; ``CascadeModule.decide`` and ``predict``) and on logits held in
+memory ([`decide_logits`][]; ``window_cascades.decide``). Both run the same engine
+([`window_cascades.cascade.engine.run_cascade`][]) with the same fitted policy, temperatures and
 operating point; only the stage source differs (members run on the samples passed on, or
 logits indexed), so the same member logits give the same decisions.
 """
@@ -62,7 +62,7 @@ def _decide(
     score: str,
     sample_ids: torch.Tensor | None,
 ) -> dict[str, torch.Tensor]:
-    """The decisions (:data:`DECISION_FIELDS`) of ``fitted``'s ``policy`` over ``source``."""
+    """The decisions ([`DECISION_FIELDS`][]) of ``fitted``'s ``policy`` over ``source``."""
     point = fitted.info["operating_points"][policy]
     ids = torch.arange(num_samples) if sample_ids is None else sample_ids
     result: CascadeResult = run_cascade(
@@ -87,7 +87,7 @@ def decide_members(
     policy: str,
     sample_ids: torch.Tensor | None = None,
 ) -> dict[str, torch.Tensor]:
-    """The decisions of a deployable cascade (see :func:`check_deployable`) on a batch ``x``,
+    """The decisions of a deployable cascade (see [`check_deployable`][]) on a batch ``x``,
     with real early exit: member k + 1 runs only on the samples stage k passed on.
 
     Args:
@@ -99,7 +99,7 @@ def decide_members(
         sample_ids: the samples' ids (default: their positions in ``x``).
 
     Returns:
-        :data:`DECISION_FIELDS`, one tensor of N values each.
+        [`DECISION_FIELDS`][], one tensor of N values each.
     """
     runner = MemberRunner(members, x, [0] * len(members))
     return _decide(runner, x.shape[0], fitted, policy, score, sample_ids)
@@ -112,7 +112,7 @@ def decide_logits(
     sample_ids: torch.Tensor | None = None,
 ) -> dict[str, torch.Tensor]:
     """The decisions of a fitted cascade on logits held in memory: what the cascade decides when
-    its members produce these logits (the same as :func:`decide_members` on the inputs that gave
+    its members produce these logits (the same as [`decide_members`][] on the inputs that gave
     them).
 
     Args:
@@ -126,10 +126,10 @@ def decide_logits(
             them); default 0..N-1.
 
     Returns:
-        :data:`DECISION_FIELDS`, one tensor of N values each.
+        [`DECISION_FIELDS`][], one tensor of N values each.
 
     Raises:
-        ValueError: the cascade cannot be deployed (:func:`check_deployable`), or the logits do
+        ValueError: the cascade cannot be deployed ([`check_deployable`][]), or the logits do
             not fit it (member count, shapes, NaN/Inf).
     """
     check_deployable(fitted, policy)

@@ -95,7 +95,7 @@ def exit_stages(
     sample_ids: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """The exit stage (1-based) of every sample when every stage's confidence is already known
-    (cached logits): the decisions of :func:`run_cascade`, with no member or state in the loop.
+    (cached logits): the decisions of [`run_cascade`][], with no member or state in the loop.
 
     Args:
         stage_confidence: per stage in order (entry k: stage k + 1), the confidence (N) of the

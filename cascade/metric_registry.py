@@ -1,7 +1,7 @@
 """The metric registry: every reported metric by name, with its direction and dataset roles.
 
 A metric entry computes one or several values (``cov@R`` gives one per risk R) for one dataset
-under one policy from :class:`MetricInputs`. Entries run in registration order, which is the
+under one policy from [`MetricInputs`][]. Entries run in registration order, which is the
 order of the rows in ``metrics.csv``. Adding a metric::
 
     @register_metric("my_metric", higher_is_better=False, roles=LABELLED_ROLES,
@@ -11,7 +11,7 @@ order of the rows in ``metrics.csv``. Adding a metric::
 
 One entry is a metric's one home in ``cascade/``: it names the plain form (``compute``, on the
 whole sample) and, optionally, the resampled form (``resampled``: B bootstrap values at once,
-from a :class:`window_cascades.cascade.resampled.Resampled`), defined side by side in the
+from a [`window_cascades.cascade.resampled.Resampled`][]), defined side by side in the
 ``builtin_*metrics`` module of its family. Both call the pure tensor functions of ``uncertainty/``,
 where each family keeps its plain and weighted forms side by side, and the torchmetrics wrappers
 (``lightning_modules/metric_wrappers.py``) compute their values through these entries. Why
@@ -210,18 +210,18 @@ def register_metric(
     from then on every run reports it (online, offline, ``window_cascades.evaluate``).
 
     Args:
-        name: the metric's name (see :class:`MetricEntry`; ``@R``, ``@C``, ``@P``, ``@K`` stand
+        name: the metric's name (see [`MetricEntry`][]; ``@R``, ``@C``, ``@P``, ``@K`` stand
             for the reported risks, coverages, ID acceptance rate and stages).
         higher_is_better: direction of improvement.
         roles: dataset roles the metric is reported for (``LABELLED_ROLES``, ``("ood",)``, ...;
             ``window_cascades.vocabulary.roles``).
         description: its definition in one line, with its unit.
-        resampled: its resampled form (see :class:`MetricEntry`), or None (the bootstrap then
+        resampled: its resampled form (see [`MetricEntry`][]), or None (the bootstrap then
             computes the plain form on every resample).
 
     Returns:
         The decorator; it returns the plain form unchanged. The plain form takes
-        :class:`MetricInputs` (one dataset's per-sample outputs under one policy) and returns
+        [`MetricInputs`][] (one dataset's per-sample outputs under one policy) and returns
         ``{key: value}``, one row of ``metrics.csv`` per key.
 
     Raises:

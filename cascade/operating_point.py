@@ -4,7 +4,7 @@ held-out outputs, and what it gives on new data.
 ``cov@5``, ``risk@80`` and ``fpr@95`` summarise each dataset's own curve (an oracle figure: the
 threshold is chosen on the data it is scored on). The operating point instead fits one
 threshold per policy on the cascade's output on the held-out split, for the run's target (and,
-with a guarantee, with :mod:`window_cascades.uncertainty.guarantees`), and reports on every dataset
+with a guarantee, with [`window_cascades.uncertainty.guarantees`][]), and reports on every dataset
 what that threshold does there (``op_risk``/``op_cov`` on labelled sets, ``op_fpr``/``op_tpr`` on
 OOD sets; see ``window_cascades.cascade.builtin_operating_metrics``).
 """

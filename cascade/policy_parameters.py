@@ -1,13 +1,13 @@
 """What a policy's parameters are, and the settings every policy is fitted with.
 
 Each policy declares its own parameters as a small frozen dataclass whose fields are made by
-:func:`parameter` (as a timm model takes its own keyword arguments), and registers it with
+[`parameter`][] (as a timm model takes its own keyword arguments), and registers it with
 ``register_policy(..., parameters=TheDataclass)``. From those declarations come, with nothing
 else to edit:
 
 - the offline evaluator's options (``--width``, ``--budget-grid``, ...; a list option for a
   parameter some policy sweeps) and their ``--help`` text;
-- the validation of every value, once, where it enters (:class:`PolicySettings`);
+- the validation of every value, once, where it enters ([`PolicySettings`][]);
 - the sweep axes (a policy's ``sweep`` names one of its parameters);
 - the online calibration callback's ``parameters`` mapping.
 
@@ -73,7 +73,7 @@ def parameter(
     check: Callable[[Any], Any] | None = None,
     choices: tuple | None = None,
 ) -> Any:
-    """A dataclass field declaring a policy parameter (see :class:`PolicyParameter`)."""
+    """A dataclass field declaring a policy parameter (see [`PolicyParameter`][])."""
     return PolicyParameter(name, default, help, kind, check, choices).field()
 
 
@@ -143,12 +143,12 @@ class PolicySettings:
             (``window_cascades.uncertainty.guarantees``), None: the empirical one.
         guarantee_method: ``ltt`` or ``sgr`` (risk targets).
         **values: declared policy parameters by name, e.g. ``width=0.1``, ``budget=1.2``
-            (:func:`declared_parameters` lists them; ``--list-policies`` shows who uses them).
+            ([`declared_parameters`][] lists them; ``--list-policies`` shows who uses them).
 
     Raises:
         ValueError: a value out of range, or a name no registered policy declares.
 
-    A parameter reads as an attribute (``settings.width``); :meth:`replace` makes a copy with
+    A parameter reads as an attribute (``settings.width``); [`replace`][] makes a copy with
     some values changed, checked the same way.
     """
 

@@ -2,9 +2,9 @@
 
 A policy is one entry: its name, a fit function, a one-line description and its parameters
 (a dataclass, ``window_cascades.cascade.policy_parameters``). The fit function takes the held-out
-stage scores (:class:`FitInputs`) and the settings (:class:`PolicySettings`: the shared ones and
+stage scores ([`FitInputs`][]) and the settings ([`PolicySettings`][]: the shared ones and
 every declared parameter) and returns a fitted policy
-(:class:`window_cascades.cascade.policies.IntervalPolicy` or any object with ``name``, ``setting``,
+([`window_cascades.cascade.policies.IntervalPolicy`][] or any object with ``name``, ``setting``,
 ``num_stages``, ``passes`` and ``to_dict``). The online ``CascadeModule``, the offline evaluator,
 their command-line help and the README's policy table all take the list from here. Adding a policy::
 
@@ -116,7 +116,7 @@ def register_policy(
 
     Returns:
         The decorator; it returns the fit function unchanged. The fit function takes
-        (:class:`FitInputs`, :class:`PolicySettings`) and returns a fitted policy (an
+        ([`FitInputs`][], [`PolicySettings`][]) and returns a fitted policy (an
         ``IntervalPolicy``: pass a sample on at stage k when lower_k <= confidence <= upper_k).
 
     Raises:

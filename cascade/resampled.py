@@ -1,7 +1,7 @@
 """B bootstrap resamples of one dataset's metric inputs: what a metric's resampled form reads.
 
 A metric's resampled form (``resampled=`` of its registry entry, beside its plain form in the
-``builtin_*metrics`` module of its family) takes a :class:`Resampled` and returns {key: B
+``builtin_*metrics`` module of its family) takes a [`Resampled`][] and returns {key: B
 values}, equal to the plain form evaluated on each resample's repeated samples. The draws and
 their counts, and the weighted risk-coverage curves that several metrics share, are computed
 here once per resample chunk.

@@ -7,7 +7,7 @@ machine but launched nothing, PyTorch's deprecation of ``isinstance(treespec, Le
 not installed (a predict run without a logger), and LightningCLI's warning that ``args`` were given
 while ``sys.argv`` also holds arguments (our pipeline builds each step's arguments itself).
 
-:func:`quiet_third_party` filters exactly these, by message and category (warnings) or by
+[`quiet_third_party`][] filters exactly these, by message and category (warnings) or by
 logger and message (Lightning's ``rank_zero_info``); every other warning and log line still
 shows. The commands call it first thing; ``--verbose`` (or ``WINDOW_CASCADES_VERBOSE=1``,
 which child processes inherit) keeps them. Only the standard library is imported here, so the
@@ -36,7 +36,7 @@ NOISE_LOG_LINES = ("💡 Tip: For seamless cloud logging and experiment tracking
 
 
 class _DropThirdPartyTips(logging.Filter):
-    """Drops the log records whose message starts with one of :data:`NOISE_LOG_LINES`."""
+    """Drops the log records whose message starts with one of [`NOISE_LOG_LINES`][]."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         return not str(record.getMessage()).startswith(NOISE_LOG_LINES)
@@ -79,7 +79,7 @@ def add_console_options(parser) -> None:
 
 
 def apply_console_options(args) -> None:
-    """Apply the options of :func:`add_console_options`: filter the third-party messages unless
+    """Apply the options of [`add_console_options`][]: filter the third-party messages unless
     ``--verbose``, and turn the progress bars off with ``--no-progress``."""
     quiet_third_party(args.verbose)
     if args.no_progress:

@@ -2,7 +2,7 @@
 
 A job scheduler (SLURM's ``scancel``, a time limit) sends SIGTERM. Ending with status 0 would let
 an ``afterok`` dependent start on an unfinished step, so every command ends with
-:data:`SIGTERM_EXIT_CODE` instead, through a Python-level exit: ``finally`` blocks and ``atexit``
+[`SIGTERM_EXIT_CODE`][] instead, through a Python-level exit: ``finally`` blocks and ``atexit``
 handlers run, so staging folders are removed and output-folder claims released.
 """
 
@@ -11,11 +11,12 @@ from __future__ import annotations
 import signal
 import sys
 
-SIGTERM_EXIT_CODE = 128 + 15  # what a shell reports for a process ended by SIGTERM
+SIGTERM_EXIT_CODE = 128 + 15
+"""The exit status of a command ended by SIGTERM, as a shell reports it (128 + 15)."""
 
 
 class Interrupted(SystemExit):
-    """A run stopped by SIGTERM: one line on stderr, exit status :data:`SIGTERM_EXIT_CODE`.
+    """A run stopped by SIGTERM: one line on stderr, exit status [`SIGTERM_EXIT_CODE`][].
 
     Nothing marks the step finished (no ``finished.json``, no results folder swapped in); a
     rerun resumes a member from its newest checkpoint or redoes an evaluation.
@@ -35,7 +36,7 @@ class Interrupted(SystemExit):
 
 
 def exit_on_sigterm(what: str) -> None:
-    """From now on, SIGTERM raises :class:`Interrupted` in the main thread (for commands that do
+    """From now on, SIGTERM raises [`Interrupted`][] in the main thread (for commands that do
     not run under Lightning's own SIGTERM handling, e.g. the offline evaluator)."""
 
     def handler(signum, frame) -> None:

@@ -1,4 +1,4 @@
-"""The one adapter over LightningCLI's private methods (:class:`SafeLoadingCLI`), and what it
+"""The one adapter over LightningCLI's private methods ([`SafeLoadingCLI`][]), and what it
 reads of a parsed config: the inputs a subcommand reads, and the SLURM task count."""
 
 from __future__ import annotations
@@ -64,10 +64,10 @@ class SafeLoadingCLI(LightningCLI):
 
     - ``--ckpt_path`` loads with ``weights_only=True`` unless told otherwise (Lightning
       otherwise unpickles the checkpoint file, which can run arbitrary code);
-    - ``--ckpt_path`` is checked by :meth:`check_checkpoint` before anything is built or
+    - ``--ckpt_path`` is checked by [`check_checkpoint`][] before anything is built or
       written (Lightning would load it first, with an unclear error when it is corrupt);
     - under SLURM, srun must have started as many processes as the Trainer runs;
-    - SIGTERM ends the run with :class:`Interrupted` (non-zero status), not Lightning's status 0;
+    - SIGTERM ends the run with [`Interrupted`][] (non-zero status), not Lightning's status 0;
     - config files are read with a YAML loader that reads a class path written before the
       ``window_cascades`` namespace (``datamodules.X``) as its new name, with a notice
       (``window_cascades.commands.legacy_class_paths``).

@@ -37,6 +37,7 @@ HERE = Path(__file__).resolve().parent
 # a checkout's scripts/slurm/, else the copy shipped in the package (pyproject: package-dir)
 JOB_FOLDERS = (HERE.parent / "scripts" / "slurm", HERE / "slurm_jobs")
 MEMBERS_PLACEHOLDER = "<members job>"
+"""Stands for the members job's id in a dry run, before it is submitted."""
 
 
 def job_script(name: str) -> Path:
@@ -128,7 +129,7 @@ def sbatch_commands(
     args: argparse.Namespace, config: str, members: int, out: str, pipeline: list[str]
 ) -> tuple[list[str], list[str]]:
     """The members' and the evaluation's ``sbatch`` command lines (the evaluation's dependency
-    names :data:`MEMBERS_PLACEHOLDER`, replaced by the members' job id once submitted)."""
+    names [`MEMBERS_PLACEHOLDER`][], replaced by the members' job id once submitted)."""
     common = [
         f"--{name.replace('_', '-')}={value}"
         for name in ("partition", "account", "qos", "cpus_per_task", "mem")

@@ -1,7 +1,7 @@
 """The datamodule contract: what the cascade's callbacks and modules read from a datamodule.
 
 Bring your own datamodule: any ``LightningDataModule`` that also provides the members of
-:class:`CascadeDataModule` works with the member module (``fit`` reads the train and val
+[`CascadeDataModule`][] works with the member module (``fit`` reads the train and val
 dataloaders, ``predict`` the evaluation sets), the logits writer, the calibration callback and
 the cascade module. ``ImageSetsDataModule`` (and so every datamodule of this package)
 implements it.

@@ -37,16 +37,16 @@ class DigitsDataModule(ImageSetsDataModule):
     """scikit-learn digits with a seeded held-out split, corrupted copies and OOD sets.
 
     Args:
-        datasets: evaluation datasets (see :class:`ImageSetsDataModule`); default: held-out,
+        datasets: evaluation datasets (see [`ImageSetsDataModule`][]); default: held-out,
             test, two corrupted test copies and ``photo_patches``.
         image_size: side of the upsampled square images, in pixels.
         test_fraction: fraction of all images in the ID test split.
         heldout_fraction: fraction of the remaining (training) images held out for calibration.
-        split_seed: see :class:`ImageSetsDataModule`.
-        batch_size: see :class:`ImageSetsDataModule`.
-        num_workers: see :class:`ImageSetsDataModule`.
-        train_limit: see :class:`ImageSetsDataModule`.
-        augment: see :class:`ImageSetsDataModule`.
+        split_seed: see [`ImageSetsDataModule`][].
+        batch_size: see [`ImageSetsDataModule`][].
+        num_workers: see [`ImageSetsDataModule`][].
+        train_limit: see [`ImageSetsDataModule`][].
+        augment: see [`ImageSetsDataModule`][].
     """
 
     def __init__(

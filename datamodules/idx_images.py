@@ -21,7 +21,7 @@ class IDXDataModule(ImageSetsDataModule):
     Args:
         images: path of the images file (``*-images-idx3-ubyte[.gz]``).
         labels: path of the labels file (``*-labels-idx1-ubyte[.gz]``).
-        datasets: evaluation datasets (see :class:`ImageSetsDataModule`).
+        datasets: evaluation datasets (see [`ImageSetsDataModule`][]).
         num_classes: number of classes; every label must be below it.
         train_fraction: fraction of each class used for training.
         heldout_fraction: fraction of each class held out for calibration.

@@ -43,7 +43,7 @@ DEFAULT_MAX_PIXELS = 64_000_000  # 8000 x 8000; ImageNet's largest image has abo
 
 
 class ImageTooLargeError(ValueError):
-    """An image whose header declares more pixels than :func:`max_image_pixels` allows."""
+    """An image whose header declares more pixels than [`max_image_pixels`][] allows."""
 
 
 def max_image_pixels() -> int:
@@ -68,7 +68,7 @@ def max_image_pixels() -> int:
 @contextlib.contextmanager
 def _size_checked_by_us():
     """PIL's own decompression-bomb check off (it raises above 179 million pixels with a
-    message naming no file, and only warns below); :func:`_decode` checks the size itself."""
+    message naming no file, and only warns below); [`_decode`][] checks the size itself."""
     saved = Image.MAX_IMAGE_PIXELS
     Image.MAX_IMAGE_PIXELS = None
     try:
@@ -79,7 +79,7 @@ def _size_checked_by_us():
 
 def _decode(path: Path, mode: str | None = "RGB") -> Image.Image | None:
     """Decode ``path`` (converted to ``mode``; None: only checked) after checking the size its
-    header declares against :func:`max_image_pixels`.
+    header declares against [`max_image_pixels`][].
 
     Raises:
         ImageTooLargeError: naming the file, its size, the limit and how to raise it.

@@ -31,7 +31,7 @@ from window_cascades.vocabulary.roles import DatasetRoles
 
 
 class ImageSetsDataModule(LightningDataModule):
-    """Base class: subclasses implement :meth:`load_splits`. Implements the data contract
+    """Base class: subclasses implement [`load_splits`][]. Implements the data contract
     (``window_cascades.datamodules.contract.CascadeDataModule``).
 
     Args:
@@ -141,7 +141,7 @@ class ImageSetsDataModule(LightningDataModule):
         """Images of a ``source: path`` dataset (any format of ``image_sources``) as this
         module's tensors: grey, scaled to [0, 1], resized bilinearly to ``image_size``, with
         targets (-1 for an OOD set). For ``predict``, a file that cannot be decoded is kept
-        aside (:class:`IndexedFiles` ``unreadable``) instead of stopping the setup, so the
+        aside ([`IndexedFiles`][] ``unreadable``) instead of stopping the setup, so the
         predictions list it and predict the others."""
         entry = {"format": spec.format, "path": spec.path, "labels": spec.labels}
         if spec.split:

@@ -13,7 +13,7 @@ Formats (``format`` in a config; ``path`` is a folder unless said otherwise):
   (``<split>/<class>/<image>``); ``image`` and ``label`` columns (names configurable).
 - ``idx``: MNIST-format files: ``path`` is the images file, ``labels`` the labels file.
 
-Every reader returns a :class:`LabelledImages`: ``dataset[i]`` is (RGB or L PIL image, label).
+Every reader returns a [`LabelledImages`][]: ``dataset[i]`` is (RGB or L PIL image, label).
 """
 
 from __future__ import annotations

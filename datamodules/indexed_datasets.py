@@ -23,13 +23,13 @@ class IndexedImages(Dataset):
 
 
 class IndexedFiles(IndexedImages):
-    """:class:`IndexedImages` read from image files, with each sample's file (``path(i)``), so
+    """[`IndexedImages`][] read from image files, with each sample's file (``path(i)``), so
     a prediction can be matched to its file.
 
     ``unreadable``: sample -> the error of a file that could not be decoded (read for
     ``predict`` only; a blank image stands in for it). Accessing such a sample raises that
     error, or, with ``skip_unreadable`` (set by the predictions writer unless strict), gives
-    the blank image with target :data:`~window_cascades.datamodules.contract.UNREADABLE`.
+    the blank image with target [`UNREADABLE`][window_cascades.datamodules.contract.UNREADABLE].
     """
 
     def __init__(self, images, targets, mean, std, paths: list, unreadable: dict | None = None):

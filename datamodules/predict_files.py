@@ -1,11 +1,11 @@
 """New, unlabelled images for ``predict``: a folder, a text file listing image paths, or one
 image, with no data config (``--predictions.inputs``).
 
-:func:`input_files` lists the files (a folder is searched with its sub-folders, in sorted
+[`input_files`][] lists the files (a folder is searched with its sub-folders, in sorted
 order; a list file names one path per line, relative to the current folder, ``#`` comments and
 blank lines skipped) and refuses, in one line naming the option and the path, a path that does
 not exist, a folder without images or a list naming files that do not exist.
-:class:`PredictFilesDataModule` serves them as one dataset (``inputs``) prepared as the
+[`PredictFilesDataModule`][] serves them as one dataset (``inputs``) prepared as the
 images the cascade was calibrated on (their size, crop, resize mode and normalisation,
 recorded in the cascade checkpoint). A file that cannot be decoded is reported by the
 predictions writer (status ``unreadable``) or refuses the run (``--predictions.strict``).
@@ -91,9 +91,9 @@ def input_files(inputs: str | Path, option: str = OPTION) -> list[Path]:
 
 
 class PredictFilesDataModule(LightningDataModule):
-    """The files :func:`input_files` finds in ``inputs``, as one ``predict`` dataset named
+    """The files [`input_files`][] finds in ``inputs``, as one ``predict`` dataset named
     ``name``; implements the data contract (``window_cascades.datamodules.contract``) with the roles
-    of :meth:`window_cascades.vocabulary.roles.DatasetRoles.for_prediction`.
+    of [`window_cascades.vocabulary.roles.DatasetRoles.for_prediction`][].
 
     Each image is resized (shorter side to ``input_size / crop_pct``), centre-cropped to
     ``input_size`` and normalised with ``mean`` and ``std`` (one value per channel: 1 grey,

@@ -33,7 +33,7 @@ def distributed() -> bool:
 
 def evaluation_loader(dataset: Dataset, batch_size: int, num_workers: int) -> DataLoader:
     """The loader of an evaluation set: in order, and split over the processes without padding
-    when several run (:class:`UnpaddedDistributedSampler`)."""
+    when several run ([`UnpaddedDistributedSampler`][])."""
     sampler = UnpaddedDistributedSampler(dataset) if distributed() else None
     return DataLoader(
         dataset, batch_size=batch_size, shuffle=False, sampler=sampler, num_workers=num_workers
@@ -45,7 +45,7 @@ class ResumableShuffleSampler(DistributedSampler):
 
     The permutation of epoch e is ``torch.randperm`` under seed ``seed + e`` (as in
     ``DistributedSampler``), sharded over ranks, so a restarted job sees exactly the order the
-    interrupted one would have seen. :meth:`resume_at` skips the samples this rank already
+    interrupted one would have seen. [`resume_at`][] skips the samples this rank already
     consumed in that epoch; it applies to one pass only. Being a ``DistributedSampler``, Lightning
     keeps it under DDP instead of wrapping it.
     """

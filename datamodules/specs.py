@@ -20,7 +20,7 @@ class DatasetSpec:
 
     Attributes:
         name: unique name, used in file names and metric keys.
-        role: one of :data:`ROLES`.
+        role: one of [`ROLES`][].
         source: where the images come from: ``heldout`` or ``test`` split, an OOD
             generator (``photo_patches``, ``uniform_noise``, ``digits``), or ``path``: files
             in ``format`` at ``path`` (any format of ``window_cascades.datamodules.image_sources``).

@@ -23,8 +23,8 @@ def decisions(
     policy: str,
     sample_ids: torch.Tensor | None = None,
 ) -> dict[str, torch.Tensor]:
-    """The decisions of a deployable cascade (see :func:`check_deployable`) on a batch ``x``
-    (:func:`window_cascades.cascade.decisions.decide_members`).
+    """The decisions of a deployable cascade (see [`check_deployable`][]) on a batch ``x``
+    ([`window_cascades.cascade.decisions.decide_members`][]).
 
     Args:
         members: the members' models, in cascade order.

@@ -35,7 +35,7 @@ class CascadeModule(LightningModule):
     """Evaluates cascade policies over an ensemble's members with real early exit.
 
     The policies and temperatures are fitted by the ``CascadeCalibration`` callback and kept as
-    one value, :class:`window_cascades.cascade.fitted.FittedCascade` (``self.fitted``), which
+    one value, [`window_cascades.cascade.fitted.FittedCascade`][] (``self.fitted``), which
     checkpoints carry. In ``test`` every configured dataset is one dataloader; for each policy,
     member k + 1 runs only on the samples that stage k passed on. The ``CascadeResultsWriter``
     callback writes what the run produced (``self.evaluation``).
@@ -205,7 +205,7 @@ class CascadeModule(LightningModule):
         return decisions(self.members, self.fitted, self.score, x, policy, sample_ids)
 
     def predict_step(self, batch, batch_idx: int, dataloader_idx: int = 0) -> dict:
-        """:meth:`decide` with the policy chosen by ``CascadePredictionsWriter``."""
+        """[`decide`][] with the policy chosen by ``CascadePredictionsWriter``."""
         x, y, sample_ids = batch
         return {
             "index": sample_ids.cpu(),

@@ -3,7 +3,7 @@
 Every state is a ``cat`` list of per-sample values, so under DDP ``compute()`` sees the samples
 of all processes and returns exactly what one process would (the evaluation sampler must not
 pad; see ``window_cascades.datamodules.samplers``). Every rank must call ``compute()``. States are
-O(N): no N x C tensor is kept except by :class:`CascadeOutputs`, which needs the probabilities.
+O(N): no N x C tensor is kept except by [`CascadeOutputs`][], which needs the probabilities.
 
 A wrapper is not another home of its metrics: it names the registry entries it reports
 (``METRICS``) and computes them through those entries (``window_cascades.cascade.metric_registry``),
@@ -57,7 +57,7 @@ def registry_values(
         names: registry names (``aurc``, ``cov@R``, ...).
         settings: the operating points to report and the definitions.
         **known: the per-sample outputs the named metrics read (fields of
-            :class:`window_cascades.cascade.sample_outputs.SampleOutputs`, N each); the others are
+            [`window_cascades.cascade.sample_outputs.SampleOutputs`][], N each); the others are
             NaN (the exit stage 1), so a metric that read one would report NaN, not a wrong number.
 
     Returns:

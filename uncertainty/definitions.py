@@ -3,7 +3,7 @@
 ``standard`` follows docs/concepts/method.md (tie-aware curves; see
 ``window_cascades.uncertainty.selective``); ``paper`` reproduces the reference code's choices (see
 ``window_cascades.uncertainty.paper_definitions``). Everything that depends on the choice goes
-through a :class:`Definitions` object, so the window rule and the metrics always agree.
+through a [`Definitions`][] object, so the window rule and the metrics always agree.
 
 Standard window: q = F(tau), the empirical CDF of held-out scores at tau; the window is the
 band of quantile width 2w centred on q, shifted to stay inside [0, 1]: [q - w, q + w], or

@@ -81,7 +81,7 @@ def _nan_where_undefined(value: torch.Tensor, w_right: torch.Tensor, w_wrong: to
 def weighted_failure_auroc(
     confidence: torch.Tensor, correct: torch.Tensor, weights: torch.Tensor
 ) -> torch.Tensor:
-    """B values of :func:`window_cascades.uncertainty.failure_detection.failure_auroc`, sample i
+    """B values of [`window_cascades.uncertainty.failure_detection.failure_auroc`][], sample i
     counted W[b, i] times: sum over wrong j and correct i of W_j W_i (1[c_i > c_j] + 0.5 1[c_i =
     c_j]), over (sum_wrong W)(sum_correct W); NaN for a resample with no correct or no wrong draw.
 
@@ -105,7 +105,7 @@ def weighted_failure_auroc(
 def weighted_failure_fpr(
     confidence: torch.Tensor, correct: torch.Tensor, weights: torch.Tensor, tpr: float
 ) -> torch.Tensor:
-    """B values of :func:`window_cascades.uncertainty.failure_detection.failure_fpr_at_tpr` (the
+    """B values of [`window_cascades.uncertainty.failure_detection.failure_fpr_at_tpr`][] (the
     standard
     threshold: the largest accepting at least ``tpr`` of the resample's correct draws), sample
     i counted W[b, i] times; NaN for a resample with no correct or no wrong draw.

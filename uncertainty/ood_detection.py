@@ -80,7 +80,7 @@ def fpr_at_threshold(ood_conf: torch.Tensor, threshold: float) -> float:
 def weighted_auroc(
     id_conf: torch.Tensor, ood_conf: torch.Tensor, id_draws: torch.Tensor, ood_draws: torch.Tensor
 ) -> torch.Tensor:
-    """:func:`auroc` of B resamples at once: P(conf_ood < conf_id) + half the ties, sample i
+    """[`auroc`][] of B resamples at once: P(conf_ood < conf_id) + half the ties, sample i
     counted as often as it is drawn.
 
     Args:
@@ -107,7 +107,7 @@ def weighted_auroc(
 def weighted_aupr(
     id_conf: torch.Tensor, ood_conf: torch.Tensor, id_draws: torch.Tensor, ood_draws: torch.Tensor
 ) -> torch.Tensor:
-    """:func:`aupr` of B resamples at once: average precision, OOD positive, thresholds at the
+    """[`aupr`][] of B resamples at once: average precision, OOD positive, thresholds at the
     distinct scores (-confidence), sample i counted as often as it is drawn.
 
     Args:

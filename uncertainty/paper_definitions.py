@@ -4,7 +4,7 @@ They differ from the standard ones (``window_cascades.uncertainty.selective``) a
 
 - curves have one point per sample (k = 1..N most confident accepted), not per distinct score;
 - tau for ``cov@r`` is the threshold of the point whose risk is closest to r, searched only
-  among points k > :data:`SKIP_POINTS` (the first points are skipped as unstable), and ``cov@r``
+  among points k > [`SKIP_POINTS`][] (the first points are skipped as unstable), and ``cov@r``
   reports that point's coverage;
 - tau for ``risk@c`` is the threshold of the point whose coverage is closest to c, and
   ``risk@c`` reports that point's risk;
@@ -23,6 +23,8 @@ import torch
 from window_cascades.uncertainty.selective import UnreachableTargetError
 
 SKIP_POINTS = 500
+"""The `paper` definitions skip this many first (most confident) curve points as unstable
+when they pick the threshold of a cov@r target."""
 
 
 def per_sample_curve(

@@ -5,8 +5,8 @@ probability of the target, sum of squared probabilities), so the torchmetrics wr
 keep only those statistics, call the very same functions. The weighted forms (B bootstrap
 resamples at once, see ``window_cascades.uncertainty.weighted_curve``) sit beside them: the
 mean-type metrics (accuracy, NLL, Brier) are
-:func:`window_cascades.uncertainty.weighted_curve.weighted_mean` of the same per-sample values, ECE
-is :func:`weighted_calibration_error`.
+[`window_cascades.uncertainty.weighted_curve.weighted_mean`][] of the same per-sample values, ECE
+is [`weighted_calibration_error`][].
 """
 
 from __future__ import annotations
@@ -51,7 +51,7 @@ def calibration_error(top_prob: torch.Tensor, correct: torch.Tensor, bins: int =
 def reliability_bins(
     top_prob: torch.Tensor, correct: torch.Tensor, bins: int = 15
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """The reliability diagram behind :func:`calibration_error` (the same ``bins`` equal-width
+    """The reliability diagram behind [`calibration_error`][] (the same ``bins`` equal-width
     bins of the top-label probability): per bin, the mean top-label probability, the accuracy
     and the number of samples (mean and accuracy NaN in an empty bin). With no calibration
     error, accuracy equals the mean probability in every bin; ECE is the count-weighted mean
@@ -102,7 +102,7 @@ def accuracy(probs: torch.Tensor, targets: torch.Tensor) -> float:
 def weighted_calibration_error(
     top_prob: torch.Tensor, correct: torch.Tensor, weights: torch.Tensor, bins: int = 15
 ) -> torch.Tensor:
-    """:func:`calibration_error` of B resamples at once, with its bins: sum over bins b of
+    """[`calibration_error`][] of B resamples at once, with its bins: sum over bins b of
     |sum_{i in b} W_i (correct_i - conf_i)| / sum_i W_i.
 
     Args:

@@ -40,7 +40,7 @@ def confidence_from_probs(probs: torch.Tensor, score: str) -> torch.Tensor:
 
 
 def confidence_from_logits(logits: torch.Tensor, score: str) -> torch.Tensor:
-    """Confidence of a single model's N x C logits for one of :data:`SCORES`."""
+    """Confidence of a single model's N x C logits for one of [`SCORES`][]."""
     check_score(score)
     logits = logits.float()
     if score == "mutual_information":
@@ -57,7 +57,7 @@ class EnsembleState:
     """Running sums over the members seen so far for a set of samples.
 
     Per-sample sums that the chosen score does not need are left as None (``score`` given to
-    :meth:`from_logits`), which saves a pass over N x C values per member.
+    [`from_logits`][]), which saves a pass over N x C values per member.
 
     Attributes:
         prob_sum: N x C sum of member softmax probabilities.
@@ -146,7 +146,7 @@ class EnsembleState:
         return scale_probs(probs, self.temperatures.get(self.count, 1.0))
 
     def confidence(self, score: str) -> torch.Tensor:
-        """Ensemble confidence for one of :data:`SCORES` (see module docstring)."""
+        """Ensemble confidence for one of [`SCORES`][] (see module docstring)."""
         check_score(score)
         if self.score is not None and score != self.score and score not in ("msp", "entropy"):
             raise ValueError(f"this ensemble state tracks {self.score!r}, not {score!r}")

@@ -7,7 +7,7 @@ coverage reached when every sample with that confidence is accepted, so the resu
 depend on the order of tied samples.
 
 The weighted forms (B bootstrap resamples at once) are the methods of
-:class:`window_cascades.uncertainty.weighted_curve.WeightedCurve` and :func:`weighted_oracle_aurc`
+[`window_cascades.uncertainty.weighted_curve.WeightedCurve`][] and [`weighted_oracle_aurc`][]
 below.
 """
 
@@ -115,7 +115,7 @@ def oracle_confidence(correct: torch.Tensor) -> torch.Tensor:
 
 def excess_aurc(confidence: torch.Tensor, correct: torch.Tensor, aurc_fn=None) -> float:
     """e-AURC: AURC minus the AURC of the oracle ranking with the same errors (Geifman et al.,
-    ICLR 2019); 0 for a perfect ranking. ``aurc_fn``: the AURC to use (default :func:`aurc`)."""
+    ICLR 2019); 0 for a perfect ranking. ``aurc_fn``: the AURC to use (default [`aurc`][])."""
     aurc_fn = aurc_fn or aurc
     return aurc_fn(confidence, correct) - aurc_fn(oracle_confidence(correct), correct)
 
@@ -162,7 +162,7 @@ def weighted_oracle_aurc(correct: torch.Tensor, weights: torch.Tensor) -> torch.
 
     With n = sum_i W[b, i] samples of which C_b correct, the per-sample curve has risk
     max(0, k - C_b) / k at coverage k / n (k = 1..n), extended flat to 0: the AURC of
-    :func:`oracle_confidence` on each resample.
+    [`oracle_confidence`][] on each resample.
 
     Args:
         correct: N bools, whether each sample's prediction is correct.

@@ -43,7 +43,7 @@ def weighted_mean(values: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
 
     Args:
         values: N per-sample values (any unit; the mean has the same).
-        weights: B x N float64 counts W[b, i] (:func:`draw_counts`).
+        weights: B x N float64 counts W[b, i] ([`draw_counts`][]).
 
     Returns:
         B means (float64).
@@ -67,7 +67,7 @@ class WeightedCurve:
     """Tie-aware risk-coverage curves of B resamples of one sample.
 
     One point per distinct confidence (most confident first), as
-    :func:`window_cascades.uncertainty.selective.risk_coverage_curve`: at point g every sample with
+    [`window_cascades.uncertainty.selective.risk_coverage_curve`][]: at point g every sample with
     confidence >= the g-th largest distinct value is accepted. A point none of whose samples was
     drawn in resample b repeats the previous point of b (zero width in every area). Samples are
     binned by point straight from the draws (no B x N gather).
@@ -117,7 +117,8 @@ class WeightedCurve:
     @cached_property
     def risk(self) -> torch.Tensor:
         """B x G selective risk; points before a resample's first accepted sample take that
-        first point's risk (the flat extension to coverage 0 of :func:`aurc`)."""
+        first point's risk (the flat extension to coverage 0 of
+        [`aurc`][window_cascades.uncertainty.selective.aurc])."""
         reached = self.count > 0
         risk = self.loss / self.count.clamp_min(1e-300)
         first = reached.double().argmax(1, keepdim=True)  # first point with a positive count

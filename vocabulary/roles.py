@@ -16,17 +16,19 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping
 
 ROLES: tuple[str, ...] = ("heldout", "id", "shift", "ood")
+"""The dataset roles, in the order results list them."""
 LABELLED_ROLES: tuple[str, ...] = ("heldout", "id", "shift")
+"""The roles whose samples all carry a label."""
 PREDICT_ROLE = "predict"
 """The role of new, unlabelled images a calibrated cascade is applied to (``predict`` over a
-folder or a file list, :meth:`DatasetRoles.for_prediction`); never evaluated."""
+folder or a file list, [`DatasetRoles.for_prediction`][]); never evaluated."""
 
 
 class DatasetRoles(Mapping[str, str]):
     """An ordered, validated mapping dataset name -> role.
 
-    Exactly one ``heldout`` and one ``id`` dataset; every role one of :data:`ROLES`; names
-    unique (a mapping cannot repeat a key; :meth:`from_pairs` refuses a repeated name).
+    Exactly one ``heldout`` and one ``id`` dataset; every role one of [`ROLES`][]; names
+    unique (a mapping cannot repeat a key; [`from_pairs`][] refuses a repeated name).
 
     Raises:
         ValueError: naming the dataset and role that are wrong.
@@ -55,7 +57,7 @@ class DatasetRoles(Mapping[str, str]):
     @classmethod
     def for_prediction(cls, names: list[str]) -> DatasetRoles:
         """Roles of a ``predict``-only datamodule: every dataset new images
-        (:data:`PREDICT_ROLE`), with no held-out or ID set (nothing is calibrated or evaluated)."""
+        ([`PREDICT_ROLE`][]), with no held-out or ID set (nothing is calibrated or evaluated)."""
         roles = cls.__new__(cls)
         roles._roles = dict.fromkeys(names, PREDICT_ROLE)
         return roles

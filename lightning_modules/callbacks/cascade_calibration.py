@@ -49,7 +49,7 @@ class CascadeCalibration(Callback):
     the random policy ``random_fraction`` (default 2w); ``window_adjusted`` re-derives the window on
     an unlabelled mixture of the ID test set and the OOD sets (``mixture_ratio`` OOD : ID). With
     ``temperature_scaling`` it first fits a temperature per member and per ensemble size.
-    The fitted cascade (:class:`window_cascades.cascade.fitted.FittedCascade`) goes to the module
+    The fitted cascade ([`window_cascades.cascade.fitted.FittedCascade`][]) goes to the module
     (so its checkpoints carry it); ``CascadeResultsWriter`` writes it into the run's folder as
     ``fitted_cascade.json`` with the results. ``fitted_json`` writes an extra copy as soon as it
     is fitted (before the evaluation).
