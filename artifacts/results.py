@@ -120,17 +120,25 @@ def write_results(
     """Write metrics.csv, summary.json and plots into ``results_dir``; print the table.
 
     Args:
-        policies: the fitted policies' dicts by [`run_key`][], as the rows name them;
-            summary.json keys them by their label ([`policy_labels`][]).
-        curves: [`run_key`][] -> {dataset: (coverage, risk)} on the ID and shifted sets,
-            for the plots; None draws none.
+        results_dir: the folder to write into (created if missing; a staging folder when the run is
+            swapped in whole).
+        rows: the tidy metric rows (``metrics.csv``), with their intervals when there is a
+            bootstrap.
+        policies: the fitted policies' dicts by [`run_key`][], as the rows name them; summary.json
+            keys them by their label ([`policy_labels`][]).
+        members: one ``{member, macs}`` per member, in cascade order (``summary.json``).
+        curves: [`run_key`][] -> {dataset: (coverage, risk)} on the ID and shifted sets, for the
+            plots; None draws none.
+        extra: more entries for ``summary.json`` (the cost unit, score, target, bootstrap, ...);
+            None: none.
+        quiet: print nothing (no table, no list of files).
         shown_dir: the folder named in the printed list of files (where they will be, when
             ``results_dir`` is a staging folder).
         deltas: paired differences (``window_cascades.cascade.bootstrap.DELTA_FIELDS``) for
             ``deltas.csv``; None writes none.
-        orders: the member orders of a run over several (the rows' ``members``): metrics.csv
-            and deltas.csv get a ``members`` column, and ``orders.csv`` the spread of every
-            figure across the orders; None for one order.
+        orders: the member orders of a run over several (the rows' ``members``): metrics.csv and
+            deltas.csv get a ``members`` column, and ``orders.csv`` the spread of every figure
+            across the orders; None for one order.
 
     Returns:
         The paths written.

@@ -35,6 +35,10 @@ def check_deployable(fitted: FittedCascade | None, policy: str) -> None:
     """Refuse an uncalibrated cascade, a policy it was not calibrated with, or a fitted cascade
     without operating points (calibrated by an older version).
 
+    Args:
+        fitted: the cascade's fitted policies, or None (not calibrated).
+        policy: the policy to apply.
+
     Raises:
         ValueError: saying which and what to do.
     """

@@ -99,8 +99,10 @@ def exit_stages(
 
     Args:
         stage_confidence: per stage in order (entry k: stage k + 1), the confidence (N) of the
-            ensemble of the first k + 1 members (the last one is not needed: nothing passes on
-            from stage M).
+            ensemble of the first k + 1 members (the last one is not needed: nothing passes on from
+            stage M).
+        policy: the fitted policy that decides at every stage.
+        sample_ids: the samples' dataset indices (read by the random policy); default 0..N-1.
     """
     n = stage_confidence[0].numel()
     ids = torch.arange(n) if sample_ids is None else sample_ids.cpu().long()

@@ -40,7 +40,11 @@ class FittedCascade:
 
     @classmethod
     def from_dict(cls, data: dict) -> FittedCascade:
-        """Inverse of [`to_dict`][]."""
+        """Inverse of [`to_dict`][].
+
+        Args:
+            data: what [`to_dict`][] wrote (``fitted_cascade.json`` read as JSON).
+        """
         info = {k: v for k, v in data.items() if k not in ("temperatures", "policies")}
         temps = data.get("temperatures")
         return cls(
@@ -50,7 +54,11 @@ class FittedCascade:
         )
 
     def select(self, names: list[str]) -> list[CascadePolicy]:
-        """The fitted policies called ``names``, in that order (clear error if one is missing)."""
+        """The fitted policies called ``names``, in that order (clear error if one is missing).
+
+        Args:
+            names: fitted policies' names.
+        """
         missing = [n for n in names if n not in self.policies]
         if missing:
             raise ValueError(

@@ -146,6 +146,7 @@ def headroom(
         final_correct: the two-member ensemble's held-out correctness (N).
         target: ``cov@R`` or ``risk@C``.
         pass_fraction: the share of held-out samples the rule passes on, in [0, 1].
+        seed: seed of the folds and of the learned rule's initialisation.
 
     Returns:
         {pass_fraction, learned_value, learned_share, outcome_value, outcome_share}: the

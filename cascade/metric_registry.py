@@ -37,7 +37,12 @@ from window_cascades.uncertainty.scod import scod_mixture
 
 
 def percent_key(prefix: str, fraction: float) -> str:
-    """A metric key with a percentage, e.g. ``percent_key("cov", 0.05) == "cov@5"``."""
+    """A metric key with a percentage, e.g. ``percent_key("cov", 0.05) == "cov@5"``.
+
+    Args:
+        prefix: the key's stem, e.g. ``cov``, ``risk``, ``fpr``.
+        fraction: the point as a fraction (0.05 is written 5).
+    """
     return f"{prefix}@{fraction * 100:g}"
 
 
@@ -63,6 +68,14 @@ def check_report_points(
     appear only in names (``cov@5``, targets such as ``risk@80``). ``prefix`` names the options
     in messages: ``"--model."`` (online, ``--model.scod_beta``) or ``"--"`` (offline,
     ``--scod-beta``).
+
+    Args:
+        risks: selective risks r reported as ``cov@r``, fractions in (0, 1).
+        coverages: coverages c reported as ``risk@c``, fractions in (0, 1].
+        ood_tpr: the ID acceptance rate p of ``fpr@p``, in (0, 1].
+        scod_ratio: the OOD : ID ratio of the SCOD mixture, > 0.
+        scod_beta: the loss of an accepted OOD sample in SCOD, >= 0.
+        prefix: how the options are spelt in messages: ``--model.`` (online) or ``--`` (offline).
 
     Raises:
         ValueError: naming the option, the value and the accepted range.
@@ -146,10 +159,12 @@ class MetricInputs:
     """What a metric may read: one dataset's per-sample cascade outputs under one policy.
 
     Attributes:
-        outputs: the dataset's per-sample outputs; id_outputs: the ID test set's outputs under
-            the same policy (OOD metrics); stage_macs: MACs per member; settings: the
-            operating points to report; operating_point: the policy's threshold fitted on
-            its held-out outputs (None when no target is set).
+        outputs: the dataset's per-sample outputs.
+        id_outputs: the ID test set's outputs under the same policy (OOD metrics).
+        stage_macs: MACs per member, in cascade order.
+        settings: the operating points to report ([`MetricSettings`][]).
+        operating_point: the policy's threshold fitted on its held-out outputs (None when no
+            target is set).
     """
 
     outputs: SampleOutputs
@@ -252,6 +267,9 @@ def register_metric(
 def unregister_metric(name: str) -> None:
     """Remove a registered metric (e.g. a plugin's, or one a test registered).
 
+    Args:
+        name: the metric's registered name.
+
     Raises:
         ValueError: no metric is registered under ``name``.
     """
@@ -266,7 +284,13 @@ def metric_entries() -> dict[str, MetricEntry]:
 
 
 def metric_values(inputs: MetricInputs, role: str) -> dict[str, float]:
-    """Every registered metric that applies to ``role``, in order."""
+    """Every registered metric that applies to ``role``, in order.
+
+    Args:
+        inputs: one dataset's cascade outputs under one policy, with what a metric may read
+            ([`MetricInputs`][]).
+        role: the dataset's role; only metrics registered for it run.
+    """
     out: dict[str, float] = {}
     for entry in _REGISTRY.values():
         if role in entry.roles:
@@ -275,7 +299,11 @@ def metric_values(inputs: MetricInputs, role: str) -> dict[str, float]:
 
 
 def higher_is_better(key: str) -> bool:
-    """Direction of a reported key such as ``cov@5`` (looked up by its family)."""
+    """Direction of a reported key such as ``cov@5`` (looked up by its family).
+
+    Args:
+        key: a reported metric key, e.g. ``cov@5`` or ``fpr@95``.
+    """
     family = key.split("@")[0]
     for entry in _REGISTRY.values():
         if entry.name.split("@")[0] == family:

@@ -97,6 +97,11 @@ def evaluate_policies(
     """Fit the policies on the held-out dataset and evaluate every dataset.
 
     Args:
+        prepared: the members' logits, roles and stage scores on every dataset
+            (``window_cascades.cascade.prepared_experiment``).
+        policies: the registered policies to fit and evaluate, by name.
+        policy_settings: the target and the policies' parameters; None: the defaults (``cov@5``).
+        metric_settings: the operating points to report; None: the defaults.
         id_curves: when given, filled with (policy, setting, score, "") (the rows'
             ``window_cascades.artifacts.results.run_key`` with an empty member order) -> {dataset:
             (coverage, risk)}, the risk-coverage curves of the policy's output on the ID and shifted

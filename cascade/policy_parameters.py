@@ -52,7 +52,11 @@ class PolicyParameter:
     choices: tuple | None = None
 
     def validate(self, value: Any) -> Any:
-        """The value checked (choices, then ``check``); None passes when the default is None."""
+        """The value checked (choices, then ``check``); None passes when the default is None.
+
+        Args:
+            value: the value given (from a command line, a config or ``PolicySettings``).
+        """
         if value is None and self.default is None:
             return None
         if self.choices is not None and value not in self.choices:
@@ -73,12 +77,27 @@ def parameter(
     check: Callable[[Any], Any] | None = None,
     choices: tuple | None = None,
 ) -> Any:
-    """A dataclass field declaring a policy parameter (see [`PolicyParameter`][])."""
+    """A dataclass field declaring a policy parameter (see [`PolicyParameter`][]).
+
+    Args:
+        name: the parameter's name: the settings attribute, and the option ``--<name>`` (``_``
+            written ``-``).
+        default: its value when none is given (None: the policy derives one).
+        help: one line for ``--help``, with the unit.
+        kind: ``float``, ``int`` or ``str``: how a command-line value is read.
+        check: validates a value and returns it, raising ``ValueError`` naming the value and the
+            range; None: any value of ``kind``.
+        choices: the allowed values of a parameter with a fixed set; None: no fixed set.
+    """
     return PolicyParameter(name, default, help, kind, check, choices).field()
 
 
 def parameters_of(declaration: type | None) -> tuple[PolicyParameter, ...]:
-    """The parameters a policy's dataclass declares, in field order (none for None)."""
+    """The parameters a policy's dataclass declares, in field order (none for None).
+
+    Args:
+        declaration: a policy's parameters dataclass, or None (no parameters).
+    """
     if declaration is None:
         return ()
     if not dataclasses.is_dataclass(declaration):
@@ -100,7 +119,12 @@ _USERS: dict[str, set[str]] = {}
 
 
 def declare_parameters(policy: str, parameters: tuple[PolicyParameter, ...]) -> None:
-    """Record ``policy``'s parameters (refusing a name declared differently elsewhere)."""
+    """Record ``policy``'s parameters (refusing a name declared differently elsewhere).
+
+    Args:
+        policy: the policy's registered name.
+        parameters: its parameters ([`parameters_of`][]).
+    """
     for p in parameters:
         known = _DECLARED.get(p.name)
         if known is not None and known != p:
@@ -114,7 +138,11 @@ def declare_parameters(policy: str, parameters: tuple[PolicyParameter, ...]) -> 
 
 
 def forget_parameters(policy: str) -> None:
-    """Drop ``policy`` from the declarations (parameters no other policy uses go too)."""
+    """Drop ``policy`` from the declarations (parameters no other policy uses go too).
+
+    Args:
+        policy: the policy's registered name.
+    """
     for name in [n for n, users in _USERS.items() if policy in users]:
         _USERS[name].discard(policy)
         if not _USERS[name]:
@@ -127,7 +155,11 @@ def declared_parameters() -> dict[str, PolicyParameter]:
 
 
 def parameter_users(name: str) -> list[str]:
-    """The registered policies that declare ``name``, sorted."""
+    """The registered policies that declare ``name``, sorted.
+
+    Args:
+        name: a parameter's name, e.g. ``width``.
+    """
     return sorted(_USERS.get(name, ()))
 
 

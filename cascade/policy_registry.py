@@ -49,8 +49,9 @@ class FitInputs:
         mixture_confidence: per stage, confidences on the unlabelled test mixture (ID + OOD),
             or None when no policy needs them.
         heldout_name: name of the held-out dataset, for error messages.
-        final_confidence, final_correct: the full ensemble's held-out confidences and
-            correctness (policies that score the cascade's output, e.g. ``budget_window``).
+        final_confidence: the full ensemble's held-out confidences (policies that score the
+            cascade's output, e.g. ``budget_window``), or None.
+        final_correct: the full ensemble's held-out correctness, matching them, or None.
         stage_macs: MACs per member (policies with a compute budget).
     """
 
@@ -152,6 +153,9 @@ def register_policy(
 def unregister_policy(name: str) -> None:
     """Remove a registered policy (e.g. a plugin's, or one a test registered).
 
+    Args:
+        name: the policy's registered name.
+
     Raises:
         ValueError: no policy is registered under ``name``.
     """
@@ -176,14 +180,22 @@ def policy_names() -> tuple[str, ...]:
 
 
 def policy_entry(name: str) -> PolicyEntry:
-    """The entry of ``name``, with a clear error for an unknown name."""
+    """The entry of ``name``, with a clear error for an unknown name.
+
+    Args:
+        name: the policy's registered name.
+    """
     if name not in _REGISTRY:
         raise ValueError(f"unknown policy {name!r}; expected one of {list(_REGISTRY)}")
     return _REGISTRY[name]
 
 
 def check_policies(names: list[str]) -> list[str]:
-    """Validate a list of policy names (known, no repeats) and return it."""
+    """Validate a list of policy names (known, no repeats) and return it.
+
+    Args:
+        names: policy names, e.g. from ``--policies single,window``.
+    """
     for name in names:
         policy_entry(name)
     if len(set(names)) != len(names):
@@ -206,7 +218,12 @@ def policy_table() -> str:
 
 
 def check_scores(confidence: torch.Tensor, what: str) -> torch.Tensor:
-    """Flat float64 scores, refusing an empty split or NaN/Inf (``what`` names the data)."""
+    """Flat float64 scores, refusing an empty split or NaN/Inf (``what`` names the data).
+
+    Args:
+        confidence: the confidences to check (any shape; flattened).
+        what: what the data is, for the message (e.g. the held-out split's name and stage).
+    """
     if confidence.numel() == 0:
         raise ValueError(f"{what}: the held-out split is empty; the policies cannot be fitted")
     if not torch.isfinite(confidence).all():
@@ -217,7 +234,14 @@ def check_scores(confidence: torch.Tensor, what: str) -> torch.Tensor:
 def fit_policies(
     names: list[str], inputs: FitInputs, settings: PolicySettings | None = None
 ) -> dict:
-    """Fit every named policy on the held-out stage scores; returns name -> fitted policy."""
+    """Fit every named policy on the held-out stage scores; returns name -> fitted policy.
+
+    Args:
+        names: the policies to fit, registered names.
+        inputs: the held-out stage scores and what else a policy reads ([`FitInputs`][]).
+        settings: the target, the shared settings and every declared parameter's value; None: the
+            defaults (target ``cov@5``).
+    """
     check_policies(names)
     settings = settings or PolicySettings()
     for c in inputs.stage_confidence:

@@ -24,14 +24,24 @@ from window_cascades.uncertainty.temperature import scale_probs
 
 
 def check_score(score: str) -> str:
-    """Return ``score`` if it is a known confidence score, else raise a ValueError naming it."""
+    """Return ``score`` if it is a known confidence score, else raise a ValueError naming it.
+
+    Args:
+        score: the score's name (``msp``, ``entropy``, ``max_logit``, ``energy``,
+            ``mutual_information``).
+    """
     if score not in SCORES:
         raise ValueError(f"unknown confidence score {score!r}; expected one of {list(SCORES)}")
     return score
 
 
 def confidence_from_probs(probs: torch.Tensor, score: str) -> torch.Tensor:
-    """Probability-based confidence (``msp`` or ``entropy``) of N x C probabilities."""
+    """Probability-based confidence (``msp`` or ``entropy``) of N x C probabilities.
+
+    Args:
+        probs: N x C class probabilities (rows sum to 1).
+        score: ``msp`` (the largest probability) or ``entropy`` (the negative entropy, in nats).
+    """
     if score == "msp":
         return probs.max(dim=-1).values
     if score == "entropy":
@@ -40,7 +50,12 @@ def confidence_from_probs(probs: torch.Tensor, score: str) -> torch.Tensor:
 
 
 def confidence_from_logits(logits: torch.Tensor, score: str) -> torch.Tensor:
-    """Confidence of a single model's N x C logits for one of [`SCORES`][]."""
+    """Confidence of a single model's N x C logits for one of [`SCORES`][].
+
+    Args:
+        logits: N x C logits of one model.
+        score: one of [`SCORES`][].
+    """
     check_score(score)
     logits = logits.float()
     if score == "mutual_information":
@@ -85,7 +100,15 @@ class EnsembleState:
         temperatures: dict[int, float] | None = None,
         score: str | None = None,
     ) -> EnsembleState:
-        """State of a single member from its N x C logits (tracking what ``score`` needs)."""
+        """State of a single member from its N x C logits (tracking what ``score`` needs).
+
+        Args:
+            logits: the member's N x C logits.
+            temperatures: ensemble size k -> the temperature of the averaged probabilities of k
+                members (k >= 2); None: no temperature scaling.
+            score: the score the state will be asked for (only its sums are kept); None: every
+                score.
+        """
         if score is not None:
             check_score(score)
         logits = logits.float()
@@ -103,7 +126,12 @@ class EnsembleState:
         )
 
     def add(self, member: torch.Tensor | EnsembleState) -> EnsembleState:
-        """State after adding one more member (its logits, or its one-member state)."""
+        """State after adding one more member (its logits, or its one-member state).
+
+        Args:
+            member: the next member's N x C logits, or its one-member state (with its temperature
+                applied).
+        """
         other = (
             member
             if isinstance(member, EnsembleState)
@@ -124,7 +152,11 @@ class EnsembleState:
         )
 
     def select(self, index: torch.Tensor) -> EnsembleState:
-        """State of a subset of the samples (boolean mask or integer index)."""
+        """State of a subset of the samples (boolean mask or integer index).
+
+        Args:
+            index: a boolean mask of N, or integer indices, of the samples to keep.
+        """
 
         def pick(a):
             return None if a is None else a[index]
@@ -146,7 +178,11 @@ class EnsembleState:
         return scale_probs(probs, self.temperatures.get(self.count, 1.0))
 
     def confidence(self, score: str) -> torch.Tensor:
-        """Ensemble confidence for one of [`SCORES`][] (see module docstring)."""
+        """Ensemble confidence for one of [`SCORES`][] (see module docstring).
+
+        Args:
+            score: one of [`SCORES`][].
+        """
         check_score(score)
         if self.score is not None and score != self.score and score not in ("msp", "entropy"):
             raise ValueError(f"this ensemble state tracks {self.score!r}, not {score!r}")

@@ -54,6 +54,10 @@ def weighted_mean(values: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
 def sort_with_rank(values: torch.Tensor, descending: bool) -> tuple[torch.Tensor, torch.Tensor]:
     """Sort ``values`` (N, stable) and say where each sample went.
 
+    Args:
+        values: N values.
+        descending: sort from the largest value down.
+
     Returns:
         (sorted values, rank): rank[i] is the position of sample i in the sorted order.
     """
@@ -141,12 +145,20 @@ class WeightedCurve:
         return both / (2 * self.total.squeeze(1) ** 2)
 
     def coverage_at_risk(self, max_risk: float) -> torch.Tensor:
-        """B values of cov@r: the largest coverage with risk <= r (0 when none)."""
+        """B values of cov@r: the largest coverage with risk <= r (0 when none).
+
+        Args:
+            max_risk: the selective risk r, a fraction in (0, 1).
+        """
         ok = (self.risk <= max_risk + 1e-12) & (self.count > 0)
         return (self.coverage * ok).amax(1)
 
     def risk_at_coverage(self, min_coverage: float) -> torch.Tensor:
-        """B values of risk@c: the risk at the first point with coverage >= c."""
+        """B values of risk@c: the risk at the first point with coverage >= c.
+
+        Args:
+            min_coverage: the coverage c, a fraction in (0, 1].
+        """
         reached = self.coverage >= min_coverage - 1e-12
         first = reached.double().argmax(1, keepdim=True)
         return self.risk.gather(1, first).squeeze(1)

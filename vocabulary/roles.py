@@ -30,6 +30,9 @@ class DatasetRoles(Mapping[str, str]):
     Exactly one ``heldout`` and one ``id`` dataset; every role one of [`ROLES`][]; names
     unique (a mapping cannot repeat a key; [`from_pairs`][] refuses a repeated name).
 
+    Args:
+        roles: dataset name -> role, in the order the datasets are configured.
+
     Raises:
         ValueError: naming the dataset and role that are wrong.
     """
@@ -46,7 +49,11 @@ class DatasetRoles(Mapping[str, str]):
 
     @classmethod
     def from_pairs(cls, pairs: list[tuple[str, str]]) -> DatasetRoles:
-        """Build from (name, role) pairs, refusing a name given twice."""
+        """Build from (name, role) pairs, refusing a name given twice.
+
+        Args:
+            pairs: (dataset name, role) pairs, in the order the datasets are configured.
+        """
         roles: dict[str, str] = {}
         for name, role in pairs:
             if name in roles:
@@ -57,7 +64,11 @@ class DatasetRoles(Mapping[str, str]):
     @classmethod
     def for_prediction(cls, names: list[str]) -> DatasetRoles:
         """Roles of a ``predict``-only datamodule: every dataset new images
-        ([`PREDICT_ROLE`][]), with no held-out or ID set (nothing is calibrated or evaluated)."""
+        ([`PREDICT_ROLE`][]), with no held-out or ID set (nothing is calibrated or evaluated).
+
+        Args:
+            names: the names of the datasets of new images.
+        """
         roles = cls.__new__(cls)
         roles._roles = dict.fromkeys(names, PREDICT_ROLE)
         return roles
@@ -75,7 +86,11 @@ class DatasetRoles(Mapping[str, str]):
         return f"DatasetRoles({self._roles!r})"
 
     def names(self, role: str) -> list[str]:
-        """Names of the datasets with ``role``, in configured order."""
+        """Names of the datasets with ``role``, in configured order.
+
+        Args:
+            role: one of [`ROLES`][] (or ``predict``).
+        """
         return [n for n, r in self._roles.items() if r == role]
 
     @property

@@ -292,6 +292,11 @@ class Evaluation:
         """The value of ``metric`` (e.g. ``cov@5``) under ``policy`` on ``dataset`` (default:
         the ID test set).
 
+        Args:
+            metric: a metric key, e.g. ``cov@5``, ``expected_macs``, ``exit_frac@2``.
+            policy: a policy's name, e.g. ``window``.
+            dataset: a dataset's name; None: the ID test set.
+
         Raises:
             KeyError: no such row (the message lists the metrics of that policy and dataset).
         """
