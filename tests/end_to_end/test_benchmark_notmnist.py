@@ -15,7 +15,7 @@ NOTMNIST = ROOT.parent / "shared" / "data" / "notmnist"
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(not NOTMNIST.is_dir(), reason="../shared/data/notmnist is not beside the repo")
+@pytest.mark.skipif(not NOTMNIST.is_dir(), reason=f"notMNIST not found in {NOTMNIST}")
 def test_benchmark_smoke_run(tmp_path):
     """Also: a data config with an extra OOD set read from IDX files (as MNIST would be)."""
     import struct

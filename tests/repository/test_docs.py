@@ -6,12 +6,51 @@ references and docstrings; these checks need no docs tools installed.
 
 from __future__ import annotations
 
+import hashlib
+import importlib.util
 import re
 import subprocess
 
+import pytest
 import tomllib
+import yaml
 
 from tests.conftest import ROOT
+
+PROSE = ["README.md", "BENCHMARKS.md", "CHANGELOG.md", "CONTRIBUTING.md"]
+"""The prose the project publishes beside docs/ (every Markdown file of docs/ too)."""
+LIBRARY = [
+    "window_cascades",
+    "vocabulary",
+    "uncertainty",
+    "cascade",
+    "artifacts",
+    "datamodules",
+    "lightning_modules",
+    "commands",
+]
+
+
+def _script(name: str):
+    spec = importlib.util.spec_from_file_location(name, ROOT / "scripts" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _tracked(*suffixes: str) -> list:
+    names = subprocess.run(
+        ["git", "ls-files"], cwd=ROOT, capture_output=True, text=True, check=True
+    ).stdout.split()
+    return [ROOT / n for n in names if n.endswith(suffixes) and (ROOT / n).is_file()]
+
+
+def _prose_files() -> list:
+    return [ROOT / n for n in PROSE] + sorted((ROOT / "docs").rglob("*.md"))
+
+
+def _outside_code_blocks(text: str) -> str:
+    return re.sub(r"^```.*?^```", "", text, flags=re.M | re.S)
 
 
 def _public_modules() -> set[str]:
@@ -36,7 +75,7 @@ def _public_modules() -> set[str]:
 
 def test_the_api_reference_documents_every_public_module():
     documented = set()
-    for page in (ROOT / "docs" / "api").glob("*.md"):
+    for page in (ROOT / "docs" / "api").rglob("*.md"):
         documented |= set(re.findall(r"^::: ([\w.]+)", page.read_text(), re.M))
     assert _public_modules() - documented == set()
     assert documented - _public_modules() == set()  # no page documents a module that is gone
@@ -70,3 +109,167 @@ def test_ci_builds_the_site_then_runs_the_readme_test_command():
     assert lines[-1] == "bash scripts/test.sh"  # the README's test command
     assert "bash scripts/test.sh" in (ROOT / "README.md").read_text()
     assert any(line.startswith("bash scripts/build_docs.sh") for line in lines[:-1])
+
+
+def test_the_checked_public_api_documents_every_parameter():
+    """scripts/check_docstrings.py (also run by the documentation build) on its scope: the
+    public API and the modules a user imports beside it."""
+    check = _script("check_docstrings")
+    assert check.problems() == []
+    assert {"window_cascades.api", "window_cascades.cascade.policy_registry"} <= set(
+        check.CHECKED_MODULES
+    )
+
+
+def test_the_docstring_check_finds_a_missing_or_merged_parameter(tmp_path):
+    check = _script("check_docstrings")
+    source = tmp_path / "planted.py"
+    source.write_text(
+        "def fpr(id_conf, ood_conf, tpr):\n"
+        '    """OOD acceptance.\n\n    Args:\n        id_conf: ID scores; ood_conf: OOD scores.\n'
+        '        tpr: the rate.\n    """\n\n'
+        "def quiet(x):\n    pass\n\n"
+        "def _private(y):\n    pass\n"
+    )
+    assert check.module_problems("planted", source) == [
+        "planted.fpr: no Args entry for ood_conf",
+        "planted.quiet: no docstring",
+    ]
+
+
+def test_no_sphinx_role_in_the_library_docstrings():
+    """Sphinx roles (:func:`x`) show as raw text on the API pages; cross-references are
+    mkdocstrings' ([`x`][])."""
+    role = re.compile(r":(?:py:)?(?:func|meth|class|attr|mod|data|obj|exc|const):`")
+    hits = [
+        f"{p.relative_to(ROOT)}:{k}"
+        for folder in LIBRARY
+        for p in sorted((ROOT / folder).rglob("*.py"))
+        for k, line in enumerate(p.read_text().splitlines(), 1)
+        if role.search(line)
+    ]
+    assert hits == []
+
+
+def test_no_line_of_text_starts_with_a_comparison():
+    """A wrapped line that starts with '>' (as in '>= 0.95') is a block quote in Markdown: the
+    '>' vanishes and the meaning changes (docstrings render as Markdown on the API pages)."""
+    hits = []
+    for folder in LIBRARY:
+        for path in sorted((ROOT / folder).rglob("*.py")):
+            for k, line in enumerate(path.read_text().splitlines(), 1):
+                if re.match(r"\s+>(?!>>)", line):
+                    hits.append(f"{path.relative_to(ROOT)}:{k}")
+    for path in _prose_files():
+        for k, line in enumerate(_outside_code_blocks(path.read_text()).splitlines(), 1):
+            if re.match(r"\s*>=", line):
+                hits.append(f"{path.relative_to(ROOT)}:{k}")
+    assert hits == []
+
+
+# what the repository's text never says about how it was made: the project speaks of itself
+HOW_IT_WAS_MADE = {
+    "an issue number": r"\bissues? #?\d+\b|\(#\d+\)",
+    "a path beside the repository": r"\.\./shared\b",
+    "a machine by how it was obtained": (
+        r"\bdevice (?:tool|machine)\b|\bborrow|\blent (?:to|a|one)\b"
+    ),
+    "who or what wrote it": r"\b(?:AI )?assistants?\b|\bthe brief\b",
+}
+PROSE_ONLY = {"a work session": r"\bsessions?\b(?!=)"}  # pytest's sessions are code
+
+
+def _how_it_was_made(text: str, patterns: dict) -> list[str]:
+    return [what for what, pattern in patterns.items() if re.search(pattern, text, re.I)]
+
+
+def test_the_project_speaks_of_itself():
+    """Docs, README, BENCHMARKS, CHANGELOG, CONTRIBUTING and every tracked file's text (code,
+    comments, configs) name machines by what they are and cite no issue numbers, sessions or
+    paths outside the repository."""
+    hits = []
+    for path in _prose_files():
+        text = _outside_code_blocks(path.read_text())
+        for what in _how_it_was_made(text, {**HOW_IT_WAS_MADE, **PROSE_ONLY}):
+            hits.append(f"{path.relative_to(ROOT)}: {what}")
+    this = (ROOT / "tests" / "repository" / "test_docs.py").resolve()
+    for path in _tracked(".py", ".sh", ".yaml", ".yml", ".toml", ".cfg", ".txt", ".sbatch"):
+        if path.resolve() == this:
+            continue
+        for what in _how_it_was_made(path.read_text(errors="replace"), HOW_IT_WAS_MADE):
+            hits.append(f"{path.relative_to(ROOT)}: {what}")
+    assert hits == []
+
+
+def test_the_words_check_finds_what_it_refuses():
+    planted = {
+        "as issue 23 asked": "an issue number",
+        "fixed in (#41)": "an issue number",
+        "data in ../shared/data/notmnist": "a path beside the repository",
+        "on the device tool's H100": "a machine by how it was obtained",
+        "no GPU was lent to this run": "a machine by how it was obtained",
+    }
+    for text, what in planted.items():
+        assert what in _how_it_was_made(text, HOW_IT_WAS_MADE), text
+    assert _how_it_was_made("in this session", PROSE_ONLY) == ["a work session"]
+    assert _how_it_was_made('session="in-memory"', PROSE_ONLY) == []
+    assert _how_it_was_made("on 1 NVIDIA H100 80GB, 2-core AMD EPYC", HOW_IT_WAS_MADE) == []
+
+
+def test_the_notmnist_page_says_where_the_data_comes_from():
+    page = (ROOT / "docs" / "benchmarks" / "notmnist.md").read_text()
+    for needed in (
+        "github.com/davidflanagan/notMNIST-to-MNIST",
+        "MIT licence",
+        "permission of the dataset's author",
+        "data/notmnist/",
+        "t10k-images-idx3-ubyte.gz",
+        "--data-dir",
+    ):
+        assert needed in page, needed
+    config = yaml.safe_load((ROOT / "configs" / "notmnist" / "data.yaml").read_text())
+    assert config["init_args"]["images"] == "data/notmnist/t10k-images-idx3-ubyte.gz"
+
+
+def test_the_citation_is_the_package_version_and_the_paper():
+    from window_cascades import __version__
+
+    cff = yaml.safe_load((ROOT / "CITATION.cff").read_text())
+    assert cff["version"] == __version__
+    paper = cff["preferred-citation"]
+    assert paper["year"] == 2023 and "arxiv.org/abs/2303.08010" in paper["url"]
+    assert [a["family-names"] for a in paper["authors"]] == ["Xia", "Bouganis"]
+    assert "registry: bibtex" in (ROOT / "docs" / "cite.md").read_text()
+
+
+def test_every_tutorial_section_exists_in_its_script():
+    """The tutorials quote examples/*.py by section (--8<-- "file:section"): each section has
+    its start and end markers, so no page quietly shows nothing."""
+    quoted = set()
+    for page in sorted((ROOT / "docs" / "tutorials").glob("*.md")):
+        quoted |= set(re.findall(r'--8<-- "(examples/[\w./]+):(\w+)"', page.read_text()))
+    assert quoted
+    for path, section in sorted(quoted):
+        text = (ROOT / path).read_text()
+        assert f"# --8<-- [start:{section}]" in text and f"# --8<-- [end:{section}]" in text
+
+
+def test_the_vendored_assets_are_the_recorded_files():
+    """KaTeX and the iframe-worker shim are served by the site (no CDN); their checksums are
+    those scripts/vendor_docs_assets.sh recorded."""
+    lines = (ROOT / "docs" / "assets" / "VENDORED.txt").read_text().splitlines()
+    recorded = dict(reversed(line.split()) for line in lines if re.match(r"^[0-9a-f]{64} ", line))
+    assert "katex/katex.min.js" in recorded and "javascripts/iframe-worker-shim.js" in recorded
+    for name, digest in recorded.items():
+        data = (ROOT / "docs" / "assets" / name).read_bytes()
+        assert hashlib.sha256(data).hexdigest() == digest, name
+    config = yaml.safe_load(re.sub(r"!!python/\S+", "", (ROOT / "mkdocs.yml").read_text()))
+    assert config["extra"]["polyfills"] == ["assets/javascripts/iframe-worker-shim.js"]
+    assert config["theme"]["font"] is False and config["use_directory_urls"] is False
+
+
+@pytest.mark.parametrize("tool", ["markdown-exec", "ruff", "mkdocstrings"])
+def test_the_docs_extra_has_what_the_build_runs(tool):
+    """The tutorials run through markdown-exec, ruff lays out the API's signatures."""
+    lines = (ROOT / "requirements-docs.txt").read_text().splitlines()
+    assert any(line.startswith(tool) for line in lines)
