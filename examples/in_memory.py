@@ -84,7 +84,7 @@ def member_logits(x: torch.Tensor) -> list[torch.Tensor]:
 # --8<-- [end:members]
 
 # --8<-- [start:logits]
-import window_cascades as wc  # noqa: E402
+import window_cascades as wc
 
 logits = wc.Logits(
     {name: member_logits(x) for name, x in datasets.items()},
@@ -130,43 +130,43 @@ for name in ("digits_test", "digits_noisy"):
 
 
 # --8<-- [start:plots]
-import matplotlib  # noqa: E402
+import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
+import matplotlib.pyplot as plt
 
-from window_cascades.uncertainty.selective import risk_coverage_curve  # noqa: E402
+from window_cascades.uncertainty.selective import risk_coverage_curve
 
 fig, (tradeoff, curves, exits) = plt.subplots(1, 3, figsize=(15, 4.2))
 
-# 1. cost against cov@5 on the shifted set, with the bootstrap intervals
+# 1. cost against cov@5 on the test set, with the bootstrap intervals
 for k, policy in enumerate(dict.fromkeys(r["policy"] for r in result.rows)):
-    cost = result.value("expected_macs", policy, "digits_noisy")
+    cost = result.value("expected_macs", policy, "digits_test")
     (cov,) = [
         r
         for r in result.rows
-        if (r["dataset"], r["policy"], r["metric"]) == ("digits_noisy", policy, "cov@5")
+        if (r["dataset"], r["policy"], r["metric"]) == ("digits_test", policy, "cov@5")
     ]
     low, high = cov["value"] - cov["ci_low"], cov["ci_high"] - cov["value"]
     tradeoff.errorbar(
         cost, cov["value"], yerr=[[low], [high]], fmt="os^Dv<>"[k % 7], capsize=3, label=policy
-    )  # fmt: skip - one point per policy
+    )
 tradeoff.set(
     xlabel="cost (member evaluations per sample)",
     ylabel="cov@5",
-    title="Cost against cov@5 (digits_noisy)",
-)  # fmt: skip - labels in one place
+    title="Cost against cov@5 (digits_test)",
+)
 tradeoff.legend(fontsize=7)
 
-# 2. risk-coverage curves of each policy's output, from its decisions on the shifted set
-noisy_logits = member_logits(datasets["digits_noisy"])
+# 2. risk-coverage curves of each policy's output, from its decisions on the test set
+test_logits = member_logits(datasets["digits_test"])
 for policy in ("single", "window", "ensemble"):
-    decisions = wc.decide(result.fitted, noisy_logits, policy=policy)
+    decisions = wc.decide(result.fitted, test_logits, policy=policy)
     curve = risk_coverage_curve(
-        decisions["confidence"], decisions["prediction"] == targets["digits_noisy"]
+        decisions["confidence"], decisions["prediction"] == targets["digits_test"]
     )
     curves.plot(curve.coverage, curve.risk, label=policy)
-curves.set(xlabel="coverage", ylabel="selective risk", title="Risk-coverage (digits_noisy)")
+curves.set(xlabel="coverage", ylabel="selective risk", title="Risk-coverage (digits_test)")
 curves.legend(fontsize=8)
 
 # 3. the share of every set the window passes on to member 2
@@ -179,7 +179,7 @@ fig.tight_layout()
 # --8<-- [end:plots]
 
 # --8<-- [start:save]
-import tempfile  # noqa: E402
+import tempfile
 
 folder = tempfile.mkdtemp(prefix="my-cascade-")  # a folder of your own
 path = wc.save_fitted(result.fitted, folder)  # folder/fitted_cascade.json

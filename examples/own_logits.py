@@ -40,11 +40,11 @@ for seed in (0, 1):
 # --8<-- [end:models]
 
 # --8<-- [start:write]
-import json  # noqa: E402
-import tempfile  # noqa: E402
-from pathlib import Path  # noqa: E402
+import json
+import tempfile
+from pathlib import Path
 
-from safetensors.numpy import save_file  # noqa: E402
+from safetensors.numpy import save_file
 
 logits_dir = Path(tempfile.mkdtemp(prefix="my-logits-"))
 for k, (member, model) in enumerate(members.items()):
@@ -60,7 +60,7 @@ for k, (member, model) in enumerate(members.items()):
             save_file(
                 {"logits": logits, "targets": targets.astype(np.int64)},
                 str(folder / f"{name}.safetensors"),
-            )  # fmt: skip - one call
+            )
     # optional: the member's cost per sample (MACs); without it every member counts 1
     meta = {
         "model_name": f"scikit-learn MLPClassifier{model.hidden_layer_sizes}",
@@ -75,8 +75,8 @@ for path in sorted(logits_dir.rglob("*")):
 # --8<-- [end:write]
 
 # --8<-- [start:command]
-import subprocess  # noqa: E402
-import sys  # noqa: E402
+import subprocess
+import sys
 
 out = logits_dir.parent / f"{logits_dir.name}-results"  # not inside the logits folder
 command = [
@@ -114,7 +114,7 @@ print(run.stdout + run.stderr + f"exit status {run.returncode}")
 # --8<-- [end:command]
 
 # --8<-- [start:python]
-import window_cascades as wc  # noqa: E402
+import window_cascades as wc
 
 logits = wc.load_logits(
     logits_dir,
