@@ -10,6 +10,7 @@ bootstrap intervals when computed, and the share of the test gain it keeps).
 from __future__ import annotations
 
 from window_cascades.artifacts.report_cells import interval_cell
+from window_cascades.cascade.policy_registry import FIRST_MEMBER, FULL_ENSEMBLE, reference_policy
 
 
 def cost_to_target_lines(rows: list[dict], summary: dict, unit: float) -> list[str]:
@@ -36,12 +37,13 @@ def cost_to_target_lines(rows: list[dict], summary: dict, unit: float) -> list[s
     def value(policy: str, setting: str, metric: str) -> dict | None:
         return index.get((policy, setting, metric))
 
-    single, full = value("single", "", target), value("ensemble", "", target)
+    low, high = reference_policy(FIRST_MEMBER), reference_policy(FULL_ENSEMBLE)
+    single, full = value(low, "", target), value(high, "", target)
     gain = None if single is None or full is None else full["value"] - single["value"]
     lines = [
         f"The cheapest setting of each policy family that keeps a share of the ensemble's "
         f"{target} gain over member 1 on the held-out split, and what it delivers on the ID "
-        f"test set ({id_name}). Share = (policy - single) / (ensemble - single) of {target}; "
+        f"test set ({id_name}). Share = (policy - {low}) / ({high} - {low}) of {target}; "
         "cost in member-1 units.",
         "",
         f"| policy | share asked | setting | held-out cost | held-out share | test cost | "

@@ -17,6 +17,7 @@ from window_cascades.artifacts.report_cells import interval_cell
 from window_cascades.artifacts.result_labels import lead_columns, policy_labels, run_key, same_as
 from window_cascades.cascade.cost_to_target import is_cost_to_target
 from window_cascades.cascade.orders import spread_across_orders
+from window_cascades.cascade.policy_registry import reference_policies
 from window_cascades.cascade.significance import FDR
 
 MAX_DIFFERENCES = 20
@@ -111,8 +112,9 @@ def _differences(rows: list[dict], deltas: list[dict]) -> list[str]:
     found.sort(
         key=lambda d: (d["p_value"], -abs(d["delta"]) / max(d["ci_high"] - d["ci_low"], 1e-12))
     )
+    low, high = reference_policies()
     lines = [
-        "Paired differences against `single` and `ensemble` on the same resamples, for the "
+        f"Paired differences against `{low}` and `{high}` on the same resamples, for the "
         "quantities that vary with the test sample (not cost or exit fractions, which the "
         "fitted policy fixes), one direction per pair of policies: two-sided p-values from "
         "the bootstrap standard error (normal approximation), Benjamini-Hochberg correction "

@@ -86,27 +86,9 @@ def plot_files(
 
     same = same_as(rows)
     datasets = [d for d in next(iter(curves.values())) if isinstance(d, str)] if curves else []
-    styles = ["-", "--", ":", "-."]
-    markers = ["o", "s", "^", "D", "v", "P", "X"]
 
     def risk_panel(ax, dataset: str, first: bool) -> None:
-        for i, (policy, per_set) in enumerate(curves.items()):
-            coverage, risk = per_set[dataset]
-            # later lines thinner and dashed, so a line equal to an earlier one stays visible
-            ax.plot(
-                torch.as_tensor(coverage),
-                torch.as_tensor(risk),
-                styles[i % 4],
-                linewidth=2.5 - 0.4 * min(i, 4),
-                color=f"C{i % 10}",
-                marker=markers[i % 7],
-                markevery=(0.05 * i, 0.25),
-                markersize=5,
-                label=policy + same.get(policy, ""),
-            )
-        ax.set(xlabel="coverage", ylabel="selective risk", title=f"Risk-coverage ({dataset})")
-        if first:
-            ax.legend(fontsize="small")
+        _risk_coverage_axes(ax, curves, dataset, same, legend=first)
 
     names = _pages(folder, "risk_coverage", datasets, risk_panel, 4.2, 3.8) if curves else []
     reliability = {p: c[RELIABILITY] for p, c in curves.items() if RELIABILITY in c}
@@ -136,6 +118,30 @@ def plot_files(
 
     panels = tradeoff_panels(rows, id_name, metric)
     return names + [name] + _pages(folder, "tradeoff", panels, tradeoff_panel, 5, 4.2)
+
+
+def _risk_coverage_axes(ax, curves: dict, dataset: str, same: dict, legend: bool) -> None:
+    """Every policy's risk-coverage curve on ``dataset`` (label -> {dataset: (coverage,
+    risk)}), told apart by colour, line style and marker."""
+    styles = ["-", "--", ":", "-."]
+    markers = ["o", "s", "^", "D", "v", "P", "X"]
+    for i, (policy, per_set) in enumerate(curves.items()):
+        coverage, risk = per_set[dataset]
+        # later lines thinner and dashed, so a line equal to an earlier one stays visible
+        ax.plot(
+            torch.as_tensor(coverage),
+            torch.as_tensor(risk),
+            styles[i % 4],
+            linewidth=2.5 - 0.4 * min(i, 4),
+            color=f"C{i % 10}",
+            marker=markers[i % 7],
+            markevery=(0.05 * i, 0.25),
+            markersize=5,
+            label=policy + same.get(policy, ""),
+        )
+    ax.set(xlabel="coverage", ylabel="selective risk", title=f"Risk-coverage ({dataset})")
+    if legend:
+        ax.legend(fontsize="small")
 
 
 def _reliability_axes(ax, policy: str, bins: tuple, dataset: str, same: dict) -> None:

@@ -180,12 +180,11 @@ def write_results(
         plots = [n for n in names if n.endswith(".png")]
         (staging / "report.md").write_text(report_text(rows, summary, plots, deltas))
         names.append("report.md")
-        written = []
         for name in names:
             os.replace(staging / name, results_dir / name)
-            written.append(results_dir / name)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
+    written = [results_dir / name for name in names]
     if not quiet:
         print(format_table(rows, [m["macs"] for m in members]))
         print("\nResults written to:")

@@ -26,6 +26,7 @@ from dataclasses import dataclass, field, fields, replace
 import torch
 
 from window_cascades.cascade.metric_registry import MetricInputs, metric_entries
+from window_cascades.cascade.policy_registry import reference_policies
 from window_cascades.cascade.progress import progress
 from window_cascades.cascade.resampled import Resampled
 from window_cascades.cascade.significance import (
@@ -36,7 +37,6 @@ from window_cascades.cascade.significance import (
 )
 
 CHUNK = 100  # resamples drawn and evaluated together (fixed: the draws depend on it)
-BASELINES = ("single", "ensemble")
 DELTA_FIELDS = (  # the columns of deltas.csv
     "dataset",
     "role",
@@ -195,14 +195,17 @@ class Bootstrap:
             out.append({**r, "ci_low": lo, "ci_high": hi})
         return out
 
-    def delta_rows(self, rows: list[dict], baselines=BASELINES) -> list[dict]:
+    def delta_rows(self, rows: list[dict], baselines: tuple[str, ...] | None = None) -> list[dict]:
         """Paired differences (policy - baseline, same resamples) of every test-set row (not
         the held-out split the policies were fitted on) against each baseline policy of the
         same score (and member order); ``significant``: the interval excludes 0 (no
         correction); ``p_value`` and ``significant_bh``: see the module docstring (a pair of
-        baselines is tested once, the later baseline against the earlier)."""
+        baselines is tested once, the later baseline against the earlier). ``baselines``:
+        None for the registry's reference policies (member 1 alone, then the full ensemble;
+        ``window_cascades.cascade.policy_registry.reference_policies``)."""
         if not self.num:
             return []
+        baselines = reference_policies() if baselines is None else tuple(baselines)
         base = {}
         for r in rows:
             if r["policy"] in baselines:

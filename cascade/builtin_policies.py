@@ -27,8 +27,10 @@ from window_cascades.cascade.policies import (
     ensemble_policy,
     single_policy,
 )
-from window_cascades.cascade.policy_parameters import PolicyParameter, parameter
+from window_cascades.cascade.policy_parameters import CostGrid, PolicyParameter, parameter
 from window_cascades.cascade.policy_registry import (
+    FIRST_MEMBER,
+    FULL_ENSEMBLE,
     FitInputs,
     PolicySettings,
     check_scores,
@@ -54,8 +56,22 @@ def check_fraction(fraction: float, what: str) -> float:
     return float(fraction)
 
 
+def width_cost_grid(points: int, ensemble_cost: float) -> list[float]:
+    """Cost-to-target's half-widths: 0.5 k / points for k = 1..points (w = 0.5 passes all)."""
+    return [0.5 * k / points for k in range(1, points + 1)]
+
+
+def fraction_cost_grid(points: int, ensemble_cost: float) -> list[float]:
+    """Cost-to-target's pass fractions: k / (points + 1) for k = 1..points, inside (0, 1)."""
+    return [k / (points + 1) for k in range(1, points + 1)]
+
+
 WIDTH = PolicyParameter(
-    "width", 0.1, "window half-width(s) w, in held-out quantiles, in (0, 0.5]", check=check_width
+    "width",
+    0.1,
+    "window half-width(s) w, in held-out quantiles, in (0, 0.5]",
+    check=check_width,
+    cost_grid=CostGrid(width_cost_grid),
 )
 
 
@@ -75,6 +91,7 @@ class SingleThresholdParameters:
         0.2,
         "fraction(s) of least confident held-out samples single_threshold passes on, in (0, 1)",
         check=lambda v: check_fraction(v, "single_threshold pass fraction"),
+        cost_grid=CostGrid(fraction_cost_grid),
     )
 
 
@@ -148,12 +165,17 @@ def interval_policy(name: str, stages: list[dict], setting: str) -> IntervalPoli
     return IntervalPolicy(name, bounds, setting, stages)
 
 
-@register_policy("single", "nothing: member 1 alone (cost 1)")
+@register_policy("single", "nothing: member 1 alone (cost 1)", default=True, reference=FIRST_MEMBER)
 def fit_single(inputs: FitInputs, settings: PolicySettings) -> IntervalPolicy:
     return single_policy(inputs.num_stages)
 
 
-@register_policy("ensemble", "everything: every member on every sample (cost M)")
+@register_policy(
+    "ensemble",
+    "everything: every member on every sample (cost M)",
+    default=True,
+    reference=FULL_ENSEMBLE,
+)
 def fit_ensemble(inputs: FitInputs, settings: PolicySettings) -> IntervalPolicy:
     return ensemble_policy(inputs.num_stages)
 
@@ -218,6 +240,7 @@ def _fit_window(name: str, inputs: FitInputs, settings: PolicySettings) -> Inter
     "the paper's window: held-out quantiles [q - w, q + w] around the target's threshold tau",
     parameters=WindowParameters,
     sweep="width",
+    default=True,
 )
 def fit_window(inputs: FitInputs, settings: PolicySettings) -> IntervalPolicy:
     return _fit_window("window", inputs, settings)
@@ -239,6 +262,7 @@ def fit_window_adjusted(inputs: FitInputs, settings: PolicySettings) -> Interval
     "a random `random_fraction` (default 2w) of samples, by a hash of the dataset index",
     parameters=RandomParameters,
     sweep="width",
+    in_cost_to_target=False,  # its gain is proportional to its cost by construction
 )
 def fit_random(inputs: FitInputs, settings: PolicySettings) -> RandomPolicy:
     fraction = settings.random_fraction or 2 * settings.width
@@ -250,6 +274,7 @@ def fit_random(inputs: FitInputs, settings: PolicySettings) -> RandomPolicy:
     "the least confident `pass_fraction` of held-out scores (exit when confidence > t)",
     parameters=SingleThresholdParameters,
     sweep="pass_fraction",
+    default=True,
 )
 def fit_single_threshold(inputs: FitInputs, settings: PolicySettings) -> IntervalPolicy:
     stages = [

@@ -8,20 +8,22 @@ alone, of the full ensemble and of the cascade under policy ``p``, on the held-o
 1 for the ensemble. Its **cost** is the expected MACs per sample of the cascade in units of
 member 1 (the ``cost`` column): 1 for member 1 alone, ``sum(MACs) / MACs[0]`` for the ensemble.
 
-Every policy family with a cost knob (its registry ``sweep``: the window's half-width ``width``,
-``single_threshold``'s ``pass_fraction``, ``budget_window``'s ``budget``) is fitted at
-[`GRID_POINTS`][] knob values; for each asked share the setting with the smallest held-out
-cost among those that reach it is kept, named ``<family>@gain<percent>`` (e.g.
-``window@gain75``, its ``setting`` the fitted one). The caller evaluates that setting on every
-test set like any fitted policy, so what the held-out cost buys on test comes with its
-bootstrap interval. Families fitted on the unlabelled test mixture (``needs_mixture``: their cost is
-counted there, not on held-out) and ``random`` (its gain is proportional to its cost by
-construction) are left out. An OOD target (``fpr@P``) has no held-out gain (the held-out split
-has no OOD samples): nothing is fitted for it.
+Every policy family with a cost knob takes part: its registry ``sweep`` names a parameter that
+declares a cost grid (``window_cascades.cascade.policy_parameters.CostGrid``; e.g. the window's
+half-width, a pass fraction, a compute budget). It is fitted at [`GRID_POINTS`][] knob values
+of that grid; for each asked share the setting with the smallest held-out cost among those that
+reach it is kept, named ``<family>@gain<percent>`` (e.g. ``window@gain75``, its ``setting`` the
+fitted one). The caller evaluates that setting on every test set like any fitted policy, so what
+the held-out cost buys on test comes with its bootstrap interval. Left out: a family without a
+swept cost knob, one fitted on the unlabelled test mixture (``needs_mixture``: its cost is
+counted there, not on held-out) and one registered with ``in_cost_to_target=False`` (e.g. a
+random policy, whose gain is proportional to its cost by construction). An OOD target
+(``fpr@P``) has no held-out gain (the held-out split has no OOD samples): nothing is fitted for
+it.
 
-Cost to compute: ``GRID_POINTS`` fits per family (``budget_window``: its scan stops at the first
-budget that reaches every share), each followed by one pass of the cascade over the held-out
-split.
+Cost to compute: ``GRID_POINTS`` fits per family (a grid declared with ``stop_when_reached``
+stops at the first value that reaches every share), each followed by one pass of the cascade
+over the held-out split.
 """
 
 from __future__ import annotations
@@ -30,8 +32,9 @@ from dataclasses import dataclass, replace
 
 import torch
 
-from window_cascades.cascade.budget_selection import cascade_output, output_value
 from window_cascades.cascade.engine import exit_stages
+from window_cascades.cascade.output_objective import cascade_output, output_value
+from window_cascades.cascade.policy_parameters import PolicyParameter, declared_parameters
 from window_cascades.cascade.policy_registry import FitInputs, PolicySettings, policy_entry
 from window_cascades.uncertainty.targets import parse_target
 
@@ -65,23 +68,32 @@ def check_gain_shares(shares: list[float]) -> list[float]:
     return sorted(float(s) for s in shares)
 
 
+def cost_knob(name: str) -> PolicyParameter | None:
+    """The parameter cost-to-target varies for ``name``'s family, or None when the family takes
+    no part (see the module docstring): its swept parameter, when that declares a cost grid."""
+    entry = policy_entry(name)
+    if entry.sweep is None or entry.needs_mixture or not entry.in_cost_to_target:
+        return None
+    knob = next(p for p in entry.parameters if p.name == entry.sweep)
+    return knob if knob.cost_grid is not None else None
+
+
 def has_cost_knob(name: str) -> bool:
     """Whether ``name``'s family takes part: a cost knob, fitted on the held-out split."""
-    entry = policy_entry(name)
-    return entry.sweep is not None and not entry.needs_mixture and name != "random"
+    return cost_knob(name) is not None
 
 
 def knob_values(knob: str, stage_macs: list[float], points: int = GRID_POINTS) -> list[float]:
-    """The knob values tried, in increasing cost: half-widths 0.5 k / points; pass fractions
-    k / (points + 1); budgets 1 + (ensemble cost - 1) k / points, for k = 1..points."""
-    if knob == "width":
-        return [0.5 * k / points for k in range(1, points + 1)]
-    if knob == "pass_fraction":
-        return [k / (points + 1) for k in range(1, points + 1)]
-    if knob == "budget":
-        total = sum(stage_macs) / stage_macs[0]
-        return [1 + (total - 1) * k / points for k in range(1, points + 1)]
-    raise ValueError(f"no cost grid for the knob {knob!r}")
+    """The values of the declared parameter ``knob`` tried, in increasing cost: its cost grid
+    at ``points`` points for a cascade of members costing ``stage_macs``.
+
+    Raises:
+        ValueError: ``knob`` is not a declared parameter with a cost grid.
+    """
+    declared = declared_parameters().get(knob)
+    if declared is None or declared.cost_grid is None:
+        raise ValueError(f"no cost grid for the knob {knob!r}")
+    return list(declared.cost_grid.values(points, sum(stage_macs) / stage_macs[0]))
 
 
 def heldout_cost(inputs: FitInputs, policy, stage_macs: list[float]) -> float:
@@ -99,7 +111,7 @@ class CostToTarget:
     Attributes:
         policy: the family (a registered policy name).
         share: the asked share of the ensemble's held-out gain, in (0, 1].
-        knob: the settings field varied (``width``, ``pass_fraction``, ``budget``).
+        knob: the parameter varied (the family's swept parameter, declared with a cost grid).
         value: the knob's value chosen, None when no tried value reaches the share.
         heldout_cost: its expected cost per held-out sample (member-1 units), or None.
         heldout_share: the share it reaches on held-out, or None.
@@ -127,10 +139,10 @@ def cost_to_target(
     a held-out cost knob, and unreached entries (``value`` None) when the ensemble does not
     beat member 1 on held-out or no setting gets there."""
     target = parse_target(settings.target)
-    if target.task == "fpr" or not has_cost_knob(name) or not inputs.stage_confidence:
+    declared = cost_knob(name)
+    if target.task == "fpr" or declared is None or not inputs.stage_confidence:
         return []
-    entry = policy_entry(name)
-    knob = entry.sweep
+    entry, knob = policy_entry(name), declared.name
     macs = list(inputs.stage_macs or [1.0] * inputs.num_stages)
     objective = (target.task, target.value)
     first = output_value(inputs.stage_confidence[0], ~inputs.stage_correct[0].bool(), objective)
@@ -148,7 +160,7 @@ def cost_to_target(
         conf, wrong = cascade_output(inputs, fitted)
         share = float(output_value(conf, wrong, objective) - first) / gain
         tried.append((heldout_cost(inputs, fitted, macs), share, value, fitted))
-        if knob == "budget" and share >= max(shares):  # each budget fit is costly: stop
+        if declared.cost_grid.stop_when_reached and share >= max(shares):
             break
     for entry_found in found:
         reaching = [t for t in tried if t[1] >= entry_found.share - 1e-12]

@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import torch
 
-from window_cascades.cascade.budget_selection import cascade_output, output_value
+from window_cascades.cascade.output_objective import cascade_output, output_value
 from window_cascades.cascade.policy_registry import FitInputs
 from window_cascades.uncertainty.targets import parse_target
 

@@ -9,7 +9,10 @@ else to edit:
   parameter some policy sweeps) and their ``--help`` text;
 - the validation of every value, once, where it enters ([`PolicySettings`][]);
 - the sweep axes (a policy's ``sweep`` names one of its parameters);
-- the online calibration callback's ``parameters`` mapping.
+- the cost-to-target grid of a swept parameter that moves the policy's cost (its
+  [`CostGrid`][]; ``window_cascades.cascade.cost_to_target``);
+- the online calibration callback's options (``--calibration.<name>``, its default) and its
+  ``parameters`` mapping.
 
 Two policies may share a parameter (``window`` and ``window_adjusted`` share ``width``) by
 using the same declaration; two different declarations of one name are refused.
@@ -30,6 +33,27 @@ _METADATA_KEY = "policy_parameter"
 
 
 @dataclass(frozen=True)
+class CostGrid:
+    """The values cost-to-target tries for a cost knob: a parameter that moves its policy's
+    expected cost (the window's half-width, a pass fraction, a compute budget).
+
+    Attributes:
+        values: ``(points, ensemble_cost) -> knob values`` in increasing cost, ``points`` of
+            them; ``ensemble_cost`` is the full ensemble's cost in units of member 1's MACs
+            (``sum(MACs) / MACs[0]``), for a knob counted in those units.
+        stop_when_reached: try no further value once one reaches every asked share of the
+            ensemble's gain (for a policy whose every fit is costly, e.g. a search).
+
+    Example:
+        ``CostGrid(lambda points, ensemble_cost: [k / (points + 1) for k in range(1, points +
+        1)])``: pass fractions 1 / 11 .. 10 / 11 for 10 points.
+    """
+
+    values: Callable[[int, float], list[float]]
+    stop_when_reached: bool = False
+
+
+@dataclass(frozen=True)
 class PolicyParameter:
     """One declared parameter of one or more policies.
 
@@ -42,6 +66,9 @@ class PolicyParameter:
         check: validates a value and returns it (raises ValueError naming the value); None:
             any value of ``kind``.
         choices: the allowed values, for a parameter with a fixed set.
+        cost_grid: for a cost knob (a parameter that moves the policy's expected cost), the
+            values cost-to-target tries when a policy sweeps it; None: not a cost knob (a
+            policy that sweeps it takes no part in cost-to-target).
     """
 
     name: str
@@ -50,6 +77,7 @@ class PolicyParameter:
     kind: type = float
     check: Callable[[Any], Any] | None = None
     choices: tuple | None = None
+    cost_grid: CostGrid | None = None
 
     def validate(self, value: Any) -> Any:
         """The value checked (choices, then ``check``); None passes when the default is None.
@@ -76,20 +104,23 @@ def parameter(
     kind: type = float,
     check: Callable[[Any], Any] | None = None,
     choices: tuple | None = None,
+    cost_grid: CostGrid | None = None,
 ) -> Any:
-    """A dataclass field declaring a policy parameter (see [`PolicyParameter`][]).
+    """A dataclass field declaring a policy parameter.
 
     Args:
-        name: the parameter's name: the settings attribute, and the option ``--<name>`` (``_``
-            written ``-``).
+        name: the parameter's name (the settings attribute; the option ``--<name>``).
         default: its value when none is given (None: the policy derives one).
         help: one line for ``--help``, with the unit.
         kind: ``float``, ``int`` or ``str``: how a command-line value is read.
-        check: validates a value and returns it, raising ``ValueError`` naming the value and the
-            range; None: any value of ``kind``.
-        choices: the allowed values of a parameter with a fixed set; None: no fixed set.
+        check: validates a value and returns it (raises ValueError naming the value).
+        choices: the allowed values, for a parameter with a fixed set.
+        cost_grid: the values cost-to-target tries, for a cost knob ([`CostGrid`][]).
+
+    Returns:
+        A ``dataclasses.field`` carrying the [`PolicyParameter`][].
     """
-    return PolicyParameter(name, default, help, kind, check, choices).field()
+    return PolicyParameter(name, default, help, kind, check, choices, cost_grid).field()
 
 
 def parameters_of(declaration: type | None) -> tuple[PolicyParameter, ...]:

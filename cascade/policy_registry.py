@@ -17,7 +17,11 @@ their command-line help and the README's policy table all take the list from her
         ...  # settings.share
 
 ``sweep`` names the parameter whose values a sweep varies for this policy (the offline
-evaluator's ``--share 0.1 0.3``); None: the policy is fitted once per run.
+evaluator's ``--share 0.1 0.3``); None: the policy is fitted once per run. The entry also says
+whether the policy is in a run that names no policies (``default``), whether it stands for one
+of the two reference points every comparison is made against (``reference``: member 1 alone or
+the full ensemble) and whether cost-to-target fits it (``in_cost_to_target``, with a swept
+parameter that declares a cost grid). Nothing outside the entries lists policy names.
 """
 
 from __future__ import annotations
@@ -36,6 +40,12 @@ from window_cascades.cascade.policy_parameters import (
 )
 
 __all__ = ["PolicySettings", "FitInputs", "PolicyEntry", "register_policy", "fit_policies"]
+
+FIRST_MEMBER = "first member"
+"""The reference point at 0% of the ensemble's gain: member 1 alone."""
+FULL_ENSEMBLE = "full ensemble"
+"""The reference point at 100% of the ensemble's gain: every member on every sample."""
+REFERENCES = (FIRST_MEMBER, FULL_ENSEMBLE)
 
 
 @dataclass
@@ -81,6 +91,14 @@ class PolicyEntry:
             ``budget``) or None.
         needs_mixture: the fit reads ``FitInputs.mixture_confidence``.
         parameters: the parameters it declares (``window_cascades.cascade.policy_parameters``).
+        default: evaluated when no policies are named (the offline ``--policies``, the online
+            ``model.policies``).
+        reference: [`FIRST_MEMBER`][] or [`FULL_ENSEMBLE`][] for the policy that is that
+            reference point (paired differences in ``deltas.csv`` are taken against these, and
+            shares of the ensemble's gain between them); None for every other policy.
+        in_cost_to_target: cost-to-target fits it when its ``sweep`` declares a cost grid;
+            False leaves it out (e.g. a policy whose gain is proportional to its cost by
+            construction).
     """
 
     name: str
@@ -89,6 +107,9 @@ class PolicyEntry:
     sweep: str | None = None
     needs_mixture: bool = False
     parameters: tuple[PolicyParameter, ...] = ()
+    default: bool = False
+    reference: str | None = None
+    in_cost_to_target: bool = True
 
 
 _REGISTRY: dict[str, PolicyEntry] = {}
@@ -100,6 +121,9 @@ def register_policy(
     parameters: type | None = None,
     sweep: str | None = None,
     needs_mixture: bool = False,
+    default: bool = False,
+    reference: str | None = None,
+    in_cost_to_target: bool = True,
 ) -> Callable:
     """Decorator registering a policy's fit function under ``name`` with its parameters'
     dataclass; from then on every command and ``window_cascades.evaluate`` can run it.
@@ -114,6 +138,9 @@ def register_policy(
             give one set of rows each); None: fitted once per run.
         needs_mixture: the fit reads the unlabelled test mixture's confidences
             (``FitInputs.mixture_confidence``; needs an ``ood`` set).
+        default: evaluated when no policies are named.
+        reference: [`FIRST_MEMBER`][] or [`FULL_ENSEMBLE`][] (see [`PolicyEntry`][]).
+        in_cost_to_target: False keeps it out of cost-to-target.
 
     Returns:
         The decorator; it returns the fit function unchanged. The fit function takes
@@ -121,8 +148,9 @@ def register_policy(
         ``IntervalPolicy``: pass a sample on at stage k when lower_k <= confidence <= upper_k).
 
     Raises:
-        ValueError: a name registered twice, a ``sweep`` that is not one of its parameters, or
-            a parameter declared differently by another policy.
+        ValueError: a name registered twice, a ``sweep`` that is not one of its parameters, a
+            parameter declared differently by another policy, or a reference point another
+            policy already is.
 
     Example:
         >>> from window_cascades.cascade.builtin_policies import interval_policy
@@ -139,12 +167,27 @@ def register_policy(
     names = [p.name for p in declared]
     if sweep is not None and sweep not in names:
         raise ValueError(f"policy {name!r}: sweep {sweep!r} is not one of its parameters {names}")
+    if reference is not None and reference not in REFERENCES:
+        raise ValueError(f"policy {name!r}: reference {reference!r} is not one of {REFERENCES}")
 
     def add(fit: Callable) -> Callable:
         if name in _REGISTRY:
             raise ValueError(f"policy {name!r} is registered twice")
+        taken = [e.name for e in _REGISTRY.values() if reference and e.reference == reference]
+        if taken:
+            raise ValueError(f"policy {name!r}: {taken[0]!r} is already the {reference}")
         declare_parameters(name, declared)
-        _REGISTRY[name] = PolicyEntry(name, fit, description, sweep, needs_mixture, declared)
+        _REGISTRY[name] = PolicyEntry(
+            name,
+            fit,
+            description,
+            sweep,
+            needs_mixture,
+            declared,
+            default,
+            reference,
+            in_cost_to_target,
+        )
         return fit
 
     return add
@@ -179,6 +222,30 @@ def policy_names() -> tuple[str, ...]:
     return tuple(_REGISTRY)
 
 
+def default_policies() -> list[str]:
+    """The policies a run evaluates when it names none (registered with ``default=True``), in
+    registration order."""
+    return [e.name for e in _REGISTRY.values() if e.default]
+
+
+def reference_policy(reference: str) -> str:
+    """The policy that is the reference point ``reference`` ([`FIRST_MEMBER`][] or
+    [`FULL_ENSEMBLE`][]); a clear error when none is registered.
+
+    Args:
+        reference: [`FIRST_MEMBER`][] or [`FULL_ENSEMBLE`][].
+    """
+    found = [e.name for e in _REGISTRY.values() if e.reference == reference]
+    if not found:
+        raise ValueError(f"no registered policy is the {reference} (register one with reference=)")
+    return found[0]
+
+
+def reference_policies() -> tuple[str, ...]:
+    """The reference policies, member 1 alone first: the baselines of paired differences."""
+    return tuple(reference_policy(r) for r in REFERENCES)
+
+
 def policy_entry(name: str) -> PolicyEntry:
     """The entry of ``name``, with a clear error for an unknown name.
 
@@ -205,15 +272,16 @@ def check_policies(names: list[str]) -> list[str]:
 
 def policy_table() -> str:
     """The registered policies as a Markdown table (name, what it passes on, its parameters,
-    swept by)."""
+    swept by, whether a run that names no policies evaluates it)."""
     lines = [
-        "| policy | what it passes on to the next member | parameters | swept by |",
-        "| --- | --- | --- | --- |",
+        "| policy | what it passes on to the next member | parameters | swept by | by default |",
+        "| --- | --- | --- | --- | --- |",
     ]
     for e in _REGISTRY.values():
         sweep = f"`{e.sweep}`" if e.sweep else "-"
         params = ", ".join(f"`{p.name}`" for p in e.parameters) or "-"
-        lines.append(f"| `{e.name}` | {e.description} | {params} | {sweep} |")
+        default = "yes" if e.default else "-"
+        lines.append(f"| `{e.name}` | {e.description} | {params} | {sweep} | {default} |")
     return "\n".join(lines)
 
 

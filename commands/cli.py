@@ -18,6 +18,9 @@ from window_cascades.lightning_modules.callbacks import (
     MemberCheckpoint,
     PreemptionCheckpoint,
 )
+from window_cascades.lightning_modules.callbacks.cascade_calibration import (
+    add_policy_parameter_arguments,
+)
 from window_cascades.lightning_modules.cascade_checkpoint import (
     DATA_INPUT_KEY,
     read_cascade_checkpoint,
@@ -132,6 +135,7 @@ class CascadeCLI(SafeLoadingCLI):
         # takes them from its hyperparameters)
         parser.set_defaults({"model.members": []})
         parser.add_lightning_class_args(CascadeCalibration, "calibration")
+        add_policy_parameter_arguments(parser, "calibration")  # --calibration.width, ...
         parser.add_lightning_class_args(CascadeResultsWriter, "results")
         parser.add_lightning_class_args(CascadePredictionsWriter, "predictions")
 

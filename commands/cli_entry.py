@@ -46,6 +46,7 @@ CASCADE = CommandSpec(
         "predictions": ("callbacks/predictions_writer.py", "CascadePredictionsWriter"),
     },
     cli="window_cascades.commands.cli:CascadeCLI",
+    parameter_groups=("calibration",),
 )
 
 

@@ -54,17 +54,7 @@ def train_member(
     recipe = member_recipe(
         fit_member(cfg["member_config"], seed, folder, overrides=overrides, run=False)
     )  # resolved, not trained: what this run would train
-    recorded = _recorded_recipe(folder)
-    if recorded is not None and recorded != recipe:
-        keys = differing_keys(recorded, recipe)
-        if not overwrite:
-            shown = ", ".join(keys[:6]) + (", ..." if len(keys) > 6 else "")
-            raise ValueError(
-                f"member m{index} in {folder} was trained to another recipe ({shown} differ); "
-                "pass --overwrite to retrain it, or restore its settings"
-            )
-        print(f"member m{index}: recipe changed ({', '.join(keys)}); retraining", flush=True)
-        shutil.rmtree(folder)
+    _clear_changed_recipe(folder, recipe, index, overwrite)
     if (folder / "finished.json").is_file():
         if not last.is_file():
             raise FileNotFoundError(
@@ -99,29 +89,54 @@ def train_member(
             "max_epochs/max_steps and the training data; no finished.json written"
         )
     if cli.trainer.is_global_zero:
-        ckpt = cli.trainer.checkpoint_callback
-        step = getattr(ckpt, "last_step", None)
-        if step != cli.trainer.global_step:
-            raise RuntimeError(
-                f"member m{index}: {last} holds step {step}, not the trained step "
-                f"{cli.trainer.global_step}; finished.json not written"
-            )
-        best = getattr(ckpt, "best_model_path", "") or None
-        write_json(
-            folder / "finished.json",
-            {
-                "seed": seed,
-                "checkpoint": str(last),
-                "checkpoint_step": step,
-                "global_step": cli.trainer.global_step,
-                "epochs": cli.trainer.current_epoch,
-                "best_checkpoint": best,
-                "resumed_from": str(resume) if resume else None,
-                "recipe_sha256": recipe_sha256(recipe),
-                "recipe": recipe,
-            },
-        )
+        _write_finished(cli.trainer, folder, index, seed, last, resume, recipe)
     return last
+
+
+def _clear_changed_recipe(folder: Path, recipe: dict, index: int, overwrite: bool) -> None:
+    """A member folder started or trained to another recipe: refused with the differing keys
+    named, or with ``overwrite`` removed (to be trained anew)."""
+    recorded = _recorded_recipe(folder)
+    if recorded is None or recorded == recipe:
+        return
+    keys = differing_keys(recorded, recipe)
+    if not overwrite:
+        shown = ", ".join(keys[:6]) + (", ..." if len(keys) > 6 else "")
+        raise ValueError(
+            f"member m{index} in {folder} was trained to another recipe ({shown} differ); "
+            "pass --overwrite to retrain it, or restore its settings"
+        )
+    print(f"member m{index}: recipe changed ({', '.join(keys)}); retraining", flush=True)
+    shutil.rmtree(folder)
+
+
+def _write_finished(
+    trainer, folder: Path, index: int, seed: int, last: Path, resume: Path | None, recipe: dict
+) -> None:
+    """``finished.json``: the trained member's checkpoint (checked to hold the trained step),
+    its steps and epochs, where it resumed from and its recipe."""
+    ckpt = trainer.checkpoint_callback
+    step = getattr(ckpt, "last_step", None)
+    if step != trainer.global_step:
+        raise RuntimeError(
+            f"member m{index}: {last} holds step {step}, not the trained step "
+            f"{trainer.global_step}; finished.json not written"
+        )
+    best = getattr(ckpt, "best_model_path", "") or None
+    write_json(
+        folder / "finished.json",
+        {
+            "seed": seed,
+            "checkpoint": str(last),
+            "checkpoint_step": step,
+            "global_step": trainer.global_step,
+            "epochs": trainer.current_epoch,
+            "best_checkpoint": best,
+            "resumed_from": str(resume) if resume else None,
+            "recipe_sha256": recipe_sha256(recipe),
+            "recipe": recipe,
+        },
+    )
 
 
 RECIPE_FILE = "recipe.json"

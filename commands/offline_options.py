@@ -16,14 +16,14 @@ USAGE = """Evaluate cascade policies offline, on cached logits (no model is run)
       --heldout NAME --id NAME [--shift NAME ...] [--ood NAME ...] \\
       --score {msp,entropy,max_logit,energy,mutual_information} [...] \\
       --target {cov@R,risk@C,fpr@P} \\
-      --policies single,ensemble,single_threshold,window[,...] [--width 0.1 [0.2 ...]] \\
-      [--pass-fraction 0.2 [...]] [--definitions {standard,paper}] --out OUT
+      [--policies NAME,NAME,...] [--PARAMETER VALUE [VALUE ...] ...] \\
+      [--definitions {standard,paper}] --out OUT
 
-Several values of a policy's swept parameter (``--width``, ``--pass-fraction``, ``--budget``)
-sweep that policy, one set of rows per setting (every parameter a registered policy declares
-is an option); ``single`` and
-``ensemble`` are evaluated once per score. Several ``--score`` values evaluate everything
-once per score (the logits are read once). Writes OUT/metrics.csv (tidy), OUT/summary.json
+Every parameter a registered policy declares is an option (``--list-policies`` shows the
+policies, their parameters and the one each sweeps). Several values of a policy's swept
+parameter sweep that policy, one set of rows per setting; a policy without a swept parameter
+is evaluated once per score. Several ``--score`` values evaluate everything once per score
+(the logits are read once). Writes OUT/metrics.csv (tidy), OUT/summary.json
 and the plots of the online run (``risk_coverage.png``, ``macs_vs_cov<R>.png``) as one unit,
 and prints a compact table.
 """
@@ -108,8 +108,9 @@ def base_parser() -> argparse.ArgumentParser:
     p.add_argument("--target", default="cov@5", help="cov@R, risk@C or fpr@P (percent)")
     p.add_argument(
         "--policies",
-        default="single,ensemble,single_threshold,window",
-        help="comma-separated registered policies (--list-policies shows them)",
+        default=None,
+        help="comma-separated registered policies (--list-policies shows them; default: "
+        "those it marks 'by default')",
     )
     p.add_argument("--list-policies", action="store_true", help="print the policies and exit")
     p.add_argument(
@@ -153,7 +154,8 @@ def base_parser() -> argparse.ArgumentParser:
         default=0,
         metavar="N",
         help="N resamples of every test set: 95%% intervals in metrics.csv (ci_low, ci_high) "
-        "and paired differences against single and ensemble in deltas.csv (0: off)",
+        "and paired differences against member 1 alone and the full ensemble in deltas.csv "
+        "(0: off)",
     )
     p.add_argument("--bootstrap-seed", type=int, default=0, help="seed of the resamples")
     p.add_argument("--scod-ratio", type=float, default=1.0, help="OOD : ID ratio of SCOD")

@@ -132,9 +132,10 @@ def offline_plan(args: argparse.Namespace) -> OfflinePlan:
     from window_cascades.cascade.bootstrap import Bootstrap
     from window_cascades.cascade.cost_to_target import GAIN_SHARES, check_gain_shares
     from window_cascades.cascade.metric_registry import MetricSettings, check_report_points
-    from window_cascades.cascade.policy_registry import check_policies
+    from window_cascades.cascade.policy_registry import check_policies, default_policies
 
-    policies = check_policies([p.strip() for p in args.policies.split(",") if p.strip()])
+    asked = default_policies() if args.policies is None else args.policies.split(",")
+    policies = check_policies([p.strip() for p in asked if p.strip()])
     if len(set(args.score)) != len(args.score):
         raise ValueError(f"--score {' '.join(args.score)}: a score is given twice")
     roles = dataset_roles(args)

@@ -30,28 +30,18 @@ def evaluate_sweep(args: argparse.Namespace, plan: OfflinePlan) -> SweepResults:
     """Read the logits once, then evaluate every member order, score and setting of the sweep,
     the cost-to-target settings and the headroom; writes nothing."""
     from window_cascades.artifacts.experiment_logits import load_experiment, member_macs
-    from window_cascades.cascade.offline import (
-        EnsembleLogits,
-        evaluate_cost_to_target,
-        evaluate_headroom,
-        evaluate_policies,
-        prepare_experiment,
-    )
+    from window_cascades.cascade.offline import EnsembleLogits, prepare_experiment
     from window_cascades.cascade.orders import member_orders, order_label
-    from window_cascades.cascade.progress import progress
 
-    roles, metric_settings, bootstrap = plan.roles, plan.metric_settings, plan.bootstrap
-    macs = plan.macs
-    data, member_cost = load_experiment(args.logits_dir, args.members, roles, macs)
+    data, member_cost = load_experiment(args.logits_dir, args.members, plan.roles, plan.macs)
     orders = member_orders(args.members, args.orders)
-    _, cost_unit = member_macs(args.logits_dir, args.members, macs)
-    rows, fitted_all, curves, temperatures = [], {}, {}, None
-    cost_rows, costs = [], []  # after every other row: earlier rows keep their places
-    headrooms = []
+    _, cost_unit = member_macs(args.logits_dir, args.members, plan.macs)
+    found = SweepResults([], {}, {}, None, [], [], None, member_cost, cost_unit)
+    cost_rows = []  # after every other row: earlier rows keep their places
     for order in orders:
         picked = [args.members.index(m) for m in order]
         tag = order_label(order) if len(orders) > 1 else ""
-        bootstrap.members = tag
+        plan.bootstrap.members = tag
         stage_macs = [member_cost[i] for i in picked]
         subset = {
             name: EnsembleLogits([d.logits[i] for i in picked], d.targets)
@@ -59,53 +49,63 @@ def evaluate_sweep(args: argparse.Namespace, plan: OfflinePlan) -> SweepResults:
         }
         for score in args.score:
             prepared = prepare_experiment(
-                subset, roles, stage_macs, score, args.temperature_scaling
+                subset, plan.roles, stage_macs, score, args.temperature_scaling
             )
-            temperatures = prepared.temperatures  # fitted on logits: the same for every score
-            steps = progress(
-                plan.plan,
-                f"evaluating {tag or 'policies'} [{score}]",
-                len(plan.plan),
-                unit="setting",
+            found.temperatures = prepared.temperatures  # on logits: the same for every score
+            _evaluate_settings(args, plan, prepared, score, tag, found)
+            cost_rows += _evaluate_costs(plan, prepared, score, tag, found)
+    found.rows.extend(cost_rows)
+    found.orders = [order_label(o) for o in orders] if len(orders) > 1 else None
+    return found
+
+
+def _tagged(rows: list[dict], tag: str) -> list[dict]:
+    """Rows with their member order (``members``) when several orders are evaluated."""
+    return [{**r, "members": tag} for r in rows] if tag else list(rows)
+
+
+def _evaluate_settings(
+    args, plan: OfflinePlan, prepared, score: str, tag: str, found: SweepResults
+) -> None:
+    """Every setting of the plan on one prepared order and score: rows, fitted policies and
+    curves into ``found``, and the headroom at each family's first setting."""
+    from window_cascades.cascade.offline import evaluate_headroom, evaluate_policies
+    from window_cascades.cascade.progress import progress
+
+    label = f"evaluating {tag or 'policies'} [{score}]"
+    for policy_settings, names in progress(plan.plan, label, len(plan.plan), unit="setting"):
+        part_curves = {}
+        part, fitted = evaluate_policies(
+            prepared,
+            names,
+            policy_settings,
+            plan.metric_settings,
+            None if args.no_plots else part_curves,
+            plan.bootstrap,
+        )
+        found.rows.extend(_tagged(part, tag))
+        found.curves.update({(*k[:3], tag): v for k, v in part_curves.items()})
+        found.fitted.update({(p.name, p.setting, score, tag): p.to_dict() for p in fitted.values()})
+        if not args.no_headroom:  # at each family's first setting
+            first = {n: p for n, p in fitted.items() if plan.is_first(n, policy_settings)}
+            found.headrooms.extend(
+                {**h, "score": score, "members": tag}
+                for h in evaluate_headroom(prepared, first, policy_settings)
             )
-            for policy_settings, names in steps:
-                part_curves = {}
-                part, fitted = evaluate_policies(
-                    prepared,
-                    names,
-                    policy_settings,
-                    metric_settings,
-                    None if args.no_plots else part_curves,
-                    bootstrap,
-                )
-                rows.extend({**r, "members": tag} if tag else r for r in part)
-                curves.update({(*k[:3], tag): v for k, v in part_curves.items()})
-                fitted_all.update(
-                    {(p.name, p.setting, score, tag): p.to_dict() for p in fitted.values()}
-                )
-                if not args.no_headroom:  # at each family's first setting
-                    first = {n: p for n, p in fitted.items() if plan.is_first(n, policy_settings)}
-                    headrooms.extend(
-                        {**h, "score": score, "members": tag}
-                        for h in evaluate_headroom(prepared, first, policy_settings)
-                    )
-            part, found = evaluate_cost_to_target(
-                prepared, plan.policies, plan.shares, plan.base, metric_settings, bootstrap
-            )
-            cost_rows.extend({**r, "members": tag} if tag else r for r in part)
-            costs.extend({**cost_record(c), "score": score, "members": tag} for c in found)
-    rows.extend(cost_rows)
-    return SweepResults(
-        rows,
-        fitted_all,
-        curves,
-        temperatures,
-        costs,
-        headrooms,
-        [order_label(o) for o in orders] if len(orders) > 1 else None,
-        member_cost,
-        cost_unit,
+
+
+def _evaluate_costs(
+    plan: OfflinePlan, prepared, score: str, tag: str, found: SweepResults
+) -> list[dict]:
+    """The cost-to-target settings of one prepared order and score: their records into
+    ``found``; returns their rows (appended after every other row)."""
+    from window_cascades.cascade.offline import evaluate_cost_to_target
+
+    part, costs = evaluate_cost_to_target(
+        prepared, plan.policies, plan.shares, plan.base, plan.metric_settings, plan.bootstrap
     )
+    found.costs.extend({**cost_record(c), "score": score, "members": tag} for c in costs)
+    return _tagged(part, tag)
 
 
 def cost_record(found) -> dict:

@@ -7,6 +7,11 @@ key of this project's own classes (``model``, ``calibration``, ``results``, ``ca
 ``preemption``; read from their source, not imported) is known, with the closest known key
 suggested, and that a ``--ckpt_path`` is a complete zip archive. A problem is an
 [`InputError`][] naming the argument or file.
+
+The calibration callback also takes every declared policy parameter (``--calibration.width``,
+...): the names the library declares are read from ``cascade/``'s source the same way; a key
+that is none of them is looked up in the policy registry too when it is already imported (a
+plugin's parameters) before it is refused.
 """
 
 from __future__ import annotations
@@ -14,12 +19,14 @@ from __future__ import annotations
 import ast
 import difflib
 import re
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import yaml
 
 ROOT = Path(__file__).resolve().parents[1] / "lightning_modules"  # what init_arguments reads
+POLICIES = Path(__file__).resolve().parents[1] / "cascade"  # where policy parameters are declared
 COMMON_KEYS = (
     "config",
     "print_config",
@@ -56,6 +63,7 @@ class CommandSpec:
             ``__init__`` arguments are the group's keys.
         fixed_keys: group -> its keys, for groups added argument by argument.
         cli: ``module:class`` of the LightningCLI to run.
+        parameter_groups: groups that also take every declared policy parameter.
     """
 
     script: str
@@ -64,6 +72,7 @@ class CommandSpec:
     class_keys: dict[str, tuple[str, str]] = field(default_factory=dict)
     fixed_keys: dict[str, tuple[str, ...]] = field(default_factory=dict)
     cli: str = ""
+    parameter_groups: tuple[str, ...] = ()
 
     def top_keys(self, subcommand: str) -> set[str]:
         return {*COMMON_KEYS, *SUBCOMMAND_KEYS.get(subcommand, ()), *self.groups}
@@ -73,8 +82,20 @@ class CommandSpec:
         if group in self.fixed_keys:
             return set(self.fixed_keys[group])
         if group in self.class_keys:
-            return set(init_arguments(ROOT / self.class_keys[group][0], self.class_keys[group][1]))
+            keys = set(init_arguments(ROOT / self.class_keys[group][0], self.class_keys[group][1]))
+            if group in self.parameter_groups:
+                keys |= set(declared_parameter_names())
+            return keys
         return None
+
+    def registered_keys(self, group: str) -> set[str]:
+        """Keys of ``group`` only the policy registry knows (a plugin's parameters), for a group
+        in ``parameter_groups``, when the registry is already imported (loading a plugin
+        imports it); it is never imported here, so the check stays ahead of torch."""
+        registry = sys.modules.get("window_cascades.cascade.policy_parameters")
+        if group not in self.parameter_groups or registry is None:
+            return set()
+        return set(registry.declared_parameters())
 
 
 def init_arguments(source: Path, class_name: str) -> list[str]:
@@ -87,6 +108,25 @@ def init_arguments(source: Path, class_name: str) -> list[str]:
                     args = item.args.posonlyargs + item.args.args + item.args.kwonlyargs
                     return [a.arg for a in args[1:]]
     raise LookupError(f"{source}: no class {class_name} with an __init__")
+
+
+def declared_parameter_names(folder: Path = POLICIES) -> list[str]:
+    """Names of the policy parameters declared in ``folder``'s modules: the first argument of
+    every ``parameter("name", ...)`` and ``PolicyParameter("name", ...)`` call (parsed, not
+    run)."""
+    names = []
+    for source in sorted(folder.glob("*.py")):
+        text = source.read_text()
+        if "parameter(" not in text.lower():
+            continue
+        for node in ast.walk(ast.parse(text, str(source))):
+            called = node.func if isinstance(node, ast.Call) else None
+            name = getattr(called, "id", getattr(called, "attr", None))
+            if name in ("parameter", "PolicyParameter") and node.args:
+                first = node.args[0]
+                if isinstance(first, ast.Constant) and isinstance(first.value, str):
+                    names.append(first.value)
+    return list(dict.fromkeys(names))
 
 
 def _unknown(key: str, known: set[str], where: str) -> InputError:
@@ -162,7 +202,7 @@ def _check_keys(data: dict, spec: CommandSpec, subcommand: str, where: str) -> N
         known = spec.group_keys(key)
         if known is not None and isinstance(value, dict):
             for sub in value:
-                if sub not in known:
+                if sub not in known and sub not in spec.registered_keys(key):
                     raise _unknown(f"{key}.{sub}", {f"{key}.{k}" for k in known}, where)
 
 

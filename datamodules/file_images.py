@@ -44,6 +44,23 @@ def same_source(a: dict, a_split: str, b: dict, b_split: str) -> bool:
     )
 
 
+def check_heldout_size(heldout_size: float) -> float:
+    """The images held out of ``train``: a fraction in (0, 1) or a whole number of images (a
+    clear error naming the value otherwise)."""
+    if (
+        isinstance(heldout_size, bool)
+        or not isinstance(heldout_size, (int, float))
+        or not math.isfinite(heldout_size)
+        or heldout_size <= 0
+        or (heldout_size >= 1 and heldout_size != int(heldout_size))
+    ):
+        raise ValueError(
+            "heldout_size must be a fraction in (0, 1) or a whole number of images, got "
+            f"{heldout_size!r}"
+        )
+    return heldout_size
+
+
 class ImageFilesDataModule(ImageSetsDataModule):
     """Train / held-out / test splits and evaluation sets read from files, for timm models.
 
@@ -109,18 +126,7 @@ class ImageFilesDataModule(ImageSetsDataModule):
                 "the training data; point test at held-back images (e.g. ImageNet val)"
             )
         self.train_source, self.test_source = train, test
-        if (
-            isinstance(heldout_size, bool)
-            or not isinstance(heldout_size, (int, float))
-            or not math.isfinite(heldout_size)
-            or heldout_size <= 0
-            or (heldout_size >= 1 and heldout_size != int(heldout_size))
-        ):
-            raise ValueError(
-                "heldout_size must be a fraction in (0, 1) or a whole number of images, got "
-                f"{heldout_size!r}"
-            )
-        self.heldout_size, self.augment = heldout_size, augment
+        self.heldout_size, self.augment = check_heldout_size(heldout_size), augment
         self.crop_pct = crop_pct or cfg["crop_pct"]
         self.norm_mean = list(mean or (cfg["mean"] if in_chans == 3 else [0.5]))
         self.norm_std = list(std or (cfg["std"] if in_chans == 3 else [0.5]))
@@ -131,16 +137,9 @@ class ImageFilesDataModule(ImageSetsDataModule):
             raise ValueError(f"std must be positive, got {self.norm_std}")
         self.interpolation, mode = interp, INTERPOLATIONS[interp]
         self.eval_transform = eval_transform(size, self.crop_pct, interp)
+        augmented = [T.RandomResizedCrop(size, interpolation=mode), T.RandomHorizontalFlip()]
         self.train_transform = (
-            T.Compose(
-                [
-                    T.RandomResizedCrop(size, interpolation=mode),
-                    T.RandomHorizontalFlip(),
-                    T.ToTensor(),
-                ]
-            )
-            if augment == "rrc_flip"
-            else self.eval_transform
+            T.Compose([*augmented, T.ToTensor()]) if augment == "rrc_flip" else self.eval_transform
         )
 
     @property

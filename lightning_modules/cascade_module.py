@@ -10,7 +10,7 @@ from window_cascades.cascade.engine import run_cascade
 from window_cascades.cascade.fitted import FittedCascade
 from window_cascades.cascade.member_runner import MemberRunner
 from window_cascades.cascade.metric_registry import MetricSettings, check_report_points
-from window_cascades.cascade.policy_registry import check_policies
+from window_cascades.cascade.policy_registry import check_policies, default_policies
 from window_cascades.datamodules.contract import UNREADABLE, cascade_datamodule
 from window_cascades.lightning_modules.cascade_data_input import (
     datamodule_image,
@@ -43,8 +43,8 @@ class CascadeModule(LightningModule):
     Args:
         members: member checkpoint paths, in cascade order.
         policies: registered policy names to compare (``window_cascades.cascade.policy_registry``;
-            e.g. ``single``, ``ensemble``, ``single_threshold``, ``window``, ``window_adjusted``,
-            ``random``).
+            ``--list-policies`` of the offline evaluator lists them); None: the policies
+            registered as default.
         score: confidence score used for exiting and for the metrics.
         risks: risks r (fractions) reported as ``cov@r``.
         coverages: coverages c (fractions) reported as ``risk@c`` and ``scod_risk@c``.
@@ -82,9 +82,7 @@ class CascadeModule(LightningModule):
                 "CascadeModule needs at least one member checkpoint (--model.members, in cascade "
                 "order; a --ckpt_path cascade checkpoint records its own)"
             )
-        self.policy_names = check_policies(
-            policies or ["single", "ensemble", "single_threshold", "window"]
-        )
+        self.policy_names = check_policies(policies or default_policies())
         self.score = check_score(score)
         self.definitions = get_definitions(definitions).name
         check_report_points(

@@ -1,6 +1,6 @@
 """A policy with a parameter of its own, declared in this one file (as a user adds one): it
-passes on the least confident ``top_share`` of the held-out scores, swept by ``top_share``
-(CONTRIBUTING.md, "Add a policy")."""
+passes on the least confident ``top_share`` of the held-out scores, swept by ``top_share``, a
+cost knob whose cost grid cost-to-target tries (CONTRIBUTING.md, "Add a policy")."""
 
 from dataclasses import dataclass
 
@@ -8,7 +8,7 @@ import torch
 
 from window_cascades import register_policy
 from window_cascades.cascade.builtin_policies import interval_policy
-from window_cascades.cascade.policy_parameters import parameter
+from window_cascades.cascade.policy_parameters import CostGrid, parameter
 from window_cascades.cascade.policy_registry import FitInputs, PolicySettings
 
 
@@ -18,10 +18,18 @@ def check_share(value: float) -> float:
     return float(value)
 
 
+def share_grid(points: int, ensemble_cost: float) -> list[float]:
+    return [k / (points + 1) for k in range(1, points + 1)]  # shares in (0, 1), cheapest first
+
+
 @dataclass(frozen=True)
 class LowestShareParameters:
     top_share: float = parameter(
-        "top_share", 0.25, "share of held-out samples lowest_share passes on", check=check_share
+        "top_share",
+        0.25,
+        "share of held-out samples lowest_share passes on",
+        check=check_share,
+        cost_grid=CostGrid(share_grid),
     )
 
 

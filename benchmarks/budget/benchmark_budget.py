@@ -30,10 +30,10 @@ import time
 import torch
 
 from window_cascades.artifacts.experiment_logits import load_experiment
-from window_cascades.cascade.budget_selection import output_value
 from window_cascades.cascade.engine import exit_stages
 from window_cascades.cascade.metric_registry import MetricSettings
 from window_cascades.cascade.offline import evaluate_policies, prepare_experiment
+from window_cascades.cascade.output_objective import output_value
 from window_cascades.cascade.policy_registry import FitInputs, PolicySettings, fit_policies
 from window_cascades.cascade.sample_outputs import SampleOutputs
 from window_cascades.uncertainty.guarantees import GuaranteeError, certified_threshold

@@ -19,7 +19,7 @@ import argparse
 import torch
 
 from window_cascades.artifacts.experiment_logits import load_experiment
-from window_cascades.cascade.interval_search import best_interval
+from window_cascades.cascade.budget_window import best_interval
 from window_cascades.uncertainty.selective import coverage_at_risk
 
 

@@ -15,6 +15,7 @@ from window_cascades.artifacts.atomic import write_json
 from window_cascades.cascade.fitted import FittedCascade
 from window_cascades.cascade.offline import prefix_outputs
 from window_cascades.cascade.operating_point import policy_operating_points
+from window_cascades.cascade.policy_parameters import declared_parameters, parameter_users
 from window_cascades.cascade.policy_registry import (
     FitInputs,
     PolicySettings,
@@ -26,16 +27,28 @@ from window_cascades.datamodules.contract import cascade_datamodule
 from window_cascades.lightning_modules.complexity import count_macs_params
 from window_cascades.uncertainty.scod import scod_mixture
 
-# the parameters a fitted cascade's info records under their own keys (as before plugins)
-BUILTIN_RECORDED = (
-    "width",
-    "pass_fraction",
-    "random_fraction",
-    "budget",
-    "budget_grid",
-    "budget_objective",
-    "budget_select",
-)
+
+def _is_default(name: str, value: Any) -> bool:
+    """Whether ``value`` is the declared default of the policy parameter ``name``."""
+    declared = declared_parameters().get(name)
+    return declared is not None and value == declared.default
+
+
+def add_policy_parameter_arguments(parser, nested_key: str = "calibration") -> None:
+    """One ``--<nested_key>.<name>`` option per parameter the registered policies declare
+    (``--calibration.width``, ``--calibration.budget``, ...), with the declared type, default
+    and help; their values reach [`CascadeCalibration`][] as keyword arguments. For a
+    LightningCLI's ``add_arguments_to_parser``, after
+    ``parser.add_lightning_class_args(CascadeCalibration, nested_key)``."""
+    for name, declared in declared_parameters().items():
+        users = ", ".join(parameter_users(name))
+        kind = declared.kind if declared.default is not None else declared.kind | None
+        parser.add_argument(
+            f"--{nested_key}.{name}",
+            type=kind,
+            default=declared.default,
+            help=f"{declared.help}; used by {users}",
+        )
 
 
 class CascadeCalibration(Callback):
@@ -43,24 +56,21 @@ class CascadeCalibration(Callback):
 
     For stage k (k = 1..M-1) it scores the held-out samples with the ensemble of the first k
     members, finds the operating threshold tau of ``target`` (``cov@r``, ``risk@c`` or
-    ``fpr@p``), and sets the window of quantiles of width 2w around tau (see
-    ``window_cascades.cascade.builtin_policies``; the module's ``definitions`` choose standard or
-    paper rules). The single-threshold policy passes the ``pass_fraction`` least confident samples;
-    the random policy ``random_fraction`` (default 2w); ``window_adjusted`` re-derives the window on
-    an unlabelled mixture of the ID test set and the OOD sets (``mixture_ratio`` OOD : ID). With
-    ``temperature_scaling`` it first fits a temperature per member and per ensemble size.
-    The fitted cascade ([`window_cascades.cascade.fitted.FittedCascade`][]) goes to the module
-    (so its checkpoints carry it); ``CascadeResultsWriter`` writes it into the run's folder as
+    ``fpr@p``), and fits every policy the module names on those scores with the policy
+    parameters given (``window_cascades.cascade.builtin_policies``: the window of quantiles of
+    width 2w around tau; the module's ``definitions`` choose standard or paper rules). Policies
+    that need it (``needs_mixture``) also see an unlabelled mixture of the ID test set and the
+    OOD sets (``mixture_ratio`` OOD : ID). With ``temperature_scaling`` it first fits a
+    temperature per member and per ensemble size. The fitted cascade
+    ([`window_cascades.cascade.fitted.FittedCascade`][]) goes to the module (so its
+    checkpoints carry it); ``CascadeResultsWriter`` writes it into the run's folder as
     ``fitted_cascade.json`` with the results. ``fitted_json`` writes an extra copy as soon as it
     is fitted (before the evaluation).
 
     Args:
         target: operating target, e.g. ``cov@5`` (default), ``risk@80``, ``fpr@95``.
-        width: window half-width w in quantiles, in (0, 0.5].
-        pass_fraction: fraction passed on by the single-threshold policy.
-        random_fraction: fraction passed on by the random policy (None: 2w).
         seed: seed of the random policy and of the test-mixture subsampling.
-        mixture_ratio: OOD : ID ratio of the test mixture of ``window_adjusted``.
+        mixture_ratio: OOD : ID ratio of the unlabelled test mixture.
         temperature_scaling: fit temperatures on the held-out split first.
         fitted_json: path of an extra copy of the fitted cascade (every policy's bounds, tau,
             q), written right after calibration; None (default) writes none.
@@ -70,22 +80,17 @@ class CascadeCalibration(Callback):
         guarantee: DELTA in (0, 1): tau (and each policy's operating point) is the threshold
             certified for the target with probability >= 1 - DELTA; None: empirical.
         guarantee_method: ``ltt`` (Learn then Test) or ``sgr`` (risk targets).
-        budget: ``budget_window``'s expected cost per sample (first-member MACs), in [1, M].
-        budget_grid: quantile points of ``budget_window``'s interval search (>= 2).
-        budget_objective: ``target`` or ``augrc`` (what ``budget_window`` optimises).
-        budget_select: how ``budget_window`` picks its rule: ``cv``, ``search``, ``coarse`` or
-            ``window``.
-        parameters: any other parameter a registered policy declares, by name
-            (``window_cascades.cascade.policy_parameters``; e.g. a plugin policy's), checked by its
-            declaration. The named arguments above are the built-in policies' parameters.
+        parameters: policy parameters by name, as one mapping (e.g. ``{top_share: 0.3}``).
+        **policy_parameters: policy parameters by name (``width=0.2``, ``budget=1.3``; on the
+            command line ``--calibration.width 0.2``): every parameter a registered policy
+            declares (``window_cascades.cascade.policy_parameters``; the offline evaluator's
+            ``--list-policies`` and ``--help`` list them), each checked by its declaration; one
+            not given takes its declared default.
     """
 
     def __init__(
         self,
         target: str = "cov@5",
-        width: float = 0.1,
-        pass_fraction: float = 0.2,
-        random_fraction: float | None = None,
         seed: int = 0,
         mixture_ratio: float = 1.0,
         temperature_scaling: bool = False,
@@ -94,27 +99,18 @@ class CascadeCalibration(Callback):
         recalibrate: bool = False,
         guarantee: float | None = None,
         guarantee_method: str = "ltt",
-        budget: float = 1.2,
-        budget_grid: int = 200,
-        budget_objective: str = "target",
-        budget_select: str = "cv",
         parameters: dict[str, Any] | None = None,
+        **policy_parameters: Any,
     ):
         super().__init__()
-        builtin = {
-            "width": width,
-            "pass_fraction": pass_fraction,
-            "random_fraction": random_fraction,
-            "budget": budget,
-            "budget_grid": budget_grid,
-            "budget_objective": budget_objective,
-            "budget_select": budget_select,
-        }
-        twice = sorted(set(builtin) & set(parameters or {}))
+        # the values given (a declared default stays with its declaration: the command line
+        # passes every declared parameter), validated here, where they enter (definitions:
+        # the module's, at fit)
+        named = {k: v for k, v in policy_parameters.items() if not _is_default(k, v)}
+        twice = sorted(set(named) & set(parameters or {}))
         if twice:
             raise ValueError(f"calibration.parameters repeats named arguments {twice}")
-        self.parameters = {**builtin, **(parameters or {})}
-        # validated here, where the values enter (definitions: the module's, at fit)
+        self.parameters = {**named, **(parameters or {})}
         PolicySettings(
             target,
             seed=seed,
@@ -124,8 +120,7 @@ class CascadeCalibration(Callback):
         )
         if mixture_ratio <= 0:
             raise ValueError(f"mixture_ratio must be > 0, got {mixture_ratio}")
-        self.target, self.width, self.pass_fraction = target, width, pass_fraction
-        self.random_fraction, self.seed, self.mixture_ratio = random_fraction, seed, mixture_ratio
+        self.target, self.seed, self.mixture_ratio = target, seed, mixture_ratio
         self.temperature_scaling = temperature_scaling
         if window_json is not None:
             if fitted_json is not None:
@@ -135,7 +130,6 @@ class CascadeCalibration(Callback):
         self.fitted_json = fitted_json
         self.recalibrate = recalibrate
         self.guarantee, self.guarantee_method = guarantee, guarantee_method
-        self.budget, self.budget_grid, self.budget_objective = budget, budget_grid, budget_objective
         self.fitted: dict = {}
 
     @torch.no_grad()
@@ -164,10 +158,6 @@ class CascadeCalibration(Callback):
             rank_zero_info("CascadeCalibration: cascade already calibrated, keeping its policies")
             return
         dm = cascade_datamodule(trainer)
-        heldout_name = dm.roles.heldout
-        heldout = dm.eval_sets[heldout_name]
-        if len(heldout) == 0:
-            raise ValueError(f"calibration: the held-out split {heldout_name!r} is empty")
         settings = PolicySettings(
             self.target,
             seed=self.seed,
@@ -176,49 +166,18 @@ class CascadeCalibration(Callback):
             guarantee_method=self.guarantee_method,
             **self.parameters,
         )
-        batch = dm.batch_size
-        was_training = pl_module.training
-        pl_module.eval()
-        # every rank scores the whole held-out split, so every rank fits the same policies
-        with torch.inference_mode(False), torch.no_grad():
-            logits, targets = self.member_logits(pl_module, heldout, batch)
-            if bool((targets < 0).any()):
-                raise ValueError(
-                    f"calibration: the held-out split {heldout_name!r} has "
-                    f"{int((targets < 0).sum())} unlabelled samples (target -1); it must be "
-                    "labelled (source heldout, or a labelled dataset on disk)"
-                )
-            temperatures = fit_temperatures(logits, targets) if self.temperature_scaling else None
-            conf, correct = stage_confidences(
-                logits, pl_module.score, targets, temperatures, include_final=True
-            )
-            final_conf, final_correct = conf.pop(), correct.pop()  # the full ensemble
-            shape = tuple(heldout[0][0].shape)
-            stage_macs = [float(count_macs_params(m, shape)[0]) for m in pl_module.members]
-            mixture = None
-            if any(policy_entry(p).needs_mixture for p in pl_module.policy_names):
-                mix_logits, _ = self.member_logits(pl_module, self.test_mixture(dm), batch)
-                mixture, _ = stage_confidences(mix_logits, pl_module.score, None, temperatures)
-        pl_module.train(was_training)
-        inputs = FitInputs(
-            conf, correct, mixture, heldout_name, final_conf, final_correct, stage_macs
-        )
+        inputs, logits, targets, temperatures = self.heldout_inputs(dm, pl_module)
         policies = fit_policies(pl_module.policy_names, inputs, settings)
         info = {
-            "heldout": heldout_name,
-            "heldout_size": len(heldout),
+            "heldout": inputs.heldout_name,
+            "heldout_size": len(targets),
             "score": pl_module.score,
             "definitions": pl_module.definitions,
             "target": self.target,
-            "width": self.width,
-            "pass_fraction": self.pass_fraction,
             "guarantee": self.guarantee,
             "guarantee_method": self.guarantee_method,
-            "budget": self.budget,
+            "parameters": settings.resolved(),  # every declared parameter, given or default
         }
-        extra = {k: v for k, v in self.parameters.items() if k not in BUILTIN_RECORDED}
-        if extra:  # a plugin policy's parameters (the built-ins' are recorded above)
-            info["parameters"] = extra
         states = member_states(logits, temperatures, pl_module.score)
         info["operating_points"] = policy_operating_points(
             prefix_outputs(states, pl_module.score, targets),
@@ -234,6 +193,46 @@ class CascadeCalibration(Callback):
         if self.fitted_json and trainer.is_global_zero:
             write_json(Path(self.fitted_json), self.fitted)
             rank_zero_info(f"CascadeCalibration: wrote {self.fitted_json}")
+
+    def heldout_inputs(self, dm, pl_module) -> tuple[FitInputs, list, torch.Tensor, object]:
+        """What the policies are fitted on: every member's logits on the whole held-out split
+        (on every rank, so every rank fits the same policies), scored per stage, the members'
+        MACs and, when a policy needs it, the unlabelled test mixture's stage scores.
+
+        Returns:
+            (the fit inputs, the members' held-out logits, the targets, the temperatures or
+            None).
+        """
+        heldout_name = dm.roles.heldout
+        heldout = dm.eval_sets[heldout_name]
+        if len(heldout) == 0:
+            raise ValueError(f"calibration: the held-out split {heldout_name!r} is empty")
+        was_training = pl_module.training
+        pl_module.eval()
+        with torch.inference_mode(False), torch.no_grad():
+            logits, targets = self.member_logits(pl_module, heldout, dm.batch_size)
+            if bool((targets < 0).any()):
+                raise ValueError(
+                    f"calibration: the held-out split {heldout_name!r} has "
+                    f"{int((targets < 0).sum())} unlabelled samples (target -1); it must be "
+                    "labelled (source heldout, or a labelled dataset on disk)"
+                )
+            temperatures = fit_temperatures(logits, targets) if self.temperature_scaling else None
+            conf, correct = stage_confidences(
+                logits, pl_module.score, targets, temperatures, include_final=True
+            )
+            final_conf, final_correct = conf.pop(), correct.pop()  # the full ensemble
+            shape = tuple(heldout[0][0].shape)
+            stage_macs = [float(count_macs_params(m, shape)[0]) for m in pl_module.members]
+            mixture = None
+            if any(policy_entry(p).needs_mixture for p in pl_module.policy_names):
+                mixed = self.member_logits(pl_module, self.test_mixture(dm), dm.batch_size)[0]
+                mixture, _ = stage_confidences(mixed, pl_module.score, None, temperatures)
+        pl_module.train(was_training)
+        inputs = FitInputs(
+            conf, correct, mixture, heldout_name, final_conf, final_correct, stage_macs
+        )
+        return inputs, logits, targets, temperatures
 
     def state_dict(self) -> dict:
         return {"fitted": self.fitted}

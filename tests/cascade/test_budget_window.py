@@ -5,7 +5,7 @@ import json
 import pytest
 import torch
 
-from window_cascades.cascade.interval_search import best_interval
+from window_cascades.cascade.budget_window import best_interval
 from window_cascades.cascade.offline import EnsembleLogits, evaluate_policies, prepare_experiment
 from window_cascades.cascade.policy_registry import FitInputs, PolicySettings, fit_policies
 from window_cascades.uncertainty.selective import coverage_at_risk
@@ -86,7 +86,6 @@ def test_bad_budgets_are_named():
     for settings, message in (
         (dict(budget=2.5), r"budget 2.5 is outside \[1, 2\]"),
         (dict(budget_grid=301), "grid of 301 quantile points is too fine for a held-out split"),
-        (dict(target="fpr@95"), "cannot optimise fpr@95 on the held-out split"),
     ):
         with pytest.raises(ValueError, match=message):
             fit_policies(["budget_window"], inputs, PolicySettings(**settings))
@@ -94,6 +93,24 @@ def test_bad_budgets_are_named():
         PolicySettings(budget=0.9)
     with pytest.raises(ValueError, match="budget_objective 'auroc': expected one of 'target'"):
         PolicySettings(budget_objective="auroc")
+
+
+def test_an_ood_target_optimises_augrc_on_heldout():
+    """fpr@P has no held-out value (no OOD samples there): the search optimises AUGRC, as with
+    --budget-objective augrc, and the setting says so."""
+    conf = [torch.rand(300, dtype=torch.float64, generator=torch.Generator().manual_seed(3))]
+    inputs = FitInputs(conf, [conf[0] > 0.3], None, "held", conf[0], conf[0] > 0.2, [1.0, 1.0])
+    fitted = [
+        fit_policies(["budget_window"], inputs, PolicySettings(target, **extra))["budget_window"]
+        for target, extra in (
+            ("fpr@95", {"budget_select": "search"}),
+            ("cov@5", {"budget_objective": "augrc", "budget_select": "search"}),
+            ("fpr@95", {}),  # the rule chosen cross-fitted, as by default
+        )
+    ]
+    assert {f.setting for f in fitted} == {"augrc,B=1.2"}
+    assert torch.equal(fitted[0].bounds, fitted[1].bounds)
+    assert fitted[2].selection["chosen"] in ("window", "search")
 
 
 def test_budget_sweep_through_the_offline_evaluator(tiny_members, tmp_path, capsys):
@@ -178,7 +195,7 @@ def overfit_case(n: int, seed: int) -> FitInputs:
 
 
 def test_cross_fitted_choice_does_not_lose_to_the_plain_search_on_small_heldout():
-    from window_cascades.cascade.budget_selection import cascade_output, output_value
+    from window_cascades.cascade.output_objective import cascade_output, output_value
 
     gains = {"search": [], "cv": []}
     for seed in range(4):

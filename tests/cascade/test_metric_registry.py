@@ -1,6 +1,8 @@
-"""The metric registry: every registered metric's forms agree. The plain form (``compute``),
-the resampled form with unit weights (each sample drawn once) and, for the metrics a
-torchmetrics wrapper reports, the wrapper's value are one metric, not three definitions."""
+"""The metric registry's contract, one test per registered metric: its forms agree (the plain
+form (``compute``), the resampled form with unit weights (each sample drawn once), the
+bootstrap's value and, for the metrics a torchmetrics wrapper reports, the wrapper's value are
+one metric, not several definitions), every key it reports has its direction, and the driver
+reports it on exactly its dataset roles."""
 
 from __future__ import annotations
 
@@ -8,8 +10,15 @@ import pytest
 import torch
 
 from window_cascades.cascade.bootstrap import resampled_values
-from window_cascades.cascade.metric_registry import MetricInputs, MetricSettings, metric_entries
+from window_cascades.cascade.metric_registry import (
+    MetricInputs,
+    MetricSettings,
+    higher_is_better,
+    metric_entries,
+)
+from window_cascades.cascade.offline import EnsembleLogits, evaluate_experiment
 from window_cascades.cascade.operating_point import fit_operating_point
+from window_cascades.cascade.policy_registry import PolicySettings, reference_policies
 from window_cascades.cascade.resampled import Resampled
 from window_cascades.cascade.sample_outputs import SampleOutputs
 from window_cascades.lightning_modules.metric_wrappers import (
@@ -52,10 +61,12 @@ CASES = [
 ]
 
 
-@pytest.mark.parametrize(("definitions", "target", "guarantee", "ties"), CASES)
-def test_plain_and_unit_weight_resampled_forms_agree_for_every_metric(
-    definitions, target, guarantee, ties
-):
+METRICS = list(metric_entries())  # every registered metric, one test each
+
+
+def _case_forms(definitions, target, guarantee, ties) -> dict[str, list]:
+    """Per metric, (role, key, plain value, value of each unit-weight resample by the
+    bootstrap, the resampled form's or None) for one case, every role it applies to."""
     gen = torch.Generator().manual_seed(4)
     ids = _outputs(_data(N_ID, gen, labelled=True, ties=ties))
     ood = _outputs(_data(N_OOD, gen, labelled=False, ties=ties))
@@ -68,7 +79,7 @@ def test_plain_and_unit_weight_resampled_forms_agree_for_every_metric(
     )
     point = fit_operating_point(ids, target, definitions, guarantee)
     id_draws, ood_draws = _unit_draws(N_ID), _unit_draws(N_OOD)
-    reported = set()
+    found: dict[str, list] = {name: [] for name in METRICS}
     roles = (("id", ids, id_draws), ("heldout", ids, id_draws), ("ood", ood, ood_draws))
     for role, out, draws in roles:
         inputs = MetricInputs(out, ids, [1.0, 2.5], settings, point)
@@ -77,20 +88,82 @@ def test_plain_and_unit_weight_resampled_forms_agree_for_every_metric(
         for name, entry in metric_entries().items():
             if role not in entry.roles:
                 continue
-            plain = entry.compute(inputs)
             fast = entry.resampled(resampled) if entry.resampled is not None else None
-            assert set(every) >= set(plain), (role, name)
-            for key, value in plain.items():
-                reported.add(name)
-                for b in range(2):
-                    assert every[key][b].item() == pytest.approx(value, abs=1e-10, nan_ok=True)
-                    if fast is not None:
-                        got = fast[key][b].item()
-                        assert got == pytest.approx(value, abs=1e-10, nan_ok=True), (role, key)
-    # every registered metric reported a value in one of the cases above
-    expected = set(metric_entries()) - ({"op_bound"} if guarantee is None else set())
-    expected -= {"op_risk", "op_cov"} if target.startswith("fpr") else {"op_fpr", "op_tpr"}
-    assert reported == expected
+            for key, value in entry.compute(inputs).items():
+                boot = every.get(key)
+                found[name].append((role, key, value, boot, None if fast is None else fast[key]))
+    return found
+
+
+@pytest.fixture(scope="module")
+def forms() -> dict[str, list]:
+    """Per metric, what :func:`_case_forms` found over every case (the case's id first)."""
+    found: dict[str, list] = {name: [] for name in METRICS}
+    for case in CASES:
+        for name, values in _case_forms(*case.values).items():
+            found[name] += [(case.id, *v) for v in values]
+    return found
+
+
+@pytest.mark.parametrize("name", METRICS)
+def test_plain_and_unit_weight_resampled_forms_agree(forms, name):
+    # every metric reports a value in some case (no guarantee: no bound; an OOD target: no
+    # risk or coverage operating point; the cases together cover them all)
+    assert forms[name], f"{name}: no value in any case"
+    for case, role, key, value, every, fast in forms[name]:
+        assert every is not None, (case, role, key)  # the bootstrap reports it too
+        for b in range(2):
+            assert every[b].item() == pytest.approx(value, abs=1e-10, nan_ok=True), (case, key)
+            if fast is not None:
+                assert fast[b].item() == pytest.approx(value, abs=1e-10, nan_ok=True), (case, key)
+
+
+@pytest.mark.parametrize("name", METRICS)
+def test_every_key_a_metric_reports_has_its_direction(forms, name):
+    entry = metric_entries()[name]
+    for _, _, key, _, _, _ in forms[name]:
+        assert higher_is_better(key) == entry.higher_is_better, key
+
+
+def _ensemble_case(seed: int = 6) -> dict[str, EnsembleLogits]:
+    """Two members on every dataset role (the OOD set unlabelled, without a signal)."""
+    gen = torch.Generator().manual_seed(seed)
+    data = {}
+    for name, n in (("held", 400), ("test", 300), ("shifted", 200), ("far", 200)):
+        targets = torch.randint(CLASSES, (n,), generator=gen)
+        signal = torch.nn.functional.one_hot(targets, CLASSES).float() * 3
+        if name == "far":
+            signal, targets = torch.zeros(n, CLASSES), torch.full((n,), -1)
+        noise = 1.5 if name != "shifted" else 3.0
+        logits = [signal + noise * torch.randn(n, CLASSES, generator=gen) for _ in range(2)]
+        data[name] = EnsembleLogits(logits, targets)
+    return data
+
+
+@pytest.fixture(scope="module")
+def reported_roles() -> dict[str, set[str]]:
+    """Per metric, the roles of the datasets the offline driver reported it on, over a
+    guaranteed risk target and an OOD target."""
+    roles = {"held": "heldout", "test": "id", "shifted": "shift", "far": "ood"}
+    found: dict[str, set[str]] = {name: set() for name in METRICS}
+    families = {name.split("@")[0]: name for name in METRICS}
+    for target, guarantee in (("risk@80", 0.1), ("fpr@90", None)):
+        rows, _, _ = evaluate_experiment(
+            _ensemble_case(),
+            roles,
+            [1.0, 2.0],
+            list(reference_policies()),
+            policy_settings=PolicySettings(target, guarantee=guarantee),
+            metric_settings=MetricSettings(target=target, guarantee=guarantee),
+        )
+        for r in rows:
+            found[families[r["metric"].split("@")[0]]].add(r["role"])
+    return found
+
+
+@pytest.mark.parametrize("name", METRICS)
+def test_a_metric_is_reported_on_exactly_its_roles(reported_roles, name):
+    assert reported_roles[name] == set(metric_entries()[name].roles)
 
 
 @pytest.mark.parametrize("definitions", ["standard", "paper"])

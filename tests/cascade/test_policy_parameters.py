@@ -96,18 +96,6 @@ def test_a_new_parameter_is_checked_where_it_enters(lowest_share, tmp_path, caps
     assert "unrecognized arguments: --top-sharing 0.2" in capsys.readouterr().err
 
 
-def test_the_online_callback_takes_any_declared_parameter(lowest_share):
-    from window_cascades.lightning_modules.callbacks.cascade_calibration import CascadeCalibration
-
-    assert CascadeCalibration(parameters={"top_share": 0.4}).parameters["top_share"] == 0.4
-    with pytest.raises(ValueError, match="top_share must be in"):
-        CascadeCalibration(parameters={"top_share": 4})
-    with pytest.raises(ValueError, match="unknown policy parameter 'top_shar'"):
-        CascadeCalibration(parameters={"top_shar": 0.4})
-    with pytest.raises(ValueError, match="repeats named arguments \\['width'\\]"):
-        CascadeCalibration(parameters={"width": 0.2})
-
-
 def test_declarations_are_one_per_name_and_sweeps_name_a_parameter(lowest_share):
     @dataclass(frozen=True)
     class Other:

@@ -1,4 +1,7 @@
-"""Properties of the policies, checked on synthetic ensembles through the offline driver."""
+"""Properties of the policies, checked on synthetic ensembles through the offline driver, and
+the contract every registered policy keeps (a plugin's too)."""
+
+import importlib
 
 import pytest
 import torch
@@ -6,8 +9,25 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from window_cascades.cascade.engine import run_cascade
-from window_cascades.cascade.offline import EnsembleLogits, evaluate_experiment
-from window_cascades.cascade.policy_registry import FitInputs, PolicySettings, fit_policies
+from window_cascades.cascade.offline import (
+    EnsembleLogits,
+    evaluate_experiment,
+    fit_inputs,
+    prepare_experiment,
+)
+from window_cascades.cascade.policies import policy_from_dict
+from window_cascades.cascade.policy_registry import (
+    FIRST_MEMBER,
+    FitInputs,
+    PolicySettings,
+    default_policies,
+    fit_policies,
+    policy_entry,
+    policy_names,
+    reference_policies,
+    register_policy,
+    unregister_policy,
+)
 from window_cascades.uncertainty.selective import UnreachableTargetError, coverage_at_risk
 
 ROLES = {"held": "heldout", "test": "id", "ood": "ood"}
@@ -149,3 +169,60 @@ def test_temperature_scaling_lowers_held_out_nll_of_an_overconfident_ensemble():
         assert metrics(scaled, policy)["nll"] < metrics(plain, policy)["nll"]
     # scaling one member's logits keeps its arg-max (not its MSP ranking across samples)
     assert metrics(scaled, "single")["acc"] == metrics(plain, "single")["acc"]
+
+
+PLUGIN = "lowest_share"  # tests/policy_with_parameter.py: a one-file policy with a swept knob
+POLICIES = [*(name for name in policy_names() if name != PLUGIN), PLUGIN]
+
+
+@pytest.fixture(scope="module")
+def with_plugin():
+    """The registry with the plugin's policy in it, for this module's contract tests."""
+    import tests.policy_with_parameter as plugin
+
+    if PLUGIN not in policy_names():
+        importlib.reload(plugin)
+    yield
+    unregister_policy(PLUGIN)
+
+
+@pytest.fixture(scope="module")
+def prepared():
+    """Two members (MACs 1 and 2) on a held-out split, an ID test set and an OOD set."""
+    return prepare_experiment(synthetic(7), ROLES, [1.0, 2.0], "msp")
+
+
+@pytest.mark.parametrize("name", POLICIES)
+def test_every_policy_fits_and_reads_back(with_plugin, prepared, name):
+    """Fitted with its declared defaults on the held-out split, a policy decides per stage, and
+    what fitted_cascade.json keeps of it (``to_dict``) reads back to the same decisions (every
+    policy at every kind of target, through the offline evaluator:
+    ``tests/end_to_end/test_registry_contracts.py``)."""
+    settings = PolicySettings("cov@10")
+    inputs = fit_inputs(prepared, [name], settings)
+    policy = fit_policies([name], inputs, settings)[name]
+    assert policy.name == name and policy.num_stages == 2 and isinstance(policy.setting, str)
+    back = policy_from_dict(policy.to_dict())
+    ids = torch.arange(400)
+    for stage, conf in enumerate(inputs.stage_confidence, start=1):
+        passed = policy.passes(stage, conf, ids)
+        assert passed.dtype == torch.bool and passed.shape == conf.shape
+        assert torch.equal(back.passes(stage, conf, ids), passed)
+    # a sweep names one of its own declared parameters, each with a default that checks
+    entry = policy_entry(name)
+    declared = {p.name: p for p in entry.parameters}
+    assert entry.sweep is None or entry.sweep in declared
+    for p in declared.values():
+        assert p.validate(p.default) == p.default
+
+
+def test_the_default_run_and_the_reference_points_come_from_the_entries():
+    references = reference_policies()
+    assert len(references) == 2 and set(references) <= set(default_policies())
+    assert [policy_entry(p).sweep for p in references] == [None, None]
+
+    with pytest.raises(ValueError, match=f"{references[0]!r} is already the first member"):
+        register_policy("other_first", "member 1 again", reference=FIRST_MEMBER)(lambda i, s: None)
+    with pytest.raises(ValueError, match="reference 'baseline' is not one of"):
+        register_policy("other_first", "member 1 again", reference="baseline")
+    assert "other_first" not in policy_names()

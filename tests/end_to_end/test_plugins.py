@@ -9,6 +9,7 @@ metric"), read from it, so the recipe cannot drift from what works.
 from __future__ import annotations
 
 import csv
+import json
 import os
 import re
 import subprocess
@@ -110,27 +111,23 @@ def test_the_contributing_policy_runs_from_a_folder_outside_the_repository(outsi
     check_lowest_share_reported(outside, {"share=0.25"})
 
 
-class KnownGap(Exception):
-    """The failure an expected-to-fail test expects (any other failure fails it)."""
-
-
 SLOW = "subprocess runs of the evaluator, about 7 s each: the fast loop runs the first one"
 
 
 @pytest.mark.slow  # see SLOW
-@pytest.mark.xfail(
-    strict=True,
-    raises=KnownGap,
-    reason="cost-to-target (run by the default --gain-shares at a cov/risk target) knows only "
-    "the built-in knobs: error: no cost grid for the knob 'top_share'",
-)
-def test_the_contributing_policy_at_the_default_target(outside):
+@pytest.mark.parametrize("target", ["cov@5", "cov@10"])
+def test_the_contributing_policy_at_a_labelled_target_with_its_cost_grid(outside, target):
+    """Swept (at the default target) or with its defaults (at cov@10): cost-to-target, run by
+    the default --gain-shares, tries the values of the policy's declared cost grid."""
     (outside / "my_policies.py").write_text(contributing_example("Add a policy"))
-    done = evaluate(outside, "my_policies.py", *POLICIES, "--top-share", "0.1", "0.3")
-    if "error: no cost grid for the knob 'top_share'" in done.stderr:
-        raise KnownGap(done.stderr)
+    swept = target == "cov@5"
+    sweep = ["--top-share", "0.1", "0.3"] if swept else []
+    done = evaluate(outside, "my_policies.py", *POLICIES, "--target", target, *sweep)
     assert done.returncode == 0, done.stderr
-    check_lowest_share_reported(outside, {"share=0.1", "share=0.3"})
+    check_lowest_share_reported(outside, {"share=0.1", "share=0.3"} if swept else {"share=0.25"})
+    summary = json.loads((outside / "out" / "summary.json").read_text())
+    found = [c for c in summary["cost_to_target"] if c["policy"] == "lowest_share"]
+    assert [c["share"] for c in found] == [0.5, 0.75, 0.9] and found[0]["knob"] == "top_share"
 
 
 @pytest.mark.slow  # see SLOW

@@ -273,3 +273,33 @@ def test_the_docs_extra_has_what_the_build_runs(tool):
     """The tutorials run through markdown-exec, ruff lays out the API's signatures."""
     lines = (ROOT / "requirements-docs.txt").read_text().splitlines()
     assert any(line.startswith(tool) for line in lines)
+
+
+def test_the_policy_table_is_generated_from_the_registry_when_the_site_is_built():
+    """The policies page holds the directive, not a copy; the built page has every registered
+    policy's row, a policy registered just now included."""
+    import importlib.util
+    from types import SimpleNamespace
+
+    pytest.importorskip("mkdocs")  # the hook runs inside a MkDocs build (requirements-docs)
+    from window_cascades.cascade.policy_registry import (
+        policy_entries,
+        register_policy,
+        unregister_policy,
+    )
+
+    source = (ROOT / "docs" / "concepts" / "policies.md").read_text()
+    assert "<!-- registry: policies -->" in source
+    assert "| policy | what it passes on" not in source  # no hand copy to go stale
+    spec = importlib.util.spec_from_file_location("hook", ROOT / "docs/hooks/committed_results.py")
+    hook = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(hook)
+    page = SimpleNamespace(file=SimpleNamespace(src_uri="concepts/policies.md"))
+    register_policy("just_registered", "a policy registered by this test")(lambda i, s: None)
+    try:
+        built = hook.on_page_markdown(source, page, None, None)
+    finally:
+        unregister_policy("just_registered")
+    assert "<!-- registry: policies -->" not in built
+    for entry in [*policy_entries().values(), SimpleNamespace(name="just_registered")]:
+        assert f"| `{entry.name}` |" in built, entry.name
