@@ -303,3 +303,37 @@ def test_the_policy_table_is_generated_from_the_registry_when_the_site_is_built(
     assert "<!-- registry: policies -->" not in built
     for entry in [*policy_entries().values(), SimpleNamespace(name="just_registered")]:
         assert f"| `{entry.name}` |" in built, entry.name
+
+
+def test_every_formula_of_the_pages_parses_with_the_served_katex(tmp_path):
+    """The formulas of the pages (inline and display math) render with the KaTeX the site
+    serves: a TeX error would show as red source text in a reader's browser. Needs node (not a
+    project dependency): skipped without it."""
+    import json
+    import shutil
+
+    node = shutil.which("node")
+    if node is None:
+        pytest.skip("node is not installed")
+    formulas = []
+    for page in sorted((ROOT / "docs").rglob("*.md")):
+        text = _outside_code_blocks(page.read_text())
+        for m in re.finditer(r"\\\[(.*?)\\\]|\\\((.*?)\\\)", text, re.S):
+            formulas.append([page.name, m.group(1) is not None, m.group(1) or m.group(2)])
+    assert len(formulas) > 50
+    script = tmp_path / "parse.js"
+    script.write_text(
+        "const katex = require(process.argv[2]);\n"
+        "const formulas = JSON.parse(require('fs').readFileSync(process.argv[3], 'utf8'));\n"
+        "for (const [page, display, tex] of formulas) {\n"
+        "  try { katex.renderToString(tex, {displayMode: display, throwOnError: true}); }\n"
+        "  catch (err) { console.log(page + ': ' + err.message); }\n"
+        "}\n"
+    )
+    data = tmp_path / "formulas.json"
+    data.write_text(json.dumps(formulas))
+    katex = ROOT / "docs" / "assets" / "katex" / "katex.min.js"
+    proc = subprocess.run(
+        [node, str(script), str(katex), str(data)], capture_output=True, text=True, timeout=120
+    )
+    assert proc.returncode == 0 and proc.stdout == "", proc.stdout + proc.stderr
