@@ -6,7 +6,8 @@ the signal lands, which can be in the middle of an optimiser step; this callback
 flag there and saves at the end of the current batch, where the optimiser, scheduler, loop
 counters and the datamodule's position in the epoch agree. The saved file is
 ``<default_root_dir>/hpc_ckpt_<n>.ckpt``; the job is then requeued with ``scontrol requeue``
-(when it runs under SLURM) and this process exits with status [`PREEMPTED_EXIT_CODE`][].
+(when it runs under SLURM), after any wandb run of the trainer is marked preempted and closed,
+and this process exits with status [`PREEMPTED_EXIT_CODE`][].
 A restart resumes from the newest of that file and ``last.ckpt`` (see ``latest_checkpoint``).
 """
 
@@ -25,6 +26,25 @@ from lightning.pytorch.utilities import rank_zero_info
 PREEMPTED_EXIT_CODE = 3
 """The exit status of a run stopped for preemption after saving its checkpoint."""
 _HPC = re.compile(r"hpc_ckpt_(\d+)\.ckpt$")
+
+
+def close_wandb_runs(trainer: Trainer) -> None:
+    """Mark the trainer's open wandb runs preempted and close them before the job is requeued.
+
+    A run left open holds its id in the wandb service of the exiting process; the requeued job
+    resumes the same id (``resume="allow"``) and, if it starts before that service has gone,
+    wandb refuses it ("run ID ... is in use"). Closing here also flushes the run's last steps.
+    """
+    from lightning.pytorch.loggers import WandbLogger
+
+    for logger in trainer.loggers:
+        run = getattr(logger, "_experiment", None) if isinstance(logger, WandbLogger) else None
+        if run is None:
+            continue
+        mark = getattr(run, "mark_preempting", None)
+        if callable(mark):
+            mark()
+        run.finish(exit_code=PREEMPTED_EXIT_CODE)
 
 
 def slurm_job_id() -> str | None:
@@ -91,6 +111,7 @@ class PreemptionCheckpoint(Callback):
         job = slurm_job_id()
         if trainer.is_global_zero:
             rank_zero_info(f"preempted at step {trainer.global_step}: checkpoint saved to {path}")
+            close_wandb_runs(trainer)
             if self.requeue and job:
                 done = subprocess.run(["scontrol", "requeue", job], capture_output=True, text=True)
                 status = "requeued" if done.returncode == 0 else f"requeue failed: {done.stderr}"

@@ -14,7 +14,7 @@ from tests.conftest import ROOT
 
 def stage_commands() -> list[str]:
     page = (ROOT / "docs" / "howto" / "pipeline.md").read_text()
-    section = page.split("## The pipeline, stage by stage", 1)[1].split("\n### ", 1)[0]
+    section = page.split("## The pipeline, step by step", 1)[1].split("\n### ", 1)[0]
     blocks = re.findall(r"```bash\n(.*?)```", section, re.S)
     return [re.sub(r"^ {3}", "", b, flags=re.M) for b in blocks]
 
