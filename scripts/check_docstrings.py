@@ -15,9 +15,11 @@ does the test suite (``tests/repository/test_docs.py``).
 
 The scope: the public Python API and the modules a user imports beside it: the fitted cascade
 and its decisions, the policy and metric registries with what a plugin policy or metric is
-built from, the dataset roles, the cached-logits files, and every metric's definition in
-``uncertainty``. The modules behind the commands (the Lightning modules, datamodules, results
-files, command plumbing) are not in it yet: ``--all`` lists what they lack.
+built from, the built-in policies (the examples a plugin policy follows), the dataset roles,
+the image sources a config's data entry names and the corruptions of the shifted sets, the
+cached-logits files, and every metric's definition in ``uncertainty``. The other modules behind
+the commands (the Lightning modules, the rest of the datamodules, results files, command
+plumbing) are not in it yet: ``--all`` lists what they lack.
 """
 
 from __future__ import annotations
@@ -36,6 +38,7 @@ CHECKED_MODULES = (
     "window_cascades",
     "window_cascades.api",
     "window_cascades.vocabulary.roles",
+    "window_cascades.cascade.builtin_policies",
     "window_cascades.cascade.fitted",
     "window_cascades.cascade.decisions",
     "window_cascades.cascade.policies",
@@ -43,6 +46,8 @@ CHECKED_MODULES = (
     "window_cascades.cascade.policy_registry",
     "window_cascades.cascade.metric_registry",
     "window_cascades.artifacts.cached_logits",
+    "window_cascades.datamodules.corruptions",
+    "window_cascades.datamodules.image_sources",
     "window_cascades.uncertainty.definitions",
     "window_cascades.uncertainty.failure_detection",
     "window_cascades.uncertainty.guarantees",
