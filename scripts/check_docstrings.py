@@ -17,9 +17,11 @@ The scope: the public Python API and the modules a user imports beside it: the f
 and its decisions, the policy and metric registries with what a plugin policy or metric is
 built from, the built-in policies (the examples a plugin policy follows), the dataset roles,
 the image sources a config's data entry names and the corruptions of the shifted sets, the
-cached-logits files, and every metric's definition in ``uncertainty``. The other modules behind
-the commands (the Lightning modules, the rest of the datamodules, results files, command
-plumbing) are not in it yet: ``--all`` lists what they lack.
+cached-logits files, every metric's definition in ``uncertainty``, and the classes a Lightning
+config names (the member and cascade modules, the calibration callback, the torchmetrics
+wrappers). The other modules behind the commands (the rest of the Lightning modules and
+datamodules, results files, command plumbing) are not in it yet: ``--all`` lists what they
+lack.
 """
 
 from __future__ import annotations
@@ -48,6 +50,10 @@ CHECKED_MODULES = (
     "window_cascades.artifacts.cached_logits",
     "window_cascades.datamodules.corruptions",
     "window_cascades.datamodules.image_sources",
+    "window_cascades.lightning_modules.member",
+    "window_cascades.lightning_modules.cascade_module",
+    "window_cascades.lightning_modules.callbacks.cascade_calibration",
+    "window_cascades.lightning_modules.metric_wrappers",
     "window_cascades.uncertainty.definitions",
     "window_cascades.uncertainty.failure_detection",
     "window_cascades.uncertainty.guarantees",
