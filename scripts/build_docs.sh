@@ -26,7 +26,8 @@ if [ -z "$py" ]; then
   fi
 fi
 # the site runs the library (tutorials, figures, generated tables): say so before MkDocs fails
-if ! "$py" -c "import window_cascades.api, mkdocs, markdown_exec" 2>/dev/null; then
+# (-I: the package as installed, not this folder's window_cascades/, which holds only the API)
+if ! "$py" -I -c "import window_cascades.api, mkdocs, markdown_exec" 2>/dev/null; then
   echo "error: $py lacks the library or the docs tools; install both with: pip install '.[docs]'" >&2
   exit 2
 fi

@@ -182,6 +182,12 @@ def _registry(name: str, page: str) -> str:
 
 
 def on_config(config):
+    # `python -m mkdocs` from the top of a clone puts that folder first on sys.path, where
+    # window_cascades/ holds only the API's own modules: the package's others (cascade, ...)
+    # install under it. The site runs the package as installed (editable or not), so the
+    # clone's top leaves sys.path before anything imports it.
+    top = str(ROOT)
+    sys.path[:] = [p for p in sys.path if str(Path(p or ".").resolve()) != top]
     if FIGURES not in sys.path:
         sys.path.insert(0, FIGURES)
     config["copyright"] = f"window-cascades {version()} · MIT licence"

@@ -10,6 +10,7 @@ import hashlib
 import importlib.util
 import re
 import subprocess
+import sys
 
 import pytest
 import tomllib
@@ -303,6 +304,23 @@ def test_the_policy_table_is_generated_from_the_registry_when_the_site_is_built(
     assert "<!-- registry: policies -->" not in built
     for entry in [*policy_entries().values(), SimpleNamespace(name="just_registered")]:
         assert f"| `{entry.name}` |" in built, entry.name
+
+
+def test_the_site_runs_the_installed_package_when_built_from_the_clone(monkeypatch):
+    """`python -m mkdocs build` from the clone puts its top first on sys.path, where
+    window_cascades/ lacks the packages installed under it (cascade, ...): with a non-editable
+    install the build failed with "No module named 'window_cascades.cascade'". The hook takes
+    the clone's top off sys.path when the build starts."""
+    pytest.importorskip("mkdocs")
+    spec = importlib.util.spec_from_file_location("hook", ROOT / "docs/hooks/committed_results.py")
+    hook = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(hook)
+    monkeypatch.chdir(ROOT)
+    monkeypatch.setattr(sys, "path", ["", str(ROOT), "/elsewhere", *sys.path])
+    config = hook.on_config({})
+    assert "" not in sys.path and str(ROOT) not in sys.path
+    assert "/elsewhere" in sys.path and sys.path[0] == hook.FIGURES
+    assert config["copyright"].startswith("window-cascades ")
 
 
 def test_every_formula_of_the_pages_parses_with_the_served_katex(tmp_path):
