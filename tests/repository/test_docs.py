@@ -171,7 +171,7 @@ def test_no_line_of_text_starts_with_a_comparison():
 # what the repository's text never says about how it was made: the project speaks of itself
 HOW_IT_WAS_MADE = {
     "an issue number": r"\bissues? #?\d+\b|\(#\d+\)",
-    "a path beside the repository": r"\.\./shared\b",
+    "a path beside the repository": r"\.\./shared\b|(?<![\w./-])/work/",
     "a machine by how it was obtained": (
         r"\bdevice (?:tool|machine)\b|\bborrow|\blent (?:to|a|one)\b"
     ),
@@ -207,6 +207,7 @@ def test_the_words_check_finds_what_it_refuses():
         "as issue 23 asked": "an issue number",
         "fixed in (#41)": "an issue number",
         "data in ../shared/data/notmnist": "a path beside the repository",
+        "--logits-dir /work/notmnist_work/logits": "a path beside the repository",
         "on the device tool's H100": "a machine by how it was obtained",
         "no GPU was lent to this run": "a machine by how it was obtained",
     }
