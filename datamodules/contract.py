@@ -54,14 +54,25 @@ class CascadeDataModule(Protocol):
     def input_shape(self) -> tuple[int, int, int]: ...
 
     def dataloader(self, name: str) -> DataLoader:
-        """Unpadded, unshuffled evaluation dataloader of the dataset ``name``."""
+        """Unpadded, unshuffled evaluation dataloader of the dataset ``name``.
+
+        Args:
+            name: A dataset's name, a key of ``roles``.
+        """
 
     def test_dataloader(self) -> list[DataLoader]:
         """One evaluation dataloader per dataset, in ``roles`` order."""
 
 
 def cascade_datamodule(trainer) -> CascadeDataModule:
-    """The trainer's datamodule, checked against the contract (clear error where it enters)."""
+    """The trainer's datamodule, checked against the contract (clear error where it enters).
+
+    Args:
+        trainer: The Lightning trainer of the run.
+
+    Returns:
+        The trainer's datamodule.
+    """
     dm = getattr(trainer, "datamodule", None)
     missing = [name for name in REQUIRED if dm is None or not hasattr(dm, name)]
     if missing:

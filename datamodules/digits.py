@@ -24,7 +24,14 @@ DEFAULT_DATASETS = [
 
 
 def load_digits_images(image_size: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """All 1,797 digits as (N, 1, image_size, image_size) floats in [0, 1] and int64 labels."""
+    """All 1,797 digits as (N, 1, image_size, image_size) floats in [0, 1] and int64 labels.
+
+    Args:
+        image_size: The side of the upsampled square images, in pixels.
+
+    Returns:
+        (the images, the labels 0-9).
+    """
     from sklearn.datasets import load_digits
 
     digits = load_digits()
@@ -83,6 +90,11 @@ class DigitsDataModule(ImageSetsDataModule):
         return f"test_fraction={self.test_fraction}, heldout_fraction={self.heldout_fraction}"
 
     def load_splits(self):
+        """The digits, split stratified and seeded into test, then train and held-out.
+
+        Returns:
+            (images in [0, 1] as N x 1 x S x S, int64 labels, {train, heldout, test: indices}).
+        """
         images, labels = load_digits_images(self.image_size)
         test_idx, rest_idx = stratified_split(
             labels, [self.test_fraction, 1 - self.test_fraction], self.split_seed

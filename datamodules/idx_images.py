@@ -73,6 +73,14 @@ class IDXDataModule(ImageSetsDataModule):
         return f"train_fraction={self.train_fraction}, heldout_fraction={self.heldout_fraction}"
 
     def load_splits(self):
+        """The IDX files' images, scaled, resized and split stratified and seeded.
+
+        Returns:
+            (images in [0, 1] as N x 1 x S x S, int64 labels, {train, heldout, test: indices}).
+
+        Raises:
+            ValueError: A label is negative or not below ``num_classes``.
+        """
         raw, labels = read_idx_images_labels(self.images_path, self.labels_path)
         if labels.numel() and (labels.min() < 0 or labels.max() >= self.num_classes):
             raise ValueError(

@@ -15,8 +15,14 @@ class UnreadableImageError(ValueError):
     """An image file that cannot be decoded (named, with the count of others like it, counted
     only when the message is shown).
 
+    Args:
+        path: The file.
+        reason: Why it cannot be decoded (``OSError: ...``).
+        files: The dataset's files, among which the message counts the others like it.
+
     Attributes:
-        path: the file; reason: why it cannot be decoded (``OSError: ...``).
+        path: The file.
+        reason: Why it cannot be decoded (``OSError: ...``).
     """
 
     def __init__(self, path: Path | str, reason: str | None = None, files: list | None = None):
@@ -127,7 +133,19 @@ def _count_other_unreadable(path: Path, files: list[Path], budget: float = SCAN_
 
 
 def open_image(path: Path, files: list[Path]) -> Image.Image:
-    """Decode ``path`` (one of ``files``, its dataset) as RGB; a clear error if it cannot be."""
+    """Decode ``path`` (one of ``files``, its dataset) as RGB; a clear error if it cannot be.
+
+    Args:
+        path: The image file.
+        files: Its dataset's files (an error counts the others that cannot be decoded).
+
+    Returns:
+        The image, RGB.
+
+    Raises:
+        UnreadableImageError: The file cannot be decoded.
+        ImageTooLargeError: Its header declares more pixels than [`max_image_pixels`][].
+    """
     try:
         return _decode(path)
     except ImageTooLargeError:
@@ -137,7 +155,14 @@ def open_image(path: Path, files: list[Path]) -> Image.Image:
 
 
 def image_error(path: str | Path) -> str | None:
-    """Why the image file ``path`` cannot be decoded (``OSError: ...``), or None if it can."""
+    """Why the image file ``path`` cannot be decoded (``OSError: ...``), or None if it can.
+
+    Args:
+        path: The image file.
+
+    Returns:
+        The reason, or None.
+    """
     try:
         with Image.open(path) as img:
             img.load()

@@ -66,6 +66,13 @@ def input_files(inputs: str | Path, option: str = OPTION) -> list[Path]:
     """The image files ``inputs`` names: a folder's images (sub-folders included, sorted by
     path), the paths a text file lists (in its order), or ``inputs`` itself when it is an image.
 
+    Args:
+        inputs: A folder, a text file listing image paths (one a line), or one image.
+        option: The command-line option that gave ``inputs``, as the errors name it.
+
+    Returns:
+        The image files, in that order.
+
     Raises:
         FileNotFoundError: naming ``option`` and the path, when it does not exist or lists
             files that do not.
@@ -151,6 +158,11 @@ class PredictFilesDataModule(LightningDataModule):
         return tuple(self.mean), tuple(self.std)
 
     def setup(self, stage: str | None = None) -> None:
+        """Build the one ``predict`` dataset from the files (once).
+
+        Args:
+            stage: Lightning's stage (``"predict"``, ``"test"``, ...).
+        """
         if self.eval_sets:
             return
         files = self.files
@@ -164,12 +176,22 @@ class PredictFilesDataModule(LightningDataModule):
         )
 
     def dataloader(self, name: str) -> DataLoader:
+        """The evaluation dataloader of the dataset ``name`` (in order, unpadded).
+
+        Args:
+            name: The dataset's name (this datamodule has one, ``name``).
+
+        Raises:
+            KeyError: No dataset has that name.
+        """
         if name not in self.eval_sets:
             raise KeyError(f"no dataset named {name!r}; this datamodule has {[self.name]}")
         return evaluation_loader(self.eval_sets[name], self.batch_size, self.num_workers)
 
     def test_dataloader(self) -> list[DataLoader]:
+        """The one dataset's dataloader, as a list (the data contract's form)."""
         return [self.dataloader(self.name)]
 
     def predict_dataloader(self) -> list[DataLoader]:
+        """The same as [`test_dataloader`][]."""
         return self.test_dataloader()

@@ -4,24 +4,24 @@
     python scripts/check_docstrings.py --all      # every public module (a report; exit 0)
 
 For every public function, method and class (name not starting with ``_``) of the modules in
-:data:`CHECKED_MODULES`, the docstring must exist and its Google-style ``Args:`` section must
-have exactly one entry per parameter of the signature (``self``/``cls``, ``*args`` and
-``**kwargs`` aside; a class's ``__init__`` parameters in the class's or ``__init__``'s
-docstring; a dataclass's fields under ``Args:`` or ``Attributes:``, or as attribute
-docstrings). A row such as ``id_conf: ...; ood_conf: ...`` documents ``id_conf`` only, so
-``ood_conf`` is reported. The source is read, not imported (no torch), so the check takes a
-fraction of a second. The documentation build runs it (``docs/hooks/api_pages.py``) and so
-does the test suite (``tests/repository/test_docs.py``).
+:data:`CHECKED_MODULES` and the packages in :data:`CHECKED_PACKAGES`, the docstring must exist
+and its Google-style ``Args:`` section must have exactly one entry per parameter of the
+signature (``self``/``cls``, ``*args`` and ``**kwargs`` aside; a class's ``__init__`` parameters
+in the class's or ``__init__``'s docstring; a dataclass's fields under ``Args:`` or
+``Attributes:``, or as attribute docstrings). A row such as ``id_conf: ...; ood_conf: ...``
+documents ``id_conf`` only, so ``ood_conf`` is reported. The source is read, not imported (no
+torch), so the check takes a fraction of a second. The documentation build runs it
+(``docs/hooks/api_pages.py``) and so does the test suite (``tests/repository/test_docs.py``).
 
 The scope: the public Python API and the modules a user imports beside it: the fitted cascade
 and its decisions, the policy and metric registries with what a plugin policy or metric is
 built from, the built-in policies (the examples a plugin policy follows), the dataset roles,
-the image sources a config's data entry names and the corruptions of the shifted sets, the
-cached-logits files, every metric's definition in ``uncertainty``, and the classes a Lightning
+the cached-logits files, every metric's definition in ``uncertainty``, the classes a Lightning
 config names (the member and cascade modules, the calibration callback, the torchmetrics
-wrappers). The other modules behind the commands (the rest of the Lightning modules and
-datamodules, results files, command plumbing) are not in it yet: ``--all`` lists what they
-lack.
+wrappers), and the whole ``datamodules`` package (the data contract a datamodule of one's own
+implements, the image sources a config's data entry names, the shifted sets' corruptions, the
+samplers). The other modules behind the commands (the rest of the Lightning modules, results
+files, command plumbing) are not in it yet: ``--all`` lists what they lack.
 """
 
 from __future__ import annotations
@@ -48,8 +48,6 @@ CHECKED_MODULES = (
     "window_cascades.cascade.policy_registry",
     "window_cascades.cascade.metric_registry",
     "window_cascades.artifacts.cached_logits",
-    "window_cascades.datamodules.corruptions",
-    "window_cascades.datamodules.image_sources",
     "window_cascades.lightning_modules.member",
     "window_cascades.lightning_modules.cascade_module",
     "window_cascades.lightning_modules.callbacks.cascade_calibration",
@@ -69,6 +67,9 @@ CHECKED_MODULES = (
     "window_cascades.uncertainty.weighted_curve",
 )
 """The modules whose public functions and classes must document every parameter."""
+
+CHECKED_PACKAGES = ("window_cascades.datamodules",)
+"""The packages whose every public module is checked (a new module in them is checked too)."""
 
 ARGS_SECTIONS = ("Args", "Arguments", "Parameters")
 SECTION = re.compile(r"^(\s*)([A-Z][A-Za-z ]*):\s*$")
@@ -209,8 +210,18 @@ def module_problems(name: str, path: Path) -> list[str]:
     return problems
 
 
-def problems(modules: tuple[str, ...] = CHECKED_MODULES) -> list[str]:
-    """Every problem of ``modules`` (installed names), one line each."""
+def checked_modules() -> tuple[str, ...]:
+    """[`CHECKED_MODULES`][] and every public module of [`CHECKED_PACKAGES`][], sorted."""
+    inside = [
+        m for m in module_files() for p in CHECKED_PACKAGES if m == p or m.startswith(p + ".")
+    ]
+    return tuple(sorted({*CHECKED_MODULES, *inside}))
+
+
+def problems(modules: tuple[str, ...] | None = None) -> list[str]:
+    """Every problem of ``modules`` (installed names; None: [`checked_modules`][]), one line
+    each."""
+    modules = checked_modules() if modules is None else modules
     files = module_files()
     unknown = [m for m in modules if m not in files]
     if unknown:
@@ -224,19 +235,20 @@ def main(argv: list[str] | None = None) -> int:
         "--all", action="store_true", help="report every public module (exit 0), by module"
     )
     args = parser.parse_args(argv)
+    checked = checked_modules()
     if args.all:
         files = module_files()
         counts = {m: module_problems(m, p) for m, p in files.items()}
         for module, found in sorted(counts.items(), key=lambda kv: -len(kv[1])):
             if found:
-                mark = "checked" if module in CHECKED_MODULES else "not checked"
+                mark = "checked" if module in checked else "not checked"
                 print(f"{len(found):4d}  {module} ({mark})")
         print(f"{sum(map(len, counts.values()))} problems in {len(files)} public modules")
         return 0
     found = problems()
     for line in found:
         print(line)
-    print(f"{len(found)} problems in {len(CHECKED_MODULES)} checked modules", file=sys.stderr)
+    print(f"{len(found)} problems in {len(checked)} checked modules", file=sys.stderr)
     return 1 if found else 0
 
 
