@@ -235,7 +235,7 @@ class CascadeModule(LightningModule):
 
         Args:
             x: Images prepared as those the cascade was calibrated on, shape (N, C, H, W).
-            policy: The calibrated policy to apply (e.g. ``"window"``).
+            policy: The policy to apply, one the cascade was calibrated with (e.g. ``"window"``).
             sample_ids: The samples' dataset indices (the ``random`` policy draws from them);
                 None numbers the batch from 0.
 
