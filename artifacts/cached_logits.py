@@ -194,34 +194,44 @@ KEPT_DTYPES = (torch.float16, torch.bfloat16, torch.float32)
 
 
 def load_cached_logits(
-    directory: str | Path, member: str, dataset: str, generation: str | None = None
+    directory: str | Path,
+    member: str,
+    dataset: str,
+    generation: str | None = None,
+    meta_read: bool = False,
 ) -> CachedLogits:
     """Read and check one member's logits on one dataset, in any supported format (never
     unpickles); logits come back in their stored dtype when it is float16, bfloat16 or float32
     (float64 as float32: every computation upcasts to float32, so keeping float16 logits as
     they are halves their memory), targets as int64.
 
-    ``generation``: the caching run ``meta.json`` names; a file written by another run (or by
-    none, i.e. without a generation) is refused as a mix of two runs.
-
     Args:
-        directory: the logits folder.
+        directory: the cache root (``<directory>/<member>/<dataset>.<ext>``).
         member: the member's folder name.
         dataset: the dataset's name.
-        generation: the caching run ``meta.json`` names; a file written by another run (or by none)
-            is refused as a mix of two runs; None: not checked.
+        generation: the caching run ``meta.json`` names; a file written by another run (or by
+            none, i.e. without a generation) is refused as a mix of two runs.
+        meta_read: ``meta.json`` was read and names ``generation`` (None: it names none), so a
+            file with a generation while ``meta.json`` has none is refused too (a ``meta.json``
+            of an older run, or one edited, would otherwise turn the check off).
     """
     path = find_logits_file(directory, member, dataset)
     if path.suffix == ".safetensors":
         tensors, found = _read_safetensors(path)
     else:
         found = None
+    meta = Path(directory) / member / "meta.json"
     if generation is not None and found != generation:
-        meta = Path(directory) / member / "meta.json"
         raise ValueError(
             f"{path}: written by another caching run than {meta} (generation {found or 'none'}, "
             f"meta.json says {generation}): this member's cached logits mix two runs, one of "
             "them interrupted; cache this member's logits again"
+        )
+    if meta_read and generation is None and found is not None:
+        raise ValueError(
+            f"{path}: written by caching run {found}, but {meta} names no generation (it is "
+            "older than this file, or was edited): the member's cached logits and its meta.json "
+            "are not of one run; cache this member's logits again"
         )
     if path.suffix != ".safetensors":
         tensors = _read_numpy(path)

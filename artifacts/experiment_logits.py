@@ -11,8 +11,13 @@ from pathlib import Path
 
 import torch
 
-from window_cascades.artifacts.cached_logits import GENERATION_KEY, load_cached_logits
+from window_cascades.artifacts.cached_logits import (
+    GENERATION_KEY,
+    find_logits_file,
+    load_cached_logits,
+)
 from window_cascades.artifacts.member_meta import load_member_meta
+from window_cascades.cascade.field_checks import FieldError
 from window_cascades.cascade.metric_registry import MetricSettings
 from window_cascades.cascade.offline import EnsembleLogits, evaluate_experiment
 from window_cascades.cascade.policy_registry import PolicySettings
@@ -24,14 +29,28 @@ def load_ensemble_logits(
     members: list[str],
     dataset: str,
     generations: dict[str, str | None] | None = None,
+    num_classes: dict[str, int] | None = None,
 ) -> EnsembleLogits:
     """Per-member logits of one dataset and its targets, checked for consistency.
 
-    ``generations``: each member's caching run from its ``meta.json`` (a file of another run
-    is refused, see [`window_cascades.artifacts.cached_logits.load_cached_logits`][]).
+    ``generations``: each member's caching run from its ``meta.json``, for the members that
+    have one (None: it names none); a file of another run is refused, see
+    [`window_cascades.artifacts.cached_logits.load_cached_logits`][]. ``num_classes``: each
+    member's class count from its ``meta.json``, which the logits' columns must match.
     """
-    generations = generations or {}
-    loaded = [load_cached_logits(logits_dir, m, dataset, generations.get(m)) for m in members]
+    generations, num_classes = generations or {}, num_classes or {}
+    loaded = [
+        load_cached_logits(logits_dir, m, dataset, generations.get(m), m in generations)
+        for m in members
+    ]
+    for m, c in zip(members, loaded, strict=True):
+        if m in num_classes and c.logits.shape[1] != num_classes[m]:
+            raise FieldError(
+                f"{Path(logits_dir) / m / 'meta.json'}: field 'num_classes' is {num_classes[m]}, "
+                f"but {find_logits_file(logits_dir, m, dataset)} holds logits of "
+                f"{c.logits.shape[1]} classes; the meta.json is not of these logits (cache this "
+                "member's logits again)"
+            )
     classes = {m: c.logits.shape[1] for m, c in zip(members, loaded, strict=True)}
     if len(set(classes.values())) != 1:
         raise ValueError(f"dataset {dataset!r}: members have different class counts {classes}")
@@ -116,7 +135,10 @@ def load_experiment(
         raise ValueError(f"members have different class counts in meta.json: {classes}")
     stage_macs, _ = member_macs(logits_dir, members, macs)
     generations = {m: meta.get(GENERATION_KEY) for m, meta in metas.items()}
-    data = {name: load_ensemble_logits(logits_dir, members, name, generations) for name in roles}
+    data = {
+        name: load_ensemble_logits(logits_dir, members, name, generations, classes)
+        for name in roles
+    }
     check_labelled(data, roles)
     check_distinct_members(data[roles.heldout].logits, members)
     return data, stage_macs

@@ -5,9 +5,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import torch
 
-from window_cascades.artifacts.result_labels import same_as
+from window_cascades.artifacts.result_labels import policy_labels, run_key, same_as
 from window_cascades.artifacts.tradeoff_panels import tradeoff_axes, tradeoff_panels
 from window_cascades.cascade.offline import RELIABILITY
 
@@ -23,9 +24,31 @@ def page_names(stem: str, panels: int) -> list[str]:
     return [f"{stem}.png" if k == 0 else f"{stem}_{k + 1}.png" for k in range(pages)]
 
 
-def _pages(folder: Path, stem: str, panels: list, draw, width: float, height: float) -> list[str]:
+def figure_legend(fig, axes) -> None:
+    """One legend for the whole figure, below its panels (outside every axes, so it never
+    covers data, however many entries): the entries of all ``axes``, each label once."""
+    entries: dict[str, object] = {}
+    for ax in axes:
+        for handle, label in zip(*ax.get_legend_handles_labels(), strict=True):
+            entries.setdefault(label, handle)
+    if entries:
+        columns = min(4, len(entries)) if max(len(k) for k in entries) < 40 else 2
+        fig.legend(
+            list(entries.values()),
+            list(entries),
+            loc="outside lower center",
+            ncols=columns,
+            fontsize="small",
+        )
+
+
+def _pages(
+    folder: Path, stem: str, panels: list, draw, width: float, height: float, legend: bool = True
+) -> list[str]:
     """Draw ``panels`` (``draw(ax, panel, first)``) on pages of up to [`PAGE_PANELS`][]
-    axes, every one shown; returns the file names."""
+    axes, every one shown, laid out by Matplotlib's constrained layout (titles and labels
+    never overlap; no tight-layout warning), with one [`figure_legend`][] per page when
+    ``legend``; returns the file names."""
     import matplotlib.pyplot as plt
 
     names = page_names(stem, len(panels))
@@ -33,18 +56,51 @@ def _pages(folder: Path, stem: str, panels: list, draw, width: float, height: fl
         page = panels[k * PAGE_PANELS : (k + 1) * PAGE_PANELS]
         cols = min(PAGE_COLUMNS, len(page))
         lines = -(-len(page) // cols)
-        fig, axes = plt.subplots(lines, cols, figsize=(width * cols, height * lines), squeeze=False)
+        fig, axes = plt.subplots(
+            lines,
+            cols,
+            figsize=(width * cols, height * lines + 0.8),
+            squeeze=False,
+            layout="constrained",
+        )
+        drawn = []
         for n, ax in enumerate(axes.flat):
             if n < len(page):
                 draw(ax, page[n], n == 0)
+                drawn.append(ax)
             else:
                 ax.axis("off")
+        if legend:
+            figure_legend(fig, drawn)
         if len(names) > 1:
             fig.suptitle(f"page {k + 1} of {len(names)} ({len(panels)} panels in all)")
-        fig.tight_layout()
         fig.savefig(folder / name, dpi=100)
         plt.close(fig)
     return names
+
+
+def plot_label(label: str, same: dict[str, str]) -> str:
+    """A policy's label in a legend or title: ``label``, and the policies it coincides with
+    when one (``window (= single_threshold)``), else how many (their names are in report.md)."""
+    others = same.get(label, "").strip()[3:-1].split(", ") if label in same else []
+    if not others:
+        return label
+    if len(others) == 1 and len(others[0]) <= 30:
+        return f"{label} (= {others[0]})"
+    return f"{label} (= {len(others)} others)"
+
+
+def order_groups(rows: list[dict], labels: list[str]) -> dict[str, list[str]]:
+    """Base label -> the plotted ``labels`` of one policy over several member orders, the
+    first the order given first (``window`` -> [``window[m0>m1]``, ``window[m1>m0]``]); each
+    label its own group when the rows have one order."""
+    keyed = policy_labels(rows)
+    base = policy_labels([{**r, "members": ""} for r in rows])
+    of = {keyed[run_key(r)]: base[run_key({**r, "members": ""})] for r in rows}
+    groups: dict[str, list[str]] = {}
+    for label in labels:
+        groups.setdefault(of.get(label, label), []).append(label)
+    return groups
 
 
 def cost_metric(rows: list[dict], id_name: str, target: str | None) -> str | None:
@@ -77,8 +133,11 @@ def plot_files(
       with the bootstrap interval of each point when the rows have one.
 
     Every dataset gets a panel: past [`PAGE_PANELS`][] panels a plot continues on
-    ``<name>_2.png`` and so on. Policies are told apart by colour, line style and marker;
-    coinciding tradeoff points are offset slightly along the cost axis.
+    ``<name>_2.png`` and so on; each page has one legend below its panels. Policies are told
+    apart by colour, line style and marker; coinciding tradeoff points are offset slightly
+    along the cost axis. Over several member orders, a risk-coverage panel draws each policy
+    in the order given first with the range of the other orders as a band, and the
+    reliability diagrams are those of the order given first.
     """
     import matplotlib
 
@@ -86,12 +145,17 @@ def plot_files(
 
     same = same_as(rows)
     datasets = [d for d in next(iter(curves.values())) if isinstance(d, str)] if curves else []
+    groups = order_groups(rows, list(curves))
 
     def risk_panel(ax, dataset: str, first: bool) -> None:
-        _risk_coverage_axes(ax, curves, dataset, same, legend=first)
+        _risk_axes(ax, dataset, curves, groups, same)
 
     names = _pages(folder, "risk_coverage", datasets, risk_panel, 4.2, 3.8) if curves else []
-    reliability = {p: c[RELIABILITY] for p, c in curves.items() if RELIABILITY in c}
+    reliability = {  # with several member orders, the order given first
+        members[0]: curves[members[0]][RELIABILITY]
+        for members in groups.values()
+        if RELIABILITY in curves[members[0]]
+    }
     if reliability:
         names += _pages(
             folder,
@@ -107,50 +171,77 @@ def plot_files(
     import matplotlib.pyplot as plt
 
     name = f"macs_vs_{metric.replace('@', '')}.png"
-    fig, ax = plt.subplots(figsize=(6, 4.5))
-    tradeoff_axes(ax, rows, id_name, metric, unit)
-    fig.tight_layout()
+    fig, ax = plt.subplots(figsize=(6, 5), layout="constrained")
+    tradeoff_axes(ax, rows, id_name, metric, unit, legend=False)
+    figure_legend(fig, [ax])
     fig.savefig(folder / name, dpi=120)
     plt.close(fig)
 
     def tradeoff_panel(ax, panel: tuple[str, str], first: bool) -> None:
-        tradeoff_axes(ax, rows, panel[0], panel[1], unit, legend=first)
+        tradeoff_axes(ax, rows, panel[0], panel[1], unit, legend=False)
 
     panels = tradeoff_panels(rows, id_name, metric)
     return names + [name] + _pages(folder, "tradeoff", panels, tradeoff_panel, 5, 4.2)
 
 
-def _risk_coverage_axes(ax, curves: dict, dataset: str, same: dict, legend: bool) -> None:
-    """Every policy's risk-coverage curve on ``dataset`` (label -> {dataset: (coverage,
-    risk)}), told apart by colour, line style and marker."""
-    styles = ["-", "--", ":", "-."]
-    markers = ["o", "s", "^", "D", "v", "P", "X"]
-    for i, (policy, per_set) in enumerate(curves.items()):
-        coverage, risk = per_set[dataset]
+STYLES = ["-", "--", ":", "-."]
+MARKERS = ["o", "s", "^", "D", "v", "P", "X"]
+
+
+def _risk_axes(ax, dataset: str, curves: dict, groups: dict, same: dict) -> None:
+    """One dataset's risk-coverage curves: a line per policy; over several member orders, the
+    order given first as the line and the range of the others as a shaded band."""
+    grid = torch.linspace(0, 1, 101, dtype=torch.float64)
+    for i, (base, members) in enumerate(groups.items()):
+        coverage, risk = (torch.as_tensor(t).double().numpy() for t in curves[members[0]][dataset])
+        color = f"C{i % 10}"
+        label = plot_label(members[0], same)
+        if len(members) > 1:
+            label = f"{base} ({members[0].split('[')[-1].rstrip(']')}; band: {len(members)} orders)"
+            on_grid = torch.stack([_on_grid(curves[m][dataset], grid) for m in members])
+            low, high = _min_max(on_grid)
+            ax.fill_between(
+                grid.numpy(), low.numpy(), high.numpy(), color=color, alpha=0.2, linewidth=0
+            )
         # later lines thinner and dashed, so a line equal to an earlier one stays visible
         ax.plot(
-            torch.as_tensor(coverage),
-            torch.as_tensor(risk),
-            styles[i % 4],
+            coverage,
+            risk,
+            STYLES[i % 4],
             linewidth=2.5 - 0.4 * min(i, 4),
-            color=f"C{i % 10}",
-            marker=markers[i % 7],
+            color=color,
+            marker=MARKERS[i % 7],
             markevery=(0.05 * i, 0.25),
             markersize=5,
-            label=policy + same.get(policy, ""),
+            label=label,
         )
     ax.set(xlabel="coverage", ylabel="selective risk", title=f"Risk-coverage ({dataset})")
-    if legend:
-        ax.legend(fontsize="small")
+
+
+def _on_grid(curve: tuple, grid: torch.Tensor) -> torch.Tensor:
+    """A risk-coverage curve's risk at the coverages of ``grid`` (linear in between; NaN
+    below its smallest coverage)."""
+    coverage, risk = (np.asarray(torch.as_tensor(t).double()) for t in curve)
+    order = np.argsort(coverage, kind="stable")
+    values = np.interp(grid.numpy(), coverage[order], risk[order], left=np.nan)
+    return torch.from_numpy(values)
+
+
+def _min_max(values: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per column, the smallest and largest value over the rows, ignoring NaN."""
+    low = torch.where(values.isnan(), torch.inf, values).min(0).values
+    high = torch.where(values.isnan(), -torch.inf, values).max(0).values
+    missing = values.isnan().all(0)
+    return low.masked_fill(missing, torch.nan), high.masked_fill(missing, torch.nan)
 
 
 def _reliability_axes(ax, policy: str, bins: tuple, dataset: str, same: dict) -> None:
     """One policy's reliability diagram: the accuracy per bin of the top-label probability
     (bars; empty bins left out), the bin's mean probability (crosses), the diagonal, and the
     ECE of the bins in the title."""
-    mean_conf, accuracy, count = (torch.as_tensor(t).double() for t in bins)
-    k = mean_conf.numel()
-    centres = (torch.arange(k, dtype=torch.float64) + 0.5) / k
+    mean_conf, accuracy, count = (torch.as_tensor(t).double().numpy() for t in bins)
+    k = mean_conf.size
+    centres = (np.arange(k, dtype=np.float64) + 0.5) / k
     filled = count > 0
     ax.bar(
         centres[filled],
@@ -165,12 +256,11 @@ def _reliability_axes(ax, policy: str, bins: tuple, dataset: str, same: dict) ->
     ax.plot(centres[filled], mean_conf[filled], "x", color="C3", label="mean probability")
     ax.plot([0, 1], [0, 1], "k--", linewidth=1)
     n = float(count.sum())
-    ece = float((count[filled] / n * (accuracy[filled] - mean_conf[filled]).abs()).sum())
+    ece = float((count[filled] / n * np.abs(accuracy[filled] - mean_conf[filled])).sum())
     ax.set(
         xlim=(0, 1),
         ylim=(0, 1),
         xlabel="top-label probability",
         ylabel="accuracy",
-        title=f"{policy}{same.get(policy, '')}\n{dataset}, ECE {ece:.4f}",
+        title=f"{plot_label(policy, same)}\n{dataset}, ECE {ece:.4f}",
     )
-    ax.legend(fontsize="x-small", loc="upper left")

@@ -12,12 +12,14 @@ import io
 import json
 import os
 import shutil
+import sys
 import tempfile
 from pathlib import Path
 
 from window_cascades.artifacts.result_labels import (  # noqa: F401  (re-exported: the names results had)
     LABELLED_LEAD,
     OOD_LEAD,
+    clamp_notes,
     identical_policies,
     lead_columns,
     policy_labels,
@@ -72,9 +74,13 @@ def nested_metrics(rows: list[dict]) -> dict:
     return out
 
 
-def format_table(rows: list[dict], stage_macs: list[float] | None = None) -> str:
+def format_table(
+    rows: list[dict], stage_macs: list[float] | None = None, policies: dict | None = None
+) -> str:
     """A compact human-readable table: one line per dataset and policy (the cost-to-target
-    settings are in ``report.md`` and ``metrics.csv``)."""
+    settings are in ``report.md`` and ``metrics.csv``), then its notes: the cost unit,
+    policies with identical results, and the windows clamped to an end of the held-out
+    scores (``policies``: summary.json's fitted policies by label; None: no such note)."""
     rows = [r for r in rows if not is_cost_to_target(r["policy"])]
     nested = nested_metrics(rows)
     roles = {r["dataset"]: r["role"] for r in rows}
@@ -102,6 +108,7 @@ def format_table(rows: list[dict], stage_macs: list[float] | None = None) -> str
             f"note: {' and '.join(group)} give identical results on every dataset "
             "(they passed on the same samples, e.g. fitted the same band)"
         )
+    lines += clamp_notes(policies or {})
     return "\n".join(lines)
 
 
@@ -116,6 +123,7 @@ def write_results(
     shown_dir: str | Path | None = None,
     deltas: list[dict] | None = None,
     orders: list[str] | None = None,
+    samples: dict | None = None,
 ) -> list[Path]:
     """Write metrics.csv, summary.json and plots into ``results_dir``; print the table.
 
@@ -136,9 +144,11 @@ def write_results(
             ``results_dir`` is a staging folder).
         deltas: paired differences (``window_cascades.cascade.bootstrap.DELTA_FIELDS``) for
             ``deltas.csv``; None writes none.
-        orders: the member orders of a run over several (the rows' ``members``): metrics.csv and
-            deltas.csv get a ``members`` column, and ``orders.csv`` the spread of every figure
-            across the orders; None for one order.
+        orders: the member orders of a run over several (the rows' ``members``): metrics.csv
+            and deltas.csv get a ``members`` column, and ``orders.csv`` the spread of every
+            figure across the orders; None for one order.
+        samples: dataset -> ``{"n": samples evaluated, "of": samples the dataset holds}``, for
+            report.md (and a warning on stderr, always, where ``n`` < ``of``); None: unknown.
 
     Returns:
         The paths written.
@@ -175,19 +185,25 @@ def write_results(
             labelled = {labels[key]: curve for key, curve in curves.items()}
             target = (extra or {}).get("target")
             names += plot_files(staging, rows, labelled, id_name, members[0]["macs"], target)
-        from window_cascades.artifacts.report import report_text
+        from window_cascades.artifacts.report import report_text, sample_warnings
 
         plots = [n for n in names if n.endswith(".png")]
-        (staging / "report.md").write_text(report_text(rows, summary, plots, deltas))
+        (staging / "report.md").write_text(report_text(rows, summary, plots, deltas, samples))
         names.append("report.md")
         for name in names:
             os.replace(staging / name, results_dir / name)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
-    written = [results_dir / name for name in names]
+    for line in sample_warnings(samples):
+        print(line, file=sys.stderr)
     if not quiet:
-        print(format_table(rows, [m["macs"] for m in members]))
-        print("\nResults written to:")
-        for path in sorted(p for p in results_dir.iterdir() if not p.name.startswith(".")):
-            print(f"  {Path(shown_dir) / path.name if shown_dir else path}")
-    return written
+        _print_table(results_dir, rows, summary, shown_dir)
+    return [results_dir / name for name in names]
+
+
+def _print_table(results_dir: Path, rows: list[dict], summary: dict, shown_dir) -> None:
+    """Print the results table ([`format_table`][]) and the files written."""
+    print(format_table(rows, [m["macs"] for m in summary["members"]], summary["policies"]))
+    print("\nResults written to:")
+    for path in sorted(p for p in results_dir.iterdir() if not p.name.startswith(".")):
+        print(f"  {Path(shown_dir) / path.name if shown_dir else path}")

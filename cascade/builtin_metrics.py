@@ -16,29 +16,21 @@ this order, which is the order of the rows in ``metrics.csv``.
 
 from __future__ import annotations
 
-import torch
-
 from window_cascades.cascade.metric_registry import MetricInputs, percent_key, register_metric
 from window_cascades.cascade.resampled import Resampled, ResampledValues
-from window_cascades.uncertainty.failure_detection import (
-    failure_auroc,
-    failure_fpr_at_tpr,
-    weighted_failure_auroc,
-    weighted_failure_fpr,
-)
+from window_cascades.uncertainty.failure_detection import failure_auroc, failure_fpr_at_tpr
 from window_cascades.uncertainty.probability_metrics import (
     brier_from_statistics,
     calibration_error,
     nll_from_target_probability,
-    weighted_calibration_error,
 )
-from window_cascades.uncertainty.selective import augrc, excess_aurc, weighted_oracle_aurc
-from window_cascades.uncertainty.weighted_curve import weighted_mean
+from window_cascades.uncertainty.selective import augrc, excess_aurc, oracle_aurc_from_counts
+from window_cascades.uncertainty.weighted_curve import failure_from_counts
 from window_cascades.vocabulary.roles import LABELLED_ROLES
 
 
 def _acc_resampled(r: Resampled) -> ResampledValues:
-    return {"acc": weighted_mean(r.inputs.outputs.correct, r.weights)}
+    return {"acc": r.means["correct"]}
 
 
 @register_metric(
@@ -53,8 +45,7 @@ def _acc(i: MetricInputs) -> dict[str, float]:
 
 
 def _nll_resampled(r: Resampled) -> ResampledValues:
-    nll = -torch.log(r.inputs.outputs.target_prob.double().clamp_min(1e-12))
-    return {"nll": weighted_mean(nll, r.weights)}
+    return {"nll": r.means["nll"]}
 
 
 @register_metric("nll", False, LABELLED_ROLES, "mean -log p(target), nats", _nll_resampled)
@@ -63,18 +54,23 @@ def _nll(i: MetricInputs) -> dict[str, float]:
 
 
 def _ece_resampled(r: Resampled) -> ResampledValues:
-    out = r.inputs.outputs
-    return {"ece": weighted_calibration_error(out.top_prob, out.correct, r.weights)}
+    return {"ece": r.calibration_gaps.abs().sum(1)}
 
 
-@register_metric("ece", False, LABELLED_ROLES, "top-label ECE, 15 equal-width bins", _ece_resampled)
+@register_metric(
+    "ece",
+    False,
+    LABELLED_ROLES,
+    "top-label ECE, 15 equal-width bins",
+    _ece_resampled,
+    interval="median-recentred",  # its resampled values run above it (see INTERVAL_METHODS)
+)
 def _ece(i: MetricInputs) -> dict[str, float]:
     return {"ece": calibration_error(i.outputs.top_prob, i.outputs.correct)}
 
 
 def _brier_resampled(r: Resampled) -> ResampledValues:
-    out = r.inputs.outputs
-    return {"brier": weighted_mean(out.sum_sq - 2 * out.target_prob + 1, r.weights)}
+    return {"brier": r.means["brier"]}
 
 
 @register_metric("brier", False, LABELLED_ROLES, "mean sum_c (p_c - 1[c = y])^2", _brier_resampled)
@@ -111,8 +107,8 @@ def _augrc(i: MetricInputs) -> dict[str, float]:
 def _e_aurc_resampled(r: Resampled) -> ResampledValues:
     if not r.standard:
         return None
-    oracle = weighted_oracle_aurc(r.inputs.outputs.correct, r.weights)
-    return {"e_aurc": r.curve.area - oracle}
+    count, errors = r.curve.total.squeeze(1), r.curve.loss[:, -1]
+    return {"e_aurc": r.curve.area - oracle_aurc_from_counts(count, count - errors)}
 
 
 @register_metric(
@@ -160,8 +156,7 @@ def _risk(i: MetricInputs) -> dict[str, float]:
 
 
 def _fail_auroc_resampled(r: Resampled) -> ResampledValues:
-    out = r.inputs.outputs
-    return {"fail_auroc": weighted_failure_auroc(out.confidence, out.correct, r.weights)}
+    return {"fail_auroc": failure_from_counts(r.curve.count, r.curve.loss)}
 
 
 @register_metric(
@@ -178,9 +173,8 @@ def _fail_auroc(i: MetricInputs) -> dict[str, float]:
 def _fail_fpr_resampled(r: Resampled) -> ResampledValues:
     if not r.standard:
         return None
-    out, tpr = r.inputs.outputs, r.inputs.settings.ood_tpr
-    value = weighted_failure_fpr(out.confidence, out.correct, r.weights, tpr)
-    return {percent_key("fail_fpr", tpr): value}
+    tpr = r.inputs.settings.ood_tpr
+    return {percent_key("fail_fpr", tpr): failure_from_counts(r.curve.count, r.curve.loss, tpr)}
 
 
 @register_metric(

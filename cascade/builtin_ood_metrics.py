@@ -13,21 +13,15 @@ from __future__ import annotations
 
 from window_cascades.cascade.metric_registry import MetricInputs, percent_key, register_metric
 from window_cascades.cascade.resampled import Resampled, ResampledValues
-from window_cascades.uncertainty.ood_detection import (
-    aupr,
-    auroc,
-    weighted_aupr,
-    weighted_auroc,
-    weighted_fpr,
-)
+from window_cascades.uncertainty.ood_detection import aupr, auroc
 from window_cascades.uncertainty.scod import scod_augrc, scod_aurc, scod_risk_at_coverage
+from window_cascades.uncertainty.weighted_curve import ood_from_counts
 
 OOD = ("ood",)
 
 
 def _auroc_resampled(r: Resampled) -> ResampledValues:
-    ids, ood = r.inputs.id_outputs.confidence, r.inputs.outputs.confidence
-    return {"auroc": weighted_auroc(ids, ood, r.id_index, r.index)}
+    return {"auroc": ood_from_counts(*r.against_id, "auroc")}
 
 
 @register_metric(
@@ -38,8 +32,7 @@ def _auroc(i: MetricInputs) -> dict[str, float]:
 
 
 def _aupr_resampled(r: Resampled) -> ResampledValues:
-    ids, ood = r.inputs.id_outputs.confidence, r.inputs.outputs.confidence
-    return {"aupr": weighted_aupr(ids, ood, r.id_index, r.index)}
+    return {"aupr": ood_from_counts(*r.against_id, "aupr")}
 
 
 @register_metric("aupr", True, OOD, "average precision, OOD positive", _aupr_resampled)
@@ -50,9 +43,8 @@ def _aupr(i: MetricInputs) -> dict[str, float]:
 def _fpr_resampled(r: Resampled) -> ResampledValues:
     if not r.standard:
         return None
-    i, tpr = r.inputs, r.inputs.settings.ood_tpr
-    ids, ood = i.id_outputs.confidence, i.outputs.confidence
-    return {percent_key("fpr", tpr): weighted_fpr(ids, ood, r.id_index, r.index, tpr)}
+    tpr = r.inputs.settings.ood_tpr
+    return {percent_key("fpr", tpr): ood_from_counts(*r.against_id, "fpr", tpr)}
 
 
 @register_metric(

@@ -33,19 +33,18 @@ def _acceptance(i: MetricInputs, outputs: SampleOutputs, fpr_target: bool) -> to
     return outputs.confidence.double() >= point.threshold
 
 
-def _accepted(r: Resampled, outputs: SampleOutputs, fpr_target: bool) -> torch.Tensor | None:
-    """[`_acceptance`][] as float64 (1 accepted, 0 not), for weighted sums."""
-    accepted = _acceptance(r.inputs, outputs, fpr_target)
-    return None if accepted is None else accepted.double()
+def _has_point(r: Resampled, fpr_target: bool) -> bool:
+    """Whether the run has an operating point of this kind (fpr@P or cov@R / risk@C)."""
+    point = r.inputs.operating_point
+    return point is not None and point.target.startswith("fpr") == fpr_target
 
 
 def _op_risk_resampled(r: Resampled) -> ResampledValues:
-    out = r.inputs.outputs
-    accepted = _accepted(r, out, fpr_target=False)
-    if accepted is None:
+    if not _has_point(r, fpr_target=False):
         return {}
-    errors = r.weights @ (accepted * (~out.correct.bool()).double())
-    return {"op_risk": errors / (r.weights @ accepted).clamp_min(1)}
+    accepted, wrong = r.means["accepted"], r.means["accepted_wrong"]
+    count = r.weights.sum(1)
+    return {"op_risk": wrong * count / (accepted * count).clamp_min(1)}
 
 
 @register_metric(
@@ -64,8 +63,7 @@ def _op_risk(i: MetricInputs) -> dict[str, float]:
 
 
 def _op_cov_resampled(r: Resampled) -> ResampledValues:
-    accepted = _accepted(r, r.inputs.outputs, fpr_target=False)
-    return {} if accepted is None else {"op_cov": weighted_mean(accepted, r.weights)}
+    return {"op_cov": r.means["accepted"]} if _has_point(r, fpr_target=False) else {}
 
 
 @register_metric(
@@ -81,8 +79,7 @@ def _op_cov(i: MetricInputs) -> dict[str, float]:
 
 
 def _op_fpr_resampled(r: Resampled) -> ResampledValues:
-    accepted = _accepted(r, r.inputs.outputs, fpr_target=True)
-    return {} if accepted is None else {"op_fpr": weighted_mean(accepted, r.weights)}
+    return {"op_fpr": r.means["accepted"]} if _has_point(r, fpr_target=True) else {}
 
 
 @register_metric(
@@ -98,7 +95,7 @@ def _op_fpr(i: MetricInputs) -> dict[str, float]:
 
 
 def _op_tpr_resampled(r: Resampled) -> ResampledValues:
-    accepted = _accepted(r, r.inputs.id_outputs, fpr_target=True)
+    accepted = _acceptance(r.inputs, r.inputs.id_outputs, fpr_target=True)
     return {} if accepted is None else {"op_tpr": weighted_mean(accepted, r.id_weights)}
 
 
@@ -150,10 +147,7 @@ def _op_bound(i: MetricInputs) -> dict[str, float]:
 
 
 def _macs_resampled(r: Resampled) -> ResampledValues:
-    stage = r.inputs.outputs.exit_stage
-    reach = torch.stack([(stage >= k + 1).double() for k in range(len(r.inputs.stage_macs))], 1)
-    macs = torch.tensor(r.inputs.stage_macs, dtype=torch.float64)
-    return {"expected_macs": weighted_mean(reach @ macs, r.weights)}
+    return {"expected_macs": r.means["macs"]}
 
 
 @register_metric(
@@ -164,11 +158,8 @@ def _macs(i: MetricInputs) -> dict[str, float]:
 
 
 def _exit_resampled(r: Resampled) -> ResampledValues:
-    stage = r.inputs.outputs.exit_stage
-    return {
-        f"exit_frac@{k + 1}": weighted_mean((stage == k + 1).double(), r.weights)
-        for k in range(len(r.inputs.stage_macs))
-    }
+    stages = range(1, len(r.inputs.stage_macs) + 1)
+    return {f"exit_frac@{k}": r.means[f"exit@{k}"] for k in stages}
 
 
 @register_metric(

@@ -29,6 +29,7 @@ from window_cascades.cascade.policies import (
 )
 from window_cascades.cascade.policy_parameters import CostGrid, PolicyParameter, parameter
 from window_cascades.cascade.policy_registry import (
+    COST_MATCHED,
     FIRST_MEMBER,
     FULL_ENSEMBLE,
     FitInputs,
@@ -407,6 +408,7 @@ def fit_random(inputs: FitInputs, settings: PolicySettings) -> RandomPolicy:
     parameters=SingleThresholdParameters,
     sweep="pass_fraction",
     default=True,
+    reference=COST_MATCHED,
 )
 def fit_single_threshold(inputs: FitInputs, settings: PolicySettings) -> IntervalPolicy:
     """Pass on every sample below the ``pass_fraction`` quantile of each stage's confidences.

@@ -37,6 +37,7 @@ from window_cascades.cascade.output_objective import cascade_output, output_valu
 from window_cascades.cascade.policy_parameters import PolicyParameter, declared_parameters
 from window_cascades.cascade.policy_registry import FitInputs, PolicySettings, policy_entry
 from window_cascades.uncertainty.targets import parse_target
+from window_cascades.vocabulary.checks import check_gain_shares  # noqa: F401  (its home before)
 
 GAIN_SHARES = (0.5, 0.75, 0.9)
 GRID_POINTS = 10
@@ -53,19 +54,6 @@ def gain_policy_name(family: str, share: float) -> str:
 def is_cost_to_target(policy: str) -> bool:
     """Whether a row's ``policy`` is a cost-to-target setting (kept out of the key tables)."""
     return GAIN_MARK in policy
-
-
-def check_gain_shares(shares: list[float]) -> list[float]:
-    """Validate the asked shares of the ensemble's gain: fractions in (0, 1], no repeats."""
-    for share in shares:
-        if isinstance(share, bool) or not (isinstance(share, (int, float)) and 0 < share <= 1):
-            raise ValueError(
-                f"--gain-shares {share!r}: a share of the ensemble's gain is a fraction in "
-                "(0, 1] (0.75 = 75%)"
-            )
-    if len(set(shares)) != len(shares):
-        raise ValueError(f"--gain-shares lists a share twice: {shares}")
-    return sorted(float(s) for s in shares)
 
 
 def cost_knob(name: str) -> PolicyParameter | None:

@@ -1,4 +1,5 @@
-"""A fitted cascade's decisions per sample: prediction, confidence, accepted, OOD, exit stage.
+"""A fitted cascade's decisions per sample: prediction, confidence, one outcome (accept, reject
+or OOD), exit stage.
 
 One definition for every way a cascade is applied: online on a batch of images with real early
 exit ([`decide_members`][]; ``CascadeModule.decide`` and ``predict``) and on logits held in
@@ -17,16 +18,21 @@ import torch
 from window_cascades.cascade.engine import CascadeResult, StageSource, run_cascade
 from window_cascades.cascade.fitted import FittedCascade
 from window_cascades.cascade.member_runner import MemberRunner
+from window_cascades.cascade.operating_point import DECISIONS, decision_codes
 
-DECISION_FIELDS = ("prediction", "confidence", "accepted", "ood", "exit_stage")
+DECISION_FIELDS = ("prediction", "confidence", "decision", "accepted", "ood", "exit_stage")
 """The keys of a decision, one tensor of N values each (``predictions.csv``'s columns too):
 
 - ``prediction``: the class predicted by the ensemble of the members the sample reached (int64);
 - ``confidence``: that ensemble's confidence score (float64; the score the cascade was fitted
   with);
-- ``accepted``: confidence >= the operating threshold fitted for the target on the policy's
-  held-out output (bool);
-- ``ood``: confidence < the threshold that accepts ``ood_tpr`` of that output (bool);
+- ``decision``: the sample's one outcome, an index into
+  [`DECISIONS`][window_cascades.cascade.operating_point.DECISIONS] (``accept`` 0, ``reject`` 1,
+  ``ood`` 2; int64), with the precedence ood > reject > accept;
+- ``accepted``: ``decision`` is ``accept``: confidence >= the operating threshold fitted for
+  the target on the policy's held-out output, and not flagged OOD (bool);
+- ``ood``: ``decision`` is ``ood``: confidence < the threshold that accepts ``ood_tpr`` of that
+  output (bool); never true together with ``accepted``;
 - ``exit_stage``: the number of members that processed the sample, 1..M (int64).
 """
 
@@ -72,13 +78,14 @@ def _decide(
     result: CascadeResult = run_cascade(
         source, num_samples, fitted.policies[policy], score, ids, fitted.temperatures
     )
-    accept = float("inf") if point["accept"] is None else point["accept"]
     conf = result.confidence.cpu()
+    codes = decision_codes(conf, point)
     return {
         "prediction": result.probs.argmax(-1).cpu(),
         "confidence": conf,
-        "accepted": conf >= accept,
-        "ood": conf < point["ood"],
+        "decision": codes,
+        "accepted": codes == DECISIONS.index("accept"),
+        "ood": codes == DECISIONS.index("ood"),
         "exit_stage": result.exit_stage.cpu(),
     }
 

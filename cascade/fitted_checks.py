@@ -9,7 +9,8 @@ value in one line naming the file and the field (e.g.
 What is checked (M = the number of members the policies are fitted for):
 
 - interval policies: ``bounds`` is (M - 1) pairs [lower, upper] of numbers or "inf"/"-inf",
-  none NaN, lower <= upper except the empty interval [inf, -inf] (``single``);
+  none NaN, lower <= upper except the empty interval [inf, -inf] (``single``), finite bounds
+  within the score's range (below);
 - the ``random`` policy: ``fraction`` in [0, 1], ``num_stages`` and ``seed`` integers;
 - every policy is fitted for the same M;
 - temperatures: positive finite numbers, one per member, ensembles keyed by size 2..M;
@@ -38,8 +39,18 @@ SCORE_RANGES: dict[str, tuple[float | None, float | None]] = {
 }
 
 
-def check_interval_bounds(bounds: object, where: str, field: str) -> int:
-    """Check an interval policy's bounds; return its number of members M."""
+def _end(value: float | None, open_end: str) -> str:
+    return open_end if value is None else f"{value:g}"
+
+
+def _score_range(score: object) -> tuple[float | None, float | None]:
+    return SCORE_RANGES.get(score, (None, None)) if isinstance(score, str) else (None, None)
+
+
+def check_interval_bounds(bounds: object, where: str, field: str, score: object = None) -> int:
+    """Check an interval policy's bounds (finite ones within ``score``'s range, when it has
+    one: a window of [1.5, 2] for ``msp`` passes nothing on); return its number of members M."""
+    low, high = _score_range(score)
     pairs = sequence(bounds, where, field)
     for k, pair in enumerate(pairs):
         pair = sequence(pair, where, f"{field}[{k}]")
@@ -53,11 +64,21 @@ def check_interval_bounds(bounds: object, where: str, field: str) -> int:
                 f"{where}: field '{field}[{k}]' has lower {lower:g} > upper {upper:g} (an "
                 "inverted interval passes nothing on; the empty interval is written [inf, -inf])"
             )
+        for end, value in enumerate((lower, upper)):
+            if math.isinf(value):  # an open end
+                continue
+            if (low is not None and value < low) or (high is not None and value > high):
+                shown = f"[{_end(low, '-inf')}, {_end(high, 'inf')}]"
+                raise FieldError(
+                    f"{where}: field '{field}[{k}][{end}]' must be within {shown}, the range of "
+                    f"score {score}, or an open end ('inf'/'-inf'), got {value:g}"
+                )
     return len(pairs) + 1
 
 
-def check_policy(data: object, where: str, field: str) -> int:
-    """Check one policy's JSON-safe form; return its number of members M."""
+def check_policy(data: object, where: str, field: str, score: object = None) -> int:
+    """Check one policy's JSON-safe form (its bounds against ``score``'s range); return its
+    number of members M."""
     data = mapping(data, where, field)
     if not isinstance(data.get("name"), str):
         raise FieldError(
@@ -67,7 +88,7 @@ def check_policy(data: object, where: str, field: str) -> int:
         finite_number(data.get("fraction"), where, f"{field}.fraction", 0.0, 1.0)
         integer(data.get("seed"), where, f"{field}.seed")
         return integer(data.get("num_stages"), where, f"{field}.num_stages", 1)
-    return check_interval_bounds(data.get("bounds"), where, f"{field}.bounds")
+    return check_interval_bounds(data.get("bounds"), where, f"{field}.bounds", score)
 
 
 def check_temperatures(data: object, where: str, members: int | None) -> None:
@@ -93,7 +114,7 @@ def check_temperatures(data: object, where: str, members: int | None) -> None:
 
 def check_operating_points(data: object, where: str, score: object) -> None:
     """The deployed thresholds of each policy (see the module docstring)."""
-    low, high = SCORE_RANGES.get(score, (None, None)) if isinstance(score, str) else (None, None)
+    low, high = _score_range(score)
     for name, point in mapping(data, where, "operating_points").items():
         field = f"operating_points.{name}"
         point = mapping(point, where, field)
@@ -119,7 +140,10 @@ def check_fitted_cascade(data: object, where: str, members: int | None = None) -
     """
     data = mapping(data, where, "fitted_cascade")
     policies = mapping(data.get("policies"), where, "policies")
-    sizes = {name: check_policy(p, where, f"policies.{name}") for name, p in policies.items()}
+    score = data.get("score")
+    sizes = {
+        name: check_policy(p, where, f"policies.{name}", score) for name, p in policies.items()
+    }
     expected = members if members is not None else next(iter(sizes.values()), None)
     for name, size in sizes.items():
         if size != expected:

@@ -23,7 +23,6 @@ forms equal within 1e-10.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cached_property
@@ -34,6 +33,7 @@ from window_cascades.cascade.operating_point import OperatingPoint
 from window_cascades.cascade.sample_outputs import SampleOutputs
 from window_cascades.uncertainty.definitions import Definitions, get_definitions
 from window_cascades.uncertainty.scod import scod_mixture
+from window_cascades.vocabulary.checks import check_report_points  # torch-free, checked early
 
 
 def percent_key(prefix: str, fraction: float) -> str:
@@ -44,79 +44,6 @@ def percent_key(prefix: str, fraction: float) -> str:
         fraction: the point as a fraction (0.05 is written 5).
     """
     return f"{prefix}@{fraction * 100:g}"
-
-
-def _bad_fraction(value: object, low_open: bool, high_open: bool) -> bool:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-        return True
-    low = value <= 0 if low_open else value < 0
-    high = value >= 1 if high_open else value > 1
-    return low or high
-
-
-def check_report_points(
-    risks: tuple[float, ...] | list[float],
-    coverages: tuple[float, ...] | list[float],
-    ood_tpr: float,
-    scod_ratio: float,
-    scod_beta: float,
-    prefix: str = "",
-) -> None:
-    """Validate the reported operating points and SCOD settings where they enter.
-
-    One convention across every option: a number is a fraction (``--risks 0.05``); percentages
-    appear only in names (``cov@5``, targets such as ``risk@80``). ``prefix`` names the options
-    in messages: ``"--model."`` (online, ``--model.scod_beta``) or ``"--"`` (offline,
-    ``--scod-beta``).
-
-    Args:
-        risks: selective risks r reported as ``cov@r``, fractions in (0, 1).
-        coverages: coverages c reported as ``risk@c``, fractions in (0, 1].
-        ood_tpr: the ID acceptance rate p of ``fpr@p``, in (0, 1].
-        scod_ratio: the OOD : ID ratio of the SCOD mixture, > 0.
-        scod_beta: the loss of an accepted OOD sample in SCOD, >= 0.
-        prefix: how the options are spelt in messages: ``--model.`` (online) or ``--`` (offline).
-
-    Raises:
-        ValueError: naming the option, the value and the accepted range.
-    """
-
-    def option(field: str) -> str:
-        return prefix + (field.replace("_", "-") if prefix == "--" else field)
-
-    for field, values, high_open, name in (
-        ("risks", risks, True, "cov"),
-        ("coverages", coverages, False, "risk"),
-    ):
-        if not values:
-            raise ValueError(f"{option(field)}: give at least one value, e.g. 0.05")
-        for v in values:
-            if _bad_fraction(v, True, high_open):
-                hint = (
-                    f" ({v:g}% is {v / 100:g}, reported as {name}@{v:g})"
-                    if (isinstance(v, (int, float)) and 1 < v < 100)
-                    else ""
-                )
-                interval = "(0, 1)" if high_open else "(0, 1]"
-                raise ValueError(
-                    f"{option(field)} {v!r}: expected a fraction in {interval}{hint}; "
-                    "percentages appear only in metric names"
-                )
-    if _bad_fraction(ood_tpr, True, False):
-        raise ValueError(
-            f"{option('ood_tpr')} {ood_tpr!r}: expected a fraction in (0, 1], e.g. 0.95 (fpr@95)"
-        )
-    if isinstance(scod_ratio, bool) or not (
-        isinstance(scod_ratio, (int, float)) and math.isfinite(scod_ratio) and scod_ratio > 0
-    ):
-        raise ValueError(f"{option('scod_ratio')} {scod_ratio!r}: expected an OOD : ID ratio > 0")
-    if isinstance(scod_beta, bool) or not (
-        isinstance(scod_beta, (int, float)) and math.isfinite(scod_beta) and scod_beta >= 0
-    ):
-        raise ValueError(
-            f"{option('scod_beta')} {scod_beta!r}: expected the cost of an accepted OOD sample, "
-            ">= 0 (1: as an error)"
-        )
 
 
 @dataclass
@@ -201,6 +128,9 @@ class MetricEntry:
             resamples of the inputs) -> {key: B values}, equal to ``compute`` on each resample, or
             None where it has no fast form for these inputs; None (no resampled form): the bootstrap
             calls ``compute`` on every resample in turn (slower, the same values).
+        interval: how the bootstrap turns its resampled values into an interval (one of
+            [`INTERVAL_METHODS`][]): ``percentile``, or ``median-recentred`` for a metric
+            whose resampled values are biased away from its value (ECE).
     """
 
     name: str
@@ -209,6 +139,23 @@ class MetricEntry:
     roles: tuple[str, ...]
     description: str
     resampled: Callable[..., dict[str, torch.Tensor] | None] | None = None
+    interval: str = "percentile"
+
+
+INTERVAL_METHODS = ("percentile", "median-recentred")
+"""The bootstrap interval of a metric's value v from its B resampled values:
+
+- ``percentile``: their (alpha/2, 1 - alpha/2) quantiles [q_lo, q_hi];
+- ``median-recentred``: that interval moved so that the resamples' median m falls on the value,
+  [v - (m - q_lo), v + (q_hi - m)] (its lower end not below 0 for a metric that is never
+  negative). It keeps the spread and skew of the resamples and contains v by construction; it
+  is the percentile interval when the resamples are centred on v. For a statistic whose
+  resamples run to one side of its value, such as the ECE (resampled duplicates make the bins
+  look more certain, so the resampled ECE runs higher: on the quick start's digits, all 200
+  resamples above the value), where the percentile interval can exclude the value and the
+  bias-corrected (BC/BCa) interval collapses below it once fewer than 2.5% of the resamples lie
+  below the value.
+"""
 
 
 _REGISTRY: dict[str, MetricEntry] = {}
@@ -220,6 +167,7 @@ def register_metric(
     roles: tuple[str, ...],
     description: str,
     resampled: Callable[..., dict[str, torch.Tensor] | None] | None = None,
+    interval: str = "percentile",
 ) -> Callable:
     """Decorator registering a metric's plain form (and its resampled form) under ``name``;
     from then on every run reports it (online, offline, ``window_cascades.evaluate``).
@@ -233,6 +181,9 @@ def register_metric(
         description: its definition in one line, with its unit.
         resampled: its resampled form (see [`MetricEntry`][]), or None (the bootstrap then
             computes the plain form on every resample).
+        interval: its bootstrap interval, one of [`INTERVAL_METHODS`][] (default
+            ``percentile``; ``median-recentred`` for a metric whose resampled values are biased
+            away from its value).
 
     Returns:
         The decorator; it returns the plain form unchanged. The plain form takes
@@ -240,7 +191,7 @@ def register_metric(
         ``{key: value}``, one row of ``metrics.csv`` per key.
 
     Raises:
-        ValueError: a name registered twice.
+        ValueError: a name registered twice, or an unknown ``interval``.
 
     Example:
         >>> from window_cascades.vocabulary.roles import LABELLED_ROLES
@@ -254,10 +205,17 @@ def register_metric(
         >>> unregister_metric("mean_confidence")  # (a test's clean-up; a plugin stays registered)
     """
 
+    if interval not in INTERVAL_METHODS:
+        raise ValueError(
+            f"metric {name!r}: interval {interval!r}, expected one of {INTERVAL_METHODS}"
+        )
+
     def add(compute: Callable) -> Callable:
         if name in _REGISTRY:
             raise ValueError(f"metric {name!r} is registered twice")
-        entry = MetricEntry(name, compute, higher_is_better, tuple(roles), description, resampled)
+        entry = MetricEntry(
+            name, compute, higher_is_better, tuple(roles), description, resampled, interval
+        )
         _REGISTRY[name] = entry
         return compute
 
@@ -298,14 +256,46 @@ def metric_values(inputs: MetricInputs, role: str) -> dict[str, float]:
     return out
 
 
-def higher_is_better(key: str) -> bool:
-    """Direction of a reported key such as ``cov@5`` (looked up by its family).
+def metric_entry(key: str) -> MetricEntry:
+    """The entry of a reported key such as ``cov@5`` (looked up by its family).
 
     Args:
-        key: a reported metric key, e.g. ``cov@5`` or ``fpr@95``.
+        key: A reported metric key, e.g. ``cov@5`` or ``fpr@95``.
+
+    Raises:
+        ValueError: no registered metric reports ``key``.
     """
     family = key.split("@")[0]
     for entry in _REGISTRY.values():
         if entry.name.split("@")[0] == family:
-            return entry.higher_is_better
+            return entry
     raise ValueError(f"unknown metric {key!r}; registered: {list(_REGISTRY)}")
+
+
+def higher_is_better(key: str) -> bool:
+    """Direction of a reported key such as ``cov@5`` (looked up by its family).
+
+    Args:
+        key: A reported metric key, e.g. ``cov@5`` or ``fpr@95``.
+    """
+    return metric_entry(key).higher_is_better
+
+
+def interval_methods() -> dict[str, str]:
+    """The bootstrap interval of every registered metric that is not ``percentile`` (metric
+    name -> method), with ``"*": "percentile"`` for the others (summary.json records it)."""
+    other = {e.name: e.interval for e in _REGISTRY.values() if e.interval != "percentile"}
+    return {**other, "*": "percentile"}
+
+
+def bootstrap_record(resamples: int, seed: int) -> dict | None:
+    """summary.json's ``bootstrap``: the resamples, their seed and [`interval_methods`][]
+    (None without a bootstrap, ``resamples`` 0).
+
+    Args:
+        resamples: The bootstrap's resamples (0: none).
+        seed: Their seed.
+    """
+    if not resamples:
+        return None
+    return {"resamples": resamples, "seed": seed, "intervals": interval_methods()}

@@ -14,6 +14,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+import torch
+
 from window_cascades.cascade.engine import exit_stages
 from window_cascades.cascade.sample_outputs import SampleOutputs
 from window_cascades.uncertainty.definitions import get_definitions
@@ -31,6 +33,63 @@ class OperatingPoint:
     target: str
     threshold: float
     bound: float | None = None
+
+
+DECISIONS = ("accept", "reject", "ood")
+"""The one outcome of a deployed cascade for each sample, by code (``decision`` is the index):
+
+- ``ood`` (2): confidence < the OOD threshold (the one accepting ``ood_tpr`` of the policy's
+  held-out output): flagged as out-of-distribution, its prediction not used;
+- ``reject`` (1): not flagged, confidence < the acceptance threshold (the target's operating
+  point): in-distribution, but not confident enough to accept;
+- ``accept`` (0): neither: the prediction is accepted.
+
+Precedence ood > reject > accept: when the OOD threshold lies above the acceptance threshold
+(e.g. a ``cov@5`` point at 0.45 and a 95% ID-acceptance OOD point at 0.87), the samples between
+the two are flagged OOD, not accepted, so no sample is both accepted and flagged.
+"""
+
+
+def decision_flags(confidence: torch.Tensor, point: dict) -> tuple[torch.Tensor, torch.Tensor]:
+    """A deployed cascade's decisions at its fitted operating point, in the precedence of
+    [`DECISIONS`][] (never both true for one sample).
+
+    Args:
+        confidence: N confidences at the exit stage (the cascade's score).
+        point: a policy's entry of ``fitted.info["operating_points"]``: ``accept`` (the
+            threshold fitted for the target; None: nothing is accepted) and ``ood`` (the
+            threshold accepting ``ood_tpr`` of the policy's held-out output).
+
+    Returns:
+        ``accepted`` (confidence >= accept and not flagged OOD) and ``ood`` (confidence <
+        ood), boolean masks.
+    """
+    accept = math.inf if point["accept"] is None else point["accept"]
+    ood = confidence < point["ood"]
+    return (confidence >= accept) & ~ood, ood
+
+
+def decision_codes(confidence: torch.Tensor, point: dict) -> torch.Tensor:
+    """The index into [`DECISIONS`][] of each sample's one outcome (int64, N values)."""
+    accepted, ood = decision_flags(confidence, point)
+    codes = torch.full(confidence.shape, DECISIONS.index("reject"), dtype=torch.int64)
+    codes[accepted] = DECISIONS.index("accept")
+    codes[ood] = DECISIONS.index("ood")
+    return codes
+
+
+def precedence_note(point: dict, policy: str) -> str | None:
+    """One line when ``point``'s OOD threshold lies above its acceptance threshold (the samples
+    between them are flagged OOD, not accepted: [`DECISIONS`][]), else None."""
+    accept = point.get("accept")
+    if accept is None or not point["ood"] > accept:
+        return None
+    tpr = point.get("ood_tpr", 0.95)
+    return (
+        f"note: {policy}: the OOD threshold {point['ood']:.4g} ({tpr:.0%} ID acceptance) is above "
+        f"the acceptance threshold {accept:.4g} ({point.get('target', 'the target')}): samples "
+        "between them are flagged OOD, not accepted (precedence ood > reject > accept)"
+    )
 
 
 def fit_operating_point(

@@ -46,6 +46,9 @@ FIRST_MEMBER = "first member"
 FULL_ENSEMBLE = "full ensemble"
 """The reference point at 100% of the ensemble's gain: every member on every sample."""
 REFERENCES = (FIRST_MEMBER, FULL_ENSEMBLE)
+# not a reference point of the gain: the policy the others are compared with at the run's
+# target, spending the same held-out cost without looking at tau (the target's own comparison)
+COST_MATCHED = "cost-matched comparator"
 
 
 @dataclass
@@ -95,7 +98,9 @@ class PolicyEntry:
             ``model.policies``).
         reference: [`FIRST_MEMBER`][] or [`FULL_ENSEMBLE`][] for the policy that is that
             reference point (paired differences in ``deltas.csv`` are taken against these, and
-            shares of the ensemble's gain between them); None for every other policy.
+            shares of the ensemble's gain between them); [`COST_MATCHED`][] for the one policy
+            every other is compared with on the target's operating-point metrics (report.md's
+            first table); None for every other policy.
         in_cost_to_target: cost-to-target fits it when its ``sweep`` declares a cost grid;
             False leaves it out (e.g. a policy whose gain is proportional to its cost by
             construction).
@@ -167,8 +172,10 @@ def register_policy(
     names = [p.name for p in declared]
     if sweep is not None and sweep not in names:
         raise ValueError(f"policy {name!r}: sweep {sweep!r} is not one of its parameters {names}")
-    if reference is not None and reference not in REFERENCES:
-        raise ValueError(f"policy {name!r}: reference {reference!r} is not one of {REFERENCES}")
+    if reference is not None and reference not in (*REFERENCES, COST_MATCHED):
+        raise ValueError(
+            f"policy {name!r}: reference {reference!r} is not one of {(*REFERENCES, COST_MATCHED)}"
+        )
 
     def add(fit: Callable) -> Callable:
         if name in _REGISTRY:
@@ -244,6 +251,11 @@ def reference_policy(reference: str) -> str:
 def reference_policies() -> tuple[str, ...]:
     """The reference policies, member 1 alone first: the baselines of paired differences."""
     return tuple(reference_policy(r) for r in REFERENCES)
+
+
+def cost_matched_policy() -> str | None:
+    """The policy registered with ``reference=COST_MATCHED`` (``single_threshold``), or None."""
+    return next((e.name for e in _REGISTRY.values() if e.reference == COST_MATCHED), None)
 
 
 def policy_entry(name: str) -> PolicyEntry:

@@ -2,21 +2,67 @@
 
 A metric's resampled form (``resampled=`` of its registry entry, beside its plain form in the
 ``builtin_*metrics`` module of its family) takes a [`Resampled`][] and returns {key: B
-values}, equal to the plain form evaluated on each resample's repeated samples. The draws and
-their counts, and the weighted risk-coverage curves that several metrics share, are computed
-here once per resample chunk.
+values}, equal to the plain form evaluated on each resample's repeated samples. What several
+metrics share is computed here once per block of resamples and kept:
+
+- the counts of the draws (B x N; the bootstrap computes them once per dataset and block and
+  shares them between every policy evaluated on the dataset: [`DrawCounts`][]);
+- one sort of the outputs' confidences ([`OutputSorts`][], kept across blocks of one
+  dataset under one policy) and the cumulative counts over it, which every curve metric reads
+  (AURC, AUGRC, cov@R, risk@C, the failure metrics; AUROC, AUPR and fpr@P of an OOD set over
+  the ID and OOD samples sorted together; the SCOD curves);
+- the means of every per-sample quantity the built-in mean-type metrics read (accuracy, NLL,
+  Brier, cost, exit fractions, the operating point, ECE's bins), in one matrix product.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cached_property
 
 import torch
 
 from window_cascades.cascade.metric_registry import MetricInputs
+from window_cascades.uncertainty.probability_metrics import calibration_bin_gaps
 from window_cascades.uncertainty.scod import scod_mixture
-from window_cascades.uncertainty.weighted_curve import WeightedCurve, draw_counts
+from window_cascades.uncertainty.weighted_curve import CountCurve, SortedGroups, draw_counts
+
+
+@dataclass
+class DrawCounts:
+    """The counts of one block of B resamples of one dataset (shared by the policies).
+
+    Attributes:
+        draws: B x N indices (each resample's N draws with replacement).
+        counts: B x N float32 counts (exact integers below 2^24 draws), for the cumulative sums.
+        weights: B x N float64 counts, for the weighted means.
+    """
+
+    draws: torch.Tensor
+    counts: torch.Tensor
+    weights: torch.Tensor
+
+    @classmethod
+    def of(cls, draws: torch.Tensor, n: int) -> DrawCounts:
+        """The counts of ``draws`` (B x k indices into n samples)."""
+        exact = torch.float32 if draws.shape[1] < 2**24 else torch.float64
+        counts = draw_counts(draws, n, exact)
+        return cls(draws, counts, counts.double())
+
+
+@dataclass
+class OutputSorts:
+    """What does not change from one block of resamples to the next for one dataset under one
+    policy: the sorts of its confidences (alone, and with the ID set's for an OOD set) and the
+    per-position factors the cumulative sums read. Filled on first use."""
+
+    found: dict = field(default_factory=dict)
+
+    def get(self, key: str, make):
+        """The value stored under ``key``, made by ``make()`` the first time."""
+        if key not in self.found:
+            self.found[key] = make()
+        return self.found[key]
 
 
 @dataclass
@@ -27,41 +73,119 @@ class Resampled:
         inputs: the metric inputs of the whole sample (outputs, ID outputs, settings, ...).
         index: B x N draws (indices into the dataset) of the dataset's resamples.
         id_index: B x N_id draws of the ID set's resamples (the ones of the ID set's rows).
+        drawn: the counts of ``index`` when already computed (shared between policies).
+        id_drawn: the counts of ``id_index`` when already computed.
+        sorts: the sorts kept from an earlier block of the same dataset and policy.
     """
 
     inputs: MetricInputs
     index: torch.Tensor
-    id_index: torch.Tensor
+    id_index: torch.Tensor | None
+    drawn: DrawCounts | None = None
+    id_drawn: DrawCounts | None = None
+    sorts: OutputSorts = field(default_factory=OutputSorts)
 
-    @cached_property
+    def __post_init__(self):
+        if self.drawn is None:
+            self.drawn = DrawCounts.of(self.index, self.inputs.outputs.num_samples)
+        if self.id_drawn is None and self.id_index is not None:
+            self.id_drawn = DrawCounts.of(self.id_index, self.inputs.id_outputs.num_samples)
+
+    @property
     def weights(self) -> torch.Tensor:
         """B x N float64: how often each sample of the dataset appears in each resample."""
-        return draw_counts(self.index, self.inputs.outputs.num_samples)
+        return self.drawn.weights
 
-    @cached_property
+    @property
     def id_weights(self) -> torch.Tensor:
         """B x N_id float64: how often each ID sample appears in each ID resample."""
-        return draw_counts(self.id_index, self.inputs.id_outputs.num_samples)
+        return self.id_drawn.weights
+
+    @property
+    def num_resamples(self) -> int:
+        """B."""
+        return self.index.shape[0]
 
     @cached_property
-    def curve(self) -> WeightedCurve:
+    def curve(self) -> CountCurve:
         """The tie-aware risk-coverage curves (loss 1 per error) of the B resamples."""
         out = self.inputs.outputs
-        return WeightedCurve(out.confidence, ~out.correct.bool(), self.index)
+        groups = self.sorts.get("groups", lambda: SortedGroups(out.confidence))
+        wrong = self.sorts.get(
+            "wrong", lambda: groups.sorted_mask(~out.correct.bool(), self.drawn.counts.dtype)
+        )
+        sorted_counts = self.drawn.counts.index_select(1, groups.order)
+        count = groups.cumulate_sorted(sorted_counts)
+        return CountCurve(count, groups.cumulate_sorted(sorted_counts, wrong), None)
 
     @cached_property
-    def scod_curve(self) -> WeightedCurve:
+    def against_id(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """(ID, OOD) cumulative draws over the ID and OOD confidences sorted together (most
+        confident first; B x G each): what AUROC, AUPR and fpr@P of an OOD set read."""
+        groups, is_ood = self._merged()
+        counts = torch.cat([self.id_drawn.counts, self.drawn.counts.to(self.id_drawn.counts)], 1)
+        sorted_counts = counts.index_select(1, groups.order)
+        total = groups.cumulate_sorted(sorted_counts)
+        ood_count = groups.cumulate_sorted(sorted_counts, is_ood.to(sorted_counts))
+        return total - ood_count, ood_count
+
+    def _merged(self) -> tuple[SortedGroups, torch.Tensor]:
+        ids, ood = self.inputs.id_outputs, self.inputs.outputs
+
+        def make():
+            groups = SortedGroups(torch.cat([ids.confidence, ood.confidence]))
+            flags = torch.cat([torch.zeros(ids.num_samples), torch.ones(ood.num_samples)])
+            return groups, groups.sorted_mask(flags, torch.float64)
+
+        return self.sorts.get("merged", make)
+
+    @cached_property
+    def scod_curve(self) -> CountCurve:
         """The SCOD mixture of each resample: the fixed-seed subsample taken of its draws."""
         s, ids, ood = self.inputs.settings, self.inputs.id_outputs, self.inputs.outputs
         n_id, n_ood = ids.num_samples, ood.num_samples
         keep_id, keep_ood = scod_mixture(n_id, n_ood, s.scod_ratio, s.scod_seed)
-        draws = torch.cat([self.id_index[:, keep_id], self.index[:, keep_ood] + n_id], 1)
-        conf = torch.cat([ids.confidence, ood.confidence])
-        loss = torch.cat(
-            [(~ids.correct.bool()).double(), torch.full((ood.num_samples,), s.scod_beta).double()]
+        groups, is_ood = self._merged()
+        wrong_id = self.sorts.get(
+            "scod_wrong",
+            lambda: groups.sorted_mask(
+                torch.cat([~ids.correct.bool(), torch.zeros(n_ood, dtype=torch.bool)]),
+                torch.float64,
+            ),
         )
-        is_id = torch.cat([torch.ones(ids.num_samples), torch.zeros(ood.num_samples)]).bool()
-        return WeightedCurve(conf, loss, draws, coverage_mask=is_id)
+        dtype = self.drawn.counts.dtype
+        kept = torch.cat(
+            [
+                draw_counts(self.id_index[:, keep_id], n_id, dtype),
+                draw_counts(self.index[:, keep_ood], n_ood, dtype),
+            ],
+            1,
+        ).index_select(1, groups.order)
+        count = groups.cumulate_sorted(kept)
+        ood_count = groups.cumulate_sorted(kept, is_ood.to(dtype))
+        errors = groups.cumulate_sorted(kept, wrong_id.to(dtype))
+        loss = errors + s.scod_beta * ood_count
+        return CountCurve(count, loss, count - ood_count)
+
+    @cached_property
+    def means(self) -> dict[str, torch.Tensor]:
+        """B weighted means of the per-sample quantities the built-in mean-type metrics read,
+        in one matrix product: ``correct``, ``nll`` (nats), ``brier``, ``macs`` (the MACs spent
+        on the sample), ``exit@k`` (1 where it exits after stage k), and with an operating
+        point on a labelled target ``accepted`` and ``accepted_wrong``; for an fpr target
+        ``accepted`` only."""
+        columns = self.sorts.get("mean_columns", lambda: _mean_columns(self.inputs))
+        values = self.weights @ torch.stack(list(columns.values()), 1)
+        values = values / self.weights.sum(1, keepdim=True)
+        return dict(zip(columns, values.unbind(1), strict=True))
+
+    @cached_property
+    def calibration_gaps(self) -> torch.Tensor:
+        """B x bins: per bin of the top-label probability, the weighted mean of (correct -
+        top probability) over each resample (ECE is the sum of their absolute values)."""
+        out = self.inputs.outputs
+        gaps = self.sorts.get("ece_bins", lambda: calibration_bin_gaps(out.top_prob, out.correct))
+        return self.weights @ gaps / self.weights.sum(1, keepdim=True)
 
     @property
     def standard(self) -> bool:
@@ -72,6 +196,28 @@ class Resampled:
     def constant(self, value: float) -> torch.Tensor:
         """B copies of ``value`` (float64): a quantity the resampling does not change."""
         return torch.full((self.index.shape[0],), float(value), dtype=torch.float64)
+
+
+def _mean_columns(inputs: MetricInputs) -> dict[str, torch.Tensor]:
+    """N per-sample columns of [`Resampled.means`][] (float64)."""
+    out = inputs.outputs
+    stage = out.exit_stage
+    macs = torch.tensor(inputs.stage_macs, dtype=torch.float64)
+    reach = torch.stack([(stage >= k + 1).double() for k in range(len(inputs.stage_macs))], 1)
+    columns = {
+        "correct": out.correct.double(),
+        "nll": -torch.log(out.target_prob.double().clamp_min(1e-12)),
+        "brier": out.sum_sq.double() - 2 * out.target_prob.double() + 1,
+        "macs": reach @ macs,
+    }
+    for k in range(len(inputs.stage_macs)):
+        columns[f"exit@{k + 1}"] = (stage == k + 1).double()
+    point = inputs.operating_point
+    if point is not None:
+        accepted = out.confidence.double() >= point.threshold
+        columns["accepted"] = accepted.double()
+        columns["accepted_wrong"] = (accepted & ~out.correct.bool()).double()
+    return columns
 
 
 # what a resampled form returns: {key: B values}, or None where it has no fast form for these

@@ -47,9 +47,18 @@ def results_dir(cfg: dict) -> Path:
     return Path(cfg["out"]) / "results"
 
 
+def replaces_results(cfg: dict, overwrite: bool) -> bool:
+    """Whether an earlier evaluation in ``<out>/results`` is replaced: ``--overwrite``, or the
+    config's ``replace_results`` (which leaves finished members as they are)."""
+    return overwrite or bool(cfg.get("replace_results"))
+
+
 def check_results_dir(cfg: dict, overwrite: bool) -> Path:
-    """Refuse, before any work, an earlier evaluation in ``<out>/results`` unless ``overwrite``."""
-    return check_output_folder(results_dir(cfg), overwrite, "results folder", "--overwrite")
+    """Refuse, before any work, an earlier evaluation in ``<out>/results`` unless ``overwrite``
+    or the config's ``replace_results``."""
+    return check_output_folder(
+        results_dir(cfg), replaces_results(cfg, overwrite), "results folder", "--overwrite"
+    )
 
 
 def evaluate(cfg: dict, extra_args: list[str] = (), overwrite: bool = False) -> Path:
@@ -68,7 +77,7 @@ def evaluate(cfg: dict, extra_args: list[str] = (), overwrite: bool = False) -> 
         results_dir(cfg),
         logger=logger_args(cfg, out, "cascade", "evaluate"),
         overrides=[
-            *(["--results.overwrite=true"] if overwrite else []),
+            *(["--results.overwrite=true"] if replaces_results(cfg, overwrite) else []),
             *cfg["cascade_args"],
             *extra_args,
         ],

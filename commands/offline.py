@@ -10,27 +10,32 @@ import argparse
 import sys
 import time
 
+from window_cascades.artifacts.folder_claim import release_output_folder
 from window_cascades.commands.console import apply_console_options
 from window_cascades.commands.interrupts import exit_on_sigterm
-from window_cascades.commands.offline_options import parse_args
+from window_cascades.commands.offline_options import parse_base, parse_policy_options
+from window_cascades.commands.offline_preflight import preflight
 from window_cascades.commands.plugins import PluginError, load_command_plugins, plugin_error
 
 
 def run(args: argparse.Namespace) -> list[dict]:
     """Check the options and the output folder, evaluate the sweep, write the results as one
-    unit; returns the rows."""
+    unit; returns the rows. The output folder is claimed here unless this process holds it
+    already ([`main`][] claims it before torch is imported)."""
     from window_cascades.artifacts.experiment_logits import MEMBER_UNITS
-    from window_cascades.artifacts.folder_claim import release_output_folder
+    from window_cascades.artifacts.folder_claim import claimed, release_output_folder
     from window_cascades.artifacts.output_paths import check_output_dir
     from window_cascades.artifacts.results import write_results
     from window_cascades.artifacts.run_folder import check_output_folder, staged_run_folder
     from window_cascades.cascade.cost_to_target import is_cost_to_target
+    from window_cascades.cascade.metric_registry import bootstrap_record
     from window_cascades.commands.offline_plan import offline_plan
     from window_cascades.commands.offline_sweep import evaluate_sweep
 
     plan = offline_plan(args)
-    check_output_dir(args.out, "--out", [("--logits-dir", args.logits_dir)])
-    check_output_folder(args.out, args.overwrite)
+    if not claimed(args.out):
+        check_output_dir(args.out, "--out", [("--logits-dir", args.logits_dir)])
+        check_output_folder(args.out, args.overwrite)
     try:
         found = evaluate_sweep(args, plan)
         rows, bootstrap = found.rows, plan.bootstrap
@@ -53,6 +58,7 @@ def run(args: argparse.Namespace) -> list[dict]:
                     for m, macs in zip(args.members, found.member_cost, strict=True)
                 ],
                 orders=found.orders,
+                samples=found.samples,
                 curves=found.curves or None,
                 extra={
                     "cost_unit": found.cost_unit,
@@ -61,9 +67,7 @@ def run(args: argparse.Namespace) -> list[dict]:
                     "guarantee": args.guarantee,
                     "guarantee_method": args.guarantee_method,
                     "definitions": args.definitions,
-                    "bootstrap": {"resamples": args.bootstrap, "seed": args.bootstrap_seed}
-                    if args.bootstrap
-                    else None,
+                    "bootstrap": bootstrap_record(args.bootstrap, args.bootstrap_seed),
                     "temperatures": found.temperatures.to_dict() if found.temperatures else None,
                     "cost_to_target": found.costs or None,
                     "headroom": found.headrooms or None,
@@ -92,13 +96,21 @@ def main(argv: list[str] | None = None) -> int:
 
         print(policy_table())
         return 0
-    args = parse_args(argv)
+    args, rest = parse_base(argv)  # no torch yet: the refusals that need no data come first
     apply_console_options(args)
     try:
+        preflight(args)
+    except (ValueError, FileNotFoundError, PermissionError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    try:
+        parse_policy_options(args, rest)
         run(args)
     except (ValueError, FileNotFoundError, PermissionError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
+    finally:
+        release_output_folder(args.out)
     if not args.quiet:
         print(f"evaluated in {time.perf_counter() - start:.2f} s")
     return 0

@@ -55,17 +55,30 @@ def add_policy_parameter_options(parser: argparse.ArgumentParser) -> None:
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     """The options in two steps: the command's own first (one-line errors before torch is
     imported), then the policies' parameters, derived from the registered declarations."""
+    args, rest = parse_base(argv)
+    return parse_policy_options(args, rest)
+
+
+def parse_base(argv: list[str] | None) -> tuple[argparse.Namespace, list[str]]:
+    """The command's own options, without importing torch: ``(args, rest)``, ``rest`` the
+    arguments left for [`parse_policy_options`][]. ``-h`` prints the whole help (and
+    imports the policy registry to list their parameters) and exits."""
     p = base_parser()
     argv = sys.argv[1:] if argv is None else list(argv)
     if "-h" in argv or "--help" in argv:
         add_policy_parameter_options(p)
-        return p.parse_args(argv)
-    args, rest = p.parse_known_args(argv)
-    policy_options = argparse.ArgumentParser(prog=p.prog, add_help=False)
+        p.parse_args(argv)
+    return p.parse_known_args(argv)
+
+
+def parse_policy_options(args: argparse.Namespace, rest: list[str]) -> argparse.Namespace:
+    """The policies' parameters among ``rest`` (imports the policy registry, and torch) set on
+    ``args``; an unknown option is refused as argparse refuses one."""
+    policy_options = argparse.ArgumentParser(prog=base_parser().prog, add_help=False)
     add_policy_parameter_options(policy_options)
     parameters, unknown = policy_options.parse_known_args(rest)
     if unknown:
-        p.error(f"unrecognized arguments: {' '.join(unknown)}")
+        base_parser().error(f"unrecognized arguments: {' '.join(unknown)}")
     for name, value in vars(parameters).items():
         setattr(args, name, value)
     return args
@@ -122,10 +135,17 @@ def base_parser() -> argparse.ArgumentParser:
         "the ensemble's held-out gain, evaluated on test (default 0.5 0.75 0.9; none: off)",
     )
     p.add_argument(
+        "--headroom",
+        action="store_true",
+        help="add the headroom estimate (a deferral rule learned on member 1's logits, "
+        "cross-fitted, at each costed policy's held-out cost; two members only): off by "
+        "default, it trains small networks and reads member 1's logits, about as long as the "
+        "rest of a plain run",
+    )
+    p.add_argument(
         "--no-headroom",
         action="store_true",
-        help="skip the headroom estimate (a deferral rule learned on member 1's logits, "
-        "cross-fitted, at each costed policy's held-out cost; two members only)",
+        help=argparse.SUPPRESS,  # the default since headroom became opt-in; kept for scripts
     )
     p.add_argument("--definitions", default="standard", choices=DEFINITION_NAMES)
     p.add_argument(

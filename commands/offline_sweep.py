@@ -13,7 +13,8 @@ from window_cascades.commands.offline_plan import OfflinePlan
 class SweepResults:
     """What a sweep found: metric rows (cost-to-target rows last), fitted policies by run key,
     risk-coverage curves, temperatures, ``cost_to_target`` and ``headroom`` records, the member
-    orders' labels (None for one order), MACs per member and the cost unit."""
+    orders' labels (None for one order), MACs per member, the cost unit and each dataset's
+    sample count (``{"n": N, "of": N}``: cached logits are evaluated whole)."""
 
     rows: list[dict]
     fitted: dict
@@ -24,6 +25,7 @@ class SweepResults:
     orders: list[str] | None
     member_cost: list[float]
     cost_unit: str
+    samples: dict | None = None
 
 
 def evaluate_sweep(args: argparse.Namespace, plan: OfflinePlan) -> SweepResults:
@@ -37,6 +39,7 @@ def evaluate_sweep(args: argparse.Namespace, plan: OfflinePlan) -> SweepResults:
     orders = member_orders(args.members, args.orders)
     _, cost_unit = member_macs(args.logits_dir, args.members, plan.macs)
     found = SweepResults([], {}, {}, None, [], [], None, member_cost, cost_unit)
+    found.samples = {name: {"n": d.num_samples, "of": d.num_samples} for name, d in data.items()}
     cost_rows = []  # after every other row: earlier rows keep their places
     for order in orders:
         picked = [args.members.index(m) for m in order]
@@ -86,7 +89,7 @@ def _evaluate_settings(
         found.rows.extend(_tagged(part, tag))
         found.curves.update({(*k[:3], tag): v for k, v in part_curves.items()})
         found.fitted.update({(p.name, p.setting, score, tag): p.to_dict() for p in fitted.values()})
-        if not args.no_headroom:  # at each family's first setting
+        if args.headroom:  # at each family's first setting
             first = {n: p for n, p in fitted.items() if plan.is_first(n, policy_settings)}
             found.headrooms.extend(
                 {**h, "score": score, "members": tag}

@@ -14,7 +14,8 @@ Steps (``--step all`` runs them in order; the SLURM scripts run them as separate
 2. ``evaluate``: calibration + cascade test -> ``<out>/results/``: ``fitted_cascade.json``,
    ``metrics.csv``, ``summary.json``, plots, and ``cascade.ckpt`` (the members plus the fitted
    cascade), written as one unit; an earlier evaluation there is refused (before any training)
-   unless ``--overwrite``.
+   unless ``--overwrite``, or replaced with a one-line notice when the config says
+   ``replace_results: true`` (the quick start's does: it runs again).
 """
 
 from __future__ import annotations
@@ -126,7 +127,15 @@ def run(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
     precheck(["test", "--config", str(cfg["cascade_config"]), *args.cascade_arg], CASCADE)
     if args.step in ("all", "evaluate"):  # before any training
         results = Path(cfg["out"]) / "results"
-        check_output_folder(results, args.overwrite, "results folder", "--overwrite")
+        earlier = results.is_dir() and any(not p.name.startswith(".") for p in results.iterdir())
+        replace = args.overwrite or cfg["replace_results"]
+        check_output_folder(results, replace, "results folder", "--overwrite")
+        if earlier and not args.overwrite and cfg["replace_results"]:
+            print(
+                f"note: replacing the earlier results in {results} (replace_results: true in "
+                f"{args.config}); finished members are reused, not retrained",
+                file=sys.stderr,
+            )
     from window_cascades.commands.experiment import (
         cache_member_logits,
         evaluate,

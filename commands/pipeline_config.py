@@ -3,7 +3,10 @@
 Fields: ``out``, ``seeds`` (one member per seed), ``member_config`` and ``cascade_config`` (the
 LightningCLI configs of the steps), optional ``experiment`` (default: the config's folder
 name), ``logger`` (``csv`` or ``wandb``), ``wandb_project``, ``member_args`` and
-``cascade_args`` (LightningCLI overrides applied to every member / the cascade).
+``cascade_args`` (LightningCLI overrides applied to every member / the cascade), and
+``replace_results`` (default false: an earlier evaluation in ``<out>/results`` is refused
+unless ``--overwrite``; true: it is replaced, with a one-line notice, while finished members
+are reused; the quick start sets it so that it runs again).
 
 The config is a file, or the name of a shipped one (``quickstart``; see
 ``window_cascades.commands.shipped_configs``), whose step configs are then the shipped files.
@@ -27,6 +30,7 @@ PIPELINE_KEYS = {
     "wandb_project",
     "member_args",
     "cascade_args",
+    "replace_results",
 }
 
 
@@ -57,6 +61,11 @@ def load_pipeline_config(path: str | Path) -> dict:
         cfg.setdefault(key, [])
         if not isinstance(cfg[key], list) or not all(isinstance(a, str) for a in cfg[key]):
             raise ValueError(f"{p}: {key} must be a list of strings such as '--trainer.devices=8'")
+    cfg.setdefault("replace_results", False)
+    if not isinstance(cfg["replace_results"], bool):
+        raise ValueError(
+            f"{p}: replace_results must be true or false, got {cfg['replace_results']!r}"
+        )
     if cfg["logger"] not in ("csv", "wandb"):
         raise ValueError(f"{p}: logger must be 'csv' or 'wandb', got {cfg['logger']!r}")
     # the step configs and overrides, as far as they can be checked before any import

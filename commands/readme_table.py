@@ -57,7 +57,7 @@ def find_table(readme_text: str, readme: str | Path = "README.md") -> tuple[list
 
 def render_table(results_dir: str | Path, datasets: list[str]) -> str:
     """The table the run printed, restricted to ``datasets`` (in the order given), with its
-    closing lines (the cost unit, policies that gave identical results)."""
+    closing lines (the cost unit, policies that gave identical results, clamped windows)."""
     results_dir = Path(results_dir)
     for name in ("metrics.csv", "summary.json"):
         if not (results_dir / name).is_file():
@@ -66,8 +66,9 @@ def render_table(results_dir: str | Path, datasets: list[str]) -> str:
     missing = sorted(set(datasets) - {r["dataset"] for r in rows})
     if missing:
         raise ReadmeTableError(f"{results_dir / 'metrics.csv'} has no dataset(s) {missing}")
-    macs = [m["macs"] for m in json.loads((results_dir / "summary.json").read_text())["members"]]
-    blocks = format_table(rows, macs).split("\n\n")
+    summary = json.loads((results_dir / "summary.json").read_text())
+    macs = [m["macs"] for m in summary["members"]]
+    blocks = format_table(rows, macs, summary.get("policies")).split("\n\n")
     by_name = {block.split()[0]: block for block in blocks[:-1]}
     return "\n\n".join([*(by_name[name] for name in datasets), blocks[-1]]) + "\n"
 

@@ -4,6 +4,7 @@ reads of a parsed config: the inputs a subcommand reads, and the SLURM task coun
 from __future__ import annotations
 
 import os
+import sys
 
 from lightning.pytorch.cli import LightningCLI
 
@@ -68,6 +69,8 @@ class SafeLoadingCLI(LightningCLI):
       written (Lightning would load it first, with an unclear error when it is corrupt);
     - under SLURM, srun must have started as many processes as the Trainer runs;
     - SIGTERM ends the run with [`Interrupted`][] (non-zero status), not Lightning's status 0;
+    - Lightning's progress bar only on a terminal, one line per epoch of a ``fit`` elsewhere
+      ([`instantiate_trainer`][]);
     - config files are read with a YAML loader that reads a class path written before the
       ``window_cascades`` namespace (``datamodules.X``) as its new name, with a notice
       (``window_cascades.commands.legacy_class_paths``).
@@ -106,6 +109,25 @@ class SafeLoadingCLI(LightningCLI):
             raise Interrupted(subcommand) from None
         if self.trainer.received_sigterm:  # arrived after the loops' last check
             raise Interrupted(subcommand)
+
+    def instantiate_trainer(self, **kwargs):
+        """The Trainer, with Lightning's progress bar only where it can be redrawn: off when
+        stdout is not a terminal (a SLURM or CI log would fill with redrawn bars) or progress
+        is switched off (``--no-progress``), whatever the config says; a ``fit`` then prints
+        one line per epoch instead
+        (``window_cascades.lightning_modules.callbacks.epoch_line.EpochLine``).
+        """
+        from window_cascades.cascade.progress import progress_enabled
+
+        bars = progress_enabled(sys.stdout)
+        if not bars:
+            kwargs["enable_progress_bar"] = False
+        trainer = super().instantiate_trainer(**kwargs)
+        if not bars and self.subcommand == "fit":
+            from window_cascades.lightning_modules.callbacks.epoch_line import EpochLine
+
+            trainer.callbacks.append(EpochLine())
+        return trainer
 
     def _prepare_subcommand_kwargs(self, subcommand: str) -> dict:
         kwargs = super()._prepare_subcommand_kwargs(subcommand)

@@ -1,6 +1,10 @@
-"""Decoding one image file of a dataset, safely: the size its header declares is checked
-against a pixel limit before decoding (a decompression bomb is refused, naming the file), and
-an undecodable file is named with a count of the dataset's other files like it."""
+"""Decoding one image file of a dataset, safely: only the decoders of
+[`ALLOWED_FORMATS`][] may open it (identified by content, so an EPS or PDF file named
+``.png`` is refused, never handed to a plugin that starts an external program such as
+Ghostscript), the size its header declares is checked against a pixel limit before decoding (a
+decompression bomb is refused, naming the file), high bit depths are scaled to 8 bits rather
+than clipped ([`to_mode`][]), and an undecodable file is named with a count of the dataset's
+other files like it."""
 
 from __future__ import annotations
 
@@ -8,7 +12,16 @@ import contextlib
 import os
 from pathlib import Path
 
+import numpy as np
 from PIL import Image
+
+ALLOWED_FORMATS = ("PNG", "JPEG", "BMP", "WEBP", "TIFF", "GIF", "PPM")
+"""Pillow's decoders an image file may be opened with (the formats of the image extensions the
+datamodules list: .png, .jpg/.jpeg, .bmp, .webp, .tif/.tiff, .gif, .ppm). None of them runs an
+external program; a file whose content is another format (EPS, PDF, PSD, ...) is unreadable,
+whatever its name."""
+
+SIXTEEN_BIT_MODES = ("I;16", "I;16L", "I;16B", "I;16N")
 
 
 class UnreadableImageError(ValueError):
@@ -83,15 +96,47 @@ def _size_checked_by_us():
         Image.MAX_IMAGE_PIXELS = saved
 
 
+def to_mode(img: Image.Image, mode: str) -> Image.Image:
+    """``img`` in ``mode`` (``RGB`` or ``L``), its full range kept.
+
+    Pillow's own conversion clips integer images with more than 8 bits to 0..255 (a 16-bit grey
+    PNG of values 0..65535 becomes black and white), so those are scaled first: 16-bit modes
+    (``I;16*``) and 32-bit integer images (``I``, as older Pillow versions open 16-bit PNGs)
+    map 0..65535 to 0..255 (values outside are clipped), floating-point images (``F``) in
+    [0, 1] map to 0..255 (others are clipped to 0..255). Every other mode (palette ``P``,
+    ``LA``, ``RGBA``, ``CMYK``, 1-bit, ...) converts with Pillow.
+
+    Args:
+        img: a decoded image.
+        mode: the mode a member takes, ``RGB`` (3 channels) or ``L`` (grey).
+
+    Returns:
+        The converted image (``img`` itself when it already is in ``mode``).
+    """
+    if img.mode == mode:
+        return img
+    if img.mode in SIXTEEN_BIT_MODES or img.mode in ("I", "F"):
+        values = np.asarray(img, dtype=np.float64)
+        if img.mode == "F" and np.nanmax(values, initial=0.0) <= 1.0:
+            values = values * 255.0
+        elif img.mode != "F":
+            values = values / 257.0  # 65535 -> 255 exactly
+        grey = np.clip(np.nan_to_num(np.rint(values)), 0, 255).astype(np.uint8)
+        img = Image.fromarray(grey)  # uint8: mode L
+    return img.convert(mode)
+
+
 def _decode(path: Path, mode: str | None = "RGB") -> Image.Image | None:
-    """Decode ``path`` (converted to ``mode``; None: only checked) after checking the size its
-    header declares against [`max_image_pixels`][].
+    """Decode ``path`` with a decoder of [`ALLOWED_FORMATS`][] (converted to ``mode`` by
+    [`to_mode`][]; None: only checked) after checking the size its header declares against
+    [`max_image_pixels`][].
 
     Raises:
         ImageTooLargeError: naming the file, its size, the limit and how to raise it.
+        PIL.UnidentifiedImageError: not an image of an allowed format (an ``OSError``).
     """
     limit = max_image_pixels()
-    with _size_checked_by_us(), Image.open(path) as img:
+    with _size_checked_by_us(), Image.open(path, formats=ALLOWED_FORMATS) as img:
         width, height = img.size
         if width * height > limit:
             raise ImageTooLargeError(
@@ -100,10 +145,8 @@ def _decode(path: Path, mode: str | None = "RGB") -> Image.Image | None:
                 f"{width * height * 3 / 2**30:.1f} GB); set {MAX_PIXELS_ENV} to a larger number "
                 "of pixels to read it"
             )
-        if mode is None:
-            img.load()
-            return None
-        return img.convert(mode)
+        img.load()  # decoded while the file is open (every failure raised here)
+        return None if mode is None else to_mode(img, mode)
 
 
 def _unreadable(path: Path) -> bool:
@@ -112,7 +155,7 @@ def _unreadable(path: Path) -> bool:
         return False
     except ImageTooLargeError:
         return False  # decodable; refused for its size only
-    except (OSError, SyntaxError, ValueError):
+    except Exception:  # any decoder failure (zlib.error, struct.error, EOFError, ...)
         return True
 
 
@@ -139,33 +182,30 @@ def open_image(path: Path, files: list[Path]) -> Image.Image:
         path: The image file.
         files: Its dataset's files (an error counts the others that cannot be decoded).
 
-    Returns:
-        The image, RGB.
-
     Raises:
-        UnreadableImageError: The file cannot be decoded.
-        ImageTooLargeError: Its header declares more pixels than [`max_image_pixels`][].
+        ImageTooLargeError: its header declares more pixels than [`max_image_pixels`][].
+        UnreadableImageError: any other failure to decode it (not an image of an allowed
+            format, truncated, corrupt: whatever the decoder raised).
     """
     try:
         return _decode(path)
     except ImageTooLargeError:
         raise
-    except (OSError, SyntaxError, ValueError) as err:
+    except Exception as err:  # every decoder failure is this file's, never the run's
         raise UnreadableImageError(path, f"{type(err).__name__}: {err}", files) from None
 
 
 def image_error(path: str | Path) -> str | None:
-    """Why the image file ``path`` cannot be decoded (``OSError: ...``), or None if it can.
+    """Why the image file ``path`` cannot be decoded (``OSError: ...``; ``too large: ...`` over
+    the pixel limit, checked before decoding), or None if it can.
 
     Args:
         path: The image file.
-
-    Returns:
-        The reason, or None.
     """
     try:
-        with Image.open(path) as img:
-            img.load()
+        _decode(Path(path), None)
         return None
-    except (OSError, SyntaxError, ValueError) as err:
+    except ImageTooLargeError as err:
+        return f"too large: {err}"
+    except Exception as err:
         return f"{type(err).__name__}: {err}"

@@ -18,7 +18,11 @@ from torchvision.transforms.functional import pil_to_tensor
 
 from window_cascades.datamodules.augment import AUGMENTATIONS, AugmentedImages
 from window_cascades.datamodules.corruptions import corrupt
-from window_cascades.datamodules.image_decoding import UnreadableImageError
+from window_cascades.datamodules.image_decoding import (
+    ImageTooLargeError,
+    UnreadableImageError,
+    to_mode,
+)
 from window_cascades.datamodules.image_sources import open_source
 from window_cascades.datamodules.indexed_datasets import IndexedFiles, IndexedImages
 from window_cascades.datamodules.ood_sets import OOD_SOURCES
@@ -77,7 +81,7 @@ class ImageSetsDataModule(LightningDataModule):
         self.predict_names: list[str] | None = None  # predict: these sets only (None: all)
         self._source_paths: dict[str, list] = {}  # dataset name -> its files (path sources)
         # dataset name -> {sample: error} of files that could not be decoded (predict only)
-        self._source_unreadable: dict[str, dict[int, UnreadableImageError]] = {}
+        self._source_unreadable: dict[str, dict[int, ValueError]] = {}
         self._stage: str | None = None
         self._train_position: dict | None = None
 
@@ -170,13 +174,13 @@ class ImageSetsDataModule(LightningDataModule):
         for i in range(len(source)):
             try:
                 image = source[i][0]
-            except UnreadableImageError as err:
+            except (UnreadableImageError, ImageTooLargeError) as err:
                 if self._stage != "predict" or source.paths is None:
                     raise
                 unreadable[i] = err  # reported (or refused) when predict reaches it
                 images.append(torch.zeros(1, *size))
                 continue
-            x = pil_to_tensor(image.convert("L")).float().div(255).unsqueeze(0)
+            x = pil_to_tensor(to_mode(image, "L")).float().div(255).unsqueeze(0)
             if x.shape[-2:] != size:
                 x = F.interpolate(x, size=size, mode="bilinear").clamp(0, 1)
             images.append(x[0])

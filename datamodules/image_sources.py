@@ -26,7 +26,7 @@ import torch
 from PIL import Image
 from torch.utils.data import Dataset
 
-from window_cascades.datamodules.image_decoding import open_image
+from window_cascades.datamodules.image_decoding import open_image, to_mode
 
 IMAGE_EXTENSIONS = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".gif", ".tif", ".tiff", ".ppm"}
 FORMATS = ("image_folder", "imagenet", "cifar10", "cifar100", "hf", "idx")
@@ -244,7 +244,7 @@ def hf_images(
 
     def load(i: int) -> Image.Image:
         img = data[i][image_key]
-        return img.convert("RGB") if isinstance(img, Image.Image) else Image.fromarray(img)
+        return to_mode(img, "RGB") if isinstance(img, Image.Image) else Image.fromarray(img)
 
     return LabelledImages(load, labels, classes, path)
 

@@ -4,7 +4,12 @@ image, with no data config (``--predictions.inputs``).
 [`input_files`][] lists the files (a folder is searched with its sub-folders, in sorted
 order; a list file names one path per line, relative to the current folder, ``#`` comments and
 blank lines skipped) and refuses, in one line naming the option and the path, a path that does
-not exist, a folder without images or a list naming files that do not exist.
+not exist, a folder without images or a list naming files that do not exist. What it leaves out
+or flags is counted ([`InputFiles`][]), for one line before the run and the predictions'
+summary line: a folder's files without an image extension (by extension), and its links to
+files outside it (skipped: a folder of new images may come from anyone; list them in a text
+file to predict them); a list's entries outside the current folder (``..``, absolute paths
+elsewhere: predicted, and counted).
 [`PredictFilesDataModule`][] serves them as one dataset (``inputs``) prepared as the
 images the cascade was calibrated on (their size, crop, resize mode and normalisation,
 recorded in the cascade checkpoint). A file that cannot be decoded is reported by the
@@ -13,6 +18,8 @@ predictions writer (status ``unreadable``) or refuses the run (``--predictions.s
 
 from __future__ import annotations
 
+from collections import Counter
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from lightning.pytorch import LightningDataModule
@@ -30,6 +37,54 @@ from window_cascades.vocabulary.roles import DatasetRoles
 
 OPTION = "--predictions.inputs"
 EXPECTED = "a folder of images, a text file listing image paths (one per line), or one image"
+
+
+@dataclass
+class InputFiles:
+    """The files ``--predictions.inputs`` names, and what was left out or flagged.
+
+    Attributes:
+        files: the image files to predict, in order.
+        source: the folder, list file or image given.
+        skipped: in a folder, the files without an image extension, counted by extension
+            (``(none)`` for a name without one).
+        outside_links: in a folder, links to files outside it (not predicted).
+        outside_listed: in a list file, entries outside the current folder (predicted).
+    """
+
+    files: list[Path]
+    source: Path
+    skipped: Counter = field(default_factory=Counter)
+    outside_links: list[Path] = field(default_factory=list)
+    outside_listed: list[Path] = field(default_factory=list)
+
+    def summary(self) -> str:
+        """What was left out or flagged, as a clause (empty when nothing was), e.g. ``skipped
+        3 files that are not images (.txt: 2, .eps: 1) and 1 link to files outside in``."""
+        parts = []
+        if self.skipped:
+            total = sum(self.skipped.values())
+            order = sorted(self.skipped.items(), key=lambda c: (-c[1], c[0] == "(none)", c[0]))
+            counts = ", ".join(f"{ext}: {n}" for ext, n in order)
+            what = "file that is not an image" if total == 1 else "files that are not images"
+            parts.append(f"{total} {what} ({counts})")
+        if self.outside_links:
+            n = len(self.outside_links)
+            parts.append(f"{n} link{'s' * (n != 1)} to files outside {self.source}")
+        text = f"skipped {' and '.join(parts)}" if parts else ""
+        if self.outside_listed:
+            n = len(self.outside_listed)
+            listed = (
+                f"{n} listed path{'s' * (n != 1)} outside the current folder "
+                f"(e.g. {self.outside_listed[0]}) predicted"
+            )
+            text = f"{text}; {listed}" if text else listed
+        return text
+
+
+def _outside(path: Path, folder: Path) -> bool:
+    """Whether ``path``, links resolved, lies outside ``folder`` (resolved)."""
+    return not path.resolve().is_relative_to(folder.resolve())
 
 
 def _listed(list_file: Path, option: str) -> list[Path]:
@@ -62,9 +117,9 @@ def _listed(list_file: Path, option: str) -> list[Path]:
     return files
 
 
-def input_files(inputs: str | Path, option: str = OPTION) -> list[Path]:
-    """The image files ``inputs`` names: a folder's images (sub-folders included, sorted by
-    path), the paths a text file lists (in its order), or ``inputs`` itself when it is an image.
+def scan_inputs(inputs: str | Path, option: str = OPTION) -> InputFiles:
+    """The image files ``inputs`` names (see [`input_files`][]), with what was left out or
+    flagged ([`InputFiles`][]).
 
     Args:
         inputs: A folder, a text file listing image paths (one a line), or one image.
@@ -81,20 +136,47 @@ def input_files(inputs: str | Path, option: str = OPTION) -> list[Path]:
     """
     path = Path(inputs)
     if path.is_dir():
-        files = sorted(
-            p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS
-        )
-        if not files:
+        found = InputFiles([], path)
+        for p in sorted(path.rglob("*")):
+            if not p.is_file():
+                continue
+            if p.suffix.lower() not in IMAGE_EXTENSIONS:
+                found.skipped[p.suffix.lower() or "(none)"] += 1
+            elif _outside(p, path):  # a link, or under a linked folder
+                found.outside_links.append(p)
+            else:
+                found.files.append(p)
+        if not found.files:
             raise ValueError(
                 f"{option} {path}: no images ({', '.join(sorted(IMAGE_EXTENSIONS))}) in this "
-                "folder or its sub-folders"
+                "folder or its sub-folders" + (f" ({found.summary()})" if found.summary() else "")
             )
-        return files
+        return found
     if not path.is_file():
         raise FileNotFoundError(f"{option} {path}: not found; expected {EXPECTED}")
     if path.suffix.lower() in IMAGE_EXTENSIONS:
-        return [path]
-    return _listed(path, option)
+        return InputFiles([path], path)
+    files = _listed(path, option)
+    here = Path.cwd()
+    return InputFiles(files, path, outside_listed=[p for p in files if _outside(p, here)])
+
+
+def input_files(inputs: str | Path, option: str = OPTION) -> list[Path]:
+    """The image files ``inputs`` names: a folder's images (sub-folders included, sorted by
+    path; files without an image extension and links to files outside the folder left out),
+    the paths a text file lists (in its order), or ``inputs`` itself when it is an image.
+
+    Args:
+        inputs: A folder, a text file listing image paths (one a line), or one image.
+        option: The command-line option that gave ``inputs``, as the errors name it.
+
+    Raises:
+        FileNotFoundError: naming ``option`` and the path, when it does not exist or lists
+            files that do not.
+        ValueError: naming ``option`` and the path, for a folder without images, an empty list
+            or a file that is neither text nor an image.
+    """
+    return scan_inputs(inputs, option).files
 
 
 class PredictFilesDataModule(LightningDataModule):
@@ -137,7 +219,8 @@ class PredictFilesDataModule(LightningDataModule):
             raise ValueError(
                 f"interpolation must be one of {list(INTERPOLATIONS)}, got {interpolation!r}"
             )
-        self.inputs, self.files = str(inputs), input_files(inputs)
+        self.inputs, self.scan = str(inputs), scan_inputs(inputs)
+        self.files = self.scan.files
         self.image_size, self.crop_pct = int(input_size), float(crop_pct)
         self.interpolation = interpolation
         self.mean, self.std = [float(m) for m in mean], [float(s) for s in std]

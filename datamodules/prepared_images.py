@@ -13,7 +13,11 @@ from torchvision import transforms as T
 
 from window_cascades.datamodules.contract import UNREADABLE
 from window_cascades.datamodules.corruptions import corrupt
-from window_cascades.datamodules.image_decoding import UnreadableImageError
+from window_cascades.datamodules.image_decoding import (
+    ImageTooLargeError,
+    UnreadableImageError,
+    to_mode,
+)
 
 INTERPOLATIONS = {"bicubic": T.InterpolationMode.BICUBIC, "bilinear": T.InterpolationMode.BILINEAR}
 
@@ -106,7 +110,9 @@ class TransformedImages(Dataset):
         self.std = torch.tensor(std).view(-1, 1, 1)
         self.corruption, self.severity, self.seed = corruption, severity, seed
         self.labels, self.augment_seed, self.epoch = labels, augment_seed, 0
-        self.skip_unreadable = False  # predict: a blank image with target UNREADABLE instead
+        # predict: a blank image with target UNREADABLE instead of an unreadable or too large
+        # file's error (the predictions writer lists it with its reason)
+        self.skip_unreadable = False
 
     def set_epoch(self, epoch: int) -> None:
         """Called by the training sampler at the start of every epoch.
@@ -131,12 +137,12 @@ class TransformedImages(Dataset):
     def __getitem__(self, i: int):
         try:
             img, y = self.source[self.indices[i]]
-        except UnreadableImageError:
+        except (UnreadableImageError, ImageTooLargeError):
             if not self.skip_unreadable:
                 raise
             blank = self.transform(Image.new(self.mode, (8, 8)))
             return (blank - self.mean) / self.std, UNREADABLE, i
-        img = img.convert(self.mode)
+        img = to_mode(img, self.mode)
         if self.augment_seed is None:
             x = self.transform(img)
         else:  # the same crop for the same (seed, epoch, sample), whatever the worker

@@ -1,5 +1,5 @@
 """Deploying a calibrated cascade: refuse one that cannot be applied, and decide a batch
-(prediction, confidence, accept, OOD, exit stage) with real early exit.
+(prediction, confidence, one outcome: accept, reject or OOD, exit stage) with real early exit.
 
 The definitions are ``window_cascades.cascade.decisions`` (shared with the decisions on logits
 held in memory, ``window_cascades.decide``); this module keeps the names the cascade module
@@ -35,9 +35,9 @@ def decisions(
         sample_ids: the samples' ids (default: their positions in ``x``).
 
     Returns:
-        per sample: ``prediction`` (class), ``confidence`` (the score at the exit stage),
-        ``accepted`` (confidence >= the operating threshold fitted for the target on the
-        policy's held-out output), ``ood`` (confidence < the threshold accepting ``ood_tpr`` of
-        that output), ``exit_stage`` (members run).
+        per sample ([`window_cascades.cascade.decisions.DECISION_FIELDS`][]): ``prediction``
+        (class), ``confidence`` (the score at the exit stage), ``decision`` (one outcome:
+        ``ood`` > ``reject`` > ``accept`` in precedence), ``accepted`` and ``ood`` (that
+        outcome as flags, never both), ``exit_stage`` (members run).
     """
     return decide_members(members, fitted, score, x, policy, sample_ids)

@@ -240,10 +240,10 @@ class CascadeModule(LightningModule):
                 None numbers the batch from 0.
 
         Returns:
-            per sample: ``prediction`` (class), ``confidence`` (the score at the exit stage),
-            ``accepted`` (confidence >= the operating threshold fitted for the target on the
-            policy's held-out output), ``ood`` (confidence < the threshold accepting ``ood_tpr``
-            of that output), ``exit_stage`` (members run).
+            per sample ([`window_cascades.cascade.decisions.DECISION_FIELDS`][]):
+            ``prediction`` (class), ``confidence`` (the score at the exit stage), ``decision``
+            (the one outcome, ``ood`` > ``reject`` > ``accept`` in precedence), ``accepted``
+            and ``ood`` (that outcome as flags, never both true), ``exit_stage`` (members run).
         """
         check_deployable(self.fitted, policy)
         return decisions(self.members, self.fitted, self.score, x, policy, sample_ids)

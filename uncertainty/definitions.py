@@ -31,6 +31,27 @@ from window_cascades.uncertainty.selective import (
 )
 
 
+def window_clamp(q: float, width: float) -> str | None:
+    """Which end of [0, 1] the band [q - w, q + w] around tau's held-out quantile q crosses:
+    ``"low"`` (q < w: the standard window becomes the least confident 2w of held-out scores,
+    the samples a single threshold at pass fraction 2w passes on; the paper's is cut to
+    [0, q + w]), ``"high"`` (q > 1 - w: the most confident 2w, or [q - w, 1]), or None (the
+    band lies inside and is centred on tau).
+
+    Args:
+        q: tau's quantile among the held-out scores, in [0, 1].
+        width: the window's half-width w, in (0, 0.5].
+
+    Returns:
+        ``"low"``, ``"high"`` or None.
+    """
+    if q - width < 0:
+        return "low"
+    if q + width > 1:
+        return "high"
+    return None
+
+
 def standard_window(confidence: torch.Tensor, tau: float, width: float) -> dict:
     """q, and the shifted band of quantile width 2w around it (see module docstring).
 
@@ -42,9 +63,10 @@ def standard_window(confidence: torch.Tensor, tau: float, width: float) -> dict:
     conf = confidence.double().flatten()
     q = float((conf <= tau).double().mean())
     lo_q, hi_q = q - width, q + width
-    if lo_q < 0:
+    clamp = window_clamp(q, width)
+    if clamp == "low":
         lo_q, hi_q = 0.0, 2 * width
-    elif hi_q > 1:
+    elif clamp == "high":
         lo_q, hi_q = 1 - 2 * width, 1.0
     lower = float("-inf") if lo_q <= 0 else float(torch.quantile(conf, lo_q))
     upper = float("inf") if hi_q >= 1 else float(torch.quantile(conf, hi_q))

@@ -20,6 +20,7 @@ from window_cascades.uncertainty.ood_detection import (
     fpr_at_threshold,
     id_acceptance_threshold,
 )
+from window_cascades.uncertainty.weighted_curve import SortedGroups, failure_from_counts
 
 
 def _split(confidence: torch.Tensor, correct: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -74,19 +75,12 @@ def failure_fpr_at_tpr(
     return fpr_at_threshold(wrong, threshold(right, tpr))
 
 
-def _by_correctness(
-    confidence: torch.Tensor, correct: torch.Tensor, weights: torch.Tensor, descending: bool
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-    """(sorted correct confidences, their B x n weights in that order, wrong confidences, their
-    B x m weights)."""
-    conf, ok = confidence.double().flatten(), correct.bool().flatten()
-    right, order = torch.sort(conf[ok], descending=descending, stable=True)
-    return right, weights[:, ok][:, order], conf[~ok], weights[:, ~ok]
-
-
-def _nan_where_undefined(value: torch.Tensor, w_right: torch.Tensor, w_wrong: torch.Tensor):
-    defined = (w_right.sum(1) > 0) & (w_wrong.sum(1) > 0)
-    return torch.where(defined, value, torch.full_like(value, float("nan")))
+def _counts(confidence: torch.Tensor, correct: torch.Tensor, weights: torch.Tensor):
+    """(cumulative draws, cumulative wrong draws) over the confidences, most confident first."""
+    groups = SortedGroups(confidence)
+    sorted_counts = weights.double().index_select(1, groups.order)
+    wrong = groups.sorted_mask(~correct.bool(), torch.float64)
+    return groups.cumulate_sorted(sorted_counts), groups.cumulate_sorted(sorted_counts, wrong)
 
 
 def weighted_failure_auroc(
@@ -104,23 +98,15 @@ def weighted_failure_auroc(
     Returns:
         B AUROC values (fractions, float64).
     """
-    right, w_right, wrong, w_wrong = _by_correctness(confidence, correct, weights, False)
-    cum = torch.cat([w_right.new_zeros(w_right.shape[0], 1), w_right.cumsum(1)], 1)
-    below = torch.searchsorted(right, wrong, right=False)  # correct with conf < a wrong one's
-    upto = torch.searchsorted(right, wrong, right=True)  # ... <= it
-    total = cum[:, -1:]
-    wins = total - 0.5 * (cum[:, upto] + cum[:, below])  # correct weight above, half the ties
-    value = (wins * w_wrong).sum(1) / (total.squeeze(1) * w_wrong.sum(1)).clamp_min(1e-300)
-    return _nan_where_undefined(value, w_right, w_wrong)
+    return failure_from_counts(*_counts(confidence, correct, weights))
 
 
 def weighted_failure_fpr(
     confidence: torch.Tensor, correct: torch.Tensor, weights: torch.Tensor, tpr: float
 ) -> torch.Tensor:
     """B values of [`window_cascades.uncertainty.failure_detection.failure_fpr_at_tpr`][] (the
-    standard
-    threshold: the largest accepting at least ``tpr`` of the resample's correct draws), sample
-    i counted W[b, i] times; NaN for a resample with no correct or no wrong draw.
+    standard threshold: the largest accepting at least ``tpr`` of the resample's correct
+    draws), sample i counted W[b, i] times; NaN for a resample with no correct or no wrong draw.
 
     Args:
         confidence: N confidences.
@@ -131,13 +117,4 @@ def weighted_failure_fpr(
     Returns:
         B fractions of the wrong draws accepted (float64).
     """
-    right, w_right, wrong, w_wrong = _by_correctness(confidence, correct, weights, True)
-    if right.numel() == 0 or wrong.numel() == 0:
-        return torch.full((weights.shape[0],), float("nan"), dtype=torch.float64)
-    cum = torch.cumsum(w_right, 1)
-    need = torch.ceil(tpr * cum[:, -1:] - 1e-9).clamp_min(1)
-    first = (cum < need).sum(1).clamp_max(right.numel() - 1)  # first position reaching it
-    threshold = right[first]
-    accepted = (w_wrong * (wrong[None, :] >= threshold[:, None]).double()).sum(1)
-    value = accepted / w_wrong.sum(1).clamp_min(1e-300)
-    return _nan_where_undefined(value, w_right, w_wrong)
+    return failure_from_counts(*_counts(confidence, correct, weights), tpr)

@@ -14,7 +14,7 @@ import math
 
 import torch
 
-from window_cascades.uncertainty.weighted_curve import WeightedCurve, draw_counts, sort_with_rank
+from window_cascades.uncertainty.weighted_curve import SortedGroups, draw_counts, ood_from_counts
 
 
 def _labels_and_scores(id_conf: torch.Tensor, ood_conf: torch.Tensor):
@@ -96,6 +96,21 @@ def fpr_at_threshold(ood_conf: torch.Tensor, threshold: float) -> float:
     return float((ood_conf.double() >= threshold).double().mean())
 
 
+def _against_id(
+    id_conf: torch.Tensor, ood_conf: torch.Tensor, id_draws: torch.Tensor, ood_draws: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """(ID, OOD) cumulative draws over the ID and OOD confidences sorted together."""
+    groups = SortedGroups(torch.cat([id_conf.flatten(), ood_conf.flatten()]))
+    counts = torch.cat(
+        [draw_counts(id_draws, id_conf.numel()), draw_counts(ood_draws, ood_conf.numel())], 1
+    )
+    is_ood = torch.cat([torch.zeros(id_conf.numel()), torch.ones(ood_conf.numel())])
+    sorted_counts = counts.index_select(1, groups.order)
+    total = groups.cumulate_sorted(sorted_counts)
+    ood = groups.cumulate_sorted(sorted_counts, groups.sorted_mask(is_ood, torch.float64))
+    return total - ood, ood
+
+
 def weighted_auroc(
     id_conf: torch.Tensor, ood_conf: torch.Tensor, id_draws: torch.Tensor, ood_draws: torch.Tensor
 ) -> torch.Tensor:
@@ -111,17 +126,7 @@ def weighted_auroc(
     Returns:
         B AUROC values (fractions, float64), OOD the positive class.
     """
-    ids, rank = sort_with_rank(id_conf.double().flatten(), descending=False)
-    sorted_weights = draw_counts(rank[id_draws], ids.numel())
-    cum = torch.cat([sorted_weights.new_zeros(id_draws.shape[0], 1), sorted_weights.cumsum(1)], 1)
-    ood = ood_conf.double().flatten()
-    below = torch.searchsorted(ids, ood, right=False)  # ID samples with conf < ood conf
-    upto = torch.searchsorted(ids, ood, right=True)  # ... <= ood conf
-    total = cum[:, -1:]
-    # per OOD sample: ID weight above it plus half the tied weight
-    wins = total - 0.5 * (cum[:, upto] + cum[:, below])
-    w_ood = draw_counts(ood_draws, ood.numel())
-    return (wins * w_ood).sum(1) / (total.squeeze(1) * w_ood.sum(1))
+    return ood_from_counts(*_against_id(id_conf, ood_conf, id_draws, ood_draws), "auroc")
 
 
 def weighted_aupr(
@@ -139,15 +144,7 @@ def weighted_aupr(
     Returns:
         B average precisions (fractions, float64).
     """
-    conf = torch.cat([id_conf.flatten(), ood_conf.flatten()]).double()
-    is_ood = torch.cat([torch.zeros(id_conf.numel()), torch.ones(ood_conf.numel())]).double()
-    draws = torch.cat([id_draws, ood_draws + id_conf.numel()], 1)
-    curve = WeightedCurve(-conf, is_ood, draws)  # most OOD-like first
-    tp, n_pred = curve.loss, curve.count
-    precision = torch.where(n_pred > 0, tp / n_pred.clamp_min(1e-300), torch.zeros_like(tp))
-    recall = tp / tp[:, -1:]
-    recall_prev = torch.cat([recall.new_zeros(recall.shape[0], 1), recall[:, :-1]], 1)
-    return ((recall - recall_prev) * precision).sum(1)
+    return ood_from_counts(*_against_id(id_conf, ood_conf, id_draws, ood_draws), "aupr")
 
 
 def weighted_fpr(
@@ -170,13 +167,4 @@ def weighted_fpr(
     Returns:
         B fractions (float64).
     """
-    ids, rank = sort_with_rank(id_conf.double().flatten(), descending=True)
-    cum_id = torch.cumsum(draw_counts(rank[id_draws], ids.numel()), 1)
-    need = torch.ceil(tpr * cum_id[:, -1:] - 1e-9).clamp_min(1)
-    threshold = ids[(cum_id < need).sum(1)]  # B: first position reaching the count
-    oods, o_rank = sort_with_rank(ood_conf.double().flatten(), descending=False)
-    cum_ood = torch.cumsum(draw_counts(o_rank[ood_draws], oods.numel()), 1)
-    cum_ood = torch.cat([cum_ood.new_zeros(cum_ood.shape[0], 1), cum_ood], 1)
-    below = torch.searchsorted(oods, threshold, right=False)  # OOD with conf < threshold
-    accepted = cum_ood[:, -1] - cum_ood.gather(1, below[:, None]).squeeze(1)
-    return accepted / cum_ood[:, -1]
+    return ood_from_counts(*_against_id(id_conf, ood_conf, id_draws, ood_draws), "fpr", tpr)

@@ -154,6 +154,27 @@ def accuracy(probs: torch.Tensor, targets: torch.Tensor) -> float:
     return float((probs.argmax(dim=-1) == targets).double().mean())
 
 
+def calibration_bin_gaps(top_prob: torch.Tensor, correct: torch.Tensor, bins: int = 15):
+    """N x bins: sample i's correct_i - top_prob_i in the column of its bin of the top-label
+    probability (equal-width bins over [0, 1], as [`calibration_error`][]), 0 elsewhere; the
+    weighted form of ECE sums counts times these columns.
+
+    Args:
+        top_prob: N top-label probabilities.
+        correct: N bools.
+        bins: number of equal-width bins.
+
+    Returns:
+        N x bins float64.
+    """
+    conf = top_prob.double().flatten()
+    edges = torch.linspace(0, 1, bins + 1, dtype=torch.float64)
+    which = torch.bucketize(conf, edges[1:-1], right=False)
+    per_bin = torch.zeros(conf.numel(), bins, dtype=torch.float64)
+    per_bin[torch.arange(conf.numel()), which] = correct.double().flatten() - conf
+    return per_bin
+
+
 def weighted_calibration_error(
     top_prob: torch.Tensor, correct: torch.Tensor, weights: torch.Tensor, bins: int = 15
 ) -> torch.Tensor:
@@ -169,10 +190,4 @@ def weighted_calibration_error(
     Returns:
         B ECE values (fractions, float64).
     """
-    conf = top_prob.double().flatten()
-    edges = torch.linspace(0, 1, bins + 1, dtype=torch.float64)
-    which = torch.bucketize(conf, edges[1:-1], right=False)
-    gap = correct.double().flatten() - conf
-    per_bin = torch.zeros(bins, conf.numel(), dtype=torch.float64)
-    per_bin[which, torch.arange(conf.numel())] = gap
-    return (weights @ per_bin.T).abs().sum(1) / weights.sum(1)
+    return (weights @ calibration_bin_gaps(top_prob, correct, bins)).abs().sum(1) / weights.sum(1)

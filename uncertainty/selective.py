@@ -7,7 +7,7 @@ coverage reached when every sample with that confidence is accepted, so the resu
 depend on the order of tied samples.
 
 The weighted forms (B bootstrap resamples at once) are the methods of
-[`window_cascades.uncertainty.weighted_curve.WeightedCurve`][] and [`weighted_oracle_aurc`][]
+[`window_cascades.uncertainty.weighted_curve.CountCurve`][] and [`weighted_oracle_aurc`][]
 below.
 """
 
@@ -196,30 +196,45 @@ def risk_at_coverage(
     return float(curve.risk[j]), float(curve.threshold[j])
 
 
+EULER_GAMMA = 0.5772156649015329
+
+
+def oracle_aurc_from_counts(count: torch.Tensor, correct: torch.Tensor) -> torch.Tensor:
+    """AURC of the oracle ranking (every correct sample first, all distinct) of samples of
+    ``count`` predictions of which ``correct`` are correct, in closed form.
+
+    The per-sample curve has risk max(0, k - K) / k at coverage k / n (k = 1..n; n = count,
+    K = correct), extended flat to coverage 0, so its trapezoid area is
+    (S + [K = 0] / 2 - (n - K) / (2 n)) / n with S = sum_k risk_k = (n - K) - K (H_n - H_K),
+    H the harmonic numbers (H_x = digamma(x + 1) + Euler's gamma): O(1) per resample instead of
+    an n-point curve.
+
+    Args:
+        count: B sample counts n (float64, > 0).
+        correct: B counts K of correct samples.
+
+    Returns:
+        B AURC values (float64).
+    """
+    n, good = count.double(), correct.double()
+    harmonic = torch.special.digamma(n + 1) - torch.special.digamma(good + 1)
+    total_risk = torch.where(good < n, (n - good) - good * harmonic, torch.zeros_like(n))
+    first = (good == 0).double() / 2  # the flat extension: risk 1 from coverage 0 when K = 0
+    return (total_risk + first - (n - good) / (2 * n)) / n
+
+
 def weighted_oracle_aurc(correct: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
     """AURC of the oracle ranking (every correct sample first, all distinct) of B resamples.
 
     With n = sum_i W[b, i] samples of which C_b correct, the per-sample curve has risk
     max(0, k - C_b) / k at coverage k / n (k = 1..n), extended flat to 0: the AURC of
-    [`oracle_confidence`][] on each resample.
+    [`oracle_confidence`][] on each resample ([`oracle_aurc_from_counts`][]).
 
     Args:
         correct: N bools, whether each sample's prediction is correct.
-        weights: B x N float64 counts W[b, i] (how often sample i is in resample b); every
-            resample of one size.
+        weights: B x N float64 counts W[b, i] (how often sample i is in resample b).
 
     Returns:
         B AURC values (float64).
-
-    Raises:
-        ValueError: when the resamples differ in size.
     """
-    n = weights.sum(1)
-    if not bool((n == n[0]).all()):
-        raise ValueError("weighted_oracle_aurc needs resamples of one size")
-    size = int(n[0])
-    good = weights @ correct.double().flatten()  # B
-    k = torch.arange(1, size + 1, dtype=torch.float64)
-    risk = (k - good[:, None]).clamp_min(0) / k
-    risk = torch.cat([risk[:, :1], risk], 1)
-    return torch.trapezoid(risk, dx=1.0 / size, dim=1)
+    return oracle_aurc_from_counts(weights.sum(1), weights @ correct.double().flatten())

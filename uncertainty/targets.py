@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-import torch
+if TYPE_CHECKING:  # parsing a target needs no torch (the commands check it before importing it)
+    import torch
 
 _TARGET = re.compile(r"^(cov|risk|fpr)@(\d+(?:\.\d+)?)$")
 

@@ -3,12 +3,19 @@
 A bootstrap resample of N samples is N draws with replacement (B x N ``draws``): sample i
 appears W[b, i] times in resample b. Each metric family keeps its weighted form beside its
 plain one (``selective``, ``ood_detection``, ``failure_detection``, ``probability_metrics``):
-it takes the per-sample quantities of the original sample once and the draws or their counts W
-(B x N, float64), and returns the B metric values of the B resamples, equal to the plain
-function evaluated on each resample with its repeated samples. This module holds what those
-weighted forms share: the counts, the weighted mean and the weighted risk-coverage curve. A
-resample does not change the order of the confidences, only the weight of each, so the curves
-are weighted cumulative sums over one fixed sort: O(B x N) per metric instead of B sorts.
+it takes the per-sample quantities of the original sample once and the counts W (B x N), and
+returns the B metric values of the B resamples, equal to the plain function evaluated on each
+resample with its repeated samples. This module holds what those weighted forms share: the
+counts, the weighted mean, one sort of the confidences with its groups of equal confidence
+([`SortedGroups`][]) and the risk-coverage curves read from cumulative counts over it
+([`CountCurve`][]).
+
+A resample does not change the order of the confidences, only the weight of each, so every
+curve of every resample is a cumulative sum of the counts over one fixed sort, read at the end
+of each group of tied confidences: one gather, one cumulative sum and one read per channel
+(count, errors, ...), O(B x N), instead of B sorts. Counts are integers, so the cumulative
+sums are exact (in float32 below 2^24 = 16.7 million draws, in float64 below 2^53), and every
+curve metric is then a handful of float64 passes over B x G values (G distinct confidences).
 
 Why two forms rather than one weighted definition: the plain functions fix the reported numbers
 (golden files hold them to the last bit), and their float arithmetic differs from the weighted
@@ -23,18 +30,19 @@ from functools import cached_property
 import torch
 
 
-def draw_counts(draws: torch.Tensor, n: int) -> torch.Tensor:
+def draw_counts(draws: torch.Tensor, n: int, dtype: torch.dtype = torch.float64) -> torch.Tensor:
     """How often each of n samples appears in each resample.
 
     Args:
         draws: B x k indices into the n samples (a resample's k draws with replacement).
         n: number of samples.
+        dtype: the counts' dtype (float32 holds them exactly up to 2^24 draws per resample).
 
     Returns:
-        B x n float64 counts W[b, i] (the weights of the weighted forms).
+        B x n counts W[b, i] (the weights of the weighted forms).
     """
-    out = torch.zeros(draws.shape[0], n, dtype=torch.float64)
-    return out.scatter_add_(1, draws, torch.ones(draws.shape, dtype=torch.float64))
+    out = torch.zeros(draws.shape[0], n, dtype=dtype)
+    return out.scatter_add_(1, draws, torch.ones(draws.shape, dtype=dtype))
 
 
 def weighted_mean(values: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
@@ -67,14 +75,176 @@ def sort_with_rank(values: torch.Tensor, descending: bool) -> tuple[torch.Tensor
     return sorted_values, rank
 
 
-class WeightedCurve:
-    """Tie-aware risk-coverage curves of B resamples of one sample.
+class SortedGroups:
+    """One stable sort of N confidences, and its groups of equal confidence.
+
+    Args:
+        confidence: N confidences.
+        descending: most confident first (the order of the risk-coverage curves).
+
+    Attributes:
+        order: N sample indices in sorted order.
+        values: the sorted confidences (float64).
+        ends: G positions in the sorted order, the last of each group of equal confidence.
+    """
+
+    def __init__(self, confidence: torch.Tensor, descending: bool = True):
+        conf = confidence.detach().double().flatten()
+        self.values, self.order = torch.sort(conf, descending=descending, stable=True)
+        last = torch.ones(conf.numel(), dtype=torch.bool)
+        last[:-1] = self.values[1:] != self.values[:-1]
+        self.ends = torch.nonzero(last).flatten()
+        self.tied = self.ends.numel() < conf.numel()
+
+    @property
+    def num_groups(self) -> int:
+        """G, the number of distinct confidences."""
+        return self.ends.numel()
+
+    def sorted_mask(self, values: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+        """Per-sample ``values`` (N: a 0/1 mask, a loss) in sorted order, as ``dtype``.
+
+        Args:
+            values: N per-sample values, in the samples' own order.
+            dtype: The result's dtype.
+        """
+        return values.flatten().to(dtype)[self.order]
+
+    def cumulate(self, weights: torch.Tensor, sorted_values: torch.Tensor | None = None):
+        """Cumulative sums of B x N ``weights`` (times ``sorted_values``, per sorted position,
+        when given) over the sorted order, read at each group's end.
+
+        Args:
+            weights: B x N counts (float32 or float64), in the samples' own order.
+            sorted_values: None, or N per-position factors in sorted order
+                ([`sorted_mask`][]), e.g. 1 for an error and 0 otherwise.
+
+        Returns:
+            B x G float64: entry (b, g) sums the weights of the samples in groups 0..g.
+        """
+        w = weights.index_select(1, self.order)
+        return self.cumulate_sorted(w, sorted_values)
+
+    def cumulate_sorted(self, w: torch.Tensor, sorted_values: torch.Tensor | None = None):
+        """[`cumulate`][] of weights already in sorted order (B x N).
+
+        Args:
+            w: B x N counts, in sorted order.
+            sorted_values: None, or N per-position factors in sorted order.
+        """
+        if sorted_values is not None:
+            w = w * sorted_values
+        cum = w.cumsum(1)
+        if self.tied:
+            cum = cum.index_select(1, self.ends)
+        return cum.double()
+
+
+def _previous(cumulative: torch.Tensor) -> torch.Tensor:
+    """B x G: each group's cumulative value before it (0 before the first group)."""
+    return torch.nn.functional.pad(cumulative[:, :-1], (1, 0))
+
+
+def _dot(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """Row-wise dot products of two B x G tensors (B values)."""
+    return torch.linalg.vecdot(a, b, dim=1)
+
+
+def trapezoid_area(width: torch.Tensor, risk: torch.Tensor, first: torch.Tensor) -> torch.Tensor:
+    """sum_g width_g (risk_g + risk_{g-1}) / 2 over B rows, the curve extended flat before its
+    first point with a positive count (``first``, B indices): risk_{first - 1} = risk_first.
+
+    Args:
+        width: B x G widths (0 where a group adds nothing to the coverage).
+        risk: B x G risks, any value (e.g. 0) before ``first``.
+        first: B indices of the first group with a positive count.
+    """
+    own = _dot(width, risk) + _dot(width[:, 1:], risk[:, :-1])
+    at_first = width.gather(1, first[:, None]) * risk.gather(1, first[:, None])
+    return (own + at_first.squeeze(1)) / 2
+
+
+class CountCurve:
+    """Tie-aware risk-coverage curves of B resamples of one sample, from cumulative counts.
 
     One point per distinct confidence (most confident first), as
-    [`window_cascades.uncertainty.selective.risk_coverage_curve`][]: at point g every sample with
-    confidence >= the g-th largest distinct value is accepted. A point none of whose samples was
-    drawn in resample b repeats the previous point of b (zero width in every area). Samples are
-    binned by point straight from the draws (no B x N gather).
+    [`window_cascades.uncertainty.selective.risk_coverage_curve`][]: at point g every sample
+    with confidence >= the g-th largest distinct value is accepted. A point none of whose
+    samples was drawn in resample b repeats the previous point of b (zero width in every
+    area). Build it with [`SortedGroups`][]' cumulative sums.
+
+    Args:
+        count: B x G weighted number accepted at each point (float64).
+        loss: B x G weighted loss accepted (errors; SCOD: errors + beta x OOD samples).
+        covered: B x G weighted number of the samples that count for the coverage (SCOD: the
+            ID samples); None: ``count``.
+    """
+
+    def __init__(self, count: torch.Tensor, loss: torch.Tensor, covered: torch.Tensor | None):
+        self.count, self.loss = count, loss
+        self.total = count[:, -1:]  # B x 1
+        self.covered = count if covered is None else covered
+        self.covered_total = self.covered[:, -1:]
+
+    @cached_property
+    def first(self) -> torch.Tensor:
+        """B: the first point with a positive count."""
+        return (self.count <= 0).sum(1)
+
+    @cached_property
+    def coverage(self) -> torch.Tensor:
+        """B x G fraction of (coverage) samples accepted at each point."""
+        return self.covered / self.covered_total
+
+    @cached_property
+    def _risk_from_first(self) -> torch.Tensor:
+        """B x G selective risk, 0 before the first point with a positive count."""
+        return self.loss / self.count.clamp_min(1e-300)
+
+    @cached_property
+    def risk(self) -> torch.Tensor:
+        """B x G selective risk; points before a resample's first accepted sample take that
+        first point's risk (the flat extension to coverage 0 of [`aurc`][])."""
+        risk = self._risk_from_first
+        reached = self.count > 0
+        return torch.where(reached, risk, risk.gather(1, self.first[:, None]))
+
+    @cached_property
+    def area(self) -> torch.Tensor:
+        """B AURC values: trapezoid over the points, extended flat to coverage 0."""
+        width = self.covered - _previous(self.covered)
+        first = self.first.clamp_max(self.count.shape[1] - 1)
+        area = trapezoid_area(width, self._risk_from_first, first)
+        return area / self.covered_total.squeeze(1)
+
+    def generalized_area(self) -> torch.Tensor:
+        """B AUGRC values: trapezoid of (accepted loss / all) over coverage, from (0, 0)."""
+        width = self.count - _previous(self.count)
+        both = _dot(width, self.loss) + _dot(width[:, 1:], self.loss[:, :-1])
+        return both / (2 * self.total.squeeze(1) ** 2)
+
+    def coverage_at_risk(self, max_risk: float) -> torch.Tensor:
+        """B values of cov@r: the largest coverage with risk <= r (0 when none).
+
+        Args:
+            max_risk: The risk r, a fraction.
+        """
+        ok = (self._risk_from_first <= max_risk + 1e-12) & (self.count > 0)
+        return torch.where(ok, self.coverage, torch.zeros_like(self.coverage)).amax(1)
+
+    def risk_at_coverage(self, min_coverage: float) -> torch.Tensor:
+        """B values of risk@c: the risk at the first point with coverage >= c.
+
+        Args:
+            min_coverage: The coverage c, a fraction.
+        """
+        value = torch.full((self.coverage.shape[0], 1), min_coverage - 1e-12, dtype=torch.float64)
+        first = torch.searchsorted(self.coverage, value).clamp_max(self.coverage.shape[1] - 1)
+        return self.risk.gather(1, first).squeeze(1)
+
+
+class WeightedCurve(CountCurve):
+    """[`CountCurve`][] of B resamples given as draws.
 
     Args:
         confidence: N confidences.
@@ -91,74 +261,79 @@ class WeightedCurve:
         draws: torch.Tensor,
         coverage_mask: torch.Tensor | None = None,
     ):
-        conf = confidence.detach().double().flatten()
-        sorted_conf, rank = sort_with_rank(conf, descending=True)
-        first = torch.ones_like(sorted_conf, dtype=torch.bool)
-        first[1:] = sorted_conf[1:] != sorted_conf[:-1]
-        point_of_rank = torch.cumsum(first.long(), 0) - 1
-        points = int(point_of_rank[-1]) + 1
-        point = point_of_rank[rank][draws]  # B x k: the curve point of every draw
+        groups = SortedGroups(confidence)
+        w = draw_counts(draws, confidence.numel()).index_select(1, groups.order)
+        count = groups.cumulate_sorted(w)
+        loss_c = groups.cumulate_sorted(w, groups.sorted_mask(loss.double(), torch.float64))
+        covered = None
+        if coverage_mask is not None:
+            mask = groups.sorted_mask(coverage_mask.double(), torch.float64)
+            covered = groups.cumulate_sorted(w, mask)
+        super().__init__(count, loss_c, covered)
 
-        def per_point(values: torch.Tensor | None) -> torch.Tensor:
-            out = torch.zeros(draws.shape[0], points, dtype=torch.float64)
-            src = torch.ones(draws.shape, dtype=torch.float64) if values is None else values
-            return torch.cumsum(out.scatter_add_(1, point, src), 1)
 
-        self.count = per_point(None)  # B x G weighted number accepted
-        self.loss = per_point(loss.double().flatten()[draws])
-        self.total = self.count[:, -1:]  # B x 1
-        if coverage_mask is None:
-            self.covered, self.covered_total = self.count, self.total
-        else:
-            self.covered = per_point(coverage_mask.flatten().double()[draws])
-            self.covered_total = self.covered[:, -1:]
+def failure_from_counts(
+    count: torch.Tensor, errors: torch.Tensor, tpr: float | None = None
+) -> torch.Tensor:
+    """Failure detection (correct predictions positive) of B resamples from the cumulative
+    counts of a [`SortedGroups`][] sort (most confident first): with ``tpr`` None the AUROC,
+    sum_g e_g (K_{g-1} + K_g) / 2 / (K E) (K correct, E wrong draws; e_g the wrong draws of
+    group g); else the fraction of wrong draws accepted at the largest threshold accepting at
+    least ``tpr`` of the correct ones. NaN where a resample has no correct or no wrong draw.
 
-    @cached_property
-    def coverage(self) -> torch.Tensor:
-        """B x G fraction of (coverage) samples accepted at each point."""
-        return self.covered / self.covered_total
+    Args:
+        count: B x G cumulative draws.
+        errors: B x G cumulative wrong draws.
+        tpr: the share of correct draws accepted, in (0, 1], or None for the AUROC.
 
-    @cached_property
-    def risk(self) -> torch.Tensor:
-        """B x G selective risk; points before a resample's first accepted sample take that
-        first point's risk (the flat extension to coverage 0 of
-        [`aurc`][window_cascades.uncertainty.selective.aurc])."""
-        reached = self.count > 0
-        risk = self.loss / self.count.clamp_min(1e-300)
-        first = reached.double().argmax(1, keepdim=True)  # first point with a positive count
-        return torch.where(reached, risk, risk.gather(1, first))
+    Returns:
+        B values (float64).
+    """
+    right = count - errors
+    right_total, wrong_total = right[:, -1], errors[:, -1]
+    if tpr is None:
+        wrong_here = errors - _previous(errors)
+        pairs = _dot(wrong_here, right) + _dot(wrong_here, _previous(right))
+        value = pairs / 2 / (right_total * wrong_total).clamp_min(1e-300)
+    else:
+        need = torch.ceil(tpr * right_total[:, None] - 1e-9).clamp_min(1)
+        at = (right < need).sum(1, keepdim=True).clamp_max(count.shape[1] - 1)
+        value = errors.gather(1, at).squeeze(1) / wrong_total.clamp_min(1e-300)
+    defined = (right_total > 0) & (wrong_total > 0)
+    return torch.where(defined, value, torch.full_like(value, float("nan")))
 
-    @cached_property
-    def area(self) -> torch.Tensor:
-        """B AURC values: trapezoid over the points, extended flat to coverage 0."""
-        cov, risk = self.coverage, self.risk
-        width = torch.diff(cov, dim=1, prepend=cov.new_zeros(cov.shape[0], 1))
-        # sum_g width_g (risk_g + risk_{g-1}) / 2, with risk_{-1} = risk_0 (flat to 0)
-        both = (width * risk).sum(1) + (width[:, 1:] * risk[:, :-1]).sum(1)
-        return (both + width[:, 0] * risk[:, 0]) / 2
 
-    def generalized_area(self) -> torch.Tensor:
-        """B AUGRC values: trapezoid of (accepted loss / all) over coverage, from (0, 0)."""
-        zero = self.count.new_zeros(self.count.shape[0], 1)
-        width = torch.diff(self.count, dim=1, prepend=zero)
-        both = (width * self.loss).sum(1) + (width[:, 1:] * self.loss[:, :-1]).sum(1)
-        return both / (2 * self.total.squeeze(1) ** 2)
+def ood_from_counts(
+    id_count: torch.Tensor, ood_count: torch.Tensor, metric: str, tpr: float = 0.95
+) -> torch.Tensor:
+    """OOD detection (OOD positive, scored by -confidence) of B resamples from the cumulative
+    ID and OOD draws of one [`SortedGroups`][] sort of the ID and OOD confidences together
+    (most confident first).
 
-    def coverage_at_risk(self, max_risk: float) -> torch.Tensor:
-        """B values of cov@r: the largest coverage with risk <= r (0 when none).
+    Args:
+        id_count: B x G cumulative ID draws.
+        ood_count: B x G cumulative OOD draws.
+        metric: ``auroc`` (P(conf_ood < conf_id) + half the ties), ``aupr`` (average
+            precision at the distinct scores, most OOD-like first) or ``fpr`` (the fraction of
+            OOD draws accepted at the largest threshold accepting at least ``tpr`` of the ID
+            draws).
+        tpr: the ID acceptance rate of ``fpr``, in (0, 1].
 
-        Args:
-            max_risk: the selective risk r, a fraction in (0, 1).
-        """
-        ok = (self.risk <= max_risk + 1e-12) & (self.count > 0)
-        return (self.coverage * ok).amax(1)
-
-    def risk_at_coverage(self, min_coverage: float) -> torch.Tensor:
-        """B values of risk@c: the risk at the first point with coverage >= c.
-
-        Args:
-            min_coverage: the coverage c, a fraction in (0, 1].
-        """
-        reached = self.coverage >= min_coverage - 1e-12
-        first = reached.double().argmax(1, keepdim=True)
-        return self.risk.gather(1, first).squeeze(1)
+    Returns:
+        B values (fractions, float64).
+    """
+    id_total, ood_total = id_count[:, -1], ood_count[:, -1]
+    ood_before = _previous(ood_count)
+    if metric == "auroc":
+        ood_here = ood_count - ood_before
+        pairs = _dot(ood_here, id_count) + _dot(ood_here, _previous(id_count))
+        return pairs / 2 / (id_total * ood_total)
+    if metric == "aupr":
+        # group g seen from the most OOD-like end: true positives O_tot - O_{g-1} among
+        # T_tot - T_{g-1} flagged, recall step o_g / O_tot
+        flagged = (id_total + ood_total)[:, None] - _previous(id_count) - ood_before
+        precision = (ood_total[:, None] - ood_before) / flagged.clamp_min(1e-300)
+        return _dot(ood_count - ood_before, precision) / ood_total
+    need = torch.ceil(tpr * id_total[:, None] - 1e-9).clamp_min(1)
+    at = (id_count < need).sum(1, keepdim=True).clamp_max(id_count.shape[1] - 1)
+    return ood_count.gather(1, at).squeeze(1) / ood_total

@@ -12,7 +12,8 @@ library's modules, which stay importable under their own names:
 - [`fit_cascade`][] fits the policies only; [`save_fitted`][] and [`load_fitted`][] write
   and read ``fitted_cascade.json``;
 - [`decide`][] applies a fitted cascade to logits held in memory, or a calibrated cascade
-  ([`load_cascade`][], a ``cascade.ckpt``) to a batch of images;
+  ([`load_cascade`][], a ``cascade.ckpt``) to a batch of images: one outcome per sample
+  (``accept``, ``reject`` or ``ood``);
 - [`register_policy`][], [`register_metric`][] add your own entries to the registries, and
   [`load_plugins`][] loads plugin files by path (an ``import`` of your module is enough).
 
@@ -613,9 +614,13 @@ def decide(
 
     Returns:
         One tensor of N values each: ``prediction`` (class), ``confidence`` (the score at the
-        exit stage), ``accepted`` (confidence >= the operating threshold fitted for the target
-        on the policy's held-out output), ``ood`` (confidence < the threshold that accepts
-        ``ood_tpr`` of that output) and ``exit_stage`` (the number of members run, 1..M).
+        exit stage), ``decision`` (the sample's one outcome, an index into
+        ``window_cascades.cascade.operating_point.DECISIONS`` = ``("accept", "reject",
+        "ood")``: ``ood`` when confidence < the threshold that accepts ``ood_tpr`` of the
+        policy's held-out output, else ``reject`` when confidence < the
+        operating threshold fitted for the target on that output, else ``accept``),
+        ``accepted`` and ``ood`` (that outcome as flags, never both true) and ``exit_stage``
+        (the number of members run, 1..M).
 
     Raises:
         ValueError: a policy the cascade was not fitted with, a cascade without operating
@@ -634,7 +639,12 @@ def decide(
         >>> new = [rng.normal(size=(5, 3)) for _ in "ab"]  # each member's logits on 5 samples
         >>> out = wc.decide(fitted, new, policy="window")
         >>> sorted(out), out["exit_stage"].shape
-        (['accepted', 'confidence', 'exit_stage', 'ood', 'prediction'], torch.Size([5]))
+        (['accepted', 'confidence', 'decision', 'exit_stage', 'ood', 'prediction'], torch.Size([5]))
+        >>> from window_cascades.cascade.operating_point import DECISIONS
+        >>> {DECISIONS[int(code)] for code in out["decision"]} <= {"accept", "reject", "ood"}
+        True
+        >>> bool((out["accepted"] & out["ood"]).any())  # one outcome per sample
+        False
         >>> bool(((out["exit_stage"] >= 1) & (out["exit_stage"] <= 2)).all())
         True
     """

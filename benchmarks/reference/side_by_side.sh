@@ -3,6 +3,7 @@
 #   bash benchmarks/reference/side_by_side.sh REFERENCE_COPY LOGITS_DIR [ROUNDS]
 # REFERENCE_COPY: an exported copy of the paper's code (see README.md here); LOGITS_DIR: the
 # logits of benchmarks/eval/benchmark_eval.py. Prints each run's wall time (process start included).
+# "the default run": the default policies, cost-to-target included (what a user gets without options).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 ref=${1:?reference copy}; logits=${2:?logits dir}; rounds=${3:-3}
@@ -13,6 +14,8 @@ for i in $(seq "$rounds"); do
   echo "round $i"
   .venv/bin/python benchmarks/reference/run_reference.py --reference "$ref" \
     --logits-dir "$logits" --repeats 1 --work "$work/ref_$i" | grep "median"
+  /usr/bin/time -f "ours, the default run: %e s" .venv/bin/python scripts/evaluate_logits.py \
+    "${common[@]}" --out "$work/default"
   /usr/bin/time -f "ours, one setting: %e s" .venv/bin/python scripts/evaluate_logits.py \
     "${common[@]}" --policies single,ensemble,window --out "$work/one"
   /usr/bin/time -f "ours, 20 settings in one call: %e s" .venv/bin/python \

@@ -4,16 +4,27 @@ from __future__ import annotations
 
 import csv
 import io
+import sys
 
 import torch
 from lightning.pytorch.callbacks import BasePredictionWriter
 
 from window_cascades.artifacts.atomic import write_text
+from window_cascades.cascade.operating_point import DECISIONS, precedence_note
 from window_cascades.datamodules.contract import cascade_datamodule
 from window_cascades.datamodules.image_decoding import image_error
 from window_cascades.lightning_modules.callbacks.gather import gather_parts
 
-COLUMNS = ("dataset", "index", "prediction", "confidence", "accepted", "ood", "exit_stage")
+COLUMNS = (
+    "dataset",
+    "index",
+    "prediction",
+    "confidence",
+    "decision",
+    "accepted",
+    "ood",
+    "exit_stage",
+)
 FILE_COLUMNS = ("path", "status", "reason")  # when a dataset reads image files
 
 
@@ -21,9 +32,12 @@ class CascadePredictionsWriter(BasePredictionWriter):
     """At the end of ``predict``, writes one row per sample of every configured dataset.
 
     Columns: ``dataset``, ``index`` (position in the dataset), ``prediction`` (class),
-    ``confidence`` (the cascade's score at the exit stage), ``accepted`` (confidence >= the
-    operating threshold fitted for the target on the policy's held-out output, the certified
-    one when calibrated with a guarantee), ``ood`` (confidence < the threshold accepting
+    ``confidence`` (the cascade's score at the exit stage), ``decision`` (the sample's one
+    outcome: ``ood``, ``reject`` or ``accept``, in that precedence; see
+    [`window_cascades.cascade.operating_point.DECISIONS`][]), ``accepted`` (1 when the
+    decision is ``accept``: confidence >= the operating threshold fitted for the target on the
+    policy's held-out output, the certified one when calibrated with a guarantee, and not
+    flagged OOD), ``ood`` (1 when the decision is ``ood``: confidence < the threshold accepting
     ``ood_tpr`` of the held-out output), ``exit_stage`` (members run), and, when a dataset
     reads image files, ``path``, ``status`` (``ok`` or ``unreadable``) and ``reason`` (why the
     file cannot be decoded). An unreadable file gets a row with no prediction, the others are
@@ -99,6 +113,9 @@ class CascadePredictionsWriter(BasePredictionWriter):
     def on_predict_start(self, trainer, pl_module) -> None:
         pl_module.check_deployable(self.policy)
         pl_module.predict_policy = self.policy
+        note = precedence_note(pl_module.fitted.info["operating_points"][self.policy], self.policy)
+        if note and trainer.is_global_zero:
+            print(note, file=sys.stderr)
 
     def write_on_batch_end(
         self, trainer, pl_module, prediction, batch_indices, batch, batch_idx, dataloader_idx=0
@@ -110,10 +127,15 @@ class CascadePredictionsWriter(BasePredictionWriter):
         if trainer.is_global_zero:
             text, unreadable = self._csv(trainer, pl_module, gathered)
             write_text(self.path, text)
-            print(f"CascadePredictionsWriter: wrote {self.path}")
+            total = sum(len(c["index"]) for items in gathered.values() for c in items)
+            scan = getattr(cascade_datamodule(trainer), "scan", None)  # --predictions.inputs
+            left_out = scan.summary() if scan is not None else ""
+            print(
+                f"CascadePredictionsWriter: wrote {self.path}"
+                + (f" ({total} rows; {left_out})" if left_out else "")
+            )
             if unreadable:
                 shown = ", ".join(unreadable[:3]) + (", ..." if len(unreadable) > 3 else "")
-                total = sum(len(c["index"]) for items in gathered.values() for c in items)
                 print(
                     f"CascadePredictionsWriter: {len(unreadable)} of {total} files unreadable, "
                     f"not predicted ({shown}): status 'unreadable' in {self.path}; "
@@ -140,7 +162,8 @@ class CascadePredictionsWriter(BasePredictionWriter):
                     unreadable.append(path or f"{names[idx]}[{index}]")
                     reason = (image_error(path) if path else None) or "unreadable"
                     writer.writerow(
-                        [names[idx], index, "", "", "", "", "", path or "", "unreadable", reason]
+                        [names[idx], index, *[""] * (len(COLUMNS) - 2)]
+                        + [path or "", "unreadable", reason]
                     )
                     continue
                 row = [
@@ -148,6 +171,7 @@ class CascadePredictionsWriter(BasePredictionWriter):
                     index,
                     int(cols["prediction"][i]),
                     repr(float(cols["confidence"][i])),
+                    DECISIONS[int(cols["decision"][i])],
                     int(cols["accepted"][i]),
                     int(cols["ood"][i]),
                     int(cols["exit_stage"][i]),

@@ -83,9 +83,20 @@ class CascadeResultsWriter(Callback):
             self._write(staging, trainer, pl_module, policies)
         trainer.strategy.barrier("results_written")
 
+    @staticmethod
+    def _samples(trainer, ev) -> dict:
+        """Per dataset, the samples evaluated (all processes) and the samples it holds."""
+        counts = {}
+        for (name, _), exits in ev.exit_stages.items():
+            dataset = trainer.datamodule.eval_sets.get(name)
+            n = int(exits.numel())
+            counts.setdefault(name, {"n": n, "of": len(dataset) if dataset is not None else n})
+        return counts
+
     def _write(self, staging: Path, trainer, pl_module, policies: dict) -> None:
         from window_cascades.artifacts.fitted_file import write_fitted_cascade
         from window_cascades.artifacts.results import write_results
+        from window_cascades.cascade.metric_registry import bootstrap_record
 
         ev, fitted, score = pl_module.evaluation, pl_module.fitted, pl_module.score
         run_keys = {p.name: (p.name, p.setting, score, "") for p in pl_module.policies()}
@@ -103,17 +114,15 @@ class CascadeResultsWriter(Callback):
                     )
                 ],
                 curves={run_keys[name]: curve for name, curve in ev.curves.items()},
+                samples=self._samples(trainer, ev),
                 extra={
                     "member_calls": ev.member_calls,
                     "score": pl_module.score,
                     "target": fitted.info.get("target") if fitted else None,
                     "definitions": pl_module.definitions,
-                    "bootstrap": {
-                        "resamples": pl_module.hparams.bootstrap,
-                        "seed": pl_module.hparams.bootstrap_seed,
-                    }
-                    if pl_module.hparams.bootstrap
-                    else None,
+                    "bootstrap": bootstrap_record(
+                        pl_module.hparams.bootstrap, pl_module.hparams.bootstrap_seed
+                    ),
                     "temperatures": fitted.temperatures.to_dict() if fitted.temperatures else None,
                 },
                 shown_dir=self.dir,

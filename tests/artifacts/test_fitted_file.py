@@ -55,5 +55,10 @@ def test_missing_broken_or_forged_files_are_named(tmp_path):
     (tmp_path / FITTED_FILE).write_text(json.dumps(forged))
     with pytest.raises(ValueError, match="policies.window.bounds"):
         read_fitted_cascade(tmp_path)
+    for bounds, end in (([[1.5, 2]], 0), ([[-3, 5]], 0), ([[0.2, 5]], 1)):  # msp is in [0, 1]
+        forged["policies"]["window"]["bounds"] = bounds
+        (tmp_path / FITTED_FILE).write_text(json.dumps(forged))
+        with pytest.raises(ValueError, match=rf"bounds\[0\]\[{end}\]' must be within \[0, 1\]"):
+            read_fitted_cascade(tmp_path)
     with pytest.raises(ValueError):
         read_fitted_cascade(write_fitted_cascade(tmp_path, fitted()), members=3)

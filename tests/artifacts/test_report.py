@@ -245,3 +245,118 @@ def test_the_reliability_bins_are_the_bins_of_the_ece():
     assert float(accuracy[0]) == pytest.approx(float(correct[first].double().mean()))
     _, acc, n = reliability_bins(torch.tensor([0.95, 0.97]), torch.tensor([True, False]))
     assert n[-1] == 2 and acc[-1] == 0.5 and torch.isnan(acc[:-1]).all()
+
+
+def _row(dataset, role, policy, metric, value, ci=None, members=""):
+    lo, hi = ci if ci else (None, None)
+    row = {"dataset": dataset, "role": role, "policy": policy, "setting": "", "score": "msp"}
+    row.update(metric=metric, value=value, ci_low=lo, ci_high=hi)
+    return {**row, "members": members} if members else row
+
+
+def _quick_start_like(members: str = "") -> tuple[list[dict], list[dict], dict]:
+    """A risk@80 run on an ID and a shifted set where the window is better than single at
+    the target, and single_threshold identical to the window (a clamped band)."""
+    values = {  # policy: (op_risk, op_cov, acc, cost)
+        "single": (0.02, 0.80, 0.75, 1.0),
+        "ensemble": (0.0, 0.82, 0.85, 2.0),
+        "single_threshold": (0.006, 0.79, 0.85, 1.2),
+        "window": (0.006, 0.79, 0.85, 1.2),
+    }
+    rows = []
+    for dataset, role in (("digits_test", "id"), ("digits_noise", "shift")):
+        for policy, (risk, cov, acc, cost) in values.items():
+            for metric, value in (("acc", acc), ("op_risk", risk), ("op_cov", cov)):
+                rows.append(
+                    _row(
+                        dataset, role, policy, metric, value, (value - 0.01, value + 0.01), members
+                    )
+                )
+            rows.append(_row(dataset, role, policy, "expected_macs", cost, (cost, cost), members))
+    deltas = []
+    for r in rows:
+        if r["metric"] != "op_risk" or r["policy"] in ("single", "ensemble"):
+            continue
+        for base in ("single", "ensemble", "single_threshold"):
+            if r["policy"] == base:
+                continue
+            d = r["value"] - values[base][0]
+            deltas.append(
+                {
+                    **{
+                        k: r[k] for k in ("dataset", "role", "policy", "setting", "score", "metric")
+                    },
+                    **({"members": members} if members else {}),
+                    "baseline": base,
+                    "delta": d,
+                    "ci_low": d - 0.005,
+                    "ci_high": d + 0.005,
+                    "significant": abs(d) > 0.005,
+                    "p_value": None,
+                    "significant_bh": False,
+                }
+            )
+    summary = {
+        "score": "msp",
+        "target": "risk@80",
+        "members": [{"member": "m0", "macs": 1.0}, {"member": "m1", "macs": 1.0}],
+        "bootstrap": {
+            "resamples": 200,
+            "seed": 0,
+            "intervals": {"ece": "median-recentred", "*": "percentile"},
+        },
+        "policies": {
+            "window": {
+                "name": "window",
+                "setting": "cov@5,w=0.1",
+                "stages": [{"q": 0.004, "width": 0.1, "target": "cov@5"}],
+            },
+        },
+    }
+    return rows, deltas, summary
+
+
+def test_the_target_comes_first_identical_policies_share_a_row_and_samples_are_counted():
+    from window_cascades.artifacts.report import report_text
+
+    rows, deltas, summary = _quick_start_like()
+    samples = {"digits_test": {"n": 256, "of": 450}, "digits_noise": {"n": 450, "of": 450}}
+    report = report_text(rows, summary, [], deltas, samples)
+    first, results = report.index("## risk@80 at the fitted threshold"), report.index("## Results")
+    assert first < results
+    target = report[first:results]
+    # the target's own comparison: every policy's op_risk (op_cov), then window against single,
+    # ensemble and single_threshold, whatever the significance
+    assert (
+        "| dataset | single (cost 1.000) | ensemble (cost 2.000) | "
+        "single_threshold = window (cost 1.200) |" in target
+    )
+    assert (
+        "| digits_noise (shift) | window | -0.0140 [-0.0190, -0.0090]* | "
+        "+0.0060 [+0.0010, +0.0110]* | identical |" in target
+    )
+    # identical policies: one row in the tables, named together
+    tables = report[results:]
+    assert tables.count("| single_threshold = window |") == 2 and "| window |" not in tables
+    assert "single_threshold and window give identical results on every dataset" in report
+    # sample counts, and a warning where fewer samples than the dataset holds were evaluated
+    assert (
+        "### digits_test (id, n = 256 of 450)" in tables
+        and "### digits_noise (shift, n = 450)" in tables
+    )
+    assert "warning: evaluated 256 of the 450 samples of digits_test" in report
+    # the clamp notice says why and which target would show a window
+    assert "note: window (cov@5, w = 0.1): tau sits at held-out quantile q = 0.004 < w" in report
+    assert "risk@80 (q = 0.2)" in report
+    assert "For ece, whose resampled values run to one side" in report
+
+
+def test_over_member_orders_the_report_claims_no_per_order_tables():
+    from window_cascades.artifacts.report import report_text
+
+    rows, deltas, summary = _quick_start_like("m0>m1")
+    more, more_deltas, _ = _quick_start_like("m1>m0")
+    report = report_text(rows + more, summary, [], deltas + more_deltas)
+    assert "in the tables above" not in report and "## Results" not in report
+    assert "each order's values, with their intervals: metrics.csv, column members" in report
+    assert "(member order m0>m1; the others: metrics.csv)" in report

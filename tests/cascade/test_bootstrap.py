@@ -81,11 +81,85 @@ def test_a_policy_against_itself_differs_by_exactly_zero():
     assert same and all(d["delta"] == d["ci_low"] == d["ci_high"] == 0.0 for d in same)
     assert not any(d["significant"] for d in same)
     assert any(d["significant"] for d in deltas if d["policy"] == "other")
-    # every row carries an interval around its value (cost constant here: a point interval)
+    # every row carries an interval around its value (cost constant here: a point interval;
+    # the ECE, biased under resampling, by its median-recentred interval)
     for r in rows:
-        if r["metric"] == "ece":  # biased under resampling; its interval may sit above it
-            continue
         assert r["ci_low"] <= r["value"] + 1e-12 and r["value"] <= r["ci_high"] + 1e-12, r
+
+
+def well_calibrated(n: int, gen: torch.Generator) -> SampleOutputs:
+    """An ID set whose ECE is small and whose resampled ECE runs above it (the quick start's
+    digits_contrast ensemble: 0.0203 with a percentile interval of [0.0217, 0.0469])."""
+    conf = 0.55 + 0.44 * torch.rand(n, generator=gen)
+    correct = torch.rand(n, generator=gen) < conf
+    probs = torch.stack([conf, 1 - conf], 1)
+    out = SampleOutputs.from_probs(probs, conf, torch.ones(n, dtype=torch.long), (~correct).long())
+    out.correct = correct
+    return out
+
+
+def test_the_ece_interval_holds_its_value_where_the_percentile_interval_does_not():
+    gen = torch.Generator().manual_seed(11)
+    found = None
+    for _ in range(40):  # a sample where (nearly) every resampled ECE lies above the value
+        sample = well_calibrated(450, gen)
+        boot = Bootstrap(200, seed=0)
+        policy = SimpleNamespace(name="ensemble", setting="")
+        boot.add(
+            policy, "msp", {"test": ("id", MetricInputs(sample, sample, [1.0], MetricSettings()))}
+        )
+        values = boot.samples(("test", "ensemble", "", "msp", "", "ece"))
+        ece = metric_entries()["ece"].compute(MetricInputs(sample, sample, [1.0], MetricSettings()))
+        if boot.interval(values)[0] > ece["ece"]:
+            found = boot, values, ece["ece"]
+            break
+    assert found is not None, "no sample with its ECE below the percentile interval"
+    boot, values, value = found
+    low, high = boot.interval(values)
+    assert value < low  # the percentile interval misses its own value
+    lo, hi = boot.interval(values, value, "median-recentred")
+    assert 0 <= lo <= value <= hi
+    median = float(values.quantile(0.5))
+    assert hi - value == pytest.approx(high - median) and value - lo <= median - low + 1e-12
+    # annotate applies it to ece rows only: every other metric keeps its percentile interval
+    row = {"dataset": "test", "policy": "ensemble", "setting": "", "score": "msp"}
+    annotated = boot.annotate([{**row, "metric": "ece", "value": value}])[0]
+    assert annotated["ci_low"] <= value <= annotated["ci_high"]
+    acc = boot.annotate([{**row, "metric": "acc", "value": 0.0}])[0]
+    assert (acc["ci_low"], acc["ci_high"]) == boot.interval(
+        boot.samples((*row.values(), "", "acc"))
+    )
+
+
+def test_a_policy_identical_to_another_is_tested_once_and_the_target_against_single_threshold():
+    """Two policies that passed on the same samples are one test in the Benjamini-Hochberg
+    family; the operating-point metrics of every other policy are also compared with
+    single_threshold, with an interval but outside the family."""
+    gen = torch.Generator().manual_seed(4)
+    base, other = ({"heldout": outputs(200, gen), "test": outputs(400, gen)} for _ in range(2))
+    twin = {"heldout": outputs(200, gen), "test": outputs(400, gen)}
+    boot = Bootstrap(100, seed=1)
+    named = {"single": base, "single_threshold": twin, "window": twin, "random": other}
+    rows = []
+    for name, per_dataset in named.items():
+        policy = SimpleNamespace(name=name, setting="")
+        targets = {d: torch.zeros(o.num_samples, dtype=torch.long) for d, o in per_dataset.items()}
+        roles = {"heldout": "heldout", "test": "id"}
+        settings = MetricSettings(target="cov@50")
+        rows += policy_rows(policy, "msp", per_dataset, targets, roles, [1.0, 2.0], settings, boot)
+    deltas = boot.delta_rows(boot.annotate(rows))
+    vs_single = {(d["policy"], d["metric"]): d for d in deltas if d["baseline"] == "single"}
+    assert vs_single[("single_threshold", "acc")]["p_value"] is not None
+    assert vs_single[("window", "acc")]["delta"] == vs_single[("single_threshold", "acc")]["delta"]
+    assert vs_single[("window", "acc")]["p_value"] is None  # the same test, counted once
+    assert vs_single[("random", "acc")]["p_value"] is not None
+    matched = [d for d in deltas if d["baseline"] == "single_threshold"]
+    assert {(d["policy"], d["metric"]) for d in matched} == {
+        (p, m) for p in ("window", "random") for m in ("op_risk", "op_cov")
+    }
+    assert all(d["p_value"] is None and not d["significant_bh"] for d in matched)
+    window = next(d for d in matched if d["policy"] == "window" and d["metric"] == "op_risk")
+    assert window["delta"] == window["ci_low"] == window["ci_high"] == 0.0
 
 
 def test_draws_depend_on_seed_and_dataset_only():
@@ -136,3 +210,46 @@ def test_bad_resample_counts_are_refused():
         Bootstrap(5)
     with pytest.raises(ValueError, match="at least 10"):
         Bootstrap(-1)
+
+
+def _collected(num: int, workers: int, block_bytes: int, monkeypatch) -> Bootstrap:
+    monkeypatch.setattr("window_cascades.cascade.bootstrap.BLOCK_BYTES", block_bytes)
+    gen = torch.Generator().manual_seed(4)
+    ids, ood = outputs(300, gen, ties=True), outputs(200, gen, labelled=False)
+    point = fit_operating_point(ids, "cov@50", "standard")
+    settings = MetricSettings(target="cov@50")
+    boot = Bootstrap(num, seed=7, workers=workers)
+    for name in ("single", "other"):
+        policy = SimpleNamespace(name=name, setting="")
+        boot.add(
+            policy,
+            "msp",
+            {
+                "test": ("id", MetricInputs(ids, ids, [1.0, 2.5], settings, point)),
+                "far": ("ood", MetricInputs(ood, ids, [1.0, 2.5], settings, point)),
+            },
+        )
+    boot.run()
+    return boot
+
+
+def test_blocks_and_threads_change_no_resampled_value(monkeypatch):
+    """Resamples evaluated a few rows at a time, on one thread or several, give the values of
+    each whole chunk of draws evaluated at once (the draws do not depend on the blocks)."""
+    whole = _collected(150, 1, 2**40, monkeypatch)
+    for workers, block_bytes in ((1, 1), (2, 1), (2, 30_000)):
+        other = _collected(150, workers, block_bytes, monkeypatch)
+        assert whole.values.keys() == other.values.keys()
+        for key, vals in whole.values.items():
+            assert torch.equal(vals, other.values[key]) or (
+                vals.isnan().all() and other.values[key].isnan().all()
+            ), (workers, block_bytes, key)
+    # and a chunk equals the metrics of resample_draws' draws of that chunk
+    gen = torch.Generator().manual_seed(4)
+    ids, ood = outputs(300, gen, ties=True), outputs(200, gen, labelled=False)
+    point = fit_operating_point(ids, "cov@50", "standard")
+    inputs = MetricInputs(ood, ids, [1.0, 2.5], MetricSettings(target="cov@50"), point)
+    id_index = resample_draws("test", 300, 7, 100, 50)
+    direct = resampled_values(inputs, "ood", resample_draws("far", 200, 7, 100, 50), id_index)
+    for metric, vals in direct.items():
+        assert torch.equal(vals, whole.values[("far", "single", "", "msp", "", metric)][100:])

@@ -105,12 +105,14 @@ def test_an_ood_target_optimises_augrc_on_heldout():
         for target, extra in (
             ("fpr@95", {"budget_select": "search"}),
             ("cov@5", {"budget_objective": "augrc", "budget_select": "search"}),
-            ("fpr@95", {}),  # the rule chosen cross-fitted, as by default
+            ("fpr@95", {"budget_select": "cv"}),  # the rule chosen cross-fitted
+            ("fpr@95", {}),  # the one-standard-error rule, as by default
         )
     ]
     assert {f.setting for f in fitted} == {"augrc,B=1.2"}
     assert torch.equal(fitted[0].bounds, fitted[1].bounds)
     assert fitted[2].selection["chosen"] in ("window", "search")
+    assert fitted[3].selection["chosen"] == "ose" and fitted[3].details[0]["standard_error"] > 0
 
 
 def test_budget_sweep_through_the_offline_evaluator(tiny_members, tmp_path, capsys):
@@ -139,10 +141,7 @@ def test_budget_sweep_through_the_offline_evaluator(tiny_members, tmp_path, caps
     assert settings == {"cov@5,B=1.1", "cov@5,B=1.3"}
     summary = json.loads((tmp_path / "out" / "summary.json").read_text())
     assert "budget_window[cov@5,B=1.3]" in summary["policies"]
-    assert summary["policies"]["budget_window[cov@5,B=1.3]"]["selection"]["chosen"] in (
-        "window",
-        "search",
-    )
+    assert summary["policies"]["budget_window[cov@5,B=1.3]"]["selection"]["chosen"] == "ose"
     assert (tmp_path / "out" / "macs_vs_cov5.png").stat().st_size > 1000
     for bad, message in (
         (["--budget", "2.5"], "outside [1, 2]"),
@@ -194,10 +193,11 @@ def overfit_case(n: int, seed: int) -> FitInputs:
     )
 
 
-def test_cross_fitted_choice_does_not_lose_to_the_plain_search_on_small_heldout():
+@pytest.mark.parametrize("rule", ["cv", "ose"])
+def test_the_guarded_rules_do_not_lose_to_the_plain_search_on_small_heldout(rule):
     from window_cascades.cascade.output_objective import cascade_output, output_value
 
-    gains = {"search": [], "cv": []}
+    gains = {"search": [], rule: []}
     for seed in range(4):
         held, test = overfit_case(1500, seed), overfit_case(20000, 100 + seed)
         for select in gains:
@@ -205,14 +205,13 @@ def test_cross_fitted_choice_does_not_lose_to_the_plain_search_on_small_heldout(
             policy = fit_policies(["budget_window"], held, settings)["budget_window"]
             gains[select].append(float(output_value(*cascade_output(test, policy), ("cov", 0.02))))
     mean = {k: sum(v) / len(v) for k, v in gains.items()}
-    assert mean["cv"] >= mean["search"]
+    assert mean[rule] >= mean["search"]
 
 
 def test_the_choice_is_recorded_and_within_budget():
     held = overfit_case(3000, 7)
-    policy = fit_policies(["budget_window"], held, PolicySettings("cov@2", budget=1.2))[
-        "budget_window"
-    ]
+    settings = PolicySettings("cov@2", budget=1.2, budget_select="cv")
+    policy = fit_policies(["budget_window"], held, settings)["budget_window"]
     record = policy.to_dict()["selection"]
     assert record["chosen"] in ("window", "search") and record["reason"]
     assert set(record["candidates"]) == {"window", "search"}
@@ -231,7 +230,7 @@ def test_the_choice_is_recorded_and_within_budget():
         PolicySettings(budget_select="best")
 
 
-def test_a_search_that_clearly_beats_the_window_is_chosen():
+def test_a_search_that_clearly_beats_the_window_is_chosen_cross_fitted():
     """With a large held-out split and an ensemble whose gain lies away from the target's
     threshold, the cross-fitted search beats the window and is chosen."""
     gen = torch.Generator().manual_seed(3)
@@ -242,7 +241,50 @@ def test_a_search_that_clearly_beats_the_window_is_chosen():
     ok2 = ok1 | fixable
     s2 = torch.where(fixable, 0.99, s1)
     held = FitInputs([s1], [ok1], None, "held", s2, ok2, [1.0, 1.0])
+    settings = PolicySettings("cov@5", budget=1.2, budget_select="cv")
+    policy = fit_policies(["budget_window"], held, settings)["budget_window"]
+    assert policy.selection["chosen"] == "search", policy.selection
+
+
+def test_the_default_rule_records_its_margin_and_stays_within_budget():
+    held = overfit_case(3000, 7)
+    policy = fit_policies(["budget_window"], held, PolicySettings("cov@2", budget=1.2))[
+        "budget_window"
+    ]
+    assert policy.selection["chosen"] == "ose" and policy.selection["reason"]
+    stage = policy.details[0]
+    assert stage["rule"] == "ose" and stage["standard_error"] > 0
+    # within the allowed margin of the search's best held-out value, never above it
+    assert stage["best_value"] - 2 * stage["standard_error"] - 1e-12 <= stage["value"]
+    assert stage["value"] <= stage["best_value"] + 1e-12
+    assert policy.passes(1, held.stage_confidence[0]).double().mean() <= 0.2 + 1e-9
+    json.dumps(policy.to_dict())
+
+
+def test_the_default_rule_follows_the_data_with_many_samples_and_the_window_with_few():
+    """An ensemble whose gain lies away from the target's threshold (samples of stage-1
+    confidence 0.2-0.4 fixed by member 2): with 8,000 held-out samples the rule passes that
+    band, as the search does; with no signal beyond noise (a second member no better than the
+    first) it stays at the window."""
+    gen = torch.Generator().manual_seed(3)
+    n = 8000
+    s1 = torch.rand(n, generator=gen, dtype=torch.float64)
+    ok1 = torch.rand(n, generator=gen, dtype=torch.float64) < 0.3 + 0.7 * s1
+    fixable = (s1 > 0.2) & (s1 < 0.4)
+    held = FitInputs(
+        [s1], [ok1], None, "held", torch.where(fixable, 0.99, s1), ok1 | fixable, [1.0, 1.0]
+    )
     policy = fit_policies(["budget_window"], held, PolicySettings("cov@5", budget=1.2))[
         "budget_window"
     ]
-    assert policy.selection["chosen"] == "search", policy.selection
+    passed = policy.passes(1, s1)
+    assert (passed & fixable).sum() >= 0.85 * fixable.sum(), policy.details  # the band
+    noise = FitInputs([s1], [ok1], None, "held", s1, ok1, [1.0, 1.0])
+    chosen = fit_policies(["budget_window"], noise, PolicySettings("cov@5", budget=1.2))
+    window = fit_policies(
+        ["budget_window"], noise, PolicySettings("cov@5", budget=1.2, budget_select="window")
+    )
+    # the nearest grid interval to the window (the grid has 200 quantile points)
+    assert chosen["budget_window"].details[0]["window_distance"] <= 2 / 200
+    ours, theirs = chosen["budget_window"].passes(1, s1), window["budget_window"].passes(1, s1)
+    assert (ours & theirs).sum() >= 0.95 * theirs.sum()

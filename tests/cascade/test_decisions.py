@@ -15,6 +15,7 @@ from window_cascades.cascade.decisions import (
 from window_cascades.cascade.engine import exit_stages
 from window_cascades.cascade.fitted import FittedCascade
 from window_cascades.cascade.offline import fit_cascade, prepare_experiment
+from window_cascades.cascade.operating_point import DECISIONS
 from window_cascades.cascade.policy_registry import PolicySettings
 from window_cascades.cascade.prepared_experiment import EnsembleLogits
 from window_cascades.cascade.stage_scores import stage_confidences
@@ -56,7 +57,7 @@ def test_logits_in_memory_decide_as_the_members_do_with_early_exit(deployed, pol
     # a member run on a subset of the batch may differ from its run on the whole batch in the
     # last bits of float32 (matrix products are blocked by batch size): the same decisions,
     # confidences within rounding
-    for key in ("prediction", "accepted", "ood", "exit_stage"):
+    for key in ("prediction", "decision", "accepted", "ood", "exit_stage"):
         assert torch.equal(online[key], offline[key]), key
     torch.testing.assert_close(online["confidence"], offline["confidence"], rtol=1e-6, atol=0)
 
@@ -76,12 +77,36 @@ def test_exit_stages_are_the_offline_engines(deployed):
     assert bool((decide_logits(plain, logits, "window")["exit_stage"] > 1).any())
 
 
-def test_accepted_and_ood_follow_the_operating_points(deployed):
+def test_one_outcome_per_sample_follows_the_operating_points(deployed):
     _, fitted, _, logits = deployed
     point = fitted.info["operating_points"]["window"]
     decided = decide_logits(fitted, logits, "window")
-    assert torch.equal(decided["accepted"], decided["confidence"] >= point["accept"])
-    assert torch.equal(decided["ood"], decided["confidence"] < point["ood"])
+    conf = decided["confidence"]
+    assert torch.equal(decided["ood"], conf < point["ood"])
+    assert torch.equal(decided["accepted"], (conf >= point["accept"]) & (conf >= point["ood"]))
+    assert not bool((decided["accepted"] & decided["ood"]).any())
+    names = [DECISIONS[int(c)] for c in decided["decision"]]
+    assert names == [
+        "accept" if a else "ood" if o else "reject"
+        for a, o in zip(decided["accepted"].tolist(), decided["ood"].tolist(), strict=True)
+    ]
+    assert point["ood"] < point["accept"]  # this fit nests them: reject between the two
+    between = (conf >= point["ood"]) & (conf < point["accept"])
+    assert bool(between.any()) and (decided["decision"][between] == 1).all()
+    # an OOD threshold above the acceptance one (e.g. cov@5 at 0.45, 95% ID at 0.87): the
+    # samples between them are flagged OOD, as documented, never both
+    low, high = (float(conf.quantile(q)) for q in (0.25, 0.75))
+    crossed_point = {**point, "accept": low, "ood": high}
+    crossed = FittedCascade(
+        fitted.policies,
+        fitted.temperatures,
+        {**fitted.info, "operating_points": {"window": crossed_point}},
+    )
+    decided = decide_logits(crossed, logits, "window")
+    between = (conf >= low) & (conf < high)
+    assert bool(between.any()) and bool(decided["ood"][between].all())
+    assert not bool((decided["accepted"] & decided["ood"]).any())
+    assert torch.equal(decided["accepted"], conf >= high)
 
 
 def test_logits_that_do_not_fit_the_cascade_are_refused(deployed):

@@ -71,7 +71,7 @@ def test_beside_a_fitted_policy_and_only_where_it_applies():
     assert policy_headroom(three, logits, fit_window(three, PolicySettings()), "cov@5") is None
 
 
-def test_the_offline_evaluator_reports_it_and_can_skip_it(tmp_path):
+def test_the_offline_evaluator_reports_it_when_asked_and_skips_it_by_default(tmp_path):
     logits = write_case(tmp_path / "logits")
     two = [a for a in ARGS if a != "m2"]  # headroom is for two-member cascades
     assert (
@@ -82,6 +82,7 @@ def test_the_offline_evaluator_reports_it_and_can_skip_it(tmp_path):
                 *two,
                 "--no-plots",
                 "--gain-shares",
+                "--headroom",
                 "--out",
                 str(tmp_path / "a"),
             ]
@@ -101,7 +102,6 @@ def test_the_offline_evaluator_reports_it_and_can_skip_it(tmp_path):
                 *two,
                 "--no-plots",
                 "--gain-shares",
-                "--no-headroom",
                 "--out",
                 str(tmp_path / "b"),
             ]

@@ -17,9 +17,11 @@ from window_cascades.cascade.offline import (
 )
 from window_cascades.cascade.policies import policy_from_dict
 from window_cascades.cascade.policy_registry import (
+    COST_MATCHED,
     FIRST_MEMBER,
     FitInputs,
     PolicySettings,
+    cost_matched_policy,
     default_policies,
     fit_policies,
     policy_entry,
@@ -226,3 +228,10 @@ def test_the_default_run_and_the_reference_points_come_from_the_entries():
     with pytest.raises(ValueError, match="reference 'baseline' is not one of"):
         register_policy("other_first", "member 1 again", reference="baseline")
     assert "other_first" not in policy_names()
+    # the comparator of the target's own comparison: a default policy with the cost it spends
+    # as its swept parameter, not one of the two reference points of the gain
+    matched = cost_matched_policy()
+    assert matched in default_policies() and matched not in references
+    assert policy_entry(matched).sweep is not None
+    with pytest.raises(ValueError, match=f"{matched!r} is already the cost-matched comparator"):
+        register_policy("other_matched", "again", reference=COST_MATCHED)(lambda i, s: None)

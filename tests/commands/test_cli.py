@@ -17,6 +17,8 @@ from window_cascades.lightning_modules.member import MemberModule
 
 
 def offline(tmp_path, *extra: str) -> list[str]:
+    for member in ("m0", "m1"):  # the member folders exist (checked first); nothing is read
+        (tmp_path / "never-read" / member).mkdir(parents=True, exist_ok=True)
     return [
         "--logits-dir",
         str(tmp_path / "never-read"),

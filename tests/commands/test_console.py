@@ -26,6 +26,14 @@ NOISE = {
     "tensorboardX notice": "Starting from v1.9.0, `tensorboardX` has been removed as a dependency",
 }
 
+# Lightning's routine lines of every step, shown only with --verbose.
+ROUTINE = {
+    "seed": "Seed set to",
+    "devices": "GPU available:",
+    "model summary": "| Name",
+    "end of fit": "`Trainer.fit` stopped: `max_epochs=",
+}
+
 
 def _fake_srun(tmp_path: Path) -> dict:
     """An environment with an ``srun`` on PATH (Lightning hints at it when one exists) and no
@@ -73,9 +81,14 @@ def test_a_quick_start_pipeline_prints_no_third_party_noise(tmp_path, small_data
     output = proc.stdout + proc.stderr
     assert proc.returncode == 0, output[-3000:]
     assert (tmp_path / "out" / "results" / "metrics.csv").is_file()
-    for what, start in NOISE.items():
+    for what, start in {**NOISE, **ROUTINE}.items():
         assert start not in output, f"{what} printed:\n{output[-3000:]}"
-    assert "GPU available" in output  # Lightning's lines about the run itself still show
+    # the run itself still reports: one line per epoch of each member (no bars in a log)
+    assert "\r" not in output
+    epochs = [line for line in proc.stdout.splitlines() if line.startswith("epoch ")]
+    assert [line.split(":")[0] for line in epochs] == ["epoch 1/2", "epoch 2/2"] * 2, epochs
+    assert all("val/loss" in line and "train/loss" in line for line in epochs)
+    assert "Results written to:" in proc.stdout
 
 
 @pytest.mark.slow
@@ -106,12 +119,17 @@ def test_verbose_keeps_the_third_party_messages(tmp_path, small_data_config):
     for what in ("litlogger tip", "srun hint", "LeafSpec deprecation"):
         assert NOISE[what] not in outputs[False], what
         assert NOISE[what] in outputs[True], what
+    for what, start in ROUTINE.items():  # Lightning's routine lines, only with --verbose
+        assert start not in outputs[False], what
+        assert start in outputs[True], what
 
 
 def test_the_filters_are_narrow(monkeypatch):
     """Only the listed messages are filtered: another FutureWarning or UserWarning from the
     same libraries, and other Lightning info lines, still show."""
     monkeypatch.delenv(VERBOSE_ENV, raising=False)
+    monkeypatch.setenv("WANDB_QUIET", "unset below; restored after the test")
+    monkeypatch.delenv("WANDB_QUIET")
     logger = logging.getLogger("lightning.pytorch.utilities.rank_zero")
     monkeypatch.setattr(logger, "filters", [])
     with warnings.catch_warnings(record=True) as caught:
@@ -131,9 +149,16 @@ def test_the_filters_are_narrow(monkeypatch):
     ]
     records = [
         logging.LogRecord(logger.name, logging.INFO, __file__, 1, msg, None, None)
-        for msg in (NOISE["litlogger tip"] + " try ...", "GPU available: False, used: False")
+        for msg in (
+            NOISE["litlogger tip"] + " try ...",
+            "GPU available: False, used: False",
+            "`Trainer.fit` stopped: `max_epochs=6` reached.",
+            "`Trainer.fit` stopped: No training batches.",  # not routine: still shown
+            "Restored all states from the checkpoint at m0/last.ckpt",  # a resume: shown
+        )
     ]
-    assert [logger.filter(r) for r in records] == [False, True]
+    assert [logger.filter(r) for r in records] == [False, False, False, True, True]
+    assert os.environ["WANDB_QUIET"] == "true"  # wandb's run summary only with --verbose
     with warnings.catch_warnings():
         quiet_third_party()
     assert len(logger.filters) == 1  # calling it twice adds no second filter
@@ -141,6 +166,8 @@ def test_the_filters_are_narrow(monkeypatch):
 
 def test_verbose_sets_the_environment_for_child_processes(monkeypatch):
     monkeypatch.delenv(VERBOSE_ENV, raising=False)
+    monkeypatch.setenv("WANDB_QUIET", "unset below; restored after the test")
+    monkeypatch.delenv("WANDB_QUIET")
     logger = logging.getLogger("lightning.pytorch.utilities.rank_zero")
     monkeypatch.setattr(logger, "filters", [])
     quiet_third_party(verbose=True)

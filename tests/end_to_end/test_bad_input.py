@@ -77,10 +77,15 @@ def test_members_with_different_class_counts(tmp_path):
     roles = {"held": "heldout", "test": "id"}
     with pytest.raises(ValueError, match=r"different class counts in meta.json.*'m1': 5"):
         evaluate_cached_logits(tmp_path / "logits", ["m0", "m1"], roles, ["window"])
-    # meta.json agreeing but the logits not: the dataset is named
+    # meta.json agreeing but the logits not: the meta.json and the file are named
     save_member_meta(
         tmp_path / "logits", "m1", {"model_name": "x", "macs": 1, "params": 1, "num_classes": 10}
     )
+    with pytest.raises(ValueError, match=r"m1/meta.json: field 'num_classes' is 10, but .*held"):
+        evaluate_cached_logits(tmp_path / "logits", ["m0", "m1"], roles, ["window"])
+    # logits from elsewhere, without meta.json: the dataset is named
+    for member in ("m0", "m1"):
+        (tmp_path / "logits" / member / "meta.json").unlink()
     with pytest.raises(ValueError, match=r"'held'.*different class counts"):
         evaluate_cached_logits(tmp_path / "logits", ["m0", "m1"], roles, ["window"])
 

@@ -5,6 +5,7 @@ field, with exit status 2 from the commands and nothing written."""
 from __future__ import annotations
 
 import copy
+import csv
 import json
 import math
 import pickle
@@ -65,6 +66,14 @@ BAD_FITTED = [
     ("policies.window.bounds.0", [0.95, 0.7], "lower 0.95 > upper 0.7"),
     ("policies.window.bounds.0.0", "abc", "'policies.window.bounds[0][0]' must be a number"),
     ("policies.window.bounds", [[0.1, 0.2], [0.3, 0.4]], "'policies.window' is fitted for 3"),
+    # a window outside the score's range (msp: [0, 1]) would pass nothing on, or everything
+    (
+        "policies.window.bounds.0",
+        [1.5, 2.0],
+        "'policies.window.bounds[0][0]' must be within [0, 1]",
+    ),
+    ("policies.window.bounds.0", [-5, 7], "'policies.window.bounds[0][0]' must be within [0, 1]"),
+    ("policies.window.bounds.0", [0.5, 7], "'policies.window.bounds[0][1]' must be within [0, 1]"),
     ("operating_points.window.accept", math.nan, "'operating_points.window.accept'"),
     ("operating_points.window.accept", 1.5, "in [0, 1], got 1.5"),
     ("operating_points.window.ood", math.nan, "'operating_points.window.ood'"),
@@ -92,8 +101,15 @@ def test_scores_without_a_fixed_range_take_any_finite_threshold():
     data = fitted_dict()
     for point in data["operating_points"].values():
         point.update(accept=-0.2, ood=-1.5)
+    data["policies"]["window"]["bounds"] = [[-3.5, -0.5]]
     for score in ("energy", "entropy", "max_logit"):
         check_fitted_cascade({**data, "score": score}, "w.json", 2)
+    data["policies"]["window"]["bounds"] = [[-3.5, 5.0]]  # energy, max_logit: any finite bound
+    for score in ("energy", "max_logit"):
+        check_fitted_cascade({**data, "score": score}, "w.json", 2)
+    with pytest.raises(FieldError, match=r"bounds\[0\]\[1\]' must be within \[-inf, 0\]"):
+        check_fitted_cascade({**data, "score": "entropy"}, "w.json", 2)
+    data["policies"]["window"]["bounds"] = [[-3.5, -0.5]]
     data["operating_points"]["window"]["accept"] = 0.5  # negative entropy is <= 0
     with pytest.raises(FieldError, match=r"accept' must be a finite number in \[-inf, 0\]"):
         check_fitted_cascade({**data, "score": "entropy"}, "w.json", 2)
@@ -356,10 +372,37 @@ def test_cached_logits_of_two_caching_runs_are_refused_naming_the_file(
         "cached logits mix two runs, one of them interrupted; cache this member's logits again"
     ]
     assert not (out / "c").exists()
+    # a meta.json without a generation (an older run's, or edited) beside files that have one
+    cache("m1", "g3", ["held", "test", "noisy", "far"])
+    save_member_meta(tmp_path, "m1", {k: v for k, v in meta.items() if k != "generation"})
+    capsys.readouterr()
+    assert offline_main([*run, "--out", str(out / "d")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith(f"error: {tmp_path / 'm1' / 'held.safetensors'}")
+    assert "written by caching run g3, but" in err[0] and "names no generation" in err[0]
+    assert not (out / "d").exists()
     meta["generation"] = 7
     save_member_meta(tmp_path, "m1", meta)
     with pytest.raises(FieldError, match="meta.json: field 'generation' must be a non-empty str"):
         member_macs(tmp_path, ["m1"])
+
+
+def test_meta_json_class_count_must_match_the_logits(tmp_path, capsys):
+    from tests.regression_case import ARGS, CLASSES, write_case
+
+    logits = write_case(tmp_path / "logits")
+    meta = {"model_name": "x", "macs": 2e6, "params": 1, "num_classes": CLASSES + 1}
+    for m in ("m0", "m1", "m2"):  # every member's meta.json says one class more
+        save_member_meta(logits, m, meta)
+    out = tmp_path / "out"
+    assert offline_main(["--logits-dir", str(logits), *ARGS, "--out", str(out)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [
+        f"error: {logits / 'm0' / 'meta.json'}: field 'num_classes' is {CLASSES + 1}, but "
+        f"{logits / 'm0' / 'held.safetensors'} holds logits of {CLASSES} classes; the "
+        "meta.json is not of these logits (cache this member's logits again)"
+    ]
+    assert not out.exists()
 
 
 def test_float_targets_are_refused_not_truncated(tmp_path):
@@ -499,9 +542,11 @@ def test_an_image_larger_than_the_limit_is_refused_before_decoding(tmp_path, mon
 
 
 @pytest.mark.slow
-def test_predict_on_a_folder_with_a_decompression_bomb_is_one_line_exit_2(
+def test_predict_on_a_folder_with_a_decompression_bomb_gives_it_one_unreadable_row(
     tmp_path, capsys, monkeypatch
 ):
+    """The default mode predicts the rest and lists the bomb with why (its size, before any
+    decoding); --predictions.strict refuses the run in one line, exit 2, nothing written."""
     from tests.datamodules.test_file_images import EVAL, folder_data_config, write_folder
     from window_cascades.datamodules.image_decoding import MAX_PIXELS_ENV
 
@@ -543,7 +588,16 @@ def test_predict_on_a_folder_with_a_decompression_bomb_is_one_line_exit_2(
         ckpt,
     )
     args = [*predict_args(tmp_path, members, str(ckpt)), f"--data={data}"]
-    assert run_command(CASCADE, args) == 2
+    assert run_command(CASCADE, args) == 0
+    with open(tmp_path / "predictions.csv") as f:
+        files = [r for r in csv.DictReader(f) if r["dataset"] == "files"]
+    assert [(r["path"], r["status"], r["prediction"]) for r in files] == [
+        (str(bomb), "unreadable", "")
+    ]
+    assert files[0]["reason"].startswith(f"too large: image {bomb} is 50000 x 50000")
+    (tmp_path / "predictions.csv").unlink()
+    capsys.readouterr()
+    assert run_command(CASCADE, [*args, "--predictions.strict=true"]) == 2
     err = capsys.readouterr().err
     errors = [line for line in err.splitlines() if line.startswith("error:")]
     assert len(errors) == 1 and f"image {bomb} is 50000 x 50000" in errors[0], err

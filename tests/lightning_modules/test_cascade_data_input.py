@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import csv
 import shutil
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -123,6 +124,52 @@ def test_a_file_list_unreadable_files_and_strict(tmp_path, cascade, capsys, monk
     assert predict(*args, "--predictions.path=s.csv", "--predictions.strict=true") == 2
     errors = [line for line in capsys.readouterr().err.splitlines() if line.startswith("error:")]
     assert len(errors) == 1 and "unreadable image imgs/y.png" in errors[0]
+    assert not (tmp_path / "s.csv").exists()
+
+
+def test_hostile_files_in_a_folder_are_rows_or_counted_never_the_run(
+    tmp_path, cascade, capsys, monkeypatch
+):
+    """An EPS named .png (never handed to Ghostscript), an image over the pixel limit and a
+    truncated one are one unreadable row each; a text file and a link to a file outside the
+    folder are skipped and counted in the summary line; --predictions.strict refuses the run at
+    the first of them in one line."""
+    from tests.datamodules.test_image_decoding import EPS
+    from window_cascades.datamodules.image_decoding import MAX_PIXELS_ENV
+
+    monkeypatch.setenv(MAX_PIXELS_ENV, str(40 * 40))
+    folder = tmp_path / "drop"
+    write_images(folder, ["a_good.png", "c_truncated.png"])
+    (folder / "c_truncated.png").write_bytes((folder / "c_truncated.png").read_bytes()[:60])
+    Image.new("RGB", (60, 60)).save(folder / "b_big.png")
+    (folder / "d_eps.png").write_bytes(EPS)
+    (folder / "notes.txt").write_text("not an image\n")
+    outside = write_images(tmp_path / "private", ["secret.png"])[0]
+    (folder / "e_link.png").symlink_to(outside)
+    out = tmp_path / "p.csv"
+    args = [f"--ckpt_path={cascade}", f"--predictions.inputs={folder}"]
+    capsys.readouterr()
+    assert predict(*args, f"--predictions.path={out}") == 0
+    found = {Path(r["path"]).name: r for r in rows(out)}
+    assert sorted(found) == ["a_good.png", "b_big.png", "c_truncated.png", "d_eps.png"]
+    assert found["a_good.png"]["status"] == "ok" and found["a_good.png"]["decision"]
+    reasons = {name: r["reason"] for name, r in found.items() if r["status"] == "unreadable"}
+    assert reasons["b_big.png"].startswith(f"too large: image {folder / 'b_big.png'} is 60 x 60")
+    assert reasons["c_truncated.png"].startswith("OSError")
+    assert reasons["d_eps.png"].startswith("UnidentifiedImageError: cannot identify image file")
+    assert all(found[name]["prediction"] == "" for name in reasons)
+    out_lines = capsys.readouterr().out.splitlines()
+    wrote = [line.split("\r")[-1] for line in out_lines if "PredictionsWriter: wrote" in line]
+    assert wrote == [
+        f"CascadePredictionsWriter: wrote {out} (4 rows; skipped 1 file that is not an image "
+        f"(.txt: 1) and 1 link to files outside {folder})"
+    ]
+    assert any("3 of 4 files unreadable" in line for line in out_lines)
+    assert (
+        predict(*args, f"--predictions.path={tmp_path / 's.csv'}", "--predictions.strict=true") == 2
+    )
+    errors = [line for line in capsys.readouterr().err.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and "b_big.png is 60 x 60" in errors[0], errors
     assert not (tmp_path / "s.csv").exists()
 
 

@@ -337,6 +337,7 @@ def test_predict_applies_the_calibrated_cascade_with_its_thresholds(
         "index",
         "prediction",
         "confidence",
+        "decision",
         "accepted",
         "ood",
         "exit_stage",
@@ -347,10 +348,13 @@ def test_predict_applies_the_calibrated_cascade_with_its_thresholds(
     summary = json.loads((results / "summary.json").read_text())
     passed = sum(r["exit_stage"] == "2" for r in test_rows) / 450
     assert passed == pytest.approx(summary["metrics"]["digits_test"]["window"]["exit_frac@2"])
-    for r in test_rows:
+    for r in test_rows:  # one outcome per sample, OOD first (the thresholds in either order)
         conf = float(r["confidence"])
-        assert r["accepted"] == str(int(conf >= point["accept"]))
-        assert r["ood"] == str(int(conf < point["ood"]))
+        expected = "ood" if conf < point["ood"] else "reject"
+        expected = "accept" if expected == "reject" and conf >= point["accept"] else expected
+        assert r["decision"] == expected
+        assert r["accepted"] == str(int(expected == "accept"))
+        assert r["ood"] == str(int(expected == "ood"))
     labels = [int(r["prediction"]) for r in test_rows]
     assert len(set(labels)) > 5
 

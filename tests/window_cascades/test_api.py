@@ -157,14 +157,18 @@ def test_fit_save_load_and_decide_on_logits(case, tmp_path):
 
 
 def test_decide_accepts_what_the_evaluation_reports_at_the_operating_point(case):
-    """The operating point ``evaluate`` reports (``op_cov``: the share of a dataset accepted at
-    the threshold fitted on the held-out output) is the share ``decide`` accepts there."""
+    """The operating point ``evaluate`` reports (``op_cov``: the share of a dataset above the
+    threshold fitted on the held-out output) is the share ``decide`` accepts there, or flags as
+    OOD first (the one outcome's precedence)."""
     logits = wc.load_logits(case, ["m0", "m1", "m2"], ROLES)
     result = wc.evaluate(logits, ["window", "single_threshold"], target="cov@10")
     for policy in ("window", "single_threshold"):
         for dataset in ("test", "noisy"):
             decided = wc.decide(result.fitted, logits.data[dataset].logits, policy)
-            accepted = float(decided["accepted"].double().mean())
+            point = result.fitted.info["operating_points"][policy]
+            above = decided["confidence"] >= point["accept"]  # accepted, or flagged OOD first
+            assert torch.equal(decided["accepted"], above & ~decided["ood"])
+            accepted = float(above.double().mean())
             assert accepted == pytest.approx(result.value("op_cov", policy, dataset), abs=1e-12)
             cost = float(
                 decided["exit_stage"].sub(1).bincount(minlength=3).double()

@@ -119,6 +119,8 @@ def test_predict_on_an_unlabelled_folder_with_members_of_different_inputs(
     assert [r["path"] for r in rows] == [str(p) for p in sorted(incoming.iterdir())]
     assert {r["exit_stage"] for r in rows} <= {"1", "2"}
     assert all(r["accepted"] in ("0", "1") and r["ood"] in ("0", "1") for r in rows)
+    flags = {"accept": ("1", "0"), "reject": ("0", "0"), "ood": ("0", "1")}
+    assert all(flags[r["decision"]] == (r["accepted"], r["ood"]) for r in rows)
     assert all(0 <= int(r["prediction"]) < 3 for r in rows)
 
     assert {r["status"] for r in rows} == {"ok"}
@@ -140,10 +142,10 @@ def test_predict_on_an_unlabelled_folder_with_members_of_different_inputs(
         alone = list(csv.DictReader(f))
     assert [r["path"] for r in alone] == [r["path"] for r in rows]
     for a, r in zip(alone, rows, strict=True):
-        assert (a["prediction"], a["exit_stage"], a["accepted"]) == (
+        assert (a["prediction"], a["exit_stage"], a["decision"]) == (
             r["prediction"],
             r["exit_stage"],
-            r["accepted"],
+            r["decision"],
         )
         assert float(a["confidence"]) == pytest.approx(float(r["confidence"]), abs=1e-5)
 
