@@ -79,7 +79,7 @@ def _generator(dataset: str, seed: int, start: int) -> torch.Generator:
 
 def resample_draws(dataset: str, n: int, seed: int, start: int, count: int) -> torch.Tensor:
     """``count`` x ``n`` indices: resamples ``start .. start + count - 1`` of a dataset (``start``
-    a multiple of [`CHUNK`][], ``count`` at most [`CHUNK`][]). The rows come from one
+    a multiple of ``CHUNK``, ``count`` at most ``CHUNK``). The rows come from one
     generator in order, so drawing them a few at a time gives the same indices."""
     return torch.randint(n, (count, n), generator=_generator(dataset, seed, start))
 

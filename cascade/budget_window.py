@@ -388,7 +388,7 @@ def best_interval(
     pass fraction is counted on the mixture instead.
 
     With ``toward`` (the window's [lower, upper] on this stage), the one-standard-error rule
-    of [`_nearest_to_window`][]. Only cov@R was measured (BENCHMARKS.md).
+    of ``_nearest_to_window``. Only cov@R was measured (BENCHMARKS.md).
 
     Args:
         stage_conf: N stage confidences (the held-out split).
@@ -398,7 +398,7 @@ def best_interval(
         next_conf: N output confidences when the sample is passed.
         next_wrong: N bools, its errors then.
         max_pass: the largest fraction of all N samples passed.
-        objective: (task, value) as [`_budget_objective`][].
+        objective: (task, value) as ``_budget_objective``.
         grid: quantile points of the interval ends.
         cost_conf: the mixture's stage scores (see above), or None.
         cost_total: the mixture's size.

@@ -98,7 +98,7 @@ class PolicyEntry:
             ``model.policies``).
         reference: [`FIRST_MEMBER`][] or [`FULL_ENSEMBLE`][] for the policy that is that
             reference point (paired differences in ``deltas.csv`` are taken against these, and
-            shares of the ensemble's gain between them); [`COST_MATCHED`][] for the one policy
+            shares of the ensemble's gain between them); ``COST_MATCHED`` for the one policy
             every other is compared with on the target's operating-point metrics (report.md's
             first table); None for every other policy.
         in_cost_to_target: cost-to-target fits it when its ``sweep`` declares a cost grid;

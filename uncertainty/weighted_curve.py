@@ -204,7 +204,7 @@ class CountCurve:
     @cached_property
     def risk(self) -> torch.Tensor:
         """B x G selective risk; points before a resample's first accepted sample take that
-        first point's risk (the flat extension to coverage 0 of [`aurc`][])."""
+        first point's risk (the flat extension to coverage 0 of ``aurc``)."""
         risk = self._risk_from_first
         reached = self.count > 0
         return torch.where(reached, risk, risk.gather(1, self.first[:, None]))
