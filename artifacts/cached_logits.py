@@ -34,14 +34,23 @@ from window_cascades.artifacts.atomic import write_with
 
 @dataclass
 class CachedLogits:
-    """Logits and targets of one member on one dataset."""
+    """Logits and targets of one member on one dataset.
+
+    Attributes:
+        logits: N x C logits.
+        targets: N integer labels (int64), -1 for an unlabelled sample.
+    """
 
     logits: torch.Tensor
     targets: torch.Tensor
 
 
 def file_sha256(path: str | Path) -> str:
-    """Hex SHA-256 of a file's bytes."""
+    """Hex SHA-256 of a file's bytes.
+
+    Args:
+        path: the file.
+    """
     digest = hashlib.sha256()
     with open(path, "rb") as f:
         for chunk in iter(lambda: f.read(1 << 20), b""):
@@ -50,7 +59,13 @@ def file_sha256(path: str | Path) -> str:
 
 
 def check_logits(logits: torch.Tensor, targets: torch.Tensor, where: str) -> None:
-    """Raise ValueError naming ``where`` unless logits are finite N x C and targets fit them."""
+    """Raise ValueError naming ``where`` unless logits are finite N x C and targets fit them.
+
+    Args:
+        logits: N x C floating-point logits.
+        targets: N integer labels (-1 unlabelled), each below C.
+        where: what to name in the message (the file, or the argument).
+    """
     if logits.ndim != 2:
         raise ValueError(f"{where}: logits must be N x C, got shape {tuple(logits.shape)}")
     if logits.shape[1] < 2:
@@ -90,8 +105,17 @@ def save_cached_logits(
 ) -> Path:
     """Write ``<directory>/<member>/<dataset>.safetensors`` atomically; return its path.
 
-    ``generation``: the caching run's id (:func:`new_generation`), stored in the file's header
+    ``generation``: the caching run's id ([`new_generation`][]), stored in the file's header
     and checked against ``meta.json`` when read back.
+
+    Args:
+        directory: the logits folder (one sub-folder per member).
+        member: the member's folder name.
+        dataset: the dataset's name (the file's stem).
+        logits: N x C logits (stored in their dtype: float16, bfloat16, float32 or float64).
+        targets: N integer labels, -1 for an unlabelled sample.
+        generation: the caching run's id ([`new_generation`][]), stored in the file's header and
+            checked against ``meta.json`` when read back; None: none.
     """
     path = Path(directory) / member / f"{dataset}.safetensors"
     check_logits(logits, targets, str(path))
@@ -108,7 +132,13 @@ LOGITS_SUFFIXES = (".safetensors", ".npz", ".npy")
 
 
 def find_logits_file(directory: str | Path, member: str, dataset: str) -> Path:
-    """The one file holding ``member``'s logits on ``dataset`` (any supported format)."""
+    """The one file holding ``member``'s logits on ``dataset`` (any supported format).
+
+    Args:
+        directory: the logits folder.
+        member: the member's folder name.
+        dataset: the dataset's name.
+    """
     base = Path(directory) / member
     found = [base / f"{dataset}{suffix}" for suffix in LOGITS_SUFFIXES]
     found = [f for f in found if f.is_file()]
@@ -137,7 +167,11 @@ def _read_safetensors(path: Path) -> tuple[dict[str, torch.Tensor], str | None]:
 
 def logits_generation(path: str | Path) -> str | None:
     """The caching run (``generation``) in a ``.safetensors`` file's header, read without its
-    tensors; None for a file without one (or of another format)."""
+    tensors; None for a file without one (or of another format).
+
+    Args:
+        path: a cached logits or features file.
+    """
     path = Path(path)
     if path.suffix != ".safetensors":
         return None
@@ -152,7 +186,13 @@ def read_numpy(
     path: Path, what: str = "logits", float_keys: tuple[str, ...] = ("logits",)
 ) -> dict[str, torch.Tensor]:
     """The arrays of a ``.npz`` file (a ``.npy`` file's one array named ``what``), never
-    unpickled; the arrays named in ``float_keys`` must be floating point, the others integer."""
+    unpickled; the arrays named in ``float_keys`` must be floating point, the others integer.
+
+    Args:
+        path: the ``.npz`` or ``.npy`` file.
+        what: the name a ``.npy`` file's one array is given.
+        float_keys: the arrays that must be floating point.
+    """
     import numpy as np
 
     try:

@@ -1,7 +1,7 @@
 """An experiment's cached logits: every member on every dataset, checked for consistency.
 
 Reads the layout of ``window_cascades.artifacts.cached_logits`` for a list of members (cascade
-order) and a :class:`window_cascades.vocabulary.roles.DatasetRoles`, and returns the in-memory form
+order) and a [`window_cascades.vocabulary.roles.DatasetRoles`][], and returns the in-memory form
 the offline driver (``window_cascades.cascade.offline``) evaluates.
 """
 
@@ -35,7 +35,7 @@ def load_ensemble_logits(
 
     ``generations``: each member's caching run from its ``meta.json``, for the members that
     have one (None: it names none); a file of another run is refused, see
-    :func:`window_cascades.artifacts.cached_logits.load_cached_logits`. ``num_classes``: each
+    [`window_cascades.artifacts.cached_logits.load_cached_logits`][]. ``num_classes``: each
     member's class count from its ``meta.json``, which the logits' columns must match.
     """
     generations, num_classes = generations or {}, num_classes or {}
@@ -64,6 +64,7 @@ def load_ensemble_logits(
 
 
 MEMBER_UNITS = "member evaluations (no MACs given: every member counts 1)"
+"""The unit of the cost when no member has MACs: every member counts 1."""
 
 
 def member_macs(
@@ -73,7 +74,7 @@ def member_macs(
     its ``meta.json``; with neither for any member, every member counts 1.
 
     Returns:
-        (MACs per member, the unit: ``"MACs"`` or :data:`MEMBER_UNITS`).
+        (MACs per member, the unit: ``"MACs"`` or [`MEMBER_UNITS`][]).
 
     Raises:
         ValueError: ``macs`` names an unknown member or a value that is not > 0, or only some
@@ -111,7 +112,7 @@ def load_experiment(
     macs: dict[str, float] | None = None,
 ) -> tuple[dict[str, EnsembleLogits], list[float]]:
     """All datasets' logits and the members' MACs (``macs``, else meta.json, else 1 each: see
-    :func:`member_macs`)."""
+    [`member_macs`][])."""
     roles = DatasetRoles(roles)
     if not members:
         raise ValueError("at least one member is needed")
@@ -179,7 +180,7 @@ def evaluate_cached_logits(
     temperature_scaling: bool = False,
 ) -> tuple[list[dict], dict]:
     """Load the cached logits and evaluate (see
-    :func:`window_cascades.cascade.offline.evaluate_experiment`)."""
+    [`window_cascades.cascade.offline.evaluate_experiment`][])."""
     data, stage_macs = load_experiment(logits_dir, members, roles)
     rows, fitted, _ = evaluate_experiment(
         data,

@@ -1,6 +1,6 @@
 """Test-only fault injection at named write phases (``WINDOW_CASCADES_FAULT``).
 
-Unset (every normal run), :func:`fault_point` does nothing. Set to ``<phase>:<action>``, the
+Unset (every normal run), [`fault_point`][] does nothing. Set to ``<phase>:<action>``, the
 process acts at that phase: ``raise`` (a ``RuntimeError``, i.e. a Python-level failure),
 ``exit`` (``os._exit(99)``: no ``finally``, no ``atexit``, as a hard kill) or ``wait`` (touch
 the file ``$WINDOW_CASCADES_FAULT_MARKER``, then wait, up to 10 minutes, until that file is

@@ -3,7 +3,7 @@
 It holds every fitted policy (the window's tau, q and bounds, the single threshold, the
 budget's interval, ...), the temperatures and how they were fitted: the same value a cascade
 checkpoint carries (``window_cascades.cascade.fitted.FittedCascade``). Runs before this name was
-chosen wrote it as ``window.json``; :func:`read_fitted_cascade` still reads that name, with a
+chosen wrote it as ``window.json``; [`read_fitted_cascade`][] still reads that name, with a
 one-line notice.
 """
 

@@ -5,7 +5,7 @@ folder is refused while the first runs (the kernel drops the lock when the proce
 
 File systems without ``flock`` (NFS without lockd, Lustre mounted ``noflock``, some FUSE
 mounts) make the claim fail with "no locks available"; the run is then refused in one line
-naming :data:`LOCKING_ENV`, which chooses the fallback:
+naming ``LOCKING_ENV``, which chooses the fallback:
 
 - ``flock`` (default): the kernel's lock, refused where there is none;
 - ``lockfile``: the lock file itself is the claim (created with ``O_EXCL``, removed at the end).
@@ -50,7 +50,7 @@ def locking_mode() -> str:
     """The claim's mechanism, ``$WINDOW_CASCADES_LOCKING`` (default ``flock``).
 
     Raises:
-        OutputFolderError: a value other than those of :data:`LOCKING_MODES`.
+        OutputFolderError: a value other than those of ``LOCKING_MODES``.
     """
     mode = os.environ.get(LOCKING_ENV, "flock") or "flock"
     if mode not in LOCKING_MODES:
@@ -61,14 +61,14 @@ def locking_mode() -> str:
 def claim_output_folder(folder: str | Path, option: str = "--out") -> None:
     """Lock ``folder`` for this process (re-entrant), then clean its debris.
 
-    The lock is an ``fcntl.flock`` on :func:`lock_path`, which records this process's pid, host
+    The lock is an ``fcntl.flock`` on ``lock_path``, which records this process's pid, host
     and start time; the kernel drops it when the process ends, however it ends. Where the file
-    system has no ``flock``, :data:`LOCKING_ENV` chooses the fallback (module docstring).
+    system has no ``flock``, ``LOCKING_ENV`` chooses the fallback (module docstring).
 
     Raises:
         OutputFolderError: another process holds the lock (names its pid and host), the lock
             path is not a regular file, or the file system has no ``flock`` and no fallback
-            was chosen (names :data:`LOCKING_ENV`).
+            was chosen (names ``LOCKING_ENV``).
     """
     key = Path(folder).resolve()
     if key in _CLAIMS:
@@ -191,7 +191,7 @@ def _read_holder(fd: int) -> str:
 
 def claimed(folder: str | Path) -> bool:
     """Whether this process claimed ``folder`` (and has not released it); its lock file may
-    since have been removed (see :func:`holds_claim`)."""
+    since have been removed (see [`holds_claim`][])."""
     return Path(folder).resolve() in _CLAIMS
 
 

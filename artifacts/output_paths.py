@@ -3,7 +3,7 @@ where a file goes, a file where a folder goes), no permission to write, or insid
 an input. Every message names the option and the path.
 
 These checks are about the path itself; what an output folder may already hold (an earlier
-run, other files) is :func:`window_cascades.artifacts.run_folder.check_output_folder`'s part.
+run, other files) is [`window_cascades.artifacts.run_folder.check_output_folder`][]'s part.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from window_cascades.artifacts.run_folder import OutputFolderError
 
 class OutputPathError(OutputFolderError):
     """An output path (file or folder) that cannot take the command's output (names the option
-    and the path); an :class:`OutputFolderError`, which callers already catch."""
+    and the path); an [`OutputFolderError`][], which callers already catch."""
 
 
 def _existing_ancestor(path: Path) -> Path:

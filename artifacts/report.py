@@ -11,7 +11,7 @@ was computed, identical policies in one row; over several member orders, the mea
 across the orders instead, each order's values staying in ``metrics.csv``), the cost to reach
 the ensemble's gain and the headroom when computed, the plots by relative path, the paired
 differences that matter (random quantities only, one direction per pair, Benjamini-Hochberg
-corrected, at most :data:`MAX_DIFFERENCES` lines; the full list is ``deltas.csv``) and the
+corrected, at most [`MAX_DIFFERENCES`][] lines; the full list is ``deltas.csv``) and the
 fitted policies (one line each).
 """
 
@@ -34,7 +34,8 @@ from window_cascades.cascade.orders import spread_across_orders
 from window_cascades.cascade.policy_registry import cost_matched_policy, reference_policies
 from window_cascades.cascade.significance import FDR
 
-MAX_DIFFERENCES = 20  # lines of significant differences in the report (all in deltas.csv)
+MAX_DIFFERENCES = 20
+"""Lines of significant differences in the report (every one is in ``deltas.csv``)."""
 REPORT_ONLY_COLUMNS = ("fail_auroc",)  # shown in the report's tables, not the printed one
 
 
@@ -243,7 +244,7 @@ def _differences(rows: list[dict], deltas: list[dict]) -> list[str]:
     """The differences that matter: the Benjamini-Hochberg discoveries of the tested family
     (random quantities, one direction per pair, a policy identical to another tested once and
     named with it), smallest p-value first (then the largest effect relative to its interval),
-    at most :data:`MAX_DIFFERENCES` lines."""
+    at most [`MAX_DIFFERENCES`][] lines."""
     labels = dict(policy_labels(rows))
     merged = merged_labels(rows)
     labels = {key: merged.get(label) or label for key, label in labels.items()}

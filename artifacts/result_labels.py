@@ -19,7 +19,7 @@ def run_key(row: dict) -> tuple[str, str, str, str]:
 
 
 def policy_labels(rows: list[dict]) -> dict[tuple[str, str, str, str], str]:
-    """:func:`run_key` -> label, the one key scheme of summary.json, tables and plots (online
+    """[`run_key`][] -> label, the one key scheme of summary.json, tables and plots (online
     and offline): the policy name, followed in brackets by what tells its rows apart, the
     member order when the rows have several, the score when they have several scores and the
     setting when the policy has several settings (``window``, ``window[cov@5,w=0.2]``,
@@ -85,7 +85,7 @@ def _showing_target(width: float) -> str:
 
 def clamp_notes(policies: dict) -> list[str]:
     """One line per fitted window whose band was clamped at an end of the held-out scores
-    (:func:`window_cascades.uncertainty.definitions.window_clamp`): it then does not surround
+    ([`window_cascades.uncertainty.definitions.window_clamp`][]): it then does not surround
     tau and is no longer the paper's window (the standard window becomes the least or most
     confident 2w, the same samples as ``single_threshold`` at pass fraction 2w), saying why
     and which target would show a window.

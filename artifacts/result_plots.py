@@ -12,12 +12,13 @@ from window_cascades.artifacts.result_labels import policy_labels, run_key, same
 from window_cascades.artifacts.tradeoff_panels import tradeoff_axes, tradeoff_panels
 from window_cascades.cascade.offline import RELIABILITY
 
-PAGE_PANELS = 20  # panels per png (4 columns x 5 rows); more datasets continue on _2.png, ...
+PAGE_PANELS = 20
+"""Panels per png (4 columns x 5 rows); more datasets continue on ``_2.png``, ..."""
 PAGE_COLUMNS = 4
 
 
 def page_names(stem: str, panels: int) -> list[str]:
-    """The file names of ``panels`` panels paged :data:`PAGE_PANELS` at a time:
+    """The file names of ``panels`` panels paged [`PAGE_PANELS`][] at a time:
     ``stem.png``, ``stem_2.png``, ..."""
     pages = max(1, -(-panels // PAGE_PANELS))
     return [f"{stem}.png" if k == 0 else f"{stem}_{k + 1}.png" for k in range(pages)]
@@ -44,9 +45,9 @@ def figure_legend(fig, axes) -> None:
 def _pages(
     folder: Path, stem: str, panels: list, draw, width: float, height: float, legend: bool = True
 ) -> list[str]:
-    """Draw ``panels`` (``draw(ax, panel, first)``) on pages of up to :data:`PAGE_PANELS`
+    """Draw ``panels`` (``draw(ax, panel, first)``) on pages of up to [`PAGE_PANELS`][]
     axes, every one shown, laid out by Matplotlib's constrained layout (titles and labels
-    never overlap; no tight-layout warning), with one :func:`figure_legend` per page when
+    never overlap; no tight-layout warning), with one [`figure_legend`][] per page when
     ``legend``; returns the file names."""
     import matplotlib.pyplot as plt
 
@@ -124,14 +125,14 @@ def plot_files(
     - ``risk_coverage.png``: risk-coverage curves per policy, one panel per dataset of
       ``curves`` (label -> {dataset: (coverage, risk)}; the ID set and every shifted set);
     - ``reliability.png``: a reliability diagram per policy on the ID set (from the curves'
-      :data:`window_cascades.cascade.offline.RELIABILITY` entries), with its ECE;
+      [`window_cascades.cascade.offline.RELIABILITY`][] entries), with its ECE;
     - ``macs_vs_<metric>.png``: cost vs the calibration ``target`` (the first cov@R when the
       ID set does not report the target) on the ID set with the Pareto front;
     - ``tradeoff.png``: the same for the ID set, every shifted and every OOD set (the target
       metric on labelled sets, fpr@P on OOD sets), where policies that agree on ID data part,
       with the bootstrap interval of each point when the rows have one.
 
-    Every dataset gets a panel: past :data:`PAGE_PANELS` panels a plot continues on
+    Every dataset gets a panel: past [`PAGE_PANELS`][] panels a plot continues on
     ``<name>_2.png`` and so on; each page has one legend below its panels. Policies are told
     apart by colour, line style and marker; coinciding tradeoff points are offset slightly
     along the cost axis. Over several member orders, a risk-coverage panel draws each policy

@@ -1,7 +1,7 @@
 """The results of an evaluation: tidy ``metrics.csv``, ``summary.json``, plots, a printed table.
 
 ``metrics.csv`` has one value per row with the columns of
-:data:`window_cascades.cascade.evaluation.ROW_FIELDS`. All files are first written to a temporary
+[`window_cascades.cascade.evaluation.ROW_FIELDS`][]. All files are first written to a temporary
 folder and only then moved into place, so a failure leaves the previous results untouched.
 """
 
@@ -128,10 +128,18 @@ def write_results(
     """Write metrics.csv, summary.json and plots into ``results_dir``; print the table.
 
     Args:
-        policies: the fitted policies' dicts by :func:`run_key`, as the rows name them;
-            summary.json keys them by their label (:func:`policy_labels`).
-        curves: :func:`run_key` -> {dataset: (coverage, risk)} on the ID and shifted sets,
-            for the plots; None draws none.
+        results_dir: the folder to write into (created if missing; a staging folder when the run is
+            swapped in whole).
+        rows: the tidy metric rows (``metrics.csv``), with their intervals when there is a
+            bootstrap.
+        policies: the fitted policies' dicts by [`run_key`][], as the rows name them; summary.json
+            keys them by their label ([`policy_labels`][]).
+        members: one ``{member, macs}`` per member, in cascade order (``summary.json``).
+        curves: [`run_key`][] -> {dataset: (coverage, risk)} on the ID and shifted sets, for the
+            plots; None draws none.
+        extra: more entries for ``summary.json`` (the cost unit, score, target, bootstrap, ...);
+            None: none.
+        quiet: print nothing (no table, no list of files).
         shown_dir: the folder named in the printed list of files (where they will be, when
             ``results_dir`` is a staging folder).
         deltas: paired differences (``window_cascades.cascade.bootstrap.DELTA_FIELDS``) for
@@ -194,7 +202,7 @@ def write_results(
 
 
 def _print_table(results_dir: Path, rows: list[dict], summary: dict, shown_dir) -> None:
-    """Print the results table (:func:`format_table`) and the files written."""
+    """Print the results table ([`format_table`][]) and the files written."""
     print(format_table(rows, [m["macs"] for m in summary["members"]], summary["policies"]))
     print("\nResults written to:")
     for path in sorted(p for p in results_dir.iterdir() if not p.name.startswith(".")):

@@ -1,6 +1,6 @@
 """The files of a run, listed in its folder (``.run_files.json``: name -> size and SHA-256), so
 that replacing or cleaning up a run deletes exactly what the run wrote, unchanged: a file a user
-put into the folder, or a run file edited since, is kept and named (:func:`drop_run_files`).
+put into the folder, or a run file edited since, is kept and named (``drop_run_files``).
 A folder written before the list existed is read by its known file names and plots."""
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ RUN_FILES = (
     "orders.csv",
     "report.md",
     "cascade.ckpt",
-)  # and the fitted cascade's file under its names (:func:`_fitted_file_names`)
+)  # and the fitted cascade's file under its names (``_fitted_file_names``)
 
 
 #: the fitted cascade's file in a results folder (named here, in a module that imports no
@@ -42,12 +42,12 @@ RUN_FILES_LIST = ".run_files.json"
 
 
 def _is_legacy_output(path: Path) -> bool:
-    """A run's file by name, for a folder written before :data:`RUN_FILES_LIST` existed."""
+    """A run's file by name, for a folder written before ``RUN_FILES_LIST`` existed."""
     return path.name in (*RUN_FILES, *_fitted_file_names()) or path.suffix == ".png"
 
 
 def listed_run_files(folder: Path) -> dict[str, dict] | None:
-    """The files a run wrote into ``folder`` (its :data:`RUN_FILES_LIST`), or None when the
+    """The files a run wrote into ``folder`` (its ``RUN_FILES_LIST``), or None when the
     folder has no readable list (a run of an earlier release)."""
     try:
         data = json.loads((folder / RUN_FILES_LIST).read_text())
@@ -67,7 +67,7 @@ def _file_record(path: Path) -> dict:
 
 def write_run_files_list(folder: Path, legacy: bool = False) -> None:
     """List the files in ``folder`` as the run's (``legacy``: only those named as a run's
-    before the list existed), in :data:`RUN_FILES_LIST`."""
+    before the list existed), in ``RUN_FILES_LIST``."""
     files = {
         p.name: _file_record(p)
         for p in sorted(folder.iterdir())
@@ -126,7 +126,7 @@ def drop_run_files(earlier: Path, folder: Path, held: str) -> Path | None:
 
 def edited_run_files(folder: str | Path, names: Iterable[str]) -> list[str]:
     """Which of the run's files ``names`` in ``folder`` differ from what the run wrote (size
-    and SHA-256 in its :data:`RUN_FILES_LIST`); a folder without the list, or a file the run
+    and SHA-256 in its ``RUN_FILES_LIST``); a folder without the list, or a file the run
     did not list or that is gone, counts as not edited.
 
     Example:

@@ -7,7 +7,7 @@ which the folder is absent but never mixed). An existing run is replaced only wh
 a folder holding anything but an earlier run's outputs is never replaced.
 
 The folder is claimed for the whole run (``window_cascades.artifacts.folder_claim``; staging
-folders: ``window_cascades.artifacts.staging_folders``): :func:`check_output_folder` takes an
+folders: ``window_cascades.artifacts.staging_folders``): [`check_output_folder`][] takes an
 exclusive lock (``fcntl.flock``) on ``.<name>.lock`` beside it, holding this process's pid, so a
 second run into the same folder is refused while the first runs (the lock ends with the process,
 even on ``kill -9``). Each run lists the files it wrote, with their sizes and SHA-256, in
@@ -83,7 +83,7 @@ def check_output_folder(
 
     ``option`` / ``overwrite_option``: how the command names the folder and the flag that
     allows replacing an earlier run (e.g. ``--results.dir`` / ``--results.overwrite true``).
-    ``claim``: take the folder's lock (:func:`claim_output_folder`) until :func:`swap_in` or
+    ``claim``: take the folder's lock ([`claim_output_folder`][]) until [`swap_in`][] or
     the process ends; ``None``: when this is rank 0 of its launch (``RANK``/``SLURM_PROCID``).
 
     Raises:
@@ -230,7 +230,7 @@ def staged_run_folder(folder: str | Path) -> Iterator[Path]:
     """Yield a staging folder beside ``folder``; on success it becomes ``folder`` (an earlier
     run there is replaced whole), on failure it is removed and ``folder`` is untouched.
 
-    Call :func:`check_output_folder` first.
+    Call [`check_output_folder`][] first.
     """
     folder = written_through(folder)
     staging = new_staging_folder(folder)

@@ -1,7 +1,7 @@
 """Statistics of the training split, fitted once per member and cached beside its features:
 ``<dir>/<member>/stats/<statistic>.safetensors``.
 
-Each file's header records what it was fitted from (:func:`fingerprint`): the schema, the
+Each file's header records what it was fitted from (``fingerprint``): the schema, the
 caching run's ``generation``, the training dataset's name and the SHA-256 of its features file,
 the SHA-256 of the head and of the member's checkpoint (from ``meta.json``), and the parameter
 values it was fitted at (ReAct's percentiles). A file is reused only when all of these match

@@ -79,7 +79,7 @@ def _generator(dataset: str, seed: int, start: int) -> torch.Generator:
 
 def resample_draws(dataset: str, n: int, seed: int, start: int, count: int) -> torch.Tensor:
     """``count`` x ``n`` indices: resamples ``start .. start + count - 1`` of a dataset (``start``
-    a multiple of :data:`CHUNK`, ``count`` at most :data:`CHUNK`). The rows come from one
+    a multiple of ``CHUNK``, ``count`` at most ``CHUNK``). The rows come from one
     generator in order, so drawing them a few at a time gives the same indices."""
     return torch.randint(n, (count, n), generator=_generator(dataset, seed, start))
 
@@ -197,7 +197,7 @@ class Bootstrap:
     """Collects the resampled values of a run's rows; then intervals and paired differences.
 
     The datasets of each evaluated policy are recorded as they are added and resampled all
-    together when the values are first read (:meth:`run`): block by block of resamples, each
+    together when the values are first read ([`run`][]): block by block of resamples, each
     dataset's draws and their counts are made once and shared by every policy, and the
     (dataset, policy) pairs of a block are evaluated on ``workers`` threads at once, each
     torch operation on one thread (several threads per operation spin at their barriers on a
@@ -211,9 +211,9 @@ class Bootstrap:
         members: the member order of the policies being added, in a run over several orders
             (``m1>m0``; the rows carry it as ``members``), else empty.
         workers: threads evaluating at once (None: the CPUs this process may use,
-            :func:`available_cpus`).
+            [`available_cpus`][]).
         values: (dataset, policy, setting, score, members, metric) -> B values (complete
-            after :meth:`run`; :meth:`samples`, :meth:`annotate` and :meth:`delta_rows` run it).
+            after [`run`][]; [`samples`][], [`annotate`][] and [`delta_rows`][] run it).
     """
 
     num: int

@@ -17,7 +17,7 @@ interval is chosen with the earlier stages fixed and the samples it passes exiti
 k + 1. This gives up the joint optimum over all stages (a later stage cannot take budget that
 an earlier stage leaves unused).
 
-**The interval search** (:func:`best_interval`) is exact over a quantile grid: the interval
+**The interval search** ([`best_interval`][]) is exact over a quantile grid: the interval
 ends are taken from ``grid + 1`` held-out quantiles of the stage's confidence (the outer ones
 open), every pair is scored, and the output's acceptance threshold is searched over
 ``2 * grid`` quantiles of the output confidences. It is vectorised through prefix sums: with
@@ -30,19 +30,19 @@ with 1,000-2,000 held-out samples that pick is tuned to the held-out noise and c
 paper's target-anchored window on test; with 10,000 it holds and keeps more of the ensemble's
 gain. By default (``budget_select="ose"``, the one-standard-error rule) each stage takes, among
 the grid intervals whose held-out value is within ``OSE_SE`` (2) standard errors of the best,
-the one nearest the window at the same budget (:func:`best_interval`): the standard error
+the one nearest the window at the same budget ([`best_interval`][]): the standard error
 shrinks as 1 / sqrt(n), so with many held-out samples the rule is the search and with few it
 stays at or next to the window. It costs one search and one window fit. Measured against the
 alternatives below in BENCHMARKS.md ("budget_window's default rule").
 
 ``budget_select="cv"`` (the default before) decides between the window and the search by a
-cross-fitted test on the held-out split (:func:`select_budget_rule`); it kept the window in
+cross-fitted test on the held-out split ([`select_budget_rule`][]); it kept the window in
 nearly every case measured, giving up the search's gain where the data support it:
 
 1. candidates, each a complete fitting rule at the same budget: ``window`` (the paper's band of
    half-width w = max_pass / 2 around the target's threshold, passing <= max_pass per stage),
    ``search`` (the plain search over the ``budget_grid``-point quantile grid) and ``coarse`` (the
-   same search over a grid of :func:`coarse_grid` points, ~N / 100: fewer intervals to overfit);
+   same search over a grid of [`coarse_grid`][] points, ~N / 100: fewer intervals to overfit);
 2. each candidate is cross-fitted: the held-out split is cut into ``FOLDS`` folds (seeded), the
    rule fitted on all but one fold decides the samples of that fold, and the out-of-fold
    outputs of the whole split are scored with the fitting objective (cov@R, risk@C or AUGRC;
@@ -388,7 +388,7 @@ def best_interval(
     pass fraction is counted on the mixture instead.
 
     With ``toward`` (the window's [lower, upper] on this stage), the one-standard-error rule
-    of :func:`_nearest_to_window`. Only cov@R was measured (BENCHMARKS.md).
+    of ``_nearest_to_window``. Only cov@R was measured (BENCHMARKS.md).
 
     Args:
         stage_conf: N stage confidences (the held-out split).
@@ -398,7 +398,7 @@ def best_interval(
         next_conf: N output confidences when the sample is passed.
         next_wrong: N bools, its errors then.
         max_pass: the largest fraction of all N samples passed.
-        objective: (task, value) as :func:`_budget_objective`.
+        objective: (task, value) as ``_budget_objective``.
         grid: quantile points of the interval ends.
         cost_conf: the mixture's stage scores (see above), or None.
         cost_total: the mixture's size.
@@ -458,9 +458,9 @@ def best_interval(
 
 
 def _nearest_to_window(value, key, top: int, error: float, s_sorted, start, stop, toward):
-    """The one-standard-error choice among the kept grid pairs of :func:`best_interval`: among
-    the pairs whose value is within :data:`OSE_SE` standard errors (``error``, the bootstrap
-    one of :func:`_standard_error`) of the best (``top``), the one nearest ``toward``, the
+    """The one-standard-error choice among the kept grid pairs of [`best_interval`][]: among
+    the pairs whose value is within [`OSE_SE`][] standard errors (``error``, the bootstrap
+    one of [`_standard_error`][]) of the best (``top``), the one nearest ``toward``, the
     distance being |start - start_w| + |stop - stop_w| in fractions of the eligible samples
     sorted by confidence (ties: the higher value, then the wider interval). The error shrinks
     as 1 / sqrt(n): with many held-out samples the rule is the search, with few it stays near
@@ -498,7 +498,7 @@ def _pass_output(low, high, stage_conf, eligible, base_conf, base_wrong, next_co
 
 def _standard_error(conf: torch.Tensor, wrong: torch.Tensor, objective: tuple[str, float]):
     """The bootstrap standard error of the held-out value of an output (confidence, wrong)
-    under the objective (see :func:`best_interval`)."""
+    under the objective (see [`best_interval`][])."""
     n = conf.numel()
     draws = torch.randint(n, (RESAMPLES, n), generator=torch.Generator().manual_seed(0))
     weights = torch.zeros(RESAMPLES, n, dtype=torch.float64)
@@ -555,7 +555,7 @@ def cross_fitted_output(
 
 @dataclass
 class SelectedIntervalPolicy(IntervalPolicy):
-    """An :class:`IntervalPolicy` with the record of how its rule was chosen (``selection``)."""
+    """An [`IntervalPolicy`][] with the record of how its rule was chosen (``selection``)."""
 
     selection: dict = field(default_factory=dict)
 

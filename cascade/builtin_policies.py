@@ -44,26 +44,63 @@ from window_cascades.uncertainty.targets import Target, parse_target, target_thr
 
 
 def check_width(width: float) -> float:
-    """Validate a window half-width w in (0, 0.5]."""
+    """Validate a window half-width w in (0, 0.5].
+
+    Args:
+        width: The half-width w, in held-out quantiles.
+
+    Returns:
+        ``width`` as a float.
+
+    Raises:
+        ValueError: ``width`` is not a number in (0, 0.5].
+    """
     if isinstance(width, bool) or not (isinstance(width, (int, float)) and 0 < width <= 0.5):
         raise ValueError(f"window width w must be in (0, 0.5], got {width!r}")
     return float(width)
 
 
 def check_fraction(fraction: float, what: str) -> float:
-    """Validate a pass fraction in (0, 1)."""
+    """Validate a pass fraction in (0, 1).
+
+    Args:
+        fraction: The share of samples passed on.
+        what: The parameter as the error names it (e.g. ``"random pass fraction"``).
+
+    Returns:
+        ``fraction`` as a float.
+
+    Raises:
+        ValueError: ``fraction`` is not a number in (0, 1).
+    """
     if isinstance(fraction, bool) or not (isinstance(fraction, (int, float)) and 0 < fraction < 1):
         raise ValueError(f"{what} must be in (0, 1), got {fraction!r}")
     return float(fraction)
 
 
 def width_cost_grid(points: int, ensemble_cost: float) -> list[float]:
-    """Cost-to-target's half-widths: 0.5 k / points for k = 1..points (w = 0.5 passes all)."""
+    """Cost-to-target's half-widths: 0.5 k / points for k = 1..points (w = 0.5 passes all).
+
+    Args:
+        points: How many half-widths.
+        ensemble_cost: The full ensemble's cost (unused: the widths do not depend on it).
+
+    Returns:
+        The half-widths, increasing.
+    """
     return [0.5 * k / points for k in range(1, points + 1)]
 
 
 def fraction_cost_grid(points: int, ensemble_cost: float) -> list[float]:
-    """Cost-to-target's pass fractions: k / (points + 1) for k = 1..points, inside (0, 1)."""
+    """Cost-to-target's pass fractions: k / (points + 1) for k = 1..points, inside (0, 1).
+
+    Args:
+        points: How many fractions.
+        ensemble_cost: The full ensemble's cost (unused: the fractions do not depend on it).
+
+    Returns:
+        The pass fractions, increasing.
+    """
     return [k / (points + 1) for k in range(1, points + 1)]
 
 
@@ -78,14 +115,22 @@ WIDTH = PolicyParameter(
 
 @dataclass(frozen=True)
 class WindowParameters:
-    """``window`` and ``window_adjusted``: the band's half-width w."""
+    """``window`` and ``window_adjusted``: the band's half-width w.
+
+    Args:
+        width: The half-width w, in held-out quantiles, in (0, 0.5].
+    """
 
     width: float = WIDTH.field()
 
 
 @dataclass(frozen=True)
 class SingleThresholdParameters:
-    """``single_threshold``: the share of held-out samples it passes on."""
+    """``single_threshold``: the share of held-out samples it passes on.
+
+    Args:
+        pass_fraction: The share of least confident held-out samples passed on, in (0, 1).
+    """
 
     pass_fraction: float = parameter(
         "pass_fraction",
@@ -98,7 +143,12 @@ class SingleThresholdParameters:
 
 @dataclass(frozen=True)
 class RandomParameters:
-    """``random``: the share it passes on (None: twice the window's half-width)."""
+    """``random``: the share it passes on (None: twice the window's half-width).
+
+    Args:
+        width: The window's half-width w, whose 2w is the default share.
+        random_fraction: The share passed on, in (0, 1); None passes 2w.
+    """
 
     width: float = WIDTH.field()
     random_fraction: float | None = parameter(
@@ -122,9 +172,20 @@ def fit_window_stage(
     """Fit one stage's window: tau on (confidence, correct), the band on ``window_scores``.
 
     With ``guarantee`` (DELTA), tau is the certified threshold of
-    :func:`window_cascades.uncertainty.guarantees.certified_threshold` and the result adds
+    [`window_cascades.uncertainty.guarantees.certified_threshold`][] and the result adds
     ``certified`` (the certified risk bound, or acceptance bound) and ``guarantee`` ({delta,
     method}).
+
+    Args:
+        confidence: The stage's held-out confidences, shape (N,).
+        correct: Whether each held-out prediction is correct (bool), shape (N,).
+        target: The target task and value whose threshold is tau (e.g. cov@5).
+        width: The window's half-width w, in quantiles, in (0, 0.5].
+        definitions: The quantile definitions, ``"standard"`` or ``"paper"``.
+        window_scores: The scores the band's quantiles are taken on; None takes
+            ``confidence`` (``window``), the test mixture's scores give ``window_adjusted``.
+        guarantee: The risk level delta of a certified tau; None fits tau without one.
+        guarantee_method: The certification method (e.g. ``"ltt"``).
 
     Returns:
         {tau, q, lower, upper[, certified, guarantee]}; lower/upper are None for an open end.
@@ -154,7 +215,17 @@ def fit_window_stage(
 
 
 def interval_policy(name: str, stages: list[dict], setting: str) -> IntervalPolicy:
-    """An interval policy from per-stage ``{lower, upper, ...}`` (None = open end)."""
+    """An interval policy from per-stage ``{lower, upper, ...}`` (None = open end).
+
+    Args:
+        name: The policy's name.
+        stages: One dict per stage k = 1..M-1 with ``lower`` and ``upper``: a sample whose
+            stage-k confidence lies inside them goes on to member k + 1.
+        setting: The setting the results tables show (e.g. ``cov@5,w=0.1``).
+
+    Returns:
+        The policy.
+    """
     rows = [
         [
             -math.inf if s["lower"] is None else s["lower"],
@@ -168,6 +239,15 @@ def interval_policy(name: str, stages: list[dict], setting: str) -> IntervalPoli
 
 @register_policy("single", "nothing: member 1 alone (cost 1)", default=True, reference=FIRST_MEMBER)
 def fit_single(inputs: FitInputs, settings: PolicySettings) -> IntervalPolicy:
+    """Member 1 alone on every sample: nothing to fit.
+
+    Args:
+        inputs: The held-out (and, for ``window_adjusted``, test mixture) confidences per stage.
+        settings: The target and the policy parameters of the run.
+
+    Returns:
+        The policy that passes no sample on.
+    """
     return single_policy(inputs.num_stages)
 
 
@@ -178,18 +258,34 @@ def fit_single(inputs: FitInputs, settings: PolicySettings) -> IntervalPolicy:
     reference=FULL_ENSEMBLE,
 )
 def fit_ensemble(inputs: FitInputs, settings: PolicySettings) -> IntervalPolicy:
+    """Every member on every sample: nothing to fit.
+
+    Args:
+        inputs: The held-out (and, for ``window_adjusted``, test mixture) confidences per stage.
+        settings: The target and the policy parameters of the run.
+
+    Returns:
+        The policy that passes every sample on.
+    """
     return ensemble_policy(inputs.num_stages)
 
 
 MIN_SAMPLES = 10
+"""Held-out samples a window needs beyond its operating point (see [`minimum_heldout`][])."""
 
 
 def minimum_heldout(target: Target) -> int:
     """The smallest held-out split on which ``target``'s threshold is resolved.
 
-    At least :data:`MIN_SAMPLES` held-out samples must lie beyond the target's operating point:
+    At least [`MIN_SAMPLES`][] held-out samples must lie beyond the target's operating point:
     errors at risk r for ``cov@r`` (N r >= 10), samples outside coverage c or ID acceptance p
     for ``risk@c`` / ``fpr@p`` (N (1 - c) >= 10). E.g. cov@5 needs 200, risk@80 50, fpr@95 200.
+
+    Args:
+        target: The target task and value.
+
+    Returns:
+        The number of held-out samples needed.
     """
     rate = target.value if target.task == "cov" else 1 - target.value
     return math.ceil(MIN_SAMPLES / rate - 1e-9) if rate > 0 else 1
@@ -243,6 +339,20 @@ def _fit_window(name: str, inputs: FitInputs, settings: PolicySettings) -> Inter
     default=True,
 )
 def fit_window(inputs: FitInputs, settings: PolicySettings) -> IntervalPolicy:
+    """The window of each stage on its held-out confidences (the module's window rule).
+
+    Args:
+        inputs: The held-out (and, for ``window_adjusted``, test mixture) confidences per stage.
+        settings: The target and the policy parameters of the run.
+
+    Returns:
+        The fitted window per stage.
+
+    Raises:
+        ValueError: The held-out split is smaller than [`minimum_heldout`][] asks.
+        UnreachableTargetError: No threshold reaches the target on the held-out split.
+        GuaranteeError: No threshold is certified at the asked risk level.
+    """
     return _fit_window("window", inputs, settings)
 
 
@@ -254,6 +364,20 @@ def fit_window(inputs: FitInputs, settings: PolicySettings) -> IntervalPolicy:
     needs_mixture=True,
 )
 def fit_window_adjusted(inputs: FitInputs, settings: PolicySettings) -> IntervalPolicy:
+    """The window's tau from the held-out split, its band from the unlabelled test mixture.
+
+    Args:
+        inputs: The held-out (and, for ``window_adjusted``, test mixture) confidences per stage.
+        settings: The target and the policy parameters of the run.
+
+    Returns:
+        The fitted window per stage.
+
+    Raises:
+        ValueError: The held-out split is smaller than [`minimum_heldout`][] asks.
+        UnreachableTargetError: No threshold reaches the target on the held-out split.
+        GuaranteeError: No threshold is certified at the asked risk level.
+    """
     return _fit_window("window_adjusted", inputs, settings)
 
 
@@ -265,6 +389,15 @@ def fit_window_adjusted(inputs: FitInputs, settings: PolicySettings) -> Interval
     in_cost_to_target=False,  # its gain is proportional to its cost by construction
 )
 def fit_random(inputs: FitInputs, settings: PolicySettings) -> RandomPolicy:
+    """A random share of samples passed on at every stage (the baseline for a window's share).
+
+    Args:
+        inputs: The held-out (and, for ``window_adjusted``, test mixture) confidences per stage.
+        settings: The target and the policy parameters of the run.
+
+    Returns:
+        The policy passing ``random_fraction`` (or 2w, at most 1) of samples on.
+    """
     fraction = settings.random_fraction or 2 * settings.width
     return RandomPolicy(inputs.num_stages, min(fraction, 1.0), settings.seed)
 
@@ -278,6 +411,15 @@ def fit_random(inputs: FitInputs, settings: PolicySettings) -> RandomPolicy:
     reference=COST_MATCHED,
 )
 def fit_single_threshold(inputs: FitInputs, settings: PolicySettings) -> IntervalPolicy:
+    """Pass on every sample below the ``pass_fraction`` quantile of each stage's confidences.
+
+    Args:
+        inputs: The held-out (and, for ``window_adjusted``, test mixture) confidences per stage.
+        settings: The target and the policy parameters of the run.
+
+    Returns:
+        The fitted threshold per stage (an interval open below).
+    """
     stages = [
         {"lower": None, "upper": float(torch.quantile(c.double(), settings.pass_fraction))}
         for c in inputs.stage_confidence

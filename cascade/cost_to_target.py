@@ -10,7 +10,7 @@ member 1 (the ``cost`` column): 1 for member 1 alone, ``sum(MACs) / MACs[0]`` fo
 
 Every policy family with a cost knob takes part: its registry ``sweep`` names a parameter that
 declares a cost grid (``window_cascades.cascade.policy_parameters.CostGrid``; e.g. the window's
-half-width, a pass fraction, a compute budget). It is fitted at :data:`GRID_POINTS` knob values
+half-width, a pass fraction, a compute budget). It is fitted at [`GRID_POINTS`][] knob values
 of that grid; for each asked share the setting with the smallest held-out cost among those that
 reach it is kept, named ``<family>@gain<percent>`` (e.g. ``window@gain75``, its ``setting`` the
 fitted one). The caller evaluates that setting on every test set like any fitted policy, so what
@@ -40,7 +40,8 @@ from window_cascades.uncertainty.targets import parse_target
 from window_cascades.vocabulary.checks import check_gain_shares  # noqa: F401  (its home before)
 
 GAIN_SHARES = (0.5, 0.75, 0.9)
-GRID_POINTS = 10  # knob values per family: cost steps of about 0.1 for two equal members
+GRID_POINTS = 10
+"""Knob values fitted per policy family: cost steps of about 0.1 for two equal members."""
 GAIN_MARK = "@gain"  # the rows' policy: "<family>@gain<percent>", e.g. window@gain75
 
 
@@ -102,7 +103,7 @@ class CostToTarget:
         value: the knob's value chosen, None when no tried value reaches the share.
         heldout_cost: its expected cost per held-out sample (member-1 units), or None.
         heldout_share: the share it reaches on held-out, or None.
-        fitted: the fitted policy (named :func:`gain_policy_name`), or None.
+        fitted: the fitted policy (named [`gain_policy_name`][]), or None.
     """
 
     policy: str

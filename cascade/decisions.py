@@ -2,9 +2,9 @@
 or OOD), exit stage.
 
 One definition for every way a cascade is applied: online on a batch of images with real early
-exit (:func:`decide_members`; ``CascadeModule.decide`` and ``predict``) and on logits held in
-memory (:func:`decide_logits`; ``window_cascades.decide``). Both run the same engine
-(:func:`window_cascades.cascade.engine.run_cascade`) with the same fitted policy, temperatures and
+exit ([`decide_members`][]; ``CascadeModule.decide`` and ``predict``) and on logits held in
+memory ([`decide_logits`][]; ``window_cascades.decide``). Both run the same engine
+([`window_cascades.cascade.engine.run_cascade`][]) with the same fitted policy, temperatures and
 operating point; only the stage source differs (members run on the samples passed on, or
 logits indexed), so the same member logits give the same decisions.
 """
@@ -27,7 +27,7 @@ DECISION_FIELDS = ("prediction", "confidence", "decision", "accepted", "ood", "e
 - ``confidence``: that ensemble's confidence score (float64; the score the cascade was fitted
   with);
 - ``decision``: the sample's one outcome, an index into
-  :data:`~window_cascades.cascade.operating_point.DECISIONS` (``accept`` 0, ``reject`` 1,
+  [`DECISIONS`][window_cascades.cascade.operating_point.DECISIONS] (``accept`` 0, ``reject`` 1,
   ``ood`` 2; int64), with the precedence ood > reject > accept;
 - ``accepted``: ``decision`` is ``accept``: confidence >= the operating threshold fitted for
   the target on the policy's held-out output, and not flagged OOD (bool);
@@ -40,6 +40,10 @@ DECISION_FIELDS = ("prediction", "confidence", "decision", "accepted", "ood", "e
 def check_deployable(fitted: FittedCascade | None, policy: str) -> None:
     """Refuse an uncalibrated cascade, a policy it was not calibrated with, or a fitted cascade
     without operating points (calibrated by an older version).
+
+    Args:
+        fitted: the cascade's fitted policies, or None (not calibrated).
+        policy: the policy to apply.
 
     Raises:
         ValueError: saying which and what to do.
@@ -68,7 +72,7 @@ def _decide(
     score: str,
     sample_ids: torch.Tensor | None,
 ) -> dict[str, torch.Tensor]:
-    """The decisions (:data:`DECISION_FIELDS`) of ``fitted``'s ``policy`` over ``source``."""
+    """The decisions ([`DECISION_FIELDS`][]) of ``fitted``'s ``policy`` over ``source``."""
     point = fitted.info["operating_points"][policy]
     ids = torch.arange(num_samples) if sample_ids is None else sample_ids
     result: CascadeResult = run_cascade(
@@ -94,7 +98,7 @@ def decide_members(
     policy: str,
     sample_ids: torch.Tensor | None = None,
 ) -> dict[str, torch.Tensor]:
-    """The decisions of a deployable cascade (see :func:`check_deployable`) on a batch ``x``,
+    """The decisions of a deployable cascade (see [`check_deployable`][]) on a batch ``x``,
     with real early exit: member k + 1 runs only on the samples stage k passed on.
 
     Args:
@@ -106,7 +110,7 @@ def decide_members(
         sample_ids: the samples' ids (default: their positions in ``x``).
 
     Returns:
-        :data:`DECISION_FIELDS`, one tensor of N values each.
+        [`DECISION_FIELDS`][], one tensor of N values each.
     """
     runner = MemberRunner(members, x, [0] * len(members))
     return _decide(runner, x.shape[0], fitted, policy, score, sample_ids)
@@ -119,7 +123,7 @@ def decide_logits(
     sample_ids: torch.Tensor | None = None,
 ) -> dict[str, torch.Tensor]:
     """The decisions of a fitted cascade on logits held in memory: what the cascade decides when
-    its members produce these logits (the same as :func:`decide_members` on the inputs that gave
+    its members produce these logits (the same as [`decide_members`][] on the inputs that gave
     them).
 
     Args:
@@ -133,10 +137,10 @@ def decide_logits(
             them); default 0..N-1.
 
     Returns:
-        :data:`DECISION_FIELDS`, one tensor of N values each.
+        [`DECISION_FIELDS`][], one tensor of N values each.
 
     Raises:
-        ValueError: the cascade cannot be deployed (:func:`check_deployable`), or the logits do
+        ValueError: the cascade cannot be deployed ([`check_deployable`][]), or the logits do
             not fit it (member count, shapes, NaN/Inf).
     """
     check_deployable(fitted, policy)

@@ -109,12 +109,14 @@ def exit_stages(
     sample_ids: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """The exit stage (1-based) of every sample when every stage's confidence is already known
-    (cached logits): the decisions of :func:`run_cascade`, with no member or state in the loop.
+    (cached logits): the decisions of [`run_cascade`][], with no member or state in the loop.
 
     Args:
         stage_confidence: per stage in order (entry k: stage k + 1), the confidence (N) of the
-            ensemble of the first k + 1 members (the last one is not needed: nothing passes on
-            from stage M).
+            ensemble of the first k + 1 members (the last one is not needed: nothing passes on from
+            stage M).
+        policy: the fitted policy that decides at every stage.
+        sample_ids: the samples' dataset indices (read by the random policy); default 0..N-1.
     """
     n = stage_confidence[0].numel()
     ids = torch.arange(n) if sample_ids is None else sample_ids.cpu().long()

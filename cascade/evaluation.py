@@ -27,6 +27,8 @@ ROW_FIELDS = (
     "ci_low",
     "ci_high",
 )  # fmt: skip  (ci_low/ci_high: the bootstrap interval, empty without one)
+"""The columns of ``metrics.csv``, in order: one metric value per row with its bootstrap
+interval (``ci_low``, ``ci_high``; empty without a bootstrap)."""
 
 
 def policy_rows(

@@ -4,7 +4,7 @@ Every reader of a file a user can edit calls these where the value enters, so th
 is refused in one line naming the file and the field, never carried into the numbers (a NaN
 bound that passes nothing on, an infinite cost, a label truncated to an integer).
 
-Each check raises :class:`FieldError` (a ``ValueError``) whose message reads
+Each check raises [`FieldError`][] (a ``ValueError``) whose message reads
 ``<where>: field '<field>' must be <what>, got <value>``; ``where`` names the file.
 """
 
@@ -14,7 +14,8 @@ import json
 import math
 from pathlib import Path
 
-MAX_DIGITS = 4000  # Python refuses to convert integers longer than 4300 digits
+MAX_DIGITS = 4000
+"""The longest integer a field may hold (Python refuses to convert those over 4300 digits)."""
 
 
 class FieldError(ValueError):
@@ -22,7 +23,7 @@ class FieldError(ValueError):
 
 
 class HugeNumber(str):
-    """A JSON number with more than :data:`MAX_DIGITS` digits, kept as its text so that the
+    """A JSON number with more than [`MAX_DIGITS`][] digits, kept as its text so that the
     field check, which knows the field's name, refuses it (``json.loads`` would raise an error
     naming neither file nor field)."""
 
@@ -40,7 +41,7 @@ def _parse_float(text: str) -> float | HugeNumber:
 
 def load_json_file(path: str | Path) -> object:
     """The parsed JSON of ``path``; an invalid file names the path. Numbers too long to be
-    values come back as :class:`HugeNumber` for the field checks to refuse."""
+    values come back as [`HugeNumber`][] for the field checks to refuse."""
     path = Path(path)
     try:
         return json.loads(path.read_text(), parse_int=_parse_int, parse_float=_parse_float)

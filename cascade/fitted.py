@@ -1,8 +1,8 @@
 """A fitted cascade as one serialisable value: its policies and temperatures.
 
 What the calibration on the held-out split produces, what a cascade checkpoint carries (under
-the key :data:`CHECKPOINT_KEY`) and what ``fitted_cascade.json`` describes. JSON-safe through
-:meth:`FittedCascade.to_dict` / :meth:`FittedCascade.from_dict` (no pickling).
+the key [`CHECKPOINT_KEY`][]) and what ``fitted_cascade.json`` describes. JSON-safe through
+[`FittedCascade.to_dict`][] / [`FittedCascade.from_dict`][] (no pickling).
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ from window_cascades.cascade.policies import CascadePolicy, policy_from_dict
 from window_cascades.cascade.stage_scores import Temperatures
 
 CHECKPOINT_KEY = "fitted_cascade"
+"""The entry of a cascade checkpoint that holds the fitted cascade."""
 
 
 @dataclass
@@ -39,7 +40,11 @@ class FittedCascade:
 
     @classmethod
     def from_dict(cls, data: dict) -> FittedCascade:
-        """Inverse of :meth:`to_dict`."""
+        """Inverse of [`to_dict`][].
+
+        Args:
+            data: what [`to_dict`][] wrote (``fitted_cascade.json`` read as JSON).
+        """
         info = {k: v for k, v in data.items() if k not in ("temperatures", "policies")}
         temps = data.get("temperatures")
         return cls(
@@ -49,7 +54,11 @@ class FittedCascade:
         )
 
     def select(self, names: list[str]) -> list[CascadePolicy]:
-        """The fitted policies called ``names``, in that order (clear error if one is missing)."""
+        """The fitted policies called ``names``, in that order (clear error if one is missing).
+
+        Args:
+            names: fitted policies' names.
+        """
         missing = [n for n in names if n not in self.policies]
         if missing:
             raise ValueError(

@@ -2,7 +2,7 @@
 
 A hand-edited or corrupted fitted cascade would otherwise be applied as it is: a NaN window
 bound passes nothing on, an inverted one (lower > upper) passes nothing, a NaN acceptance
-threshold accepts nothing, all with exit status 0. :func:`check_fitted_cascade` refuses such a
+threshold accepts nothing, all with exit status 0. [`check_fitted_cascade`][] refuses such a
 value in one line naming the file and the field (e.g.
 ``cascade.ckpt: field 'policies.window.bounds[0][0]' must be ...``).
 

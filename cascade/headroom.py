@@ -12,8 +12,8 @@ rule using richer member-1 outputs reaches at the same pass fraction:
    of passing sample i on is its contribution under the ensemble minus under member 1.
 2. **Learned rule (the estimate).** Member-1 features: top-1 probability, top-1 minus top-2
    probability, entropy, largest logit and log-sum-exp of the logits. A small network (two
-   hidden layers of 32, full-batch Adam, :data:`STEPS` steps) regresses the value of passing on
-   the features, cross-fitted over :data:`FOLDS` folds: each sample's predicted value comes from
+   hidden layers of 32, full-batch Adam, [`STEPS`][] steps) regresses the value of passing on
+   the features, cross-fitted over [`FOLDS`][] folds: each sample's predicted value comes from
    the model fitted without its fold. The rule passes on the samples with the highest predicted
    value, as many as the policy passes. Its out-of-fold cascade output is scored with the
    target: what such a rule reaches on data it was not fitted on.
@@ -35,12 +35,15 @@ from window_cascades.cascade.policy_registry import FitInputs
 from window_cascades.uncertainty.targets import parse_target
 
 FOLDS = 5
+"""Cross-fitting folds of the learned deferral rule."""
 STEPS = 150
+"""Optimiser steps of the learned deferral rule per fold."""
 FEATURES = ("top_prob", "margin", "entropy", "max_logit", "logsumexp")
+"""Member 1's features the learned deferral rule sees, in column order."""
 
 
 def member_features(logits: torch.Tensor) -> torch.Tensor:
-    """(N, 5) member-1 features of ``logits`` (N x C), in the order of :data:`FEATURES`."""
+    """(N, 5) member-1 features of ``logits`` (N x C), in the order of [`FEATURES`][]."""
     z = logits.float()
     probs = z.softmax(-1)
     top2 = probs.topk(2, dim=-1).values
@@ -163,6 +166,7 @@ def headroom(
         final_correct: the two-member ensemble's held-out correctness (N).
         target: ``cov@R`` or ``risk@C``.
         pass_fraction: the share of held-out samples the rule passes on, in [0, 1].
+        seed: seed of the folds and of the learned rule's initialisation.
 
     Returns:
         {pass_fraction, learned_value, learned_share, outcome_value, outcome_share}: the
@@ -203,10 +207,10 @@ def policy_headroom(
     seed: int = 0,
     cache: dict | None = None,
 ) -> dict | None:
-    """:func:`headroom` at a fitted two-member ``policy``'s held-out pass fraction, beside the
+    """[`headroom`][] at a fitted two-member ``policy``'s held-out pass fraction, beside the
     policy's own held-out share (in-sample: fitted and scored on the same samples); None for
     more than two members, an OOD target or a policy that passes nothing on. ``cache``: pass
-    fraction (rounded to 0.01) -> :func:`headroom`'s result, shared between the policies of
+    fraction (rounded to 0.01) -> [`headroom`][]'s result, shared between the policies of
     one run."""
     if inputs.num_stages != 2 or parse_target(target).task == "fpr":
         return None

@@ -1,6 +1,6 @@
 """The live stage source of the engine: members run on just the samples a stage asks for.
 
-Online early exit (``CascadeModule``) hands :class:`MemberRunner` to ``run_cascade``: member k
+Online early exit (``CascadeModule``) hands [`MemberRunner`][] to ``run_cascade``: member k
 processes only the samples that stage k - 1 passed on. Several policies evaluated on the same
 batch share the member calls, so a sample one policy needs that another policy already had
 computed is not run again.

@@ -1,7 +1,7 @@
 """Per-member scores of a registered score: its parameters chosen by the stated rule, each
 member's score on every dataset, and the held-out standardisation its ensemble rule asks for.
 
-Parameters are never chosen on a test set. :func:`choose_parameters` reads only the held-out
+Parameters are never chosen on a test set. ``choose_parameters`` reads only the held-out
 split and the ``ood_val`` sets; the rule (``--score-selection``):
 
 - ``auto`` (default): ``ood_val`` when a dataset has that role, else ``heldout``;
@@ -14,7 +14,7 @@ split and the ``ood_val`` sets; the rule (``--score-selection``):
 Ties (within 1e-12) go to the declared default, then to the earlier grid point. A parameter
 pinned by the user (``--score-param knn.k=10``) is not searched. A score of probabilities (GEN)
 is chosen the same way for each stage, on the averaged probabilities of the first k members; any
-other score once per member (:func:`score_members`), so every member order of a sweep reuses it.
+other score once per member (``score_members``), so every member order of a sweep reuses it.
 """
 
 from __future__ import annotations
@@ -140,7 +140,7 @@ def choose_parameters(
     ood_val: list[str],
     heldout: str,
 ) -> ParameterChoice:
-    """Choose one parameter point by ``rule`` (:func:`resolve_selection`'s result).
+    """Choose one parameter point by ``rule`` (``resolve_selection``'s result).
 
     Args:
         entry: the score.
@@ -215,7 +215,7 @@ class MemberScores:
 
     Attributes:
         score: the registered score.
-        label: the ``score`` column (:func:`score_label`).
+        label: the ``score`` column (``score_label``).
         vectors: dataset -> per member N confidences (standardised on the held-out split for a
             ``standardised_mean`` score).
         choices: per member, the parameters chosen and the standardisation.
@@ -259,13 +259,13 @@ def score_members(
 
     Args:
         score: a registered score whose ensemble rule is not ``probs`` (those are chosen per
-            stage, :func:`stage_probs_choices`).
+            stage, ``stage_probs_choices``).
         logits: dataset -> one N x C tensor per member.
         targets: dataset -> N labels (-1 unlabelled).
         roles: the datasets' roles.
         members: the members' names (messages, summary).
         features: per member, its features, head and statistics (feature scores).
-        selection: one of :data:`SELECTIONS`.
+        selection: one of ``SELECTIONS``.
         pinned: parameters fixed by the user.
 
     Raises:
@@ -354,7 +354,7 @@ def stage_probs_choices(
         heldout_targets: the held-out labels.
         ood_val_probs: per k, the averaged probabilities on each ``ood_val`` set.
         roles: the datasets' roles.
-        selection: one of :data:`SELECTIONS`.
+        selection: one of ``SELECTIONS``.
         pinned: parameters fixed by the user.
     """
     entry, pinned = score_entry(score), dict(pinned or {})

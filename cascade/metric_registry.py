@@ -1,7 +1,7 @@
 """The metric registry: every reported metric by name, with its direction and dataset roles.
 
 A metric entry computes one or several values (``cov@R`` gives one per risk R) for one dataset
-under one policy from :class:`MetricInputs`. Entries run in registration order, which is the
+under one policy from [`MetricInputs`][]. Entries run in registration order, which is the
 order of the rows in ``metrics.csv``. Adding a metric::
 
     @register_metric("my_metric", higher_is_better=False, roles=LABELLED_ROLES,
@@ -11,7 +11,7 @@ order of the rows in ``metrics.csv``. Adding a metric::
 
 One entry is a metric's one home in ``cascade/``: it names the plain form (``compute``, on the
 whole sample) and, optionally, the resampled form (``resampled``: B bootstrap values at once,
-from a :class:`window_cascades.cascade.resampled.Resampled`), defined side by side in the
+from a [`window_cascades.cascade.resampled.Resampled`][]), defined side by side in the
 ``builtin_*metrics`` module of its family. Both call the pure tensor functions of ``uncertainty/``,
 where each family keeps its plain and weighted forms side by side, and the torchmetrics wrappers
 (``lightning_modules/metric_wrappers.py``) compute their values through these entries. Why
@@ -37,7 +37,12 @@ from window_cascades.vocabulary.checks import check_report_points  # torch-free,
 
 
 def percent_key(prefix: str, fraction: float) -> str:
-    """A metric key with a percentage, e.g. ``percent_key("cov", 0.05) == "cov@5"``."""
+    """A metric key with a percentage, e.g. ``percent_key("cov", 0.05) == "cov@5"``.
+
+    Args:
+        prefix: the key's stem, e.g. ``cov``, ``risk``, ``fpr``.
+        fraction: the point as a fraction (0.05 is written 5).
+    """
     return f"{prefix}@{fraction * 100:g}"
 
 
@@ -81,10 +86,12 @@ class MetricInputs:
     """What a metric may read: one dataset's per-sample cascade outputs under one policy.
 
     Attributes:
-        outputs: the dataset's per-sample outputs; id_outputs: the ID test set's outputs under
-            the same policy (OOD metrics); stage_macs: MACs per member; settings: the
-            operating points to report; operating_point: the policy's threshold fitted on
-            its held-out outputs (None when no target is set).
+        outputs: the dataset's per-sample outputs.
+        id_outputs: the ID test set's outputs under the same policy (OOD metrics).
+        stage_macs: MACs per member, in cascade order.
+        settings: the operating points to report ([`MetricSettings`][]).
+        operating_point: the policy's threshold fitted on its held-out outputs (None when no
+            target is set).
     """
 
     outputs: SampleOutputs
@@ -122,7 +129,7 @@ class MetricEntry:
             None where it has no fast form for these inputs; None (no resampled form): the bootstrap
             calls ``compute`` on every resample in turn (slower, the same values).
         interval: how the bootstrap turns its resampled values into an interval (one of
-            :data:`INTERVAL_METHODS`): ``percentile``, or ``median-recentred`` for a metric
+            [`INTERVAL_METHODS`][]): ``percentile``, or ``median-recentred`` for a metric
             whose resampled values are biased away from its value (ECE).
     """
 
@@ -166,21 +173,21 @@ def register_metric(
     from then on every run reports it (online, offline, ``window_cascades.evaluate``).
 
     Args:
-        name: the metric's name (see :class:`MetricEntry`; ``@R``, ``@C``, ``@P``, ``@K`` stand
+        name: the metric's name (see [`MetricEntry`][]; ``@R``, ``@C``, ``@P``, ``@K`` stand
             for the reported risks, coverages, ID acceptance rate and stages).
         higher_is_better: direction of improvement.
         roles: dataset roles the metric is reported for (``LABELLED_ROLES``, ``("ood",)``, ...;
             ``window_cascades.vocabulary.roles``).
         description: its definition in one line, with its unit.
-        resampled: its resampled form (see :class:`MetricEntry`), or None (the bootstrap then
+        resampled: its resampled form (see [`MetricEntry`][]), or None (the bootstrap then
             computes the plain form on every resample).
-        interval: its bootstrap interval, one of :data:`INTERVAL_METHODS` (default
+        interval: its bootstrap interval, one of [`INTERVAL_METHODS`][] (default
             ``percentile``; ``median-recentred`` for a metric whose resampled values are biased
             away from its value).
 
     Returns:
         The decorator; it returns the plain form unchanged. The plain form takes
-        :class:`MetricInputs` (one dataset's per-sample outputs under one policy) and returns
+        [`MetricInputs`][] (one dataset's per-sample outputs under one policy) and returns
         ``{key: value}``, one row of ``metrics.csv`` per key.
 
     Raises:
@@ -218,6 +225,9 @@ def register_metric(
 def unregister_metric(name: str) -> None:
     """Remove a registered metric (e.g. a plugin's, or one a test registered).
 
+    Args:
+        name: the metric's registered name.
+
     Raises:
         ValueError: no metric is registered under ``name``.
     """
@@ -232,7 +242,13 @@ def metric_entries() -> dict[str, MetricEntry]:
 
 
 def metric_values(inputs: MetricInputs, role: str) -> dict[str, float]:
-    """Every registered metric that applies to ``role``, in order."""
+    """Every registered metric that applies to ``role``, in order.
+
+    Args:
+        inputs: one dataset's cascade outputs under one policy, with what a metric may read
+            ([`MetricInputs`][]).
+        role: the dataset's role; only metrics registered for it run.
+    """
     out: dict[str, float] = {}
     for entry in _REGISTRY.values():
         if role in entry.roles:
@@ -242,6 +258,9 @@ def metric_values(inputs: MetricInputs, role: str) -> dict[str, float]:
 
 def metric_entry(key: str) -> MetricEntry:
     """The entry of a reported key such as ``cov@5`` (looked up by its family).
+
+    Args:
+        key: A reported metric key, e.g. ``cov@5`` or ``fpr@95``.
 
     Raises:
         ValueError: no registered metric reports ``key``.
@@ -254,7 +273,11 @@ def metric_entry(key: str) -> MetricEntry:
 
 
 def higher_is_better(key: str) -> bool:
-    """Direction of a reported key such as ``cov@5`` (looked up by its family)."""
+    """Direction of a reported key such as ``cov@5`` (looked up by its family).
+
+    Args:
+        key: A reported metric key, e.g. ``cov@5`` or ``fpr@95``.
+    """
     return metric_entry(key).higher_is_better
 
 
@@ -266,8 +289,13 @@ def interval_methods() -> dict[str, str]:
 
 
 def bootstrap_record(resamples: int, seed: int) -> dict | None:
-    """summary.json's ``bootstrap``: the resamples, their seed and :func:`interval_methods`
-    (None without a bootstrap, ``resamples`` 0)."""
+    """summary.json's ``bootstrap``: the resamples, their seed and [`interval_methods`][]
+    (None without a bootstrap, ``resamples`` 0).
+
+    Args:
+        resamples: The bootstrap's resamples (0: none).
+        seed: Their seed.
+    """
     if not resamples:
         return None
     return {"resamples": resamples, "seed": seed, "intervals": interval_methods()}

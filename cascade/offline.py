@@ -97,6 +97,11 @@ def evaluate_policies(
     """Fit the policies on the held-out dataset and evaluate every dataset.
 
     Args:
+        prepared: the members' logits, roles and stage scores on every dataset
+            (``window_cascades.cascade.prepared_experiment``).
+        policies: the registered policies to fit and evaluate, by name.
+        policy_settings: the target and the policies' parameters; None: the defaults (``cov@5``).
+        metric_settings: the operating points to report; None: the defaults.
         id_curves: when given, filled with (policy, setting, score, "") (the rows'
             ``window_cascades.artifacts.results.run_key`` with an empty member order) -> {dataset:
             (coverage, risk)}, the risk-coverage curves of the policy's output on the ID and shifted
@@ -167,7 +172,7 @@ def evaluate_fitted(
     id_curves: dict | None = None,
     bootstrap: Bootstrap | None = None,
 ) -> list[dict]:
-    """Every dataset's metric rows under each fitted policy (see :func:`evaluate_policies`)."""
+    """Every dataset's metric rows under each fitted policy (see [`evaluate_policies`][])."""
     metric_settings = replace(
         metric_settings or MetricSettings(),
         target=policy_settings.target,
@@ -199,7 +204,8 @@ def evaluate_fitted(
     return rows
 
 
-RELIABILITY = ("reliability",)  # the curves' key of the ID set's reliability bins (no name)
+RELIABILITY = ("reliability",)
+"""The curves' key of the ID set's reliability bins (a tuple, so no dataset name can equal it)."""
 
 
 def test_curves(
@@ -207,8 +213,8 @@ def test_curves(
 ) -> dict[str | tuple, tuple[torch.Tensor, ...]]:
     """{dataset: (coverage, risk)}: the risk-coverage curves of the ID set (first) and the
     shifted sets under one policy (online and offline plots); and under the key
-    :data:`RELIABILITY`, the ID set's reliability bins (mean top-label probability, accuracy,
-    count; see :func:`window_cascades.uncertainty.probability_metrics.reliability_bins`)."""
+    [`RELIABILITY`][], the ID set's reliability bins (mean top-label probability, accuracy,
+    count; see [`window_cascades.uncertainty.probability_metrics.reliability_bins`][])."""
     names = [roles.id, *roles.names("shift")]
     curves: dict[str | tuple, tuple[torch.Tensor, ...]] = {}
     for name in names:
@@ -253,7 +259,7 @@ def fitted_cascade(
 
     Args:
         prepared: the experiment the policies were fitted on.
-        fitted: the fitted policies by name (:func:`evaluate_policies`' second value).
+        fitted: the fitted policies by name ([`evaluate_policies`][]' second value).
         policy_settings: the settings they were fitted with.
         ood_tpr: the share of the held-out output the OOD threshold accepts (fraction).
     """
@@ -287,7 +293,7 @@ def fit_cascade(
     ood_tpr: float = 0.95,
 ) -> FittedCascade:
     """Fit the named policies on the held-out split, as a deployable cascade (see
-    :func:`fitted_cascade`); nothing is evaluated."""
+    [`fitted_cascade`][]); nothing is evaluated."""
     policy_settings = policy_settings or PolicySettings()
     inputs = fit_inputs(prepared, policies, policy_settings)
     fitted = fit_policies(policies, inputs, policy_settings)

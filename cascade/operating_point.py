@@ -4,7 +4,7 @@ held-out outputs, and what it gives on new data.
 ``cov@5``, ``risk@80`` and ``fpr@95`` summarise each dataset's own curve (an oracle figure: the
 threshold is chosen on the data it is scored on). The operating point instead fits one
 threshold per policy on the cascade's output on the held-out split, for the run's target (and,
-with a guarantee, with :mod:`window_cascades.uncertainty.guarantees`), and reports on every dataset
+with a guarantee, with [`window_cascades.uncertainty.guarantees`][]), and reports on every dataset
 what that threshold does there (``op_risk``/``op_cov`` on labelled sets, ``op_fpr``/``op_tpr`` on
 OOD sets; see ``window_cascades.cascade.builtin_operating_metrics``).
 """
@@ -52,7 +52,7 @@ the two are flagged OOD, not accepted, so no sample is both accepted and flagged
 
 def decision_flags(confidence: torch.Tensor, point: dict) -> tuple[torch.Tensor, torch.Tensor]:
     """A deployed cascade's decisions at its fitted operating point, in the precedence of
-    :data:`DECISIONS` (never both true for one sample).
+    [`DECISIONS`][] (never both true for one sample).
 
     Args:
         confidence: N confidences at the exit stage (the cascade's score).
@@ -70,7 +70,7 @@ def decision_flags(confidence: torch.Tensor, point: dict) -> tuple[torch.Tensor,
 
 
 def decision_codes(confidence: torch.Tensor, point: dict) -> torch.Tensor:
-    """The index into :data:`DECISIONS` of each sample's one outcome (int64, N values)."""
+    """The index into [`DECISIONS`][] of each sample's one outcome (int64, N values)."""
     accepted, ood = decision_flags(confidence, point)
     codes = torch.full(confidence.shape, DECISIONS.index("reject"), dtype=torch.int64)
     codes[accepted] = DECISIONS.index("accept")
@@ -80,7 +80,7 @@ def decision_codes(confidence: torch.Tensor, point: dict) -> torch.Tensor:
 
 def precedence_note(point: dict, policy: str) -> str | None:
     """One line when ``point``'s OOD threshold lies above its acceptance threshold (the samples
-    between them are flagged OOD, not accepted: :data:`DECISIONS`), else None."""
+    between them are flagged OOD, not accepted: [`DECISIONS`][]), else None."""
     accept = point.get("accept")
     if accept is None or not point["ood"] > accept:
         return None

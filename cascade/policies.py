@@ -27,7 +27,12 @@ import torch
 def check_stage(stage: int, num_stages: int) -> None:
     """Refuse a stage a cascade of ``num_stages`` members does not decide at: stages are
     numbered from 1, and stage M passes nothing on (so a 0-based caller fails here, not later
-    with the wrong row)."""
+    with the wrong row).
+
+    Args:
+        stage: the stage asked for, numbered from 1.
+        num_stages: M, the number of members of the cascade.
+    """
     if not 1 <= stage < num_stages:
         raise ValueError(
             f"stage {stage}: a cascade of {num_stages} members passes samples on at stages "
@@ -61,7 +66,13 @@ class IntervalPolicy:
         self, stage: int, confidence: torch.Tensor, sample_ids: torch.Tensor | None = None
     ) -> torch.Tensor:
         """Boolean mask of the samples that stage ``stage`` (1..M-1) passes on to member
-        ``stage + 1``."""
+        ``stage + 1``.
+
+        Args:
+            stage: the stage deciding, 1..M-1 (stage k has run members 1..k).
+            confidence: N confidences of the ensemble of the first ``stage`` members.
+            sample_ids: the samples' dataset indices (not read by interval policies).
+        """
         check_stage(stage, self.num_stages)
         lower, upper = self.bounds[stage - 1].tolist()
         conf = confidence.double()
@@ -101,6 +112,7 @@ class RandomPolicy:
         num_stages: M.
         fraction: probability that a sample is passed on at each stage.
         seed: hash seed.
+        name: the policy's name (``random``).
     """
 
     num_stages: int
@@ -110,19 +122,28 @@ class RandomPolicy:
 
     @property
     def setting(self) -> str:
+        """Short description of the setting, e.g. ``pass=0.2,seed=0``."""
         return f"pass={self.fraction:g},seed={self.seed}"
 
     def passes(
         self, stage: int, confidence: torch.Tensor, sample_ids: torch.Tensor | None = None
     ) -> torch.Tensor:
         """Boolean mask of the samples that stage ``stage`` (1..M-1) passes on: those whose
-        hash of (dataset index, seed, stage) falls below ``fraction``."""
+        hash of (dataset index, seed, stage) falls below ``fraction``.
+
+        Args:
+            stage: the stage deciding, 1..M-1.
+            confidence: N confidences (only their number is read).
+            sample_ids: the samples' dataset indices, which the hash reads (default 0..N-1), so that
+                online and offline runs pass the same samples.
+        """
         check_stage(stage, self.num_stages)
         if sample_ids is None:
             raise ValueError("the random policy needs the samples' dataset indices")
         return _uniform_hash(sample_ids.cpu(), self.seed, stage - 1) < self.fraction
 
     def to_dict(self) -> dict:
+        """JSON-safe description (the fraction and the seed)."""
         return {
             "name": self.name,
             "setting": self.setting,
@@ -136,7 +157,11 @@ CascadePolicy = IntervalPolicy | RandomPolicy
 
 
 def policy_from_dict(data: dict) -> CascadePolicy:
-    """Inverse of ``to_dict`` for every policy."""
+    """Inverse of ``to_dict`` for every policy.
+
+    Args:
+        data: what a policy's ``to_dict`` wrote (``fitted_cascade.json``'s ``policies`` entries).
+    """
     if data["name"] == "random":
         return RandomPolicy(int(data["num_stages"]), float(data["fraction"]), int(data["seed"]))
     bounds = torch.tensor(
@@ -148,12 +173,20 @@ def policy_from_dict(data: dict) -> CascadePolicy:
 
 
 def single_policy(num_stages: int) -> IntervalPolicy:
-    """The first member alone: nothing is passed on."""
+    """The first member alone: nothing is passed on.
+
+    Args:
+        num_stages: M, the number of members.
+    """
     bounds = torch.tensor([[math.inf, -math.inf]] * (num_stages - 1), dtype=torch.float64)
     return IntervalPolicy("single", bounds.reshape(-1, 2))
 
 
 def ensemble_policy(num_stages: int) -> IntervalPolicy:
-    """The full ensemble: every sample reaches every member."""
+    """The full ensemble: every sample reaches every member.
+
+    Args:
+        num_stages: M, the number of members.
+    """
     bounds = torch.tensor([[-math.inf, math.inf]] * (num_stages - 1), dtype=torch.float64)
     return IntervalPolicy("ensemble", bounds.reshape(-1, 2))

@@ -1,16 +1,16 @@
 """What a policy's parameters are, and the settings every policy is fitted with.
 
 Each policy declares its own parameters as a small frozen dataclass whose fields are made by
-:func:`parameter` (as a timm model takes its own keyword arguments), and registers it with
+[`parameter`][] (as a timm model takes its own keyword arguments), and registers it with
 ``register_policy(..., parameters=TheDataclass)``. From those declarations come, with nothing
 else to edit:
 
 - the offline evaluator's options (``--width``, ``--budget-grid``, ...; a list option for a
   parameter some policy sweeps) and their ``--help`` text;
-- the validation of every value, once, where it enters (:class:`PolicySettings`);
+- the validation of every value, once, where it enters ([`PolicySettings`][]);
 - the sweep axes (a policy's ``sweep`` names one of its parameters);
 - the cost-to-target grid of a swept parameter that moves the policy's cost (its
-  :class:`CostGrid`; ``window_cascades.cascade.cost_to_target``);
+  [`CostGrid`][]; ``window_cascades.cascade.cost_to_target``);
 - the online calibration callback's options (``--calibration.<name>``, its default) and its
   ``parameters`` mapping.
 
@@ -80,7 +80,11 @@ class PolicyParameter:
     cost_grid: CostGrid | None = None
 
     def validate(self, value: Any) -> Any:
-        """The value checked (choices, then ``check``); None passes when the default is None."""
+        """The value checked (choices, then ``check``); None passes when the default is None.
+
+        Args:
+            value: the value given (from a command line, a config or ``PolicySettings``).
+        """
         if value is None and self.default is None:
             return None
         if self.choices is not None and value not in self.choices:
@@ -111,16 +115,20 @@ def parameter(
         kind: ``float``, ``int`` or ``str``: how a command-line value is read.
         check: validates a value and returns it (raises ValueError naming the value).
         choices: the allowed values, for a parameter with a fixed set.
-        cost_grid: the values cost-to-target tries, for a cost knob (:class:`CostGrid`).
+        cost_grid: the values cost-to-target tries, for a cost knob ([`CostGrid`][]).
 
     Returns:
-        A ``dataclasses.field`` carrying the :class:`PolicyParameter`.
+        A ``dataclasses.field`` carrying the [`PolicyParameter`][].
     """
     return PolicyParameter(name, default, help, kind, check, choices, cost_grid).field()
 
 
 def parameters_of(declaration: type | None) -> tuple[PolicyParameter, ...]:
-    """The parameters a policy's dataclass declares, in field order (none for None)."""
+    """The parameters a policy's dataclass declares, in field order (none for None).
+
+    Args:
+        declaration: a policy's parameters dataclass, or None (no parameters).
+    """
     if declaration is None:
         return ()
     if not dataclasses.is_dataclass(declaration):
@@ -142,7 +150,12 @@ _USERS: dict[str, set[str]] = {}
 
 
 def declare_parameters(policy: str, parameters: tuple[PolicyParameter, ...]) -> None:
-    """Record ``policy``'s parameters (refusing a name declared differently elsewhere)."""
+    """Record ``policy``'s parameters (refusing a name declared differently elsewhere).
+
+    Args:
+        policy: the policy's registered name.
+        parameters: its parameters ([`parameters_of`][]).
+    """
     for p in parameters:
         known = _DECLARED.get(p.name)
         if known is not None and known != p:
@@ -156,7 +169,11 @@ def declare_parameters(policy: str, parameters: tuple[PolicyParameter, ...]) -> 
 
 
 def forget_parameters(policy: str) -> None:
-    """Drop ``policy`` from the declarations (parameters no other policy uses go too)."""
+    """Drop ``policy`` from the declarations (parameters no other policy uses go too).
+
+    Args:
+        policy: the policy's registered name.
+    """
     for name in [n for n, users in _USERS.items() if policy in users]:
         _USERS[name].discard(policy)
         if not _USERS[name]:
@@ -169,7 +186,11 @@ def declared_parameters() -> dict[str, PolicyParameter]:
 
 
 def parameter_users(name: str) -> list[str]:
-    """The registered policies that declare ``name``, sorted."""
+    """The registered policies that declare ``name``, sorted.
+
+    Args:
+        name: a parameter's name, e.g. ``width``.
+    """
     return sorted(_USERS.get(name, ()))
 
 
@@ -185,12 +206,12 @@ class PolicySettings:
             (``window_cascades.uncertainty.guarantees``), None: the empirical one.
         guarantee_method: ``ltt`` or ``sgr`` (risk targets).
         **values: declared policy parameters by name, e.g. ``width=0.1``, ``budget=1.2``
-            (:func:`declared_parameters` lists them; ``--list-policies`` shows who uses them).
+            ([`declared_parameters`][] lists them; ``--list-policies`` shows who uses them).
 
     Raises:
         ValueError: a value out of range, or a name no registered policy declares.
 
-    A parameter reads as an attribute (``settings.width``); :meth:`replace` makes a copy with
+    A parameter reads as an attribute (``settings.width``); [`replace`][] makes a copy with
     some values changed, checked the same way.
     """
 

@@ -2,9 +2,9 @@
 
 A policy is one entry: its name, a fit function, a one-line description and its parameters
 (a dataclass, ``window_cascades.cascade.policy_parameters``). The fit function takes the held-out
-stage scores (:class:`FitInputs`) and the settings (:class:`PolicySettings`: the shared ones and
+stage scores ([`FitInputs`][]) and the settings ([`PolicySettings`][]: the shared ones and
 every declared parameter) and returns a fitted policy
-(:class:`window_cascades.cascade.policies.IntervalPolicy` or any object with ``name``, ``setting``,
+([`window_cascades.cascade.policies.IntervalPolicy`][] or any object with ``name``, ``setting``,
 ``num_stages``, ``passes`` and ``to_dict``). The online ``CascadeModule``, the offline evaluator,
 their command-line help and the README's policy table all take the list from here. Adding a policy::
 
@@ -41,8 +41,10 @@ from window_cascades.cascade.policy_parameters import (
 
 __all__ = ["PolicySettings", "FitInputs", "PolicyEntry", "register_policy", "fit_policies"]
 
-FIRST_MEMBER = "first member"  # the reference point at 0% of the ensemble's gain
-FULL_ENSEMBLE = "full ensemble"  # the reference point at 100%
+FIRST_MEMBER = "first member"
+"""The reference point at 0% of the ensemble's gain: member 1 alone."""
+FULL_ENSEMBLE = "full ensemble"
+"""The reference point at 100% of the ensemble's gain: every member on every sample."""
 REFERENCES = (FIRST_MEMBER, FULL_ENSEMBLE)
 # not a reference point of the gain: the policy the others are compared with at the run's
 # target, spending the same held-out cost without looking at tau (the target's own comparison)
@@ -60,8 +62,9 @@ class FitInputs:
         mixture_confidence: per stage, confidences on the unlabelled test mixture (ID + OOD),
             or None when no policy needs them.
         heldout_name: name of the held-out dataset, for error messages.
-        final_confidence, final_correct: the full ensemble's held-out confidences and
-            correctness (policies that score the cascade's output, e.g. ``budget_window``).
+        final_confidence: the full ensemble's held-out confidences (policies that score the
+            cascade's output, e.g. ``budget_window``), or None.
+        final_correct: the full ensemble's held-out correctness, matching them, or None.
         stage_macs: MACs per member (policies with a compute budget).
     """
 
@@ -93,9 +96,9 @@ class PolicyEntry:
         parameters: the parameters it declares (``window_cascades.cascade.policy_parameters``).
         default: evaluated when no policies are named (the offline ``--policies``, the online
             ``model.policies``).
-        reference: :data:`FIRST_MEMBER` or :data:`FULL_ENSEMBLE` for the policy that is that
+        reference: [`FIRST_MEMBER`][] or [`FULL_ENSEMBLE`][] for the policy that is that
             reference point (paired differences in ``deltas.csv`` are taken against these, and
-            shares of the ensemble's gain between them); :data:`COST_MATCHED` for the one policy
+            shares of the ensemble's gain between them); ``COST_MATCHED`` for the one policy
             every other is compared with on the target's operating-point metrics (report.md's
             first table); None for every other policy.
         in_cost_to_target: cost-to-target fits it when its ``sweep`` declares a cost grid;
@@ -141,12 +144,12 @@ def register_policy(
         needs_mixture: the fit reads the unlabelled test mixture's confidences
             (``FitInputs.mixture_confidence``; needs an ``ood`` set).
         default: evaluated when no policies are named.
-        reference: :data:`FIRST_MEMBER` or :data:`FULL_ENSEMBLE` (see :class:`PolicyEntry`).
+        reference: [`FIRST_MEMBER`][] or [`FULL_ENSEMBLE`][] (see [`PolicyEntry`][]).
         in_cost_to_target: False keeps it out of cost-to-target.
 
     Returns:
         The decorator; it returns the fit function unchanged. The fit function takes
-        (:class:`FitInputs`, :class:`PolicySettings`) and returns a fitted policy (an
+        ([`FitInputs`][], [`PolicySettings`][]) and returns a fitted policy (an
         ``IntervalPolicy``: pass a sample on at stage k when lower_k <= confidence <= upper_k).
 
     Raises:
@@ -200,6 +203,9 @@ def register_policy(
 def unregister_policy(name: str) -> None:
     """Remove a registered policy (e.g. a plugin's, or one a test registered).
 
+    Args:
+        name: the policy's registered name.
+
     Raises:
         ValueError: no policy is registered under ``name``.
     """
@@ -230,8 +236,12 @@ def default_policies() -> list[str]:
 
 
 def reference_policy(reference: str) -> str:
-    """The policy that is the reference point ``reference`` (:data:`FIRST_MEMBER` or
-    :data:`FULL_ENSEMBLE`); a clear error when none is registered."""
+    """The policy that is the reference point ``reference`` ([`FIRST_MEMBER`][] or
+    [`FULL_ENSEMBLE`][]); a clear error when none is registered.
+
+    Args:
+        reference: [`FIRST_MEMBER`][] or [`FULL_ENSEMBLE`][].
+    """
     found = [e.name for e in _REGISTRY.values() if e.reference == reference]
     if not found:
         raise ValueError(f"no registered policy is the {reference} (register one with reference=)")
@@ -249,14 +259,22 @@ def cost_matched_policy() -> str | None:
 
 
 def policy_entry(name: str) -> PolicyEntry:
-    """The entry of ``name``, with a clear error for an unknown name."""
+    """The entry of ``name``, with a clear error for an unknown name.
+
+    Args:
+        name: the policy's registered name.
+    """
     if name not in _REGISTRY:
         raise ValueError(f"unknown policy {name!r}; expected one of {list(_REGISTRY)}")
     return _REGISTRY[name]
 
 
 def check_policies(names: list[str]) -> list[str]:
-    """Validate a list of policy names (known, no repeats) and return it."""
+    """Validate a list of policy names (known, no repeats) and return it.
+
+    Args:
+        names: policy names, e.g. from ``--policies single,window``.
+    """
     for name in names:
         policy_entry(name)
     if len(set(names)) != len(names):
@@ -280,7 +298,12 @@ def policy_table() -> str:
 
 
 def check_scores(confidence: torch.Tensor, what: str) -> torch.Tensor:
-    """Flat float64 scores, refusing an empty split or NaN/Inf (``what`` names the data)."""
+    """Flat float64 scores, refusing an empty split or NaN/Inf (``what`` names the data).
+
+    Args:
+        confidence: the confidences to check (any shape; flattened).
+        what: what the data is, for the message (e.g. the held-out split's name and stage).
+    """
     if confidence.numel() == 0:
         raise ValueError(f"{what}: the held-out split is empty; the policies cannot be fitted")
     if not torch.isfinite(confidence).all():
@@ -291,7 +314,14 @@ def check_scores(confidence: torch.Tensor, what: str) -> torch.Tensor:
 def fit_policies(
     names: list[str], inputs: FitInputs, settings: PolicySettings | None = None
 ) -> dict:
-    """Fit every named policy on the held-out stage scores; returns name -> fitted policy."""
+    """Fit every named policy on the held-out stage scores; returns name -> fitted policy.
+
+    Args:
+        names: the policies to fit, registered names.
+        inputs: the held-out stage scores and what else a policy reads ([`FitInputs`][]).
+        settings: the target, the shared settings and every declared parameter's value; None: the
+            defaults (target ``cov@5``).
+    """
     fitted, unfitted = fit_reachable_policies(names, inputs, settings, keep_going=False)
     return fitted
 

@@ -147,7 +147,7 @@ def dataset_prefix_outputs(
     statistics per member are held at once (a 270,000 x 1,000 dataset needed 7 x its logits'
     size when all were held), and the results equal one pass over all samples.
     ``member_scores``: each member's own score of these samples (see
-    :class:`PreparedExperiment`); ``probs_score``: the stage-wise score of probabilities."""
+    ``PreparedExperiment``); ``probs_score``: the stage-wise score of probabilities."""
     n = targets.numel()
 
     def states(a: int, b: int) -> list[EnsembleState]:
@@ -182,7 +182,7 @@ def _stage_probs(
     selection: str,
     pinned: dict | None,
 ) -> list[ParameterChoice]:
-    """The parameters of a score of probabilities per stage (:func:`stage_probs_choices`)."""
+    """The parameters of a score of probabilities per stage (``stage_probs_choices``)."""
 
     def prefix_probs(name: str) -> list[torch.Tensor]:
         states = member_states(data[name].logits, temperatures, "msp")

@@ -35,7 +35,7 @@ def progress_enabled(stream=None) -> bool:
 def progress(
     items: Iterable[T], desc: str, total: int | None = None, unit: str = "it"
 ) -> Iterable[T] | Iterator[T]:
-    """``items``, with a bar on stderr while they are consumed when :func:`progress_enabled`;
+    """``items``, with a bar on stderr while they are consumed when [`progress_enabled`][];
     otherwise ``items`` itself."""
     if not progress_enabled():
         return items

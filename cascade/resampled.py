@@ -1,13 +1,13 @@
 """B bootstrap resamples of one dataset's metric inputs: what a metric's resampled form reads.
 
 A metric's resampled form (``resampled=`` of its registry entry, beside its plain form in the
-``builtin_*metrics`` module of its family) takes a :class:`Resampled` and returns {key: B
+``builtin_*metrics`` module of its family) takes a [`Resampled`][] and returns {key: B
 values}, equal to the plain form evaluated on each resample's repeated samples. What several
 metrics share is computed here once per block of resamples and kept:
 
 - the counts of the draws (B x N; the bootstrap computes them once per dataset and block and
-  shares them between every policy evaluated on the dataset: :class:`DrawCounts`);
-- one sort of the outputs' confidences (:class:`OutputSorts`, kept across blocks of one
+  shares them between every policy evaluated on the dataset: [`DrawCounts`][]);
+- one sort of the outputs' confidences ([`OutputSorts`][], kept across blocks of one
   dataset under one policy) and the cumulative counts over it, which every curve metric reads
   (AURC, AUGRC, cov@R, risk@C, the failure metrics; AUROC, AUPR and fpr@P of an OOD set over
   the ID and OOD samples sorted together; the SCOD curves);
@@ -199,7 +199,7 @@ class Resampled:
 
 
 def _mean_columns(inputs: MetricInputs) -> dict[str, torch.Tensor]:
-    """N per-sample columns of :attr:`Resampled.means` (float64)."""
+    """N per-sample columns of [`Resampled.means`][] (float64)."""
     out = inputs.outputs
     stage = out.exit_stage
     macs = torch.tensor(inputs.stage_macs, dtype=torch.float64)

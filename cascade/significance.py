@@ -3,10 +3,10 @@ and the Benjamini-Hochberg decisions over the family.
 
 Testing hundreds of differences at once finds some by chance, so each paired difference
 (``window_cascades.cascade.bootstrap.Bootstrap.delta_rows``) carries a two-sided p-value from the
-bootstrap standard error and a Benjamini-Hochberg decision at false discovery rate :data:`FDR` over
+bootstrap standard error and a Benjamini-Hochberg decision at false discovery rate [`FDR`][] over
 one
 family: the random quantities only (not cost or exit fractions, which the fitted policy fixes,
-nor the policy's own settings :data:`NOT_COMPARED`).
+nor the policy's own settings [`NOT_COMPARED`][]).
 """
 
 from __future__ import annotations
@@ -15,8 +15,10 @@ import math
 
 import torch
 
-NOT_COMPARED = ("op_threshold", "op_bound")  # settings of a policy, not quality measures
-FDR = 0.05  # the false discovery rate of the Benjamini-Hochberg decisions
+NOT_COMPARED = ("op_threshold", "op_bound")
+"""Settings of a policy, not quality measures: no paired differences are tested for them."""
+FDR = 0.05
+"""The false discovery rate of the Benjamini-Hochberg decisions."""
 
 
 def is_random_metric(metric: str) -> bool:

@@ -4,14 +4,14 @@ images wait for the next member in a queue of their own.
 A server batches requests dynamically. With a fraction p of images passed on and batches of B
 images, a batch needs member 2 with probability 1 - (1 - p)^B (57% at p = 0.1, B = 8), so a
 *naive* batched cascade, which runs every stage a batch needs before it answers, makes every
-request of the batch wait for member 2. :class:`StageScheduler` runs member 1 on each batch and
+request of the batch wait for member 2. ``StageScheduler`` runs member 1 on each batch and
 completes at once every request whose images all exit there; the passed-on images wait in a
 queue for member 2 (per stage k > 1), which runs on batches of its own: when ``stage_batch``
 images wait, when the oldest has waited ``stage_timeout`` seconds, or when the server is idle
-(:meth:`StageScheduler.due`). ``mode="naive"`` runs every stage on the batch before it answers,
+(``StageScheduler.due``). ``mode="naive"`` runs every stage on the batch before it answers,
 with everything else the same, so the two can be compared on one server.
 
-The decisions are those of ``run_cascade`` (:func:`window_cascades.cascade.engine.stage_passes`
+The decisions are those of ``run_cascade`` (``window_cascades.cascade.engine.stage_passes``
 decides who is passed on, with the same ensemble state), so a served image gets the same
 prediction, confidence, exit stage and flags as ``cascade predict`` gives it, up to the float
 rounding of other batch compositions. The policy's sample ids (used by the ``random`` policy
@@ -177,7 +177,7 @@ class StageScheduler:
             requests: (key, images) per request; keys must be unique among open requests.
 
         Returns:
-            the requests done with (:class:`Outcome`).
+            the requests done with (``Outcome``).
 
         Raises:
             ValueError: for a key already open.
@@ -268,7 +268,7 @@ class StageScheduler:
         """Run member k (0-based, >= 1) on up to ``stage_batch`` of the images waiting for it.
 
         Returns:
-            the requests this is done with (:class:`Outcome`): completed, or failed with the
+            the requests this is done with (``Outcome``): completed, or failed with the
             member's error (every request with an image in the failed batch).
         """
         queue = self.queues[k]

@@ -3,7 +3,7 @@
 ``run_cascade`` runs member k + 1 on the few samples of one batch that stage k passed on: with
 a 20% pass fraction the second member sees batches of about 51 instead of 256, which on a GPU
 costs nearly as much as a full batch (launch-bound), so the cascade is not as fast as its MACs
-say. :class:`StreamingCascade` keeps, per stage, a queue of passed-on samples (their inputs and
+say. [`StreamingCascade`][] keeps, per stage, a queue of passed-on samples (their inputs and
 ensemble state) across incoming batches and runs member k only when ``batch_size`` samples
 wait for it (and once more, on what is left, when the stream ends). Outputs come back in input
 order. Decisions stay on the members' device; the same policies decide as in ``run_cascade``,
@@ -68,7 +68,7 @@ class _Waiting:
 
 
 class StreamingCascade:
-    """Push batches, then :meth:`finish`: the cascade's outputs for every pushed sample.
+    """Push batches, then [`finish`][]: the cascade's outputs for every pushed sample.
 
     Args:
         members: the members in cascade order (on one device, in eval mode).

@@ -66,7 +66,7 @@ def measure(
     throughput over all ``images`` in batches of ``batch_size`` (median of
     ``throughput_repeats`` passes, after 3 warm-up batches). ``queued``: the throughput pass
     gathers passed-on samples across batches
-    (:class:`window_cascades.cascade.streaming.StreamingCascade`), so later members run on full
+    ([`window_cascades.cascade.streaming.StreamingCascade`][]), so later members run on full
     batches."""
     device = torch.device(device)
     members = [m.to(device).eval() for m in members]

@@ -1,7 +1,7 @@
 """Entry points of the LightningCLI commands: arguments checked before the heavy imports, and
 errors caused by the user's input printed as one line.
 
-``scripts/train_member.py`` and ``scripts/evaluate_cascade.py`` call :func:`run_command`. It
+``scripts/train_member.py`` and ``scripts/evaluate_cascade.py`` call [`run_command`][]. It
 first checks what can be checked without building the parser (``window_cascades.commands.precheck``:
 the subcommand, config files and keys, with the closest known key suggested). Then it imports
 Lightning and runs the CLI; an error caused by input (a bad value, a missing file, an output

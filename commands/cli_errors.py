@@ -3,8 +3,8 @@ that names the file and key, with the closest known key where one was misspelled
 
 jsonargparse reports a bad key or value in several lines (its usage, a ``tip:``, a Union's
 subtypes and the whole given value) without the file the key came from; Lightning and wandb
-raise their own exception classes. :func:`one_line` turns each kind it knows into one line;
-:func:`key_origin` finds the file that set a key, reading the arguments as jsonargparse
+raise their own exception classes. ``one_line`` turns each kind it knows into one line;
+``key_origin`` finds the file that set a key, reading the arguments as jsonargparse
 applies them (later ones win; a group given as a YAML file, e.g. ``data: data.yaml``, is read
 relative to the config naming it). Only the standard library and PyYAML are imported here.
 """

@@ -12,7 +12,7 @@ CUDA device and Tensor Core hints, the model summary table, ``Trainer.fit stoppe
 max_epochs=N reached``, ``Loaded model weights from the checkpoint``; and wandb prints its own
 lines (run summary, sync notes) on each step's run.
 
-:func:`quiet_third_party` filters exactly these, by message and category (warnings), by
+[`quiet_third_party`][] filters exactly these, by message and category (warnings), by
 logger and message (Lightning's ``rank_zero_info`` and its other loggers), and sets
 ``WANDB_QUIET=true`` unless the environment sets it (wandb then prints only what is critical);
 every other warning and log line still shows (e.g. ``Trainer.fit stopped: No training
@@ -64,7 +64,7 @@ _NOISE_LINES = re.compile("|".join(f"(?:{p})" for p in NOISE_LOG_LINES), re.S)
 
 
 class _DropThirdPartyTips(logging.Filter):
-    """Drops the log records whose message starts with one of :data:`NOISE_LOG_LINES`."""
+    """Drops the log records whose message starts with one of [`NOISE_LOG_LINES`][]."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         return _NOISE_LINES.match(str(record.getMessage())) is None
@@ -109,7 +109,7 @@ def add_console_options(parser) -> None:
 
 
 def apply_console_options(args) -> None:
-    """Apply the options of :func:`add_console_options`: filter the third-party messages unless
+    """Apply the options of [`add_console_options`][]: filter the third-party messages unless
     ``--verbose``, and turn the progress bars off with ``--no-progress``."""
     quiet_third_party(args.verbose)
     if args.no_progress:

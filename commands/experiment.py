@@ -82,7 +82,7 @@ def caching_inputs_sha256(args: list[str]) -> str:
 
 def cached_logits_current(logits: Path, member: str, ckpt: Path, inputs: str) -> bool:
     """Whether ``logits/member`` holds complete logits cached from ``ckpt`` (same SHA-256)
-    with the same inputs (:func:`caching_inputs_sha256`): every file of its ``meta.json``'s
+    with the same inputs (``caching_inputs_sha256``): every file of its ``meta.json``'s
     caching run, and the record of what they were cached from."""
     import json
 

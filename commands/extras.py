@@ -2,10 +2,10 @@
 only by those who use them (``pip install 'window-cascades[wandb]'``, ``[hf]``, ``[all]``).
 
 A run that needs one and finds it missing stops with one line naming the extra
-(:func:`require_extra` before any work, :func:`missing_extra_message` for the error of an import
+(``require_extra`` before any work, ``missing_extra_message`` for the error of an import
 deep inside a run). A wandb run that would stop at wandb's login prompt (no API key, no
 ``~/.netrc`` entry, no offline mode) is refused before anything trains
-(:func:`check_wandb_login`). Only the standard library is imported here.
+(``check_wandb_login``). Only the standard library is imported here.
 """
 
 from __future__ import annotations
@@ -40,7 +40,7 @@ def extra_message(module: str) -> str:
 
 
 def require_extra(module: str) -> None:
-    """Refuse, before any work, a run needing ``module`` (a key of :data:`EXTRAS`) when it is
+    """Refuse, before any work, a run needing ``module`` (a key of ``EXTRAS``) when it is
     not installed.
 
     Raises:

@@ -1,10 +1,10 @@
 """SIGTERM ends a command with a non-zero status and one line, never Lightning's status 0, unless
 the command's new outputs were already published in full (then status 0 and a note); a reader
-that closes the pipe early (``| head``) ends it quietly (:func:`quiet_on_closed_pipe`).
+that closes the pipe early (``| head``) ends it quietly (``quiet_on_closed_pipe``).
 
 A job scheduler (SLURM's ``scancel``, a time limit) sends SIGTERM. Ending with status 0 would let
 an ``afterok`` dependent start on an unfinished step, so every command ends with
-:data:`SIGTERM_EXIT_CODE` instead, through a Python-level exit: ``finally`` blocks and ``atexit``
+[`SIGTERM_EXIT_CODE`][] instead, through a Python-level exit: ``finally`` blocks and ``atexit``
 handlers run, so staging folders are removed and output-folder claims released.
 """
 
@@ -15,11 +15,12 @@ import signal
 import sys
 from collections.abc import Callable
 
-SIGTERM_EXIT_CODE = 128 + 15  # what a shell reports for a process ended by SIGTERM
+SIGTERM_EXIT_CODE = 128 + 15
+"""The exit status of a command ended by SIGTERM, as a shell reports it (128 + 15)."""
 
 
 class Interrupted(SystemExit):
-    """A run stopped by SIGTERM: one line on stderr, exit status :data:`SIGTERM_EXIT_CODE`.
+    """A run stopped by SIGTERM: one line on stderr, exit status [`SIGTERM_EXIT_CODE`][].
 
     Nothing marks the step finished (no ``finished.json``, no results folder swapped in); a
     rerun resumes a member from its newest checkpoint or redoes an evaluation.
@@ -42,7 +43,7 @@ _STATE = {"lightning": 0, "pending": False, "finished": False}
 
 
 def sigterm_handler(what: str) -> Callable:
-    """The SIGTERM handler of a command called ``what`` (see :func:`exit_on_sigterm`)."""
+    """The SIGTERM handler of a command called ``what`` (see ``exit_on_sigterm``)."""
 
     def handler(signum, frame) -> None:
         from window_cascades.artifacts.run_folder import published, publishing
@@ -73,15 +74,15 @@ def sigterm_handler(what: str) -> Callable:
 
 
 def exit_on_sigterm(what: str) -> Callable:
-    """From now on, SIGTERM raises :class:`Interrupted` in the main thread (for commands that do
+    """From now on, SIGTERM raises ``Interrupted`` in the main thread (for commands that do
     not run under Lightning's own SIGTERM handling, e.g. the offline evaluator and the pipeline
     between its steps); returns the handler it replaced.
 
-    Only a command with nothing new published stops with :data:`SIGTERM_EXIT_CODE`: once its
+    Only a command with nothing new published stops with ``SIGTERM_EXIT_CODE``: once its
     results are swapped in (``window_cascades.artifacts.run_folder.published``) or it marked
-    itself finished (:func:`mark_finished`), SIGTERM ends it with status 0 and a note. While a
-    swap is under way, or a LightningCLI step runs (:func:`lightning_step`: Lightning's own
-    handler stops its loop), the signal is kept for :func:`stop_if_requested`.
+    itself finished (``mark_finished``), SIGTERM ends it with status 0 and a note. While a
+    swap is under way, or a LightningCLI step runs (``lightning_step``: Lightning's own
+    handler stops its loop), the signal is kept for ``stop_if_requested``.
     """
     _STATE.update(pending=False, finished=False)
     return signal.signal(signal.SIGTERM, sigterm_handler(what))
@@ -100,7 +101,7 @@ class lightning_step:  # noqa: N801 (used as a context manager, like contextlib'
 
 def request_stop() -> None:
     """Keep a SIGTERM that arrived after a step had written its outputs in full: the command
-    stops at its next step (:func:`stop_if_requested`)."""
+    stops at its next step (``stop_if_requested``)."""
     _STATE["pending"] = True
 
 
@@ -111,7 +112,7 @@ def take_stop_request() -> bool:
 
 
 def stop_if_requested(what: str) -> None:
-    """Between the steps of a command: stop with :class:`Interrupted` if a SIGTERM was kept."""
+    """Between the steps of a command: stop with ``Interrupted`` if a SIGTERM was kept."""
     if take_stop_request():
         raise Interrupted(what)
 
@@ -126,7 +127,7 @@ SIGPIPE_EXIT_CODE = 128 + 13  # what a shell reports for a process ended by SIGP
 
 def quiet_on_closed_pipe(run: Callable[[], int | None]) -> int:
     """``run()``'s exit status; when the reader of stdout went away (``init --force | head
-    -3``), :data:`SIGPIPE_EXIT_CODE` without a traceback, as a Unix tool ends (stdout is
+    -3``), ``SIGPIPE_EXIT_CODE`` without a traceback, as a Unix tool ends (stdout is
     pointed at ``/dev/null`` so that the interpreter's final flush does not fail again)."""
     try:
         status = run() or 0

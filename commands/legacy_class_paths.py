@@ -4,8 +4,8 @@ Configs written by earlier releases (and Lightning's ``config.yaml`` of their ru
 project's classes by the packages' folder names: ``class_path: datamodules.DigitsDataModule``.
 Those packages are now ``window_cascades.datamodules`` and so on; such a class path is read as
 ``window_cascades.datamodules.DigitsDataModule``, with a one-line notice, wherever a command
-reads one: in a config file (the YAML loader of the LightningCLIs, :data:`PARSER_MODE`) and on
-the command line (:func:`renamed_arguments`).
+reads one: in a config file (the YAML loader of the LightningCLIs, [`PARSER_MODE`][]) and on
+the command line ([`renamed_arguments`][]).
 
 A package of the user's own with one of those names (a Lightning project's ``datamodules/``,
 importable where the command runs) keeps its name: only a name that no package of the user's
@@ -32,7 +32,8 @@ OLD_PACKAGES = (
 )
 # a class: lower-case modules, then a CamelCase name (``cascade.yaml`` is a file, not a class)
 OLD_PATH = re.compile(rf"^(?:{'|'.join(OLD_PACKAGES)})(?:\.[a-z_]\w*)*\.[A-Z]\w*$")
-PARSER_MODE = "window_cascades_yaml"  # jsonargparse's YAML loader + renamed class paths
+PARSER_MODE = "window_cascades_yaml"
+"""jsonargparse's YAML loader that also reads the renamed class paths."""
 _noticed: set[str] = set()
 
 
@@ -117,8 +118,8 @@ def renamed_arguments(argv: list[str]) -> list[str]:
 
 
 def load_config(value: str, path: str = "") -> object:
-    """jsonargparse's YAML loader, then :func:`renamed_values` (its loader for
-    :data:`PARSER_MODE`)."""
+    """jsonargparse's YAML loader, then [`renamed_values`][] (its loader for
+    [`PARSER_MODE`][])."""
     from jsonargparse import get_loader
 
     return renamed_values(get_loader("yaml")(value), f"{path or _nested_config()}: ".lstrip(": "))
@@ -137,7 +138,7 @@ def _nested_config() -> str:
 
 
 def register_parser_mode() -> str:
-    """Register :func:`load_config` as jsonargparse's loader for :data:`PARSER_MODE`; returns
+    """Register [`load_config`][] as jsonargparse's loader for [`PARSER_MODE`][]; returns
     the mode, for ``parser_kwargs={"parser_mode": ...}``."""
     import yaml
     from jsonargparse import set_loader

@@ -21,7 +21,7 @@ from window_cascades.commands.plugins import PluginError, load_command_plugins, 
 def run(args: argparse.Namespace) -> list[dict]:
     """Check the options and the output folder, evaluate the sweep, write the results as one
     unit; returns the rows. The output folder is claimed here unless this process holds it
-    already (:func:`main` claims it before torch is imported)."""
+    already (``main`` claims it before torch is imported)."""
     from window_cascades.artifacts.experiment_logits import MEMBER_UNITS
     from window_cascades.artifacts.folder_claim import claimed, release_output_folder
     from window_cascades.artifacts.output_paths import check_output_dir

@@ -81,7 +81,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def parse_base(argv: list[str] | None) -> tuple[argparse.Namespace, list[str]]:
     """The command's own options, without importing torch: ``(args, rest)``, ``rest`` the
-    arguments left for :func:`parse_policy_options`. ``-h`` prints the whole help (and
+    arguments left for [`parse_policy_options`][]. ``-h`` prints the whole help (and
     imports the policy registry to list their parameters) and exits."""
     p = base_parser()
     argv = sys.argv[1:] if argv is None else list(argv)

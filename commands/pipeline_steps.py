@@ -66,7 +66,7 @@ def fit_member(
     overrides: Sequence[str] = (),
     run: bool = True,
 ) -> MemberCLI:
-    """Train one member (see :func:`fit_member_args`); ``run=False`` only builds it."""
+    """Train one member (see [`fit_member_args`][]); ``run=False`` only builds it."""
     cli_args = fit_member_args(
         member_config, seed, member_dir, data_config, logger, resume_from, overrides
     )
@@ -151,7 +151,7 @@ def evaluate_cascade(
     logger: Sequence[str] | None = None,
     overrides: Sequence[str] = (),
 ) -> CascadeCLI:
-    """Calibrate and evaluate a cascade (see :func:`evaluate_cascade_args`)."""
+    """Calibrate and evaluate a cascade (see [`evaluate_cascade_args`][])."""
     return CascadeCLI(
         args=evaluate_cascade_args(
             cascade_config, checkpoints, results_dir, data_config, logger, overrides

@@ -4,7 +4,7 @@
 A plugin is any Python file or importable module that registers entries when imported
 (``register_policy``, ``register_metric``; CONTRIBUTING.md, "Add a policy"). Nothing of the
 library is edited: every command takes ``--plugin`` (repeatable), and installed packages
-declare theirs in the entry-point group :data:`ENTRY_POINT_GROUP`, which every command loads::
+declare theirs in the entry-point group [`ENTRY_POINT_GROUP`][], which every command loads::
 
     # the plugin package's pyproject.toml
     [project.entry-points."window_cascades.plugins"]
@@ -21,7 +21,7 @@ to another program, e.g. ``submit``'s pipeline options).
 
 Loading is idempotent (a file or module is imported once per process, however often it is
 named), so the dispatcher and the subcommand may both load the same plugins. A file is imported
-under a module name of its own (:func:`plugin_module_name`), so two files of the same name do not
+under a module name of its own ([`plugin_module_name`][]), so two files of the same name do not
 replace each other and a plugin file never shadows an installed module. Only the standard
 library is imported here (the commands read their arguments before torch is imported); the
 plugins import what they register with.
@@ -178,7 +178,7 @@ def load_plugin(spec: str | Path, what: str | None = None) -> ModuleType:
 
 
 def load_entry_point_plugins() -> list[ModuleType]:
-    """Load every installed plugin of the entry-point group :data:`ENTRY_POINT_GROUP` (once per
+    """Load every installed plugin of the entry-point group [`ENTRY_POINT_GROUP`][] (once per
     process; later calls load nothing and return an empty list).
 
     An entry names a module (imported) or a function (called with no arguments).
@@ -216,8 +216,8 @@ def load_plugins(specs: Iterable[str | Path] = (), entry_points: bool = True) ->
     """Load the installed plugins (entry points) and then each of ``specs``.
 
     Args:
-        specs: plugin files (paths) or module names, in order (see :func:`load_plugin`).
-        entry_points: also load the installed plugins of :data:`ENTRY_POINT_GROUP` (once per
+        specs: plugin files (paths) or module names, in order (see [`load_plugin`][]).
+        entry_points: also load the installed plugins of [`ENTRY_POINT_GROUP`][] (once per
             process).
 
     Returns:
@@ -276,7 +276,7 @@ def split_plugin_arguments(argv: list[str]) -> tuple[list[str], list[str]]:
 
 def load_command_plugins(argv: list[str]) -> tuple[list[str], list[str]]:
     """Load the installed plugins and ``argv``'s ``--plugin`` ones; returns ``(plugins,
-    others)`` as :func:`split_plugin_arguments`.
+    others)`` as [`split_plugin_arguments`][].
 
     Raises:
         PluginError: ``--plugin X: ...`` (one line) for the first one that cannot be loaded.

@@ -1,12 +1,12 @@
 """A command's arguments and config files, checked before anything heavy is imported.
 
-With the standard library and PyYAML only (well under a second), :func:`precheck` checks what
+With the standard library and PyYAML only (well under a second), [`precheck`][] checks what
 can be checked without building the parser: the subcommand, that every config file exists and
 is valid YAML (the error names the file, line and column), that every top-level key and every
 key of this project's own classes (``model``, ``calibration``, ``results``, ``cache``,
 ``preemption``; read from their source, not imported) is known, with the closest known key
 suggested, and that a ``--ckpt_path`` is a complete zip archive. A problem is an
-:class:`InputError` naming the argument or file.
+[`InputError`][] naming the argument or file.
 
 The calibration callback also takes every declared policy parameter (``--calibration.width``,
 ...): the names the library declares are read from ``cascade/``'s source the same way; a key
@@ -55,7 +55,7 @@ class InputError(ValueError):
 
 @dataclass(frozen=True)
 class CommandSpec:
-    """What :func:`precheck` knows of one command without importing it.
+    """What [`precheck`][] knows of one command without importing it.
 
     Attributes:
         script: the script's name, as messages show it.

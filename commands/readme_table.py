@@ -9,9 +9,9 @@ shows::
     ```
     <!-- /quickstart-table -->
 
-:func:`render_table` prints what the quick start prints for those datasets (from
-``metrics.csv`` and ``summary.json`` of a results folder), :func:`replace_table` puts it into the
-README text, and :func:`table_differences` compares two tables cell by cell: the same datasets,
+[`render_table`][] prints what the quick start prints for those datasets (from
+``metrics.csv`` and ``summary.json`` of a results folder), [`replace_table`][] puts it into the
+README text, and [`table_differences`][] compares two tables cell by cell: the same datasets,
 policies and columns, and every value within ``atol`` (training on another CPU model takes other
 kernels and moves a few test samples; see README "One result").
 """

@@ -1,4 +1,4 @@
-"""The one adapter over LightningCLI's private methods (:class:`SafeLoadingCLI`), and what it
+"""The one adapter over LightningCLI's private methods ([`SafeLoadingCLI`][]), and what it
 reads of a parsed config: the inputs a subcommand reads, and the SLURM task count."""
 
 from __future__ import annotations
@@ -86,17 +86,17 @@ class SafeLoadingCLI(LightningCLI):
 
     - ``--ckpt_path`` loads with ``weights_only=True`` unless told otherwise (Lightning
       otherwise unpickles the checkpoint file, which can run arbitrary code);
-    - ``--ckpt_path`` is checked by :meth:`check_checkpoint` before anything is built or
+    - ``--ckpt_path`` is checked by [`check_checkpoint`][] before anything is built or
       written (Lightning would load it first, with an unclear error when it is corrupt);
     - under SLURM, srun must have started as many processes as the Trainer runs;
-    - SIGTERM ends the run with :class:`Interrupted` (non-zero status), not Lightning's status 0,
-      also in ``predict`` (:class:`StopOnSigterm`); one that arrives after the run published
+    - SIGTERM ends the run with ``Interrupted`` (non-zero status), not Lightning's status 0,
+      also in ``predict`` (``StopOnSigterm``); one that arrives after the run published
       its outputs in full (results swapped in, cached logits, predictions) is a note, kept as
       a stop request for a command with more steps (``window_cascades.commands.interrupts``);
     - Lightning's progress bar only on a terminal, one line per epoch of a ``fit`` elsewhere
-      (:meth:`instantiate_trainer`);
+      (``instantiate_trainer``);
     - an error of its input (a key or value jsonargparse refuses, a missing extra, Lightning's
-      or wandb's refusal of a setting) is a :class:`CLIInputError` of one line naming the file
+      or wandb's refusal of a setting) is a ``CLIInputError`` of one line naming the file
       and key (``window_cascades.commands.cli_errors``), the parser's usage printed only with
       ``--verbose``;
     - config files are read with a YAML loader that reads a class path written before the

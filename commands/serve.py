@@ -8,7 +8,7 @@ and the members' SHA-256). Everything the server will apply is checked here firs
 process starts: the checkpoint (read with ``weights_only=True``), the policy (fitted, with an
 operating point), named members, the limits and the token; a problem is one line, ``error:
 ...``, exit status 2. The server itself is LitServe (the ``[serve]`` extra; without it this
-command says so in one line), wired in :mod:`window_cascades.commands.serve_app`:
+command says so in one line), wired in ``window_cascades.commands.serve_app``:
 ``POST /predict``, ``GET /health``, ``GET /info``, ``GET /metrics``. SIGTERM or Ctrl-C stops
 accepting connections, answers the requests in flight (up to ``--drain_timeout`` seconds)
 and exits with status 0.

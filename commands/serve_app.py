@@ -4,17 +4,17 @@ stage-aware loop (the wiring of ``window-cascades serve``; needs the ``[serve]``
 LitServe runs three kinds of processes: the main one (``serve``'s, which waits), one HTTP
 process (uvicorn, forked from the main one) and one inference worker per device (spawned):
 
-* :class:`CascadeServer` (a ``LitServer``) owns the endpoints. ``POST /predict`` reads one
+* ``CascadeServer`` (a ``LitServer``) owns the endpoints. ``POST /predict`` reads one
   image (raw body), several (multipart files) or a JSON list of base64 strings, refuses what it
   must (401 without the bearer token, 413 over the body limit, 503 when ``max_queue`` requests
   are already in the server, the images' own refusals from
-  :mod:`window_cascades.datamodules.request_images`), prepares the images in a thread of the
+  ``window_cascades.datamodules.request_images``), prepares the images in a thread of the
   HTTP process and queues them for the worker; ``GET /health`` (open), ``GET /info`` and
-  ``GET /metrics`` (Prometheus text, :mod:`window_cascades.commands.serve_metrics`).
-* :class:`CascadeAPI` (a ``LitAPI``) loads the cascade checkpoint in the worker
+  ``GET /metrics`` (Prometheus text, ``window_cascades.commands.serve_metrics``).
+* ``CascadeAPI`` (a ``LitAPI``) loads the cascade checkpoint in the worker
   (``CascadeModule.load_from_checkpoint``, members embedded) and builds its
-  :class:`~window_cascades.cascade.stage_scheduler.StageScheduler`.
-* :class:`CascadeLoop` (a ``LitLoop``) is the worker's loop: it collects a dynamic batch of
+  ``window_cascades.cascade.stage_scheduler.StageScheduler``.
+* ``CascadeLoop`` (a ``LitLoop``) is the worker's loop: it collects a dynamic batch of
   requests (up to ``max_batch_size`` images within ``batch_timeout`` seconds, cut short when a
   waiting image's ``stage_timeout`` runs out), runs member 1 on it and answers every request
   whose images exited at once; between batches, and whenever no request waits, it runs the
@@ -24,7 +24,7 @@ process (uvicorn, forked from the main one) and one inference worker per device 
 LitServe's own batched loop answers a batch when every request of it is done, and its
 continuous-batching loop is built for streamed token generation (``stream=True`` only); neither
 answers exited requests early, hence this loop. What is relied on of LitServe beyond its
-documented ``LitAPI``/``LitServer``/``LitLoop`` API is listed in :data:`LITSERVE_PRIVATE` (a
+documented ``LitAPI``/``LitServer``/``LitLoop`` API is listed in ``LITSERVE_PRIVATE`` (a
 test checks that the installed version has it).
 """
 
@@ -191,20 +191,20 @@ class CascadeAPI(litserve.LitAPI):
         )
 
     def decode_request(self, request):
-        """Unused (:class:`CascadeLoop` reads the payload); LitServe reads its signature."""
+        """Unused (``CascadeLoop`` reads the payload); LitServe reads its signature."""
         return request
 
     def predict(self, x):
-        """Unused: :class:`CascadeLoop` runs the scheduler."""
+        """Unused: ``CascadeLoop`` runs the scheduler."""
         raise NotImplementedError("CascadeLoop runs the cascade")
 
     def encode_response(self, output):
-        """Unused (:class:`CascadeLoop` answers); LitServe reads its signature."""
+        """Unused (``CascadeLoop`` answers); LitServe reads its signature."""
         return output
 
 
 class CascadeLoop(LitLoop):
-    """The worker's stage-aware loop over a :class:`CascadeAPI` (see the module docstring).
+    """The worker's stage-aware loop over a ``CascadeAPI`` (see the module docstring).
 
     Args:
         stage_depth: a shared integer kept at the number of images waiting for a later
@@ -253,7 +253,7 @@ class CascadeLoop(LitLoop):
         self._exit_when_done(lit_api, busy=bool(batch))
 
     def _exit_when_done(self, lit_api: CascadeAPI, busy: bool) -> None:
-        """After SIGTERM: end the worker once no request has arrived for :data:`QUIET_S`
+        """After SIGTERM: end the worker once no request has arrived for ``QUIET_S``
         seconds and none is open."""
         if not lit_api.stopping:
             return
@@ -435,7 +435,7 @@ class CascadeServer(LitServer):
             return Response(self.metrics.render(), media_type=CONTENT_TYPE)
 
     def _register_api_endpoints(self, lit_api, request_type, response_type) -> None:
-        """``POST /predict`` (see :meth:`predict`)."""
+        """``POST /predict`` (see ``predict``)."""
 
         async def predict(request: Request) -> JSONResponse:
             return await self.predict(request, lit_api)
@@ -598,8 +598,8 @@ class CascadeServer(LitServer):
 
     def verify_worker_status(self) -> None:
         """Wait for the worker to load the cascade. A worker that fails or ends, or SIGTERM
-        during the start, ends the start (the workers are stopped): :class:`WorkerStartError`
-        or :class:`StoppedBeforeReady`."""
+        during the start, ends the start (the workers are stopped): ``WorkerStartError``
+        or ``StoppedBeforeReady``."""
         while True:
             states = list(self.workers_setup_status.values())
             if any(v == WorkerSetupStatus.READY for v in states):

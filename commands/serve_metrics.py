@@ -1,7 +1,7 @@
 """What a served cascade counts, as Prometheus text (``GET /metrics``).
 
-:class:`ServeMetrics` lives in the server's HTTP process (one per server: ``serve`` runs one)
-and is updated once per answered request; :meth:`ServeMetrics.render` writes the Prometheus
+``ServeMetrics`` lives in the server's HTTP process (one per server: ``serve`` runs one)
+and is updated once per answered request; ``ServeMetrics.render`` writes the Prometheus
 text exposition format 0.0.4 (``text/plain; version=0.0.4``) that Prometheus scrapes:
 
 * ``window_cascades_requests_total{code}``: requests answered, by HTTP status;
@@ -9,7 +9,7 @@ text exposition format 0.0.4 (``text/plain; version=0.0.4``) that Prometheus scr
 * ``window_cascades_exits_total{stage}`` and ``window_cascades_exit_fraction{stage}``: images
   that exited at cascade stage ``stage`` (1 = the first member), and their share;
 * ``window_cascades_request_latency_seconds{exited, quantile}`` with ``_sum`` and ``_count``:
-  latency percentiles (0.5, 0.95, 0.99) of the last :data:`WINDOW` successful requests,
+  latency percentiles (0.5, 0.95, 0.99) of the last ``WINDOW`` successful requests,
   overall (``exited="all"``), of those whose images all exited at stage 1 (``"true"``) and of
   the others (``"false"``); ``_sum``/``_count`` over every successful request;
 * ``window_cascades_queue_depth{queue}``: requests in the server (``requests``: received and

@@ -84,7 +84,7 @@ def find_pipeline_config(value: str | Path) -> tuple[Path, bool]:
     says it is used), else the shipped config of that name.
 
     Returns the path and whether it is a shipped one. A missing file raises
-    :class:`FileNotFoundError` listing the shipped names.
+    ``FileNotFoundError`` listing the shipped names.
     """
     path = Path(value)
     if path.is_dir() and (path / "pipeline.yaml").is_file():

@@ -21,7 +21,7 @@ after submit's own, so sbatch takes it over them. The options submit sets itself
 the dependency, the log files) are refused, naming the submit option to use. The jobs are named
 ``<name>-members`` and ``<name>-evaluate``, ``<name>`` = ``--job-name`` or ``wc-<experiment>``.
 The evaluation job runs on one node, one task (one GPU when the members use GPUs) with its own
-time limit (``--eval-time``, default :data:`DEFAULT_EVAL_TIME`); the members' device and node
+time limit (``--eval-time``, default ``DEFAULT_EVAL_TIME``); the members' device and node
 counts go to the members' job only. ``%`` in the output folder reaches sbatch's log paths as
 ``%%`` (sbatch would read it as one of its patterns).
 """
@@ -51,6 +51,8 @@ HERE = Path(__file__).resolve().parent
 # a checkout's scripts/slurm/, else the copy shipped in the package (pyproject: package-dir)
 JOB_FOLDERS = (HERE.parent / "scripts" / "slurm", HERE / "slurm_jobs")
 MEMBERS_PLACEHOLDER = "<members job>"
+"""Stands for the members job's id in a dry run, before it is submitted."""
+
 #: the evaluation job's time limit unless ``--eval-time`` is given (calibration and the cascade
 #: test: the members' inference over the held-out and test sets, no training)
 DEFAULT_EVAL_TIME = "04:00:00"
@@ -336,7 +338,7 @@ def sbatch_commands(
     passed: tuple[list[str], list[str], list[str]] = ([], [], []),
 ) -> tuple[list[str], list[str]]:
     """The members' and the evaluation's ``sbatch`` command lines (the evaluation's dependency
-    names :data:`MEMBERS_PLACEHOLDER`, replaced by the members' job id once submitted).
+    names ``MEMBERS_PLACEHOLDER``, replaced by the members' job id once submitted).
 
     ``passed``: the pass-through sbatch options for both jobs, the members' job and the
     evaluation job; they come after submit's own, so sbatch takes them over submit's.

@@ -41,6 +41,14 @@ def random_affine(
 
     Rotation, shift and zoom are drawn uniformly from ``bounds``; sampling is bilinear, and
     pixels from outside the image are 0 (the background of glyph images in [0, 1]).
+
+    Args:
+        images: Images in [0, 1], shape (N, C, H, W).
+        generator: The random generator the warps are drawn with.
+        bounds: The range of rotation, shift and zoom.
+
+    Returns:
+        The warped images, same shape.
     """
     n = images.shape[0]
     u = torch.rand(n, 4, generator=generator) * 2 - 1  # each in [-1, 1)
@@ -76,7 +84,11 @@ class AugmentedImages(Dataset):
         return self.images.shape[0]
 
     def set_epoch(self, epoch: int) -> None:
-        """Called by the training sampler at the start of every epoch."""
+        """Called by the training sampler at the start of every epoch.
+
+        Args:
+            epoch: The epoch starting (the warps of each epoch differ).
+        """
         self.epoch = epoch
 
     def __getitem__(self, i: int):

@@ -1,7 +1,7 @@
 """The datamodule contract: what the cascade's callbacks and modules read from a datamodule.
 
 Bring your own datamodule: any ``LightningDataModule`` that also provides the members of
-:class:`CascadeDataModule` works with the member module (``fit`` reads the train and val
+[`CascadeDataModule`][] works with the member module (``fit`` reads the train and val
 dataloaders, ``predict`` the evaluation sets), the logits writer, the calibration callback and
 the cascade module. ``ImageSetsDataModule`` (and so every datamodule of this package)
 implements it.
@@ -57,14 +57,25 @@ class CascadeDataModule(Protocol):
     def input_shape(self) -> tuple[int, int, int]: ...
 
     def dataloader(self, name: str) -> DataLoader:
-        """Unpadded, unshuffled evaluation dataloader of the dataset ``name``."""
+        """Unpadded, unshuffled evaluation dataloader of the dataset ``name``.
+
+        Args:
+            name: A dataset's name, a key of ``roles``.
+        """
 
     def test_dataloader(self) -> list[DataLoader]:
         """One evaluation dataloader per evaluated dataset (``roles.evaluated()``), in order."""
 
 
 def cascade_datamodule(trainer) -> CascadeDataModule:
-    """The trainer's datamodule, checked against the contract (clear error where it enters)."""
+    """The trainer's datamodule, checked against the contract (clear error where it enters).
+
+    Args:
+        trainer: The Lightning trainer of the run.
+
+    Returns:
+        The trainer's datamodule.
+    """
     dm = getattr(trainer, "datamodule", None)
     missing = [name for name in REQUIRED if dm is None or not hasattr(dm, name)]
     if missing:

@@ -24,7 +24,14 @@ DEFAULT_DATASETS = [
 
 
 def load_digits_images(image_size: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """All 1,797 digits as (N, 1, image_size, image_size) floats in [0, 1] and int64 labels."""
+    """All 1,797 digits as (N, 1, image_size, image_size) floats in [0, 1] and int64 labels.
+
+    Args:
+        image_size: The side of the upsampled square images, in pixels.
+
+    Returns:
+        (the images, the labels 0-9).
+    """
     from sklearn.datasets import load_digits
 
     digits = load_digits()
@@ -37,16 +44,16 @@ class DigitsDataModule(ImageSetsDataModule):
     """scikit-learn digits with a seeded held-out split, corrupted copies and OOD sets.
 
     Args:
-        datasets: evaluation datasets (see :class:`ImageSetsDataModule`); default: held-out,
+        datasets: evaluation datasets (see [`ImageSetsDataModule`][]); default: held-out,
             test, two corrupted test copies and ``photo_patches``.
         image_size: side of the upsampled square images, in pixels.
         test_fraction: fraction of all images in the ID test split.
         heldout_fraction: fraction of the remaining (training) images held out for calibration.
-        split_seed: see :class:`ImageSetsDataModule`.
-        batch_size: see :class:`ImageSetsDataModule`.
-        num_workers: see :class:`ImageSetsDataModule`.
-        train_limit: see :class:`ImageSetsDataModule`.
-        augment: see :class:`ImageSetsDataModule`.
+        split_seed: see [`ImageSetsDataModule`][].
+        batch_size: see [`ImageSetsDataModule`][].
+        num_workers: see [`ImageSetsDataModule`][].
+        train_limit: see [`ImageSetsDataModule`][].
+        augment: see [`ImageSetsDataModule`][].
     """
 
     def __init__(
@@ -83,6 +90,11 @@ class DigitsDataModule(ImageSetsDataModule):
         return f"test_fraction={self.test_fraction}, heldout_fraction={self.heldout_fraction}"
 
     def load_splits(self):
+        """The digits, split stratified and seeded into test, then train and held-out.
+
+        Returns:
+            (images in [0, 1] as N x 1 x S x S, int64 labels, {train, heldout, test: indices}).
+        """
         images, labels = load_digits_images(self.image_size)
         test_idx, rest_idx = stratified_split(
             labels, [self.test_fraction, 1 - self.test_fraction], self.split_seed

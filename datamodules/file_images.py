@@ -34,7 +34,17 @@ from window_cascades.datamodules.prepared_images import (
 
 def same_source(a: dict, a_split: str, b: dict, b_split: str) -> bool:
     """Whether two source entries read the same images (format, path and, where the format has
-    splits, split; ``*_split`` are the defaults each entry is opened with)."""
+    splits, split; ``*_split`` are the defaults each entry is opened with).
+
+    Args:
+        a: A source entry, ``{format, path, split?, ...}``.
+        a_split: The split ``a`` is opened with when it names none.
+        b: Another source entry.
+        b_split: The split ``b`` is opened with when it names none.
+
+    Returns:
+        True when both read the same images.
+    """
     if not (isinstance(a, dict) and isinstance(b, dict)) or a.get("format") != b.get("format"):
         return False
     if Path(str(a.get("path"))).resolve() != Path(str(b.get("path"))).resolve():
@@ -46,7 +56,17 @@ def same_source(a: dict, a_split: str, b: dict, b_split: str) -> bool:
 
 def check_heldout_size(heldout_size: float) -> float:
     """The images held out of ``train``: a fraction in (0, 1) or a whole number of images (a
-    clear error naming the value otherwise)."""
+    clear error naming the value otherwise).
+
+    Args:
+        heldout_size: A fraction in (0, 1) or a whole number of images >= 1.
+
+    Returns:
+        ``heldout_size`` as given.
+
+    Raises:
+        ValueError: Neither a fraction in (0, 1) nor a whole number >= 1.
+    """
     if (
         isinstance(heldout_size, bool)
         or not isinstance(heldout_size, (int, float))
@@ -171,6 +191,11 @@ class ImageFilesDataModule(ImageSetsDataModule):
         return [index[source.classes[y]] if y >= 0 else -1 for y in source.labels]
 
     def setup(self, stage: str | None = None) -> None:
+        """Open the sources, split the held-out images off ``train`` and build every set (once).
+
+        Args:
+            stage: Lightning's stage (``"fit"``, ``"test"``, ``"predict"``, ...).
+        """
         if self.train_set is not None:
             return
         train = open_source(self.train_source, "train")

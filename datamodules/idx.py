@@ -17,6 +17,12 @@ import torch
 def read_idx(path: str | Path) -> torch.Tensor:
     """The array stored in an IDX file, as a uint8 tensor of the stored shape.
 
+    Args:
+        path: The IDX file (gzip-compressed when its name ends in ``.gz``).
+
+    Returns:
+        The stored array.
+
     Raises:
         FileNotFoundError: naming the path.
         ValueError: naming the file, for a bad magic number, type or truncated data.
@@ -52,7 +58,15 @@ def read_idx(path: str | Path) -> torch.Tensor:
 def read_idx_images_labels(
     images_path: str | Path, labels_path: str | Path
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """(N, H, W) uint8 images and (N,) int64 labels, checked to match in length."""
+    """(N, H, W) uint8 images and (N,) int64 labels, checked to match in length.
+
+    Args:
+        images_path: The IDX images file (``*-images-idx3-ubyte[.gz]``).
+        labels_path: The IDX labels file (``*-labels-idx1-ubyte[.gz]``).
+
+    Returns:
+        (the images, the labels).
+    """
     images, labels = read_idx(images_path), read_idx(labels_path)
     if images.ndim != 3:
         raise ValueError(

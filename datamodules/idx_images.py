@@ -21,7 +21,7 @@ class IDXDataModule(ImageSetsDataModule):
     Args:
         images: path of the images file (``*-images-idx3-ubyte[.gz]``).
         labels: path of the labels file (``*-labels-idx1-ubyte[.gz]``).
-        datasets: evaluation datasets (see :class:`ImageSetsDataModule`).
+        datasets: evaluation datasets (see [`ImageSetsDataModule`][]).
         num_classes: number of classes; every label must be below it.
         train_fraction: fraction of each class used for training.
         heldout_fraction: fraction of each class held out for calibration.
@@ -73,6 +73,14 @@ class IDXDataModule(ImageSetsDataModule):
         return f"train_fraction={self.train_fraction}, heldout_fraction={self.heldout_fraction}"
 
     def load_splits(self):
+        """The IDX files' images, scaled, resized and split stratified and seeded.
+
+        Returns:
+            (images in [0, 1] as N x 1 x S x S, int64 labels, {train, heldout, test: indices}).
+
+        Raises:
+            ValueError: A label is negative or not below ``num_classes``.
+        """
         raw, labels = read_idx_images_labels(self.images_path, self.labels_path)
         if labels.numel() and (labels.min() < 0 or labels.max() >= self.num_classes):
             raise ValueError(

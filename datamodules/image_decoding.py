@@ -1,9 +1,9 @@
 """Decoding one image file of a dataset, safely: only the decoders of
-:data:`ALLOWED_FORMATS` may open it (identified by content, so an EPS or PDF file named
+[`ALLOWED_FORMATS`][] may open it (identified by content, so an EPS or PDF file named
 ``.png`` is refused, never handed to a plugin that starts an external program such as
 Ghostscript), the size its header declares is checked against a pixel limit before decoding (a
 decompression bomb is refused, naming the file), high bit depths are scaled to 8 bits rather
-than clipped (:func:`to_mode`), and an undecodable file is named with a count of the dataset's
+than clipped ([`to_mode`][]), and an undecodable file is named with a count of the dataset's
 other files like it."""
 
 from __future__ import annotations
@@ -28,8 +28,14 @@ class UnreadableImageError(ValueError):
     """An image file that cannot be decoded (named, with the count of others like it, counted
     only when the message is shown).
 
+    Args:
+        path: The file.
+        reason: Why it cannot be decoded (``OSError: ...``).
+        files: The dataset's files, among which the message counts the others like it.
+
     Attributes:
-        path: the file; reason: why it cannot be decoded (``OSError: ...``).
+        path: The file.
+        reason: Why it cannot be decoded (``OSError: ...``).
     """
 
     def __init__(self, path: Path | str, reason: str | None = None, files: list | None = None):
@@ -56,7 +62,7 @@ DEFAULT_MAX_PIXELS = 64_000_000  # 8000 x 8000; ImageNet's largest image has abo
 
 
 class ImageTooLargeError(ValueError):
-    """An image whose header declares more pixels than :func:`max_image_pixels` allows."""
+    """An image whose header declares more pixels than [`max_image_pixels`][] allows."""
 
 
 def max_image_pixels() -> int:
@@ -81,7 +87,7 @@ def max_image_pixels() -> int:
 @contextlib.contextmanager
 def _size_checked_by_us():
     """PIL's own decompression-bomb check off (it raises above 179 million pixels with a
-    message naming no file, and only warns below); :func:`_decode` checks the size itself."""
+    message naming no file, and only warns below); [`_decode`][] checks the size itself."""
     saved = Image.MAX_IMAGE_PIXELS
     Image.MAX_IMAGE_PIXELS = None
     try:
@@ -121,9 +127,9 @@ def to_mode(img: Image.Image, mode: str) -> Image.Image:
 
 
 def _decode(path: Path, mode: str | None = "RGB") -> Image.Image | None:
-    """Decode ``path`` with a decoder of :data:`ALLOWED_FORMATS` (converted to ``mode`` by
-    :func:`to_mode`; None: only checked) after checking the size its header declares against
-    :func:`max_image_pixels`.
+    """Decode ``path`` with a decoder of [`ALLOWED_FORMATS`][] (converted to ``mode`` by
+    [`to_mode`][]; None: only checked) after checking the size its header declares against
+    [`max_image_pixels`][].
 
     Raises:
         ImageTooLargeError: naming the file, its size, the limit and how to raise it.
@@ -172,8 +178,12 @@ def _count_other_unreadable(path: Path, files: list[Path], budget: float = SCAN_
 def open_image(path: Path, files: list[Path]) -> Image.Image:
     """Decode ``path`` (one of ``files``, its dataset) as RGB; a clear error if it cannot be.
 
+    Args:
+        path: The image file.
+        files: Its dataset's files (an error counts the others that cannot be decoded).
+
     Raises:
-        ImageTooLargeError: its header declares more pixels than :func:`max_image_pixels`.
+        ImageTooLargeError: its header declares more pixels than [`max_image_pixels`][].
         UnreadableImageError: any other failure to decode it (not an image of an allowed
             format, truncated, corrupt: whatever the decoder raised).
     """
@@ -187,7 +197,11 @@ def open_image(path: Path, files: list[Path]) -> Image.Image:
 
 def image_error(path: str | Path) -> str | None:
     """Why the image file ``path`` cannot be decoded (``OSError: ...``; ``too large: ...`` over
-    the pixel limit, checked before decoding), or None if it can."""
+    the pixel limit, checked before decoding), or None if it can.
+
+    Args:
+        path: The image file.
+    """
     try:
         _decode(Path(path), None)
         return None

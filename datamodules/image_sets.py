@@ -35,7 +35,7 @@ from window_cascades.vocabulary.roles import DatasetRoles
 
 
 class ImageSetsDataModule(LightningDataModule):
-    """Base class: subclasses implement :meth:`load_splits`. Implements the data contract
+    """Base class: subclasses implement [`load_splits`][]. Implements the data contract
     (``window_cascades.datamodules.contract.CascadeDataModule``).
 
     Args:
@@ -106,6 +106,14 @@ class ImageSetsDataModule(LightningDataModule):
         return DatasetRoles({s.name: s.role for s in self.specs})
 
     def setup(self, stage: str | None = None) -> None:
+        """Load the splits and build the training set and every evaluation set (once).
+
+        Args:
+            stage: Lightning's stage (``"fit"``, ``"test"``, ``"predict"``, ...).
+
+        Raises:
+            ValueError: A split is empty.
+        """
         if self.train_set is not None:
             return
         self._stage = stage
@@ -147,8 +155,15 @@ class ImageSetsDataModule(LightningDataModule):
         """Images of a ``source: path`` dataset (any format of ``image_sources``) as this
         module's tensors: grey, scaled to [0, 1], resized bilinearly to ``image_size``, with
         targets (-1 for an OOD set). For ``predict``, a file that cannot be decoded is kept
-        aside (:class:`IndexedFiles` ``unreadable``) instead of stopping the setup, so the
-        predictions list it and predict the others."""
+        aside ([`IndexedFiles`][] ``unreadable``) instead of stopping the setup, so the
+        predictions list it and predict the others.
+
+        Args:
+            spec: The dataset's entry in the config (``source: path``).
+
+        Returns:
+            (images as N x 1 x S x S floats in [0, 1], int64 targets).
+        """
         entry = {"format": spec.format, "path": spec.path, "labels": spec.labels}
         if spec.split:
             entry["split"] = spec.split
@@ -216,6 +231,11 @@ class ImageSetsDataModule(LightningDataModule):
         return {"epoch": trainer.current_epoch, "samples_done": done * self.batch_size}
 
     def load_state_dict(self, state: dict) -> None:
+        """Resume training where [`state_dict`][] said it was.
+
+        Args:
+            state: The datamodule's state from a checkpoint (empty outside fit).
+        """
         if state:
             self._train_position = {"epoch": state["epoch"], "samples_done": state["samples_done"]}
 
@@ -224,7 +244,14 @@ class ImageSetsDataModule(LightningDataModule):
         return self.dataloader(self.roles.heldout)
 
     def dataloader(self, name: str) -> DataLoader:
-        """Unpadded evaluation dataloader of the dataset called ``name``."""
+        """Unpadded evaluation dataloader of the dataset called ``name``.
+
+        Args:
+            name: A configured dataset's name.
+
+        Raises:
+            KeyError: No dataset has that name.
+        """
         if name not in self.eval_sets:
             raise KeyError(f"no dataset named {name!r}; configured: {list(self.roles)}")
         return self._eval_loader(self.eval_sets[name])

@@ -13,7 +13,7 @@ Formats (``format`` in a config; ``path`` is a folder unless said otherwise):
   (``<split>/<class>/<image>``); ``image`` and ``label`` columns (names configurable).
 - ``idx``: MNIST-format files: ``path`` is the images file, ``labels`` the labels file.
 
-Every reader returns a :class:`LabelledImages`: ``dataset[i]`` is (RGB or L PIL image, label).
+Every reader returns a [`LabelledImages`][]: ``dataset[i]`` is (RGB or L PIL image, label).
 """
 
 from __future__ import annotations
@@ -30,10 +30,19 @@ from window_cascades.datamodules.image_decoding import open_image, to_mode
 
 IMAGE_EXTENSIONS = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".gif", ".tif", ".tiff", ".ppm"}
 FORMATS = ("image_folder", "imagenet", "cifar10", "cifar100", "hf", "idx")
+"""The ``format`` values a config's data entry may name (the module's docstring describes each)."""
 
 
 class LabelledImages(Dataset):
-    """(PIL image, label) pairs: from files, from an in-memory uint8 array, or from a HF set."""
+    """(PIL image, label) pairs: from files, from an in-memory uint8 array, or from a HF set.
+
+    Args:
+        load: Returns image ``i`` as a PIL image, given its index.
+        labels: One class index per image (-1 for an unlabelled, OOD image).
+        classes: The class names, by class index (empty when the source has none).
+        where: The source as the errors and summaries name it (a folder, file or hub name).
+        paths: The image files, by index, when the source is files; None otherwise.
+    """
 
     def __init__(self, load, labels: list[int], classes: list[str], where: str, paths=None):
         self._load, self.labels, self.classes, self.where = load, labels, classes, where
@@ -55,7 +64,18 @@ def _missing(path: Path, layout: str) -> FileNotFoundError:
 
 
 def image_folder(path: str | Path) -> LabelledImages:
-    """Images in class sub-folders (sorted names = class indices), or unlabelled images."""
+    """Images in class sub-folders (sorted names = class indices), or unlabelled images.
+
+    Args:
+        path: The folder: ``path/<class>/<image>``, or images directly in it (labels -1).
+
+    Returns:
+        The images with their labels, in sorted order of class and file name.
+
+    Raises:
+        FileNotFoundError: ``path`` is not a folder.
+        ValueError: The folder holds no image files.
+    """
     root = Path(path)
     layout = "an image folder: one sub-folder per class holding images, e.g. root/cat/1.jpg"
     if not root.is_dir():
@@ -76,7 +96,20 @@ def image_folder(path: str | Path) -> LabelledImages:
 
 
 def imagenet(path: str | Path, split: str) -> LabelledImages:
-    """ImageNet's ``train`` or ``val`` split; class indices follow the sorted train wnids."""
+    """ImageNet's ``train`` or ``val`` split; class indices follow the sorted train wnids.
+
+    Args:
+        path: The ImageNet folder, holding ``train/`` and ``val/`` (and, for a flat ``val/``,
+            ``LOC_val_solution.csv``).
+        split: ``"train"`` or ``"val"``.
+
+    Returns:
+        The split's images with their class indices.
+
+    Raises:
+        FileNotFoundError: The split's folder or the solution file is missing.
+        ValueError: ``split`` is neither, or an image or class folder has no train class.
+    """
     root = Path(path)
     layout = "ImageNet: root/train/<wnid>/*.JPEG and root/val/<wnid>/*.JPEG (or flat root/val/ with root/LOC_val_solution.csv)"  # noqa: E501
     if split not in ("train", "val"):
@@ -111,7 +144,20 @@ def imagenet(path: str | Path, split: str) -> LabelledImages:
 
 
 def cifar(path: str | Path, split: str, variant: str) -> LabelledImages:
-    """CIFAR-10/100 binary files: each record is label byte(s) + 3 x 32 x 32 uint8 (CHW)."""
+    """CIFAR-10/100 binary files: each record is label byte(s) + 3 x 32 x 32 uint8 (CHW).
+
+    Args:
+        path: The folder holding the binary files.
+        split: ``"train"`` or ``"test"``.
+        variant: ``"cifar10"`` or ``"cifar100"`` (CIFAR-100 gives the fine labels).
+
+    Returns:
+        The split's images (held in memory) with their class indices.
+
+    Raises:
+        FileNotFoundError: A file of the split is missing.
+        ValueError: ``split`` is neither, or a file's size is not a whole number of records.
+    """
     root = Path(path)
     if variant == "cifar10":
         train = [f"data_batch_{k}.bin" for k in range(1, 6)]
@@ -143,9 +189,21 @@ def hf_images(
 ) -> LabelledImages:
     """A ``datasets`` split; ``label_key=None`` (or a missing column) gives labels -1.
 
+    Args:
+        path: A hub name, a ``save_to_disk`` folder, a folder of parquet or arrow files, or an
+            image folder (``<split>/<class>/<image>``).
+        split: The split to read (e.g. ``"train"``, ``"test"``).
+        image_key: The column holding the images.
+        label_key: The column holding the integer class indices; None for an unlabelled set.
+
+    Returns:
+        The split's images (read one at a time, as RGB) with their labels.
+
     Raises:
         ModuleNotFoundError: Hugging Face ``datasets`` is not installed (it is the ``hf`` extra;
             the message says how to install it).
+        ValueError: The image column is missing or a label is not an integer.
+        ConnectionError: ``path`` is a hub name and the hub cannot be reached.
     """
     try:
         import datasets
@@ -201,7 +259,18 @@ def hf_images(
 
 
 def idx_images(path: str | Path, labels: str | Path | None) -> LabelledImages:
-    """MNIST-format IDX images (and labels; none gives -1)."""
+    """MNIST-format IDX images and their labels.
+
+    Args:
+        path: The IDX images file (e.g. ``t10k-images-idx3-ubyte``, gzipped or not).
+        labels: The IDX labels file beside it.
+
+    Returns:
+        The images (held in memory, greyscale) with their class indices.
+
+    Raises:
+        ValueError: ``labels`` is None.
+    """
     from window_cascades.datamodules.idx import read_idx_images_labels
 
     if labels is None:
@@ -213,7 +282,19 @@ def idx_images(path: str | Path, labels: str | Path | None) -> LabelledImages:
 
 
 def open_source(entry: dict, default_split: str) -> LabelledImages:
-    """Open ``{format, path, split?, labels?, image_key?, label_key?}`` from a config."""
+    """Open ``{format, path, split?, labels?, image_key?, label_key?}`` from a config.
+
+    Args:
+        entry: A config's data entry: ``format`` (one of [`FORMATS`][]) and ``path``, with
+            the format's optional keys.
+        default_split: The split read when the entry names none.
+
+    Returns:
+        The images of the entry with their labels.
+
+    Raises:
+        ValueError: The format is unknown or ``path`` is missing.
+    """
     fmt, path = entry.get("format"), entry.get("path")
     if fmt not in FORMATS:
         raise ValueError(f"format {fmt!r} is not one of {list(FORMATS)} (in {entry})")
@@ -233,7 +314,14 @@ def open_source(entry: dict, default_split: str) -> LabelledImages:
 
 
 def as_tensor(img: Image.Image) -> torch.Tensor:
-    """A PIL image as a float (C, H, W) tensor in [0, 1]."""
+    """A PIL image as a float (C, H, W) tensor in [0, 1].
+
+    Args:
+        img: An 8-bit image (greyscale gives one channel).
+
+    Returns:
+        The image as a float tensor of shape (C, H, W), values in [0, 1].
+    """
     arr = np.asarray(img, dtype=np.uint8)
     t = torch.from_numpy(arr.copy()).float().div(255)
     return t.unsqueeze(0) if t.ndim == 2 else t.permute(2, 0, 1)

@@ -16,7 +16,16 @@ import torch.nn.functional as F
 
 
 def photo_patches(num: int, size: int, seed: int) -> torch.Tensor:
-    """``num`` random square crops (side 48-128 px) of scikit-learn's sample photos."""
+    """``num`` random square crops (side 48-128 px) of scikit-learn's sample photos.
+
+    Args:
+        num: How many images.
+        size: The images' side, in pixels.
+        seed: The seed of the draw.
+
+    Returns:
+        Greyscale images in [0, 1], shape (num, 1, size, size).
+    """
     from sklearn.datasets import load_sample_images
 
     photos = [
@@ -36,14 +45,32 @@ def photo_patches(num: int, size: int, seed: int) -> torch.Tensor:
 
 
 def uniform_noise(num: int, size: int, seed: int) -> torch.Tensor:
-    """Uniform noise on a coarse 8x8 grid, upsampled bilinearly (blob-like images)."""
+    """Uniform noise on a coarse 8x8 grid, upsampled bilinearly (blob-like images).
+
+    Args:
+        num: How many images.
+        size: The images' side, in pixels.
+        seed: The seed of the draw.
+
+    Returns:
+        Greyscale images in [0, 1], shape (num, 1, size, size).
+    """
     gen = torch.Generator().manual_seed(seed)
     coarse = torch.rand(num, 1, 8, 8, generator=gen)
     return F.interpolate(coarse, size=(size, size), mode="bilinear", align_corners=False)
 
 
 def digits(num: int, size: int, seed: int) -> torch.Tensor:
-    """The first ``num`` of scikit-learn's digits (all 1,797 at most), resized to ``size``."""
+    """The first ``num`` of scikit-learn's digits (all 1,797 at most), resized to ``size``.
+
+    Args:
+        num: How many images (at most 1,797).
+        size: The images' side, in pixels.
+        seed: Unused: the digits are taken in their order (kept for the common signature).
+
+    Returns:
+        Greyscale images in [0, 1], shape (min(num, 1797), 1, size, size).
+    """
     from sklearn.datasets import load_digits
 
     images = torch.from_numpy(load_digits().images[:num]).float().div(16).unsqueeze(1)
@@ -51,3 +78,4 @@ def digits(num: int, size: int, seed: int) -> torch.Tensor:
 
 
 OOD_SOURCES = {"photo_patches": photo_patches, "uniform_noise": uniform_noise, "digits": digits}
+"""The generated OOD sets by name, as a config's ``source`` names them."""

@@ -1,16 +1,16 @@
 """New, unlabelled images for ``predict``: a folder, a text file listing image paths, or one
 image, with no data config (``--predictions.inputs``).
 
-:func:`input_files` lists the files (a folder is searched with its sub-folders, in sorted
+[`input_files`][] lists the files (a folder is searched with its sub-folders, in sorted
 order; a list file names one path per line, relative to the current folder, ``#`` comments and
 blank lines skipped) and refuses, in one line naming the option and the path, a path that does
 not exist, a folder without images or a list naming files that do not exist. What it leaves out
-or flags is counted (:class:`InputFiles`), for one line before the run and the predictions'
+or flags is counted ([`InputFiles`][]), for one line before the run and the predictions'
 summary line: a folder's files without an image extension (by extension), and its links to
 files outside it (skipped: a folder of new images may come from anyone; list them in a text
 file to predict them); a list's entries outside the current folder (``..``, absolute paths
 elsewhere: predicted, and counted).
-:class:`PredictFilesDataModule` serves them as one dataset (``inputs``) prepared as the
+[`PredictFilesDataModule`][] serves them as one dataset (``inputs``) prepared as the
 images the cascade was calibrated on (their size, crop, resize mode and normalisation,
 recorded in the cascade checkpoint). A file that cannot be decoded is reported by the
 predictions writer (status ``unreadable``) or refuses the run (``--predictions.strict``).
@@ -118,8 +118,15 @@ def _listed(list_file: Path, option: str) -> list[Path]:
 
 
 def scan_inputs(inputs: str | Path, option: str = OPTION) -> InputFiles:
-    """The image files ``inputs`` names (see :func:`input_files`), with what was left out or
-    flagged (:class:`InputFiles`).
+    """The image files ``inputs`` names (see [`input_files`][]), with what was left out or
+    flagged ([`InputFiles`][]).
+
+    Args:
+        inputs: A folder, a text file listing image paths (one a line), or one image.
+        option: The command-line option that gave ``inputs``, as the errors name it.
+
+    Returns:
+        The image files, in that order.
 
     Raises:
         FileNotFoundError: naming ``option`` and the path, when it does not exist or lists
@@ -159,6 +166,10 @@ def input_files(inputs: str | Path, option: str = OPTION) -> list[Path]:
     path; files without an image extension and links to files outside the folder left out),
     the paths a text file lists (in its order), or ``inputs`` itself when it is an image.
 
+    Args:
+        inputs: A folder, a text file listing image paths (one a line), or one image.
+        option: The command-line option that gave ``inputs``, as the errors name it.
+
     Raises:
         FileNotFoundError: naming ``option`` and the path, when it does not exist or lists
             files that do not.
@@ -169,9 +180,9 @@ def input_files(inputs: str | Path, option: str = OPTION) -> list[Path]:
 
 
 class PredictFilesDataModule(LightningDataModule):
-    """The files :func:`input_files` finds in ``inputs``, as one ``predict`` dataset named
+    """The files [`input_files`][] finds in ``inputs``, as one ``predict`` dataset named
     ``name``; implements the data contract (``window_cascades.datamodules.contract``) with the roles
-    of :meth:`window_cascades.vocabulary.roles.DatasetRoles.for_prediction`.
+    of [`window_cascades.vocabulary.roles.DatasetRoles.for_prediction`][].
 
     Each image is resized (shorter side to ``input_size / crop_pct``), centre-cropped to
     ``input_size`` and normalised with ``mean`` and ``std`` (one value per channel: 1 grey,
@@ -230,6 +241,11 @@ class PredictFilesDataModule(LightningDataModule):
         return tuple(self.mean), tuple(self.std)
 
     def setup(self, stage: str | None = None) -> None:
+        """Build the one ``predict`` dataset from the files (once).
+
+        Args:
+            stage: Lightning's stage (``"predict"``, ``"test"``, ...).
+        """
         if self.eval_sets:
             return
         files = self.files
@@ -243,12 +259,22 @@ class PredictFilesDataModule(LightningDataModule):
         )
 
     def dataloader(self, name: str) -> DataLoader:
+        """The evaluation dataloader of the dataset ``name`` (in order, unpadded).
+
+        Args:
+            name: The dataset's name (this datamodule has one, ``name``).
+
+        Raises:
+            KeyError: No dataset has that name.
+        """
         if name not in self.eval_sets:
             raise KeyError(f"no dataset named {name!r}; this datamodule has {[self.name]}")
         return evaluation_loader(self.eval_sets[name], self.batch_size, self.num_workers)
 
     def test_dataloader(self) -> list[DataLoader]:
+        """The one dataset's dataloader, as a list (the data contract's form)."""
         return [self.dataloader(self.name)]
 
     def predict_dataloader(self) -> list[DataLoader]:
+        """The same as [`test_dataloader`][]."""
         return self.test_dataloader()

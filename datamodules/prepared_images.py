@@ -23,7 +23,15 @@ INTERPOLATIONS = {"bicubic": T.InterpolationMode.BICUBIC, "bilinear": T.Interpol
 
 
 def timm_data_config(model_name: str | None) -> dict:
-    """timm's preprocessing for ``model_name`` (input_size, crop_pct, interpolation, mean, std)."""
+    """timm's preprocessing for ``model_name`` (input_size, crop_pct, interpolation, mean, std).
+
+    Args:
+        model_name: A timm model name; None gives 224 px, crop 0.875, bicubic, ImageNet's
+            mean and std.
+
+    Returns:
+        The data config.
+    """
     if model_name is None:
         return {
             "input_size": (3, 224, 224),
@@ -43,7 +51,16 @@ def timm_data_config(model_name: str | None) -> dict:
 
 def eval_resize_crop(size: int, crop_pct: float, interpolation: str) -> T.Compose:
     """The geometry of timm's evaluation transform, on a PIL image: resize the shorter side to
-    ``floor(size / crop_pct)``, centre-crop ``size`` x ``size`` (a PIL image again)."""
+    ``floor(size / crop_pct)``, centre-crop ``size`` x ``size`` (a PIL image again).
+
+    Args:
+        size: The side of the square image served, in pixels.
+        crop_pct: The share of the resized image the centre crop keeps, in (0, 1].
+        interpolation: ``bilinear`` or ``bicubic`` (the resize).
+
+    Returns:
+        The transform.
+    """
     mode = INTERPOLATIONS[interpolation]
     return T.Compose(
         [T.Resize(math.floor(size / crop_pct), interpolation=mode), T.CenterCrop(size)]
@@ -51,13 +68,39 @@ def eval_resize_crop(size: int, crop_pct: float, interpolation: str) -> T.Compos
 
 
 def eval_transform(size: int, crop_pct: float, interpolation: str) -> T.Compose:
-    """timm's evaluation transform: :func:`eval_resize_crop`, then to a float tensor in
-    [0, 1] (not normalised)."""
+    """timm's evaluation transform: [`eval_resize_crop`][], then to a float tensor in
+    [0, 1] (not normalised).
+
+    Args:
+        size: The side of the square image served, in pixels.
+        crop_pct: The share of the resized image the centre crop keeps, in (0, 1].
+        interpolation: ``bilinear`` or ``bicubic`` (the resize).
+
+    Returns:
+        The transform.
+    """
     return T.Compose([*eval_resize_crop(size, crop_pct, interpolation).transforms, T.ToTensor()])
 
 
 class TransformedImages(Dataset):
-    """(normalised image tensor, label, index) from a source, a subset and a transform."""
+    """(normalised image tensor, label, index) from a source, a subset and a transform.
+
+    Args:
+        source: The images with their labels, e.g. a
+            [`LabelledImages`][window_cascades.datamodules.image_sources.LabelledImages].
+        indices: The source's samples this set holds, in order.
+        transform: PIL image -> float tensor in [0, 1] (e.g. [`eval_transform`][]).
+        mean: The normalisation's mean per channel.
+        std: The normalisation's standard deviation per channel.
+        mode: The PIL mode each image is converted to, ``"RGB"`` or ``"L"``.
+        corruption: A corruption applied after the transform (see
+            [`window_cascades.datamodules.corruptions`][]); None for none.
+        severity: The corruption's severity, 1-5.
+        seed: The corruption's seed.
+        labels: Labels replacing the source's, one per index; None keeps the source's.
+        augment_seed: For a random transform (training), its seed: the same crop for the same
+            (seed, epoch, sample) whatever the worker; None draws freely.
+    """
 
     def __init__(
         self,
@@ -83,13 +126,22 @@ class TransformedImages(Dataset):
         self.skip_unreadable = False
 
     def set_epoch(self, epoch: int) -> None:
+        """Called by the training sampler at the start of every epoch.
+
+        Args:
+            epoch: The epoch starting (a random transform's draws differ per epoch).
+        """
         self.epoch = epoch
 
     def __len__(self) -> int:
         return len(self.indices)
 
     def path(self, i: int) -> str | None:
-        """The image file of sample ``i``, when the source reads files."""
+        """The image file of sample ``i``, when the source reads files.
+
+        Args:
+            i: The sample's index in this set.
+        """
         paths = getattr(self.source, "paths", None)
         return None if paths is None else str(paths[self.indices[i]])
 
@@ -116,7 +168,14 @@ class TransformedImages(Dataset):
 
 class GeneratedImages(Dataset):
     """A generated OOD set (``window_cascades.datamodules.ood_sets``), repeated to the model's
-    channels."""
+    channels.
+
+    Args:
+        images: Greyscale images in [0, 1], shape (N, 1, H, W).
+        chans: The model's input channels.
+        mean: The normalisation's mean per channel.
+        std: The normalisation's standard deviation per channel.
+    """
 
     def __init__(self, images: torch.Tensor, chans: int, mean, std):
         self.images = images.expand(-1, chans, -1, -1)

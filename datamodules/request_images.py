@@ -1,8 +1,8 @@
 """Images sent to a served cascade as bytes: checked, decoded and prepared exactly as
 ``cascade predict`` prepares image files.
 
-:meth:`ImagePreparation.prepare` takes the bytes of one image (an HTTP request's body, a
-multipart file or a base64 string of a JSON list) and refuses, with :class:`RequestImageError`
+``ImagePreparation.prepare`` takes the bytes of one image (an HTTP request's body, a
+multipart file or a base64 string of a JSON list) and refuses, with ``RequestImageError``
 (a ``ValueError`` carrying the HTTP status it calls for and a one-line reason), what a server
 must not decode:
 
@@ -16,9 +16,9 @@ must not decode:
 
 An accepted image is decoded to RGB, converted to the cascade's channels (grey ``L`` or
 ``RGB``) and resized and centre-cropped with timm's evaluation geometry
-(:func:`window_cascades.datamodules.prepared_images.eval_resize_crop`), the steps and order of
+(``window_cascades.datamodules.prepared_images.eval_resize_crop``), the steps and order of
 ``PredictFilesDataModule``; it comes back as a small ``uint8`` array (H x W x C) to send to the
-model's process. :meth:`ImagePreparation.to_batch` makes the normalised N x C x H x W batch
+model's process. ``ImagePreparation.to_batch`` makes the normalised N x C x H x W batch
 from such arrays with the operations of ``ToTensor`` and the datasets' normalisation, so a
 served image is the same tensor as the same file in ``cascade predict``. Nothing is written
 to disk.
@@ -57,9 +57,13 @@ DEFAULT_MIN_SIDE = 8  # the quick start's digits are 8 x 8
 class RequestImageError(ValueError):
     """An image a served cascade refuses: the HTTP status it calls for and a one-line reason.
 
-    Attributes:
+    Args:
         status: 400 (not an image, unreadable, too small), 413 (too many pixels) or 415 (a
             format outside the accepted ones).
+        reason: the one-line reason the answer gives.
+
+    Attributes:
+        status: the HTTP status.
     """
 
     def __init__(self, status: int, reason: str):
@@ -69,7 +73,11 @@ class RequestImageError(ValueError):
 
 def image_format(body: bytes) -> str | None:
     """The image format the bytes' signature names (``png``, ``jpeg``, ``gif``, ``bmp``,
-    ``tiff``, ``ico``, ``webp``), or None."""
+    ``tiff``, ``ico``, ``webp``), or None.
+
+    Args:
+        body: the request's bytes (only the first few are read).
+    """
     for name, (_, signatures) in FORMATS.items():
         if body.startswith(signatures):
             return name
@@ -93,7 +101,7 @@ class ImagePreparation:
         interpolation: ``bilinear`` or ``bicubic`` (the resize).
         mean: per-channel mean of the normalisation (1 value: grey images; 3: RGB).
         std: per-channel standard deviation of the normalisation, > 0.
-        formats: the accepted formats (names of :data:`FORMATS`).
+        formats: the accepted formats (names of ``FORMATS``).
         max_pixels: the most pixels (width x height) an image's header may declare.
         min_side: the shortest side accepted, in pixels.
 
@@ -135,6 +143,9 @@ class ImagePreparation:
 
     def prepare(self, body: bytes) -> np.ndarray:
         """One image's bytes, checked and prepared (see the module docstring).
+
+        Args:
+            body: the image file's bytes as sent.
 
         Returns:
             ``size`` x ``size`` x channels ``uint8`` pixels.
@@ -184,8 +195,13 @@ class ImagePreparation:
         return pixels[:, :, None] if pixels.ndim == 2 else pixels
 
     def to_batch(self, images: Sequence[np.ndarray], device: str | torch.device = "cpu"):
-        """The normalised N x C x H x W float batch of prepared images (:meth:`prepare`), the
-        same tensor ``ToTensor`` and the datasets' normalisation make of the same image."""
+        """The normalised N x C x H x W float batch of prepared images ([`prepare`][]), the
+        same tensor ``ToTensor`` and the datasets' normalisation make of the same image.
+
+        Args:
+            images: prepared images, each ``size`` x ``size`` x channels ``uint8``.
+            device: where the batch is made.
+        """
         x = torch.stack([torch.from_numpy(np.ascontiguousarray(a)) for a in images])
         x = x.permute(0, 3, 1, 2).contiguous().to(device=device, dtype=torch.float32).div(255)
         mean = torch.tensor(self.mean, device=device).view(1, -1, 1, 1)

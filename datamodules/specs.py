@@ -30,7 +30,7 @@ class DatasetSpec:
 
     Attributes:
         name: unique name, used in file names and metric keys.
-        role: one of :data:`ROLES`.
+        role: one of ``ROLES``.
         source: where the images come from: ``heldout``, ``test`` or ``train`` split (the
             training images unaugmented, capped by ``train_limit`` as for training), an OOD
             generator (``photo_patches``, ``uniform_noise``, ``digits``), or ``path``: files
@@ -38,7 +38,10 @@ class DatasetSpec:
         corruption: optional corruption applied to the source (see ``corruptions``).
         severity: corruption severity, 1-5.
         size: number of images for generated OOD sources.
-        path, format, split, labels: where and how to read a ``path`` source.
+        path: The files of a ``path`` source (a folder or file).
+        format: Their format (one of ``image_sources.FORMATS``).
+        split: The split to read, for formats with splits.
+        labels: The labels file, for the ``idx`` format.
     """
 
     name: str
@@ -59,6 +62,10 @@ def check_spec_fields(entry: dict, where: str) -> None:
     ``source`` strings; ``severity`` and ``size`` integers (``size`` >= 1); ``corruption``,
     ``path``, ``format``, ``split``, ``labels`` strings or null.
 
+    Args:
+        entry: One ``datasets`` entry of a config.
+        where: The entry as the error names it.
+
     Raises:
         ValueError: naming ``where`` (the entry) and the field.
     """
@@ -78,6 +85,12 @@ def check_spec_fields(entry: dict, where: str) -> None:
 
 def parse_dataset_specs(entries: list[dict]) -> list[DatasetSpec]:
     """Validate the ``datasets`` entries of a config and return them as specs.
+
+    Args:
+        entries: The config's ``datasets`` list.
+
+    Returns:
+        One spec per entry, in order.
 
     Raises:
         ValueError: naming the entry and field, for an unknown role, source or field, a

@@ -11,6 +11,14 @@ def stratified_split(labels: torch.Tensor, fractions: list[float], seed: int) ->
     Each class's indices are shuffled with a generator seeded by ``seed`` and cut at the
     cumulative fractions (rounded per class), so every part keeps the class balance and the
     same seed always gives the same split. The last part takes the remainder.
+
+    Args:
+        labels: The samples' class labels, shape (N,).
+        fractions: The parts' shares of each class, summing to 1.
+        seed: The seed of the shuffle.
+
+    Returns:
+        One tensor of sample indices per part, in the order of ``fractions``.
     """
     if abs(sum(fractions) - 1) > 1e-6:
         raise ValueError(f"split fractions must sum to 1, got {fractions}")

@@ -1,6 +1,6 @@
 """Cascade checkpoints on disk (``cascade.ckpt``): read safely and checked before use.
 
-:func:`read_cascade_checkpoint` is what ``evaluate_cascade.py test|predict --ckpt_path`` runs
+[`read_cascade_checkpoint`][] is what ``evaluate_cascade.py test|predict --ckpt_path`` runs
 before anything is built or written: the file is read with ``weights_only=True`` (a pickled
 object is never unpickled), and a file that cannot be read (truncated, pickled, another
 format) or whose fitted cascade or data input cannot be applied is refused in one line naming
@@ -37,7 +37,8 @@ __all__ = [
     "read_cascade_checkpoint",
 ]
 
-DATA_INPUT_KEY = "data_input"  # the data's normalisation and crop (see CascadeModule)
+DATA_INPUT_KEY = "data_input"
+"""The entry of a cascade checkpoint that records the data's normalisation and crop."""
 
 
 def load_checkpoint_file(path: str | Path, what: str = "checkpoint") -> dict:
@@ -111,7 +112,7 @@ def read_cascade_checkpoint(path: str | Path) -> dict:
         FileNotFoundError: naming the path.
         ValueError: naming the path (and field): an unreadable file, no ``state_dict``, a
             fitted cascade or data input that cannot be applied (see
-            :func:`window_cascades.cascade.fitted_checks.check_fitted_cascade`).
+            [`window_cascades.cascade.fitted_checks.check_fitted_cascade`][]).
     """
     ckpt = load_checkpoint_file(path, "cascade checkpoint")
     where = str(path)

@@ -1,5 +1,5 @@
 """The input a cascade's data serves (normalisation and crop): told by its datamodule, and kept
-in cascade checkpoints (:data:`window_cascades.lightning_modules.cascade_checkpoint.DATA_INPUT_KEY`)
+in cascade checkpoints ([`window_cascades.lightning_modules.cascade_checkpoint.DATA_INPUT_KEY`][])
 so a loaded cascade converts images prepared as at calibration."""
 
 from __future__ import annotations
@@ -51,11 +51,11 @@ def data_input_record(
 def recorded_data_input(
     record: dict | None, normalization: bool = True, crop: bool = True
 ) -> tuple[Normalization | None, float | None]:
-    """(normalisation, crop_pct) from a checkpoint entry (:func:`data_input_record`), each None
+    """(normalisation, crop_pct) from a checkpoint entry ([`data_input_record`][]), each None
     when not recorded or not asked for (``normalization``, ``crop`` False: not read).
 
     Raises:
-        ValueError: naming :data:`DATA_INPUT_KEY`, when a value read is malformed.
+        ValueError: naming [`DATA_INPUT_KEY`][], when a value read is malformed.
     """
     record = record or {}
     norm, crop_pct = record.get("normalization"), record.get("crop_pct")
@@ -71,9 +71,9 @@ def prediction_input(record: dict | None, member_inputs: list, where: str) -> di
     """How ``predict`` prepares new image files for a cascade: the ``PredictFilesDataModule``
     arguments ``input_size``, ``crop_pct``, ``interpolation``, ``mean``, ``std``, as the data
     served the images the cascade was calibrated on (the checkpoint entry
-    :func:`data_input_record`), else as the members recorded their data at fit
+    [`data_input_record`][]), else as the members recorded their data at fit
     (``member_inputs``: their
-    :class:`~window_cascades.lightning_modules.member_input.MemberInput`, in cascade order).
+    [`MemberInput`][window_cascades.lightning_modules.member_input.MemberInput], in cascade order).
 
     Raises:
         ValueError: naming ``where`` (the cascade checkpoint), when neither says the image

@@ -23,8 +23,8 @@ def decisions(
     policy: str,
     sample_ids: torch.Tensor | None = None,
 ) -> dict[str, torch.Tensor]:
-    """The decisions of a deployable cascade (see :func:`check_deployable`) on a batch ``x``
-    (:func:`window_cascades.cascade.decisions.decide_members`).
+    """The decisions of a deployable cascade (see [`check_deployable`][]) on a batch ``x``
+    ([`window_cascades.cascade.decisions.decide_members`][]).
 
     Args:
         members: the members' models, in cascade order.
@@ -35,7 +35,7 @@ def decisions(
         sample_ids: the samples' ids (default: their positions in ``x``).
 
     Returns:
-        per sample (:data:`window_cascades.cascade.decisions.DECISION_FIELDS`): ``prediction``
+        per sample ([`window_cascades.cascade.decisions.DECISION_FIELDS`][]): ``prediction``
         (class), ``confidence`` (the score at the exit stage), ``decision`` (one outcome:
         ``ood`` > ``reject`` > ``accept`` in precedence), ``accepted`` and ``ood`` (that
         outcome as flags, never both), ``exit_stage`` (members run).

@@ -1,5 +1,5 @@
 """The members a cascade is calibrated with: distinct files, recorded in its checkpoint by
-SHA-256 (:data:`MEMBERS_KEY`), and the ones named again when the checkpoint is used: the
+SHA-256 (``MEMBERS_KEY``), and the ones named again when the checkpoint is used: the
 recorded ones (an older checkpoint, which does not embed its members), or any with a notice
 (a checkpoint that embeds them, ``window_cascades.lightning_modules.member_specs``)."""
 
@@ -10,7 +10,8 @@ from pathlib import Path
 
 from window_cascades.artifacts.cached_logits import file_sha256
 
-MEMBERS_KEY = "cascade_members"  # cascade checkpoint: [{path, sha256}] of its members, in order
+MEMBERS_KEY = "cascade_members"
+"""The entry of a cascade checkpoint that lists its members (``[{path, sha256}]``, in order)."""
 
 
 def check_distinct_checkpoints(paths: list[str]) -> list[str | None]:

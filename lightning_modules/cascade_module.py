@@ -46,7 +46,11 @@ from window_cascades.uncertainty.scores import check_score
 def online_score(score: str) -> str:
     """``score`` if the online cascade computes it (a registered score of the members'
     probabilities or logits); a feature score (``react``, ``knn``, ...) is refused with where to
-    evaluate it: its statistics and parameters are fitted on cached features, offline."""
+    evaluate it: its statistics and parameters are fitted on cached features, offline.
+
+    Args:
+        score: the ``--model.score`` value.
+    """
     from window_cascades.uncertainty.score_registry import score_entry
 
     if score_entry(check_score(score)).needs_features:
@@ -63,7 +67,7 @@ class CascadeModule(LightningModule):
     """Evaluates cascade policies over an ensemble's members with real early exit.
 
     The policies and temperatures are fitted by the ``CascadeCalibration`` callback and kept as
-    one value, :class:`window_cascades.cascade.fitted.FittedCascade` (``self.fitted``), which
+    one value, [`window_cascades.cascade.fitted.FittedCascade`][] (``self.fitted``), which
     checkpoints carry. In ``test`` every configured dataset is one dataloader; for each policy,
     member k + 1 runs only on the samples that stage k passed on. The ``CascadeResultsWriter``
     callback writes what the run produced (``self.evaluation``).
@@ -213,7 +217,13 @@ class CascadeModule(LightningModule):
         source image an evaluation image shows. Members that expect another convert
         (``window_cascades.lightning_modules.member_input``). Set from the datamodule at setup of
         test and predict runs and kept in the cascade checkpoint, so ``decide`` on a loaded cascade
-        takes images prepared as at calibration. None leaves that part as it is."""
+        takes images prepared as at calibration. None leaves that part as it is.
+
+        Args:
+            normalization: The data's (mean, std) per channel; None keeps the current one.
+            crop_pct: The fraction of each source image an evaluation image shows, in (0, 1];
+                None keeps the current one.
+        """
         if normalization is not None:
             self.data_normalization = normalization
         if crop_pct is not None:
@@ -222,12 +232,27 @@ class CascadeModule(LightningModule):
             member.input = member.input.for_data(normalization, crop_pct)
 
     def on_save_checkpoint(self, checkpoint: dict) -> None:
+        """Record the fitted cascade and the data's input in the checkpoint.
+
+        Args:
+            checkpoint: The checkpoint being saved.
+        """
         save_cascade_state(self, checkpoint)
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:
+        """Restore the fitted cascade and the data's input a cascade checkpoint recorded.
+
+        Args:
+            checkpoint: The checkpoint being loaded (checked before anything is restored).
+        """
         load_cascade_state(self, checkpoint)
 
     def setup(self, stage: str) -> None:
+        """Prepare one output per dataset and policy, and take the datamodule's input.
+
+        Args:
+            stage: Lightning's stage (``"test"``, ``"predict"``, ...).
+        """
         names = list(cascade_datamodule(self.trainer).roles.evaluated())
         for name in names:
             for policy in self.policy_names:
@@ -239,9 +264,24 @@ class CascadeModule(LightningModule):
         self.data_image_size, self.data_interpolation = datamodule_image(self.trainer.datamodule)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Member 1's logits (the cascade's early exit runs in [`test_step`][] and [`decide`][]).
+
+        Args:
+            x: Images, shape (N, C, H, W).
+
+        Returns:
+            Member 1's logits, shape (N, classes).
+        """
         return self.members[0](x)
 
     def test_step(self, batch, batch_idx: int, dataloader_idx: int = 0) -> None:
+        """Run every policy's cascade on a batch with real early exit and collect its outputs.
+
+        Args:
+            batch: (images, labels, sample indices).
+            batch_idx: The batch's index.
+            dataloader_idx: The dataset's index in the datamodule's roles.
+        """
         x, y, sample_ids = batch
         name = list(self.trainer.datamodule.roles.evaluated())[dataloader_idx]
         ev = self.evaluation
@@ -257,7 +297,11 @@ class CascadeModule(LightningModule):
 
     def check_deployable(self, policy: str) -> None:
         """Refuse an uncalibrated cascade, a policy it was not calibrated with, or a checkpoint
-        without operating points (``window_cascades.lightning_modules.cascade_deployment``)."""
+        without operating points (``window_cascades.lightning_modules.cascade_deployment``).
+
+        Args:
+            policy: The policy ``decide`` would apply.
+        """
         check_deployable(self.fitted, policy)
 
     @torch.no_grad()
@@ -266,8 +310,14 @@ class CascadeModule(LightningModule):
     ) -> dict[str, torch.Tensor]:
         """Apply the calibrated cascade to a batch with real early exit.
 
+        Args:
+            x: Images prepared as those the cascade was calibrated on, shape (N, C, H, W).
+            policy: The policy to apply, one the cascade was calibrated with (e.g. ``"window"``).
+            sample_ids: The samples' dataset indices (the ``random`` policy draws from them);
+                None numbers the batch from 0.
+
         Returns:
-            per sample (:data:`window_cascades.cascade.decisions.DECISION_FIELDS`):
+            per sample ([`window_cascades.cascade.decisions.DECISION_FIELDS`][]):
             ``prediction`` (class), ``confidence`` (the score at the exit stage), ``decision``
             (the one outcome, ``ood`` > ``reject`` > ``accept`` in precedence), ``accepted``
             and ``ood`` (that outcome as flags, never both true), ``exit_stage`` (members run).
@@ -276,7 +326,17 @@ class CascadeModule(LightningModule):
         return decisions(self.members, self.fitted, self.score, x, policy, sample_ids)
 
     def predict_step(self, batch, batch_idx: int, dataloader_idx: int = 0) -> dict:
-        """:meth:`decide` with the policy chosen by ``CascadePredictionsWriter``."""
+        """[`decide`][] with the policy chosen by ``CascadePredictionsWriter``.
+
+        Args:
+            batch: (images, labels, sample indices); a label of -2 marks a file that could not
+                be read.
+            batch_idx: The batch's index.
+            dataloader_idx: The dataset's index among the run's dataloaders.
+
+        Returns:
+            ``decide``'s values with ``index`` (the sample indices) and ``readable``.
+        """
         x, y, sample_ids = batch
         return {
             "index": sample_ids.cpu(),
@@ -285,6 +345,11 @@ class CascadeModule(LightningModule):
         }
 
     def on_test_epoch_end(self) -> None:
+        """Sum the member calls over processes, evaluate every policy and log the metrics.
+
+        Each metric is logged as ``<role>/<dataset>/<policy>/<metric>``; the rows stay in
+        ``self.evaluation`` for the ``CascadeResultsWriter`` callback.
+        """
         roles, ev = self.trainer.datamodule.roles.evaluated(), self.evaluation
         for name, calls in ev.member_calls.items():  # summed over processes
             total = self.trainer.strategy.reduce(

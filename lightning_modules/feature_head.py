@@ -6,7 +6,7 @@ conversion and pre-hooks included), so the logits stay exactly the model's. For 
 is the pooled (post-ReLU) activation, for a ConvNeXt the pooled and normalised one, for a ViT
 the normalised class token. The classifier must be one linear map (``nn.Linear``, or a 1 x 1
 ``nn.Conv2d``) whose output is the model's output; anything else is refused by name, and
-:func:`check_reproduces` refuses features whose head does not give the model's logits.
+``check_reproduces`` refuses features whose head does not give the model's logits.
 """
 
 from __future__ import annotations
@@ -52,7 +52,7 @@ class FeatureCapture:
     """Captures the classifier's input (N x D) on every forward pass of ``model``.
 
     Args:
-        model: a timm model (:func:`classifier_of` must accept it).
+        model: a timm model (``classifier_of`` must accept it).
 
     Example:
         >>> import timm

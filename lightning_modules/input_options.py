@@ -3,7 +3,7 @@ member is configured with (``model.*``), and the normalisation and crop a datamo
 
 Each function takes a value as written in a config or a datamodule and returns it checked and
 in one form (per-channel float tuples, a fraction, a size), or raises a ``ValueError`` that
-names the option. :mod:`window_cascades.lightning_modules.member_input` builds a member's input from
+names the option. [`window_cascades.lightning_modules.member_input`][] builds a member's input from
 them.
 """
 
@@ -15,6 +15,7 @@ import torch
 
 Normalization = tuple[tuple[float, ...], tuple[float, ...]]  # (mean, std), one per channel
 INTERPOLATIONS = ("bilinear", "bicubic")
+"""The interpolations a member's resize may use."""
 
 
 def as_normalization(value, in_chans: int, where: str) -> Normalization:
@@ -64,7 +65,7 @@ def timm_normalization(model: torch.nn.Module, in_chans: int) -> Normalization:
 
 
 def check_interpolation(value, where: str) -> str:
-    """One of :data:`INTERPOLATIONS`."""
+    """One of [`INTERPOLATIONS`][]."""
     if value not in INTERPOLATIONS:
         raise ValueError(f"{where} must be one of {list(INTERPOLATIONS)} or 'auto', got {value!r}")
     return value

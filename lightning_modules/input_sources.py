@@ -1,6 +1,6 @@
 """Where a member's input comes from: its ``model.*`` options at construction, and the
 datamodule of a run (at fit, it adopts what the data serves where it has no value of its own).
-Both return a :class:`window_cascades.lightning_modules.member_input.MemberInput`."""
+Both return a [`window_cascades.lightning_modules.member_input.MemberInput`][]."""
 
 from __future__ import annotations
 
@@ -66,7 +66,7 @@ def with_data_input(value: MemberInput, datamodule, in_chans: int, fit: bool) ->
 
     Raises:
         ValueError: when the member has its own normalisation and nothing says the data's, or
-            the data cannot serve the member (see :meth:`MemberInput.for_data`).
+            the data cannot serve the member (see [`MemberInput.for_data`][]).
     """
     data = datamodule_normalization(datamodule, in_chans)
     shape = getattr(datamodule, "input_shape", None)

@@ -144,9 +144,11 @@ class MemberModule(LightningModule):
             self.logger.log_hyperparams({"macs": macs, "params": params})
 
     def on_predict_start(self) -> None:
+        """Convert from the input the predict run's datamodule serves ([`take_data_input`][])."""
         self.take_data_input(fit=False)
 
     def on_test_start(self) -> None:
+        """Convert from the input the test run's datamodule serves ([`take_data_input`][])."""
         self.take_data_input(fit=False)
 
     @property
@@ -167,6 +169,12 @@ class MemberModule(LightningModule):
 
         Built in an empty context: inside a LightningCLI run Lightning's context variable of
         "given hyperparameters" would otherwise hand this member the caller's hparams.
+
+        Args:
+            hparams: The checkpoint's ``hyper_parameters`` (this class's arguments).
+
+        Returns:
+            The member built from ``hparams`` (the caller loads the checkpoint's weights into it).
         """
         context = contextvars.Context()
         context.run(_REBUILDING.set, True)
@@ -177,6 +185,9 @@ class MemberModule(LightningModule):
         record) the data's resolution, crop and normalisation where the member has none of its
         own (``window_cascades.lightning_modules.member_input.with_data_input``).
 
+        Args:
+            fit: True when training: the member records the data's input as its own.
+
         Raises:
             ValueError: when the member has its own normalisation and nothing says the data's.
         """
@@ -185,16 +196,37 @@ class MemberModule(LightningModule):
         )
 
     def on_save_checkpoint(self, checkpoint: dict) -> None:
+        """Record the member's input (resolution, normalisations, crops) in the checkpoint.
+
+        Args:
+            checkpoint: The checkpoint being saved; the input goes under its own key.
+        """
         checkpoint[INPUT_KEY] = self.input.record()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """The member's logits for a batch of images.
+
+        Args:
+            x: Images as the datamodule serves them, shape (N, C, H, W); the input hook
+                resizes and renormalises them to the member's own input first.
+
+        Returns:
+            Logits, shape (N, C) for C classes.
+        """
         if self.hparams.channels_last and x.ndim == 4:
             x = x.contiguous(memory_format=torch.channels_last)
         return (self._compiled or self.model)(x)
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:
         """Refuse a checkpoint of another architecture with both names (not a key dump);
-        restore the input (resolution, normalisations, crops) the member recorded at fit."""
+        restore the input (resolution, normalisations, crops) the member recorded at fit.
+
+        Args:
+            checkpoint: The checkpoint being loaded.
+
+        Raises:
+            ValueError: The checkpoint holds a member of another ``model_name``.
+        """
         saved = checkpoint.get("hyper_parameters", {}).get("model_name")
         if saved is not None and saved != self.hparams.model_name:
             where = attached_ckpt_path(self) or "the checkpoint"
@@ -204,6 +236,15 @@ class MemberModule(LightningModule):
         self.input = self.input.restored(checkpoint.get(INPUT_KEY), self.hparams.in_chans)
 
     def training_step(self, batch, batch_idx: int) -> torch.Tensor:
+        """Cross-entropy (with label smoothing) on a batch; logs ``train/loss`` and ``train/acc``.
+
+        Args:
+            batch: (images, labels, sample indices).
+            batch_idx: The batch's index in the epoch.
+
+        Returns:
+            The loss.
+        """
         x, y, _ = batch
         logits = self(x)
         loss = F.cross_entropy(logits, y, label_smoothing=self.hparams.label_smoothing)
@@ -213,6 +254,12 @@ class MemberModule(LightningModule):
         return loss
 
     def validation_step(self, batch, batch_idx: int) -> None:
+        """Log ``val/loss`` and collect the batch for the epoch's validation metrics.
+
+        Args:
+            batch: (images, labels, sample indices).
+            batch_idx: The batch's index in the epoch.
+        """
         x, y, _ = batch
         logits = self(x)
         loss = F.cross_entropy(logits, y, label_smoothing=self.hparams.label_smoothing)
@@ -223,6 +270,11 @@ class MemberModule(LightningModule):
         self.val_cal.update(probs, y)
 
     def on_validation_epoch_end(self) -> None:
+        """Log ``val/acc`` and the selective-classification and calibration metrics.
+
+        The metrics (``val/sc/...``, ``val/cal/...``) are over the whole validation split,
+        gathered from every process.
+        """
         # the wrappers gather every process's samples; every rank computes the same values
         values = {f"val/sc/{k}": v for k, v in self.val_sc.compute().items()}
         values.update({f"val/cal/{k}": v for k, v in self.val_cal.compute().items()})
@@ -234,6 +286,9 @@ class MemberModule(LightningModule):
     def capture_features(self, on: bool = True) -> None:
         """Return the penultimate features with every ``predict`` batch (``features``, N x D:
         the classifier's input; ``window_cascades.lightning_modules.feature_head``), or stop.
+
+        Args:
+            on: True to start returning them, False to stop.
 
         Raises:
             ValueError: a model whose classifier is not one linear layer.
@@ -247,6 +302,16 @@ class MemberModule(LightningModule):
         self.__dict__["_feature_capture"] = FeatureCapture(self.model) if on else None
 
     def predict_step(self, batch, batch_idx: int, dataloader_idx: int = 0) -> dict:
+        """The member's logits for a batch, as the logits cache stores them.
+
+        Args:
+            batch: (images, labels, sample indices).
+            batch_idx: The batch's index.
+            dataloader_idx: The dataset's index among the run's dataloaders.
+
+        Returns:
+            ``logits`` (float32, (N, C)), ``targets`` and ``index`` (the sample indices).
+        """
         x, y, index = batch
         capture = self.__dict__.get("_feature_capture")
         if capture is None:

@@ -104,7 +104,7 @@ def member_spec(member: MemberModule, path: str | Path, sha256: str | None) -> d
     the input it recorded at fit.
 
     Args:
-        member: the member as :func:`load_member` returned it (before a cascade sets its data
+        member: the member as ``load_member`` returned it (before a cascade sets its data
             input).
         path: the member's checkpoint file.
         sha256: the file's SHA-256 (hex).
@@ -125,8 +125,8 @@ def member_spec(member: MemberModule, path: str | Path, sha256: str | None) -> d
 
 
 def build_member(spec: dict) -> MemberModule:
-    """The member a spec (:func:`member_spec`, checked by
-    :func:`~window_cascades.lightning_modules.member_specs.check_member_specs`) describes, in
+    """The member a spec (``member_spec``, checked by
+    ``window_cascades.lightning_modules.member_specs.check_member_specs``) describes, in
     eval mode, with untrained weights: the cascade checkpoint's ``members.<k>.*`` weights are
     loaded over it."""
     hparams = {**_accepted_hparams(spec[SPEC_HPARAMS]), "compile": False}
@@ -139,7 +139,7 @@ def recorded_member_input(hparams: dict, record: dict | None) -> MemberInput:
     """A member's input from its hyperparameters (channels, resize mode) and the input record
     it keeps (``member_input``), without building the model: what ``cascade predict`` and
     ``serve`` need to prepare new images as those the cascade was calibrated on (see
-    :func:`window_cascades.lightning_modules.cascade_data_input.prediction_input`)."""
+    ``window_cascades.lightning_modules.cascade_data_input.prediction_input``)."""
     resize = hparams.get("resize", "bilinear")
     interpolation = resize if resize in INTERPOLATIONS else "bilinear"
     return MemberInput(interpolation=interpolation).restored(record, int(hparams["in_chans"]))

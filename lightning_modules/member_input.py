@@ -3,9 +3,9 @@
 One data config feeds every member of a cascade. A member that expects another input (the
 paper's efficientnet_b2 at 260 px after efficientnet_b0 at 224 px; a ViT normalised with mean
 0.5 and std 0.5 after a ResNet normalised with ImageNet's statistics) adapts each batch. What it
-expects and what the data serves is one frozen value, :class:`MemberInput`, which the member
-owns (``MemberModule.input``), records in its checkpoints (:data:`INPUT_KEY`) and restores from
-them. The member applies it through :class:`InputHook`, a forward pre-hook it registers on its
+expects and what the data serves is one frozen value, [`MemberInput`][], which the member
+owns (``MemberModule.input``), records in its checkpoints ([`INPUT_KEY`][]) and restores from
+them. The member applies it through [`InputHook`][], a forward pre-hook it registers on its
 model (not a module, so state_dict keys stay the same), so every caller of the model (the
 member's forward, logits caching, the cascade, MAC counting) gets the adapted batch:
 
@@ -37,8 +37,9 @@ from window_cascades.lightning_modules.input_options import (
     normalization_dict,
 )
 
-INPUT_KEY = "member_input"  # checkpoint entry: the member's resolution, normalisation and crop,
-# and the data's normalisation and crop, recorded at fit
+INPUT_KEY = "member_input"
+"""The entry of a member checkpoint that records the member's resolution, normalisation and
+crop, and the data's normalisation and crop, at fit."""
 
 
 @dataclass(frozen=True)
@@ -146,7 +147,7 @@ class MemberInput:
         return x
 
     def record(self) -> dict:
-        """The checkpoint entry (:data:`INPUT_KEY`): resolution, normalisations and crops."""
+        """The checkpoint entry ([`INPUT_KEY`][]): resolution, normalisations and crops."""
         return {
             "resolution": self.size,
             "normalization": normalization_dict(self.normalization),
@@ -156,11 +157,11 @@ class MemberInput:
         }
 
     def restored(self, record: dict | None, in_chans: int) -> MemberInput:
-        """This input with what a checkpoint entry (:meth:`record`) recorded; a part the entry
+        """This input with what a checkpoint entry ([`record`][]) recorded; a part the entry
         leaves out (or an older checkpoint without the entry) stays as it is.
 
         Raises:
-            ValueError: naming :data:`INPUT_KEY`, when a recorded value is malformed.
+            ValueError: naming [`INPUT_KEY`][], when a recorded value is malformed.
         """
         record = record or {}
         changes: dict = {}
@@ -179,7 +180,7 @@ class InputHook:
     """The forward pre-hook through which a member's model applies the member's input.
 
     The member registers it on its model with torch's public ``register_forward_pre_hook`` and
-    keeps it: the hook holds the member's current :class:`MemberInput`, which the member
+    keeps it: the hook holds the member's current [`MemberInput`][], which the member
     replaces (never edits) when it learns its data's input.
 
     Args:

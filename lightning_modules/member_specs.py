@@ -2,7 +2,7 @@
 
 A cascade checkpoint (``cascade.ckpt``) holds every member's weights (``state_dict`` keys
 ``members.<k>.*``). To rebuild the members from it alone (copied to another machine, no member
-file beside it), it also records, in ``hyper_parameters["member_specs"]`` (:data:`MEMBER_SPECS`),
+file beside it), it also records, in ``hyper_parameters["member_specs"]`` (``MEMBER_SPECS``),
 what each member file held besides its weights::
 
     {"name": "m0",                              # the member's name (its run folder)
@@ -12,7 +12,7 @@ what each member file held besides its weights::
      "member_input": {"resolution": 32, "normalization": {...}, ...}}
 
 Only strings, numbers, booleans, None, lists and dicts: the checkpoint loads with
-``torch.load(weights_only=True)``, and nothing is unpickled. :func:`check_member_specs` refuses
+``torch.load(weights_only=True)``, and nothing is unpickled. ``check_member_specs`` refuses
 a spec that cannot be used, in one line naming the file and the field, before any member is
 built; ``window_cascades.lightning_modules.member_checkpoint`` writes (``member_spec``) and
 builds (``build_member``) them.
@@ -58,7 +58,7 @@ def check_member_specs(specs: object, where: str, count: int | None = None) -> l
     Each spec must be a mapping with ``hyper_parameters`` (``model_name`` a timm model name,
     ``num_classes`` an integer >= 2, ``in_chans`` an integer >= 1, ``resize`` ``bilinear`` or
     ``bicubic`` when given), a ``member_input`` record that
-    :meth:`~window_cascades.lightning_modules.member_input.MemberInput.restored` reads, and a
+    ``window_cascades.lightning_modules.member_input.MemberInput.restored`` reads, and a
     ``sha256`` of 64 hex digits (or None).
 
     Args:

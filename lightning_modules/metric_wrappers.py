@@ -3,7 +3,7 @@
 Every state is a ``cat`` list of per-sample values, so under DDP ``compute()`` sees the samples
 of all processes and returns exactly what one process would (the evaluation sampler must not
 pad; see ``window_cascades.datamodules.samplers``). Every rank must call ``compute()``. States are
-O(N): no N x C tensor is kept except by :class:`CascadeOutputs`, which needs the probabilities.
+O(N): no N x C tensor is kept except by [`CascadeOutputs`][], which needs the probabilities.
 
 A wrapper is not another home of its metrics: it names the registry entries it reports
 (``METRICS``) and computes them through those entries (``window_cascades.cascade.metric_registry``),
@@ -57,7 +57,7 @@ def registry_values(
         names: registry names (``aurc``, ``cov@R``, ...).
         settings: the operating points to report and the definitions.
         **known: the per-sample outputs the named metrics read (fields of
-            :class:`window_cascades.cascade.sample_outputs.SampleOutputs`, N each); the others are
+            [`window_cascades.cascade.sample_outputs.SampleOutputs`][], N each); the others are
             NaN (the exit stage 1), so a metric that read one would report NaN, not a wrong number.
 
     Returns:
@@ -81,8 +81,10 @@ class SelectiveClassificationMetrics(_CatMetric):
     """AURC, AUGRC, e-AURC, ``cov@r`` and ``risk@c`` from confidences and correctness.
 
     Args:
-        risks: risks r (fractions) for ``cov@r``; coverages: c for ``risk@c``;
+        risks: risks r (fractions) for ``cov@r``.
+        coverages: coverages c (fractions) for ``risk@c``.
         definitions: ``standard`` or ``paper``.
+        **kwargs: torchmetrics' ``Metric`` options.
     """
 
     STATES = ("confidence", "correct")
@@ -101,9 +103,21 @@ class SelectiveClassificationMetrics(_CatMetric):
         )
 
     def update(self, confidence: torch.Tensor, preds: torch.Tensor, targets: torch.Tensor) -> None:
+        """Add a batch of N samples.
+
+        Args:
+            confidence: The confidence score of each prediction, shape (N,).
+            preds: The predicted classes, shape (N,).
+            targets: The true classes, shape (N,).
+        """
         self._append(confidence=confidence.double(), correct=preds == targets)
 
     def compute(self) -> dict[str, float]:
+        """The metrics over every sample seen, on every process.
+
+        Returns:
+            {key: value} for AURC, AUGRC, e-AURC and each ``cov@r`` and ``risk@c``.
+        """
         conf, correct = self._cat("confidence"), self._cat("correct").bool()
         return registry_values(self.METRICS, self.settings, confidence=conf, correct=correct)
 
@@ -115,6 +129,12 @@ class CalibrationMetrics(_CatMetric):
     METRICS = ("acc", "ece", "nll", "brier")
 
     def update(self, probs: torch.Tensor, targets: torch.Tensor) -> None:
+        """Add a batch of N samples (kept as four numbers per sample).
+
+        Args:
+            probs: Class probabilities, shape (N, C).
+            targets: The true classes, shape (N,).
+        """
         top, correct = top_label(probs, targets)
         self._append(
             top_prob=top,
@@ -124,6 +144,11 @@ class CalibrationMetrics(_CatMetric):
         )
 
     def compute(self) -> dict[str, float]:
+        """The metrics over every sample seen, on every process.
+
+        Returns:
+            {key: value} for accuracy, ECE, NLL and Brier.
+        """
         states = {name: self._cat(name) for name in self.STATES}
         return registry_values(self.METRICS, MetricSettings(), **states)
 
@@ -143,6 +168,13 @@ class CascadeOutputs(_CatMetric):
     def update(
         self, result: CascadeResult, targets: torch.Tensor, sample_ids: torch.Tensor
     ) -> None:
+        """Add a batch of the cascade's outputs.
+
+        Args:
+            result: The cascade's probabilities, confidences and exit stages for the batch.
+            targets: The true classes, shape (N,).
+            sample_ids: The samples' dataset indices, shape (N,).
+        """
         outputs = SampleOutputs.from_probs(
             result.probs.float(), result.confidence, result.exit_stage, targets
         )
@@ -153,6 +185,11 @@ class CascadeOutputs(_CatMetric):
         )
 
     def compute(self) -> tuple[SampleOutputs, torch.Tensor]:
+        """Every sample seen, on every process, in dataset order.
+
+        Returns:
+            (the per-sample outputs, the targets), ordered by sample index.
+        """
         order = torch.argsort(self._cat("sample_ids"))
         outputs = SampleOutputs(**{name: self._cat(name)[order] for name in self.FIELDS})
         return outputs, self._cat("targets")[order]

@@ -3,7 +3,7 @@
 ``standard`` follows docs/concepts/method.md (tie-aware curves; see
 ``window_cascades.uncertainty.selective``); ``paper`` reproduces the reference code's choices (see
 ``window_cascades.uncertainty.paper_definitions``). Everything that depends on the choice goes
-through a :class:`Definitions` object, so the window rule and the metrics always agree.
+through a [`Definitions`][] object, so the window rule and the metrics always agree.
 
 Standard window: q = F(tau), the empirical CDF of held-out scores at tau; the window is the
 band of quantile width 2w centred on q, shifted to stay inside [0, 1]: [q - w, q + w], or
@@ -53,7 +53,13 @@ def window_clamp(q: float, width: float) -> str | None:
 
 
 def standard_window(confidence: torch.Tensor, tau: float, width: float) -> dict:
-    """q, and the shifted band of quantile width 2w around it (see module docstring)."""
+    """q, and the shifted band of quantile width 2w around it (see module docstring).
+
+    Args:
+        confidence: N held-out stage-1 confidences.
+        tau: the operating threshold on the same scale.
+        width: the window's half-width w in quantiles, in (0, 0.5].
+    """
     conf = confidence.double().flatten()
     q = float((conf <= tau).double().mean())
     lo_q, hi_q = q - width, q + width
@@ -88,7 +94,13 @@ class Definitions:
     window: Callable
 
     def fpr(self, id_conf: torch.Tensor, ood_conf: torch.Tensor, tpr: float) -> float:
-        """Fraction of OOD samples accepted at the threshold accepting ``tpr`` of ID."""
+        """Fraction of OOD samples accepted at the threshold accepting ``tpr`` of ID.
+
+        Args:
+            id_conf: N_id confidences of the in-distribution samples.
+            ood_conf: N_ood confidences of the OOD samples.
+            tpr: the fraction of ID samples to accept, in (0, 1].
+        """
         if ood_conf.numel() == 0:
             raise ValueError("fpr needs at least one OOD sample")
         return fpr_at_threshold(ood_conf, self.fpr_threshold(id_conf, tpr))
@@ -96,7 +108,13 @@ class Definitions:
     def coverage_at_risk_or_zero(
         self, confidence: torch.Tensor, correct: torch.Tensor, max_risk: float
     ) -> float:
-        """cov@r as reported: the coverage, or 0 when no coverage keeps the risk that low."""
+        """cov@r as reported: the coverage, or 0 when no coverage keeps the risk that low.
+
+        Args:
+            confidence: N confidence scores (higher is more confident).
+            correct: N bools, whether each prediction is correct.
+            max_risk: the selective risk r, a fraction in (0, 1).
+        """
         try:
             return self.coverage_at_risk(confidence, correct, max_risk)[0]
         except UnreachableTargetError:
@@ -124,7 +142,11 @@ DEFINITIONS: dict[str, Definitions] = {
 
 
 def get_definitions(name: str | Definitions) -> Definitions:
-    """The named definitions (``standard`` or ``paper``), with a clear error otherwise."""
+    """The named definitions (``standard`` or ``paper``), with a clear error otherwise.
+
+    Args:
+        name: ``standard`` or ``paper``, or a ``Definitions`` object (returned as it is).
+    """
     if isinstance(name, Definitions):
         return name
     if name not in DEFINITIONS:

@@ -37,6 +37,10 @@ def failure_auroc(confidence: torch.Tensor, correct: torch.Tensor) -> float:
     Higher is better: 1 when every wrong prediction is less confident than every correct one,
     0.5 for a confidence that says nothing about correctness. NaN when all predictions are
     correct or all are wrong.
+
+    Args:
+        confidence: N confidence scores of the predictions (higher is more confident).
+        correct: N bools, whether each prediction is correct (the positive class).
     """
     right, wrong = _split(confidence, correct)
     if right.numel() == 0 or wrong.numel() == 0:
@@ -57,6 +61,13 @@ def failure_fpr_at_tpr(
 
     Lower is better: 0 when the correct predictions' top ``tpr`` all lie above every wrong
     one. NaN when all predictions are correct or all are wrong.
+
+    Args:
+        confidence: N confidence scores of the predictions (higher is more confident).
+        correct: N bools, whether each prediction is correct (the positive class).
+        tpr: the fraction of correct predictions to accept, in (0, 1].
+        threshold: the rule ``(confidence of the correct predictions, tpr) -> threshold``; default:
+            the largest threshold accepting at least ``tpr`` of them.
     """
     right, wrong = _split(confidence, correct)
     if right.numel() == 0 or wrong.numel() == 0:
@@ -75,12 +86,13 @@ def _counts(confidence: torch.Tensor, correct: torch.Tensor, weights: torch.Tens
 def weighted_failure_auroc(
     confidence: torch.Tensor, correct: torch.Tensor, weights: torch.Tensor
 ) -> torch.Tensor:
-    """B values of :func:`window_cascades.uncertainty.failure_detection.failure_auroc`, sample i
+    """B values of [`window_cascades.uncertainty.failure_detection.failure_auroc`][], sample i
     counted W[b, i] times: sum over wrong j and correct i of W_j W_i (1[c_i > c_j] + 0.5 1[c_i =
     c_j]), over (sum_wrong W)(sum_correct W); NaN for a resample with no correct or no wrong draw.
 
     Args:
-        confidence: N confidences; correct: N bools (the positive class).
+        confidence: N confidences.
+        correct: N bools (the positive class).
         weights: B x N float64 counts W[b, i] (how often sample i is in resample b).
 
     Returns:
@@ -92,12 +104,13 @@ def weighted_failure_auroc(
 def weighted_failure_fpr(
     confidence: torch.Tensor, correct: torch.Tensor, weights: torch.Tensor, tpr: float
 ) -> torch.Tensor:
-    """B values of :func:`window_cascades.uncertainty.failure_detection.failure_fpr_at_tpr` (the
+    """B values of [`window_cascades.uncertainty.failure_detection.failure_fpr_at_tpr`][] (the
     standard threshold: the largest accepting at least ``tpr`` of the resample's correct
     draws), sample i counted W[b, i] times; NaN for a resample with no correct or no wrong draw.
 
     Args:
-        confidence: N confidences; correct: N bools (the positive class).
+        confidence: N confidences.
+        correct: N bools (the positive class).
         weights: B x N float64 counts W[b, i] (how often sample i is in resample b).
         tpr: the fraction of correct draws to accept, in (0, 1].
 

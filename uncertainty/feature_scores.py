@@ -1,7 +1,7 @@
 """The score functions of the registered scores: pure tensor maths, higher = more confident.
 
 Notation: f (N x D) a member's penultimate (pooled) features, W (C x D) and b (C) its final
-linear layer (:class:`LinearHead`), z = f W^T + b its logits, p = softmax(z). Statistics of
+linear layer (``LinearHead``), z = f W^T + b its logits, p = softmax(z). Statistics of
 the training split (``window_cascades.uncertainty.feature_statistics``) are handed in by name.
 Every function computes in float64 (KNN: in the features' precision, float32 at least) and
 never holds more than N x max(C, D) values at once, so callers score any number of rows in
@@ -183,7 +183,7 @@ def ash(
 def ash_score(
     member: MemberInputs, statistics: Statistics, p: float, variant: str = "b"
 ) -> torch.Tensor:
-    """ASH at percentile ``p`` (see :func:`ash`)."""
+    """ASH at percentile ``p`` (see ``ash``)."""
     return ash(member.required_features(), member.required_head(), p, variant)
 
 
@@ -197,7 +197,7 @@ def scale(features: torch.Tensor, head: LinearHead, percentile: float) -> torch.
 
 
 def scale_score(member: MemberInputs, statistics: Statistics, p: float) -> torch.Tensor:
-    """SCALE at percentile ``p`` (see :func:`scale`)."""
+    """SCALE at percentile ``p`` (see ``scale``)."""
     return scale(member.required_features(), member.required_head(), p)
 
 
@@ -225,7 +225,7 @@ def squared_mahalanobis(
     features: torch.Tensor, centres: torch.Tensor, origin: torch.Tensor, basis: torch.Tensor
 ) -> torch.Tensor:
     """N x K squared Mahalanobis distances of N x D features to K x D centres under the
-    whitening ``basis`` (:func:`whitening`), taken about ``origin`` (the training mean) so the
+    whitening ``basis`` (``whitening``), taken about ``origin`` (the training mean) so the
     expansion ||g||^2 - 2 g.nu + ||nu||^2 stays well conditioned; never N x K x D."""
     g = (features.double() - origin) @ basis
     nu = (centres.double() - origin) @ basis

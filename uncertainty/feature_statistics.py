@@ -1,6 +1,6 @@
 """Statistics of the training split that feature scores read, fitted once per member.
 
-Each ``fit_*`` function takes the training features (:class:`TrainInputs`), the statistics it
+Each ``fit_*`` function takes the training features (``TrainInputs``), the statistics it
 requires already fitted, and the parameter values it is fitted at (ReAct's percentiles), and
 returns named tensors; ``window_cascades.artifacts.score_statistics`` caches them beside the
 features with the member's fingerprint. One pass over the features gives the mean, a second
@@ -188,7 +188,7 @@ def fit_activations(train: TrainInputs, fitted: dict, values=None) -> dict[str, 
 
 
 def fit_knn_bank(train: TrainInputs, fitted: dict, values=None) -> dict[str, torch.Tensor]:
-    """``knn_bank``: the unit-normalised training features (:data:`MAX_BANK` at most, a
+    """``knn_bank``: the unit-normalised training features (``MAX_BANK`` at most, a
     seeded subsample above)."""
     features = train.features
     if features.shape[0] > MAX_BANK:

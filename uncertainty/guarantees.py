@@ -42,13 +42,14 @@ class GuaranteeError(ValueError):
 
 @dataclass(frozen=True)
 class CertifiedThreshold:
-    """A threshold and what is certified of it with probability >= 1 - delta.
+    """A threshold and what is certified of it with probability at least 1 - delta.
 
     Attributes:
         threshold: accept confidence >= threshold.
         bound: the certified upper bound on the selective risk (risk targets), or the
             certified lower bound on the acceptance fraction (acceptance targets).
-        method: ``ltt``, ``sgr`` or ``order_statistic``; delta: the level.
+        method: ``ltt``, ``sgr`` or ``order_statistic``.
+        delta: the level, in (0, 1).
     """
 
     threshold: float
@@ -58,7 +59,12 @@ class CertifiedThreshold:
 
 
 def check_guarantee(delta: float | None, method: str = "ltt") -> None:
-    """Refuse a level outside (0, 1) or an unknown method (where the values enter)."""
+    """Refuse a level outside (0, 1) or an unknown method (where the values enter).
+
+    Args:
+        delta: the level DELTA, in (0, 1); None: no guarantee (nothing to check).
+        method: ``ltt`` or ``sgr``.
+    """
     if delta is not None and not 0 < delta < 1:
         raise ValueError(f"guarantee level DELTA must lie in (0, 1), got {delta}")
     if method not in GUARANTEE_METHODS:
@@ -70,7 +76,13 @@ def check_guarantee(delta: float | None, method: str = "ltt") -> None:
 def hoeffding_bentkus_pvalue(errors, n, risk: float):
     """p-value(s) of H0 "true risk > ``risk``" after ``errors`` among ``n`` i.i.d. samples
     (numbers or arrays): min(exp(-n h(r_hat, risk)), e * P(Binomial(n, risk) <= errors)),
-    h the binary KL divergence, 1 when r_hat >= risk."""
+    h the binary KL divergence, 1 when r_hat >= risk.
+
+    Args:
+        errors: the number of errors among the accepted samples (a number or an array).
+        n: the number of accepted samples (a number or an array of the same shape).
+        risk: the risk level tested, a fraction in (0, 1).
+    """
     import numpy as np
     from scipy.stats import binom
 
@@ -84,7 +96,13 @@ def hoeffding_bentkus_pvalue(errors, n, risk: float):
 
 
 def clopper_pearson_upper(errors: int, n: int, delta: float) -> float:
-    """The (1 - delta) upper confidence bound of a binomial rate after ``errors`` in ``n``."""
+    """The (1 - delta) upper confidence bound of a binomial rate after ``errors`` in ``n``.
+
+    Args:
+        errors: the number of errors.
+        n: the number of samples.
+        delta: the level: the guarantee holds with probability at least 1 - delta, in (0, 1).
+    """
     from scipy.special import betaincinv
 
     return 1.0 if errors >= n else float(betaincinv(errors + 1, n - errors, 1 - delta))
@@ -103,7 +121,13 @@ def _accepting(conf_sorted: torch.Tensor, k: int) -> int:
 
 
 def ltt_start(n_total: int, risk: float, delta: float) -> int:
-    """The first count LTT tests: the smallest n whose test passes at half the target risk."""
+    """The first count LTT tests: the smallest n whose test passes at half the target risk.
+
+    Args:
+        n_total: the number of held-out samples.
+        risk: the target risk R, a fraction in (0, 1).
+        delta: the level: the guarantee holds with probability at least 1 - delta, in (0, 1).
+    """
     import numpy as np
 
     n = np.arange(1, n_total + 1)
@@ -115,7 +139,15 @@ def ltt_start(n_total: int, risk: float, delta: float) -> int:
 def ltt_threshold(
     confidence: torch.Tensor, correct: torch.Tensor, risk: float, delta: float, grid: int = 200
 ) -> CertifiedThreshold:
-    """Learn then Test over ``grid`` held-out order statistics (see the module docstring)."""
+    """Learn then Test over ``grid`` held-out order statistics (see the module docstring).
+
+    Args:
+        confidence: N held-out stage-1 confidences.
+        correct: N bools, whether each prediction is correct.
+        risk: the target risk R, a fraction in (0, 1).
+        delta: the level: the guarantee holds with probability at least 1 - delta, in (0, 1).
+        grid: the number of held-out order statistics tested as thresholds.
+    """
     conf, cum_errors = _sorted(confidence, correct)
     n_total = conf.numel()
     step = max(1, math.ceil(n_total / grid))
@@ -136,7 +168,14 @@ def ltt_threshold(
 def sgr_threshold(
     confidence: torch.Tensor, correct: torch.Tensor, risk: float, delta: float
 ) -> CertifiedThreshold:
-    """Selection with Guaranteed Risk (see the module docstring)."""
+    """Selection with Guaranteed Risk (see the module docstring).
+
+    Args:
+        confidence: N held-out stage-1 confidences.
+        correct: N bools, whether each prediction is correct.
+        risk: the target risk R, a fraction in (0, 1).
+        delta: the level: the guarantee holds with probability at least 1 - delta, in (0, 1).
+    """
     conf, cum_errors = _sorted(confidence, correct)
     m = conf.numel()
     steps = max(1, math.ceil(math.log2(m)))
@@ -171,7 +210,13 @@ def _nothing_certified(conf, cum_errors, risk: float, delta: float, method: str)
 
 
 def acceptance_threshold(confidence: torch.Tensor, rate: float, delta: float) -> CertifiedThreshold:
-    """The highest threshold whose true acceptance is >= ``rate`` with prob. >= 1 - delta."""
+    """The highest threshold whose true acceptance is >= ``rate`` with prob. >= 1 - delta.
+
+    Args:
+        confidence: N held-out (in-distribution) confidences.
+        rate: the acceptance fraction to certify, in (0, 1].
+        delta: the level: the guarantee holds with probability at least 1 - delta, in (0, 1).
+    """
     from scipy.stats import binom
 
     conf, _ = _sorted(confidence, None)
@@ -197,7 +242,17 @@ def certified_threshold(
     method: str = "ltt",
 ) -> CertifiedThreshold:
     """The guaranteed threshold of a target (``task`` cov, risk or fpr; ``value`` a fraction):
-    risk <= value for ``cov``, acceptance >= value for ``risk`` (coverage) and ``fpr`` (ID)."""
+    risk <= value for ``cov``, acceptance >= value for ``risk`` (coverage) and ``fpr`` (ID).
+
+    Args:
+        confidence: N held-out stage-1 confidences.
+        correct: N bools, whether each prediction is correct (read for ``cov`` only).
+        task: ``cov``, ``risk`` or ``fpr``.
+        value: the target's value as a fraction (0.05 for cov@5).
+        delta: the level: the guarantee holds with probability at least 1 - delta, in (0, 1).
+        method: ``ltt`` or ``sgr`` (risk targets; acceptance targets use a binomial order
+            statistic).
+    """
     check_guarantee(delta, method)
     if task == "cov":
         if method == "ltt":

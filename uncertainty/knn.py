@@ -2,7 +2,7 @@
 
 The KNN score needs, for every query, the k-th largest cosine similarity to a bank of training
 features. The N x M similarity matrix is never held: queries are taken in blocks of rows such
-that one block's similarities to the whole bank fit :data:`BLOCK_VALUES` values (256 MiB in
+that one block's similarities to the whole bank fit ``BLOCK_VALUES`` values (256 MiB in
 float32), and only each block's top k are kept. Exact flat search is bound by the one matrix
 product either way (faiss-cpu's ``IndexFlatIP`` was measured no faster on 2 cores,
 benchmarks/scores/README.md), so nothing beyond torch is needed.
@@ -30,7 +30,7 @@ def kth_neighbour_similarity(
 
     Args:
         queries: N x D features (normalised here).
-        bank: M x D unit-normalised training features (:func:`unit_rows`).
+        bank: M x D unit-normalised training features (``unit_rows``).
         k: the neighbour rank, 1 <= k <= M.
         block_values: similarities held at once (query rows per block x M).
 

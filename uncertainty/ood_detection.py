@@ -29,6 +29,10 @@ def auroc(id_conf: torch.Tensor, ood_conf: torch.Tensor) -> float:
     """Area under the ROC curve for separating OOD (positive) from ID by ``-confidence``.
 
     Equals P(score_ood > score_id) + 0.5 P(score_ood = score_id) (Mann-Whitney U).
+
+    Args:
+        id_conf: N_id confidence scores of the in-distribution samples.
+        ood_conf: N_ood confidence scores of the OOD samples (the positive class).
     """
     scores, labels = _labels_and_scores(id_conf, ood_conf)
     uniq, inverse, counts = torch.unique(scores, return_inverse=True, return_counts=True)
@@ -47,6 +51,10 @@ def aupr(id_conf: torch.Tensor, ood_conf: torch.Tensor) -> float:
 
     Thresholds are the distinct OOD scores, from the highest down (as scikit-learn's
     ``average_precision_score``).
+
+    Args:
+        id_conf: N_id confidence scores of the in-distribution samples.
+        ood_conf: N_ood confidence scores of the OOD samples (the positive class).
     """
     scores, labels = _labels_and_scores(id_conf, ood_conf)
     order = torch.argsort(scores, descending=True, stable=True)
@@ -62,7 +70,12 @@ def aupr(id_conf: torch.Tensor, ood_conf: torch.Tensor) -> float:
 
 
 def id_acceptance_threshold(id_conf: torch.Tensor, tpr: float) -> float:
-    """The largest confidence threshold that accepts (conf >= t) at least ``tpr`` of ID."""
+    """The largest confidence threshold that accepts (conf >= t) at least ``tpr`` of ID.
+
+    Args:
+        id_conf: N_id confidence scores of the in-distribution samples.
+        tpr: the fraction of ID samples to accept, in (0, 1] (0.95 for fpr@95).
+    """
     if not 0 < tpr <= 1:
         raise ValueError(f"ID acceptance rate must be in (0, 1], got {tpr}")
     conf = torch.sort(id_conf.flatten().double(), descending=True).values
@@ -71,7 +84,13 @@ def id_acceptance_threshold(id_conf: torch.Tensor, tpr: float) -> float:
 
 
 def fpr_at_threshold(ood_conf: torch.Tensor, threshold: float) -> float:
-    """Fraction of OOD samples accepted (confidence >= ``threshold``)."""
+    """Fraction of OOD samples accepted (confidence >= ``threshold``).
+
+    Args:
+        ood_conf: N_ood confidence scores of the OOD samples (the positive class).
+        threshold: the confidence threshold; a sample is accepted when its confidence is at least
+            this.
+    """
     if ood_conf.numel() == 0:
         raise ValueError("fpr needs at least one OOD sample")
     return float((ood_conf.double() >= threshold).double().mean())
@@ -95,13 +114,14 @@ def _against_id(
 def weighted_auroc(
     id_conf: torch.Tensor, ood_conf: torch.Tensor, id_draws: torch.Tensor, ood_draws: torch.Tensor
 ) -> torch.Tensor:
-    """:func:`auroc` of B resamples at once: P(conf_ood < conf_id) + half the ties, sample i
+    """[`auroc`][] of B resamples at once: P(conf_ood < conf_id) + half the ties, sample i
     counted as often as it is drawn.
 
     Args:
-        id_conf: N_id ID confidences; ood_conf: N_ood OOD confidences.
-        id_draws: B x k_id indices into the ID samples (each resample's draws with
-            replacement); ood_draws: B x k_ood indices into the OOD samples.
+        id_conf: N_id ID confidences.
+        ood_conf: N_ood OOD confidences.
+        id_draws: B x k_id indices into the ID samples (each resample's draws with replacement).
+        ood_draws: B x k_ood indices into the OOD samples.
 
     Returns:
         B AUROC values (fractions, float64), OOD the positive class.
@@ -112,13 +132,14 @@ def weighted_auroc(
 def weighted_aupr(
     id_conf: torch.Tensor, ood_conf: torch.Tensor, id_draws: torch.Tensor, ood_draws: torch.Tensor
 ) -> torch.Tensor:
-    """:func:`aupr` of B resamples at once: average precision, OOD positive, thresholds at the
+    """[`aupr`][] of B resamples at once: average precision, OOD positive, thresholds at the
     distinct scores (-confidence), sample i counted as often as it is drawn.
 
     Args:
-        id_conf: N_id ID confidences; ood_conf: N_ood OOD confidences.
-        id_draws: B x k_id indices into the ID samples (each resample's draws with
-            replacement); ood_draws: B x k_ood indices into the OOD samples.
+        id_conf: N_id ID confidences.
+        ood_conf: N_ood OOD confidences.
+        id_draws: B x k_id indices into the ID samples (each resample's draws with replacement).
+        ood_draws: B x k_ood indices into the OOD samples.
 
     Returns:
         B average precisions (fractions, float64).
@@ -133,13 +154,14 @@ def weighted_fpr(
     ood_draws: torch.Tensor,
     tpr: float,
 ) -> torch.Tensor:
-    """fpr@p of B resamples at once: the fraction of the resampled OOD draws with confidence
-    >= the largest threshold that accepts at least ``tpr`` of the resampled ID draws.
+    """fpr@p of B resamples at once: the fraction of the resampled OOD draws whose confidence
+    is at least the largest threshold that accepts a share ``tpr`` of the resampled ID draws.
 
     Args:
-        id_conf: N_id ID confidences; ood_conf: N_ood OOD confidences.
-        id_draws: B x k_id indices into the ID samples (each resample's draws with
-            replacement); ood_draws: B x k_ood indices into the OOD samples.
+        id_conf: N_id ID confidences.
+        ood_conf: N_ood OOD confidences.
+        id_draws: B x k_id indices into the ID samples (each resample's draws with replacement).
+        ood_draws: B x k_ood indices into the OOD samples.
         tpr: the ID acceptance rate p, a fraction in (0, 1].
 
     Returns:

@@ -24,6 +24,12 @@ def scod_mixture(
 
     The side that is too large is subsampled without replacement with a generator seeded by
     ``seed``; both index tensors are sorted.
+
+    Args:
+        n_id: the number of ID samples.
+        n_ood: the number of OOD samples.
+        ratio: the wanted OOD : ID ratio (1: as many OOD samples as ID ones).
+        seed: seed of the subsampling.
     """
     if ratio <= 0:
         raise ValueError(f"SCOD mixing ratio must be > 0, got {ratio}")
@@ -41,7 +47,14 @@ def scod_mixture(
 def scod_curve(
     id_conf: torch.Tensor, id_correct: torch.Tensor, ood_conf: torch.Tensor, beta: float = 1.0
 ) -> RiskCoverageCurve:
-    """Tie-aware SCOD risk-coverage curve; coverage is the fraction of ID samples accepted."""
+    """Tie-aware SCOD risk-coverage curve; coverage is the fraction of ID samples accepted.
+
+    Args:
+        id_conf: N_id confidences of the ID samples.
+        id_correct: N_id bools, whether each ID prediction is correct.
+        ood_conf: N_ood confidences of the OOD samples.
+        beta: the loss of an accepted OOD sample (a misclassified ID sample costs 1).
+    """
     if id_conf.numel() == 0:
         raise ValueError("SCOD needs at least one ID sample")
     conf = torch.cat([id_conf.flatten(), ood_conf.flatten()]).double()
@@ -69,7 +82,14 @@ def scod_curve(
 def scod_aurc(
     id_conf: torch.Tensor, id_correct: torch.Tensor, ood_conf: torch.Tensor, beta: float = 1.0
 ) -> float:
-    """Area under the SCOD risk-(ID-)coverage curve, extended flat to coverage 0."""
+    """Area under the SCOD risk-(ID-)coverage curve, extended flat to coverage 0.
+
+    Args:
+        id_conf: N_id confidences of the ID samples.
+        id_correct: N_id bools, whether each ID prediction is correct.
+        ood_conf: N_ood confidences of the OOD samples.
+        beta: the loss of an accepted OOD sample (a misclassified ID sample costs 1).
+    """
     curve = scod_curve(id_conf, id_correct, ood_conf, beta)
     cov = torch.cat([curve.coverage.new_zeros(1), curve.coverage])
     risk = torch.cat([curve.risk[:1], curve.risk])
@@ -81,7 +101,14 @@ def scod_augrc(
 ) -> float:
     """AUGRC of the ID + OOD mixture: the generalized risk at a threshold is the loss of the
     accepted samples (1 per misclassified ID sample, ``beta`` per OOD sample) over all samples
-    of the mixture, integrated over the mixture's coverage (tie-aware, from (0, 0))."""
+    of the mixture, integrated over the mixture's coverage (tie-aware, from (0, 0)).
+
+    Args:
+        id_conf: N_id confidences of the ID samples.
+        id_correct: N_id bools, whether each ID prediction is correct.
+        ood_conf: N_ood confidences of the OOD samples.
+        beta: the loss of an accepted OOD sample (a misclassified ID sample costs 1).
+    """
     conf = torch.cat([id_conf.flatten(), ood_conf.flatten()])
     loss = torch.cat(
         [
@@ -99,7 +126,15 @@ def scod_risk_at_coverage(
     min_coverage: float,
     beta: float = 1.0,
 ) -> float:
-    """SCOD risk at the first point (most confident first) whose ID coverage is >= c."""
+    """SCOD risk at the first point (most confident first) whose ID coverage is >= c.
+
+    Args:
+        id_conf: N_id confidences of the ID samples.
+        id_correct: N_id bools, whether each ID prediction is correct.
+        ood_conf: N_ood confidences of the OOD samples.
+        min_coverage: the ID coverage c, a fraction in (0, 1].
+        beta: the loss of an accepted OOD sample (a misclassified ID sample costs 1).
+    """
     curve = scod_curve(id_conf, id_correct, ood_conf, beta)
     j = int(torch.nonzero(curve.coverage >= min_coverage - 1e-12).flatten()[0])
     return float(curve.risk[j])

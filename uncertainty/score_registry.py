@@ -2,9 +2,9 @@
 
 A score is one entry: its name, a pure tensor function (higher = more confident, i.e. more
 in-distribution), what the function reads (``probs``, ``logits`` or ``features``), how an
-ensemble of members combines it (:data:`ENSEMBLE_RULES`), the statistics of the training split
+ensemble of members combines it (``ENSEMBLE_RULES``), the statistics of the training split
 it needs (``register_statistic``) and its parameters, each declared with a default, a grid and a
-check (:class:`ScoreParameter`). From those declarations come, with nothing else to edit:
+check (``ScoreParameter``). From those declarations come, with nothing else to edit:
 
 - the offline evaluator's ``--scores`` choices and ``--score-param SCORE.NAME=VALUE`` checks;
 - the grid the selection rule searches (``window_cascades.cascade.member_scores``) and the
@@ -31,7 +31,7 @@ from typing import Any
 
 INPUTS: tuple[str, ...] = ("probs", "logits", "features")
 """What a score function reads: ``probs`` (N x C probabilities; the ensemble's averaged ones),
-``logits`` (one member's N x C logits) or ``features`` (one member's :class:`MemberInputs`: its
+``logits`` (one member's N x C logits) or ``features`` (one member's ``MemberInputs``: its
 penultimate features, logits and final linear layer)."""
 
 ENSEMBLE_RULES: tuple[str, ...] = ("probs", "mean", "standardised_mean", "disagreement")
@@ -135,14 +135,14 @@ class ScoreEntry:
 
     Attributes:
         name: the score's name (``--scores``, the ``score`` column of ``metrics.csv``).
-        function: the pure tensor function, or its ``"module:name"`` (resolved by :attr:`fn`).
+        function: the pure tensor function, or its ``"module:name"`` (resolved by ``fn``).
             By ``inputs``: ``probs`` -> ``fn(probs, **params)``; ``logits`` ->
             ``fn(logits, **params)``; ``features`` -> ``fn(member, statistics, **params)``
-            with a :class:`MemberInputs` and the fitted statistics by name. Returns N
+            with a ``MemberInputs`` and the fitted statistics by name. Returns N
             confidences (float64), higher = more in-distribution.
         description: one line with its definition.
-        inputs: one of :data:`INPUTS`.
-        ensemble: one of :data:`ENSEMBLE_RULES`.
+        inputs: one of ``INPUTS``.
+        ensemble: one of ``ENSEMBLE_RULES``.
         statistics: the statistics of the training split it reads (``register_statistic``).
         parameters: its declared parameters.
         needs_head: reads the member's final linear layer (weight, bias).
@@ -190,7 +190,7 @@ class StatisticEntry:
     Attributes:
         name: its name (the file ``stats/<name>.safetensors`` beside the cached features).
         function: ``fit(train, fitted, values) -> {name: tensor}`` (or its ``"module:name"``):
-            ``train`` a :class:`TrainInputs`, ``fitted`` the statistics it ``requires``
+            ``train`` a ``TrainInputs``, ``fitted`` the statistics it ``requires``
             already fitted, ``values`` the parameter values it is fitted for (see
             ``parametrised_by``; None otherwise).
         description: one line.
@@ -247,13 +247,13 @@ def register_score(
     Args:
         name: the score's name (lower case letters, digits and ``_``).
         description: its definition in one line (help texts, docs).
-        inputs: what the function reads, one of :data:`INPUTS`.
-        ensemble: how an ensemble combines it, one of :data:`ENSEMBLE_RULES`
+        inputs: what the function reads, one of ``INPUTS``.
+        ensemble: how an ensemble combines it, one of ``ENSEMBLE_RULES``
             (``disagreement`` is mutual information's own); default ``probs`` for a score of
             probabilities, ``mean`` for one of logits, ``standardised_mean`` for one of
             features.
         statistics: registered statistics of the training split it reads.
-        parameters: its parameters (:class:`ScoreParameter`), each with default, grid, check.
+        parameters: its parameters (``ScoreParameter``), each with default, grid, check.
         needs_head: it reads the final linear layer (``features`` scores only).
         reference: the paper and implementation the formula follows.
         function: the function as ``"module:name"`` (built-in entries, so that registering
@@ -347,7 +347,7 @@ def register_statistic(
     parametrised_by: tuple[str, str] | None = None,
 ) -> StatisticEntry:
     """Register a statistic of the training split that scores read (fitted once per member
-    and cached beside its features, see :class:`StatisticEntry`).
+    and cached beside its features, see ``StatisticEntry``).
 
     Args:
         name: its name.

@@ -13,8 +13,8 @@ For an ensemble of members, ``msp`` and ``entropy`` are recomputed from the aver
 probabilities, while ``max_logit`` and ``energy`` are the average of the members' scores. Every
 other registered score (``window_cascades.uncertainty.score_registry``: GEN, the feature-based
 detectors, a plugin's) follows its entry's ensemble rule: a score of probabilities is taken of
-the averaged probabilities (:attr:`EnsembleState.probs_score`), any other is the mean of the
-members' scores (:attr:`EnsembleState.score_sum`, standardised on the held-out split by the
+the averaged probabilities (``EnsembleState.probs_score``), any other is the mean of the
+members' scores (``EnsembleState.score_sum``, standardised on the held-out split by the
 caller for ``standardised_mean``).
 """
 
@@ -31,14 +31,24 @@ from window_cascades.uncertainty.temperature import scale_probs
 
 def check_score(score: str) -> str:
     """Return ``score`` if it is a registered confidence score, else raise a ValueError naming
-    it (``window_cascades.uncertainty.score_registry``)."""
+    it (``window_cascades.uncertainty.score_registry``).
+
+    Args:
+        score: the score's name (``msp``, ``energy``, ``knn``, ...: any registered score).
+    """
     score_entry(score)
     return score
 
 
 def confidence_from_probs(probs: torch.Tensor, score: str) -> torch.Tensor:
     """Probability-based confidence (``msp``, ``entropy``, or a registered score of
-    probabilities at its parameters' defaults) of N x C probabilities."""
+    probabilities at its parameters' defaults) of N x C probabilities.
+
+    Args:
+        probs: N x C class probabilities (rows sum to 1).
+        score: ``msp`` (the largest probability), ``entropy`` (the negative entropy, in nats)
+            or another registered score of probabilities.
+    """
     if score == "msp":
         return probs.max(dim=-1).values
     if score == "entropy":
@@ -57,7 +67,12 @@ def _defaults(entry, num_classes: int) -> dict:
 
 def confidence_from_logits(logits: torch.Tensor, score: str) -> torch.Tensor:
     """Confidence of a single model's N x C logits for a registered score of probabilities or
-    logits (its parameters at their defaults)."""
+    logits (its parameters at their defaults).
+
+    Args:
+        logits: N x C logits of one model.
+        score: a registered score of probabilities or logits.
+    """
     entry = score_entry(score)
     logits = logits.float()
     if score == "mutual_information":
@@ -83,7 +98,7 @@ class EnsembleState:
     """Running sums over the members seen so far for a set of samples.
 
     Per-sample sums that the chosen score does not need are left as None (``score`` given to
-    :meth:`from_logits`), which saves a pass over N x C values per member.
+    [`from_logits`][]), which saves a pass over N x C values per member.
 
     Attributes:
         prob_sum: N x C sum of member softmax probabilities.
@@ -95,7 +110,7 @@ class EnsembleState:
             averaged probabilities (``probs``, and so ``msp`` and ``entropy``).
         score: the score the state was built for (None: every score of the original five).
         score_sum: N sum of the members' own scores, for a registered score combined by the
-            mean of its members' scores (given per member to :meth:`from_logits`, already
+            mean of its members' scores (given per member to ``from_logits``, already
             standardised for ``standardised_mean``), else None.
         probs_score: for a registered score of probabilities with parameters, the function
             that scores the averaged probabilities at the parameters chosen for k members
@@ -130,7 +145,7 @@ class EnsembleState:
                 ``mutual_information``, which are built from these sums).
             member_score: the member's own score (N), for a score combined by the mean of its
                 members' scores; None: computed from ``logits`` for a score of logits.
-            probs_score: see :attr:`probs_score`.
+            probs_score: see ``probs_score``.
         """
         entry = score_entry(score) if score is not None else None
         logits = logits.float()
@@ -162,7 +177,12 @@ class EnsembleState:
         )
 
     def add(self, member: torch.Tensor | EnsembleState) -> EnsembleState:
-        """State after adding one more member (its logits, or its one-member state)."""
+        """State after adding one more member (its logits, or its one-member state).
+
+        Args:
+            member: the next member's N x C logits, or its one-member state (with its temperature
+                applied).
+        """
         other = (
             member
             if isinstance(member, EnsembleState)
@@ -185,7 +205,11 @@ class EnsembleState:
         )
 
     def select(self, index: torch.Tensor) -> EnsembleState:
-        """State of a subset of the samples (boolean mask or integer index)."""
+        """State of a subset of the samples (boolean mask or integer index).
+
+        Args:
+            index: a boolean mask of N, or integer indices, of the samples to keep.
+        """
 
         def pick(a):
             return None if a is None else a[index]
@@ -209,7 +233,11 @@ class EnsembleState:
         return scale_probs(probs, self.temperatures.get(self.count, 1.0))
 
     def confidence(self, score: str) -> torch.Tensor:
-        """Ensemble confidence for a registered score (see module docstring)."""
+        """Ensemble confidence for a registered score (see module docstring).
+
+        Args:
+            score: a registered score of probabilities or logits.
+        """
         entry = score_entry(score)
         if self.score is not None and score != self.score and score not in ("msp", "entropy"):
             raise ValueError(f"this ensemble state tracks {self.score!r}, not {score!r}")

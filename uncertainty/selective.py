@@ -7,7 +7,7 @@ coverage reached when every sample with that confidence is accepted, so the resu
 depend on the order of tied samples.
 
 The weighted forms (B bootstrap resamples at once) are the methods of
-:class:`window_cascades.uncertainty.weighted_curve.CountCurve` and :func:`weighted_oracle_aurc`
+[`window_cascades.uncertainty.weighted_curve.CountCurve`][] and [`weighted_oracle_aurc`][]
 below.
 """
 
@@ -40,7 +40,12 @@ class RiskCoverageCurve:
 
 
 def risk_coverage_curve(confidence: torch.Tensor, correct: torch.Tensor) -> RiskCoverageCurve:
-    """Tie-aware risk-coverage curve of ``confidence`` (N) against ``correct`` (N, bool)."""
+    """Tie-aware risk-coverage curve of ``confidence`` (N) against ``correct`` (N, bool).
+
+    Args:
+        confidence: N confidence scores of the predictions (higher is more confident).
+        correct: N bools, whether each prediction is correct.
+    """
     if confidence.numel() == 0:
         raise ValueError("risk_coverage_curve needs at least one sample")
     conf = confidence.detach().double().flatten()
@@ -68,6 +73,10 @@ def aurc(confidence: torch.Tensor, correct: torch.Tensor) -> float:
     Trapezoid rule over the tie-aware points, with the curve extended flat from its first point
     down to coverage 0 so that AURC is the integral over the whole of [0, 1] (a constant score
     gives AURC = overall error rate).
+
+    Args:
+        confidence: N confidence scores of the predictions (higher is more confident).
+        correct: N bools, whether each prediction is correct.
     """
     curve = risk_coverage_curve(confidence, correct)
     cov = torch.cat([curve.coverage.new_zeros(1), curve.coverage])
@@ -82,6 +91,10 @@ def generalized_risk_area(confidence: torch.Tensor, loss: torch.Tensor) -> float
     *all* N samples (Traub et al., NeurIPS 2024); it is 0 at coverage 0 and the mean loss at
     coverage 1. Points at the distinct confidence values, joined linearly (the expected curve
     when tied samples are accepted in random order), from (0, 0).
+
+    Args:
+        confidence: N confidence scores of the predictions (higher is more confident).
+        loss: N non-negative losses, one per sample (1 for a misclassified sample in AUGRC).
     """
     if confidence.numel() == 0:
         raise ValueError("generalized_risk_area needs at least one sample")
@@ -102,12 +115,21 @@ def augrc(confidence: torch.Tensor, correct: torch.Tensor) -> float:
     """AUGRC: area under the generalized risk-coverage curve, where the generalized risk at
     coverage c is the fraction of all samples that are accepted and misclassified (Traub et
     al., NeurIPS 2024). Tie-aware; 0 for a perfect classifier, error_rate / 2 for a constant
-    score."""
+    score.
+
+    Args:
+        confidence: N confidence scores of the predictions (higher is more confident).
+        correct: N bools, whether each prediction is correct.
+    """
     return generalized_risk_area(confidence, ~correct.flatten().bool())
 
 
 def oracle_confidence(correct: torch.Tensor) -> torch.Tensor:
-    """Distinct confidences that rank every correct sample above every error (the oracle)."""
+    """Distinct confidences that rank every correct sample above every error (the oracle).
+
+    Args:
+        correct: N bools, whether each prediction is correct.
+    """
     correct = correct.flatten().bool()
     rank = torch.arange(correct.numel(), dtype=torch.float64)
     return rank + correct.double() * correct.numel()
@@ -115,7 +137,14 @@ def oracle_confidence(correct: torch.Tensor) -> torch.Tensor:
 
 def excess_aurc(confidence: torch.Tensor, correct: torch.Tensor, aurc_fn=None) -> float:
     """e-AURC: AURC minus the AURC of the oracle ranking with the same errors (Geifman et al.,
-    ICLR 2019); 0 for a perfect ranking. ``aurc_fn``: the AURC to use (default :func:`aurc`)."""
+    ICLR 2019); 0 for a perfect ranking. ``aurc_fn``: the AURC to use (default [`aurc`][]).
+
+    Args:
+        confidence: N confidence scores of the predictions (higher is more confident).
+        correct: N bools, whether each prediction is correct.
+        aurc_fn: the AURC to use, ``(confidence, correct) -> float``; None: [`aurc`][] (the `paper`
+            definitions pass theirs).
+    """
     aurc_fn = aurc_fn or aurc
     return aurc_fn(confidence, correct) - aurc_fn(oracle_confidence(correct), correct)
 
@@ -124,6 +153,11 @@ def coverage_at_risk(
     confidence: torch.Tensor, correct: torch.Tensor, max_risk: float
 ) -> tuple[float, float]:
     """cov@r: the largest coverage whose selective risk is <= ``max_risk``.
+
+    Args:
+        confidence: N confidence scores of the predictions (higher is more confident).
+        correct: N bools, whether each prediction is correct.
+        max_risk: the selective risk r, a fraction in (0, 1) (0.05 for cov@5).
 
     Returns:
         (coverage, threshold): the coverage and the confidence threshold that achieves it.
@@ -149,6 +183,11 @@ def risk_at_coverage(
 ) -> tuple[float, float]:
     """risk@c: the risk at the first curve point (most confident first) with coverage >= c.
 
+    Args:
+        confidence: N confidence scores of the predictions (higher is more confident).
+        correct: N bools, whether each prediction is correct.
+        min_coverage: the coverage c, a fraction in (0, 1] (0.8 for risk@80).
+
     Returns:
         (risk, threshold): that point's selective risk and confidence threshold.
     """
@@ -171,7 +210,8 @@ def oracle_aurc_from_counts(count: torch.Tensor, correct: torch.Tensor) -> torch
     an n-point curve.
 
     Args:
-        count: B sample counts n (float64, > 0); correct: B counts K of correct samples.
+        count: B sample counts n (float64, > 0).
+        correct: B counts K of correct samples.
 
     Returns:
         B AURC values (float64).
@@ -188,7 +228,7 @@ def weighted_oracle_aurc(correct: torch.Tensor, weights: torch.Tensor) -> torch.
 
     With n = sum_i W[b, i] samples of which C_b correct, the per-sample curve has risk
     max(0, k - C_b) / k at coverage k / n (k = 1..n), extended flat to 0: the AURC of
-    :func:`oracle_confidence` on each resample (:func:`oracle_aurc_from_counts`).
+    [`oracle_confidence`][] on each resample ([`oracle_aurc_from_counts`][]).
 
     Args:
         correct: N bools, whether each sample's prediction is correct.

@@ -21,7 +21,13 @@ _TARGET = re.compile(r"^(cov|risk|fpr)@(\d+(?:\.\d+)?)$")
 
 @dataclass(frozen=True)
 class Target:
-    """A parsed operating target: ``task`` in {cov, risk, fpr}, ``value`` as a fraction."""
+    """A parsed operating target ([`parse_target`][]).
+
+    Attributes:
+        task: ``cov`` (coverage at a selective risk), ``risk`` (risk at a coverage) or
+            ``fpr`` (OOD acceptance at an ID acceptance).
+        value: the target's value as a fraction (0.05 for ``cov@5``).
+    """
 
     task: str
     value: float
@@ -33,7 +39,12 @@ class Target:
 
 
 def parse_target(text: str) -> Target:
-    """Parse ``cov@R``, ``risk@C`` or ``fpr@P`` (percent, 0 < value < 100 or = 100 for c, p)."""
+    """Parse ``cov@R``, ``risk@C`` or ``fpr@P`` (percent, 0 < value < 100 or = 100 for c, p).
+
+    Args:
+        text: the target as written: ``cov@R`` (coverage at selective risk R%), ``risk@C`` (risk at
+            coverage C%) or ``fpr@P`` (OOD acceptance at P% ID acceptance), e.g. ``cov@5``.
+    """
     m = _TARGET.match(str(text).strip())
     if m is None:
         raise ValueError(
@@ -56,6 +67,12 @@ def target_threshold(
     largest threshold that accepts a fraction p of the (in-distribution) samples; ``correct``
     is ignored for ``fpr``. ``definitions="paper"`` uses the reference code's rules instead
     (see ``window_cascades.uncertainty.paper_definitions``).
+
+    Args:
+        confidence: N confidences (held-out, in-distribution).
+        correct: N bools, whether each prediction is correct (not read for ``fpr``).
+        target: the parsed target ([`parse_target`][]).
+        definitions: ``standard`` or ``paper``, or a ``Definitions`` object.
     """
     from window_cascades.uncertainty.definitions import get_definitions
 

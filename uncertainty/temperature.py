@@ -14,6 +14,11 @@ def fit_temperature(logits: torch.Tensor, targets: torch.Tensor, max_iter: int =
     """The temperature T minimising the mean NLL of softmax(logits / T) on ``targets``.
 
     Works inside ``torch.inference_mode`` (as in a Lightning test run) by fitting on a copy.
+
+    Args:
+        logits: N x C logits of one model on the held-out split.
+        targets: N class indices.
+        max_iter: L-BFGS iterations at most.
     """
     if logits.shape[0] == 0:
         raise ValueError("temperature scaling needs at least one held-out sample")
@@ -34,12 +39,22 @@ def fit_temperature(logits: torch.Tensor, targets: torch.Tensor, max_iter: int =
 
 
 def fit_probs_temperature(probs: torch.Tensor, targets: torch.Tensor) -> float:
-    """Temperature of averaged ensemble probabilities (fitted on their log)."""
+    """Temperature of averaged ensemble probabilities (fitted on their log).
+
+    Args:
+        probs: N x C averaged ensemble probabilities on the held-out split.
+        targets: N class indices.
+    """
     return fit_temperature(torch.log(probs.double().clamp_min(1e-12)), targets)
 
 
 def scale_probs(probs: torch.Tensor, temperature: float) -> torch.Tensor:
-    """softmax(log p / T)."""
+    """softmax(log p / T).
+
+    Args:
+        probs: N x C class probabilities (rows sum to 1).
+        temperature: T > 0; T > 1 flattens the probabilities, T < 1 sharpens them.
+    """
     if temperature == 1.0:
         return probs
     return torch.softmax(torch.log(probs.clamp_min(1e-12)) / temperature, dim=-1).to(probs.dtype)

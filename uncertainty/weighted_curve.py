@@ -7,8 +7,8 @@ it takes the per-sample quantities of the original sample once and the counts W 
 returns the B metric values of the B resamples, equal to the plain function evaluated on each
 resample with its repeated samples. This module holds what those weighted forms share: the
 counts, the weighted mean, one sort of the confidences with its groups of equal confidence
-(:class:`SortedGroups`) and the risk-coverage curves read from cumulative counts over it
-(:class:`CountCurve`).
+([`SortedGroups`][]) and the risk-coverage curves read from cumulative counts over it
+([`CountCurve`][]).
 
 A resample does not change the order of the confidences, only the weight of each, so every
 curve of every resample is a cumulative sum of the counts over one fixed sort, read at the end
@@ -51,7 +51,7 @@ def weighted_mean(values: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
 
     Args:
         values: N per-sample values (any unit; the mean has the same).
-        weights: B x N float64 counts W[b, i] (:func:`draw_counts`).
+        weights: B x N float64 counts W[b, i] ([`draw_counts`][]).
 
     Returns:
         B means (float64).
@@ -61,6 +61,10 @@ def weighted_mean(values: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
 
 def sort_with_rank(values: torch.Tensor, descending: bool) -> tuple[torch.Tensor, torch.Tensor]:
     """Sort ``values`` (N, stable) and say where each sample went.
+
+    Args:
+        values: N values.
+        descending: sort from the largest value down.
 
     Returns:
         (sorted values, rank): rank[i] is the position of sample i in the sorted order.
@@ -98,7 +102,12 @@ class SortedGroups:
         return self.ends.numel()
 
     def sorted_mask(self, values: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
-        """Per-sample ``values`` (N: a 0/1 mask, a loss) in sorted order, as ``dtype``."""
+        """Per-sample ``values`` (N: a 0/1 mask, a loss) in sorted order, as ``dtype``.
+
+        Args:
+            values: N per-sample values, in the samples' own order.
+            dtype: The result's dtype.
+        """
         return values.flatten().to(dtype)[self.order]
 
     def cumulate(self, weights: torch.Tensor, sorted_values: torch.Tensor | None = None):
@@ -108,7 +117,7 @@ class SortedGroups:
         Args:
             weights: B x N counts (float32 or float64), in the samples' own order.
             sorted_values: None, or N per-position factors in sorted order
-                (:meth:`sorted_mask`), e.g. 1 for an error and 0 otherwise.
+                ([`sorted_mask`][]), e.g. 1 for an error and 0 otherwise.
 
         Returns:
             B x G float64: entry (b, g) sums the weights of the samples in groups 0..g.
@@ -117,7 +126,12 @@ class SortedGroups:
         return self.cumulate_sorted(w, sorted_values)
 
     def cumulate_sorted(self, w: torch.Tensor, sorted_values: torch.Tensor | None = None):
-        """:meth:`cumulate` of weights already in sorted order (B x N)."""
+        """[`cumulate`][] of weights already in sorted order (B x N).
+
+        Args:
+            w: B x N counts, in sorted order.
+            sorted_values: None, or N per-position factors in sorted order.
+        """
         if sorted_values is not None:
             w = w * sorted_values
         cum = w.cumsum(1)
@@ -154,10 +168,10 @@ class CountCurve:
     """Tie-aware risk-coverage curves of B resamples of one sample, from cumulative counts.
 
     One point per distinct confidence (most confident first), as
-    :func:`window_cascades.uncertainty.selective.risk_coverage_curve`: at point g every sample
+    [`window_cascades.uncertainty.selective.risk_coverage_curve`][]: at point g every sample
     with confidence >= the g-th largest distinct value is accepted. A point none of whose
     samples was drawn in resample b repeats the previous point of b (zero width in every
-    area). Build it with :class:`SortedGroups`' cumulative sums.
+    area). Build it with [`SortedGroups`][]' cumulative sums.
 
     Args:
         count: B x G weighted number accepted at each point (float64).
@@ -190,7 +204,7 @@ class CountCurve:
     @cached_property
     def risk(self) -> torch.Tensor:
         """B x G selective risk; points before a resample's first accepted sample take that
-        first point's risk (the flat extension to coverage 0 of :func:`aurc`)."""
+        first point's risk (the flat extension to coverage 0 of ``aurc``)."""
         risk = self._risk_from_first
         reached = self.count > 0
         return torch.where(reached, risk, risk.gather(1, self.first[:, None]))
@@ -210,19 +224,27 @@ class CountCurve:
         return both / (2 * self.total.squeeze(1) ** 2)
 
     def coverage_at_risk(self, max_risk: float) -> torch.Tensor:
-        """B values of cov@r: the largest coverage with risk <= r (0 when none)."""
+        """B values of cov@r: the largest coverage with risk <= r (0 when none).
+
+        Args:
+            max_risk: The risk r, a fraction.
+        """
         ok = (self._risk_from_first <= max_risk + 1e-12) & (self.count > 0)
         return torch.where(ok, self.coverage, torch.zeros_like(self.coverage)).amax(1)
 
     def risk_at_coverage(self, min_coverage: float) -> torch.Tensor:
-        """B values of risk@c: the risk at the first point with coverage >= c."""
+        """B values of risk@c: the risk at the first point with coverage >= c.
+
+        Args:
+            min_coverage: The coverage c, a fraction.
+        """
         value = torch.full((self.coverage.shape[0], 1), min_coverage - 1e-12, dtype=torch.float64)
         first = torch.searchsorted(self.coverage, value).clamp_max(self.coverage.shape[1] - 1)
         return self.risk.gather(1, first).squeeze(1)
 
 
 class WeightedCurve(CountCurve):
-    """:class:`CountCurve` of B resamples given as draws.
+    """[`CountCurve`][] of B resamples given as draws.
 
     Args:
         confidence: N confidences.
@@ -254,13 +276,14 @@ def failure_from_counts(
     count: torch.Tensor, errors: torch.Tensor, tpr: float | None = None
 ) -> torch.Tensor:
     """Failure detection (correct predictions positive) of B resamples from the cumulative
-    counts of a :class:`SortedGroups` sort (most confident first): with ``tpr`` None the AUROC,
+    counts of a [`SortedGroups`][] sort (most confident first): with ``tpr`` None the AUROC,
     sum_g e_g (K_{g-1} + K_g) / 2 / (K E) (K correct, E wrong draws; e_g the wrong draws of
     group g); else the fraction of wrong draws accepted at the largest threshold accepting at
     least ``tpr`` of the correct ones. NaN where a resample has no correct or no wrong draw.
 
     Args:
-        count: B x G cumulative draws; errors: B x G cumulative wrong draws.
+        count: B x G cumulative draws.
+        errors: B x G cumulative wrong draws.
         tpr: the share of correct draws accepted, in (0, 1], or None for the AUROC.
 
     Returns:
@@ -284,11 +307,12 @@ def ood_from_counts(
     id_count: torch.Tensor, ood_count: torch.Tensor, metric: str, tpr: float = 0.95
 ) -> torch.Tensor:
     """OOD detection (OOD positive, scored by -confidence) of B resamples from the cumulative
-    ID and OOD draws of one :class:`SortedGroups` sort of the ID and OOD confidences together
+    ID and OOD draws of one [`SortedGroups`][] sort of the ID and OOD confidences together
     (most confident first).
 
     Args:
-        id_count: B x G cumulative ID draws; ood_count: B x G cumulative OOD draws.
+        id_count: B x G cumulative ID draws.
+        ood_count: B x G cumulative OOD draws.
         metric: ``auroc`` (P(conf_ood < conf_id) + half the ties), ``aupr`` (average
             precision at the distinct scores, most OOD-like first) or ``fpr`` (the fraction of
             OOD draws accepted at the largest threshold accepting at least ``tpr`` of the ID

@@ -14,7 +14,7 @@ Roles come from the configuration (a data config's ``datasets`` or the offline e
 - ``ood_val``: an OOD validation set (unlabelled): a score's parameters may be chosen on it
   (``--score-selection``); never evaluated, and never a test set.
 
-The first four are the evaluated roles (:data:`EVALUATED_ROLES`): every metric row is of one of
+The first four are the evaluated roles (``EVALUATED_ROLES``): every metric row is of one of
 them.
 """
 
@@ -23,19 +23,25 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping
 
 ROLES: tuple[str, ...] = ("heldout", "id", "shift", "ood", "train", "ood_val")
+"""The dataset roles, in the order results list them (``train`` and ``ood_val`` are read by
+scores, never evaluated)."""
 EVALUATED_ROLES: tuple[str, ...] = ("heldout", "id", "shift", "ood")
 LABELLED_ROLES: tuple[str, ...] = ("heldout", "id", "shift")
+"""The roles whose samples all carry a label."""
 PREDICT_ROLE = "predict"
 """The role of new, unlabelled images a calibrated cascade is applied to (``predict`` over a
-folder or a file list, :meth:`DatasetRoles.for_prediction`); never evaluated."""
+folder or a file list, [`DatasetRoles.for_prediction`][]); never evaluated."""
 
 
 class DatasetRoles(Mapping[str, str]):
     """An ordered, validated mapping dataset name -> role.
 
     Exactly one ``heldout`` and one ``id`` dataset, at most one ``train``; every role one of
-    :data:`ROLES`; names unique (a mapping cannot repeat a key; :meth:`from_pairs` refuses a
+    ``ROLES``; names unique (a mapping cannot repeat a key; ``from_pairs`` refuses a
     repeated name).
+
+    Args:
+        roles: dataset name -> role, in the order the datasets are configured.
 
     Raises:
         ValueError: naming the dataset and role that are wrong.
@@ -56,7 +62,11 @@ class DatasetRoles(Mapping[str, str]):
 
     @classmethod
     def from_pairs(cls, pairs: list[tuple[str, str]]) -> DatasetRoles:
-        """Build from (name, role) pairs, refusing a name given twice."""
+        """Build from (name, role) pairs, refusing a name given twice.
+
+        Args:
+            pairs: (dataset name, role) pairs, in the order the datasets are configured.
+        """
         roles: dict[str, str] = {}
         for name, role in pairs:
             if name in roles:
@@ -67,7 +77,11 @@ class DatasetRoles(Mapping[str, str]):
     @classmethod
     def for_prediction(cls, names: list[str]) -> DatasetRoles:
         """Roles of a ``predict``-only datamodule: every dataset new images
-        (:data:`PREDICT_ROLE`), with no held-out or ID set (nothing is calibrated or evaluated)."""
+        ([`PREDICT_ROLE`][]), with no held-out or ID set (nothing is calibrated or evaluated).
+
+        Args:
+            names: the names of the datasets of new images.
+        """
         roles = cls.__new__(cls)
         roles._roles = dict.fromkeys(names, PREDICT_ROLE)
         return roles
@@ -85,7 +99,11 @@ class DatasetRoles(Mapping[str, str]):
         return f"DatasetRoles({self._roles!r})"
 
     def names(self, role: str) -> list[str]:
-        """Names of the datasets with ``role``, in configured order."""
+        """Names of the datasets with ``role``, in configured order.
+
+        Args:
+            role: one of [`ROLES`][] (or ``predict``).
+        """
         return [n for n, r in self._roles.items() if r == role]
 
     @property
@@ -115,7 +133,7 @@ class DatasetRoles(Mapping[str, str]):
         return self.names("ood_val")
 
     def evaluated(self) -> DatasetRoles:
-        """The datasets of the evaluated roles (:data:`EVALUATED_ROLES`; the new images of a
+        """The datasets of the evaluated roles (``EVALUATED_ROLES``; the new images of a
         predict-only datamodule too), in order: those a cascade is tested on, applied to and
         reports rows for."""
         kept = DatasetRoles.__new__(DatasetRoles)  # a valid mapping's subset (or predict-only)

@@ -1,11 +1,17 @@
 """Window-based early-exit cascades of deep ensembles (Xia & Bouganis, ICCV 2023).
 
 The one import name of the project. Its public Python API, importable from here
-(``window_cascades.evaluate``, ...), is ``window_cascades.api``: :class:`Logits`,
-:func:`load_logits`, :func:`evaluate`, :func:`fit_cascade`, :func:`save_fitted`,
-:func:`load_fitted`, :func:`load_cascade`, :func:`decide`, :func:`register_policy`,
-:func:`register_metric`, :func:`register_score`, :func:`register_statistic` and
-:func:`load_plugins`. They are loaded on first use: ``import
+(``window_cascades.evaluate``, ...), is ``window_cascades.api``:
+[`Logits`][window_cascades.api.Logits], [`load_logits`][window_cascades.api.load_logits],
+[`evaluate`][window_cascades.api.evaluate], [`fit_cascade`][window_cascades.api.fit_cascade],
+[`save_fitted`][window_cascades.api.save_fitted],
+[`load_fitted`][window_cascades.api.load_fitted],
+[`load_cascade`][window_cascades.api.load_cascade], [`decide`][window_cascades.api.decide],
+[`register_policy`][window_cascades.api.register_policy],
+[`register_metric`][window_cascades.api.register_metric],
+[`register_score`][window_cascades.api.register_score],
+[`register_statistic`][window_cascades.api.register_statistic] and
+[`load_plugins`][window_cascades.api.load_plugins]. They are loaded on first use: ``import
 window_cascades`` imports no torch, so the commands (which import this package first) check
 their arguments before the heavy imports.
 

@@ -4,20 +4,20 @@ Everything here is importable from ``window_cascades`` itself (``window_cascades
 loaded on first use so that ``import window_cascades`` imports no torch. The calls build on the
 library's modules, which stay importable under their own names:
 
-- :class:`Logits` holds every member's logits on every dataset, with labels, dataset roles and
-  member costs; :func:`load_logits` reads cached logits (``member predict``, the pipeline's
+- [`Logits`][] holds every member's logits on every dataset, with labels, dataset roles and
+  member costs; [`load_logits`][] reads cached logits (``member predict``, the pipeline's
   ``logits/`` folder) into it;
-- :func:`evaluate` fits the policies on the held-out split and returns the tidy metric rows of
+- [`evaluate`][] fits the policies on the held-out split and returns the tidy metric rows of
   ``metrics.csv`` with the fitted cascade (``window_cascades.cascade.offline``);
-- :func:`fit_cascade` fits the policies only; :func:`save_fitted` and :func:`load_fitted` write
+- [`fit_cascade`][] fits the policies only; [`save_fitted`][] and [`load_fitted`][] write
   and read ``fitted_cascade.json``;
-- :func:`decide` applies a fitted cascade to logits held in memory, or a calibrated cascade
-  (:func:`load_cascade`, a ``cascade.ckpt``) to a batch of images: one outcome per sample
+- [`decide`][] applies a fitted cascade to logits held in memory, or a calibrated cascade
+  ([`load_cascade`][], a ``cascade.ckpt``) to a batch of images: one outcome per sample
   (``accept``, ``reject`` or ``ood``);
-- :func:`register_policy`, :func:`register_metric`, :func:`register_score` (a confidence
-  score, ``window_cascades.uncertainty.score_registry``) and :func:`register_statistic` (a
-  statistic of the training split a score reads) add your own entries to the registries, and
-  :func:`load_plugins` loads plugin files by path (an ``import`` of your module is enough).
+- [`register_policy`][], [`register_metric`][], [`register_score`][] (a confidence score,
+  ``window_cascades.uncertainty.score_registry``) and [`register_statistic`][] (a statistic of
+  the training split a score reads) add your own entries to the registries, and
+  [`load_plugins`][] loads plugin files by path (an ``import`` of your module is enough).
 
 Installed plugins (entry-point group ``window_cascades.plugins``) are loaded when this module
 is.
@@ -102,8 +102,8 @@ def _as_labels(value: ArrayLike | None, n: int, where: str) -> torch.Tensor:
 
 class Logits:
     """Every member's logits on every dataset, with the labels, the dataset roles and the
-    members' costs: what :func:`evaluate` and :func:`fit_cascade` take, and what
-    :func:`load_logits` returns.
+    members' costs: what [`evaluate`][] and [`fit_cascade`][] take, and what
+    [`load_logits`][] returns.
 
     Args:
         logits: dataset name -> one N x C array per member, in cascade order (numpy arrays or
@@ -216,13 +216,13 @@ def load_logits(
 ) -> Logits:
     """Read cached logits (``<logits_dir>/<member>/<dataset>.safetensors`` with ``meta.json``,
     as ``member predict`` and the pipeline write them; ``.npz``/``.npy`` files too) into a
-    :class:`Logits`.
+    [`Logits`][].
 
     Args:
         logits_dir: the folder holding one sub-folder per member (e.g. the pipeline's
             ``outputs/quickstart/logits``).
         members: the member folders to read, in cascade order.
-        roles: dataset name -> role (see :class:`Logits`); every dataset is read.
+        roles: dataset name -> role (see [`Logits`][]); every dataset is read.
         member_macs: member name -> its cost per sample (MACs), overriding its ``meta.json``;
             None: each ``meta.json``'s, else every member counts 1.
 
@@ -262,7 +262,7 @@ def load_logits(
 
 @dataclass
 class Evaluation:
-    """What :func:`evaluate` returns.
+    """What [`evaluate`][] returns.
 
     Attributes:
         rows: the tidy metric rows of ``metrics.csv``, one value each, as dicts with its
@@ -271,7 +271,7 @@ class Evaluation:
             ``ci_low`` and ``ci_high`` (the bootstrap interval; None without one). The metrics'
             definitions: docs/concepts/metrics.md.
         fitted: the fitted cascade (every policy, the temperatures, the operating points), for
-            :func:`decide` and :func:`save_fitted`.
+            [`decide`][] and [`save_fitted`][].
 
     Example:
         >>> import numpy as np
@@ -297,6 +297,11 @@ class Evaluation:
     def value(self, metric: str, policy: str, dataset: str | None = None) -> float:
         """The value of ``metric`` (e.g. ``cov@5``) under ``policy`` on ``dataset`` (default:
         the ID test set).
+
+        Args:
+            metric: a metric key, e.g. ``cov@5``, ``expected_macs``, ``exit_frac@2``.
+            policy: a policy's name, e.g. ``window``.
+            dataset: a dataset's name; None: the ID test set.
 
         Raises:
             KeyError: no such row (the message lists the metrics of that policy and dataset).
@@ -365,7 +370,7 @@ def evaluate(
     ``window_cascades.cascade.offline``).
 
     Args:
-        logits: the members' logits, labels and roles (:class:`Logits`, :func:`load_logits`).
+        logits: the members' logits, labels and roles ([`Logits`][], [`load_logits`][]).
         policies: registered policy names (``--list-policies`` lists them, plugins' included);
             None: every registered policy (those that need an unlabelled test mixture, e.g.
             ``window_adjusted``, only when there is an ``ood`` set).
@@ -392,7 +397,7 @@ def evaluate(
         seed: seed of the random policy and of the test-mixture subsampling.
 
     Returns:
-        The metric rows and the fitted cascade (:class:`Evaluation`).
+        The metric rows and the fitted cascade ([`Evaluation`][]).
 
     Raises:
         ValueError: an unknown policy, parameter, score or target, or a value out of range.
@@ -454,17 +459,17 @@ def fit_cascade(
     seed: int = 0,
 ) -> FittedCascade:
     """Fit the policies on the held-out split (nothing is evaluated): the cascade to deploy
-    with :func:`decide`, or to save with :func:`save_fitted`.
+    with [`decide`][], or to save with [`save_fitted`][].
 
     Args:
-        logits: the members' logits, labels and roles (:class:`Logits`); only the ``heldout``
+        logits: the members' logits, labels and roles ([`Logits`][]); only the ``heldout``
             set is read (and the ``id`` and ``ood`` sets by a policy fitted on the unlabelled
             test mixture).
         policies: registered policy names; None: every registered policy (see
-            :func:`evaluate`).
+            [`evaluate`][]).
         target: the operating target in percent (``cov@R``, ``risk@C``, ``fpr@P``).
         score: the confidence score.
-        parameters: policy parameters by name (see :func:`evaluate`).
+        parameters: policy parameters by name (see [`evaluate`][]).
         temperature_scaling: fit temperatures on the held-out split first.
         definitions: ``standard`` or ``paper``.
         guarantee: DELTA for certified thresholds, or None.
@@ -474,7 +479,7 @@ def fit_cascade(
 
     Returns:
         The fitted cascade: every policy, the temperatures, and each policy's operating points
-        (the acceptance and OOD thresholds :func:`decide` applies).
+        (the acceptance and OOD thresholds [`decide`][] applies).
 
     Example:
         >>> import numpy as np
@@ -502,7 +507,7 @@ def save_fitted(fitted: FittedCascade, folder: str | Path) -> Path:
     """Write ``fitted_cascade.json`` into ``folder`` (created if missing; written atomically).
 
     Args:
-        fitted: a fitted cascade (:func:`fit_cascade`, :attr:`Evaluation.fitted`).
+        fitted: a fitted cascade ([`fit_cascade`][], the `fitted` of an [`Evaluation`][]).
         folder: the folder to write it into.
 
     Returns:
@@ -526,7 +531,7 @@ def load_fitted(path: str | Path, members: int | None = None) -> FittedCascade:
     checked field by field.
 
     Args:
-        path: the file, or the folder holding it (a test run's or :func:`save_fitted`'s).
+        path: the file, or the folder holding it (a test run's or [`save_fitted`][]'s).
         members: the number of members it must be fitted for; None: any.
 
     Returns:
@@ -560,7 +565,7 @@ def load_cascade(path: str | Path, map_location: str | torch.device = "cpu") -> 
 
     Returns:
         The ``CascadeModule``: its members, every fitted policy and the operating points;
-        :func:`decide` (or its own ``decide``) applies it to images prepared as the
+        [`decide`][] (or its own ``decide``) applies it to images prepared as the
         images it was calibrated on (the checkpoint records their normalisation and crop).
 
     Raises:
@@ -599,13 +604,13 @@ def decide(
     sample_ids: torch.Tensor | None = None,
 ) -> dict[str, torch.Tensor]:
     """Apply a cascade: a fitted cascade to the members' logits held in memory, or a
-    calibrated cascade (:func:`load_cascade`) to a batch of images with real early exit. Both
+    calibrated cascade ([`load_cascade`][]) to a batch of images with real early exit. Both
     make the same decisions from the same member outputs
     (``window_cascades.cascade.decisions``).
 
     Args:
-        cascade: a ``FittedCascade`` (:func:`fit_cascade`, :func:`load_fitted`) or a
-            ``CascadeModule`` (:func:`load_cascade`).
+        cascade: a ``FittedCascade`` ([`fit_cascade`][], [`load_fitted`][]) or a
+            ``CascadeModule`` ([`load_cascade`][]).
         inputs: for a fitted cascade, one N x C logits array per member in cascade order
             (numpy or torch, before temperature scaling); for a ``CascadeModule``, a batch of
             images N x C x H x W on its device, prepared as the images it was calibrated on.

@@ -15,7 +15,14 @@ latency and throughput of single model, full ensemble and window cascade with re
 (the first two seeds of each size); and writes ``metrics.csv`` (tidy, with ``model`` and
 ``members`` columns; gzipped, as are the next), ``deltas.csv``, ``orders.csv`` (mean and
 spread across member orders), ``significance.csv`` (significant differences per model),
-``timing_<device>.csv``, ``summary.json`` and the plots into ``--out``.
+``timing_<device>.csv``, ``summary.json``, the per-set summaries of every ID, shifted and OOD
+set (``shift_summary.csv``, ``ood_summary.csv``, ``sets.md``: ``set_summaries.py``) and the
+plots into ``--out``.
+
+The data: notMNIST in MNIST's IDX format, the 10,000-glyph file pair
+``t10k-images-idx3-ubyte.gz`` and ``t10k-labels-idx1-ubyte.gz``, in ``data/notmnist/`` under
+the repository root (``configs/notmnist/data.yaml``), or in the folder ``--data-dir`` names
+(docs/benchmarks/notmnist.md says where to download it).
 """
 
 from __future__ import annotations
@@ -31,6 +38,7 @@ from pathlib import Path
 import torch
 import yaml
 from cascade_grid import PlanEntry, evaluate_grid, growing_pairs, size_orders
+from set_summaries import write as write_set_summaries
 from tradeoff_plots import exit_fraction_plot, mean_with_interval, tradeoff_plot
 
 from window_cascades.artifacts.atomic import write_csv, write_json, write_text, write_with
@@ -58,6 +66,7 @@ BOOTSTRAP = 200  # 1000 resamples: ~11 min of evaluation on 2 cores (BENCHMARKS.
 MSP_TARGETS = ["cov@1", "cov@2", "risk@90"]
 RISKS, COVERAGES = (0.01, 0.02, 0.05), (0.8, 0.9, 0.95)
 CONFIG = Path("configs/notmnist")
+NOTMNIST_FILES = ("t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz")
 
 
 def write_gzip(path: Path, text: str) -> None:
@@ -85,6 +94,30 @@ def smoke_data_config(work: Path, base: Path) -> Path:
     path = work / "data_smoke.yaml"
     path.write_text(yaml.safe_dump(cfg))
     return path
+
+
+def data_config_in(data_dir: Path, base: Path, work: Path) -> Path:
+    """A copy of the data config ``base`` (in ``work``) that reads notMNIST from
+    ``data_dir``."""
+    cfg = yaml.safe_load(base.read_text())
+    images, labels = (str((data_dir / name).resolve()) for name in NOTMNIST_FILES)
+    cfg["init_args"]["images"], cfg["init_args"]["labels"] = images, labels
+    path = work / "data_notmnist.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    return path
+
+
+def missing_data(data_cfg: Path) -> str | None:
+    """What is missing of the notMNIST files the data config reads, or None."""
+    args = yaml.safe_load(data_cfg.read_text())["init_args"]
+    absent = [args[key] for key in ("images", "labels") if not Path(args[key]).is_file()]
+    if not absent:
+        return None
+    return (
+        f"notMNIST not found: {', '.join(absent)} (run from the repository root with the files "
+        "in data/notmnist/, or give --data-dir; docs/benchmarks/notmnist.md says where to "
+        "download them)"
+    )
 
 
 def train_and_cache(args, data_cfg: Path, work: Path) -> dict[str, list[str]]:
@@ -478,6 +511,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--latency-samples", type=int, default=200)
     p.add_argument("--device", default="cpu")
     p.add_argument(
+        "--data-dir",
+        type=Path,
+        default=None,
+        help="folder holding notMNIST's t10k-images-idx3-ubyte.gz and t10k-labels-idx1-ubyte.gz "
+        "(default: the data config's paths, data/notmnist/ under the repository root)",
+    )
+    p.add_argument(
         "--data-config",
         type=Path,
         default=CONFIG / "data.yaml",
@@ -486,15 +526,17 @@ def main(argv: list[str] | None = None) -> int:
     add_console_options(p)
     args = p.parse_args(argv)
     apply_console_options(args)
-    if not Path("../shared/data/notmnist").is_dir():
-        raise FileNotFoundError(
-            "notMNIST not found at ../shared/data/notmnist: run from the repository root"
-        )
     if args.epochs is None:
         args.epochs = yaml.safe_load((CONFIG / "member.yaml").read_text())["trainer"]["max_epochs"]
     args.work.mkdir(parents=True, exist_ok=True)
     args.out.mkdir(parents=True, exist_ok=True)
     data_cfg = args.data_config
+    if args.data_dir is not None:
+        data_cfg = data_config_in(args.data_dir, data_cfg, args.work)
+    problem = missing_data(data_cfg)
+    if problem:
+        print(f"error: {problem}", file=sys.stderr)
+        return 2
     if args.smoke:
         args.sizes, args.epochs, args.latency_samples = args.sizes[:2], 1, 20
         args.seeds, args.bootstrap = args.seeds[:2], min(args.bootstrap, 20)
@@ -521,6 +563,7 @@ def main(argv: list[str] | None = None) -> int:
         table = significance(deltas)
         write_text(args.out / "significance.csv", metrics_csv_text(table, SIGNIFICANCE_FIELDS))
         write_text(args.out / "tables.md", markdown_tables(rows, table, roles.id))
+    write_set_summaries(rows, args.out)
     spread = spread_across_orders(rows)
     write_gzip(args.out / "orders.csv.gz", metrics_csv_text(spread, ("model", *ORDERS_FIELDS)))
     sizes = list(members)

@@ -3,7 +3,7 @@
 A grid is a list of cascades, each a model label (e.g. ``resnet18`` or
 ``resnet10t>resnet34``) and a member order; every cascade is evaluated offline with every
 entry of the plan (score, policies, policy settings), and every row is tagged with ``model``
-and ``members``. All cascades share one :class:`window_cascades.cascade.bootstrap.Bootstrap`, so
+and ``members``. All cascades share one ``window_cascades.cascade.bootstrap.Bootstrap``, so
 intervals and paired differences come from the same resamples of each dataset.
 """
 
@@ -76,6 +76,12 @@ def evaluate_grid(
     """Evaluate every cascade with every plan entry.
 
     Args:
+        logits_dir: the folder of the members' cached logits (one sub-folder per member).
+        cascades: the cascades to evaluate: each a model label and its members in order.
+        roles: the datasets' roles.
+        plan: the policies to fit, each with its target, score and parameters.
+        metric_settings: the operating points to report.
+        bootstrap: the resamples of the intervals (``num`` 0: none).
         skipped: called with (cascade, entry, error) when an entry cannot be fitted (a target
             unreachable or not certifiable on the held-out split); None raises.
 

@@ -58,8 +58,13 @@ def tradeoff_plot(
     on the data the metric is measured on: OOD sets for ``fpr@95``), with interval bars.
 
     Args:
+        rows: the tidy metric rows of several cascades (with ``model`` and ``members`` columns).
+        metric: the metric on the y axis, e.g. ``cov@2``.
+        datasets: the datasets it is averaged over (the ID set, or the OOD sets for fpr@95).
         id_dataset: the ID dataset (named in the axis label when it is not among ``datasets``).
         families: label -> ((policy, setting, score), models) of each line.
+        path: the png to write.
+        ylabel: the y axis's label.
     """
     fig, ax = plt.subplots(figsize=(6, 4.2))
     markers, styles = ["o", "s", "^", "D", "v", "P", "X"], ["-", "--", ":", "-."]

@@ -1,7 +1,7 @@
 """Every confidence score on notMNIST members: single model, ensemble and window cascade at
 FPR@95 and AUROC with bootstrap intervals, the window's cost, and the score to pick.
 
-    python benchmarks/scores/benchmark_scores.py --data ../shared/data/notmnist \
+    python benchmarks/scores/benchmark_scores.py --data data/notmnist \
         [--model resnet10t] [--seeds 0 1] [--epochs 8] [--bootstrap 200] \
         [--work outputs/scores] [--out benchmarks/scores/notmnist]
 
@@ -46,7 +46,7 @@ def log(msg: str) -> None:
 
 
 def data_config(data: Path, work: Path) -> Path:
-    """configs/notmnist/data.yaml reading ``data``, with the datasets of :data:`KEEP` and the
+    """configs/notmnist/data.yaml reading ``data``, with the datasets of ``KEEP`` and the
     training split as a dataset of role ``train``."""
     cfg = yaml.safe_load((CONFIG / "data.yaml").read_text())
     init = cfg["init_args"]

@@ -15,31 +15,46 @@ still reads on GitHub, where the comment is invisible):
     the README's quick-start table (generated from a run by ``scripts/update_readme_table.py``
     and checked by the quick-start test), in a code block.
 
+``<!-- registry: errors -->``
+    the errors reference's cases (``docs/errors.yaml``), one section per command and one per
+    error, each with its anchor (the case's id), the command, the line it prints and what to
+    do; ``tests/repository/test_error_messages.py`` checks every printed line against a run;
+``<!-- registry: bibtex -->``
+    the BibTeX of the paper and of the software, from ``CITATION.cff``;
+``<!-- registry: version -->``
+    the package's version (``window_cascades.__version__``), also inside a line of text; every
+    page's footer shows it too.
+
 Every committed plot under ``benchmarks/`` is added to the site at the same path
 (``benchmarks/notmnist/macs_vs_cov2.png``), so a page links it relative to itself. A file that a
-directive names and the repository lacks stops the build (``PluginError``), and so does a
-public module that no page of ``docs/api/`` documents with ``::: module``: the API reference
-covers every public module or the strict build fails.
+directive names and the repository lacks stops the build (``PluginError``).
 """
 
 from __future__ import annotations
 
+import calendar
 import csv
 import io
 import re
+import sys
 from pathlib import Path
 
-import tomllib
+import yaml
 from mkdocs.exceptions import PluginError
 from mkdocs.structure.files import File
 
 ROOT = Path(__file__).resolve().parents[2]
+# the figures a page draws while the site is built (markdown-exec blocks: ``from
+# method_figure import main``) are scripts in docs/figures/, put on sys.path by on_config (MkDocs
+# restores sys.path after loading a hook)
+FIGURES = str(ROOT / "docs" / "figures")
 # the unit of each metric whose value is not a fraction in [0, 1]
 UNITS = {
     "nll": "nats",
     "expected_macs": "MACs per sample (member evaluations when no MACs are known)",
     "op_threshold": "the confidence score's own scale",
 }
+VERSION = re.compile(r"<!-- registry: version -->")  # also inside a line of text
 DIRECTIVE = re.compile(
     r"^<!-- (include|include-csv|registry): (\S+)(?: max_rows=(\d+))? -->$", re.M
 )
@@ -77,7 +92,67 @@ def _csv_table(path: Path, max_rows: int | None) -> str:
     return "\n".join(lines)
 
 
+def version() -> str:
+    """The package's version, as pyproject.toml reads it (``window_cascades.__version__``)."""
+    source = (ROOT / "window_cascades" / "__init__.py").read_text()
+    return re.search(r'^__version__ = "([^"]+)"', source, re.M).group(1)
+
+
+def _bibtex_names(authors: list[dict]) -> str:
+    return " and ".join(
+        f"{a['family-names']}, {a['given-names']}" if "family-names" in a else f"{{{a['name']}}}"
+        for a in authors
+    )
+
+
+def bibtex() -> str:
+    """BibTeX entries of the paper (``preferred-citation``) and of the software, from
+    ``CITATION.cff``."""
+    cff = yaml.safe_load((ROOT / "CITATION.cff").read_text())
+    paper = cff["preferred-citation"]
+    title = " ".join(paper["title"].split())
+    lines = [
+        "```bibtex",
+        "@InProceedings{Xia_2023_ICCV,",
+        f"  author    = {{{_bibtex_names(paper['authors'])}}},",
+        f"  title     = {{{title}}},",
+        f"  booktitle = {{{paper['collection-title']}}},",
+        f"  month     = {{{calendar.month_name[paper['month']]}}},"
+        f"  year      = {{{paper['year']}}},",
+        f"  url       = {{{paper['url']}}}",
+        "}",
+        "",
+        f"@Software{{window_cascades_{cff['version'].replace('.', '_')},",
+        f"  author    = {{{_bibtex_names(cff['authors'])}}},",
+        f"  title     = {{{cff['title']}}},",
+        f"  version   = {{{cff['version']}}},",
+        f"  url       = {{{cff['repository-code']}}},",
+        f"  license   = {{{cff['license']}}}",
+        "}",
+        "```",
+    ]
+    return "\n".join(lines)
+
+
+def errors_page() -> str:
+    """The errors reference's sections (``scripts/error_messages.py`` renders the catalogue)."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(
+        "error_messages", ROOT / "scripts" / "error_messages.py"
+    )
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.render_page(module.load_catalogue())
+
+
 def _registry(name: str, page: str) -> str:
+    if name == "errors":
+        return errors_page()
+    if name == "bibtex":
+        return bibtex()
+    if name == "version":
+        return version()
     import window_cascades.cascade  # noqa: F401  (registers the built-in metrics and policies)
     from window_cascades.cascade.metric_registry import metric_entries
     from window_cascades.cascade.policy_registry import policy_table
@@ -105,8 +180,22 @@ def _registry(name: str, page: str) -> str:
             lines.append(f"| `{e.name}` | {better} | {unit} | {roles} | {_cell(e.description)} |")
         return "\n".join(lines)
     raise PluginError(
-        f"{page}: unknown registry {name!r} (metrics, policies, scores, quickstart-table)"
+        f"{page}: unknown registry {name!r} (metrics, policies, scores, quickstart-table, errors, "
+        "bibtex, version)"
     )
+
+
+def on_config(config):
+    # `python -m mkdocs` from the top of a clone puts that folder first on sys.path, where
+    # window_cascades/ holds only the API's own modules: the package's others (cascade, ...)
+    # install under it. The site runs the package as installed (editable or not), so the
+    # clone's top leaves sys.path before anything imports it.
+    top = str(ROOT)
+    sys.path[:] = [p for p in sys.path if str(Path(p or ".").resolve()) != top]
+    if FIGURES not in sys.path:
+        sys.path.insert(0, FIGURES)
+    config["copyright"] = f"window-cascades {version()} · MIT licence"
+    return config
 
 
 def on_page_markdown(markdown, page, config, files):
@@ -121,7 +210,8 @@ def on_page_markdown(markdown, page, config, files):
             return _markdown(path)
         return _csv_table(path, int(max_rows) if max_rows else None)
 
-    return DIRECTIVE.sub(expand, markdown)
+    markdown = DIRECTIVE.sub(expand, markdown)
+    return VERSION.sub(version(), markdown)
 
 
 def on_files(files, config):
@@ -136,32 +226,3 @@ def on_files(files, config):
             )
         )
     return files
-
-
-def public_modules() -> list[str]:
-    """``window_cascades`` and every module of its packages (the folders pyproject.toml maps
-    under it) whose name, and every parent's, does not start with ``_``."""
-    setuptools = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]
-    found = ["window_cascades"]
-    for package, folder in setuptools["package-dir"].items():
-        for path in sorted((ROOT / folder).rglob("*.py")):
-            parts = path.relative_to(ROOT / folder).with_suffix("").parts
-            if parts[-1] == "__init__":
-                parts = parts[:-1]
-            if any(p.startswith("_") for p in parts):
-                continue
-            found.append(".".join((package, *parts)))
-    return found
-
-
-def on_pre_build(config):
-    api = Path(config["docs_dir"]) / "api"
-    documented = set()
-    for page in api.glob("*.md"):
-        documented |= set(re.findall(r"^::: ([\w.]+)", page.read_text(), re.M))
-    missing = [m for m in public_modules() if m not in documented]
-    if missing:
-        raise PluginError(
-            "modules missing from the API reference (add '::: module' to docs/api/): "
-            + ", ".join(missing)
-        )

@@ -39,9 +39,15 @@ def _is_default(name: str, value: Any) -> bool:
 def add_policy_parameter_arguments(parser, nested_key: str = "calibration") -> None:
     """One ``--<nested_key>.<name>`` option per parameter the registered policies declare
     (``--calibration.width``, ``--calibration.budget``, ...), with the declared type, default
-    and help; their values reach :class:`CascadeCalibration` as keyword arguments. For a
+    and help; their values reach [`CascadeCalibration`][] as keyword arguments. For a
     LightningCLI's ``add_arguments_to_parser``, after
-    ``parser.add_lightning_class_args(CascadeCalibration, nested_key)``."""
+    ``parser.add_lightning_class_args(CascadeCalibration, nested_key)``.
+
+    Args:
+        parser: The LightningCLI's argument parser.
+        nested_key: The callback's key in the config (``calibration`` gives
+            ``--calibration.<name>``).
+    """
     for name, declared in declared_parameters().items():
         users = ", ".join(parameter_users(name))
         kind = declared.kind if declared.default is not None else declared.kind | None
@@ -64,7 +70,7 @@ class CascadeCalibration(Callback):
     that need it (``needs_mixture``) also see an unlabelled mixture of the ID test set and the
     OOD sets (``mixture_ratio`` OOD : ID). With ``temperature_scaling`` it first fits a
     temperature per member and per ensemble size. The fitted cascade
-    (:class:`window_cascades.cascade.fitted.FittedCascade`) goes to the module (so its
+    ([`window_cascades.cascade.fitted.FittedCascade`][]) goes to the module (so its
     checkpoints carry it); ``CascadeResultsWriter`` writes it into the run's folder as
     ``fitted_cascade.json`` with the results. ``fitted_json`` writes an extra copy as soon as it
     is fitted (before the evaluation).
@@ -135,7 +141,11 @@ class CascadeCalibration(Callback):
         self.fitted: dict = {}
 
     def policy_settings(self, definitions: str) -> PolicySettings:
-        """The settings every policy is fitted with (``definitions``: the module's)."""
+        """The settings every policy is fitted with.
+
+        Args:
+            definitions: the cascade module's metric definitions (``paper`` or ``standard``).
+        """
         return PolicySettings(
             self.target,
             seed=self.seed,
@@ -157,7 +167,18 @@ class CascadeCalibration(Callback):
         """The policies this calibration would leave out, judged from the first member alone:
         their first stage is fitted on its held-out ``logits`` exactly as the calibration will
         fit it (stage 1 of any cascade is that member), before the other members are trained.
-        Policies fitted on a test mixture are not judged. Returns name -> reason.
+        Policies fitted on a test mixture are not judged.
+
+        Args:
+            logits: the first member's N x C held-out logits.
+            targets: the N held-out labels.
+            policy_names: the policies to judge.
+            score: the confidence score the cascade uses.
+            definitions: the cascade module's metric definitions.
+            heldout_name: the held-out dataset's name (for the messages).
+
+        Returns:
+            name -> why that policy would not be fitted.
 
         Raises:
             ValueError: the held-out split is too small for the target (the calibration would
@@ -190,7 +211,16 @@ class CascadeCalibration(Callback):
 
     @torch.no_grad()
     def member_logits(self, pl_module, dataset: Dataset, batch_size: int):
-        """Every member's logits on ``dataset`` (whole dataset on every rank), and targets."""
+        """Every member's logits on ``dataset`` (whole dataset on every rank), and targets.
+
+        Args:
+            pl_module: The cascade module whose members run.
+            dataset: The split to run them on.
+            batch_size: Samples per batch.
+
+        Returns:
+            (one (N, C) float tensor of logits per member, in cascade order; the N targets).
+        """
         per_member, targets = [[] for _ in pl_module.members], []
         trainer = getattr(pl_module, "_trainer", None)
         for x, y, _ in DataLoader(dataset, batch_size=batch_size, shuffle=False):
@@ -203,7 +233,17 @@ class CascadeCalibration(Callback):
         return [torch.cat(chunks) for chunks in per_member], torch.cat(targets)
 
     def test_mixture(self, dm) -> Dataset:
-        """ID test set + pooled OOD sets, subsampled to ``mixture_ratio`` with ``seed``."""
+        """ID test set + pooled OOD sets, subsampled to ``mixture_ratio`` with ``seed``.
+
+        Args:
+            dm: The run's cascade datamodule (its ID test set and its sets of role ``ood``).
+
+        Returns:
+            The unlabelled mixture (its labels are not used).
+
+        Raises:
+            ValueError: The datamodule has no dataset of role ``ood``.
+        """
         id_set = dm.eval_sets[dm.roles.id]
         oods = [dm.eval_sets[n] for n in dm.roles.ood]
         if not oods:
@@ -213,6 +253,15 @@ class CascadeCalibration(Callback):
         return ConcatDataset([Subset(id_set, keep_id.tolist()), Subset(pooled, keep_ood.tolist())])
 
     def on_test_start(self, trainer, pl_module) -> None:
+        """Fit the cascade on the held-out split before the test sets run, as the class describes.
+
+        A cascade already calibrated (loaded from a cascade checkpoint) keeps its policies
+        unless ``recalibrate`` is set.
+
+        Args:
+            trainer: The test run's trainer.
+            pl_module: The cascade module; its ``fitted`` receives the fitted cascade.
+        """
         if pl_module.fitted is not None and not self.recalibrate:
             rank_zero_info("CascadeCalibration: cascade already calibrated, keeping its policies")
             return
@@ -254,6 +303,10 @@ class CascadeCalibration(Callback):
         (on every rank, so every rank fits the same policies), scored per stage, the members'
         MACs and, when a policy needs it, the unlabelled test mixture's stage scores.
 
+        Args:
+            dm: The run's cascade datamodule (its held-out split and test sets).
+            pl_module: The cascade module whose members run.
+
         Returns:
             (the fit inputs, the members' held-out logits, the targets, the temperatures or
             None).
@@ -290,7 +343,17 @@ class CascadeCalibration(Callback):
         return inputs, logits, targets, temperatures
 
     def state_dict(self) -> dict:
+        """The fitted cascade as a dict, kept in the run's checkpoints.
+
+        Returns:
+            ``{"fitted": ...}`` (empty before calibration).
+        """
         return {"fitted": self.fitted}
 
     def load_state_dict(self, state_dict: dict) -> None:
+        """Restore what [`state_dict`][] returned.
+
+        Args:
+            state_dict: The callback's state from a checkpoint.
+        """
         self.fitted = state_dict.get("fitted", {})

@@ -37,7 +37,7 @@ def epoch_line(
 
 
 class EpochLine(Callback):
-    """Prints :func:`epoch_line` on stdout (the first process only) after each training epoch,
+    """Prints [`epoch_line`][] on stdout (the first process only) after each training epoch,
     with its validation metrics, the epoch's wall time and the time left at the mean pace so far.
 
     Added by the commands to a ``fit`` whose progress bar is off (stdout is not a terminal, e.g.

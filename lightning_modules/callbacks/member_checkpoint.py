@@ -4,7 +4,7 @@ held-out loss, each file written whole (to ``<name>.partial``, then renamed).
 Lightning's ``ModelCheckpoint`` (2.5+) refreshes ``last.ckpt`` only when it also saved a top-k
 checkpoint at that step: with ``monitor`` and ``save_top_k=1``, an epoch that does not improve
 the monitored loss leaves ``last.ckpt`` at the best epoch, so ``last.ckpt`` silently held the
-best-validation weights, not the trained ones. :class:`MemberCheckpoint` writes ``last.ckpt``
+best-validation weights, not the trained ones. [`MemberCheckpoint`][] writes ``last.ckpt``
 at every save point (end of validation, or of the training epoch without validation) and at
 the end of training, whether or not the monitored value improved.
 """
@@ -22,7 +22,7 @@ from lightning.pytorch.trainer.states import TrainerFn
 class MemberCheckpoint(ModelCheckpoint):
     """``ModelCheckpoint`` whose ``last.ckpt`` is the newest step, written atomically.
 
-    Arguments are ``ModelCheckpoint``'s. :attr:`last_step` is the global step (optimiser
+    Arguments are ``ModelCheckpoint``'s. ``last_step`` is the global step (optimiser
     steps) held by the last ``last.ckpt`` this callback wrote, ``None`` before the first.
     """
 

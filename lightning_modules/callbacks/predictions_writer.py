@@ -35,7 +35,7 @@ class CascadePredictionsWriter(BasePredictionWriter):
     Columns: ``dataset``, ``index`` (position in the dataset), ``prediction`` (class),
     ``confidence`` (the cascade's score at the exit stage), ``decision`` (the sample's one
     outcome: ``ood``, ``reject`` or ``accept``, in that precedence; see
-    :data:`window_cascades.cascade.operating_point.DECISIONS`), ``accepted`` (1 when the
+    [`window_cascades.cascade.operating_point.DECISIONS`][]), ``accepted`` (1 when the
     decision is ``accept``: confidence >= the operating threshold fitted for the target on the
     policy's held-out output, the certified one when calibrated with a guarantee, and not
     flagged OOD), ``ood`` (1 when the decision is ``ood``: confidence < the threshold accepting

@@ -7,7 +7,7 @@ flag there and saves at the end of the current batch, where the optimiser, sched
 counters and the datamodule's position in the epoch agree. The saved file is
 ``<default_root_dir>/hpc_ckpt_<n>.ckpt``; the job is then requeued with ``scontrol requeue``
 (when it runs under SLURM), after any wandb run of the trainer is marked preempted and closed,
-and this process exits with status :data:`PREEMPTED_EXIT_CODE`.
+and this process exits with status [`PREEMPTED_EXIT_CODE`][].
 A restart resumes from the newest of that file and ``last.ckpt`` (see ``latest_checkpoint``).
 """
 
@@ -24,6 +24,7 @@ from lightning.pytorch import Callback, LightningModule, Trainer
 from lightning.pytorch.utilities import rank_zero_info
 
 PREEMPTED_EXIT_CODE = 3
+"""The exit status of a run stopped for preemption after saving its checkpoint."""
 _HPC = re.compile(r"hpc_ckpt_(\d+)\.ckpt$")
 
 

@@ -97,7 +97,7 @@ def _case_forms(definitions, target, guarantee, ties) -> dict[str, list]:
 
 @pytest.fixture(scope="module")
 def forms() -> dict[str, list]:
-    """Per metric, what :func:`_case_forms` found over every case (the case's id first)."""
+    """Per metric, what ``_case_forms`` found over every case (the case's id first)."""
     found: dict[str, list] = {name: [] for name in METRICS}
     for case in CASES:
         for name, values in _case_forms(*case.values).items():

@@ -61,7 +61,7 @@ def test_missing_dataset_path_names_the_layout(tmp_path):
         )
 
 
-@pytest.mark.skipif(not NOTMNIST.is_dir(), reason="../shared/data/notmnist is not beside the repo")
+@pytest.mark.skipif(not NOTMNIST.is_dir(), reason=f"notMNIST not found in {NOTMNIST}")
 def test_notmnist_loads_by_path_with_the_protocol_split():
     dm = IDXDataModule(
         str(NOTMNIST / "t10k-images-idx3-ubyte.gz"),

@@ -5,6 +5,7 @@ import gzip
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -14,7 +15,7 @@ NOTMNIST = ROOT.parent / "shared" / "data" / "notmnist"
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(not NOTMNIST.is_dir(), reason="../shared/data/notmnist is not beside the repo")
+@pytest.mark.skipif(not NOTMNIST.is_dir(), reason=f"notMNIST not found in {NOTMNIST}")
 def test_benchmark_smoke_run(tmp_path):
     """Also: a data config with an extra OOD set read from IDX files (as MNIST would be)."""
     import struct
@@ -33,8 +34,8 @@ def test_benchmark_smoke_run(tmp_path):
         extra[name] = tmp_path / f"mnist-{name}.gz"
         extra[name].write_bytes(gzip.compress(header + array.to(torch.uint8).numpy().tobytes()))
     cfg = yaml.safe_load((ROOT / "configs/notmnist/data.yaml").read_text())
-    for key in ("images", "labels"):  # relative to the repo root, where the script runs
-        cfg["init_args"][key] = str(ROOT / cfg["init_args"][key])
+    for key in ("images", "labels"):  # the same file names, in the folder the data lives in
+        cfg["init_args"][key] = str(NOTMNIST / Path(cfg["init_args"][key]).name)
     cfg["init_args"]["datasets"].append(
         {
             "name": "mnist",
@@ -98,6 +99,21 @@ def test_benchmark_smoke_run(tmp_path):
         assert (out / name).stat().st_size > 0, name
     summary = json.loads((out / "summary.json").read_text())
     assert summary["macs"]["resnet18"][0] > summary["macs"]["resnet10t"][0]
+    # the per-set summaries kept in the repository: every ID, shifted and OOD set, each figure
+    # with its interval, cost and the share passed on
+    with open(out / "shift_summary.csv") as f:
+        shift = list(csv.DictReader(f))
+    assert {r["dataset"] for r in shift} == {"notmnist_test", "gaussian_noise_s3", "contrast_s2"}
+    window = [r for r in shift if r["policy"] == "window" and r["model"] == "resnet18"]
+    assert window and all(
+        float(r["cov@2_low"]) <= float(r["cov@2_high"]) and 0 < float(r["exit_frac@2"]) < 1
+        for r in window
+    )
+    with open(out / "ood_summary.csv") as f:
+        ood = list(csv.DictReader(f))
+    assert {r["dataset"] for r in ood} == {"digits", "mnist"}
+    assert all(r["fpr@95_low"] != "" and float(r["expected_macs"]) > 0 for r in ood)
+    assert "### gaussian_noise_s3 (shift)" in (out / "sets.md").read_text()
     assert "ensemble AURC" in proc.stdout
     # a second run reuses the members and the cached logits
     proc = subprocess.run(
@@ -106,6 +122,31 @@ def test_benchmark_smoke_run(tmp_path):
     assert proc.returncode == 0
     assert proc.stdout.count("cached checkpoint, not retrained") == 4
     assert "caching logits" not in proc.stdout
+
+
+def test_benchmark_says_where_the_notmnist_files_are_missing(tmp_path):
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "benchmarks/notmnist/benchmark_notmnist.py",
+            "--data-dir",
+            str(tmp_path / "nowhere"),
+            "--out",
+            str(tmp_path / "out"),
+            "--work",
+            str(tmp_path / "work"),
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    (line,) = proc.stderr.strip().splitlines()
+    assert line.startswith("error: notMNIST not found: ")
+    assert str(tmp_path / "nowhere" / "t10k-images-idx3-ubyte.gz") in line
+    assert "docs/benchmarks/notmnist.md" in line
+    assert not (tmp_path / "out" / "metrics.csv.gz").exists()
 
 
 @pytest.mark.slow  # runs a benchmark program: the fast loop leaves it to the full suite

@@ -1,4 +1,4 @@
-"""No library function longer than :data:`MAX_LINES` lines unless :data:`LONG_FUNCTIONS` lists
+"""No library function longer than ``MAX_LINES`` lines unless ``LONG_FUNCTIONS`` lists
 it with the reason. A module may be as long as its family needs (one module per family, helpers
 in a neutral module); a long function is where a reader loses the thread. Counted from the
 ``def`` line to the last line, the docstring left out (documentation never counts against a
@@ -55,7 +55,7 @@ def code_lines(node: ast.FunctionDef | ast.AsyncFunctionDef) -> int:
 
 
 def function_lengths() -> dict[str, int]:
-    """Qualified name -> :func:`code_lines` of every top-level function and method."""
+    """Qualified name -> ``code_lines`` of every top-level function and method."""
     lengths = {}
     for module, path in _library_files().items():
         tree = ast.parse(path.read_text(), str(path))

@@ -35,7 +35,7 @@ class Rule:
         pattern: case-insensitive regular expression; a space in it matches any run of
             whitespace, so a phrase broken over lines (a docstring, wrapped help) still matches.
         say: what to say instead, for the failure message.
-        example: a phrasing the rule catches (:func:`test_every_rule_catches_its_example`).
+        example: a phrasing the rule catches (``test_every_rule_catches_its_example``).
         fine: a phrasing near it that the rule lets through.
     """
 
