@@ -158,16 +158,20 @@ def markdown(shift: list[dict], ood: list[dict]) -> str:
                     )  # fmt: skip - one lookup per policy column
                     cells.append(_cell(row, metric, digits) if row else "-")
                     orders = max(orders, int(row["orders"])) if row else orders
-                w = next(
-                    r
-                    for r in here
-                    if r["model"] == model and (r["policy"], r["setting"], r["score"]) == window
+                w = next(  # None where no member order could fit the window (target unreachable)
+                    (
+                        r
+                        for r in here
+                        if r["model"] == model and (r["policy"], r["setting"], r["score"]) == window
+                    ),
+                    None,
                 )
-                lines.append(
-                    f"| {model} ({orders}) | "
-                    + " | ".join(cells)
-                    + f" | {_cell(w, 'expected_macs', 1)} | {_cell(w, 'exit_frac@2', 3)} |"
+                cost = (
+                    f"{_cell(w, 'expected_macs', 1)} | {_cell(w, 'exit_frac@2', 3)}"
+                    if w
+                    else "- | -"
                 )
+                lines.append(f"| {model} ({orders}) | " + " | ".join(cells) + f" | {cost} |")
             lines.append("")
         return lines
 

@@ -89,7 +89,7 @@ def _evaluate(tmp_path, name: str, terminal: bool, *extra: str) -> tuple[str, st
 @pytest.mark.slow
 def test_the_offline_evaluator_shows_progress_on_a_terminal_only(tmp_path):
     _, on_terminal = _evaluate(tmp_path, "tty", True)
-    assert "evaluating policies [msp]" in on_terminal and "bootstrap window" in on_terminal
+    assert "evaluating policies [msp]" in on_terminal and "\rbootstrap" in on_terminal
     _, switched_off = _evaluate(tmp_path, "off", True, "--no-progress")
     assert "evaluating" not in switched_off and "\r" not in switched_off
     stdout, in_a_log = _evaluate(tmp_path, "log", False)

@@ -1,6 +1,7 @@
 """Bad input gives a clear error that names what is wrong, and leaves outputs untouched."""
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -165,32 +166,34 @@ def test_window_width_outside_range(tmp_path, width, cascade_test_args):
         )
 
 
-def test_unreachable_target_names_lowest_risk_and_keeps_old_results(tmp_path, cascade_test_args):
+def test_unreachable_target_reports_the_other_policies_with_the_reason(
+    tmp_path, cascade_test_args, capsys
+):
+    """A window that cannot reach the target is left out with the lowest reachable risk (a
+    warning, ``not_fitted`` in summary.json, a line in report.md); single and ensemble are
+    still evaluated, and the earlier results are replaced whole."""
     # untrained members: the most confident held-out samples are mostly wrong
     members = [save_untrained_member(tmp_path / f"m{i}.ckpt", seed=i) for i in range(2)]
     results = tmp_path / "results"
     results.mkdir()
     (results / "metrics.csv").write_text("previous results\n")
-    (results / "fitted_cascade.json").write_text('{"previous": true}\n')
-    with pytest.raises(
-        ValueError,
-        match=r"cov@5 on held-out split 'digits_heldout'.*"
-        r"lowest reachable risk is 0\.\d+",
-    ):
-        CascadeCLI(
-            args=cascade_test_args(
-                QUICKSTART / "data.yaml",
-                members,
-                results,
-                "--calibration.target=cov@5",
-                "--results.overwrite=true",
-            )
+    CascadeCLI(
+        args=cascade_test_args(
+            QUICKSTART / "data.yaml",
+            members,
+            results,
+            "--calibration.target=cov@5",
+            "--results.overwrite=true",
         )
-    assert (results / "metrics.csv").read_text() == "previous results\n"
-    assert json.loads((results / "fitted_cascade.json").read_text()) == {"previous": True}
-    for name in ("summary.json", "cascade.ckpt", "risk_coverage.png", "macs_vs_cov5.png"):
-        assert not (results / name).exists()
-    assert not list(results.glob(".*")) and not list(tmp_path.glob(".*"))  # no staging left
+    )
+    reason = r"cov@5 on held-out split 'digits_heldout'.*lowest reachable risk is 0\.\d+"
+    assert re.search(r"warning: window not fitted: .*" + reason, capsys.readouterr().err)
+    summary = json.loads((results / "summary.json").read_text())
+    assert re.search(reason, summary["not_fitted"]["window"])
+    policies = {row.split(",")[2] for row in (results / "metrics.csv").read_text().splitlines()}
+    assert {"single", "ensemble"} <= policies and "window" not in policies
+    assert "**window was not fitted**" in (results / "report.md").read_text()
+    assert not list(results.glob(".*.partial")) and not list(tmp_path.glob(".*"))
 
 
 def test_the_same_member_twice_is_refused_online(tmp_path):
@@ -235,7 +238,7 @@ def test_online_results_folder_is_one_unit(tiny_members, tmp_path, cascade_test_
         "cascade.ckpt",
         "deltas.csv",
         "fitted_cascade.json",
-        "macs_vs_cov5.png",
+        "macs_vs_risk80.png",
         "metrics.csv",
         "reliability.png",
         "report.md",

@@ -82,7 +82,10 @@ def test_benchmark_smoke_run(tmp_path):
     )
     with open(out / "significance.csv") as f:
         table = list(csv.DictReader(f))
-    assert {t["baseline"] for t in table} == {"single", "ensemble"}
+    # against single and ensemble; on the target's operating-point metrics also against the
+    # policy registered as the cost-matched comparator (single_threshold)
+    assert {t["baseline"] for t in table} == {"single", "ensemble", "single_threshold"}
+    assert all(t["metric"].startswith("op_") for t in table if t["baseline"] == "single_threshold")
     assert {r["role"] for r in rows if r["dataset"] == "mnist"} == {"ood"}
     assert {"single", "ensemble", "single_threshold", "random"} <= {r["policy"] for r in rows}
     assert {r["score"] for r in rows} == {"msp", "energy"}

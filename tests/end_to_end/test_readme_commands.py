@@ -57,5 +57,5 @@ def test_readme_stage_commands_run_clean_as_written(tmp_path):
     assert len(outputs[2].splitlines()) < 150  # the results table, not a per-dataloader dump
     assert "digits_test (id)" in outputs[2]
     rows = (out / "predictions.csv").read_text().splitlines()
-    assert rows[0] == "dataset,index,prediction,confidence,accepted,ood,exit_stage"
+    assert rows[0] == "dataset,index,prediction,confidence,decision,accepted,ood,exit_stage"
     assert len(rows) > 2000  # every sample of every configured dataset

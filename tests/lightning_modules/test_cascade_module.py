@@ -106,7 +106,7 @@ def test_cascade_writes_tidy_results(cascade_run):
             assert 0 <= r["value"] <= 1, r
     summary = json.loads((results / "summary.json").read_text())
     assert summary["metrics"]["digits_test"]["ensemble"]["exit_frac@2"] == 1.0
-    for f in ("risk_coverage.png", "macs_vs_cov5.png", "fitted_cascade.json", "cascade.ckpt"):
+    for f in ("risk_coverage.png", "macs_vs_risk80.png", "fitted_cascade.json", "cascade.ckpt"):
         assert (results / f).stat().st_size > 0
     logged = cli.trainer.callback_metrics
     assert "id/digits_test/window/aurc" in logged
@@ -135,7 +135,7 @@ def test_window_cascade_uses_the_second_member_only_inside_the_window(
     assert window["expected_macs"] == pytest.approx(macs[0] + window["exit_frac@2"] * macs[1])
     fitted = policy_from_dict(summary["policies"]["window"])
     stage = summary["policies"]["window"]["stages"][0]
-    assert stage["target"] == "cov@5"
+    assert stage["target"] == "risk@80"  # the quick start's cascade config
     assert fitted.bounds[0, 0] <= stage["tau"] <= fitted.bounds[0, 1]
 
 
@@ -149,7 +149,7 @@ def test_online_cascade_equals_offline_evaluation_of_cached_logits(tiny_members,
         roles,
         ["single", "ensemble", "single_threshold", "window"],
         "msp",
-        PolicySettings("cov@5", width=0.1, pass_fraction=0.2),
+        PolicySettings("risk@80", width=0.1, pass_fraction=0.2),  # the config's target
     )
     key = lambda r: (r["dataset"], r["policy"], r["metric"])  # noqa: E731
     off = {key(r): r["value"] for r in offline}
@@ -179,6 +179,8 @@ def test_online_and_offline_results_use_one_key_scheme(tiny_members, cascade_run
         *roles.ood,
         "--out",
         str(tmp_path / "off"),
+        "--target",
+        "risk@80",  # the quick start's cascade config
         "--quiet",
         "--bootstrap",
         "100",
@@ -204,7 +206,7 @@ def test_online_and_offline_results_use_one_key_scheme(tiny_members, cascade_run
         assert set(online["metrics"][name]) == set(offline["metrics"][name])
     for name in (
         "risk_coverage.png",
-        "macs_vs_cov5.png",
+        "macs_vs_risk80.png",
         "metrics.csv",
         "summary.json",
         "deltas.csv",
@@ -317,7 +319,7 @@ def test_predict_applies_the_calibrated_cascade_with_its_thresholds(
     cli, results = cascade_run
     window = json.loads((results / "fitted_cascade.json").read_text())
     point = window["operating_points"]["window"]
-    assert point["target"] == "cov@5" and point["ood_tpr"] == 0.95
+    assert point["target"] == "risk@80" and point["ood_tpr"] == 0.95
     out = tmp_path / "predictions.csv"
     members = "[{}, {}]".format(*tiny_members["ckpts"])
     CascadeCLI(
