@@ -220,6 +220,34 @@ def read_numpy(
 KEPT_DTYPES = (torch.float16, torch.bfloat16, torch.float32)
 
 
+def check_generation(
+    path: Path, found: str | None, generation: str | None, meta_read: bool, member_dir: Path
+) -> None:
+    """Refuse a logits file of another caching run than the member's ``meta.json`` names.
+
+    Args:
+        path: the logits file.
+        found: the generation in its header (None: none).
+        generation: the generation ``meta.json`` names (None: none).
+        meta_read: ``meta.json`` was read (so a file with a generation while it names none is
+            refused too).
+        member_dir: the member's folder (holding ``meta.json``).
+    """
+    meta = member_dir / "meta.json"
+    if generation is not None and found != generation:
+        raise ValueError(
+            f"{path}: written by another caching run than {meta} (generation {found or 'none'}, "
+            f"meta.json says {generation}): this member's cached logits mix two runs, one of "
+            "them interrupted; cache this member's logits again"
+        )
+    if meta_read and generation is None and found is not None:
+        raise ValueError(
+            f"{path}: written by caching run {found}, but {meta} names no generation (it is "
+            "older than this file, or was edited): the member's cached logits and its meta.json "
+            "are not of one run; cache this member's logits again"
+        )
+
+
 def load_cached_logits(
     directory: str | Path,
     member: str,
@@ -247,19 +275,7 @@ def load_cached_logits(
         tensors, found = _read_safetensors(path)
     else:
         found = None
-    meta = Path(directory) / member / "meta.json"
-    if generation is not None and found != generation:
-        raise ValueError(
-            f"{path}: written by another caching run than {meta} (generation {found or 'none'}, "
-            f"meta.json says {generation}): this member's cached logits mix two runs, one of "
-            "them interrupted; cache this member's logits again"
-        )
-    if meta_read and generation is None and found is not None:
-        raise ValueError(
-            f"{path}: written by caching run {found}, but {meta} names no generation (it is "
-            "older than this file, or was edited): the member's cached logits and its meta.json "
-            "are not of one run; cache this member's logits again"
-        )
+    check_generation(path, found, generation, meta_read, Path(directory) / member)
     if path.suffix != ".safetensors":
         tensors = read_numpy(path)
         side = path.with_name(f"{dataset}.targets.npy")

@@ -38,6 +38,7 @@ from window_cascades.cascade.prepared_experiment import (
     mixture_logits,
     prefix_outputs,
     prepare_experiment,
+    prepare_from_outputs,
 )
 from window_cascades.cascade.sample_outputs import SampleOutputs
 from window_cascades.cascade.stage_scores import (
@@ -54,6 +55,7 @@ __all__ = [
     "mixture_logits",
     "prefix_outputs",
     "prepare_experiment",
+    "prepare_from_outputs",
     "fit_inputs",
     "evaluate_policies",
     "evaluate_cost_to_target",
@@ -152,6 +154,11 @@ def evaluate_headroom(
     costed = [p for name, p in fitted.items() if has_cost_knob(name)]
     if not costed or len(prepared.stage_macs) != 2:
         return []
+    if prepared.data is None:
+        raise ValueError(
+            "--headroom reads member 1's held-out logits: it is not available when the "
+            "evaluation reads the statistics cache (--stats-cache)"
+        )
     inputs = fit_inputs(prepared, [], policy_settings)
     first_logits = prepared.data[prepared.roles.heldout].logits[0]
     found, cache = [], {}  # the learned rule once per pass fraction (policies often share one)
@@ -179,7 +186,7 @@ def evaluate_fitted(
         guarantee=policy_settings.guarantee,
         guarantee_method=policy_settings.guarantee_method,
     )  # the operating point of the policies' target, as online
-    targets = {name: d.targets for name, d in prepared.data.items()}
+    targets = prepared.targets
     rows = []
     for policy in fitted:
         results = {}
@@ -266,7 +273,7 @@ def fitted_cascade(
     s, heldout = policy_settings, prepared.roles.heldout
     info = {
         "heldout": heldout,
-        "heldout_size": prepared.data[heldout].num_samples,
+        "heldout_size": prepared.prefix_outputs[heldout][0].num_samples,
         "score": prepared.score,
         "definitions": s.definitions,
         "target": s.target,

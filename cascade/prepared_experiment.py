@@ -76,7 +76,9 @@ class PreparedExperiment:
     """Everything a sweep shares: logits, held-out stage scores and per-sample outputs.
 
     Attributes:
-        data: logits per dataset (in their stored float dtype).
+        data: logits per dataset (in their stored float dtype); None when prepared from
+            per-sample outputs alone ([`prepare_from_outputs`][]: no policy, score or
+            diagnostic that reads logits is then available).
         roles: dataset -> role.
         stage_macs: MACs per member.
         score: the confidence score.
@@ -91,7 +93,7 @@ class PreparedExperiment:
             (GEN), else None.
     """
 
-    data: dict[str, EnsembleLogits]
+    data: dict[str, EnsembleLogits] | None
     roles: DatasetRoles
     stage_macs: list[float]
     score: str
@@ -103,6 +105,13 @@ class PreparedExperiment:
     _mixture: dict = None
     member_scores: MemberScores | None = None
     probs_choices: list[ParameterChoice] | None = None
+    targets: dict[str, torch.Tensor] | None = None
+
+    def __post_init__(self):
+        if self.targets is None:
+            if self.data is None:
+                raise ValueError("a prepared experiment needs its logits or its targets")
+            self.targets = {name: d.targets for name, d in self.data.items()}
 
     @property
     def score_label(self) -> str:
@@ -119,6 +128,8 @@ class PreparedExperiment:
     def mixture_confidence(self, seed: int) -> list[torch.Tensor]:
         """Stage scores on the unlabelled test mixture (ID + pooled OOD), cached per seed."""
         self._mixture = self._mixture or {}
+        if seed not in self._mixture and self.data is None:
+            self._mixture[seed] = self._mixture_from_outputs(seed)
         if seed not in self._mixture:
             mix = mixture_logits(self.data, self.roles, self.mixture_ratio, seed)
             scores = None
@@ -128,6 +139,17 @@ class PreparedExperiment:
             states = member_states(mix, self.temperatures, self.score, scores, self.probs_score)
             self._mixture[seed] = stage_confidences(states, self.score)[0]
         return self._mixture[seed]
+
+    def _mixture_from_outputs(self, seed: int) -> list[torch.Tensor]:
+        """The mixture's stage scores from the prefixes' outputs (the same float32 confidences
+        as from its logits: every quantity is per sample)."""
+        stages = len(self.stage_macs) - 1
+        rows = {
+            name: [o.confidence.float().unsqueeze(1) for o in self.prefix_outputs[name][:stages]]
+            for name in (self.roles.id, *self.roles.ood)
+        }
+        mixed = mixture_rows(rows, self.roles, self.mixture_ratio, seed)
+        return [m.squeeze(1) for m in mixed]
 
 
 ROWS_PER_CHUNK = 16384  # samples whose N x C softmax statistics are held at once
@@ -167,11 +189,7 @@ def needs_member_scores(entry: ScoreEntry) -> bool:
     """Whether a score's ensemble is the mean of member scores computed outside the state:
     a feature score, or a score of logits with parameters or standardised (``max_logit`` and
     ``energy`` are summed by the state itself)."""
-    if entry.inputs == "features":
-        return True
-    return entry.inputs == "logits" and (
-        bool(entry.parameters) or entry.ensemble == "standardised_mean"
-    )
+    return entry.needs_member_scores
 
 
 def _stage_probs(
@@ -277,3 +295,42 @@ def prefix_outputs(
         conf = state.confidence(score)
         out.append(SampleOutputs.from_probs(state.probs.float(), conf, exit_stage, targets))
     return out
+
+
+def prepare_from_outputs(
+    outputs: dict[str, list[SampleOutputs]],
+    targets: dict[str, torch.Tensor],
+    roles: DatasetRoles,
+    stage_macs: list[float],
+    score: str,
+    temperatures: Temperatures | None = None,
+    mixture_ratio: float = 1.0,
+) -> PreparedExperiment:
+    """What a sweep shares, from every evaluated dataset's prefix outputs (e.g. read from the
+    statistics cache, ``window_cascades.artifacts.statistics_cache``) instead of logits.
+
+    Args:
+        outputs: per evaluated dataset, the outputs of the ensembles of the first 1..M members
+            (as [`dataset_prefix_outputs`][] computes them).
+        targets: per evaluated dataset, its targets.
+        roles: the datasets' roles.
+        stage_macs: MACs per member.
+        score: the confidence score the outputs were computed with (one the ensemble state
+            computes itself: no member scores, no parameters chosen per stage).
+        temperatures: the temperatures the outputs were computed with, or None.
+        mixture_ratio: OOD : ID ratio of the unlabelled test mixture.
+    """
+    roles = DatasetRoles(roles)
+    held = outputs[roles.heldout]
+    return PreparedExperiment(
+        None,
+        roles,
+        stage_macs,
+        score,
+        temperatures,
+        [o.confidence.float() for o in held[:-1]],
+        [o.correct for o in held[:-1]],
+        outputs,
+        mixture_ratio,
+        targets=targets,
+    )

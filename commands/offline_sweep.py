@@ -79,6 +79,8 @@ def evaluate_sweep(args: argparse.Namespace, plan: OfflinePlan) -> SweepResults:
     from window_cascades.cascade.offline import EnsembleLogits, prepare_experiment
     from window_cascades.cascade.orders import member_orders, order_label
 
+    if args.stats_cache is not None:
+        return evaluate_sweep_from_cache(args, plan)
     data, member_cost = load_experiment(args.logits_dir, args.members, plan.roles, plan.macs)
     check_distinct_sets(data, plan.roles)
     orders = member_orders(args.members, args.orders)
@@ -121,6 +123,56 @@ def evaluate_sweep(args: argparse.Namespace, plan: OfflinePlan) -> SweepResults:
             cost_rows += _evaluate_costs(plan, prepared, run.label, tag, found)
     found.rows.extend(cost_rows)
     found.orders = [order_label(o) for o in orders] if len(orders) > 1 else None
+    return found
+
+
+def evaluate_sweep_from_cache(args: argparse.Namespace, plan: OfflinePlan) -> SweepResults:
+    """The sweep of [`evaluate_sweep`][] from the statistics cache
+    (``window_cascades.artifacts.statistics_cache``): per member order and score, every
+    evaluated dataset's prefix outputs are read from the cache, or computed from the logits a
+    block of rows at a time and written there first; no logits are held."""
+    from window_cascades.artifacts.experiment_logits import member_macs
+    from window_cascades.artifacts.statistics_cache import default_cache_dir, prepare_from_cache
+    from window_cascades.cascade.orders import member_orders, order_label
+
+    cache_dir = args.stats_cache or default_cache_dir(args.logits_dir)
+    member_cost, cost_unit = member_macs(args.logits_dir, args.members, plan.macs)
+    orders = member_orders(args.members, args.orders)
+    found = SweepResults([], {}, {}, None, [], [], None, member_cost, cost_unit)
+    cost_rows, temperatures = [], {}
+    written = set()
+    for order in orders:
+        picked = [args.members.index(m) for m in order]
+        tag = order_label(order) if len(orders) > 1 else ""
+        plan.bootstrap.members = tag
+        stage_macs = [member_cost[i] for i in picked]
+        for run in plan.scores:
+            prepared, stats = prepare_from_cache(
+                args.logits_dir,
+                list(order),
+                plan.roles,
+                stage_macs,
+                run.score,
+                cache_dir,
+                args.temperature_scaling,
+                temperatures=temperatures.get(tuple(order)),
+            )
+            temperatures[tuple(order)] = prepared.temperatures
+            found.temperatures = prepared.temperatures
+            written.update(str(r.path) for r in stats.values() if not r.reused)
+            found.samples = found.samples or {
+                name: {"n": r.targets.numel(), "of": r.targets.numel()} for name, r in stats.items()
+            }
+            _evaluate_settings(args, plan, prepared, run.label, tag, found)
+            cost_rows += _evaluate_costs(plan, prepared, run.label, tag, found)
+    found.rows.extend(cost_rows)
+    found.orders = [order_label(o) for o in orders] if len(orders) > 1 else None
+    if not args.quiet:
+        print(
+            f"statistics cache {cache_dir}: {len(written)} file(s) written from the logits"
+            if written
+            else f"statistics cache {cache_dir}: read, no logits read"
+        )
     return found
 
 

@@ -170,6 +170,23 @@ class ScoreEntry:
         """Whether it reads the members' penultimate features."""
         return self.inputs == "features"
 
+    @property
+    def needs_member_scores(self) -> bool:
+        """Whether its ensemble is the mean of member scores computed outside the ensemble
+        state: a feature score, or a score of logits with parameters or standardised
+        (``max_logit`` and ``energy`` are summed by the state itself)."""
+        if self.inputs == "features":
+            return True
+        return self.inputs == "logits" and (
+            bool(self.parameters) or self.ensemble == "standardised_mean"
+        )
+
+    @property
+    def from_state_alone(self) -> bool:
+        """Whether the ensemble state computes it from the members' probabilities and logit
+        sums alone (no member scores, no parameters chosen on data)."""
+        return not self.needs_member_scores and not self.parameters
+
     def parameter(self, name: str) -> ScoreParameter:
         """The declared parameter ``name``; a clear error for another."""
         for p in self.parameters:
@@ -407,6 +424,26 @@ def score_entry(name: str) -> ScoreEntry:
     if name not in _SCORES:
         raise ValueError(f"unknown confidence score {name!r}; expected one of {list(_SCORES)}")
     return _SCORES[name]
+
+
+def check_state_score(score: str, why: str) -> None:
+    """Refuse a score the ensemble state does not compute alone
+    ([`ScoreEntry.from_state_alone`][]): ``why`` names what holds no logits or features.
+
+    Args:
+        score: a registered score's name.
+        why: what refuses it, e.g. ``"the statistics cache (--stats-cache)"``.
+
+    Raises:
+        ValueError: naming the score, the reason and what to use instead.
+    """
+    entry = score_entry(score)
+    if not entry.from_state_alone:
+        raise ValueError(
+            f"--score {score}: its parameters or standardisation are chosen on each member's "
+            f"{entry.inputs}, which {why} does not hold; evaluate it without it, or use a score "
+            "without parameters (e.g. msp, entropy, energy)"
+        )
 
 
 def statistic_entry(name: str) -> StatisticEntry:

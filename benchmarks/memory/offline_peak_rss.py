@@ -10,6 +10,14 @@ by the logits' size on disk, and the wall time.
     python benchmarks/memory/offline_peak_rss.py                      # full size, no bootstrap
     python benchmarks/memory/offline_peak_rss.py --scale 0.25 --bootstrap 0 1000
     python benchmarks/memory/offline_peak_rss.py --repo /tmp/older-checkout   # another version
+    # a million samples of 3 members from the statistics cache, logits kept for another run
+    python benchmarks/memory/offline_peak_rss.py --members 3 --samples 1000000 \
+        --bootstrap 1000 --stats-cache --runs 2 --logits /tmp/million
+
+With ``--stats-cache`` the evaluator reads the statistics cache (``--stats-cache``, in a
+temporary folder); with ``--runs 2`` it runs twice per ``--bootstrap`` value: the first run
+writes the cache from the logits, the second reads it. ``--logits DIR`` keeps the logits in DIR
+(written when DIR does not exist, reused when it does) instead of a temporary folder.
 
 The logits are synthetic (a class signal plus noise, so members agree on most samples as
 trained members do); memory depends on the shapes, not on the values.
@@ -20,6 +28,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import platform
 import subprocess
 import sys
 import tempfile
@@ -78,8 +87,11 @@ def write_logits(folder: Path, members: int, samples: int, classes: int, seed: i
     return total
 
 
-def run_evaluator(repo: Path, logits: Path, out: Path, members: int, bootstrap: int):
-    """Run the offline evaluator of ``repo``; return (peak RSS bytes, wall seconds, status)."""
+def run_evaluator(
+    repo: Path, logits: Path, out: Path, members: int, bootstrap: int, cache: Path | None = None
+):
+    """Run the offline evaluator of ``repo`` (from the statistics cache in ``cache`` when
+    given); return (peak RSS bytes, wall seconds, CPU seconds, status)."""
     shifts = [n for n, (role, _) in DATASETS.items() if role == "shift"]
     command = [
         sys.executable,
@@ -99,15 +111,18 @@ def run_evaluator(repo: Path, logits: Path, out: Path, members: int, bootstrap: 
         "--out",
         str(out),
         "--quiet",
+        "--overwrite",
         "--bootstrap",
         str(bootstrap),
+        *(("--stats-cache", str(cache)) if cache is not None else ()),
     ]
     env = {**os.environ, "PYTHONPATH": str(repo)}
     start = time.perf_counter()
     proc = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL)
     _, status, usage = os.wait4(proc.pid, 0)
     wall = time.perf_counter() - start
-    return usage.ru_maxrss * 1024, wall, os.waitstatus_to_exitcode(status)
+    cpu = usage.ru_utime + usage.ru_stime
+    return usage.ru_maxrss * 1024, wall, cpu, os.waitstatus_to_exitcode(status)
 
 
 def import_baseline(repo: Path) -> int:
@@ -129,26 +144,66 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--bootstrap", type=int, nargs="+", default=[0], help="one run per value")
     p.add_argument("--repo", type=Path, default=ROOT, help="the checkout whose evaluator runs")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--stats-cache", action="store_true", help="evaluate with --stats-cache")
+    p.add_argument("--runs", type=int, default=1, help="runs per --bootstrap value")
+    p.add_argument("--logits", type=Path, default=None, help="keep the logits here (reused)")
     args = p.parse_args(argv)
     samples = round(args.samples * args.scale)
     with tempfile.TemporaryDirectory(prefix="offline-rss-") as tmp:
         tmp = Path(tmp)
+        logits = args.logits or tmp / "logits"
         start = time.perf_counter()
-        size = write_logits(tmp / "logits", args.members, samples, args.classes, args.seed)
+        if logits.is_dir():
+            print(f"logits: reused from {logits}")
+        else:  # in a child process: the evaluators forked from this one would otherwise count
+            # its generation buffers in their peak RSS (a forked child's RSS starts at its parent's)
+            code = (
+                "import sys; from pathlib import Path; sys.path.insert(0, sys.argv[1]); "
+                "from offline_peak_rss import write_logits; "
+                "write_logits(Path(sys.argv[2]), *map(int, sys.argv[3:]))"
+            )
+            subprocess.run(
+                [
+                    sys.executable,
+                    "-c",
+                    code,
+                    str(Path(__file__).parent),
+                    str(logits),
+                    *map(str, (args.members, samples, args.classes, args.seed)),
+                ],
+                check=True,
+            )
+        files = sorted(logits.glob("m*/*.safetensors"))
+        size = sum(f.stat().st_size for f in files)
+        member = max(
+            sum(f.stat().st_size for f in files if f.parent.name == f"m{m}")
+            for m in range(args.members)
+        )
+        largest = max(f.stat().st_size for f in files)
         print(
             f"logits: {args.members} members x {samples:,} samples x {args.classes} classes, "
-            f"float16, {size / 1e9:.3f} GB on disk (written in "
-            f"{time.perf_counter() - start:.0f} s)"
+            f"float16, {size / 1e9:.3f} GB on disk (ready in {time.perf_counter() - start:.0f} "
+            f"s); one member's logits {member / 1e9:.3f} GB, largest file {largest / 1e9:.3f} GB"
         )
-        print(f"evaluator: {args.repo}")
+        print(f"machine: {platform.machine()}, {os.cpu_count()} CPUs, load {os.getloadavg()}")
+        print(f"evaluator: {args.repo}{' --stats-cache' if args.stats_cache else ''}")
         print(f"import-only process: {import_baseline(args.repo) / 1e9:.3f} GB peak RSS")
-        print(f"{'bootstrap':>9} {'peak RSS GB':>12} {'peak / logits':>14} {'wall s':>8} status")
+        print(
+            f"{'bootstrap':>9} {'run':>3} {'peak RSS GB':>12} {'peak / logits':>14} "
+            f"{'peak / member':>14} {'wall s':>8} {'cpu s':>8} status"
+        )
         for b in args.bootstrap:
-            peak, wall, status = run_evaluator(
-                args.repo, tmp / "logits", tmp / f"out{b}", args.members, b
-            )
-            print(f"{b:>9} {peak / 1e9:>12.3f} {peak / size:>14.2f} {wall:>8.1f} {status}")
-            sys.stdout.flush()
+            cache = tmp / f"cache{b}" if args.stats_cache else None
+            for run in range(1, args.runs + 1):
+                peak, wall, cpu, status = run_evaluator(
+                    args.repo, logits, tmp / f"out{b}", args.members, b, cache
+                )
+                print(
+                    f"{b:>9} {run:>3} {peak / 1e9:>12.3f} {peak / size:>14.2f} "
+                    f"{peak / member:>14.2f} {wall:>8.1f} {cpu:>8.1f} {status}"
+                )
+                sys.stdout.flush()
+    print(f"load after: {os.getloadavg()}")
     return 0
 
 
