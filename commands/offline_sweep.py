@@ -4,7 +4,9 @@ logits read once, with the cost-to-target settings and the headroom (nothing wri
 from __future__ import annotations
 
 import argparse
+import sys
 from dataclasses import dataclass
+from pathlib import Path
 
 from window_cascades.commands.offline_plan import OfflinePlan
 
@@ -81,6 +83,7 @@ def evaluate_sweep(args: argparse.Namespace, plan: OfflinePlan) -> SweepResults:
 
     if args.stats_cache is not None:
         return evaluate_sweep_from_cache(args, plan)
+    memory_note(args.logits_dir, args.members, list(plan.roles))
     data, member_cost = load_experiment(args.logits_dir, args.members, plan.roles, plan.macs)
     check_distinct_sets(data, plan.roles)
     orders = member_orders(args.members, args.orders)
@@ -174,6 +177,40 @@ def evaluate_sweep_from_cache(args: argparse.Namespace, plan: OfflinePlan) -> Sw
             else f"statistics cache {cache_dir}: read, no logits read"
         )
     return found
+
+
+def available_memory() -> int | None:
+    """Bytes of memory available to a new allocation (Linux's ``MemAvailable``), or None."""
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemAvailable:"):
+                return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return None
+
+
+def memory_note(logits_dir: str, members: list[str], datasets: list[str]) -> None:
+    """Print a note (standard error) when the logits about to be held take more than half the
+    available memory: ``--stats-cache`` evaluates them a block of rows at a time."""
+    from window_cascades.artifacts.cached_logits import find_logits_file
+
+    try:
+        total = sum(
+            find_logits_file(logits_dir, m, name).stat().st_size
+            for m in members
+            for name in datasets
+        )
+    except (OSError, ValueError):
+        return  # the loading names the problem
+    available = available_memory()
+    if available is not None and total > available / 2:
+        print(
+            f"note: the logits take {total / 1e9:.1f} GB and {available / 1e9:.1f} GB of memory "
+            "is available; --stats-cache evaluates them a block of rows at a time and keeps a "
+            "few numbers per sample",
+            file=sys.stderr,
+        )
 
 
 def check_distinct_sets(data: dict, roles) -> None:
