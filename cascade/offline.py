@@ -157,7 +157,7 @@ def evaluate_headroom(
     if prepared.data is None:
         raise ValueError(
             "--headroom reads member 1's held-out logits: it is not available when the "
-            "evaluation reads the statistics cache (--stats-cache)"
+            "evaluation reads the outputs cache (--outputs-cache)"
         )
     inputs = fit_inputs(prepared, [], policy_settings)
     first_logits = prepared.data[prepared.roles.heldout].logits[0]

@@ -307,7 +307,7 @@ def prepare_from_outputs(
     mixture_ratio: float = 1.0,
 ) -> PreparedExperiment:
     """What a sweep shares, from every evaluated dataset's prefix outputs (e.g. read from the
-    statistics cache, ``window_cascades.artifacts.statistics_cache``) instead of logits.
+    outputs cache, ``window_cascades.artifacts.outputs_cache``) instead of logits.
 
     Args:
         outputs: per evaluated dataset, the outputs of the ensembles of the first 1..M members

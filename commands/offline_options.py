@@ -247,15 +247,15 @@ def base_parser() -> argparse.ArgumentParser:
         help="fit temperatures per member and ensemble on the held-out split",
     )
     p.add_argument(
-        "--stats-cache",
+        "--outputs-cache",
         nargs="?",
         const="",
         default=None,
         metavar="DIR",
-        help="evaluate from the statistics cache (a few numbers per sample and member prefix, "
+        help="evaluate from the outputs cache (a few numbers per sample and member prefix, "
         "written once from the logits block by block, then reused): logits larger than memory "
         "are evaluated and later runs read no logits. DIR: its folder (default "
-        "<logits-dir>/.statistics). Scores with parameters and --headroom read logits: refused",
+        "<logits-dir>/.outputs). Scores with parameters and --headroom read logits: refused",
     )
     p.add_argument("--out", required=True, help="output folder (new, empty, or an earlier run)")
     p.add_argument(

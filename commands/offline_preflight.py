@@ -39,8 +39,8 @@ def check_members(logits_dir: str | Path, members: list[str]) -> None:
             raise FileNotFoundError(f"member folder not found: {Path(logits_dir) / m}")
 
 
-def check_statistics_cache(args: argparse.Namespace) -> None:
-    """What ``--stats-cache`` cannot serve: scores read from each member's logits or features
+def check_outputs_cache(args: argparse.Namespace) -> None:
+    """What ``--outputs-cache`` cannot serve: scores read from each member's logits or features
     with parameters chosen on data, and the headroom (member 1's logits).
 
     Raises:
@@ -49,11 +49,11 @@ def check_statistics_cache(args: argparse.Namespace) -> None:
     from window_cascades.uncertainty.score_registry import check_state_score
 
     for score in args.score:
-        check_state_score(score, "the statistics cache (--stats-cache)")
+        check_state_score(score, "the outputs cache (--outputs-cache)")
     if args.headroom:
         raise ValueError(
-            "--headroom reads member 1's held-out logits, which the statistics cache "
-            "(--stats-cache) does not hold; drop one of them"
+            "--headroom reads member 1's held-out logits, which the outputs cache "
+            "(--outputs-cache) does not hold; drop one of them"
         )
 
 
@@ -75,8 +75,8 @@ def preflight(args: argparse.Namespace) -> None:
     if args.gain_shares is not None:
         check_gain_shares(args.gain_shares)
     check_resamples(args.bootstrap)
-    if args.stats_cache is not None:
-        check_statistics_cache(args)
+    if args.outputs_cache is not None:
+        check_outputs_cache(args)
     parse_macs(args.macs)
     check_output_dir(args.out, "--out", [("--logits-dir", args.logits_dir)])
     check_output_folder(args.out, args.overwrite)

@@ -81,7 +81,7 @@ def evaluate_sweep(args: argparse.Namespace, plan: OfflinePlan) -> SweepResults:
     from window_cascades.cascade.offline import EnsembleLogits, prepare_experiment
     from window_cascades.cascade.orders import member_orders, order_label
 
-    if args.stats_cache is not None:
+    if args.outputs_cache is not None:
         return evaluate_sweep_from_cache(args, plan)
     memory_note(args.logits_dir, args.members, list(plan.roles))
     data, member_cost = load_experiment(args.logits_dir, args.members, plan.roles, plan.macs)
@@ -130,15 +130,15 @@ def evaluate_sweep(args: argparse.Namespace, plan: OfflinePlan) -> SweepResults:
 
 
 def evaluate_sweep_from_cache(args: argparse.Namespace, plan: OfflinePlan) -> SweepResults:
-    """The sweep of [`evaluate_sweep`][] from the statistics cache
-    (``window_cascades.artifacts.statistics_cache``): per member order and score, every
+    """The sweep of [`evaluate_sweep`][] from the outputs cache
+    (``window_cascades.artifacts.outputs_cache``): per member order and score, every
     evaluated dataset's prefix outputs are read from the cache, or computed from the logits a
     block of rows at a time and written there first; no logits are held."""
     from window_cascades.artifacts.experiment_logits import member_macs
-    from window_cascades.artifacts.statistics_cache import default_cache_dir, prepare_from_cache
+    from window_cascades.artifacts.outputs_cache import default_cache_dir, prepare_from_cache
     from window_cascades.cascade.orders import member_orders, order_label
 
-    cache_dir = args.stats_cache or default_cache_dir(args.logits_dir)
+    cache_dir = args.outputs_cache or default_cache_dir(args.logits_dir)
     member_cost, cost_unit = member_macs(args.logits_dir, args.members, plan.macs)
     orders = member_orders(args.members, args.orders)
     found = SweepResults([], {}, {}, None, [], [], None, member_cost, cost_unit)
@@ -172,9 +172,9 @@ def evaluate_sweep_from_cache(args: argparse.Namespace, plan: OfflinePlan) -> Sw
     found.orders = [order_label(o) for o in orders] if len(orders) > 1 else None
     if not args.quiet:
         print(
-            f"statistics cache {cache_dir}: {len(written)} file(s) written from the logits"
+            f"outputs cache {cache_dir}: {len(written)} file(s) written from the logits"
             if written
-            else f"statistics cache {cache_dir}: read, no logits read"
+            else f"outputs cache {cache_dir}: read, no logits read"
         )
     return found
 
@@ -192,7 +192,7 @@ def available_memory() -> int | None:
 
 def memory_note(logits_dir: str, members: list[str], datasets: list[str]) -> None:
     """Print a note (standard error) when the logits about to be held take more than half the
-    available memory: ``--stats-cache`` evaluates them a block of rows at a time."""
+    available memory: ``--outputs-cache`` evaluates them a block of rows at a time."""
     from window_cascades.artifacts.cached_logits import find_logits_file
 
     try:
@@ -207,7 +207,7 @@ def memory_note(logits_dir: str, members: list[str], datasets: list[str]) -> Non
     if available is not None and total > available / 2:
         print(
             f"note: the logits take {total / 1e9:.1f} GB and {available / 1e9:.1f} GB of memory "
-            "is available; --stats-cache evaluates them a block of rows at a time and keeps a "
+            "is available; --outputs-cache evaluates them a block of rows at a time and keeps a "
             "few numbers per sample",
             file=sys.stderr,
         )

@@ -432,7 +432,7 @@ def check_state_score(score: str, why: str) -> None:
 
     Args:
         score: a registered score's name.
-        why: what refuses it, e.g. ``"the statistics cache (--stats-cache)"``.
+        why: what refuses it, e.g. ``"the outputs cache (--outputs-cache)"``.
 
     Raises:
         ValueError: naming the score, the reason and what to use instead.

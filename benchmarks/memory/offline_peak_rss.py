@@ -10,11 +10,11 @@ by the logits' size on disk, and the wall time.
     python benchmarks/memory/offline_peak_rss.py                      # full size, no bootstrap
     python benchmarks/memory/offline_peak_rss.py --scale 0.25 --bootstrap 0 1000
     python benchmarks/memory/offline_peak_rss.py --repo /tmp/older-checkout   # another version
-    # a million samples of 3 members from the statistics cache, logits kept for another run
+    # a million samples of 3 members from the outputs cache, logits kept for another run
     python benchmarks/memory/offline_peak_rss.py --members 3 --samples 1000000 \
-        --bootstrap 1000 --stats-cache --runs 2 --logits /tmp/million
+        --bootstrap 1000 --outputs-cache --runs 2 --logits /tmp/million
 
-With ``--stats-cache`` the evaluator reads the statistics cache (``--stats-cache``, in a
+With ``--outputs-cache`` the evaluator reads the outputs cache (``--outputs-cache``, in a
 temporary folder); with ``--runs 2`` it runs twice per ``--bootstrap`` value: the first run
 writes the cache from the logits, the second reads it. ``--logits DIR`` keeps the logits in DIR
 (written when DIR does not exist, reused when it does) instead of a temporary folder.
@@ -90,7 +90,7 @@ def write_logits(folder: Path, members: int, samples: int, classes: int, seed: i
 def run_evaluator(
     repo: Path, logits: Path, out: Path, members: int, bootstrap: int, cache: Path | None = None
 ):
-    """Run the offline evaluator of ``repo`` (from the statistics cache in ``cache`` when
+    """Run the offline evaluator of ``repo`` (from the outputs cache in ``cache`` when
     given); return (peak RSS bytes, wall seconds, CPU seconds, status)."""
     shifts = [n for n, (role, _) in DATASETS.items() if role == "shift"]
     command = [
@@ -114,7 +114,7 @@ def run_evaluator(
         "--overwrite",
         "--bootstrap",
         str(bootstrap),
-        *(("--stats-cache", str(cache)) if cache is not None else ()),
+        *(("--outputs-cache", str(cache)) if cache is not None else ()),
     ]
     env = {**os.environ, "PYTHONPATH": str(repo)}
     start = time.perf_counter()
@@ -144,7 +144,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--bootstrap", type=int, nargs="+", default=[0], help="one run per value")
     p.add_argument("--repo", type=Path, default=ROOT, help="the checkout whose evaluator runs")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--stats-cache", action="store_true", help="evaluate with --stats-cache")
+    p.add_argument("--outputs-cache", action="store_true", help="evaluate with --outputs-cache")
     p.add_argument("--runs", type=int, default=1, help="runs per --bootstrap value")
     p.add_argument("--logits", type=Path, default=None, help="keep the logits here (reused)")
     args = p.parse_args(argv)
@@ -186,14 +186,14 @@ def main(argv: list[str] | None = None) -> int:
             f"s); one member's logits {member / 1e9:.3f} GB, largest file {largest / 1e9:.3f} GB"
         )
         print(f"machine: {platform.machine()}, {os.cpu_count()} CPUs, load {os.getloadavg()}")
-        print(f"evaluator: {args.repo}{' --stats-cache' if args.stats_cache else ''}")
+        print(f"evaluator: {args.repo}{' --outputs-cache' if args.outputs_cache else ''}")
         print(f"import-only process: {import_baseline(args.repo) / 1e9:.3f} GB peak RSS")
         print(
             f"{'bootstrap':>9} {'run':>3} {'peak RSS GB':>12} {'peak / logits':>14} "
             f"{'peak / member':>14} {'wall s':>8} {'cpu s':>8} status"
         )
         for b in args.bootstrap:
-            cache = tmp / f"cache{b}" if args.stats_cache else None
+            cache = tmp / f"cache{b}" if args.outputs_cache else None
             for run in range(1, args.runs + 1):
                 peak, wall, cpu, status = run_evaluator(
                     args.repo, logits, tmp / f"out{b}", args.members, b, cache

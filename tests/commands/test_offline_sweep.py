@@ -3,11 +3,10 @@ import sys
 
 import pytest
 
+from tests.artifacts.test_outputs_cache import _argv, _write_members
 from window_cascades.commands import offline_sweep
 from window_cascades.commands.offline import main
 from window_cascades.commands.offline_sweep import available_memory
-
-from ..artifacts.test_statistics_cache import _argv, _write_members
 
 
 def test_logits_near_the_available_memory_get_a_note_naming_the_cache(
@@ -16,10 +15,10 @@ def test_logits_near_the_available_memory_get_a_note_naming_the_cache(
     _write_members(tmp_path / "logits")
     monkeypatch.setattr(offline_sweep, "available_memory", lambda: 1000)
     assert main(_argv(tmp_path / "logits", tmp_path / "a")) == 0
-    assert "of memory is available; --stats-cache evaluates them" in capsys.readouterr().err
+    assert "of memory is available; --outputs-cache evaluates them" in capsys.readouterr().err
     monkeypatch.setattr(offline_sweep, "available_memory", lambda: 10**12)
     assert main(_argv(tmp_path / "logits", tmp_path / "b")) == 0
-    assert "--stats-cache" not in capsys.readouterr().err
+    assert "--outputs-cache" not in capsys.readouterr().err
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc/meminfo")

@@ -3,7 +3,7 @@ import torch
 from safetensors.torch import save_file
 
 from window_cascades.artifacts.logits_rows import LogitsRows, open_logits_rows
-from window_cascades.artifacts.statistics_cache import compute_statistics, dataset_statistics
+from window_cascades.artifacts.outputs_cache import compute_outputs, dataset_outputs
 from window_cascades.cascade.prepared_experiment import dataset_prefix_outputs
 from window_cascades.commands.offline import main
 
@@ -52,7 +52,7 @@ def test_results_from_the_cache_equal_those_from_the_logits(tmp_path, extra):
     _write_members(tmp_path / "logits")
     assert main(_argv(tmp_path / "logits", tmp_path / "a", *extra)) == 0
     cache = tmp_path / "cache"
-    argv = _argv(tmp_path / "logits", tmp_path / "b", "--stats-cache", str(cache), *extra)
+    argv = _argv(tmp_path / "logits", tmp_path / "b", "--outputs-cache", str(cache), *extra)
     assert main(argv) == 0
     assert _outputs(tmp_path / "a") == _outputs(tmp_path / "b")
     files = sorted(cache.rglob("*.safetensors"))
@@ -61,12 +61,12 @@ def test_results_from_the_cache_equal_those_from_the_logits(tmp_path, extra):
     stamps = {f: f.stat().st_mtime_ns for f in files}
 
     def no_logits(*_):
-        raise AssertionError("logits read although the cache holds the statistics")
+        raise AssertionError("logits read although the cache holds the outputs")
 
     original = LogitsRows.read
     LogitsRows.read = no_logits
     try:
-        argv = _argv(tmp_path / "logits", tmp_path / "c", "--stats-cache", str(cache), *extra)
+        argv = _argv(tmp_path / "logits", tmp_path / "c", "--outputs-cache", str(cache), *extra)
         assert main(argv) == 0
     finally:
         LogitsRows.read = original
@@ -80,7 +80,7 @@ def test_blocks_of_rows_give_the_in_memory_outputs(tmp_path):
     logits = [f.read(0, f.num_rows) for f in files]
     for score in ("msp", "mutual_information"):
         expected = dataset_prefix_outputs(logits, files[0].targets, score, rows=64)
-        got, identical = compute_statistics(files, score, rows=64)
+        got, identical = compute_outputs(files, score, rows=64)
         assert not identical
         for e, g in zip(expected, got, strict=True):
             for name in ("confidence", "exit_stage", "top_prob", "correct", "target_prob"):
@@ -91,17 +91,17 @@ def test_blocks_of_rows_give_the_in_memory_outputs(tmp_path):
 def test_changed_logits_are_never_read_from_a_stale_cache(tmp_path):
     _write_members(tmp_path / "logits")
     cache = tmp_path / "cache"
-    first = dataset_statistics(tmp_path / "logits", ["m0", "m1"], "test", "msp", cache)
+    first = dataset_outputs(tmp_path / "logits", ["m0", "m1"], "test", "msp", cache)
     assert not first.reused
-    again = dataset_statistics(tmp_path / "logits", ["m0", "m1"], "test", "msp", cache)
+    again = dataset_outputs(tmp_path / "logits", ["m0", "m1"], "test", "msp", cache)
     assert again.reused and again.path == first.path
     _write_members(tmp_path / "logits", seed=1)  # cached again: other values
-    changed = dataset_statistics(tmp_path / "logits", ["m0", "m1"], "test", "msp", cache)
+    changed = dataset_outputs(tmp_path / "logits", ["m0", "m1"], "test", "msp", cache)
     assert not changed.reused and changed.path != first.path
     assert not torch.equal(changed.outputs[0].confidence, first.outputs[0].confidence)
     # a damaged file is computed again, not an error
     changed.path.write_bytes(changed.path.read_bytes()[:100])
-    repaired = dataset_statistics(tmp_path / "logits", ["m0", "m1"], "test", "msp", cache)
+    repaired = dataset_outputs(tmp_path / "logits", ["m0", "m1"], "test", "msp", cache)
     assert not repaired.reused
     assert torch.equal(repaired.outputs[1].confidence, changed.outputs[1].confidence)
 
@@ -112,7 +112,7 @@ def test_identical_members_are_refused_on_the_heldout_split(tmp_path, capsys):
         (tmp_path / "logits" / "m1" / f"{name}.safetensors").write_bytes(
             (tmp_path / "logits" / "m0" / f"{name}.safetensors").read_bytes()
         )
-    argv = _argv(tmp_path / "logits", tmp_path / "o", "--stats-cache", members=("m0", "m1"))
+    argv = _argv(tmp_path / "logits", tmp_path / "o", "--outputs-cache", members=("m0", "m1"))
     assert main([a for a in argv if a != "m2=3e9"]) == 2
     assert "'m0' and 'm1' have identical logits on 'heldout'" in capsys.readouterr().err
 
@@ -126,8 +126,8 @@ def test_identical_members_are_refused_on_the_heldout_split(tmp_path, capsys):
 )
 def test_what_reads_logits_is_refused_with_the_cache(tmp_path, capsys, extra, message):
     _write_members(tmp_path / "logits")
-    argv = _argv(tmp_path / "logits", tmp_path / "o", "--stats-cache", *extra)
+    argv = _argv(tmp_path / "logits", tmp_path / "o", "--outputs-cache", *extra)
     assert main(argv) == 2
     err = capsys.readouterr().err
-    assert message in err and "statistics cache (--stats-cache)" in err
-    assert not (tmp_path / "o").exists() and not (tmp_path / "logits" / ".statistics").exists()
+    assert message in err and "outputs cache (--outputs-cache)" in err
+    assert not (tmp_path / "o").exists() and not (tmp_path / "logits" / ".outputs").exists()

@@ -1,15 +1,15 @@
-"""The statistics cache: what the offline evaluator needs of the logits, a few numbers per sample.
+"""The outputs cache: what the offline evaluator needs of the logits, a few numbers per sample.
 
 Every policy, metric, operating point and bootstrap resample of the offline evaluator reads, per
 sample and ensemble prefix (the first k members of the cascade order), only the prefix's
-``SampleOutputs``: the score's confidence, the top-label probability, whether the arg-max is the
-target, the target's probability and the sum of squared probabilities (33 bytes, against 2,000
-bytes of float16 logits per sample and member at 1,000 classes). The cache computes them once
-from the members' logits, read a block of rows at a time
-([`window_cascades.artifacts.logits_rows`][]), and stores them per dataset and member prefix
-order in a safetensors file; later runs read that file and no logits at all. A million samples of
-three members at 1,000 classes (6 GB of float16 logits) are evaluated holding about 0.2 GB of
-statistics instead of the logits.
+per-sample outputs (``SampleOutputs``, the sufficient statistics of every metric): the score's
+confidence, the top-label probability, whether the arg-max is the target, the target's
+probability and the sum of squared probabilities (33 bytes, against 2,000 bytes of float16
+logits per sample and member at 1,000 classes). The cache computes them once from the members'
+logits, read a block of rows at a time ([`window_cascades.artifacts.logits_rows`][]), and stores
+them per dataset and member order in a safetensors file; later runs read that file and no
+logits at all. A million samples of three members at 1,000 classes (6 GB of float16 logits) are
+evaluated holding 0.1 GB of outputs instead of the logits.
 
 Layout: ``<cache>/<dataset>/<m0+m1+m2>-<key>.safetensors`` with tensors ``targets`` and, for
 each stage k (1-based), ``k.confidence``, ``k.top_prob``, ``k.correct``, ``k.target_prob`` and
@@ -22,8 +22,8 @@ renamed.
 The values equal those computed from the logits in memory (the same functions over the same
 blocks of ``ROWS_PER_CHUNK`` rows), so results are identical either way. Scores the ensemble
 state computes itself are served (``msp``, ``entropy``, ``mutual_information``, ``max_logit``,
-``energy`` and the like); scores with parameters chosen on data, scores of features and the
-headroom estimate read logits or features and are refused with ``--stats-cache``.
+``energy``); scores with parameters chosen on data, scores of features and the headroom
+estimate read logits or features and are refused with ``--outputs-cache``.
 """
 
 from __future__ import annotations
@@ -52,14 +52,14 @@ from window_cascades.cascade.stage_scores import Temperatures, fit_temperatures,
 from window_cascades.uncertainty.score_registry import check_state_score
 from window_cascades.vocabulary.roles import DatasetRoles
 
-FORMAT = "window-cascades-statistics/1"
+FORMAT = "window-cascades-outputs/1"
 """The format written in every cache file's header (a file of another format is rewritten)."""
 STORED = tuple(f.name for f in fields(SampleOutputs) if f.name != "exit_stage")
 """The per-sample fields stored per stage (the exit stage of a prefix's outputs is k)."""
 
 
 def check_cached_score(score: str) -> None:
-    """Refuse a score the statistics cache cannot serve: one combined from each member's own
+    """Refuse a score the outputs cache cannot serve: one combined from each member's own
     scores (features, or logits with parameters or standardised) or with parameters chosen on
     data; those read logits or features at evaluation time.
 
@@ -72,13 +72,13 @@ def check_cached_score(score: str) -> None:
     check_state_score(score, CACHE_NAME)
 
 
-CACHE_NAME = "the statistics cache (--stats-cache)"
+CACHE_NAME = "the outputs cache (--outputs-cache)"
 
 
-def statistics_key(
+def outputs_key(
     sources: list[dict], dataset: str, score: str, temperatures: Temperatures | None, rows: int
 ) -> str:
-    """The cache key of one dataset's statistics (hex SHA-256, see the module docstring).
+    """The cache key of one dataset's outputs (hex SHA-256, see the module docstring).
 
     Args:
         sources: per member in cascade order, the logits file's identity
@@ -86,7 +86,7 @@ def statistics_key(
         dataset: the dataset's name.
         score: the confidence score.
         temperatures: the temperatures applied, or None.
-        rows: the block size the statistics are computed in.
+        rows: the block size the outputs are computed in.
     """
     record = {
         "format": FORMAT,
@@ -100,8 +100,8 @@ def statistics_key(
 
 
 @dataclass
-class CachedStatistics:
-    """One dataset's statistics: the prefixes' outputs, the targets, where they are stored and
+class CachedOutputs:
+    """One dataset's cached outputs: the prefixes' outputs, the targets, where they are stored and
     whether they were read from the cache (False: computed from the logits now)."""
 
     outputs: list[SampleOutputs]
@@ -110,7 +110,7 @@ class CachedStatistics:
     reused: bool
 
 
-def compute_statistics(
+def compute_outputs(
     files: list[LogitsRows],
     score: str,
     temperatures: Temperatures | None = None,
@@ -152,7 +152,7 @@ def _write(path: Path, outputs: list[SampleOutputs], targets: torch.Tensor, meta
 
 
 def _read(path: Path, key: str, stages: int, n: int) -> tuple[list[SampleOutputs], torch.Tensor]:
-    """The stored statistics, or ValueError when the file is not of this key and shape."""
+    """The stored outputs, or ValueError when the file is not of this key and shape."""
     try:
         with safe_open(str(path), framework="pt") as f:
             meta = f.metadata() or {}
@@ -171,7 +171,7 @@ def _read(path: Path, key: str, stages: int, n: int) -> tuple[list[SampleOutputs
     return outputs, targets
 
 
-def dataset_statistics(
+def dataset_outputs(
     logits_dir: str | Path,
     members: list[str],
     dataset: str,
@@ -182,8 +182,8 @@ def dataset_statistics(
     num_classes: dict[str, int] | None = None,
     rows: int = ROWS_PER_CHUNK,
     distinct: bool = False,
-) -> CachedStatistics:
-    """One dataset's statistics for the cascade order ``members``: read from the cache when a
+) -> CachedOutputs:
+    """One dataset's prefix outputs for the cascade order ``members``: read from the cache when a
     file of this key is there, else computed from the logits block by block and written.
 
     Args:
@@ -191,7 +191,7 @@ def dataset_statistics(
         members: the members in cascade order.
         dataset: the dataset's name.
         score: the confidence score (see [`check_cached_score`][]).
-        cache_dir: the statistics cache's folder.
+        cache_dir: the outputs cache's folder.
         temperatures: temperatures to apply, or None.
         generations: each member's caching run from its ``meta.json`` (as
             ``window_cascades.artifacts.experiment_logits.load_ensemble_logits``).
@@ -210,17 +210,17 @@ def dataset_statistics(
         {"member": m, **file_identity(f.path), "generation": f.generation}
         for m, f in zip(members, files, strict=True)
     ]
-    key = statistics_key(sources, dataset, score, temperatures, rows)
+    key = outputs_key(sources, dataset, score, temperatures, rows)
     path = Path(cache_dir) / dataset / f"{'+'.join(members)}-{key[:16]}.safetensors"
     n = files[0].num_rows
     if path.is_file():
         try:
             outputs, targets = _read(path, key, len(members), n)
             if torch.equal(targets, files[0].targets):
-                return CachedStatistics(outputs, targets, path, True)
+                return CachedOutputs(outputs, targets, path, True)
         except ValueError:
             pass  # not of these logits (or damaged): computed again and replaced below
-    outputs, identical = compute_statistics(files, score, temperatures, rows)
+    outputs, identical = compute_outputs(files, score, temperatures, rows)
     for i, j in sorted(identical) if distinct else ():
         raise ValueError(
             f"members {members[i]!r} and {members[j]!r} have identical logits on {dataset!r} "
@@ -229,7 +229,7 @@ def dataset_statistics(
         )
     meta = {"format": FORMAT, "key": key, "dataset": dataset, "members": "+".join(members)}
     _write(path, outputs, files[0].targets, meta)
-    return CachedStatistics(outputs, files[0].targets, path, False)
+    return CachedOutputs(outputs, files[0].targets, path, False)
 
 
 def _check_consistent(
@@ -259,8 +259,8 @@ def _check_consistent(
 
 
 def default_cache_dir(logits_dir: str | Path) -> Path:
-    """The statistics cache's default folder: ``<logits-dir>/.statistics``."""
-    return Path(logits_dir) / ".statistics"
+    """The outputs cache's default folder: ``<logits-dir>/.outputs``."""
+    return Path(logits_dir) / ".outputs"
 
 
 def prepare_from_cache(
@@ -273,8 +273,8 @@ def prepare_from_cache(
     temperature_scaling: bool = False,
     mixture_ratio: float = 1.0,
     temperatures: Temperatures | None = None,
-) -> tuple[PreparedExperiment, dict[str, CachedStatistics]]:
-    """Prepare an evaluation of the cascade order ``members`` from the statistics cache
+) -> tuple[PreparedExperiment, dict[str, CachedOutputs]]:
+    """Prepare an evaluation of the cascade order ``members`` from the outputs cache
     (written first where missing or stale), never holding more than a block of logits.
 
     Args:
@@ -283,14 +283,14 @@ def prepare_from_cache(
         roles: the datasets' roles (the evaluated ones are read).
         stage_macs: MACs per member, in cascade order.
         score: the confidence score (see [`check_cached_score`][]).
-        cache_dir: the statistics cache's folder.
+        cache_dir: the outputs cache's folder.
         temperature_scaling: fit temperatures on the held-out split first (its logits are then
             read whole, as without the cache).
         mixture_ratio: OOD : ID ratio of the unlabelled test mixture.
         temperatures: temperatures already fitted for this order (skips the fit).
 
     Returns:
-        (the prepared experiment, per dataset its statistics record).
+        (the prepared experiment, per dataset its cache record).
     """
     roles = DatasetRoles(roles)
     check_cached_score(score)
@@ -306,7 +306,7 @@ def prepare_from_cache(
         temperatures = fit_temperatures(held.logits, held.targets)
         del held
     found = {
-        name: dataset_statistics(
+        name: dataset_outputs(
             logits_dir,
             members,
             name,
@@ -342,11 +342,11 @@ class _Targets:
 
 __all__ = [
     "FORMAT",
-    "CachedStatistics",
+    "CachedOutputs",
     "check_cached_score",
-    "compute_statistics",
-    "dataset_statistics",
+    "compute_outputs",
+    "dataset_outputs",
     "default_cache_dir",
     "prepare_from_cache",
-    "statistics_key",
+    "outputs_key",
 ]
