@@ -38,7 +38,7 @@ expected value), then takes, among the intervals whose smoothed value is within 
 the rule is the smoothed search and with few it stays at or next to the window. It costs one
 search and one window fit. Measured against the alternatives below in BENCHMARKS.md
 ("budget_window's default rule"): on ImageNet-shaped members at 1.2x with 10,000 held-out
-samples it keeps about 61% of the ensemble's cov@5 gain (the plain search 58%, the best single
+samples it keeps about 64% of the ensemble's cov@5 gain (the plain search 58%, the best single
 interval fitted on the test split itself 67%), and with 1,000-2,000 it did not fall below the
 window by more than 0.001.
 
@@ -454,11 +454,8 @@ def best_interval(
     best = int(torch.argmax(key))
     extra, sample = {}, (stage_conf, eligible, base_conf, base_wrong, next_conf, next_wrong)
     if toward is not None:  # the smoothed search, then the nearest to the window within c SE
-        smoothed = smoothed_values(value, i, j, len(bounds), max(1, round(OSE_SMOOTH * grid)))
-        top = int(torch.argmax(smoothed + 1e-12 * passed.double() / max(n, 1)))
-        error = _standard_error(*_pass_output(bounds[i[top]], bounds[j[top]], *sample), objective)
-        best, extra = _nearest_to_window(smoothed, key, top, error, s_sorted, start, stop, toward)
-        extra["smoothed_value"] = float(smoothed[best])
+        pairs = (value, key, passed, i, j, start, stop)
+        best, extra = _ose_choice(pairs, bounds, s_sorted, sample, objective, grid, toward)
     lower, upper = float(bounds[i[best]]), float(bounds[j[best]])
     if int(passed[best]) == 0:
         lower = upper = math.inf  # an empty interval of any grid pair means: pass nothing
@@ -469,6 +466,33 @@ def best_interval(
         "value": float(value[best]),
         **extra,
     }
+
+
+def _ose_choice(pairs, bounds, s_sorted, sample, objective, grid: int, toward):
+    """The "ose" rule's pick among the kept grid pairs of [`best_interval`][]: the values
+    smoothed over the grid ([`smoothed_values`][]), the bootstrap standard error of the
+    output of the best smoothed pair, then [`_nearest_to_window`][].
+
+    Args:
+        pairs: (value, key, passed, i, j, start, stop) of the kept pairs, as in
+            ``best_interval``.
+        bounds: the grid's interval ends (-inf, the quantiles, +inf).
+        s_sorted: the eligible samples' stage confidences, ascending.
+        sample: (stage_conf, eligible, base_conf, base_wrong, next_conf, next_wrong).
+        objective: (task, value) as ``_budget_objective``.
+        grid: quantile points of the interval ends.
+        toward: the window's (lower, upper) confidence bounds.
+
+    Returns:
+        (the chosen pair's index, the record of ``_nearest_to_window`` with smoothed_value).
+    """
+    value, key, passed, i, j, start, stop = pairs
+    smoothed = smoothed_values(value, i, j, len(bounds), max(1, round(OSE_SMOOTH * grid)))
+    n = max(sample[0].numel(), 1)
+    top = int(torch.argmax(smoothed + 1e-12 * passed.double() / n))  # ties: the wider interval
+    error = _standard_error(*_pass_output(bounds[i[top]], bounds[j[top]], *sample), objective)
+    best, extra = _nearest_to_window(smoothed, key, top, error, s_sorted, start, stop, toward)
+    return best, {**extra, "smoothed_value": float(smoothed[best])}
 
 
 def _nearest_to_window(value, key, top: int, error: float, s_sorted, start, stop, toward):
