@@ -5,7 +5,7 @@ import json
 import pytest
 import torch
 
-from window_cascades.cascade.budget_window import best_interval
+from window_cascades.cascade.budget_window import OSE_SE, best_interval, smoothed_values
 from window_cascades.cascade.offline import EnsembleLogits, evaluate_policies, prepare_experiment
 from window_cascades.cascade.policy_registry import FitInputs, PolicySettings, fit_policies
 from window_cascades.uncertainty.selective import coverage_at_risk
@@ -254,9 +254,11 @@ def test_the_default_rule_records_its_margin_and_stays_within_budget():
     assert policy.selection["chosen"] == "ose" and policy.selection["reason"]
     stage = policy.details[0]
     assert stage["rule"] == "ose" and stage["standard_error"] > 0
-    # within the allowed margin of the search's best held-out value, never above it
-    assert stage["best_value"] - 2 * stage["standard_error"] - 1e-12 <= stage["value"]
-    assert stage["value"] <= stage["best_value"] + 1e-12
+    # the chosen interval's smoothed held-out value: within the allowed margin of the best
+    # smoothed value, never above it
+    margin = OSE_SE * stage["standard_error"]
+    assert stage["best_value"] - margin - 1e-12 <= stage["smoothed_value"]
+    assert stage["smoothed_value"] <= stage["best_value"] + 1e-12
     assert policy.passes(1, held.stage_confidence[0]).double().mean() <= 0.2 + 1e-9
     json.dumps(policy.to_dict())
 
@@ -288,3 +290,19 @@ def test_the_default_rule_follows_the_data_with_many_samples_and_the_window_with
     assert chosen["budget_window"].details[0]["window_distance"] <= 2 / 200
     ours, theirs = chosen["budget_window"].passes(1, s1), window["budget_window"].passes(1, s1)
     assert (ours & theirs).sum() >= 0.95 * theirs.sum()
+
+
+def test_smoothing_averages_each_interval_over_its_kept_neighbours_only():
+    """A grid interval's smoothed value is the mean over the kept intervals whose ends lie
+    within the half-width: a lone spike (held-out noise) is flattened, a plateau is not, and
+    intervals dropped by the budget (not in the pair list) do not pull the mean down."""
+    i, j = torch.triu_indices(6, 6)
+    value = torch.where((i == 2) & (j == 3), 1.0, 0.0).double()  # one spike
+    smoothed = smoothed_values(value, i, j, 6, 1)
+    spike = int(((i == 2) & (j == 3)).nonzero())
+    assert smoothed[spike] == 1 / 8  # i in 1..3, j in 2..4, i <= j: 8 neighbours (itself too)
+    assert smoothed[(i == 0) & (j == 5)] == 0  # too far from the spike
+    plateau = torch.full_like(value, 0.3)
+    kept = (j - i) <= 2  # a budget that keeps the narrow intervals only
+    out = smoothed_values(plateau[kept], i[kept], j[kept], 6, 2)
+    assert torch.allclose(out, torch.full_like(out, 0.3))
