@@ -189,7 +189,7 @@ class Resampled:
         count = groups.cumulate_sorted(kept)
         ood_count = groups.cumulate_sorted(kept, is_ood.to(dtype))
         errors = groups.cumulate_sorted(kept, wrong_id.to(dtype))
-        loss = errors + s.scod_beta * ood_count
+        loss = errors + (ood_count if s.scod_beta == 1 else s.scod_beta * ood_count)
         return CountCurve(count, loss, count - ood_count)
 
     @cached_property

@@ -210,16 +210,28 @@ class CountCurve:
         return torch.where(reached, risk, risk.gather(1, self.first[:, None]))
 
     @cached_property
+    def _count_width(self) -> torch.Tensor:
+        """B x G count added at each point."""
+        return self.count - _previous(self.count)
+
+    @cached_property
+    def _covered_width(self) -> torch.Tensor:
+        """B x G coverage count added at each point (the count's, without a coverage mask)."""
+        if self.covered is self.count:
+            return self._count_width
+        return self.covered - _previous(self.covered)
+
+    @cached_property
     def area(self) -> torch.Tensor:
         """B AURC values: trapezoid over the points, extended flat to coverage 0."""
-        width = self.covered - _previous(self.covered)
+        width = self._covered_width
         first = self.first.clamp_max(self.count.shape[1] - 1)
         area = trapezoid_area(width, self._risk_from_first, first)
         return area / self.covered_total.squeeze(1)
 
     def generalized_area(self) -> torch.Tensor:
         """B AUGRC values: trapezoid of (accepted loss / all) over coverage, from (0, 0)."""
-        width = self.count - _previous(self.count)
+        width = self._count_width
         both = _dot(width, self.loss) + _dot(width[:, 1:], self.loss[:, :-1])
         return both / (2 * self.total.squeeze(1) ** 2)
 
@@ -300,7 +312,8 @@ def failure_from_counts(
         value = pairs / 2 / (right_total * wrong_total).clamp_min(1e-300)
     else:
         need = torch.ceil(tpr * right_total[:, None] - 1e-9).clamp_min(1)
-        at = (right < need).sum(1, keepdim=True).clamp_max(count.shape[1] - 1)
+        # right is non-decreasing along each row: the number of points below need
+        at = torch.searchsorted(right, need).clamp_max(count.shape[1] - 1)
         value = errors.gather(1, at).squeeze(1) / wrong_total.clamp_min(1e-300)
     defined = (right_total > 0) & (wrong_total > 0)
     return torch.where(defined, value, torch.full_like(value, float("nan")))
