@@ -268,38 +268,49 @@ class Bootstrap:
                 sizes.setdefault(u.id_name, u.inputs.id_outputs.num_samples)
             sizes.setdefault(u.name, u.inputs.outputs.num_samples)
         workers = max(1, min(self.workers or available_cpus(), len(units)))
-        # per row of resamples: each dataset's draws and counts (20 bytes a sample), and per
-        # worker the float64 curves of the largest dataset with the ID set (about 10 arrays)
+        # per row of resamples: each dataset's draws and counts (20 bytes a sample, for this
+        # block and the next one, drawn meanwhile), and per worker the float64 curves of the
+        # largest dataset with the ID set (about 10 arrays)
         widest = max(u.inputs.outputs.num_samples + u.inputs.id_outputs.num_samples for u in units)
-        per_row = 20 * sum(sizes.values()) + 80 * workers * widest
+        per_row = 40 * sum(sizes.values()) + 80 * workers * widest
         rows = max(1, min(CHUNK, BLOCK_BYTES // per_row))
+        # blocks of rows resamples, none across a chunk of CHUNK (whose draws one generator makes)
+        blocks = [
+            (start, first, min(rows, min(CHUNK, self.num - start) - first))
+            for start in range(0, self.num, CHUNK)
+            for first in range(0, min(CHUNK, self.num - start), rows)
+        ]
+        gens: dict[str, torch.Generator] = {}
+
+        def draw(block: tuple[int, int, int]) -> dict[str, DrawCounts]:
+            """Every dataset's draws and counts of one block (blocks in order: the generators
+            of a chunk run on)."""
+            start, first, size = block
+            if first == 0:
+                gens.update({name: _generator(name, self.seed, start) for name in sizes})
+            return {
+                name: DrawCounts.of(torch.randint(n, (size, n), generator=gens[name]), n)
+                for name, n in sizes.items()
+            }
+
         parts: dict[str, dict[str, list[torch.Tensor]]] = {u.fingerprint: {} for u in units}
         threads = torch.get_num_threads()
         torch.set_num_threads(1)
         try:
             with ThreadPoolExecutor(workers) as pool:
-                for start in progress(
-                    range(0, self.num, CHUNK),
-                    "bootstrap",
-                    -(-self.num // CHUNK),
-                    unit=f"{CHUNK} resamples",
+                upcoming = pool.submit(draw, blocks[0])
+                for i in progress(
+                    range(len(blocks)), "bootstrap", len(blocks), unit=f"{rows} resamples"
                 ):
-                    count = min(CHUNK, self.num - start)
-                    gens = {name: _generator(name, self.seed, start) for name in sizes}
-                    for first in range(0, count, rows):
-                        size = min(rows, count - first)
-                        drawn = {
-                            name: DrawCounts.of(
-                                torch.randint(n, (size, n), generator=gens[name]), n
-                            )
-                            for name, n in sizes.items()
-                        }
-                        jobs = [pool.submit(u.values, drawn) for u in units]
-                        for u, job in zip(units, jobs, strict=True):
-                            for metric, vals in job.result().items():
-                                parts[u.fingerprint].setdefault(metric, []).append(vals)
-                        del drawn, jobs
-                        _release_freed_memory()
+                    drawn = upcoming.result()
+                    if i + 1 < len(blocks):  # the next block's draws, on a worker meanwhile
+                        upcoming = pool.submit(draw, blocks[i + 1])
+                    jobs = [pool.submit(u.values, drawn) for u in units]
+                    for u, job in zip(units, jobs, strict=True):
+                        for metric, vals in job.result().items():
+                            parts[u.fingerprint].setdefault(metric, []).append(vals)
+                    del drawn, jobs
+                    _release_freed_memory()
         finally:
             torch.set_num_threads(threads)
         for u in units:
