@@ -171,10 +171,11 @@ def available_cpus() -> int:
 
 def _release_freed_memory() -> None:
     """Hand the heap's freed pages back to the system (glibc's ``malloc_trim``; elsewhere a
-    no-op), once per block. A block's B x N temporaries are freed into the heap and reused there
-    in pieces, which fragments it: 1,000 resamples of the ImageNet-shaped 46,000 test samples
-    peaked at 3.2 GB RSS without this and 2.0 GB with it, for 5.8 s of system time instead of
-    2.6 s (glibc's fixed mmap threshold instead: 1.2 GB, but 85 s of page faults)."""
+    no-op), once per chunk of resamples. A block's B x N temporaries are freed into the heap
+    and reused there in pieces, which fragments it: 1,000 resamples of the ImageNet-shaped
+    46,000 test samples peaked at 3.2 GB RSS without this and 2.0 GB with it, for 5.8 s of
+    system time instead of 2.6 s (glibc's fixed mmap threshold instead: 1.2 GB, but 85 s of
+    page faults)."""
     try:
         libc = ctypes.CDLL("libc.so.6")
     except OSError:  # not glibc
@@ -310,7 +311,9 @@ class Bootstrap:
                         for metric, vals in job.result().items():
                             parts[u.fingerprint].setdefault(metric, []).append(vals)
                     del drawn, jobs
-                    _release_freed_memory()
+                    start, first, size = blocks[i]
+                    if first + size == min(CHUNK, self.num - start):  # once per chunk
+                        _release_freed_memory()
         finally:
             torch.set_num_threads(threads)
         for u in units:

@@ -199,10 +199,14 @@ class Resampled:
         on the sample), ``exit@k`` (1 where it exits after stage k), and with an operating
         point on a labelled target ``accepted`` and ``accepted_wrong``; for an fpr target
         ``accepted`` only."""
-        columns = self.sorts.get("mean_columns", lambda: _mean_columns(self.inputs))
-        values = self.weights @ torch.stack(list(columns.values()), 1)
-        values = values / self.weights.sum(1, keepdim=True)
-        return dict(zip(columns, values.unbind(1), strict=True))
+
+        def make():
+            columns = _mean_columns(self.inputs)
+            return list(columns), torch.stack(list(columns.values()), 1)
+
+        names, matrix = self.sorts.get("mean_columns", make)
+        values = self.weights @ matrix / self.weights.sum(1, keepdim=True)
+        return dict(zip(names, values.unbind(1), strict=True))
 
     @cached_property
     def calibration_gaps(self) -> torch.Tensor:
