@@ -187,10 +187,15 @@ class Resampled:
             1,
         ).index_select(1, groups.order)
         count = groups.cumulate_sorted(kept)
+        if s.scod_beta == 1:  # loss = errors + OOD draws and the ID draws: exact integer sums
+            id_mask, loss_mask = self.sorts.get(
+                "scod_masks", lambda: ((1 - is_ood).to(dtype), (wrong_id + is_ood).to(dtype))
+            )
+            loss = groups.cumulate_sorted(kept, loss_mask)
+            return CountCurve(count, loss, groups.cumulate_sorted(kept, id_mask))
         ood_count = groups.cumulate_sorted(kept, is_ood.to(dtype))
         errors = groups.cumulate_sorted(kept, wrong_id.to(dtype))
-        loss = errors + (ood_count if s.scod_beta == 1 else s.scod_beta * ood_count)
-        return CountCurve(count, loss, count - ood_count)
+        return CountCurve(count, errors + s.scod_beta * ood_count, count - ood_count)
 
     @cached_property
     def means(self) -> dict[str, torch.Tensor]:

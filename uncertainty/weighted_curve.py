@@ -189,7 +189,9 @@ class CountCurve:
     @cached_property
     def first(self) -> torch.Tensor:
         """B: the first point with a positive count."""
-        return (self.count <= 0).sum(1)
+        # the counts are cumulative (non-decreasing): the number of points still at 0
+        zero = torch.zeros(self.count.shape[0], 1, dtype=self.count.dtype)
+        return torch.searchsorted(self.count, zero, right=True).squeeze(1)
 
     @cached_property
     def coverage(self) -> torch.Tensor:

@@ -31,7 +31,10 @@ def outputs(n: int, gen: torch.Generator, labelled: bool = True, ties: bool = Fa
 def test_resampled_metrics_equal_the_metrics_of_each_resample(ties, target):
     gen = torch.Generator().manual_seed(1)
     ids, ood = outputs(300, gen, ties=ties), outputs(200, gen, labelled=False, ties=ties)
-    settings = MetricSettings(risks=(0.05, 0.5), coverages=(0.5, 0.9), target=target)
+    beta = 1.0 if target.startswith("cov") else 2.5  # SCOD's integer and fractional losses
+    settings = MetricSettings(
+        risks=(0.05, 0.5), coverages=(0.5, 0.9), target=target, scod_beta=beta
+    )
     point = fit_operating_point(ids, target, "standard")
     id_index, ood_index = resample_draws("id", 300, 0, 0, 6), resample_draws("o", 200, 0, 0, 6)
     for role, out, index in (("id", ids, id_index), ("ood", ood, ood_index)):
