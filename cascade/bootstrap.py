@@ -58,6 +58,7 @@ CHUNK = 100  # resamples drawn from one generator (fixed: the draws depend on it
 # a worker's curves to stay in the processor's cache were fastest (ImageNet-shaped logits,
 # 2 workers: 16 resamples a block 9.4-10.1 s, 58 a block 12.4-16.4 s on a 2-core AMD EPYC)
 BLOCK_BYTES = 96 * 2**20
+TRIM_BLOCKS = 16  # blocks between two hand-backs of freed memory at most (and once per chunk)
 OPERATING_METRICS = ("op_risk", "op_cov", "op_fpr", "op_tpr")
 DELTA_FIELDS = (  # the columns of deltas.csv
     "dataset",
@@ -172,18 +173,33 @@ def available_cpus() -> int:
     return max(1, min(cpus, int(limit))) if limit.isdigit() and int(limit) > 0 else cpus
 
 
+def _glibc() -> ctypes.CDLL | None:
+    try:
+        return ctypes.CDLL("libc.so.6")
+    except OSError:  # not glibc
+        return None
+
+
+def _one_heap() -> None:
+    """Let threads started from now on allocate from the main heap (glibc's ``M_ARENA_MAX``
+    = 1; elsewhere a no-op): each worker's own heap kept its freed blocks of B x N
+    temporaries besides the others' (1,000,000 ID + 1,000,000 OOD samples, 30 resamples:
+    2.46 GiB peak with a heap per thread, 1.83 GiB with one)."""
+    libc = _glibc()
+    if libc is not None:
+        libc.mallopt(-8, 1)  # M_ARENA_MAX
+
+
 def _release_freed_memory() -> None:
     """Hand the heap's freed pages back to the system (glibc's ``malloc_trim``; elsewhere a
-    no-op), once per chunk of resamples. A block's B x N temporaries are freed into the heap
-    and reused there in pieces, which fragments it: 1,000 resamples of the ImageNet-shaped
-    46,000 test samples peaked at 3.2 GB RSS without this and 2.0 GB with it, for 5.8 s of
-    system time instead of 2.6 s (glibc's fixed mmap threshold instead: 1.2 GB, but 85 s of
-    page faults)."""
-    try:
-        libc = ctypes.CDLL("libc.so.6")
-    except OSError:  # not glibc
-        return
-    libc.malloc_trim(0)
+    no-op), once per chunk of resamples and at least every ``TRIM_BLOCKS`` blocks. A block's
+    B x N temporaries are freed into the heap and reused there in pieces, which fragments it:
+    1,000 resamples of the ImageNet-shaped 46,000 test samples peaked at 3.2 GB RSS without
+    this and 2.0 GB with it, for 5.8 s of system time instead of 2.6 s (glibc's fixed mmap
+    threshold instead: 1.2 GB, but 85 s of page faults)."""
+    libc = _glibc()
+    if libc is not None:
+        libc.malloc_trim(0)
 
 
 def _key(row: dict) -> tuple:
@@ -298,6 +314,7 @@ class Bootstrap:
             }
 
         parts: dict[str, dict[str, list[torch.Tensor]]] = {u.fingerprint: {} for u in units}
+        _one_heap()
         threads = torch.get_num_threads()
         torch.set_num_threads(1)
         try:
@@ -315,7 +332,7 @@ class Bootstrap:
                             parts[u.fingerprint].setdefault(metric, []).append(vals)
                     del drawn, jobs
                     start, first, size = blocks[i]
-                    if first + size == min(CHUNK, self.num - start):  # once per chunk
+                    if first + size == min(CHUNK, self.num - start) or i % TRIM_BLOCKS == 0:
                         _release_freed_memory()
         finally:
             torch.set_num_threads(threads)

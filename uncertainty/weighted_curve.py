@@ -7,8 +7,9 @@ it takes the per-sample quantities of the original sample once and the counts W 
 returns the B metric values of the B resamples, equal to the plain function evaluated on each
 resample with its repeated samples. This module holds what those weighted forms share: the
 counts, the weighted mean, one sort of the confidences with its groups of equal confidence
-([`SortedGroups`][]) and the risk-coverage curves read from cumulative counts over it
-([`CountCurve`][]).
+([`SortedGroups`][]), the risk-coverage curves read from cumulative counts over it
+([`CountCurve`][]) and OOD detection from the ID and OOD sets' cumulative counts over their
+own sorts ([`OodRanks`][], [`OodCounts`][]).
 
 A resample does not change the order of the confidences, only the weight of each, so every
 curve of every resample is a cumulative sum of the counts over one fixed sort, read at the end
