@@ -10,7 +10,8 @@ metrics share is computed here once per block of resamples and kept:
 - one sort of the outputs' confidences ([`OutputSorts`][], kept across blocks of one
   dataset under one policy) and the cumulative counts over it, which every curve metric reads
   (AURC, AUGRC, cov@R, risk@C, the failure metrics; AUROC, AUPR and fpr@P of an OOD set from
-  the ID and OOD sets' own sorts, [`OodCounts`][]; the SCOD curves over the ID and OOD
+  the ID and OOD sets' own sorts,
+  [`window_cascades.uncertainty.weighted_curve.OodCounts`][]; the SCOD curves over the ID and OOD
   samples sorted together, whose subsampled counts are made once per block and dataset);
 - the means of every per-sample quantity the built-in mean-type metrics read (accuracy, NLL,
   Brier, cost, exit fractions, the operating point, ECE's bins), in one matrix product.
@@ -143,7 +144,8 @@ class Resampled:
 
     @cached_property
     def ood_counts(self) -> OodCounts:
-        """The OOD set's AUROC, AUPR and fpr@P of the B resamples ([`OodCounts`][]): the ID and
+        """The OOD set's AUROC, AUPR and fpr@P of the B resamples
+        ([`window_cascades.uncertainty.weighted_curve.OodCounts`][]): the ID and
         OOD draws cumulated over their own sorts."""
         ids, ood = self.inputs.id_outputs, self.inputs.outputs
         ranks = self.sorts.get("ood_ranks", lambda: OodRanks(ids.confidence, ood.confidence))
