@@ -180,14 +180,19 @@ def _glibc() -> ctypes.CDLL | None:
         return None
 
 
-def _one_heap() -> None:
-    """Let threads started from now on allocate from the main heap (glibc's ``M_ARENA_MAX``
-    = 1; elsewhere a no-op): each worker's own heap kept its freed blocks of B x N
-    temporaries besides the others' (1,000,000 ID + 1,000,000 OOD samples, 30 resamples:
-    2.46 GiB peak with a heap per thread, 1.83 GiB with one)."""
+def _one_heap(on: bool) -> None:
+    """With ``on``, let threads started from now on allocate from the main heap (glibc's
+    ``M_ARENA_MAX`` = 1; elsewhere a no-op): each worker's own heap kept its freed blocks of
+    B x N temporaries besides the others' (1,000,000 ID + 1,000,000 OOD samples, 30
+    resamples: 2.46 GiB peak with a heap per thread, 1.83 GiB with one). Without, glibc's
+    default limit again (8 heaps per CPU).
+
+    Args:
+        on: one heap for the threads started from now on, or the default limit again.
+    """
     libc = _glibc()
     if libc is not None:
-        libc.mallopt(-8, 1)  # M_ARENA_MAX
+        libc.mallopt(-8, 1 if on else 8 * (os.cpu_count() or 1))  # M_ARENA_MAX
 
 
 def _release_freed_memory() -> None:
@@ -314,7 +319,7 @@ class Bootstrap:
             }
 
         parts: dict[str, dict[str, list[torch.Tensor]]] = {u.fingerprint: {} for u in units}
-        _one_heap()
+        _one_heap(True)
         threads = torch.get_num_threads()
         torch.set_num_threads(1)
         try:
@@ -336,6 +341,7 @@ class Bootstrap:
                         _release_freed_memory()
         finally:
             torch.set_num_threads(threads)
+            _one_heap(False)
         for u in units:
             self._done[u.fingerprint] = {m: torch.cat(v) for m, v in parts[u.fingerprint].items()}
             u.sorts.found.clear()
