@@ -54,7 +54,11 @@ from window_cascades.cascade.significance import (
 from window_cascades.vocabulary.checks import check_resamples
 
 CHUNK = 100  # resamples drawn from one generator (fixed: the draws depend on it)
-BLOCK_BYTES = 384 * 2**20  # memory of one block of resamples: its draws and the curves read
+# memory of one block of resamples (its draws and the curves read): blocks small enough for
+# a worker's curves to stay in the processor's cache were fastest (ImageNet-shaped logits,
+# 2 workers: 16 resamples a block 9.4-10.1 s, 58 a block 12.4-16.4 s on a 2-core AMD EPYC)
+BLOCK_BYTES = 96 * 2**20
+TRIM_BLOCKS = 16  # blocks between two hand-backs of freed memory at most (and once per chunk)
 OPERATING_METRICS = ("op_risk", "op_cov", "op_fpr", "op_tpr")
 DELTA_FIELDS = (  # the columns of deltas.csv
     "dataset",
@@ -169,17 +173,38 @@ def available_cpus() -> int:
     return max(1, min(cpus, int(limit))) if limit.isdigit() and int(limit) > 0 else cpus
 
 
+def _glibc() -> ctypes.CDLL | None:
+    try:
+        return ctypes.CDLL("libc.so.6")
+    except OSError:  # not glibc
+        return None
+
+
+def _one_heap(on: bool) -> None:
+    """With ``on``, let threads started from now on allocate from the main heap (glibc's
+    ``M_ARENA_MAX`` = 1; elsewhere a no-op): each worker's own heap kept its freed blocks of
+    B x N temporaries besides the others' (1,000,000 ID + 1,000,000 OOD samples, 30
+    resamples: 2.46 GiB peak with a heap per thread, 1.83 GiB with one). Without, glibc's
+    default limit again (8 heaps per CPU).
+
+    Args:
+        on: one heap for the threads started from now on, or the default limit again.
+    """
+    libc = _glibc()
+    if libc is not None:
+        libc.mallopt(-8, 1 if on else 8 * (os.cpu_count() or 1))  # M_ARENA_MAX
+
+
 def _release_freed_memory() -> None:
     """Hand the heap's freed pages back to the system (glibc's ``malloc_trim``; elsewhere a
-    no-op), once per block. A block's B x N temporaries are freed into the heap and reused there
-    in pieces, which fragments it: 1,000 resamples of the ImageNet-shaped 46,000 test samples
-    peaked at 3.2 GB RSS without this and 2.0 GB with it, for 5.8 s of system time instead of
-    2.6 s (glibc's fixed mmap threshold instead: 1.2 GB, but 85 s of page faults)."""
-    try:
-        libc = ctypes.CDLL("libc.so.6")
-    except OSError:  # not glibc
-        return
-    libc.malloc_trim(0)
+    no-op), once per chunk of resamples and at least every ``TRIM_BLOCKS`` blocks. A block's
+    B x N temporaries are freed into the heap and reused there in pieces, which fragments it:
+    1,000 resamples of the ImageNet-shaped 46,000 test samples peaked at 3.2 GB RSS without
+    this and 2.0 GB with it, for 5.8 s of system time instead of 2.6 s (glibc's fixed mmap
+    threshold instead: 1.2 GB, but 85 s of page faults)."""
+    libc = _glibc()
+    if libc is not None:
+        libc.malloc_trim(0)
 
 
 def _key(row: dict) -> tuple:
@@ -268,40 +293,55 @@ class Bootstrap:
                 sizes.setdefault(u.id_name, u.inputs.id_outputs.num_samples)
             sizes.setdefault(u.name, u.inputs.outputs.num_samples)
         workers = max(1, min(self.workers or available_cpus(), len(units)))
-        # per row of resamples: each dataset's draws and counts (20 bytes a sample), and per
-        # worker the float64 curves of the largest dataset with the ID set (about 10 arrays)
+        # per row of resamples: each dataset's draws and counts (20 bytes a sample, for this
+        # block and the next one, drawn meanwhile), and per worker the float64 curves of the
+        # largest dataset with the ID set (about 10 arrays)
         widest = max(u.inputs.outputs.num_samples + u.inputs.id_outputs.num_samples for u in units)
-        per_row = 20 * sum(sizes.values()) + 80 * workers * widest
+        per_row = 40 * sum(sizes.values()) + 80 * workers * widest
         rows = max(1, min(CHUNK, BLOCK_BYTES // per_row))
+        # blocks of rows resamples, none across a chunk of CHUNK (whose draws one generator makes)
+        blocks = [
+            (start, first, min(rows, min(CHUNK, self.num - start) - first))
+            for start in range(0, self.num, CHUNK)
+            for first in range(0, min(CHUNK, self.num - start), rows)
+        ]
+        gens: dict[str, torch.Generator] = {}
+
+        def draw(block: tuple[int, int, int]) -> dict[str, DrawCounts]:
+            """Every dataset's draws and counts of one block (blocks in order: the generators
+            of a chunk run on)."""
+            start, first, size = block
+            if first == 0:
+                gens.update({name: _generator(name, self.seed, start) for name in sizes})
+            return {
+                name: DrawCounts.of(torch.randint(n, (size, n), generator=gens[name]), n)
+                for name, n in sizes.items()
+            }
+
         parts: dict[str, dict[str, list[torch.Tensor]]] = {u.fingerprint: {} for u in units}
+        _one_heap(True)
         threads = torch.get_num_threads()
         torch.set_num_threads(1)
         try:
             with ThreadPoolExecutor(workers) as pool:
-                for start in progress(
-                    range(0, self.num, CHUNK),
-                    "bootstrap",
-                    -(-self.num // CHUNK),
-                    unit=f"{CHUNK} resamples",
+                upcoming = pool.submit(draw, blocks[0])
+                for i in progress(
+                    range(len(blocks)), "bootstrap", len(blocks), unit=f"{rows} resamples"
                 ):
-                    count = min(CHUNK, self.num - start)
-                    gens = {name: _generator(name, self.seed, start) for name in sizes}
-                    for first in range(0, count, rows):
-                        size = min(rows, count - first)
-                        drawn = {
-                            name: DrawCounts.of(
-                                torch.randint(n, (size, n), generator=gens[name]), n
-                            )
-                            for name, n in sizes.items()
-                        }
-                        jobs = [pool.submit(u.values, drawn) for u in units]
-                        for u, job in zip(units, jobs, strict=True):
-                            for metric, vals in job.result().items():
-                                parts[u.fingerprint].setdefault(metric, []).append(vals)
-                        del drawn, jobs
+                    drawn = upcoming.result()
+                    if i + 1 < len(blocks):  # the next block's draws, on a worker meanwhile
+                        upcoming = pool.submit(draw, blocks[i + 1])
+                    jobs = [pool.submit(u.values, drawn) for u in units]
+                    for u, job in zip(units, jobs, strict=True):
+                        for metric, vals in job.result().items():
+                            parts[u.fingerprint].setdefault(metric, []).append(vals)
+                    del drawn, jobs
+                    start, first, size = blocks[i]
+                    if first + size == min(CHUNK, self.num - start) or i % TRIM_BLOCKS == 0:
                         _release_freed_memory()
         finally:
             torch.set_num_threads(threads)
+            _one_heap(False)
         for u in units:
             self._done[u.fingerprint] = {m: torch.cat(v) for m, v in parts[u.fingerprint].items()}
             u.sorts.found.clear()

@@ -15,13 +15,12 @@ from window_cascades.cascade.metric_registry import MetricInputs, percent_key, r
 from window_cascades.cascade.resampled import Resampled, ResampledValues
 from window_cascades.uncertainty.ood_detection import aupr, auroc
 from window_cascades.uncertainty.scod import scod_augrc, scod_aurc, scod_risk_at_coverage
-from window_cascades.uncertainty.weighted_curve import ood_from_counts
 
 OOD = ("ood",)
 
 
 def _auroc_resampled(r: Resampled) -> ResampledValues:
-    return {"auroc": ood_from_counts(*r.against_id, "auroc")}
+    return {"auroc": r.ood_counts.auroc()}
 
 
 @register_metric(
@@ -32,7 +31,7 @@ def _auroc(i: MetricInputs) -> dict[str, float]:
 
 
 def _aupr_resampled(r: Resampled) -> ResampledValues:
-    return {"aupr": ood_from_counts(*r.against_id, "aupr")}
+    return {"aupr": r.ood_counts.aupr()}
 
 
 @register_metric("aupr", True, OOD, "average precision, OOD positive", _aupr_resampled)
@@ -44,7 +43,7 @@ def _fpr_resampled(r: Resampled) -> ResampledValues:
     if not r.standard:
         return None
     tpr = r.inputs.settings.ood_tpr
-    return {percent_key("fpr", tpr): ood_from_counts(*r.against_id, "fpr", tpr)}
+    return {percent_key("fpr", tpr): r.ood_counts.fpr(tpr)}
 
 
 @register_metric(

@@ -9,8 +9,10 @@ metrics share is computed here once per block of resamples and kept:
   shares them between every policy evaluated on the dataset: [`DrawCounts`][]);
 - one sort of the outputs' confidences ([`OutputSorts`][], kept across blocks of one
   dataset under one policy) and the cumulative counts over it, which every curve metric reads
-  (AURC, AUGRC, cov@R, risk@C, the failure metrics; AUROC, AUPR and fpr@P of an OOD set over
-  the ID and OOD samples sorted together; the SCOD curves);
+  (AURC, AUGRC, cov@R, risk@C, the failure metrics; AUROC, AUPR and fpr@P of an OOD set from
+  the ID and OOD sets' own sorts,
+  [`window_cascades.uncertainty.weighted_curve.OodCounts`][]; the SCOD curves over the ID and OOD
+  samples sorted together, whose subsampled counts are made once per block and dataset);
 - the means of every per-sample quantity the built-in mean-type metrics read (accuracy, NLL,
   Brier, cost, exit fractions, the operating point, ECE's bins), in one matrix product.
 """
@@ -25,7 +27,14 @@ import torch
 from window_cascades.cascade.metric_registry import MetricInputs
 from window_cascades.uncertainty.probability_metrics import calibration_bin_gaps
 from window_cascades.uncertainty.scod import scod_mixture
-from window_cascades.uncertainty.weighted_curve import CountCurve, SortedGroups, draw_counts
+from window_cascades.uncertainty.weighted_curve import (
+    CountCurve,
+    OodCounts,
+    OodRanks,
+    SortedGroups,
+    cumulative_from_zero,
+    draw_counts,
+)
 
 
 @dataclass
@@ -41,6 +50,7 @@ class DrawCounts:
     draws: torch.Tensor
     counts: torch.Tensor
     weights: torch.Tensor
+    subsamples: dict = field(default_factory=dict, repr=False)
 
     @classmethod
     def of(cls, draws: torch.Tensor, n: int) -> DrawCounts:
@@ -48,6 +58,20 @@ class DrawCounts:
         exact = torch.float32 if draws.shape[1] < 2**24 else torch.float64
         counts = draw_counts(draws, n, exact)
         return cls(draws, counts, counts.double())
+
+    def subsample_counts(self, key: tuple, positions: torch.Tensor, n: int) -> torch.Tensor:
+        """B x n counts of the draws at ``positions`` of each resample (the SCOD mixture's
+        fixed-seed subsample of the draws), made once per block and shared by the policies.
+
+        Args:
+            key: what fixes ``positions`` (e.g. the mixture's sizes, ratio and seed).
+            positions: the kept draw positions (indices into a resample's draws).
+            n: the number of samples the draws index.
+        """
+        if key not in self.subsamples:
+            kept = self.draws.index_select(1, positions)
+            self.subsamples[key] = draw_counts(kept, n, self.counts.dtype)
+        return self.subsamples[key]
 
 
 @dataclass
@@ -119,15 +143,17 @@ class Resampled:
         return CountCurve(count, groups.cumulate_sorted(sorted_counts, wrong), None)
 
     @cached_property
-    def against_id(self) -> tuple[torch.Tensor, torch.Tensor]:
-        """(ID, OOD) cumulative draws over the ID and OOD confidences sorted together (most
-        confident first; B x G each): what AUROC, AUPR and fpr@P of an OOD set read."""
-        groups, is_ood = self._merged()
-        counts = torch.cat([self.id_drawn.counts, self.drawn.counts.to(self.id_drawn.counts)], 1)
-        sorted_counts = counts.index_select(1, groups.order)
-        total = groups.cumulate_sorted(sorted_counts)
-        ood_count = groups.cumulate_sorted(sorted_counts, is_ood.to(sorted_counts))
-        return total - ood_count, ood_count
+    def ood_counts(self) -> OodCounts:
+        """The OOD set's AUROC, AUPR and fpr@P of the B resamples
+        ([`window_cascades.uncertainty.weighted_curve.OodCounts`][]): the ID and
+        OOD draws cumulated over their own sorts."""
+        ids, ood = self.inputs.id_outputs, self.inputs.outputs
+        ranks = self.sorts.get("ood_ranks", lambda: OodRanks(ids.confidence, ood.confidence))
+        return OodCounts(
+            ranks,
+            cumulative_from_zero(ranks.id, self.id_drawn.counts),
+            cumulative_from_zero(ranks.ood, self.drawn.counts.to(self.id_drawn.counts)),
+        )
 
     def _merged(self) -> tuple[SortedGroups, torch.Tensor]:
         ids, ood = self.inputs.id_outputs, self.inputs.outputs
@@ -144,7 +170,8 @@ class Resampled:
         """The SCOD mixture of each resample: the fixed-seed subsample taken of its draws."""
         s, ids, ood = self.inputs.settings, self.inputs.id_outputs, self.inputs.outputs
         n_id, n_ood = ids.num_samples, ood.num_samples
-        keep_id, keep_ood = scod_mixture(n_id, n_ood, s.scod_ratio, s.scod_seed)
+        mixture = (n_id, n_ood, s.scod_ratio, s.scod_seed)
+        keep_id, keep_ood = self.sorts.get("scod_mixture", lambda: scod_mixture(*mixture))
         groups, is_ood = self._merged()
         wrong_id = self.sorts.get(
             "scod_wrong",
@@ -156,16 +183,21 @@ class Resampled:
         dtype = self.drawn.counts.dtype
         kept = torch.cat(
             [
-                draw_counts(self.id_index[:, keep_id], n_id, dtype),
-                draw_counts(self.index[:, keep_ood], n_ood, dtype),
+                self.id_drawn.subsample_counts(("scod id", *mixture), keep_id, n_id),
+                self.drawn.subsample_counts(("scod ood", *mixture), keep_ood, n_ood),
             ],
             1,
         ).index_select(1, groups.order)
         count = groups.cumulate_sorted(kept)
+        if s.scod_beta == 1:  # loss = errors + OOD draws and the ID draws: exact integer sums
+            id_mask, loss_mask = self.sorts.get(
+                "scod_masks", lambda: ((1 - is_ood).to(dtype), (wrong_id + is_ood).to(dtype))
+            )
+            loss = groups.cumulate_sorted(kept, loss_mask)
+            return CountCurve(count, loss, groups.cumulate_sorted(kept, id_mask))
         ood_count = groups.cumulate_sorted(kept, is_ood.to(dtype))
         errors = groups.cumulate_sorted(kept, wrong_id.to(dtype))
-        loss = errors + s.scod_beta * ood_count
-        return CountCurve(count, loss, count - ood_count)
+        return CountCurve(count, errors + s.scod_beta * ood_count, count - ood_count)
 
     @cached_property
     def means(self) -> dict[str, torch.Tensor]:
@@ -174,10 +206,14 @@ class Resampled:
         on the sample), ``exit@k`` (1 where it exits after stage k), and with an operating
         point on a labelled target ``accepted`` and ``accepted_wrong``; for an fpr target
         ``accepted`` only."""
-        columns = self.sorts.get("mean_columns", lambda: _mean_columns(self.inputs))
-        values = self.weights @ torch.stack(list(columns.values()), 1)
-        values = values / self.weights.sum(1, keepdim=True)
-        return dict(zip(columns, values.unbind(1), strict=True))
+
+        def make():
+            columns = _mean_columns(self.inputs)
+            return list(columns), torch.stack(list(columns.values()), 1)
+
+        names, matrix = self.sorts.get("mean_columns", make)
+        values = self.weights @ matrix / self.weights.sum(1, keepdim=True)
+        return dict(zip(names, values.unbind(1), strict=True))
 
     @cached_property
     def calibration_gaps(self) -> torch.Tensor:

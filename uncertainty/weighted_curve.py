@@ -7,8 +7,9 @@ it takes the per-sample quantities of the original sample once and the counts W 
 returns the B metric values of the B resamples, equal to the plain function evaluated on each
 resample with its repeated samples. This module holds what those weighted forms share: the
 counts, the weighted mean, one sort of the confidences with its groups of equal confidence
-([`SortedGroups`][]) and the risk-coverage curves read from cumulative counts over it
-([`CountCurve`][]).
+([`SortedGroups`][]), the risk-coverage curves read from cumulative counts over it
+([`CountCurve`][]) and OOD detection from the ID and OOD sets' cumulative counts over their
+own sorts ([`OodRanks`][], [`OodCounts`][]).
 
 A resample does not change the order of the confidences, only the weight of each, so every
 curve of every resample is a cumulative sum of the counts over one fixed sort, read at the end
@@ -189,7 +190,9 @@ class CountCurve:
     @cached_property
     def first(self) -> torch.Tensor:
         """B: the first point with a positive count."""
-        return (self.count <= 0).sum(1)
+        # the counts are cumulative (non-decreasing): the number of points still at 0
+        zero = torch.zeros(self.count.shape[0], 1, dtype=self.count.dtype)
+        return torch.searchsorted(self.count, zero, right=True).squeeze(1)
 
     @cached_property
     def coverage(self) -> torch.Tensor:
@@ -210,16 +213,28 @@ class CountCurve:
         return torch.where(reached, risk, risk.gather(1, self.first[:, None]))
 
     @cached_property
+    def _count_width(self) -> torch.Tensor:
+        """B x G count added at each point."""
+        return self.count - _previous(self.count)
+
+    @cached_property
+    def _covered_width(self) -> torch.Tensor:
+        """B x G coverage count added at each point (the count's, without a coverage mask)."""
+        if self.covered is self.count:
+            return self._count_width
+        return self.covered - _previous(self.covered)
+
+    @cached_property
     def area(self) -> torch.Tensor:
         """B AURC values: trapezoid over the points, extended flat to coverage 0."""
-        width = self.covered - _previous(self.covered)
+        width = self._covered_width
         first = self.first.clamp_max(self.count.shape[1] - 1)
         area = trapezoid_area(width, self._risk_from_first, first)
         return area / self.covered_total.squeeze(1)
 
     def generalized_area(self) -> torch.Tensor:
         """B AUGRC values: trapezoid of (accepted loss / all) over coverage, from (0, 0)."""
-        width = self.count - _previous(self.count)
+        width = self._count_width
         both = _dot(width, self.loss) + _dot(width[:, 1:], self.loss[:, :-1])
         return both / (2 * self.total.squeeze(1) ** 2)
 
@@ -230,7 +245,7 @@ class CountCurve:
             max_risk: The risk r, a fraction.
         """
         ok = (self._risk_from_first <= max_risk + 1e-12) & (self.count > 0)
-        return torch.where(ok, self.coverage, torch.zeros_like(self.coverage)).amax(1)
+        return torch.where(ok, self.coverage, 0.0).amax(1)
 
     def risk_at_coverage(self, min_coverage: float) -> torch.Tensor:
         """B values of risk@c: the risk at the first point with coverage >= c.
@@ -239,8 +254,11 @@ class CountCurve:
             min_coverage: The coverage c, a fraction.
         """
         value = torch.full((self.coverage.shape[0], 1), min_coverage - 1e-12, dtype=torch.float64)
-        first = torch.searchsorted(self.coverage, value).clamp_max(self.coverage.shape[1] - 1)
-        return self.risk.gather(1, first).squeeze(1)
+        last = self.coverage.shape[1] - 1
+        at = torch.searchsorted(self.coverage, value).clamp_max(last)
+        # a point before the resample's first accepted sample takes that point's risk (risk)
+        at = torch.where(self.count.gather(1, at) > 0, at, self.first[:, None].clamp_max(last))
+        return self._risk_from_first.gather(1, at).squeeze(1)
 
 
 class WeightedCurve(CountCurve):
@@ -297,7 +315,8 @@ def failure_from_counts(
         value = pairs / 2 / (right_total * wrong_total).clamp_min(1e-300)
     else:
         need = torch.ceil(tpr * right_total[:, None] - 1e-9).clamp_min(1)
-        at = (right < need).sum(1, keepdim=True).clamp_max(count.shape[1] - 1)
+        # right is non-decreasing along each row: the number of points below need
+        at = torch.searchsorted(right, need).clamp_max(count.shape[1] - 1)
         value = errors.gather(1, at).squeeze(1) / wrong_total.clamp_min(1e-300)
     defined = (right_total > 0) & (wrong_total > 0)
     return torch.where(defined, value, torch.full_like(value, float("nan")))
@@ -337,3 +356,112 @@ def ood_from_counts(
     need = torch.ceil(tpr * id_total[:, None] - 1e-9).clamp_min(1)
     at = (id_count < need).sum(1, keepdim=True).clamp_max(id_count.shape[1] - 1)
     return ood_count.gather(1, at).squeeze(1) / ood_total
+
+
+class OodRanks:
+    """What OOD detection of resamples reads that the resampling does not change: the ID and
+    OOD confidences each sorted once (most confident first), and where every distinct OOD
+    confidence falls among the ID ones.
+
+    With these, an OOD set's AUROC, AUPR and fpr@P need only the cumulative draws of the ID set
+    over its own sort (shared by every OOD set of a policy) and of the OOD set over its sort,
+    read at the OOD groups: O(B x (N_id + N_ood)) gathers and one cumulative sum per set, and
+    then B x G_ood float64 passes (G_ood distinct OOD confidences), instead of sorting the ID
+    and OOD samples together and passing over all their groups.
+
+    Args:
+        id_confidence: N_id confidences of the ID set.
+        ood_confidence: N_ood confidences of the OOD set.
+
+    Attributes:
+        id: the sort of the ID confidences ([`SortedGroups`][]).
+        ood: the sort of the OOD confidences.
+        id_above: G_ood: per distinct OOD confidence v (most confident first), the number of
+            ID samples with confidence > v.
+        id_through: G_ood: the number of ID samples with confidence >= v.
+        ood_starts: G_ood: the sorted position of each OOD group's first sample.
+        ood_through_id: N_id: per ID sample in sorted order, the number of OOD samples at least
+            as confident.
+    """
+
+    def __init__(self, id_confidence: torch.Tensor, ood_confidence: torch.Tensor):
+        self.id = SortedGroups(id_confidence)
+        self.ood = SortedGroups(ood_confidence)
+        id_ascending = self.id.values.flip(0).contiguous()
+        ood_ascending = self.ood.values.flip(0).contiguous()
+        distinct = self.ood.values.index_select(0, self.ood.ends)
+        n_id, n_ood = id_ascending.numel(), ood_ascending.numel()
+        self.id_above = n_id - torch.searchsorted(id_ascending, distinct, right=True)
+        self.id_through = n_id - torch.searchsorted(id_ascending, distinct, right=False)
+        self.ood_starts = torch.cat([self.ood.ends.new_zeros(1), self.ood.ends[:-1] + 1])
+        self.ood_through_id = n_ood - torch.searchsorted(ood_ascending, self.id.values)
+
+
+def cumulative_from_zero(groups: SortedGroups, weights: torch.Tensor) -> torch.Tensor:
+    """B x (N + 1) cumulative sums of ``weights`` over ``groups``' sorted order, from 0: column
+    k sums the weights of the k most confident samples (exact for integer counts).
+
+    Args:
+        groups: the sort ([`SortedGroups`][]).
+        weights: B x N counts, in the samples' own order.
+    """
+    sorted_weights = weights.index_select(1, groups.order)
+    return torch.nn.functional.pad(sorted_weights, (1, 0)).cumsum(1)
+
+
+class OodCounts:
+    """OOD detection (OOD positive, scored by -confidence) of B resamples, from the cumulative
+    draws of the ID and OOD sets over their own sorts ([`OodRanks`][]). Equal to
+    [`ood_from_counts`][] over the ID and OOD samples sorted together (a group of equal
+    confidence without an OOD sample adds nothing to any of the three metrics), within the
+    last bits of the float64 sums.
+
+    Args:
+        ranks: the fixed sorts and ranks of the ID and OOD confidences.
+        id_cumulative: B x (N_id + 1) cumulative ID draws ([`cumulative_from_zero`][] over
+            ``ranks.id``).
+        ood_cumulative: B x (N_ood + 1) cumulative OOD draws over ``ranks.ood``.
+    """
+
+    def __init__(self, ranks: OodRanks, id_cumulative: torch.Tensor, ood_cumulative: torch.Tensor):
+        self.ranks = ranks
+        self.id_cumulative, self.ood_cumulative = id_cumulative, ood_cumulative
+        self.id_before = id_cumulative.index_select(1, ranks.id_above).double()
+        self.id_through = id_cumulative.index_select(1, ranks.id_through).double()
+        self.ood_before = ood_cumulative.index_select(1, ranks.ood_starts).double()
+        ood_through = ood_cumulative.index_select(1, ranks.ood.ends + 1).double()
+        self.ood_here = ood_through - self.ood_before  # B x G_ood OOD draws of each group
+        self.id_total = id_cumulative[:, -1].double()
+        self.ood_total = ood_cumulative[:, -1].double()
+
+    def auroc(self) -> torch.Tensor:
+        """B values of P(conf_ood < conf_id) + half the ties."""
+        pairs = _dot(self.ood_here, self.id_through) + _dot(self.ood_here, self.id_before)
+        return pairs / 2 / (self.id_total * self.ood_total)
+
+    def aupr(self) -> torch.Tensor:
+        """B values of the average precision at the distinct scores, most OOD-like first: at
+        group g, O_tot - O_{g-1} OOD draws among the T_tot - T_{g-1} flagged, recall step
+        o_g / O_tot (T = ID + OOD)."""
+        total = (self.id_total + self.ood_total)[:, None]
+        flagged = total - self.id_before - self.ood_before
+        precision = (self.ood_total[:, None] - self.ood_before) / flagged.clamp_min(1e-300)
+        return _dot(self.ood_here, precision) / self.ood_total
+
+    def fpr(self, tpr: float) -> torch.Tensor:
+        """B values of the fraction of OOD draws accepted at the largest threshold accepting at
+        least ``tpr`` of the ID draws.
+
+        Args:
+            tpr: the ID acceptance rate, in (0, 1].
+        """
+        cumulative = self.id_cumulative
+        need = torch.ceil(tpr * self.id_total - 1e-9).clamp_min(1).to(cumulative.dtype)
+        # the first sorted ID sample whose cumulative draws reach need (N_id: none does)
+        first = torch.searchsorted(cumulative, need[:, None]).squeeze(1) - 1
+        n_id, n_ood = cumulative.shape[1] - 1, self.ood_cumulative.shape[1] - 1
+        reached = first < n_id
+        at = self.ranks.ood_through_id.index_select(0, first.clamp(0, max(n_id - 1, 0)))
+        at = torch.where(reached, at, torch.full_like(at, n_ood))
+        accepted = self.ood_cumulative.gather(1, at[:, None]).squeeze(1).double()
+        return accepted / self.ood_total

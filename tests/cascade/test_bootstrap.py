@@ -31,7 +31,10 @@ def outputs(n: int, gen: torch.Generator, labelled: bool = True, ties: bool = Fa
 def test_resampled_metrics_equal_the_metrics_of_each_resample(ties, target):
     gen = torch.Generator().manual_seed(1)
     ids, ood = outputs(300, gen, ties=ties), outputs(200, gen, labelled=False, ties=ties)
-    settings = MetricSettings(risks=(0.05, 0.5), coverages=(0.5, 0.9), target=target)
+    beta = 1.0 if target.startswith("cov") else 2.5  # SCOD's integer and fractional losses
+    settings = MetricSettings(
+        risks=(0.05, 0.5), coverages=(0.5, 0.9), target=target, scod_beta=beta
+    )
     point = fit_operating_point(ids, target, "standard")
     id_index, ood_index = resample_draws("id", 300, 0, 0, 6), resample_draws("o", 200, 0, 0, 6)
     for role, out, index in (("id", ids, id_index), ("ood", ood, ood_index)):
@@ -253,3 +256,33 @@ def test_blocks_and_threads_change_no_resampled_value(monkeypatch):
     direct = resampled_values(inputs, "ood", resample_draws("far", 200, 7, 100, 50), id_index)
     for metric, vals in direct.items():
         assert torch.equal(vals, whole.values[("far", "single", "", "msp", "", metric)][100:])
+
+
+def test_what_policies_share_in_a_block_leaves_each_policys_values_as_alone():
+    """Policies evaluated together share each block's draws and the SCOD subsample's counts;
+    each policy's values equal those of a run with that policy alone."""
+    gen = torch.Generator().manual_seed(5)
+    first = ("a", outputs(300, gen), outputs(200, gen, labelled=False))
+    second = ("b", outputs(300, gen, ties=True), outputs(200, gen, labelled=False, ties=True))
+    runs = []
+    for cases in ([first, second], [second]):
+        boot = Bootstrap(120, seed=3, workers=2)
+        for name, ids, ood in cases:
+            point = fit_operating_point(ids, "cov@50", "standard")
+            settings = MetricSettings(target="cov@50", scod_ratio=0.5)
+            boot.add(
+                SimpleNamespace(name=name, setting=""),
+                "msp",
+                {
+                    "test": ("id", MetricInputs(ids, ids, [1.0, 2.5], settings, point)),
+                    "far": ("ood", MetricInputs(ood, ids, [1.0, 2.5], settings, point)),
+                },
+            )
+        boot.run()
+        runs.append({k: v for k, v in boot.values.items() if k[1] == "b"})
+    together, alone = runs
+    assert together.keys() == alone.keys() and any(k[-1] == "scod_aurc" for k in alone)
+    for key, vals in alone.items():
+        assert torch.equal(vals, together[key]) or (
+            vals.isnan().all() and together[key].isnan().all()
+        ), key
