@@ -58,6 +58,8 @@ CHUNK = 100  # resamples drawn from one generator (fixed: the draws depend on it
 # a worker's curves to stay in the processor's cache were fastest (ImageNet-shaped logits,
 # 2 workers: 16 resamples a block 9.4-10.1 s, 58 a block 12.4-16.4 s on a 2-core AMD EPYC)
 BLOCK_BYTES = 96 * 2**20
+KEPT_BYTES_PER_SAMPLE = 256  # what a (dataset, policy) pair keeps across blocks, per sample
+KEPT_BYTES = 512 * 2**20  # above it, datasets are resampled one at a time
 TRIM_BLOCKS = 16  # blocks between two hand-backs of freed memory at most (and once per chunk)
 OPERATING_METRICS = ("op_risk", "op_cov", "op_fpr", "op_tpr")
 DELTA_FIELDS = (  # the columns of deltas.csv
@@ -227,7 +229,10 @@ class Bootstrap:
     (dataset, policy) pairs of a block are evaluated on ``workers`` threads at once, each
     torch operation on one thread (several threads per operation spin at their barriers on a
     busy machine: 3-6x slower there, measured). Memory: one block (``BLOCK_BYTES``), whatever
-    the number of resamples.
+    the number of resamples, plus the sorts and per-sample factors each pair keeps across
+    blocks (``KEPT_BYTES_PER_SAMPLE``); where those would pass ``KEPT_BYTES`` (a million
+    samples under several policies), the datasets are resampled one at a time instead (the
+    same draws and values; an OOD set's ID draws are made again).
 
     Attributes:
         num: number of resamples B (0: off).
@@ -278,9 +283,17 @@ class Bootstrap:
     def run(self) -> None:
         """Resample every recorded dataset not yet resampled (see the class docstring)."""
         units = list(self._pending.values())
-        if units:
-            self._resample(units)
-            self._pending.clear()
+        held = sum(u.inputs.outputs.num_samples for u in units) * KEPT_BYTES_PER_SAMPLE
+        if held <= KEPT_BYTES:
+            groups = [units] if units else []
+        else:  # one dataset's sorts and factors at a time (its ID set's draws made again)
+            datasets: dict[str, list[_Unit]] = {}
+            for unit in units:
+                datasets.setdefault(unit.name, []).append(unit)
+            groups = list(datasets.values())
+        for group in groups:
+            self._resample(group)
+        self._pending.clear()
         for prefix, print_ in self._keys:
             for metric, vals in self._done[print_].items():
                 self.values[(*prefix, metric)] = vals

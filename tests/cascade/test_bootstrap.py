@@ -215,8 +215,11 @@ def test_bad_resample_counts_are_refused():
         Bootstrap(-1)
 
 
-def _collected(num: int, workers: int, block_bytes: int, monkeypatch) -> Bootstrap:
+def _collected(
+    num: int, workers: int, block_bytes: int, monkeypatch, kept_bytes: int = 2**40
+) -> Bootstrap:
     monkeypatch.setattr("window_cascades.cascade.bootstrap.BLOCK_BYTES", block_bytes)
+    monkeypatch.setattr("window_cascades.cascade.bootstrap.KEPT_BYTES", kept_bytes)
     gen = torch.Generator().manual_seed(4)
     ids, ood = outputs(300, gen, ties=True), outputs(200, gen, labelled=False)
     point = fit_operating_point(ids, "cov@50", "standard")
@@ -237,16 +240,18 @@ def _collected(num: int, workers: int, block_bytes: int, monkeypatch) -> Bootstr
 
 
 def test_blocks_and_threads_change_no_resampled_value(monkeypatch):
-    """Resamples evaluated a few rows at a time, on one thread or several, give the values of
-    each whole chunk of draws evaluated at once (the draws do not depend on the blocks)."""
+    """Resamples evaluated a few rows at a time, on one thread or several, all datasets together
+    or one at a time, give the values of each whole chunk of draws evaluated at once (the draws
+    do not depend on the blocks)."""
     whole = _collected(150, 1, 2**40, monkeypatch)
-    for workers, block_bytes in ((1, 1), (2, 1), (2, 30_000)):
-        other = _collected(150, workers, block_bytes, monkeypatch)
+    # (workers, block bytes, kept bytes: 0 resamples one dataset at a time)
+    for workers, block_bytes, kept in ((1, 1, 2**40), (2, 1, 2**40), (2, 30_000, 2**40), (2, 1, 0)):
+        other = _collected(150, workers, block_bytes, monkeypatch, kept)
         assert whole.values.keys() == other.values.keys()
         for key, vals in whole.values.items():
             assert torch.equal(vals, other.values[key]) or (
                 vals.isnan().all() and other.values[key].isnan().all()
-            ), (workers, block_bytes, key)
+            ), (workers, block_bytes, kept, key)
     # and a chunk equals the metrics of resample_draws' draws of that chunk
     gen = torch.Generator().manual_seed(4)
     ids, ood = outputs(300, gen, ties=True), outputs(200, gen, labelled=False)
