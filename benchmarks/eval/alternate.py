@@ -14,28 +14,13 @@ Nothing is asserted.
 from __future__ import annotations
 
 import argparse
-import os
-import platform
 import shlex
-import statistics
-import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[2]
-
-
-def timed(cmd: list[str]) -> tuple[float, float, float]:
-    """(wall s, CPU s, peak RSS GiB) of one whole process."""
-    start = time.perf_counter()
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL)
-    _, status, usage = os.wait4(proc.pid, 0)
-    wall = time.perf_counter() - start
-    if os.waitstatus_to_exitcode(status) != 0:
-        raise SystemExit(f"error: {shlex.join(cmd)} failed")
-    return wall, usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 2**20
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from process_timing import alternate, evaluator_command, print_ratio  # noqa: E402
 
 
 def main() -> None:
@@ -45,36 +30,9 @@ def main() -> None:
     p.add_argument("--a", default="", help="options of command A (one string)")
     p.add_argument("--b", default="", help="options of command B (one string)")
     args = p.parse_args()
-    out = Path(tempfile.mkdtemp(prefix="bench_alt_"))
-    base = [
-        *(sys.executable, str(ROOT / "scripts" / "evaluate_logits.py")),
-        *("--logits-dir", args.logits_dir, "--members", "m0", "m1", "--heldout", "heldout"),
-        *("--id", "test", "--ood", "ood_a", "ood_b", "--quiet", "--no-plots", "--overwrite"),
-        *("--out", str(out)),
-    ]
+    base = evaluator_command(args.logits_dir, tempfile.mkdtemp(prefix="bench_alt_"))
     commands = {"A": [*base, *shlex.split(args.a)], "B": [*base, *shlex.split(args.b)]}
-    runs: dict[str, list] = {"A": [], "B": []}
-    load_before = os.getloadavg()
-    for _ in range(args.repeats):
-        for name, cmd in commands.items():
-            runs[name].append(timed(cmd))
-    load_after = os.getloadavg()
-    print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs")
-    print(f"load average (1, 5, 15 min): before {load_before}, after {load_after}")
-    for name, rows in runs.items():
-        walls = ", ".join(f"{r[0]:.2f}" for r in rows)
-        print(
-            f"{name}: {shlex.join(commands[name][1:])}\n"
-            f"   wall median {statistics.median(r[0] for r in rows):.2f} s ({walls}); "
-            f"cpu {statistics.median(r[1] for r in rows):.2f} s; "
-            f"peak {max(r[2] for r in rows):.2f} GiB"
-        )
-    ratio = [b[0] / a[0] for a, b in zip(runs["A"], runs["B"], strict=True)]
-    cpu = [b[1] / a[1] for a, b in zip(runs["A"], runs["B"], strict=True)]
-    print(
-        f"B / A pair by pair: wall median {statistics.median(ratio):.2f}x "
-        f"({min(ratio):.2f}-{max(ratio):.2f}); cpu median {statistics.median(cpu):.2f}x"
-    )
+    print_ratio(alternate(commands, args.repeats), "A", "B")
 
 
 if __name__ == "__main__":
