@@ -43,24 +43,56 @@ def load_ensemble_logits(
         load_cached_logits(logits_dir, m, dataset, generations.get(m), m in generations)
         for m in members
     ]
-    for m, c in zip(members, loaded, strict=True):
-        if m in num_classes and c.logits.shape[1] != num_classes[m]:
+    check_members_agree(
+        logits_dir,
+        dataset,
+        members,
+        [find_logits_file(logits_dir, m, dataset) for m in members],
+        [c.logits.shape[1] for c in loaded],
+        [c.targets for c in loaded],
+        num_classes,
+    )
+    return EnsembleLogits([c.logits for c in loaded], loaded[0].targets)
+
+
+def check_members_agree(
+    logits_dir: str | Path,
+    dataset: str,
+    members: list[str],
+    files: list[Path],
+    classes: list[int],
+    targets: list[torch.Tensor],
+    num_classes: dict[str, int],
+) -> None:
+    """Refuse members whose logits of one dataset disagree: a class count other than their
+    ``meta.json``'s, different class counts, or different targets (other samples).
+
+    Args:
+        logits_dir: the logits folder.
+        dataset: the dataset's name.
+        members: the members, in cascade order.
+        files: each member's logits file.
+        classes: each member's class count in its file.
+        targets: each member's targets.
+        num_classes: each member's class count from its ``meta.json`` (members without one
+            absent).
+    """
+    for m, f, c in zip(members, files, classes, strict=True):
+        if m in num_classes and c != num_classes[m]:
             raise FieldError(
                 f"{Path(logits_dir) / m / 'meta.json'}: field 'num_classes' is {num_classes[m]}, "
-                f"but {find_logits_file(logits_dir, m, dataset)} holds logits of "
-                f"{c.logits.shape[1]} classes; the meta.json is not of these logits (cache this "
-                "member's logits again)"
+                f"but {f} holds logits of {c} classes; the meta.json is not of these logits "
+                "(cache this member's logits again)"
             )
-    classes = {m: c.logits.shape[1] for m, c in zip(members, loaded, strict=True)}
-    if len(set(classes.values())) != 1:
-        raise ValueError(f"dataset {dataset!r}: members have different class counts {classes}")
-    for m, c in zip(members[1:], loaded[1:], strict=True):
-        if not torch.equal(c.targets, loaded[0].targets):
+    counts = dict(zip(members, classes, strict=True))
+    if len(set(counts.values())) != 1:
+        raise ValueError(f"dataset {dataset!r}: members have different class counts {counts}")
+    for m, t in zip(members[1:], targets[1:], strict=True):
+        if not torch.equal(t, targets[0]):
             raise ValueError(
                 f"dataset {dataset!r}: targets of member {m!r} differ from {members[0]!r}; "
                 "the cached logits were not made on the same samples"
             )
-    return EnsembleLogits([c.logits for c in loaded], loaded[0].targets)
 
 
 MEMBER_UNITS = "member evaluations (no MACs given: every member counts 1)"

@@ -38,7 +38,11 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 
 from window_cascades.artifacts.atomic import write_with
-from window_cascades.artifacts.experiment_logits import check_labelled, load_ensemble_logits
+from window_cascades.artifacts.experiment_logits import (
+    check_labelled,
+    check_members_agree,
+    load_ensemble_logits,
+)
 from window_cascades.artifacts.logits_rows import LogitsRows, file_identity, open_logits_rows
 from window_cascades.artifacts.member_meta import load_member_meta
 from window_cascades.cascade.prepared_experiment import (
@@ -205,7 +209,15 @@ def dataset_outputs(
         open_logits_rows(logits_dir, m, dataset, generations.get(m), m in generations)
         for m in members
     ]
-    _check_consistent(files, members, dataset, num_classes, Path(logits_dir))
+    check_members_agree(
+        logits_dir,
+        dataset,
+        members,
+        [f.path for f in files],
+        [f.num_classes for f in files],
+        [f.targets for f in files],
+        num_classes,
+    )
     sources = [
         {"member": m, **file_identity(f.path), "generation": f.generation}
         for m, f in zip(members, files, strict=True)
@@ -230,32 +242,6 @@ def dataset_outputs(
     meta = {"format": FORMAT, "key": key, "dataset": dataset, "members": "+".join(members)}
     _write(path, outputs, files[0].targets, meta)
     return CachedOutputs(outputs, files[0].targets, path, False)
-
-
-def _check_consistent(
-    files: list[LogitsRows],
-    members: list[str],
-    dataset: str,
-    num_classes: dict[str, int],
-    logits_dir: Path,
-) -> None:
-    """The checks of a whole read across members: class counts, same targets."""
-    for m, f in zip(members, files, strict=True):
-        if m in num_classes and f.num_classes != num_classes[m]:
-            raise ValueError(
-                f"{logits_dir / m / 'meta.json'}: field 'num_classes' is {num_classes[m]}, "
-                f"but {f.path} holds logits of {f.num_classes} classes; the meta.json is not of "
-                "these logits (cache this member's logits again)"
-            )
-    classes = {m: f.num_classes for m, f in zip(members, files, strict=True)}
-    if len(set(classes.values())) != 1:
-        raise ValueError(f"dataset {dataset!r}: members have different class counts {classes}")
-    for m, f in zip(members[1:], files[1:], strict=True):
-        if not torch.equal(f.targets, files[0].targets):
-            raise ValueError(
-                f"dataset {dataset!r}: targets of member {m!r} differ from {members[0]!r}; "
-                "the cached logits were not made on the same samples"
-            )
 
 
 def default_cache_dir(logits_dir: str | Path) -> Path:
