@@ -28,6 +28,7 @@ __version__ = "0.2.0"
 __all__ = [
     "__version__",
     "Logits",
+    "LogitsFolder",
     "Evaluation",
     "load_logits",
     "evaluate",

@@ -38,7 +38,9 @@ from window_cascades.artifacts.experiment_logits import (
     check_labelled,
     load_experiment,
 )
+from window_cascades.artifacts.experiment_logits import member_macs as experiment_member_macs
 from window_cascades.artifacts.fitted_file import read_fitted_cascade, write_fitted_cascade
+from window_cascades.artifacts.outputs_cache import default_cache_dir, prepare_from_cache
 from window_cascades.cascade import offline
 from window_cascades.cascade.bootstrap import Bootstrap
 from window_cascades.cascade.decisions import decide_logits
@@ -53,6 +55,7 @@ from window_cascades.cascade.policy_registry import (
 )
 from window_cascades.cascade.prepared_experiment import EnsembleLogits, prepare_experiment
 from window_cascades.commands.offline_plan import reported_with_target
+from window_cascades.commands.offline_preflight import check_members
 from window_cascades.commands.plugins import load_entry_point_plugins, load_plugins
 from window_cascades.uncertainty.score_registry import register_score, register_statistic
 from window_cascades.vocabulary.roles import DatasetRoles
@@ -62,6 +65,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "Logits",
+    "LogitsFolder",
     "Evaluation",
     "load_logits",
     "evaluate",
@@ -208,12 +212,57 @@ class Logits:
         return f"Logits(members={self.members}, datasets: {sizes})"
 
 
+@dataclass
+class LogitsFolder:
+    """Cached logits left on disk, evaluated through the outputs cache
+    (``window_cascades.artifacts.outputs_cache``, ``evaluate-logits --outputs-cache``): what
+    [`load_logits`][] returns with ``outputs_cache``. [`evaluate`][] and [`fit_cascade`][]
+    read each dataset's per-sample outputs from the cache (computed from the logits a block of
+    rows at a time the first time) instead of holding the logits.
+
+    Attributes:
+        logits_dir: the logits folder.
+        members: the members, in cascade order.
+        roles: dataset name -> role.
+        member_macs: each member's cost per sample (MACs, or 1 each).
+        cache_dir: the outputs cache's folder.
+
+    Example:
+        >>> import tempfile, torch
+        >>> import window_cascades as wc
+        >>> from window_cascades.artifacts.cached_logits import save_cached_logits
+        >>> folder = tempfile.mkdtemp()
+        >>> g = torch.Generator().manual_seed(0)
+        >>> for member in ("m0", "m1"):
+        ...     for dataset in ("val", "test"):
+        ...         labels = torch.arange(400) % 4
+        ...         logits = torch.randn(400, 4, generator=g) + 2 * torch.eye(4)[labels]
+        ...         _ = save_cached_logits(folder, member, dataset, logits, labels)
+        >>> roles = {"val": "heldout", "test": "id"}
+        >>> on_disk = wc.load_logits(folder, ["m0", "m1"], roles, outputs_cache=True)
+        >>> on_disk.cache_dir.name
+        '.outputs'
+        >>> result = wc.evaluate(on_disk, ["single", "ensemble"])  # writes the cache first
+        >>> result.value("expected_macs", "ensemble")
+        2.0
+        >>> sorted(p.name for p in on_disk.cache_dir.iterdir())
+        ['test', 'val']
+    """
+
+    logits_dir: Path
+    members: list[str]
+    roles: DatasetRoles
+    member_macs: list[float]
+    cache_dir: Path
+
+
 def load_logits(
     logits_dir: str | Path,
     members: Sequence[str],
     roles: Mapping[str, str],
     member_macs: Mapping[str, float] | None = None,
-) -> Logits:
+    outputs_cache: bool | str | Path = False,
+) -> Logits | LogitsFolder:
     """Read cached logits (``<logits_dir>/<member>/<dataset>.safetensors`` with ``meta.json``,
     as ``member predict`` and the pipeline write them; ``.npz``/``.npy`` files too) into a
     [`Logits`][].
@@ -225,10 +274,15 @@ def load_logits(
         roles: dataset name -> role (see [`Logits`][]); every dataset is read.
         member_macs: member name -> its cost per sample (MACs), overriding its ``meta.json``;
             None: each ``meta.json``'s, else every member counts 1.
+        outputs_cache: for logits larger than memory: True (the cache in
+            ``<logits_dir>/.outputs``) or the cache's folder; nothing is read now and a
+            [`LogitsFolder`][] is returned (scores with parameters chosen on data are then
+            refused by [`evaluate`][]).
 
     Returns:
         The logits, labels, roles and member costs, checked as the offline evaluator checks
-        them (``window_cascades.artifacts.experiment_logits``; a file is never unpickled).
+        them (``window_cascades.artifacts.experiment_logits``; a file is never unpickled); with
+        ``outputs_cache``, the folder to evaluate through the cache.
 
     Raises:
         FileNotFoundError: a member folder or a dataset's file is missing (the message names it).
@@ -250,6 +304,11 @@ def load_logits(
         ([0, 1, 2, 3, 0, 1], [1.0, 1.0])
     """
     roles = DatasetRoles(roles)
+    if outputs_cache is not False:
+        check_members(logits_dir, list(members))
+        macs, _ = experiment_member_macs(logits_dir, list(members), dict(member_macs or {}))
+        cache = default_cache_dir(logits_dir) if outputs_cache is True else Path(outputs_cache)
+        return LogitsFolder(Path(logits_dir), list(members), roles, macs, cache)
     data, stage_macs = load_experiment(logits_dir, list(members), roles, dict(member_macs or {}))
     return Logits(
         {name: d.logits for name, d in data.items()},
@@ -320,7 +379,25 @@ class Evaluation:
         return float(found[0])
 
 
-def _policies(policies: Sequence[str] | None, logits: Logits) -> list[str]:
+def _prepared(logits: Logits | LogitsFolder, score: str, temperature_scaling: bool):
+    """What every policy setting shares, from logits in memory or through the outputs cache."""
+    if isinstance(logits, LogitsFolder):
+        prepared, _ = prepare_from_cache(
+            logits.logits_dir,
+            logits.members,
+            logits.roles,
+            logits.member_macs,
+            score,
+            logits.cache_dir,
+            temperature_scaling,
+        )
+        return prepared
+    return prepare_experiment(
+        logits.data, logits.roles, logits.member_macs, score, temperature_scaling
+    )
+
+
+def _policies(policies: Sequence[str] | None, logits: Logits | LogitsFolder) -> list[str]:
     """The named policies, or every registered one (those that need an unlabelled test mixture
     only when there is an OOD set)."""
     if policies is not None:
@@ -348,7 +425,7 @@ def _policy_settings(
 
 
 def evaluate(
-    logits: Logits,
+    logits: Logits | LogitsFolder,
     policies: Sequence[str] | None = None,
     *,
     target: str = "cov@5",
@@ -370,7 +447,8 @@ def evaluate(
     ``window_cascades.cascade.offline``).
 
     Args:
-        logits: the members' logits, labels and roles ([`Logits`][], [`load_logits`][]).
+        logits: the members' logits, labels and roles ([`Logits`][], [`load_logits`][]), or
+            a [`LogitsFolder`][] evaluated through the outputs cache.
         policies: registered policy names (``--list-policies`` lists them, plugins' included);
             None: every registered policy (those that need an unlabelled test mixture, e.g.
             ``window_adjusted``, only when there is an ``ood`` set).
@@ -430,9 +508,7 @@ def evaluate(
     risks, coverages = reported_with_target(target, list(risks), list(coverages))
     metric_settings = MetricSettings(risks, coverages, ood_tpr=ood_tpr, definitions=definitions)
     resamples = Bootstrap(bootstrap, bootstrap_seed)
-    prepared = prepare_experiment(
-        logits.data, logits.roles, logits.member_macs, score, temperature_scaling
-    )
+    prepared = _prepared(logits, score, temperature_scaling)
     rows, fitted = offline.evaluate_policies(
         prepared, names, policy_settings, metric_settings, bootstrap=resamples
     )
@@ -445,7 +521,7 @@ def evaluate(
 
 
 def fit_cascade(
-    logits: Logits,
+    logits: Logits | LogitsFolder,
     policies: Sequence[str] | None = None,
     *,
     target: str = "cov@5",
@@ -497,9 +573,7 @@ def fit_cascade(
     policy_settings = _policy_settings(
         target, parameters, definitions, guarantee, guarantee_method, seed
     )
-    prepared = prepare_experiment(
-        logits.data, logits.roles, logits.member_macs, score, temperature_scaling
-    )
+    prepared = _prepared(logits, score, temperature_scaling)
     return offline.fit_cascade(prepared, _policies(policies, logits), policy_settings, ood_tpr)
 
 

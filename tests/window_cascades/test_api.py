@@ -82,6 +82,20 @@ def test_evaluate_in_memory_gives_the_rows_of_the_evaluate_logits_command(case, 
     assert result.fitted.temperatures is not None
 
 
+def test_logits_through_the_outputs_cache_give_the_rows_of_logits_in_memory(case, tmp_path):
+    kwargs = dict(target="cov@10", parameters={"width": 0.15}, temperature_scaling=True)
+    in_memory = wc.evaluate(wc.load_logits(case, ["m0", "m1", "m2"], ROLES), POLICIES, **kwargs)
+    folder = wc.load_logits(case, ["m0", "m1", "m2"], ROLES, outputs_cache=tmp_path / "cache")
+    assert isinstance(folder, wc.LogitsFolder) and folder.member_macs == [1e6, 2e6, 4e6]
+    cached = wc.evaluate(folder, POLICIES, **kwargs)
+    assert cached.rows == in_memory.rows
+    assert sorted(p.name for p in (tmp_path / "cache").iterdir()) == sorted(ROLES)
+    fitted = wc.fit_cascade(folder, ["window"], **kwargs)
+    assert fitted.policies["window"].to_dict() == in_memory.fitted.policies["window"].to_dict()
+    with pytest.raises(ValueError, match="--score gen: its parameters"):
+        wc.evaluate(folder, ["window"], score="gen")
+
+
 def test_numpy_and_torch_inputs_give_the_same_rows():
     rng = np.random.default_rng(0)
     y = {"a": rng.integers(0, 4, 250), "b": rng.integers(0, 4, 250)}
